@@ -1,0 +1,276 @@
+//! The benchmark's baseline: the reference MLP's training step written by hand as one fused
+//! function over plain buffers, calling `gemm` directly. No tape, no layers, no allocation
+//! after start-up: what a careful engineer would write for this one network.
+
+use std::time::Instant;
+
+use ember::tensor::random::Rng;
+use ember::Tensor;
+use gemm::Parallelism;
+
+const INPUTS: usize = 784;
+const HIDDEN: usize = 64;
+const CLASSES: usize = 10;
+const BATCH: usize = 32;
+
+pub struct Outcome {
+    pub epoch_seconds: Vec<f64>,
+    pub val_accuracy: f64,
+}
+
+/// `c (m×n) = a · b` (or `+=` with `accumulate`), with strides given as (row, col) pairs.
+#[allow(clippy::too_many_arguments)]
+fn gemm(
+    c: &mut [f32],
+    m: usize,
+    n: usize,
+    k: usize,
+    a: &[f32],
+    a_strides: (isize, isize),
+    b: &[f32],
+    b_strides: (isize, isize),
+    accumulate: bool,
+) {
+    // SAFETY: callers pass buffers that cover the strided matrices.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            c.as_mut_ptr(),
+            1,
+            n as isize,
+            accumulate,
+            a.as_ptr(),
+            a_strides.1,
+            a_strides.0,
+            b.as_ptr(),
+            b_strides.1,
+            b_strides.0,
+            1.0,
+            1.0,
+            false,
+            false,
+            false,
+            Parallelism::None,
+        )
+    }
+}
+
+struct AdamState {
+    m: Vec<f32>,
+    v: Vec<f32>,
+}
+
+impl AdamState {
+    fn new(n: usize) -> Self {
+        AdamState {
+            m: vec![0.0; n],
+            v: vec![0.0; n],
+        }
+    }
+
+    fn update(&mut self, w: &mut [f32], g: &[f32], alpha: f32) {
+        for (((w, &g), m), v) in w.iter_mut().zip(g).zip(&mut self.m).zip(&mut self.v) {
+            *m += (g - *m) * 0.1;
+            *v += (g * g - *v) * 0.001;
+            *w -= alpha * *m / (v.sqrt() + 1e-7);
+        }
+    }
+}
+
+/// Trains on rows `0..n_train` of `x` / `y` (one-hot), validates on the rest.
+pub fn train(x: &Tensor, y: &Tensor, n_train: usize, epochs: usize, seed: u64) -> Outcome {
+    let mut rng = Rng::seed(seed);
+    let glorot = |rng: &mut Rng, fan_in: usize, fan_out: usize| -> Vec<f32> {
+        let limit = (6.0 / (fan_in + fan_out) as f32).sqrt();
+        (0..fan_in * fan_out)
+            .map(|_| rng.uniform_range(-limit, limit))
+            .collect()
+    };
+    let mut w1 = glorot(&mut rng, INPUTS, HIDDEN);
+    let mut b1 = vec![0.0f32; HIDDEN];
+    let mut w2 = glorot(&mut rng, HIDDEN, CLASSES);
+    let mut b2 = vec![0.0f32; CLASSES];
+    let (mut aw1, mut ab1, mut aw2, mut ab2) = (
+        AdamState::new(w1.len()),
+        AdamState::new(HIDDEN),
+        AdamState::new(w2.len()),
+        AdamState::new(CLASSES),
+    );
+    let (mut gw1, mut gb1, mut gw2, mut gb2) = (
+        vec![0.0f32; w1.len()],
+        vec![0.0f32; HIDDEN],
+        vec![0.0f32; w2.len()],
+        vec![0.0f32; CLASSES],
+    );
+    let mut xb = vec![0.0f32; BATCH * INPUTS];
+    let mut yb = vec![0.0f32; BATCH * CLASSES];
+    let mut h = vec![0.0f32; BATCH * HIDDEN];
+    let mut z = vec![0.0f32; BATCH * CLASSES];
+    let mut dh = vec![0.0f32; BATCH * HIDDEN];
+    let (xd, yd) = (x.data(), y.data());
+    let mut order: Vec<usize> = (0..n_train).collect();
+    let mut step = 0i32;
+    let mut epoch_seconds = Vec::new();
+    let mut val_accuracy = 0.0;
+
+    for _ in 0..epochs {
+        let started = Instant::now();
+        rng.shuffle(&mut order);
+        for rows in order.chunks(BATCH) {
+            let b = rows.len();
+            for (i, &r) in rows.iter().enumerate() {
+                xb[i * INPUTS..(i + 1) * INPUTS].copy_from_slice(&xd[r * INPUTS..(r + 1) * INPUTS]);
+                yb[i * CLASSES..(i + 1) * CLASSES]
+                    .copy_from_slice(&yd[r * CLASSES..(r + 1) * CLASSES]);
+            }
+            // Forward: h = relu(x·w1 + b1), z = h·w2 + b2.
+            forward(
+                &xb[..b * INPUTS],
+                &w1,
+                &b1,
+                &w2,
+                &b2,
+                &mut h[..b * HIDDEN],
+                &mut z[..b * CLASSES],
+            );
+            // Softmax cross-entropy gradient, in place: dz = (softmax(z) - y) / b.
+            for (zr, yr) in z[..b * CLASSES].chunks_mut(CLASSES).zip(yb.chunks(CLASSES)) {
+                let max = zr.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+                let mut sum = 0.0;
+                for v in zr.iter_mut() {
+                    *v = (*v - max).exp();
+                    sum += *v;
+                }
+                for (v, &t) in zr.iter_mut().zip(yr) {
+                    *v = (*v / sum - t) / b as f32;
+                }
+            }
+            let dz = &z[..b * CLASSES];
+            // dw2 = hᵀ·dz, db2 = Σ dz, dh = dz·w2ᵀ ⊙ (h > 0)
+            gemm(
+                &mut gw2,
+                HIDDEN,
+                CLASSES,
+                b,
+                &h,
+                (1, HIDDEN as isize),
+                dz,
+                (CLASSES as isize, 1),
+                false,
+            );
+            column_sums(&mut gb2, dz, CLASSES);
+            gemm(
+                &mut dh[..b * HIDDEN],
+                b,
+                HIDDEN,
+                CLASSES,
+                dz,
+                (CLASSES as isize, 1),
+                &w2,
+                (1, CLASSES as isize),
+                false,
+            );
+            for (d, &hv) in dh[..b * HIDDEN].iter_mut().zip(&h) {
+                if hv <= 0.0 {
+                    *d = 0.0;
+                }
+            }
+            // dw1 = xᵀ·dh, db1 = Σ dh
+            gemm(
+                &mut gw1,
+                INPUTS,
+                HIDDEN,
+                b,
+                &xb,
+                (1, INPUTS as isize),
+                &dh,
+                (HIDDEN as isize, 1),
+                false,
+            );
+            column_sums(&mut gb1, &dh[..b * HIDDEN], HIDDEN);
+            // Adam, Keras's formulation.
+            step += 1;
+            let alpha = 0.001 * (1.0 - 0.999f32.powi(step)).sqrt() / (1.0 - 0.9f32.powi(step));
+            aw1.update(&mut w1, &gw1, alpha);
+            ab1.update(&mut b1, &gb1, alpha);
+            aw2.update(&mut w2, &gw2, alpha);
+            ab2.update(&mut b2, &gb2, alpha);
+        }
+        // Validation pass, as Ember's fit does every epoch.
+        let mut correct = 0;
+        let total = x.rows() - n_train;
+        for start in (n_train..x.rows()).step_by(BATCH) {
+            let b = BATCH.min(x.rows() - start);
+            let xs = &xd[start * INPUTS..(start + b) * INPUTS];
+            forward(
+                xs,
+                &w1,
+                &b1,
+                &w2,
+                &b2,
+                &mut h[..b * HIDDEN],
+                &mut z[..b * CLASSES],
+            );
+            for (i, zr) in z[..b * CLASSES].chunks(CLASSES).enumerate() {
+                let yr = &yd[(start + i) * CLASSES..(start + i + 1) * CLASSES];
+                correct += (ember::tensor::argmax(zr) == ember::tensor::argmax(yr)) as usize;
+            }
+        }
+        val_accuracy = correct as f64 / total.max(1) as f64;
+        epoch_seconds.push(started.elapsed().as_secs_f64());
+    }
+    Outcome {
+        epoch_seconds,
+        val_accuracy,
+    }
+}
+
+fn forward(
+    x: &[f32],
+    w1: &[f32],
+    b1: &[f32],
+    w2: &[f32],
+    b2: &[f32],
+    h: &mut [f32],
+    z: &mut [f32],
+) {
+    let b = x.len() / INPUTS;
+    for row in h.chunks_mut(HIDDEN) {
+        row.copy_from_slice(b1);
+    }
+    gemm(
+        h,
+        b,
+        HIDDEN,
+        INPUTS,
+        x,
+        (INPUTS as isize, 1),
+        w1,
+        (HIDDEN as isize, 1),
+        true,
+    );
+    h.iter_mut().for_each(|v| *v = v.max(0.0));
+    for row in z.chunks_mut(CLASSES) {
+        row.copy_from_slice(b2);
+    }
+    gemm(
+        z,
+        b,
+        CLASSES,
+        HIDDEN,
+        h,
+        (HIDDEN as isize, 1),
+        w2,
+        (CLASSES as isize, 1),
+        true,
+    );
+}
+
+fn column_sums(out: &mut [f32], m: &[f32], cols: usize) {
+    out.fill(0.0);
+    for row in m.chunks(cols) {
+        out.iter_mut().zip(row).for_each(|(o, v)| *o += v);
+    }
+}

@@ -1,0 +1,45 @@
+//! The `ember` command: train, summarise and benchmark models.
+
+mod bench;
+mod commands;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "ember",
+    version,
+    about = "Train, evaluate and benchmark neural networks"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Train a model file on its data, then report test accuracy.
+    Train(commands::train::TrainArgs),
+    /// Print a model file's layers, output shapes and parameter counts.
+    Summary(commands::summary::SummaryArgs),
+    /// Time the reference MNIST workload against a hand-written baseline.
+    Bench(bench::BenchArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Train(args) => commands::train::run(args),
+        Command::Summary(args) => commands::summary::run(args),
+        Command::Bench(args) => bench::run(args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,9 @@
+//! Reverse-mode automatic differentiation: the tape, its ops, and the gradient checker.
+
+pub mod gradcheck;
+pub(crate) mod ops;
+mod tape;
+
+pub use ops::elementwise::{BinaryOp, UnaryOp};
+pub use ops::loss::LossOp;
+pub use tape::{Tape, Var};

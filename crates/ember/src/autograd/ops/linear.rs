@@ -1,0 +1,211 @@
+//! Matrix products: plain `matmul`, and the fused dense op `activation(x · w + b)`.
+
+use crate::autograd::tape::{GradOut, Node, Tape, Var};
+use crate::error::{Error, Result};
+use crate::tensor::activation::Activation;
+use crate::tensor::matmul::{matmul, MatRef};
+
+impl Tape {
+    /// Matrix product of two 2-D tensors: (m, k) · (k, n) → (m, n).
+    pub fn matmul(&mut self, a: Var, b: Var) -> Result<Var> {
+        let (sa, sb) = (self.value(a).shape(), self.value(b).shape());
+        let (m, k, n) = match (sa, sb) {
+            ([m, k], [k2, n]) if k == k2 => (*m, *k, *n),
+            _ => {
+                return Err(Error::shape(
+                    "matmul",
+                    format!("cannot multiply {sa:?} by {sb:?}"),
+                ))
+            }
+        };
+        let requires_grad = self.requires_grad(a) || self.requires_grad(b);
+        let i = self.push(super::Op::MatMul(a, b), &[m, n], requires_grad);
+        let (before, out) = self.split(i);
+        matmul(
+            out.value.data_mut(),
+            MatRef::new(before[a.0].value.data(), m, k),
+            MatRef::new(before[b.0].value.data(), k, n),
+            false,
+        );
+        Ok(Var(i))
+    }
+
+    /// The dense layer in one op: `activation(x · w + b)` over the last axis of `x`.
+    /// x: (…, in), w: (in, units), b: (units) → (…, units).
+    /// Fused: the bias is the product's starting value and the activation runs in place,
+    /// so the layer writes its output once.
+    pub fn linear(
+        &mut self,
+        x: Var,
+        w: Var,
+        b: Option<Var>,
+        activation: Activation,
+    ) -> Result<Var> {
+        let (xs, ws) = (self.value(x).shape(), self.value(w).shape());
+        let (inputs, units) = match ws {
+            [i, u] => (*i, *u),
+            _ => {
+                return Err(Error::shape(
+                    "dense",
+                    format!("kernel must be 2-D, got {ws:?}"),
+                ))
+            }
+        };
+        if xs.last() != Some(&inputs) {
+            return Err(Error::shape(
+                "dense",
+                format!("input {xs:?} does not end in {inputs} features (kernel {ws:?})"),
+            ));
+        }
+        if let Some(b) = b {
+            if self.value(b).shape() != [units] {
+                return Err(Error::shape(
+                    "dense",
+                    format!("bias {:?} should be [{units}]", self.value(b).shape()),
+                ));
+            }
+        }
+        let rows = self.value(x).len() / inputs.max(1);
+        let mut shape = xs.to_vec();
+        *shape.last_mut().expect("checked above") = units;
+        let requires_grad = self.requires_grad(x)
+            || self.requires_grad(w)
+            || b.is_some_and(|b| self.requires_grad(b));
+        let op = super::Op::Linear {
+            x,
+            w,
+            b,
+            activation,
+        };
+        let i = self.push(op, &shape, requires_grad);
+        let (before, out) = self.split(i);
+        let out = out.value.data_mut();
+        if let Some(b) = b {
+            for row in out.chunks_mut(units) {
+                row.copy_from_slice(before[b.0].value.data());
+            }
+        }
+        matmul(
+            out,
+            MatRef::new(before[x.0].value.data(), rows, inputs),
+            MatRef::new(before[w.0].value.data(), inputs, units),
+            b.is_some(),
+        );
+        activation.apply(out, units);
+        Ok(Var(i))
+    }
+}
+
+pub(crate) fn backward_matmul(a: Var, b: Var, out: &Node, nodes: &mut [Node]) {
+    let g = out.grad.data();
+    let (m, k) = (nodes[a.0].value.shape()[0], nodes[a.0].value.shape()[1]);
+    let n = nodes[b.0].value.shape()[1];
+    if let Some(mut grad) = GradOut::take(nodes, a) {
+        // da = g · bᵀ
+        let acc = grad.accumulate;
+        let bv = MatRef::new(nodes[b.0].value.data(), k, n);
+        matmul(grad.buf.data_mut(), MatRef::new(g, m, n), bv.t(), acc);
+        grad.put(nodes);
+    }
+    if let Some(mut grad) = GradOut::take(nodes, b) {
+        // db = aᵀ · g
+        let acc = grad.accumulate;
+        let av = MatRef::new(nodes[a.0].value.data(), m, k);
+        matmul(grad.buf.data_mut(), av.t(), MatRef::new(g, m, n), acc);
+        grad.put(nodes);
+    }
+}
+
+pub(crate) fn backward_linear(
+    x: Var,
+    w: Var,
+    b: Option<Var>,
+    activation: Activation,
+    out: &Node,
+    nodes: &mut [Node],
+    scratch: &mut Vec<f32>,
+) {
+    let units = *out
+        .value
+        .shape()
+        .last()
+        .expect("dense output has a last axis");
+    let inputs = nodes[w.0].value.shape()[0];
+    let rows = out.value.len() / units.max(1);
+    // dz: the gradient before the activation. For a linear activation it is the output's.
+    let dz: &[f32] = if activation == Activation::Linear {
+        out.grad.data()
+    } else {
+        scratch.resize(out.value.len(), 0.0);
+        activation.backward(out.value.data(), out.grad.data(), scratch, units, false);
+        scratch
+    };
+    let dz_mat = MatRef::new(dz, rows, units);
+    if let Some(mut grad) = GradOut::take(nodes, w) {
+        // dw = xᵀ · dz
+        let acc = grad.accumulate;
+        let xv = MatRef::new(nodes[x.0].value.data(), rows, inputs);
+        matmul(grad.buf.data_mut(), xv.t(), dz_mat, acc);
+        grad.put(nodes);
+    }
+    if let Some(mut grad) = b.and_then(|b| GradOut::take_zeroed(nodes, b)) {
+        // db = column sums of dz
+        let gd = grad.buf.data_mut();
+        for row in dz.chunks(units) {
+            gd.iter_mut().zip(row).for_each(|(d, v)| *d += v);
+        }
+        grad.put(nodes);
+    }
+    if let Some(mut grad) = GradOut::take(nodes, x) {
+        // dx = dz · wᵀ (skipped for inputs: the first layer never pays for it)
+        let acc = grad.accumulate;
+        let wv = MatRef::new(nodes[w.0].value.data(), inputs, units);
+        matmul(grad.buf.data_mut(), dz_mat, wv.t(), acc);
+        grad.put(nodes);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::autograd::gradcheck::check_gradients;
+    use crate::tensor::activation::Activation;
+    use crate::{Tape, Tensor};
+
+    #[test]
+    fn matmul_gradients_match_finite_differences() {
+        check_gradients(&[&[3, 4], &[4, 2]], 7, |tape, v| tape.matmul(v[0], v[1])).unwrap();
+    }
+
+    #[test]
+    fn linear_gradients_match_finite_differences() {
+        for act in [
+            Activation::Linear,
+            Activation::Relu,
+            Activation::Sigmoid,
+            Activation::Tanh,
+            Activation::Softmax,
+        ] {
+            check_gradients(&[&[5, 3], &[3, 4], &[4]], 13, |tape, v| {
+                tape.linear(v[0], v[1], Some(v[2]), act)
+            })
+            .unwrap_or_else(|e| panic!("{act:?}: {e}"));
+            check_gradients(&[&[2, 3, 3], &[3, 2]], 17, |tape, v| {
+                tape.linear(v[0], v[1], None, act)
+            })
+            .unwrap_or_else(|e| panic!("{act:?} without bias, rank 3: {e}"));
+        }
+    }
+
+    #[test]
+    fn linear_equals_matmul_plus_bias_by_hand() {
+        let mut tape = Tape::new();
+        let x = tape.constant(&Tensor::new(&[1, 2], vec![1., 2.]).unwrap());
+        let w = tape.constant(&Tensor::new(&[2, 2], vec![1., -1., 2., 0.5]).unwrap());
+        let b = tape.constant(&Tensor::new(&[2], vec![0.5, -3.]).unwrap());
+        // [1, 2] · [[1, -1], [2, 0.5]] = [5, 0]; + b = [5.5, -3]; relu → [5.5, 0]
+        let y = tape.linear(x, w, Some(b), Activation::Relu).unwrap();
+        assert_eq!(tape.value(y).data(), &[5.5, 0.0]);
+        let bad = tape.constant(&Tensor::zeros(&[1, 3]));
+        assert!(tape.linear(bad, w, Some(b), Activation::Relu).is_err());
+    }
+}

@@ -1,0 +1,63 @@
+//! The recorded operations. Each file holds a family of ops: the forward computation (as a
+//! `Tape` method) and its gradient rule side by side.
+
+pub(crate) mod activation;
+pub(crate) mod elementwise;
+pub(crate) mod linear;
+pub(crate) mod loss;
+pub(crate) mod reduce;
+
+use super::tape::{Node, Var};
+use crate::tensor::activation::Activation;
+use elementwise::{BinaryOp, UnaryOp};
+use loss::LossOp;
+
+/// One recorded operation and its inputs.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) enum Op {
+    /// A parameter or a constant input: nothing to propagate to.
+    #[default]
+    Leaf,
+    Binary(BinaryOp, Var, Var),
+    Unary(UnaryOp, Var),
+    Scale(Var, f32),
+    Activation(Activation, Var),
+    Reshape(Var),
+    Sum(Var),
+    Mean(Var),
+    MatMul(Var, Var),
+    /// Fused dense layer: `activation(x · w + b)`.
+    Linear {
+        x: Var,
+        w: Var,
+        b: Option<Var>,
+        activation: Activation,
+    },
+    /// A loss of `prediction` against a constant `target`, averaged over the batch.
+    Loss(LossOp, Var, Var),
+}
+
+/// Propagates `out.grad` to the gradients of `out`'s inputs (all of which lie in `before`).
+pub(crate) fn backward(out: &Node, before: &mut [Node], scratch: &mut Vec<f32>) {
+    match out.op {
+        Op::Leaf => {}
+        Op::Binary(op, a, b) => elementwise::backward_binary(op, a, b, out, before),
+        Op::Unary(op, x) => elementwise::backward_unary(op, x, out, before),
+        Op::Scale(x, factor) => elementwise::backward_scale(x, factor, out, before),
+        Op::Activation(act, x) => activation::backward(act, x, out, before),
+        Op::Reshape(x) => reduce::backward_reshape(x, out, before),
+        Op::Sum(x) => reduce::backward_sum(x, 1.0, out, before),
+        Op::Mean(x) => {
+            let n = before[x.0].value.len().max(1) as f32;
+            reduce::backward_sum(x, 1.0 / n, out, before)
+        }
+        Op::MatMul(a, b) => linear::backward_matmul(a, b, out, before),
+        Op::Linear {
+            x,
+            w,
+            b,
+            activation,
+        } => linear::backward_linear(x, w, b, activation, out, before, scratch),
+        Op::Loss(op, prediction, target) => loss::backward(op, prediction, target, out, before),
+    }
+}

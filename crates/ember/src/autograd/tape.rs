@@ -1,0 +1,258 @@
+//! The tape: the forward pass records ops with their values; `backward` walks them in reverse.
+//!
+//! Parameters are the first nodes of the tape and live as long as it does; every other node
+//! belongs to one step and is forgotten by [`Tape::reset`]. A reset keeps the nodes' buffers,
+//! so a training loop that records the same ops every step allocates nothing after the first.
+
+use std::mem;
+
+use super::ops::{self, Op};
+use crate::error::{Error, Result};
+use crate::tensor::Tensor;
+
+/// A handle to a value recorded on a [`Tape`]. Handles to step nodes are valid until the
+/// next [`Tape::reset`]; handles to parameters stay valid for the tape's life.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Var(pub(crate) usize);
+
+#[derive(Debug, Default)]
+pub(crate) struct Node {
+    pub value: Tensor,
+    pub grad: Tensor,
+    /// `grad` holds this step's gradient (otherwise it is stale and gets overwritten).
+    pub has_grad: bool,
+    pub requires_grad: bool,
+    pub op: Op,
+    /// Values an op saves for its backward pass (softmax probabilities, …).
+    pub aux: Vec<f32>,
+}
+
+/// Records operations and computes gradients by reverse accumulation.
+///
+/// ```
+/// use ember::{Tape, Tensor};
+/// let mut tape = Tape::new();
+/// let x = tape.param(Tensor::new(&[2], vec![3.0, -1.0]).unwrap());
+/// let y = tape.mul(x, x).unwrap(); // y = x²
+/// let loss = tape.sum(y).unwrap();
+/// tape.backward(loss).unwrap();
+/// assert_eq!(tape.grad(x).unwrap().data(), &[6.0, -2.0]); // dy/dx = 2x
+/// ```
+#[derive(Debug, Default)]
+pub struct Tape {
+    nodes: Vec<Node>,
+    /// Nodes in use; `nodes[len..]` are spare buffers kept for reuse.
+    len: usize,
+    num_params: usize,
+    /// Scratch space an op's backward pass may use (reused between steps).
+    pub(crate) scratch: Vec<f32>,
+}
+
+impl Tape {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Registers a trainable parameter; it persists across [`Tape::reset`].
+    /// Parameters must be added before a step is recorded (adding one resets the tape).
+    pub fn param(&mut self, value: Tensor) -> Var {
+        self.reset();
+        let i = self.len;
+        if i == self.nodes.len() {
+            self.nodes.push(Node::default());
+        } else if i < self.nodes.len() {
+            // Keep the spare node's buffers for the next step: move it to the end.
+            let spare = mem::take(&mut self.nodes[i]);
+            self.nodes.push(spare);
+        }
+        self.nodes[i] = Node {
+            value,
+            requires_grad: true,
+            op: Op::Leaf,
+            ..Node::default()
+        };
+        self.len += 1;
+        self.num_params += 1;
+        Var(i)
+    }
+
+    /// Records a constant input (no gradient), copying `value`.
+    pub fn constant(&mut self, value: &Tensor) -> Var {
+        let i = self.push(Op::Leaf, value.shape(), false);
+        self.nodes[i].value.data_mut().copy_from_slice(value.data());
+        Var(i)
+    }
+
+    /// Records the rows `rows` of `source` as a constant input: a mini-batch, gathered
+    /// straight into the tape's buffer.
+    pub fn constant_rows(&mut self, source: &Tensor, rows: &[usize]) -> Result<Var> {
+        let i = self.push(Op::Leaf, &[], false);
+        source.gather_rows_into(rows, &mut self.nodes[i].value)?;
+        Ok(Var(i))
+    }
+
+    /// The value of a recorded variable.
+    pub fn value(&self, v: Var) -> &Tensor {
+        &self.nodes[v.0].value
+    }
+
+    /// The gradient of the last `backward` call with respect to `v`, if it reached `v`.
+    pub fn grad(&self, v: Var) -> Option<&Tensor> {
+        let node = &self.nodes[v.0];
+        node.has_grad.then_some(&node.grad)
+    }
+
+    /// Whether gradients flow to `v` (parameters, and anything computed from them).
+    pub fn requires_grad(&self, v: Var) -> bool {
+        self.nodes[v.0].requires_grad
+    }
+
+    /// Forgets every node but the parameters, and the parameters' gradients; buffers are kept.
+    pub fn reset(&mut self) {
+        self.len = self.num_params;
+        for node in &mut self.nodes[..self.num_params] {
+            node.has_grad = false;
+        }
+    }
+
+    /// The parameters, in the order they were registered.
+    pub fn params(&self) -> impl Iterator<Item = Var> {
+        (0..self.num_params).map(Var)
+    }
+
+    pub fn num_params(&self) -> usize {
+        self.num_params
+    }
+
+    /// Mutable access to a parameter's value (for optimizers and loading weights).
+    pub fn param_mut(&mut self, v: Var) -> &mut Tensor {
+        assert!(v.0 < self.num_params, "{v:?} is not a parameter");
+        &mut self.nodes[v.0].value
+    }
+
+    /// Each parameter's value with its gradient from the last `backward` (None if none reached it).
+    pub fn params_and_grads_mut(&mut self) -> impl Iterator<Item = (&mut Tensor, Option<&Tensor>)> {
+        self.nodes[..self.num_params]
+            .iter_mut()
+            .map(|node| (&mut node.value, node.has_grad.then_some(&node.grad)))
+    }
+
+    /// Back-propagates from a scalar `loss`: afterwards [`Tape::grad`] holds d loss / d v.
+    pub fn backward(&mut self, loss: Var) -> Result<()> {
+        let shape = self.value(loss).shape();
+        if self.value(loss).len() != 1 {
+            return Err(Error::shape(
+                "backward",
+                format!("the loss must be a scalar, got shape {shape:?}"),
+            ));
+        }
+        let seed = Tensor::full(&self.value(loss).shape().to_vec(), 1.0);
+        self.backward_from(loss, &seed)
+    }
+
+    /// Back-propagates from `output` with `seed` as its gradient (a vector-Jacobian product).
+    pub fn backward_from(&mut self, output: Var, seed: &Tensor) -> Result<()> {
+        if seed.shape() != self.value(output).shape() {
+            return Err(Error::shape(
+                "backward",
+                format!(
+                    "seed gradient {:?} does not match output {:?}",
+                    seed.shape(),
+                    self.value(output).shape()
+                ),
+            ));
+        }
+        for node in &mut self.nodes[..self.len] {
+            node.has_grad = false;
+        }
+        let out = &mut self.nodes[output.0];
+        if !out.requires_grad {
+            return Ok(());
+        }
+        out.grad.clone_from(seed);
+        out.has_grad = true;
+        for i in (self.num_params..=output.0).rev() {
+            if !self.nodes[i].has_grad {
+                continue;
+            }
+            let (before, rest) = self.nodes.split_at_mut(i);
+            ops::backward(&rest[0], before, &mut self.scratch);
+        }
+        Ok(())
+    }
+
+    /// Appends a step node of `shape` (contents unspecified) and returns its index.
+    pub(crate) fn push(&mut self, op: Op, shape: &[usize], requires_grad: bool) -> usize {
+        let i = self.len;
+        if i == self.nodes.len() {
+            self.nodes.push(Node::default());
+        }
+        let node = &mut self.nodes[i];
+        node.value.reset_to_shape(shape);
+        node.op = op;
+        node.has_grad = false;
+        node.requires_grad = requires_grad;
+        self.len += 1;
+        i
+    }
+
+    /// Nodes before `i` (read-only inputs) and node `i` itself (the output being computed).
+    pub(crate) fn split(&mut self, i: usize) -> (&[Node], &mut Node) {
+        let (before, rest) = self.nodes.split_at_mut(i);
+        (before, &mut rest[0])
+    }
+}
+
+/// A gradient buffer taken out of its node while a backward rule fills it in.
+pub(crate) struct GradOut {
+    var: usize,
+    pub buf: Tensor,
+    /// Add to `buf` (another path already wrote this step's gradient) instead of overwriting.
+    pub accumulate: bool,
+}
+
+impl GradOut {
+    /// Takes `v`'s gradient buffer, shaped like its value, or None when `v` needs no gradient.
+    pub fn take(nodes: &mut [Node], v: Var) -> Option<GradOut> {
+        let node = &mut nodes[v.0];
+        if !node.requires_grad {
+            return None;
+        }
+        let mut buf = mem::take(&mut node.grad);
+        let accumulate = node.has_grad;
+        if !accumulate {
+            buf.reset_to_shape(node.value.shape());
+        }
+        Some(GradOut {
+            var: v.0,
+            buf,
+            accumulate,
+        })
+    }
+
+    /// Like `take`, but zeroed when not accumulating, so the rule can always add.
+    pub fn take_zeroed(nodes: &mut [Node], v: Var) -> Option<GradOut> {
+        let mut g = Self::take(nodes, v)?;
+        if !g.accumulate {
+            g.buf.data_mut().fill(0.0);
+            g.accumulate = true;
+        }
+        Some(g)
+    }
+
+    /// Writes `value` at `i`, or adds it when accumulating.
+    #[inline(always)]
+    pub fn store(data: &mut [f32], i: usize, value: f32, accumulate: bool) {
+        if accumulate {
+            data[i] += value;
+        } else {
+            data[i] = value;
+        }
+    }
+
+    pub fn put(self, nodes: &mut [Node]) {
+        let node = &mut nodes[self.var];
+        node.grad = self.buf;
+        node.has_grad = true;
+    }
+}

@@ -1,0 +1,49 @@
+//! Ember: a deep-learning toolkit with Keras's vocabulary and Rust's speed.
+//!
+//! ```
+//! use ember::prelude::*;
+//!
+//! let mut model = Sequential::with_seed(&[2], 7);
+//! model.add(Dense::new(4).activation(Activation::Tanh)).unwrap();
+//! model.add(Dense::new(1).activation(Activation::Sigmoid)).unwrap();
+//! model.compile(Adam::new(0.05), Loss::BinaryCrossentropy, &[Metric::Accuracy]).unwrap();
+//!
+//! // XOR.
+//! let x = Tensor::new(&[4, 2], vec![0., 0., 0., 1., 1., 0., 1., 1.]).unwrap();
+//! let y = Tensor::new(&[4, 1], vec![0., 1., 1., 0.]).unwrap();
+//! let options = FitOptions { epochs: 300, batch_size: 4, verbose: Verbosity::Silent, ..Default::default() };
+//! model.fit(&x, &y, &options).unwrap();
+//! assert_eq!(model.evaluate(&x, &y, 4).unwrap().accuracy, Some(1.0));
+//! ```
+
+pub mod autograd;
+pub mod data;
+mod error;
+pub mod loss;
+pub mod metrics;
+pub mod nn;
+pub mod optim;
+pub mod spec;
+pub mod tensor;
+pub mod train;
+
+pub use autograd::{Tape, Var};
+pub use data::{read_idx, to_categorical, Mnist};
+pub use error::{Error, Result};
+pub use loss::Loss;
+pub use metrics::Metric;
+pub use nn::{ActivationLayer, Dense, Layer, LayerConfig};
+pub use optim::{Adam, Optimizer, RmsProp, Sgd};
+pub use spec::ModelSpec;
+pub use tensor::activation::Activation;
+pub use tensor::threads::{num_threads, set_num_threads};
+pub use tensor::Tensor;
+pub use train::{Evaluation, FitOptions, History, Sequential, Verbosity};
+
+/// Everything a training script needs, in one `use`.
+pub mod prelude {
+    pub use crate::{
+        to_categorical, Activation, ActivationLayer, Adam, Dense, FitOptions, History, Loss,
+        Metric, Mnist, Optimizer, RmsProp, Sequential, Sgd, Tensor, Verbosity,
+    };
+}

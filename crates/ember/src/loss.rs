@@ -1,0 +1,127 @@
+//! Losses by their Keras names, and how each pairs with the model's output activation.
+
+use serde::{Deserialize, Serialize};
+
+use crate::autograd::{LossOp, Tape, Var};
+use crate::error::Result;
+use crate::metrics::AccuracyKind;
+use crate::tensor::activation::Activation;
+
+/// A training loss, named as in Keras (`loss="categorical_crossentropy"`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Loss {
+    /// One-hot targets; the model outputs probabilities (softmax).
+    CategoricalCrossentropy,
+    /// Integer class targets; the model outputs probabilities (softmax).
+    SparseCategoricalCrossentropy,
+    /// 0/1 targets; the model outputs probabilities (sigmoid).
+    BinaryCrossentropy,
+    #[serde(alias = "mse")]
+    MeanSquaredError,
+}
+
+impl Loss {
+    pub fn name(self) -> &'static str {
+        match self {
+            Loss::CategoricalCrossentropy => "categorical_crossentropy",
+            Loss::SparseCategoricalCrossentropy => "sparse_categorical_crossentropy",
+            Loss::BinaryCrossentropy => "binary_crossentropy",
+            Loss::MeanSquaredError => "mean_squared_error",
+        }
+    }
+
+    /// Records the loss of a model whose last layer produced `logits` and ends with
+    /// `activation`. Returns (loss, model output). A softmax (sigmoid) output with the
+    /// matching cross-entropy is fused into one op computed from the logits, which is
+    /// what Keras does too: exact for any logit, and cheaper.
+    pub fn record(
+        self,
+        tape: &mut Tape,
+        logits: Var,
+        activation: Activation,
+        target: Var,
+    ) -> Result<(Var, Var)> {
+        let fused = match (self, activation) {
+            (Loss::CategoricalCrossentropy, Activation::Softmax) => {
+                Some(LossOp::SoftmaxCrossEntropy)
+            }
+            (Loss::SparseCategoricalCrossentropy, Activation::Softmax) => {
+                Some(LossOp::SparseSoftmaxCrossEntropy)
+            }
+            (Loss::BinaryCrossentropy, Activation::Sigmoid) => {
+                Some(LossOp::SigmoidBinaryCrossEntropy)
+            }
+            _ => None,
+        };
+        let output = tape.activation(activation, logits)?;
+        let loss = match fused {
+            Some(op) => tape.loss(op, logits, target)?,
+            None => {
+                let op = match self {
+                    Loss::CategoricalCrossentropy => LossOp::CrossEntropy,
+                    Loss::SparseCategoricalCrossentropy => LossOp::SparseCrossEntropy,
+                    Loss::BinaryCrossentropy => LossOp::BinaryCrossEntropy,
+                    Loss::MeanSquaredError => LossOp::MeanSquaredError,
+                };
+                tape.loss(op, output, target)?
+            }
+        };
+        Ok((loss, output))
+    }
+
+    /// Which accuracy "accuracy" means with this loss (Keras's rule): sparse for the sparse
+    /// cross-entropy, binary for binary cross-entropy or a single output, else categorical.
+    pub fn accuracy_kind(self, outputs: usize) -> AccuracyKind {
+        match self {
+            Loss::SparseCategoricalCrossentropy => AccuracyKind::Sparse,
+            Loss::BinaryCrossentropy => AccuracyKind::Binary,
+            _ if outputs == 1 => AccuracyKind::Binary,
+            _ => AccuracyKind::Categorical,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Tensor;
+
+    #[test]
+    fn fused_and_unfused_paths_agree() {
+        // A softmax output with categorical cross-entropy (fused) equals cross-entropy
+        // computed on the softmax probabilities (unfused, via a linear output + softmax layer).
+        let logits = Tensor::new(&[2, 3], vec![0.5, -1.0, 2.0, 0.1, 0.2, -0.3]).unwrap();
+        let y = Tensor::new(&[2, 3], vec![0., 0., 1., 0., 1., 0.]).unwrap();
+        let mut tape = Tape::new();
+        let z = tape.param(logits);
+        let t = tape.constant(&y);
+        let (fused, out) = Loss::CategoricalCrossentropy
+            .record(&mut tape, z, Activation::Softmax, t)
+            .unwrap();
+        let probs = tape.value(out).clone();
+        let p = tape.constant(&probs);
+        let (plain, _) = Loss::CategoricalCrossentropy
+            .record(&mut tape, p, Activation::Linear, t)
+            .unwrap();
+        let (a, b) = (
+            tape.value(fused).item().unwrap(),
+            tape.value(plain).item().unwrap(),
+        );
+        assert!((a - b).abs() < 1e-6, "{a} vs {b}");
+    }
+
+    #[test]
+    fn names_parse_like_keras() {
+        let l: Loss = toml::Value::String("mse".into()).try_into().unwrap();
+        assert_eq!(l, Loss::MeanSquaredError);
+        assert_eq!(
+            Loss::CategoricalCrossentropy.accuracy_kind(10),
+            AccuracyKind::Categorical
+        );
+        assert_eq!(
+            Loss::MeanSquaredError.accuracy_kind(1),
+            AccuracyKind::Binary
+        );
+    }
+}

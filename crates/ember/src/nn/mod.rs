@@ -1,0 +1,51 @@
+//! Layers: each a plain struct with `build` (create parameters for an input shape) and
+//! `forward`; one layer per file.
+
+mod activation;
+mod config;
+mod dense;
+pub mod init;
+
+pub use activation::ActivationLayer;
+pub use config::LayerConfig;
+pub use dense::Dense;
+
+use crate::autograd::{Tape, Var};
+use crate::error::Result;
+use crate::tensor::activation::Activation;
+use crate::tensor::random::Rng;
+
+/// A network layer. Shapes passed to `build` exclude the batch axis.
+pub trait Layer: Send {
+    /// The Keras class name ("Dense").
+    fn kind(&self) -> &'static str;
+
+    /// Creates the layer's parameters on `tape` for inputs of `input_shape`, and returns the
+    /// output shape.
+    fn build(
+        &mut self,
+        tape: &mut Tape,
+        input_shape: &[usize],
+        rng: &mut Rng,
+    ) -> Result<Vec<usize>>;
+
+    /// Computes the layer's output for a batch `x`.
+    fn forward(&self, tape: &mut Tape, x: Var, training: bool) -> Result<Var>;
+
+    /// The activation the layer ends with, which a loss may fuse (softmax or sigmoid
+    /// with a cross-entropy).
+    fn final_activation(&self) -> Activation {
+        Activation::Linear
+    }
+
+    /// The output before [`Layer::final_activation`].
+    fn forward_logits(&self, tape: &mut Tape, x: Var, training: bool) -> Result<Var> {
+        self.forward(tape, x, training)
+    }
+
+    /// The layer's parameters with their Keras names ("kernel", "bias").
+    fn params(&self) -> Vec<(&'static str, Var)>;
+
+    /// The configuration that rebuilds this layer (for model files).
+    fn config(&self) -> LayerConfig;
+}

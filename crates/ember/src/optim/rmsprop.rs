@@ -1,0 +1,83 @@
+//! RMSprop, Keras's formulation (epsilon inside the square root, optional momentum).
+
+use serde::{Deserialize, Serialize};
+
+use super::Slots;
+use crate::autograd::Tape;
+
+/// Keras `RMSprop()`: learning_rate 0.001, rho 0.9, momentum 0, epsilon 1e-7.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RmsProp {
+    pub learning_rate: f32,
+    pub rho: f32,
+    pub momentum: f32,
+    pub epsilon: f32,
+    #[serde(skip)]
+    mean_square: Slots,
+    #[serde(skip)]
+    velocity: Slots,
+}
+
+impl Default for RmsProp {
+    fn default() -> Self {
+        RmsProp {
+            learning_rate: 0.001,
+            rho: 0.9,
+            momentum: 0.0,
+            epsilon: 1e-7,
+            mean_square: Slots::default(),
+            velocity: Slots::default(),
+        }
+    }
+}
+
+impl RmsProp {
+    pub fn new(learning_rate: f32) -> Self {
+        RmsProp {
+            learning_rate,
+            ..Self::default()
+        }
+    }
+
+    pub(crate) fn step(&mut self, tape: &mut Tape) {
+        let (lr, rho, mu, eps) = (self.learning_rate, self.rho, self.momentum, self.epsilon);
+        for (i, (w, g)) in tape.params_and_grads_mut().enumerate() {
+            let Some(g) = g else { continue };
+            let ms = self.mean_square.get(i, w);
+            if mu == 0.0 {
+                for ((w, &g), s) in w.data_mut().iter_mut().zip(g.data()).zip(ms) {
+                    *s = rho * *s + (1.0 - rho) * g * g;
+                    *w -= lr * g / (*s + eps).sqrt();
+                }
+            } else {
+                let velocity = self.velocity.get(i, w);
+                for (((w, &g), s), m) in w.data_mut().iter_mut().zip(g.data()).zip(ms).zip(velocity)
+                {
+                    *s = rho * *s + (1.0 - rho) * g * g;
+                    *m = mu * *m + lr * g / (*s + eps).sqrt();
+                    *w -= *m;
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Optimizer, Tensor};
+
+    #[test]
+    fn one_step_by_hand() {
+        let mut tape = Tape::new();
+        let w = tape.param(Tensor::new(&[1], vec![1.0]).unwrap());
+        let s = tape.scale(w, 2.0).unwrap(); // g = 2
+        let l = tape.sum(s).unwrap();
+        tape.backward(l).unwrap();
+        Optimizer::from(RmsProp::new(0.01)).step(&mut tape);
+        // s = 0.1·4 = 0.4; w = 1 - 0.01·2/sqrt(0.4 + 1e-7)
+        let expected = 1.0 - 0.02 / (0.4f64 + 1e-7).sqrt();
+        assert!((tape.value(w).data()[0] as f64 - expected).abs() < 1e-6);
+    }
+}

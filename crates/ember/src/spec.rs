@@ -1,0 +1,472 @@
+//! The declarative model file (TOML), both ways: file → `Sequential` and `Sequential` → file.
+//!
+//! ```toml
+//! [model]
+//! input_shape = [784]
+//!
+//! [[layers]]
+//! type = "dense"
+//! units = 64
+//! activation = "relu"
+//!
+//! [compile]
+//! optimizer = { type = "adam", learning_rate = 0.001 }
+//! loss = "categorical_crossentropy"
+//! metrics = ["accuracy"]
+//!
+//! [fit]
+//! epochs = 10
+//! batch_size = 32
+//! validation_split = 0.2
+//!
+//! [data]
+//! format = "mnist"
+//! dir = "../data/mnist"
+//! ```
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::data::{to_categorical, Mnist};
+use crate::error::{Error, Result};
+use crate::loss::Loss;
+use crate::metrics::Metric;
+use crate::nn::LayerConfig;
+use crate::optim::Optimizer;
+use crate::tensor::Tensor;
+use crate::train::{FitOptions, Sequential};
+
+/// A whole model file.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelSpec {
+    pub model: ModelSection,
+    pub layers: Vec<LayerConfig>,
+    pub compile: CompileSpec,
+    #[serde(default)]
+    pub fit: FitSpec,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data: Option<DataSpec>,
+}
+
+/// `[model]`: the input every sample has.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelSection {
+    /// Shape of one sample, without the batch axis.
+    pub input_shape: Vec<usize>,
+}
+
+/// `[compile]`: Keras's compile arguments.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CompileSpec {
+    pub optimizer: Optimizer,
+    pub loss: Loss,
+    #[serde(default)]
+    pub metrics: Vec<Metric>,
+}
+
+/// `[fit]`: Keras's fit arguments, with its defaults.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct FitSpec {
+    pub epochs: usize,
+    pub batch_size: usize,
+    pub validation_split: f32,
+    pub shuffle: bool,
+    /// Seeds weight initialisation and shuffling.
+    pub seed: u64,
+}
+
+impl Default for FitSpec {
+    fn default() -> Self {
+        FitSpec {
+            epochs: 1,
+            batch_size: 32,
+            validation_split: 0.0,
+            shuffle: true,
+            seed: 0,
+        }
+    }
+}
+
+impl FitSpec {
+    pub fn options(&self) -> FitOptions<'static> {
+        FitOptions {
+            epochs: self.epochs,
+            batch_size: self.batch_size,
+            validation_split: self.validation_split,
+            shuffle: self.shuffle,
+            seed: Some(self.seed),
+            ..FitOptions::default()
+        }
+    }
+}
+
+/// `[data]`: where the training and test data come from and how they are prepared.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DataSpec {
+    pub format: DataFormat,
+    /// Folder of the data, relative to the model file.
+    pub dir: PathBuf,
+    /// Inputs are divided by this (255 turns bytes into [0, 1]).
+    #[serde(default = "one")]
+    pub scale: f32,
+    /// Flatten each sample to one axis (28×28 images → 784 features).
+    #[serde(default)]
+    pub flatten: bool,
+    /// One-hot encode the labels (for categorical_crossentropy); otherwise class indices.
+    #[serde(default)]
+    pub one_hot: bool,
+}
+
+fn one() -> f32 {
+    1.0
+}
+
+/// Data formats a model file can name.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DataFormat {
+    /// A folder with the four MNIST-named IDX files, plain or gzip.
+    Mnist,
+}
+
+/// Training and test data, prepared as the data section asks.
+#[derive(Clone, Debug)]
+pub struct Dataset {
+    pub x_train: Tensor,
+    pub y_train: Tensor,
+    pub x_test: Tensor,
+    pub y_test: Tensor,
+}
+
+impl ModelSpec {
+    /// Reads and checks a model file. Errors name the file, the line and the field.
+    pub fn from_file(path: impl AsRef<Path>) -> Result<Self> {
+        let path = path.as_ref();
+        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+        Self::parse(&text, path)
+    }
+
+    /// Parses model-file text; `path` is used in error messages.
+    pub fn parse(text: &str, path: &Path) -> Result<Self> {
+        let line_of = |span: Option<std::ops::Range<usize>>| {
+            span.map(|s| text[..s.start.min(text.len())].matches('\n').count() + 1)
+        };
+        let deserializer = toml::Deserializer::parse(text).map_err(|e| Error::Spec {
+            path: path.to_path_buf(),
+            line: line_of(e.span()),
+            field: "syntax".into(),
+            message: e.message().trim().to_string(),
+        })?;
+        let spec: ModelSpec = serde_path_to_error::deserialize(deserializer).map_err(|e| {
+            let mut field = e.path().to_string();
+            let inner = e.into_inner();
+            let message = inner.message().trim().to_string();
+            let mut line = line_of(inner.span());
+            // Tagged tables (layers, optimizers) report errors at the table: find the key.
+            if let Some((key, key_line)) = offending_key(text, &field, &message, inner.span()) {
+                field = format!("{field}.{key}");
+                line = Some(key_line);
+            }
+            Error::Spec {
+                path: path.to_path_buf(),
+                line,
+                field: if field == "." {
+                    "(top level)".into()
+                } else {
+                    field
+                },
+                message,
+            }
+        })?;
+        spec.validate().map_err(|(field, message)| Error::Spec {
+            path: path.to_path_buf(),
+            line: None,
+            field,
+            message,
+        })?;
+        Ok(spec)
+    }
+
+    /// Checks values that parse but make no sense; returns (field, message).
+    fn validate(&self) -> Result<(), (String, String)> {
+        let shape = &self.model.input_shape;
+        if shape.is_empty() || shape.contains(&0) {
+            return Err((
+                "model.input_shape".into(),
+                format!("must be non-empty with positive sizes, got {shape:?}"),
+            ));
+        }
+        if self.layers.is_empty() {
+            return Err(("layers".into(), "the model needs at least one layer".into()));
+        }
+        for (i, layer) in self.layers.iter().enumerate() {
+            if let LayerConfig::Dense { units: 0, .. } = layer {
+                return Err((format!("layers[{i}].units"), "must be at least 1".into()));
+            }
+        }
+        self.compile
+            .optimizer
+            .validate()
+            .map_err(|m| ("compile.optimizer".to_string(), m))?;
+        if self.fit.epochs == 0 {
+            return Err(("fit.epochs".into(), "must be at least 1".into()));
+        }
+        if self.fit.batch_size == 0 {
+            return Err(("fit.batch_size".into(), "must be at least 1".into()));
+        }
+        if !(0.0..1.0).contains(&self.fit.validation_split) {
+            return Err((
+                "fit.validation_split".into(),
+                format!("must be in [0, 1), got {}", self.fit.validation_split),
+            ));
+        }
+        if let Some(data) = &self.data {
+            if !(data.scale.is_finite() && data.scale > 0.0) {
+                return Err((
+                    "data.scale".into(),
+                    format!("must be a positive number, got {}", data.scale),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Builds and compiles the model, seeded with `fit.seed`.
+    pub fn build(&self) -> Result<Sequential> {
+        let mut model = Sequential::with_seed(&self.model.input_shape, self.fit.seed);
+        for layer in &self.layers {
+            model.add_boxed(layer.to_layer())?;
+        }
+        model.compile(
+            self.compile.optimizer.clone(),
+            self.compile.loss,
+            &self.compile.metrics,
+        )?;
+        Ok(model)
+    }
+
+    /// The spec of a compiled model, with the given fit settings (the other direction).
+    pub fn from_model(model: &Sequential, fit: FitSpec, data: Option<DataSpec>) -> Result<Self> {
+        let compiled = model.compiled("ModelSpec::from_model")?;
+        Ok(ModelSpec {
+            model: ModelSection {
+                input_shape: model.input_shape().to_vec(),
+            },
+            layers: model.layers().map(|(_, l)| l.config()).collect(),
+            compile: CompileSpec {
+                optimizer: compiled.optimizer,
+                loss: compiled.loss,
+                metrics: compiled
+                    .accuracy
+                    .map(|_| Metric::Accuracy)
+                    .into_iter()
+                    .collect(),
+            },
+            fit,
+            data,
+        })
+    }
+
+    /// The spec as model-file text.
+    pub fn to_toml(&self) -> Result<String> {
+        toml::to_string(self)
+            .map_err(|e| Error::invalid(format!("cannot write the model file: {e}")))
+    }
+}
+
+/// For an error reported at a table (`layers[0]`) about a bad value, the key inside the table
+/// that holds that value, and its line: serde's tagged enums lose the key itself.
+fn offending_key(
+    text: &str,
+    field: &str,
+    message: &str,
+    span: Option<std::ops::Range<usize>>,
+) -> Option<(String, usize)> {
+    // The bad value, as the message quotes it: unknown variant `x` / invalid type: string "x".
+    let quoted = |open: char, close: char| {
+        let start = message.find(open)? + 1;
+        let end = start + message[start..].find(close)?;
+        Some(message[start..end].to_string())
+    };
+    let bad = if message.starts_with("unknown variant") {
+        quoted('`', '`')?
+    } else if message.starts_with("invalid type: string") {
+        quoted('"', '"')?
+    } else {
+        return None;
+    };
+    let root: toml::Table = toml::from_str(text).ok()?;
+    let mut node = toml::Value::Table(root);
+    for part in field.split('.').filter(|p| !p.is_empty()) {
+        let (name, index) = match part.split_once('[') {
+            Some((name, rest)) => (name, rest.trim_end_matches(']').parse::<usize>().ok()),
+            None => (part, None),
+        };
+        node = node.get(name)?.clone();
+        if let Some(i) = index {
+            node = node.get(i)?.clone();
+        }
+    }
+    let (key, _) = node
+        .as_table()?
+        .iter()
+        .find(|(_, v)| v.as_str() == Some(bad.as_str()))?;
+    // The key's line: the first line at or after the table's start that assigns it.
+    let start = span.map_or(0, |s| s.start.min(text.len()));
+    let first_line = text[..start].matches('\n').count();
+    let offset = text.lines().skip(first_line).position(|l| {
+        l.trim_start().starts_with(key.as_str()) || l.contains(&format!(" {key} ="))
+    })?;
+    Some((key.clone(), first_line + offset + 1))
+}
+
+impl DataSpec {
+    /// Loads and prepares the data; a relative `dir` is taken from `base` (the model file's folder).
+    pub fn load(&self, base: &Path) -> Result<Dataset> {
+        self.load_from(&base.join(&self.dir))
+    }
+
+    /// Loads and prepares the data from `dir`, ignoring the file's `dir`.
+    pub fn load_from(&self, dir: &Path) -> Result<Dataset> {
+        match self.format {
+            DataFormat::Mnist => {
+                let mnist = Mnist::load(dir)?;
+                Ok(Dataset {
+                    x_train: self.prepare_inputs(mnist.train_images)?,
+                    y_train: self.prepare_labels(&mnist.train_labels)?,
+                    x_test: self.prepare_inputs(mnist.test_images)?,
+                    y_test: self.prepare_labels(&mnist.test_labels)?,
+                })
+            }
+        }
+    }
+
+    fn prepare_inputs(&self, mut x: Tensor) -> Result<Tensor> {
+        if self.scale != 1.0 {
+            x.scale_in_place(1.0 / self.scale);
+        }
+        if self.flatten {
+            let (rows, row_len) = (x.rows(), x.row_len());
+            x = x.reshape(&[rows, row_len])?;
+        }
+        Ok(x)
+    }
+
+    fn prepare_labels(&self, y: &Tensor) -> Result<Tensor> {
+        if self.one_hot {
+            to_categorical(y, None)
+        } else {
+            Ok(y.clone())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const VALID: &str = r#"
+[model]
+input_shape = [4]
+
+[[layers]]
+type = "dense"
+units = 8
+activation = "relu"
+
+[[layers]]
+type = "dense"
+units = 3
+activation = "softmax"
+
+[compile]
+optimizer = { type = "adam" }
+loss = "categorical_crossentropy"
+metrics = ["accuracy"]
+"#;
+
+    fn error(text: &str) -> String {
+        ModelSpec::parse(text, Path::new("m.toml"))
+            .unwrap_err()
+            .to_string()
+    }
+
+    #[test]
+    fn parses_with_keras_defaults_and_round_trips() {
+        let spec = ModelSpec::parse(VALID, Path::new("m.toml")).unwrap();
+        assert_eq!(spec.fit, FitSpec::default());
+        let Optimizer::Adam(adam) = &spec.compile.optimizer else {
+            panic!()
+        };
+        assert_eq!((adam.learning_rate, adam.epsilon), (0.001, 1e-7));
+        let model = spec.build().unwrap();
+        assert_eq!(model.count_params(), 4 * 8 + 8 + 8 * 3 + 3);
+        let back = ModelSpec::from_model(&model, spec.fit.clone(), None).unwrap();
+        assert_eq!(back, spec);
+        let text = back.to_toml().unwrap();
+        assert_eq!(
+            ModelSpec::parse(&text, Path::new("again.toml")).unwrap(),
+            spec
+        );
+    }
+
+    #[test]
+    fn errors_name_file_line_and_field() {
+        let e = error(&VALID.replace("\"relu\"", "\"relu2\""));
+        assert!(
+            e.starts_with("m.toml:8: layers[0].activation: unknown variant `relu2`"),
+            "{e}"
+        );
+        let e = error(&VALID.replace(
+            "type = \"dense\"\nunits = 8",
+            "type = \"dense2\"\nunits = 8",
+        ));
+        assert!(
+            e.contains("layers[0]") && e.contains("unknown variant `dense2`"),
+            "{e}"
+        );
+        let e = error(&VALID.replace("type = \"adam\"", "type = \"adamw\""));
+        assert!(
+            e.contains("compile.optimizer") && e.contains("adamw"),
+            "{e}"
+        );
+        let e = error(&VALID.replace("units = 8", "units = \"8\""));
+        assert!(
+            e.contains("layers[0].units") && e.contains("invalid type"),
+            "{e}"
+        );
+        let e = error(&VALID.replace("units = 8\n", ""));
+        assert!(
+            e.contains("layers[0]") && e.contains("missing field `units`"),
+            "{e}"
+        );
+        let e = error(&VALID.replace("loss = \"categorical_crossentropy\"\n", ""));
+        assert!(
+            e.contains("compile") && e.contains("missing field `loss`"),
+            "{e}"
+        );
+        let e = error(&VALID.replace("units = 8", "units = 8\nunit = 3"));
+        assert!(e.contains("unknown field `unit`"), "{e}");
+        let e = error(&VALID.replace("units = 8", "units = 0"));
+        assert!(e.contains("layers[0].units: must be at least 1"), "{e}");
+        let e = error(&format!("{VALID}\n[fit]\nvalidation_split = 1.5\n"));
+        assert!(e.contains("fit.validation_split"), "{e}");
+        let e = error(&VALID.replace("[model]", "[model"));
+        assert!(e.starts_with("m.toml:2: syntax:"), "{e}");
+        let e = error(&VALID.replace("type = \"adam\"", "type = \"adam\", learning_rate = -1.0"));
+        assert!(
+            e.contains("compile.optimizer: learning_rate must be a positive number"),
+            "{e}"
+        );
+        let e = ModelSpec::from_file("/nonexistent/model.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("/nonexistent/model.toml"), "{e}");
+    }
+}

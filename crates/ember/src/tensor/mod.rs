@@ -1,0 +1,243 @@
+//! `Tensor`: a shape plus contiguous row-major `f32` storage, and every numeric kernel Ember runs.
+//!
+//! Kernels live here, and only here, so that another backend can later be added in one place.
+
+pub mod activation;
+pub mod broadcast;
+pub mod denormal;
+pub mod matmul;
+pub mod random;
+pub mod threads;
+
+use crate::error::{Error, Result};
+
+/// An n-dimensional array of `f32`, contiguous and row-major.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Tensor {
+    shape: Vec<usize>,
+    data: Vec<f32>,
+}
+
+/// Number of elements of a shape (1 for a scalar, whose shape is `[]`).
+pub fn numel(shape: &[usize]) -> usize {
+    shape.iter().product()
+}
+
+impl Tensor {
+    /// A tensor of `shape` holding `data` (row-major); the lengths must agree.
+    ///
+    /// ```
+    /// let t = ember::Tensor::new(&[2, 2], vec![1.0, 2.0, 3.0, 4.0]).unwrap();
+    /// assert_eq!(t.shape(), &[2, 2]);
+    /// assert!(ember::Tensor::new(&[3], vec![1.0]).is_err());
+    /// ```
+    pub fn new(shape: &[usize], data: Vec<f32>) -> Result<Self> {
+        if numel(shape) != data.len() {
+            return Err(Error::shape(
+                "Tensor::new",
+                format!(
+                    "shape {shape:?} needs {} values, got {}",
+                    numel(shape),
+                    data.len()
+                ),
+            ));
+        }
+        Ok(Tensor {
+            shape: shape.to_vec(),
+            data,
+        })
+    }
+
+    /// A tensor of zeros.
+    pub fn zeros(shape: &[usize]) -> Self {
+        Self::full(shape, 0.0)
+    }
+
+    /// A tensor with every element equal to `value`.
+    pub fn full(shape: &[usize], value: f32) -> Self {
+        Tensor {
+            shape: shape.to_vec(),
+            data: vec![value; numel(shape)],
+        }
+    }
+
+    /// A scalar (shape `[]`).
+    pub fn scalar(value: f32) -> Self {
+        Tensor {
+            shape: Vec::new(),
+            data: vec![value],
+        }
+    }
+
+    pub fn shape(&self) -> &[usize] {
+        &self.shape
+    }
+
+    pub fn data(&self) -> &[f32] {
+        &self.data
+    }
+
+    pub fn data_mut(&mut self) -> &mut [f32] {
+        &mut self.data
+    }
+
+    pub fn into_data(self) -> Vec<f32> {
+        self.data
+    }
+
+    /// Number of elements.
+    pub fn len(&self) -> usize {
+        self.data.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.data.is_empty()
+    }
+
+    /// Size of the first axis (samples, for a batch).
+    pub fn rows(&self) -> usize {
+        self.shape.first().copied().unwrap_or(1)
+    }
+
+    /// Number of elements in one row (product of every axis but the first).
+    pub fn row_len(&self) -> usize {
+        numel(self.shape.get(1..).unwrap_or(&[]))
+    }
+
+    /// The value of a one-element tensor.
+    pub fn item(&self) -> Result<f32> {
+        match self.data.as_slice() {
+            [v] => Ok(*v),
+            _ => Err(Error::shape(
+                "item",
+                format!("expected one element, shape is {:?}", self.shape),
+            )),
+        }
+    }
+
+    /// The same data under another shape with the same number of elements.
+    pub fn reshape(mut self, shape: &[usize]) -> Result<Self> {
+        if numel(shape) != self.data.len() {
+            return Err(Error::shape(
+                "reshape",
+                format!("cannot reshape {:?} into {shape:?}", self.shape),
+            ));
+        }
+        self.shape = shape.to_vec();
+        Ok(self)
+    }
+
+    /// Multiplies every element by `factor`, in place.
+    pub fn scale_in_place(&mut self, factor: f32) {
+        self.data.iter_mut().for_each(|v| *v *= factor);
+    }
+
+    /// Rows `rows` (indices along the first axis), gathered into a new tensor.
+    pub fn gather_rows(&self, rows: &[usize]) -> Result<Tensor> {
+        let mut out = Tensor::default();
+        self.gather_rows_into(rows, &mut out)?;
+        Ok(out)
+    }
+
+    /// Like [`Tensor::gather_rows`], reusing `out`'s storage.
+    pub fn gather_rows_into(&self, rows: &[usize], out: &mut Tensor) -> Result<()> {
+        let row_len = self.row_len();
+        let n = self.rows();
+        if let Some(&bad) = rows.iter().find(|&&r| r >= n) {
+            return Err(Error::shape(
+                "gather_rows",
+                format!("row {bad} out of range for {n} rows"),
+            ));
+        }
+        out.shape.clear();
+        out.shape.push(rows.len());
+        out.shape
+            .extend_from_slice(self.shape.get(1..).unwrap_or(&[]));
+        out.data.clear();
+        out.data.reserve(rows.len() * row_len);
+        for &r in rows {
+            out.data
+                .extend_from_slice(&self.data[r * row_len..(r + 1) * row_len]);
+        }
+        Ok(())
+    }
+
+    /// Rows `start..end` as a new tensor.
+    pub fn slice_rows(&self, start: usize, end: usize) -> Result<Tensor> {
+        if start > end || end > self.rows() {
+            return Err(Error::shape(
+                "slice_rows",
+                format!("rows {start}..{end} out of range for {} rows", self.rows()),
+            ));
+        }
+        let row_len = self.row_len();
+        let mut shape = self.shape.clone();
+        shape[0] = end - start;
+        Ok(Tensor {
+            shape,
+            data: self.data[start * row_len..end * row_len].to_vec(),
+        })
+    }
+
+    /// Index of the largest element of each row (first one on ties).
+    pub fn argmax_rows(&self) -> Vec<usize> {
+        let row_len = self.row_len().max(1);
+        self.data.chunks(row_len).map(argmax).collect()
+    }
+
+    /// True when no element is NaN or infinite.
+    pub fn is_finite(&self) -> bool {
+        self.data.iter().all(|v| v.is_finite())
+    }
+
+    /// Reshapes to `shape` without keeping values, reusing the allocation: for buffers
+    /// that the caller overwrites completely.
+    pub(crate) fn reset_to_shape(&mut self, shape: &[usize]) {
+        self.shape.clear();
+        self.shape.extend_from_slice(shape);
+        self.data.resize(numel(shape), 0.0);
+    }
+}
+
+/// Index of the largest value (first one on ties; NaN never wins).
+pub fn argmax(values: &[f32]) -> usize {
+    let mut best = 0;
+    for (i, &v) in values.iter().enumerate() {
+        if v > values[best] {
+            best = i;
+        }
+    }
+    best
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gather_and_slice_rows() {
+        let t = Tensor::new(&[3, 2], vec![0., 1., 2., 3., 4., 5.]).unwrap();
+        let g = t.gather_rows(&[2, 0]).unwrap();
+        assert_eq!(g.shape(), &[2, 2]);
+        assert_eq!(g.data(), &[4., 5., 0., 1.]);
+        assert!(t.gather_rows(&[3]).is_err());
+        let s = t.slice_rows(1, 3).unwrap();
+        assert_eq!(s.data(), &[2., 3., 4., 5.]);
+        assert!(t.slice_rows(2, 4).is_err());
+    }
+
+    #[test]
+    fn argmax_takes_first_of_ties() {
+        let t = Tensor::new(&[2, 3], vec![1., 3., 3., 0., -1., -2.]).unwrap();
+        assert_eq!(t.argmax_rows(), vec![1, 0]);
+    }
+
+    #[test]
+    fn reshape_checks_element_count() {
+        let t = Tensor::zeros(&[2, 3]);
+        assert_eq!(t.clone().reshape(&[3, 2]).unwrap().shape(), &[3, 2]);
+        assert!(t.reshape(&[4]).is_err());
+        assert_eq!(Tensor::scalar(2.5).item().unwrap(), 2.5);
+        assert!(Tensor::zeros(&[2]).item().is_err());
+    }
+}

@@ -1,0 +1,60 @@
+//! How many threads the kernels may use: `set_num_threads`, or `EMBER_NUM_THREADS`, or all cores.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::OnceLock;
+
+use crate::error::{Error, Result};
+
+static NUM_THREADS: AtomicUsize = AtomicUsize::new(0);
+static POOL: OnceLock<usize> = OnceLock::new();
+
+/// Sets the number of threads Ember's kernels use. Call it before the first training or
+/// inference step; later calls with another number are an error, since the worker pool
+/// is built once per process.
+pub fn set_num_threads(threads: usize) -> Result<()> {
+    if threads == 0 {
+        return Err(Error::invalid("the number of threads must be at least 1"));
+    }
+    let built = *POOL.get_or_init(|| build_pool(threads));
+    if built != threads {
+        return Err(Error::invalid(format!(
+            "the thread pool already runs {built} threads; set the count before training starts"
+        )));
+    }
+    Ok(())
+}
+
+/// The number of threads kernels use (builds the pool on first call).
+pub fn num_threads() -> usize {
+    *POOL.get_or_init(|| build_pool(default_threads()))
+}
+
+fn default_threads() -> usize {
+    std::env::var("EMBER_NUM_THREADS")
+        .ok()
+        .and_then(|v| v.trim().parse().ok())
+        .filter(|&n: &usize| n > 0)
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+}
+
+fn build_pool(threads: usize) -> usize {
+    NUM_THREADS.store(threads, Ordering::Relaxed);
+    // Worker threads flush subnormals too, like the training thread itself.
+    // If another library already built rayon's global pool, Ember still caps its own
+    // work at `threads` through the gemm parallelism setting.
+    let _ = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .start_handler(|_| super::denormal::flush_denormals_forever())
+        .build_global();
+    threads
+}
+
+/// Parses an `EMBER_NUM_THREADS`-style value, for command-line flags.
+pub fn parse_threads(value: &str) -> Result<usize> {
+    match value.trim().parse::<usize>() {
+        Ok(n) if n > 0 => Ok(n),
+        _ => Err(Error::invalid(format!(
+            "threads must be a positive integer, got '{value}'"
+        ))),
+    }
+}

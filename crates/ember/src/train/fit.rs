@@ -1,0 +1,423 @@
+//! `fit`, `evaluate` and `predict`: the training loop and batched inference.
+
+use std::time::Instant;
+
+use super::history::{EpochLog, History};
+use super::progress::Progress;
+use super::sequential::{Compiled, Sequential};
+use crate::error::{Error, Result};
+use crate::metrics::{accuracy_counts, RunningMetrics};
+use crate::tensor::denormal::FlushDenormals;
+use crate::tensor::Tensor;
+
+/// How much `fit` prints (Keras `verbose`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Verbosity {
+    Silent,
+    /// A progress bar per epoch.
+    ProgressBar,
+    /// One line per epoch.
+    EpochLines,
+    /// A progress bar on a terminal, one line per epoch otherwise.
+    #[default]
+    Auto,
+}
+
+/// Options of `fit`, with Keras's defaults.
+#[derive(Clone, Debug)]
+pub struct FitOptions<'a> {
+    /// Passes over the training data (default 1).
+    pub epochs: usize,
+    /// Samples per gradient update (default 32).
+    pub batch_size: usize,
+    /// Fraction of the samples held out for validation, taken from the *end* of `x` and `y`
+    /// before any shuffling (default 0).
+    pub validation_split: f32,
+    /// Explicit validation data; takes precedence over `validation_split`.
+    pub validation_data: Option<(&'a Tensor, &'a Tensor)>,
+    /// Shuffle the training samples before each epoch (default true).
+    pub shuffle: bool,
+    /// Seed for shuffling; None derives it from the model's seed.
+    pub seed: Option<u64>,
+    pub verbose: Verbosity,
+}
+
+impl Default for FitOptions<'_> {
+    fn default() -> Self {
+        FitOptions {
+            epochs: 1,
+            batch_size: 32,
+            validation_split: 0.0,
+            validation_data: None,
+            shuffle: true,
+            seed: None,
+            verbose: Verbosity::Auto,
+        }
+    }
+}
+
+/// Loss and (when compiled with it) accuracy over a data set.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Evaluation {
+    pub loss: f64,
+    pub accuracy: Option<f64>,
+}
+
+impl Sequential {
+    /// Trains the model (Keras `fit`).
+    pub fn fit(&mut self, x: &Tensor, y: &Tensor, options: &FitOptions) -> Result<History> {
+        let mut compiled = self.compiled("fit")?;
+        self.check_data(x, y, "x", "y")?;
+        if options.batch_size == 0 {
+            return Err(Error::invalid("batch_size must be at least 1"));
+        }
+        if !(0.0..1.0).contains(&options.validation_split) {
+            return Err(Error::invalid(format!(
+                "validation_split must be in [0, 1), got {}",
+                options.validation_split
+            )));
+        }
+        // Keras: the split point is ceil(n · (1 - split)); validation is the tail.
+        let n = x.rows();
+        let n_train = if options.validation_data.is_some() {
+            n
+        } else {
+            ((n as f64) * (1.0 - options.validation_split as f64)).ceil() as usize
+        };
+        if n_train == 0 {
+            return Err(Error::invalid(
+                "no training samples left after the validation split",
+            ));
+        }
+        if let Some((vx, vy)) = options.validation_data {
+            self.check_data(vx, vy, "validation x", "validation y")?;
+        }
+
+        let _flush = FlushDenormals::new();
+        let mut shuffler = match options.seed {
+            Some(seed) => crate::tensor::random::Rng::seed(seed),
+            None => self.rng.fork(),
+        };
+        let mut order: Vec<usize> = (0..n_train).collect();
+        let steps = n_train.div_ceil(options.batch_size);
+        let mut progress = Progress::new(options.verbose);
+        let mut history = History::default();
+        for epoch in 1..=options.epochs {
+            let started = Instant::now();
+            if options.shuffle {
+                shuffler.shuffle(&mut order);
+            }
+            progress.start_epoch(epoch, options.epochs, steps);
+            let mut running = RunningMetrics::default();
+            for (step, rows) in order.chunks(options.batch_size).enumerate() {
+                let loss = self.train_step(x, y, rows, &mut compiled, &mut running)?;
+                if !loss.is_finite() {
+                    return Err(Error::NonFinite(format!(
+                        "the loss became {loss} at epoch {epoch}, step {}; lower the learning rate or check the data",
+                        step + 1
+                    )));
+                }
+                progress.step(step + 1, &running, compiled.accuracy.is_some());
+            }
+            let train_seconds = started.elapsed().as_secs_f64();
+            let validation = match options.validation_data {
+                Some((vx, vy)) => {
+                    Some(self.evaluate_rows(vx, vy, 0..vx.rows(), options.batch_size, &compiled)?)
+                }
+                None if n_train < n => {
+                    Some(self.evaluate_rows(x, y, n_train..n, options.batch_size, &compiled)?)
+                }
+                None => None,
+            };
+            let log = EpochLog {
+                epoch,
+                loss: running.loss(),
+                accuracy: compiled.accuracy.map(|_| running.accuracy()),
+                val_loss: validation.map(|v| v.loss),
+                val_accuracy: validation.and_then(|v| v.accuracy),
+                train_seconds,
+                seconds: started.elapsed().as_secs_f64(),
+            };
+            progress.end_epoch(&log);
+            history.epochs.push(log);
+        }
+        // The optimizer's state (moments, step count) carries over to the next fit.
+        if let Some(c) = &mut self.compiled {
+            c.optimizer = compiled.optimizer;
+        }
+        Ok(history)
+    }
+
+    /// Loss and metrics on `x`, `y`, in batches (Keras `evaluate`).
+    pub fn evaluate(&mut self, x: &Tensor, y: &Tensor, batch_size: usize) -> Result<Evaluation> {
+        let compiled = self.compiled("evaluate")?;
+        self.check_data(x, y, "x", "y")?;
+        if batch_size == 0 {
+            return Err(Error::invalid("batch_size must be at least 1"));
+        }
+        let _flush = FlushDenormals::new();
+        self.evaluate_rows(x, y, 0..x.rows(), batch_size, &compiled)
+    }
+
+    /// The model's outputs for `x`, in batches (Keras `predict`).
+    pub fn predict(&mut self, x: &Tensor, batch_size: usize) -> Result<Tensor> {
+        self.check_input(x, "x")?;
+        if batch_size == 0 {
+            return Err(Error::invalid("batch_size must be at least 1"));
+        }
+        let _flush = FlushDenormals::new();
+        let n = x.rows();
+        let mut out_shape = vec![n];
+        out_shape.extend_from_slice(self.output_shape());
+        let mut data = Vec::with_capacity(crate::tensor::numel(&out_shape));
+        let rows: Vec<usize> = (0..n).collect();
+        for batch in rows.chunks(batch_size) {
+            self.tape.reset();
+            let xb = self.tape.constant_rows(x, batch)?;
+            let (out, _) = Sequential::forward(&self.layers, &mut self.tape, xb, false, false)?;
+            data.extend_from_slice(self.tape.value(out).data());
+        }
+        self.tape.reset();
+        Tensor::new(&out_shape, data)
+    }
+
+    /// One gradient update on the samples `rows`; returns the batch loss.
+    fn train_step(
+        &mut self,
+        x: &Tensor,
+        y: &Tensor,
+        rows: &[usize],
+        compiled: &mut Compiled,
+        running: &mut RunningMetrics,
+    ) -> Result<f32> {
+        let tape = &mut self.tape;
+        tape.reset();
+        let xb = tape.constant_rows(x, rows)?;
+        let yb = tape.constant_rows(y, rows)?;
+        let (logits, activation) = Sequential::forward(&self.layers, tape, xb, true, true)?;
+        let (loss, output) = compiled.loss.record(tape, logits, activation, yb)?;
+        tape.backward(loss)?;
+        compiled.optimizer.step(tape);
+        let value = tape.value(loss).item()?;
+        running.add_loss(value, rows.len());
+        if let Some(kind) = compiled.accuracy {
+            running.add_accuracy(accuracy_counts(kind, tape.value(output), tape.value(yb))?);
+        }
+        Ok(value)
+    }
+
+    fn evaluate_rows(
+        &mut self,
+        x: &Tensor,
+        y: &Tensor,
+        range: std::ops::Range<usize>,
+        batch_size: usize,
+        compiled: &Compiled,
+    ) -> Result<Evaluation> {
+        let mut running = RunningMetrics::default();
+        let rows: Vec<usize> = range.collect();
+        for batch in rows.chunks(batch_size) {
+            let tape = &mut self.tape;
+            tape.reset();
+            let xb = tape.constant_rows(x, batch)?;
+            let yb = tape.constant_rows(y, batch)?;
+            let (logits, activation) = Sequential::forward(&self.layers, tape, xb, false, true)?;
+            let (loss, output) = compiled.loss.record(tape, logits, activation, yb)?;
+            running.add_loss(tape.value(loss).item()?, batch.len());
+            if let Some(kind) = compiled.accuracy {
+                running.add_accuracy(accuracy_counts(kind, tape.value(output), tape.value(yb))?);
+            }
+        }
+        self.tape.reset();
+        Ok(Evaluation {
+            loss: running.loss(),
+            accuracy: compiled.accuracy.map(|_| running.accuracy()),
+        })
+    }
+
+    /// Inputs match the model, targets match the inputs, and neither holds NaN or infinity.
+    fn check_data(&self, x: &Tensor, y: &Tensor, x_name: &str, y_name: &str) -> Result<()> {
+        self.check_input(x, x_name)?;
+        if y.rows() != x.rows() || y.shape().is_empty() {
+            return Err(Error::shape(
+                "fit",
+                format!(
+                    "{x_name} has {} samples but {y_name} has shape {:?}",
+                    x.rows(),
+                    y.shape()
+                ),
+            ));
+        }
+        for (name, t) in [(x_name, x), (y_name, y)] {
+            if let Some(i) = t.data().iter().position(|v| !v.is_finite()) {
+                return Err(Error::NonFinite(format!(
+                    "{name} holds {} at sample {}",
+                    t.data()[i],
+                    i / t.row_len().max(1)
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::prelude::*;
+
+    /// Two well-separated blobs: any working training loop reaches 100% quickly.
+    fn blobs() -> (Tensor, Tensor) {
+        let mut rng = crate::tensor::random::Rng::seed(9);
+        let n = 200;
+        let mut x = Vec::new();
+        let mut y = Vec::new();
+        for i in 0..n {
+            let class = i % 2;
+            let centre = if class == 0 { -1.0 } else { 1.0 };
+            x.push(centre + rng.uniform_range(-0.5, 0.5));
+            x.push(-centre + rng.uniform_range(-0.5, 0.5));
+            y.push(class as f32);
+        }
+        (
+            Tensor::new(&[n, 2], x).unwrap(),
+            Tensor::new(&[n], y).unwrap(),
+        )
+    }
+
+    fn model(seed: u64) -> Sequential {
+        let mut m = Sequential::with_seed(&[2], seed);
+        m.add(Dense::new(8).activation(Activation::Tanh)).unwrap();
+        m.add(Dense::new(2).activation(Activation::Softmax))
+            .unwrap();
+        m.compile(
+            Adam::new(0.01),
+            Loss::SparseCategoricalCrossentropy,
+            &[Metric::Accuracy],
+        )
+        .unwrap();
+        m
+    }
+
+    fn quiet(epochs: usize) -> FitOptions<'static> {
+        FitOptions {
+            epochs,
+            validation_split: 0.25,
+            verbose: Verbosity::Silent,
+            ..FitOptions::default()
+        }
+    }
+
+    #[test]
+    fn learns_separable_data_and_reports_history() {
+        let (x, y) = blobs();
+        let mut m = model(1);
+        let history = m.fit(&x, &y, &quiet(20)).unwrap();
+        assert_eq!(history.epochs.len(), 20);
+        let losses = history.metric("loss");
+        assert!(losses[19] < losses[0] / 4.0, "{losses:?}");
+        assert_eq!(history.metric("val_accuracy").last(), Some(&1.0));
+        let eval = m.evaluate(&x, &y, 32).unwrap();
+        assert_eq!(eval.accuracy, Some(1.0));
+    }
+
+    #[test]
+    fn same_seed_same_weights() {
+        let (x, y) = blobs();
+        let (mut a, mut b, mut c) = (model(4), model(4), model(5));
+        for m in [&mut a, &mut b, &mut c] {
+            m.fit(&x, &y, &quiet(3)).unwrap();
+        }
+        let weights = |m: &Sequential| -> Vec<Tensor> {
+            m.weights().into_iter().map(|(_, t)| t.clone()).collect()
+        };
+        assert_eq!(weights(&a), weights(&b));
+        assert_ne!(weights(&a), weights(&c));
+    }
+
+    #[test]
+    fn validation_split_takes_the_last_samples() {
+        // Label the last quarter differently from everything else: if validation came from
+        // the tail (and is never trained on), validation accuracy stays at 0.
+        let n = 40;
+        let x = Tensor::new(&[n, 1], (0..n).map(|i| (i % 2) as f32).collect()).unwrap();
+        let y = Tensor::new(
+            &[n],
+            (0..n)
+                .map(|i| {
+                    if i >= 30 {
+                        1.0 - (i % 2) as f32
+                    } else {
+                        (i % 2) as f32
+                    }
+                })
+                .collect(),
+        )
+        .unwrap();
+        let mut m = Sequential::with_seed(&[1], 2);
+        m.add(Dense::new(2).activation(Activation::Softmax))
+            .unwrap();
+        m.compile(
+            Adam::new(0.1),
+            Loss::SparseCategoricalCrossentropy,
+            &[Metric::Accuracy],
+        )
+        .unwrap();
+        let h = m.fit(&x, &y, &quiet(30)).unwrap();
+        assert_eq!(h.metric("accuracy").last(), Some(&1.0));
+        assert_eq!(h.metric("val_accuracy").last(), Some(&0.0));
+    }
+
+    #[test]
+    fn bad_calls_are_errors_not_panics() {
+        let (x, y) = blobs();
+        let mut m = Sequential::new(&[2]);
+        m.add(Dense::new(2)).unwrap();
+        assert!(m
+            .fit(&x, &y, &quiet(1))
+            .unwrap_err()
+            .to_string()
+            .contains("compile"));
+        let mut m = model(0);
+        let wrong = Tensor::zeros(&[10, 3]);
+        assert!(m
+            .fit(&wrong, &y, &quiet(1))
+            .unwrap_err()
+            .to_string()
+            .contains("expects (batch, 2)"));
+        assert!(m.predict(&wrong, 32).is_err());
+        let short_y = Tensor::zeros(&[5]);
+        assert!(m.fit(&x, &short_y, &quiet(1)).is_err());
+        let mut nan_x = x.clone();
+        nan_x.data_mut()[7] = f32::NAN;
+        assert!(m
+            .fit(&nan_x, &y, &quiet(1))
+            .unwrap_err()
+            .to_string()
+            .contains("NaN at sample 3"));
+        let bad = FitOptions {
+            batch_size: 0,
+            ..quiet(1)
+        };
+        assert!(m.fit(&x, &y, &bad).is_err());
+        let bad = FitOptions {
+            validation_split: 1.0,
+            ..quiet(1)
+        };
+        assert!(m.fit(&x, &y, &bad).is_err());
+        assert!(m
+            .compile(Adam::new(-1.0), Loss::MeanSquaredError, &[])
+            .is_err());
+    }
+
+    #[test]
+    fn divergence_is_reported() {
+        let x = Tensor::new(&[4, 1], vec![1e18, -1e18, 1e18, -1e18]).unwrap();
+        let y = Tensor::new(&[4, 1], vec![1e18, 0.0, 1e18, 0.0]).unwrap();
+        let mut m = Sequential::new(&[1]);
+        m.add(Dense::new(1)).unwrap();
+        m.compile(Sgd::new(1.0), Loss::MeanSquaredError, &[])
+            .unwrap();
+        let err = m.fit(&x, &y, &quiet(5)).unwrap_err().to_string();
+        assert!(err.contains("loss became"), "{err}");
+    }
+}
