@@ -70,7 +70,24 @@ impl AdamState {
         }
     }
 
+    /// Keras's Adam step, compiled for AVX2 when the CPU has it (as Ember's kernel is).
     fn update(&mut self, w: &mut [f32], g: &[f32], alpha: f32) {
+        #[cfg(target_arch = "x86_64")]
+        if std::arch::is_x86_feature_detected!("avx2") {
+            // SAFETY: the CPU supports AVX2, checked just above.
+            return unsafe { self.update_avx2(w, g, alpha) };
+        }
+        self.update_portable(w, g, alpha)
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2")]
+    unsafe fn update_avx2(&mut self, w: &mut [f32], g: &[f32], alpha: f32) {
+        self.update_portable(w, g, alpha)
+    }
+
+    #[inline(always)]
+    fn update_portable(&mut self, w: &mut [f32], g: &[f32], alpha: f32) {
         for (((w, &g), m), v) in w.iter_mut().zip(g).zip(&mut self.m).zip(&mut self.v) {
             *m += (g - *m) * 0.1;
             *v += (g * g - *v) * 0.001;

@@ -146,7 +146,7 @@ impl Tape {
                 format!("the loss must be a scalar, got shape {shape:?}"),
             ));
         }
-        let seed = Tensor::full(&self.value(loss).shape().to_vec(), 1.0);
+        let seed = Tensor::full(self.value(loss).shape(), 1.0);
         self.backward_from(loss, &seed)
     }
 
@@ -240,13 +240,16 @@ impl GradOut {
         Some(g)
     }
 
-    /// Writes `value` at `i`, or adds it when accumulating.
+    /// Writes `values` into the buffer, or adds them when accumulating.
     #[inline(always)]
-    pub fn store(data: &mut [f32], i: usize, value: f32, accumulate: bool) {
-        if accumulate {
-            data[i] += value;
-        } else {
-            data[i] = value;
+    pub fn fill_from(&mut self, values: impl Iterator<Item = f32>) {
+        let accumulate = self.accumulate;
+        for (d, v) in self.buf.data_mut().iter_mut().zip(values) {
+            if accumulate {
+                *d += v;
+            } else {
+                *d = v;
+            }
         }
     }
 

@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use super::Slots;
 use crate::autograd::Tape;
+use crate::tensor::update;
 
 /// Keras `Adam()`: learning_rate 0.001, beta_1 0.9, beta_2 0.999, epsilon 1e-7.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -53,11 +54,18 @@ impl Adam {
             let Some(g) = g else { continue };
             let m = self.m.get(i, w);
             let v = self.v.get(i, w);
-            for (((w, &g), m), v) in w.data_mut().iter_mut().zip(g.data()).zip(m).zip(v) {
-                *m += (g - *m) * (1.0 - b1);
-                *v += (g * g - *v) * (1.0 - b2);
-                *w -= alpha * *m / (v.sqrt() + eps);
-            }
+            update::adam(
+                w.data_mut(),
+                g.data(),
+                m,
+                v,
+                update::AdamStep {
+                    alpha,
+                    beta_1: b1,
+                    beta_2: b2,
+                    epsilon: eps,
+                },
+            );
         }
     }
 }

@@ -12,10 +12,10 @@ use crate::error::{Error, Result};
 pub fn broadcast_shape(a: &[usize], b: &[usize]) -> Result<Vec<usize>> {
     let rank = a.len().max(b.len());
     let mut out = vec![0; rank];
-    for i in 0..rank {
+    for (i, size) in out.iter_mut().enumerate() {
         let da = axis_from_end(a, rank - 1 - i);
         let db = axis_from_end(b, rank - 1 - i);
-        out[i] = match (da, db) {
+        *size = match (da, db) {
             (x, y) if x == y => x,
             (1, y) => y,
             (x, 1) => x,

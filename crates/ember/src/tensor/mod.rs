@@ -8,6 +8,7 @@ pub mod denormal;
 pub mod matmul;
 pub mod random;
 pub mod threads;
+pub mod update;
 
 use crate::error::{Error, Result};
 

@@ -186,11 +186,12 @@ pub(crate) fn backward_unary(op: UnaryOp, x: Var, out: &Node, nodes: &mut [Node]
     };
     let xd = nodes[x.0].value.data();
     let (yd, g) = (out.value.data(), out.grad.data());
-    let acc = grad.accumulate;
-    let gd = grad.buf.data_mut();
-    for i in 0..gd.len() {
-        GradOut::store(gd, i, g[i] * op.derivative(xd[i], yd[i]), acc);
-    }
+    grad.fill_from(
+        xd.iter()
+            .zip(yd)
+            .zip(g)
+            .map(|((&x, &y), &g)| g * op.derivative(x, y)),
+    );
     grad.put(nodes);
 }
 
@@ -198,12 +199,7 @@ pub(crate) fn backward_scale(x: Var, factor: f32, out: &Node, nodes: &mut [Node]
     let Some(mut grad) = GradOut::take(nodes, x) else {
         return;
     };
-    let g = out.grad.data();
-    let acc = grad.accumulate;
-    let gd = grad.buf.data_mut();
-    for i in 0..gd.len() {
-        GradOut::store(gd, i, g[i] * factor, acc);
-    }
+    grad.fill_from(out.grad.data().iter().map(|&g| g * factor));
     grad.put(nodes);
 }
 

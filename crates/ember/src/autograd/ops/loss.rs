@@ -172,63 +172,60 @@ pub(crate) fn backward(op: LossOp, prediction: Var, target: Var, out: &Node, nod
     let rows = pd.len() / classes.max(1);
     let count = if op.per_row() { rows } else { pd.len() };
     let scale = out.grad.data()[0] / count.max(1) as f32;
-    let acc = grad.accumulate;
-    let gd = grad.buf.data_mut();
+    let at = |k: usize| (k / classes, k % classes);
     match op {
         LossOp::SoftmaxCrossEntropy | LossOp::SparseSoftmaxCrossEntropy => {
             // d/dz of -Σ t log softmax(z) = p · Σt - t
-            for r in 0..rows {
-                let row_sum: f32 = if op.is_sparse() {
-                    1.0
-                } else {
-                    yd[r * classes..(r + 1) * classes].iter().sum()
-                };
-                for j in 0..classes {
-                    let k = r * classes + j;
-                    let t = target_at(op, yd, r, j, classes);
-                    GradOut::store(gd, k, scale * (out.aux[k] * row_sum - t), acc);
-                }
-            }
+            let row_sums: Vec<f32> = (0..rows)
+                .map(|r| match op.is_sparse() {
+                    true => 1.0,
+                    false => yd[r * classes..(r + 1) * classes].iter().sum(),
+                })
+                .collect();
+            grad.fill_from((0..pd.len()).map(|k| {
+                let (r, j) = at(k);
+                scale * (out.aux[k] * row_sums[r] - target_at(op, yd, r, j, classes))
+            }));
         }
         LossOp::CrossEntropy | LossOp::SparseCrossEntropy => {
             // q = p / s, loss = -Σ t log q. With c_j = t_j / q_j (0 where q is clipped):
             // d loss / d p_k = -(c_k - Σ_j c_j q_j) / s
-            for (r, row) in pd.chunks(classes).enumerate() {
-                let s: f32 = row.iter().sum();
-                let c = |j: usize| {
-                    let q = row[j] / s;
-                    if q > EPSILON && q < 1.0 - EPSILON {
-                        target_at(op, yd, r, j, classes) / q
-                    } else {
-                        0.0
-                    }
-                };
-                let cq: f32 = (0..classes).map(|j| c(j) * row[j] / s).sum();
-                for j in 0..classes {
-                    GradOut::store(gd, r * classes + j, -scale * (c(j) - cq) / s, acc);
-                }
-            }
-        }
-        LossOp::SigmoidBinaryCrossEntropy => {
-            for k in 0..pd.len() {
-                GradOut::store(gd, k, scale * (sigmoid(pd[k]) - yd[k]), acc);
-            }
-        }
-        LossOp::BinaryCrossEntropy => {
-            for k in 0..pd.len() {
-                let (p, t) = (pd[k], yd[k]);
-                let d = if p > EPSILON && p < 1.0 - EPSILON {
-                    -(t / p - (1.0 - t) / (1.0 - p))
+            let sums: Vec<f32> = pd.chunks(classes).map(|row| row.iter().sum()).collect();
+            let c = |k: usize| {
+                let (r, j) = at(k);
+                let q = pd[k] / sums[r];
+                if q > EPSILON && q < 1.0 - EPSILON {
+                    target_at(op, yd, r, j, classes) / q
                 } else {
                     0.0
-                };
-                GradOut::store(gd, k, scale * d, acc);
-            }
+                }
+            };
+            let cq: Vec<f32> = (0..rows)
+                .map(|r| {
+                    (r * classes..(r + 1) * classes)
+                        .map(|k| c(k) * pd[k] / sums[r])
+                        .sum()
+                })
+                .collect();
+            grad.fill_from((0..pd.len()).map(|k| {
+                let r = k / classes;
+                -scale * (c(k) - cq[r]) / sums[r]
+            }));
+        }
+        LossOp::SigmoidBinaryCrossEntropy => {
+            grad.fill_from(pd.iter().zip(yd).map(|(&z, &t)| scale * (sigmoid(z) - t)));
+        }
+        LossOp::BinaryCrossEntropy => {
+            grad.fill_from(pd.iter().zip(yd).map(|(&p, &t)| {
+                if p > EPSILON && p < 1.0 - EPSILON {
+                    -scale * (t / p - (1.0 - t) / (1.0 - p))
+                } else {
+                    0.0
+                }
+            }));
         }
         LossOp::MeanSquaredError => {
-            for k in 0..pd.len() {
-                GradOut::store(gd, k, scale * 2.0 * (pd[k] - yd[k]), acc);
-            }
+            grad.fill_from(pd.iter().zip(yd).map(|(&p, &t)| scale * 2.0 * (p - t)));
         }
     }
     grad.put(nodes);

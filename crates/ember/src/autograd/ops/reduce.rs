@@ -49,11 +49,7 @@ pub(crate) fn backward_sum(x: Var, factor: f32, out: &Node, nodes: &mut [Node]) 
         return;
     };
     let g = out.grad.data()[0] * factor;
-    let acc = grad.accumulate;
-    let gd = grad.buf.data_mut();
-    for i in 0..gd.len() {
-        GradOut::store(gd, i, g, acc);
-    }
+    grad.fill_from(std::iter::repeat(g));
     grad.put(nodes);
 }
 
@@ -61,12 +57,7 @@ pub(crate) fn backward_reshape(x: Var, out: &Node, nodes: &mut [Node]) {
     let Some(mut grad) = GradOut::take(nodes, x) else {
         return;
     };
-    let g = out.grad.data();
-    let acc = grad.accumulate;
-    let gd = grad.buf.data_mut();
-    for i in 0..gd.len() {
-        GradOut::store(gd, i, g[i], acc);
-    }
+    grad.fill_from(out.grad.data().iter().copied());
     grad.put(nodes);
 }
 

@@ -1,0 +1,210 @@
+//! The `ember` binary: its output contract and every error path, each one clear line and a
+//! non-zero exit.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn ember(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_ember"))
+        .args(args)
+        .current_dir(repo_root())
+        .env("EMBER_NUM_THREADS", "1")
+        .output()
+        .expect("the ember binary runs")
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// Asserts failure with exactly one line on stderr that contains every `needle`.
+fn fails_with(o: &Output, needles: &[&str]) {
+    let err = stderr(o);
+    assert!(!o.status.success(), "should fail; stdout: {}", stdout(o));
+    assert_eq!(err.trim_end().lines().count(), 1, "one line: {err}");
+    for n in needles {
+        assert!(err.contains(n), "'{n}' not in: {err}");
+    }
+}
+
+/// A temporary folder, removed on drop.
+struct Scratch(PathBuf);
+
+impl Scratch {
+    fn new(name: &str) -> Self {
+        let dir = std::env::temp_dir().join(format!("ember-cli-{name}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        Scratch(dir)
+    }
+
+    fn write(&self, name: &str, content: impl AsRef<[u8]>) -> String {
+        let path = self.0.join(name);
+        std::fs::write(&path, content).unwrap();
+        path.display().to_string()
+    }
+
+    fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// The reference model file with one edit.
+fn reference_with(from: &str, to: &str) -> String {
+    let text = std::fs::read_to_string(repo_root().join("models/mnist-mlp.toml")).unwrap();
+    assert!(text.contains(from), "{from}");
+    text.replacen(from, to, 1)
+}
+
+#[test]
+fn train_prints_epochs_and_ends_with_test_accuracy() {
+    let o = ember(&["train", "--epochs", "1", "--seed", "3"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = stdout(&o);
+    assert!(out.contains("Epoch 1/1"), "{out}");
+    assert!(out.contains("val_accuracy: "), "{out}");
+    let last = out.trim_end().lines().last().unwrap();
+    let value = last.strip_prefix("Test accuracy: ").expect(last);
+    assert_eq!(value.len(), 6, "four decimals: {last}");
+    let accuracy: f64 = value.parse().unwrap();
+    assert!(
+        accuracy > 0.9,
+        "one epoch already gets above 90%: {accuracy}"
+    );
+}
+
+#[test]
+fn summary_prints_the_keras_table() {
+    let o = ember(&["summary"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = stdout(&o);
+    for needle in [
+        "dense (Dense)",
+        "dense_1 (Dense)",
+        "(None, 64)",
+        "50,240",
+        "650",
+        "Total params: 50,890",
+    ] {
+        assert!(out.contains(needle), "{needle} missing from\n{out}");
+    }
+}
+
+#[test]
+fn model_file_errors_name_file_and_field() {
+    let dir = Scratch::new("spec");
+    let cases: [(&str, &str, &[&str]); 8] = [
+        (
+            "activation = \"relu\"",
+            "activation = \"relu6\"",
+            &["bad.toml:11", "layers[0].activation", "relu6"],
+        ),
+        (
+            "type = \"dense\"",
+            "type = \"dense_layer\"",
+            &["layers[0]", "dense_layer"],
+        ),
+        (
+            "type = \"adam\"",
+            "type = \"adamax\"",
+            &["compile.optimizer", "adamax"],
+        ),
+        (
+            "units = 64",
+            "units = \"64\"",
+            &["layers[0].units", "invalid type"],
+        ),
+        ("units = 64\n", "", &["layers[0]", "missing field `units`"]),
+        ("epochs = 10", "epochs = -1", &["fit.epochs"]),
+        ("epochs = 10", "epoch = 10", &["unknown field `epoch`"]),
+        (
+            "format = \"mnist\"",
+            "format = \"cifar\"",
+            &["data.format", "cifar"],
+        ),
+    ];
+    for (from, to, needles) in cases {
+        let path = dir.write("bad.toml", reference_with(from, to));
+        fails_with(&ember(&["train", &path]), needles);
+        fails_with(&ember(&["summary", &path]), needles);
+    }
+    fails_with(
+        &ember(&["train", "no/such/model.toml"]),
+        &["no/such/model.toml"],
+    );
+    let path = dir.write("nodata.toml", reference_with("[data]", "[unused]"));
+    fails_with(&ember(&["train", &path]), &["unknown field `unused`"]);
+}
+
+#[test]
+fn data_errors_name_the_file() {
+    let dir = Scratch::new("data");
+    let data = dir.path().display().to_string();
+    fails_with(
+        &ember(&["train", "--data", &data]),
+        &["missing train-images-idx3-ubyte"],
+    );
+    fails_with(
+        &ember(&["train", "--data", "no/such/dir"]),
+        &["no/such/dir", "not a directory"],
+    );
+    let idx = |dims: &[u32], values: &[u8]| {
+        let mut out = vec![0, 0, 8, dims.len() as u8];
+        dims.iter()
+            .for_each(|d| out.extend_from_slice(&d.to_be_bytes()));
+        out.extend_from_slice(values);
+        out
+    };
+    dir.write("train-images-idx3-ubyte", idx(&[2, 28, 28], &[0; 2 * 784]));
+    dir.write("train-labels-idx1-ubyte", idx(&[2], &[3, 4]));
+    dir.write("t10k-images-idx3-ubyte", idx(&[1, 28, 28], &[0; 784]));
+    dir.write("t10k-labels-idx1-ubyte", idx(&[2], &[1, 2]));
+    fails_with(
+        &ember(&["train", "--data", &data]),
+        &["t10k-images-idx3-ubyte", "1 images but", "2 labels"],
+    );
+    dir.write("t10k-labels-idx1-ubyte", [1, 2, 3, 4, 5, 6, 7, 8]);
+    fails_with(
+        &ember(&["train", "--data", &data]),
+        &["t10k-labels-idx1-ubyte", "bad magic number"],
+    );
+    dir.write("t10k-labels-idx1-ubyte", &idx(&[3], &[1, 2, 3])[..9]);
+    fails_with(
+        &ember(&["train", "--data", &data]),
+        &["t10k-labels-idx1-ubyte", "truncated"],
+    );
+    dir.write("t10k-labels-idx1-ubyte", idx(&[1], &[7]));
+    std::fs::remove_file(dir.path().join("train-images-idx3-ubyte")).unwrap();
+    dir.write("train-images-idx3-ubyte.gz", [0x1f, 0x8b, 8, 0, 1, 2, 3]);
+    fails_with(
+        &ember(&["train", "--data", &data]),
+        &["train-images-idx3-ubyte.gz"],
+    );
+}
+
+#[test]
+fn bad_flags_are_rejected() {
+    for args in [
+        &["train", "--epochs", "0"][..],
+        &["train", "--batch-size", "abc"],
+        &["train", "--threads", "0"],
+        &["frobnicate"],
+    ] {
+        let o = ember(args);
+        assert!(!o.status.success(), "{args:?}");
+        assert!(!stderr(&o).is_empty());
+    }
+}
