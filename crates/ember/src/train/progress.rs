@@ -82,7 +82,7 @@ impl Progress {
             Verbosity::ProgressBar => {
                 if let Some(bar) = self.bar.take() {
                     bar.set_position(self.steps as u64);
-                    bar.finish_with_message(format!("{}{metrics}", self.timing(self.steps)));
+                    bar.finish_with_message(format!("{}{metrics}", self.timing_of(log)));
                 }
             }
             Verbosity::EpochLines => {
@@ -96,15 +96,24 @@ impl Progress {
         }
     }
 
-    /// "3s 2ms/step", Keras's timing format.
+    /// Timing of a finished epoch: whole epoch, and training time per step.
+    fn timing_of(&self, log: &EpochLog) -> String {
+        format_timing(log.seconds, log.train_seconds / self.steps.max(1) as f64)
+    }
+
+    /// Timing so far, during an epoch.
     fn timing(&self, done: usize) -> String {
         let elapsed = self.started.elapsed().as_secs_f64();
-        let per_step = elapsed / done.max(1) as f64;
-        let per_step = if per_step >= 1e-3 {
-            format!("{:.0}ms/step", per_step * 1e3)
-        } else {
-            format!("{:.0}us/step", per_step * 1e6)
-        };
-        format!("{:.1}s {per_step}", elapsed)
+        format_timing(elapsed, elapsed / done.max(1) as f64)
     }
+}
+
+/// "3.1s 2ms/step", Keras's timing format.
+fn format_timing(elapsed: f64, per_step: f64) -> String {
+    let per_step = if per_step >= 1e-3 {
+        format!("{:.0}ms/step", per_step * 1e3)
+    } else {
+        format!("{:.0}us/step", per_step * 1e6)
+    };
+    format!("{elapsed:.1}s {per_step}")
 }
