@@ -17,8 +17,10 @@
 //! ```
 
 pub mod autograd;
+pub mod callbacks;
 pub mod data;
 mod error;
+pub mod io;
 pub mod loss;
 pub mod metrics;
 pub mod nn;
@@ -38,10 +40,16 @@ pub use spec::ModelSpec;
 pub use tensor::activation::Activation;
 pub use tensor::threads::{num_threads, set_num_threads};
 pub use tensor::Tensor;
-pub use train::{Evaluation, FitOptions, History, Sequential, Verbosity};
+pub use train::{
+    Callback, Control, EpochLog, Evaluation, FitOptions, History, Sequential, Verbosity,
+};
 
 /// Everything a training script needs, in one `use`.
 pub mod prelude {
+    pub use crate::callbacks::{
+        CsvLogger, EarlyStopping, LearningRateScheduler, ModelCheckpoint, ReduceLrOnPlateau,
+        Schedule, TerminateOnNan,
+    };
     pub use crate::{
         to_categorical, Activation, ActivationLayer, Adam, Dense, FitOptions, History, Loss,
         Metric, Mnist, Optimizer, RmsProp, Sequential, Sgd, Tensor, Verbosity,

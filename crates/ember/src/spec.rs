@@ -28,6 +28,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::callbacks::CallbackConfig;
 use crate::data::{to_categorical, Mnist};
 use crate::error::{Error, Result};
 use crate::loss::Loss;
@@ -48,6 +49,8 @@ pub struct ModelSpec {
     pub fit: FitSpec,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub data: Option<DataSpec>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub callbacks: Vec<CallbackConfig>,
 }
 
 /// `[model]`: the input every sample has.
@@ -226,6 +229,11 @@ impl ModelSpec {
                 format!("must be in [0, 1), got {}", self.fit.validation_split),
             ));
         }
+        for (i, callback) in self.callbacks.iter().enumerate() {
+            callback
+                .validate()
+                .map_err(|m| (format!("callbacks[{i}]"), m))?;
+        }
         if let Some(data) = &self.data {
             if !(data.scale.is_finite() && data.scale > 0.0) {
                 return Err((
@@ -270,6 +278,7 @@ impl ModelSpec {
             },
             fit,
             data,
+            callbacks: Vec::new(),
         })
     }
 

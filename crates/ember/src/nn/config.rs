@@ -3,6 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::{ActivationLayer, Dense, Layer};
+use crate::error::{Error, Result};
 use crate::tensor::activation::Activation;
 
 /// One layer of a model file, tagged by `type`:
@@ -33,6 +34,30 @@ fn yes() -> bool {
 }
 
 impl LayerConfig {
+    /// Output shape and parameter count for inputs of `input`, computed without building
+    /// (so a model file can be checked before any memory is committed to it).
+    pub fn shape_and_params(&self, input: &[usize]) -> Result<(Vec<usize>, usize)> {
+        match *self {
+            LayerConfig::Dense {
+                units, use_bias, ..
+            } => {
+                let inputs = *input
+                    .last()
+                    .ok_or_else(|| Error::shape("Dense", "needs inputs with a last axis"))?;
+                let params = inputs
+                    .checked_mul(units)
+                    .and_then(|w| w.checked_add(if use_bias { units } else { 0 }))
+                    .ok_or_else(|| {
+                        Error::invalid(format!("Dense({units}) on {inputs} inputs is too large"))
+                    })?;
+                let mut output = input.to_vec();
+                *output.last_mut().expect("checked above") = units;
+                Ok((output, params))
+            }
+            LayerConfig::Activation { .. } => Ok((input.to_vec(), 0)),
+        }
+    }
+
     /// A fresh, unbuilt layer.
     pub fn to_layer(&self) -> Box<dyn Layer> {
         match *self {

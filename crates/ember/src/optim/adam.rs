@@ -16,11 +16,11 @@ pub struct Adam {
     pub beta_2: f32,
     pub epsilon: f32,
     #[serde(skip)]
-    iterations: u64,
+    pub(crate) iterations: u64,
     #[serde(skip)]
-    m: Slots,
+    pub(crate) m: Slots,
     #[serde(skip)]
-    v: Slots,
+    pub(crate) v: Slots,
 }
 
 impl Default for Adam {

@@ -95,6 +95,107 @@ impl Optimizer {
     }
 }
 
+/// An optimizer's state for a checkpoint: its step count and its per-parameter buffers,
+/// named `SLOT/INDEX` ("m/0" is Adam's first moment of parameter 0).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct OptimizerState {
+    pub iterations: u64,
+    pub tensors: Vec<(String, Tensor)>,
+}
+
+impl Optimizer {
+    /// The named slots of this optimizer.
+    fn slots(&self) -> Vec<(&'static str, &Slots)> {
+        match self {
+            Optimizer::Sgd(o) => vec![("velocity", &o.velocity)],
+            Optimizer::Adam(o) => vec![("m", &o.m), ("v", &o.v)],
+            Optimizer::Rmsprop(o) => {
+                vec![("mean_square", &o.mean_square), ("velocity", &o.velocity)]
+            }
+        }
+    }
+
+    fn slots_mut(&mut self) -> Vec<(&'static str, &mut Slots)> {
+        match self {
+            Optimizer::Sgd(o) => vec![("velocity", &mut o.velocity)],
+            Optimizer::Adam(o) => vec![("m", &mut o.m), ("v", &mut o.v)],
+            Optimizer::Rmsprop(o) => vec![
+                ("mean_square", &mut o.mean_square),
+                ("velocity", &mut o.velocity),
+            ],
+        }
+    }
+
+    /// Steps taken so far.
+    pub fn iterations(&self) -> u64 {
+        match self {
+            Optimizer::Sgd(o) => o.iterations,
+            Optimizer::Adam(o) => o.iterations,
+            Optimizer::Rmsprop(o) => o.iterations,
+        }
+    }
+
+    /// A copy of the state, for saving.
+    pub fn state(&self) -> OptimizerState {
+        let mut tensors = Vec::new();
+        for (name, slots) in self.slots() {
+            for (i, t) in slots.0.iter().enumerate() {
+                if !t.is_empty() {
+                    tensors.push((format!("{name}/{i}"), t.clone()));
+                }
+            }
+        }
+        OptimizerState {
+            iterations: self.iterations(),
+            tensors,
+        }
+    }
+
+    /// Restores a saved state; `param_shapes[i]` is parameter i's shape. Errors name the
+    /// offending buffer.
+    pub fn load_state(
+        &mut self,
+        state: OptimizerState,
+        param_shapes: &[Vec<usize>],
+    ) -> Result<(), String> {
+        let kind = self.name();
+        let mut slots = self.slots_mut();
+        for (name, tensor) in state.tensors {
+            let (slot, index) = name
+                .split_once('/')
+                .and_then(|(s, i)| Some((s, i.parse::<usize>().ok()?)))
+                .ok_or_else(|| format!("optimizer buffer '{name}' is not named SLOT/INDEX"))?;
+            let shape = param_shapes.get(index).ok_or_else(|| {
+                format!(
+                    "optimizer buffer '{name}' refers to parameter {index}, the model has {}",
+                    param_shapes.len()
+                )
+            })?;
+            if tensor.shape() != shape.as_slice() {
+                return Err(format!(
+                    "optimizer buffer '{name}' has shape {:?}, parameter {index} is {shape:?}",
+                    tensor.shape()
+                ));
+            }
+            let target = slots.iter_mut().find(|(s, _)| *s == slot).ok_or_else(|| {
+                format!("optimizer buffer '{name}': {kind} has no state named '{slot}'")
+            })?;
+            let buffers = &mut target.1 .0;
+            if buffers.len() <= index {
+                buffers.resize_with(index + 1, Tensor::default);
+            }
+            buffers[index] = tensor;
+        }
+        drop(slots);
+        match self {
+            Optimizer::Sgd(o) => o.iterations = state.iterations,
+            Optimizer::Adam(o) => o.iterations = state.iterations,
+            Optimizer::Rmsprop(o) => o.iterations = state.iterations,
+        }
+        Ok(())
+    }
+}
+
 impl From<Sgd> for Optimizer {
     fn from(o: Sgd) -> Self {
         Optimizer::Sgd(o)
@@ -115,7 +216,7 @@ impl From<RmsProp> for Optimizer {
 
 /// Per-parameter state buffers (moments), created zeroed on first use.
 #[derive(Clone, Debug, Default, PartialEq)]
-pub(crate) struct Slots(Vec<Tensor>);
+pub(crate) struct Slots(pub(crate) Vec<Tensor>);
 
 impl Slots {
     /// The slot for parameter `index`, shaped like `like`.

@@ -14,9 +14,11 @@ pub struct RmsProp {
     pub momentum: f32,
     pub epsilon: f32,
     #[serde(skip)]
-    mean_square: Slots,
+    pub(crate) mean_square: Slots,
     #[serde(skip)]
-    velocity: Slots,
+    pub(crate) velocity: Slots,
+    #[serde(skip)]
+    pub(crate) iterations: u64,
 }
 
 impl Default for RmsProp {
@@ -28,6 +30,7 @@ impl Default for RmsProp {
             epsilon: 1e-7,
             mean_square: Slots::default(),
             velocity: Slots::default(),
+            iterations: 0,
         }
     }
 }
@@ -41,6 +44,7 @@ impl RmsProp {
     }
 
     pub(crate) fn step(&mut self, tape: &mut Tape) {
+        self.iterations += 1;
         let (lr, rho, mu, eps) = (self.learning_rate, self.rho, self.momentum, self.epsilon);
         for (i, (w, g)) in tape.params_and_grads_mut().enumerate() {
             let Some(g) = g else { continue };

@@ -13,7 +13,9 @@ pub struct Sgd {
     pub momentum: f32,
     pub nesterov: bool,
     #[serde(skip)]
-    velocity: Slots,
+    pub(crate) velocity: Slots,
+    #[serde(skip)]
+    pub(crate) iterations: u64,
 }
 
 impl Default for Sgd {
@@ -23,6 +25,7 @@ impl Default for Sgd {
             momentum: 0.0,
             nesterov: false,
             velocity: Slots::default(),
+            iterations: 0,
         }
     }
 }
@@ -42,6 +45,7 @@ impl Sgd {
     }
 
     pub(crate) fn step(&mut self, tape: &mut Tape) {
+        self.iterations += 1;
         let (lr, mu, nesterov) = (self.learning_rate, self.momentum, self.nesterov);
         for (i, (w, g)) in tape.params_and_grads_mut().enumerate() {
             let Some(g) = g else { continue };

@@ -2,12 +2,14 @@
 
 use std::time::Instant;
 
+use super::callback::{Callback, Control};
 use super::history::{EpochLog, History};
 use super::progress::Progress;
-use super::sequential::{Compiled, Sequential};
+use super::sequential::Sequential;
 use crate::error::{Error, Result};
 use crate::metrics::{accuracy_counts, RunningMetrics};
 use crate::tensor::denormal::FlushDenormals;
+use crate::tensor::random::Rng;
 use crate::tensor::Tensor;
 
 /// How much `fit` prints (Keras `verbose`).
@@ -35,6 +37,8 @@ pub struct FitOptions<'a> {
     pub validation_split: f32,
     /// Explicit validation data; takes precedence over `validation_split`.
     pub validation_data: Option<(&'a Tensor, &'a Tensor)>,
+    /// Epochs already done: training runs epochs `initial_epoch + 1 ..= epochs` (default 0).
+    pub initial_epoch: usize,
     /// Shuffle the training samples before each epoch (default true).
     pub shuffle: bool,
     /// Seed for shuffling; None derives it from the model's seed.
@@ -49,11 +53,22 @@ impl Default for FitOptions<'_> {
             batch_size: 32,
             validation_split: 0.0,
             validation_data: None,
+            initial_epoch: 0,
             shuffle: true,
             seed: None,
             verbose: Verbosity::Auto,
         }
     }
+}
+
+/// The order of the training samples in `epoch`: shuffled with a seed derived from the run's
+/// seed and the epoch alone, so a run resumed at any epoch sees the same batches.
+fn epoch_order(n: usize, shuffle: bool, seed: u64, epoch: usize) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..n).collect();
+    if shuffle {
+        Rng::seed(seed ^ (epoch as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15)).shuffle(&mut order);
+    }
+    order
 }
 
 /// Loss and (when compiled with it) accuracy over a data set.
@@ -66,7 +81,18 @@ pub struct Evaluation {
 impl Sequential {
     /// Trains the model (Keras `fit`).
     pub fn fit(&mut self, x: &Tensor, y: &Tensor, options: &FitOptions) -> Result<History> {
-        let mut compiled = self.compiled("fit")?;
+        self.fit_with_callbacks(x, y, options, &mut [])
+    }
+
+    /// Trains the model, calling `callbacks` around every batch and epoch.
+    pub fn fit_with_callbacks(
+        &mut self,
+        x: &Tensor,
+        y: &Tensor,
+        options: &FitOptions,
+        callbacks: &mut [&mut dyn Callback],
+    ) -> Result<History> {
+        let accuracy = self.compiled("fit")?.accuracy;
         self.check_data(x, y, "x", "y")?;
         if options.batch_size == 0 {
             return Err(Error::invalid("batch_size must be at least 1"));
@@ -94,69 +120,86 @@ impl Sequential {
         }
 
         let _flush = FlushDenormals::new();
-        let mut shuffler = match options.seed {
-            Some(seed) => crate::tensor::random::Rng::seed(seed),
-            None => self.rng.fork(),
-        };
-        let mut order: Vec<usize> = (0..n_train).collect();
+        let base_seed = options.seed.unwrap_or_else(|| self.rng.next_u64());
         let steps = n_train.div_ceil(options.batch_size);
         let mut progress = Progress::new(options.verbose);
         let mut history = History::default();
-        for epoch in 1..=options.epochs {
-            let started = Instant::now();
-            if options.shuffle {
-                shuffler.shuffle(&mut order);
+        for cb in callbacks.iter_mut() {
+            cb.on_train_begin(self)?;
+        }
+        'epochs: for epoch in options.initial_epoch + 1..=options.epochs {
+            for cb in callbacks.iter_mut() {
+                cb.on_epoch_begin(self, epoch)?;
             }
+            let started = Instant::now();
+            let order = epoch_order(n_train, options.shuffle, base_seed, epoch);
             progress.start_epoch(epoch, options.epochs, steps);
             let mut running = RunningMetrics::default();
             for (step, rows) in order.chunks(options.batch_size).enumerate() {
-                let loss = self.train_step(x, y, rows, &mut compiled, &mut running)?;
+                let loss = self.train_step(x, y, rows, &mut running)?;
+                let mut stop = false;
+                for cb in callbacks.iter_mut() {
+                    stop |= cb.on_batch_end(self, step + 1, loss)? == Control::Stop;
+                }
+                if stop {
+                    history.stopped_early = true;
+                    break 'epochs;
+                }
                 if !loss.is_finite() {
                     return Err(Error::NonFinite(format!(
                         "the loss became {loss} at epoch {epoch}, step {}; lower the learning rate or check the data",
                         step + 1
                     )));
                 }
-                progress.step(step + 1, &running, compiled.accuracy.is_some());
+                progress.step(step + 1, &running, accuracy.is_some());
             }
             let train_seconds = started.elapsed().as_secs_f64();
             let validation = match options.validation_data {
                 Some((vx, vy)) => {
-                    Some(self.evaluate_rows(vx, vy, 0..vx.rows(), options.batch_size, &compiled)?)
+                    Some(self.evaluate_rows(vx, vy, 0..vx.rows(), options.batch_size)?)
                 }
                 None if n_train < n => {
-                    Some(self.evaluate_rows(x, y, n_train..n, options.batch_size, &compiled)?)
+                    Some(self.evaluate_rows(x, y, n_train..n, options.batch_size)?)
                 }
                 None => None,
             };
             let log = EpochLog {
                 epoch,
                 loss: running.loss(),
-                accuracy: compiled.accuracy.map(|_| running.accuracy()),
+                accuracy: accuracy.map(|_| running.accuracy()),
                 val_loss: validation.map(|v| v.loss),
                 val_accuracy: validation.and_then(|v| v.accuracy),
+                learning_rate: self.learning_rate(),
                 train_seconds,
                 seconds: started.elapsed().as_secs_f64(),
             };
             progress.end_epoch(&log);
             history.epochs.push(log);
+            let log = history.epochs.last().expect("just pushed");
+            let mut stop = false;
+            for cb in callbacks.iter_mut() {
+                stop |= cb.on_epoch_end(self, log)? == Control::Stop;
+            }
+            if stop {
+                history.stopped_early = epoch < options.epochs;
+                break;
+            }
         }
-        // The optimizer's state (moments, step count) carries over to the next fit.
-        if let Some(c) = &mut self.compiled {
-            c.optimizer = compiled.optimizer;
+        for cb in callbacks.iter_mut() {
+            cb.on_train_end(self, &history)?;
         }
         Ok(history)
     }
 
     /// Loss and metrics on `x`, `y`, in batches (Keras `evaluate`).
     pub fn evaluate(&mut self, x: &Tensor, y: &Tensor, batch_size: usize) -> Result<Evaluation> {
-        let compiled = self.compiled("evaluate")?;
+        self.compiled("evaluate")?;
         self.check_data(x, y, "x", "y")?;
         if batch_size == 0 {
             return Err(Error::invalid("batch_size must be at least 1"));
         }
         let _flush = FlushDenormals::new();
-        self.evaluate_rows(x, y, 0..x.rows(), batch_size, &compiled)
+        self.evaluate_rows(x, y, 0..x.rows(), batch_size)
     }
 
     /// The model's outputs for `x`, in batches (Keras `predict`).
@@ -187,14 +230,21 @@ impl Sequential {
         x: &Tensor,
         y: &Tensor,
         rows: &[usize],
-        compiled: &mut Compiled,
         running: &mut RunningMetrics,
     ) -> Result<f32> {
-        let tape = &mut self.tape;
+        let Sequential {
+            tape,
+            layers,
+            compiled,
+            ..
+        } = self;
+        let compiled = compiled
+            .as_mut()
+            .ok_or_else(|| Error::invalid("call compile() before fit()"))?;
         tape.reset();
         let xb = tape.constant_rows(x, rows)?;
         let yb = tape.constant_rows(y, rows)?;
-        let (logits, activation) = Sequential::forward(&self.layers, tape, xb, true, true)?;
+        let (logits, activation) = Sequential::forward(layers, tape, xb, true, true)?;
         let (loss, output) = compiled.loss.record(tape, logits, activation, yb)?;
         tape.backward(loss)?;
         compiled.optimizer.step(tape);
@@ -212,8 +262,8 @@ impl Sequential {
         y: &Tensor,
         range: std::ops::Range<usize>,
         batch_size: usize,
-        compiled: &Compiled,
     ) -> Result<Evaluation> {
+        let compiled = self.compiled("evaluate")?;
         let mut running = RunningMetrics::default();
         let rows: Vec<usize> = range.collect();
         for batch in rows.chunks(batch_size) {

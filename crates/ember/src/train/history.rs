@@ -10,6 +10,8 @@ pub struct EpochLog {
     pub accuracy: Option<f64>,
     pub val_loss: Option<f64>,
     pub val_accuracy: Option<f64>,
+    /// The optimizer's learning rate at the end of the epoch.
+    pub learning_rate: f32,
     /// Wall-clock seconds for the epoch's training steps.
     pub train_seconds: f64,
     /// Wall-clock seconds for the whole epoch, validation included.
@@ -38,11 +40,16 @@ impl EpochLog {
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct History {
     pub epochs: Vec<EpochLog>,
+    /// Set when a callback ended training before the last epoch.
+    pub stopped_early: bool,
 }
 
 impl History {
     /// One metric across epochs, by its Keras name ("loss", "val_accuracy", …).
     pub fn metric(&self, name: &str) -> Vec<f64> {
+        if name == "learning_rate" {
+            return self.epochs.iter().map(|e| e.learning_rate as f64).collect();
+        }
         self.epochs
             .iter()
             .filter_map(|e| {
@@ -56,5 +63,13 @@ impl History {
 
     pub fn last(&self) -> Option<&EpochLog> {
         self.epochs.last()
+    }
+
+    /// The metrics every epoch reports ("accuracy", "loss", "val_accuracy", "val_loss").
+    pub fn metric_names(&self) -> Vec<&'static str> {
+        self.epochs
+            .first()
+            .map(|e| e.metrics().into_iter().map(|(n, _)| n).collect())
+            .unwrap_or_default()
     }
 }

@@ -1,11 +1,13 @@
 //! Models and training: `Sequential`, compile / fit / evaluate / predict, History, progress.
 
+mod callback;
 mod fit;
 mod history;
 mod progress;
 mod sequential;
 mod summary;
 
+pub use callback::{Callback, Control};
 pub use fit::{Evaluation, FitOptions, Verbosity};
 pub use history::{EpochLog, History};
 pub use sequential::Sequential;

@@ -175,6 +175,68 @@ impl Sequential {
         Ok(())
     }
 
+    /// Every weight's value, in layer order (Keras `get_weights`).
+    pub fn get_weights(&self) -> Vec<Tensor> {
+        self.weights().into_iter().map(|(_, t)| t.clone()).collect()
+    }
+
+    /// Replaces every weight, in the order of `get_weights` (Keras `set_weights`).
+    pub fn set_weights(&mut self, weights: Vec<Tensor>) -> Result<()> {
+        let names: Vec<String> = self.weights().into_iter().map(|(n, _)| n).collect();
+        if names.len() != weights.len() {
+            return Err(Error::invalid(format!(
+                "the model has {} weights, got {}",
+                names.len(),
+                weights.len()
+            )));
+        }
+        for (name, value) in names.iter().zip(weights) {
+            self.set_weight(name, value)?;
+        }
+        Ok(())
+    }
+
+    /// The optimizer's current learning rate (0 before `compile`).
+    pub fn learning_rate(&self) -> f32 {
+        self.compiled
+            .as_ref()
+            .map_or(0.0, |c| c.optimizer.learning_rate())
+    }
+
+    /// Changes the optimizer's learning rate (for schedules).
+    pub fn set_learning_rate(&mut self, learning_rate: f32) -> Result<()> {
+        let compiled = self
+            .compiled
+            .as_mut()
+            .ok_or_else(|| Error::invalid("call compile() before setting the learning rate"))?;
+        if !(learning_rate.is_finite() && learning_rate >= 0.0) {
+            return Err(Error::invalid(format!(
+                "learning rate must be a non-negative number, got {learning_rate}"
+            )));
+        }
+        compiled.optimizer.set_learning_rate(learning_rate);
+        Ok(())
+    }
+
+    /// The compiled optimizer (with its state), loss and accuracy kind.
+    pub fn optimizer(&self) -> Option<&Optimizer> {
+        self.compiled.as_ref().map(|c| &c.optimizer)
+    }
+
+    pub(crate) fn optimizer_mut(&mut self) -> Option<&mut Optimizer> {
+        self.compiled.as_mut().map(|c| &mut c.optimizer)
+    }
+
+    /// The compiled loss.
+    pub fn loss(&self) -> Option<Loss> {
+        self.compiled.as_ref().map(|c| c.loss)
+    }
+
+    /// Which accuracy the model reports, if compiled with it.
+    pub fn accuracy_kind(&self) -> Option<AccuracyKind> {
+        self.compiled.as_ref().and_then(|c| c.accuracy)
+    }
+
     /// The optimizer, loss and accuracy fixed by `compile`, or an error naming the call.
     pub(crate) fn compiled(&self, call: &str) -> Result<Compiled> {
         self.compiled

@@ -1,4 +1,11 @@
-//! Metrics: accuracy in its three Keras flavours, and running means over an epoch.
+//! Metrics: accuracy in its three Keras flavours, running means over an epoch, and the
+//! classification report (confusion matrix, precision / recall / F1, top-k accuracy).
+
+mod classification;
+
+pub use classification::{
+    top_k_accuracy, true_and_predicted, ClassScores, ClassificationReport, ConfusionMatrix,
+};
 
 use serde::{Deserialize, Serialize};
 

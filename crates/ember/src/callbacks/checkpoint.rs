@@ -1,0 +1,106 @@
+//! `ModelCheckpoint`: save the model (weights, optimizer state, epoch) as training goes.
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use super::monitor::{improves, value, Mode};
+use crate::error::Result;
+use crate::spec::{DataSpec, FitSpec};
+use crate::train::{Callback, Control, EpochLog, Sequential};
+
+/// Keras `ModelCheckpoint(filepath, monitor="val_loss", save_best_only=False, mode="auto")`.
+/// `{epoch}` in the file path is replaced by the epoch number. Files are written atomically,
+/// so a crash never leaves a half-written checkpoint, and `ember train --resume FILE` picks
+/// up where it stopped.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelCheckpoint {
+    pub filepath: PathBuf,
+    #[serde(default = "val_loss")]
+    pub monitor: String,
+    #[serde(default)]
+    pub save_best_only: bool,
+    #[serde(default)]
+    pub mode: Mode,
+    /// Training settings and data recorded in the file, so that it can be resumed.
+    #[serde(skip)]
+    context: Option<(FitSpec, Option<DataSpec>, Vec<super::CallbackConfig>)>,
+    #[serde(skip)]
+    best: Option<f64>,
+}
+
+fn val_loss() -> String {
+    "val_loss".into()
+}
+
+impl ModelCheckpoint {
+    pub fn new(filepath: impl Into<PathBuf>) -> Self {
+        ModelCheckpoint {
+            filepath: filepath.into(),
+            monitor: val_loss(),
+            save_best_only: false,
+            mode: Mode::Auto,
+            context: None,
+            best: None,
+        }
+    }
+
+    pub fn save_best_only(mut self, monitor: &str) -> Self {
+        self.save_best_only = true;
+        self.monitor = monitor.into();
+        self
+    }
+
+    /// Records these training settings in every checkpoint (the CLI passes its model file's).
+    pub fn with_context(
+        mut self,
+        fit: FitSpec,
+        data: Option<DataSpec>,
+        callbacks: Vec<super::CallbackConfig>,
+    ) -> Self {
+        self.context = Some((fit, data, callbacks));
+        self
+    }
+
+    fn path_for(&self, epoch: usize) -> PathBuf {
+        PathBuf::from(
+            self.filepath
+                .to_string_lossy()
+                .replace("{epoch}", &epoch.to_string()),
+        )
+    }
+}
+
+impl Callback for ModelCheckpoint {
+    fn on_train_begin(&mut self, _model: &mut Sequential) -> Result<()> {
+        self.best = None;
+        Ok(())
+    }
+
+    fn on_epoch_end(&mut self, model: &mut Sequential, log: &EpochLog) -> Result<Control> {
+        if self.save_best_only {
+            let Some(current) = value(log, &self.monitor) else {
+                eprintln!(
+                    "ModelCheckpoint: '{}' is not available, not saving",
+                    self.monitor
+                );
+                return Ok(Control::Continue);
+            };
+            if !improves(current, self.best, 0.0, self.mode.maximises(&self.monitor)) {
+                return Ok(Control::Continue);
+            }
+            self.best = Some(current);
+        }
+        let (fit, data, callbacks) = self.context.clone().unwrap_or_default();
+        crate::io::save_with(
+            self.path_for(log.epoch),
+            model,
+            &fit,
+            data.as_ref(),
+            &callbacks,
+            log.epoch,
+        )?;
+        Ok(Control::Continue)
+    }
+}
