@@ -364,6 +364,8 @@ mod tests {
 
     /// A stored tensor: name, shape, values.
     type Stored = (String, Vec<usize>, Vec<f32>);
+    /// An edit of every stored tensor.
+    type Edit<'a> = &'a dyn Fn(&str, Vec<usize>, Vec<f32>) -> Stored;
 
     fn load_error(bytes: &[u8]) -> String {
         from_bytes(bytes, Path::new("bad.safetensors"))
@@ -422,7 +424,7 @@ mod tests {
     fn shape_mismatches_and_bad_values_name_the_tensor() {
         let (m, _) = trained();
         let spec = spec_of(&m);
-        let rebuild = |edit: &dyn Fn(&str, Vec<usize>, Vec<f32>) -> Stored| {
+        let rebuild = |edit: Edit| {
             let good = to_bytes(&m, &spec, 1).unwrap();
             let meta = SafeTensors::read_metadata(&good)
                 .unwrap()
