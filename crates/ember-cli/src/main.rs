@@ -22,6 +22,10 @@ struct Cli {
 enum Command {
     /// Train a model file on its data, then report test accuracy.
     Train(commands::train::TrainArgs),
+    /// Evaluate a saved model: loss, accuracy, per-class scores, confusion matrix.
+    Evaluate(commands::evaluate::EvaluateArgs),
+    /// Predict the class of images, IDX samples or CSV rows with a saved model.
+    Predict(commands::predict::PredictArgs),
     /// Print a model file's layers, output shapes and parameter counts.
     Summary(commands::summary::SummaryArgs),
     /// Time the reference MNIST workload against a hand-written baseline.
@@ -32,6 +36,8 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Train(args) => commands::train::run(args),
+        Command::Evaluate(args) => commands::evaluate::run(args),
+        Command::Predict(args) => commands::predict::run(args),
         Command::Summary(args) => commands::summary::run(args),
         Command::Bench(args) => bench::run(args),
     };

@@ -25,6 +25,7 @@ pub mod loss;
 pub mod metrics;
 pub mod nn;
 pub mod optim;
+pub mod report;
 pub mod spec;
 pub mod tensor;
 pub mod train;

@@ -356,7 +356,15 @@ impl DataSpec {
         }
     }
 
-    fn prepare_inputs(&self, mut x: Tensor) -> Result<Tensor> {
+    /// The shape of one raw sample, before flattening (28×28 for MNIST).
+    pub fn sample_shape(&self) -> Vec<usize> {
+        match self.format {
+            DataFormat::Mnist => vec![28, 28],
+        }
+    }
+
+    /// Applies the preprocessing (scaling, flattening) to raw samples (n, …).
+    pub fn prepare_inputs(&self, mut x: Tensor) -> Result<Tensor> {
         if self.scale != 1.0 {
             x.scale_in_place(1.0 / self.scale);
         }

@@ -1,9 +1,14 @@
-//! One file per subcommand.
+//! One file per subcommand, and what they share: finding the model file and the data.
 
+pub mod evaluate;
+pub mod predict;
 pub mod summary;
 pub mod train;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+
+use ember::spec::{DataSpec, Dataset, ModelSpec};
+use ember::Error;
 
 /// The model file used when none is given: the Keras MNIST reference script.
 pub const DEFAULT_MODEL: &str = "models/mnist-mlp.toml";
@@ -13,9 +18,61 @@ pub fn model_path(given: Option<PathBuf>) -> PathBuf {
 }
 
 /// Applies `--threads` (or leaves `EMBER_NUM_THREADS` / all cores in charge).
-pub fn set_threads(threads: Option<usize>) -> ember::Result<()> {
+pub fn set_threads(threads: Option<u64>) -> ember::Result<()> {
     match threads {
-        Some(n) => ember::set_num_threads(n),
+        Some(n) => ember::set_num_threads(n as usize),
         None => Ok(()),
+    }
+}
+
+/// The data section of a model file, or an error naming the file.
+pub fn data_spec(spec: &ModelSpec, file: &Path) -> ember::Result<DataSpec> {
+    spec.data.clone().ok_or_else(|| Error::Spec {
+        path: file.to_path_buf(),
+        line: None,
+        field: "data".into(),
+        message: "there is no [data] section; pass --data DIR with a data set".into(),
+    })
+}
+
+/// Loads the data from `--data DIR` when given, else from the data section's folder
+/// (relative paths are relative to `base`).
+pub fn load_data(
+    data: &DataSpec,
+    override_dir: Option<&Path>,
+    base: &Path,
+) -> ember::Result<Dataset> {
+    match override_dir {
+        Some(dir) => data.load_from(dir),
+        None => data.load(base),
+    }
+}
+
+/// An absolute form of `path` (for recording a data folder in a saved model).
+pub fn absolute(path: &Path) -> PathBuf {
+    std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf())
+}
+
+/// Prints loss, accuracy and, when present, top-k accuracy, the classification report and
+/// the confusion matrix.
+pub fn print_assessment(a: &ember::train::Assessment, with_tables: bool) {
+    if with_tables {
+        if let Some((k, acc)) = a.top_k_accuracy {
+            println!("Top-{k} accuracy: {acc:.4}");
+        }
+        if let Some(report) = &a.report {
+            println!("\n{}", report.to_text());
+        }
+        if let Some(cm) = &a.confusion_matrix {
+            println!(
+                "Confusion matrix (rows: true class, columns: predicted class)\n{}",
+                cm.to_text()
+            );
+        }
+    }
+    println!("Test loss: {:.4}", a.loss);
+    match a.accuracy {
+        Some(accuracy) => println!("Test accuracy: {accuracy:.4}"),
+        None => println!("(compile with metrics = [\"accuracy\"] to report accuracy)"),
     }
 }

@@ -1,9 +1,12 @@
-//! `ember train [MODEL_FILE]`: train on the model file's data, evaluate on its test set.
+//! `ember train [MODEL_FILE]`: train on the model file's data, evaluate on its test set;
+//! optionally save, checkpoint every epoch, resume, and write a report.
 
 use std::path::{Path, PathBuf};
 
 use clap::Args;
-use ember::{Error, ModelSpec};
+use ember::callbacks::{CallbackConfig, ModelCheckpoint};
+use ember::train::Callback;
+use ember::{io, report, ModelSpec};
 
 #[derive(Args)]
 pub struct TrainArgs {
@@ -12,7 +15,7 @@ pub struct TrainArgs {
     /// Data folder, instead of the model file's (for MNIST: the four IDX files, plain or .gz).
     #[arg(long, value_name = "DIR")]
     data: Option<PathBuf>,
-    /// Number of epochs, instead of the model file's.
+    /// Number of epochs (the final epoch's number, when resuming).
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
     epochs: Option<u64>,
     /// Batch size, instead of the model file's.
@@ -24,12 +27,37 @@ pub struct TrainArgs {
     /// Threads for the numeric kernels (default: EMBER_NUM_THREADS, else all cores).
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
     threads: Option<u64>,
+    /// Save the trained model to this file (.safetensors).
+    #[arg(long, short, value_name = "FILE")]
+    output: Option<PathBuf>,
+    /// Save a resumable checkpoint to this file after every epoch.
+    #[arg(long, value_name = "FILE")]
+    checkpoint: Option<PathBuf>,
+    /// Continue training from a checkpoint or saved model, instead of a model file.
+    #[arg(long, value_name = "FILE", conflicts_with = "model")]
+    resume: Option<PathBuf>,
+    /// Write the history, learning curves and confusion matrix into this folder.
+    #[arg(long, value_name = "DIR")]
+    report: Option<PathBuf>,
 }
 
 pub fn run(args: TrainArgs) -> ember::Result<()> {
-    super::set_threads(args.threads.map(|n| n as usize))?;
-    let path = super::model_path(args.model);
-    let mut spec = ModelSpec::from_file(&path)?;
+    super::set_threads(args.threads)?;
+    let (mut spec, mut model, epochs_done, source) = match &args.resume {
+        Some(file) => {
+            let checkpoint = io::load(file)?;
+            (
+                checkpoint.spec,
+                Some(checkpoint.model),
+                checkpoint.epochs_done,
+                file.clone(),
+            )
+        }
+        None => {
+            let path = super::model_path(args.model.clone());
+            (ModelSpec::from_file(&path)?, None, 0, path)
+        }
+    };
     if let Some(epochs) = args.epochs {
         spec.fit.epochs = epochs as usize;
     }
@@ -39,34 +67,107 @@ pub fn run(args: TrainArgs) -> ember::Result<()> {
     if let Some(seed) = args.seed {
         spec.fit.seed = seed;
     }
-    let data_spec = spec.data.clone().ok_or_else(|| Error::Spec {
-        path: path.clone(),
-        line: None,
-        field: "data".into(),
-        message: "the model file has no [data] section to train on".into(),
-    })?;
-    let data = match &args.data {
-        Some(dir) => data_spec.load_from(dir)?,
-        None => data_spec.load(path.parent().unwrap_or(Path::new(".")))?,
-    };
-    let mut model = spec.build()?;
-    let split = spec.fit.validation_split as f64;
-    let n = data.x_train.rows();
-    let n_train = ((n as f64) * (1.0 - split)).ceil() as usize;
-    println!(
-        "Training {} on {n_train} samples, validating on {}, testing on {} ({} threads, seed {})",
-        path.display(),
-        n - n_train,
-        data.x_test.rows(),
-        ember::num_threads(),
-        spec.fit.seed
+    let mut data_spec = super::data_spec(&spec, &source)?;
+    let base = source.parent().unwrap_or(Path::new("."));
+    let data = super::load_data(&data_spec, args.data.as_deref(), base)?;
+    // Record where the data came from, absolutely, so that the saved model can be evaluated
+    // and resumed from anywhere.
+    data_spec.dir = super::absolute(
+        &args
+            .data
+            .clone()
+            .unwrap_or_else(|| base.join(&data_spec.dir)),
     );
-    model.fit(&data.x_train, &data.y_train, &spec.fit.options())?;
-    let test = model.evaluate(&data.x_test, &data.y_test, spec.fit.batch_size)?;
-    println!("Test loss: {:.4}", test.loss);
-    match test.accuracy {
-        Some(accuracy) => println!("Test accuracy: {accuracy:.4}"),
-        None => println!("(compile with metrics = [\"accuracy\"] to report accuracy)"),
+    spec.data = Some(data_spec);
+    let mut model = match model.take() {
+        Some(m) => m,
+        None => {
+            fix_schedule_starts(&mut spec);
+            spec.build()?
+        }
+    };
+
+    let n = data.x_train.rows();
+    let n_train = ((n as f64) * (1.0 - spec.fit.validation_split as f64)).ceil() as usize;
+    if epochs_done >= spec.fit.epochs {
+        println!(
+            "{} has already been trained for {epochs_done} epochs; pass --epochs N (N > {epochs_done}) to train further",
+            source.display()
+        );
+    } else {
+        let verb = if epochs_done > 0 {
+            "Resuming"
+        } else {
+            "Training"
+        };
+        println!(
+            "{verb} {} on {n_train} samples, validating on {}, testing on {} ({} threads, seed {})",
+            source.display(),
+            n - n_train,
+            data.x_test.rows(),
+            ember::num_threads(),
+            spec.fit.seed
+        );
     }
+
+    let mut callbacks: Vec<Box<dyn Callback>> = spec
+        .callbacks
+        .iter()
+        .map(|c| c.to_callback(&spec))
+        .collect();
+    if let Some(file) = &args.checkpoint {
+        callbacks.push(Box::new(ModelCheckpoint::new(file).with_context(
+            spec.fit.clone(),
+            spec.data.clone(),
+            spec.callbacks.clone(),
+        )));
+    }
+    let mut hooks: Vec<&mut dyn Callback> = callbacks
+        .iter_mut()
+        .map(|c| c.as_mut() as &mut dyn Callback)
+        .collect();
+    let options = ember::FitOptions {
+        initial_epoch: epochs_done,
+        ..spec.fit.options()
+    };
+    let history = model.fit_with_callbacks(&data.x_train, &data.y_train, &options, &mut hooks)?;
+    drop(hooks);
+    let epochs_now = history.last().map_or(epochs_done, |e| e.epoch);
+    if history.stopped_early {
+        println!("Training stopped early after epoch {epochs_now}");
+    }
+    if let Some(file) = &args.output {
+        io::save_with(
+            file,
+            &model,
+            &spec.fit,
+            spec.data.as_ref(),
+            &spec.callbacks,
+            epochs_now,
+        )?;
+        println!("Saved the model to {}", file.display());
+    }
+    let assessment = model.assess(&data.x_test, &data.y_test, spec.fit.batch_size, 5)?;
+    if let Some(dir) = &args.report {
+        let mut files = report::write_history(dir, &history)?;
+        files.extend(report::write_evaluation(
+            dir,
+            &assessment,
+            assessment.confusion_matrix.as_ref(),
+        )?);
+        println!("Report: {} files in {}", files.len(), dir.display());
+    }
+    super::print_assessment(&assessment, false);
     Ok(())
+}
+
+/// Learning-rate schedules start from the optimizer's rate at the start of training; record
+/// it in their configuration so that a resumed run continues the same curve.
+fn fix_schedule_starts(spec: &mut ModelSpec) {
+    let lr = spec.compile.optimizer.learning_rate();
+    for callback in &mut spec.callbacks {
+        if let CallbackConfig::LearningRateScheduler(s) = callback {
+            s.initial_learning_rate.get_or_insert(lr);
+        }
+    }
 }

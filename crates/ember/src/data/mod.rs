@@ -1,8 +1,10 @@
-//! Data: file loaders (IDX), encoders (one-hot) and the MNIST layout.
+//! Data: file loaders (IDX, images), encoders (one-hot) and the MNIST layout.
 
 mod encode;
 pub mod idx;
+pub mod image;
 mod mnist;
+pub mod rows;
 
 pub use encode::to_categorical;
 pub use idx::read_idx;

@@ -1,5 +1,6 @@
 //! Models and training: `Sequential`, compile / fit / evaluate / predict, History, progress.
 
+mod assess;
 mod callback;
 mod fit;
 mod history;
@@ -7,6 +8,7 @@ mod progress;
 mod sequential;
 mod summary;
 
+pub use assess::Assessment;
 pub use callback::{Callback, Control};
 pub use fit::{Evaluation, FitOptions, Verbosity};
 pub use history::{EpochLog, History};

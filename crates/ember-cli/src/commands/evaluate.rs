@@ -1,0 +1,57 @@
+//! `ember evaluate MODEL`: loss, accuracy, top-k accuracy, per-class precision / recall / F1
+//! and the confusion matrix on the model's test data.
+
+use std::path::PathBuf;
+
+use clap::Args;
+use ember::{io, report};
+
+#[derive(Args)]
+pub struct EvaluateArgs {
+    /// A model saved by `ember train --output` (or a checkpoint).
+    model: PathBuf,
+    /// Data folder, instead of the one recorded in the model.
+    #[arg(long, value_name = "DIR")]
+    data: Option<PathBuf>,
+    /// Report top-k accuracy for this k.
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..))]
+    top_k: u64,
+    /// Print JSON instead of tables.
+    #[arg(long)]
+    json: bool,
+    /// Write evaluation.json and the confusion matrix (PNG, SVG) into this folder.
+    #[arg(long, value_name = "DIR")]
+    report: Option<PathBuf>,
+    /// Threads for the numeric kernels.
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    threads: Option<u64>,
+}
+
+pub fn run(args: EvaluateArgs) -> ember::Result<()> {
+    super::set_threads(args.threads)?;
+    let mut checkpoint = io::load(&args.model)?;
+    let data_spec = super::data_spec(&checkpoint.spec, &args.model)?;
+    let data = super::load_data(&data_spec, args.data.as_deref(), std::path::Path::new("."))?;
+    let batch = checkpoint.spec.fit.batch_size;
+    let assessment =
+        checkpoint
+            .model
+            .assess(&data.x_test, &data.y_test, batch, args.top_k as usize)?;
+    if let Some(dir) = &args.report {
+        report::write_evaluation(dir, &assessment, assessment.confusion_matrix.as_ref())?;
+    }
+    if args.json {
+        let text = serde_json::to_string_pretty(&assessment)
+            .map_err(|e| ember::Error::InvalidArgument(format!("cannot write JSON: {e}")))?;
+        println!("{text}");
+    } else {
+        println!(
+            "{}: {} test samples, trained {} epochs",
+            args.model.display(),
+            assessment.samples,
+            checkpoint.epochs_done
+        );
+        super::print_assessment(&assessment, true);
+    }
+    Ok(())
+}

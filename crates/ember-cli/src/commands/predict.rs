@@ -1,0 +1,165 @@
+//! `ember predict MODEL INPUT…`: labels and top-k probabilities for images (PNG, JPEG of any
+//! size), IDX files and CSV rows, prepared as the model's training data was.
+
+use std::path::{Path, PathBuf};
+
+use clap::Args;
+use ember::data::{image::load_image, read_idx, rows::read_numeric_rows};
+use ember::spec::DataSpec;
+use ember::{io, Error, Tensor};
+use serde::Serialize;
+
+#[derive(Args)]
+pub struct PredictArgs {
+    /// A model saved by `ember train --output`.
+    model: PathBuf,
+    /// Inputs: .png / .jpg images, IDX files (one sample per entry), .csv files (one sample per row).
+    #[arg(required = true)]
+    inputs: Vec<PathBuf>,
+    /// How many of the most likely classes to show.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..))]
+    top_k: u64,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Serialize)]
+struct Prediction {
+    input: String,
+    /// Sample number within the input (0 for an image).
+    sample: usize,
+    label: usize,
+    /// The most likely classes with their probabilities, best first.
+    top: Vec<(usize, f32)>,
+}
+
+pub fn run(args: PredictArgs) -> ember::Result<()> {
+    let mut checkpoint = io::load(&args.model)?;
+    let data = super::data_spec(&checkpoint.spec, &args.model)?;
+    let input_shape = checkpoint.model.input_shape().to_vec();
+    let mut predictions = Vec::new();
+    for input in &args.inputs {
+        let raw = read_input(input, &data)?;
+        let x = data.prepare_inputs(raw)?;
+        if x.shape()[1..] != input_shape[..] {
+            return Err(Error::Data {
+                path: input.clone(),
+                message: format!(
+                    "samples of shape {:?}, the model expects {input_shape:?}",
+                    &x.shape()[1..]
+                ),
+            });
+        }
+        let outputs = checkpoint.model.predict(&x, 256)?;
+        let width = outputs.row_len().max(1);
+        for (sample, row) in outputs.data().chunks(width).enumerate() {
+            predictions.push(describe(input, sample, row, args.top_k as usize));
+        }
+    }
+    if args.json {
+        let text = serde_json::to_string_pretty(&predictions)
+            .map_err(|e| Error::InvalidArgument(format!("cannot write JSON: {e}")))?;
+        println!("{text}");
+    } else {
+        for p in &predictions {
+            let top: Vec<String> = p
+                .top
+                .iter()
+                .map(|(c, prob)| format!("{c} {prob:.4}"))
+                .collect();
+            println!(
+                "{}#{}: {}  (top: {})",
+                p.input,
+                p.sample,
+                p.label,
+                top.join(", ")
+            );
+        }
+    }
+    Ok(())
+}
+
+/// One input file as raw samples (n, …), before preprocessing.
+fn read_input(path: &Path, data: &DataSpec) -> ember::Result<Tensor> {
+    let extension = path
+        .extension()
+        .map(|e| e.to_string_lossy().to_lowercase())
+        .unwrap_or_default();
+    let sample = data.sample_shape();
+    match extension.as_str() {
+        "png" | "jpg" | "jpeg" => {
+            let [h, w] = sample[..] else {
+                return Err(Error::Data {
+                    path: path.to_path_buf(),
+                    message: "this model does not take images".into(),
+                });
+            };
+            let mut shape = vec![1];
+            shape.extend_from_slice(&sample);
+            load_image(path, h, w)?.reshape(&shape)
+        }
+        "csv" => {
+            let rows = read_numeric_rows(path)?;
+            let columns = rows.row_len();
+            let mut shape = vec![rows.rows()];
+            shape.extend_from_slice(&sample);
+            rows.reshape(&shape).map_err(|_| Error::Data {
+                path: path.to_path_buf(),
+                message: format!(
+                    "rows of {columns} values, the model's samples have {}",
+                    sample.iter().product::<usize>()
+                ),
+            })
+        }
+        _ => {
+            let t = read_idx(path).map_err(|e| match e {
+                Error::Data { path, message } if message.contains("magic number") => Error::Data {
+                    path,
+                    message: format!("not a PNG/JPEG image, CSV or IDX file ({message})"),
+                },
+                other => other,
+            })?;
+            // A single sample may come without the leading count axis.
+            if t.shape() == sample.as_slice() {
+                let mut shape = vec![1];
+                shape.extend_from_slice(&sample);
+                return t.reshape(&shape);
+            }
+            if t.shape().get(1..) != Some(sample.as_slice()) {
+                return Err(Error::Data {
+                    path: path.to_path_buf(),
+                    message: format!(
+                        "IDX dimensions {:?}, the model's samples are {sample:?}",
+                        t.shape()
+                    ),
+                });
+            }
+            Ok(t)
+        }
+    }
+}
+
+fn describe(input: &Path, sample: usize, outputs: &[f32], k: usize) -> Prediction {
+    // A single sigmoid output is the probability of class 1.
+    let probabilities: Vec<f32> = match outputs {
+        [p] => vec![1.0 - p, *p],
+        many => many.to_vec(),
+    };
+    let mut order: Vec<usize> = (0..probabilities.len()).collect();
+    order.sort_by(|&a, &b| {
+        probabilities[b]
+            .total_cmp(&probabilities[a])
+            .then(a.cmp(&b))
+    });
+    Prediction {
+        input: input.display().to_string(),
+        sample,
+        label: order[0],
+        top: order
+            .iter()
+            .take(k)
+            .map(|&c| (c, probabilities[c]))
+            .collect(),
+    }
+}

@@ -1,0 +1,165 @@
+//! Image files (PNG, JPEG) as model inputs: grayscale, the model's size, MNIST's conventions.
+
+use std::path::Path;
+
+use image::imageops::FilterType;
+use image::GrayImage;
+
+use crate::error::{Error, Result};
+use crate::tensor::Tensor;
+
+/// Loads an image as a (height, width) tensor of gray levels 0–255, light ink on a dark
+/// background as in MNIST (an image with a light background is inverted).
+///
+/// An image already of the target size is used pixel for pixel. Any other size is normalised
+/// the way MNIST itself was made: the ink's bounding box is scaled to fit a box of 20/28 of
+/// the target, keeping its aspect ratio, and placed so that its centre of mass is at the
+/// centre.
+pub fn load_image(path: &Path, height: usize, width: usize) -> Result<Tensor> {
+    let decoded = image::ImageReader::open(path)
+        .map_err(|e| Error::io(path, e))?
+        .with_guessed_format()
+        .map_err(|e| Error::io(path, e))?
+        .decode()
+        .map_err(|e| Error::data(path, format!("cannot decode the image: {e}")))?;
+    let mut gray = decoded.to_luma8();
+    if gray.width() == 0 || gray.height() == 0 {
+        return Err(Error::data(path, "the image is empty"));
+    }
+    if border_mean(&gray) > 127.0 {
+        image::imageops::invert(&mut gray);
+    }
+    let gray = if (gray.height() as usize, gray.width() as usize) == (height, width) {
+        gray
+    } else {
+        normalise(&gray, height as u32, width as u32)
+    };
+    let data = gray.as_raw().iter().map(|&v| v as f32).collect();
+    Tensor::new(&[height, width], data)
+}
+
+/// Mean gray level of the outermost pixels: the background's brightness.
+fn border_mean(img: &GrayImage) -> f64 {
+    let (w, h) = img.dimensions();
+    let mut sum = 0.0;
+    let mut n = 0.0;
+    for (x, y, p) in img.enumerate_pixels() {
+        if x == 0 || y == 0 || x == w - 1 || y == h - 1 {
+            sum += p.0[0] as f64;
+            n += 1.0;
+        }
+    }
+    sum / n
+}
+
+/// MNIST's normalisation: crop to the ink, fit into 20/28 of the frame, centre the mass.
+fn normalise(img: &GrayImage, height: u32, width: u32) -> GrayImage {
+    let mut frame = GrayImage::new(width, height);
+    let ink = |v: u8| v > 30;
+    let (mut x0, mut y0, mut x1, mut y1) = (u32::MAX, u32::MAX, 0, 0);
+    for (x, y, p) in img.enumerate_pixels() {
+        if ink(p.0[0]) {
+            (x0, y0, x1, y1) = (x0.min(x), y0.min(y), x1.max(x), y1.max(y));
+        }
+    }
+    if x0 > x1 {
+        return frame; // blank image
+    }
+    let crop = image::imageops::crop_imm(img, x0, y0, x1 - x0 + 1, y1 - y0 + 1).to_image();
+    let box_w = (width * 20).div_ceil(28).max(1) as f64;
+    let box_h = (height * 20).div_ceil(28).max(1) as f64;
+    let scale = (box_w / crop.width() as f64).min(box_h / crop.height() as f64);
+    let new_w = ((crop.width() as f64 * scale).round() as u32).clamp(1, width);
+    let new_h = ((crop.height() as f64 * scale).round() as u32).clamp(1, height);
+    let digit = image::imageops::resize(&crop, new_w, new_h, FilterType::Triangle);
+    // Centre of mass of the resized digit.
+    let (mut mass, mut cx, mut cy) = (0.0, 0.0, 0.0);
+    for (x, y, p) in digit.enumerate_pixels() {
+        let m = p.0[0] as f64;
+        mass += m;
+        cx += m * x as f64;
+        cy += m * y as f64;
+    }
+    let (cx, cy) = if mass > 0.0 {
+        (cx / mass, cy / mass)
+    } else {
+        (new_w as f64 / 2.0, new_h as f64 / 2.0)
+    };
+    let left = (width as f64 / 2.0 - cx)
+        .round()
+        .clamp(0.0, (width - new_w) as f64) as i64;
+    let top = (height as f64 / 2.0 - cy)
+        .round()
+        .clamp(0.0, (height - new_h) as f64) as i64;
+    image::imageops::overlay(&mut frame, &digit, left, top);
+    frame
+}
+
+/// Writes a (height, width) tensor of gray levels 0–255 as a PNG (for tests and tools).
+pub fn save_png(path: &Path, pixels: &Tensor) -> Result<()> {
+    let [h, w] = pixels.shape() else {
+        return Err(Error::shape(
+            "save_png",
+            format!("needs (height, width), got {:?}", pixels.shape()),
+        ));
+    };
+    let bytes: Vec<u8> = pixels
+        .data()
+        .iter()
+        .map(|&v| v.clamp(0.0, 255.0).round() as u8)
+        .collect();
+    let img = GrayImage::from_raw(*w as u32, *h as u32, bytes).expect("sizes checked");
+    img.save(path)
+        .map_err(|e| Error::data(path, format!("cannot write the PNG: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scratch(name: &str) -> std::path::PathBuf {
+        let dir = std::env::temp_dir().join(format!("ember-image-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        dir.join(name)
+    }
+
+    #[test]
+    fn native_size_round_trips_and_large_dark_on_light_is_normalised() {
+        let mut t = Tensor::zeros(&[28, 28]);
+        for y in 8..20 {
+            t.data_mut()[y * 28 + 14] = 255.0; // a vertical stroke
+        }
+        let path = scratch("one.png");
+        save_png(&path, &t).unwrap();
+        assert_eq!(load_image(&path, 28, 28).unwrap(), t);
+
+        // The same stroke, black on white, drawn at 10× the size.
+        let big = GrayImage::from_fn(280, 280, |x, y| {
+            image::Luma([if (135..146).contains(&x) && (60..200).contains(&y) {
+                0
+            } else {
+                255
+            }])
+        });
+        let path = scratch("big.png");
+        big.save(&path).unwrap();
+        let small = load_image(&path, 28, 28).unwrap();
+        // Inverted (ink is bright), 20 pixels tall, centred.
+        let column: Vec<f32> = (0..28).map(|y| small.data()[y * 28 + 14]).collect();
+        let rows_with_ink = column.iter().filter(|&&v| v > 100.0).count();
+        assert!((18..=21).contains(&rows_with_ink), "{column:?}");
+        assert_eq!(small.data()[0], 0.0);
+    }
+
+    #[test]
+    fn unreadable_images_name_the_file() {
+        let path = scratch("broken.png");
+        std::fs::write(&path, b"\x89PNG\r\n\x1a\nnot really").unwrap();
+        let e = load_image(&path, 28, 28).unwrap_err().to_string();
+        assert!(e.contains("broken.png") && e.contains("decode"), "{e}");
+        let e = load_image(&scratch("missing.png"), 28, 28)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("missing.png"), "{e}");
+    }
+}

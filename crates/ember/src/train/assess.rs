@@ -1,0 +1,59 @@
+//! `assess`: everything about a classifier's quality on a data set, in one pass.
+
+use serde::Serialize;
+
+use super::Sequential;
+use crate::error::Result;
+use crate::metrics::{top_k_accuracy, true_and_predicted, ClassificationReport, ConfusionMatrix};
+use crate::tensor::Tensor;
+
+/// Loss and accuracy (as `evaluate`), plus for classifiers the top-k accuracy, per-class
+/// precision / recall / F1 and the confusion matrix.
+#[derive(Clone, Debug, Serialize)]
+pub struct Assessment {
+    pub samples: usize,
+    pub loss: f64,
+    pub accuracy: Option<f64>,
+    /// (k, accuracy) when the model has more than k classes.
+    pub top_k_accuracy: Option<(usize, f64)>,
+    pub report: Option<ClassificationReport>,
+    pub confusion_matrix: Option<ConfusionMatrix>,
+}
+
+impl Sequential {
+    /// Evaluates the model on `x`, `y` and, when it was compiled with accuracy, builds the
+    /// classification report and confusion matrix.
+    pub fn assess(
+        &mut self,
+        x: &Tensor,
+        y: &Tensor,
+        batch_size: usize,
+        top_k: usize,
+    ) -> Result<Assessment> {
+        let evaluation = self.evaluate(x, y, batch_size)?;
+        let mut assessment = Assessment {
+            samples: x.rows(),
+            loss: evaluation.loss,
+            accuracy: evaluation.accuracy,
+            top_k_accuracy: None,
+            report: None,
+            confusion_matrix: None,
+        };
+        let Some(kind) = self.accuracy_kind() else {
+            return Ok(assessment);
+        };
+        let outputs = self.predict(x, batch_size)?;
+        let Ok((truth, predicted)) = true_and_predicted(kind, &outputs, y) else {
+            return Ok(assessment); // several binary outputs: no single class per sample
+        };
+        let width = self.output_shape().last().copied().unwrap_or(1);
+        let classes = width.max(2);
+        if width > top_k {
+            assessment.top_k_accuracy = Some((top_k, top_k_accuracy(&outputs, &truth, top_k)));
+        }
+        let confusion = ConfusionMatrix::new(classes, &truth, &predicted)?;
+        assessment.report = Some(confusion.report());
+        assessment.confusion_matrix = Some(confusion);
+        Ok(assessment)
+    }
+}
