@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::train::{Callback, Control, EpochLog, Sequential};
+use crate::train::{decimal, Callback, Control, EpochLog, Sequential};
 
 /// Keras `CSVLogger(filename, separator=",", append=False)`. Columns: epoch (from 1, as
 /// printed), then the metrics in alphabetical order, learning_rate included.
@@ -64,7 +64,7 @@ impl CsvLogger {
 
     fn columns(log: &EpochLog) -> Vec<(&'static str, f64)> {
         let mut columns = log.metrics();
-        columns.push(("learning_rate", log.learning_rate as f64));
+        columns.push(("learning_rate", decimal(log.learning_rate)));
         columns.sort_by_key(|(name, _)| *name);
         columns
     }

@@ -29,7 +29,7 @@ impl Mode {
 /// The value of `monitor` ("val_loss", "accuracy", "learning_rate", …) in `log`.
 pub fn value(log: &EpochLog, monitor: &str) -> Option<f64> {
     if monitor == "learning_rate" {
-        return Some(log.learning_rate as f64);
+        return Some(crate::train::decimal(log.learning_rate));
     }
     log.metrics()
         .into_iter()

@@ -61,16 +61,6 @@ impl Default for FitOptions<'_> {
     }
 }
 
-/// The order of the training samples in `epoch`: shuffled with a seed derived from the run's
-/// seed and the epoch alone, so a run resumed at any epoch sees the same batches.
-fn epoch_order(n: usize, shuffle: bool, seed: u64, epoch: usize) -> Vec<usize> {
-    let mut order: Vec<usize> = (0..n).collect();
-    if shuffle {
-        Rng::seed(seed ^ (epoch as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15)).shuffle(&mut order);
-    }
-    order
-}
-
 /// Loss and (when compiled with it) accuracy over a data set.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Evaluation {
@@ -85,6 +75,21 @@ impl Sequential {
     }
 
     /// Trains the model, calling `callbacks` around every batch and epoch.
+    ///
+    /// ```
+    /// use ember::prelude::*;
+    /// let mut model = Sequential::with_seed(&[1], 3);
+    /// model.add(Dense::new(1)).unwrap();
+    /// model.compile(Sgd::new(0.1), Loss::MeanSquaredError, &[]).unwrap();
+    /// let x = Tensor::new(&[8, 1], (0..8).map(|i| i as f32 / 8.0).collect()).unwrap();
+    /// let y = Tensor::new(&[8, 1], (0..8).map(|i| 2.0 * i as f32 / 8.0).collect()).unwrap();
+    /// let mut stop = EarlyStopping::new("val_loss", 2).restore_best_weights(true);
+    /// let mut schedule = LearningRateScheduler::from_fn(|epoch, lr| if epoch < 5 { lr } else { lr * 0.9 });
+    /// let options = FitOptions { epochs: 20, validation_split: 0.25, verbose: Verbosity::Silent, ..Default::default() };
+    /// let history = model.fit_with_callbacks(&x, &y, &options, &mut [&mut stop, &mut schedule]).unwrap();
+    /// assert!(history.epochs.len() <= 20);
+    /// assert!(model.learning_rate() < 0.1);
+    /// ```
     pub fn fit_with_callbacks(
         &mut self,
         x: &Tensor,
@@ -120,7 +125,16 @@ impl Sequential {
         }
 
         let _flush = FlushDenormals::new();
-        let base_seed = options.seed.unwrap_or_else(|| self.rng.next_u64());
+        // Each epoch shuffles the previous epoch's order. A run resumed after k epochs replays
+        // the first k shuffles (milliseconds), so it sees exactly the batches of an
+        // uninterrupted run.
+        let mut shuffler = Rng::seed(options.seed.unwrap_or_else(|| self.rng.next_u64()));
+        let mut order: Vec<usize> = (0..n_train).collect();
+        if options.shuffle {
+            for _ in 0..options.initial_epoch {
+                shuffler.shuffle(&mut order);
+            }
+        }
         let steps = n_train.div_ceil(options.batch_size);
         let mut progress = Progress::new(options.verbose);
         let mut history = History::default();
@@ -132,7 +146,9 @@ impl Sequential {
                 cb.on_epoch_begin(self, epoch)?;
             }
             let started = Instant::now();
-            let order = epoch_order(n_train, options.shuffle, base_seed, epoch);
+            if options.shuffle {
+                shuffler.shuffle(&mut order);
+            }
             progress.start_epoch(epoch, options.epochs, steps);
             let mut running = RunningMetrics::default();
             for (step, rows) in order.chunks(options.batch_size).enumerate() {

@@ -36,6 +36,11 @@ impl EpochLog {
     }
 }
 
+/// An f32 as the f64 with the same shortest decimal form (0.001, not 0.0010000000474974513).
+pub fn decimal(value: f32) -> f64 {
+    value.to_string().parse().unwrap_or(value as f64)
+}
+
 /// Returned by `fit`: one log per epoch.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct History {
@@ -48,7 +53,11 @@ impl History {
     /// One metric across epochs, by its Keras name ("loss", "val_accuracy", …).
     pub fn metric(&self, name: &str) -> Vec<f64> {
         if name == "learning_rate" {
-            return self.epochs.iter().map(|e| e.learning_rate as f64).collect();
+            return self
+                .epochs
+                .iter()
+                .map(|e| decimal(e.learning_rate))
+                .collect();
         }
         self.epochs
             .iter()

@@ -11,5 +11,5 @@ mod summary;
 pub use assess::Assessment;
 pub use callback::{Callback, Control};
 pub use fit::{Evaluation, FitOptions, Verbosity};
-pub use history::{EpochLog, History};
+pub use history::{decimal, EpochLog, History};
 pub use sequential::Sequential;

@@ -1,0 +1,422 @@
+//! Saving, evaluating, predicting and resuming through the `ember` binary, on the real MNIST
+//! files in data/mnist.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use ember::data::image::save_png;
+use ember::{io, Mnist, Tensor};
+
+fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn command(args: &[&str]) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_ember"));
+    c.args(args)
+        .current_dir(repo_root())
+        .env("EMBER_NUM_THREADS", "1");
+    c
+}
+
+fn ember(args: &[&str]) -> Output {
+    command(args).output().expect("the ember binary runs")
+}
+
+fn ok(args: &[&str]) -> String {
+    let o = ember(args);
+    let out = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert!(
+        o.status.success(),
+        "{args:?} failed: {}{out}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    out
+}
+
+fn fails_with(args: &[&str], needles: &[&str]) {
+    let o = ember(args);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success(), "{args:?} should fail");
+    assert_eq!(err.trim_end().lines().count(), 1, "one line: {err}");
+    for n in needles {
+        assert!(err.contains(n), "'{n}' not in: {err}");
+    }
+}
+
+/// A temporary folder, removed on drop.
+struct Scratch(PathBuf);
+
+impl Scratch {
+    fn new(name: &str) -> Self {
+        let dir = std::env::temp_dir().join(format!("ember-persist-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        Scratch(dir)
+    }
+
+    fn file(&self, name: &str) -> String {
+        self.0.join(name).display().to_string()
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn last_line(out: &str) -> &str {
+    out.trim_end().lines().last().unwrap_or("")
+}
+
+fn weights(path: &str) -> Vec<Tensor> {
+    io::load(path).unwrap().model.get_weights()
+}
+
+#[test]
+fn saved_model_evaluates_to_the_accuracy_train_printed_and_predicts_digits() {
+    let dir = Scratch::new("evaluate");
+    let model = dir.file("mnist.safetensors");
+    let report = dir.file("report");
+    let trained = ok(&[
+        "train", "--epochs", "2", "--output", &model, "--report", &report,
+    ]);
+    let printed = last_line(&trained).to_string();
+    assert!(printed.starts_with("Test accuracy: "), "{trained}");
+
+    let evaluated = ok(&["evaluate", &model]);
+    assert_eq!(last_line(&evaluated), printed, "evaluate agrees with train");
+    for needle in [
+        "Top-5 accuracy: ",
+        "weighted avg",
+        "Confusion matrix",
+        "true\\pred",
+    ] {
+        assert!(evaluated.contains(needle), "{needle}:\n{evaluated}");
+    }
+    let json: serde_json::Value =
+        serde_json::from_str(&ok(&["evaluate", &model, "--json"])).unwrap();
+    let accuracy = json["accuracy"].as_f64().unwrap();
+    assert_eq!(format!("Test accuracy: {accuracy:.4}"), printed);
+    assert_eq!(
+        json["confusion_matrix"]["counts"].as_array().unwrap().len(),
+        100
+    );
+
+    for file in [
+        "history.csv",
+        "history.json",
+        "loss.png",
+        "loss.svg",
+        "accuracy.png",
+        "accuracy.svg",
+        "confusion_matrix.png",
+        "confusion_matrix.svg",
+        "evaluation.json",
+    ] {
+        let path = Path::new(&report).join(file);
+        assert!(
+            path.metadata().map(|m| m.len() > 100).unwrap_or(false),
+            "{file}"
+        );
+    }
+    let csv = std::fs::read_to_string(Path::new(&report).join("history.csv")).unwrap();
+    assert!(
+        csv.starts_with("epoch,accuracy,loss,val_accuracy,val_loss,learning_rate\n1,"),
+        "{csv}"
+    );
+    assert_eq!(csv.lines().count(), 3);
+
+    // Real test digits as PNG files, an IDX file and CSV rows.
+    let mnist = Mnist::load(repo_root().join("data/mnist")).unwrap();
+    let digit = |i: usize| {
+        mnist
+            .test_images
+            .slice_rows(i, i + 1)
+            .unwrap()
+            .reshape(&[28, 28])
+            .unwrap()
+    };
+    let labels: Vec<usize> = (0..5)
+        .map(|i| mnist.test_labels.data()[i] as usize)
+        .collect();
+    let mut pngs = Vec::new();
+    for i in 0..5 {
+        let path = dir.file(&format!("digit{i}.png"));
+        save_png(Path::new(&path), &digit(i)).unwrap();
+        pngs.push(path);
+    }
+    // A large, dark-on-light rendering of the first digit (as a scan or a drawing would be).
+    let big = Tensor::new(
+        &[112, 112],
+        (0..112 * 112)
+            .map(|k| 255.0 - digit(0).data()[(k / 112 / 4) * 28 + (k % 112) / 4])
+            .collect(),
+    )
+    .unwrap();
+    let big_path = dir.file("big-inverted.png");
+    save_png(Path::new(&big_path), &big).unwrap();
+    let mut args = vec!["predict", model.as_str()];
+    args.extend(pngs.iter().map(String::as_str));
+    args.push(&big_path);
+    args.push("--json");
+    let predictions: serde_json::Value = serde_json::from_str(&ok(&args)).unwrap();
+    let predicted: Vec<usize> = predictions
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["label"].as_u64().unwrap() as usize)
+        .collect();
+    let mut expected = labels.clone();
+    expected.push(labels[0]);
+    assert_eq!(predicted, expected, "labels of test digits {labels:?}");
+    let top = predictions[0]["top"].as_array().unwrap();
+    assert_eq!(top.len(), 3);
+
+    let text = ok(&["predict", &model, &pngs[1]]);
+    assert!(
+        text.starts_with(&format!(
+            "{}#0: {}  (top: {} 0.",
+            pngs[1], labels[1], labels[1]
+        )),
+        "{text}"
+    );
+
+    let idx = dir.file("five.idx");
+    let five = mnist.test_images.slice_rows(0, 5).unwrap();
+    let mut bytes = vec![0u8, 0, 8, 3, 0, 0, 0, 5, 0, 0, 0, 28, 0, 0, 0, 28];
+    bytes.extend(five.data().iter().map(|&v| v as u8));
+    std::fs::write(&idx, bytes).unwrap();
+    let out = ok(&["predict", &model, &idx]);
+    let from_idx: Vec<String> = out
+        .lines()
+        .map(|l| {
+            l.split(": ")
+                .nth(1)
+                .unwrap()
+                .split(' ')
+                .next()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    assert_eq!(
+        from_idx,
+        labels.iter().map(|l| l.to_string()).collect::<Vec<_>>()
+    );
+
+    let csv_path = dir.file("rows.csv");
+    let rows: Vec<String> = (0..2)
+        .map(|i| {
+            digit(i)
+                .data()
+                .iter()
+                .map(|v| v.to_string())
+                .collect::<Vec<_>>()
+                .join(",")
+        })
+        .collect();
+    std::fs::write(&csv_path, rows.join("\n")).unwrap();
+    let out = ok(&["predict", &model, &csv_path]);
+    assert!(
+        out.contains(&format!("#0: {}", labels[0])) && out.contains(&format!("#1: {}", labels[1])),
+        "{out}"
+    );
+
+    // Inputs of the wrong kind or shape.
+    std::fs::write(dir.file("short.csv"), "1,2,3\n").unwrap();
+    fails_with(
+        &["predict", &model, &dir.file("short.csv")],
+        &["short.csv", "rows of 3 values", "784"],
+    );
+    std::fs::write(dir.file("notes.txt"), "hello").unwrap();
+    fails_with(
+        &["predict", &model, &dir.file("notes.txt")],
+        &["notes.txt", "not a PNG/JPEG image, CSV or IDX file"],
+    );
+    std::fs::write(dir.file("fake.png"), "not an image").unwrap();
+    fails_with(
+        &["predict", &model, &dir.file("fake.png")],
+        &["fake.png", "cannot decode"],
+    );
+    fails_with(
+        &["predict", &model, &dir.file("absent.png")],
+        &["absent.png"],
+    );
+}
+
+#[test]
+fn corrupt_or_missing_model_files_are_one_line_errors() {
+    let dir = Scratch::new("corrupt");
+    let model = dir.file("m.safetensors");
+    ok(&["train", "--epochs", "1", "--output", &model]);
+    let bytes = std::fs::read(&model).unwrap();
+    let truncated = dir.file("truncated.safetensors");
+    std::fs::write(&truncated, &bytes[..bytes.len() / 3]).unwrap();
+    let garbage = dir.file("garbage.safetensors");
+    std::fs::write(
+        &garbage,
+        b"\x10\x00\x00\x00\x00\x00\x00\x00{not json at all}",
+    )
+    .unwrap();
+    for command in ["evaluate", "predict"] {
+        let mut args = vec![command, truncated.as_str()];
+        if command == "predict" {
+            args.push("x.png");
+        }
+        fails_with(&args, &["truncated.safetensors", "not a valid model file"]);
+        args[1] = &garbage;
+        fails_with(&args, &["garbage.safetensors", "not a valid model file"]);
+    }
+    fails_with(
+        &["train", "--resume", &truncated],
+        &["truncated.safetensors"],
+    );
+    fails_with(
+        &["evaluate", &dir.file("nothing.safetensors")],
+        &["nothing.safetensors"],
+    );
+    fails_with(
+        &["evaluate", &model, "--data", "no/such/dir"],
+        &["no/such/dir"],
+    );
+    let o = ember(&["train", "models/mnist-mlp.toml", "--resume", &model]);
+    assert!(
+        !o.status.success(),
+        "a model file and --resume together are refused"
+    );
+}
+
+#[test]
+fn sigkill_mid_epoch_then_resume_matches_an_uninterrupted_run() {
+    let dir = Scratch::new("resume");
+    let uninterrupted = dir.file("full.safetensors");
+    ok(&["train", "--epochs", "4", "--output", &uninterrupted]);
+
+    let checkpoint = dir.file("checkpoint.safetensors");
+    let mut child = command(&["train", "--epochs", "4", "--checkpoint", &checkpoint])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // Wait for the first checkpoint, then kill the run part-way into the next epoch.
+    let started = Instant::now();
+    while !Path::new(&checkpoint).exists() {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "no checkpoint written"
+        );
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    std::thread::sleep(Duration::from_millis(120));
+    child.kill().unwrap(); // SIGKILL
+    let status = child.wait().unwrap();
+    assert!(!status.success(), "the run was killed before it finished");
+
+    let saved = io::load(&checkpoint).expect("the checkpoint is valid after SIGKILL");
+    assert!((1..4).contains(&saved.epochs_done), "{}", saved.epochs_done);
+    let leftovers: Vec<_> = std::fs::read_dir(&dir.0)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(
+        leftovers.len(),
+        2,
+        "no temporary files left behind: {leftovers:?}"
+    );
+
+    let resumed = dir.file("resumed.safetensors");
+    let out = ok(&["train", "--resume", &checkpoint, "--output", &resumed]);
+    let first_epoch = format!("Epoch {}/4", saved.epochs_done + 1);
+    assert!(
+        out.contains(&first_epoch) && !out.contains("Epoch 1/4"),
+        "{out}"
+    );
+    assert!(last_line(&out).starts_with("Test accuracy: 0.9"), "{out}");
+    assert_eq!(io::load(&resumed).unwrap().epochs_done, 4);
+    assert_eq!(
+        weights(&resumed),
+        weights(&uninterrupted),
+        "bit-identical to the uninterrupted run"
+    );
+
+    // Nothing left to do: says so and still evaluates.
+    let again = ok(&["train", "--resume", &resumed]);
+    assert!(
+        again.contains("already been trained for 4 epochs"),
+        "{again}"
+    );
+}
+
+#[test]
+fn callbacks_from_the_model_file() {
+    let dir = Scratch::new("callbacks");
+    let text = std::fs::read_to_string(repo_root().join("models/mnist-mlp.toml")).unwrap();
+    let log = dir.file("log.csv");
+    // The training loss falls every epoch, so monitoring it in "max" mode never improves:
+    // training stops after epoch 2 and restores the weights of epoch 1.
+    let spec = format!(
+        "{text}\n[[callbacks]]\ntype = \"early_stopping\"\nmonitor = \"loss\"\nmode = \"max\"\nrestore_best_weights = true\n\n\
+         [[callbacks]]\ntype = \"csv_logger\"\nfilename = \"{log}\"\n\n\
+         [[callbacks]]\ntype = \"learning_rate_scheduler\"\nschedule = {{ type = \"step\", every = 1, factor = 0.5 }}\n"
+    )
+    .replace("dir = \"../data/mnist\"", &format!("dir = \"{}\"", repo_root().join("data/mnist").display()));
+    let model_file = dir.file("early.toml");
+    std::fs::write(&model_file, spec).unwrap();
+    let stopped = dir.file("stopped.safetensors");
+    let out = ok(&["train", &model_file, "--output", &stopped]);
+    assert!(
+        out.contains("Training stopped early after epoch 2"),
+        "{out}"
+    );
+    assert!(!out.contains("Epoch 3/10"), "{out}");
+
+    let csv = std::fs::read_to_string(&log).unwrap();
+    let lines: Vec<&str> = csv.lines().collect();
+    assert_eq!(
+        lines[0],
+        "epoch,accuracy,learning_rate,loss,val_accuracy,val_loss"
+    );
+    assert!(
+        lines[1].starts_with("1,") && lines[1].contains(",0.001,"),
+        "{csv}"
+    );
+    assert!(
+        lines[2].starts_with("2,") && lines[2].contains(",0.0005,"),
+        "the step schedule halved the rate: {csv}"
+    );
+
+    let one_epoch = dir.file("one.safetensors");
+    ok(&[
+        "train",
+        &model_file,
+        "--epochs",
+        "1",
+        "--output",
+        &one_epoch,
+    ]);
+    assert_eq!(
+        weights(&stopped),
+        weights(&one_epoch),
+        "the best (first) epoch's weights were restored"
+    );
+
+    let bad = dir.file("bad.toml");
+    std::fs::write(
+        &bad,
+        format!("{text}\n[[callbacks]]\ntype = \"early_stoping\"\n"),
+    )
+    .unwrap();
+    fails_with(&["train", &bad], &["callbacks[0]", "early_stoping"]);
+    std::fs::write(
+        &bad,
+        format!("{text}\n[[callbacks]]\ntype = \"reduce_lr_on_plateau\"\nfactor = 2.0\n"),
+    )
+    .unwrap();
+    fails_with(
+        &["train", &bad],
+        &["callbacks[0]", "factor must be in (0, 1)"],
+    );
+}
