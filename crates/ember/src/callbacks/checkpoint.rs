@@ -104,3 +104,46 @@ impl Callback for ModelCheckpoint {
         Ok(Control::Continue)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::prelude::*;
+
+    #[test]
+    fn saves_every_epoch_or_only_improvements() {
+        let dir = std::env::temp_dir().join(format!("ember-ckpt-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut m = Sequential::new(&[1]);
+        m.add(Dense::new(1)).unwrap();
+        m.compile(Sgd::new(0.1), Loss::MeanSquaredError, &[])
+            .unwrap();
+        let log = |epoch, val_loss| EpochLog {
+            epoch,
+            loss: 1.0,
+            accuracy: None,
+            val_loss: Some(val_loss),
+            val_accuracy: None,
+            learning_rate: 0.1,
+            train_seconds: 0.0,
+            seconds: 0.0,
+        };
+        let mut every = ModelCheckpoint::new(dir.join("every-{epoch}.safetensors"));
+        let mut best =
+            ModelCheckpoint::new(dir.join("best.safetensors")).save_best_only("val_loss");
+        every.on_train_begin(&mut m).unwrap();
+        best.on_train_begin(&mut m).unwrap();
+        for (epoch, val_loss) in [(1, 0.5), (2, 0.7), (3, 0.4)] {
+            every.on_epoch_end(&mut m, &log(epoch, val_loss)).unwrap();
+            best.on_epoch_end(&mut m, &log(epoch, val_loss)).unwrap();
+            let saved = crate::io::load(dir.join("best.safetensors")).unwrap();
+            // Epoch 2 is worse than epoch 1, so the best file still says epoch 1.
+            assert_eq!(saved.epochs_done, if epoch == 2 { 1 } else { epoch });
+        }
+        for epoch in 1..=3 {
+            let saved = crate::io::load(dir.join(format!("every-{epoch}.safetensors"))).unwrap();
+            assert_eq!(saved.epochs_done, epoch);
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

@@ -126,3 +126,38 @@ impl Callback for CsvLogger {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::prelude::*;
+
+    fn log(epoch: usize) -> EpochLog {
+        EpochLog {
+            epoch,
+            loss: 0.5,
+            accuracy: Some(0.75),
+            val_loss: None,
+            val_accuracy: None,
+            learning_rate: 0.01,
+            train_seconds: 0.0,
+            seconds: 0.0,
+        }
+    }
+
+    #[test]
+    fn writes_a_header_once_and_appends() {
+        let path = std::env::temp_dir().join(format!("ember-csvlog-{}.csv", std::process::id()));
+        let mut m = Sequential::new(&[1]);
+        let mut logger = CsvLogger::new(&path).separator(";");
+        logger.on_train_begin(&mut m).unwrap();
+        logger.on_epoch_end(&mut m, &log(1)).unwrap();
+        logger.on_epoch_end(&mut m, &log(2)).unwrap();
+        let mut again = CsvLogger::new(&path).separator(";").append(true);
+        again.on_train_begin(&mut m).unwrap();
+        again.on_epoch_end(&mut m, &log(3)).unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(text, "epoch;accuracy;learning_rate;loss\n1;0.75;0.01;0.5\n2;0.75;0.01;0.5\n3;0.75;0.01;0.5\n");
+        std::fs::remove_file(&path).unwrap();
+    }
+}

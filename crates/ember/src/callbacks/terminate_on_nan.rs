@@ -26,3 +26,29 @@ impl Callback for TerminateOnNan {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::prelude::*;
+
+    #[test]
+    fn stops_training_instead_of_failing() {
+        let x = Tensor::new(&[4, 1], vec![1e18, -1e18, 1e18, -1e18]).unwrap();
+        let y = Tensor::new(&[4, 1], vec![1e18, 0.0, 1e18, 0.0]).unwrap();
+        let mut m = Sequential::new(&[1]);
+        m.add(Dense::new(1)).unwrap();
+        m.compile(Sgd::new(1.0), Loss::MeanSquaredError, &[])
+            .unwrap();
+        let options = FitOptions {
+            epochs: 5,
+            verbose: Verbosity::Silent,
+            ..Default::default()
+        };
+        let history = m
+            .fit_with_callbacks(&x, &y, &options, &mut [&mut TerminateOnNan::default()])
+            .unwrap();
+        assert!(history.stopped_early);
+        assert!(history.epochs.len() < 5);
+    }
+}
