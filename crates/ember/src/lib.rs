@@ -27,6 +27,7 @@ pub mod nn;
 pub mod optim;
 pub mod report;
 pub mod spec;
+pub mod tabular;
 pub mod tensor;
 pub mod train;
 

@@ -4,7 +4,10 @@ mod encode;
 pub mod idx;
 pub mod image;
 mod mnist;
+pub mod preprocess;
 pub mod rows;
+pub mod split;
+pub mod table;
 
 pub use encode::to_categorical;
 pub use idx::read_idx;

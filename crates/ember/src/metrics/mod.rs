@@ -2,10 +2,12 @@
 //! classification report (confusion matrix, precision / recall / F1, top-k accuracy).
 
 mod classification;
+mod scores;
 
 pub use classification::{
     top_k_accuracy, true_and_predicted, ClassScores, ClassificationReport, ConfusionMatrix,
 };
+pub use scores::{regression_scores, roc_auc, RegressionScores};
 
 use serde::{Deserialize, Serialize};
 

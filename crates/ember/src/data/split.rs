@@ -1,0 +1,123 @@
+//! Splits: stratified train / test splits and k-fold cross-validation, seeded.
+
+use crate::error::{Error, Result};
+use crate::tensor::random::Rng;
+
+/// Splits `0..n` into shuffled (train, test) indices with `test_fraction` of each class in
+/// the test part (of all samples, when `classes` is None).
+pub fn train_test_split(
+    n: usize,
+    classes: Option<&[usize]>,
+    test_fraction: f32,
+    seed: u64,
+) -> Result<(Vec<usize>, Vec<usize>)> {
+    if !(test_fraction > 0.0 && test_fraction < 1.0) {
+        return Err(Error::invalid(format!(
+            "the test fraction must be in (0, 1), got {test_fraction}"
+        )));
+    }
+    let mut rng = Rng::seed(seed);
+    let (mut train, mut test) = (Vec::new(), Vec::new());
+    for mut group in groups(n, classes) {
+        rng.shuffle(&mut group);
+        let k = (group.len() as f64 * test_fraction as f64).round() as usize;
+        test.extend_from_slice(&group[..k]);
+        train.extend_from_slice(&group[k..]);
+    }
+    if train.is_empty() || test.is_empty() {
+        return Err(Error::invalid(format!("{n} rows are too few to split")));
+    }
+    rng.shuffle(&mut train);
+    rng.shuffle(&mut test);
+    Ok((train, test))
+}
+
+/// `k` (train, validation) folds over `0..n`, stratified by `classes` when given: every
+/// index is in exactly one validation fold.
+pub fn k_fold(
+    n: usize,
+    k: usize,
+    classes: Option<&[usize]>,
+    seed: u64,
+) -> Result<Vec<(Vec<usize>, Vec<usize>)>> {
+    if k < 2 || k > n {
+        return Err(Error::invalid(format!("cannot make {k} folds of {n} rows")));
+    }
+    let mut rng = Rng::seed(seed);
+    let mut folds = vec![Vec::new(); k];
+    // Deal each shuffled class round-robin, continuing where the previous class stopped,
+    // so fold sizes differ by at most one.
+    let mut next = 0;
+    for mut group in groups(n, classes) {
+        rng.shuffle(&mut group);
+        for i in group {
+            folds[next % k].push(i);
+            next += 1;
+        }
+    }
+    Ok((0..k)
+        .map(|f| {
+            let mut train: Vec<usize> = (0..k)
+                .filter(|&g| g != f)
+                .flat_map(|g| folds[g].iter().copied())
+                .collect();
+            rng.shuffle(&mut train);
+            (train, folds[f].clone())
+        })
+        .collect())
+}
+
+fn groups(n: usize, classes: Option<&[usize]>) -> Vec<Vec<usize>> {
+    match classes {
+        None => vec![(0..n).collect()],
+        Some(labels) => {
+            let count = labels.iter().copied().max().map_or(0, |m| m + 1);
+            let mut groups = vec![Vec::new(); count];
+            for (i, &c) in labels.iter().enumerate() {
+                groups[c].push(i);
+            }
+            groups
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stratified_split_keeps_class_proportions() {
+        let classes: Vec<usize> = (0..100).map(|i| if i < 80 { 0 } else { 1 }).collect();
+        let (train, test) = train_test_split(100, Some(&classes), 0.2, 1).unwrap();
+        assert_eq!((train.len(), test.len()), (80, 20));
+        assert_eq!(test.iter().filter(|&&i| classes[i] == 1).count(), 4);
+        let mut all: Vec<usize> = train.iter().chain(&test).copied().collect();
+        all.sort();
+        assert_eq!(all, (0..100).collect::<Vec<_>>());
+        assert_eq!(
+            train_test_split(100, Some(&classes), 0.2, 1).unwrap().1,
+            test,
+            "seeded"
+        );
+        assert_ne!(
+            train_test_split(100, Some(&classes), 0.2, 2).unwrap().1,
+            test
+        );
+        assert!(train_test_split(1, None, 0.2, 1).is_err());
+        assert!(train_test_split(10, None, 1.0, 1).is_err());
+    }
+
+    #[test]
+    fn folds_partition_the_rows() {
+        let classes: Vec<usize> = (0..23).map(|i| i % 3).collect();
+        let folds = k_fold(23, 5, Some(&classes), 7).unwrap();
+        let mut seen: Vec<usize> = folds.iter().flat_map(|(_, v)| v.clone()).collect();
+        seen.sort();
+        assert_eq!(seen, (0..23).collect::<Vec<_>>());
+        for (train, validation) in &folds {
+            assert_eq!(train.len() + validation.len(), 23);
+            assert!((4..=5).contains(&validation.len()));
+        }
+        assert!(k_fold(3, 5, None, 1).is_err());
+    }
+}

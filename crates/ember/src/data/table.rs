@@ -1,0 +1,553 @@
+//! CSV tables: reading (delimiter sniffing, header detection, quoting, trimming, missing-value
+//! tokens), column type inference, and per-column summaries. Rows that cannot be read are
+//! errors naming the line, or — when asked — dropped and reported, never silently.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+
+/// How to read a CSV file. The defaults suit most files: the delimiter and the header are
+/// detected, and the usual missing-value spellings are recognised.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CsvOptions {
+    /// Field delimiter; None sniffs comma, semicolon and tab.
+    pub delimiter: Option<char>,
+    /// Whether the first (kept) line is a header; None detects it.
+    pub header: Option<bool>,
+    /// Lines to skip before the header or the first row (e.g. scikit-learn's line of counts).
+    pub skip_rows: usize,
+    /// Cell values that mean "missing", compared after trimming.
+    pub missing: Vec<String>,
+    /// Drop rows with the wrong number of fields (reported with counts) instead of failing.
+    pub drop_bad_rows: bool,
+}
+
+impl Default for CsvOptions {
+    fn default() -> Self {
+        CsvOptions {
+            delimiter: None,
+            header: None,
+            skip_rows: 0,
+            missing: ["", "NA", "N/A", "NaN", "nan", "null", "NULL", "?"]
+                .map(String::from)
+                .to_vec(),
+            drop_bad_rows: false,
+        }
+    }
+}
+
+/// A row left out of the table, and why.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct RejectedRow {
+    /// 1-based line in the file.
+    pub line: u64,
+    pub reason: String,
+}
+
+/// What a column holds, as inferred from its non-missing values.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ColumnKind {
+    Numeric,
+    Boolean,
+    /// Few distinct strings: one-hot encoded.
+    Categorical,
+    /// Many distinct strings (names, free text): not used as a feature by default.
+    Text,
+    /// Distinct consecutive integers (a row number): not used as a feature by default.
+    Identifier,
+    /// Nothing but missing values.
+    Empty,
+}
+
+/// A table of raw string cells, `None` where missing.
+#[derive(Clone, Debug)]
+pub struct Table {
+    pub path: PathBuf,
+    pub names: Vec<String>,
+    /// Column-major cells.
+    pub columns: Vec<Vec<Option<String>>>,
+    /// 1-based file line of each row.
+    pub lines: Vec<u64>,
+    pub rejected: Vec<RejectedRow>,
+}
+
+/// One column's summary for `ember data inspect`.
+#[derive(Clone, Debug, Serialize)]
+pub struct ColumnSummary {
+    pub name: String,
+    pub kind: ColumnKind,
+    pub missing: usize,
+    pub distinct: usize,
+    pub min: Option<f64>,
+    pub max: Option<f64>,
+    pub mean: Option<f64>,
+    /// Most frequent values with counts (for non-numeric columns).
+    pub top: Vec<(String, usize)>,
+}
+
+impl Table {
+    /// Reads a CSV file.
+    pub fn read(path: impl AsRef<Path>, options: &CsvOptions) -> Result<Table> {
+        let path = path.as_ref();
+        let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+        Self::parse(&bytes, path, options)
+    }
+
+    /// Parses CSV bytes; `path` names the file in errors.
+    pub fn parse(bytes: &[u8], path: &Path, options: &CsvOptions) -> Result<Table> {
+        let text = std::str::from_utf8(bytes).map_err(|e| {
+            let line = bytes[..e.valid_up_to()]
+                .iter()
+                .filter(|&&b| b == b'\n')
+                .count()
+                + 1;
+            Error::data(
+                path,
+                format!("line {line}: not valid UTF-8 (byte {})", e.valid_up_to()),
+            )
+        })?;
+        let body = skip_lines(text, options.skip_rows);
+        let skipped = options.skip_rows as u64;
+        if body.trim().is_empty() {
+            return Err(Error::data(path, "the file has no rows"));
+        }
+        let delimiter = match options.delimiter {
+            Some(d) if d.is_ascii() => d as u8,
+            Some(d) => {
+                return Err(Error::invalid(format!(
+                    "the delimiter '{d}' is not an ASCII character"
+                )))
+            }
+            None => sniff_delimiter(body),
+        };
+        let mut reader = csv::ReaderBuilder::new()
+            .delimiter(delimiter)
+            .has_headers(false)
+            .flexible(true)
+            .trim(csv::Trim::All)
+            .from_reader(body.as_bytes());
+        let mut records = Vec::new();
+        for record in reader.records() {
+            let record = record.map_err(|e| Error::data(path, format!("{e}")))?;
+            let line = record.position().map_or(0, |p| p.line()) + skipped;
+            if record.iter().all(|f| f.is_empty()) {
+                continue;
+            }
+            records.push((line, record.iter().map(str::to_string).collect::<Vec<_>>()));
+        }
+        if records.is_empty() {
+            return Err(Error::data(path, "the file has no rows"));
+        }
+        let header = options
+            .header
+            .unwrap_or_else(|| looks_like_header(&records, &options.missing));
+        let names: Vec<String> = if header {
+            let (_, first) = records.remove(0);
+            let mut seen = HashMap::new();
+            first
+                .into_iter()
+                .enumerate()
+                .map(|(i, n)| {
+                    let base = if n.is_empty() {
+                        format!("column_{}", i + 1)
+                    } else {
+                        n
+                    };
+                    let count = seen.entry(base.clone()).or_insert(0);
+                    *count += 1;
+                    if *count > 1 {
+                        format!("{base}_{count}")
+                    } else {
+                        base
+                    }
+                })
+                .collect()
+        } else {
+            let width = records.first().map_or(0, |(_, r)| r.len());
+            (1..=width).map(|i| format!("column_{i}")).collect()
+        };
+        let width = names.len();
+        let mut columns = vec![Vec::with_capacity(records.len()); width];
+        let mut lines = Vec::with_capacity(records.len());
+        let mut rejected = Vec::new();
+        for (line, fields) in records {
+            if fields.len() != width {
+                let reason = format!("{} fields, expected {width}", fields.len());
+                if options.drop_bad_rows {
+                    rejected.push(RejectedRow { line, reason });
+                    continue;
+                }
+                return Err(Error::data(
+                    path,
+                    format!("line {line}: {reason} (use drop_bad_rows to skip such rows)"),
+                ));
+            }
+            for (column, field) in columns.iter_mut().zip(fields) {
+                let missing = options.missing.contains(&field);
+                column.push((!missing).then_some(field));
+            }
+            lines.push(line);
+        }
+        if lines.is_empty() {
+            return Err(Error::data(path, "no usable rows"));
+        }
+        Ok(Table {
+            path: path.to_path_buf(),
+            names,
+            columns,
+            lines,
+            rejected,
+        })
+    }
+
+    pub fn rows(&self) -> usize {
+        self.lines.len()
+    }
+
+    /// The index of a column given by name, by 0-based index, or as "last".
+    pub fn column(&self, name: &str) -> Result<usize> {
+        if let Some(i) = self.names.iter().position(|n| n == name) {
+            return Ok(i);
+        }
+        if name == "last" && !self.names.is_empty() {
+            return Ok(self.names.len() - 1);
+        }
+        if let Ok(i) = name.parse::<usize>() {
+            if i < self.names.len() {
+                return Ok(i);
+            }
+        }
+        Err(Error::data(
+            &self.path,
+            format!("no column '{name}' (columns: {})", self.names.join(", ")),
+        ))
+    }
+
+    /// What column `i` holds.
+    pub fn kind(&self, i: usize) -> ColumnKind {
+        let values: Vec<&str> = self.columns[i]
+            .iter()
+            .flatten()
+            .map(String::as_str)
+            .collect();
+        if values.is_empty() {
+            return ColumnKind::Empty;
+        }
+        if let Some(numbers) = values
+            .iter()
+            .map(|v| parse_number(v))
+            .collect::<Option<Vec<f64>>>()
+        {
+            let consecutive = numbers.len() == self.rows()
+                && numbers.len() > 20
+                && numbers.windows(2).all(|w| w[1] == w[0] + 1.0)
+                && numbers[0].fract() == 0.0;
+            return if consecutive {
+                ColumnKind::Identifier
+            } else {
+                ColumnKind::Numeric
+            };
+        }
+        if values.iter().all(|v| parse_bool(v).is_some()) {
+            return ColumnKind::Boolean;
+        }
+        let distinct = distinct_count(&values);
+        if distinct <= 50 || distinct * 10 <= values.len() {
+            ColumnKind::Categorical
+        } else {
+            ColumnKind::Text
+        }
+    }
+
+    /// A summary of column `i`.
+    pub fn summary(&self, i: usize) -> ColumnSummary {
+        let kind = self.kind(i);
+        let values: Vec<&str> = self.columns[i]
+            .iter()
+            .flatten()
+            .map(String::as_str)
+            .collect();
+        let missing = self.rows() - values.len();
+        let distinct = distinct_count(&values);
+        let (mut min, mut max, mut mean, mut top) = (None, None, None, Vec::new());
+        if matches!(kind, ColumnKind::Numeric | ColumnKind::Identifier) {
+            let numbers: Vec<f64> = values.iter().filter_map(|v| parse_number(v)).collect();
+            min = numbers.iter().copied().reduce(f64::min);
+            max = numbers.iter().copied().reduce(f64::max);
+            mean =
+                (!numbers.is_empty()).then(|| numbers.iter().sum::<f64>() / numbers.len() as f64);
+        } else {
+            let mut counts: HashMap<&str, usize> = HashMap::new();
+            values
+                .iter()
+                .for_each(|v| *counts.entry(v).or_insert(0) += 1);
+            let mut sorted: Vec<(&str, usize)> = counts.into_iter().collect();
+            sorted.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
+            top = sorted
+                .into_iter()
+                .take(5)
+                .map(|(v, c)| (v.to_string(), c))
+                .collect();
+        }
+        ColumnSummary {
+            name: self.names[i].clone(),
+            kind,
+            missing,
+            distinct,
+            min,
+            max,
+            mean,
+            top,
+        }
+    }
+
+    /// The rows (by index) that have a missing value in column `i`, with their file lines.
+    pub fn missing_in(&self, i: usize) -> Vec<u64> {
+        self.columns[i]
+            .iter()
+            .zip(&self.lines)
+            .filter(|(v, _)| v.is_none())
+            .map(|(_, &l)| l)
+            .collect()
+    }
+}
+
+/// A finite number, or None.
+pub fn parse_number(value: &str) -> Option<f64> {
+    value.parse::<f64>().ok().filter(|v| v.is_finite())
+}
+
+/// true / false in the usual spellings.
+pub fn parse_bool(value: &str) -> Option<bool> {
+    match value.to_ascii_lowercase().as_str() {
+        "true" | "yes" | "t" | "y" => Some(true),
+        "false" | "no" | "f" | "n" => Some(false),
+        _ => None,
+    }
+}
+
+fn distinct_count(values: &[&str]) -> usize {
+    let mut v = values.to_vec();
+    v.sort_unstable();
+    v.dedup();
+    v.len()
+}
+
+fn skip_lines(text: &str, n: usize) -> &str {
+    let mut rest = text;
+    for _ in 0..n {
+        match rest.find('\n') {
+            Some(i) => rest = &rest[i + 1..],
+            None => return "",
+        }
+    }
+    rest
+}
+
+/// The candidate that splits the first lines into the same number (> 1) of fields most
+/// consistently; comma when nothing splits.
+fn sniff_delimiter(text: &str) -> u8 {
+    let sample: Vec<&str> = text
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .take(20)
+        .collect();
+    let mut best = (b',', 0usize);
+    for candidate in [b',', b';', b'\t'] {
+        let counts: Vec<usize> = sample
+            .iter()
+            .map(|l| {
+                csv::ReaderBuilder::new()
+                    .delimiter(candidate)
+                    .has_headers(false)
+                    .flexible(true)
+                    .from_reader(l.as_bytes())
+                    .records()
+                    .next()
+                    .and_then(|r| r.ok())
+                    .map_or(1, |r| r.len())
+            })
+            .collect();
+        let first = counts.first().copied().unwrap_or(1);
+        let consistent = counts.iter().filter(|&&c| c == first).count();
+        let score = if first > 1 { consistent * first } else { 0 };
+        if score > best.1 {
+            best = (candidate, score);
+        }
+    }
+    best.0
+}
+
+/// A header when some first-row cell is a non-number in a column whose other values are all
+/// numbers, or when every first-row cell is a distinct non-number (and the file has more rows).
+fn looks_like_header(records: &[(u64, Vec<String>)], missing: &[String]) -> bool {
+    let Some((_, first)) = records.first() else {
+        return false;
+    };
+    let rest = &records[1..];
+    if rest.is_empty() {
+        return false;
+    }
+    let is_missing = |v: &str| missing.iter().any(|m| m == v);
+    for (c, cell) in first.iter().enumerate() {
+        if parse_number(cell).is_some() || is_missing(cell) {
+            continue;
+        }
+        let column_numeric = rest
+            .iter()
+            .filter_map(|(_, r)| r.get(c))
+            .filter(|v| !is_missing(v))
+            .all(|v| parse_number(v).is_some());
+        if column_numeric
+            && rest
+                .iter()
+                .any(|(_, r)| r.get(c).is_some_and(|v| !is_missing(v)))
+        {
+            return true;
+        }
+    }
+    // All text: a header if its cells never occur again in their columns.
+    first
+        .iter()
+        .all(|c| parse_number(c).is_none() && !c.is_empty())
+        && first
+            .iter()
+            .enumerate()
+            .all(|(c, cell)| rest.iter().all(|(_, r)| r.get(c) != Some(cell)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str, options: &CsvOptions) -> Result<Table> {
+        Table::parse(text.as_bytes(), Path::new("t.csv"), options)
+    }
+
+    fn default(text: &str) -> Table {
+        parse(text, &CsvOptions::default()).unwrap()
+    }
+
+    #[test]
+    fn sniffs_delimiters_headers_quotes_and_missing_values() {
+        let t = default("name;age;city\n\"Doe, J\" ; 31 ; Paris\nRoe;NA;\n");
+        assert_eq!(t.names, vec!["name", "age", "city"]);
+        assert_eq!(t.columns[0][0].as_deref(), Some("Doe, J"));
+        assert_eq!(t.columns[1][1], None);
+        assert_eq!(t.columns[2][1], None);
+        let t = default("a\tb\n1\t2\n");
+        assert_eq!((t.names.len(), t.rows()), (2, 1));
+        // No header: numbers throughout.
+        let t = default("1,2,0\n3,4,1\n");
+        assert_eq!(t.names, vec!["column_1", "column_2", "column_3"]);
+        assert_eq!(t.rows(), 2);
+        assert_eq!(t.lines, vec![1, 2]);
+    }
+
+    #[test]
+    fn skip_rows_handles_a_line_of_counts() {
+        // scikit-learn's layout: a line of counts and class names, then rows.
+        let text = "3,2,setosa,versicolor\n5.1,3.5,0\n4.9,3.0,1\n4.7,3.2,0\n";
+        let options = CsvOptions {
+            skip_rows: 1,
+            header: Some(false),
+            ..CsvOptions::default()
+        };
+        let t = parse(text, &options).unwrap();
+        assert_eq!((t.rows(), t.names.len()), (3, 3));
+        assert_eq!(t.lines, vec![2, 3, 4]);
+        assert_eq!(t.column("last").unwrap(), 2);
+        assert_eq!(t.column("0").unwrap(), 0);
+        assert!(t
+            .column("species")
+            .unwrap_err()
+            .to_string()
+            .contains("no column 'species'"));
+    }
+
+    #[test]
+    fn ragged_rows_fail_or_are_dropped_and_reported() {
+        let text = "a,b\n1,2\n3\n4,5,6\n7,8\n";
+        let e = parse(text, &CsvOptions::default()).unwrap_err().to_string();
+        assert!(e.contains("t.csv: line 3: 1 fields, expected 2"), "{e}");
+        let t = parse(
+            text,
+            &CsvOptions {
+                drop_bad_rows: true,
+                ..CsvOptions::default()
+            },
+        )
+        .unwrap();
+        assert_eq!(t.rows(), 2);
+        assert_eq!(
+            t.rejected.iter().map(|r| r.line).collect::<Vec<_>>(),
+            vec![3, 4]
+        );
+    }
+
+    #[test]
+    fn bad_files_are_clear_errors() {
+        let e = Table::parse(b"a,b\n1,\xff\n", Path::new("t.csv"), &CsvOptions::default())
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("line 2: not valid UTF-8"), "{e}");
+        assert!(parse("", &CsvOptions::default())
+            .unwrap_err()
+            .to_string()
+            .contains("no rows"));
+        assert!(parse("\n\n", &CsvOptions::default())
+            .unwrap_err()
+            .to_string()
+            .contains("no rows"));
+        let e = parse(
+            "a,b\n",
+            &CsvOptions {
+                header: Some(true),
+                ..CsvOptions::default()
+            },
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("no usable rows"), "{e}");
+    }
+
+    #[test]
+    fn infers_column_kinds() {
+        let mut text = String::from("id,x,flag,colour,name,empty\n");
+        for i in 0..30 {
+            text += &format!(
+                "{},{}.5,{},{},Person {i},\n",
+                i + 1,
+                i % 7,
+                if i % 2 == 0 { "yes" } else { "no" },
+                ["red", "green"][i % 2]
+            );
+        }
+        let t = default(&text);
+        let kinds: Vec<ColumnKind> = (0..6).map(|i| t.kind(i)).collect();
+        use ColumnKind::*;
+        assert_eq!(
+            kinds,
+            vec![
+                Identifier,
+                Numeric,
+                Boolean,
+                Categorical,
+                Categorical,
+                Empty
+            ]
+        );
+        let s = t.summary(1);
+        assert_eq!((s.min, s.max, s.missing), (Some(0.5), Some(6.5), 0));
+        let s = t.summary(3);
+        assert_eq!(
+            s.top,
+            vec![("green".to_string(), 15), ("red".to_string(), 15)]
+        );
+    }
+}

@@ -1,0 +1,315 @@
+//! Models on tables: infer the task from the target, fit the preprocessing on training rows,
+//! build a sensible MLP, train it with early stopping, and score it on held-out rows.
+
+use serde::{Deserialize, Serialize};
+
+use crate::callbacks::EarlyStopping;
+use crate::data::preprocess::{PreprocessOptions, Preprocessor, Target};
+use crate::data::table::{parse_number, ColumnKind, CsvOptions, Table};
+use crate::error::{Error, Result};
+use crate::metrics::{regression_scores, roc_auc, ConfusionMatrix, RegressionScores};
+use crate::nn::Dense;
+use crate::optim::Adam;
+use crate::tensor::activation::Activation;
+use crate::train::{FitOptions, History, Sequential, Verbosity};
+use crate::{Loss, Metric};
+
+/// What the model predicts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Task {
+    /// Two classes: one sigmoid output, binary cross-entropy.
+    Binary,
+    /// Several classes: softmax outputs, cross-entropy.
+    Multiclass,
+    /// A number: one linear output, mean squared error.
+    Regression,
+}
+
+/// Everything that decides how a table becomes a trained model. Defaults: a 64-32 ReLU MLP,
+/// Adam 0.001, batch 32, up to 500 epochs with early stopping (patience 20, best weights
+/// restored) on the last 20% of the shuffled training rows.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TabularOptions {
+    pub target: String,
+    /// None infers it from the target column.
+    pub task: Option<Task>,
+    /// Train a regression on log(target) (scores are then on the log scale).
+    pub log_target: bool,
+    pub csv: CsvOptions,
+    pub preprocess: PreprocessOptions,
+    pub hidden: Vec<usize>,
+    pub learning_rate: f32,
+    pub batch_size: usize,
+    pub epochs: usize,
+    pub patience: usize,
+    pub validation_split: f32,
+    pub seed: u64,
+}
+
+impl Default for TabularOptions {
+    fn default() -> Self {
+        TabularOptions {
+            target: String::new(),
+            task: None,
+            log_target: false,
+            csv: CsvOptions::default(),
+            preprocess: PreprocessOptions::default(),
+            hidden: vec![64, 32],
+            learning_rate: 0.001,
+            batch_size: 32,
+            epochs: 500,
+            patience: 20,
+            validation_split: 0.2,
+            seed: 1,
+        }
+    }
+}
+
+/// Held-out scores: classification figures, or regression errors (in target units, on the
+/// log scale when the target was log-transformed).
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct TabularScores {
+    pub samples: usize,
+    pub accuracy: Option<f64>,
+    /// Binary: of the positive class (the second label); multiclass: macro averages.
+    pub precision: Option<f64>,
+    pub recall: Option<f64>,
+    pub f1: Option<f64>,
+    pub roc_auc: Option<f64>,
+    pub regression: Option<RegressionScores>,
+}
+
+/// A trained table model: the network and the preprocessing it was trained with.
+pub struct TabularModel {
+    pub model: Sequential,
+    pub preprocessor: Preprocessor,
+    pub task: Task,
+}
+
+/// The task a target column calls for: text or booleans are classes; integers with at most
+/// ten distinct values are classes; other numbers are a regression.
+pub fn infer_task(table: &Table, target: usize) -> Task {
+    let mut values: Vec<&str> = table.columns[target]
+        .iter()
+        .flatten()
+        .map(String::as_str)
+        .collect();
+    values.sort_unstable();
+    values.dedup();
+    let classes = |n: usize| {
+        if n == 2 {
+            Task::Binary
+        } else {
+            Task::Multiclass
+        }
+    };
+    match table.kind(target) {
+        ColumnKind::Numeric | ColumnKind::Identifier => {
+            let integral = values
+                .iter()
+                .all(|v| parse_number(v).is_some_and(|x| x.fract() == 0.0));
+            if integral && values.len() <= 10 {
+                classes(values.len())
+            } else {
+                Task::Regression
+            }
+        }
+        _ => classes(values.len()),
+    }
+}
+
+/// Rows whose target is present, and the file lines of those that are not.
+pub fn rows_with_target(table: &Table, target: usize) -> (Vec<usize>, Vec<u64>) {
+    let (mut present, mut missing) = (Vec::new(), Vec::new());
+    for r in 0..table.rows() {
+        match table.columns[target][r] {
+            Some(_) => present.push(r),
+            None => missing.push(table.lines[r]),
+        }
+    }
+    (present, missing)
+}
+
+/// Each row's class index (for stratified splits), or None for a regression.
+pub fn class_of_rows(
+    table: &Table,
+    target: usize,
+    rows: &[usize],
+    task: Task,
+) -> Option<Vec<usize>> {
+    if task == Task::Regression {
+        return None;
+    }
+    let mut labels: Vec<&str> = rows
+        .iter()
+        .filter_map(|&r| table.columns[target][r].as_deref())
+        .collect();
+    labels.sort_unstable();
+    labels.dedup();
+    Some(
+        rows.iter()
+            .map(|&r| {
+                let v = table.columns[target][r].as_deref().unwrap_or("");
+                labels.binary_search(&v).unwrap_or(0)
+            })
+            .collect(),
+    )
+}
+
+impl TabularModel {
+    /// Fits the preprocessing and the network on `rows` of `table`.
+    pub fn fit(
+        table: &Table,
+        rows: &[usize],
+        task: Task,
+        options: &TabularOptions,
+        verbose: Verbosity,
+    ) -> Result<(TabularModel, History)> {
+        let target = table.column(&options.target)?;
+        if options.log_target && task != Task::Regression {
+            return Err(Error::invalid("log_target applies to regression only"));
+        }
+        let classification = task != Task::Regression;
+        let preprocessor = Preprocessor::fit(
+            table,
+            rows,
+            target,
+            classification,
+            options.log_target,
+            &options.preprocess,
+        )?;
+        if let (Task::Binary, Target::Classes { labels, .. }) = (task, &preprocessor.target) {
+            if labels.len() != 2 {
+                return Err(Error::data(
+                    &table.path,
+                    format!(
+                        "a binary task needs two classes, '{}' has {}",
+                        options.target,
+                        labels.len()
+                    ),
+                ));
+            }
+        }
+        let x = preprocessor.transform(table, rows)?;
+        let y = preprocessor.targets(table, rows)?;
+        let mut model = Sequential::with_seed(&[preprocessor.width()], options.seed);
+        for &units in &options.hidden {
+            model.add(Dense::new(units).activation(Activation::Relu))?;
+        }
+        let (output, loss) = match task {
+            Task::Binary => (
+                Dense::new(1).activation(Activation::Sigmoid),
+                Loss::BinaryCrossentropy,
+            ),
+            Task::Multiclass => (
+                Dense::new(preprocessor.outputs()).activation(Activation::Softmax),
+                Loss::SparseCategoricalCrossentropy,
+            ),
+            Task::Regression => (Dense::new(1), Loss::MeanSquaredError),
+        };
+        model.add(output)?;
+        let metrics: &[Metric] = if classification {
+            &[Metric::Accuracy]
+        } else {
+            &[]
+        };
+        model.compile(Adam::new(options.learning_rate), loss, metrics)?;
+        let mut early = EarlyStopping::new("val_loss", options.patience).restore_best_weights(true);
+        let fit = FitOptions {
+            epochs: options.epochs,
+            batch_size: options.batch_size,
+            validation_split: options.validation_split,
+            seed: Some(options.seed),
+            verbose,
+            ..FitOptions::default()
+        };
+        let history = model.fit_with_callbacks(&x, &y, &fit, &mut [&mut early])?;
+        Ok((
+            TabularModel {
+                model,
+                preprocessor,
+                task,
+            },
+            history,
+        ))
+    }
+
+    /// Scores on `rows` of `table` (which must have the target column).
+    pub fn score(&mut self, table: &Table, rows: &[usize]) -> Result<TabularScores> {
+        let x = self.preprocessor.transform(table, rows)?;
+        let y = self.preprocessor.targets(table, rows)?;
+        let out = self.model.predict(&x, 256)?;
+        let mut scores = TabularScores {
+            samples: rows.len(),
+            ..Default::default()
+        };
+        match self.task {
+            Task::Binary => {
+                let truth: Vec<bool> = y.data().iter().map(|&t| t > 0.5).collect();
+                let predicted: Vec<usize> =
+                    out.data().iter().map(|&p| (p > 0.5) as usize).collect();
+                let t: Vec<usize> = truth.iter().map(|&b| b as usize).collect();
+                let report = ConfusionMatrix::new(2, &t, &predicted)?.report();
+                scores.accuracy = Some(report.accuracy);
+                scores.precision = Some(report.per_class[1].precision);
+                scores.recall = Some(report.per_class[1].recall);
+                scores.f1 = Some(report.per_class[1].f1);
+                scores.roc_auc = roc_auc(out.data(), &truth);
+            }
+            Task::Multiclass => {
+                let truth: Vec<usize> = y.data().iter().map(|&t| t as usize).collect();
+                let report =
+                    ConfusionMatrix::new(self.preprocessor.outputs(), &truth, &out.argmax_rows())?
+                        .report();
+                scores.accuracy = Some(report.accuracy);
+                scores.precision = Some(report.macro_avg.precision);
+                scores.recall = Some(report.macro_avg.recall);
+                scores.f1 = Some(report.macro_avg.f1);
+            }
+            Task::Regression => {
+                let predicted: Vec<f64> = out
+                    .data()
+                    .iter()
+                    .map(|&v| self.preprocessor.unscale(v))
+                    .collect();
+                let truth: Vec<f64> = y
+                    .data()
+                    .iter()
+                    .map(|&v| self.preprocessor.unscale(v))
+                    .collect();
+                scores.regression = Some(regression_scores(&predicted, &truth));
+            }
+        }
+        Ok(scores)
+    }
+
+    /// Predictions for every row of `table`: (label or value, probability of that label).
+    pub fn predict(&mut self, table: &Table) -> Result<Vec<(String, Option<f32>)>> {
+        let rows: Vec<usize> = (0..table.rows()).collect();
+        let x = self.preprocessor.transform(table, &rows)?;
+        let out = self.model.predict(&x, 256)?;
+        let width = out.row_len().max(1);
+        Ok(out
+            .data()
+            .chunks(width)
+            .map(|row| match (&self.preprocessor.target, self.task) {
+                (Target::Classes { labels, .. }, Task::Binary) => {
+                    let positive = row[0] > 0.5;
+                    let p = if positive { row[0] } else { 1.0 - row[0] };
+                    (labels[positive as usize].clone(), Some(p))
+                }
+                (Target::Classes { labels, .. }, _) => {
+                    let k = crate::tensor::argmax(row);
+                    (labels[k].clone(), Some(row[k]))
+                }
+                (Target::Regression { log, .. }, _) => {
+                    let v = self.preprocessor.unscale(row[0]);
+                    let v = if *log { v.exp() } else { v };
+                    (format!("{v}"), None)
+                }
+            })
+            .collect())
+    }
+}
