@@ -22,6 +22,10 @@ struct Cli {
 enum Command {
     /// Train a model file on its data, then report test accuracy.
     Train(commands::train::TrainArgs),
+    /// Cross-validate a table model (k folds).
+    Cv(commands::cv::CvArgs),
+    /// Inspect data files.
+    Data(commands::data::DataArgs),
     /// Evaluate a saved model: loss, accuracy, per-class scores, confusion matrix.
     Evaluate(commands::evaluate::EvaluateArgs),
     /// Predict the class of images, IDX samples or CSV rows with a saved model.
@@ -36,6 +40,8 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Train(args) => commands::train::run(args),
+        Command::Cv(args) => commands::cv::run(args),
+        Command::Data(args) => commands::data::run(args),
         Command::Evaluate(args) => commands::evaluate::run(args),
         Command::Predict(args) => commands::predict::run(args),
         Command::Summary(args) => commands::summary::run(args),

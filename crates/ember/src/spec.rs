@@ -29,12 +29,14 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::callbacks::CallbackConfig;
+use crate::data::preprocess::Preprocessor;
 use crate::data::{to_categorical, Mnist};
 use crate::error::{Error, Result};
 use crate::loss::Loss;
 use crate::metrics::Metric;
 use crate::nn::LayerConfig;
 use crate::optim::Optimizer;
+use crate::tabular::{TabularOptions, Task};
 use crate::tensor::Tensor;
 use crate::train::{FitOptions, Sequential};
 
@@ -51,6 +53,19 @@ pub struct ModelSpec {
     pub data: Option<DataSpec>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub callbacks: Vec<CallbackConfig>,
+    /// For models trained on a table: the CSV, the task and the fitted preprocessing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub table: Option<TableSpec>,
+}
+
+/// `[table]`: how a table model reads its rows and prepares them (fitted on training rows).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TableSpec {
+    pub file: PathBuf,
+    pub task: Task,
+    pub options: TabularOptions,
+    pub preprocessor: Preprocessor,
 }
 
 /// `[model]`: the input every sample has.
@@ -279,6 +294,7 @@ impl ModelSpec {
             fit,
             data,
             callbacks: Vec::new(),
+            table: None,
         })
     }
 

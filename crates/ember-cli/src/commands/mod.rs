@@ -1,8 +1,11 @@
 //! One file per subcommand, and what they share: finding the model file and the data.
 
+pub mod cv;
+pub mod data;
 pub mod evaluate;
 pub mod predict;
 pub mod summary;
+pub mod table;
 pub mod train;
 
 use std::path::{Path, PathBuf};

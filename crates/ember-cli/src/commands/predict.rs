@@ -36,6 +36,9 @@ struct Prediction {
 
 pub fn run(args: PredictArgs) -> ember::Result<()> {
     let mut checkpoint = io::load(&args.model)?;
+    if let Some(table) = checkpoint.spec.table.take() {
+        return predict_rows(checkpoint.model, table, &args);
+    }
     let data = super::data_spec(&checkpoint.spec, &args.model)?;
     let input_shape = checkpoint.model.input_shape().to_vec();
     let mut predictions = Vec::new();
@@ -162,4 +165,69 @@ fn describe(input: &Path, sample: usize, outputs: &[f32], k: usize) -> Predictio
             .map(|&c| (c, probabilities[c]))
             .collect(),
     }
+}
+
+/// A table model on raw CSV rows (missing values and all): the rows come back with a
+/// `prediction` column, and `probability` for classifiers.
+fn predict_rows(
+    model: ember::Sequential,
+    spec: ember::spec::TableSpec,
+    args: &PredictArgs,
+) -> ember::Result<()> {
+    use ember::data::table::Table;
+    use ember::tabular::TabularModel;
+
+    let mut tabular = TabularModel {
+        model,
+        preprocessor: spec.preprocessor,
+        task: spec.task,
+    };
+    let mut records = Vec::new();
+    let mut out = csv::Writer::from_writer(std::io::stdout());
+    let csv_error = |e: csv::Error| Error::InvalidArgument(format!("cannot write CSV: {e}"));
+    for (n, input) in args.inputs.iter().enumerate() {
+        let table = Table::read(input, &spec.options.csv)?;
+        super::table::report_rejected(&table);
+        let predictions = tabular.predict(&table)?;
+        if args.json {
+            for (r, (prediction, probability)) in predictions.into_iter().enumerate() {
+                records.push(serde_json::json!({
+                    "input": input.display().to_string(),
+                    "line": table.lines[r],
+                    "prediction": prediction,
+                    "probability": probability,
+                }));
+            }
+            continue;
+        }
+        let classifier = predictions.first().is_some_and(|p| p.1.is_some());
+        if n == 0 {
+            let mut header = table.names.clone();
+            header.push("prediction".into());
+            if classifier {
+                header.push("probability".into());
+            }
+            out.write_record(&header).map_err(csv_error)?;
+        }
+        for (r, (prediction, probability)) in predictions.into_iter().enumerate() {
+            let mut row: Vec<String> = table
+                .columns
+                .iter()
+                .map(|c| c[r].clone().unwrap_or_default())
+                .collect();
+            row.push(prediction);
+            if let Some(p) = probability {
+                row.push(format!("{p:.4}"));
+            }
+            out.write_record(&row).map_err(csv_error)?;
+        }
+    }
+    out.flush()
+        .map_err(|e| Error::InvalidArgument(format!("cannot write CSV: {e}")))?;
+    if args.json {
+        let text = serde_json::to_string_pretty(&records)
+            .map_err(|e| Error::InvalidArgument(format!("cannot write JSON: {e}")))?;
+        println!("{text}");
+    }
+    Ok(())
 }

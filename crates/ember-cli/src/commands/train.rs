@@ -39,10 +39,21 @@ pub struct TrainArgs {
     /// Write the history, learning curves and confusion matrix into this folder.
     #[arg(long, value_name = "DIR")]
     report: Option<PathBuf>,
+    /// Train on a table instead of a model file: a CSV file, with --target.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["model", "resume", "checkpoint", "data"])]
+    csv: Option<PathBuf>,
+    /// Fraction of the table's rows held out for the test (stratified for classes).
+    #[arg(long, default_value_t = 0.2, value_name = "FRACTION")]
+    test_size: f32,
+    #[command(flatten)]
+    table: super::table::TableArgs,
 }
 
 pub fn run(args: TrainArgs) -> ember::Result<()> {
     super::set_threads(args.threads)?;
+    if let Some(file) = &args.csv {
+        return run_table(file, &args);
+    }
     let (mut spec, mut model, epochs_done, source) = match &args.resume {
         Some(file) => {
             let checkpoint = io::load(file)?;
@@ -170,4 +181,79 @@ fn fix_schedule_starts(spec: &mut ModelSpec) {
             s.initial_learning_rate.get_or_insert(lr);
         }
     }
+}
+
+/// `ember train --csv FILE --target COLUMN`: a table model, scored on a held-out split.
+fn run_table(file: &Path, args: &TrainArgs) -> ember::Result<()> {
+    use super::table;
+    use ember::spec::{FitSpec, TableSpec};
+    use ember::tabular::TabularModel;
+
+    let seed = args.seed.unwrap_or(1);
+    let mut options = args.table.options(file, seed)?;
+    if let Some(epochs) = args.epochs {
+        options.epochs = epochs as usize;
+    }
+    if let Some(batch_size) = args.batch_size {
+        options.batch_size = batch_size as usize;
+    }
+    let data = table::load(&file.to_path_buf(), &options)?;
+    let (train, test) = table::split(&data, args.test_size, seed)?;
+    println!(
+        "{}: {} of '{}' on {} rows ({} held out for validation), testing on {} (seed {seed})",
+        file.display(),
+        table::task_name(data.task),
+        options.target,
+        train.len(),
+        ((train.len() as f64) * options.validation_split as f64).floor(),
+        test.len()
+    );
+    let (mut model, history) = TabularModel::fit(
+        &data.table,
+        &train,
+        data.task,
+        &options,
+        ember::Verbosity::Silent,
+    )?;
+    for (column, reason) in &model.preprocessor.skipped {
+        println!("  not a feature: {column} ({reason})");
+    }
+    println!(
+        "  {} feature columns → {} inputs; trained {} epochs{}",
+        model.preprocessor.features.len(),
+        model.preprocessor.width(),
+        history.epochs.len(),
+        if history.stopped_early {
+            " (early stopping, best weights restored)"
+        } else {
+            ""
+        }
+    );
+    let scores = model.score(&data.table, &test)?;
+    let epochs = history.epochs.len();
+    if let Some(output) = &args.output {
+        let fit = FitSpec {
+            epochs: options.epochs,
+            batch_size: options.batch_size,
+            validation_split: options.validation_split,
+            shuffle: true,
+            seed,
+        };
+        let mut spec = ModelSpec::from_model(&model.model, fit, None)?;
+        spec.table = Some(TableSpec {
+            file: super::absolute(file),
+            task: data.task,
+            options: options.clone(),
+            preprocessor: model.preprocessor.clone(),
+        });
+        io::save(output, &model.model, &spec, epochs)?;
+        println!("Saved the model to {}", output.display());
+    }
+    if let Some(dir) = &args.report {
+        let mut files = report::write_history(dir, &history)?;
+        files.extend(report::write_evaluation(dir, &scores, None)?);
+        println!("Report: {} files in {}", files.len(), dir.display());
+    }
+    table::print_scores(&scores, "Test");
+    Ok(())
 }

@@ -85,11 +85,11 @@ pub enum Target {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Preprocessor {
-    pub features: Vec<Feature>,
-    pub target: Target,
     /// Columns left out, with the reason (text, identifier, empty, excluded).
     #[serde(default)]
     pub skipped: Vec<(String, String)>,
+    pub features: Vec<Feature>,
+    pub target: Target,
 }
 
 /// Placeholder category for missing values.

@@ -1,0 +1,204 @@
+//! What the table commands share: CSV flags, loading, splitting, fitting and printing scores.
+
+use std::path::{Path, PathBuf};
+
+use clap::Args;
+use ember::data::split::train_test_split;
+use ember::data::table::{CsvOptions, Table};
+use ember::tabular::{
+    class_of_rows, infer_task, rows_with_target, TabularOptions, TabularScores, Task,
+};
+use ember::Error;
+
+/// How to read the CSV file.
+#[derive(Args, Clone, Debug, Default)]
+pub struct CsvArgs {
+    /// Field delimiter (default: detected among comma, semicolon and tab).
+    #[arg(long, value_name = "CHAR")]
+    pub delimiter: Option<char>,
+    /// The first line is a header (default: detected).
+    #[arg(long, conflicts_with = "no_header")]
+    pub header: bool,
+    /// The file has no header: columns are named column_1, column_2, …
+    #[arg(long)]
+    pub no_header: bool,
+    /// Lines to skip at the start (e.g. 1 for scikit-learn's line of counts).
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    pub skip_rows: usize,
+    /// Comma-separated cell values meaning "missing" (default: "",NA,N/A,NaN,nan,null,NULL,?).
+    #[arg(long, value_name = "LIST")]
+    pub missing: Option<String>,
+    /// Drop rows with the wrong number of fields (reported) instead of failing.
+    #[arg(long)]
+    pub drop_bad_rows: bool,
+}
+
+impl CsvArgs {
+    pub fn options(&self) -> CsvOptions {
+        let defaults = CsvOptions::default();
+        CsvOptions {
+            delimiter: self.delimiter,
+            header: if self.header {
+                Some(true)
+            } else if self.no_header {
+                Some(false)
+            } else {
+                None
+            },
+            skip_rows: self.skip_rows,
+            missing: self.missing.as_ref().map_or(defaults.missing, |m| {
+                m.split(',').map(|t| t.trim().to_string()).collect()
+            }),
+            drop_bad_rows: self.drop_bad_rows,
+        }
+    }
+}
+
+/// The table-training flags shared by `train --csv` and `cv`.
+#[derive(Args, Clone, Debug)]
+pub struct TableArgs {
+    /// The target column: a name, a 0-based index, or "last".
+    #[arg(long, value_name = "COLUMN")]
+    pub target: Option<String>,
+    /// binary, multiclass or regression (default: inferred from the target).
+    #[arg(long, value_parser = parse_task)]
+    pub task: Option<Task>,
+    /// Train a regression on log(target); errors are then reported on the log scale.
+    #[arg(long)]
+    pub log_target: bool,
+    /// Columns not to use as features (comma-separated).
+    #[arg(long, value_name = "LIST")]
+    pub exclude: Option<String>,
+    /// Add 0/1 columns flagging imputed values.
+    #[arg(long)]
+    pub missing_indicators: bool,
+    #[command(flatten)]
+    pub csv: CsvArgs,
+}
+
+fn parse_task(value: &str) -> Result<Task, String> {
+    match value {
+        "binary" => Ok(Task::Binary),
+        "multiclass" => Ok(Task::Multiclass),
+        "regression" => Ok(Task::Regression),
+        _ => Err(format!(
+            "'{value}' is not a task: binary, multiclass or regression"
+        )),
+    }
+}
+
+impl TableArgs {
+    /// The options for training, with `seed`.
+    pub fn options(&self, file: &Path, seed: u64) -> ember::Result<TabularOptions> {
+        let target = self.target.clone().ok_or_else(|| Error::Data {
+            path: file.to_path_buf(),
+            message: "pass --target COLUMN to say what to predict".into(),
+        })?;
+        let mut options = TabularOptions {
+            target,
+            task: self.task,
+            log_target: self.log_target,
+            seed,
+            csv: self.csv.options(),
+            ..Default::default()
+        };
+        options.preprocess.missing_indicators = self.missing_indicators;
+        if let Some(list) = &self.exclude {
+            options.preprocess.exclude = list.split(',').map(|c| c.trim().to_string()).collect();
+        }
+        Ok(options)
+    }
+}
+
+/// A table with its usable rows (target present) and its task; prints what was left out.
+pub struct Loaded {
+    pub table: Table,
+    pub rows: Vec<usize>,
+    pub task: Task,
+    pub target: usize,
+}
+
+pub fn load(file: &PathBuf, options: &TabularOptions) -> ember::Result<Loaded> {
+    let table = Table::read(file, &options.csv)?;
+    report_rejected(&table);
+    let target = table.column(&options.target)?;
+    let (rows, missing) = rows_with_target(&table, target);
+    if !missing.is_empty() {
+        println!(
+            "Left out {} rows whose target '{}' is missing (lines {})",
+            missing.len(),
+            table.names[target],
+            preview(&missing)
+        );
+    }
+    let task = options.task.unwrap_or_else(|| infer_task(&table, target));
+    Ok(Loaded {
+        table,
+        rows,
+        task,
+        target,
+    })
+}
+
+/// Prints the rows a reader dropped, with their lines and reasons.
+pub fn report_rejected(table: &Table) {
+    if table.rejected.is_empty() {
+        return;
+    }
+    println!("Dropped {} malformed rows:", table.rejected.len());
+    for r in table.rejected.iter().take(10) {
+        println!("  line {}: {}", r.line, r.reason);
+    }
+    if table.rejected.len() > 10 {
+        println!("  … and {} more", table.rejected.len() - 10);
+    }
+}
+
+pub fn preview(lines: &[u64]) -> String {
+    let mut text: Vec<String> = lines.iter().take(8).map(|l| l.to_string()).collect();
+    if lines.len() > 8 {
+        text.push("…".into());
+    }
+    text.join(", ")
+}
+
+/// A stratified (for classification) split of the usable rows into table row indices.
+pub fn split(data: &Loaded, test_size: f32, seed: u64) -> ember::Result<(Vec<usize>, Vec<usize>)> {
+    let classes = class_of_rows(&data.table, data.target, &data.rows, data.task);
+    let (train, test) = train_test_split(data.rows.len(), classes.as_deref(), test_size, seed)?;
+    Ok((
+        train.iter().map(|&i| data.rows[i]).collect(),
+        test.iter().map(|&i| data.rows[i]).collect(),
+    ))
+}
+
+pub fn task_name(task: Task) -> &'static str {
+    match task {
+        Task::Binary => "binary classification",
+        Task::Multiclass => "multiclass classification",
+        Task::Regression => "regression",
+    }
+}
+
+/// Prints scores; the last line is `Test accuracy: …` or `Test RMSE: …`.
+pub fn print_scores(scores: &TabularScores, prefix: &str) {
+    let show = |name: &str, v: Option<f64>| {
+        if let Some(v) = v {
+            println!("{prefix} {name}: {v:.4}");
+        }
+    };
+    match &scores.regression {
+        Some(r) => {
+            println!("{prefix} MAE: {:.4}", r.mae);
+            println!("{prefix} R²: {:.4}", r.r2);
+            println!("{prefix} RMSE: {:.4}", r.rmse);
+        }
+        None => {
+            show("precision", scores.precision);
+            show("recall", scores.recall);
+            show("F1", scores.f1);
+            show("ROC AUC", scores.roc_auc);
+            show("accuracy", scores.accuracy);
+        }
+    }
+}

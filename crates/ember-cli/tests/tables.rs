@@ -1,0 +1,221 @@
+//! Tables through the `ember` binary: inspect, train --csv, cv, predict on raw rows, and the
+//! malformed-input errors. Real data from ../shared/data (or $EMBER_DATA_DIR).
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn data_dir() -> Option<PathBuf> {
+    let dir = std::env::var_os("EMBER_DATA_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo_root().join("../shared/data"));
+    if dir.is_dir() {
+        Some(dir)
+    } else {
+        eprintln!(
+            "skipping: no shared data at {} (set EMBER_DATA_DIR)",
+            dir.display()
+        );
+        None
+    }
+}
+
+fn ember(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_ember"))
+        .args(args)
+        .current_dir(repo_root())
+        .env("EMBER_NUM_THREADS", "1")
+        .output()
+        .expect("the ember binary runs")
+}
+
+fn ok(args: &[&str]) -> String {
+    let o = ember(args);
+    let out = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert!(
+        o.status.success(),
+        "{args:?} failed: {}{out}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    out
+}
+
+fn fails_with(args: &[&str], needles: &[&str]) {
+    let o = ember(args);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success(), "{args:?} should fail");
+    assert_eq!(err.trim_end().lines().count(), 1, "one line: {err}");
+    for n in needles {
+        assert!(err.contains(n), "'{n}' not in: {err}");
+    }
+}
+
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("ember-tables-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+#[test]
+fn titanic_inspect_train_save_and_predict_raw_rows() {
+    let Some(data) = data_dir() else { return };
+    let titanic = data.join("titanic/titanic.csv").display().to_string();
+    let inspect = ok(&["data", "inspect", &titanic]);
+    assert!(inspect.contains("891 rows, 12 columns"), "{inspect}");
+    assert!(
+        inspect
+            .lines()
+            .any(|l| l.starts_with("Age") && l.contains("numeric") && l.contains(" 177 ")),
+        "{inspect}"
+    );
+    assert!(
+        inspect
+            .lines()
+            .any(|l| l.starts_with("Name") && l.contains("text")),
+        "{inspect}"
+    );
+
+    let dir = scratch("titanic");
+    let model = dir.join("titanic.safetensors").display().to_string();
+    let out = ok(&[
+        "train", "--csv", &titanic, "--target", "Survived", "--output", &model,
+    ]);
+    assert!(out.contains("binary classification of 'Survived'"), "{out}");
+    assert!(out.contains("not a feature: Name (free text"), "{out}");
+    assert!(out.contains("Test ROC AUC: "), "{out}");
+    let last = out.trim_end().lines().last().unwrap();
+    let accuracy: f64 = last
+        .strip_prefix("Test accuracy: ")
+        .expect(last)
+        .parse()
+        .unwrap();
+    assert!(accuracy > 0.75, "{accuracy}");
+
+    // Raw rows, with missing values and an unseen category, and without the target column.
+    let rows = dir.join("passengers.csv");
+    std::fs::write(
+        &rows,
+        "PassengerId,Pclass,Name,Sex,Age,SibSp,Parch,Ticket,Fare,Cabin,Embarked\n\
+         1,3,\"Doe, Mr. John\",male,,0,0,A/5,7.25,,S\n\
+         2,1,\"Roe, Mrs. Jane\",female,38,1,0,PC,71.28,C85,Z\n",
+    )
+    .unwrap();
+    let predicted = ok(&["predict", &model, &rows.display().to_string()]);
+    let lines: Vec<&str> = predicted.lines().collect();
+    assert!(
+        lines[0].ends_with(",Embarked,prediction,probability"),
+        "{predicted}"
+    );
+    assert_eq!(lines.len(), 3);
+    // A third-class man is predicted not to survive, a first-class woman to survive.
+    assert!(lines[1].contains(",S,0,0."), "{predicted}");
+    assert!(lines[2].contains(",Z,1,0."), "{predicted}");
+    std::fs::write(&rows, "PassengerId,Pclass\n1,3\n").unwrap();
+    fails_with(
+        &["predict", &model, &rows.display().to_string()],
+        &["needs a column"],
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn regression_and_cross_validation_last_lines() {
+    let Some(data) = data_dir() else { return };
+    let wine = data
+        .join("wine-quality-red/wine-quality-red.csv")
+        .display()
+        .to_string();
+    let out = ok(&[
+        "train",
+        "--csv",
+        &wine,
+        "--target",
+        "class",
+        "--task",
+        "regression",
+    ]);
+    assert!(out.contains("regression of 'class'"), "{out}");
+    let last = out.trim_end().lines().last().unwrap();
+    let rmse: f64 = last
+        .strip_prefix("Test RMSE: ")
+        .expect(last)
+        .parse()
+        .unwrap();
+    assert!(rmse < 0.8, "{rmse}");
+
+    let iris = data.join("sklearn-toy/iris.csv").display().to_string();
+    let out = ok(&[
+        "cv",
+        "--csv",
+        &iris,
+        "--skip-rows",
+        "1",
+        "--no-header",
+        "--target",
+        "last",
+        "--folds",
+        "3",
+    ]);
+    assert_eq!(
+        out.lines().filter(|l| l.starts_with("fold ")).count(),
+        3,
+        "{out}"
+    );
+    assert!(
+        out.trim_end()
+            .lines()
+            .last()
+            .unwrap()
+            .starts_with("CV accuracy: 0.9"),
+        "{out}"
+    );
+}
+
+#[test]
+fn malformed_tables_are_clear_errors() {
+    let dir = scratch("malformed");
+    let write = |name: &str, bytes: &[u8]| {
+        let path = dir.join(name);
+        std::fs::write(&path, bytes).unwrap();
+        path.display().to_string()
+    };
+    let ragged = write("ragged.csv", b"a,b,y\n1,2,0\n3,1\n4,5,1\n");
+    fails_with(
+        &["train", "--csv", &ragged, "--target", "y"],
+        &["ragged.csv", "line 3: 2 fields, expected 3"],
+    );
+    // With --drop-bad-rows the row is dropped and reported.
+    let inspect = ok(&["data", "inspect", &ragged]);
+    assert!(
+        inspect.contains("1 rows would be rejected") && inspect.contains("line 3"),
+        "{inspect}"
+    );
+    let latin1 = write("latin1.csv", b"name,y\nJos\xe9,1\n");
+    fails_with(
+        &["train", "--csv", &latin1, "--target", "y"],
+        &["latin1.csv", "line 2: not valid UTF-8"],
+    );
+    let empty = write("empty.csv", b"");
+    fails_with(&["data", "inspect", &empty], &["empty.csv", "no rows"]);
+    let good = write("good.csv", b"a,b,y\n1,2,0\n3,4,1\n");
+    fails_with(
+        &["train", "--csv", &good, "--target", "label"],
+        &["no column 'label'", "a, b, y"],
+    );
+    fails_with(&["train", "--csv", &good], &["--target"]);
+    fails_with(
+        &[
+            "train",
+            "--csv",
+            &dir.join("absent.csv").display().to_string(),
+            "--target",
+            "y",
+        ],
+        &["absent.csv"],
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
