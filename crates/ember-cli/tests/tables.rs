@@ -95,6 +95,23 @@ fn titanic_inspect_train_save_and_predict_raw_rows() {
         .unwrap();
     assert!(accuracy > 0.75, "{accuracy}");
 
+    // Balanced class weights trade precision for recall of the minority class (survivors).
+    let recall = |extra: &[&str]| -> f64 {
+        let mut args = vec!["train", "--csv", titanic.as_str(), "--target", "Survived"];
+        args.extend_from_slice(extra);
+        let out = ok(&args);
+        let line = out
+            .lines()
+            .find(|l| l.starts_with("Test recall: "))
+            .unwrap()
+            .to_string();
+        line["Test recall: ".len()..].parse().unwrap()
+    };
+    assert!(
+        recall(&["--class-weight", "balanced"]) > recall(&[]),
+        "balanced weights raise recall"
+    );
+
     // Raw rows, with missing values and an unseen category, and without the target column.
     let rows = dir.join("passengers.csv");
     std::fs::write(

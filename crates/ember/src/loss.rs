@@ -42,6 +42,18 @@ impl Loss {
         activation: Activation,
         target: Var,
     ) -> Result<(Var, Var)> {
+        self.record_weighted(tape, logits, activation, target, None)
+    }
+
+    /// Like [`Loss::record`], each sample's term multiplied by its weight in `weights`.
+    pub fn record_weighted(
+        self,
+        tape: &mut Tape,
+        logits: Var,
+        activation: Activation,
+        target: Var,
+        weights: Option<Var>,
+    ) -> Result<(Var, Var)> {
         let fused = match (self, activation) {
             (Loss::CategoricalCrossentropy, Activation::Softmax) => {
                 Some(LossOp::SoftmaxCrossEntropy)
@@ -56,7 +68,7 @@ impl Loss {
         };
         let output = tape.activation(activation, logits)?;
         let loss = match fused {
-            Some(op) => tape.loss(op, logits, target)?,
+            Some(op) => tape.weighted_loss(op, logits, target, weights)?,
             None => {
                 let op = match self {
                     Loss::CategoricalCrossentropy => LossOp::CrossEntropy,
@@ -64,7 +76,7 @@ impl Loss {
                     Loss::BinaryCrossentropy => LossOp::BinaryCrossEntropy,
                     Loss::MeanSquaredError => LossOp::MeanSquaredError,
                 };
-                tape.loss(op, output, target)?
+                tape.weighted_loss(op, output, target, weights)?
             }
         };
         Ok((loss, output))

@@ -72,6 +72,9 @@ pub struct TableArgs {
     /// Add 0/1 columns flagging imputed values.
     #[arg(long)]
     pub missing_indicators: bool,
+    /// "balanced": weight classes inversely to their frequency (for imbalanced targets).
+    #[arg(long, value_name = "balanced", value_parser = ["balanced"])]
+    pub class_weight: Option<String>,
     #[command(flatten)]
     pub csv: CsvArgs,
 }
@@ -103,6 +106,7 @@ impl TableArgs {
             ..Default::default()
         };
         options.preprocess.missing_indicators = self.missing_indicators;
+        options.balanced_class_weights = self.class_weight.is_some();
         if let Some(list) = &self.exclude {
             options.preprocess.exclude = list.split(',').map(|c| c.trim().to_string()).collect();
         }

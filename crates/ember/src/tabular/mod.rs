@@ -45,6 +45,9 @@ pub struct TabularOptions {
     pub epochs: usize,
     pub patience: usize,
     pub validation_split: f32,
+    /// Weight classes inversely to their frequency in the training rows (scikit-learn's
+    /// "balanced": n / (classes · count)), for imbalanced targets.
+    pub balanced_class_weights: bool,
     pub seed: u64,
 }
 
@@ -62,6 +65,7 @@ impl Default for TabularOptions {
             epochs: 500,
             patience: 20,
             validation_split: 0.2,
+            balanced_class_weights: false,
             seed: 1,
         }
     }
@@ -217,7 +221,26 @@ impl TabularModel {
         };
         model.compile(Adam::new(options.learning_rate), loss, metrics)?;
         let mut early = EarlyStopping::new("val_loss", options.patience).restore_best_weights(true);
+        let class_weight = (options.balanced_class_weights && classification).then(|| {
+            let classes = preprocessor.outputs().max(2);
+            let mut counts = vec![0usize; classes];
+            y.data()
+                .iter()
+                .for_each(|&c| counts[(c as usize).min(classes - 1)] += 1);
+            let n = y.len() as f32;
+            counts
+                .iter()
+                .map(|&c| {
+                    if c == 0 {
+                        0.0
+                    } else {
+                        n / (classes as f32 * c as f32)
+                    }
+                })
+                .collect()
+        });
         let fit = FitOptions {
+            class_weight,
             epochs: options.epochs,
             batch_size: options.batch_size,
             validation_split: options.validation_split,

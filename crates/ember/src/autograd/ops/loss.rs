@@ -51,11 +51,40 @@ impl LossOp {
 impl Tape {
     /// Records `op(prediction, target)`; `target` is treated as a constant.
     pub fn loss(&mut self, op: LossOp, prediction: Var, target: Var) -> Result<Var> {
+        self.weighted_loss(op, prediction, target, None)
+    }
+
+    /// Like [`Tape::loss`], with each sample's term multiplied by `weights` (one constant per
+    /// sample, e.g. class weights). The mean still divides by the batch size, as Keras does.
+    pub fn weighted_loss(
+        &mut self,
+        op: LossOp,
+        prediction: Var,
+        target: Var,
+        weights: Option<Var>,
+    ) -> Result<Var> {
         check_target(op, self.value(prediction).shape(), self.value(target))?;
+        let pshape = self.value(prediction).shape();
+        let rows = pshape.iter().product::<usize>() / pshape.last().copied().unwrap_or(1).max(1);
+        if let Some(w) = weights {
+            if self.value(w).len() != rows {
+                return Err(Error::shape(
+                    "loss",
+                    format!("{} sample weights for {rows} samples", self.value(w).len()),
+                ));
+            }
+        }
         let requires_grad = self.requires_grad(prediction);
-        let i = self.push(super::Op::Loss(op, prediction, target), &[], requires_grad);
+        let node = super::Op::Loss {
+            op,
+            prediction,
+            target,
+            weights,
+        };
+        let i = self.push(node, &[], requires_grad);
         let (before, out) = self.split(i);
         let (p, y) = (&before[prediction.0].value, &before[target.0].value);
+        let weight = |r: usize| weights.map_or(1.0, |w| before[w.0].value.data()[r] as f64);
         let classes = *p.shape().last().unwrap_or(&1);
         let (pd, yd) = (p.data(), y.data());
         let rows = pd.len() / classes.max(1);
@@ -72,7 +101,7 @@ impl Tape {
                 {
                     let lse = log_sum_exp(z);
                     softmax_in_place(probs);
-                    total += if op.is_sparse() {
+                    let row_loss = if op.is_sparse() {
                         (lse - z[yd[r] as usize]) as f64
                     } else {
                         let t = &yd[r * classes..(r + 1) * classes];
@@ -81,6 +110,7 @@ impl Tape {
                             .map(|(z, t)| (t * (lse - z)) as f64)
                             .sum::<f64>()
                     };
+                    total += weight(r) * row_loss;
                 }
             }
             LossOp::CrossEntropy | LossOp::SparseCrossEntropy => {
@@ -90,25 +120,26 @@ impl Tape {
                         let t = target_at(op, yd, r, j, classes);
                         if t != 0.0 {
                             let q = (pj / s).clamp(EPSILON, 1.0 - EPSILON);
-                            total -= (t * q.ln()) as f64;
+                            total -= weight(r) * (t * q.ln()) as f64;
                         }
                     }
                 }
             }
             LossOp::SigmoidBinaryCrossEntropy => {
-                for (&z, &t) in pd.iter().zip(yd) {
-                    total += (z.max(0.0) - z * t + (-z.abs()).exp().ln_1p()) as f64;
+                for (k, (&z, &t)) in pd.iter().zip(yd).enumerate() {
+                    total += weight(k / classes)
+                        * (z.max(0.0) - z * t + (-z.abs()).exp().ln_1p()) as f64;
                 }
             }
             LossOp::BinaryCrossEntropy => {
-                for (&p, &t) in pd.iter().zip(yd) {
+                for (k, (&p, &t)) in pd.iter().zip(yd).enumerate() {
                     let p = p.clamp(EPSILON, 1.0 - EPSILON);
-                    total -= (t * p.ln() + (1.0 - t) * (1.0 - p).ln()) as f64;
+                    total -= weight(k / classes) * (t * p.ln() + (1.0 - t) * (1.0 - p).ln()) as f64;
                 }
             }
             LossOp::MeanSquaredError => {
-                for (&p, &t) in pd.iter().zip(yd) {
-                    total += ((p - t) * (p - t)) as f64;
+                for (k, (&p, &t)) in pd.iter().zip(yd).enumerate() {
+                    total += weight(k / classes) * ((p - t) * (p - t)) as f64;
                 }
             }
         }
@@ -162,11 +193,19 @@ fn check_target(op: LossOp, prediction: &[usize], target: &crate::Tensor) -> Res
     Ok(())
 }
 
-pub(crate) fn backward(op: LossOp, prediction: Var, target: Var, out: &Node, nodes: &mut [Node]) {
+pub(crate) fn backward(
+    op: LossOp,
+    prediction: Var,
+    target: Var,
+    weights: Option<Var>,
+    out: &Node,
+    nodes: &mut [Node],
+) {
     let Some(mut grad) = GradOut::take(nodes, prediction) else {
         return;
     };
     let (p, y) = (&nodes[prediction.0].value, &nodes[target.0].value);
+    let weight = |r: usize| weights.map_or(1.0, |w| nodes[w.0].value.data()[r]);
     let classes = *p.shape().last().unwrap_or(&1);
     let (pd, yd) = (p.data(), y.data());
     let rows = pd.len() / classes.max(1);
@@ -184,7 +223,7 @@ pub(crate) fn backward(op: LossOp, prediction: Var, target: Var, out: &Node, nod
                 .collect();
             grad.fill_from((0..pd.len()).map(|k| {
                 let (r, j) = at(k);
-                scale * (out.aux[k] * row_sums[r] - target_at(op, yd, r, j, classes))
+                scale * weight(r) * (out.aux[k] * row_sums[r] - target_at(op, yd, r, j, classes))
             }));
         }
         LossOp::CrossEntropy | LossOp::SparseCrossEntropy => {
@@ -209,23 +248,33 @@ pub(crate) fn backward(op: LossOp, prediction: Var, target: Var, out: &Node, nod
                 .collect();
             grad.fill_from((0..pd.len()).map(|k| {
                 let r = k / classes;
-                -scale * (c(k) - cq[r]) / sums[r]
+                -scale * weight(r) * (c(k) - cq[r]) / sums[r]
             }));
         }
         LossOp::SigmoidBinaryCrossEntropy => {
-            grad.fill_from(pd.iter().zip(yd).map(|(&z, &t)| scale * (sigmoid(z) - t)));
+            grad.fill_from(
+                pd.iter()
+                    .zip(yd)
+                    .enumerate()
+                    .map(|(k, (&z, &t))| scale * weight(k / classes) * (sigmoid(z) - t)),
+            );
         }
         LossOp::BinaryCrossEntropy => {
-            grad.fill_from(pd.iter().zip(yd).map(|(&p, &t)| {
+            grad.fill_from(pd.iter().zip(yd).enumerate().map(|(k, (&p, &t))| {
                 if p > EPSILON && p < 1.0 - EPSILON {
-                    -scale * (t / p - (1.0 - t) / (1.0 - p))
+                    -scale * weight(k / classes) * (t / p - (1.0 - t) / (1.0 - p))
                 } else {
                     0.0
                 }
             }));
         }
         LossOp::MeanSquaredError => {
-            grad.fill_from(pd.iter().zip(yd).map(|(&p, &t)| scale * 2.0 * (p - t)));
+            grad.fill_from(
+                pd.iter()
+                    .zip(yd)
+                    .enumerate()
+                    .map(|(k, (&p, &t))| scale * weight(k / classes) * 2.0 * (p - t)),
+            );
         }
     }
     grad.put(nodes);
@@ -289,6 +338,24 @@ mod tests {
     }
 
     #[test]
+    fn sample_weights_scale_each_term() {
+        // Rows with losses l0, l1 and weights 2, 0.5: (2 l0 + 0.5 l1) / 2.
+        let p = Tensor::new(&[2, 1], vec![1.0, 4.0]).unwrap();
+        let y = Tensor::new(&[2, 1], vec![0.0, 2.0]).unwrap();
+        let w = Tensor::new(&[2], vec![2.0, 0.5]).unwrap();
+        let mut tape = Tape::new();
+        let (pv, yv, wv) = (tape.constant(&p), tape.constant(&y), tape.constant(&w));
+        let l = tape
+            .weighted_loss(LossOp::MeanSquaredError, pv, yv, Some(wv))
+            .unwrap();
+        assert_eq!(tape.value(l).item().unwrap(), (2.0 * 1.0 + 0.5 * 4.0) / 2.0);
+        let short = tape.constant(&Tensor::new(&[1], vec![1.0]).unwrap());
+        assert!(tape
+            .weighted_loss(LossOp::MeanSquaredError, pv, yv, Some(short))
+            .is_err());
+    }
+
+    #[test]
     fn logits_losses_are_stable_for_huge_logits() {
         let y = Tensor::new(&[1, 2], vec![1., 0.]).unwrap();
         let v = loss_value(LossOp::SoftmaxCrossEntropy, &[1000., -1000.], &[1, 2], y);
@@ -341,12 +408,19 @@ mod tests {
             (LossOp::SigmoidBinaryCrossEntropy, binary.clone()),
             (LossOp::MeanSquaredError, binary.clone()),
         ];
+        let weights = Tensor::new(&[3], vec![0.5, 2.0, 1.5]).unwrap();
         for (op, y) in cases {
             check_gradients_with(&[&[3, 4]], 31, None, |tape, v| {
                 let t = tape.constant(&y);
                 tape.loss(op, v[0], t)
             })
             .unwrap_or_else(|e| panic!("{op:?}: {e}"));
+            check_gradients_with(&[&[3, 4]], 41, None, |tape, v| {
+                let t = tape.constant(&y);
+                let w = tape.constant(&weights);
+                tape.weighted_loss(op, v[0], t, Some(w))
+            })
+            .unwrap_or_else(|e| panic!("weighted {op:?}: {e}"));
         }
         // Probability losses need inputs in (0, 1): feed them through a sigmoid.
         for (op, y) in [
@@ -360,6 +434,13 @@ mod tests {
                 tape.loss(op, p, t)
             })
             .unwrap_or_else(|e| panic!("{op:?}: {e}"));
+            check_gradients_with(&[&[3, 4]], 43, None, |tape, v| {
+                let p = tape.sigmoid(v[0])?;
+                let t = tape.constant(&y);
+                let w = tape.constant(&weights);
+                tape.weighted_loss(op, p, t, Some(w))
+            })
+            .unwrap_or_else(|e| panic!("weighted {op:?}: {e}"));
         }
     }
 }

@@ -33,8 +33,14 @@ pub(crate) enum Op {
         b: Option<Var>,
         activation: Activation,
     },
-    /// A loss of `prediction` against a constant `target`, averaged over the batch.
-    Loss(LossOp, Var, Var),
+    /// A loss of `prediction` against a constant `target`, averaged over the batch, each
+    /// sample's term optionally multiplied by a constant weight.
+    Loss {
+        op: LossOp,
+        prediction: Var,
+        target: Var,
+        weights: Option<Var>,
+    },
 }
 
 /// Propagates `out.grad` to the gradients of `out`'s inputs (all of which lie in `before`).
@@ -58,6 +64,11 @@ pub(crate) fn backward(out: &Node, before: &mut [Node], scratch: &mut Vec<f32>) 
             b,
             activation,
         } => linear::backward_linear(x, w, b, activation, out, before, scratch),
-        Op::Loss(op, prediction, target) => loss::backward(op, prediction, target, out, before),
+        Op::Loss {
+            op,
+            prediction,
+            target,
+            weights,
+        } => loss::backward(op, prediction, target, weights, out, before),
     }
 }
