@@ -164,6 +164,35 @@ fn regression_and_cross_validation_last_lines() {
         .unwrap();
     assert!(rmse < 0.8, "{rmse}");
 
+    // A settings file overrides the default network.
+    let dir = scratch("options");
+    let options = dir.join("small.toml");
+    std::fs::write(
+        &options,
+        "hidden = [16]\nlearning_rate = 0.01\npatience = 5\n",
+    )
+    .unwrap();
+    let out = ok(&[
+        "train",
+        "--csv",
+        &wine,
+        "--target",
+        "class",
+        "--task",
+        "regression",
+        "--options",
+        &options.display().to_string(),
+    ]);
+    assert!(
+        out.trim_end()
+            .lines()
+            .last()
+            .unwrap()
+            .starts_with("Test RMSE: "),
+        "{out}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+
     let iris = data.join("sklearn-toy/iris.csv").display().to_string();
     let out = ok(&[
         "cv",
@@ -224,6 +253,22 @@ fn malformed_tables_are_clear_errors() {
         &["no column 'label'", "a, b, y"],
     );
     fails_with(&["train", "--csv", &good], &["--target"]);
+    let options = write(
+        "options.toml",
+        b"hidden = [8]\nlearning_rate = 0.01\n\n[preprocess]\nscalling = \"min_max\"\n",
+    );
+    fails_with(
+        &[
+            "train",
+            "--csv",
+            &good,
+            "--target",
+            "y",
+            "--options",
+            &options,
+        ],
+        &["options.toml:5", "unknown field `scalling`"],
+    );
     fails_with(
         &[
             "train",

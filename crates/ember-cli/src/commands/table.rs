@@ -75,6 +75,10 @@ pub struct TableArgs {
     /// "balanced": weight classes inversely to their frequency (for imbalanced targets).
     #[arg(long, value_name = "balanced", value_parser = ["balanced"])]
     pub class_weight: Option<String>,
+    /// A TOML file of table-model settings overriding the defaults: hidden = [128, 64],
+    /// learning_rate, epochs, batch_size, patience, validation_split, [preprocess] …
+    #[arg(long, value_name = "FILE")]
+    pub options: Option<PathBuf>,
     #[command(flatten)]
     pub csv: CsvArgs,
 }
@@ -97,21 +101,53 @@ impl TableArgs {
             path: file.to_path_buf(),
             message: "pass --target COLUMN to say what to predict".into(),
         })?;
+        let base = match &self.options {
+            Some(path) => read_options(path)?,
+            None => TabularOptions::default(),
+        };
         let mut options = TabularOptions {
             target,
-            task: self.task,
-            log_target: self.log_target,
+            task: self.task.or(base.task),
+            log_target: self.log_target || base.log_target,
             seed,
             csv: self.csv.options(),
-            ..Default::default()
+            ..base
         };
-        options.preprocess.missing_indicators = self.missing_indicators;
-        options.balanced_class_weights = self.class_weight.is_some();
+        options.preprocess.missing_indicators |= self.missing_indicators;
+        options.balanced_class_weights |= self.class_weight.is_some();
         if let Some(list) = &self.exclude {
-            options.preprocess.exclude = list.split(',').map(|c| c.trim().to_string()).collect();
+            options
+                .preprocess
+                .exclude
+                .extend(list.split(',').map(|c| c.trim().to_string()));
         }
         Ok(options)
     }
+}
+
+/// Table-model settings from a TOML file; errors name the file, line and field.
+fn read_options(path: &Path) -> ember::Result<TabularOptions> {
+    let text = std::fs::read_to_string(path).map_err(|e| Error::Io {
+        path: path.to_path_buf(),
+        source: e,
+    })?;
+    let options: TabularOptions = toml::from_str(&text).map_err(|e| Error::Spec {
+        path: path.to_path_buf(),
+        line: e
+            .span()
+            .map(|s| text[..s.start.min(text.len())].matches('\n').count() + 1),
+        field: "options".into(),
+        message: e.message().trim().to_string(),
+    })?;
+    if options.hidden.contains(&0) || options.epochs == 0 || options.batch_size == 0 {
+        return Err(Error::Spec {
+            path: path.to_path_buf(),
+            line: None,
+            field: "options".into(),
+            message: "hidden sizes, epochs and batch_size must be positive".into(),
+        });
+    }
+    Ok(options)
 }
 
 /// A table with its usable rows (target present) and its task; prints what was left out.
