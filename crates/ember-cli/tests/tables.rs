@@ -112,6 +112,20 @@ fn titanic_inspect_train_save_and_predict_raw_rows() {
         "balanced weights raise recall"
     );
 
+    // Scoring the saved model on rows of a file.
+    let scored = ok(&["evaluate", &model, "--csv", &titanic]);
+    assert!(
+        scored.contains("891 rows")
+            && scored
+                .trim_end()
+                .lines()
+                .last()
+                .unwrap()
+                .starts_with("Test accuracy: 0."),
+        "{scored}"
+    );
+    fails_with(&["evaluate", &model], &["pass --csv FILE"]);
+
     // Raw rows, with missing values and an unseen category, and without the target column.
     let rows = dir.join("passengers.csv");
     std::fs::write(

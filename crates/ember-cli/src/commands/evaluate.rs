@@ -22,6 +22,9 @@ pub struct EvaluateArgs {
     /// Write evaluation.json and the confusion matrix (PNG, SVG) into this folder.
     #[arg(long, value_name = "DIR")]
     report: Option<PathBuf>,
+    /// For a table model: the CSV rows to score (with the target column).
+    #[arg(long, value_name = "FILE")]
+    csv: Option<PathBuf>,
     /// Threads for the numeric kernels.
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
     threads: Option<u64>,
@@ -30,6 +33,9 @@ pub struct EvaluateArgs {
 pub fn run(args: EvaluateArgs) -> ember::Result<()> {
     super::set_threads(args.threads)?;
     let mut checkpoint = io::load(&args.model)?;
+    if let Some(table) = checkpoint.spec.table.take() {
+        return evaluate_table(checkpoint.model, table, &args);
+    }
     let data_spec = super::data_spec(&checkpoint.spec, &args.model)?;
     let data = super::load_data(&data_spec, args.data.as_deref(), std::path::Path::new("."))?;
     let batch = checkpoint.spec.fit.batch_size;
@@ -52,6 +58,58 @@ pub fn run(args: EvaluateArgs) -> ember::Result<()> {
             checkpoint.epochs_done
         );
         super::print_assessment(&assessment, true);
+    }
+    Ok(())
+}
+
+/// A table model scored on the rows of `--csv FILE`.
+fn evaluate_table(
+    model: ember::Sequential,
+    spec: ember::spec::TableSpec,
+    args: &EvaluateArgs,
+) -> ember::Result<()> {
+    use ember::data::table::Table;
+    use ember::tabular::{rows_with_target, TabularModel};
+
+    let file = args.csv.as_ref().ok_or_else(|| ember::Error::Data {
+        path: args.model.clone(),
+        message: format!(
+            "a table model is evaluated on rows it has not seen: pass --csv FILE (it was trained on {})",
+            spec.file.display()
+        ),
+    })?;
+    let table = Table::read(file, &spec.options.csv)?;
+    super::table::report_rejected(&table);
+    let target = table.column_named(&spec.options.target)?;
+    let (rows, missing) = rows_with_target(&table, target);
+    if !missing.is_empty() {
+        println!(
+            "Left out {} rows whose target is missing (lines {})",
+            missing.len(),
+            super::table::preview(&missing)
+        );
+    }
+    let mut tabular = TabularModel {
+        model,
+        preprocessor: spec.preprocessor,
+        task: spec.task,
+    };
+    let scores = tabular.score(&table, &rows)?;
+    if let Some(dir) = &args.report {
+        report::write_evaluation(dir, &scores, None)?;
+    }
+    if args.json {
+        let text = serde_json::to_string_pretty(&scores)
+            .map_err(|e| ember::Error::InvalidArgument(format!("cannot write JSON: {e}")))?;
+        println!("{text}");
+    } else {
+        println!(
+            "{}: {} rows of {}",
+            args.model.display(),
+            scores.samples,
+            file.display()
+        );
+        super::table::print_scores(&scores, "Test");
     }
     Ok(())
 }
