@@ -208,6 +208,48 @@ fn regression_and_cross_validation_last_lines() {
     let _ = std::fs::remove_dir_all(&dir);
 
     let iris = data.join("sklearn-toy/iris.csv").display().to_string();
+    // A model trained with --target last is evaluated on the same layout, and predicts on a
+    // plain rows file read with its own flags.
+    let dir = scratch("iris");
+    let model = dir.join("iris.safetensors").display().to_string();
+    ok(&[
+        "train",
+        "--csv",
+        &iris,
+        "--skip-rows",
+        "1",
+        "--no-header",
+        "--target",
+        "last",
+        "--output",
+        &model,
+    ]);
+    let scored = ok(&["evaluate", &model, "--csv", &iris]);
+    assert!(
+        scored.contains("150 rows")
+            && scored
+                .trim_end()
+                .lines()
+                .last()
+                .unwrap()
+                .starts_with("Test accuracy: 0.9"),
+        "{scored}"
+    );
+    let rows = dir.join("rows.csv");
+    std::fs::write(&rows, "5.1,3.5,1.4,0.2\n6.9,3.1,5.4,2.1\n").unwrap();
+    let out = ok(&[
+        "predict",
+        &model,
+        &rows.display().to_string(),
+        "--no-header",
+    ]);
+    let predicted: Vec<&str> = out
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').nth(4).unwrap())
+        .collect();
+    assert_eq!(predicted, vec!["0", "2"], "{out}");
+    let _ = std::fs::remove_dir_all(&dir);
     let out = ok(&[
         "cv",
         "--csv",

@@ -211,6 +211,16 @@ pub fn from_bytes(bytes: &[u8], path: &Path) -> Result<Checkpoint> {
             "weight '{extra}' does not belong to the model"
         )));
     }
+    if let Some(table) = &spec.table {
+        let (inputs, outputs) = (table.preprocessor.width(), table.preprocessor.outputs());
+        let model_outputs = model.output_shape().last().copied().unwrap_or(0);
+        if model.input_shape() != [inputs] || model_outputs != outputs {
+            return Err(bad(format!(
+                "the table preprocessing makes {inputs} inputs and {outputs} outputs, the network has {:?} and {model_outputs}",
+                model.input_shape()
+            )));
+        }
+    }
     let shapes: Vec<Vec<usize>> = names.into_iter().map(|(_, s)| s).collect();
     if let Some(opt) = model.optimizer_mut() {
         opt.load_state(

@@ -36,7 +36,9 @@ pub use data::{read_idx, to_categorical, Mnist};
 pub use error::{Error, Result};
 pub use loss::Loss;
 pub use metrics::Metric;
-pub use nn::{ActivationLayer, Dense, Layer, LayerConfig};
+pub use nn::{
+    ActivationLayer, Conv2D, Dense, Dropout, Flatten, Layer, LayerConfig, MaxPooling2D, Padding,
+};
 pub use optim::{Adam, Optimizer, RmsProp, Sgd};
 pub use spec::ModelSpec;
 pub use tensor::activation::Activation;
@@ -53,7 +55,8 @@ pub mod prelude {
         Schedule, TerminateOnNan,
     };
     pub use crate::{
-        to_categorical, Activation, ActivationLayer, Adam, Dense, FitOptions, History, Loss,
-        Metric, Mnist, Optimizer, RmsProp, Sequential, Sgd, Tensor, Verbosity,
+        to_categorical, Activation, ActivationLayer, Adam, Callback, Conv2D, Dense, Dropout,
+        FitOptions, Flatten, History, Loss, MaxPooling2D, Metric, Mnist, Optimizer, Padding,
+        RmsProp, Sequential, Sgd, Tensor, Verbosity,
     };
 }

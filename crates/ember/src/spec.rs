@@ -362,11 +362,19 @@ impl DataSpec {
         match self.format {
             DataFormat::Mnist => {
                 let mnist = Mnist::load(dir)?;
+                // One width for both sets, whatever labels each happens to contain.
+                let classes = mnist
+                    .train_labels
+                    .data()
+                    .iter()
+                    .chain(mnist.test_labels.data())
+                    .fold(0.0f32, |m, &v| m.max(v)) as usize
+                    + 1;
                 Ok(Dataset {
                     x_train: self.prepare_inputs(mnist.train_images)?,
-                    y_train: self.prepare_labels(&mnist.train_labels)?,
+                    y_train: self.prepare_labels(&mnist.train_labels, classes)?,
                     x_test: self.prepare_inputs(mnist.test_images)?,
-                    y_test: self.prepare_labels(&mnist.test_labels)?,
+                    y_test: self.prepare_labels(&mnist.test_labels, classes)?,
                 })
             }
         }
@@ -391,9 +399,9 @@ impl DataSpec {
         Ok(x)
     }
 
-    fn prepare_labels(&self, y: &Tensor) -> Result<Tensor> {
+    fn prepare_labels(&self, y: &Tensor, classes: usize) -> Result<Tensor> {
         if self.one_hot {
-            to_categorical(y, None)
+            to_categorical(y, Some(classes))
         } else {
             Ok(y.clone())
         }

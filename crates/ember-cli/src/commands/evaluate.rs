@@ -25,6 +25,9 @@ pub struct EvaluateArgs {
     /// For a table model: the CSV rows to score (with the target column).
     #[arg(long, value_name = "FILE")]
     csv: Option<PathBuf>,
+    /// For a table model: how to read --csv (default: as its training file was read).
+    #[command(flatten)]
+    csv_options: super::table::CsvArgs,
     /// Threads for the numeric kernels.
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
     threads: Option<u64>,
@@ -78,9 +81,13 @@ fn evaluate_table(
             spec.file.display()
         ),
     })?;
-    let table = Table::read(file, &spec.options.csv)?;
+    let table = Table::read(file, &args.csv_options.or(&spec.options.csv))?;
     super::table::report_rejected(&table);
-    let target = table.column_named(&spec.options.target)?;
+    let target_name = match &spec.preprocessor.target {
+        ember::data::preprocess::Target::Classes { column, .. }
+        | ember::data::preprocess::Target::Regression { column, .. } => column.clone(),
+    };
+    let target = table.column_named(&target_name)?;
     let (rows, missing) = rows_with_target(&table, target);
     if !missing.is_empty() {
         println!(

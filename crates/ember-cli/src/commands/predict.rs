@@ -22,6 +22,9 @@ pub struct PredictArgs {
     /// Print JSON instead of text.
     #[arg(long)]
     json: bool,
+    /// For a table model: how to read the CSV inputs (default: as its training file was read).
+    #[command(flatten)]
+    csv: super::table::CsvArgs,
 }
 
 #[derive(Serialize)]
@@ -186,7 +189,7 @@ fn predict_rows(
     let mut out = csv::Writer::from_writer(std::io::stdout());
     let csv_error = |e: csv::Error| Error::InvalidArgument(format!("cannot write CSV: {e}"));
     for (n, input) in args.inputs.iter().enumerate() {
-        let table = Table::read(input, &spec.options.csv)?;
+        let table = Table::read(input, &args.csv.or(&spec.options.csv))?;
         super::table::report_rejected(&table);
         let predictions = tabular.predict(&table)?;
         if args.json {

@@ -23,8 +23,8 @@ pub struct CsvArgs {
     #[arg(long)]
     pub no_header: bool,
     /// Lines to skip at the start (e.g. 1 for scikit-learn's line of counts).
-    #[arg(long, default_value_t = 0, value_name = "N")]
-    pub skip_rows: usize,
+    #[arg(long, value_name = "N")]
+    pub skip_rows: Option<usize>,
     /// Comma-separated cell values meaning "missing" (default: "",NA,N/A,NaN,nan,null,NULL,?).
     #[arg(long, value_name = "LIST")]
     pub missing: Option<String>,
@@ -34,6 +34,21 @@ pub struct CsvArgs {
 }
 
 impl CsvArgs {
+    /// The given options, or `saved` (a model's training options) when no flag was given.
+    pub fn or(&self, saved: &CsvOptions) -> CsvOptions {
+        let given = self.delimiter.is_some()
+            || self.header
+            || self.no_header
+            || self.skip_rows.is_some()
+            || self.missing.is_some()
+            || self.drop_bad_rows;
+        if given {
+            self.options()
+        } else {
+            saved.clone()
+        }
+    }
+
     pub fn options(&self) -> CsvOptions {
         let defaults = CsvOptions::default();
         CsvOptions {
@@ -45,7 +60,7 @@ impl CsvArgs {
             } else {
                 None
             },
-            skip_rows: self.skip_rows,
+            skip_rows: self.skip_rows.unwrap_or(0),
             missing: self.missing.as_ref().map_or(defaults.missing, |m| {
                 m.split(',').map(|t| t.trim().to_string()).collect()
             }),

@@ -99,7 +99,7 @@ pub fn run(args: TrainArgs) -> ember::Result<()> {
     };
 
     let n = data.x_train.rows();
-    let n_train = ((n as f64) * (1.0 - spec.fit.validation_split as f64)).ceil() as usize;
+    let n_train = ember::train::split_point(n, spec.fit.validation_split)?;
     if epochs_done >= spec.fit.epochs {
         println!(
             "{} has already been trained for {epochs_done} epochs; pass --epochs N (N > {epochs_done}) to train further",

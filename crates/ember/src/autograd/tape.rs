@@ -23,8 +23,10 @@ pub(crate) struct Node {
     pub has_grad: bool,
     pub requires_grad: bool,
     pub op: Op,
-    /// Values an op saves for its backward pass (softmax probabilities, …).
+    /// Values an op saves for its backward pass (softmax probabilities, im2col patches, …).
     pub aux: Vec<f32>,
+    /// Positions an op saves for its backward pass (max-pooling winners).
+    pub indices: Vec<usize>,
 }
 
 /// Records operations and computes gradients by reverse accumulation.
@@ -45,7 +47,14 @@ pub struct Tape {
     len: usize,
     num_params: usize,
     /// Scratch space an op's backward pass may use (reused between steps).
-    pub(crate) scratch: Vec<f32>,
+    pub(crate) scratch: Scratch,
+}
+
+/// Two reusable buffers for backward passes that need temporaries.
+#[derive(Debug, Default)]
+pub(crate) struct Scratch {
+    pub first: Vec<f32>,
+    pub second: Vec<f32>,
 }
 
 impl Tape {

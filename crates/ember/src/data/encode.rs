@@ -31,8 +31,10 @@ pub fn to_categorical(labels: &Tensor, num_classes: Option<usize>) -> Result<Ten
         classes = n;
     }
     let mut out = Tensor::zeros(&[labels.len(), classes]);
-    for (row, &v) in out.data_mut().chunks_mut(classes).zip(labels.data()) {
-        row[v as usize] = 1.0;
+    if classes > 0 {
+        for (row, &v) in out.data_mut().chunks_mut(classes).zip(labels.data()) {
+            row[v as usize] = 1.0;
+        }
     }
     Ok(out)
 }

@@ -93,7 +93,9 @@ pub fn read_idx_from(mut reader: impl Read, path: &Path) -> Result<Tensor> {
     let mut chunk = vec![0u8; 1 << 16];
     let mut carry = 0; // bytes of a value split across chunks, kept at the start of `chunk`
     while values.len() < count {
-        let want = ((count - values.len()) * size).min(chunk.len() - carry);
+        let want = (count - values.len())
+            .saturating_mul(size)
+            .min(chunk.len() - carry);
         let n = match reader.read(&mut chunk[carry..carry + want]) {
             Ok(0) => {
                 return Err(Error::data(

@@ -141,12 +141,21 @@ impl Preprocessor {
             .filter_map(|&r| table.columns[target][r].as_deref())
             .collect();
         let target = if classification {
-            let mut labels: Vec<String> = values.iter().map(|v| v.to_string()).collect();
+            // The label set is not a statistic of the features: take it from every row, so
+            // that a rare class missing from a training split is still a known class.
+            let distinct: std::collections::BTreeSet<&str> = table.columns[target]
+                .iter()
+                .flatten()
+                .map(String::as_str)
+                .collect();
+            let mut labels: Vec<String> = distinct.into_iter().map(str::to_string).collect();
+            // Numbers by value (then spelling), before any text: a total order.
             labels.sort_by(|a, b| match (parse_number(a), parse_number(b)) {
-                (Some(x), Some(y)) => x.total_cmp(&y),
-                _ => a.cmp(b),
+                (Some(x), Some(y)) => x.total_cmp(&y).then_with(|| a.cmp(b)),
+                (Some(_), None) => std::cmp::Ordering::Less,
+                (None, Some(_)) => std::cmp::Ordering::Greater,
+                (None, None) => a.cmp(b),
             });
-            labels.dedup();
             if labels.len() < 2 {
                 return Err(Error::data(
                     &table.path,
@@ -449,6 +458,26 @@ mod tests {
             (&[3usize, 1][..], &[0.0, 1.0, 1.0][..])
         );
         assert_eq!(p.outputs(), 1);
+    }
+
+    #[test]
+    fn class_labels_come_from_every_row_in_a_total_order() {
+        let t = table("x,y\n1,b\n2,10\n3,2\n4,1.0\n5,1\n6,rare\n");
+        // Fitted on the first five rows: 'rare' is still a class; "1" and "1.0" stay distinct.
+        let p = Preprocessor::fit(
+            &t,
+            &[0, 1, 2, 3, 4],
+            1,
+            true,
+            false,
+            &PreprocessOptions::default(),
+        )
+        .unwrap();
+        let Target::Classes { labels, .. } = &p.target else {
+            panic!()
+        };
+        assert_eq!(labels, &["1", "1.0", "2", "10", "b", "rare"]);
+        assert_eq!(p.targets(&t, &[5]).unwrap().data(), &[5.0]);
     }
 
     #[test]

@@ -135,7 +135,8 @@ impl Table {
         for record in reader.records() {
             let record = record.map_err(|e| Error::data(path, format!("{e}")))?;
             let line = record.position().map_or(0, |p| p.line()) + skipped;
-            if record.iter().all(|f| f.is_empty()) {
+            // A blank line is no row; a line of empty fields (",,,") is a row of missing values.
+            if record.len() == 1 && record[0].is_empty() {
                 continue;
             }
             records.push((line, record.iter().map(str::to_string).collect::<Vec<_>>()));
@@ -148,25 +149,23 @@ impl Table {
             .unwrap_or_else(|| looks_like_header(&records, &options.missing));
         let names: Vec<String> = if header {
             let (_, first) = records.remove(0);
-            let mut seen = HashMap::new();
-            first
-                .into_iter()
-                .enumerate()
-                .map(|(i, n)| {
-                    let base = if n.is_empty() {
-                        format!("column_{}", i + 1)
-                    } else {
-                        n
-                    };
-                    let count = seen.entry(base.clone()).or_insert(0);
-                    *count += 1;
-                    if *count > 1 {
-                        format!("{base}_{count}")
-                    } else {
-                        base
-                    }
-                })
-                .collect()
+            let mut names: Vec<String> = Vec::with_capacity(first.len());
+            for (i, n) in first.into_iter().enumerate() {
+                let base = if n.is_empty() {
+                    format!("column_{}", i + 1)
+                } else {
+                    n
+                };
+                // Repeated names get the first free suffix: a, a_2, a_3, …
+                let mut name = base.clone();
+                let mut k = 1;
+                while names.contains(&name) {
+                    k += 1;
+                    name = format!("{base}_{k}");
+                }
+                names.push(name);
+            }
+            names
         } else {
             let width = records.first().map_or(0, |(_, r)| r.len());
             (1..=width).map(|i| format!("column_{i}")).collect()
@@ -468,6 +467,14 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("no column 'species'"));
+    }
+
+    #[test]
+    fn duplicate_names_and_empty_rows() {
+        let t = default("a,a,a_2\n1,2,3\n,,\n\n4,5,6\n");
+        assert_eq!(t.names, vec!["a", "a_2", "a_2_2"]);
+        assert_eq!(t.rows(), 3, "the row of empty cells is kept");
+        assert_eq!(t.columns[0][1], None);
     }
 
     #[test]

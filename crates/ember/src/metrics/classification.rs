@@ -136,13 +136,24 @@ impl ConfusionMatrix {
             })
             .collect();
         let total = self.total();
+        // Like scikit-learn, average over the classes present in the truth or the predictions.
+        let present: Vec<bool> = (0..self.classes)
+            .map(|c| self.row_sum(c) + self.column_sum(c) > 0)
+            .collect();
+        let scored = || {
+            per_class
+                .iter()
+                .zip(&present)
+                .filter(|(_, &p)| p)
+                .map(|(s, _)| s)
+        };
         let average = |weight: &dyn Fn(&ClassScores) -> f64| {
-            let sum_w: f64 = per_class.iter().map(weight).sum();
+            let sum_w: f64 = scored().map(weight).sum();
             let mean = |f: &dyn Fn(&ClassScores) -> f64| {
                 if sum_w == 0.0 {
                     0.0
                 } else {
-                    per_class.iter().map(|s| weight(s) * f(s)).sum::<f64>() / sum_w
+                    scored().map(|s| weight(s) * f(s)).sum::<f64>() / sum_w
                 }
             };
             ClassScores {
@@ -253,6 +264,13 @@ mod tests {
         assert!(cm.to_text().contains("true\\pred"));
         assert!(r.to_text().contains("weighted avg"));
         assert!(ConfusionMatrix::new(2, &[0, 2], &[0, 1]).is_err());
+    }
+
+    #[test]
+    fn absent_classes_do_not_dilute_the_macro_average() {
+        // Three classes, the test rows hold only 0 and 1, all right: sklearn's macro F1 is 1.
+        let cm = ConfusionMatrix::new(3, &[0, 1, 1], &[0, 1, 1]).unwrap();
+        assert_eq!(cm.report().macro_avg.f1, 1.0);
     }
 
     #[test]

@@ -2,7 +2,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{ActivationLayer, Dense, Layer};
+use super::{
+    ActivationLayer, Conv2D, Dense, Dropout, Flatten, Layer, MaxPooling2D, Padding, Size2,
+};
 use crate::error::{Error, Result};
 use crate::tensor::activation::Activation;
 
@@ -27,6 +29,41 @@ pub enum LayerConfig {
     Activation {
         activation: Activation,
     },
+    #[serde(rename = "conv2d")]
+    Conv2d {
+        filters: usize,
+        kernel_size: Size2,
+        #[serde(default = "one_by_one")]
+        strides: Size2,
+        #[serde(default)]
+        padding: Padding,
+        #[serde(default)]
+        activation: Activation,
+        #[serde(default = "yes")]
+        use_bias: bool,
+    },
+    #[serde(rename = "max_pooling2d")]
+    MaxPooling2d {
+        #[serde(default = "two_by_two")]
+        pool_size: Size2,
+        /// Default: the pool size.
+        #[serde(default)]
+        strides: Option<Size2>,
+        #[serde(default)]
+        padding: Padding,
+    },
+    Flatten {},
+    Dropout {
+        rate: f32,
+    },
+}
+
+fn one_by_one() -> Size2 {
+    Size2::Square(1)
+}
+
+fn two_by_two() -> Size2 {
+    Size2::Square(2)
 }
 
 fn yes() -> bool {
@@ -54,7 +91,14 @@ impl LayerConfig {
                 *output.last_mut().expect("checked above") = units;
                 Ok((output, params))
             }
-            LayerConfig::Activation { .. } => Ok((input.to_vec(), 0)),
+            LayerConfig::Activation { .. } | LayerConfig::Dropout { .. } => Ok((input.to_vec(), 0)),
+            LayerConfig::Conv2d { .. } => {
+                self.conv().expect("a conv config").shape_and_params(input)
+            }
+            LayerConfig::MaxPooling2d { .. } => {
+                Ok((self.pool().expect("a pool config").output_shape(input)?, 0))
+            }
+            LayerConfig::Flatten {} => Ok((vec![input.iter().product()], 0)),
         }
     }
 
@@ -67,6 +111,45 @@ impl LayerConfig {
                 use_bias,
             } => Box::new(Dense::new(units).activation(activation).use_bias(use_bias)),
             LayerConfig::Activation { activation } => Box::new(ActivationLayer::new(activation)),
+            LayerConfig::Conv2d { .. } => Box::new(self.conv().expect("a conv config")),
+            LayerConfig::MaxPooling2d { .. } => Box::new(self.pool().expect("a pool config")),
+            LayerConfig::Flatten {} => Box::new(Flatten),
+            LayerConfig::Dropout { rate } => Box::new(Dropout::new(rate)),
+        }
+    }
+
+    fn conv(&self) -> Option<Conv2D> {
+        match *self {
+            LayerConfig::Conv2d {
+                filters,
+                kernel_size,
+                strides,
+                padding,
+                activation,
+                use_bias,
+            } => Some(
+                Conv2D::new(filters, kernel_size.dims())
+                    .strides(strides.dims())
+                    .padding(padding)
+                    .activation(activation)
+                    .use_bias(use_bias),
+            ),
+            _ => None,
+        }
+    }
+
+    fn pool(&self) -> Option<MaxPooling2D> {
+        match *self {
+            LayerConfig::MaxPooling2d {
+                pool_size,
+                strides,
+                padding,
+            } => Some(
+                MaxPooling2D::new(pool_size.dims())
+                    .strides(strides.unwrap_or(pool_size).dims())
+                    .padding(padding),
+            ),
+            _ => None,
         }
     }
 }

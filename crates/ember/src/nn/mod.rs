@@ -3,12 +3,22 @@
 
 mod activation;
 mod config;
+#[cfg(test)]
+mod conformance;
+mod conv2d;
 mod dense;
+mod dropout;
+mod flatten;
 pub mod init;
+mod pooling;
 
 pub use activation::ActivationLayer;
 pub use config::LayerConfig;
+pub use conv2d::{Conv2D, Padding, Size2};
 pub use dense::Dense;
+pub use dropout::Dropout;
+pub use flatten::Flatten;
+pub use pooling::MaxPooling2D;
 
 use crate::autograd::{Tape, Var};
 use crate::error::Result;

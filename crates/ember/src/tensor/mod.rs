@@ -4,6 +4,7 @@
 
 pub mod activation;
 pub mod broadcast;
+pub mod conv;
 pub mod denormal;
 pub mod matmul;
 pub mod random;

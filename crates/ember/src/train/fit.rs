@@ -65,6 +65,23 @@ impl Default for FitOptions<'_> {
     }
 }
 
+/// Where Keras's `validation_split` cuts `n` samples: ⌊n · (1 - split)⌋, the tail being the
+/// validation set. An error when either side would be empty.
+pub fn split_point(n: usize, validation_split: f32) -> Result<usize> {
+    if validation_split == 0.0 {
+        return Ok(n);
+    }
+    // Through the shortest decimal form, so 0.2f32 is 0.2 as in Python, not 0.2000000030.
+    let split = super::history::decimal(validation_split);
+    let at = ((n as f64) * (1.0 - split)).floor() as usize;
+    if at == 0 || at == n {
+        return Err(Error::invalid(format!(
+            "{n} samples are too few to hold out validation_split = {validation_split}"
+        )));
+    }
+    Ok(at)
+}
+
 /// Each sample's weight from its class: the class index (one per row), the one-hot row's
 /// argmax, or for a single 0/1 target, 0 or 1.
 fn sample_weights(
@@ -142,18 +159,12 @@ impl Sequential {
                 options.validation_split
             )));
         }
-        // Keras: the split point is ceil(n · (1 - split)); validation is the tail.
         let n = x.rows();
         let n_train = if options.validation_data.is_some() {
             n
         } else {
-            ((n as f64) * (1.0 - options.validation_split as f64)).ceil() as usize
+            split_point(n, options.validation_split)?
         };
-        if n_train == 0 {
-            return Err(Error::invalid(
-                "no training samples left after the validation split",
-            ));
-        }
         if let Some((vx, vy)) = options.validation_data {
             self.check_data(vx, vy, "validation x", "validation y")?;
         }
@@ -473,6 +484,17 @@ mod tests {
         let h = m.fit(&x, &y, &quiet(30)).unwrap();
         assert_eq!(h.metric("accuracy").last(), Some(&1.0));
         assert_eq!(h.metric("val_accuracy").last(), Some(&0.0));
+    }
+
+    #[test]
+    fn split_point_is_keras_floor() {
+        use crate::train::split_point;
+        assert_eq!(split_point(60000, 0.2).unwrap(), 48000);
+        assert_eq!(split_point(60000, 0.1).unwrap(), 54000);
+        assert_eq!(split_point(10, 0.25).unwrap(), 7);
+        assert_eq!(split_point(10, 0.0).unwrap(), 10);
+        assert_eq!(split_point(9, 0.1).unwrap(), 8);
+        assert!(split_point(1, 0.5).is_err(), "no training sample left");
     }
 
     #[test]

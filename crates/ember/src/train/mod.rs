@@ -10,6 +10,6 @@ mod summary;
 
 pub use assess::Assessment;
 pub use callback::{Callback, Control};
-pub use fit::{Evaluation, FitOptions, Verbosity};
+pub use fit::{split_point, Evaluation, FitOptions, Verbosity};
 pub use history::{decimal, EpochLog, History};
 pub use sequential::Sequential;

@@ -2,13 +2,15 @@
 //! `Tape` method) and its gradient rule side by side.
 
 pub(crate) mod activation;
+pub(crate) mod conv;
 pub(crate) mod elementwise;
 pub(crate) mod linear;
 pub(crate) mod loss;
 pub(crate) mod reduce;
 
-use super::tape::{Node, Var};
+use super::tape::{Node, Scratch, Var};
 use crate::tensor::activation::Activation;
+use crate::tensor::conv::Window;
 use elementwise::{BinaryOp, UnaryOp};
 use loss::LossOp;
 
@@ -33,6 +35,16 @@ pub(crate) enum Op {
         b: Option<Var>,
         activation: Activation,
     },
+    /// Fused 2-D convolution: `activation(conv(x, kernel) + bias)`, channels last.
+    Conv2d {
+        x: Var,
+        kernel: Var,
+        bias: Option<Var>,
+        activation: Activation,
+        window: Window,
+    },
+    /// Max pooling, channels last (the winners are kept in the node).
+    MaxPool2d(Var),
     /// A loss of `prediction` against a constant `target`, averaged over the batch, each
     /// sample's term optionally multiplied by a constant weight.
     Loss {
@@ -44,7 +56,7 @@ pub(crate) enum Op {
 }
 
 /// Propagates `out.grad` to the gradients of `out`'s inputs (all of which lie in `before`).
-pub(crate) fn backward(out: &Node, before: &mut [Node], scratch: &mut Vec<f32>) {
+pub(crate) fn backward(out: &Node, before: &mut [Node], scratch: &mut Scratch) {
     match out.op {
         Op::Leaf => {}
         Op::Binary(op, a, b) => elementwise::backward_binary(op, a, b, out, before),
@@ -63,7 +75,15 @@ pub(crate) fn backward(out: &Node, before: &mut [Node], scratch: &mut Vec<f32>) 
             w,
             b,
             activation,
-        } => linear::backward_linear(x, w, b, activation, out, before, scratch),
+        } => linear::backward_linear(x, w, b, activation, out, before, &mut scratch.first),
+        Op::Conv2d {
+            x,
+            kernel,
+            bias,
+            activation,
+            window,
+        } => conv::backward_conv2d(x, kernel, bias, activation, &window, out, before, scratch),
+        Op::MaxPool2d(x) => conv::backward_max_pool(x, out, before),
         Op::Loss {
             op,
             prediction,

@@ -1,0 +1,204 @@
+//! The conformance harness every layer passes (Keras's layer test, in spirit): output shape,
+//! parameter count, gradients against finite differences, save / load round trip, summary.
+
+use crate::autograd::gradcheck::check_gradients_with;
+use crate::nn::{Layer, LayerConfig};
+use crate::prelude::*;
+use crate::tensor::random::Rng;
+use crate::{Activation, Tape};
+
+fn random(shape: &[usize], seed: u64) -> Tensor {
+    let mut rng = Rng::seed(seed);
+    let mut t = Tensor::zeros(shape);
+    t.data_mut()
+        .iter_mut()
+        .for_each(|v| *v = rng.uniform_range(-1.0, 1.0));
+    t
+}
+
+/// Runs every check on one layer configuration for samples of `input`.
+fn conform(config: LayerConfig, input: &[usize]) {
+    let name = format!("{config:?} on {input:?}");
+    let (declared_shape, declared_params) = config.shape_and_params(input).unwrap();
+
+    // Build alone on an empty tape: its parameters are the tape's first variables.
+    let mut tape = Tape::new();
+    let mut layer = config.to_layer();
+    let output = layer.build(&mut tape, input, &mut Rng::seed(3)).unwrap();
+    assert_eq!(output, declared_shape, "{name}: output shape");
+    let params: Vec<Tensor> = layer
+        .params()
+        .iter()
+        .map(|(_, v)| tape.value(*v).clone())
+        .collect();
+    assert_eq!(
+        params.iter().map(Tensor::len).sum::<usize>(),
+        declared_params,
+        "{name}: parameters"
+    );
+    assert_eq!(
+        layer.config(),
+        config.to_layer().config(),
+        "{name}: config round trip"
+    );
+
+    // Forward shape and gradients with respect to the input and every parameter.
+    let mut batch_shape = vec![2];
+    batch_shape.extend_from_slice(input);
+    let mut inputs = params.clone();
+    inputs.push(random(&batch_shape, 11));
+    let x_index = inputs.len() - 1;
+    check_gradients_with(&[], 5, Some(&inputs), |tape, v| {
+        let y = layer.forward(tape, v[x_index], false)?;
+        let mut expected = vec![2];
+        expected.extend_from_slice(&declared_shape);
+        assert_eq!(
+            tape.value(y).shape(),
+            expected.as_slice(),
+            "{name}: forward shape"
+        );
+        Ok(y)
+    })
+    .unwrap_or_else(|e| panic!("{name}: {e}"));
+
+    // In a model: summary, save / load round trip with bit-identical outputs.
+    let mut model = Sequential::with_seed(input, 4);
+    model.add_boxed(config.to_layer()).unwrap();
+    model.add(Flatten).unwrap();
+    model
+        .add(Dense::new(3).activation(Activation::Softmax))
+        .unwrap();
+    model
+        .compile(
+            Adam::default(),
+            Loss::SparseCategoricalCrossentropy,
+            &[Metric::Accuracy],
+        )
+        .unwrap();
+    let summary = model.summary();
+    assert!(
+        summary.contains(&format!("({})", layer.kind())),
+        "{name}: {summary}"
+    );
+    let x = random(&batch_shape, 12);
+    let y = Tensor::new(&[2], vec![0.0, 2.0]).unwrap();
+    let options = FitOptions {
+        epochs: 2,
+        batch_size: 1,
+        verbose: Verbosity::Silent,
+        ..Default::default()
+    };
+    model.fit(&x, &y, &options).unwrap();
+    let spec = crate::spec::ModelSpec::from_model(&model, Default::default(), None).unwrap();
+    let bytes = crate::io::to_bytes(&model, &spec, 2).unwrap();
+    let mut loaded = crate::io::from_bytes(&bytes, std::path::Path::new("m"))
+        .unwrap()
+        .model;
+    assert_eq!(
+        loaded.predict(&x, 2).unwrap(),
+        model.predict(&x, 2).unwrap(),
+        "{name}: save / load"
+    );
+}
+
+#[test]
+fn every_layer_conforms() {
+    use crate::nn::{Padding, Size2};
+    let cases = [
+        (
+            LayerConfig::Dense {
+                units: 3,
+                activation: Activation::Relu,
+                use_bias: true,
+            },
+            vec![4],
+        ),
+        (
+            LayerConfig::Dense {
+                units: 2,
+                activation: Activation::Linear,
+                use_bias: false,
+            },
+            vec![3, 4],
+        ),
+        (
+            LayerConfig::Activation {
+                activation: Activation::Tanh,
+            },
+            vec![5],
+        ),
+        (
+            LayerConfig::Conv2d {
+                filters: 2,
+                kernel_size: Size2::Square(3),
+                strides: Size2::Square(1),
+                padding: Padding::Valid,
+                activation: Activation::Relu,
+                use_bias: true,
+            },
+            vec![5, 5, 2],
+        ),
+        (
+            LayerConfig::Conv2d {
+                filters: 3,
+                kernel_size: Size2::Rect([2, 3]),
+                strides: Size2::Rect([2, 1]),
+                padding: Padding::Same,
+                activation: Activation::Linear,
+                use_bias: false,
+            },
+            vec![5, 4, 1],
+        ),
+        (
+            LayerConfig::MaxPooling2d {
+                pool_size: Size2::Square(2),
+                strides: None,
+                padding: Padding::Valid,
+            },
+            vec![4, 5, 2],
+        ),
+        (
+            LayerConfig::MaxPooling2d {
+                pool_size: Size2::Square(3),
+                strides: Some(Size2::Square(2)),
+                padding: Padding::Same,
+            },
+            vec![5, 5, 1],
+        ),
+        (LayerConfig::Flatten {}, vec![2, 3, 2]),
+        (LayerConfig::Dropout { rate: 0.5 }, vec![6]),
+    ];
+    for (config, input) in cases {
+        conform(config, &input);
+    }
+}
+
+#[test]
+fn dropout_zeroes_a_fraction_in_training_only_and_keeps_the_mean() {
+    let mut tape = Tape::new();
+    let mut layer = Dropout::new(0.3);
+    layer
+        .build(&mut tape, &[10_000], &mut Rng::seed(1))
+        .unwrap();
+    let x = tape.constant(&Tensor::full(&[1, 10_000], 1.0));
+    let train = layer.forward(&mut tape, x, true).unwrap();
+    let values = tape.value(train).data();
+    let zeros = values.iter().filter(|&&v| v == 0.0).count() as f64 / 10_000.0;
+    let mean = values.iter().map(|&v| v as f64).sum::<f64>() / 10_000.0;
+    assert!((zeros - 0.3).abs() < 0.02, "{zeros}");
+    assert!((mean - 1.0).abs() < 0.03, "{mean}");
+    assert!(values
+        .iter()
+        .all(|&v| v == 0.0 || (v - 1.0 / 0.7).abs() < 1e-6));
+    let again = layer.forward(&mut tape, x, true).unwrap();
+    assert_ne!(
+        tape.value(again).data(),
+        tape.value(train).data(),
+        "a new mask each step"
+    );
+    let eval = layer.forward(&mut tape, x, false).unwrap();
+    assert_eq!(eval, x, "identity at inference");
+    assert!(Dropout::new(1.0)
+        .build(&mut tape, &[1], &mut Rng::seed(1))
+        .is_err());
+}

@@ -1,0 +1,244 @@
+//! Convolution and pooling kernels on channels-last (NHWC) data: im2col / col2im, so that a
+//! convolution is one matrix product, and max pooling with the winners' positions.
+
+use crate::error::{Error, Result};
+
+/// Shapes of a 2-D convolution or pooling window sliding over NHWC input.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Window {
+    pub batch: usize,
+    pub height: usize,
+    pub width: usize,
+    pub channels: usize,
+    pub kernel: (usize, usize),
+    pub strides: (usize, usize),
+    /// Zero rows above and columns left of the input ("same" padding); bottom/right follow.
+    pub pad: (usize, usize),
+    pub out_height: usize,
+    pub out_width: usize,
+}
+
+impl Window {
+    /// The window over input `(batch, height, width, channels)`; `same` pads so that the
+    /// output is ⌈input / stride⌉ (Keras's "same"), otherwise only whole windows ("valid").
+    pub fn new(
+        input: &[usize],
+        kernel: (usize, usize),
+        strides: (usize, usize),
+        same: bool,
+    ) -> Result<Window> {
+        let &[batch, height, width, channels] = input else {
+            return Err(Error::shape(
+                "conv2d",
+                format!("needs (batch, height, width, channels) input, got {input:?}"),
+            ));
+        };
+        if kernel.0 == 0 || kernel.1 == 0 || strides.0 == 0 || strides.1 == 0 {
+            return Err(Error::invalid(
+                "kernel sizes and strides must be at least 1",
+            ));
+        }
+        let (out_height, out_width, pad) = if same {
+            let out = |n: usize, s: usize| n.div_ceil(s);
+            let total = |n: usize, k: usize, s: usize| ((out(n, s) - 1) * s + k).saturating_sub(n);
+            (
+                out(height, strides.0),
+                out(width, strides.1),
+                (
+                    total(height, kernel.0, strides.0) / 2,
+                    total(width, kernel.1, strides.1) / 2,
+                ),
+            )
+        } else {
+            if height < kernel.0 || width < kernel.1 {
+                return Err(Error::shape(
+                    "conv2d",
+                    format!(
+                        "a {}x{} window does not fit in {height}x{width} input",
+                        kernel.0, kernel.1
+                    ),
+                ));
+            }
+            (
+                (height - kernel.0) / strides.0 + 1,
+                (width - kernel.1) / strides.1 + 1,
+                (0, 0),
+            )
+        };
+        Ok(Window {
+            batch,
+            height,
+            width,
+            channels,
+            kernel,
+            strides,
+            pad,
+            out_height,
+            out_width,
+        })
+    }
+
+    /// Rows of the im2col matrix: one per output position.
+    pub fn positions(&self) -> usize {
+        self.batch * self.out_height * self.out_width
+    }
+
+    /// Columns of the im2col matrix: one per (ky, kx, channel).
+    pub fn patch_len(&self) -> usize {
+        self.kernel.0 * self.kernel.1 * self.channels
+    }
+
+    /// Input row and column under kernel offset (ky, kx) at output (oy, ox), if inside.
+    #[inline]
+    fn source(&self, oy: usize, ox: usize, ky: usize, kx: usize) -> Option<(usize, usize)> {
+        let y = (oy * self.strides.0 + ky).checked_sub(self.pad.0)?;
+        let x = (ox * self.strides.1 + kx).checked_sub(self.pad.1)?;
+        (y < self.height && x < self.width).then_some((y, x))
+    }
+}
+
+/// Lays every input patch out as a row: `cols` becomes (positions, kh·kw·channels).
+pub fn im2col(x: &[f32], g: &Window, cols: &mut Vec<f32>) {
+    let c = g.channels;
+    cols.clear();
+    cols.resize(g.positions() * g.patch_len(), 0.0);
+    let mut row = 0;
+    for n in 0..g.batch {
+        let image = &x[n * g.height * g.width * c..(n + 1) * g.height * g.width * c];
+        for oy in 0..g.out_height {
+            for ox in 0..g.out_width {
+                let dst = &mut cols[row * g.patch_len()..(row + 1) * g.patch_len()];
+                for ky in 0..g.kernel.0 {
+                    for kx in 0..g.kernel.1 {
+                        if let Some((y, x)) = g.source(oy, ox, ky, kx) {
+                            let at = (ky * g.kernel.1 + kx) * c;
+                            // Channels are contiguous in NHWC: one copy per kernel tap.
+                            dst[at..at + c].copy_from_slice(
+                                &image[(y * g.width + x) * c..(y * g.width + x + 1) * c],
+                            );
+                        }
+                    }
+                }
+                row += 1;
+            }
+        }
+    }
+}
+
+/// The adjoint of [`im2col`]: adds each patch row back onto the input positions it came from.
+pub fn col2im_add(cols: &[f32], g: &Window, dx: &mut [f32]) {
+    let c = g.channels;
+    let mut row = 0;
+    for n in 0..g.batch {
+        let image = &mut dx[n * g.height * g.width * c..(n + 1) * g.height * g.width * c];
+        for oy in 0..g.out_height {
+            for ox in 0..g.out_width {
+                let src = &cols[row * g.patch_len()..(row + 1) * g.patch_len()];
+                for ky in 0..g.kernel.0 {
+                    for kx in 0..g.kernel.1 {
+                        if let Some((y, x)) = g.source(oy, ox, ky, kx) {
+                            let at = (ky * g.kernel.1 + kx) * c;
+                            let target =
+                                &mut image[(y * g.width + x) * c..(y * g.width + x + 1) * c];
+                            target
+                                .iter_mut()
+                                .zip(&src[at..at + c])
+                                .for_each(|(t, s)| *t += s);
+                        }
+                    }
+                }
+                row += 1;
+            }
+        }
+    }
+}
+
+/// Max pooling: writes each window's maximum per channel into `out` (positions, channels)
+/// and the flat input index of the winner into `winners`.
+pub fn max_pool(x: &[f32], g: &Window, out: &mut [f32], winners: &mut Vec<usize>) {
+    let c = g.channels;
+    winners.clear();
+    winners.resize(g.positions() * c, 0);
+    let mut at = 0;
+    for n in 0..g.batch {
+        let base = n * g.height * g.width * c;
+        for oy in 0..g.out_height {
+            for ox in 0..g.out_width {
+                for ch in 0..c {
+                    let mut best = f32::NEG_INFINITY;
+                    let mut best_index = usize::MAX;
+                    for ky in 0..g.kernel.0 {
+                        for kx in 0..g.kernel.1 {
+                            if let Some((iy, ix)) = g.source(oy, ox, ky, kx) {
+                                let i = base + (iy * g.width + ix) * c + ch;
+                                if x[i] > best || best_index == usize::MAX {
+                                    best = x[i];
+                                    best_index = i;
+                                }
+                            }
+                        }
+                    }
+                    out[at] = best;
+                    winners[at] = best_index;
+                    at += 1;
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn same_and_valid_geometry_like_keras() {
+        let g = Window::new(&[1, 28, 28, 1], (3, 3), (1, 1), false).unwrap();
+        assert_eq!((g.out_height, g.out_width), (26, 26));
+        let g = Window::new(&[1, 28, 28, 1], (3, 3), (1, 1), true).unwrap();
+        assert_eq!((g.out_height, g.out_width, g.pad), (28, 28, (1, 1)));
+        let g = Window::new(&[1, 5, 5, 1], (2, 2), (2, 2), true).unwrap();
+        assert_eq!((g.out_height, g.pad), (3, (0, 0)));
+        let g = Window::new(&[1, 26, 26, 1], (2, 2), (2, 2), false).unwrap();
+        assert_eq!(g.out_height, 13);
+        assert!(Window::new(&[1, 2, 2, 1], (3, 3), (1, 1), false).is_err());
+        assert!(Window::new(&[2, 2, 1], (1, 1), (1, 1), false).is_err());
+    }
+
+    #[test]
+    fn im2col_by_hand_and_col2im_is_its_adjoint() {
+        // One 3x3 single-channel image, 2x2 kernel, valid: 4 patches.
+        let x: Vec<f32> = (1..=9).map(|v| v as f32).collect();
+        let g = Window::new(&[1, 3, 3, 1], (2, 2), (1, 1), false).unwrap();
+        let mut cols = Vec::new();
+        im2col(&x, &g, &mut cols);
+        assert_eq!(
+            cols,
+            vec![1., 2., 4., 5., 2., 3., 5., 6., 4., 5., 7., 8., 5., 6., 8., 9.]
+        );
+        // <im2col(x), c> == <x, col2im(c)> for any c.
+        let c: Vec<f32> = (0..16).map(|i| (i as f32 * 0.7).sin()).collect();
+        let mut back = vec![0.0; 9];
+        col2im_add(&c, &g, &mut back);
+        let lhs: f32 = cols.iter().zip(&c).map(|(a, b)| a * b).sum();
+        let rhs: f32 = x.iter().zip(&back).map(|(a, b)| a * b).sum();
+        assert!((lhs - rhs).abs() < 1e-4);
+    }
+
+    #[test]
+    fn max_pool_by_hand() {
+        // 4x4, two channels interleaved; 2x2 pooling.
+        let x: Vec<f32> = (0..32)
+            .map(|i| if i % 2 == 0 { i as f32 } else { -(i as f32) })
+            .collect();
+        let g = Window::new(&[1, 4, 4, 2], (2, 2), (2, 2), false).unwrap();
+        let mut out = vec![0.0; 8];
+        let mut winners = Vec::new();
+        max_pool(&x, &g, &mut out, &mut winners);
+        // Channel 0 holds 0, 2, 4, … (max at the bottom-right of each window); channel 1
+        // holds negatives (max at the top-left).
+        assert_eq!(out, vec![10., -1., 14., -5., 26., -17., 30., -21.]);
+        assert_eq!(winners[0], 10);
+        assert_eq!(winners[1], 1);
+    }
+}
