@@ -136,6 +136,9 @@ pub struct DataSpec {
     /// Flatten each sample to one axis (28×28 images → 784 features).
     #[serde(default)]
     pub flatten: bool,
+    /// Give each sample this shape instead, e.g. [28, 28, 1] for a convolutional network.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reshape: Option<Vec<usize>>,
     /// One-hot encode the labels (for categorical_crossentropy); otherwise class indices.
     #[serde(default)]
     pub one_hot: bool,
@@ -395,6 +398,11 @@ impl DataSpec {
         if self.flatten {
             let (rows, row_len) = (x.rows(), x.row_len());
             x = x.reshape(&[rows, row_len])?;
+        }
+        if let Some(sample) = &self.reshape {
+            let mut shape = vec![x.rows()];
+            shape.extend_from_slice(sample);
+            x = x.reshape(&shape)?;
         }
         Ok(x)
     }

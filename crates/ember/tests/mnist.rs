@@ -158,3 +158,48 @@ fn the_model_file_describes_the_reference_script() {
         .iter()
         .all(|&v| (0.0..=1.0).contains(&v)));
 }
+
+/// The Keras "simple MNIST convnet" model file: Keras's parameter counts, and it learns.
+#[test]
+fn convnet_model_file_builds_like_keras_and_learns() {
+    ember::set_num_threads(1).unwrap();
+    let spec = ModelSpec::from_file(repo_root().join("models/mnist-cnn.toml")).unwrap();
+    let mut model = spec.build().unwrap();
+    let summary = model.summary();
+    for needle in [
+        "(None, 26, 26, 32)",
+        "max_pooling2d (MaxPooling2D)",
+        "(None, 5, 5, 64)",
+        "18,496",
+        "(None, 1600)",
+        "Total params: 34,826",
+    ] {
+        assert!(summary.contains(needle), "{needle}\n{summary}");
+    }
+    let data = spec
+        .data
+        .clone()
+        .unwrap()
+        .load(&repo_root().join("models"))
+        .unwrap();
+    assert_eq!(data.x_train.shape(), &[60000, 28, 28, 1]);
+    // A short run on the first 3000 images already classifies most of 1000 test images.
+    let x = data.x_train.slice_rows(0, 3000).unwrap();
+    let y = data.y_train.slice_rows(0, 3000).unwrap();
+    let options = FitOptions {
+        epochs: 2,
+        batch_size: 64,
+        seed: Some(1),
+        verbose: Verbosity::Silent,
+        ..FitOptions::default()
+    };
+    model.fit(&x, &y, &options).unwrap();
+    let x_test = data.x_test.slice_rows(0, 1000).unwrap();
+    let y_test = data.y_test.slice_rows(0, 1000).unwrap();
+    let accuracy = model
+        .evaluate(&x_test, &y_test, 128)
+        .unwrap()
+        .accuracy
+        .unwrap();
+    assert!(accuracy > 0.85, "{accuracy}");
+}

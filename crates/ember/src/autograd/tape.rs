@@ -25,8 +25,6 @@ pub(crate) struct Node {
     pub op: Op,
     /// Values an op saves for its backward pass (softmax probabilities, im2col patches, …).
     pub aux: Vec<f32>,
-    /// Positions an op saves for its backward pass (max-pooling winners).
-    pub indices: Vec<usize>,
 }
 
 /// Records operations and computes gradients by reverse accumulation.

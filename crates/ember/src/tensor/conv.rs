@@ -100,7 +100,8 @@ impl Window {
 /// Lays every input patch out as a row: `cols` becomes (positions, kh·kw·channels).
 pub fn im2col(x: &[f32], g: &Window, cols: &mut Vec<f32>) {
     let c = g.channels;
-    cols.clear();
+    // Every element is written below (zeros only where the window hangs over the edge),
+    // so the buffer is not cleared first: that would be a second pass over it.
     cols.resize(g.positions() * g.patch_len(), 0.0);
     let mut row = 0;
     for n in 0..g.batch {
@@ -110,12 +111,19 @@ pub fn im2col(x: &[f32], g: &Window, cols: &mut Vec<f32>) {
                 let dst = &mut cols[row * g.patch_len()..(row + 1) * g.patch_len()];
                 for ky in 0..g.kernel.0 {
                     for kx in 0..g.kernel.1 {
-                        if let Some((y, x)) = g.source(oy, ox, ky, kx) {
-                            let at = (ky * g.kernel.1 + kx) * c;
+                        let at = (ky * g.kernel.1 + kx) * c;
+                        let tap = &mut dst[at..at + c];
+                        match g.source(oy, ox, ky, kx) {
                             // Channels are contiguous in NHWC: one copy per kernel tap.
-                            dst[at..at + c].copy_from_slice(
-                                &image[(y * g.width + x) * c..(y * g.width + x + 1) * c],
-                            );
+                            Some((y, x)) => {
+                                let src = &image[(y * g.width + x) * c..(y * g.width + x + 1) * c];
+                                if c == 1 {
+                                    tap[0] = src[0]; // avoids a memcpy call per pixel
+                                } else {
+                                    tap.copy_from_slice(src);
+                                }
+                            }
+                            None => tap.fill(0.0),
                         }
                     }
                 }
@@ -153,35 +161,61 @@ pub fn col2im_add(cols: &[f32], g: &Window, dx: &mut [f32]) {
     }
 }
 
-/// Max pooling: writes each window's maximum per channel into `out` (positions, channels)
-/// and the flat input index of the winner into `winners`.
-pub fn max_pool(x: &[f32], g: &Window, out: &mut [f32], winners: &mut Vec<usize>) {
+/// Max pooling: each window's maximum per channel into `out` (positions, channels).
+/// Channels are the inner loop, so every window tap is a contiguous, vectorised `max`.
+pub fn max_pool(x: &[f32], g: &Window, out: &mut [f32]) {
     let c = g.channels;
-    winners.clear();
-    winners.resize(g.positions() * c, 0);
-    let mut at = 0;
+    let mut row = 0;
     for n in 0..g.batch {
-        let base = n * g.height * g.width * c;
+        let image = &x[n * g.height * g.width * c..(n + 1) * g.height * g.width * c];
         for oy in 0..g.out_height {
             for ox in 0..g.out_width {
-                for ch in 0..c {
-                    let mut best = f32::NEG_INFINITY;
-                    let mut best_index = usize::MAX;
-                    for ky in 0..g.kernel.0 {
-                        for kx in 0..g.kernel.1 {
-                            if let Some((iy, ix)) = g.source(oy, ox, ky, kx) {
-                                let i = base + (iy * g.width + ix) * c + ch;
-                                if x[i] > best || best_index == usize::MAX {
-                                    best = x[i];
-                                    best_index = i;
+                let best = &mut out[row * c..(row + 1) * c];
+                best.fill(f32::NEG_INFINITY);
+                for ky in 0..g.kernel.0 {
+                    for kx in 0..g.kernel.1 {
+                        if let Some((iy, ix)) = g.source(oy, ox, ky, kx) {
+                            let tap = &image[(iy * g.width + ix) * c..(iy * g.width + ix + 1) * c];
+                            // `if v > b` rather than f32::max: no NaN bookkeeping, vectorises.
+                            for (b, &v) in best.iter_mut().zip(tap) {
+                                *b = if v > *b { v } else { *b };
+                            }
+                        }
+                    }
+                }
+                row += 1;
+            }
+        }
+    }
+}
+
+/// The gradient of [`max_pool`]: each output's gradient goes to the first input of its window
+/// that equals the maximum (recomputed here rather than stored, which keeps the forward pass a
+/// plain vectorised max).
+pub fn max_pool_backward(x: &[f32], y: &[f32], dy: &[f32], g: &Window, dx: &mut [f32]) {
+    let c = g.channels;
+    let mut routed = vec![false; c];
+    let mut row = 0;
+    for n in 0..g.batch {
+        let offset = n * g.height * g.width * c;
+        for oy in 0..g.out_height {
+            for ox in 0..g.out_width {
+                let (best, grad) = (&y[row * c..(row + 1) * c], &dy[row * c..(row + 1) * c]);
+                routed.fill(false);
+                for ky in 0..g.kernel.0 {
+                    for kx in 0..g.kernel.1 {
+                        if let Some((iy, ix)) = g.source(oy, ox, ky, kx) {
+                            let at = offset + (iy * g.width + ix) * c;
+                            for ch in 0..c {
+                                if !routed[ch] && x[at + ch] == best[ch] {
+                                    dx[at + ch] += grad[ch];
+                                    routed[ch] = true;
                                 }
                             }
                         }
                     }
-                    out[at] = best;
-                    winners[at] = best_index;
-                    at += 1;
                 }
+                row += 1;
             }
         }
     }
@@ -233,12 +267,12 @@ mod tests {
             .collect();
         let g = Window::new(&[1, 4, 4, 2], (2, 2), (2, 2), false).unwrap();
         let mut out = vec![0.0; 8];
-        let mut winners = Vec::new();
-        max_pool(&x, &g, &mut out, &mut winners);
+        max_pool(&x, &g, &mut out);
         // Channel 0 holds 0, 2, 4, … (max at the bottom-right of each window); channel 1
         // holds negatives (max at the top-left).
         assert_eq!(out, vec![10., -1., 14., -5., 26., -17., 30., -21.]);
-        assert_eq!(winners[0], 10);
-        assert_eq!(winners[1], 1);
+        let mut dx = vec![0.0; 32];
+        max_pool_backward(&x, &out, &[1.0; 8], &g, &mut dx);
+        assert_eq!((dx[10], dx[1], dx.iter().sum::<f32>()), (1.0, 1.0, 8.0));
     }
 }

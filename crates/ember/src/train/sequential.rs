@@ -69,7 +69,7 @@ impl Sequential {
         let input = self.output_shape().to_vec();
         let mut init_rng = self.rng.fork();
         let output_shape = layer.build(&mut self.tape, &input, &mut init_rng)?;
-        let base = layer.kind().to_lowercase();
+        let base = snake_case(layer.kind());
         let same_kind = self
             .layers
             .iter()
@@ -282,5 +282,33 @@ impl Sequential {
             ));
         }
         Ok(())
+    }
+}
+
+/// Keras's layer names: "MaxPooling2D" → "max_pooling2d", "Conv2D" → "conv2d".
+fn snake_case(kind: &str) -> String {
+    let mut out = String::new();
+    let mut previous_lower = false;
+    for ch in kind.chars() {
+        if ch.is_uppercase() && previous_lower {
+            out.push('_');
+        }
+        previous_lower = ch.is_lowercase();
+        out.extend(ch.to_lowercase());
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn layer_names_follow_keras() {
+        for (kind, name) in [
+            ("Dense", "dense"),
+            ("Conv2D", "conv2d"),
+            ("MaxPooling2D", "max_pooling2d"),
+        ] {
+            assert_eq!(super::snake_case(kind), name);
+        }
     }
 }

@@ -5,7 +5,7 @@
 use crate::autograd::tape::{GradOut, Node, Scratch, Tape, Var};
 use crate::error::{Error, Result};
 use crate::tensor::activation::Activation;
-use crate::tensor::conv::{col2im_add, im2col, max_pool, Window};
+use crate::tensor::conv::{col2im_add, im2col, max_pool, max_pool_backward, Window};
 use crate::tensor::matmul::{matmul, MatRef};
 
 impl Tape {
@@ -91,10 +91,13 @@ impl Tape {
             window.out_width,
             window.channels,
         ];
-        let i = self.push(super::Op::MaxPool2d(x), &shape, self.requires_grad(x));
+        let i = self.push(
+            super::Op::MaxPool2d { x, window },
+            &shape,
+            self.requires_grad(x),
+        );
         let (before, out) = self.split(i);
-        let Node { value, indices, .. } = out;
-        max_pool(before[x.0].value.data(), &window, value.data_mut(), indices);
+        max_pool(before[x.0].value.data(), &window, out.value.data_mut());
         Ok(Var(i))
     }
 }
@@ -149,14 +152,18 @@ pub(crate) fn backward_conv2d(
     }
 }
 
-pub(crate) fn backward_max_pool(x: Var, out: &Node, nodes: &mut [Node]) {
+pub(crate) fn backward_max_pool(x: Var, window: &Window, out: &Node, nodes: &mut [Node]) {
     let Some(mut grad) = GradOut::take_zeroed(nodes, x) else {
         return;
     };
-    let gd = grad.buf.data_mut();
-    for (&winner, &g) in out.indices.iter().zip(out.grad.data()) {
-        gd[winner] += g;
-    }
+    let xv = nodes[x.0].value.data();
+    max_pool_backward(
+        xv,
+        out.value.data(),
+        out.grad.data(),
+        window,
+        grad.buf.data_mut(),
+    );
     grad.put(nodes);
 }
 

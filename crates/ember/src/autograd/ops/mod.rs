@@ -43,8 +43,11 @@ pub(crate) enum Op {
         activation: Activation,
         window: Window,
     },
-    /// Max pooling, channels last (the winners are kept in the node).
-    MaxPool2d(Var),
+    /// Max pooling, channels last.
+    MaxPool2d {
+        x: Var,
+        window: Window,
+    },
     /// A loss of `prediction` against a constant `target`, averaged over the batch, each
     /// sample's term optionally multiplied by a constant weight.
     Loss {
@@ -83,7 +86,7 @@ pub(crate) fn backward(out: &Node, before: &mut [Node], scratch: &mut Scratch) {
             activation,
             window,
         } => conv::backward_conv2d(x, kernel, bias, activation, &window, out, before, scratch),
-        Op::MaxPool2d(x) => conv::backward_max_pool(x, out, before),
+        Op::MaxPool2d { x, window } => conv::backward_max_pool(x, &window, out, before),
         Op::Loss {
             op,
             prediction,
