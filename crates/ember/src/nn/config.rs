@@ -3,7 +3,8 @@
 use serde::{Deserialize, Serialize};
 
 use super::{
-    ActivationLayer, Conv2D, Dense, Dropout, Flatten, Layer, MaxPooling2D, Padding, Size2,
+    ActivationLayer, AveragePooling2D, Conv2D, Dense, Dropout, Flatten, GlobalAveragePooling2D,
+    Layer, MaxPooling2D, Padding, Reshape, Size2,
 };
 use crate::error::{Error, Result};
 use crate::tensor::activation::Activation;
@@ -52,7 +53,22 @@ pub enum LayerConfig {
         #[serde(default)]
         padding: Padding,
     },
+    #[serde(rename = "average_pooling2d")]
+    AveragePooling2d {
+        #[serde(default = "two_by_two")]
+        pool_size: Size2,
+        /// Default: the pool size.
+        #[serde(default)]
+        strides: Option<Size2>,
+        #[serde(default)]
+        padding: Padding,
+    },
+    #[serde(rename = "global_average_pooling2d")]
+    GlobalAveragePooling2d {},
     Flatten {},
+    Reshape {
+        target_shape: Vec<usize>,
+    },
     Dropout {
         rate: f32,
     },
@@ -98,7 +114,35 @@ impl LayerConfig {
             LayerConfig::MaxPooling2d { .. } => {
                 Ok((self.pool().expect("a pool config").output_shape(input)?, 0))
             }
+            LayerConfig::AveragePooling2d {
+                pool_size,
+                strides,
+                padding,
+            } => {
+                let pool = LayerConfig::MaxPooling2d {
+                    pool_size,
+                    strides,
+                    padding,
+                };
+                pool.shape_and_params(input)
+            }
+            LayerConfig::GlobalAveragePooling2d {} => match input {
+                [_, _, c] => Ok((vec![*c], 0)),
+                _ => Err(Error::shape(
+                    "GlobalAveragePooling2D",
+                    format!("needs (height, width, channels) samples, got {input:?}"),
+                )),
+            },
             LayerConfig::Flatten {} => Ok((vec![input.iter().product()], 0)),
+            LayerConfig::Reshape { ref target_shape } => {
+                if input.iter().product::<usize>() != target_shape.iter().product::<usize>() {
+                    return Err(Error::shape(
+                        "Reshape",
+                        format!("cannot reshape samples of {input:?} into {target_shape:?}"),
+                    ));
+                }
+                Ok((target_shape.clone(), 0))
+            }
         }
     }
 
@@ -113,7 +157,18 @@ impl LayerConfig {
             LayerConfig::Activation { activation } => Box::new(ActivationLayer::new(activation)),
             LayerConfig::Conv2d { .. } => Box::new(self.conv().expect("a conv config")),
             LayerConfig::MaxPooling2d { .. } => Box::new(self.pool().expect("a pool config")),
+            LayerConfig::AveragePooling2d {
+                pool_size,
+                strides,
+                padding,
+            } => Box::new(
+                AveragePooling2D::new(pool_size.dims())
+                    .strides(strides.unwrap_or(pool_size).dims())
+                    .padding(padding),
+            ),
+            LayerConfig::GlobalAveragePooling2d {} => Box::new(GlobalAveragePooling2D),
             LayerConfig::Flatten {} => Box::new(Flatten),
+            LayerConfig::Reshape { ref target_shape } => Box::new(Reshape::new(target_shape)),
             LayerConfig::Dropout { rate } => Box::new(Dropout::new(rate)),
         }
     }

@@ -165,7 +165,30 @@ fn every_layer_conforms() {
             },
             vec![5, 5, 1],
         ),
+        (
+            LayerConfig::AveragePooling2d {
+                pool_size: Size2::Square(2),
+                strides: None,
+                padding: Padding::Valid,
+            },
+            vec![4, 5, 2],
+        ),
+        (
+            LayerConfig::AveragePooling2d {
+                pool_size: Size2::Square(3),
+                strides: Some(Size2::Square(2)),
+                padding: Padding::Same,
+            },
+            vec![5, 5, 1],
+        ),
+        (LayerConfig::GlobalAveragePooling2d {}, vec![3, 4, 2]),
         (LayerConfig::Flatten {}, vec![2, 3, 2]),
+        (
+            LayerConfig::Reshape {
+                target_shape: vec![3, 2, 2],
+            },
+            vec![12],
+        ),
         (LayerConfig::Dropout { rate: 0.5 }, vec![6]),
     ];
     for (config, input) in cases {

@@ -11,6 +11,7 @@ mod dropout;
 mod flatten;
 pub mod init;
 mod pooling;
+mod reshape;
 
 pub use activation::ActivationLayer;
 pub use config::LayerConfig;
@@ -18,7 +19,8 @@ pub use conv2d::{Conv2D, Padding, Size2};
 pub use dense::Dense;
 pub use dropout::Dropout;
 pub use flatten::Flatten;
-pub use pooling::MaxPooling2D;
+pub use pooling::{AveragePooling2D, GlobalAveragePooling2D, MaxPooling2D};
+pub use reshape::Reshape;
 
 use crate::autograd::{Tape, Var};
 use crate::error::Result;

@@ -221,6 +221,62 @@ pub fn max_pool_backward(x: &[f32], y: &[f32], dy: &[f32], g: &Window, dx: &mut 
     }
 }
 
+/// Average pooling: each window's mean per channel over the taps inside the input (with
+/// "same" padding the border windows average fewer values, as in Keras).
+pub fn avg_pool(x: &[f32], g: &Window, out: &mut [f32]) {
+    let c = g.channels;
+    let mut row = 0;
+    for n in 0..g.batch {
+        let image = &x[n * g.height * g.width * c..(n + 1) * g.height * g.width * c];
+        for oy in 0..g.out_height {
+            for ox in 0..g.out_width {
+                let mean = &mut out[row * c..(row + 1) * c];
+                mean.fill(0.0);
+                let mut count = 0;
+                for ky in 0..g.kernel.0 {
+                    for kx in 0..g.kernel.1 {
+                        if let Some((iy, ix)) = g.source(oy, ox, ky, kx) {
+                            let tap = &image[(iy * g.width + ix) * c..(iy * g.width + ix + 1) * c];
+                            mean.iter_mut().zip(tap).for_each(|(m, &v)| *m += v);
+                            count += 1;
+                        }
+                    }
+                }
+                let inv = 1.0 / count.max(1) as f32;
+                mean.iter_mut().for_each(|m| *m *= inv);
+                row += 1;
+            }
+        }
+    }
+}
+
+/// The gradient of [`avg_pool`]: each output's gradient shared equally by its window's taps.
+pub fn avg_pool_backward(dy: &[f32], g: &Window, dx: &mut [f32]) {
+    let c = g.channels;
+    let mut row = 0;
+    for n in 0..g.batch {
+        let image = &mut dx[n * g.height * g.width * c..(n + 1) * g.height * g.width * c];
+        for oy in 0..g.out_height {
+            for ox in 0..g.out_width {
+                let taps: Vec<(usize, usize)> = (0..g.kernel.0)
+                    .flat_map(|ky| (0..g.kernel.1).map(move |kx| (ky, kx)))
+                    .filter_map(|(ky, kx)| g.source(oy, ox, ky, kx))
+                    .collect();
+                let share = 1.0 / taps.len().max(1) as f32;
+                let grad = &dy[row * c..(row + 1) * c];
+                for (iy, ix) in taps {
+                    let target = &mut image[(iy * g.width + ix) * c..(iy * g.width + ix + 1) * c];
+                    target
+                        .iter_mut()
+                        .zip(grad)
+                        .for_each(|(t, &d)| *t += d * share);
+                }
+                row += 1;
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -257,6 +313,19 @@ mod tests {
         let lhs: f32 = cols.iter().zip(&c).map(|(a, b)| a * b).sum();
         let rhs: f32 = x.iter().zip(&back).map(|(a, b)| a * b).sum();
         assert!((lhs - rhs).abs() < 1e-4);
+    }
+
+    #[test]
+    fn avg_pool_by_hand_with_same_padding() {
+        // 3x3 image 1..9, 2x2 windows, stride 2, same: windows {1,2,4,5} {3,6} {7,8} {9}.
+        let x: Vec<f32> = (1..=9).map(|v| v as f32).collect();
+        let g = Window::new(&[1, 3, 3, 1], (2, 2), (2, 2), true).unwrap();
+        let mut out = vec![0.0; 4];
+        avg_pool(&x, &g, &mut out);
+        assert_eq!(out, vec![3.0, 4.5, 7.5, 9.0]);
+        let mut dx = vec![0.0; 9];
+        avg_pool_backward(&[4.0, 2.0, 2.0, 1.0], &g, &mut dx);
+        assert_eq!(dx, vec![1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0]);
     }
 
     #[test]

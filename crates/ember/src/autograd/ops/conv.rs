@@ -5,7 +5,9 @@
 use crate::autograd::tape::{GradOut, Node, Scratch, Tape, Var};
 use crate::error::{Error, Result};
 use crate::tensor::activation::Activation;
-use crate::tensor::conv::{col2im_add, im2col, max_pool, max_pool_backward, Window};
+use crate::tensor::conv::{
+    avg_pool, avg_pool_backward, col2im_add, im2col, max_pool, max_pool_backward, Window,
+};
 use crate::tensor::matmul::{matmul, MatRef};
 
 impl Tape {
@@ -100,6 +102,41 @@ impl Tape {
         max_pool(before[x.0].value.data(), &window, out.value.data_mut());
         Ok(Var(i))
     }
+}
+
+impl Tape {
+    /// Average pooling of (batch, height, width, channels) over `pool`-sized windows.
+    pub fn avg_pool2d(
+        &mut self,
+        x: Var,
+        pool: (usize, usize),
+        strides: (usize, usize),
+        same: bool,
+    ) -> Result<Var> {
+        let window = Window::new(self.value(x).shape(), pool, strides, same)?;
+        let shape = [
+            window.batch,
+            window.out_height,
+            window.out_width,
+            window.channels,
+        ];
+        let i = self.push(
+            super::Op::AvgPool2d { x, window },
+            &shape,
+            self.requires_grad(x),
+        );
+        let (before, out) = self.split(i);
+        avg_pool(before[x.0].value.data(), &window, out.value.data_mut());
+        Ok(Var(i))
+    }
+}
+
+pub(crate) fn backward_avg_pool(x: Var, window: &Window, out: &Node, nodes: &mut [Node]) {
+    let Some(mut grad) = GradOut::take_zeroed(nodes, x) else {
+        return;
+    };
+    avg_pool_backward(out.grad.data(), window, grad.buf.data_mut());
+    grad.put(nodes);
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -197,6 +234,18 @@ mod tests {
         .unwrap();
         check_gradients(&[&[1, 5, 5, 2]], 29, |tape, v| {
             tape.max_pool2d(v[0], (3, 3), (2, 2), true)
+        })
+        .unwrap();
+    }
+
+    #[test]
+    fn avg_pool_gradients_match_finite_differences() {
+        check_gradients(&[&[2, 4, 5, 3]], 31, |tape, v| {
+            tape.avg_pool2d(v[0], (2, 2), (2, 2), false)
+        })
+        .unwrap();
+        check_gradients(&[&[1, 5, 5, 2]], 37, |tape, v| {
+            tape.avg_pool2d(v[0], (3, 3), (2, 2), true)
         })
         .unwrap();
     }

@@ -43,6 +43,11 @@ pub(crate) enum Op {
         activation: Activation,
         window: Window,
     },
+    /// Average pooling, channels last.
+    AvgPool2d {
+        x: Var,
+        window: Window,
+    },
     /// Max pooling, channels last.
     MaxPool2d {
         x: Var,
@@ -87,6 +92,7 @@ pub(crate) fn backward(out: &Node, before: &mut [Node], scratch: &mut Scratch) {
             window,
         } => conv::backward_conv2d(x, kernel, bias, activation, &window, out, before, scratch),
         Op::MaxPool2d { x, window } => conv::backward_max_pool(x, &window, out, before),
+        Op::AvgPool2d { x, window } => conv::backward_avg_pool(x, &window, out, before),
         Op::Loss {
             op,
             prediction,
