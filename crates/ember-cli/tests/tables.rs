@@ -309,6 +309,18 @@ fn malformed_tables_are_clear_errors() {
         &["no column 'label'", "a, b, y"],
     );
     fails_with(&["train", "--csv", &good], &["--target"]);
+    fails_with(
+        &[
+            "train",
+            "--csv",
+            &good,
+            "--target",
+            "y",
+            "--task",
+            "multiclass",
+        ],
+        &["two classes: use the binary task"],
+    );
     let options = write(
         "options.toml",
         b"hidden = [8]\nlearning_rate = 0.01\n\n[preprocess]\nscalling = \"min_max\"\n",

@@ -226,10 +226,23 @@ impl ModelSpec {
         if self.layers.is_empty() {
             return Err(("layers".into(), "the model needs at least one layer".into()));
         }
+        if crate::tensor::checked_numel(shape).is_none() {
+            return Err((
+                "model.input_shape".into(),
+                format!("{shape:?} is too large"),
+            ));
+        }
+        let mut sample = shape.clone();
         for (i, layer) in self.layers.iter().enumerate() {
             if let LayerConfig::Dense { units: 0, .. } = layer {
                 return Err((format!("layers[{i}].units"), "must be at least 1".into()));
             }
+            // Every layer must accept the previous one's output: checked here, with the
+            // layer named, rather than when the model is built.
+            sample = layer
+                .shape_and_params(&sample)
+                .map_err(|e| (format!("layers[{i}]"), e.to_string()))?
+                .0;
         }
         self.compile
             .optimizer
@@ -462,6 +475,36 @@ metrics = ["accuracy"]
         assert_eq!(
             ModelSpec::parse(&text, Path::new("again.toml")).unwrap(),
             spec
+        );
+    }
+
+    #[test]
+    fn layer_shapes_are_checked_at_parse_time() {
+        let e = error(&VALID.replace(
+            "type = \"dense\"\nunits = 8\nactivation = \"relu\"",
+            "type = \"reshape\"\ntarget_shape = [4294967296, 4294967296]",
+        ));
+        assert!(e.contains("layers[0]") && e.contains("too large"), "{e}");
+        let e = error(&VALID.replace(
+            "type = \"dense\"\nunits = 8\nactivation = \"relu\"",
+            "type = \"dropout\"\nrate = 1.5",
+        ));
+        assert!(e.contains("layers[0]") && e.contains("rate"), "{e}");
+        let e = error(&VALID.replace(
+            "type = \"dense\"\nunits = 8\nactivation = \"relu\"",
+            "type = \"conv2d\"\nfilters = 2\nkernel_size = 3",
+        ));
+        assert!(
+            e.contains("layers[0]") && e.contains("height, width, channels"),
+            "{e}"
+        );
+        let e = error(&VALID.replace(
+            "input_shape = [4]",
+            "input_shape = [4294967296, 4294967296]",
+        ));
+        assert!(
+            e.contains("model.input_shape") && e.contains("too large"),
+            "{e}"
         );
     }
 

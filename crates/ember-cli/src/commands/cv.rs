@@ -14,9 +14,9 @@ pub struct CvArgs {
     /// Number of folds.
     #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(2..))]
     folds: u64,
-    /// Seed for the folds and the models.
-    #[arg(long, default_value_t = 1)]
-    seed: u64,
+    /// Seed for the folds and the models (default: the options file's, else 1).
+    #[arg(long)]
+    seed: Option<u64>,
     #[command(flatten)]
     table: super::table::TableArgs,
     /// Threads for the numeric kernels.
@@ -33,7 +33,7 @@ pub fn run(args: CvArgs) -> ember::Result<()> {
         data.rows.len(),
         args.folds as usize,
         classes.as_deref(),
-        args.seed,
+        options.seed,
     )?;
     println!(
         "{}: {}-fold cross-validation, {} of '{}' on {} rows",

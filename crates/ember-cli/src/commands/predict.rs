@@ -186,6 +186,7 @@ fn predict_rows(
         task: spec.task,
     };
     let mut records = Vec::new();
+    let mut first_names = Vec::new();
     let mut out = csv::Writer::from_writer(std::io::stdout());
     let csv_error = |e: csv::Error| Error::InvalidArgument(format!("cannot write CSV: {e}"));
     for (n, input) in args.inputs.iter().enumerate() {
@@ -203,8 +204,18 @@ fn predict_rows(
             }
             continue;
         }
-        let classifier = predictions.first().is_some_and(|p| p.1.is_some());
+        let classifier = tabular.task != ember::tabular::Task::Regression;
+        if n > 0 && table.names != first_names {
+            return Err(Error::Data {
+                path: input.clone(),
+                message: format!(
+                    "its columns differ from those of {}",
+                    args.inputs[0].display()
+                ),
+            });
+        }
         if n == 0 {
+            first_names = table.names.clone();
             let mut header = table.names.clone();
             header.push("prediction".into());
             if classifier {

@@ -111,7 +111,9 @@ fn parse_task(value: &str) -> Result<Task, String> {
 
 impl TableArgs {
     /// The options for training, with `seed`.
-    pub fn options(&self, file: &Path, seed: u64) -> ember::Result<TabularOptions> {
+    /// The options for training: the `--options` file (or the defaults) with the flags on
+    /// top; `seed` overrides the file's when given.
+    pub fn options(&self, file: &Path, seed: Option<u64>) -> ember::Result<TabularOptions> {
         let target = self.target.clone().ok_or_else(|| Error::Data {
             path: file.to_path_buf(),
             message: "pass --target COLUMN to say what to predict".into(),
@@ -124,8 +126,8 @@ impl TableArgs {
             target,
             task: self.task.or(base.task),
             log_target: self.log_target || base.log_target,
-            seed,
-            csv: self.csv.options(),
+            seed: seed.unwrap_or(base.seed),
+            csv: self.csv.or(&base.csv),
             ..base
         };
         options.preprocess.missing_indicators |= self.missing_indicators;

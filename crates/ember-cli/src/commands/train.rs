@@ -189,8 +189,8 @@ fn run_table(file: &Path, args: &TrainArgs) -> ember::Result<()> {
     use ember::spec::{FitSpec, TableSpec};
     use ember::tabular::TabularModel;
 
-    let seed = args.seed.unwrap_or(1);
-    let mut options = args.table.options(file, seed)?;
+    let mut options = args.table.options(file, args.seed)?;
+    let seed = options.seed;
     if let Some(epochs) = args.epochs {
         options.epochs = epochs as usize;
     }
@@ -205,7 +205,7 @@ fn run_table(file: &Path, args: &TrainArgs) -> ember::Result<()> {
         table::task_name(data.task),
         options.target,
         train.len(),
-        ((train.len() as f64) * options.validation_split as f64).floor(),
+        train.len() - ember::train::split_point(train.len(), options.validation_split)?,
         test.len()
     );
     let (mut model, history) = TabularModel::fit(

@@ -74,6 +74,12 @@ pub enum LayerConfig {
     },
 }
 
+/// The element count of a shape from a file, or an error when it overflows.
+fn checked(shape: &[usize]) -> Result<usize> {
+    crate::tensor::checked_numel(shape)
+        .ok_or_else(|| Error::invalid(format!("the shape {shape:?} is too large")))
+}
+
 fn one_by_one() -> Size2 {
     Size2::Square(1)
 }
@@ -107,7 +113,15 @@ impl LayerConfig {
                 *output.last_mut().expect("checked above") = units;
                 Ok((output, params))
             }
-            LayerConfig::Activation { .. } | LayerConfig::Dropout { .. } => Ok((input.to_vec(), 0)),
+            LayerConfig::Activation { .. } => Ok((input.to_vec(), 0)),
+            LayerConfig::Dropout { rate } => {
+                if !(0.0..1.0).contains(&rate) {
+                    return Err(Error::invalid(format!(
+                        "Dropout rate must be in [0, 1), got {rate}"
+                    )));
+                }
+                Ok((input.to_vec(), 0))
+            }
             LayerConfig::Conv2d { .. } => {
                 self.conv().expect("a conv config").shape_and_params(input)
             }
@@ -133,9 +147,9 @@ impl LayerConfig {
                     format!("needs (height, width, channels) samples, got {input:?}"),
                 )),
             },
-            LayerConfig::Flatten {} => Ok((vec![input.iter().product()], 0)),
+            LayerConfig::Flatten {} => Ok((vec![checked(input)?], 0)),
             LayerConfig::Reshape { ref target_shape } => {
-                if input.iter().product::<usize>() != target_shape.iter().product::<usize>() {
+                if target_shape.is_empty() || checked(input)? != checked(target_shape)? {
                     return Err(Error::shape(
                         "Reshape",
                         format!("cannot reshape samples of {input:?} into {target_shape:?}"),

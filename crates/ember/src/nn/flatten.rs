@@ -20,7 +20,10 @@ impl Layer for Flatten {
         input_shape: &[usize],
         _rng: &mut Rng,
     ) -> Result<Vec<usize>> {
-        Ok(vec![input_shape.iter().product()])
+        let n = crate::tensor::checked_numel(input_shape).ok_or_else(|| {
+            crate::Error::invalid(format!("the shape {input_shape:?} is too large"))
+        })?;
+        Ok(vec![n])
     }
 
     fn forward(&self, tape: &mut Tape, x: Var, _training: bool) -> Result<Var> {

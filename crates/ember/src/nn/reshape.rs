@@ -31,10 +31,10 @@ impl Layer for Reshape {
         _rng: &mut Rng,
     ) -> Result<Vec<usize>> {
         let (from, to) = (
-            input_shape.iter().product::<usize>(),
-            self.target_shape.iter().product::<usize>(),
+            crate::tensor::checked_numel(input_shape),
+            crate::tensor::checked_numel(&self.target_shape),
         );
-        if from != to {
+        if from.is_none() || from != to || self.target_shape.is_empty() {
             return Err(Error::shape(
                 "Reshape",
                 format!(

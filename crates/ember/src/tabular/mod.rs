@@ -184,6 +184,14 @@ impl TabularModel {
             options.log_target,
             &options.preprocess,
         )?;
+        if let (Task::Multiclass, Target::Classes { labels, .. }) = (task, &preprocessor.target) {
+            if labels.len() == 2 {
+                return Err(Error::data(
+                    &table.path,
+                    format!("'{}' has two classes: use the binary task", options.target),
+                ));
+            }
+        }
         if let (Task::Binary, Target::Classes { labels, .. }) = (task, &preprocessor.target) {
             if labels.len() != 2 {
                 return Err(Error::data(

@@ -25,6 +25,11 @@ pub fn numel(shape: &[usize]) -> usize {
     shape.iter().product()
 }
 
+/// Number of elements, or None when the product overflows (shapes from files).
+pub fn checked_numel(shape: &[usize]) -> Option<usize> {
+    shape.iter().try_fold(1usize, |acc, &d| acc.checked_mul(d))
+}
+
 impl Tensor {
     /// A tensor of `shape` holding `data` (row-major); the lengths must agree.
     ///
@@ -119,7 +124,7 @@ impl Tensor {
 
     /// The same data under another shape with the same number of elements.
     pub fn reshape(mut self, shape: &[usize]) -> Result<Self> {
-        if numel(shape) != self.data.len() {
+        if checked_numel(shape) != Some(self.data.len()) {
             return Err(Error::shape(
                 "reshape",
                 format!("cannot reshape {:?} into {shape:?}", self.shape),

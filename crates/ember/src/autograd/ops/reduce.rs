@@ -28,7 +28,7 @@ impl Tape {
     /// The same values under a new shape with the same number of elements.
     pub fn reshape(&mut self, x: Var, shape: &[usize]) -> Result<Var> {
         let from = self.value(x).shape();
-        if numel(from) != numel(shape) {
+        if crate::tensor::checked_numel(shape) != Some(numel(from)) {
             return Err(Error::shape(
                 "reshape",
                 format!("cannot reshape {from:?} into {shape:?}"),
