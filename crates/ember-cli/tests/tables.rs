@@ -309,18 +309,20 @@ fn malformed_tables_are_clear_errors() {
         &["no column 'label'", "a, b, y"],
     );
     fails_with(&["train", "--csv", &good], &["--target"]);
-    fails_with(
-        &[
-            "train",
-            "--csv",
-            &good,
-            "--target",
-            "y",
-            "--task",
-            "multiclass",
-        ],
-        &["two classes: use the binary task"],
-    );
+    let rows: String = (0..20)
+        .map(|i| format!("{i},{},{}\n", i % 3, i % 2))
+        .collect();
+    let two_classes = write("two.csv", format!("a,b,y\n{rows}").as_bytes());
+    let args = [
+        "train",
+        "--csv",
+        &two_classes,
+        "--target",
+        "y",
+        "--task",
+        "multiclass",
+    ];
+    fails_with(&args, &["two classes: use the binary task"]);
     let options = write(
         "options.toml",
         b"hidden = [8]\nlearning_rate = 0.01\n\n[preprocess]\nscalling = \"min_max\"\n",
