@@ -1,66 +1,9 @@
 //! The `ember` binary: its output contract and every error path, each one clear line and a
 //! non-zero exit.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+mod common;
 
-fn repo_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-fn ember(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_ember"))
-        .args(args)
-        .current_dir(repo_root())
-        .env("EMBER_NUM_THREADS", "1")
-        .output()
-        .expect("the ember binary runs")
-}
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-/// Asserts failure with exactly one line on stderr that contains every `needle`.
-fn fails_with(o: &Output, needles: &[&str]) {
-    let err = stderr(o);
-    assert!(!o.status.success(), "should fail; stdout: {}", stdout(o));
-    assert_eq!(err.trim_end().lines().count(), 1, "one line: {err}");
-    for n in needles {
-        assert!(err.contains(n), "'{n}' not in: {err}");
-    }
-}
-
-/// A temporary folder, removed on drop.
-struct Scratch(PathBuf);
-
-impl Scratch {
-    fn new(name: &str) -> Self {
-        let dir = std::env::temp_dir().join(format!("ember-cli-{name}-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        Scratch(dir)
-    }
-
-    fn write(&self, name: &str, content: impl AsRef<[u8]>) -> String {
-        let path = self.0.join(name);
-        std::fs::write(&path, content).unwrap();
-        path.display().to_string()
-    }
-
-    fn path(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
+use common::{assert_fails, ember, repo_root, stderr, stdout, Scratch};
 
 /// The reference model file with one edit.
 fn reference_with(from: &str, to: &str) -> String {
@@ -138,26 +81,26 @@ fn model_file_errors_name_file_and_field() {
     ];
     for (from, to, needles) in cases {
         let path = dir.write("bad.toml", reference_with(from, to));
-        fails_with(&ember(&["train", &path]), needles);
-        fails_with(&ember(&["summary", &path]), needles);
+        assert_fails(&ember(&["train", &path]), needles);
+        assert_fails(&ember(&["summary", &path]), needles);
     }
-    fails_with(
+    assert_fails(
         &ember(&["train", "no/such/model.toml"]),
         &["no/such/model.toml"],
     );
     let path = dir.write("nodata.toml", reference_with("[data]", "[unused]"));
-    fails_with(&ember(&["train", &path]), &["unknown field `unused`"]);
+    assert_fails(&ember(&["train", &path]), &["unknown field `unused`"]);
 }
 
 #[test]
 fn data_errors_name_the_file() {
     let dir = Scratch::new("data");
     let data = dir.path().display().to_string();
-    fails_with(
+    assert_fails(
         &ember(&["train", "--data", &data]),
         &["missing train-images-idx3-ubyte"],
     );
-    fails_with(
+    assert_fails(
         &ember(&["train", "--data", "no/such/dir"]),
         &["no/such/dir", "not a directory"],
     );
@@ -172,24 +115,24 @@ fn data_errors_name_the_file() {
     dir.write("train-labels-idx1-ubyte", idx(&[2], &[3, 4]));
     dir.write("t10k-images-idx3-ubyte", idx(&[1, 28, 28], &[0; 784]));
     dir.write("t10k-labels-idx1-ubyte", idx(&[2], &[1, 2]));
-    fails_with(
+    assert_fails(
         &ember(&["train", "--data", &data]),
         &["t10k-images-idx3-ubyte", "1 images but", "2 labels"],
     );
     dir.write("t10k-labels-idx1-ubyte", [1, 2, 3, 4, 5, 6, 7, 8]);
-    fails_with(
+    assert_fails(
         &ember(&["train", "--data", &data]),
         &["t10k-labels-idx1-ubyte", "bad magic number"],
     );
     dir.write("t10k-labels-idx1-ubyte", &idx(&[3], &[1, 2, 3])[..9]);
-    fails_with(
+    assert_fails(
         &ember(&["train", "--data", &data]),
         &["t10k-labels-idx1-ubyte", "truncated"],
     );
     dir.write("t10k-labels-idx1-ubyte", idx(&[1], &[7]));
     std::fs::remove_file(dir.path().join("train-images-idx3-ubyte")).unwrap();
     dir.write("train-images-idx3-ubyte.gz", [0x1f, 0x8b, 8, 0, 1, 2, 3]);
-    fails_with(
+    assert_fails(
         &ember(&["train", "--data", &data]),
         &["train-images-idx3-ubyte.gz"],
     );

@@ -1,75 +1,16 @@
 //! Saving, evaluating, predicting and resuming through the `ember` binary, on the real MNIST
 //! files in data/mnist.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+mod common;
+
+use std::path::Path;
+use std::process::Stdio;
 use std::time::{Duration, Instant};
+
+use common::{command, ember, fails_with, last_line, ok, repo_root, Scratch};
 
 use ember::data::image::save_png;
 use ember::{io, Mnist, Tensor};
-
-fn repo_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-fn command(args: &[&str]) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_ember"));
-    c.args(args)
-        .current_dir(repo_root())
-        .env("EMBER_NUM_THREADS", "1");
-    c
-}
-
-fn ember(args: &[&str]) -> Output {
-    command(args).output().expect("the ember binary runs")
-}
-
-fn ok(args: &[&str]) -> String {
-    let o = ember(args);
-    let out = String::from_utf8_lossy(&o.stdout).into_owned();
-    assert!(
-        o.status.success(),
-        "{args:?} failed: {}{out}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    out
-}
-
-fn fails_with(args: &[&str], needles: &[&str]) {
-    let o = ember(args);
-    let err = String::from_utf8_lossy(&o.stderr);
-    assert!(!o.status.success(), "{args:?} should fail");
-    assert_eq!(err.trim_end().lines().count(), 1, "one line: {err}");
-    for n in needles {
-        assert!(err.contains(n), "'{n}' not in: {err}");
-    }
-}
-
-/// A temporary folder, removed on drop.
-struct Scratch(PathBuf);
-
-impl Scratch {
-    fn new(name: &str) -> Self {
-        let dir = std::env::temp_dir().join(format!("ember-persist-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        Scratch(dir)
-    }
-
-    fn file(&self, name: &str) -> String {
-        self.0.join(name).display().to_string()
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-fn last_line(out: &str) -> &str {
-    out.trim_end().lines().last().unwrap_or("")
-}
 
 fn weights(path: &str) -> Vec<Tensor> {
     io::load(path).unwrap().model.get_weights()

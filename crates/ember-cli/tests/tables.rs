@@ -1,64 +1,9 @@
 //! Tables through the `ember` binary: inspect, train --csv, cv, predict on raw rows, and the
 //! malformed-input errors. Real data from ../shared/data (or $EMBER_DATA_DIR).
 
-use std::path::PathBuf;
-use std::process::{Command, Output};
+mod common;
 
-fn repo_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-fn data_dir() -> Option<PathBuf> {
-    let dir = std::env::var_os("EMBER_DATA_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| repo_root().join("../shared/data"));
-    if dir.is_dir() {
-        Some(dir)
-    } else {
-        eprintln!(
-            "skipping: no shared data at {} (set EMBER_DATA_DIR)",
-            dir.display()
-        );
-        None
-    }
-}
-
-fn ember(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_ember"))
-        .args(args)
-        .current_dir(repo_root())
-        .env("EMBER_NUM_THREADS", "1")
-        .output()
-        .expect("the ember binary runs")
-}
-
-fn ok(args: &[&str]) -> String {
-    let o = ember(args);
-    let out = String::from_utf8_lossy(&o.stdout).into_owned();
-    assert!(
-        o.status.success(),
-        "{args:?} failed: {}{out}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    out
-}
-
-fn fails_with(args: &[&str], needles: &[&str]) {
-    let o = ember(args);
-    let err = String::from_utf8_lossy(&o.stderr);
-    assert!(!o.status.success(), "{args:?} should fail");
-    assert_eq!(err.trim_end().lines().count(), 1, "one line: {err}");
-    for n in needles {
-        assert!(err.contains(n), "'{n}' not in: {err}");
-    }
-}
-
-fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("ember-tables-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
+use common::{data_dir, fails_with, ok, Scratch};
 
 #[test]
 fn titanic_inspect_train_save_and_predict_raw_rows() {
@@ -79,8 +24,8 @@ fn titanic_inspect_train_save_and_predict_raw_rows() {
         "{inspect}"
     );
 
-    let dir = scratch("titanic");
-    let model = dir.join("titanic.safetensors").display().to_string();
+    let dir = Scratch::new("titanic");
+    let model = dir.0.join("titanic.safetensors").display().to_string();
     let out = ok(&[
         "train", "--csv", &titanic, "--target", "Survived", "--output", &model,
     ]);
@@ -127,7 +72,7 @@ fn titanic_inspect_train_save_and_predict_raw_rows() {
     fails_with(&["evaluate", &model], &["pass --csv FILE"]);
 
     // Raw rows, with missing values and an unseen category, and without the target column.
-    let rows = dir.join("passengers.csv");
+    let rows = dir.0.join("passengers.csv");
     std::fs::write(
         &rows,
         "PassengerId,Pclass,Name,Sex,Age,SibSp,Parch,Ticket,Fare,Cabin,Embarked\n\
@@ -150,7 +95,6 @@ fn titanic_inspect_train_save_and_predict_raw_rows() {
         &["predict", &model, &rows.display().to_string()],
         &["needs a column"],
     );
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
@@ -179,8 +123,8 @@ fn regression_and_cross_validation_last_lines() {
     assert!(rmse < 0.8, "{rmse}");
 
     // A settings file overrides the default network.
-    let dir = scratch("options");
-    let options = dir.join("small.toml");
+    let dir = Scratch::new("options");
+    let options = dir.0.join("small.toml");
     std::fs::write(
         &options,
         "hidden = [16]\nlearning_rate = 0.01\npatience = 5\n",
@@ -205,13 +149,12 @@ fn regression_and_cross_validation_last_lines() {
             .starts_with("Test RMSE: "),
         "{out}"
     );
-    let _ = std::fs::remove_dir_all(&dir);
 
     let iris = data.join("sklearn-toy/iris.csv").display().to_string();
     // A model trained with --target last is evaluated on the same layout, and predicts on a
     // plain rows file read with its own flags.
-    let dir = scratch("iris");
-    let model = dir.join("iris.safetensors").display().to_string();
+    let dir = Scratch::new("iris");
+    let model = dir.0.join("iris.safetensors").display().to_string();
     ok(&[
         "train",
         "--csv",
@@ -235,7 +178,7 @@ fn regression_and_cross_validation_last_lines() {
                 .starts_with("Test accuracy: 0.9"),
         "{scored}"
     );
-    let rows = dir.join("rows.csv");
+    let rows = dir.0.join("rows.csv");
     std::fs::write(&rows, "5.1,3.5,1.4,0.2\n6.9,3.1,5.4,2.1\n").unwrap();
     let out = ok(&[
         "predict",
@@ -249,7 +192,6 @@ fn regression_and_cross_validation_last_lines() {
         .map(|l| l.split(',').nth(4).unwrap())
         .collect();
     assert_eq!(predicted, vec!["0", "2"], "{out}");
-    let _ = std::fs::remove_dir_all(&dir);
     let out = ok(&[
         "cv",
         "--csv",
@@ -279,9 +221,9 @@ fn regression_and_cross_validation_last_lines() {
 
 #[test]
 fn malformed_tables_are_clear_errors() {
-    let dir = scratch("malformed");
+    let dir = Scratch::new("malformed");
     let write = |name: &str, bytes: &[u8]| {
-        let path = dir.join(name);
+        let path = dir.0.join(name);
         std::fs::write(&path, bytes).unwrap();
         path.display().to_string()
     };
@@ -343,11 +285,10 @@ fn malformed_tables_are_clear_errors() {
         &[
             "train",
             "--csv",
-            &dir.join("absent.csv").display().to_string(),
+            &dir.0.join("absent.csv").display().to_string(),
             "--target",
             "y",
         ],
         &["absent.csv"],
     );
-    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -1,0 +1,113 @@
+//! What the binary's test files share: running `ember`, checking its errors, scratch folders.
+// Each test file uses a different subset of these helpers.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+pub fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// The shared real data sets (../shared/data, or $EMBER_DATA_DIR); None, with a message,
+/// when they are absent.
+pub fn data_dir() -> Option<PathBuf> {
+    let dir = std::env::var_os("EMBER_DATA_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo_root().join("../shared/data"));
+    if dir.is_dir() {
+        Some(dir)
+    } else {
+        eprintln!(
+            "skipping: no shared data at {} (set EMBER_DATA_DIR)",
+            dir.display()
+        );
+        None
+    }
+}
+
+/// `ember ARGS` from the repository root, on one thread.
+pub fn command(args: &[&str]) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_ember"));
+    c.args(args)
+        .current_dir(repo_root())
+        .env("EMBER_NUM_THREADS", "1");
+    c
+}
+
+pub fn ember(args: &[&str]) -> Output {
+    command(args).output().expect("the ember binary runs")
+}
+
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// Runs `ember ARGS`, which must succeed, and returns its output.
+pub fn ok(args: &[&str]) -> String {
+    let o = ember(args);
+    assert!(
+        o.status.success(),
+        "{args:?} failed: {}{}",
+        stderr(&o),
+        stdout(&o)
+    );
+    stdout(&o)
+}
+
+/// Asserts failure with exactly one line on stderr that contains every needle.
+pub fn assert_fails(o: &Output, needles: &[&str]) {
+    let err = stderr(o);
+    assert!(!o.status.success(), "should fail; stdout: {}", stdout(o));
+    assert_eq!(err.trim_end().lines().count(), 1, "one line: {err}");
+    for n in needles {
+        assert!(err.contains(n), "'{n}' not in: {err}");
+    }
+}
+
+/// `ember ARGS` fails with one line containing every needle.
+pub fn fails_with(args: &[&str], needles: &[&str]) {
+    assert_fails(&ember(args), needles);
+}
+
+pub fn last_line(out: &str) -> &str {
+    out.trim_end().lines().last().unwrap_or("")
+}
+
+/// A fresh temporary folder, removed on drop.
+pub struct Scratch(pub PathBuf);
+
+impl Scratch {
+    pub fn new(name: &str) -> Self {
+        let dir = std::env::temp_dir().join(format!("ember-test-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        Scratch(dir)
+    }
+
+    /// Writes a file into the folder and returns its path.
+    pub fn write(&self, name: &str, content: impl AsRef<[u8]>) -> String {
+        let path = self.0.join(name);
+        std::fs::write(&path, content).unwrap();
+        path.display().to_string()
+    }
+
+    /// The path of a file in the folder.
+    pub fn file(&self, name: &str) -> String {
+        self.0.join(name).display().to_string()
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
