@@ -10,6 +10,9 @@ use crate::tensor::conv::{
 };
 use crate::tensor::matmul::{matmul, MatRef};
 
+/// A pooling kernel: input, window, output.
+type PoolKernel = fn(&[f32], &Window, &mut [f32]);
+
 impl Tape {
     /// `activation(conv2d(x, kernel) + bias)`. x: (batch, height, width, channels);
     /// kernel: (kh, kw, channels, filters) as in Keras; bias: (filters).
@@ -86,25 +89,13 @@ impl Tape {
         strides: (usize, usize),
         same: bool,
     ) -> Result<Var> {
-        let window = Window::new(self.value(x).shape(), pool, strides, same)?;
-        let shape = [
-            window.batch,
-            window.out_height,
-            window.out_width,
-            window.channels,
-        ];
-        let i = self.push(
-            super::Op::MaxPool2d { x, window },
-            &shape,
-            self.requires_grad(x),
-        );
-        let (before, out) = self.split(i);
-        max_pool(before[x.0].value.data(), &window, out.value.data_mut());
-        Ok(Var(i))
+        self.pool2d(
+            x,
+            Window::new(self.value(x).shape(), pool, strides, same)?,
+            false,
+        )
     }
-}
 
-impl Tape {
     /// Average pooling of (batch, height, width, channels) over `pool`-sized windows.
     pub fn avg_pool2d(
         &mut self,
@@ -113,20 +104,28 @@ impl Tape {
         strides: (usize, usize),
         same: bool,
     ) -> Result<Var> {
-        let window = Window::new(self.value(x).shape(), pool, strides, same)?;
+        self.pool2d(
+            x,
+            Window::new(self.value(x).shape(), pool, strides, same)?,
+            true,
+        )
+    }
+
+    fn pool2d(&mut self, x: Var, window: Window, average: bool) -> Result<Var> {
         let shape = [
             window.batch,
             window.out_height,
             window.out_width,
             window.channels,
         ];
-        let i = self.push(
-            super::Op::AvgPool2d { x, window },
-            &shape,
-            self.requires_grad(x),
-        );
+        let (op, kernel): (_, PoolKernel) = if average {
+            (super::Op::AvgPool2d { x, window }, avg_pool)
+        } else {
+            (super::Op::MaxPool2d { x, window }, max_pool)
+        };
+        let i = self.push(op, &shape, self.requires_grad(x));
         let (before, out) = self.split(i);
-        avg_pool(before[x.0].value.data(), &window, out.value.data_mut());
+        kernel(before[x.0].value.data(), &window, out.value.data_mut());
         Ok(Var(i))
     }
 }
