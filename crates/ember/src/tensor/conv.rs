@@ -161,32 +161,46 @@ pub fn col2im_add(cols: &[f32], g: &Window, dx: &mut [f32]) {
     }
 }
 
-/// Max pooling: each window's maximum per channel into `out` (positions, channels).
-/// Channels are the inner loop, so every window tap is a contiguous, vectorised `max`.
-pub fn max_pool(x: &[f32], g: &Window, out: &mut [f32]) {
-    let c = g.channels;
+/// Calls `f(row, taps)` for every output position: `taps` holds the flat input offsets (of
+/// channel 0) of the window's positions that lie inside the input. One walk for every
+/// pooling kernel; the tap buffer is reused across windows.
+#[inline(always)]
+fn for_each_window(g: &Window, mut f: impl FnMut(usize, &[usize])) {
+    let mut taps = Vec::with_capacity(g.kernel.0 * g.kernel.1);
     let mut row = 0;
     for n in 0..g.batch {
-        let image = &x[n * g.height * g.width * c..(n + 1) * g.height * g.width * c];
+        let base = n * g.height * g.width;
         for oy in 0..g.out_height {
             for ox in 0..g.out_width {
-                let best = &mut out[row * c..(row + 1) * c];
-                best.fill(f32::NEG_INFINITY);
+                taps.clear();
                 for ky in 0..g.kernel.0 {
                     for kx in 0..g.kernel.1 {
                         if let Some((iy, ix)) = g.source(oy, ox, ky, kx) {
-                            let tap = &image[(iy * g.width + ix) * c..(iy * g.width + ix + 1) * c];
-                            // `if v > b` rather than f32::max: no NaN bookkeeping, vectorises.
-                            for (b, &v) in best.iter_mut().zip(tap) {
-                                *b = if v > *b { v } else { *b };
-                            }
+                            taps.push((base + iy * g.width + ix) * g.channels);
                         }
                     }
                 }
+                f(row, &taps);
                 row += 1;
             }
         }
     }
+}
+
+/// Max pooling: each window's maximum per channel into `out` (positions, channels).
+/// Channels are the inner loop, so every window tap is a contiguous, vectorised `max`.
+pub fn max_pool(x: &[f32], g: &Window, out: &mut [f32]) {
+    let c = g.channels;
+    for_each_window(g, |row, taps| {
+        let best = &mut out[row * c..(row + 1) * c];
+        best.fill(f32::NEG_INFINITY);
+        for &t in taps {
+            // `if v > b` rather than f32::max: no NaN bookkeeping, vectorises.
+            for (b, &v) in best.iter_mut().zip(&x[t..t + c]) {
+                *b = if v > *b { v } else { *b };
+            }
+        }
+    });
 }
 
 /// The gradient of [`max_pool`]: each output's gradient goes to the first input of its window
@@ -195,86 +209,50 @@ pub fn max_pool(x: &[f32], g: &Window, out: &mut [f32]) {
 pub fn max_pool_backward(x: &[f32], y: &[f32], dy: &[f32], g: &Window, dx: &mut [f32]) {
     let c = g.channels;
     let mut routed = vec![false; c];
-    let mut row = 0;
-    for n in 0..g.batch {
-        let offset = n * g.height * g.width * c;
-        for oy in 0..g.out_height {
-            for ox in 0..g.out_width {
-                let (best, grad) = (&y[row * c..(row + 1) * c], &dy[row * c..(row + 1) * c]);
-                routed.fill(false);
-                for ky in 0..g.kernel.0 {
-                    for kx in 0..g.kernel.1 {
-                        if let Some((iy, ix)) = g.source(oy, ox, ky, kx) {
-                            let at = offset + (iy * g.width + ix) * c;
-                            for ch in 0..c {
-                                if !routed[ch] && x[at + ch] == best[ch] {
-                                    dx[at + ch] += grad[ch];
-                                    routed[ch] = true;
-                                }
-                            }
-                        }
-                    }
+    for_each_window(g, |row, taps| {
+        let (best, grad) = (&y[row * c..(row + 1) * c], &dy[row * c..(row + 1) * c]);
+        routed.fill(false);
+        for &t in taps {
+            for ch in 0..c {
+                if !routed[ch] && x[t + ch] == best[ch] {
+                    dx[t + ch] += grad[ch];
+                    routed[ch] = true;
                 }
-                row += 1;
             }
         }
-    }
+    });
 }
 
 /// Average pooling: each window's mean per channel over the taps inside the input (with
 /// "same" padding the border windows average fewer values, as in Keras).
 pub fn avg_pool(x: &[f32], g: &Window, out: &mut [f32]) {
     let c = g.channels;
-    let mut row = 0;
-    for n in 0..g.batch {
-        let image = &x[n * g.height * g.width * c..(n + 1) * g.height * g.width * c];
-        for oy in 0..g.out_height {
-            for ox in 0..g.out_width {
-                let mean = &mut out[row * c..(row + 1) * c];
-                mean.fill(0.0);
-                let mut count = 0;
-                for ky in 0..g.kernel.0 {
-                    for kx in 0..g.kernel.1 {
-                        if let Some((iy, ix)) = g.source(oy, ox, ky, kx) {
-                            let tap = &image[(iy * g.width + ix) * c..(iy * g.width + ix + 1) * c];
-                            mean.iter_mut().zip(tap).for_each(|(m, &v)| *m += v);
-                            count += 1;
-                        }
-                    }
-                }
-                let inv = 1.0 / count.max(1) as f32;
-                mean.iter_mut().for_each(|m| *m *= inv);
-                row += 1;
-            }
+    for_each_window(g, |row, taps| {
+        let mean = &mut out[row * c..(row + 1) * c];
+        mean.fill(0.0);
+        for &t in taps {
+            mean.iter_mut()
+                .zip(&x[t..t + c])
+                .for_each(|(m, &v)| *m += v);
         }
-    }
+        let inv = 1.0 / taps.len().max(1) as f32;
+        mean.iter_mut().for_each(|m| *m *= inv);
+    });
 }
 
 /// The gradient of [`avg_pool`]: each output's gradient shared equally by its window's taps.
 pub fn avg_pool_backward(dy: &[f32], g: &Window, dx: &mut [f32]) {
     let c = g.channels;
-    let mut row = 0;
-    for n in 0..g.batch {
-        let image = &mut dx[n * g.height * g.width * c..(n + 1) * g.height * g.width * c];
-        for oy in 0..g.out_height {
-            for ox in 0..g.out_width {
-                let taps: Vec<(usize, usize)> = (0..g.kernel.0)
-                    .flat_map(|ky| (0..g.kernel.1).map(move |kx| (ky, kx)))
-                    .filter_map(|(ky, kx)| g.source(oy, ox, ky, kx))
-                    .collect();
-                let share = 1.0 / taps.len().max(1) as f32;
-                let grad = &dy[row * c..(row + 1) * c];
-                for (iy, ix) in taps {
-                    let target = &mut image[(iy * g.width + ix) * c..(iy * g.width + ix + 1) * c];
-                    target
-                        .iter_mut()
-                        .zip(grad)
-                        .for_each(|(t, &d)| *t += d * share);
-                }
-                row += 1;
-            }
+    for_each_window(g, |row, taps| {
+        let share = 1.0 / taps.len().max(1) as f32;
+        let grad = &dy[row * c..(row + 1) * c];
+        for &t in taps {
+            dx[t..t + c]
+                .iter_mut()
+                .zip(grad)
+                .for_each(|(d, &g)| *d += g * share);
         }
-    }
+    });
 }
 
 #[cfg(test)]
