@@ -37,8 +37,8 @@ pub use error::{Error, Result};
 pub use loss::Loss;
 pub use metrics::Metric;
 pub use nn::{
-    ActivationLayer, AveragePooling2D, Conv2D, Dense, Dropout, Flatten, GlobalAveragePooling2D,
-    Layer, LayerConfig, MaxPooling2D, Padding, Reshape,
+    ActivationLayer, AveragePooling2D, BatchNormalization, Conv2D, Dense, Dropout, Flatten,
+    GlobalAveragePooling2D, Layer, LayerConfig, MaxPooling2D, Padding, Reshape,
 };
 pub use optim::{Adam, Optimizer, RmsProp, Sgd};
 pub use spec::ModelSpec;
@@ -56,8 +56,9 @@ pub mod prelude {
         Schedule, TerminateOnNan,
     };
     pub use crate::{
-        to_categorical, Activation, ActivationLayer, Adam, AveragePooling2D, Callback, Conv2D,
-        Dense, Dropout, FitOptions, Flatten, GlobalAveragePooling2D, History, Loss, MaxPooling2D,
-        Metric, Mnist, Optimizer, Padding, Reshape, RmsProp, Sequential, Sgd, Tensor, Verbosity,
+        to_categorical, Activation, ActivationLayer, Adam, AveragePooling2D, BatchNormalization,
+        Callback, Conv2D, Dense, Dropout, FitOptions, Flatten, GlobalAveragePooling2D, History,
+        Loss, MaxPooling2D, Metric, Mnist, Optimizer, Padding, Reshape, RmsProp, Sequential, Sgd,
+        Tensor, Verbosity,
     };
 }

@@ -6,4 +6,5 @@ mod tape;
 
 pub use ops::elementwise::{BinaryOp, UnaryOp};
 pub use ops::loss::LossOp;
+pub use ops::normalization::NormStats;
 pub use tape::{Tape, Var};

@@ -48,11 +48,10 @@ pub struct Tape {
     pub(crate) scratch: Scratch,
 }
 
-/// Two reusable buffers for backward passes that need temporaries.
+/// A reusable buffer for backward passes that need a temporary.
 #[derive(Debug, Default)]
 pub(crate) struct Scratch {
     pub first: Vec<f32>,
-    pub second: Vec<f32>,
 }
 
 impl Tape {
@@ -63,6 +62,16 @@ impl Tape {
     /// Registers a trainable parameter; it persists across [`Tape::reset`].
     /// Parameters must be added before a step is recorded (adding one resets the tape).
     pub fn param(&mut self, value: Tensor) -> Var {
+        self.persistent(value, true)
+    }
+
+    /// Registers a non-trainable variable (a batch-normalization moving average): it
+    /// persists like a parameter, receives no gradient, and layers update it themselves.
+    pub fn state(&mut self, value: Tensor) -> Var {
+        self.persistent(value, false)
+    }
+
+    fn persistent(&mut self, value: Tensor, requires_grad: bool) -> Var {
         self.reset();
         let i = self.len;
         if i == self.nodes.len() {
@@ -74,7 +83,7 @@ impl Tape {
         }
         self.nodes[i] = Node {
             value,
-            requires_grad: true,
+            requires_grad,
             op: Op::Leaf,
             ..Node::default()
         };
@@ -122,7 +131,13 @@ impl Tape {
         }
     }
 
-    /// The parameters, in the order they were registered.
+    /// What an op saved for its backward pass (batch statistics, for instance).
+    pub(crate) fn aux(&self, v: Var) -> &[f32] {
+        &self.nodes[v.0].aux
+    }
+
+    /// The persistent variables (parameters and non-trainable state), in the order they
+    /// were registered.
     pub fn params(&self) -> impl Iterator<Item = Var> {
         (0..self.num_params).map(Var)
     }
@@ -131,7 +146,17 @@ impl Tape {
         self.num_params
     }
 
-    /// Mutable access to a parameter's value (for optimizers and loading weights).
+    /// Number of trainable scalars (persistent variables that take gradients).
+    pub fn trainable_len(&self) -> usize {
+        self.nodes[..self.num_params]
+            .iter()
+            .filter(|n| n.requires_grad)
+            .map(|n| n.value.len())
+            .sum()
+    }
+
+    /// Mutable access to a persistent variable's value (for optimizers, loading weights
+    /// and moving averages).
     pub fn param_mut(&mut self, v: Var) -> &mut Tensor {
         assert!(v.0 < self.num_params, "{v:?} is not a parameter");
         &mut self.nodes[v.0].value

@@ -3,8 +3,8 @@
 use serde::{Deserialize, Serialize};
 
 use super::{
-    ActivationLayer, AveragePooling2D, Conv2D, Dense, Dropout, Flatten, GlobalAveragePooling2D,
-    Layer, MaxPooling2D, Padding, Reshape, Size2,
+    ActivationLayer, AveragePooling2D, BatchNormalization, Conv2D, Dense, Dropout, Flatten,
+    GlobalAveragePooling2D, Layer, MaxPooling2D, Padding, Reshape, Size2,
 };
 use crate::error::{Error, Result};
 use crate::tensor::activation::Activation;
@@ -72,6 +72,24 @@ pub enum LayerConfig {
     Dropout {
         rate: f32,
     },
+    BatchNormalization {
+        #[serde(default = "batch_norm_momentum")]
+        momentum: f32,
+        #[serde(default = "batch_norm_epsilon")]
+        epsilon: f32,
+        #[serde(default = "yes")]
+        center: bool,
+        #[serde(default = "yes")]
+        scale: bool,
+    },
+}
+
+fn batch_norm_momentum() -> f32 {
+    0.99
+}
+
+fn batch_norm_epsilon() -> f32 {
+    1e-3
 }
 
 /// The element count of a shape from a file, or an error when it overflows.
@@ -147,6 +165,32 @@ impl LayerConfig {
                     format!("needs (height, width, channels) samples, got {input:?}"),
                 )),
             },
+            LayerConfig::BatchNormalization {
+                momentum,
+                epsilon,
+                center,
+                scale,
+            } => {
+                if !(0.0..=1.0).contains(&momentum) {
+                    return Err(Error::invalid(format!(
+                        "BatchNormalization momentum must be in [0, 1], got {momentum}"
+                    )));
+                }
+                if !(epsilon.is_finite() && epsilon > 0.0) {
+                    return Err(Error::invalid(format!(
+                        "BatchNormalization epsilon must be a positive number, got {epsilon}"
+                    )));
+                }
+                let Some(&channels) = input.last().filter(|&&c| c > 0) else {
+                    return Err(Error::shape(
+                        "BatchNormalization",
+                        format!("needs inputs with a non-empty last axis, got {input:?}"),
+                    ));
+                };
+                // gamma and beta (when learned), moving mean and moving variance.
+                let vectors = 2 + usize::from(center) + usize::from(scale);
+                Ok((input.to_vec(), vectors * channels))
+            }
             LayerConfig::Flatten {} => Ok((vec![checked(input)?], 0)),
             LayerConfig::Reshape { ref target_shape } => {
                 if target_shape.is_empty() || checked(input)? != checked(target_shape)? {
@@ -184,6 +228,18 @@ impl LayerConfig {
             LayerConfig::Flatten {} => Box::new(Flatten),
             LayerConfig::Reshape { ref target_shape } => Box::new(Reshape::new(target_shape)),
             LayerConfig::Dropout { rate } => Box::new(Dropout::new(rate)),
+            LayerConfig::BatchNormalization {
+                momentum,
+                epsilon,
+                center,
+                scale,
+            } => Box::new(
+                BatchNormalization::new()
+                    .momentum(momentum)
+                    .epsilon(epsilon)
+                    .center(center)
+                    .scale(scale),
+            ),
         }
     }
 

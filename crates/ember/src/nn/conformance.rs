@@ -26,11 +26,11 @@ fn conform(config: LayerConfig, input: &[usize]) {
     let mut layer = config.to_layer();
     let output = layer.build(&mut tape, input, &mut Rng::seed(3)).unwrap();
     assert_eq!(output, declared_shape, "{name}: output shape");
-    let params: Vec<Tensor> = layer
-        .params()
-        .iter()
-        .map(|(_, v)| tape.value(*v).clone())
-        .collect();
+    // Trainable and non-trainable variables, in the order they sit on the tape.
+    let mut vars = layer.params();
+    vars.extend(layer.state());
+    vars.sort_by_key(|(_, v)| v.0);
+    let params: Vec<Tensor> = vars.iter().map(|(_, v)| tape.value(*v).clone()).collect();
     assert_eq!(
         params.iter().map(Tensor::len).sum::<usize>(),
         declared_params,
@@ -190,6 +190,24 @@ fn every_layer_conforms() {
             vec![12],
         ),
         (LayerConfig::Dropout { rate: 0.5 }, vec![6]),
+        (
+            LayerConfig::BatchNormalization {
+                momentum: 0.99,
+                epsilon: 1e-3,
+                center: true,
+                scale: true,
+            },
+            vec![3, 2, 2],
+        ),
+        (
+            LayerConfig::BatchNormalization {
+                momentum: 0.5,
+                epsilon: 1e-2,
+                center: false,
+                scale: true,
+            },
+            vec![4],
+        ),
     ];
     for (config, input) in cases {
         conform(config, &input);

@@ -57,12 +57,17 @@ impl Layer for Dropout {
         let keep = 1.0 / (1.0 - self.rate);
         let shape = tape.value(x).shape().to_vec();
         let mut mask = Tensor::zeros(&shape);
-        for m in mask.data_mut() {
-            *m = if rng.uniform() >= self.rate {
-                keep
-            } else {
-                0.0
-            };
+        // Two draws per 64 random bits: keep when a 32-bit uniform lies at or above the rate.
+        let threshold = (self.rate as f64 * 4_294_967_296.0) as u64;
+        let value = |bits: u64| if bits >= threshold { keep } else { 0.0 };
+        let mut pairs = mask.data_mut().chunks_exact_mut(2);
+        for pair in &mut pairs {
+            let bits = rng.next_u64();
+            pair[0] = value(bits >> 32);
+            pair[1] = value(bits & 0xFFFF_FFFF);
+        }
+        if let [last] = pairs.into_remainder() {
+            *last = value(rng.next_u64() >> 32);
         }
         let mask = tape.constant(&mask);
         tape.mul(x, mask)

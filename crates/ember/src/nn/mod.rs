@@ -2,6 +2,7 @@
 //! `forward`; one layer per file.
 
 mod activation;
+mod batch_normalization;
 mod config;
 #[cfg(test)]
 mod conformance;
@@ -14,6 +15,7 @@ mod pooling;
 mod reshape;
 
 pub use activation::ActivationLayer;
+pub use batch_normalization::BatchNormalization;
 pub use config::LayerConfig;
 pub use conv2d::{Conv2D, Padding, Size2};
 pub use dense::Dense;
@@ -55,8 +57,14 @@ pub trait Layer: Send {
         self.forward(tape, x, training)
     }
 
-    /// The layer's parameters with their Keras names ("kernel", "bias").
+    /// The layer's trainable parameters with their Keras names ("kernel", "bias").
     fn params(&self) -> Vec<(&'static str, Var)>;
+
+    /// The layer's non-trainable variables ("moving_mean"), saved with the model but
+    /// never touched by the optimizer.
+    fn state(&self) -> Vec<(&'static str, Var)> {
+        Vec::new()
+    }
 
     /// The configuration that rebuilds this layer (for model files).
     fn config(&self) -> LayerConfig;

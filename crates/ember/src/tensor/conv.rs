@@ -78,6 +78,30 @@ impl Window {
         })
     }
 
+    /// The same window over `batch` samples (one thread's share of the batch).
+    pub fn with_batch(&self, batch: usize) -> Window {
+        Window { batch, ..*self }
+    }
+
+    /// Whether the windows cover every input position exactly once (pooling with strides
+    /// equal to the pool size, no padding, sizes that divide evenly).
+    pub fn tiles_input(&self) -> bool {
+        self.pad == (0, 0)
+            && self.strides == self.kernel
+            && self.out_height * self.kernel.0 == self.height
+            && self.out_width * self.kernel.1 == self.width
+    }
+
+    /// Input values per sample.
+    pub fn input_len(&self) -> usize {
+        self.height * self.width * self.channels
+    }
+
+    /// Output positions per sample.
+    pub fn positions_per_sample(&self) -> usize {
+        self.out_height * self.out_width
+    }
+
     /// Rows of the im2col matrix: one per output position.
     pub fn positions(&self) -> usize {
         self.batch * self.out_height * self.out_width
@@ -98,36 +122,47 @@ impl Window {
 }
 
 /// Lays every input patch out as a row: `cols` becomes (positions, kh·kw·channels).
-pub fn im2col(x: &[f32], g: &Window, cols: &mut Vec<f32>) {
+///
+/// Every element of `cols` (of length positions · patch length) is written, zeros only where
+/// the window hangs over the edge, so the buffer need not be cleared first.
+pub fn im2col(x: &[f32], g: &Window, cols: &mut [f32]) {
     let c = g.channels;
-    // Every element is written below (zeros only where the window hangs over the edge),
-    // so the buffer is not cleared first: that would be a second pass over it.
-    cols.resize(g.positions() * g.patch_len(), 0.0);
-    let mut row = 0;
-    for n in 0..g.batch {
-        let image = &x[n * g.height * g.width * c..(n + 1) * g.height * g.width * c];
-        for oy in 0..g.out_height {
-            for ox in 0..g.out_width {
-                let dst = &mut cols[row * g.patch_len()..(row + 1) * g.patch_len()];
-                for ky in 0..g.kernel.0 {
-                    for kx in 0..g.kernel.1 {
-                        let at = (ky * g.kernel.1 + kx) * c;
-                        let tap = &mut dst[at..at + c];
+    let (kh, kw) = g.kernel;
+    debug_assert_eq!(cols.len(), g.positions() * g.patch_len());
+    for (row, dst) in cols.chunks_exact_mut(g.patch_len()).enumerate() {
+        let n = row / g.positions_per_sample();
+        let (oy, ox) = (
+            row % g.positions_per_sample() / g.out_width,
+            row % g.out_width,
+        );
+        let image = &x[n * g.input_len()..(n + 1) * g.input_len()];
+        // The taps of one kernel row are neighbouring pixels: contiguous in NHWC, so a row
+        // wholly inside the input is one copy of kw · channels values.
+        let left = (ox * g.strides.1).checked_sub(g.pad.1);
+        let row_inside = left.is_some_and(|x0| x0 + kw <= g.width);
+        for ky in 0..kh {
+            let taps = &mut dst[ky * kw * c..(ky + 1) * kw * c];
+            let y = (oy * g.strides.0 + ky)
+                .checked_sub(g.pad.0)
+                .filter(|&y| y < g.height);
+            match (y, left) {
+                (None, _) => taps.fill(0.0),
+                (Some(y), Some(x0)) if row_inside => {
+                    let at = (y * g.width + x0) * c;
+                    taps.copy_from_slice(&image[at..at + kw * c]);
+                }
+                (Some(_), _) => {
+                    for kx in 0..kw {
+                        let tap = &mut taps[kx * c..(kx + 1) * c];
                         match g.source(oy, ox, ky, kx) {
-                            // Channels are contiguous in NHWC: one copy per kernel tap.
                             Some((y, x)) => {
-                                let src = &image[(y * g.width + x) * c..(y * g.width + x + 1) * c];
-                                if c == 1 {
-                                    tap[0] = src[0]; // avoids a memcpy call per pixel
-                                } else {
-                                    tap.copy_from_slice(src);
-                                }
+                                let at = (y * g.width + x) * c;
+                                tap.copy_from_slice(&image[at..at + c]);
                             }
                             None => tap.fill(0.0),
                         }
                     }
                 }
-                row += 1;
             }
         }
     }
@@ -206,18 +241,33 @@ pub fn max_pool(x: &[f32], g: &Window, out: &mut [f32]) {
 /// The gradient of [`max_pool`]: each output's gradient goes to the first input of its window
 /// that equals the maximum (recomputed here rather than stored, which keeps the forward pass a
 /// plain vectorised max).
-pub fn max_pool_backward(x: &[f32], y: &[f32], dy: &[f32], g: &Window, dx: &mut [f32]) {
+pub fn max_pool_backward(
+    x: &[f32],
+    y: &[f32],
+    dy: &[f32],
+    g: &Window,
+    dx: &mut [f32],
+    accumulate: bool,
+) {
     let c = g.channels;
-    let mut routed = vec![false; c];
+    // When the windows tile the input exactly, every input position gets exactly one value
+    // below, so `dx` is written rather than cleared and added to.
+    let assign = !accumulate && g.tiles_input();
+    if !accumulate && !assign {
+        dx.fill(0.0);
+    }
+    // The gradient not yet routed, per channel: it goes to the first tap holding the
+    // maximum, then drops to zero. Written with selects, not branches, so it vectorises.
+    let mut pending = vec![0.0f32; c];
     for_each_window(g, |row, taps| {
-        let (best, grad) = (&y[row * c..(row + 1) * c], &dy[row * c..(row + 1) * c]);
-        routed.fill(false);
+        let best = &y[row * c..(row + 1) * c];
+        pending.copy_from_slice(&dy[row * c..(row + 1) * c]);
         for &t in taps {
-            for ch in 0..c {
-                if !routed[ch] && x[t + ch] == best[ch] {
-                    dx[t + ch] += grad[ch];
-                    routed[ch] = true;
-                }
+            let (xs, ds) = (&x[t..t + c], &mut dx[t..t + c]);
+            for (((d, &v), &b), p) in ds.iter_mut().zip(xs).zip(best).zip(pending.iter_mut()) {
+                let routed = if v == b { *p } else { 0.0 };
+                *d = if assign { routed } else { *d + routed };
+                *p -= routed;
             }
         }
     });
@@ -241,8 +291,11 @@ pub fn avg_pool(x: &[f32], g: &Window, out: &mut [f32]) {
 }
 
 /// The gradient of [`avg_pool`]: each output's gradient shared equally by its window's taps.
-pub fn avg_pool_backward(dy: &[f32], g: &Window, dx: &mut [f32]) {
+pub fn avg_pool_backward(dy: &[f32], g: &Window, dx: &mut [f32], accumulate: bool) {
     let c = g.channels;
+    if !accumulate {
+        dx.fill(0.0);
+    }
     for_each_window(g, |row, taps| {
         let share = 1.0 / taps.len().max(1) as f32;
         let grad = &dy[row * c..(row + 1) * c];
@@ -278,7 +331,7 @@ mod tests {
         // One 3x3 single-channel image, 2x2 kernel, valid: 4 patches.
         let x: Vec<f32> = (1..=9).map(|v| v as f32).collect();
         let g = Window::new(&[1, 3, 3, 1], (2, 2), (1, 1), false).unwrap();
-        let mut cols = Vec::new();
+        let mut cols = vec![f32::NAN; 16];
         im2col(&x, &g, &mut cols);
         assert_eq!(
             cols,
@@ -302,7 +355,7 @@ mod tests {
         avg_pool(&x, &g, &mut out);
         assert_eq!(out, vec![3.0, 4.5, 7.5, 9.0]);
         let mut dx = vec![0.0; 9];
-        avg_pool_backward(&[4.0, 2.0, 2.0, 1.0], &g, &mut dx);
+        avg_pool_backward(&[4.0, 2.0, 2.0, 1.0], &g, &mut dx, true);
         assert_eq!(dx, vec![1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0]);
     }
 
@@ -319,7 +372,7 @@ mod tests {
         // holds negatives (max at the top-left).
         assert_eq!(out, vec![10., -1., 14., -5., 26., -17., 30., -21.]);
         let mut dx = vec![0.0; 32];
-        max_pool_backward(&x, &out, &[1.0; 8], &g, &mut dx);
+        max_pool_backward(&x, &out, &[1.0; 8], &g, &mut dx, false);
         assert_eq!((dx[10], dx[1], dx.iter().sum::<f32>()), (1.0, 1.0, 8.0));
     }
 }

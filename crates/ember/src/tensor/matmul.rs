@@ -60,6 +60,15 @@ impl<'a> MatRef<'a> {
 ///
 /// Panics if the shapes disagree: callers check shapes and report errors first.
 pub fn matmul(dst: &mut [f32], a: MatRef, b: MatRef, accumulate: bool) {
+    matmul_on(dst, a, b, accumulate, super::threads::num_threads());
+}
+
+/// [`matmul`] on one thread: for callers that already split the work across threads.
+pub fn matmul_serial(dst: &mut [f32], a: MatRef, b: MatRef, accumulate: bool) {
+    matmul_on(dst, a, b, accumulate, 1);
+}
+
+fn matmul_on(dst: &mut [f32], a: MatRef, b: MatRef, accumulate: bool, threads: usize) {
     let (m, k) = a.dims();
     let (k2, n) = b.dims();
     assert_eq!(k, k2, "matmul inner dimensions");
@@ -73,7 +82,6 @@ pub fn matmul(dst: &mut [f32], a: MatRef, b: MatRef, accumulate: bool) {
         }
         return;
     }
-    let threads = super::threads::num_threads();
     let parallelism = if threads > 1 && m * n * k >= PARALLEL_MIN_WORK {
         Parallelism::Rayon(threads)
     } else {

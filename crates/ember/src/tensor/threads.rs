@@ -49,6 +49,18 @@ fn build_pool(threads: usize) -> usize {
     threads
 }
 
+/// Runs `f` on every job and returns the results in job order: on the worker pool when
+/// there are several threads, inline otherwise. Jobs must not depend on which thread runs
+/// them, so results are the same for any thread count.
+pub(crate) fn run_jobs<T: Send, R: Send>(jobs: Vec<T>, f: impl Fn(T) -> R + Sync + Send) -> Vec<R> {
+    use rayon::prelude::*;
+    if jobs.len() <= 1 || num_threads() == 1 {
+        jobs.into_iter().map(f).collect()
+    } else {
+        jobs.into_par_iter().map(f).collect()
+    }
+}
+
 /// Parses an `EMBER_NUM_THREADS`-style value, for command-line flags.
 pub fn parse_threads(value: &str) -> Result<usize> {
     match value.trim().parse::<usize>() {

@@ -131,36 +131,47 @@ impl Sequential {
             .map(|e| (e.name.as_str(), e.layer.as_ref()))
     }
 
-    /// Number of trainable scalars.
+    /// Number of scalars in every weight, trainable or not (Keras's "Total params").
     pub fn count_params(&self) -> usize {
         self.tape.params().map(|p| self.tape.value(p).len()).sum()
     }
 
-    /// Every weight as ("layer/param", tensor), in layer order.
-    pub fn weights(&self) -> Vec<(String, &Tensor)> {
-        self.layers
+    /// Number of trainable scalars (without moving averages).
+    pub fn count_trainable_params(&self) -> usize {
+        self.tape.trainable_len()
+    }
+
+    /// Every weight's name ("layer/param") and variable, in the order the tape holds them
+    /// (the order optimizer slots are numbered in): trainable and non-trainable alike.
+    fn named_vars(&self) -> Vec<(String, Var)> {
+        let mut named: Vec<(String, Var)> = self
+            .layers
             .iter()
             .flat_map(|e| {
-                e.layer
-                    .params()
-                    .into_iter()
-                    .map(|(p, v)| (format!("{}/{p}", e.name), self.tape.value(v)))
-                    .collect::<Vec<_>>()
+                let mut vars = e.layer.params();
+                vars.extend(e.layer.state());
+                vars.into_iter()
+                    .map(move |(p, v)| (format!("{}/{p}", e.name), v))
             })
+            .collect();
+        named.sort_by_key(|(_, v)| v.0);
+        named
+    }
+
+    /// Every weight as ("layer/param", tensor), in layer order, non-trainable ones
+    /// (moving averages) included.
+    pub fn weights(&self) -> Vec<(String, &Tensor)> {
+        self.named_vars()
+            .into_iter()
+            .map(|(name, v)| (name, self.tape.value(v)))
             .collect()
     }
 
     /// Replaces one weight's values; the shape must match.
     pub fn set_weight(&mut self, name: &str, value: Tensor) -> Result<()> {
         let var = self
-            .layers
-            .iter()
-            .flat_map(|e| {
-                e.layer
-                    .params()
-                    .into_iter()
-                    .map(move |(p, v)| (format!("{}/{p}", e.name), v))
-            })
+            .named_vars()
+            .into_iter()
             .find(|(n, _)| n == name)
             .map(|(_, v)| v)
             .ok_or_else(|| Error::invalid(format!("the model has no weight named '{name}'")))?;

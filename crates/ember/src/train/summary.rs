@@ -49,12 +49,9 @@ impl Sequential {
             if i > 0 {
                 out += &line('├', '┼', '┤', '─');
             }
-            let params: usize = entry
-                .layer
-                .params()
-                .iter()
-                .map(|(_, v)| self.tape.value(*v).len())
-                .sum();
+            let mut vars = entry.layer.params();
+            vars.extend(entry.layer.state());
+            let params: usize = vars.iter().map(|(_, v)| self.tape.value(*v).len()).sum();
             let shape: Vec<String> = std::iter::once("None".to_string())
                 .chain(entry.output_shape.iter().map(|d| d.to_string()))
                 .collect();
@@ -74,12 +71,18 @@ impl Sequential {
             thousands(total),
             bytes(total * 4)
         );
+        let trainable = self.count_trainable_params();
+        let frozen = total - trainable;
         out += &format!(
             " Trainable params: {} ({})\n",
-            thousands(total),
-            bytes(total * 4)
+            thousands(trainable),
+            bytes(trainable * 4)
         );
-        out += " Non-trainable params: 0 (0.00 B)\n";
+        out += &format!(
+            " Non-trainable params: {} ({})\n",
+            thousands(frozen),
+            bytes(frozen * 4)
+        );
         out
     }
 }

@@ -2,13 +2,46 @@
 //! The convolution is im2col followed by one matrix product; the patches are kept for the
 //! backward pass, where the kernel's gradient is another product and the input's is col2im.
 
-use crate::autograd::tape::{GradOut, Node, Scratch, Tape, Var};
+use crate::autograd::tape::{GradOut, Node, Tape, Var};
 use crate::error::{Error, Result};
 use crate::tensor::activation::Activation;
 use crate::tensor::conv::{
     avg_pool, avg_pool_backward, col2im_add, im2col, max_pool, max_pool_backward, Window,
 };
-use crate::tensor::matmul::{matmul, MatRef};
+use crate::tensor::matmul::{matmul_serial, MatRef};
+use crate::tensor::threads::run_jobs;
+
+/// Samples per job: the batch is cut into runs this long, spread over the threads. Small
+/// enough that a run's patches stay in cache between im2col and the product; fixed, so
+/// results do not depend on the thread count.
+const SAMPLES_PER_JOB: usize = 4;
+
+thread_local! {
+    /// Each thread's two work buffers (patches, and an activation's gradient), reused from
+    /// step to step; their contents are always fully overwritten before they are read.
+    static BUFFERS: std::cell::RefCell<[Vec<f32>; 2]> =
+        const { std::cell::RefCell::new([Vec::new(), Vec::new()]) };
+}
+
+/// Runs `f` on this thread's work buffers, sized `first` and `second`.
+fn with_buffers<R>(first: usize, second: usize, f: impl FnOnce(&mut [f32], &mut [f32]) -> R) -> R {
+    BUFFERS.with(|buffers| {
+        let mut buffers = buffers.borrow_mut();
+        let [a, b] = &mut *buffers;
+        if a.len() < first {
+            a.resize(first, 0.0);
+        }
+        if b.len() < second {
+            b.resize(second, 0.0);
+        }
+        f(&mut a[..first], &mut b[..second])
+    })
+}
+
+/// Runs `f` on this thread's patch buffer, sized `len`.
+fn with_patches<R>(len: usize, f: impl FnOnce(&mut [f32]) -> R) -> R {
+    with_buffers(len, 0, |patches, _| f(patches))
+}
 
 /// A pooling kernel: input, window, output.
 type PoolKernel = fn(&[f32], &Window, &mut [f32]);
@@ -63,21 +96,27 @@ impl Tape {
         };
         let i = self.push(op, &shape, requires_grad);
         let (before, out) = self.split(i);
-        let Node { value, aux, .. } = out;
-        im2col(before[x.0].value.data(), &window, aux);
-        let out = value.data_mut();
-        if let Some(b) = bias {
-            for row in out.chunks_mut(filters) {
-                row.copy_from_slice(before[b.0].value.data());
-            }
-        }
-        matmul(
-            out,
-            MatRef::new(aux, window.positions(), window.patch_len()),
-            MatRef::new(before[kernel.0].value.data(), window.patch_len(), filters),
-            bias.is_some(),
-        );
-        activation.apply(out, filters);
+        // Each job takes a run of samples: im2col, one product, bias and activation. The
+        // patches are not kept: the backward pass recomputes them, which is cheaper than
+        // reading them back from memory.
+        let (k, per) = (window.patch_len(), SAMPLES_PER_JOB);
+        let rows = window.positions_per_sample();
+        let kernel = MatRef::new(before[kernel.0].value.data(), k, filters);
+        let bias = bias.map(|b| before[b.0].value.data());
+        let jobs: Vec<_> = before[x.0]
+            .value
+            .data()
+            .chunks(per * window.input_len())
+            .zip(out.value.data_mut().chunks_mut(per * rows * filters))
+            .collect();
+        run_jobs(jobs, |(x, out)| {
+            let g = window.with_batch(x.len() / window.input_len());
+            with_patches(g.positions() * k, |cols| {
+                im2col(x, &g, cols);
+                matmul_serial(out, MatRef::new(cols, g.positions(), k), kernel, false);
+            });
+            add_bias_and_activate(out, bias, activation, filters);
+        });
         Ok(Var(i))
     }
 
@@ -125,17 +164,82 @@ impl Tape {
         };
         let i = self.push(op, &shape, self.requires_grad(x));
         let (before, out) = self.split(i);
-        kernel(before[x.0].value.data(), &window, out.value.data_mut());
+        let per = SAMPLES_PER_JOB;
+        let jobs: Vec<_> = before[x.0]
+            .value
+            .data()
+            .chunks(per * window.input_len())
+            .zip(
+                out.value
+                    .data_mut()
+                    .chunks_mut(per * window.positions_per_sample() * window.channels),
+            )
+            .collect();
+        run_jobs(jobs, |(x, out)| {
+            kernel(x, &window.with_batch(x.len() / window.input_len()), out)
+        });
         Ok(Var(i))
     }
 }
 
-pub(crate) fn backward_avg_pool(x: Var, window: &Window, out: &Node, nodes: &mut [Node]) {
-    let Some(mut grad) = GradOut::take_zeroed(nodes, x) else {
+/// `out = activation(out + bias)`, row by row (rows of `filters` values); relu in one pass.
+fn add_bias_and_activate(
+    out: &mut [f32],
+    bias: Option<&[f32]>,
+    activation: Activation,
+    filters: usize,
+) {
+    match (bias, activation) {
+        (Some(b), Activation::Relu) => {
+            for row in out.chunks_exact_mut(filters) {
+                row.iter_mut()
+                    .zip(b)
+                    .for_each(|(v, &b)| *v = (*v + b).max(0.0));
+            }
+            return;
+        }
+        (Some(b), _) => {
+            for row in out.chunks_exact_mut(filters) {
+                row.iter_mut().zip(b).for_each(|(v, &b)| *v += b);
+            }
+        }
+        (None, _) => {}
+    }
+    activation.apply(out, filters);
+}
+
+/// A pooling gradient: `kernel(x, y, dy, window, dx, accumulate)` writes `dx`, or adds to
+/// it when accumulating.
+type PoolGradKernel = fn(&[f32], &[f32], &[f32], &Window, &mut [f32], bool);
+
+/// Runs a pooling gradient on runs of samples, spread over the threads.
+fn pool_backward(x: Var, window: &Window, out: &Node, nodes: &mut [Node], kernel: PoolGradKernel) {
+    let Some(mut grad) = GradOut::take(nodes, x) else {
         return;
     };
-    avg_pool_backward(out.grad.data(), window, grad.buf.data_mut());
+    let accumulate = grad.accumulate;
+    let per = SAMPLES_PER_JOB;
+    let outputs = per * window.positions_per_sample() * window.channels;
+    let jobs: Vec<_> = nodes[x.0]
+        .value
+        .data()
+        .chunks(per * window.input_len())
+        .zip(grad.buf.data_mut().chunks_mut(per * window.input_len()))
+        .zip(out.value.data().chunks(outputs))
+        .zip(out.grad.data().chunks(outputs))
+        .collect();
+    run_jobs(jobs, |(((x, dx), y), dy)| {
+        let g = window.with_batch(x.len() / window.input_len());
+        kernel(x, y, dy, &g, dx, accumulate);
+    });
+    grad.accumulate = true;
     grad.put(nodes);
+}
+
+pub(crate) fn backward_avg_pool(x: Var, window: &Window, out: &Node, nodes: &mut [Node]) {
+    pool_backward(x, window, out, nodes, |_, _, dy, g, dx, accumulate| {
+        avg_pool_backward(dy, g, dx, accumulate)
+    });
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -147,60 +251,103 @@ pub(crate) fn backward_conv2d(
     window: &Window,
     out: &Node,
     nodes: &mut [Node],
-    scratch: &mut Scratch,
 ) {
     let filters = *out.value.shape().last().expect("conv output is 4-D");
-    let (rows, k) = (window.positions(), window.patch_len());
-    let Scratch { first, second } = scratch;
-    let dz: &[f32] = if activation == Activation::Linear {
-        out.grad.data()
-    } else {
-        first.resize(out.value.len(), 0.0);
-        activation.backward(out.value.data(), out.grad.data(), first, filters, false);
-        first
+    let k = window.patch_len();
+    let (per, rows) = (SAMPLES_PER_JOB, window.positions_per_sample());
+    let mut kernel_grad = GradOut::take(nodes, kernel);
+    let mut input_grad = GradOut::take(nodes, x);
+    let input_accumulates = input_grad.as_ref().is_some_and(|g| g.accumulate);
+    let kernel_value = MatRef::new(nodes[kernel.0].value.data(), k, filters);
+
+    // Each job takes a run of samples: dz = activation'(y) · dy; its share of the kernel
+    // gradient, patchesᵀ · dz (patches recomputed); and its input gradient, col2im(dz · Kᵀ).
+    // Its dz and patches live in the thread's own buffers, which stay in cache.
+    let chunk_out = per * rows * filters;
+    let jobs_count = out.value.len().div_ceil(chunk_out.max(1));
+    let mut dx_chunks: Vec<Option<&mut [f32]>> = match &mut input_grad {
+        Some(g) => g
+            .buf
+            .data_mut()
+            .chunks_mut(per * window.input_len())
+            .map(Some)
+            .collect(),
+        None => (0..jobs_count).map(|_| None).collect(),
     };
-    let dz_mat = MatRef::new(dz, rows, filters);
-    if let Some(mut grad) = GradOut::take(nodes, kernel) {
-        // dK = patchesᵀ · dz
+    let jobs: Vec<_> = out
+        .value
+        .data()
+        .chunks(chunk_out)
+        .zip(out.grad.data().chunks(chunk_out))
+        .zip(nodes[x.0].value.data().chunks(per * window.input_len()))
+        .zip(dx_chunks.iter_mut().map(Option::take))
+        .collect();
+    let want_kernel = kernel_grad.is_some();
+    let partials = run_jobs(jobs, |(((y, dy), x), dx)| {
+        let g = window.with_batch(x.len() / window.input_len());
+        let positions = g.positions();
+        with_buffers(positions * k, y.len(), |patches, dz_buf| {
+            let dz: &[f32] = if activation == Activation::Linear {
+                dy
+            } else {
+                activation.backward(y, dy, dz_buf, filters, false);
+                dz_buf
+            };
+            let dz_mat = MatRef::new(dz, positions, filters);
+            let partial = want_kernel.then(|| {
+                im2col(x, &g, patches);
+                let mut partial = vec![0.0; k * filters];
+                matmul_serial(
+                    &mut partial,
+                    MatRef::new(patches, positions, k).t(),
+                    dz_mat,
+                    false,
+                );
+                partial
+            });
+            let mut bias_partial = vec![0.0; filters];
+            for row in dz.chunks_exact(filters) {
+                bias_partial.iter_mut().zip(row).for_each(|(d, v)| *d += v);
+            }
+            if let Some(dx) = dx {
+                matmul_serial(patches, dz_mat, kernel_value.t(), false);
+                if !input_accumulates {
+                    dx.fill(0.0);
+                }
+                col2im_add(patches, &g, dx);
+            }
+            (partial, bias_partial)
+        })
+    });
+
+    if let Some(mut grad) = kernel_grad.take() {
         let acc = grad.accumulate;
-        matmul(
-            grad.buf.data_mut(),
-            MatRef::new(&out.aux, rows, k).t(),
-            dz_mat,
-            acc,
-        );
-        grad.put(nodes);
-    }
-    if let Some(mut grad) = bias.and_then(|b| GradOut::take_zeroed(nodes, b)) {
-        let gd = grad.buf.data_mut();
-        for row in dz.chunks(filters) {
-            gd.iter_mut().zip(row).for_each(|(d, v)| *d += v);
+        let buf = grad.buf.data_mut();
+        for (n, (partial, _)) in partials.iter().enumerate() {
+            let partial = partial.as_ref().expect("computed when wanted");
+            if n == 0 && !acc {
+                buf.copy_from_slice(partial);
+            } else {
+                buf.iter_mut().zip(partial).for_each(|(d, v)| *d += v);
+            }
         }
         grad.put(nodes);
     }
-    if let Some(mut grad) = GradOut::take_zeroed(nodes, x) {
-        // d patches = dz · Kᵀ, then each patch goes back where it came from.
-        second.resize(rows * k, 0.0);
-        let kv = MatRef::new(nodes[kernel.0].value.data(), k, filters);
-        matmul(second, dz_mat, kv.t(), false);
-        col2im_add(second, window, grad.buf.data_mut());
+    if let Some(mut grad) = bias.and_then(|b| GradOut::take_zeroed(nodes, b)) {
+        let buf = grad.buf.data_mut();
+        for (_, partial) in &partials {
+            buf.iter_mut().zip(partial).for_each(|(d, v)| *d += v);
+        }
+        grad.put(nodes);
+    }
+    if let Some(mut grad) = input_grad {
+        grad.accumulate = true;
         grad.put(nodes);
     }
 }
 
 pub(crate) fn backward_max_pool(x: Var, window: &Window, out: &Node, nodes: &mut [Node]) {
-    let Some(mut grad) = GradOut::take_zeroed(nodes, x) else {
-        return;
-    };
-    let xv = nodes[x.0].value.data();
-    max_pool_backward(
-        xv,
-        out.value.data(),
-        out.grad.data(),
-        window,
-        grad.buf.data_mut(),
-    );
-    grad.put(nodes);
+    pool_backward(x, window, out, nodes, max_pool_backward);
 }
 
 #[cfg(test)]
@@ -222,6 +369,39 @@ mod tests {
             })
             .unwrap_or_else(|e| panic!("same {same} strides {strides:?} {act:?}: {e}"));
         }
+        // Three samples: with two threads the batch splits unevenly (2 + 1).
+        check_gradients(&[&[3, 4, 4, 2], &[3, 3, 2, 2], &[2]], 41, |tape, v| {
+            tape.conv2d(v[0], v[1], Some(v[2]), (1, 1), true, Activation::Relu)
+        })
+        .unwrap();
+    }
+
+    #[test]
+    fn splitting_the_batch_across_threads_changes_nothing() {
+        // The batch as a whole and sample by sample must give the same outputs.
+        let mut tape = Tape::new();
+        let values: Vec<f32> = (0..5 * 6 * 6 * 2)
+            .map(|i| (i as f32 * 0.37).sin())
+            .collect();
+        let kernel: Vec<f32> = (0..3 * 3 * 2 * 4)
+            .map(|i| (i as f32 * 0.11).cos())
+            .collect();
+        let k = tape.constant(&Tensor::new(&[3, 3, 2, 4], kernel).unwrap());
+        let whole = tape.constant(&Tensor::new(&[5, 6, 6, 2], values.clone()).unwrap());
+        let y = tape
+            .conv2d(whole, k, None, (1, 1), false, Activation::Relu)
+            .unwrap();
+        let p = tape.max_pool2d(y, (2, 2), (2, 2), false).unwrap();
+        let batch = tape.value(p).clone();
+        for (n, sample) in values.chunks(6 * 6 * 2).enumerate() {
+            let x = tape.constant(&Tensor::new(&[1, 6, 6, 2], sample.to_vec()).unwrap());
+            let y = tape
+                .conv2d(x, k, None, (1, 1), false, Activation::Relu)
+                .unwrap();
+            let p = tape.max_pool2d(y, (2, 2), (2, 2), false).unwrap();
+            let per = tape.value(p).len();
+            assert_eq!(tape.value(p).data(), &batch.data()[n * per..(n + 1) * per]);
+        }
     }
 
     #[test]
@@ -231,7 +411,7 @@ mod tests {
             tape.max_pool2d(v[0], (2, 2), (2, 2), false)
         })
         .unwrap();
-        check_gradients(&[&[1, 5, 5, 2]], 29, |tape, v| {
+        check_gradients(&[&[3, 5, 5, 2]], 29, |tape, v| {
             tape.max_pool2d(v[0], (3, 3), (2, 2), true)
         })
         .unwrap();

@@ -6,6 +6,7 @@ pub(crate) mod conv;
 pub(crate) mod elementwise;
 pub(crate) mod linear;
 pub(crate) mod loss;
+pub(crate) mod normalization;
 pub(crate) mod reduce;
 
 use super::tape::{Node, Scratch, Var};
@@ -13,6 +14,7 @@ use crate::tensor::activation::Activation;
 use crate::tensor::conv::Window;
 use elementwise::{BinaryOp, UnaryOp};
 use loss::LossOp;
+use normalization::NormStats;
 
 /// One recorded operation and its inputs.
 #[derive(Clone, Copy, Debug, Default)]
@@ -53,6 +55,13 @@ pub(crate) enum Op {
         x: Var,
         window: Window,
     },
+    /// Batch normalization over every axis but the last.
+    BatchNorm {
+        x: Var,
+        gamma: Option<Var>,
+        beta: Option<Var>,
+        stats: NormStats,
+    },
     /// A loss of `prediction` against a constant `target`, averaged over the batch, each
     /// sample's term optionally multiplied by a constant weight.
     Loss {
@@ -90,9 +99,15 @@ pub(crate) fn backward(out: &Node, before: &mut [Node], scratch: &mut Scratch) {
             bias,
             activation,
             window,
-        } => conv::backward_conv2d(x, kernel, bias, activation, &window, out, before, scratch),
+        } => conv::backward_conv2d(x, kernel, bias, activation, &window, out, before),
         Op::MaxPool2d { x, window } => conv::backward_max_pool(x, &window, out, before),
         Op::AvgPool2d { x, window } => conv::backward_avg_pool(x, &window, out, before),
+        Op::BatchNorm {
+            x,
+            gamma,
+            beta,
+            stats,
+        } => normalization::backward_batch_norm(x, gamma, beta, stats, out, before),
         Op::Loss {
             op,
             prediction,
