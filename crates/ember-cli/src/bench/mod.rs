@@ -1,107 +1,72 @@
-//! `ember bench`: times the reference MNIST workload (Dense 64 relu → Dense 10 softmax, Adam,
-//! batch 32, validation_split 0.2) and, in the same run, a hand-written fused MLP on the
-//! same shapes and the same `gemm` — the practical limit for this workload.
+//! `ember bench WORKLOAD`: speed measurements, each against a baseline timed in the same run.
+//!
+//! - `mlp`: the reference MNIST MLP against a hand-written fused MLP on the same `gemm`;
+//! - `cnn`: the MNIST convnet (models/mnist-cnn.toml) against the same network in PyTorch
+//!   (bench/mnist_cnn.py, run with the interpreter given by `--python`);
+//! - `conv`: convolution forward + backward throughput in GFLOP/s against the plain matrix
+//!   product on the same shapes.
 
 mod baseline;
+mod cnn;
+mod conv;
+mod mlp;
 
 use std::path::PathBuf;
-use std::time::Instant;
 
-use clap::Args;
-use ember::prelude::*;
-use ember::tensor::denormal::FlushDenormals;
+use clap::{Args, ValueEnum};
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum Workload {
+    /// The reference MNIST MLP against a hand-written fused MLP.
+    Mlp,
+    /// The MNIST convnet against PyTorch (with --python).
+    Cnn,
+    /// Convolution GFLOP/s against the matrix product on the same shapes.
+    Conv,
+}
 
 #[derive(Args)]
 pub struct BenchArgs {
+    /// What to time.
+    #[arg(value_enum, default_value = "mlp")]
+    workload: Workload,
     /// MNIST folder (the four IDX files, plain or .gz).
     #[arg(long, value_name = "DIR", default_value = "data/mnist")]
     data: PathBuf,
-    /// Epochs to time for each side.
-    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..))]
-    epochs: u64,
-    /// Threads for the numeric kernels (the published figures are single-threaded).
+    /// Epochs to time for each side (default: 5 for mlp, 3 for cnn).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    epochs: Option<u64>,
+    /// Threads for the numeric kernels, on both sides.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..))]
     threads: u64,
     /// Seed for initialisation and shuffling.
     #[arg(long, default_value_t = 1)]
     seed: u64,
+    /// cnn: the Python interpreter of a virtual environment with torch, to time the PyTorch
+    /// side in the same run (see bench/README.md).
+    #[arg(long, value_name = "PYTHON")]
+    python: Option<PathBuf>,
+    /// cnn: the model file to time.
+    #[arg(long, value_name = "FILE", default_value = "models/mnist-cnn.toml")]
+    model: PathBuf,
 }
 
 pub fn run(args: BenchArgs) -> ember::Result<()> {
     ember::set_num_threads(args.threads as usize)?;
-    let epochs = args.epochs as usize;
-    let started = Instant::now();
-    let mnist = Mnist::load(&args.data)?;
-    let mut x = mnist.train_images.reshape(&[60000, 784])?;
-    x.scale_in_place(1.0 / 255.0);
-    let y = to_categorical(&mnist.train_labels, Some(10))?;
-    println!(
-        "MNIST loaded in {:.2}s; {epochs} epochs each side, {} thread(s), seed {}",
-        started.elapsed().as_secs_f64(),
-        args.threads,
-        args.seed
-    );
-
-    let mut model = Sequential::with_seed(&[784], args.seed);
-    model.add(Dense::new(64).activation(Activation::Relu))?;
-    model.add(Dense::new(10).activation(Activation::Softmax))?;
-    model.compile(
-        Adam::default(),
-        Loss::CategoricalCrossentropy,
-        &[Metric::Accuracy],
-    )?;
-    let options = FitOptions {
-        epochs,
-        batch_size: 32,
-        validation_split: 0.2,
-        seed: Some(args.seed),
-        verbose: Verbosity::Silent,
-        ..FitOptions::default()
-    };
-    let history = model.fit(&x, &y, &options)?;
-    let ember_epochs: Vec<f64> = history.epochs.iter().map(|e| e.seconds).collect();
-    let ember_val = history.last().and_then(|e| e.val_accuracy).unwrap_or(0.0);
-    let ember_rss = peak_rss_mb();
-
-    let baseline = {
-        let _flush = FlushDenormals::new();
-        baseline::train(&x, &y, 48000, epochs, args.seed)
-    };
-
-    let (ours, theirs) = (median(&ember_epochs), median(&baseline.epoch_seconds));
-    println!();
-    println!(
-        "{:<34} {:>10} {:>12} {:>10}",
-        "", "s/epoch", "samples/s", "val_acc"
-    );
-    println!(
-        "{:<34} {:>10.3} {:>12.0} {:>10.4}",
-        "Ember (Sequential, fit)",
-        ours,
-        48000.0 / ours,
-        ember_val
-    );
-    println!(
-        "{:<34} {:>10.3} {:>12.0} {:>10.4}",
-        "hand-written fused MLP (baseline)",
-        theirs,
-        48000.0 / theirs,
-        baseline.val_accuracy
-    );
-    println!("ratio Ember / baseline: {:.3}", ours / theirs);
-    println!("Ember epochs (s): {}", list(&ember_epochs));
-    println!("baseline epochs (s): {}", list(&baseline.epoch_seconds));
-    match ember_rss {
-        Some(mb) => println!("peak RSS after Ember training: {mb:.0} MB"),
-        None => println!("peak RSS: unavailable on this platform"),
+    match args.workload {
+        Workload::Mlp => mlp::run(&args),
+        Workload::Cnn => cnn::run(&args),
+        Workload::Conv => conv::run(&args),
     }
-    Ok(())
 }
 
 fn median(values: &[f64]) -> f64 {
     let mut v = values.to_vec();
     v.sort_by(f64::total_cmp);
     let n = v.len();
+    if n == 0 {
+        return f64::NAN;
+    }
     if n % 2 == 1 {
         v[n / 2]
     } else {

@@ -1,4 +1,5 @@
-//! `ember data inspect FILE`: what each column holds, and which rows would be rejected.
+//! `ember data inspect FILE`: what each column holds, and which rows would be rejected;
+//! `ember data export-images`: an IDX image set written out as an image folder.
 
 use std::path::PathBuf;
 
@@ -15,6 +16,57 @@ pub struct DataArgs {
 enum DataCommand {
     /// Per column: inferred type, missing and distinct counts, range or top values.
     Inspect(InspectArgs),
+    /// Writes an IDX image set as an image folder: OUTPUT/LABEL/NNNNN.png.
+    ExportImages(ExportArgs),
+}
+
+#[derive(Args)]
+struct ExportArgs {
+    /// IDX file of images (n, height, width), plain or gzip.
+    images: PathBuf,
+    /// IDX file of labels (n), plain or gzip.
+    labels: PathBuf,
+    /// The folder to create the class subfolders in.
+    #[arg(long, short)]
+    output: PathBuf,
+    /// Export only the first N images.
+    #[arg(long)]
+    limit: Option<usize>,
+}
+
+fn export_images(args: ExportArgs) -> ember::Result<()> {
+    use ember::data::image::save_png;
+    use ember::Error;
+    let images = ember::read_idx(&args.images)?;
+    let labels = ember::read_idx(&args.labels)?;
+    let &[n, height, width] = images.shape() else {
+        return Err(Error::data(
+            &args.images,
+            format!(
+                "expected (n, height, width) images, got {:?}",
+                images.shape()
+            ),
+        ));
+    };
+    if labels.shape() != [n] {
+        return Err(Error::data(
+            &args.labels,
+            format!("{n} images but labels of shape {:?}", labels.shape()),
+        ));
+    }
+    let count = args.limit.unwrap_or(n).min(n);
+    for i in 0..count {
+        let label = labels.data()[i];
+        let folder = args.output.join(format!("{label}"));
+        std::fs::create_dir_all(&folder).map_err(|e| Error::io(&folder, e))?;
+        let pixels = ember::Tensor::new(
+            &[height, width],
+            images.data()[i * height * width..(i + 1) * height * width].to_vec(),
+        )?;
+        save_png(&folder.join(format!("{i:05}.png")), &pixels)?;
+    }
+    println!("wrote {count} images to {}", args.output.display());
+    Ok(())
 }
 
 #[derive(Args)]
@@ -29,7 +81,10 @@ struct InspectArgs {
 }
 
 pub fn run(args: DataArgs) -> ember::Result<()> {
-    let DataCommand::Inspect(args) = args.command;
+    let args = match args.command {
+        DataCommand::Inspect(args) => args,
+        DataCommand::ExportImages(args) => return export_images(args),
+    };
     // Read leniently so that every bad row can be listed, not only the first.
     let mut options = args.csv.options();
     options.drop_bad_rows = true;

@@ -41,6 +41,7 @@ pub fn run(args: EvaluateArgs) -> ember::Result<()> {
     }
     let data_spec = super::data_spec(&checkpoint.spec, &args.model)?;
     let data = super::load_data(&data_spec, args.data.as_deref(), std::path::Path::new("."))?;
+    super::report_skipped(&data.skipped);
     let batch = checkpoint.spec.fit.batch_size;
     let assessment =
         checkpoint

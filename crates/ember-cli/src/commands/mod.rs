@@ -51,6 +51,17 @@ pub fn load_data(
     }
 }
 
+/// Lists the images left out of a data set, with the reason for each.
+pub fn report_skipped(skipped: &[(PathBuf, String)]) {
+    if skipped.is_empty() {
+        return;
+    }
+    eprintln!("warning: {} unreadable image(s) left out:", skipped.len());
+    for (path, reason) in skipped {
+        eprintln!("  {}: {reason}", path.display());
+    }
+}
+
 /// An absolute form of `path` (for recording a data folder in a saved model).
 pub fn absolute(path: &Path) -> PathBuf {
     std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf())

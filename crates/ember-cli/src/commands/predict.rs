@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use clap::Args;
-use ember::data::{image::load_image, read_idx, rows::read_numeric_rows};
+use ember::data::{image_folder::is_image_file, read_idx, rows::read_numeric_rows};
 use ember::spec::DataSpec;
 use ember::{io, Error, Tensor};
 use serde::Serialize;
@@ -33,6 +33,11 @@ struct Prediction {
     /// Sample number within the input (0 for an image).
     sample: usize,
     label: usize,
+    /// The label's class name, for models trained on an image folder.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    class: Option<String>,
+    #[serde(skip)]
+    classes: Option<Vec<String>>,
     /// The most likely classes with their probabilities, best first.
     top: Vec<(usize, f32)>,
 }
@@ -45,7 +50,7 @@ pub fn run(args: PredictArgs) -> ember::Result<()> {
     let data = super::data_spec(&checkpoint.spec, &args.model)?;
     let input_shape = checkpoint.model.input_shape().to_vec();
     let mut predictions = Vec::new();
-    for input in &args.inputs {
+    for input in &expand_folders(&args.inputs)? {
         let raw = read_input(input, &data)?;
         let x = data.prepare_inputs(raw)?;
         if x.shape()[1..] != input_shape[..] {
@@ -60,7 +65,13 @@ pub fn run(args: PredictArgs) -> ember::Result<()> {
         let outputs = checkpoint.model.predict(&x, 256)?;
         let width = outputs.row_len().max(1);
         for (sample, row) in outputs.data().chunks(width).enumerate() {
-            predictions.push(describe(input, sample, row, args.top_k as usize));
+            predictions.push(describe(
+                input,
+                sample,
+                row,
+                args.top_k as usize,
+                &data.classes,
+            ));
         }
     }
     if args.json {
@@ -69,16 +80,20 @@ pub fn run(args: PredictArgs) -> ember::Result<()> {
         println!("{text}");
     } else {
         for p in &predictions {
+            let name = |c: usize| match &p.classes {
+                Some(names) => names[c].clone(),
+                None => c.to_string(),
+            };
             let top: Vec<String> = p
                 .top
                 .iter()
-                .map(|(c, prob)| format!("{c} {prob:.4}"))
+                .map(|(c, prob)| format!("{} {prob:.4}", name(*c)))
                 .collect();
             println!(
                 "{}#{}: {}  (top: {})",
                 p.input,
                 p.sample,
-                p.label,
+                name(p.label),
                 top.join(", ")
             );
         }
@@ -95,15 +110,15 @@ fn read_input(path: &Path, data: &DataSpec) -> ember::Result<Tensor> {
     let sample = data.sample_shape();
     match extension.as_str() {
         "png" | "jpg" | "jpeg" => {
-            let [h, w] = sample[..] else {
+            if !matches!(sample.len(), 2 | 3) {
                 return Err(Error::Data {
                     path: path.to_path_buf(),
                     message: "this model does not take images".into(),
                 });
-            };
+            }
             let mut shape = vec![1];
             shape.extend_from_slice(&sample);
-            load_image(path, h, w)?.reshape(&shape)
+            data.load_image(path)?.reshape(&shape)
         }
         "csv" => {
             let rows = read_numeric_rows(path)?;
@@ -146,7 +161,38 @@ fn read_input(path: &Path, data: &DataSpec) -> ember::Result<Tensor> {
     }
 }
 
-fn describe(input: &Path, sample: usize, outputs: &[f32], k: usize) -> Prediction {
+/// The inputs with each folder replaced by the image files in it (sorted by name).
+fn expand_folders(inputs: &[PathBuf]) -> ember::Result<Vec<PathBuf>> {
+    let mut files = Vec::new();
+    for input in inputs {
+        if !input.is_dir() {
+            files.push(input.clone());
+            continue;
+        }
+        let mut images: Vec<PathBuf> = std::fs::read_dir(input)
+            .map_err(|e| Error::io(input, e))?
+            .filter_map(|entry| entry.ok().map(|e| e.path()))
+            .filter(|p| p.is_file() && is_image_file(p))
+            .collect();
+        if images.is_empty() {
+            return Err(Error::data(
+                input,
+                "the folder holds no .png/.jpg/.jpeg images",
+            ));
+        }
+        images.sort();
+        files.extend(images);
+    }
+    Ok(files)
+}
+
+fn describe(
+    input: &Path,
+    sample: usize,
+    outputs: &[f32],
+    k: usize,
+    classes: &[String],
+) -> Prediction {
     // A single sigmoid output is the probability of class 1.
     let probabilities: Vec<f32> = match outputs {
         [p] => vec![1.0 - p, *p],
@@ -158,10 +204,13 @@ fn describe(input: &Path, sample: usize, outputs: &[f32], k: usize) -> Predictio
             .total_cmp(&probabilities[a])
             .then(a.cmp(&b))
     });
+    let named = !classes.is_empty() && classes.len() == probabilities.len();
     Prediction {
         input: input.display().to_string(),
         sample,
         label: order[0],
+        class: named.then(|| classes[order[0]].clone()),
+        classes: named.then(|| classes.to_vec()),
         top: order
             .iter()
             .take(k)

@@ -81,6 +81,14 @@ pub fn run(args: TrainArgs) -> ember::Result<()> {
     let mut data_spec = super::data_spec(&spec, &source)?;
     let base = source.parent().unwrap_or(Path::new("."));
     let data = super::load_data(&data_spec, args.data.as_deref(), base)?;
+    super::report_skipped(&data.skipped);
+    // Record what prediction needs to read new inputs as these were read.
+    if !data.classes.is_empty() {
+        data_spec.classes = data.classes.clone();
+    }
+    if data_spec.image_size.is_none() && data_spec.format != ember::spec::DataFormat::Mnist {
+        data_spec.image_size = data.image_size;
+    }
     // Record where the data came from, absolutely, so that the saved model can be evaluated
     // and resumed from anywhere.
     data_spec.dir = super::absolute(

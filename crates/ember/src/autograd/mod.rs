@@ -7,4 +7,5 @@ mod tape;
 pub use ops::elementwise::{BinaryOp, UnaryOp};
 pub use ops::loss::LossOp;
 pub use ops::normalization::NormStats;
+pub use ops::warp::{Affine, FillMode};
 pub use tape::{Tape, Var};

@@ -41,6 +41,41 @@ impl Mnist {
     }
 }
 
+/// The four files of an IDX image set under any names: training images and labels, test
+/// images and labels.
+#[derive(Clone, Copy, Debug)]
+pub struct IdxFiles<'a> {
+    pub train_images: &'a Path,
+    pub train_labels: &'a Path,
+    pub test_images: &'a Path,
+    pub test_labels: &'a Path,
+}
+
+impl Mnist {
+    /// Loads any IDX image set from its four files (plain or gzip, by content), checking
+    /// that images and labels agree.
+    pub fn load_files(files: IdxFiles) -> Result<Self> {
+        let (train_images, train_labels) = load_paths(files.train_images, files.train_labels)?;
+        let (test_images, test_labels) = load_paths(files.test_images, files.test_labels)?;
+        if train_images.shape()[1..] != test_images.shape()[1..] {
+            return Err(Error::data(
+                files.test_images,
+                format!(
+                    "test images are {:?}, training images {:?}",
+                    &test_images.shape()[1..],
+                    &train_images.shape()[1..]
+                ),
+            ));
+        }
+        Ok(Mnist {
+            train_images,
+            train_labels,
+            test_images,
+            test_labels,
+        })
+    }
+}
+
 fn find(dir: &Path, name: &str) -> Result<PathBuf> {
     let gz = dir.join(format!("{name}.gz"));
     let plain = dir.join(name);
@@ -55,21 +90,33 @@ fn find(dir: &Path, name: &str) -> Result<PathBuf> {
 
 /// Loads images and labels and checks that they agree: one label per image, labels integral.
 fn load_pair(dir: &Path, images: &str, labels: &str) -> Result<(Tensor, Tensor)> {
-    let (images_path, labels_path) = (find(dir, images)?, find(dir, labels)?);
-    let images = read_idx(&images_path)?;
-    let labels = read_idx(&labels_path)?;
+    load_paths(&find(dir, images)?, &find(dir, labels)?)
+}
+
+fn load_paths(images_path: &Path, labels_path: &Path) -> Result<(Tensor, Tensor)> {
+    let images = read_idx(images_path)?;
+    let labels = read_idx(labels_path)?;
     if labels.shape().len() != 1 {
         return Err(Error::data(
-            &labels_path,
+            labels_path,
             format!(
                 "labels must be one-dimensional, got dimensions {:?}",
                 labels.shape()
             ),
         ));
     }
+    if images.shape().len() < 2 {
+        return Err(Error::data(
+            images_path,
+            format!(
+                "images need at least two dimensions, got {:?}",
+                images.shape()
+            ),
+        ));
+    }
     if images.rows() != labels.len() {
         return Err(Error::data(
-            &images_path,
+            images_path,
             format!(
                 "{} images but {} has {} labels",
                 images.rows(),

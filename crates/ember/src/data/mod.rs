@@ -3,6 +3,7 @@
 mod encode;
 pub mod idx;
 pub mod image;
+pub mod image_folder;
 mod mnist;
 pub mod preprocess;
 pub mod rows;
@@ -11,4 +12,4 @@ pub mod table;
 
 pub use encode::to_categorical;
 pub use idx::read_idx;
-pub use mnist::Mnist;
+pub use mnist::{IdxFiles, Mnist};

@@ -181,6 +181,28 @@ mod tests {
     }
 
     #[test]
+    fn after_many_steps_inference_matches_training_on_the_same_batch() {
+        let mut tape = Tape::new();
+        let mut layer = BatchNormalization::new().momentum(0.9);
+        layer
+            .build(&mut tape, &[3, 3, 2], &mut Rng::seed(0))
+            .unwrap();
+        let values: Vec<f32> = (0..4 * 18)
+            .map(|i| 5.0 + 3.0 * (i as f32 * 0.7).sin())
+            .collect();
+        let x = tape.constant(&Tensor::new(&[4, 3, 3, 2], values).unwrap());
+        let mut trained = Tensor::default();
+        for _ in 0..300 {
+            let y = layer.forward(&mut tape, x, true).unwrap();
+            trained = tape.value(y).clone();
+        }
+        let y = layer.forward(&mut tape, x, false).unwrap();
+        for (a, b) in tape.value(y).data().iter().zip(trained.data()) {
+            assert!((a - b).abs() < 1e-3, "{a} vs {b}");
+        }
+    }
+
+    #[test]
     fn training_mode_gradients_match_finite_differences() {
         let (tape, layer) = built(3);
         let mut inputs: Vec<Tensor> = layer

@@ -2,10 +2,12 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::augment::FlipMode;
 use super::{
-    ActivationLayer, AveragePooling2D, BatchNormalization, Conv2D, Dense, Dropout, Flatten,
-    GlobalAveragePooling2D, Layer, MaxPooling2D, Padding, Reshape, Size2,
+    ActivationLayer, Augment, AveragePooling2D, BatchNormalization, Conv2D, Dense, Dropout,
+    Flatten, GlobalAveragePooling2D, Layer, MaxPooling2D, Padding, Reshape, Size2,
 };
+use crate::autograd::FillMode;
 use crate::error::{Error, Result};
 use crate::tensor::activation::Activation;
 
@@ -72,6 +74,21 @@ pub enum LayerConfig {
     Dropout {
         rate: f32,
     },
+    RandomFlip {
+        #[serde(default)]
+        mode: FlipMode,
+    },
+    RandomTranslation {
+        height_factor: f32,
+        width_factor: f32,
+        #[serde(default)]
+        fill_mode: FillMode,
+    },
+    RandomRotation {
+        factor: f32,
+        #[serde(default)]
+        fill_mode: FillMode,
+    },
     BatchNormalization {
         #[serde(default = "batch_norm_momentum")]
         momentum: f32,
@@ -82,6 +99,27 @@ pub enum LayerConfig {
         #[serde(default = "yes")]
         scale: bool,
     },
+}
+
+/// Checks an augmentation layer: (height, width, channels) images and factors in [0, 1].
+fn image_layer(
+    kind: &str,
+    input: &[usize],
+    factors: &[(&str, f32)],
+) -> Result<(Vec<usize>, usize)> {
+    for &(name, value) in factors {
+        if !(0.0..=1.0).contains(&value) {
+            return Err(Error::invalid(format!(
+                "{kind} {name} must be in [0, 1], got {value}"
+            )));
+        }
+    }
+    match input {
+        [h, w, c] if *h > 0 && *w > 0 && *c > 0 => Ok((input.to_vec(), 0)),
+        _ => Err(Error::invalid(format!(
+            "{kind} needs (height, width, channels) images, got samples of {input:?}"
+        ))),
+    }
 }
 
 fn batch_norm_momentum() -> f32 {
@@ -165,6 +203,22 @@ impl LayerConfig {
                     format!("needs (height, width, channels) samples, got {input:?}"),
                 )),
             },
+            LayerConfig::RandomFlip { .. } => image_layer(self.kind_name(), input, &[]),
+            LayerConfig::RandomTranslation {
+                height_factor,
+                width_factor,
+                ..
+            } => image_layer(
+                self.kind_name(),
+                input,
+                &[
+                    ("height_factor", height_factor),
+                    ("width_factor", width_factor),
+                ],
+            ),
+            LayerConfig::RandomRotation { factor, .. } => {
+                image_layer(self.kind_name(), input, &[("factor", factor)])
+            }
             LayerConfig::BatchNormalization {
                 momentum,
                 epsilon,
@@ -204,6 +258,16 @@ impl LayerConfig {
         }
     }
 
+    /// The Keras class name of the layer this configures.
+    pub fn kind_name(&self) -> &'static str {
+        match self {
+            LayerConfig::RandomFlip { .. } => "RandomFlip",
+            LayerConfig::RandomTranslation { .. } => "RandomTranslation",
+            LayerConfig::RandomRotation { .. } => "RandomRotation",
+            other => other.to_layer().kind(),
+        }
+    }
+
     /// A fresh, unbuilt layer.
     pub fn to_layer(&self) -> Box<dyn Layer> {
         match *self {
@@ -228,6 +292,15 @@ impl LayerConfig {
             LayerConfig::Flatten {} => Box::new(Flatten),
             LayerConfig::Reshape { ref target_shape } => Box::new(Reshape::new(target_shape)),
             LayerConfig::Dropout { rate } => Box::new(Dropout::new(rate)),
+            LayerConfig::RandomFlip { mode } => Box::new(Augment::flip(mode)),
+            LayerConfig::RandomTranslation {
+                height_factor,
+                width_factor,
+                fill_mode,
+            } => Box::new(Augment::translation(height_factor, width_factor).fill_mode(fill_mode)),
+            LayerConfig::RandomRotation { factor, fill_mode } => {
+                Box::new(Augment::rotation(factor).fill_mode(fill_mode))
+            }
             LayerConfig::BatchNormalization {
                 momentum,
                 epsilon,

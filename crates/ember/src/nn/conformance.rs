@@ -191,6 +191,27 @@ fn every_layer_conforms() {
         ),
         (LayerConfig::Dropout { rate: 0.5 }, vec![6]),
         (
+            LayerConfig::RandomFlip {
+                mode: crate::nn::FlipMode::HorizontalAndVertical,
+            },
+            vec![3, 4, 2],
+        ),
+        (
+            LayerConfig::RandomTranslation {
+                height_factor: 0.2,
+                width_factor: 0.1,
+                fill_mode: crate::autograd::FillMode::Constant,
+            },
+            vec![4, 4, 1],
+        ),
+        (
+            LayerConfig::RandomRotation {
+                factor: 0.05,
+                fill_mode: crate::autograd::FillMode::Reflect,
+            },
+            vec![4, 3, 2],
+        ),
+        (
             LayerConfig::BatchNormalization {
                 momentum: 0.99,
                 epsilon: 1e-3,

@@ -2,6 +2,7 @@
 //! `forward`; one layer per file.
 
 mod activation;
+mod augment;
 mod batch_normalization;
 mod config;
 #[cfg(test)]
@@ -15,6 +16,7 @@ mod pooling;
 mod reshape;
 
 pub use activation::ActivationLayer;
+pub use augment::{Augment, FlipMode};
 pub use batch_normalization::BatchNormalization;
 pub use config::LayerConfig;
 pub use conv2d::{Conv2D, Padding, Size2};

@@ -8,6 +8,7 @@ pub(crate) mod linear;
 pub(crate) mod loss;
 pub(crate) mod normalization;
 pub(crate) mod reduce;
+pub(crate) mod warp;
 
 use super::tape::{Node, Scratch, Var};
 use crate::tensor::activation::Activation;
@@ -15,6 +16,7 @@ use crate::tensor::conv::Window;
 use elementwise::{BinaryOp, UnaryOp};
 use loss::LossOp;
 use normalization::NormStats;
+use warp::FillMode;
 
 /// One recorded operation and its inputs.
 #[derive(Clone, Copy, Debug, Default)]
@@ -62,6 +64,11 @@ pub(crate) enum Op {
         beta: Option<Var>,
         stats: NormStats,
     },
+    /// Per-sample affine warps of images (augmentation); transforms kept in `aux`.
+    Warp {
+        x: Var,
+        fill: FillMode,
+    },
     /// A loss of `prediction` against a constant `target`, averaged over the batch, each
     /// sample's term optionally multiplied by a constant weight.
     Loss {
@@ -108,6 +115,7 @@ pub(crate) fn backward(out: &Node, before: &mut [Node], scratch: &mut Scratch) {
             beta,
             stats,
         } => normalization::backward_batch_norm(x, gamma, beta, stats, out, before),
+        Op::Warp { x, fill } => warp::backward_warp(x, fill, out, before),
         Op::Loss {
             op,
             prediction,

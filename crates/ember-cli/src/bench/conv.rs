@@ -1,0 +1,135 @@
+//! `ember bench conv`: forward + backward throughput of the convnet's two convolutions, in
+//! GFLOP/s, next to the matrix products they amount to, timed through the same `gemm` on
+//! buffers already laid out (no im2col, no activation): how close the convolution comes to
+//! the product it is built on.
+
+use std::time::Instant;
+
+use ember::tensor::matmul::{matmul, MatRef};
+use ember::tensor::random::Rng;
+use ember::{Activation, Tape, Tensor};
+
+use super::{median, BenchArgs};
+
+/// One convolution of the benchmark: input (batch, height, width, channels), kernel size,
+/// filters, and whether the input takes a gradient (not for the first layer).
+struct Case {
+    name: &'static str,
+    input: [usize; 4],
+    kernel: usize,
+    filters: usize,
+    input_grad: bool,
+}
+
+const CASES: [Case; 2] = [
+    Case {
+        name: "conv2d   28x28x1 -> 26x26x32",
+        input: [128, 28, 28, 1],
+        kernel: 3,
+        filters: 32,
+        input_grad: false,
+    },
+    Case {
+        name: "conv2d_1 13x13x32 -> 11x11x64",
+        input: [128, 13, 13, 32],
+        kernel: 3,
+        filters: 64,
+        input_grad: true,
+    },
+];
+
+fn random(shape: &[usize], rng: &mut Rng) -> Tensor {
+    let mut t = Tensor::zeros(shape);
+    t.data_mut()
+        .iter_mut()
+        .for_each(|v| *v = rng.uniform_range(-1.0, 1.0));
+    t
+}
+
+/// Median seconds of `reps` calls of `f`, after one warm-up call.
+fn time(reps: usize, mut f: impl FnMut()) -> f64 {
+    f();
+    let seconds: Vec<f64> = (0..reps)
+        .map(|_| {
+            let started = Instant::now();
+            f();
+            started.elapsed().as_secs_f64()
+        })
+        .collect();
+    median(&seconds)
+}
+
+pub fn run(args: &BenchArgs) -> ember::Result<()> {
+    let reps = 20;
+    let mut rng = Rng::seed(args.seed);
+    println!(
+        "batch 128, 3x3 kernels, valid padding, relu; median of {reps} runs, {} thread(s)",
+        args.threads
+    );
+    println!();
+    println!(
+        "{:<32} {:>9} {:>12} {:>12} {:>7}",
+        "", "GFLOP", "conv GFLOP/s", "gemm GFLOP/s", "ratio"
+    );
+    for case in &CASES {
+        let [batch, height, width, channels] = case.input;
+        let (oh, ow) = (height - case.kernel + 1, width - case.kernel + 1);
+        let (p, k, f) = (
+            batch * oh * ow,
+            case.kernel * case.kernel * channels,
+            case.filters,
+        );
+        let products = if case.input_grad { 3 } else { 2 };
+        let flops = (2 * p * k * f * products) as f64;
+
+        // The convolution through the tape: forward, then backward to kernel, bias (and input).
+        let mut tape = Tape::new();
+        let kernel = tape.param(random(&[case.kernel, case.kernel, channels, f], &mut rng));
+        let bias = tape.param(Tensor::zeros(&[f]));
+        let input = random(&case.input, &mut rng);
+        let x_param = case.input_grad.then(|| tape.param(input.clone()));
+        let seed = random(&[batch, oh, ow, f], &mut rng);
+        let mut failure = None;
+        let conv = time(reps, || {
+            tape.reset();
+            let x = x_param.unwrap_or_else(|| tape.constant(&input));
+            let result = tape
+                .conv2d(x, kernel, Some(bias), (1, 1), false, Activation::Relu)
+                .and_then(|y| tape.backward_from(y, &seed));
+            if let Err(e) = result {
+                failure = Some(e);
+            }
+        });
+        if let Some(e) = failure {
+            return Err(e);
+        }
+
+        // The same products on ready-made operands.
+        let patches = random(&[p, k], &mut rng);
+        let weights = random(&[k, f], &mut rng);
+        let dz = random(&[p, f], &mut rng);
+        let (mut out, mut dk, mut dpatches) =
+            (vec![0.0; p * f], vec![0.0; k * f], vec![0.0; p * k]);
+        let gemm = time(reps, || {
+            let a = MatRef::new(patches.data(), p, k);
+            let w = MatRef::new(weights.data(), k, f);
+            let d = MatRef::new(dz.data(), p, f);
+            matmul(&mut out, a, w, false);
+            matmul(&mut dk, a.t(), d, false);
+            if case.input_grad {
+                matmul(&mut dpatches, d, w.t(), false);
+            }
+        });
+        println!(
+            "{:<32} {:>9.3} {:>12.1} {:>12.1} {:>7.2}",
+            case.name,
+            flops / 1e9,
+            flops / conv / 1e9,
+            flops / gemm / 1e9,
+            gemm / conv
+        );
+    }
+    println!();
+    println!("ratio: conv throughput / gemm throughput (1.0 = no overhead beyond the products)");
+    Ok(())
+}

@@ -1,0 +1,147 @@
+//! Image folders and other IDX sets through the `ember` binary, on real MNIST digits written
+//! out as PNG files.
+
+mod common;
+
+use common::{command, last_line, ok, repo_root, stderr, stdout, Scratch};
+
+/// `ember data export-images` of the first `n` images of one MNIST file pair into `dir`.
+fn export(prefix: &str, n: usize, dir: &str) {
+    let mnist = repo_root().join("data/mnist");
+    let images = mnist.join(format!("{prefix}-images-idx3-ubyte.gz"));
+    let labels = mnist.join(format!("{prefix}-labels-idx1-ubyte.gz"));
+    ok(&[
+        "data",
+        "export-images",
+        &images.display().to_string(),
+        &labels.display().to_string(),
+        "--output",
+        dir,
+        "--limit",
+        &n.to_string(),
+    ]);
+}
+
+fn accuracy(out: &str) -> f64 {
+    last_line(out)
+        .strip_prefix("Test accuracy: ")
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no test accuracy in {out}"))
+}
+
+#[test]
+fn a_model_trained_on_an_image_folder_predicts_new_image_files() {
+    let dir = Scratch::new("folder");
+    let digits = dir.file("digits");
+    export("t10k", 3000, &digits);
+    // A corrupt image is reported and left out; a stray text file is ignored.
+    dir.write("digits/3/broken.png", b"\x89PNG\r\n\x1a\n truncated");
+    dir.write("digits/3/README.txt", b"not an image");
+    let model = dir.file("digits.safetensors");
+    let out = command(&[
+        "train",
+        "models/digits-folder.toml",
+        "--data",
+        &digits,
+        "--epochs",
+        "8",
+        "--output",
+        &model,
+    ])
+    .output()
+    .unwrap();
+    let (text, warnings) = (stdout(&out), stderr(&out));
+    assert!(out.status.success(), "{warnings}{text}");
+    assert!(
+        warnings.contains("1 unreadable image") && warnings.contains("broken.png"),
+        "{warnings}"
+    );
+    // 3000 images, 20% of each class held out: 600 test images.
+    assert!(text.contains("testing on 600"), "{text}");
+    let trained = accuracy(&text);
+    assert!(trained > 0.93, "test accuracy {trained}");
+
+    // Evaluating the saved model finds the same test images and the same accuracy.
+    let evaluated = ok(&["evaluate", &model]);
+    assert!(
+        evaluated.contains(&format!("Test accuracy: {trained:.4}")),
+        "{evaluated}"
+    );
+
+    // New digits (from the training file, never seen): a folder of PNGs and one file.
+    let fresh = dir.file("fresh");
+    export("train", 40, &fresh);
+    let mut files = Vec::new();
+    let mut truth = Vec::new();
+    for label in 0..10 {
+        let folder = std::path::Path::new(&fresh).join(label.to_string());
+        let Ok(entries) = std::fs::read_dir(&folder) else {
+            continue;
+        };
+        for entry in entries {
+            files.push(entry.unwrap().path().display().to_string());
+            truth.push(label.to_string());
+        }
+    }
+    let mut args = vec!["predict", model.as_str(), "--json"];
+    args.extend(files.iter().map(String::as_str));
+    let predictions: serde_json::Value = serde_json::from_str(&ok(&args)).unwrap();
+    let predictions = predictions.as_array().unwrap();
+    assert_eq!(predictions.len(), files.len());
+    let correct = predictions
+        .iter()
+        .zip(&truth)
+        .filter(|(p, t)| p["class"].as_str() == Some(t.as_str()))
+        .count();
+    assert!(correct >= 36, "{correct} of {} right", files.len());
+
+    // A folder as input: every image in it, named by class.
+    let one_class = format!("{fresh}/7");
+    let text = ok(&["predict", &model, &one_class]);
+    assert!(text.lines().count() >= 3, "{text}");
+    assert!(text.lines().all(|l| l.contains("(top: ")), "{text}");
+}
+
+#[test]
+fn any_idx_image_set_trains_from_its_four_file_names() {
+    let dir = Scratch::new("idx");
+    let mnist = repo_root().join("data/mnist").display().to_string();
+    let spec = format!(
+        r#"
+[model]
+input_shape = [784]
+
+[[layers]]
+type = "dense"
+units = 10
+activation = "softmax"
+
+[compile]
+optimizer = {{ type = "adam" }}
+loss = "sparse_categorical_crossentropy"
+metrics = ["accuracy"]
+
+[fit]
+epochs = 1
+batch_size = 64
+
+[data]
+format = "idx"
+dir = "{mnist}"
+scale = 255.0
+flatten = true
+files = {{ train_images = "t10k-images-idx3-ubyte.gz", train_labels = "t10k-labels-idx1-ubyte.gz", test_images = "train-images-idx3-ubyte.gz", test_labels = "train-labels-idx1-ubyte.gz" }}
+"#
+    );
+    let file = dir.write("idx.toml", spec);
+    let model = dir.file("idx.safetensors");
+    let out = ok(&["train", &file, "--output", &model]);
+    assert!(out.contains("testing on 60000"), "{out}");
+    assert!(accuracy(&out) > 0.8, "{out}");
+    // The saved model records the image size, so it reads a PNG digit.
+    let digits = dir.file("digits");
+    export("t10k", 5, &digits);
+    let png = format!("{digits}/7/00000.png");
+    let predicted = ok(&["predict", &model, &png]);
+    assert!(predicted.contains(": 7"), "{predicted}");
+}
