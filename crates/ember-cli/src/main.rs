@@ -32,7 +32,9 @@ enum Command {
     Predict(commands::predict::PredictArgs),
     /// Print a model file's layers, output shapes and parameter counts.
     Summary(commands::summary::SummaryArgs),
-    /// Time the reference MNIST workload against a hand-written baseline.
+    /// Sentence embeddings from a pretrained encoder folder (all-MiniLM-L6-v2).
+    Embed(commands::embed::EmbedArgs),
+    /// Time workloads against baselines measured in the same run (mlp, cnn, conv, embed).
     Bench(bench::BenchArgs),
 }
 
@@ -45,6 +47,7 @@ fn main() -> ExitCode {
         Command::Evaluate(args) => commands::evaluate::run(args),
         Command::Predict(args) => commands::predict::run(args),
         Command::Summary(args) => commands::summary::run(args),
+        Command::Embed(args) => commands::embed::run(args),
         Command::Bench(args) => bench::run(args),
     };
     match result {

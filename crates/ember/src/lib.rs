@@ -29,6 +29,7 @@ pub mod report;
 pub mod spec;
 pub mod tabular;
 pub mod tensor;
+pub mod text;
 pub mod train;
 
 pub use autograd::{Tape, Var};

@@ -4,11 +4,14 @@
 //! - `cnn`: the MNIST convnet (models/mnist-cnn.toml) against the same network in PyTorch
 //!   (bench/mnist_cnn.py, run with the interpreter given by `--python`);
 //! - `conv`: convolution forward + backward throughput in GFLOP/s against the plain matrix
-//!   product on the same shapes.
+//!   product on the same shapes;
+//! - `embed`: sentence embeddings per second against sentence-transformers on PyTorch
+//!   (bench/embed.py, with `--python`).
 
 mod baseline;
 mod cnn;
 mod conv;
+mod embed;
 mod mlp;
 
 use std::path::PathBuf;
@@ -23,6 +26,8 @@ pub enum Workload {
     Cnn,
     /// Convolution GFLOP/s against the matrix product on the same shapes.
     Conv,
+    /// Sentence embeddings per second against sentence-transformers (with --python).
+    Embed,
 }
 
 #[derive(Args)]
@@ -42,10 +47,13 @@ pub struct BenchArgs {
     /// Seed for initialisation and shuffling.
     #[arg(long, default_value_t = 1)]
     seed: u64,
-    /// cnn: the Python interpreter of a virtual environment with torch, to time the PyTorch
-    /// side in the same run (see bench/README.md).
+    /// cnn, embed: the Python interpreter of a virtual environment with torch (and
+    /// sentence-transformers), to time the PyTorch side in the same run (bench/README.md).
     #[arg(long, value_name = "PYTHON")]
     python: Option<PathBuf>,
+    /// embed: the sentence-transformers folder to time (all-MiniLM-L6-v2).
+    #[arg(long, value_name = "DIR")]
+    encoder: Option<PathBuf>,
     /// cnn: the model file to time.
     #[arg(long, value_name = "FILE", default_value = "models/mnist-cnn.toml")]
     model: PathBuf,
@@ -57,6 +65,7 @@ pub fn run(args: BenchArgs) -> ember::Result<()> {
         Workload::Mlp => mlp::run(&args),
         Workload::Cnn => cnn::run(&args),
         Workload::Conv => conv::run(&args),
+        Workload::Embed => embed::run(&args),
     }
 }
 

@@ -2,6 +2,7 @@
 
 pub mod cv;
 pub mod data;
+pub mod embed;
 pub mod evaluate;
 pub mod predict;
 pub mod summary;

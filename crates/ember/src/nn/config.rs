@@ -5,7 +5,8 @@ use serde::{Deserialize, Serialize};
 use super::augment::FlipMode;
 use super::{
     ActivationLayer, Augment, AveragePooling2D, BatchNormalization, Conv2D, Dense, Dropout,
-    Flatten, GlobalAveragePooling2D, Layer, MaxPooling2D, Padding, Reshape, Size2,
+    Embedding, Flatten, GlobalAveragePooling2D, Layer, LayerNormalization, MaxPooling2D,
+    MultiHeadAttention, Padding, Reshape, Size2, TransformerEncoder,
 };
 use crate::autograd::FillMode;
 use crate::error::{Error, Result};
@@ -89,6 +90,30 @@ pub enum LayerConfig {
         #[serde(default)]
         fill_mode: FillMode,
     },
+    Embedding {
+        input_dim: usize,
+        output_dim: usize,
+    },
+    LayerNormalization {
+        #[serde(default = "batch_norm_epsilon")]
+        epsilon: f32,
+        #[serde(default = "yes")]
+        center: bool,
+        #[serde(default = "yes")]
+        scale: bool,
+    },
+    MultiHeadAttention {
+        num_heads: usize,
+        key_dim: usize,
+    },
+    TransformerEncoder {
+        num_heads: usize,
+        intermediate_dim: usize,
+        #[serde(default = "bert_epsilon")]
+        epsilon: f32,
+        #[serde(default = "bert_dropout")]
+        dropout: f32,
+    },
     BatchNormalization {
         #[serde(default = "batch_norm_momentum")]
         momentum: f32,
@@ -119,6 +144,25 @@ fn image_layer(
         _ => Err(Error::invalid(format!(
             "{kind} needs (height, width, channels) images, got samples of {input:?}"
         ))),
+    }
+}
+
+fn bert_epsilon() -> f32 {
+    1e-12
+}
+
+fn bert_dropout() -> f32 {
+    0.1
+}
+
+/// Checks a layer on (sequence, features) samples and returns the features.
+fn sequence_features(kind: &str, input: &[usize]) -> Result<usize> {
+    match input {
+        [s, f] if *s > 0 && *f > 0 => Ok(*f),
+        _ => Err(Error::shape(
+            "layer",
+            format!("{kind} needs (sequence, features) samples, got {input:?}"),
+        )),
     }
 }
 
@@ -219,6 +263,100 @@ impl LayerConfig {
             LayerConfig::RandomRotation { factor, .. } => {
                 image_layer(self.kind_name(), input, &[("factor", factor)])
             }
+            LayerConfig::Embedding {
+                input_dim,
+                output_dim,
+            } => {
+                if input_dim == 0 || output_dim == 0 {
+                    return Err(Error::invalid(format!(
+                        "Embedding needs positive input_dim and output_dim, got {input_dim} and {output_dim}"
+                    )));
+                }
+                let params = input_dim.checked_mul(output_dim).ok_or_else(|| {
+                    Error::invalid(format!("Embedding({input_dim}, {output_dim}) is too large"))
+                })?;
+                let mut output = input.to_vec();
+                output.push(output_dim);
+                checked(&output)?;
+                Ok((output, params))
+            }
+            LayerConfig::LayerNormalization {
+                epsilon,
+                center,
+                scale,
+            } => {
+                if !(epsilon.is_finite() && epsilon > 0.0) {
+                    return Err(Error::invalid(format!(
+                        "LayerNormalization epsilon must be a positive number, got {epsilon}"
+                    )));
+                }
+                let Some(&features) = input.last().filter(|&&c| c > 0) else {
+                    return Err(Error::shape(
+                        "LayerNormalization",
+                        format!("needs inputs with a non-empty last axis, got {input:?}"),
+                    ));
+                };
+                let vectors = usize::from(center) + usize::from(scale);
+                Ok((input.to_vec(), vectors * features))
+            }
+            LayerConfig::MultiHeadAttention { num_heads, key_dim } => {
+                let features = sequence_features("MultiHeadAttention", input)?;
+                if num_heads == 0 || key_dim == 0 {
+                    return Err(Error::invalid(
+                        "MultiHeadAttention needs positive num_heads and key_dim",
+                    ));
+                }
+                let inner = num_heads
+                    .checked_mul(key_dim)
+                    .ok_or_else(|| Error::invalid("MultiHeadAttention is too large"))?;
+                // Three projections in (kernel + bias), one out.
+                let params = (|| {
+                    let inward = features.checked_mul(inner)?.checked_add(inner)?;
+                    let outward = inner.checked_mul(features)?.checked_add(features)?;
+                    inward.checked_mul(3)?.checked_add(outward)
+                })()
+                .ok_or_else(|| Error::invalid("MultiHeadAttention is too large"))?;
+                Ok((input.to_vec(), params))
+            }
+            LayerConfig::TransformerEncoder {
+                num_heads,
+                intermediate_dim,
+                epsilon,
+                dropout,
+            } => {
+                let features = sequence_features("TransformerEncoder", input)?;
+                if num_heads == 0 || features % num_heads != 0 {
+                    return Err(Error::invalid(format!(
+                        "TransformerEncoder: {features} features do not split into {num_heads} heads"
+                    )));
+                }
+                if intermediate_dim == 0 || !(epsilon.is_finite() && epsilon > 0.0) {
+                    return Err(Error::invalid(
+                        "TransformerEncoder needs a positive intermediate_dim and epsilon",
+                    ));
+                }
+                if !(0.0..1.0).contains(&dropout) {
+                    return Err(Error::invalid(format!(
+                        "TransformerEncoder dropout must be in [0, 1), got {dropout}"
+                    )));
+                }
+                let attention = LayerConfig::MultiHeadAttention {
+                    num_heads,
+                    key_dim: features / num_heads,
+                }
+                .shape_and_params(input)?
+                .1;
+                let params = (|| {
+                    let ffn = features
+                        .checked_mul(intermediate_dim)?
+                        .checked_add(intermediate_dim)?
+                        .checked_add(intermediate_dim.checked_mul(features)?)?
+                        .checked_add(features)?;
+                    attention.checked_add(ffn)?.checked_add(4 * features)
+                })()
+                .ok_or_else(|| Error::invalid("TransformerEncoder is too large"))?;
+                Ok((input.to_vec(), params))
+            }
             LayerConfig::BatchNormalization {
                 momentum,
                 epsilon,
@@ -301,6 +439,33 @@ impl LayerConfig {
             LayerConfig::RandomRotation { factor, fill_mode } => {
                 Box::new(Augment::rotation(factor).fill_mode(fill_mode))
             }
+            LayerConfig::Embedding {
+                input_dim,
+                output_dim,
+            } => Box::new(Embedding::new(input_dim, output_dim)),
+            LayerConfig::LayerNormalization {
+                epsilon,
+                center,
+                scale,
+            } => Box::new(
+                LayerNormalization::new()
+                    .epsilon(epsilon)
+                    .center(center)
+                    .scale(scale),
+            ),
+            LayerConfig::MultiHeadAttention { num_heads, key_dim } => {
+                Box::new(MultiHeadAttention::new(num_heads, key_dim))
+            }
+            LayerConfig::TransformerEncoder {
+                num_heads,
+                intermediate_dim,
+                epsilon,
+                dropout,
+            } => Box::new(
+                TransformerEncoder::new(num_heads, intermediate_dim)
+                    .epsilon(epsilon)
+                    .dropout(dropout),
+            ),
             LayerConfig::BatchNormalization {
                 momentum,
                 epsilon,

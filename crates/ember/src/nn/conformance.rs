@@ -18,6 +18,24 @@ fn random(shape: &[usize], seed: u64) -> Tensor {
 
 /// Runs every check on one layer configuration for samples of `input`.
 fn conform(config: LayerConfig, input: &[usize]) {
+    conform_with(config, input, None)
+}
+
+/// Random samples for a layer: values in [−1, 1], or integer ids below `vocabulary`.
+fn samples(shape: &[usize], seed: u64, vocabulary: Option<usize>) -> Tensor {
+    let mut t = random(shape, seed);
+    if let Some(v) = vocabulary {
+        let mut rng = Rng::seed(seed);
+        t.data_mut()
+            .iter_mut()
+            .for_each(|x| *x = rng.below(v) as f32);
+    }
+    t
+}
+
+/// [`conform`], for layers whose inputs are token ids below `vocabulary` (no gradient with
+/// respect to the input, then).
+fn conform_with(config: LayerConfig, input: &[usize], vocabulary: Option<usize>) {
     let name = format!("{config:?} on {input:?}");
     let (declared_shape, declared_params) = config.shape_and_params(input).unwrap();
 
@@ -46,10 +64,17 @@ fn conform(config: LayerConfig, input: &[usize]) {
     let mut batch_shape = vec![2];
     batch_shape.extend_from_slice(input);
     let mut inputs = params.clone();
-    inputs.push(random(&batch_shape, 11));
+    let x_value = samples(&batch_shape, 11, vocabulary);
+    if vocabulary.is_none() {
+        inputs.push(x_value.clone());
+    }
     let x_index = inputs.len() - 1;
     check_gradients_with(&[], 5, Some(&inputs), |tape, v| {
-        let y = layer.forward(tape, v[x_index], false)?;
+        let x = match vocabulary {
+            Some(_) => tape.constant(&x_value),
+            None => v[x_index],
+        };
+        let y = layer.forward(tape, x, false)?;
         let mut expected = vec![2];
         expected.extend_from_slice(&declared_shape);
         assert_eq!(
@@ -80,7 +105,7 @@ fn conform(config: LayerConfig, input: &[usize]) {
         summary.contains(&format!("({})", layer.kind())),
         "{name}: {summary}"
     );
-    let x = random(&batch_shape, 12);
+    let x = samples(&batch_shape, 12, vocabulary);
     let y = Tensor::new(&[2], vec![0.0, 2.0]).unwrap();
     let options = FitOptions {
         epochs: 2,
@@ -228,6 +253,47 @@ fn every_layer_conforms() {
                 scale: true,
             },
             vec![4],
+        ),
+    ];
+    for (config, input) in cases {
+        conform(config, &input);
+    }
+    conform_with(
+        LayerConfig::Embedding {
+            input_dim: 7,
+            output_dim: 3,
+        },
+        &[4],
+        Some(7),
+    );
+}
+
+#[test]
+fn text_layers_conform() {
+    let cases = [
+        (
+            LayerConfig::LayerNormalization {
+                epsilon: 1e-3,
+                center: true,
+                scale: true,
+            },
+            vec![3, 4],
+        ),
+        (
+            LayerConfig::MultiHeadAttention {
+                num_heads: 2,
+                key_dim: 3,
+            },
+            vec![3, 4],
+        ),
+        (
+            LayerConfig::TransformerEncoder {
+                num_heads: 2,
+                intermediate_dim: 5,
+                epsilon: 1e-5,
+                dropout: 0.1,
+            },
+            vec![3, 4],
         ),
     ];
     for (config, input) in cases {

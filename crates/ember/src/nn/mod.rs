@@ -10,10 +10,13 @@ mod conformance;
 mod conv2d;
 mod dense;
 mod dropout;
+mod embedding;
 mod flatten;
 pub mod init;
+mod layer_normalization;
 mod pooling;
 mod reshape;
+pub(crate) mod transformer;
 
 pub use activation::ActivationLayer;
 pub use augment::{Augment, FlipMode};
@@ -22,9 +25,12 @@ pub use config::LayerConfig;
 pub use conv2d::{Conv2D, Padding, Size2};
 pub use dense::Dense;
 pub use dropout::Dropout;
+pub use embedding::Embedding;
 pub use flatten::Flatten;
+pub use layer_normalization::LayerNormalization;
 pub use pooling::{AveragePooling2D, GlobalAveragePooling2D, MaxPooling2D};
 pub use reshape::Reshape;
+pub use transformer::{MultiHeadAttention, TransformerEncoder};
 
 use crate::autograd::{Tape, Var};
 use crate::error::Result;

@@ -149,7 +149,7 @@ pub fn im2col(x: &[f32], g: &Window, cols: &mut [f32]) {
                 (None, _) => taps.fill(0.0),
                 (Some(y), Some(x0)) if row_inside => {
                     let at = (y * g.width + x0) * c;
-                    taps.copy_from_slice(&image[at..at + kw * c]);
+                    copy(taps, &image[at..at + kw * c]);
                 }
                 (Some(_), _) => {
                     for kx in 0..kw {
@@ -157,7 +157,7 @@ pub fn im2col(x: &[f32], g: &Window, cols: &mut [f32]) {
                         match g.source(oy, ox, ky, kx) {
                             Some((y, x)) => {
                                 let at = (y * g.width + x) * c;
-                                tap.copy_from_slice(&image[at..at + c]);
+                                copy(tap, &image[at..at + c]);
                             }
                             None => tap.fill(0.0),
                         }
@@ -165,6 +165,17 @@ pub fn im2col(x: &[f32], g: &Window, cols: &mut [f32]) {
                 }
             }
         }
+    }
+}
+
+/// `dst.copy_from_slice(src)`, without a library call for the few values of a kernel row
+/// over one or three channels (a call per row would cost more than the copy).
+#[inline(always)]
+fn copy(dst: &mut [f32], src: &[f32]) {
+    match (dst, src) {
+        ([d0], [s0]) => *d0 = *s0,
+        ([d0, d1, d2], [s0, s1, s2]) => (*d0, *d1, *d2) = (*s0, *s1, *s2),
+        (dst, src) => dst.copy_from_slice(src),
     }
 }
 

@@ -116,6 +116,136 @@ fn matmul_on(dst: &mut [f32], a: MatRef, b: MatRef, accumulate: bool, threads: u
     }
 }
 
+/// Inner dimensions up to this are done by [`short_k_product`] and [`short_k_outer_sum`]
+/// rather than `gemm`, whose packing costs more than the arithmetic when there are only a
+/// few products per output (a first convolution over one or three channels).
+pub const SHORT_K: usize = 16;
+
+/// `out = a · b` for `a` (m, k) and `b` (k, n), k small: each output row is built in place
+/// from k scaled rows of `b`.
+pub fn short_k_product(out: &mut [f32], a: &[f32], b: &[f32], k: usize, n: usize) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::arch::is_x86_feature_detected!("avx512f") {
+            // SAFETY: the CPU has AVX-512F, checked just above.
+            return unsafe { short_k_product_avx512(out, a, b, k, n) };
+        }
+        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
+        {
+            // SAFETY: the CPU has AVX2 and FMA, checked just above.
+            return unsafe { short_k_product_avx2(out, a, b, k, n) };
+        }
+    }
+    short_k_product_portable(out, a, b, k, n)
+}
+
+/// `out += aᵀ · b` for `a` (m, k) and `b` (m, n), k small: `out` (k, n) stays in cache while
+/// the m rows stream past.
+pub fn short_k_outer_sum(out: &mut [f32], a: &[f32], b: &[f32], k: usize, n: usize) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::arch::is_x86_feature_detected!("avx512f") {
+            // SAFETY: the CPU has AVX-512F, checked just above.
+            return unsafe { short_k_outer_sum_avx512(out, a, b, k, n) };
+        }
+        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
+        {
+            // SAFETY: the CPU has AVX2 and FMA, checked just above.
+            return unsafe { short_k_outer_sum_avx2(out, a, b, k, n) };
+        }
+    }
+    short_k_outer_sum_portable(out, a, b, k, n)
+}
+
+/// Columns per register block in the short-k kernels: one AVX-512 register, two AVX2 ones.
+const LANES: usize = 16;
+
+#[inline(always)]
+fn short_k_product_body(out: &mut [f32], a: &[f32], b: &[f32], k: usize, n: usize) {
+    debug_assert_eq!(b.len(), k * n);
+    let blocked = n - n % LANES;
+    for (row, a_row) in out.chunks_exact_mut(n).zip(a.chunks_exact(k)) {
+        // A block of the output row stays in registers across the k products.
+        for col in (0..blocked).step_by(LANES) {
+            let mut acc = [0.0f32; LANES];
+            for (t, &x) in a_row.iter().enumerate() {
+                let w = &b[t * n + col..t * n + col + LANES];
+                for l in 0..LANES {
+                    acc[l] = x.mul_add(w[l], acc[l]);
+                }
+            }
+            row[col..col + LANES].copy_from_slice(&acc);
+        }
+        for col in blocked..n {
+            row[col] = a_row
+                .iter()
+                .enumerate()
+                .fold(0.0, |s, (t, &x)| x.mul_add(b[t * n + col], s));
+        }
+    }
+}
+
+#[inline(always)]
+fn short_k_outer_sum_body(out: &mut [f32], a: &[f32], b: &[f32], k: usize, n: usize) {
+    debug_assert_eq!(out.len(), k * n);
+    let blocked = n - n % LANES;
+    for t in 0..k {
+        // One block of output row t in registers while every input row streams past.
+        for col in (0..blocked).step_by(LANES) {
+            let mut acc = [0.0f32; LANES];
+            for (a_row, b_row) in a.chunks_exact(k).zip(b.chunks_exact(n)) {
+                let x = a_row[t];
+                let v = &b_row[col..col + LANES];
+                for l in 0..LANES {
+                    acc[l] = x.mul_add(v[l], acc[l]);
+                }
+            }
+            for (o, v) in out[t * n + col..t * n + col + LANES].iter_mut().zip(acc) {
+                *o += v;
+            }
+        }
+        for col in blocked..n {
+            let total = a
+                .chunks_exact(k)
+                .zip(b.chunks_exact(n))
+                .fold(0.0, |s, (a_row, b_row)| a_row[t].mul_add(b_row[col], s));
+            out[t * n + col] += total;
+        }
+    }
+}
+
+fn short_k_product_portable(out: &mut [f32], a: &[f32], b: &[f32], k: usize, n: usize) {
+    short_k_product_body(out, a, b, k, n)
+}
+
+fn short_k_outer_sum_portable(out: &mut [f32], a: &[f32], b: &[f32], k: usize, n: usize) {
+    short_k_outer_sum_body(out, a, b, k, n)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+fn short_k_product_avx512(out: &mut [f32], a: &[f32], b: &[f32], k: usize, n: usize) {
+    short_k_product_body(out, a, b, k, n)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+fn short_k_product_avx2(out: &mut [f32], a: &[f32], b: &[f32], k: usize, n: usize) {
+    short_k_product_body(out, a, b, k, n)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+fn short_k_outer_sum_avx512(out: &mut [f32], a: &[f32], b: &[f32], k: usize, n: usize) {
+    short_k_outer_sum_body(out, a, b, k, n)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+fn short_k_outer_sum_avx2(out: &mut [f32], a: &[f32], b: &[f32], k: usize, n: usize) {
+    short_k_outer_sum_body(out, a, b, k, n)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -138,6 +268,26 @@ mod tests {
             }
         }
         out
+    }
+
+    #[test]
+    fn short_k_kernels_match_naive() {
+        let (m, k, n) = (37, 9, 20);
+        let a: Vec<f32> = (0..m * k).map(|i| (i as f32 * 0.37).sin()).collect();
+        let b: Vec<f32> = (0..k * n).map(|i| (i as f32 * 0.11).cos()).collect();
+        let mut out = vec![f32::NAN; m * n];
+        short_k_product(&mut out, &a, &b, k, n);
+        for (got, want) in out.iter().zip(naive(&a, &b, m, k, n)) {
+            assert!((got - want).abs() < 1e-5);
+        }
+        // aᵀ · c for c (m, n), added to what is there.
+        let c: Vec<f32> = (0..m * n).map(|i| (i as f32 * 0.23).sin()).collect();
+        let mut sum = vec![1.0; k * n];
+        short_k_outer_sum(&mut sum, &a, &c, k, n);
+        let expected = naive(&transpose(&a, m, k), &c, k, m, n);
+        for (got, want) in sum.iter().zip(expected) {
+            assert!((got - 1.0 - want).abs() < 1e-4, "{got} vs {want}");
+        }
     }
 
     #[test]

@@ -1,4 +1,4 @@
-//! Activation functions as recorded ops (relu, sigmoid, tanh, softmax over the last axis).
+//! Activation functions as recorded ops (relu, sigmoid, tanh, softmax over the last axis, gelu).
 
 use crate::autograd::tape::{GradOut, Node, Tape, Var};
 use crate::error::Result;
@@ -45,6 +45,12 @@ pub(crate) fn backward(activation: Activation, x: Var, out: &Node, nodes: &mut [
     };
     let row_len = out.value.shape().last().copied().unwrap_or(1);
     let acc = grad.accumulate;
+    if activation.needs_input() {
+        let input = nodes[x.0].value.data();
+        activation.backward_from_input(input, out.grad.data(), grad.buf.data_mut(), acc);
+        grad.put(nodes);
+        return;
+    }
     activation.backward(
         out.value.data(),
         out.grad.data(),
@@ -68,6 +74,7 @@ mod tests {
             Activation::Sigmoid,
             Activation::Tanh,
             Activation::Softmax,
+            Activation::Gelu,
         ] {
             check_gradients(&[&[3, 4]], 21, |tape, v| tape.activation(act, v[0]))
                 .unwrap_or_else(|e| panic!("{act:?}: {e}"));

@@ -8,7 +8,7 @@ use crate::tensor::activation::Activation;
 use crate::tensor::conv::{
     avg_pool, avg_pool_backward, col2im_add, im2col, max_pool, max_pool_backward, Window,
 };
-use crate::tensor::matmul::{matmul_serial, MatRef};
+use crate::tensor::matmul::{matmul_serial, short_k_outer_sum, short_k_product, MatRef, SHORT_K};
 use crate::tensor::threads::run_jobs;
 
 /// Samples per job: the batch is cut into runs this long, spread over the threads. Small
@@ -58,6 +58,11 @@ impl Tape {
         same: bool,
         activation: Activation,
     ) -> Result<Var> {
+        if activation.needs_input() {
+            // Its gradient needs the pre-activation values: record them as their own node.
+            let z = self.conv2d(x, kernel, bias, strides, same, Activation::Linear)?;
+            return self.activation(activation, z);
+        }
         let ks = self.value(kernel).shape().to_vec();
         let &[kh, kw, channels, filters] = ks.as_slice() else {
             return Err(Error::shape(
@@ -113,7 +118,11 @@ impl Tape {
             let g = window.with_batch(x.len() / window.input_len());
             with_patches(g.positions() * k, |cols| {
                 im2col(x, &g, cols);
-                matmul_serial(out, MatRef::new(cols, g.positions(), k), kernel, false);
+                if k <= SHORT_K {
+                    short_k_product(out, cols, kernel.data, k, filters);
+                } else {
+                    matmul_serial(out, MatRef::new(cols, g.positions(), k), kernel, false);
+                }
             });
             add_bias_and_activate(out, bias, activation, filters);
         });
@@ -297,12 +306,16 @@ pub(crate) fn backward_conv2d(
             let partial = want_kernel.then(|| {
                 im2col(x, &g, patches);
                 let mut partial = vec![0.0; k * filters];
-                matmul_serial(
-                    &mut partial,
-                    MatRef::new(patches, positions, k).t(),
-                    dz_mat,
-                    false,
-                );
+                if k <= SHORT_K {
+                    short_k_outer_sum(&mut partial, patches, dz, k, filters);
+                } else {
+                    matmul_serial(
+                        &mut partial,
+                        MatRef::new(patches, positions, k).t(),
+                        dz_mat,
+                        false,
+                    );
+                }
                 partial
             });
             let mut bias_partial = vec![0.0; filters];

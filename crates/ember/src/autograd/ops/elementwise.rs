@@ -98,9 +98,16 @@ impl Tape {
         let (av, bv) = (&before[a.0].value, &before[b.0].value);
         let (ad, bd) = (av.data(), bv.data());
         let od = out.value.data_mut();
-        for_each_offset(&shape, av.shape(), bv.shape(), |o, ia, ib| {
-            od[o] = op.apply(ad[ia], bd[ib])
-        });
+        if av.shape() == bv.shape() {
+            // No broadcasting: a straight zip, which vectorises.
+            for ((o, &x), &y) in od.iter_mut().zip(ad).zip(bd) {
+                *o = op.apply(x, y);
+            }
+        } else {
+            for_each_offset(&shape, av.shape(), bv.shape(), |o, ia, ib| {
+                od[o] = op.apply(ad[ia], bd[ib])
+            });
+        }
         Ok(Var(i))
     }
 

@@ -65,6 +65,11 @@ impl Tape {
                 ));
             }
         }
+        if activation.needs_input() {
+            // Its gradient needs the pre-activation values: record them as their own node.
+            let z = self.linear(x, w, b, Activation::Linear)?;
+            return self.activation(activation, z);
+        }
         let rows = self.value(x).len() / inputs.max(1);
         let mut shape = xs.to_vec();
         *shape.last_mut().expect("checked above") = units;

@@ -2,8 +2,10 @@
 //! `Tape` method) and its gradient rule side by side.
 
 pub(crate) mod activation;
+pub(crate) mod attention;
 pub(crate) mod conv;
 pub(crate) mod elementwise;
+pub(crate) mod embedding;
 pub(crate) mod linear;
 pub(crate) mod loss;
 pub(crate) mod normalization;
@@ -64,6 +66,26 @@ pub(crate) enum Op {
         beta: Option<Var>,
         stats: NormStats,
     },
+    /// Rows of `table` at the ids in `ids`.
+    Embedding {
+        table: Var,
+        ids: Var,
+    },
+    /// A product per matrix of a batch.
+    BatchMatMul(Var, Var),
+    /// Fused multi-head scaled dot-product attention; probabilities kept in `aux`.
+    Attention {
+        q: Var,
+        k: Var,
+        v: Var,
+        heads: usize,
+    },
+    /// Layer normalization over the last axis.
+    LayerNorm {
+        x: Var,
+        gamma: Option<Var>,
+        beta: Option<Var>,
+    },
     /// Per-sample affine warps of images (augmentation); transforms kept in `aux`.
     Warp {
         x: Var,
@@ -115,6 +137,14 @@ pub(crate) fn backward(out: &Node, before: &mut [Node], scratch: &mut Scratch) {
             beta,
             stats,
         } => normalization::backward_batch_norm(x, gamma, beta, stats, out, before),
+        Op::Embedding { table, ids } => embedding::backward_embedding(table, ids, out, before),
+        Op::BatchMatMul(a, b) => attention::backward_batch_matmul(a, b, out, before),
+        Op::Attention { q, k, v, heads } => {
+            attention::backward_attention([q, k, v], heads, out, before)
+        }
+        Op::LayerNorm { x, gamma, beta } => {
+            normalization::backward_layer_norm(x, gamma, beta, out, before)
+        }
         Op::Warp { x, fill } => warp::backward_warp(x, fill, out, before),
         Op::Loss {
             op,

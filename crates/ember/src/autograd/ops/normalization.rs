@@ -1,8 +1,9 @@
-//! Batch normalization over every axis but the last (the channels or features):
-//! `y = gamma · (x − mean) / sqrt(variance + epsilon) + beta`, per channel.
+//! Normalization: `y = gamma · (x − mean) / sqrt(variance + epsilon) + beta`.
 //!
-//! In training the mean and variance are the batch's own (and the gradient flows through
-//! them); at inference they are the moving averages, ordinary inputs of the op.
+//! Batch normalization takes the statistics over every axis but the last (per channel): in
+//! training the batch's own (the gradient flows through them), at inference the moving
+//! averages, ordinary inputs of the op. Layer normalization takes them over the last axis
+//! (per sample and position), the same in training and inference.
 
 use crate::autograd::tape::{GradOut, Node, Tape, Var};
 use crate::error::{Error, Result};
@@ -132,6 +133,77 @@ impl Tape {
         Ok(Var(i))
     }
 
+    /// Normalizes each row of `x` over its last axis (layer normalization); `gamma` and
+    /// `beta` (shape `[features]`) scale and shift the result when given.
+    pub fn layer_norm(
+        &mut self,
+        x: Var,
+        gamma: Option<Var>,
+        beta: Option<Var>,
+        epsilon: f32,
+    ) -> Result<Var> {
+        let shape = self.value(x).shape().to_vec();
+        let features = *shape.last().unwrap_or(&0);
+        if features == 0 {
+            return Err(Error::shape(
+                "layer_norm",
+                format!("needs inputs with a non-empty last axis, got {shape:?}"),
+            ));
+        }
+        for v in [gamma, beta].into_iter().flatten() {
+            if self.value(v).shape() != [features] {
+                return Err(Error::shape(
+                    "layer_norm",
+                    format!(
+                        "scale and shift must have shape [{features}], got {:?}",
+                        self.value(v).shape()
+                    ),
+                ));
+            }
+        }
+        if !(epsilon.is_finite() && epsilon > 0.0) {
+            return Err(Error::invalid(format!(
+                "layer_norm epsilon must be positive, got {epsilon}"
+            )));
+        }
+        let requires_grad = [Some(x), gamma, beta]
+            .into_iter()
+            .flatten()
+            .any(|v| self.requires_grad(v));
+        let i = self.push(
+            super::Op::LayerNorm { x, gamma, beta },
+            &shape,
+            requires_grad,
+        );
+        let (before, out) = self.split(i);
+        let rows = before[x.0].value.len() / features;
+        // aux = [mean, 1/std] per row.
+        out.aux.clear();
+        out.aux.resize(2 * rows, 0.0);
+        let g = gamma.map(|g| before[g.0].value.data());
+        let b = beta.map(|b| before[b.0].value.data());
+        for (r, (y, xr)) in out
+            .value
+            .data_mut()
+            .chunks_exact_mut(features)
+            .zip(before[x.0].value.data().chunks_exact(features))
+            .enumerate()
+        {
+            let mean = xr.iter().map(|&v| v as f64).sum::<f64>() / features as f64;
+            let variance =
+                xr.iter().map(|&v| (v as f64 - mean).powi(2)).sum::<f64>() / features as f64;
+            let inv_std = (1.0 / (variance + epsilon as f64).sqrt()) as f32;
+            let mean = mean as f32;
+            out.aux[r] = mean;
+            out.aux[rows + r] = inv_std;
+            for (c, (o, &v)) in y.iter_mut().zip(xr).enumerate() {
+                let normed = (v - mean) * inv_std;
+                *o = g.map_or(normed, |g| normed * g[c]) + b.map_or(0.0, |b| b[c]);
+            }
+        }
+        Ok(Var(i))
+    }
+
     /// The batch mean and variance (per channel) that a [`NormStats::Batch`] normalization
     /// `y` used.
     pub fn batch_moments(&self, y: Var) -> (&[f32], &[f32]) {
@@ -213,6 +285,68 @@ pub(crate) fn backward_batch_norm(
     }
 }
 
+pub(crate) fn backward_layer_norm(
+    x: Var,
+    gamma: Option<Var>,
+    beta: Option<Var>,
+    out: &Node,
+    nodes: &mut [Node],
+) {
+    let features = *out.value.shape().last().expect("checked when recorded");
+    let rows = out.value.len() / features;
+    let (mean, inv_std) = out.aux.split_at(rows);
+    let dy = out.grad.data();
+    let scale: Vec<f32> =
+        gamma.map_or_else(|| vec![1.0; features], |g| nodes[g.0].value.data().to_vec());
+    let mut sum_dy = vec![0f64; features];
+    let mut sum_dy_xhat = vec![0f64; features];
+    let input = nodes[x.0].value.data();
+    for (r, (d, xr)) in dy
+        .chunks_exact(features)
+        .zip(input.chunks_exact(features))
+        .enumerate()
+    {
+        for c in 0..features {
+            let xhat = (xr[c] - mean[r]) * inv_std[r];
+            sum_dy[c] += d[c] as f64;
+            sum_dy_xhat[c] += (d[c] * xhat) as f64;
+        }
+    }
+    if let Some(mut grad) = GradOut::take(nodes, x) {
+        let input = nodes[x.0].value.data();
+        let mut values = Vec::with_capacity(dy.len());
+        for (r, (d, xr)) in dy
+            .chunks_exact(features)
+            .zip(input.chunks_exact(features))
+            .enumerate()
+        {
+            // dx = 1/σ · (g − mean(g) − x̂ · mean(g · x̂)) with g = γ · dy, over the row.
+            let (mut g_mean, mut gx_mean) = (0f64, 0f64);
+            for c in 0..features {
+                let g = (scale[c] * d[c]) as f64;
+                let xhat = ((xr[c] - mean[r]) * inv_std[r]) as f64;
+                g_mean += g;
+                gx_mean += g * xhat;
+            }
+            g_mean /= features as f64;
+            gx_mean /= features as f64;
+            for c in 0..features {
+                let g = (scale[c] * d[c]) as f64;
+                let xhat = ((xr[c] - mean[r]) * inv_std[r]) as f64;
+                values.push((inv_std[r] as f64 * (g - g_mean - xhat * gx_mean)) as f32);
+            }
+        }
+        grad.fill_from(values.into_iter());
+        grad.put(nodes);
+    }
+    if let Some(g) = gamma {
+        per_channel(nodes, g, sum_dy_xhat.iter().map(|&v| v as f32));
+    }
+    if let Some(b) = beta {
+        per_channel(nodes, b, sum_dy.iter().map(|&v| v as f32));
+    }
+}
+
 fn per_channel(nodes: &mut [Node], v: Var, values: impl Iterator<Item = f32>) {
     if let Some(mut grad) = GradOut::take(nodes, v) {
         grad.fill_from(values);
@@ -256,6 +390,30 @@ mod tests {
             )
         })
         .unwrap();
+    }
+
+    #[test]
+    fn layer_norm_gradients_match_finite_differences() {
+        check_gradients(&[&[3, 5]], 4, |tape, v| {
+            tape.layer_norm(v[0], None, None, 1e-5)
+        })
+        .unwrap();
+        check_gradients(&[&[2, 3, 4], &[4], &[4]], 6, |tape, v| {
+            tape.layer_norm(v[0], Some(v[1]), Some(v[2]), 1e-3)
+        })
+        .unwrap();
+    }
+
+    #[test]
+    fn layer_norm_by_hand() {
+        // Row [1, 3]: mean 2, variance 1; row [5, 5]: variance 0, so the output is beta.
+        let mut tape = Tape::new();
+        let x = tape.constant(&Tensor::new(&[2, 2], vec![1.0, 3.0, 5.0, 5.0]).unwrap());
+        let gamma = tape.constant(&Tensor::new(&[2], vec![2.0, 1.0]).unwrap());
+        let beta = tape.constant(&Tensor::new(&[2], vec![0.5, -1.0]).unwrap());
+        let y = tape.layer_norm(x, Some(gamma), Some(beta), 1e-12).unwrap();
+        assert_eq!(tape.value(y).data(), &[-1.5, 0.0, 0.5, -1.0]);
+        assert!(tape.layer_norm(x, Some(beta), None, 0.0).is_err());
     }
 
     #[test]

@@ -1,0 +1,199 @@
+//! Sentence embeddings as sentence-transformers computes them: the folder's `modules.json`
+//! pipeline (Transformer → Pooling → optional Normalize), `1_Pooling/config.json` for the
+//! pooling mode and `sentence_bert_config.json` for the maximum sequence length.
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use super::bert::BertEncoder;
+use super::tokenizer::TextTokenizer;
+use crate::error::{Error, Result};
+use crate::tensor::Tensor;
+
+/// How token vectors become one sentence vector.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Pooling {
+    /// The mean over real (unpadded) tokens, [CLS] and [SEP] included.
+    Mean,
+    /// The first token's vector.
+    Cls,
+    /// The per-feature maximum over real tokens.
+    Max,
+}
+
+#[derive(Deserialize)]
+struct Module {
+    #[serde(rename = "type")]
+    kind: String,
+    #[serde(default)]
+    path: String,
+}
+
+#[derive(Deserialize)]
+struct PoolingConfig {
+    #[serde(default)]
+    pooling_mode_cls_token: bool,
+    #[serde(default)]
+    pooling_mode_mean_tokens: bool,
+    #[serde(default)]
+    pooling_mode_max_tokens: bool,
+    #[serde(default)]
+    pooling_mode_mean_sqrt_len_tokens: bool,
+}
+
+#[derive(Deserialize)]
+struct SentenceConfig {
+    max_seq_length: Option<usize>,
+}
+
+fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<T> {
+    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+    serde_json::from_str(&text).map_err(|e| Error::data(path, format!("malformed JSON: {e}")))
+}
+
+/// A pretrained sentence encoder: tokenizer, transformer, pooling, normalization.
+pub struct SentenceEncoder {
+    pub tokenizer: TextTokenizer,
+    pub encoder: BertEncoder,
+    pub pooling: Pooling,
+    pub normalize: bool,
+    /// The folder it was loaded from.
+    pub dir: PathBuf,
+}
+
+impl SentenceEncoder {
+    /// Loads a sentence-transformers folder (or a plain BERT folder: mean pooling, no
+    /// normalization, when it has no `modules.json`).
+    pub fn load(dir: &Path) -> Result<Self> {
+        if !dir.is_dir() {
+            return Err(Error::data(dir, "not a model folder"));
+        }
+        let modules_path = dir.join("modules.json");
+        let (mut pooling, mut normalize) = (Pooling::Mean, false);
+        if modules_path.is_file() {
+            let modules: Vec<Module> = read_json(&modules_path)?;
+            for module in &modules {
+                let kind = module.kind.rsplit('.').next().unwrap_or_default();
+                match kind {
+                    "Transformer" => {}
+                    "Pooling" => {
+                        pooling = read_pooling(&dir.join(&module.path).join("config.json"))?
+                    }
+                    "Normalize" => normalize = true,
+                    _ => {
+                        return Err(Error::data(
+                            &modules_path,
+                            format!(
+                            "module '{}' is not supported (Transformer, Pooling and Normalize are)",
+                            module.kind
+                        ),
+                        ))
+                    }
+                }
+            }
+        }
+        let encoder = BertEncoder::load(dir)?;
+        let sentence_config = dir.join("sentence_bert_config.json");
+        let max_length = if sentence_config.is_file() {
+            read_json::<SentenceConfig>(&sentence_config)?.max_seq_length
+        } else {
+            None
+        }
+        .unwrap_or(encoder.config.max_position_embeddings)
+        .min(encoder.config.max_position_embeddings);
+        let tokenizer = TextTokenizer::from_file(&dir.join("tokenizer.json"), max_length)?;
+        Ok(SentenceEncoder {
+            tokenizer,
+            encoder,
+            pooling,
+            normalize,
+            dir: dir.to_path_buf(),
+        })
+    }
+
+    /// The embedding width.
+    pub fn dim(&self) -> usize {
+        self.encoder.config.hidden_size
+    }
+
+    /// Embeds `texts` (n, dim), in `batch_size` batches of similar length (each padded only
+    /// to its longest member), returned in the order given.
+    pub fn encode(&mut self, texts: &[&str], batch_size: usize) -> Result<Tensor> {
+        let ids: Vec<Vec<u32>> = texts
+            .iter()
+            .map(|t| self.tokenizer.encode(t))
+            .collect::<Result<_>>()?;
+        self.encode_ids(&ids, batch_size)
+    }
+
+    /// [`SentenceEncoder::encode`] from token ids.
+    pub fn encode_ids(&mut self, ids: &[Vec<u32>], batch_size: usize) -> Result<Tensor> {
+        let dim = self.dim();
+        let mut order: Vec<usize> = (0..ids.len()).collect();
+        order.sort_by_key(|&i| std::cmp::Reverse(ids[i].len()));
+        let mut out = Tensor::zeros(&[ids.len(), dim]);
+        let pad = self.tokenizer.pad_id();
+        for chunk in order.chunks(batch_size.max(1)) {
+            let batch: Vec<Vec<u32>> = chunk.iter().map(|&i| ids[i].clone()).collect();
+            let (hidden, mask) = self.encoder.hidden_states(&batch, pad)?;
+            let seq = mask.shape()[1];
+            for (b, &i) in chunk.iter().enumerate() {
+                let rows = &hidden.data()[b * seq * dim..(b + 1) * seq * dim];
+                let keep = &mask.data()[b * seq..(b + 1) * seq];
+                let target = &mut out.data_mut()[i * dim..(i + 1) * dim];
+                self.pool(rows, keep, target);
+            }
+        }
+        Ok(out)
+    }
+
+    fn pool(&self, rows: &[f32], keep: &[f32], target: &mut [f32]) {
+        let dim = target.len();
+        match self.pooling {
+            Pooling::Cls => target.copy_from_slice(&rows[..dim]),
+            Pooling::Mean => {
+                target.fill(0.0);
+                let mut count = 0.0f32;
+                for (row, &k) in rows.chunks_exact(dim).zip(keep) {
+                    if k != 0.0 {
+                        target.iter_mut().zip(row).for_each(|(t, v)| *t += v);
+                        count += 1.0;
+                    }
+                }
+                target.iter_mut().for_each(|t| *t /= count.max(1e-9));
+            }
+            Pooling::Max => {
+                target.fill(f32::NEG_INFINITY);
+                for (row, &k) in rows.chunks_exact(dim).zip(keep) {
+                    if k != 0.0 {
+                        target.iter_mut().zip(row).for_each(|(t, &v)| *t = t.max(v));
+                    }
+                }
+            }
+        }
+        if self.normalize {
+            // torch.nn.functional.normalize: divide by max(‖x‖, 1e-12).
+            let norm = target.iter().map(|v| v * v).sum::<f32>().sqrt().max(1e-12);
+            target.iter_mut().for_each(|v| *v /= norm);
+        }
+    }
+}
+
+fn read_pooling(path: &Path) -> Result<Pooling> {
+    let config: PoolingConfig = read_json(path)?;
+    match (
+        config.pooling_mode_mean_tokens,
+        config.pooling_mode_cls_token,
+        config.pooling_mode_max_tokens,
+        config.pooling_mode_mean_sqrt_len_tokens,
+    ) {
+        (true, false, false, false) => Ok(Pooling::Mean),
+        (false, true, false, false) => Ok(Pooling::Cls),
+        (false, false, true, false) => Ok(Pooling::Max),
+        _ => Err(Error::data(
+            path,
+            "pooling must be exactly one of mean, cls or max tokens",
+        )),
+    }
+}

@@ -1,0 +1,57 @@
+//! Tokenization from a Hugging Face `tokenizer.json`.
+
+use std::path::Path;
+
+use tokenizers::{PaddingParams, Tokenizer, TruncationParams};
+
+use crate::error::{Error, Result};
+
+/// A `tokenizer.json` tokenizer that truncates at `max_length` tokens (special tokens
+/// included) and never pads: the settings sentence-transformers applies, whatever the file
+/// itself says (all-MiniLM-L6-v2's file asks for padding and truncation at 128).
+pub struct TextTokenizer {
+    inner: Tokenizer,
+    max_length: usize,
+}
+
+impl TextTokenizer {
+    pub fn from_file(path: &Path, max_length: usize) -> Result<Self> {
+        let mut inner = Tokenizer::from_file(path)
+            .map_err(|e| Error::data(path, format!("cannot read the tokenizer: {e}")))?;
+        inner.with_padding(None::<PaddingParams>);
+        inner
+            .with_truncation(Some(TruncationParams {
+                max_length,
+                ..TruncationParams::default()
+            }))
+            .map_err(|e| Error::data(path, format!("cannot set truncation: {e}")))?;
+        Ok(TextTokenizer { inner, max_length })
+    }
+
+    pub fn max_length(&self) -> usize {
+        self.max_length
+    }
+
+    /// The token ids of `text`, with the special tokens the file's template adds.
+    pub fn encode(&self, text: &str) -> Result<Vec<u32>> {
+        let encoding = self
+            .inner
+            .encode(text, true)
+            .map_err(|e| Error::invalid(format!("cannot tokenize: {e}")))?;
+        Ok(encoding.get_ids().to_vec())
+    }
+
+    /// The token strings of `text` (for inspection).
+    pub fn tokens(&self, text: &str) -> Result<Vec<String>> {
+        let encoding = self
+            .inner
+            .encode(text, true)
+            .map_err(|e| Error::invalid(format!("cannot tokenize: {e}")))?;
+        Ok(encoding.get_tokens().to_vec())
+    }
+
+    /// The id of the padding token (`[PAD]`), 0 when the file names none.
+    pub fn pad_id(&self) -> u32 {
+        self.inner.token_to_id("[PAD]").unwrap_or(0)
+    }
+}
