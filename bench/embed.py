@@ -1,9 +1,9 @@
 """Sentence-embedding throughput of sentence-transformers on PyTorch (CPU): the side-by-side
 baseline for `ember bench embed` (see bench/README.md).
 
-Reads the sentences Ember timed (one per line), encodes them once to warm up, then times
-`model.encode(sentences, batch_size=32)`. Prints one JSON object:
-{"seconds": ..., "sentences": ..., "threads": ..., "torch": ...}.
+Reads the sentences Ember timed (one per line), encodes a few to warm up, then times
+`model.encode(sentences, batch_size=32)` --repeats times. Prints one JSON object:
+{"seconds": median seconds per pass, "sentences": ..., "threads": ..., "torch": ...}.
 """
 
 import argparse
@@ -24,15 +24,19 @@ def main():
     parser.add_argument("--sentences", required=True)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     with open(args.sentences, encoding="utf-8") as f:
         sentences = [line.rstrip("\n") for line in f if line.strip()]
     model = SentenceTransformer(args.model, device="cpu")
     model.encode(sentences[: args.batch_size * 2], batch_size=args.batch_size)
-    started = time.perf_counter()
-    model.encode(sentences, batch_size=args.batch_size)
-    seconds = time.perf_counter() - started
+    passes = []
+    for _ in range(args.repeats):
+        started = time.perf_counter()
+        model.encode(sentences, batch_size=args.batch_size)
+        passes.append(time.perf_counter() - started)
+    seconds = sorted(passes)[len(passes) // 2]
     print(json.dumps({
         "seconds": seconds,
         "sentences": len(sentences),

@@ -10,7 +10,10 @@ use ember::tensor::random::Rng;
 use ember::text::SentenceEncoder;
 use ember::Error;
 
-use super::BenchArgs;
+use super::{median, BenchArgs};
+
+/// Timed passes over the sentences, each side; the median is reported.
+const REPEATS: usize = 3;
 
 const WORDS: &[&str] = &[
     "the",
@@ -109,6 +112,7 @@ fn sentences(count: usize) -> Vec<String> {
 
 #[derive(serde::Deserialize)]
 struct TorchRun {
+    /// Median seconds of the timed passes.
     seconds: f64,
     sentences: usize,
     threads: usize,
@@ -136,9 +140,13 @@ pub fn run(args: &BenchArgs) -> ember::Result<()> {
         args.threads
     );
     encoder.encode(&refs[..64], 32)?; // warm up
-    let started = Instant::now();
-    encoder.encode(&refs, 32)?;
-    let ours = texts.len() as f64 / started.elapsed().as_secs_f64();
+    let mut rates = Vec::new();
+    for _ in 0..REPEATS {
+        let started = Instant::now();
+        encoder.encode(&refs, 32)?;
+        rates.push(texts.len() as f64 / started.elapsed().as_secs_f64());
+    }
+    let ours = median(&rates);
 
     let theirs = match &args.python {
         Some(python) => Some(run_torch(python, &dir, &texts, args.threads)?),
@@ -147,6 +155,7 @@ pub fn run(args: &BenchArgs) -> ember::Result<()> {
     println!();
     println!("{:<36} {:>12}", "", "sentences/s");
     println!("{:<36} {:>12.1}", "Ember", ours);
+    println!("  Ember passes (sentences/s): {}", super::list(&rates));
     match theirs {
         Some(t) => {
             let rate = t.sentences as f64 / t.seconds;
@@ -183,6 +192,7 @@ fn run_torch(
         .args(["--model", &model.to_string_lossy()])
         .args(["--sentences", &file.to_string_lossy()])
         .args(["--threads", &threads.to_string()])
+        .args(["--repeats", &REPEATS.to_string()])
         .output()
         .map_err(|e| Error::io(python, e));
     let _ = std::fs::remove_file(&file);

@@ -15,7 +15,7 @@ use crate::tensor::Tensor;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Var(pub(crate) usize);
 
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub(crate) struct Node {
     pub value: Tensor,
     pub grad: Tensor,
@@ -38,7 +38,7 @@ pub(crate) struct Node {
 /// tape.backward(loss).unwrap();
 /// assert_eq!(tape.grad(x).unwrap().data(), &[6.0, -2.0]); // dy/dx = 2x
 /// ```
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub struct Tape {
     nodes: Vec<Node>,
     /// Nodes in use; `nodes[len..]` are spare buffers kept for reuse.
@@ -49,7 +49,7 @@ pub struct Tape {
 }
 
 /// A reusable buffer for backward passes that need a temporary.
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub(crate) struct Scratch {
     pub first: Vec<f32>,
 }

@@ -60,7 +60,7 @@ impl<'a> MatRef<'a> {
 ///
 /// Panics if the shapes disagree: callers check shapes and report errors first.
 pub fn matmul(dst: &mut [f32], a: MatRef, b: MatRef, accumulate: bool) {
-    matmul_on(dst, a, b, accumulate, super::threads::num_threads());
+    matmul_on(dst, a, b, accumulate, super::threads::kernel_threads());
 }
 
 /// [`matmul`] on one thread: for callers that already split the work across threads.

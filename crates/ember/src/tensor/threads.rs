@@ -49,12 +49,35 @@ fn build_pool(threads: usize) -> usize {
     threads
 }
 
+thread_local! {
+    /// Set while this thread runs its kernels on itself alone (see [`serial`]).
+    static SERIAL: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Runs `f` with every kernel it calls single-threaded: for callers that already spread
+/// coarser work (whole batches) over the threads.
+pub fn serial<R>(f: impl FnOnce() -> R) -> R {
+    let previous = SERIAL.replace(true);
+    let result = f();
+    SERIAL.set(previous);
+    result
+}
+
+/// The threads a kernel called from here may use: 1 inside [`serial`], else all.
+pub(crate) fn kernel_threads() -> usize {
+    if SERIAL.get() {
+        1
+    } else {
+        num_threads()
+    }
+}
+
 /// Runs `f` on every job and returns the results in job order: on the worker pool when
 /// there are several threads, inline otherwise. Jobs must not depend on which thread runs
 /// them, so results are the same for any thread count.
 pub(crate) fn run_jobs<T: Send, R: Send>(jobs: Vec<T>, f: impl Fn(T) -> R + Sync + Send) -> Vec<R> {
     use rayon::prelude::*;
-    if jobs.len() <= 1 || num_threads() == 1 {
+    if jobs.len() <= 1 || kernel_threads() == 1 {
         jobs.into_iter().map(f).collect()
     } else {
         jobs.into_par_iter().map(f).collect()

@@ -95,6 +95,7 @@ impl BertConfig {
 }
 
 /// A BERT encoder with its weights on its own tape, for inference (and fine-tuning).
+#[derive(Clone)]
 pub struct BertEncoder {
     pub config: BertConfig,
     pub(crate) tape: Tape,

@@ -60,6 +60,8 @@ pub struct SentenceEncoder {
     pub normalize: bool,
     /// The folder it was loaded from.
     pub dir: PathBuf,
+    /// Copies of the encoder for the other threads, made on first use.
+    workers: Vec<BertEncoder>,
 }
 
 impl SentenceEncoder {
@@ -109,6 +111,7 @@ impl SentenceEncoder {
             pooling,
             normalize,
             dir: dir.to_path_buf(),
+            workers: Vec::new(),
         })
     }
 
@@ -134,11 +137,55 @@ impl SentenceEncoder {
         order.sort_by_key(|&i| std::cmp::Reverse(ids[i].len()));
         let mut out = Tensor::zeros(&[ids.len(), dim]);
         let pad = self.tokenizer.pad_id();
-        for chunk in order.chunks(batch_size.max(1)) {
-            let batch: Vec<Vec<u32>> = chunk.iter().map(|&i| ids[i].clone()).collect();
-            let (hidden, mask) = self.encoder.hidden_states(&batch, pad)?;
+        let batches: Vec<&[usize]> = order.chunks(batch_size.max(1)).collect();
+        // With several threads and batches, each thread encodes whole batches on its own
+        // copy of the encoder (kernels single-threaded): this scales better than splitting
+        // every product. Results do not depend on the thread count.
+        let threads = crate::tensor::threads::num_threads()
+            .min(batches.len())
+            .max(1);
+        while self.workers.len() + 1 < threads {
+            self.workers.push(self.encoder.clone());
+        }
+        let mut encoders: Vec<&mut BertEncoder> = std::iter::once(&mut self.encoder)
+            .chain(self.workers.iter_mut())
+            .take(threads)
+            .collect();
+        let results: Vec<Vec<(usize, Tensor, Tensor)>> = if threads == 1 {
+            let encoder = &mut encoders[0];
+            vec![batches
+                .iter()
+                .enumerate()
+                .map(|(n, chunk)| {
+                    let batch: Vec<Vec<u32>> = chunk.iter().map(|&i| ids[i].clone()).collect();
+                    encoder.hidden_states(&batch, pad).map(|(h, m)| (n, h, m))
+                })
+                .collect::<Result<_>>()?]
+        } else {
+            use rayon::prelude::*;
+            encoders
+                .par_iter_mut()
+                .enumerate()
+                .map(|(worker, encoder)| {
+                    crate::tensor::threads::serial(|| {
+                        batches
+                            .iter()
+                            .enumerate()
+                            .skip(worker)
+                            .step_by(threads)
+                            .map(|(n, chunk)| {
+                                let batch: Vec<Vec<u32>> =
+                                    chunk.iter().map(|&i| ids[i].clone()).collect();
+                                encoder.hidden_states(&batch, pad).map(|(h, m)| (n, h, m))
+                            })
+                            .collect::<Result<Vec<_>>>()
+                    })
+                })
+                .collect::<Result<_>>()?
+        };
+        for (n, hidden, mask) in results.into_iter().flatten() {
             let seq = mask.shape()[1];
-            for (b, &i) in chunk.iter().enumerate() {
+            for (b, &i) in batches[n].iter().enumerate() {
                 let rows = &hidden.data()[b * seq * dim..(b + 1) * seq * dim];
                 let keep = &mask.data()[b * seq..(b + 1) * seq];
                 let target = &mut out.data_mut()[i * dim..(i + 1) * dim];
