@@ -21,7 +21,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Train a model file on its data, then report test accuracy.
-    Train(commands::train::TrainArgs),
+    Train(Box<commands::train::TrainArgs>),
     /// Cross-validate a table model (k folds).
     Cv(commands::cv::CvArgs),
     /// Inspect data files.
@@ -34,6 +34,10 @@ enum Command {
     Summary(commands::summary::SummaryArgs),
     /// Sentence embeddings from a pretrained encoder folder (all-MiniLM-L6-v2).
     Embed(commands::embed::EmbedArgs),
+    /// Build a FAQ search index from a CSV of questions and answers.
+    Index(commands::faq::IndexArgs),
+    /// Ask a FAQ index: the closest answers with their cosine similarity.
+    Ask(commands::faq::AskArgs),
     /// Time workloads against baselines measured in the same run (mlp, cnn, conv, embed).
     Bench(bench::BenchArgs),
 }
@@ -41,13 +45,15 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Train(args) => commands::train::run(args),
+        Command::Train(args) => commands::train::run(*args),
         Command::Cv(args) => commands::cv::run(args),
         Command::Data(args) => commands::data::run(args),
         Command::Evaluate(args) => commands::evaluate::run(args),
         Command::Predict(args) => commands::predict::run(args),
         Command::Summary(args) => commands::summary::run(args),
         Command::Embed(args) => commands::embed::run(args),
+        Command::Index(args) => commands::faq::index(args),
+        Command::Ask(args) => commands::faq::ask(args),
         Command::Bench(args) => bench::run(args),
     };
     match result {

@@ -57,6 +57,20 @@ pub struct ModelSpec {
     /// For models trained on a table: the CSV, the task and the fitted preprocessing.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub table: Option<TableSpec>,
+    /// For text classifiers: the classes and how documents become features.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub text: Option<TextSpec>,
+}
+
+/// `[text]`: how a text classifier reads documents and turns them into features.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TextSpec {
+    pub classes: Vec<String>,
+    /// Documents are e-mails: the subject and body text are read, not the headers.
+    #[serde(default)]
+    pub email: bool,
+    pub features: crate::text::TextFeatures,
 }
 
 /// `[table]`: how a table model reads its rows and prepares them (fitted on training rows).
@@ -349,6 +363,7 @@ impl ModelSpec {
             data,
             callbacks: Vec::new(),
             table: None,
+            text: None,
         })
     }
 

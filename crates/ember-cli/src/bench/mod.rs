@@ -6,13 +6,15 @@
 //! - `conv`: convolution forward + backward throughput in GFLOP/s against the plain matrix
 //!   product on the same shapes;
 //! - `embed`: sentence embeddings per second against sentence-transformers on PyTorch
-//!   (bench/embed.py, with `--python`).
+//!   (bench/embed.py, with `--python`);
+//! - `search`: FAQ search over 100,000 vectors, against bare dot products.
 
 mod baseline;
 mod cnn;
 mod conv;
 mod embed;
 mod mlp;
+mod search;
 
 use std::path::PathBuf;
 
@@ -28,6 +30,8 @@ pub enum Workload {
     Conv,
     /// Sentence embeddings per second against sentence-transformers (with --python).
     Embed,
+    /// FAQ search: queries per second over 100,000 indexed vectors.
+    Search,
 }
 
 #[derive(Args)]
@@ -66,6 +70,7 @@ pub fn run(args: BenchArgs) -> ember::Result<()> {
         Workload::Cnn => cnn::run(&args),
         Workload::Conv => conv::run(&args),
         Workload::Embed => embed::run(&args),
+        Workload::Search => search::run(&args),
     }
 }
 

@@ -4,9 +4,11 @@ pub mod cv;
 pub mod data;
 pub mod embed;
 pub mod evaluate;
+pub mod faq;
 pub mod predict;
 pub mod summary;
 pub mod table;
+pub mod text;
 pub mod train;
 
 use std::path::{Path, PathBuf};
@@ -70,6 +72,24 @@ pub fn absolute(path: &Path) -> PathBuf {
 
 /// Prints loss, accuracy and, when present, top-k accuracy, the classification report and
 /// the confusion matrix.
+/// Per-class precision, recall and F1 under the class names, then the test loss and
+/// accuracy lines.
+pub fn print_named_assessment(a: &ember::train::Assessment, classes: &[String]) {
+    if let Some(report) = &a.report {
+        println!(
+            "{:<16} {:>9} {:>9} {:>9} {:>9}",
+            "class", "precision", "recall", "f1", "support"
+        );
+        for (name, s) in classes.iter().zip(&report.per_class) {
+            println!(
+                "{:<16} {:>9.4} {:>9.4} {:>9.4} {:>9}",
+                name, s.precision, s.recall, s.f1, s.support
+            );
+        }
+    }
+    print_assessment(a, false);
+}
+
 pub fn print_assessment(a: &ember::train::Assessment, with_tables: bool) {
     if with_tables {
         if let Some((k, acc)) = a.top_k_accuracy {

@@ -47,6 +47,15 @@ pub fn run(args: PredictArgs) -> ember::Result<()> {
     if let Some(table) = checkpoint.spec.table.take() {
         return predict_rows(checkpoint.model, table, &args);
     }
+    if let Some(text) = checkpoint.spec.text.take() {
+        return super::text::predict(
+            checkpoint.model,
+            text,
+            &args.inputs,
+            std::path::Path::new(".ember-cache"),
+            args.json,
+        );
+    }
     let data = super::data_spec(&checkpoint.spec, &args.model)?;
     let input_shape = checkpoint.model.input_shape().to_vec();
     let mut predictions = Vec::new();

@@ -47,12 +47,24 @@ pub struct TrainArgs {
     test_size: f32,
     #[command(flatten)]
     table: super::table::TableArgs,
+    #[command(flatten)]
+    pub text: super::text::TextArgs,
 }
 
 pub fn run(args: TrainArgs) -> ember::Result<()> {
     super::set_threads(args.threads)?;
     if let Some(file) = &args.csv {
         return run_table(file, &args);
+    }
+    if let Some(dir) = &args.text.text_dir {
+        let options = super::text::TrainText {
+            dir,
+            test_size: args.test_size,
+            seed: args.seed.unwrap_or(1),
+            epochs: args.epochs.map(|e| e as usize),
+            output: args.output.as_deref(),
+        };
+        return super::text::train(&args.text, options);
     }
     let (mut spec, mut model, epochs_done, source) = match &args.resume {
         Some(file) => {

@@ -1,0 +1,133 @@
+//! FAQ search for customer service: `ember index --encoder DIR faq.csv --output faq.index`
+//! embeds the questions; `ember ask faq.index "how do I …"` prints the closest answers with
+//! their cosine similarity.
+
+use std::path::PathBuf;
+
+use clap::Args;
+use ember::text::features::encoder_key;
+use ember::text::{FaqIndex, SentenceEncoder};
+use ember::Error;
+
+#[derive(Args)]
+pub struct IndexArgs {
+    /// A CSV file with a header and question and answer columns.
+    file: PathBuf,
+    /// The sentence encoder folder (all-MiniLM-L6-v2).
+    #[arg(long, value_name = "DIR")]
+    encoder: PathBuf,
+    /// The index file to write.
+    #[arg(long, short, value_name = "FILE")]
+    output: PathBuf,
+    #[arg(long, default_value = "question")]
+    question_column: String,
+    #[arg(long, default_value = "answer")]
+    answer_column: String,
+}
+
+#[derive(Args)]
+pub struct AskArgs {
+    /// An index written by `ember index`.
+    index: PathBuf,
+    /// The question.
+    query: String,
+    /// How many answers to show.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..))]
+    top_k: u64,
+    /// The encoder folder, if it has moved since the index was built (its weights must be
+    /// the same).
+    #[arg(long, value_name = "DIR")]
+    encoder: Option<PathBuf>,
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn index(args: IndexArgs) -> ember::Result<()> {
+    let mut reader =
+        csv::Reader::from_path(&args.file).map_err(|e| Error::data(&args.file, e.to_string()))?;
+    let headers = reader
+        .headers()
+        .map_err(|e| Error::data(&args.file, e.to_string()))?
+        .clone();
+    let column = |name: &str| {
+        headers
+            .iter()
+            .position(|h| h.trim() == name)
+            .ok_or_else(|| {
+                Error::data(
+                    &args.file,
+                    format!(
+                        "no '{name}' column (the header is: {})",
+                        headers.iter().collect::<Vec<_>>().join(", ")
+                    ),
+                )
+            })
+    };
+    let (q, a) = (column(&args.question_column)?, column(&args.answer_column)?);
+    let (mut questions, mut answers) = (Vec::new(), Vec::new());
+    for (line, record) in reader.records().enumerate() {
+        let record = record.map_err(|e| Error::data(&args.file, e.to_string()))?;
+        let (Some(question), Some(answer)) = (record.get(q), record.get(a)) else {
+            return Err(Error::data(
+                &args.file,
+                format!("row {} has no question or answer", line + 2),
+            ));
+        };
+        if question.trim().is_empty() || answer.trim().is_empty() {
+            return Err(Error::data(
+                &args.file,
+                format!("row {} has an empty question or answer", line + 2),
+            ));
+        }
+        questions.push(question.trim().to_string());
+        answers.push(answer.trim().to_string());
+    }
+    let mut encoder = SentenceEncoder::load(&args.encoder)?;
+    let index = FaqIndex::build(&mut encoder, questions, answers)?;
+    index.save(&args.output)?;
+    println!(
+        "indexed {} questions into {}",
+        index.questions.len(),
+        args.output.display()
+    );
+    Ok(())
+}
+
+pub fn ask(args: AskArgs) -> ember::Result<()> {
+    let index = FaqIndex::load(&args.index)?;
+    let dir = args
+        .encoder
+        .clone()
+        .unwrap_or_else(|| index.encoder.clone());
+    let mut encoder = SentenceEncoder::load(&dir)?;
+    if encoder_key(&encoder)? != index.encoder_key {
+        return Err(Error::data(
+            &dir,
+            "not the encoder this index was built with (its weights differ)",
+        ));
+    }
+    let query = encoder.encode(&[args.query.as_str()], 1)?;
+    let hits = index.search(query.data(), args.top_k as usize);
+    if args.json {
+        let records: Vec<_> = hits
+            .iter()
+            .map(|&(i, score)| {
+                serde_json::json!({
+                    "question": index.questions[i],
+                    "answer": index.answers[i],
+                    "score": score,
+                })
+            })
+            .collect();
+        let text = serde_json::to_string_pretty(&records)
+            .map_err(|e| Error::invalid(format!("cannot write JSON: {e}")))?;
+        println!("{text}");
+    } else {
+        for (rank, &(i, score)) in hits.iter().enumerate() {
+            println!("{}. [{score:.3}] {}", rank + 1, index.questions[i]);
+            println!("   {}", index.answers[i]);
+        }
+    }
+    Ok(())
+}

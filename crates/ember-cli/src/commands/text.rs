@@ -1,0 +1,304 @@
+//! Text classifiers: `ember train --text-dir DIR` (one subfolder per class, one document per
+//! file) on frozen pretrained sentence embeddings (`--encoder DIR`) or, without an encoder,
+//! on TF-IDF features; `ember predict MODEL FILE…` on new documents.
+
+use std::path::{Path, PathBuf};
+
+use clap::Args;
+use ember::callbacks::EarlyStopping;
+use ember::data::split::train_test_split;
+use ember::prelude::*;
+use ember::spec::{FitSpec, ModelSpec, TextSpec};
+use ember::text::features::{embed_cached, encoder_key};
+use ember::text::{read_text_folder, ClassFolders, SentenceEncoder, TextFeatures, TfIdf};
+use ember::{io, Error};
+
+#[derive(Args, Default)]
+pub struct TextArgs {
+    /// Train a text classifier on a folder: one subfolder per class, one document per file.
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["model", "resume", "checkpoint", "data", "csv"])]
+    pub text_dir: Option<PathBuf>,
+    /// A class made of several subfolders: NAME=FOLDER[,FOLDER…] (repeat per class; default:
+    /// each subfolder is a class).
+    #[arg(long = "class", value_name = "NAME=FOLDERS")]
+    pub classes: Vec<String>,
+    /// The documents are e-mails: read the subject and the body text, not the headers.
+    #[arg(long)]
+    pub email: bool,
+    /// A pretrained sentence encoder folder (all-MiniLM-L6-v2): classify its frozen
+    /// embeddings with a small MLP. Without it: TF-IDF features.
+    #[arg(long, value_name = "DIR")]
+    pub encoder: Option<PathBuf>,
+    /// Where embeddings are cached, by document content and encoder.
+    #[arg(long, value_name = "DIR", default_value = ".ember-cache")]
+    pub cache: PathBuf,
+    /// TF-IDF vocabulary size.
+    #[arg(long, default_value_t = 5000)]
+    pub max_features: usize,
+    /// Units of the classifier's hidden layer.
+    #[arg(long, default_value_t = 64)]
+    pub hidden: usize,
+    /// Learning rate of the classifier (Adam).
+    #[arg(long, default_value_t = 0.001)]
+    pub learning_rate: f32,
+}
+
+/// The training settings shared with `ember train`.
+pub struct TrainText<'a> {
+    pub dir: &'a Path,
+    pub test_size: f32,
+    pub seed: u64,
+    pub epochs: Option<usize>,
+    pub output: Option<&'a Path>,
+}
+
+/// Features of `texts` as a saved classifier's spec says (loading its encoder when needed).
+fn featurize(
+    features: &TextFeatures,
+    texts: &[&str],
+    email: bool,
+    cache: &Path,
+) -> ember::Result<Tensor> {
+    match features {
+        TextFeatures::Tfidf(tfidf) => tfidf.transform(texts),
+        TextFeatures::Pretrained {
+            encoder,
+            encoder_key: key,
+        } => {
+            let mut model = SentenceEncoder::load(encoder)?;
+            let actual = encoder_key(&model)?;
+            if &actual != key {
+                return Err(Error::data(
+                    encoder,
+                    format!("this is not the encoder the classifier was trained with (weights {actual}, expected {key})"),
+                ));
+            }
+            document_embeddings(&mut model, key, texts, email, cache)
+        }
+    }
+}
+
+/// Characters from the end of a document that make its tail view.
+const TAIL_CHARS: usize = 1500;
+
+/// A document's embedding: of its beginning (the encoder reads the first 256 tokens) and of
+/// its last characters, side by side; for an e-mail, its subject's embedding first. Long
+/// documents keep cues at both ends (a signature, a mailing list's footer, an unsubscribe
+/// line) that one 256-token view misses, and a subject is a strong cue a long body dilutes.
+fn document_embeddings(
+    encoder: &mut SentenceEncoder,
+    key: &str,
+    texts: &[&str],
+    email: bool,
+    cache: &Path,
+) -> ember::Result<Tensor> {
+    let tails: Vec<&str> = texts
+        .iter()
+        .map(|t| {
+            let start = t.char_indices().rev().nth(TAIL_CHARS).map_or(0, |(i, _)| i);
+            &t[start..]
+        })
+        .collect();
+    let mut views = Vec::new();
+    if email {
+        let subjects: Vec<&str> = texts
+            .iter()
+            .map(|t| t.lines().next().unwrap_or(""))
+            .collect();
+        views.push(embed_cached(encoder, key, &subjects, Some(cache))?);
+    }
+    views.push(embed_cached(encoder, key, texts, Some(cache))?);
+    views.push(embed_cached(encoder, key, &tails, Some(cache))?);
+    let dim = encoder.dim();
+    let mut data = Vec::with_capacity(views.len() * texts.len() * dim);
+    for row in 0..texts.len() {
+        for view in &views {
+            data.extend_from_slice(&view.data()[row * dim..(row + 1) * dim]);
+        }
+    }
+    Tensor::new(&[texts.len(), views.len() * dim], data)
+}
+
+pub fn train(args: &TextArgs, options: TrainText) -> ember::Result<()> {
+    let groups: Vec<ClassFolders> = args
+        .classes
+        .iter()
+        .map(|c| ClassFolders::parse(c))
+        .collect::<ember::Result<_>>()?;
+    let docs = read_text_folder(options.dir, &groups, args.email)?;
+    let counts: Vec<String> = docs
+        .classes
+        .iter()
+        .enumerate()
+        .map(|(c, name)| format!("{name} {}", docs.labels.iter().filter(|&&l| l == c).count()))
+        .collect();
+    println!(
+        "{}: {} documents ({}); {} not valid UTF-8 (decoded with replacement characters)",
+        options.dir.display(),
+        docs.texts.len(),
+        counts.join(", "),
+        docs.lossy
+    );
+    for (path, reason) in &docs.unparsed {
+        eprintln!(
+            "warning: {}: not a parsable e-mail ({reason}); read as plain text",
+            path.display()
+        );
+    }
+    let (train_rows, test_rows) = train_test_split(
+        docs.texts.len(),
+        Some(&docs.labels),
+        options.test_size,
+        options.seed,
+    )?;
+    let texts: Vec<&str> = docs.texts.iter().map(String::as_str).collect();
+    let pick = |rows: &[usize]| -> Vec<&str> { rows.iter().map(|&r| texts[r]).collect() };
+    let labels = |rows: &[usize]| {
+        Tensor::new(
+            &[rows.len()],
+            rows.iter().map(|&r| docs.labels[r] as f32).collect(),
+        )
+    };
+
+    let started = std::time::Instant::now();
+    let (features, x_train, x_test) = match &args.encoder {
+        Some(dir) => {
+            let mut encoder = SentenceEncoder::load(dir)?;
+            let key = encoder_key(&encoder)?;
+            let all = document_embeddings(&mut encoder, &key, &texts, args.email, &args.cache)?;
+            let features = TextFeatures::Pretrained {
+                encoder: std::path::absolute(dir).unwrap_or_else(|_| dir.clone()),
+                encoder_key: key,
+            };
+            (
+                features,
+                all.gather_rows(&train_rows)?,
+                all.gather_rows(&test_rows)?,
+            )
+        }
+        None => {
+            let tfidf = TfIdf::fit(&pick(&train_rows), args.max_features, 2);
+            let (a, b) = (
+                tfidf.transform(&pick(&train_rows))?,
+                tfidf.transform(&pick(&test_rows))?,
+            );
+            (TextFeatures::Tfidf(tfidf), a, b)
+        }
+    };
+    println!(
+        "features: {} ({} wide) in {:.1}s; training on {}, testing on {} (seed {})",
+        match &features {
+            TextFeatures::Pretrained { .. } => "pretrained sentence embeddings",
+            TextFeatures::Tfidf(_) => "TF-IDF",
+        },
+        x_train.row_len(),
+        started.elapsed().as_secs_f64(),
+        train_rows.len(),
+        test_rows.len(),
+        options.seed
+    );
+    let (y_train, y_test) = (labels(&train_rows)?, labels(&test_rows)?);
+
+    let mut model = Sequential::with_seed(&[x_train.row_len()], options.seed);
+    model.add(Dense::new(args.hidden).activation(Activation::Relu))?;
+    model.add(Dropout::new(0.3))?;
+    model.add(Dense::new(docs.classes.len()).activation(Activation::Softmax))?;
+    model.compile(
+        Adam::new(args.learning_rate),
+        Loss::SparseCategoricalCrossentropy,
+        &[Metric::Accuracy],
+    )?;
+    let fit = FitSpec {
+        epochs: options.epochs.unwrap_or(40),
+        batch_size: 32,
+        validation_split: 0.1,
+        seed: options.seed,
+        ..FitSpec::default()
+    };
+    let mut stop = EarlyStopping::new("val_loss", 4).restore_best_weights(true);
+    let fit_options = FitOptions {
+        verbose: Verbosity::Silent,
+        ..fit.options()
+    };
+    let history = model.fit_with_callbacks(&x_train, &y_train, &fit_options, &mut [&mut stop])?;
+    println!("trained {} epochs", history.epochs.len());
+    if let Some(path) = options.output {
+        let mut spec = ModelSpec::from_model(&model, fit, None)?;
+        spec.text = Some(TextSpec {
+            classes: docs.classes.clone(),
+            email: args.email,
+            features,
+        });
+        io::save(path, &model, &spec, history.epochs.len())?;
+        println!("Saved the model to {}", path.display());
+    }
+    let assessment = model.assess(&x_test, &y_test, 256, 1)?;
+    super::print_named_assessment(&assessment, &docs.classes);
+    Ok(())
+}
+
+/// `ember predict` for a text classifier: each input file (or every file in an input
+/// folder) is one document.
+pub fn predict(
+    mut model: Sequential,
+    spec: TextSpec,
+    inputs: &[PathBuf],
+    cache: &Path,
+    json: bool,
+) -> ember::Result<()> {
+    let mut files = Vec::new();
+    for input in inputs {
+        if input.is_dir() {
+            let mut inside: Vec<PathBuf> = std::fs::read_dir(input)
+                .map_err(|e| Error::io(input, e))?
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.is_file())
+                .collect();
+            inside.sort();
+            files.extend(inside);
+        } else {
+            files.push(input.clone());
+        }
+    }
+    let mut texts = Vec::with_capacity(files.len());
+    for file in &files {
+        let bytes = std::fs::read(file).map_err(|e| Error::io(file, e))?;
+        let text = if spec.email {
+            ember::text::documents::email_text(&bytes)
+                .unwrap_or_else(|_| String::from_utf8_lossy(&bytes).into_owned())
+        } else {
+            String::from_utf8_lossy(&bytes).into_owned()
+        };
+        texts.push(text);
+    }
+    let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+    let x = featurize(&spec.features, &refs, spec.email, cache)?;
+    let outputs = model.predict(&x, 256)?;
+    let width = outputs.row_len();
+    let mut records = Vec::new();
+    for (file, row) in files.iter().zip(outputs.data().chunks(width)) {
+        let best = (0..width)
+            .max_by(|&a, &b| row[a].total_cmp(&row[b]))
+            .unwrap_or(0);
+        if json {
+            records.push(serde_json::json!({
+                "input": file.display().to_string(),
+                "class": spec.classes[best],
+                "probability": row[best],
+            }));
+        } else {
+            println!(
+                "{}: {} ({:.4})",
+                file.display(),
+                spec.classes[best],
+                row[best]
+            );
+        }
+    }
+    if json {
+        let text = serde_json::to_string_pretty(&records)
+            .map_err(|e| Error::invalid(format!("cannot write JSON: {e}")))?;
+        println!("{text}");
+    }
+    Ok(())
+}

@@ -1,0 +1,201 @@
+//! Semantic search over question–answer pairs (a customer-service FAQ): the questions'
+//! sentence embeddings, searched exactly by cosine similarity.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use safetensors::tensor::{Dtype, TensorView};
+use safetensors::SafeTensors;
+use serde::{Deserialize, Serialize};
+
+use super::features::encoder_key;
+use super::sentence::SentenceEncoder;
+use crate::error::{Error, Result};
+use crate::tensor::matmul::{matmul, MatRef};
+use crate::tensor::Tensor;
+
+/// What an index file records beside its vectors.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+struct IndexInfo {
+    questions: Vec<String>,
+    answers: Vec<String>,
+    encoder: PathBuf,
+    encoder_key: String,
+}
+
+/// Question embeddings (L2-normalized) with their answers and the encoder that made them.
+#[derive(Clone, Debug)]
+pub struct FaqIndex {
+    pub questions: Vec<String>,
+    pub answers: Vec<String>,
+    /// (questions, dim), each row of unit length.
+    pub embeddings: Tensor,
+    pub encoder: PathBuf,
+    pub encoder_key: String,
+}
+
+impl FaqIndex {
+    /// Embeds the questions.
+    pub fn build(
+        encoder: &mut SentenceEncoder,
+        questions: Vec<String>,
+        answers: Vec<String>,
+    ) -> Result<Self> {
+        if questions.is_empty() || questions.len() != answers.len() {
+            return Err(Error::invalid(format!(
+                "an index needs as many answers as questions, at least one (got {} and {})",
+                questions.len(),
+                answers.len()
+            )));
+        }
+        let refs: Vec<&str> = questions.iter().map(String::as_str).collect();
+        let mut embeddings = encoder.encode(&refs, 32)?;
+        normalize_rows(&mut embeddings);
+        Ok(FaqIndex {
+            questions,
+            answers,
+            embeddings,
+            encoder: std::path::absolute(&encoder.dir).unwrap_or_else(|_| encoder.dir.clone()),
+            encoder_key: encoder_key(encoder)?,
+        })
+    }
+
+    /// The `k` best entries for a query embedding: (entry, cosine similarity), best first.
+    pub fn search(&self, query: &[f32], k: usize) -> Vec<(usize, f32)> {
+        let (rows, dim) = (self.embeddings.rows(), self.embeddings.row_len());
+        if query.len() != dim {
+            return Vec::new();
+        }
+        let norm = query.iter().map(|v| v * v).sum::<f32>().sqrt().max(1e-12);
+        // Every similarity at once: one matrix–vector product through gemm.
+        let mut scores = vec![0.0f32; rows];
+        matmul(
+            &mut scores,
+            MatRef::new(self.embeddings.data(), rows, dim),
+            MatRef::new(query, dim, 1),
+            false,
+        );
+        let mut scored: Vec<(usize, f32)> =
+            scores.into_iter().map(|s| s / norm).enumerate().collect();
+        let k = k.min(scored.len());
+        if k == 0 {
+            return Vec::new();
+        }
+        let by_score = |a: &(usize, f32), b: &(usize, f32)| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0));
+        scored.select_nth_unstable_by(k - 1, by_score);
+        scored.truncate(k);
+        scored.sort_by(by_score);
+        scored
+    }
+
+    /// Writes the index as one safetensors file (vectors, and the texts in its metadata),
+    /// atomically.
+    pub fn save(&self, path: &Path) -> Result<()> {
+        let info = IndexInfo {
+            questions: self.questions.clone(),
+            answers: self.answers.clone(),
+            encoder: self.encoder.clone(),
+            encoder_key: self.encoder_key.clone(),
+        };
+        let info = serde_json::to_string(&info)
+            .map_err(|e| Error::invalid(format!("cannot serialise the index: {e}")))?;
+        let raw: Vec<u8> = self
+            .embeddings
+            .data()
+            .iter()
+            .flat_map(|v| v.to_le_bytes())
+            .collect();
+        let view = TensorView::new(Dtype::F32, self.embeddings.shape().to_vec(), &raw)
+            .map_err(|e| Error::invalid(format!("cannot store the index: {e}")))?;
+        let metadata = HashMap::from([("ember.faq".to_string(), info)]);
+        let bytes = safetensors::serialize([("embeddings", view)], Some(metadata))
+            .map_err(|e| Error::invalid(format!("cannot serialise the index: {e}")))?;
+        crate::io::write_atomically(path, &bytes)
+    }
+
+    /// Reads an index written by [`FaqIndex::save`]; anything else is an error naming the file.
+    pub fn load(path: &Path) -> Result<Self> {
+        let bad = |m: String| Error::data(path, m);
+        let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+        let (_, header) = SafeTensors::read_metadata(&bytes)
+            .map_err(|e| bad(format!("not an index file: {e}")))?;
+        let info = header
+            .metadata()
+            .as_ref()
+            .and_then(|m| m.get("ember.faq"))
+            .ok_or_else(|| bad("not an Ember FAQ index".into()))?;
+        let info: IndexInfo =
+            serde_json::from_str(info).map_err(|e| bad(format!("damaged index: {e}")))?;
+        let tensors =
+            SafeTensors::deserialize(&bytes).map_err(|e| bad(format!("not an index file: {e}")))?;
+        let view = tensors
+            .tensor("embeddings")
+            .map_err(|_| bad("the index has no embeddings".into()))?;
+        let shape = view.shape().to_vec();
+        if view.dtype() != Dtype::F32
+            || shape.len() != 2
+            || shape[0] != info.questions.len()
+            || info.answers.len() != info.questions.len()
+        {
+            return Err(bad(format!(
+                "damaged index: {} questions, {} answers, vectors {shape:?}",
+                info.questions.len(),
+                info.answers.len()
+            )));
+        }
+        let data: Vec<f32> = view
+            .data()
+            .chunks_exact(4)
+            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+            .collect();
+        Ok(FaqIndex {
+            questions: info.questions,
+            answers: info.answers,
+            embeddings: Tensor::new(&shape, data)?,
+            encoder: info.encoder,
+            encoder_key: info.encoder_key,
+        })
+    }
+}
+
+fn normalize_rows(t: &mut Tensor) {
+    let dim = t.row_len().max(1);
+    for row in t.data_mut().chunks_mut(dim) {
+        let norm = row.iter().map(|v| v * v).sum::<f32>().sqrt().max(1e-12);
+        row.iter_mut().for_each(|v| *v /= norm);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exact_top_k_by_cosine() {
+        let index = FaqIndex {
+            questions: vec!["a".into(), "b".into(), "c".into()],
+            answers: vec!["A".into(), "B".into(), "C".into()],
+            embeddings: Tensor::new(&[3, 2], vec![1.0, 0.0, 0.0, 1.0, 0.6, 0.8]).unwrap(),
+            encoder: PathBuf::from("m"),
+            encoder_key: "k".into(),
+        };
+        let hits = index.search(&[2.0, 0.0], 2);
+        assert_eq!(hits[0].0, 0);
+        assert!((hits[0].1 - 1.0).abs() < 1e-6);
+        assert_eq!(hits[1].0, 2);
+        assert!((hits[1].1 - 0.6).abs() < 1e-6);
+        assert_eq!(index.search(&[0.0, 1.0], 10).len(), 3);
+
+        let path = std::env::temp_dir().join(format!("ember-faq-{}.index", std::process::id()));
+        index.save(&path).unwrap();
+        let loaded = FaqIndex::load(&path).unwrap();
+        assert_eq!(loaded.answers, index.answers);
+        assert_eq!(loaded.embeddings, index.embeddings);
+        std::fs::write(&path, b"junk").unwrap();
+        assert!(FaqIndex::load(&path)
+            .unwrap_err()
+            .to_string()
+            .contains("index"));
+        std::fs::remove_file(&path).unwrap();
+    }
+}
