@@ -170,3 +170,49 @@ fn the_readme_faq_examples_find_their_answers() {
     let broken = dir.write("broken.index", b"not an index");
     common::fails_with(&["ask", &broken, "hello"], &["broken.index"]);
 }
+
+#[test]
+fn a_text_column_of_a_csv_trains_the_same_classifier() {
+    let Some(data) = data_dir() else { return };
+    use ember::text::{read_text_folder, ClassFolders};
+    let groups = [
+        ClassFolders::parse("ham=easy-ham-1,easy-ham-2,hard-ham-1").unwrap(),
+        ClassFolders::parse("spam=spam-1,spam-2").unwrap(),
+    ];
+    let docs = read_text_folder(&data.join("spamassassin"), &groups, true).unwrap();
+    // Every second message, as a table of (text, label).
+    let dir = Scratch::new("spam-csv");
+    let file = dir.file("mail.csv");
+    let mut writer = csv::Writer::from_path(&file).unwrap();
+    writer.write_record(["id", "text", "label"]).unwrap();
+    for (i, (text, &label)) in docs.texts.iter().zip(&docs.labels).enumerate().step_by(2) {
+        writer
+            .write_record([&i.to_string(), text, &docs.classes[label]])
+            .unwrap();
+    }
+    writer.flush().unwrap();
+    let out = ok(&[
+        "train",
+        "--csv",
+        &file,
+        "--text-column",
+        "text",
+        "--target",
+        "label",
+    ]);
+    assert!(out.contains("3023 documents (ham 2075, spam 948)"), "{out}");
+    let (accuracy, f1) = scores(&out);
+    assert!(accuracy >= 0.97 && f1 >= 0.95, "{accuracy} / {f1}");
+    common::fails_with(
+        &[
+            "train",
+            "--csv",
+            &file,
+            "--text-column",
+            "body",
+            "--target",
+            "label",
+        ],
+        &["mail.csv", "no 'body' column"],
+    );
+}

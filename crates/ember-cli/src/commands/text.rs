@@ -10,7 +10,9 @@ use ember::data::split::train_test_split;
 use ember::prelude::*;
 use ember::spec::{FitSpec, ModelSpec, TextSpec};
 use ember::text::features::{embed_cached, encoder_key};
-use ember::text::{read_text_folder, ClassFolders, SentenceEncoder, TextFeatures, TfIdf};
+use ember::text::{
+    read_text_folder, ClassFolders, Documents, SentenceEncoder, TextFeatures, TfIdf,
+};
 use ember::{io, Error};
 
 #[derive(Args, Default)]
@@ -18,6 +20,9 @@ pub struct TextArgs {
     /// Train a text classifier on a folder: one subfolder per class, one document per file.
     #[arg(long, value_name = "DIR", conflicts_with_all = ["model", "resume", "checkpoint", "data", "csv"])]
     pub text_dir: Option<PathBuf>,
+    /// With --csv FILE and --target T: train a text classifier on this column of the table.
+    #[arg(long, value_name = "COLUMN", requires = "csv")]
+    pub text_column: Option<String>,
     /// A class made of several subfolders: NAME=FOLDER[,FOLDER…] (repeat per class; default:
     /// each subfolder is a class).
     #[arg(long = "class", value_name = "NAME=FOLDERS")]
@@ -119,6 +124,71 @@ fn document_embeddings(
     Tensor::new(&[texts.len(), views.len() * dim], data)
 }
 
+/// Documents from a CSV file: one per row, the text in `text_column`, the class in `target`
+/// (classes sorted by name). A row without a class is an error naming its line.
+pub fn read_csv_documents(
+    file: &Path,
+    text_column: &str,
+    target: &str,
+) -> ember::Result<Documents> {
+    let mut reader = csv::Reader::from_path(file).map_err(|e| Error::data(file, e.to_string()))?;
+    let headers = reader
+        .byte_headers()
+        .map_err(|e| Error::data(file, e.to_string()))?
+        .clone();
+    let names: Vec<String> = headers
+        .iter()
+        .map(|h| String::from_utf8_lossy(h).trim().to_string())
+        .collect();
+    let column = |name: &str| {
+        names.iter().position(|h| h == name).ok_or_else(|| {
+            Error::data(
+                file,
+                format!("no '{name}' column (the header is: {})", names.join(", ")),
+            )
+        })
+    };
+    let (t, c) = (column(text_column)?, column(target)?);
+    let mut rows = Vec::new();
+    let mut lossy = 0;
+    for (n, record) in reader.byte_records().enumerate() {
+        let record = record.map_err(|e| Error::data(file, e.to_string()))?;
+        let line = record.position().map_or(n + 2, |p| p.line() as usize);
+        let (Some(text), Some(class)) = (record.get(t), record.get(c)) else {
+            return Err(Error::data(
+                file,
+                format!("line {line}: missing the text or the class"),
+            ));
+        };
+        let class = String::from_utf8_lossy(class).trim().to_string();
+        if class.is_empty() {
+            return Err(Error::data(
+                file,
+                format!("line {line}: the class is empty"),
+            ));
+        }
+        lossy += usize::from(std::str::from_utf8(text).is_err());
+        rows.push((String::from_utf8_lossy(text).into_owned(), class));
+    }
+    let mut classes: Vec<String> = rows.iter().map(|(_, c)| c.clone()).collect();
+    classes.sort();
+    classes.dedup();
+    if classes.len() < 2 {
+        return Err(Error::data(file, "a classifier needs at least two classes"));
+    }
+    Ok(Documents {
+        labels: rows
+            .iter()
+            .map(|(_, c)| classes.binary_search(c).expect("collected above"))
+            .collect(),
+        files: vec![file.to_path_buf(); rows.len()],
+        texts: rows.into_iter().map(|(t, _)| t).collect(),
+        classes,
+        lossy,
+        unparsed: Vec::new(),
+    })
+}
+
 pub fn train(args: &TextArgs, options: TrainText) -> ember::Result<()> {
     let groups: Vec<ClassFolders> = args
         .classes
@@ -126,6 +196,11 @@ pub fn train(args: &TextArgs, options: TrainText) -> ember::Result<()> {
         .map(|c| ClassFolders::parse(c))
         .collect::<ember::Result<_>>()?;
     let docs = read_text_folder(options.dir, &groups, args.email)?;
+    train_documents(args, docs, options)
+}
+
+/// Trains, reports and saves a classifier on documents already read.
+pub fn train_documents(args: &TextArgs, docs: Documents, options: TrainText) -> ember::Result<()> {
     let counts: Vec<String> = docs
         .classes
         .iter()

@@ -53,6 +53,20 @@ pub struct TrainArgs {
 
 pub fn run(args: TrainArgs) -> ember::Result<()> {
     super::set_threads(args.threads)?;
+    if let (Some(file), Some(column)) = (&args.csv, &args.text.text_column) {
+        let target = args.table.target.as_deref().ok_or_else(|| {
+            ember::Error::invalid("--text-column needs --target COLUMN (the class column)")
+        })?;
+        let docs = super::text::read_csv_documents(file, column, target)?;
+        let options = super::text::TrainText {
+            dir: file,
+            test_size: args.test_size,
+            seed: args.seed.unwrap_or(1),
+            epochs: args.epochs.map(|e| e as usize),
+            output: args.output.as_deref(),
+        };
+        return super::text::train_documents(&args.text, docs, options);
+    }
     if let Some(file) = &args.csv {
         return run_table(file, &args);
     }
