@@ -22,6 +22,9 @@ fn scores(out: &str) -> (f64, f64) {
     (accuracy, spam_f1)
 }
 
+/// A spam message written for the tests (not from the corpus).
+const SPAM_MAIL: &str = "Subject: Make $$$ fast - limited offer!!!\n\nEarn money from home. Click here now to claim your FREE prize, no credit card required. Remove me from this list.\n";
+
 fn train_args<'a>(corpus: &'a str, seed: &'a str) -> Vec<&'a str> {
     vec![
         "train",
@@ -61,10 +64,7 @@ fn tfidf_spam_filter_meets_the_bar_and_predicts_new_mail() {
         );
     }
     // New mail (written here, not from the corpus) is classified by the saved model.
-    let spam = dir.write(
-        "offer.eml",
-        "Subject: Make $$$ fast - limited offer!!!\n\nEarn money from home. Click here now to claim your FREE prize, no credit card required. Remove me from this list.\n",
-    );
+    let spam = dir.write("offer.eml", SPAM_MAIL);
     let ham = dir.write(
         "meeting.eml",
         "Subject: Re: patch for the build script\n\nThanks, I applied your patch to the CVS tree and the build works again on Linux. Let's talk about the release at the meeting tomorrow.\n",
@@ -110,10 +110,7 @@ fn pretrained_embeddings_spam_filter_per_seed() {
     }
     // The second and third runs read every embedding from the cache.
     assert!(std::fs::read_dir(&cache).unwrap().count() == 1);
-    let spam = dir.write(
-        "offer.eml",
-        "Subject: Make $$$ fast - limited offer!!!\n\nEarn money from home. Click here now to claim your FREE prize, no credit card required. Remove me from this list.\n",
-    );
+    let spam = dir.write("offer.eml", SPAM_MAIL);
     let out = ok(&["predict", &model, &spam, "--json"]);
     assert!(out.contains("\"class\": \"spam\""), "{out}");
 }

@@ -3,9 +3,8 @@
 //! (`bench/mnist_cnn.py`, run with `--python`), at the same thread count.
 
 use std::path::Path;
-use std::process::Command;
 
-use ember::{Error, ModelSpec, Verbosity};
+use ember::{ModelSpec, Verbosity};
 
 use super::{list, median, peak_rss_mb, BenchArgs};
 
@@ -93,29 +92,14 @@ fn run_torch(
     threads: u64,
     seed: u64,
 ) -> ember::Result<TorchRun> {
-    let script = Path::new("bench/mnist_cnn.py");
-    let output = Command::new(python)
-        .arg(script)
-        .args(["--data", &data.to_string_lossy()])
-        .args(["--epochs", &epochs.to_string()])
-        .args(["--threads", &threads.to_string()])
-        .args(["--seed", &seed.to_string()])
-        .output()
-        .map_err(|e| Error::io(python, e))?;
-    if !output.status.success() {
-        return Err(Error::invalid(format!(
-            "{} {} failed: {}",
-            python.display(),
-            script.display(),
-            String::from_utf8_lossy(&output.stderr).trim()
-        )));
-    }
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let line = stdout.lines().last().unwrap_or_default();
-    serde_json::from_str(line).map_err(|e| {
-        Error::invalid(format!(
-            "unexpected output from {}: {e}: {line}",
-            script.display()
-        ))
-    })
+    super::run_python(
+        python,
+        "mnist_cnn.py",
+        &[
+            ("--data", data.to_string_lossy().into_owned()),
+            ("--epochs", epochs.to_string()),
+            ("--threads", threads.to_string()),
+            ("--seed", seed.to_string()),
+        ],
+    )
 }

@@ -3,7 +3,6 @@
 //! (bench/embed.py) on the same sentences and thread count, in the same run.
 
 use std::path::Path;
-use std::process::Command;
 use std::time::Instant;
 
 use ember::tensor::random::Rng;
@@ -186,31 +185,16 @@ fn run_torch(
     let file =
         std::env::temp_dir().join(format!("ember-bench-sentences-{}.txt", std::process::id()));
     std::fs::write(&file, texts.join("\n")).map_err(|e| Error::io(&file, e))?;
-    let script = Path::new("bench/embed.py");
-    let output = Command::new(python)
-        .arg(script)
-        .args(["--model", &model.to_string_lossy()])
-        .args(["--sentences", &file.to_string_lossy()])
-        .args(["--threads", &threads.to_string()])
-        .args(["--repeats", &REPEATS.to_string()])
-        .output()
-        .map_err(|e| Error::io(python, e));
+    let result = super::run_python(
+        python,
+        "embed.py",
+        &[
+            ("--model", model.to_string_lossy().into_owned()),
+            ("--sentences", file.to_string_lossy().into_owned()),
+            ("--threads", threads.to_string()),
+            ("--repeats", REPEATS.to_string()),
+        ],
+    );
     let _ = std::fs::remove_file(&file);
-    let output = output?;
-    if !output.status.success() {
-        return Err(Error::invalid(format!(
-            "{} {} failed: {}",
-            python.display(),
-            script.display(),
-            String::from_utf8_lossy(&output.stderr).trim()
-        )));
-    }
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let line = stdout.lines().last().unwrap_or_default();
-    serde_json::from_str(line).map_err(|e| {
-        Error::invalid(format!(
-            "unexpected output from {}: {e}: {line}",
-            script.display()
-        ))
-    })
+    result
 }

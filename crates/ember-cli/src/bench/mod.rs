@@ -74,6 +74,38 @@ pub fn run(args: BenchArgs) -> ember::Result<()> {
     }
 }
 
+/// Runs a baseline script of bench/ with `python` and reads the JSON object it prints last.
+fn run_python<T: serde::de::DeserializeOwned>(
+    python: &std::path::Path,
+    script: &str,
+    args: &[(&str, String)],
+) -> ember::Result<T> {
+    use ember::Error;
+    let script = std::path::Path::new("bench").join(script);
+    let mut command = std::process::Command::new(python);
+    command.arg(&script);
+    for (flag, value) in args {
+        command.args([*flag, value.as_str()]);
+    }
+    let output = command.output().map_err(|e| Error::io(python, e))?;
+    if !output.status.success() {
+        return Err(Error::invalid(format!(
+            "{} {} failed: {}",
+            python.display(),
+            script.display(),
+            String::from_utf8_lossy(&output.stderr).trim()
+        )));
+    }
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let line = stdout.lines().last().unwrap_or_default();
+    serde_json::from_str(line).map_err(|e| {
+        Error::invalid(format!(
+            "unexpected output from {}: {e}: {line}",
+            script.display()
+        ))
+    })
+}
+
 fn median(values: &[f64]) -> f64 {
     let mut v = values.to_vec();
     v.sort_by(f64::total_cmp);
