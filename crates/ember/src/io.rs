@@ -418,6 +418,7 @@ mod tests {
             units: 5,
             activation: Activation::Tanh,
             use_bias: true,
+            kernel_regularizer: None,
         };
         let e = load_error(&with(KEY_SPEC, &wider.to_toml().unwrap()));
         assert!(e.contains("declares 32 parameters but stores 26"), "{e}");
@@ -426,6 +427,7 @@ mod tests {
             units: usize::MAX / 2,
             activation: Activation::Tanh,
             use_bias: true,
+            kernel_regularizer: None,
         };
         assert!(!load_error(&with(KEY_SPEC, &huge.to_toml().unwrap())).is_empty());
     }

@@ -12,6 +12,13 @@ use crate::autograd::FillMode;
 use crate::error::{Error, Result};
 use crate::tensor::activation::Activation;
 
+/// A weight penalty, as Keras's `regularizers.L2(l2)`: l2 · Σ w² added to the loss.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Regularizer {
+    pub l2: f32,
+}
+
 /// One layer of a model file, tagged by `type`:
 ///
 /// ```toml
@@ -29,6 +36,9 @@ pub enum LayerConfig {
         activation: Activation,
         #[serde(default = "yes")]
         use_bias: bool,
+        /// `kernel_regularizer = { l2 = 0.0001 }`: factor · Σ kernel² added to the loss.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        kernel_regularizer: Option<Regularizer>,
     },
     Activation {
         activation: Activation,
@@ -413,7 +423,14 @@ impl LayerConfig {
                 units,
                 activation,
                 use_bias,
-            } => Box::new(Dense::new(units).activation(activation).use_bias(use_bias)),
+                kernel_regularizer,
+            } => {
+                let dense = Dense::new(units).activation(activation).use_bias(use_bias);
+                Box::new(match kernel_regularizer {
+                    Some(Regularizer { l2 }) => dense.kernel_l2(l2),
+                    None => dense,
+                })
+            }
             LayerConfig::Activation { activation } => Box::new(ActivationLayer::new(activation)),
             LayerConfig::Conv2d { .. } => Box::new(self.conv().expect("a conv config")),
             LayerConfig::MaxPooling2d { .. } => Box::new(self.pool().expect("a pool config")),

@@ -1,13 +1,14 @@
 //! `Dense`: a fully connected layer, `activation(x · kernel + bias)`.
 
-use super::{init, Layer, LayerConfig};
+use super::{init, Layer, LayerConfig, Regularizer};
 use crate::autograd::{Tape, Var};
 use crate::error::{Error, Result};
 use crate::tensor::activation::Activation;
 use crate::tensor::random::Rng;
 use crate::tensor::Tensor;
 
-/// Keras `Dense(units, activation)`: glorot-uniform kernel, zero bias.
+/// Keras `Dense(units, activation)`: glorot-uniform kernel, zero bias; optionally an L2
+/// penalty on the kernel (`kernel_regularizer=l2(factor)`).
 ///
 /// ```
 /// use ember::prelude::*;
@@ -20,6 +21,7 @@ pub struct Dense {
     units: usize,
     activation: Activation,
     use_bias: bool,
+    kernel_l2: Option<f32>,
     kernel: Option<Var>,
     bias: Option<Var>,
 }
@@ -30,6 +32,7 @@ impl Dense {
             units,
             activation: Activation::Linear,
             use_bias: true,
+            kernel_l2: None,
             kernel: None,
             bias: None,
         }
@@ -42,6 +45,13 @@ impl Dense {
 
     pub fn use_bias(mut self, use_bias: bool) -> Self {
         self.use_bias = use_bias;
+        self
+    }
+
+    /// Adds factor · Σ kernel² to the training loss (Keras `kernel_regularizer=l2(factor)`);
+    /// 0 adds nothing.
+    pub fn kernel_l2(mut self, factor: f32) -> Self {
+        self.kernel_l2 = (factor != 0.0).then_some(factor);
         self
     }
 
@@ -70,6 +80,11 @@ impl Layer for Dense {
     ) -> Result<Vec<usize>> {
         if self.units == 0 {
             return Err(Error::invalid("Dense units must be at least 1"));
+        }
+        if let Some(l2) = self.kernel_l2.filter(|l2| !(l2.is_finite() && *l2 >= 0.0)) {
+            return Err(Error::invalid(format!(
+                "Dense kernel_regularizer l2 must be a finite number ≥ 0, got {l2}"
+            )));
         }
         let Some(&inputs) = input_shape.last().filter(|&&n| n > 0) else {
             return Err(Error::shape(
@@ -105,11 +120,19 @@ impl Layer for Dense {
         kernel.into_iter().chain(bias).collect()
     }
 
+    fn l2_penalties(&self) -> Vec<(Var, f32)> {
+        match (self.kernel, self.kernel_l2) {
+            (Some(kernel), Some(l2)) if l2 > 0.0 => vec![(kernel, l2)],
+            _ => Vec::new(),
+        }
+    }
+
     fn config(&self) -> LayerConfig {
         LayerConfig::Dense {
             units: self.units,
             activation: self.activation,
             use_bias: self.use_bias,
+            kernel_regularizer: self.kernel_l2.map(|l2| Regularizer { l2 }),
         }
     }
 }
@@ -142,6 +165,16 @@ mod tests {
         assert!(Dense::new(2)
             .build(&mut tape, &[], &mut Rng::seed(0))
             .is_err());
+        let err = Dense::new(2)
+            .kernel_l2(-0.1)
+            .build(&mut tape, &[4], &mut Rng::seed(0))
+            .unwrap_err();
+        assert!(err.to_string().contains("kernel_regularizer l2"), "{err}");
+        // A penalty of 0 is no penalty, and not written to the model file.
+        assert_eq!(
+            Dense::new(2).kernel_l2(0.0).config(),
+            Dense::new(2).config()
+        );
     }
 
     #[test]

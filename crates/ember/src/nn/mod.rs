@@ -21,7 +21,7 @@ pub(crate) mod transformer;
 pub use activation::ActivationLayer;
 pub use augment::{Augment, FlipMode};
 pub use batch_normalization::BatchNormalization;
-pub use config::LayerConfig;
+pub use config::{LayerConfig, Regularizer};
 pub use conv2d::{Conv2D, Padding, Size2};
 pub use dense::Dense;
 pub use dropout::Dropout;
@@ -71,6 +71,12 @@ pub trait Layer: Send {
     /// The layer's non-trainable variables ("moving_mean"), saved with the model but
     /// never touched by the optimizer.
     fn state(&self) -> Vec<(&'static str, Var)> {
+        Vec::new()
+    }
+
+    /// Variables whose squares are added to the training loss, with their factors: Keras's
+    /// `kernel_regularizer=l2(factor)`, a penalty of factor · Σ w².
+    fn l2_penalties(&self) -> Vec<(Var, f32)> {
         Vec::new()
     }
 

@@ -315,6 +315,7 @@ impl Sequential {
         let (loss, output) = compiled
             .loss
             .record_weighted(tape, logits, activation, yb, weights)?;
+        let loss = Sequential::with_penalties(layers, tape, loss)?;
         tape.backward(loss)?;
         compiled.optimizer.step(tape);
         let value = tape.value(loss).item()?;
@@ -342,6 +343,7 @@ impl Sequential {
             let yb = tape.constant_rows(y, batch)?;
             let (logits, activation) = Sequential::forward(&self.layers, tape, xb, false, true)?;
             let (loss, output) = compiled.loss.record(tape, logits, activation, yb)?;
+            let loss = Sequential::with_penalties(&self.layers, tape, loss)?;
             running.add_loss(tape.value(loss).item()?, batch.len());
             if let Some(kind) = compiled.accuracy {
                 running.add_accuracy(accuracy_counts(kind, tape.value(output), tape.value(yb))?);
@@ -596,6 +598,50 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("class_weight has 1 entries"));
+    }
+
+    #[test]
+    fn an_l2_kernel_penalty_adds_to_the_loss_and_to_the_gradient() {
+        // Two models alike but for an L2 penalty on the kernel: the reported loss differs by
+        // l2 · Σ w², and one SGD step by -lr · 2 · l2 · w (the data gradients are the same).
+        let (x, y) = blobs();
+        let (l2, lr) = (0.05f32, 0.1f32);
+        let build = |penalty: Option<f32>| {
+            let mut m = Sequential::with_seed(&[2], 3);
+            let dense = Dense::new(2).activation(Activation::Softmax);
+            m.add(match penalty {
+                Some(f) => dense.kernel_l2(f),
+                None => dense,
+            })
+            .unwrap();
+            m.compile(Sgd::new(lr), Loss::SparseCategoricalCrossentropy, &[])
+                .unwrap();
+            m
+        };
+        let (mut plain, mut penalized) = (build(None), build(Some(l2)));
+        let w0 = plain.get_weights()[0].clone();
+        let squares: f64 = w0.data().iter().map(|&w| (w as f64).powi(2)).sum();
+        let loss_plain = plain.evaluate(&x, &y, 1000).unwrap().loss;
+        let loss_penalized = penalized.evaluate(&x, &y, 1000).unwrap().loss;
+        assert!(
+            (loss_penalized - loss_plain - l2 as f64 * squares).abs() < 1e-5,
+            "{loss_penalized} vs {loss_plain} + {l2} · {squares}"
+        );
+        let one_step = FitOptions {
+            epochs: 1,
+            batch_size: x.rows(),
+            shuffle: false,
+            verbose: Verbosity::Silent,
+            ..FitOptions::default()
+        };
+        plain.fit(&x, &y, &one_step).unwrap();
+        penalized.fit(&x, &y, &one_step).unwrap();
+        let (a, b) = (&plain.get_weights()[0], &penalized.get_weights()[0]);
+        for ((wa, wb), w) in a.data().iter().zip(b.data()).zip(w0.data()) {
+            assert!((wb - wa + lr * 2.0 * l2 * w).abs() < 1e-6, "{wa} {wb} {w}");
+        }
+        // The bias is not penalized.
+        assert_eq!(plain.get_weights()[1], penalized.get_weights()[1]);
     }
 
     #[test]

@@ -276,6 +276,18 @@ impl Sequential {
         Ok((h, crate::Activation::Linear))
     }
 
+    /// `loss` plus the layers' weight penalties (Keras reports its losses with them too).
+    pub(crate) fn with_penalties(layers: &[Entry], tape: &mut Tape, loss: Var) -> Result<Var> {
+        let mut total = loss;
+        for (var, factor) in layers.iter().flat_map(|e| e.layer.l2_penalties()) {
+            let squares = tape.square(var)?;
+            let sum = tape.sum(squares)?;
+            let penalty = tape.scale(sum, factor)?;
+            total = tape.add(total, penalty)?;
+        }
+        Ok(total)
+    }
+
     /// Checks that `x` holds samples of the model's input shape.
     pub(crate) fn check_input(&self, x: &Tensor, what: &str) -> Result<()> {
         if x.shape().len() != self.input_shape.len() + 1 || x.shape()[1..] != self.input_shape[..] {
