@@ -47,7 +47,8 @@ pub use tensor::activation::Activation;
 pub use tensor::threads::{num_threads, set_num_threads};
 pub use tensor::Tensor;
 pub use train::{
-    Callback, Control, EpochLog, Evaluation, FitOptions, History, Sequential, Verbosity,
+    Callback, Control, EpochLog, Evaluation, FitOptions, History, Sequential, SoftmaxRegression,
+    Verbosity,
 };
 
 /// Everything a training script needs, in one `use`.

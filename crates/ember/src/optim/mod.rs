@@ -1,10 +1,13 @@
-//! Optimizers with Keras's update rules and defaults: SGD (momentum, Nesterov), Adam, RMSprop.
+//! Optimizers with Keras's update rules and defaults: SGD (momentum, Nesterov), Adam, RMSprop;
+//! and L-BFGS for full-batch objectives.
 
 mod adam;
+pub mod lbfgs;
 mod rmsprop;
 mod sgd;
 
 pub use adam::Adam;
+pub use lbfgs::{Lbfgs, Minimum};
 pub use rmsprop::RmsProp;
 pub use sgd::Sgd;
 

@@ -6,6 +6,7 @@ mod fit;
 mod history;
 mod progress;
 mod sequential;
+mod softmax_regression;
 mod summary;
 
 pub use assess::Assessment;
@@ -13,3 +14,4 @@ pub use callback::{Callback, Control};
 pub use fit::{split_point, Evaluation, FitOptions, Verbosity};
 pub use history::{decimal, EpochLog, History};
 pub use sequential::Sequential;
+pub use softmax_regression::SoftmaxRegression;
