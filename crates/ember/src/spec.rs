@@ -71,6 +71,10 @@ pub struct TextSpec {
     #[serde(default)]
     pub email: bool,
     pub features: crate::text::TextFeatures,
+    /// Standardization of the features, fitted on the training documents (pretrained
+    /// features; TF-IDF vectors are used as they are).
+    #[serde(default)]
+    pub scaler: Option<crate::data::StandardScaler>,
 }
 
 /// `[table]`: how a table model reads its rows and prepares them (fitted on training rows).
@@ -683,6 +687,24 @@ metrics = ["accuracy"]
         ));
         assert!(
             e.contains("model.input_shape") && e.contains("too large"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn a_kernel_regularizer_round_trips_and_unknown_penalties_are_errors() {
+        let text = VALID.replace(
+            "activation = \"relu\"",
+            "activation = \"relu\"\nkernel_regularizer = { l2 = 0.001 }",
+        );
+        let spec = ModelSpec::parse(&text, Path::new("m.toml")).unwrap();
+        let model = spec.build().unwrap();
+        let back = ModelSpec::from_model(&model, spec.fit.clone(), None).unwrap();
+        assert_eq!(back, spec);
+        assert!(back.to_toml().unwrap().contains("l2 = 0.001"));
+        let e = error(&text.replace("l2 = 0.001", "l1 = 0.001"));
+        assert!(
+            e.contains("layers[0]") && e.contains("unknown field `l1`, expected `l2`"),
             "{e}"
         );
     }

@@ -1,6 +1,7 @@
 //! The pretrained all-MiniLM-L6-v2 encoder against the reference outputs that
 //! sentence-transformers produced (../shared/data/all-minilm-l6-v2/reference): identical token
-//! ids, last hidden states within 1e-4, sentence embeddings within 1e-5 per component.
+//! ids, last hidden states within 1e-4, sentence embeddings within 1e-5 per component, and
+//! the pooled layer states text classifiers use.
 //! The model folder is `$EMBER_MINILM_DIR`, else `$EMBER_DATA_DIR/all-minilm-l6-v2`, else
 //! ../shared/data/all-minilm-l6-v2; the tests skip with a message when it is absent.
 
@@ -32,6 +33,17 @@ fn model_dir() -> Option<PathBuf> {
 fn reference(dir: &std::path::Path, name: &str) -> Value {
     let text = std::fs::read_to_string(dir.join("reference").join(name)).unwrap();
     serde_json::from_str(&text).unwrap()
+}
+
+/// The 40 reference sentences and their records (text, embedding).
+fn reference_embeddings(dir: &std::path::Path) -> (Vec<String>, Vec<Value>) {
+    let embeddings = reference(dir, "embeddings.json");
+    let records = embeddings["embeddings"].as_array().unwrap().clone();
+    let texts = records
+        .iter()
+        .map(|r| r["text"].as_str().unwrap().to_string())
+        .collect();
+    (texts, records)
 }
 
 fn floats(v: &Value) -> Vec<f32> {
@@ -93,12 +105,8 @@ fn hidden_states_and_embeddings_match_sentence_transformers() {
     );
 
     // Sentence embeddings of all 40, encoded in batches of 32 with dynamic padding.
-    let embeddings = reference(&dir, "embeddings.json");
-    let records = embeddings["embeddings"].as_array().unwrap();
-    let texts: Vec<&str> = records
-        .iter()
-        .map(|r| r["text"].as_str().unwrap())
-        .collect();
+    let (owned, records) = reference_embeddings(&dir);
+    let texts: Vec<&str> = owned.iter().map(String::as_str).collect();
     let got = encoder.encode(&texts, 32).unwrap();
     assert_eq!(got.shape(), &[40, 384]);
     let mut worst = 0.0f32;
@@ -113,6 +121,57 @@ fn hidden_states_and_embeddings_match_sentence_transformers() {
     }
     assert!(worst < 1e-5, "embeddings differ by up to {worst}");
     eprintln!("max |difference|: hidden states {worst_hidden:.2e}, embeddings {worst:.2e}");
+}
+
+#[test]
+fn pooled_layer_states_agree_with_the_reference() {
+    // The classifier features: per layer, the mean and the maximum of the token states.
+    // The last layer's mean, normalized, is the sentence embedding, and its maximum is the
+    // reference last hidden state's maximum over the tokens.
+    let Some(dir) = model_dir() else { return };
+    let mut encoder = SentenceEncoder::load(&dir).unwrap();
+    let depth = encoder.encoder.config.num_hidden_layers;
+    let (owned, records) = reference_embeddings(&dir);
+    let texts: Vec<&str> = owned.iter().map(String::as_str).collect();
+    let pooled = encoder
+        .encode_pooled_layers(&texts, 32, &[0, depth])
+        .unwrap();
+    assert_eq!(pooled.shape(), &[40, 4 * 384]);
+    for (i, record) in records.iter().enumerate() {
+        let row = &pooled.data()[i * 4 * 384..(i + 1) * 4 * 384];
+        let (first, last) = row.split_at(2 * 384);
+        let (mean, max) = last.split_at(384);
+        let norm = mean.iter().map(|v| v * v).sum::<f32>().sqrt();
+        for (a, b) in mean.iter().zip(floats(&record["embedding"])) {
+            assert!(
+                (a / norm - b).abs() < 1e-5,
+                "sentence {i}: {a} / {norm} vs {b}"
+            );
+        }
+        for (means, maxima) in [first.split_at(384), (mean, max)] {
+            for (m, x) in means.iter().zip(maxima) {
+                assert!(x >= m, "sentence {i}: a maximum below the mean");
+            }
+        }
+    }
+    let hidden = reference(&dir, "hidden_states_first3.json");
+    for (i, sentence) in hidden["sentences"].as_array().unwrap().iter().enumerate() {
+        let tokens = sentence["last_hidden_state"].as_array().unwrap();
+        let text = sentence["text"].as_str().unwrap();
+        let got = encoder.encode_pooled_layers(&[text], 1, &[depth]).unwrap();
+        for d in 0..384 {
+            let expected = tokens
+                .iter()
+                .map(|t| t[d].as_f64().unwrap() as f32)
+                .fold(f32::NEG_INFINITY, f32::max);
+            let value = got.data()[384 + d];
+            assert!((value - expected).abs() < 1e-4, "sentence {i}, feature {d}");
+        }
+    }
+    let err = encoder
+        .encode_pooled_layers(&texts[..1], 1, &[depth + 1])
+        .unwrap_err();
+    assert!(err.to_string().contains("layer 7"), "{err}");
 }
 
 #[test]

@@ -1,19 +1,21 @@
 //! Text classifiers: `ember train --text-dir DIR` (one subfolder per class, one document per
-//! file) on frozen pretrained sentence embeddings (`--encoder DIR`) or, without an encoder,
-//! on TF-IDF features; `ember predict MODEL FILE…` on new documents.
+//! file) on frozen pretrained encoder states (`--encoder DIR`) with an exact softmax
+//! regression or, without an encoder, on TF-IDF features with an MLP; `ember predict MODEL
+//! FILE…` on new documents.
 
 use std::path::{Path, PathBuf};
 
 use clap::Args;
 use ember::callbacks::EarlyStopping;
 use ember::data::split::train_test_split;
+use ember::data::StandardScaler;
 use ember::prelude::*;
 use ember::spec::{FitSpec, ModelSpec, TextSpec};
 use ember::text::features::{embed_cached, encoder_key};
 use ember::text::{
     read_text_folder, ClassFolders, Documents, SentenceEncoder, TextFeatures, TfIdf,
 };
-use ember::{io, Error};
+use ember::{io, Error, SoftmaxRegression};
 
 #[derive(Args, Default)]
 pub struct TextArgs {
@@ -34,16 +36,32 @@ pub struct TextArgs {
     /// embeddings with a small MLP. Without it: TF-IDF features.
     #[arg(long, value_name = "DIR")]
     pub encoder: Option<PathBuf>,
+    /// With --encoder: the layers whose token states, pooled by mean and maximum, make the
+    /// features (default: every layer, 0 = the embeddings to the last block).
+    #[arg(
+        long,
+        value_name = "L,L,…",
+        value_delimiter = ',',
+        requires = "encoder"
+    )]
+    pub encoder_layers: Vec<usize>,
     /// Where embeddings are cached, by document content and encoder.
     #[arg(long, value_name = "DIR", default_value = ".ember-cache")]
     pub cache: PathBuf,
     /// TF-IDF vocabulary size.
     #[arg(long, default_value_t = 5000)]
     pub max_features: usize,
-    /// Units of the classifier's hidden layer.
-    #[arg(long, default_value_t = 64)]
-    pub hidden: usize,
-    /// Learning rate of the classifier (Adam).
+    /// Units of the classifier's hidden layer (an MLP trained with Adam and early
+    /// stopping), or 0 for none: a softmax regression fitted exactly. Default: 0 on
+    /// pretrained features, 64 on TF-IDF.
+    #[arg(long)]
+    pub hidden: Option<usize>,
+    /// L2 penalty on the classifier's kernels (Keras `kernel_regularizer=l2(F)`).
+    /// Default: 1 / training documents for a softmax regression (scikit-learn's C = 1),
+    /// none for an MLP.
+    #[arg(long, value_name = "F")]
+    pub l2: Option<f32>,
+    /// Learning rate of the MLP classifier (Adam).
     #[arg(long, default_value_t = 0.001)]
     pub learning_rate: f32,
 }
@@ -57,18 +75,15 @@ pub struct TrainText<'a> {
     pub output: Option<&'a Path>,
 }
 
-/// Features of `texts` as a saved classifier's spec says (loading its encoder when needed).
-fn featurize(
-    features: &TextFeatures,
-    texts: &[&str],
-    email: bool,
-    cache: &Path,
-) -> ember::Result<Tensor> {
-    match features {
-        TextFeatures::Tfidf(tfidf) => tfidf.transform(texts),
+/// Features of `texts` as a saved classifier's spec says (loading its encoder when needed),
+/// standardized when it has a scaler.
+fn featurize(spec: &TextSpec, texts: &[&str], cache: &Path) -> ember::Result<Tensor> {
+    let x = match &spec.features {
+        TextFeatures::Tfidf(tfidf) => tfidf.transform(texts)?,
         TextFeatures::Pretrained {
             encoder,
             encoder_key: key,
+            layers,
         } => {
             let mut model = SentenceEncoder::load(encoder)?;
             let actual = encoder_key(&model)?;
@@ -78,21 +93,27 @@ fn featurize(
                     format!("this is not the encoder the classifier was trained with (weights {actual}, expected {key})"),
                 ));
             }
-            document_embeddings(&mut model, key, texts, email, cache)
+            document_embeddings(&mut model, key, layers, texts, spec.email, cache)?
         }
+    };
+    match &spec.scaler {
+        Some(scaler) => scaler.transform(&x),
+        None => Ok(x),
     }
 }
 
 /// Characters from the end of a document that make its tail view.
 const TAIL_CHARS: usize = 1500;
 
-/// A document's embedding: of its beginning (the encoder reads the first 256 tokens) and of
-/// its last characters, side by side; for an e-mail, its subject's embedding first. Long
+/// A document's pretrained features ([`embed_cached`]: pooled `layers`, or the sentence
+/// embedding): of its beginning (the encoder reads the first 256 tokens) and of its last
+/// characters, side by side; for an e-mail, its subject's first. Long
 /// documents keep cues at both ends (a signature, a mailing list's footer, an unsubscribe
 /// line) that one 256-token view misses, and a subject is a strong cue a long body dilutes.
 fn document_embeddings(
     encoder: &mut SentenceEncoder,
     key: &str,
+    layers: &[usize],
     texts: &[&str],
     email: bool,
     cache: &Path,
@@ -110,11 +131,11 @@ fn document_embeddings(
             .iter()
             .map(|t| t.lines().next().unwrap_or(""))
             .collect();
-        views.push(embed_cached(encoder, key, &subjects, Some(cache))?);
+        views.push(embed_cached(encoder, key, layers, &subjects, Some(cache))?);
     }
-    views.push(embed_cached(encoder, key, texts, Some(cache))?);
-    views.push(embed_cached(encoder, key, &tails, Some(cache))?);
-    let dim = encoder.dim();
+    views.push(embed_cached(encoder, key, layers, texts, Some(cache))?);
+    views.push(embed_cached(encoder, key, layers, &tails, Some(cache))?);
+    let dim = views[0].row_len();
     let mut data = Vec::with_capacity(views.len() * texts.len() * dim);
     for row in 0..texts.len() {
         for view in &views {
@@ -122,6 +143,21 @@ fn document_embeddings(
         }
     }
     Tensor::new(&[texts.len(), views.len() * dim], data)
+}
+
+/// The encoder layers whose pooled states make a classifier's features: those asked for, or
+/// every one, from the embeddings (0) to the last block.
+fn encoder_layers(asked: &[usize], encoder: &SentenceEncoder) -> ember::Result<Vec<usize>> {
+    let depth = encoder.encoder.config.num_hidden_layers;
+    if let Some(&l) = asked.iter().find(|&&l| l > depth) {
+        return Err(Error::invalid(format!(
+            "--encoder-layers {l}: the encoder has layers 0 (embeddings) to {depth}"
+        )));
+    }
+    if !asked.is_empty() {
+        return Ok(asked.to_vec());
+    }
+    Ok((0..=depth).collect())
 }
 
 /// Documents from a CSV file: one per row, the text in `text_column`, the class in `target`
@@ -236,19 +272,26 @@ pub fn train_documents(args: &TextArgs, docs: Documents, options: TrainText) -> 
     };
 
     let started = std::time::Instant::now();
-    let (features, x_train, x_test) = match &args.encoder {
+    let (features, scaler, x_train, x_test) = match &args.encoder {
         Some(dir) => {
             let mut encoder = SentenceEncoder::load(dir)?;
             let key = encoder_key(&encoder)?;
-            let all = document_embeddings(&mut encoder, &key, &texts, args.email, &args.cache)?;
+            let layers = encoder_layers(&args.encoder_layers, &encoder)?;
+            let all =
+                document_embeddings(&mut encoder, &key, &layers, &texts, args.email, &args.cache)?;
             let features = TextFeatures::Pretrained {
                 encoder: std::path::absolute(dir).unwrap_or_else(|_| dir.clone()),
                 encoder_key: key,
+                layers,
             };
+            let x_train = all.gather_rows(&train_rows)?;
+            // Pooled states differ in scale from layer to layer: standardize them.
+            let scaler = StandardScaler::fit(&x_train)?;
             (
                 features,
-                all.gather_rows(&train_rows)?,
-                all.gather_rows(&test_rows)?,
+                Some(scaler.clone()),
+                scaler.transform(&x_train)?,
+                scaler.transform(&all.gather_rows(&test_rows)?)?,
             )
         }
         None => {
@@ -257,13 +300,13 @@ pub fn train_documents(args: &TextArgs, docs: Documents, options: TrainText) -> 
                 tfidf.transform(&pick(&train_rows))?,
                 tfidf.transform(&pick(&test_rows))?,
             );
-            (TextFeatures::Tfidf(tfidf), a, b)
+            (TextFeatures::Tfidf(tfidf), None, a, b)
         }
     };
     println!(
         "features: {} ({} wide) in {:.1}s; training on {}, testing on {} (seed {})",
         match &features {
-            TextFeatures::Pretrained { .. } => "pretrained sentence embeddings",
+            TextFeatures::Pretrained { .. } => "pretrained encoder states",
             TextFeatures::Tfidf(_) => "TF-IDF",
         },
         x_train.row_len(),
@@ -273,16 +316,7 @@ pub fn train_documents(args: &TextArgs, docs: Documents, options: TrainText) -> 
         options.seed
     );
     let (y_train, y_test) = (labels(&train_rows)?, labels(&test_rows)?);
-
-    let mut model = Sequential::with_seed(&[x_train.row_len()], options.seed);
-    model.add(Dense::new(args.hidden).activation(Activation::Relu))?;
-    model.add(Dropout::new(0.3))?;
-    model.add(Dense::new(docs.classes.len()).activation(Activation::Softmax))?;
-    model.compile(
-        Adam::new(args.learning_rate),
-        Loss::SparseCategoricalCrossentropy,
-        &[Metric::Accuracy],
-    )?;
+    let pretrained = matches!(features, TextFeatures::Pretrained { .. });
     let fit = FitSpec {
         epochs: options.epochs.unwrap_or(40),
         batch_size: 32,
@@ -290,21 +324,63 @@ pub fn train_documents(args: &TextArgs, docs: Documents, options: TrainText) -> 
         seed: options.seed,
         ..FitSpec::default()
     };
-    let mut stop = EarlyStopping::new("val_loss", 4).restore_best_weights(true);
-    let fit_options = FitOptions {
-        verbose: Verbosity::Silent,
-        ..fit.options()
+    let (mut model, epochs) = match args.hidden.unwrap_or(if pretrained { 0 } else { 64 }) {
+        0 => {
+            // scikit-learn's LogisticRegression(C=1) for two classes.
+            let l2 = args.l2.unwrap_or(1.0 / train_rows.len() as f32);
+            let classes: Vec<usize> = train_rows.iter().map(|&r| docs.labels[r]).collect();
+            let (model, minimum) =
+                SoftmaxRegression::new(l2).fit(&x_train, &classes, docs.classes.len())?;
+            println!(
+                "fitted a softmax regression (l2 {l2:.3e}) in {} L-BFGS iterations{}",
+                minimum.iterations,
+                if minimum.converged {
+                    ""
+                } else {
+                    " (stopped before converging)"
+                }
+            );
+            (model, 0)
+        }
+        hidden => {
+            let l2 = args.l2.unwrap_or(0.0);
+            let mut model = Sequential::with_seed(&[x_train.row_len()], options.seed);
+            model.add(
+                Dense::new(hidden)
+                    .activation(Activation::Relu)
+                    .kernel_l2(l2),
+            )?;
+            model.add(Dropout::new(0.3))?;
+            model.add(
+                Dense::new(docs.classes.len())
+                    .activation(Activation::Softmax)
+                    .kernel_l2(l2),
+            )?;
+            model.compile(
+                Adam::new(args.learning_rate),
+                Loss::SparseCategoricalCrossentropy,
+                &[Metric::Accuracy],
+            )?;
+            let mut stop = EarlyStopping::new("val_loss", 4).restore_best_weights(true);
+            let fit_options = FitOptions {
+                verbose: Verbosity::Silent,
+                ..fit.options()
+            };
+            let history =
+                model.fit_with_callbacks(&x_train, &y_train, &fit_options, &mut [&mut stop])?;
+            println!("trained {} epochs", history.epochs.len());
+            (model, history.epochs.len())
+        }
     };
-    let history = model.fit_with_callbacks(&x_train, &y_train, &fit_options, &mut [&mut stop])?;
-    println!("trained {} epochs", history.epochs.len());
     if let Some(path) = options.output {
         let mut spec = ModelSpec::from_model(&model, fit, None)?;
         spec.text = Some(TextSpec {
             classes: docs.classes.clone(),
             email: args.email,
             features,
+            scaler,
         });
-        io::save(path, &model, &spec, history.epochs.len())?;
+        io::save(path, &model, &spec, epochs)?;
         println!("Saved the model to {}", path.display());
     }
     let assessment = model.assess(&x_test, &y_test, 256, 1)?;
@@ -347,7 +423,7 @@ pub fn predict(
         texts.push(text);
     }
     let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
-    let x = featurize(&spec.features, &refs, spec.email, cache)?;
+    let x = featurize(&spec, &refs, cache)?;
     let outputs = model.predict(&x, 256)?;
     let width = outputs.row_len();
     let mut records = Vec::new();

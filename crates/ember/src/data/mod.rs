@@ -1,4 +1,4 @@
-//! Data: file loaders (IDX, images), encoders (one-hot) and the MNIST layout.
+//! Data: file loaders (IDX, images), encoders (one-hot), scalers and the MNIST layout.
 
 mod encode;
 pub mod idx;
@@ -7,9 +7,11 @@ pub mod image_folder;
 mod mnist;
 pub mod preprocess;
 pub mod rows;
+pub mod scaler;
 pub mod split;
 pub mod table;
 
 pub use encode::to_categorical;
 pub use idx::read_idx;
 pub use mnist::{IdxFiles, Mnist};
+pub use scaler::StandardScaler;

@@ -247,6 +247,20 @@ impl BertEncoder {
     /// `pad_id`: (batch, longest, hidden), and the attention mask (batch, longest) of 1 for
     /// tokens and 0 for padding.
     pub fn hidden_states(&mut self, batch: &[Vec<u32>], pad_id: u32) -> Result<(Tensor, Tensor)> {
+        let last = self.layers.len();
+        let (mut states, mask) = self.layer_states(batch, pad_id, &[last])?;
+        Ok((states.remove(0), mask))
+    }
+
+    /// The hidden states after each of `layers` (0 is the embeddings, `num_hidden_layers`
+    /// the last block), each (batch, longest, hidden), and the attention mask; as
+    /// [`BertEncoder::hidden_states`] otherwise.
+    pub fn layer_states(
+        &mut self,
+        batch: &[Vec<u32>],
+        pad_id: u32,
+        layers: &[usize],
+    ) -> Result<(Vec<Tensor>, Tensor)> {
         let longest = batch.iter().map(Vec::len).max().unwrap_or(0);
         if batch.is_empty() || longest == 0 {
             return Err(Error::invalid("nothing to encode: no tokens"));
@@ -255,6 +269,12 @@ impl BertEncoder {
             return Err(Error::invalid(format!(
                 "a sequence of {longest} tokens is longer than the model's {} positions",
                 self.config.max_position_embeddings
+            )));
+        }
+        if let Some(&l) = layers.iter().find(|&&l| l > self.layers.len()) {
+            return Err(Error::invalid(format!(
+                "layer {l} asked for, the encoder has {}",
+                self.layers.len()
             )));
         }
         let n = batch.len();
@@ -284,12 +304,20 @@ impl BertEncoder {
         let sum = tape.add(words, places)?;
         let sum = tape.add(sum, types)?;
         let mut h = self.embedding_norm.forward(tape, sum, false)?;
-        for layer in &self.layers {
-            h = layer.forward_masked(tape, h, Some(mask_var), false)?;
+        let mut outputs = vec![None; layers.len()];
+        for depth in 0..=self.layers.len() {
+            if depth > 0 {
+                h = self.layers[depth - 1].forward_masked(tape, h, Some(mask_var), false)?;
+            }
+            for (slot, _) in outputs.iter_mut().zip(layers).filter(|(_, &l)| l == depth) {
+                *slot = Some(tape.value(h).clone());
+            }
+            if depth == layers.iter().copied().max().unwrap_or(0) {
+                break;
+            }
         }
-        let out = tape.value(h).clone();
         tape.reset();
-        Ok((out, mask))
+        Ok((outputs.into_iter().flatten().collect(), mask))
     }
 }
 

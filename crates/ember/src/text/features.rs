@@ -15,11 +15,16 @@ use crate::tensor::Tensor;
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum TextFeatures {
-    /// The pooled, normalized embedding of a pretrained encoder; `encoder_key` identifies
-    /// its weights, and is checked when the classifier is loaded.
+    /// Vectors from a pretrained encoder; `encoder_key` identifies its weights, and is checked
+    /// when the classifier is loaded.
+    /// With `layers`, the token states after those layers pooled by mean and maximum
+    /// ([`SentenceEncoder::encode_pooled_layers`]); without (the first classifiers), the
+    /// sentence embedding.
     Pretrained {
         encoder: PathBuf,
         encoder_key: String,
+        #[serde(default)]
+        layers: Vec<usize>,
     },
     /// TF-IDF over a vocabulary fitted on the training documents.
     Tfidf(TfIdf),
@@ -53,17 +58,26 @@ pub fn encoder_key(encoder: &SentenceEncoder) -> Result<String> {
     Ok(format!("{:016x}", fnv64(&chunks)))
 }
 
-/// The embeddings of `texts` (n, dim), reading those already computed from the cache file
-/// in `cache_dir` for this encoder (`encoder_key`) and adding the new ones to it.
+/// The embeddings of `texts`: their sentence embeddings (n, dim) when `layers` is empty,
+/// else their pooled token states after `layers` (n, layers × 2 × dim). Those already computed are
+/// read from the cache file in `cache_dir` for this encoder (`encoder_key`) and layers, and
+/// the new ones are added to it.
 pub fn embed_cached(
     encoder: &mut SentenceEncoder,
     key: &str,
+    layers: &[usize],
     texts: &[&str],
     cache_dir: Option<&Path>,
 ) -> Result<Tensor> {
-    let dim = encoder.dim();
+    let dim = encoder.dim() * (2 * layers.len()).max(1);
     let hashes: Vec<u64> = texts.iter().map(|t| fnv64(&[t.as_bytes()])).collect();
-    let file = cache_dir.map(|d| d.join(format!("embeddings-{key}.bin")));
+    let name = if layers.is_empty() {
+        format!("embeddings-{key}.bin")
+    } else {
+        let list: Vec<String> = layers.iter().map(usize::to_string).collect();
+        format!("embeddings-{key}-pooled-{}.bin", list.join("-"))
+    };
+    let file = cache_dir.map(|d| d.join(name));
     let mut cached: HashMap<u64, Vec<f32>> = match &file {
         Some(f) if f.is_file() => read_cache(f, dim)?,
         _ => HashMap::new(),
@@ -73,7 +87,11 @@ pub fn embed_cached(
         .collect();
     if !missing.is_empty() {
         let todo: Vec<&str> = missing.iter().map(|&i| texts[i]).collect();
-        let fresh = encoder.encode(&todo, 32)?;
+        let fresh = if layers.is_empty() {
+            encoder.encode(&todo, 32)?
+        } else {
+            encoder.encode_pooled_layers(&todo, 32, layers)?
+        };
         for (&i, row) in missing.iter().zip(fresh.data().chunks(dim)) {
             cached.insert(hashes[i], row.to_vec());
         }

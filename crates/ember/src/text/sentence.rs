@@ -132,10 +132,66 @@ impl SentenceEncoder {
 
     /// [`SentenceEncoder::encode`] from token ids.
     pub fn encode_ids(&mut self, ids: &[Vec<u32>], batch_size: usize) -> Result<Tensor> {
+        let (pooling, normalize) = (self.pooling, self.normalize);
+        let last = self.encoder.config.num_hidden_layers;
+        self.pool_batches(
+            ids,
+            batch_size,
+            &[last],
+            self.dim(),
+            |states, keep, target| pool_sentence(pooling, normalize, states[0], keep, target),
+        )
+    }
+
+    /// Each text's token states after each of `layers` (0 is the embeddings,
+    /// `num_hidden_layers` the last block), pooled over its tokens by the mean and by the
+    /// per-feature maximum: (n, layers × 2 × dim), per layer the mean then the maximum, not
+    /// normalized. Earlier layers keep more of the words themselves and the maximum keeps
+    /// the strongest single cues, which one mean of the last layer averages away: richer
+    /// features for a classifier than the sentence embedding alone.
+    pub fn encode_pooled_layers(
+        &mut self,
+        texts: &[&str],
+        batch_size: usize,
+        layers: &[usize],
+    ) -> Result<Tensor> {
+        let ids: Vec<Vec<u32>> = texts
+            .iter()
+            .map(|t| self.tokenizer.encode(t))
+            .collect::<Result<_>>()?;
+        let dim = self.dim();
+        self.pool_batches(
+            &ids,
+            batch_size,
+            layers,
+            layers.len() * 2 * dim,
+            |states, keep, target| {
+                for (hidden, part) in states.iter().zip(target.chunks_exact_mut(2 * dim)) {
+                    let (mean, max) = part.split_at_mut(dim);
+                    mean_over_tokens(hidden, keep, mean);
+                    max_over_tokens(hidden, keep, max);
+                }
+            },
+        )
+    }
+
+    /// Runs every sequence of `ids` through the encoder, in batches of `batch_size`
+    /// sequences of similar length (each padded only to its longest member), and has `pool`
+    /// turn each sequence's states after `layers` (one (tokens, dim) slice per layer) and
+    /// its mask into its row of `width` values; rows come back in the order of `ids`. Each
+    /// batch is pooled as soon as it is encoded, so memory holds one batch's states per
+    /// thread, not the whole corpus's.
+    fn pool_batches(
+        &mut self,
+        ids: &[Vec<u32>],
+        batch_size: usize,
+        layers: &[usize],
+        width: usize,
+        pool: impl Fn(&[&[f32]], &[f32], &mut [f32]) + Sync,
+    ) -> Result<Tensor> {
         let dim = self.dim();
         let mut order: Vec<usize> = (0..ids.len()).collect();
         order.sort_by_key(|&i| std::cmp::Reverse(ids[i].len()));
-        let mut out = Tensor::zeros(&[ids.len(), dim]);
         let pad = self.tokenizer.pad_id();
         let batches: Vec<&[usize]> = order.chunks(batch_size.max(1)).collect();
         // With several threads and batches, each thread encodes whole batches on its own
@@ -151,16 +207,30 @@ impl SentenceEncoder {
             .chain(self.workers.iter_mut())
             .take(threads)
             .collect();
-        let results: Vec<Vec<(usize, Tensor, Tensor)>> = if threads == 1 {
-            let encoder = &mut encoders[0];
-            vec![batches
+        // One batch: (index in `ids`, pooled row) for each of its sequences.
+        let run = |encoder: &mut BertEncoder, chunk: &[usize]| -> Result<Vec<(usize, Vec<f32>)>> {
+            let batch: Vec<Vec<u32>> = chunk.iter().map(|&i| ids[i].clone()).collect();
+            let (states, mask) = encoder.layer_states(&batch, pad, layers)?;
+            let seq = mask.shape()[1];
+            Ok(chunk
                 .iter()
                 .enumerate()
-                .map(|(n, chunk)| {
-                    let batch: Vec<Vec<u32>> = chunk.iter().map(|&i| ids[i].clone()).collect();
-                    encoder.hidden_states(&batch, pad).map(|(h, m)| (n, h, m))
+                .map(|(b, &i)| {
+                    let hidden: Vec<&[f32]> = states
+                        .iter()
+                        .map(|s| &s.data()[b * seq * dim..(b + 1) * seq * dim])
+                        .collect();
+                    let mut row = vec![0.0; width];
+                    pool(&hidden, &mask.data()[b * seq..(b + 1) * seq], &mut row);
+                    (i, row)
                 })
-                .collect::<Result<_>>()?]
+                .collect())
+        };
+        let rows: Vec<Vec<(usize, Vec<f32>)>> = if threads == 1 {
+            batches
+                .iter()
+                .map(|chunk| run(encoders[0], chunk))
+                .collect::<Result<_>>()?
         } else {
             use rayon::prelude::*;
             encoders
@@ -168,61 +238,66 @@ impl SentenceEncoder {
                 .enumerate()
                 .map(|(worker, encoder)| {
                     crate::tensor::threads::serial(|| {
-                        batches
-                            .iter()
-                            .enumerate()
-                            .skip(worker)
-                            .step_by(threads)
-                            .map(|(n, chunk)| {
-                                let batch: Vec<Vec<u32>> =
-                                    chunk.iter().map(|&i| ids[i].clone()).collect();
-                                encoder.hidden_states(&batch, pad).map(|(h, m)| (n, h, m))
-                            })
-                            .collect::<Result<Vec<_>>>()
+                        let mut rows = Vec::new();
+                        for chunk in batches.iter().skip(worker).step_by(threads) {
+                            rows.extend(run(encoder, chunk)?);
+                        }
+                        Ok(rows)
                     })
                 })
                 .collect::<Result<_>>()?
         };
-        for (n, hidden, mask) in results.into_iter().flatten() {
-            let seq = mask.shape()[1];
-            for (b, &i) in batches[n].iter().enumerate() {
-                let rows = &hidden.data()[b * seq * dim..(b + 1) * seq * dim];
-                let keep = &mask.data()[b * seq..(b + 1) * seq];
-                let target = &mut out.data_mut()[i * dim..(i + 1) * dim];
-                self.pool(rows, keep, target);
-            }
+        let mut out = Tensor::zeros(&[ids.len(), width]);
+        for (i, row) in rows.into_iter().flatten() {
+            out.data_mut()[i * width..(i + 1) * width].copy_from_slice(&row);
         }
         Ok(out)
     }
+}
 
-    fn pool(&self, rows: &[f32], keep: &[f32], target: &mut [f32]) {
-        let dim = target.len();
-        match self.pooling {
-            Pooling::Cls => target.copy_from_slice(&rows[..dim]),
-            Pooling::Mean => {
-                target.fill(0.0);
-                let mut count = 0.0f32;
-                for (row, &k) in rows.chunks_exact(dim).zip(keep) {
-                    if k != 0.0 {
-                        target.iter_mut().zip(row).for_each(|(t, v)| *t += v);
-                        count += 1.0;
-                    }
-                }
-                target.iter_mut().for_each(|t| *t /= count.max(1e-9));
-            }
-            Pooling::Max => {
-                target.fill(f32::NEG_INFINITY);
-                for (row, &k) in rows.chunks_exact(dim).zip(keep) {
-                    if k != 0.0 {
-                        target.iter_mut().zip(row).for_each(|(t, &v)| *t = t.max(v));
-                    }
-                }
-            }
+/// A sentence embedding from its token states: `pooling`, then L2 normalization when
+/// `normalize`.
+fn pool_sentence(
+    pooling: Pooling,
+    normalize: bool,
+    rows: &[f32],
+    keep: &[f32],
+    target: &mut [f32],
+) {
+    let dim = target.len();
+    match pooling {
+        Pooling::Cls => target.copy_from_slice(&rows[..dim]),
+        Pooling::Mean => mean_over_tokens(rows, keep, target),
+        Pooling::Max => max_over_tokens(rows, keep, target),
+    }
+    if normalize {
+        // torch.nn.functional.normalize: divide by max(‖x‖, 1e-12).
+        let norm = target.iter().map(|v| v * v).sum::<f32>().sqrt().max(1e-12);
+        target.iter_mut().for_each(|v| *v /= norm);
+    }
+}
+
+/// The mean of the token vectors `rows` (tokens × dim) whose `keep` entry is not 0.
+fn mean_over_tokens(rows: &[f32], keep: &[f32], target: &mut [f32]) {
+    let dim = target.len();
+    target.fill(0.0);
+    let mut count = 0.0f32;
+    for (row, &k) in rows.chunks_exact(dim).zip(keep) {
+        if k != 0.0 {
+            target.iter_mut().zip(row).for_each(|(t, v)| *t += v);
+            count += 1.0;
         }
-        if self.normalize {
-            // torch.nn.functional.normalize: divide by max(‖x‖, 1e-12).
-            let norm = target.iter().map(|v| v * v).sum::<f32>().sqrt().max(1e-12);
-            target.iter_mut().for_each(|v| *v /= norm);
+    }
+    target.iter_mut().for_each(|t| *t /= count.max(1e-9));
+}
+
+/// The per-feature maximum of the token vectors `rows` whose `keep` entry is not 0.
+fn max_over_tokens(rows: &[f32], keep: &[f32], target: &mut [f32]) {
+    let dim = target.len();
+    target.fill(f32::NEG_INFINITY);
+    for (row, &k) in rows.chunks_exact(dim).zip(keep) {
+        if k != 0.0 {
+            target.iter_mut().zip(row).for_each(|(t, &v)| *t = t.max(v));
         }
     }
 }
