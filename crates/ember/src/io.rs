@@ -345,11 +345,11 @@ mod tests {
     #[test]
     fn save_writes_atomically_and_load_reads_it() {
         let (m, x) = trained();
-        let dir = std::env::temp_dir().join(format!("ember-io-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
+        let scratch = tempfile::tempdir().unwrap();
+        let dir = scratch.path();
         let path = dir.join("model.safetensors");
         m.save(&path).unwrap();
-        let names: Vec<_> = std::fs::read_dir(&dir)
+        let names: Vec<_> = std::fs::read_dir(dir)
             .unwrap()
             .map(|e| e.unwrap().file_name())
             .collect();
@@ -369,7 +369,6 @@ mod tests {
             .unwrap()
             .to_string();
         assert!(err.contains("absent.safetensors"), "{err}");
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     /// A stored tensor: name, shape, values.

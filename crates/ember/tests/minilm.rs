@@ -177,9 +177,8 @@ fn pooled_layer_states_agree_with_the_reference() {
 #[test]
 fn a_damaged_model_folder_is_a_clear_error() {
     let Some(dir) = model_dir() else { return };
-    let scratch = std::env::temp_dir().join(format!("ember-minilm-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&scratch);
-    std::fs::create_dir_all(&scratch).unwrap();
+    let temporary = tempfile::tempdir().unwrap();
+    let scratch = temporary.path();
     for name in [
         "config.json",
         "tokenizer.json",
@@ -197,7 +196,7 @@ fn a_damaged_model_folder_is_a_clear_error() {
     // A truncated weights file.
     let bytes = std::fs::read(dir.join("model.safetensors")).unwrap();
     std::fs::write(scratch.join("model.safetensors"), &bytes[..bytes.len() / 2]).unwrap();
-    let err = SentenceEncoder::load(&scratch).err().unwrap().to_string();
+    let err = SentenceEncoder::load(scratch).err().unwrap().to_string();
     assert!(err.contains("model.safetensors"), "{err}");
     // A config the encoder cannot run.
     let config = std::fs::read_to_string(dir.join("config.json")).unwrap();
@@ -206,10 +205,9 @@ fn a_damaged_model_folder_is_a_clear_error() {
         config.replace("\"gelu\"", "\"relu6\""),
     )
     .unwrap();
-    let err = SentenceEncoder::load(&scratch).err().unwrap().to_string();
+    let err = SentenceEncoder::load(scratch).err().unwrap().to_string();
     assert!(
         err.contains("hidden_act") && err.contains("config.json"),
         "{err}"
     );
-    std::fs::remove_dir_all(&scratch).unwrap();
 }

@@ -112,8 +112,8 @@ mod tests {
 
     #[test]
     fn saves_every_epoch_or_only_improvements() {
-        let dir = std::env::temp_dir().join(format!("ember-ckpt-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
+        let scratch = tempfile::tempdir().unwrap();
+        let dir = scratch.path();
         let mut m = Sequential::new(&[1]);
         m.add(Dense::new(1)).unwrap();
         m.compile(Sgd::new(0.1), Loss::MeanSquaredError, &[])
@@ -144,6 +144,5 @@ mod tests {
             let saved = crate::io::load(dir.join(format!("every-{epoch}.safetensors"))).unwrap();
             assert_eq!(saved.epochs_done, epoch);
         }
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

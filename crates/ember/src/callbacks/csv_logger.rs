@@ -147,7 +147,8 @@ mod tests {
 
     #[test]
     fn writes_a_header_once_and_appends() {
-        let path = std::env::temp_dir().join(format!("ember-csvlog-{}.csv", std::process::id()));
+        let scratch = tempfile::tempdir().unwrap();
+        let path = scratch.path().join("log.csv");
         let mut m = Sequential::new(&[1]);
         let mut logger = CsvLogger::new(&path).separator(";");
         logger.on_train_begin(&mut m).unwrap();
@@ -158,6 +159,5 @@ mod tests {
         again.on_epoch_end(&mut m, &log(3)).unwrap();
         let text = std::fs::read_to_string(&path).unwrap();
         assert_eq!(text, "epoch;accuracy;learning_rate;loss\n1;0.75;0.01;0.5\n2;0.75;0.01;0.5\n3;0.75;0.01;0.5\n");
-        std::fs::remove_file(&path).unwrap();
     }
 }

@@ -269,8 +269,8 @@ mod tests {
 
     #[test]
     fn gzip_files_and_corrupt_gzip() {
-        let dir = std::env::temp_dir().join(format!("ember-idx-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
+        let scratch = tempfile::tempdir().unwrap();
+        let dir = scratch.path();
         let raw = encode_u8(&[2, 2], &[1, 2, 3, 4]);
         let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
         gz.write_all(&raw).unwrap();
@@ -297,6 +297,5 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("missing"));
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

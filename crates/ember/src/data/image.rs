@@ -117,19 +117,14 @@ pub fn save_png(path: &Path, pixels: &Tensor) -> Result<()> {
 mod tests {
     use super::*;
 
-    fn scratch(name: &str) -> std::path::PathBuf {
-        let dir = std::env::temp_dir().join(format!("ember-image-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        dir.join(name)
-    }
-
     #[test]
     fn native_size_round_trips_and_large_dark_on_light_is_normalised() {
+        let scratch = tempfile::tempdir().unwrap();
         let mut t = Tensor::zeros(&[28, 28]);
         for y in 8..20 {
             t.data_mut()[y * 28 + 14] = 255.0; // a vertical stroke
         }
-        let path = scratch("one.png");
+        let path = scratch.path().join("one.png");
         save_png(&path, &t).unwrap();
         assert_eq!(load_image(&path, 28, 28).unwrap(), t);
 
@@ -141,7 +136,7 @@ mod tests {
                 255
             }])
         });
-        let path = scratch("big.png");
+        let path = scratch.path().join("big.png");
         big.save(&path).unwrap();
         let small = load_image(&path, 28, 28).unwrap();
         // Inverted (ink is bright), 20 pixels tall, centred.
@@ -153,11 +148,12 @@ mod tests {
 
     #[test]
     fn unreadable_images_name_the_file() {
-        let path = scratch("broken.png");
+        let scratch = tempfile::tempdir().unwrap();
+        let path = scratch.path().join("broken.png");
         std::fs::write(&path, b"\x89PNG\r\n\x1a\nnot really").unwrap();
         let e = load_image(&path, 28, 28).unwrap_err().to_string();
         assert!(e.contains("broken.png") && e.contains("decode"), "{e}");
-        let e = load_image(&scratch("missing.png"), 28, 28)
+        let e = load_image(&scratch.path().join("missing.png"), 28, 28)
             .unwrap_err()
             .to_string();
         assert!(e.contains("missing.png"), "{e}");

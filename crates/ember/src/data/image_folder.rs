@@ -210,16 +210,10 @@ pub fn read_image_folder(
 mod tests {
     use super::*;
 
-    fn folder(name: &str) -> PathBuf {
-        let dir = std::env::temp_dir().join(format!("ember-folder-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        dir
-    }
-
     #[test]
     fn reads_classes_resizes_and_reports_bad_files() {
-        let dir = folder("read");
+        let scratch = tempfile::tempdir().unwrap();
+        let dir = scratch.path();
         for class in ["cat", "ant"] {
             std::fs::create_dir_all(dir.join(class)).unwrap();
         }
@@ -231,7 +225,7 @@ mod tests {
         std::fs::write(dir.join("ant/broken.png"), b"\x89PNG not really").unwrap();
         std::fs::write(dir.join("ant/notes.txt"), b"hello").unwrap();
 
-        let set = read_image_folder(&dir, 3, 3, ColorMode::Rgb, None).unwrap();
+        let set = read_image_folder(dir, 3, 3, ColorMode::Rgb, None).unwrap();
         assert_eq!(set.classes, ["ant", "cat"]);
         assert_eq!(set.labels, [0, 1]);
         assert_eq!(set.images.shape(), &[2, 3, 3, 3]);
@@ -244,11 +238,11 @@ mod tests {
         assert!(set.skipped[0].1.contains("decode"), "{}", set.skipped[0].1);
         assert_eq!(set.ignored, 1);
 
-        let gray = read_image_folder(&dir, 2, 4, ColorMode::Grayscale, None).unwrap();
+        let gray = read_image_folder(dir, 2, 4, ColorMode::Grayscale, None).unwrap();
         assert_eq!(gray.images.shape(), &[2, 2, 4, 1]);
 
         // A test folder must use the training classes.
-        let err = read_image_folder(&dir, 3, 3, ColorMode::Rgb, Some(&["cat".into()]))
+        let err = read_image_folder(dir, 3, 3, ColorMode::Rgb, Some(&["cat".into()]))
             .unwrap_err()
             .to_string();
         assert!(err.contains("'ant'"), "{err}");
@@ -256,12 +250,13 @@ mod tests {
 
     #[test]
     fn empty_and_missing_folders_are_errors() {
-        let dir = folder("empty");
-        let err = read_image_folder(&dir, 2, 2, ColorMode::Rgb, None).unwrap_err();
+        let scratch = tempfile::tempdir().unwrap();
+        let dir = scratch.path();
+        let err = read_image_folder(dir, 2, 2, ColorMode::Rgb, None).unwrap_err();
         assert!(err.to_string().contains("no class subfolders"), "{err}");
         std::fs::create_dir_all(dir.join("a")).unwrap();
         std::fs::write(dir.join("a/x.png"), b"junk").unwrap();
-        let err = read_image_folder(&dir, 2, 2, ColorMode::Rgb, None).unwrap_err();
+        let err = read_image_folder(dir, 2, 2, ColorMode::Rgb, None).unwrap_err();
         assert!(err.to_string().contains("no readable"), "{err}");
         assert!(read_image_folder(&dir.join("missing"), 2, 2, ColorMode::Rgb, None).is_err());
     }

@@ -135,23 +135,23 @@ mod tests {
 
     #[test]
     fn count_mismatch_and_missing_files_are_reported() {
-        let dir = std::env::temp_dir().join(format!("ember-mnist-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
+        let scratch = tempfile::tempdir().unwrap();
+        let dir = scratch.path();
         let write = |name: &str, bytes: Vec<u8>| std::fs::write(dir.join(name), bytes).unwrap();
         write(TRAIN_IMAGES, encode_u8(&[3, 2, 2], &[0; 12]));
         write(TRAIN_LABELS, encode_u8(&[2], &[1, 2]));
         write(TEST_IMAGES, encode_u8(&[1, 2, 2], &[0; 4]));
-        let m = Mnist::load(&dir).unwrap_err().to_string();
+        let m = Mnist::load(dir).unwrap_err().to_string();
         assert!(m.contains("3 images but") && m.contains("2 labels"), "{m}");
         write(TRAIN_LABELS, encode_u8(&[3], &[1, 2, 3]));
-        let m = Mnist::load(&dir).unwrap_err().to_string();
+        let m = Mnist::load(dir).unwrap_err().to_string();
         assert!(m.contains("missing t10k-labels-idx1-ubyte"), "{m}");
         write(TEST_LABELS, encode_u8(&[1], &[7]));
-        let mnist = Mnist::load(&dir).unwrap();
+        let mnist = Mnist::load(dir).unwrap();
         assert_eq!(mnist.train_images.shape(), &[3, 2, 2]);
         assert_eq!(mnist.test_labels.data(), &[7.]);
-        std::fs::remove_dir_all(&dir).unwrap();
-        assert!(Mnist::load(&dir)
+        std::fs::remove_dir_all(dir).unwrap();
+        assert!(Mnist::load(dir)
             .unwrap_err()
             .to_string()
             .contains("not a directory"));

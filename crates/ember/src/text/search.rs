@@ -186,7 +186,8 @@ mod tests {
         assert!((hits[1].1 - 0.6).abs() < 1e-6);
         assert_eq!(index.search(&[0.0, 1.0], 10).len(), 3);
 
-        let path = std::env::temp_dir().join(format!("ember-faq-{}.index", std::process::id()));
+        let scratch = tempfile::tempdir().unwrap();
+        let path = scratch.path().join("faq.index");
         index.save(&path).unwrap();
         let loaded = FaqIndex::load(&path).unwrap();
         assert_eq!(loaded.answers, index.answers);
@@ -196,6 +197,5 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("index"));
-        std::fs::remove_file(&path).unwrap();
     }
 }
