@@ -2,7 +2,8 @@
 
 use super::Sequential;
 
-const WIDTHS: [usize; 3] = [33, 24, 15];
+/// Keras's column widths, each including a space either side.
+const MIN_WIDTHS: [usize; 3] = [33, 24, 15];
 
 impl Sequential {
     /// The model as a Keras-style table.
@@ -19,50 +20,59 @@ impl Sequential {
     /// assert!(table.contains("Total params: 50,890 (198.79 KB)"));
     /// ```
     pub fn summary(&self) -> String {
+        let header = [
+            "Layer (type)".to_string(),
+            "Output Shape".to_string(),
+            "Param #".to_string(),
+        ];
+        let rows: Vec<[String; 3]> = self
+            .layers
+            .iter()
+            .map(|entry| {
+                let mut vars = entry.layer.params();
+                vars.extend(entry.layer.state());
+                let params: usize = vars.iter().map(|(_, v)| self.tape.value(*v).len()).sum();
+                let shape: Vec<String> = std::iter::once("None".to_string())
+                    .chain(entry.output_shape.iter().map(|d| d.to_string()))
+                    .collect();
+                [
+                    format!("{} ({})", entry.name, entry.layer.kind()),
+                    format!("({})", shape.join(", ")),
+                    thousands(params),
+                ]
+            })
+            .collect();
+        // Keras's column widths, widened where a cell would not fit.
+        let mut widths = MIN_WIDTHS;
+        for cells in std::iter::once(&header).chain(&rows) {
+            for (width, cell) in widths.iter_mut().zip(cells) {
+                *width = (*width).max(cell.chars().count() + 2);
+            }
+        }
         let line = |l: char, m: char, r: char, fill: char| {
-            let cells: Vec<String> = WIDTHS.iter().map(|&w| fill.to_string().repeat(w)).collect();
+            let cells: Vec<String> = widths.iter().map(|&w| fill.to_string().repeat(w)).collect();
             format!("{l}{}{r}\n", cells.join(&m.to_string()))
         };
-        let row = |sep: char, cells: [String; 3]| {
+        let row = |sep: char, cells: &[String; 3]| {
             format!(
                 "{sep} {:<w0$} {sep} {:<w1$} {sep} {:>w2$} {sep}\n",
                 cells[0],
                 cells[1],
                 cells[2],
-                w0 = WIDTHS[0] - 2,
-                w1 = WIDTHS[1] - 2,
-                w2 = WIDTHS[2] - 2,
+                w0 = widths[0] - 2,
+                w1 = widths[1] - 2,
+                w2 = widths[2] - 2,
             )
         };
         let mut out = String::from("Model: \"sequential\"\n");
         out += &line('┏', '┳', '┓', '━');
-        out += &row(
-            '┃',
-            [
-                "Layer (type)".into(),
-                "Output Shape".into(),
-                "Param #".into(),
-            ],
-        );
+        out += &row('┃', &header);
         out += &line('┡', '╇', '┩', '━');
-        for (i, entry) in self.layers.iter().enumerate() {
+        for (i, cells) in rows.iter().enumerate() {
             if i > 0 {
                 out += &line('├', '┼', '┤', '─');
             }
-            let mut vars = entry.layer.params();
-            vars.extend(entry.layer.state());
-            let params: usize = vars.iter().map(|(_, v)| self.tape.value(*v).len()).sum();
-            let shape: Vec<String> = std::iter::once("None".to_string())
-                .chain(entry.output_shape.iter().map(|d| d.to_string()))
-                .collect();
-            out += &row(
-                '│',
-                [
-                    format!("{} ({})", entry.name, entry.layer.kind()),
-                    format!("({})", shape.join(", ")),
-                    thousands(params),
-                ],
-            );
+            out += &row('│', cells);
         }
         out += &line('└', '┴', '┘', '─');
         let total = self.count_params();
@@ -123,5 +133,36 @@ mod tests {
         assert_eq!(thousands(1234567), "1,234,567");
         assert_eq!(bytes(0), "0.00 B");
         assert_eq!(bytes(50890 * 4), "198.79 KB");
+    }
+
+    #[test]
+    fn columns_widen_to_fit_long_names_and_keep_the_table_aligned() {
+        let mut model = Sequential::new(&[28, 28, 1]);
+        model
+            .add(crate::nn::Augment::translation(0.1, 0.1))
+            .unwrap();
+        model.add(crate::nn::Flatten).unwrap();
+        let table = model.summary();
+        assert!(
+            table.contains("│ random_translation (RandomTranslation) │"),
+            "{table}"
+        );
+        let lines: Vec<&str> = table
+            .lines()
+            .skip(1)
+            .take_while(|l| !l.starts_with(' '))
+            .collect();
+        let width = lines[0].chars().count();
+        assert!(width > 33 + 24 + 15, "{table}");
+        for l in &lines {
+            assert_eq!(l.chars().count(), width, "{l}\n{table}");
+        }
+        // Short tables keep Keras's widths.
+        let mut small = Sequential::new(&[4]);
+        small.add(crate::nn::Dense::new(2)).unwrap();
+        assert_eq!(
+            small.summary().lines().nth(1).unwrap().chars().count(),
+            33 + 24 + 15 + 4
+        );
     }
 }
