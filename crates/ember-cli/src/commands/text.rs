@@ -32,8 +32,8 @@ pub struct TextArgs {
     /// The documents are e-mails: read the subject and the body text, not the headers.
     #[arg(long)]
     pub email: bool,
-    /// A pretrained sentence encoder folder (all-MiniLM-L6-v2): classify its frozen
-    /// embeddings with a small MLP. Without it: TF-IDF features.
+    /// A pretrained sentence encoder folder (all-MiniLM-L6-v2): classify its frozen token
+    /// states (see --encoder-layers and --hidden). Without it: TF-IDF features.
     #[arg(long, value_name = "DIR")]
     pub encoder: Option<PathBuf>,
     /// With --encoder: the layers whose token states, pooled by mean and maximum, make the
