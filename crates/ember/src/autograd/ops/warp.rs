@@ -73,8 +73,72 @@ impl Affine {
     }
 }
 
-/// Calls `f(output pixel, input pixel, weight)` for every bilinear tap of one sample.
+/// Calls `f(output pixel, input pixel, weight)` for every bilinear tap of one sample, output
+/// pixels in order and, within one, its taps row by row.
 fn for_each_tap(
+    t: Affine,
+    height: usize,
+    width: usize,
+    fill: FillMode,
+    f: impl FnMut(usize, usize, f32),
+) {
+    let [[_, b], [c, _]] = t.matrix;
+    if b == 0.0 && c == 0.0 {
+        for_each_tap_separable(t, height, width, fill, f)
+    } else {
+        for_each_tap_general(t, height, width, fill, f)
+    }
+}
+
+/// The bilinear taps along one axis: the input coordinate `scale · (i − center) + center +
+/// shift` of each output coordinate `i`, as up to two (input index, weight) pairs (`None` where
+/// the tap has no weight or falls on a zero fill).
+type AxisTaps = Vec<[Option<(usize, f32)>; 2]>;
+
+fn axis_taps(scale: f32, shift: f32, n: usize, fill: FillMode) -> AxisTaps {
+    let center = (n as f32 - 1.0) / 2.0;
+    (0..n)
+        .map(|i| {
+            let source = scale * (i as f32 - center) + center + shift;
+            let low = source.floor();
+            let frac = source - low;
+            let low = low as i64;
+            let tap = |index: i64, weight: f32| {
+                (weight != 0.0)
+                    .then(|| fill.index(index, n).map(|i| (i, weight)))
+                    .flatten()
+            };
+            [tap(low, 1.0 - frac), tap(low + 1, frac)]
+        })
+        .collect()
+}
+
+/// Flips and shifts: the source row depends on the output row alone, and the column on the
+/// column, so each axis's taps are worked out once per image rather than once per pixel. The
+/// taps and their order are exactly those of [`for_each_tap_general`].
+fn for_each_tap_separable(
+    t: Affine,
+    height: usize,
+    width: usize,
+    fill: FillMode,
+    mut f: impl FnMut(usize, usize, f32),
+) {
+    let rows = axis_taps(t.matrix[0][0], t.shift[0], height, fill);
+    let cols = axis_taps(t.matrix[1][1], t.shift[1], width, fill);
+    for (y, row_taps) in rows.iter().enumerate() {
+        for (x, col_taps) in cols.iter().enumerate() {
+            let out = y * width + x;
+            for &(row, weight_y) in row_taps.iter().flatten() {
+                for &(col, weight_x) in col_taps.iter().flatten() {
+                    f(out, row * width + col, weight_y * weight_x);
+                }
+            }
+        }
+    }
+}
+
+/// Any affine transform, pixel by pixel.
+fn for_each_tap_general(
     t: Affine,
     height: usize,
     width: usize,
@@ -256,11 +320,53 @@ mod tests {
             FillMode::Wrap,
             FillMode::Nearest,
         ] {
-            let transforms = [rotate(0.3, [0.4, -1.3]), rotate(-0.2, [-0.7, 0.25])];
-            check_gradients(&[&[2, 4, 5, 2]], 5, |tape, v| {
-                tape.warp(v[0], &transforms, fill)
-            })
-            .unwrap_or_else(|e| panic!("{fill:?}: {e}"));
+            // Rotations (taps pixel by pixel) and a shift and a flipped shift (taps by axis).
+            let flipped = Affine {
+                matrix: [[-1.0, 0.0], [0.0, 1.0]],
+                shift: [0.6, -2.2],
+            };
+            for transforms in [
+                [rotate(0.3, [0.4, -1.3]), rotate(-0.2, [-0.7, 0.25])],
+                [rotate(0.0, [1.35, -0.4]), flipped],
+            ] {
+                check_gradients(&[&[2, 4, 5, 2]], 5, |tape, v| {
+                    tape.warp(v[0], &transforms, fill)
+                })
+                .unwrap_or_else(|e| panic!("{fill:?}: {e}"));
+            }
+        }
+    }
+
+    #[test]
+    fn flips_and_shifts_take_exactly_the_general_taps() {
+        let mut rng = crate::tensor::random::Rng::seed(7);
+        for fill in [
+            FillMode::Reflect,
+            FillMode::Constant,
+            FillMode::Wrap,
+            FillMode::Nearest,
+        ] {
+            for _ in 0..50 {
+                let sign = |rng: &mut crate::tensor::random::Rng| {
+                    if rng.below(2) == 0 {
+                        1.0
+                    } else {
+                        -1.0
+                    }
+                };
+                let t = Affine {
+                    matrix: [[sign(&mut rng), 0.0], [0.0, sign(&mut rng)]],
+                    // Whole and half pixels too, where one of the two taps has no weight.
+                    shift: [
+                        (rng.uniform_range(-6.0, 6.0) * 2.0).round() / 2.0,
+                        rng.uniform_range(-6.0, 6.0),
+                    ],
+                };
+                let (mut fast, mut general) = (Vec::new(), Vec::new());
+                for_each_tap_separable(t, 5, 7, fill, |o, i, w| fast.push((o, i, w)));
+                for_each_tap_general(t, 5, 7, fill, |o, i, w| general.push((o, i, w)));
+                assert_eq!(fast, general, "{t:?} {fill:?}");
+            }
         }
     }
 
