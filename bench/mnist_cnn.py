@@ -1,6 +1,7 @@
 """The Keras "simple MNIST convnet" in PyTorch, timed per epoch: the side-by-side baseline
 for `ember bench cnn` (see bench/README.md). Same data, shapes, optimizer (Adam with Keras's
-epsilon), batch 128 and validation split 0.1 as models/mnist-cnn.toml.
+epsilon), batch 128 and validation split 0.1 as models/mnist-cnn.toml, and the same random
+shifts in training when `--translate H,W` gives the model file's RandomTranslation factors.
 
 Prints one JSON object: {"epoch_seconds": [...], "val_accuracy": ..., "threads": ...}.
 """
@@ -33,12 +34,31 @@ def find(folder, stem):
     raise SystemExit(f"{stem} not found in {folder}")
 
 
+def translate(images, factors):
+    """Shifts each NCHW image by up to factors * (height, width) pixels either way, bilinear,
+    zeros outside: Keras's RandomTranslation with fill_mode="constant"."""
+    n, _, h, w = images.shape
+    shift = (torch.rand(n, 2) * 2 - 1) * torch.tensor(factors)
+    theta = torch.zeros(n, 2, 3)
+    theta[:, 0, 0] = 1
+    theta[:, 1, 1] = 1
+    # affine_grid's coordinates run over [-1, 1], so a pixel is 2 / size of them.
+    theta[:, 0, 2] = shift[:, 1] * 2
+    theta[:, 1, 2] = shift[:, 0] * 2
+    grid = nn.functional.affine_grid(theta, images.shape, align_corners=False)
+    return nn.functional.grid_sample(images, grid, mode="bilinear", padding_mode="zeros",
+                                     align_corners=False)
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--data", default="data/mnist")
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--translate", type=lambda s: [float(v) for v in s.split(",")],
+                        default=None, metavar="H,W",
+                        help="RandomTranslation height and width factors (zeros outside)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
@@ -66,7 +86,10 @@ def main():
         for i in range(0, split, 128):
             batch = order[i : i + 128]
             optimizer.zero_grad(set_to_none=True)
-            loss = loss_fn(model(x_train[batch]), y_train[batch])
+            inputs = x_train[batch]
+            if args.translate:
+                inputs = translate(inputs, args.translate)
+            loss = loss_fn(model(inputs), y_train[batch])
             loss.backward()
             optimizer.step()
         model.eval()

@@ -159,7 +159,8 @@ fn the_model_file_describes_the_reference_script() {
         .all(|&v| (0.0..=1.0).contains(&v)));
 }
 
-/// The Keras "simple MNIST convnet" model file: Keras's parameter counts, and it learns.
+/// The Keras "simple MNIST convnet" model file (with a RandomTranslation in front): Keras's
+/// parameter counts, and it learns.
 #[test]
 fn convnet_model_file_builds_like_keras_and_learns() {
     ember::set_num_threads(1).unwrap();
@@ -167,6 +168,7 @@ fn convnet_model_file_builds_like_keras_and_learns() {
     let mut model = spec.build().unwrap();
     let summary = model.summary();
     for needle in [
+        "random_translation (RandomTranslation)",
         "(None, 26, 26, 32)",
         "max_pooling2d (MaxPooling2D)",
         "(None, 5, 5, 64)",

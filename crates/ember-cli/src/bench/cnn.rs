@@ -1,10 +1,13 @@
 //! `ember bench cnn`: seconds per epoch of a convnet model file (the Keras "simple MNIST
 //! convnet" by default) and, in the same run, of the same network in PyTorch on the CPU
-//! (`bench/mnist_cnn.py`, run with `--python`), at the same thread count.
+//! (`bench/mnist_cnn.py`, run with `--python`), at the same thread count. A RandomTranslation
+//! layer in the model file is mirrored by the same random shifts on the PyTorch side.
 
 use std::path::Path;
 
-use ember::{ModelSpec, Verbosity};
+use ember::autograd::FillMode;
+use ember::nn::LayerConfig;
+use ember::{Error, ModelSpec, Verbosity};
 
 use super::{list, median, peak_rss_mb, BenchArgs};
 
@@ -48,6 +51,7 @@ pub fn run(args: &BenchArgs) -> ember::Result<()> {
             epochs,
             args.threads,
             args.seed,
+            translation(&spec)?,
         )?),
         None => None,
     };
@@ -84,6 +88,31 @@ pub fn run(args: &BenchArgs) -> ember::Result<()> {
     Ok(())
 }
 
+/// The model file's RandomTranslation factors (height, width), for the PyTorch side to
+/// shift its images the same way; an error for augmentation the script cannot mirror.
+fn translation(spec: &ModelSpec) -> ember::Result<Option<(f32, f32)>> {
+    let mut found = None;
+    for layer in &spec.layers {
+        match layer {
+            LayerConfig::RandomTranslation {
+                height_factor,
+                width_factor,
+                fill_mode: FillMode::Constant,
+            } if found.is_none() => found = Some((*height_factor, *width_factor)),
+            LayerConfig::RandomTranslation { .. }
+            | LayerConfig::RandomRotation { .. }
+            | LayerConfig::RandomFlip { .. } => {
+                return Err(Error::invalid(
+                    "bench cnn: the PyTorch script mirrors one RandomTranslation with \
+                     fill_mode \"constant\" and no other augmentation",
+                ))
+            }
+            _ => {}
+        }
+    }
+    Ok(found)
+}
+
 /// Runs bench/mnist_cnn.py with `python` and reads its JSON line.
 fn run_torch(
     python: &Path,
@@ -91,15 +120,51 @@ fn run_torch(
     epochs: usize,
     threads: u64,
     seed: u64,
+    translation: Option<(f32, f32)>,
 ) -> ember::Result<TorchRun> {
-    super::run_python(
-        python,
-        "mnist_cnn.py",
-        &[
-            ("--data", data.to_string_lossy().into_owned()),
-            ("--epochs", epochs.to_string()),
-            ("--threads", threads.to_string()),
-            ("--seed", seed.to_string()),
-        ],
-    )
+    let mut script_args = vec![
+        ("--data", data.to_string_lossy().into_owned()),
+        ("--epochs", epochs.to_string()),
+        ("--threads", threads.to_string()),
+        ("--seed", seed.to_string()),
+    ];
+    if let Some((height, width)) = translation {
+        script_args.push(("--translate", format!("{height},{width}")));
+    }
+    super::run_python(python, "mnist_cnn.py", &script_args)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(augmentation: &str) -> ModelSpec {
+        let text = format!(
+            "[model]\ninput_shape = [28, 28, 1]\n{augmentation}\n[[layers]]\ntype = \"flatten\"\n\
+             [compile]\noptimizer = {{ type = \"adam\" }}\nloss = \"categorical_crossentropy\"\n"
+        );
+        ModelSpec::parse(&text, Path::new("test.toml")).unwrap()
+    }
+
+    #[test]
+    fn the_model_files_shifts_are_passed_on_and_others_refused() {
+        assert_eq!(translation(&spec("")).unwrap(), None);
+        let shift = "[[layers]]\ntype = \"random_translation\"\nheight_factor = 0.1\n\
+                     width_factor = 0.05\nfill_mode = \"constant\"\n";
+        assert_eq!(translation(&spec(shift)).unwrap(), Some((0.1, 0.05)));
+        let repository = ModelSpec::from_file(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../models/mnist-cnn.toml"
+        ))
+        .unwrap();
+        assert_eq!(translation(&repository).unwrap(), Some((0.08, 0.08)));
+        for other in [
+            shift.replace("constant", "reflect"),
+            format!("{shift}{shift}"),
+            "[[layers]]\ntype = \"random_flip\"\n".to_string(),
+        ] {
+            let err = translation(&spec(&other)).unwrap_err().to_string();
+            assert!(err.contains("RandomTranslation"), "{err}");
+        }
+    }
 }
