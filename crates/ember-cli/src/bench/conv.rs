@@ -1,10 +1,12 @@
 //! `ember bench conv`: forward + backward throughput of the convnet's two convolutions, in
-//! GFLOP/s, next to the matrix products they amount to, timed through the same `gemm` on
-//! buffers already laid out (no im2col, no activation): how close the convolution comes to
-//! the product it is built on.
+//! GFLOP/s, computed both ways the tape can (im2col + `gemm`, its default, and the direct
+//! kernel), next to the matrix products they amount to, timed through the same `gemm` on
+//! buffers already laid out (no im2col, no activation): which algorithm is faster, and how
+//! close the convolution comes to the product it is built on.
 
 use std::time::Instant;
 
+use ember::autograd::{force_conv_algorithm, ConvAlgorithm};
 use ember::tensor::matmul::{matmul, MatRef};
 use ember::tensor::random::Rng;
 use ember::{Activation, Tape, Tensor};
@@ -68,8 +70,8 @@ pub fn run(args: &BenchArgs) -> ember::Result<()> {
     );
     println!();
     println!(
-        "{:<32} {:>9} {:>12} {:>12} {:>7}",
-        "", "GFLOP", "conv GFLOP/s", "gemm GFLOP/s", "ratio"
+        "{:<32} {:>7} {:>14} {:>14} {:>12} {:>9} {:>8}",
+        "", "GFLOP", "im2col GFLOP/s", "direct GFLOP/s", "gemm GFLOP/s", "im2col/g", "direct/g"
     );
     for case in &CASES {
         let [batch, height, width, channels] = case.input;
@@ -90,16 +92,23 @@ pub fn run(args: &BenchArgs) -> ember::Result<()> {
         let x_param = case.input_grad.then(|| tape.param(input.clone()));
         let seed = random(&[batch, oh, ow, f], &mut rng);
         let mut failure = None;
-        let conv = time(reps, || {
-            tape.reset();
-            let x = x_param.unwrap_or_else(|| tape.constant(&input));
-            let result = tape
-                .conv2d(x, kernel, Some(bias), (1, 1), false, Activation::Relu)
-                .and_then(|y| tape.backward_from(y, &seed));
-            if let Err(e) = result {
-                failure = Some(e);
-            }
-        });
+        let mut conv = |algorithm| {
+            force_conv_algorithm(Some(algorithm));
+            let seconds = time(reps, || {
+                tape.reset();
+                let x = x_param.unwrap_or_else(|| tape.constant(&input));
+                let result = tape
+                    .conv2d(x, kernel, Some(bias), (1, 1), false, Activation::Relu)
+                    .and_then(|y| tape.backward_from(y, &seed));
+                if let Err(e) = result {
+                    failure = Some(e);
+                }
+            });
+            force_conv_algorithm(None);
+            seconds
+        };
+        let im2col = conv(ConvAlgorithm::Im2col);
+        let direct = conv(ConvAlgorithm::Direct);
         if let Some(e) = failure {
             return Err(e);
         }
@@ -121,15 +130,20 @@ pub fn run(args: &BenchArgs) -> ember::Result<()> {
             }
         });
         println!(
-            "{:<32} {:>9.3} {:>12.1} {:>12.1} {:>7.2}",
+            "{:<32} {:>7.3} {:>14.1} {:>14.1} {:>12.1} {:>9.2} {:>8.2}",
             case.name,
             flops / 1e9,
-            flops / conv / 1e9,
+            flops / im2col / 1e9,
+            flops / direct / 1e9,
             flops / gemm / 1e9,
-            gemm / conv
+            gemm / im2col,
+            gemm / direct
         );
     }
     println!();
-    println!("ratio: conv throughput / gemm throughput (1.0 = no overhead beyond the products)");
+    println!(
+        "im2col/g, direct/g: each algorithm's throughput / gemm's (1.0 = no overhead beyond \
+         the products); the tape uses im2col"
+    );
     Ok(())
 }

@@ -3,8 +3,8 @@
 //! - `mlp`: the reference MNIST MLP against a hand-written fused MLP on the same `gemm`;
 //! - `cnn`: the MNIST convnet (models/mnist-cnn.toml) against the same network in PyTorch
 //!   (bench/mnist_cnn.py, run with the interpreter given by `--python`);
-//! - `conv`: convolution forward + backward throughput in GFLOP/s against the plain matrix
-//!   product on the same shapes;
+//! - `conv`: convolution forward + backward throughput in GFLOP/s, by im2col + `gemm` and by
+//!   the direct kernel, against the plain matrix product on the same shapes;
 //! - `embed`: sentence embeddings per second against sentence-transformers on PyTorch
 //!   (bench/embed.py, with `--python`);
 //! - `search`: FAQ search over 100,000 vectors, against bare dot products.
@@ -26,7 +26,7 @@ pub enum Workload {
     Mlp,
     /// The MNIST convnet against PyTorch (with --python).
     Cnn,
-    /// Convolution GFLOP/s against the matrix product on the same shapes.
+    /// Convolution GFLOP/s by im2col and by the direct kernel, against gemm on the same shapes.
     Conv,
     /// Sentence embeddings per second against sentence-transformers (with --python).
     Embed,

@@ -4,6 +4,7 @@ pub mod gradcheck;
 pub(crate) mod ops;
 mod tape;
 
+pub use ops::conv::{force_conv_algorithm, ConvAlgorithm};
 pub use ops::elementwise::{BinaryOp, UnaryOp};
 pub use ops::loss::LossOp;
 pub use ops::normalization::NormStats;

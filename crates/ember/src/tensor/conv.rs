@@ -1,5 +1,6 @@
 //! Convolution and pooling kernels on channels-last (NHWC) data: im2col / col2im, so that a
-//! convolution is one matrix product, and max pooling with the winners' positions.
+//! convolution is one matrix product; direct convolution, window by window without patches,
+//! the alternative `ember bench conv` measures it against; and pooling.
 
 use crate::error::{Error, Result};
 
@@ -207,6 +208,141 @@ pub fn col2im_add(cols: &[f32], g: &Window, dx: &mut [f32]) {
     }
 }
 
+/// Filters accumulated at once by the direct kernels: one AVX-512 register of f32.
+const LANES: usize = 16;
+
+/// Calls `f(position, tap, input offset)` for every window tap that lies inside the input:
+/// `position` numbers the output positions in order, `tap` is (ky · kw + kx), and the offset
+/// is that of the pixel's channel 0 in `x`.
+#[inline(always)]
+fn for_each_tap(g: &Window, mut f: impl FnMut(usize, usize, usize)) {
+    let mut position = 0;
+    for n in 0..g.batch {
+        let base = n * g.height * g.width;
+        for oy in 0..g.out_height {
+            for ox in 0..g.out_width {
+                for ky in 0..g.kernel.0 {
+                    for kx in 0..g.kernel.1 {
+                        if let Some((y, x)) = g.source(oy, ox, ky, kx) {
+                            let tap = ky * g.kernel.1 + kx;
+                            f(position, tap, (base + y * g.width + x) * g.channels);
+                        }
+                    }
+                }
+                position += 1;
+            }
+        }
+    }
+}
+
+/// Direct convolution: `out` (positions, filters) = Σ over each window's taps and channels of
+/// input value × kernel row, the kernel laid out (kh, kw, channels, filters) as in Keras.
+/// The same arithmetic as [`im2col`] and a product, without writing the patches out.
+pub fn direct_conv(x: &[f32], g: &Window, kernel: &[f32], filters: usize, out: &mut [f32]) {
+    let c = g.channels;
+    debug_assert_eq!(out.len(), g.positions() * filters);
+    // (tap, input offset) of each window's taps inside the input; each block of filters
+    // is summed in registers over all of them before it is stored.
+    let mut taps: Vec<(usize, usize)> = Vec::with_capacity(g.kernel.0 * g.kernel.1);
+    let mut position = 0;
+    for n in 0..g.batch {
+        let base = n * g.height * g.width;
+        for oy in 0..g.out_height {
+            for ox in 0..g.out_width {
+                taps.clear();
+                for ky in 0..g.kernel.0 {
+                    for kx in 0..g.kernel.1 {
+                        if let Some((y, x)) = g.source(oy, ox, ky, kx) {
+                            taps.push((ky * g.kernel.1 + kx, (base + y * g.width + x) * c));
+                        }
+                    }
+                }
+                let row = &mut out[position * filters..(position + 1) * filters];
+                for (block, target) in row.chunks_mut(LANES).enumerate() {
+                    let mut sums = [0.0f32; LANES];
+                    let lanes = target.len();
+                    for &(tap, at) in &taps {
+                        for (channel, &v) in x[at..at + c].iter().enumerate() {
+                            let start = (tap * c + channel) * filters + block * LANES;
+                            let weights = &kernel[start..start + lanes];
+                            for (s, w) in sums.iter_mut().zip(weights) {
+                                *s += v * w;
+                            }
+                        }
+                    }
+                    target.copy_from_slice(&sums[..lanes]);
+                }
+                position += 1;
+            }
+        }
+    }
+}
+
+/// The kernel's gradient by direct convolution: adds Σ over positions of input value ×
+/// that position's output gradient `dz` (positions, filters) onto `dk` (kh · kw · channels,
+/// filters).
+pub fn direct_conv_kernel_grad(x: &[f32], g: &Window, dz: &[f32], filters: usize, dk: &mut [f32]) {
+    let c = g.channels;
+    for_each_tap(g, |position, tap, at| {
+        let grad = &dz[position * filters..(position + 1) * filters];
+        for (channel, &v) in x[at..at + c].iter().enumerate() {
+            axpy(&mut dk[(tap * c + channel) * filters..][..filters], v, grad);
+        }
+    });
+}
+
+/// The input's gradient by direct convolution: adds each tap's kernel rows · its position's
+/// output gradient onto the input pixel under it.
+pub fn direct_conv_input_grad(
+    dz: &[f32],
+    g: &Window,
+    kernel: &[f32],
+    filters: usize,
+    dx: &mut [f32],
+) {
+    let c = g.channels;
+    for_each_tap(g, |position, tap, at| {
+        let grad = &dz[position * filters..(position + 1) * filters];
+        for (channel, d) in dx[at..at + c].iter_mut().enumerate() {
+            *d += dot(&kernel[(tap * c + channel) * filters..][..filters], grad);
+        }
+    });
+}
+
+/// `y += a · x`, in register-wide blocks.
+#[inline(always)]
+fn axpy(y: &mut [f32], a: f32, x: &[f32]) {
+    let mut ys = y.chunks_exact_mut(LANES);
+    let mut xs = x.chunks_exact(LANES);
+    for (y, x) in (&mut ys).zip(&mut xs) {
+        for (y, x) in y.iter_mut().zip(x) {
+            *y += a * x;
+        }
+    }
+    for (y, x) in ys.into_remainder().iter_mut().zip(xs.remainder()) {
+        *y += a * x;
+    }
+}
+
+/// `a · b`, with one partial sum per lane.
+#[inline(always)]
+fn dot(a: &[f32], b: &[f32]) -> f32 {
+    let mut sums = [0.0f32; LANES];
+    let (mut aa, mut bb) = (a.chunks_exact(LANES), b.chunks_exact(LANES));
+    for (a, b) in (&mut aa).zip(&mut bb) {
+        for ((s, a), b) in sums.iter_mut().zip(a).zip(b) {
+            *s += a * b;
+        }
+    }
+    let tail: f32 = aa
+        .remainder()
+        .iter()
+        .zip(bb.remainder())
+        .map(|(a, b)| a * b)
+        .sum();
+    sums.iter().sum::<f32>() + tail
+}
+
 /// Calls `f(row, taps)` for every output position: `taps` holds the flat input offsets (of
 /// channel 0) of the window's positions that lie inside the input. One walk for every
 /// pooling kernel; the tap buffer is reused across windows.
@@ -355,6 +491,72 @@ mod tests {
         let lhs: f32 = cols.iter().zip(&c).map(|(a, b)| a * b).sum();
         let rhs: f32 = x.iter().zip(&back).map(|(a, b)| a * b).sum();
         assert!((lhs - rhs).abs() < 1e-4);
+    }
+
+    /// `a` (m, k) · `b` (k, n), plainly.
+    fn product(a: &[f32], b: &[f32], m: usize, k: usize, n: usize) -> Vec<f32> {
+        let mut out = vec![0.0; m * n];
+        for i in 0..m {
+            for p in 0..k {
+                for j in 0..n {
+                    out[i * n + j] += a[i * k + p] * b[p * n + j];
+                }
+            }
+        }
+        out
+    }
+
+    fn transpose(a: &[f32], rows: usize, cols: usize) -> Vec<f32> {
+        (0..cols * rows)
+            .map(|i| a[(i % rows) * cols + i / rows])
+            .collect()
+    }
+
+    #[test]
+    fn direct_convolution_matches_im2col_and_products_forward_and_backward() {
+        let mut rng = crate::tensor::random::Rng::seed(3);
+        let mut random =
+            |n: usize| -> Vec<f32> { (0..n).map(|_| rng.uniform_range(-1.0, 1.0)).collect() };
+        // Valid and same padding, strides, one and several channels, filters that are and
+        // are not a multiple of the register width.
+        for (input, kernel, strides, same, filters) in [
+            ([2, 6, 7, 1], (3, 3), (1, 1), false, 32),
+            ([1, 7, 5, 3], (3, 2), (2, 1), true, 5),
+            ([2, 5, 5, 4], (2, 3), (1, 2), true, 20),
+        ] {
+            let g = Window::new(&input, kernel, strides, same).unwrap();
+            let (k, p) = (g.patch_len(), g.positions());
+            let x = random(g.batch * g.input_len());
+            let w = random(k * filters);
+            let dz = random(p * filters);
+            let mut cols = vec![0.0; p * k];
+            im2col(&x, &g, &mut cols);
+            let close = |a: &[f32], b: &[f32]| {
+                a.len() == b.len() && a.iter().zip(b).all(|(a, b)| (a - b).abs() < 1e-4)
+            };
+
+            let mut out = vec![f32::NAN; p * filters];
+            direct_conv(&x, &g, &w, filters, &mut out);
+            assert!(close(&out, &product(&cols, &w, p, k, filters)), "{g:?}");
+
+            let mut dk = vec![1.0; k * filters];
+            direct_conv_kernel_grad(&x, &g, &dz, filters, &mut dk);
+            let expected: Vec<f32> = product(&transpose(&cols, p, k), &dz, k, p, filters)
+                .iter()
+                .map(|v| v + 1.0)
+                .collect();
+            assert!(close(&dk, &expected), "{g:?}");
+
+            let mut dx = vec![0.5; x.len()];
+            direct_conv_input_grad(&dz, &g, &w, filters, &mut dx);
+            let mut expected = vec![0.5; x.len()];
+            col2im_add(
+                &product(&dz, &transpose(&w, k, filters), p, filters, k),
+                &g,
+                &mut expected,
+            );
+            assert!(close(&dx, &expected), "{g:?}");
+        }
     }
 
     #[test]

@@ -1,12 +1,15 @@
 //! Convolution (fused with bias and activation) and max pooling, channels last (NHWC).
-//! The convolution is im2col followed by one matrix product; the patches are kept for the
-//! backward pass, where the kernel's gradient is another product and the input's is col2im.
+//! The convolution is im2col followed by one matrix product; the backward pass recomputes the
+//! patches, the kernel's gradient is another product and the input's is col2im. A direct
+//! convolution (window by window, no patches) computes the same; `ember bench conv` times
+//! both, and im2col is the faster on the shapes measured.
 
 use crate::autograd::tape::{GradOut, Node, Tape, Var};
 use crate::error::{Error, Result};
 use crate::tensor::activation::Activation;
 use crate::tensor::conv::{
-    avg_pool, avg_pool_backward, col2im_add, im2col, max_pool, max_pool_backward, Window,
+    avg_pool, avg_pool_backward, col2im_add, direct_conv, direct_conv_input_grad,
+    direct_conv_kernel_grad, im2col, max_pool, max_pool_backward, Window,
 };
 use crate::tensor::matmul::{matmul_serial, short_k_outer_sum, short_k_product, MatRef, SHORT_K};
 use crate::tensor::threads::run_jobs;
@@ -41,6 +44,31 @@ fn with_buffers<R>(first: usize, second: usize, f: impl FnOnce(&mut [f32], &mut 
 /// Runs `f` on this thread's patch buffer, sized `len`.
 fn with_patches<R>(len: usize, f: impl FnOnce(&mut [f32]) -> R) -> R {
     with_buffers(len, 0, |patches, _| f(patches))
+}
+
+/// How a convolution is computed; both give the same values, to rounding.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ConvAlgorithm {
+    /// Each run of samples' patches laid out by im2col, then one matrix product.
+    Im2col,
+    /// Window by window, without patches.
+    Direct,
+}
+
+thread_local! {
+    /// The algorithm forced on this thread's convolutions, if any.
+    static FORCED: std::cell::Cell<Option<ConvAlgorithm>> = const { std::cell::Cell::new(None) };
+}
+
+/// Puts the convolutions this thread records, forward and backward, on one algorithm
+/// (`None`: back to the default, im2col); for benchmarks and tests that compare them. Per
+/// thread, so that it never changes a computation running elsewhere.
+pub fn force_conv_algorithm(algorithm: Option<ConvAlgorithm>) {
+    FORCED.set(algorithm);
+}
+
+fn algorithm() -> ConvAlgorithm {
+    FORCED.get().unwrap_or(ConvAlgorithm::Im2col)
 }
 
 /// A pooling kernel: input, window, output.
@@ -114,16 +142,20 @@ impl Tape {
             .chunks(per * window.input_len())
             .zip(out.value.data_mut().chunks_mut(per * rows * filters))
             .collect();
+        let algorithm = algorithm();
         run_jobs(jobs, |(x, out)| {
             let g = window.with_batch(x.len() / window.input_len());
-            with_patches(g.positions() * k, |cols| {
-                im2col(x, &g, cols);
-                if k <= SHORT_K {
-                    short_k_product(out, cols, kernel.data, k, filters);
-                } else {
-                    matmul_serial(out, MatRef::new(cols, g.positions(), k), kernel, false);
-                }
-            });
+            match algorithm {
+                ConvAlgorithm::Direct => direct_conv(x, &g, kernel.data, filters, out),
+                ConvAlgorithm::Im2col => with_patches(g.positions() * k, |cols| {
+                    im2col(x, &g, cols);
+                    if k <= SHORT_K {
+                        short_k_product(out, cols, kernel.data, k, filters);
+                    } else {
+                        matmul_serial(out, MatRef::new(cols, g.positions(), k), kernel, false);
+                    }
+                }),
+            }
             add_bias_and_activate(out, bias, activation, filters);
         });
         Ok(Var(i))
@@ -292,10 +324,15 @@ pub(crate) fn backward_conv2d(
         .zip(dx_chunks.iter_mut().map(Option::take))
         .collect();
     let want_kernel = kernel_grad.is_some();
+    let algorithm = algorithm();
     let partials = run_jobs(jobs, |(((y, dy), x), dx)| {
         let g = window.with_batch(x.len() / window.input_len());
         let positions = g.positions();
-        with_buffers(positions * k, y.len(), |patches, dz_buf| {
+        let patches_len = match algorithm {
+            ConvAlgorithm::Im2col => positions * k,
+            ConvAlgorithm::Direct => 0,
+        };
+        with_buffers(patches_len, y.len(), |patches, dz_buf| {
             let dz: &[f32] = if activation == Activation::Linear {
                 dy
             } else {
@@ -304,8 +341,12 @@ pub(crate) fn backward_conv2d(
             };
             let dz_mat = MatRef::new(dz, positions, filters);
             let partial = want_kernel.then(|| {
-                im2col(x, &g, patches);
                 let mut partial = vec![0.0; k * filters];
+                if algorithm == ConvAlgorithm::Direct {
+                    direct_conv_kernel_grad(x, &g, dz, filters, &mut partial);
+                    return partial;
+                }
+                im2col(x, &g, patches);
                 if k <= SHORT_K {
                     short_k_outer_sum(&mut partial, patches, dz, k, filters);
                 } else {
@@ -323,11 +364,15 @@ pub(crate) fn backward_conv2d(
                 bias_partial.iter_mut().zip(row).for_each(|(d, v)| *d += v);
             }
             if let Some(dx) = dx {
-                matmul_serial(patches, dz_mat, kernel_value.t(), false);
                 if !input_accumulates {
                     dx.fill(0.0);
                 }
-                col2im_add(patches, &g, dx);
+                if algorithm == ConvAlgorithm::Direct {
+                    direct_conv_input_grad(dz, &g, kernel_value.data, filters, dx);
+                } else {
+                    matmul_serial(patches, dz_mat, kernel_value.t(), false);
+                    col2im_add(patches, &g, dx);
+                }
             }
             (partial, bias_partial)
         })
@@ -387,6 +432,43 @@ mod tests {
             tape.conv2d(v[0], v[1], Some(v[2]), (1, 1), true, Activation::Relu)
         })
         .unwrap();
+    }
+
+    #[test]
+    fn the_direct_algorithm_has_the_same_values_and_gradients() {
+        use super::{force_conv_algorithm, ConvAlgorithm};
+        let run = |algorithm| {
+            force_conv_algorithm(Some(algorithm));
+            let mut tape = Tape::new();
+            let values = |n: usize, s: f32| (0..n).map(|i| (i as f32 * s).sin()).collect();
+            let x = tape.param(Tensor::new(&[5, 6, 5, 3], values(450, 0.37)).unwrap());
+            let k = tape.param(Tensor::new(&[3, 2, 3, 4], values(72, 0.91)).unwrap());
+            let b = tape.param(Tensor::new(&[4], vec![0.1, -0.2, 0.0, 0.3]).unwrap());
+            let y = tape
+                .conv2d(x, k, Some(b), (2, 1), true, Activation::Relu)
+                .unwrap();
+            let loss = tape.sum(y).unwrap();
+            tape.backward(loss).unwrap();
+            let grads: Vec<Vec<f32>> = [x, k, b]
+                .iter()
+                .map(|&v| tape.grad(v).unwrap().data().to_vec())
+                .collect();
+            force_conv_algorithm(None);
+            (tape.value(y).data().to_vec(), grads)
+        };
+        let (y_im2col, g_im2col) = run(ConvAlgorithm::Im2col);
+        let (y_direct, g_direct) = run(ConvAlgorithm::Direct);
+        let close = |a: &[f32], b: &[f32]| a.iter().zip(b).all(|(a, b)| (a - b).abs() < 1e-4);
+        assert!(close(&y_im2col, &y_direct));
+        for (a, b) in g_im2col.iter().zip(&g_direct) {
+            assert!(close(a, b), "{a:?}\n{b:?}");
+        }
+        force_conv_algorithm(Some(ConvAlgorithm::Direct));
+        let checked = check_gradients(&[&[2, 5, 4, 3], &[3, 2, 3, 2], &[2]], 23, |tape, v| {
+            tape.conv2d(v[0], v[1], Some(v[2]), (1, 2), true, Activation::Tanh)
+        });
+        force_conv_algorithm(None);
+        checked.unwrap();
     }
 
     #[test]
