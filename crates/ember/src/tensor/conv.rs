@@ -211,71 +211,29 @@ pub fn col2im_add(cols: &[f32], g: &Window, dx: &mut [f32]) {
 /// Filters accumulated at once by the direct kernels: one AVX-512 register of f32.
 const LANES: usize = 16;
 
-/// Calls `f(position, tap, input offset)` for every window tap that lies inside the input:
-/// `position` numbers the output positions in order, `tap` is (ky · kw + kx), and the offset
-/// is that of the pixel's channel 0 in `x`.
-#[inline(always)]
-fn for_each_tap(g: &Window, mut f: impl FnMut(usize, usize, usize)) {
-    let mut position = 0;
-    for n in 0..g.batch {
-        let base = n * g.height * g.width;
-        for oy in 0..g.out_height {
-            for ox in 0..g.out_width {
-                for ky in 0..g.kernel.0 {
-                    for kx in 0..g.kernel.1 {
-                        if let Some((y, x)) = g.source(oy, ox, ky, kx) {
-                            let tap = ky * g.kernel.1 + kx;
-                            f(position, tap, (base + y * g.width + x) * g.channels);
-                        }
-                    }
-                }
-                position += 1;
-            }
-        }
-    }
-}
-
 /// Direct convolution: `out` (positions, filters) = Σ over each window's taps and channels of
 /// input value × kernel row, the kernel laid out (kh, kw, channels, filters) as in Keras.
 /// The same arithmetic as [`im2col`] and a product, without writing the patches out.
 pub fn direct_conv(x: &[f32], g: &Window, kernel: &[f32], filters: usize, out: &mut [f32]) {
     let c = g.channels;
     debug_assert_eq!(out.len(), g.positions() * filters);
-    // (tap, input offset) of each window's taps inside the input; each block of filters
-    // is summed in registers over all of them before it is stored.
-    let mut taps: Vec<(usize, usize)> = Vec::with_capacity(g.kernel.0 * g.kernel.1);
-    let mut position = 0;
-    for n in 0..g.batch {
-        let base = n * g.height * g.width;
-        for oy in 0..g.out_height {
-            for ox in 0..g.out_width {
-                taps.clear();
-                for ky in 0..g.kernel.0 {
-                    for kx in 0..g.kernel.1 {
-                        if let Some((y, x)) = g.source(oy, ox, ky, kx) {
-                            taps.push((ky * g.kernel.1 + kx, (base + y * g.width + x) * c));
-                        }
+    for_each_window(g, |position, taps| {
+        let row = &mut out[position * filters..(position + 1) * filters];
+        // Each block of filters is summed in registers over all the window's taps.
+        for (block, target) in row.chunks_mut(LANES).enumerate() {
+            let mut sums = [0.0f32; LANES];
+            let lanes = target.len();
+            for &(tap, at) in taps {
+                for (channel, &v) in x[at..at + c].iter().enumerate() {
+                    let start = (tap * c + channel) * filters + block * LANES;
+                    for (s, w) in sums.iter_mut().zip(&kernel[start..start + lanes]) {
+                        *s += v * w;
                     }
                 }
-                let row = &mut out[position * filters..(position + 1) * filters];
-                for (block, target) in row.chunks_mut(LANES).enumerate() {
-                    let mut sums = [0.0f32; LANES];
-                    let lanes = target.len();
-                    for &(tap, at) in &taps {
-                        for (channel, &v) in x[at..at + c].iter().enumerate() {
-                            let start = (tap * c + channel) * filters + block * LANES;
-                            let weights = &kernel[start..start + lanes];
-                            for (s, w) in sums.iter_mut().zip(weights) {
-                                *s += v * w;
-                            }
-                        }
-                    }
-                    target.copy_from_slice(&sums[..lanes]);
-                }
-                position += 1;
             }
+            target.copy_from_slice(&sums[..lanes]);
         }
-    }
+    });
 }
 
 /// The kernel's gradient by direct convolution: adds Σ over positions of input value ×
@@ -283,10 +241,12 @@ pub fn direct_conv(x: &[f32], g: &Window, kernel: &[f32], filters: usize, out: &
 /// filters).
 pub fn direct_conv_kernel_grad(x: &[f32], g: &Window, dz: &[f32], filters: usize, dk: &mut [f32]) {
     let c = g.channels;
-    for_each_tap(g, |position, tap, at| {
+    for_each_window(g, |position, taps| {
         let grad = &dz[position * filters..(position + 1) * filters];
-        for (channel, &v) in x[at..at + c].iter().enumerate() {
-            axpy(&mut dk[(tap * c + channel) * filters..][..filters], v, grad);
+        for &(tap, at) in taps {
+            for (channel, &v) in x[at..at + c].iter().enumerate() {
+                axpy(&mut dk[(tap * c + channel) * filters..][..filters], v, grad);
+            }
         }
     });
 }
@@ -301,10 +261,12 @@ pub fn direct_conv_input_grad(
     dx: &mut [f32],
 ) {
     let c = g.channels;
-    for_each_tap(g, |position, tap, at| {
+    for_each_window(g, |position, taps| {
         let grad = &dz[position * filters..(position + 1) * filters];
-        for (channel, d) in dx[at..at + c].iter_mut().enumerate() {
-            *d += dot(&kernel[(tap * c + channel) * filters..][..filters], grad);
+        for &(tap, at) in taps {
+            for (channel, d) in dx[at..at + c].iter_mut().enumerate() {
+                *d += dot(&kernel[(tap * c + channel) * filters..][..filters], grad);
+            }
         }
     });
 }
@@ -343,11 +305,12 @@ fn dot(a: &[f32], b: &[f32]) -> f32 {
     sums.iter().sum::<f32>() + tail
 }
 
-/// Calls `f(row, taps)` for every output position: `taps` holds the flat input offsets (of
-/// channel 0) of the window's positions that lie inside the input. One walk for every
-/// pooling kernel; the tap buffer is reused across windows.
+/// Calls `f(row, taps)` for every output position: `taps` holds, for each of the window's
+/// positions that lie inside the input, its place in the kernel (ky · kw + kx) and its flat
+/// input offset (of channel 0). One walk for the pooling and direct convolution kernels; the
+/// tap buffer is reused across windows.
 #[inline(always)]
-fn for_each_window(g: &Window, mut f: impl FnMut(usize, &[usize])) {
+fn for_each_window(g: &Window, mut f: impl FnMut(usize, &[(usize, usize)])) {
     let mut taps = Vec::with_capacity(g.kernel.0 * g.kernel.1);
     let mut row = 0;
     for n in 0..g.batch {
@@ -358,7 +321,8 @@ fn for_each_window(g: &Window, mut f: impl FnMut(usize, &[usize])) {
                 for ky in 0..g.kernel.0 {
                     for kx in 0..g.kernel.1 {
                         if let Some((iy, ix)) = g.source(oy, ox, ky, kx) {
-                            taps.push((base + iy * g.width + ix) * g.channels);
+                            let tap = ky * g.kernel.1 + kx;
+                            taps.push((tap, (base + iy * g.width + ix) * g.channels));
                         }
                     }
                 }
@@ -376,7 +340,7 @@ pub fn max_pool(x: &[f32], g: &Window, out: &mut [f32]) {
     for_each_window(g, |row, taps| {
         let best = &mut out[row * c..(row + 1) * c];
         best.fill(f32::NEG_INFINITY);
-        for &t in taps {
+        for &(_, t) in taps {
             // `if v > b` rather than f32::max: no NaN bookkeeping, vectorises.
             for (b, &v) in best.iter_mut().zip(&x[t..t + c]) {
                 *b = if v > *b { v } else { *b };
@@ -409,7 +373,7 @@ pub fn max_pool_backward(
     for_each_window(g, |row, taps| {
         let best = &y[row * c..(row + 1) * c];
         pending.copy_from_slice(&dy[row * c..(row + 1) * c]);
-        for &t in taps {
+        for &(_, t) in taps {
             let (xs, ds) = (&x[t..t + c], &mut dx[t..t + c]);
             for (((d, &v), &b), p) in ds.iter_mut().zip(xs).zip(best).zip(pending.iter_mut()) {
                 let routed = if v == b { *p } else { 0.0 };
@@ -427,7 +391,7 @@ pub fn avg_pool(x: &[f32], g: &Window, out: &mut [f32]) {
     for_each_window(g, |row, taps| {
         let mean = &mut out[row * c..(row + 1) * c];
         mean.fill(0.0);
-        for &t in taps {
+        for &(_, t) in taps {
             mean.iter_mut()
                 .zip(&x[t..t + c])
                 .for_each(|(m, &v)| *m += v);
@@ -446,7 +410,7 @@ pub fn avg_pool_backward(dy: &[f32], g: &Window, dx: &mut [f32], accumulate: boo
     for_each_window(g, |row, taps| {
         let share = 1.0 / taps.len().max(1) as f32;
         let grad = &dy[row * c..(row + 1) * c];
-        for &t in taps {
+        for &(_, t) in taps {
             dx[t..t + c]
                 .iter_mut()
                 .zip(grad)
