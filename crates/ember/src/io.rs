@@ -13,7 +13,7 @@ use crate::error::{Error, Result};
 use crate::optim::OptimizerState;
 use crate::spec::{DataSpec, FitSpec, ModelSpec};
 use crate::tensor::Tensor;
-use crate::train::Sequential;
+use crate::train::Model;
 
 /// The file format version this Ember writes and reads.
 pub const FORMAT_VERSION: u32 = 1;
@@ -28,20 +28,20 @@ const OPTIMIZER: &str = "optimizer/";
 /// A saved model: the model itself (compiled, optimizer state restored), the model file it
 /// was built from, and how many epochs it has been trained.
 pub struct Checkpoint {
-    pub model: Sequential,
+    pub model: Model,
     pub spec: ModelSpec,
     pub epochs_done: usize,
 }
 
-impl Sequential {
+impl Model {
     /// Saves the model (weights, optimizer state and architecture) to one file.
     pub fn save(&self, path: impl AsRef<Path>) -> Result<()> {
         let spec = ModelSpec::from_model(self, FitSpec::default(), None)?;
         save(path, self, &spec, 0)
     }
 
-    /// Loads a model saved by [`Sequential::save`] or [`save`].
-    pub fn load(path: impl AsRef<Path>) -> Result<Sequential> {
+    /// Loads a model saved by [`Model::save`] or [`save`].
+    pub fn load(path: impl AsRef<Path>) -> Result<Model> {
         Ok(load(path)?.model)
     }
 }
@@ -49,7 +49,7 @@ impl Sequential {
 /// Saves `model` with its model file `spec` and the number of epochs done.
 pub fn save(
     path: impl AsRef<Path>,
-    model: &Sequential,
+    model: &Model,
     spec: &ModelSpec,
     epochs_done: usize,
 ) -> Result<()> {
@@ -59,7 +59,7 @@ pub fn save(
 }
 
 /// The bytes of a saved model.
-pub fn to_bytes(model: &Sequential, spec: &ModelSpec, epochs_done: usize) -> Result<Vec<u8>> {
+pub fn to_bytes(model: &Model, spec: &ModelSpec, epochs_done: usize) -> Result<Vec<u8>> {
     let mut named: Vec<(String, &Tensor)> = model
         .weights()
         .into_iter()
@@ -241,16 +241,8 @@ pub fn from_bytes(bytes: &[u8], path: &Path) -> Result<Checkpoint> {
 
 /// Number of parameters the spec's layers declare.
 fn spec_param_count(spec: &ModelSpec) -> Result<usize> {
-    let mut shape = spec.model.input_shape.clone();
-    let mut total = 0usize;
-    for layer in &spec.layers {
-        let (out, params) = layer.shape_and_params(&shape)?;
-        total = total
-            .checked_add(params)
-            .ok_or_else(|| Error::invalid("parameter count overflows"))?;
-        shape = out;
-    }
-    Ok(total)
+    crate::spec::graph::param_count(&spec.model, &spec.layers)
+        .map_err(|(field, message)| Error::invalid(format!("{field}: {message}")))
 }
 
 fn to_tensor(view: &TensorView) -> Result<Tensor, String> {
@@ -272,7 +264,7 @@ fn to_tensor(view: &TensorView) -> Result<Tensor, String> {
 /// fit and data settings.
 pub fn save_with(
     path: impl AsRef<Path>,
-    model: &Sequential,
+    model: &Model,
     fit: &FitSpec,
     data: Option<&DataSpec>,
     callbacks: &[crate::callbacks::CallbackConfig],
@@ -358,13 +350,13 @@ mod tests {
             vec![std::ffi::OsString::from("model.safetensors")],
             "no temporary left"
         );
-        let mut loaded = Sequential::load(&path).unwrap();
-        let mut original = m;
+        let loaded = Model::load(&path).unwrap();
+        let original = m;
         assert_eq!(
             loaded.predict(&x, 2).unwrap(),
             original.predict(&x, 2).unwrap()
         );
-        let err = Sequential::load(dir.join("absent.safetensors"))
+        let err = Model::load(dir.join("absent.safetensors"))
             .err()
             .unwrap()
             .to_string();
@@ -418,7 +410,8 @@ mod tests {
             activation: Activation::Tanh,
             use_bias: true,
             kernel_regularizer: None,
-        };
+        }
+        .into();
         let e = load_error(&with(KEY_SPEC, &wider.to_toml().unwrap()));
         assert!(e.contains("declares 32 parameters but stores 26"), "{e}");
         let mut huge = spec.clone();
@@ -427,7 +420,8 @@ mod tests {
             activation: Activation::Tanh,
             use_bias: true,
             kernel_regularizer: None,
-        };
+        }
+        .into();
         assert!(!load_error(&with(KEY_SPEC, &huge.to_toml().unwrap())).is_empty());
     }
 

@@ -39,7 +39,7 @@ pub use loss::Loss;
 pub use metrics::Metric;
 pub use nn::{
     ActivationLayer, AveragePooling2D, BatchNormalization, Conv2D, Dense, Dropout, Flatten,
-    GlobalAveragePooling2D, Layer, LayerConfig, MaxPooling2D, Padding, Reshape,
+    GlobalAveragePooling2D, Layer, LayerConfig, MaxPooling2D, Merge, Padding, Reshape,
 };
 pub use optim::{Adam, Optimizer, RmsProp, Sgd};
 pub use spec::ModelSpec;
@@ -47,8 +47,8 @@ pub use tensor::activation::Activation;
 pub use tensor::threads::{num_threads, set_num_threads};
 pub use tensor::Tensor;
 pub use train::{
-    Callback, Control, EpochLog, Evaluation, FitOptions, History, Sequential, SoftmaxRegression,
-    Verbosity,
+    Callback, Control, EpochLog, Evaluation, FitOptions, Graph, GraphLayer, History, InputSpec,
+    Model, Sequential, SoftmaxRegression, SymbolicTensor, Verbosity,
 };
 
 /// Everything a training script needs, in one `use`.
@@ -59,8 +59,8 @@ pub mod prelude {
     };
     pub use crate::{
         to_categorical, Activation, ActivationLayer, Adam, AveragePooling2D, BatchNormalization,
-        Callback, Conv2D, Dense, Dropout, FitOptions, Flatten, GlobalAveragePooling2D, History,
-        Loss, MaxPooling2D, Metric, Mnist, Optimizer, Padding, Reshape, RmsProp, Sequential, Sgd,
-        Tensor, Verbosity,
+        Callback, Conv2D, Dense, Dropout, FitOptions, Flatten, GlobalAveragePooling2D, Graph,
+        History, Layer, Loss, MaxPooling2D, Merge, Metric, Mnist, Model, Optimizer, Padding,
+        Reshape, RmsProp, Sequential, Sgd, Tensor, Verbosity,
     };
 }

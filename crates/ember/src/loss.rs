@@ -6,6 +6,7 @@ use crate::autograd::{LossOp, Tape, Var};
 use crate::error::Result;
 use crate::metrics::AccuracyKind;
 use crate::tensor::activation::Activation;
+use crate::tensor::{forward, Tensor};
 
 /// A training loss, named as in Keras (`loss="categorical_crossentropy"`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -54,32 +55,49 @@ impl Loss {
         target: Var,
         weights: Option<Var>,
     ) -> Result<(Var, Var)> {
-        let fused = match (self, activation) {
+        let (op, fused) = self.op(activation);
+        let output = tape.activation(activation, logits)?;
+        let prediction = if fused { logits } else { output };
+        let loss = tape.weighted_loss(op, prediction, target, weights)?;
+        Ok((loss, output))
+    }
+
+    /// The loss of `logits` (the output before `activation`) against `target`, without a
+    /// tape: the same value [`Loss::record`] records. Returns (loss, model output).
+    pub fn evaluate(
+        self,
+        logits: Tensor,
+        activation: Activation,
+        target: &Tensor,
+    ) -> Result<(f32, Tensor)> {
+        let (op, fused) = self.op(activation);
+        if !fused {
+            let output = forward::activation(activation, logits);
+            return Ok((forward::loss(op, &output, target, None)?, output));
+        }
+        let loss = forward::loss(op, &logits, target, None)?;
+        Ok((loss, forward::activation(activation, logits)))
+    }
+
+    /// The loss op for an output ending in `activation`, and whether it starts from the
+    /// logits: a softmax (sigmoid) output with the matching cross-entropy is fused into one
+    /// op, which is what Keras does too: exact for any logit, and cheaper.
+    fn op(self, activation: Activation) -> (LossOp, bool) {
+        match (self, activation) {
             (Loss::CategoricalCrossentropy, Activation::Softmax) => {
-                Some(LossOp::SoftmaxCrossEntropy)
+                (LossOp::SoftmaxCrossEntropy, true)
             }
             (Loss::SparseCategoricalCrossentropy, Activation::Softmax) => {
-                Some(LossOp::SparseSoftmaxCrossEntropy)
+                (LossOp::SparseSoftmaxCrossEntropy, true)
             }
             (Loss::BinaryCrossentropy, Activation::Sigmoid) => {
-                Some(LossOp::SigmoidBinaryCrossEntropy)
+                (LossOp::SigmoidBinaryCrossEntropy, true)
             }
-            _ => None,
-        };
-        let output = tape.activation(activation, logits)?;
-        let loss = match fused {
-            Some(op) => tape.weighted_loss(op, logits, target, weights)?,
-            None => {
-                let op = match self {
-                    Loss::CategoricalCrossentropy => LossOp::CrossEntropy,
-                    Loss::SparseCategoricalCrossentropy => LossOp::SparseCrossEntropy,
-                    Loss::BinaryCrossentropy => LossOp::BinaryCrossEntropy,
-                    Loss::MeanSquaredError => LossOp::MeanSquaredError,
-                };
-                tape.weighted_loss(op, output, target, weights)?
-            }
-        };
-        Ok((loss, output))
+            (Loss::CategoricalCrossentropy, _) => (LossOp::CrossEntropy, false),
+            (Loss::SparseCategoricalCrossentropy, _) => (LossOp::SparseCrossEntropy, false),
+            (Loss::BinaryCrossentropy, _) => (LossOp::BinaryCrossEntropy, false),
+            (Loss::MeanSquaredError, _) => (LossOp::MeanSquaredError, false),
+        }
     }
 
     /// Which accuracy "accuracy" means with this loss (Keras's rule): sparse for the sparse
@@ -97,7 +115,6 @@ impl Loss {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::Tensor;
 
     #[test]
     fn fused_and_unfused_paths_agree() {

@@ -75,7 +75,7 @@ fn token_ids_match_sentence_transformers() {
 #[test]
 fn hidden_states_and_embeddings_match_sentence_transformers() {
     let Some(dir) = model_dir() else { return };
-    let mut encoder = SentenceEncoder::load(&dir).unwrap();
+    let encoder = SentenceEncoder::load(&dir).unwrap();
 
     // Last hidden states of sentences 0–2, one sentence per batch (no padding).
     let hidden = reference(&dir, "hidden_states_first3.json");
@@ -129,7 +129,7 @@ fn pooled_layer_states_agree_with_the_reference() {
     // The last layer's mean, normalized, is the sentence embedding, and its maximum is the
     // reference last hidden state's maximum over the tokens.
     let Some(dir) = model_dir() else { return };
-    let mut encoder = SentenceEncoder::load(&dir).unwrap();
+    let encoder = SentenceEncoder::load(&dir).unwrap();
     let depth = encoder.encoder.config.num_hidden_layers;
     let (owned, records) = reference_embeddings(&dir);
     let texts: Vec<&str> = owned.iter().map(String::as_str).collect();

@@ -51,7 +51,7 @@ fn held_out(file: &str, options: TabularOptions, task: Option<Task>) -> Option<V
             seed,
             ..options.clone()
         };
-        let (mut model, _) =
+        let (model, _) =
             TabularModel::fit(&table, &train, task, &options, Verbosity::Silent).unwrap();
         let scores = model.score(&table, &test).unwrap();
         eprintln!("{file} seed {seed}: {scores:?}");
@@ -142,7 +142,7 @@ fn house_prices_log_rmse_by_5_fold_cross_validation() {
     for (train, validation) in k_fold(rows.len(), 5, None, 1).unwrap() {
         let train: Vec<usize> = train.iter().map(|&i| rows[i]).collect();
         let validation: Vec<usize> = validation.iter().map(|&i| rows[i]).collect();
-        let (mut model, _) = TabularModel::fit(
+        let (model, _) = TabularModel::fit(
             &table,
             &train,
             Task::Regression,

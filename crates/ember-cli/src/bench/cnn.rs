@@ -92,7 +92,7 @@ pub fn run(args: &BenchArgs) -> ember::Result<()> {
 /// shift its images the same way; an error for augmentation the script cannot mirror.
 fn translation(spec: &ModelSpec) -> ember::Result<Option<(f32, f32)>> {
     let mut found = None;
-    for layer in &spec.layers {
+    for layer in spec.layer_configs() {
         match layer {
             LayerConfig::RandomTranslation {
                 height_factor,

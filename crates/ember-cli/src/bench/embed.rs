@@ -124,7 +124,7 @@ pub fn run(args: &BenchArgs) -> ember::Result<()> {
     })?;
     let texts = sentences(1024);
     let words: usize = texts.iter().map(|s| s.split(' ').count()).sum();
-    let mut encoder = SentenceEncoder::load(&dir)?;
+    let encoder = SentenceEncoder::load(&dir)?;
     let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
     let tokens: usize = refs
         .iter()

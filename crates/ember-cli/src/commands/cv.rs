@@ -52,7 +52,7 @@ pub fn run(args: CvArgs) -> ember::Result<()> {
     for (i, (train, validation)) in folds.iter().enumerate() {
         let train: Vec<usize> = train.iter().map(|&k| data.rows[k]).collect();
         let validation: Vec<usize> = validation.iter().map(|&k| data.rows[k]).collect();
-        let (mut model, history) = TabularModel::fit(
+        let (model, history) = TabularModel::fit(
             &data.table,
             &train,
             data.task,

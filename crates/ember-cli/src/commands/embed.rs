@@ -46,7 +46,7 @@ pub fn run(args: EmbedArgs) -> ember::Result<()> {
             "no texts to embed: give TEXT arguments or --file FILE",
         ));
     }
-    let mut encoder = SentenceEncoder::load(&args.model)?;
+    let encoder = SentenceEncoder::load(&args.model)?;
     let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
     let embeddings = encoder.encode(&refs, args.batch_size as usize)?;
     let dim = encoder.dim();

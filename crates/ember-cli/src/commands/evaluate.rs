@@ -68,7 +68,7 @@ pub fn run(args: EvaluateArgs) -> ember::Result<()> {
 
 /// A table model scored on the rows of `--csv FILE`.
 fn evaluate_table(
-    model: ember::Sequential,
+    model: ember::Model,
     spec: ember::spec::TableSpec,
     args: &EvaluateArgs,
 ) -> ember::Result<()> {
@@ -97,7 +97,7 @@ fn evaluate_table(
             super::table::preview(&missing)
         );
     }
-    let mut tabular = TabularModel {
+    let tabular = TabularModel {
         model,
         preprocessor: spec.preprocessor,
         task: spec.task,

@@ -83,8 +83,8 @@ pub fn index(args: IndexArgs) -> ember::Result<()> {
         questions.push(question.trim().to_string());
         answers.push(answer.trim().to_string());
     }
-    let mut encoder = SentenceEncoder::load(&args.encoder)?;
-    let index = FaqIndex::build(&mut encoder, questions, answers)?;
+    let encoder = SentenceEncoder::load(&args.encoder)?;
+    let index = FaqIndex::build(&encoder, questions, answers)?;
     index.save(&args.output)?;
     println!(
         "indexed {} questions into {}",
@@ -100,7 +100,7 @@ pub fn ask(args: AskArgs) -> ember::Result<()> {
         .encoder
         .clone()
         .unwrap_or_else(|| index.encoder.clone());
-    let mut encoder = SentenceEncoder::load(&dir)?;
+    let encoder = SentenceEncoder::load(&dir)?;
     if encoder_key(&encoder)? != index.encoder_key {
         return Err(Error::data(
             &dir,

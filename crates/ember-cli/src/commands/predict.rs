@@ -231,14 +231,14 @@ fn describe(
 /// A table model on raw CSV rows (missing values and all): the rows come back with a
 /// `prediction` column, and `probability` for classifiers.
 fn predict_rows(
-    model: ember::Sequential,
+    model: ember::Model,
     spec: ember::spec::TableSpec,
     args: &PredictArgs,
 ) -> ember::Result<()> {
     use ember::data::table::Table;
     use ember::tabular::TabularModel;
 
-    let mut tabular = TabularModel {
+    let tabular = TabularModel {
         model,
         preprocessor: spec.preprocessor,
         task: spec.task,

@@ -111,7 +111,7 @@ const TAIL_CHARS: usize = 1500;
 /// documents keep cues at both ends (a signature, a mailing list's footer, an unsubscribe
 /// line) that one 256-token view misses, and a subject is a strong cue a long body dilutes.
 fn document_embeddings(
-    encoder: &mut SentenceEncoder,
+    encoder: &SentenceEncoder,
     key: &str,
     layers: &[usize],
     texts: &[&str],
@@ -274,11 +274,11 @@ pub fn train_documents(args: &TextArgs, docs: Documents, options: TrainText) -> 
     let started = std::time::Instant::now();
     let (features, scaler, x_train, x_test) = match &args.encoder {
         Some(dir) => {
-            let mut encoder = SentenceEncoder::load(dir)?;
+            let encoder = SentenceEncoder::load(dir)?;
             let key = encoder_key(&encoder)?;
             let layers = encoder_layers(&args.encoder_layers, &encoder)?;
             let all =
-                document_embeddings(&mut encoder, &key, &layers, &texts, args.email, &args.cache)?;
+                document_embeddings(&encoder, &key, &layers, &texts, args.email, &args.cache)?;
             let features = TextFeatures::Pretrained {
                 encoder: std::path::absolute(dir).unwrap_or_else(|_| dir.clone()),
                 encoder_key: key,
@@ -324,7 +324,7 @@ pub fn train_documents(args: &TextArgs, docs: Documents, options: TrainText) -> 
         seed: options.seed,
         ..FitSpec::default()
     };
-    let (mut model, epochs) = match args.hidden.unwrap_or(if pretrained { 0 } else { 64 }) {
+    let (model, epochs) = match args.hidden.unwrap_or(if pretrained { 0 } else { 64 }) {
         0 => {
             // scikit-learn's LogisticRegression(C=1) for two classes.
             let l2 = args.l2.unwrap_or(1.0 / train_rows.len() as f32);
@@ -391,7 +391,7 @@ pub fn train_documents(args: &TextArgs, docs: Documents, options: TrainText) -> 
 /// `ember predict` for a text classifier: each input file (or every file in an input
 /// folder) is one document.
 pub fn predict(
-    mut model: Sequential,
+    model: Model,
     spec: TextSpec,
     inputs: &[PathBuf],
     cache: &Path,

@@ -242,7 +242,7 @@ fn run_table(file: &Path, args: &TrainArgs) -> ember::Result<()> {
         train.len() - ember::train::split_point(train.len(), options.validation_split)?,
         test.len()
     );
-    let (mut model, history) = TabularModel::fit(
+    let (model, history) = TabularModel::fit(
         &data.table,
         &train,
         data.task,

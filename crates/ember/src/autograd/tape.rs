@@ -1,8 +1,11 @@
-//! The tape: the forward pass records ops with their values; `backward` walks them in reverse.
+//! The tape: scratch for one training step. The forward pass records ops with their values;
+//! `backward` walks them in reverse.
 //!
-//! Parameters are the first nodes of the tape and live as long as it does; every other node
-//! belongs to one step and is forgotten by [`Tape::reset`]. A reset keeps the nodes' buffers,
-//! so a training loop that records the same ops every step allocates nothing after the first.
+//! The tape owns no weights. A step starts by moving the weights it trains into the tape
+//! ([`Tape::param`], no copy), records the forward pass, back-propagates, lets the optimizer
+//! update them, and hands them back ([`Tape::take_value`]); [`Tape::reset`] then forgets every
+//! node. A reset keeps the nodes' buffers (gradients included), so a training loop that records
+//! the same ops every step allocates nothing after the first.
 
 use std::mem;
 
@@ -10,8 +13,7 @@ use super::ops::{self, Op};
 use crate::error::{Error, Result};
 use crate::tensor::Tensor;
 
-/// A handle to a value recorded on a [`Tape`]. Handles to step nodes are valid until the
-/// next [`Tape::reset`]; handles to parameters stay valid for the tape's life.
+/// A handle to a value recorded on a [`Tape`], valid until the next [`Tape::reset`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Var(pub(crate) usize);
 
@@ -59,37 +61,34 @@ impl Tape {
         Self::default()
     }
 
-    /// Registers a trainable parameter; it persists across [`Tape::reset`].
-    /// Parameters must be added before a step is recorded (adding one resets the tape).
+    /// Moves a trainable weight into this step: it receives a gradient, and the optimizer
+    /// updates it on the tape. Weights come before the step's other nodes: adding one after
+    /// them starts the step again (the tape is reset).
     pub fn param(&mut self, value: Tensor) -> Var {
-        self.persistent(value, true)
+        self.weight(value, true)
     }
 
-    /// Registers a non-trainable variable (a batch-normalization moving average): it
-    /// persists like a parameter, receives no gradient, and layers update it themselves.
+    /// Moves a weight the optimizer never touches into this step (a frozen layer's weight, a
+    /// batch-normalization moving average, which its layer updates itself).
     pub fn state(&mut self, value: Tensor) -> Var {
-        self.persistent(value, false)
+        self.weight(value, false)
     }
 
-    fn persistent(&mut self, value: Tensor, requires_grad: bool) -> Var {
-        self.reset();
-        let i = self.len;
-        if i == self.nodes.len() {
-            self.nodes.push(Node::default());
-        } else if i < self.nodes.len() {
-            // Keep the spare node's buffers for the next step: move it to the end.
-            let spare = mem::take(&mut self.nodes[i]);
-            self.nodes.push(spare);
+    fn weight(&mut self, value: Tensor, requires_grad: bool) -> Var {
+        if self.len > self.num_params {
+            self.reset();
         }
-        self.nodes[i] = Node {
-            value,
-            requires_grad,
-            op: Op::Leaf,
-            ..Node::default()
-        };
-        self.len += 1;
+        let i = self.push(Op::Leaf, &[], requires_grad);
+        // The previous step's weight buffer was handed back; this one is moved in, not copied.
+        self.nodes[i].value = value;
         self.num_params += 1;
         Var(i)
+    }
+
+    /// Hands a value back out of the tape (a weight at the end of its step), leaving an empty
+    /// tensor in its place.
+    pub fn take_value(&mut self, v: Var) -> Tensor {
+        mem::take(&mut self.nodes[v.0].value)
     }
 
     /// Records a constant input (no gradient), copying `value`.
@@ -123,12 +122,10 @@ impl Tape {
         self.nodes[v.0].requires_grad
     }
 
-    /// Forgets every node but the parameters, and the parameters' gradients; buffers are kept.
+    /// Forgets every node, weights included; buffers are kept for the next step.
     pub fn reset(&mut self) {
-        self.len = self.num_params;
-        for node in &mut self.nodes[..self.num_params] {
-            node.has_grad = false;
-        }
+        self.len = 0;
+        self.num_params = 0;
     }
 
     /// What an op saved for its backward pass (batch statistics, for instance).
@@ -136,8 +133,7 @@ impl Tape {
         &self.nodes[v.0].aux
     }
 
-    /// The persistent variables (parameters and non-trainable state), in the order they
-    /// were registered.
+    /// This step's weights (trainable and not), in the order they were moved in.
     pub fn params(&self) -> impl Iterator<Item = Var> {
         (0..self.num_params).map(Var)
     }
@@ -146,7 +142,7 @@ impl Tape {
         self.num_params
     }
 
-    /// Number of trainable scalars (persistent variables that take gradients).
+    /// Number of trainable scalars among this step's weights.
     pub fn trainable_len(&self) -> usize {
         self.nodes[..self.num_params]
             .iter()
@@ -155,14 +151,13 @@ impl Tape {
             .sum()
     }
 
-    /// Mutable access to a persistent variable's value (for optimizers, loading weights
-    /// and moving averages).
+    /// Mutable access to one of this step's weights (for optimizers and moving averages).
     pub fn param_mut(&mut self, v: Var) -> &mut Tensor {
         assert!(v.0 < self.num_params, "{v:?} is not a parameter");
         &mut self.nodes[v.0].value
     }
 
-    /// Each parameter's value with its gradient from the last `backward` (None if none reached it).
+    /// Each weight's value with its gradient from the last `backward` (None if none reached it).
     pub fn params_and_grads_mut(&mut self) -> impl Iterator<Item = (&mut Tensor, Option<&Tensor>)> {
         self.nodes[..self.num_params]
             .iter_mut()

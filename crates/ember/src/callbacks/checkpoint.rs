@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use super::monitor::{improves, value, Mode};
 use crate::error::Result;
 use crate::spec::{DataSpec, FitSpec};
-use crate::train::{Callback, Control, EpochLog, Sequential};
+use crate::train::{Callback, Control, EpochLog, Model};
 
 /// Keras `ModelCheckpoint(filepath, monitor="val_loss", save_best_only=False, mode="auto")`.
 /// `{epoch}` in the file path is replaced by the epoch number. Files are written atomically,
@@ -73,12 +73,12 @@ impl ModelCheckpoint {
 }
 
 impl Callback for ModelCheckpoint {
-    fn on_train_begin(&mut self, _model: &mut Sequential) -> Result<()> {
+    fn on_train_begin(&mut self, _model: &mut Model) -> Result<()> {
         self.best = None;
         Ok(())
     }
 
-    fn on_epoch_end(&mut self, model: &mut Sequential, log: &EpochLog) -> Result<Control> {
+    fn on_epoch_end(&mut self, model: &mut Model, log: &EpochLog) -> Result<Control> {
         if self.save_best_only {
             let Some(current) = value(log, &self.monitor) else {
                 eprintln!(

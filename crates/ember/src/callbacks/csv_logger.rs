@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::train::{decimal, Callback, Control, EpochLog, Sequential};
+use crate::train::{decimal, Callback, Control, EpochLog, Model};
 
 /// Keras `CSVLogger(filename, separator=",", append=False)`. Columns: epoch (from 1, as
 /// printed), then the metrics in alphabetical order, learning_rate included.
@@ -71,7 +71,7 @@ impl CsvLogger {
 }
 
 impl Callback for CsvLogger {
-    fn on_train_begin(&mut self, _model: &mut Sequential) -> Result<()> {
+    fn on_train_begin(&mut self, _model: &mut Model) -> Result<()> {
         let existing = self.append && self.filename.metadata().is_ok_and(|m| m.len() > 0);
         let file = OpenOptions::new()
             .create(true)
@@ -88,7 +88,7 @@ impl Callback for CsvLogger {
         Ok(())
     }
 
-    fn on_epoch_end(&mut self, _model: &mut Sequential, log: &EpochLog) -> Result<Control> {
+    fn on_epoch_end(&mut self, _model: &mut Model, log: &EpochLog) -> Result<Control> {
         let columns = Self::columns(log);
         let sep = self.separator.clone();
         let path = self.filename.clone();
@@ -117,11 +117,7 @@ impl Callback for CsvLogger {
         Ok(Control::Continue)
     }
 
-    fn on_train_end(
-        &mut self,
-        _model: &mut Sequential,
-        _history: &crate::train::History,
-    ) -> Result<()> {
+    fn on_train_end(&mut self, _model: &mut Model, _history: &crate::train::History) -> Result<()> {
         self.writer = None;
         Ok(())
     }

@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use super::monitor::{improves, value, Mode};
 use crate::error::Result;
 use crate::tensor::Tensor;
-use crate::train::{Callback, Control, EpochLog, Sequential};
+use crate::train::{Callback, Control, EpochLog, Model};
 
 /// Keras `EarlyStopping`: monitor "val_loss", min_delta 0, patience 0, mode auto,
 /// restore_best_weights false, no baseline, start_from_epoch 0.
@@ -77,12 +77,12 @@ impl EarlyStopping {
 }
 
 impl Callback for EarlyStopping {
-    fn on_train_begin(&mut self, _model: &mut Sequential) -> Result<()> {
+    fn on_train_begin(&mut self, _model: &mut Model) -> Result<()> {
         self.state = State::default();
         Ok(())
     }
 
-    fn on_epoch_end(&mut self, model: &mut Sequential, log: &EpochLog) -> Result<Control> {
+    fn on_epoch_end(&mut self, model: &mut Model, log: &EpochLog) -> Result<Control> {
         let Some(current) = value(log, &self.monitor) else {
             return Ok(Control::Continue);
         };

@@ -4,7 +4,7 @@ use serde::{Deserialize, Serialize};
 
 use super::monitor::{value, Mode};
 use crate::error::Result;
-use crate::train::{Callback, Control, EpochLog, Sequential};
+use crate::train::{Callback, Control, EpochLog, Model};
 
 /// Keras `ReduceLROnPlateau`: monitor "val_loss", factor 0.1, patience 10, mode auto,
 /// min_delta 1e-4, cooldown 0, min_lr 0.
@@ -58,12 +58,12 @@ impl ReduceLrOnPlateau {
 }
 
 impl Callback for ReduceLrOnPlateau {
-    fn on_train_begin(&mut self, _model: &mut Sequential) -> Result<()> {
+    fn on_train_begin(&mut self, _model: &mut Model) -> Result<()> {
         self.state = State::default();
         Ok(())
     }
 
-    fn on_epoch_end(&mut self, model: &mut Sequential, log: &EpochLog) -> Result<Control> {
+    fn on_epoch_end(&mut self, model: &mut Model, log: &EpochLog) -> Result<Control> {
         let Some(current) = value(log, &self.monitor) else {
             return Ok(Control::Continue);
         };

@@ -5,7 +5,7 @@ use std::f32::consts::PI;
 use serde::{Deserialize, Serialize};
 
 use crate::error::Result;
-use crate::train::{Callback, Sequential};
+use crate::train::{Callback, Model};
 
 /// A learning-rate schedule. `epoch` counts from 0 (Keras's convention for schedules) and
 /// `initial` is the learning rate the schedule starts from.
@@ -83,12 +83,12 @@ impl LearningRateScheduler {
 }
 
 impl Callback for LearningRateScheduler {
-    fn on_train_begin(&mut self, model: &mut Sequential) -> Result<()> {
+    fn on_train_begin(&mut self, model: &mut Model) -> Result<()> {
         self.initial.get_or_insert(model.learning_rate());
         Ok(())
     }
 
-    fn on_epoch_begin(&mut self, model: &mut Sequential, epoch: usize) -> Result<()> {
+    fn on_epoch_begin(&mut self, model: &mut Model, epoch: usize) -> Result<()> {
         let current = model.learning_rate();
         let rate = match &mut self.rule {
             Rule::Builtin(schedule) => schedule.rate(epoch - 1, self.initial.unwrap_or(current)),

@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::error::Result;
-use crate::train::{Callback, Control, Sequential};
+use crate::train::{Callback, Control, Model};
 
 /// Keras `TerminateOnNaN`. Without it, a NaN loss makes `fit` return an error; with it,
 /// `fit` stops and returns the history so far.
@@ -12,12 +12,7 @@ use crate::train::{Callback, Control, Sequential};
 pub struct TerminateOnNan {}
 
 impl Callback for TerminateOnNan {
-    fn on_batch_end(
-        &mut self,
-        _model: &mut Sequential,
-        batch: usize,
-        loss: f32,
-    ) -> Result<Control> {
+    fn on_batch_end(&mut self, _model: &mut Model, batch: usize, loss: f32) -> Result<Control> {
         if loss.is_finite() {
             Ok(Control::Continue)
         } else {

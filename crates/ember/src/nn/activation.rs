@@ -4,7 +4,9 @@ use super::{Layer, LayerConfig};
 use crate::autograd::{Tape, Var};
 use crate::error::Result;
 use crate::tensor::activation::Activation;
+use crate::tensor::forward;
 use crate::tensor::random::Rng;
+use crate::tensor::Tensor;
 
 /// Applies an activation to its input; no parameters.
 #[derive(Clone, Debug)]
@@ -23,29 +25,38 @@ impl Layer for ActivationLayer {
         "Activation"
     }
 
-    fn build(
-        &mut self,
-        _tape: &mut Tape,
-        input_shape: &[usize],
-        _rng: &mut Rng,
-    ) -> Result<Vec<usize>> {
+    fn build(&mut self, input_shape: &[usize], _rng: &mut Rng) -> Result<Vec<usize>> {
         Ok(input_shape.to_vec())
     }
 
-    fn forward(&self, tape: &mut Tape, x: Var, _training: bool) -> Result<Var> {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        self.forward_owned(x.clone())
+    }
+
+    fn forward_owned(&self, x: Tensor) -> Result<Tensor> {
+        Ok(forward::activation(self.activation, x))
+    }
+
+    fn forward_logits(&self, x: &Tensor) -> Result<Tensor> {
+        Ok(x.clone())
+    }
+
+    fn record(&self, tape: &mut Tape, _weights: &[Var], x: Var, _training: bool) -> Result<Var> {
         tape.activation(self.activation, x)
+    }
+
+    fn record_logits(
+        &self,
+        _tape: &mut Tape,
+        _weights: &[Var],
+        x: Var,
+        _training: bool,
+    ) -> Result<Var> {
+        Ok(x)
     }
 
     fn final_activation(&self) -> Activation {
         self.activation
-    }
-
-    fn forward_logits(&self, _tape: &mut Tape, x: Var, _training: bool) -> Result<Var> {
-        Ok(x)
-    }
-
-    fn params(&self) -> Vec<(&'static str, Var)> {
-        Vec::new()
     }
 
     fn config(&self) -> LayerConfig {
@@ -63,12 +74,8 @@ mod tests {
     #[test]
     fn passes_shape_through_and_has_gradients() {
         let mut layer = ActivationLayer::new(Activation::Sigmoid);
-        let mut tape = Tape::new();
-        assert_eq!(
-            layer.build(&mut tape, &[7], &mut Rng::seed(0)).unwrap(),
-            vec![7]
-        );
-        assert!(layer.params().is_empty());
-        check_gradients(&[&[2, 7]], 4, |tape, v| layer.forward(tape, v[0], true)).unwrap();
+        assert_eq!(layer.build(&[7], &mut Rng::seed(0)).unwrap(), vec![7]);
+        assert!(layer.weights().is_empty());
+        check_gradients(&[&[2, 7]], 4, |tape, v| layer.record(tape, &[], v[0], true)).unwrap();
     }
 }

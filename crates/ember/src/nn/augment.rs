@@ -2,14 +2,14 @@
 //! in training each image gets its own random transform, drawn from a seeded stream; at
 //! evaluation and prediction they pass images through unchanged.
 
-use std::cell::Cell;
-
 use serde::{Deserialize, Serialize};
 
+use super::dropout::SeedStream;
 use super::{Layer, LayerConfig};
 use crate::autograd::{Affine, FillMode, Tape, Var};
 use crate::error::{Error, Result};
 use crate::tensor::random::Rng;
+use crate::tensor::Tensor;
 
 /// Which axes `RandomFlip` may mirror.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -56,7 +56,7 @@ pub struct Augment {
     kind: Kind,
     fill: FillMode,
     /// Seed of the next batch's transforms; advanced on every training forward pass.
-    next_seed: Cell<u64>,
+    next_seed: SeedStream,
 }
 
 impl Augment {
@@ -64,7 +64,7 @@ impl Augment {
         Augment {
             kind,
             fill: FillMode::Reflect,
-            next_seed: Cell::new(0),
+            next_seed: SeedStream::default(),
         }
     }
 
@@ -147,18 +147,21 @@ impl Layer for Augment {
         }
     }
 
-    fn build(
-        &mut self,
-        _tape: &mut Tape,
-        input_shape: &[usize],
-        rng: &mut Rng,
-    ) -> Result<Vec<usize>> {
+    fn build(&mut self, input_shape: &[usize], rng: &mut Rng) -> Result<Vec<usize>> {
         let (output, _) = self.config().shape_and_params(input_shape)?;
-        self.next_seed.set(rng.next_u64());
+        self.next_seed.restart(rng.next_u64());
         Ok(output)
     }
 
-    fn forward(&self, tape: &mut Tape, x: Var, training: bool) -> Result<Var> {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        Ok(x.clone())
+    }
+
+    fn forward_owned(&self, x: Tensor) -> Result<Tensor> {
+        Ok(x)
+    }
+
+    fn record(&self, tape: &mut Tape, _weights: &[Var], x: Var, training: bool) -> Result<Var> {
         if !training {
             return Ok(x);
         }
@@ -169,17 +172,12 @@ impl Layer for Augment {
                 format!("needs (batch, height, width, channels) images, got {shape:?}"),
             ));
         };
-        let seed = self.next_seed.get();
-        self.next_seed.set(seed.wrapping_add(0x9E37_79B9_7F4A_7C15));
+        let seed = self.next_seed.next();
         let mut rng = Rng::seed(seed);
         let transforms: Vec<Affine> = (0..batch)
             .map(|_| self.draw(&mut rng, height, width))
             .collect();
         tape.warp(x, &transforms, self.fill)
-    }
-
-    fn params(&self) -> Vec<(&'static str, Var)> {
-        Vec::new()
     }
 
     fn config(&self) -> LayerConfig {
@@ -218,14 +216,12 @@ mod tests {
         ] {
             let mut layer = layer;
             let mut tape = Tape::new();
-            layer
-                .build(&mut tape, &[6, 6, 2], &mut Rng::seed(1))
-                .unwrap();
+            layer.build(&[6, 6, 2], &mut Rng::seed(1)).unwrap();
             let (x, original) = image(&mut tape);
-            assert_eq!(layer.forward(&mut tape, x, false).unwrap(), x);
+            assert_eq!(layer.record(&mut tape, &[], x, false).unwrap(), x);
             let outputs: Vec<Tensor> = (0..4)
                 .map(|_| {
-                    let y = layer.forward(&mut tape, x, true).unwrap();
+                    let y = layer.record(&mut tape, &[], x, true).unwrap();
                     tape.value(y).clone()
                 })
                 .collect();
@@ -242,13 +238,11 @@ mod tests {
     fn a_flip_mirrors_exactly() {
         let mut layer = Augment::flip(FlipMode::Horizontal);
         let mut tape = Tape::new();
-        layer
-            .build(&mut tape, &[1, 3, 1], &mut Rng::seed(3))
-            .unwrap();
+        layer.build(&[1, 3, 1], &mut Rng::seed(3)).unwrap();
         let x = tape.constant(&Tensor::new(&[1, 1, 3, 1], vec![1.0, 2.0, 3.0]).unwrap());
         let mut seen = Vec::new();
         for _ in 0..16 {
-            let y = layer.forward(&mut tape, x, true).unwrap();
+            let y = layer.record(&mut tape, &[], x, true).unwrap();
             seen.push(tape.value(y).data().to_vec());
         }
         assert!(seen
@@ -260,15 +254,12 @@ mod tests {
 
     #[test]
     fn settings_and_shapes_are_checked() {
-        let mut tape = Tape::new();
         for (mut layer, shape) in [
             (Augment::translation(1.5, 0.0), vec![4, 4, 1]),
             (Augment::rotation(-0.1), vec![4, 4, 1]),
             (Augment::rotation(0.1), vec![16]),
         ] {
-            let err = layer
-                .build(&mut tape, &shape, &mut Rng::seed(0))
-                .unwrap_err();
+            let err = layer.build(&shape, &mut Rng::seed(0)).unwrap_err();
             assert!(err.to_string().contains("Random"), "{err}");
         }
     }

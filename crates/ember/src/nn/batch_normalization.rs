@@ -1,9 +1,10 @@
 //! `BatchNormalization`: normalize each channel (the last axis) to zero mean and unit
 //! variance, then scale and shift by learned `gamma` and `beta`.
 
-use super::{Layer, LayerConfig};
+use super::{built, weight_ref, weight_var, Layer, LayerConfig, WeightRef};
 use crate::autograd::{NormStats, Tape, Var};
 use crate::error::{Error, Result};
+use crate::tensor::forward;
 use crate::tensor::random::Rng;
 use crate::tensor::Tensor;
 
@@ -25,9 +26,10 @@ pub struct BatchNormalization {
     epsilon: f32,
     center: bool,
     scale: bool,
-    gamma: Option<Var>,
-    beta: Option<Var>,
-    moving: Option<(Var, Var)>,
+    gamma: Option<Tensor>,
+    beta: Option<Tensor>,
+    moving_mean: Option<Tensor>,
+    moving_variance: Option<Tensor>,
 }
 
 impl Default for BatchNormalization {
@@ -39,7 +41,8 @@ impl Default for BatchNormalization {
             scale: true,
             gamma: None,
             beta: None,
-            moving: None,
+            moving_mean: None,
+            moving_variance: None,
         }
     }
 }
@@ -77,34 +80,49 @@ impl Layer for BatchNormalization {
         "BatchNormalization"
     }
 
-    fn build(
-        &mut self,
-        tape: &mut Tape,
-        input_shape: &[usize],
-        _rng: &mut Rng,
-    ) -> Result<Vec<usize>> {
+    fn build(&mut self, input_shape: &[usize], _rng: &mut Rng) -> Result<Vec<usize>> {
         let config = self.config();
         let (output, _) = config.shape_and_params(input_shape)?;
         let channels = *input_shape.last().expect("checked by shape_and_params");
-        self.gamma = self
-            .scale
-            .then(|| tape.param(Tensor::full(&[channels], 1.0)));
-        self.beta = self.center.then(|| tape.param(Tensor::zeros(&[channels])));
-        let mean = tape.state(Tensor::zeros(&[channels]));
-        let variance = tape.state(Tensor::full(&[channels], 1.0));
-        self.moving = Some((mean, variance));
+        self.gamma = self.scale.then(|| Tensor::full(&[channels], 1.0));
+        self.beta = self.center.then(|| Tensor::zeros(&[channels]));
+        self.moving_mean = Some(Tensor::zeros(&[channels]));
+        self.moving_variance = Some(Tensor::full(&[channels], 1.0));
         Ok(output)
     }
 
-    fn forward(&self, tape: &mut Tape, x: Var, training: bool) -> Result<Var> {
-        let (mean, variance) = self
-            .moving
-            .ok_or_else(|| Error::invalid("BatchNormalization layer used before it was built"))?;
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        const LAYER: &str = "BatchNormalization";
+        let (mean, variance) = (
+            built(&self.moving_mean, LAYER)?,
+            built(&self.moving_variance, LAYER)?,
+        );
+        let (gamma, beta) = (self.gamma.as_ref(), self.beta.as_ref());
+        forward::batch_norm(x, gamma, beta, mean, variance, self.epsilon)
+    }
+
+    fn record(&self, tape: &mut Tape, weights: &[Var], x: Var, training: bool) -> Result<Var> {
+        // Weights in order: gamma (if scale), beta (if center), moving mean, moving variance.
+        const LAYER: &str = "BatchNormalization";
+        let mut next = 0;
+        let mut take = |present: bool| -> Result<Option<Var>> {
+            if !present {
+                return Ok(None);
+            }
+            next += 1;
+            weight_var(weights, next - 1, LAYER).map(Some)
+        };
+        let gamma = take(self.scale)?;
+        let beta = take(self.center)?;
+        let (mean, variance) = match (take(true)?, take(true)?) {
+            (Some(mean), Some(variance)) => (mean, variance),
+            _ => return Err(Error::invalid("BatchNormalization has no moving averages")),
+        };
         if !training {
             let stats = NormStats::Given { mean, variance };
-            return tape.batch_norm(x, self.gamma, self.beta, stats, self.epsilon);
+            return tape.batch_norm(x, gamma, beta, stats, self.epsilon);
         }
-        let y = tape.batch_norm(x, self.gamma, self.beta, NormStats::Batch, self.epsilon)?;
+        let y = tape.batch_norm(x, gamma, beta, NormStats::Batch, self.epsilon)?;
         let (batch_mean, batch_variance) = tape.batch_moments(y);
         let (batch_mean, batch_variance) = (batch_mean.to_vec(), batch_variance.to_vec());
         let m = self.momentum;
@@ -116,16 +134,28 @@ impl Layer for BatchNormalization {
         Ok(y)
     }
 
-    fn params(&self) -> Vec<(&'static str, Var)> {
-        let gamma = self.gamma.map(|g| ("gamma", g));
-        let beta = self.beta.map(|b| ("beta", b));
-        gamma.into_iter().chain(beta).collect()
+    fn weights(&self) -> Vec<WeightRef<'_>> {
+        [
+            weight_ref("gamma", &self.gamma, true),
+            weight_ref("beta", &self.beta, true),
+            weight_ref("moving_mean", &self.moving_mean, false),
+            weight_ref("moving_variance", &self.moving_variance, false),
+        ]
+        .into_iter()
+        .flatten()
+        .collect()
     }
 
-    fn state(&self) -> Vec<(&'static str, Var)> {
-        self.moving
-            .map(|(m, v)| vec![("moving_mean", m), ("moving_variance", v)])
-            .unwrap_or_default()
+    fn weights_mut(&mut self) -> Vec<&mut Tensor> {
+        [
+            &mut self.gamma,
+            &mut self.beta,
+            &mut self.moving_mean,
+            &mut self.moving_variance,
+        ]
+        .into_iter()
+        .flatten()
+        .collect()
     }
 
     fn config(&self) -> LayerConfig {
@@ -143,92 +173,113 @@ mod tests {
     use super::*;
     use crate::autograd::gradcheck::check_gradients_with;
 
-    fn built(channels: usize) -> (Tape, BatchNormalization) {
-        let mut tape = Tape::new();
+    fn built(channels: usize) -> BatchNormalization {
         let mut layer = BatchNormalization::new().momentum(0.9);
+        layer.build(&[channels], &mut Rng::seed(0)).unwrap();
         layer
-            .build(&mut tape, &[channels], &mut Rng::seed(0))
-            .unwrap();
-        (tape, layer)
+    }
+
+    /// One step as a model runs it: the weights move onto a tape (the moving averages as
+    /// state), the layer is recorded, and the weights move back.
+    fn step(layer: &mut BatchNormalization, x: &Tensor, training: bool) -> Tensor {
+        let mut tape = Tape::new();
+        let trainable: Vec<bool> = layer.weights().iter().map(|w| w.trainable).collect();
+        let vars: Vec<Var> = layer
+            .weights_mut()
+            .into_iter()
+            .zip(&trainable)
+            .map(|(w, &t)| {
+                let value = std::mem::take(w);
+                if t {
+                    tape.param(value)
+                } else {
+                    tape.state(value)
+                }
+            })
+            .collect();
+        assert_eq!(tape.trainable_len(), 2 * x.shape()[x.shape().len() - 1]);
+        let xv = tape.constant(x);
+        let y = layer.record(&mut tape, &vars, xv, training).unwrap();
+        let out = tape.value(y).clone();
+        for (w, v) in layer.weights_mut().into_iter().zip(vars) {
+            *w = tape.take_value(v);
+        }
+        out
     }
 
     #[test]
     fn training_moves_the_averages_and_inference_uses_them() {
-        let (mut tape, layer) = built(2);
+        let mut layer = built(2);
         // Channel 0: 1, 3 (mean 2, variance 1); channel 1: 4, 8 (mean 6, variance 4).
-        let x = tape.constant(&Tensor::new(&[2, 2], vec![1.0, 4.0, 3.0, 8.0]).unwrap());
-        let y = layer.forward(&mut tape, x, true).unwrap();
+        let x = Tensor::new(&[2, 2], vec![1.0, 4.0, 3.0, 8.0]).unwrap();
+        let y = step(&mut layer, &x, true);
         let s0 = 1.0 / (1.0f32 + 1e-3).sqrt();
         let s1 = 1.0 / (4.0f32 + 1e-3).sqrt();
         let expected = [-s0, -2.0 * s1, s0, 2.0 * s1];
-        for (got, want) in tape.value(y).data().iter().zip(expected) {
+        for (got, want) in y.data().iter().zip(expected) {
             assert!((got - want).abs() < 1e-6);
         }
-        let (mean, variance) = layer.moving.unwrap();
         // 0.9 · 0 + 0.1 · 2 and 0.9 · 1 + 0.1 · 1.
         let close =
             |got: &[f32], want: [f32; 2]| got.iter().zip(want).all(|(g, w)| (g - w).abs() < 1e-6);
-        assert!(close(tape.value(mean).data(), [0.2, 0.6]));
-        assert!(close(tape.value(variance).data(), [1.0, 1.3]));
-        // Inference reads the moving averages and leaves them alone.
-        let z = layer.forward(&mut tape, x, false).unwrap();
+        let moving = |layer: &BatchNormalization| {
+            let w = layer.weights();
+            assert!(
+                !w[2].trainable && !w[3].trainable,
+                "moving averages are not trained"
+            );
+            (w[2].value.data().to_vec(), w[3].value.data().to_vec())
+        };
+        let (mean, variance) = moving(&layer);
+        assert!(close(&mean, [0.2, 0.6]));
+        assert!(close(&variance, [1.0, 1.3]));
+        // Inference reads the moving averages and leaves them alone, with a tape or without.
+        let z = step(&mut layer, &x, false);
         let want = (1.0 - 0.2) / (1.0f32 + 1e-3).sqrt();
-        assert!((tape.value(z).data()[0] - want).abs() < 1e-6);
-        assert!(close(tape.value(mean).data(), [0.2, 0.6]));
-        // The moving averages take no gradient and no optimizer slot.
-        assert!(!tape.requires_grad(mean));
-        assert_eq!(tape.trainable_len(), 4);
+        assert!((z.data()[0] - want).abs() < 1e-6);
+        assert_eq!(layer.forward(&x).unwrap(), z);
+        assert_eq!(moving(&layer), (mean, variance));
     }
 
     #[test]
     fn after_many_steps_inference_matches_training_on_the_same_batch() {
-        let mut tape = Tape::new();
         let mut layer = BatchNormalization::new().momentum(0.9);
-        layer
-            .build(&mut tape, &[3, 3, 2], &mut Rng::seed(0))
-            .unwrap();
+        layer.build(&[3, 3, 2], &mut Rng::seed(0)).unwrap();
         let values: Vec<f32> = (0..4 * 18)
             .map(|i| 5.0 + 3.0 * (i as f32 * 0.7).sin())
             .collect();
-        let x = tape.constant(&Tensor::new(&[4, 3, 3, 2], values).unwrap());
+        let x = Tensor::new(&[4, 3, 3, 2], values).unwrap();
         let mut trained = Tensor::default();
         for _ in 0..300 {
-            let y = layer.forward(&mut tape, x, true).unwrap();
-            trained = tape.value(y).clone();
+            trained = step(&mut layer, &x, true);
         }
-        let y = layer.forward(&mut tape, x, false).unwrap();
-        for (a, b) in tape.value(y).data().iter().zip(trained.data()) {
+        let y = layer.forward(&x).unwrap();
+        for (a, b) in y.data().iter().zip(trained.data()) {
             assert!((a - b).abs() < 1e-3, "{a} vs {b}");
         }
     }
 
     #[test]
     fn training_mode_gradients_match_finite_differences() {
-        let (tape, layer) = built(3);
-        let mut inputs: Vec<Tensor> = layer
-            .params()
-            .iter()
-            .chain(&layer.state())
-            .map(|(_, v)| tape.value(*v).clone())
-            .collect();
+        let layer = built(3);
+        let mut inputs: Vec<Tensor> = layer.weights().iter().map(|w| w.value.clone()).collect();
         inputs[0] = Tensor::new(&[3], vec![1.5, -0.5, 2.0]).unwrap();
         inputs
             .push(Tensor::new(&[4, 3], (0..12).map(|i| (i as f32 * 0.7).sin()).collect()).unwrap());
         check_gradients_with(&[], 7, Some(&inputs), |tape, v| {
-            layer.forward(tape, v[4], true)
+            layer.record(tape, &v[..4], v[4], true)
         })
         .unwrap();
     }
 
     #[test]
     fn bad_settings_are_named() {
-        let mut tape = Tape::new();
         for layer in [
             BatchNormalization::new().momentum(1.5),
             BatchNormalization::new().epsilon(0.0),
         ] {
             let mut layer = layer;
-            let err = layer.build(&mut tape, &[3], &mut Rng::seed(0)).unwrap_err();
+            let err = layer.build(&[3], &mut Rng::seed(0)).unwrap_err();
             assert!(err.to_string().contains("BatchNormalization"), "{err}");
         }
     }

@@ -2,11 +2,12 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{init, Layer, LayerConfig};
+use super::{built, init, weight_var, Layer, LayerConfig, WeightRef};
 use crate::autograd::{Tape, Var};
 use crate::error::{Error, Result};
 use crate::tensor::activation::Activation;
 use crate::tensor::conv::Window;
+use crate::tensor::forward;
 use crate::tensor::random::Rng;
 use crate::tensor::Tensor;
 
@@ -46,8 +47,8 @@ pub struct Conv2D {
     pub(crate) padding: Padding,
     pub(crate) activation: Activation,
     pub(crate) use_bias: bool,
-    kernel: Option<Var>,
-    bias: Option<Var>,
+    kernel: Option<Tensor>,
+    bias: Option<Tensor>,
 }
 
 impl Conv2D {
@@ -110,18 +111,33 @@ impl Conv2D {
         Ok((vec![g.out_height, g.out_width, self.filters], params))
     }
 
-    fn run(&self, tape: &mut Tape, x: Var, activation: Activation) -> Result<Var> {
-        let kernel = self
-            .kernel
-            .ok_or_else(|| Error::invalid("Conv2D layer used before it was built"))?;
-        tape.conv2d(
+    fn run(&self, x: &Tensor, activation: Activation) -> Result<Tensor> {
+        let kernel = built(&self.kernel, "Conv2D")?;
+        let same = self.padding == Padding::Same;
+        forward::conv2d(
             x,
             kernel,
-            self.bias,
+            self.bias.as_ref(),
             self.strides,
-            self.padding == Padding::Same,
+            same,
             activation,
         )
+    }
+
+    fn record_with(
+        &self,
+        tape: &mut Tape,
+        weights: &[Var],
+        x: Var,
+        activation: Activation,
+    ) -> Result<Var> {
+        let kernel = weight_var(weights, 0, "Conv2D")?;
+        let bias = match self.use_bias {
+            true => Some(weight_var(weights, 1, "Conv2D")?),
+            false => None,
+        };
+        let same = self.padding == Padding::Same;
+        tape.conv2d(x, kernel, bias, self.strides, same, activation)
     }
 }
 
@@ -130,12 +146,7 @@ impl Layer for Conv2D {
         "Conv2D"
     }
 
-    fn build(
-        &mut self,
-        tape: &mut Tape,
-        input_shape: &[usize],
-        rng: &mut Rng,
-    ) -> Result<Vec<usize>> {
+    fn build(&mut self, input_shape: &[usize], rng: &mut Rng) -> Result<Vec<usize>> {
         let (output, _) = self.shape_and_params(input_shape)?;
         let (kh, kw) = self.kernel_size;
         let channels = input_shape[2];
@@ -146,31 +157,53 @@ impl Layer for Conv2D {
             receptive * self.filters,
             rng,
         );
-        self.kernel = Some(tape.param(kernel));
-        self.bias = self
-            .use_bias
-            .then(|| tape.param(Tensor::zeros(&[self.filters])));
+        self.kernel = Some(kernel);
+        self.bias = self.use_bias.then(|| Tensor::zeros(&[self.filters]));
         Ok(output)
     }
 
-    fn forward(&self, tape: &mut Tape, x: Var, _training: bool) -> Result<Var> {
-        self.run(tape, x, self.activation)
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        self.run(x, self.activation)
+    }
+
+    fn forward_logits(&self, x: &Tensor) -> Result<Tensor> {
+        self.run(x, Activation::Linear)
+    }
+
+    fn record(&self, tape: &mut Tape, weights: &[Var], x: Var, _training: bool) -> Result<Var> {
+        self.record_with(tape, weights, x, self.activation)
+    }
+
+    fn record_logits(
+        &self,
+        tape: &mut Tape,
+        weights: &[Var],
+        x: Var,
+        _training: bool,
+    ) -> Result<Var> {
+        self.record_with(tape, weights, x, Activation::Linear)
     }
 
     fn final_activation(&self) -> Activation {
         self.activation
     }
 
-    fn forward_logits(&self, tape: &mut Tape, x: Var, _training: bool) -> Result<Var> {
-        self.run(tape, x, Activation::Linear)
+    fn weights(&self) -> Vec<WeightRef<'_>> {
+        let kernel = self.kernel.as_ref().map(|value| WeightRef {
+            name: "kernel",
+            value,
+            trainable: true,
+        });
+        let bias = self.bias.as_ref().map(|value| WeightRef {
+            name: "bias",
+            value,
+            trainable: true,
+        });
+        kernel.into_iter().chain(bias).collect()
     }
 
-    fn params(&self) -> Vec<(&'static str, Var)> {
-        self.kernel
-            .map(|k| ("kernel", k))
-            .into_iter()
-            .chain(self.bias.map(|b| ("bias", b)))
-            .collect()
+    fn weights_mut(&mut self) -> Vec<&mut Tensor> {
+        self.kernel.iter_mut().chain(self.bias.iter_mut()).collect()
     }
 
     fn config(&self) -> LayerConfig {

@@ -1,9 +1,10 @@
 //! `Dense`: a fully connected layer, `activation(x · kernel + bias)`.
 
-use super::{init, Layer, LayerConfig, Regularizer};
+use super::{built, init, weight_var, Layer, LayerConfig, Regularizer, WeightRef};
 use crate::autograd::{Tape, Var};
 use crate::error::{Error, Result};
 use crate::tensor::activation::Activation;
+use crate::tensor::forward;
 use crate::tensor::random::Rng;
 use crate::tensor::Tensor;
 
@@ -22,8 +23,8 @@ pub struct Dense {
     activation: Activation,
     use_bias: bool,
     kernel_l2: Option<f32>,
-    kernel: Option<Var>,
-    bias: Option<Var>,
+    kernel: Option<Tensor>,
+    bias: Option<Tensor>,
 }
 
 impl Dense {
@@ -59,11 +60,24 @@ impl Dense {
         self.units
     }
 
-    fn run(&self, tape: &mut Tape, x: Var, activation: Activation) -> Result<Var> {
-        let kernel = self
-            .kernel
-            .ok_or_else(|| Error::invalid("Dense layer used before it was built"))?;
-        tape.linear(x, kernel, self.bias, activation)
+    fn run(&self, x: &Tensor, activation: Activation) -> Result<Tensor> {
+        let kernel = built(&self.kernel, "Dense")?;
+        forward::linear(x, kernel, self.bias.as_ref(), activation)
+    }
+
+    fn record_with(
+        &self,
+        tape: &mut Tape,
+        weights: &[Var],
+        x: Var,
+        activation: Activation,
+    ) -> Result<Var> {
+        let kernel = weight_var(weights, 0, "Dense")?;
+        let bias = match self.use_bias {
+            true => Some(weight_var(weights, 1, "Dense")?),
+            false => None,
+        };
+        tape.linear(x, kernel, bias, activation)
     }
 }
 
@@ -72,12 +86,7 @@ impl Layer for Dense {
         "Dense"
     }
 
-    fn build(
-        &mut self,
-        tape: &mut Tape,
-        input_shape: &[usize],
-        rng: &mut Rng,
-    ) -> Result<Vec<usize>> {
+    fn build(&mut self, input_shape: &[usize], rng: &mut Rng) -> Result<Vec<usize>> {
         if self.units == 0 {
             return Err(Error::invalid("Dense units must be at least 1"));
         }
@@ -92,37 +101,65 @@ impl Layer for Dense {
                 format!("needs inputs with a non-empty last axis, got {input_shape:?}"),
             ));
         };
-        let kernel = init::glorot_uniform(&[inputs, self.units], inputs, self.units, rng);
-        self.kernel = Some(tape.param(kernel));
-        self.bias = self
-            .use_bias
-            .then(|| tape.param(Tensor::zeros(&[self.units])));
+        self.kernel = Some(init::glorot_uniform(
+            &[inputs, self.units],
+            inputs,
+            self.units,
+            rng,
+        ));
+        self.bias = self.use_bias.then(|| Tensor::zeros(&[self.units]));
         let mut output = input_shape.to_vec();
         *output.last_mut().expect("checked non-empty") = self.units;
         Ok(output)
     }
 
-    fn forward(&self, tape: &mut Tape, x: Var, _training: bool) -> Result<Var> {
-        self.run(tape, x, self.activation)
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        self.run(x, self.activation)
+    }
+
+    fn forward_logits(&self, x: &Tensor) -> Result<Tensor> {
+        self.run(x, Activation::Linear)
+    }
+
+    fn record(&self, tape: &mut Tape, weights: &[Var], x: Var, _training: bool) -> Result<Var> {
+        self.record_with(tape, weights, x, self.activation)
+    }
+
+    fn record_logits(
+        &self,
+        tape: &mut Tape,
+        weights: &[Var],
+        x: Var,
+        _training: bool,
+    ) -> Result<Var> {
+        self.record_with(tape, weights, x, Activation::Linear)
     }
 
     fn final_activation(&self) -> Activation {
         self.activation
     }
 
-    fn forward_logits(&self, tape: &mut Tape, x: Var, _training: bool) -> Result<Var> {
-        self.run(tape, x, Activation::Linear)
-    }
-
-    fn params(&self) -> Vec<(&'static str, Var)> {
-        let kernel = self.kernel.map(|k| ("kernel", k));
-        let bias = self.bias.map(|b| ("bias", b));
+    fn weights(&self) -> Vec<WeightRef<'_>> {
+        let kernel = self.kernel.as_ref().map(|value| WeightRef {
+            name: "kernel",
+            value,
+            trainable: true,
+        });
+        let bias = self.bias.as_ref().map(|value| WeightRef {
+            name: "bias",
+            value,
+            trainable: true,
+        });
         kernel.into_iter().chain(bias).collect()
     }
 
-    fn l2_penalties(&self) -> Vec<(Var, f32)> {
-        match (self.kernel, self.kernel_l2) {
-            (Some(kernel), Some(l2)) if l2 > 0.0 => vec![(kernel, l2)],
+    fn weights_mut(&mut self) -> Vec<&mut Tensor> {
+        self.kernel.iter_mut().chain(self.bias.iter_mut()).collect()
+    }
+
+    fn l2_penalties(&self) -> Vec<(usize, f32)> {
+        match (&self.kernel, self.kernel_l2) {
+            (Some(_), Some(l2)) if l2 > 0.0 => vec![(0, l2)],
             _ => Vec::new(),
         }
     }
@@ -144,30 +181,20 @@ mod tests {
 
     #[test]
     fn builds_shapes_and_counts_like_keras() {
-        let mut tape = Tape::new();
         let mut dense = Dense::new(64);
-        let out = dense.build(&mut tape, &[784], &mut Rng::seed(0)).unwrap();
+        let out = dense.build(&[784], &mut Rng::seed(0)).unwrap();
         assert_eq!(out, vec![64]);
-        assert_eq!(tape.value(dense.params()[0].1).shape(), &[784, 64]);
-        assert!(tape
-            .value(dense.params()[1].1)
-            .data()
-            .iter()
-            .all(|&b| b == 0.0));
+        let weights = dense.weights();
+        assert_eq!(weights[0].value.shape(), &[784, 64]);
+        assert!(weights[1].value.data().iter().all(|&b| b == 0.0));
         let mut no_bias = Dense::new(3).use_bias(false);
-        no_bias
-            .build(&mut tape, &[5, 4], &mut Rng::seed(0))
-            .unwrap();
-        assert_eq!(no_bias.params().len(), 1);
-        assert!(Dense::new(0)
-            .build(&mut tape, &[4], &mut Rng::seed(0))
-            .is_err());
-        assert!(Dense::new(2)
-            .build(&mut tape, &[], &mut Rng::seed(0))
-            .is_err());
+        no_bias.build(&[5, 4], &mut Rng::seed(0)).unwrap();
+        assert_eq!(no_bias.weights().len(), 1);
+        assert!(Dense::new(0).build(&[4], &mut Rng::seed(0)).is_err());
+        assert!(Dense::new(2).build(&[], &mut Rng::seed(0)).is_err());
         let err = Dense::new(2)
             .kernel_l2(-0.1)
-            .build(&mut tape, &[4], &mut Rng::seed(0))
+            .build(&[4], &mut Rng::seed(0))
             .unwrap_err();
         assert!(err.to_string().contains("kernel_regularizer l2"), "{err}");
         // A penalty of 0 is no penalty, and not written to the model file.
@@ -180,18 +207,13 @@ mod tests {
     #[test]
     fn layer_gradients_match_finite_differences() {
         for act in [Activation::Relu, Activation::Softmax, Activation::Tanh] {
-            let mut tape = Tape::new();
             let mut dense = Dense::new(3).activation(act);
-            dense.build(&mut tape, &[4], &mut Rng::seed(2)).unwrap();
-            let weights: Vec<Tensor> = dense
-                .params()
-                .iter()
-                .map(|(_, v)| tape.value(*v).clone())
-                .collect();
+            dense.build(&[4], &mut Rng::seed(2)).unwrap();
+            let weights: Vec<Tensor> = dense.weights().iter().map(|w| w.value.clone()).collect();
             let x = Tensor::new(&[2, 4], vec![0.5, -1.0, 1.5, 0.3, -0.7, 0.9, -1.2, 0.4]).unwrap();
             let inputs = [x, weights[0].clone(), weights[1].clone()];
             check_gradients_with(&[], 5, Some(&inputs), |tape, v| {
-                tape.linear(v[0], v[1], Some(v[2]), act)
+                dense.record(tape, &v[1..], v[0], true)
             })
             .unwrap_or_else(|e| panic!("{act:?}: {e}"));
         }

@@ -1,6 +1,6 @@
 //! `Dropout`: during training, zero a random fraction of the inputs and scale the rest up.
 
-use std::cell::Cell;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::{Layer, LayerConfig};
 use crate::autograd::{Tape, Var};
@@ -14,14 +14,36 @@ use crate::tensor::Tensor;
 pub struct Dropout {
     pub(crate) rate: f32,
     /// Seed of the next mask; advanced on every training forward pass.
-    next_seed: Cell<u64>,
+    next_seed: SeedStream,
+}
+
+/// The seeds of a layer's random masks or transforms, one per training step: shared by the
+/// threads that may hold the layer, and advanced the same way whichever draws.
+#[derive(Debug, Default)]
+pub(crate) struct SeedStream(AtomicU64);
+
+impl SeedStream {
+    pub fn restart(&self, seed: u64) {
+        self.0.store(seed, Ordering::Relaxed);
+    }
+
+    /// This step's seed; the next step gets another.
+    pub fn next(&self) -> u64 {
+        self.0.fetch_add(0x9E37_79B9_7F4A_7C15, Ordering::Relaxed)
+    }
+}
+
+impl Clone for SeedStream {
+    fn clone(&self) -> Self {
+        SeedStream(AtomicU64::new(self.0.load(Ordering::Relaxed)))
+    }
 }
 
 impl Dropout {
     pub fn new(rate: f32) -> Self {
         Dropout {
             rate,
-            next_seed: Cell::new(0),
+            next_seed: SeedStream::default(),
         }
     }
 }
@@ -31,28 +53,30 @@ impl Layer for Dropout {
         "Dropout"
     }
 
-    fn build(
-        &mut self,
-        _tape: &mut Tape,
-        input_shape: &[usize],
-        rng: &mut Rng,
-    ) -> Result<Vec<usize>> {
+    fn build(&mut self, input_shape: &[usize], rng: &mut Rng) -> Result<Vec<usize>> {
         if !(0.0..1.0).contains(&self.rate) {
             return Err(Error::invalid(format!(
                 "Dropout rate must be in [0, 1), got {}",
                 self.rate
             )));
         }
-        self.next_seed.set(rng.next_u64());
+        self.next_seed.restart(rng.next_u64());
         Ok(input_shape.to_vec())
     }
 
-    fn forward(&self, tape: &mut Tape, x: Var, training: bool) -> Result<Var> {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        Ok(x.clone())
+    }
+
+    fn forward_owned(&self, x: Tensor) -> Result<Tensor> {
+        Ok(x)
+    }
+
+    fn record(&self, tape: &mut Tape, _weights: &[Var], x: Var, training: bool) -> Result<Var> {
         if !training || self.rate == 0.0 {
             return Ok(x);
         }
-        let seed = self.next_seed.get();
-        self.next_seed.set(seed.wrapping_add(0x9E37_79B9_7F4A_7C15));
+        let seed = self.next_seed.next();
         let mut rng = Rng::seed(seed);
         let keep = 1.0 / (1.0 - self.rate);
         let shape = tape.value(x).shape().to_vec();
@@ -71,10 +95,6 @@ impl Layer for Dropout {
         }
         let mask = tape.constant(&mask);
         tape.mul(x, mask)
-    }
-
-    fn params(&self) -> Vec<(&'static str, Var)> {
-        Vec::new()
     }
 
     fn config(&self) -> LayerConfig {

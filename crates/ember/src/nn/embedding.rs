@@ -1,8 +1,9 @@
 //! `Embedding`: a learned vector per token id.
 
-use super::{Layer, LayerConfig};
+use super::{built, weight_var, Layer, LayerConfig, WeightRef};
 use crate::autograd::{Tape, Var};
-use crate::error::{Error, Result};
+use crate::error::Result;
+use crate::tensor::forward;
 use crate::tensor::random::Rng;
 use crate::tensor::Tensor;
 
@@ -13,7 +14,7 @@ use crate::tensor::Tensor;
 pub struct Embedding {
     input_dim: usize,
     output_dim: usize,
-    table: Option<Var>,
+    table: Option<Tensor>,
 }
 
 impl Embedding {
@@ -31,30 +32,35 @@ impl Layer for Embedding {
         "Embedding"
     }
 
-    fn build(
-        &mut self,
-        tape: &mut Tape,
-        input_shape: &[usize],
-        rng: &mut Rng,
-    ) -> Result<Vec<usize>> {
+    fn build(&mut self, input_shape: &[usize], rng: &mut Rng) -> Result<Vec<usize>> {
         let (output, _) = self.config().shape_and_params(input_shape)?;
         let mut table = Tensor::zeros(&[self.input_dim, self.output_dim]);
         for v in table.data_mut() {
             *v = rng.uniform_range(-0.05, 0.05);
         }
-        self.table = Some(tape.param(table));
+        self.table = Some(table);
         Ok(output)
     }
 
-    fn forward(&self, tape: &mut Tape, x: Var, _training: bool) -> Result<Var> {
-        let table = self
-            .table
-            .ok_or_else(|| Error::invalid("Embedding layer used before it was built"))?;
-        tape.embedding(table, x)
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        forward::embedding(built(&self.table, "Embedding")?, x)
     }
 
-    fn params(&self) -> Vec<(&'static str, Var)> {
-        self.table.map(|t| ("embeddings", t)).into_iter().collect()
+    fn record(&self, tape: &mut Tape, weights: &[Var], x: Var, _training: bool) -> Result<Var> {
+        tape.embedding(weight_var(weights, 0, "Embedding")?, x)
+    }
+
+    fn weights(&self) -> Vec<WeightRef<'_>> {
+        let table = self.table.as_ref().map(|value| WeightRef {
+            name: "embeddings",
+            value,
+            trainable: true,
+        });
+        table.into_iter().collect()
+    }
+
+    fn weights_mut(&mut self) -> Vec<&mut Tensor> {
+        self.table.iter_mut().collect()
     }
 
     fn config(&self) -> LayerConfig {

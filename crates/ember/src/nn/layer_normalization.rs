@@ -1,9 +1,10 @@
 //! `LayerNormalization`: normalize each sample's features (the last axis) to zero mean and unit
 //! variance, then scale and shift by learned `gamma` and `beta`.
 
-use super::{Layer, LayerConfig};
+use super::{weight_ref, weight_var, Layer, LayerConfig, WeightRef};
 use crate::autograd::{Tape, Var};
 use crate::error::{Error, Result};
+use crate::tensor::forward;
 use crate::tensor::random::Rng;
 use crate::tensor::Tensor;
 
@@ -13,8 +14,8 @@ pub struct LayerNormalization {
     epsilon: f32,
     center: bool,
     scale: bool,
-    gamma: Option<Var>,
-    beta: Option<Var>,
+    gamma: Option<Tensor>,
+    beta: Option<Tensor>,
 }
 
 impl Default for LayerNormalization {
@@ -49,9 +50,13 @@ impl LayerNormalization {
         self
     }
 
-    /// The learned scale and shift, for loading pretrained weights.
-    pub(crate) fn vars(&self) -> (Option<Var>, Option<Var>) {
-        (self.gamma, self.beta)
+    fn check_built(&self) -> Result<()> {
+        if self.scale && self.gamma.is_none() || self.center && self.beta.is_none() {
+            return Err(Error::invalid(
+                "LayerNormalization layer used before it was built",
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -60,34 +65,51 @@ impl Layer for LayerNormalization {
         "LayerNormalization"
     }
 
-    fn build(
-        &mut self,
-        tape: &mut Tape,
-        input_shape: &[usize],
-        _rng: &mut Rng,
-    ) -> Result<Vec<usize>> {
+    fn build(&mut self, input_shape: &[usize], _rng: &mut Rng) -> Result<Vec<usize>> {
         let (output, _) = self.config().shape_and_params(input_shape)?;
         let features = *input_shape.last().expect("checked by shape_and_params");
-        self.gamma = self
-            .scale
-            .then(|| tape.param(Tensor::full(&[features], 1.0)));
-        self.beta = self.center.then(|| tape.param(Tensor::zeros(&[features])));
+        self.gamma = self.scale.then(|| Tensor::full(&[features], 1.0));
+        self.beta = self.center.then(|| Tensor::zeros(&[features]));
         Ok(output)
     }
 
-    fn forward(&self, tape: &mut Tape, x: Var, _training: bool) -> Result<Var> {
-        if self.scale && self.gamma.is_none() {
-            return Err(Error::invalid(
-                "LayerNormalization layer used before it was built",
-            ));
-        }
-        tape.layer_norm(x, self.gamma, self.beta, self.epsilon)
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        self.check_built()?;
+        forward::layer_norm(x, self.gamma.as_ref(), self.beta.as_ref(), self.epsilon)
     }
 
-    fn params(&self) -> Vec<(&'static str, Var)> {
-        let gamma = self.gamma.map(|g| ("gamma", g));
-        let beta = self.beta.map(|b| ("beta", b));
-        gamma.into_iter().chain(beta).collect()
+    fn record(&self, tape: &mut Tape, weights: &[Var], x: Var, _training: bool) -> Result<Var> {
+        self.check_built()?;
+        let gamma = match self.scale {
+            true => Some(weight_var(weights, 0, "LayerNormalization")?),
+            false => None,
+        };
+        let beta = match self.center {
+            true => Some(weight_var(
+                weights,
+                self.scale as usize,
+                "LayerNormalization",
+            )?),
+            false => None,
+        };
+        tape.layer_norm(x, gamma, beta, self.epsilon)
+    }
+
+    fn weights(&self) -> Vec<WeightRef<'_>> {
+        [
+            weight_ref("gamma", &self.gamma, true),
+            weight_ref("beta", &self.beta, true),
+        ]
+        .into_iter()
+        .flatten()
+        .collect()
+    }
+
+    fn weights_mut(&mut self) -> Vec<&mut Tensor> {
+        [&mut self.gamma, &mut self.beta]
+            .into_iter()
+            .flatten()
+            .collect()
     }
 
     fn config(&self) -> LayerConfig {

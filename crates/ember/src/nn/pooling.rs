@@ -5,7 +5,9 @@ use super::{Layer, LayerConfig};
 use crate::autograd::{Tape, Var};
 use crate::error::{Error, Result};
 use crate::tensor::conv::Window;
+use crate::tensor::forward;
 use crate::tensor::random::Rng;
+use crate::tensor::Tensor;
 
 /// Keras `MaxPooling2D(pool_size=2, strides=pool_size, padding="valid")`.
 #[derive(Clone, Debug)]
@@ -56,26 +58,18 @@ impl Layer for MaxPooling2D {
         "MaxPooling2D"
     }
 
-    fn build(
-        &mut self,
-        _tape: &mut Tape,
-        input_shape: &[usize],
-        _rng: &mut Rng,
-    ) -> Result<Vec<usize>> {
+    fn build(&mut self, input_shape: &[usize], _rng: &mut Rng) -> Result<Vec<usize>> {
         self.output_shape(input_shape)
     }
 
-    fn forward(&self, tape: &mut Tape, x: Var, _training: bool) -> Result<Var> {
-        tape.max_pool2d(
-            x,
-            self.pool_size,
-            self.strides,
-            self.padding == Padding::Same,
-        )
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let same = self.padding == Padding::Same;
+        forward::max_pool2d(x, self.pool_size, self.strides, same)
     }
 
-    fn params(&self) -> Vec<(&'static str, Var)> {
-        Vec::new()
+    fn record(&self, tape: &mut Tape, _weights: &[Var], x: Var, _training: bool) -> Result<Var> {
+        let same = self.padding == Padding::Same;
+        tape.max_pool2d(x, self.pool_size, self.strides, same)
     }
 
     fn config(&self) -> LayerConfig {
@@ -116,22 +110,18 @@ impl Layer for AveragePooling2D {
         "AveragePooling2D"
     }
 
-    fn build(
-        &mut self,
-        _tape: &mut Tape,
-        input_shape: &[usize],
-        _rng: &mut Rng,
-    ) -> Result<Vec<usize>> {
+    fn build(&mut self, input_shape: &[usize], _rng: &mut Rng) -> Result<Vec<usize>> {
         self.pool.output_shape(input_shape)
     }
 
-    fn forward(&self, tape: &mut Tape, x: Var, _training: bool) -> Result<Var> {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let p = &self.pool;
-        tape.avg_pool2d(x, p.pool_size, p.strides, p.padding == Padding::Same)
+        forward::avg_pool2d(x, p.pool_size, p.strides, p.padding == Padding::Same)
     }
 
-    fn params(&self) -> Vec<(&'static str, Var)> {
-        Vec::new()
+    fn record(&self, tape: &mut Tape, _weights: &[Var], x: Var, _training: bool) -> Result<Var> {
+        let p = &self.pool;
+        tape.avg_pool2d(x, p.pool_size, p.strides, p.padding == Padding::Same)
     }
 
     fn config(&self) -> LayerConfig {
@@ -160,12 +150,7 @@ impl Layer for GlobalAveragePooling2D {
         "GlobalAveragePooling2D"
     }
 
-    fn build(
-        &mut self,
-        _tape: &mut Tape,
-        input_shape: &[usize],
-        _rng: &mut Rng,
-    ) -> Result<Vec<usize>> {
+    fn build(&mut self, input_shape: &[usize], _rng: &mut Rng) -> Result<Vec<usize>> {
         match input_shape {
             [_, _, c] => Ok(vec![*c]),
             _ => Err(Error::shape(
@@ -175,24 +160,30 @@ impl Layer for GlobalAveragePooling2D {
         }
     }
 
-    fn forward(&self, tape: &mut Tape, x: Var, _training: bool) -> Result<Var> {
-        let shape = tape.value(x).shape().to_vec();
-        let [n, h, w, c] = shape[..] else {
-            return Err(Error::shape(
-                "GlobalAveragePooling2D",
-                format!("needs 4-D input, got {shape:?}"),
-            ));
-        };
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let [n, h, w, c] = global_dims(x.shape())?;
         // One window over the whole image, then drop the 1×1 spatial axes.
+        forward::avg_pool2d(x, (h, w), (h, w), false)?.reshape(&[n, c])
+    }
+
+    fn record(&self, tape: &mut Tape, _weights: &[Var], x: Var, _training: bool) -> Result<Var> {
+        let [n, h, w, c] = global_dims(tape.value(x).shape())?;
         let pooled = tape.avg_pool2d(x, (h, w), (h, w), false)?;
         tape.reshape(pooled, &[n, c])
     }
 
-    fn params(&self) -> Vec<(&'static str, Var)> {
-        Vec::new()
-    }
-
     fn config(&self) -> LayerConfig {
         LayerConfig::GlobalAveragePooling2d {}
+    }
+}
+
+/// (batch, height, width, channels) of a global pooling's input.
+fn global_dims(shape: &[usize]) -> Result<[usize; 4]> {
+    match *shape {
+        [n, h, w, c] => Ok([n, h, w, c]),
+        _ => Err(Error::shape(
+            "GlobalAveragePooling2D",
+            format!("needs 4-D input, got {shape:?}"),
+        )),
     }
 }

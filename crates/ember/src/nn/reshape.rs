@@ -4,6 +4,7 @@ use super::{Layer, LayerConfig};
 use crate::autograd::{Tape, Var};
 use crate::error::{Error, Result};
 use crate::tensor::random::Rng;
+use crate::tensor::Tensor;
 
 /// Keras `Reshape(target_shape)` (the batch axis is kept).
 #[derive(Clone, Debug)]
@@ -17,6 +18,12 @@ impl Reshape {
             target_shape: target_shape.to_vec(),
         }
     }
+
+    fn batch_shape(&self, rows: usize) -> Vec<usize> {
+        let mut shape = vec![rows];
+        shape.extend_from_slice(&self.target_shape);
+        shape
+    }
 }
 
 impl Layer for Reshape {
@@ -24,12 +31,7 @@ impl Layer for Reshape {
         "Reshape"
     }
 
-    fn build(
-        &mut self,
-        _tape: &mut Tape,
-        input_shape: &[usize],
-        _rng: &mut Rng,
-    ) -> Result<Vec<usize>> {
+    fn build(&mut self, input_shape: &[usize], _rng: &mut Rng) -> Result<Vec<usize>> {
         let (from, to) = (
             crate::tensor::checked_numel(input_shape),
             crate::tensor::checked_numel(&self.target_shape),
@@ -46,14 +48,18 @@ impl Layer for Reshape {
         Ok(self.target_shape.clone())
     }
 
-    fn forward(&self, tape: &mut Tape, x: Var, _training: bool) -> Result<Var> {
-        let mut shape = vec![tape.value(x).rows()];
-        shape.extend_from_slice(&self.target_shape);
-        tape.reshape(x, &shape)
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        self.forward_owned(x.clone())
     }
 
-    fn params(&self) -> Vec<(&'static str, Var)> {
-        Vec::new()
+    fn forward_owned(&self, x: Tensor) -> Result<Tensor> {
+        let shape = self.batch_shape(x.rows());
+        x.reshape(&shape)
+    }
+
+    fn record(&self, tape: &mut Tape, _weights: &[Var], x: Var, _training: bool) -> Result<Var> {
+        let shape = self.batch_shape(tape.value(x).rows());
+        tape.reshape(x, &shape)
     }
 
     fn config(&self) -> LayerConfig {

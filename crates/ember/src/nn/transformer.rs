@@ -2,46 +2,66 @@
 //! value) and `TransformerEncoder`, the BERT block: attention, add and normalize, a GELU
 //! feed-forward network, add and normalize ("post-LN").
 
-use super::{init, Layer, LayerConfig};
-use crate::autograd::{Tape, Var};
+use super::{init, Layer, LayerConfig, LayerNormalization, WeightRef};
+use crate::autograd::{BinaryOp, Tape, Var};
 use crate::error::{Error, Result};
 use crate::tensor::activation::Activation;
+use crate::tensor::forward;
 use crate::tensor::random::Rng;
 use crate::tensor::Tensor;
 
 /// A dense projection's kernel (inputs, outputs) and bias.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub(crate) struct Projection {
-    pub kernel: Var,
-    pub bias: Var,
+    pub kernel: Tensor,
+    pub bias: Tensor,
 }
 
 impl Projection {
-    fn build(tape: &mut Tape, inputs: usize, outputs: usize, rng: &mut Rng) -> Self {
+    fn build(inputs: usize, outputs: usize, rng: &mut Rng) -> Self {
         Projection {
-            kernel: tape.param(init::glorot_uniform(
-                &[inputs, outputs],
-                inputs,
-                outputs,
-                rng,
-            )),
-            bias: tape.param(Tensor::zeros(&[outputs])),
+            kernel: init::glorot_uniform(&[inputs, outputs], inputs, outputs, rng),
+            bias: Tensor::zeros(&[outputs]),
         }
     }
 
-    fn apply(&self, tape: &mut Tape, x: Var, activation: Activation) -> Result<Var> {
-        tape.linear(x, self.kernel, Some(self.bias), activation)
+    fn apply(&self, x: &Tensor, activation: Activation) -> Result<Tensor> {
+        forward::linear(x, &self.kernel, Some(&self.bias), activation)
+    }
+
+    fn weights(&self, kernel: &'static str, bias: &'static str) -> [WeightRef<'_>; 2] {
+        [
+            WeightRef {
+                name: kernel,
+                value: &self.kernel,
+                trainable: true,
+            },
+            WeightRef {
+                name: bias,
+                value: &self.bias,
+                trainable: true,
+            },
+        ]
+    }
+
+    fn weights_mut(&mut self) -> [&mut Tensor; 2] {
+        [&mut self.kernel, &mut self.bias]
     }
 }
 
-/// The variables of a [`TransformerEncoder`], by piece.
-pub(crate) struct EncoderParts {
-    /// Query, key, value and output projections.
-    pub attention: [Projection; 4],
-    /// Gamma and beta of the attention's layer norm, then of the output's.
-    pub norms: [Option<Var>; 4],
-    pub intermediate: Projection,
-    pub output: Projection,
+/// A projection's kernel and bias on a tape: `weights[0]` and `weights[1]`.
+fn record_projection(
+    tape: &mut Tape,
+    weights: &[Var],
+    x: Var,
+    activation: Activation,
+) -> Result<Var> {
+    match weights {
+        [kernel, bias, ..] => tape.linear(x, *kernel, Some(*bias), activation),
+        _ => Err(Error::invalid(
+            "a projection needs its kernel and bias on the tape",
+        )),
+    }
 }
 
 /// Keras `MultiHeadAttention(num_heads, key_dim)` used as self-attention on (sequence,
@@ -55,6 +75,14 @@ pub struct MultiHeadAttention {
     projections: Option<[Projection; 4]>,
 }
 
+/// The names of a [`MultiHeadAttention`]'s weights, in order.
+const ATTENTION_WEIGHTS: [(&str, &str); 4] = [
+    ("query_kernel", "query_bias"),
+    ("key_kernel", "key_bias"),
+    ("value_kernel", "value_bias"),
+    ("output_kernel", "output_bias"),
+];
+
 impl MultiHeadAttention {
     pub fn new(num_heads: usize, key_dim: usize) -> Self {
         MultiHeadAttention {
@@ -64,21 +92,42 @@ impl MultiHeadAttention {
         }
     }
 
-    pub(crate) fn projections(&self) -> Option<[Projection; 4]> {
+    fn built(&self) -> Result<&[Projection; 4]> {
         self.projections
+            .as_ref()
+            .ok_or_else(|| Error::invalid("MultiHeadAttention layer used before it was built"))
     }
 
     /// Self-attention of `x` (batch, sequence, features); `mask` (batch, sequence) marks
     /// real positions with 1 and padding with 0.
-    pub fn attend(&self, tape: &mut Tape, x: Var, mask: Option<Var>) -> Result<Var> {
-        let [q, k, v, o] = self
-            .projections
-            .ok_or_else(|| Error::invalid("MultiHeadAttention layer used before it was built"))?;
-        let queries = q.apply(tape, x, Activation::Linear)?;
-        let keys = k.apply(tape, x, Activation::Linear)?;
-        let values = v.apply(tape, x, Activation::Linear)?;
+    pub fn attend(&self, x: &Tensor, mask: Option<&Tensor>) -> Result<Tensor> {
+        let [q, k, v, o] = self.built()?;
+        let queries = q.apply(x, Activation::Linear)?;
+        let keys = k.apply(x, Activation::Linear)?;
+        let values = v.apply(x, Activation::Linear)?;
+        let attended = forward::attention(&queries, &keys, &values, mask, self.num_heads)?;
+        o.apply(&attended, Activation::Linear)
+    }
+
+    /// [`MultiHeadAttention::attend`] on a tape, with the layer's eight weights.
+    pub fn record_attend(
+        &self,
+        tape: &mut Tape,
+        weights: &[Var],
+        x: Var,
+        mask: Option<Var>,
+    ) -> Result<Var> {
+        self.built()?;
+        if weights.len() < 8 {
+            return Err(Error::invalid(
+                "MultiHeadAttention needs its eight weights on the tape",
+            ));
+        }
+        let queries = record_projection(tape, &weights[0..], x, Activation::Linear)?;
+        let keys = record_projection(tape, &weights[2..], x, Activation::Linear)?;
+        let values = record_projection(tape, &weights[4..], x, Activation::Linear)?;
         let attended = tape.attention(queries, keys, values, mask, self.num_heads)?;
-        o.apply(tape, attended, Activation::Linear)
+        record_projection(tape, &weights[6..], attended, Activation::Linear)
     }
 }
 
@@ -87,42 +136,44 @@ impl Layer for MultiHeadAttention {
         "MultiHeadAttention"
     }
 
-    fn build(
-        &mut self,
-        tape: &mut Tape,
-        input_shape: &[usize],
-        rng: &mut Rng,
-    ) -> Result<Vec<usize>> {
+    fn build(&mut self, input_shape: &[usize], rng: &mut Rng) -> Result<Vec<usize>> {
         let (output, _) = self.config().shape_and_params(input_shape)?;
         let features = input_shape[1];
         let inner = self.num_heads * self.key_dim;
         self.projections = Some([
-            Projection::build(tape, features, inner, rng),
-            Projection::build(tape, features, inner, rng),
-            Projection::build(tape, features, inner, rng),
-            Projection::build(tape, inner, features, rng),
+            Projection::build(features, inner, rng),
+            Projection::build(features, inner, rng),
+            Projection::build(features, inner, rng),
+            Projection::build(inner, features, rng),
         ]);
         Ok(output)
     }
 
-    fn forward(&self, tape: &mut Tape, x: Var, _training: bool) -> Result<Var> {
-        self.attend(tape, x, None)
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        self.attend(x, None)
     }
 
-    fn params(&self) -> Vec<(&'static str, Var)> {
-        let Some([q, k, v, o]) = self.projections else {
+    fn record(&self, tape: &mut Tape, weights: &[Var], x: Var, _training: bool) -> Result<Var> {
+        self.record_attend(tape, weights, x, None)
+    }
+
+    fn weights(&self) -> Vec<WeightRef<'_>> {
+        let Some(projections) = &self.projections else {
             return Vec::new();
         };
-        vec![
-            ("query_kernel", q.kernel),
-            ("query_bias", q.bias),
-            ("key_kernel", k.kernel),
-            ("key_bias", k.bias),
-            ("value_kernel", v.kernel),
-            ("value_bias", v.bias),
-            ("output_kernel", o.kernel),
-            ("output_bias", o.bias),
-        ]
+        projections
+            .iter()
+            .zip(ATTENTION_WEIGHTS)
+            .flat_map(|(p, (kernel, bias))| p.weights(kernel, bias))
+            .collect()
+    }
+
+    fn weights_mut(&mut self) -> Vec<&mut Tensor> {
+        self.projections
+            .iter_mut()
+            .flatten()
+            .flat_map(Projection::weights_mut)
+            .collect()
     }
 
     fn config(&self) -> LayerConfig {
@@ -143,10 +194,10 @@ pub struct TransformerEncoder {
     epsilon: f32,
     dropout: f32,
     attention: MultiHeadAttention,
-    attention_norm: super::LayerNormalization,
+    attention_norm: LayerNormalization,
     intermediate: Option<Projection>,
     output: Option<Projection>,
-    output_norm: super::LayerNormalization,
+    output_norm: LayerNormalization,
     drop: super::Dropout,
 }
 
@@ -160,10 +211,10 @@ impl TransformerEncoder {
             epsilon: 1e-12,
             dropout: 0.1,
             attention: MultiHeadAttention::new(num_heads, 1),
-            attention_norm: super::LayerNormalization::new(),
+            attention_norm: LayerNormalization::new(),
             intermediate: None,
             output: None,
-            output_norm: super::LayerNormalization::new(),
+            output_norm: LayerNormalization::new(),
             drop: super::Dropout::new(0.1),
         }
     }
@@ -178,106 +229,128 @@ impl TransformerEncoder {
         self
     }
 
-    /// The block on `x` (batch, sequence, features) with an optional padding mask.
-    pub fn forward_masked(
+    fn feed_forward(&self) -> Result<(&Projection, &Projection)> {
+        match (&self.intermediate, &self.output) {
+            (Some(intermediate), Some(output)) => Ok((intermediate, output)),
+            _ => Err(Error::invalid(
+                "TransformerEncoder layer used before it was built",
+            )),
+        }
+    }
+
+    /// The block on `x` (batch, sequence, features) with an optional padding mask, at
+    /// inference.
+    pub fn forward_masked(&self, x: &Tensor, mask: Option<&Tensor>) -> Result<Tensor> {
+        let (intermediate, output) = self.feed_forward()?;
+        let attended = self.attention.attend(x, mask)?;
+        let h = forward::binary(BinaryOp::Add, x, &attended)?;
+        let h = self.attention_norm.forward(&h)?;
+        let inner = intermediate.apply(&h, Activation::Gelu)?;
+        let out = output.apply(&inner, Activation::Linear)?;
+        let out = forward::binary(BinaryOp::Add, &h, &out)?;
+        self.output_norm.forward(&out)
+    }
+
+    /// [`TransformerEncoder::forward_masked`] on a tape, with the block's sixteen weights in
+    /// the order of [`Layer::weights`]; dropout only in training.
+    pub fn record_masked(
         &self,
         tape: &mut Tape,
+        weights: &[Var],
         x: Var,
         mask: Option<Var>,
         training: bool,
     ) -> Result<Var> {
-        let (Some(intermediate), Some(output)) = (self.intermediate, self.output) else {
+        self.feed_forward()?;
+        if weights.len() < 16 {
             return Err(Error::invalid(
-                "TransformerEncoder layer used before it was built",
+                "TransformerEncoder needs its sixteen weights on the tape",
             ));
-        };
-        let attended = self.attention.attend(tape, x, mask)?;
-        let attended = self.drop.forward(tape, attended, training)?;
+        }
+        let attended = self.attention.record_attend(tape, &weights[..8], x, mask)?;
+        let attended = self.drop.record(tape, &[], attended, training)?;
         let h = tape.add(x, attended)?;
-        let h = self.attention_norm.forward(tape, h, training)?;
-        let inner = intermediate.apply(tape, h, Activation::Gelu)?;
-        let out = output.apply(tape, inner, Activation::Linear)?;
-        let out = self.drop.forward(tape, out, training)?;
+        let h = self
+            .attention_norm
+            .record(tape, &weights[8..10], h, training)?;
+        let inner = record_projection(tape, &weights[10..12], h, Activation::Gelu)?;
+        let out = record_projection(tape, &weights[12..14], inner, Activation::Linear)?;
+        let out = self.drop.record(tape, &[], out, training)?;
         let out = tape.add(h, out)?;
-        self.output_norm.forward(tape, out, training)
-    }
-
-    /// Every variable, by piece (for loading pretrained weights); None before `build`.
-    pub(crate) fn parts(&self) -> Option<EncoderParts> {
-        let (ag, ab) = self.attention_norm.vars();
-        let (og, ob) = self.output_norm.vars();
-        Some(EncoderParts {
-            attention: self.attention.projections()?,
-            norms: [ag, ab, og, ob],
-            intermediate: self.intermediate?,
-            output: self.output?,
-        })
+        self.output_norm
+            .record(tape, &weights[14..16], out, training)
     }
 }
+
+/// The names of a [`TransformerEncoder`]'s weights after its attention's, in order.
+const ENCODER_WEIGHTS: [&str; 8] = [
+    "attention_norm_gamma",
+    "attention_norm_beta",
+    "intermediate_kernel",
+    "intermediate_bias",
+    "output_dense_kernel",
+    "output_dense_bias",
+    "output_norm_gamma",
+    "output_norm_beta",
+];
 
 impl Layer for TransformerEncoder {
     fn kind(&self) -> &'static str {
         "TransformerEncoder"
     }
 
-    fn build(
-        &mut self,
-        tape: &mut Tape,
-        input_shape: &[usize],
-        rng: &mut Rng,
-    ) -> Result<Vec<usize>> {
+    fn build(&mut self, input_shape: &[usize], rng: &mut Rng) -> Result<Vec<usize>> {
         let (output, _) = self.config().shape_and_params(input_shape)?;
         let features = input_shape[1];
         self.attention = MultiHeadAttention::new(self.num_heads, features / self.num_heads);
-        self.attention.build(tape, input_shape, rng)?;
-        self.attention_norm = super::LayerNormalization::new().epsilon(self.epsilon);
-        self.attention_norm.build(tape, input_shape, rng)?;
-        self.intermediate = Some(Projection::build(
-            tape,
-            features,
-            self.intermediate_dim,
-            rng,
-        ));
-        self.output = Some(Projection::build(
-            tape,
-            self.intermediate_dim,
-            features,
-            rng,
-        ));
-        self.output_norm = super::LayerNormalization::new().epsilon(self.epsilon);
-        self.output_norm.build(tape, input_shape, rng)?;
+        self.attention.build(input_shape, rng)?;
+        self.attention_norm = LayerNormalization::new().epsilon(self.epsilon);
+        self.attention_norm.build(input_shape, rng)?;
+        self.intermediate = Some(Projection::build(features, self.intermediate_dim, rng));
+        self.output = Some(Projection::build(self.intermediate_dim, features, rng));
+        self.output_norm = LayerNormalization::new().epsilon(self.epsilon);
+        self.output_norm.build(input_shape, rng)?;
         self.drop = super::Dropout::new(self.dropout);
-        self.drop.build(tape, input_shape, rng)?;
+        self.drop.build(input_shape, rng)?;
         Ok(output)
     }
 
-    fn forward(&self, tape: &mut Tape, x: Var, training: bool) -> Result<Var> {
-        self.forward_masked(tape, x, None, training)
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        self.forward_masked(x, None)
     }
 
-    fn params(&self) -> Vec<(&'static str, Var)> {
-        let mut params = self.attention.params();
-        let names = ["attention_norm_gamma", "attention_norm_beta"];
-        params.extend(
-            names
-                .into_iter()
-                .zip(self.attention_norm.params().into_iter().map(|p| p.1)),
+    fn record(&self, tape: &mut Tape, weights: &[Var], x: Var, training: bool) -> Result<Var> {
+        self.record_masked(tape, weights, x, None, training)
+    }
+
+    fn weights(&self) -> Vec<WeightRef<'_>> {
+        let (Some(intermediate), Some(output)) = (&self.intermediate, &self.output) else {
+            return Vec::new();
+        };
+        let mut rest: Vec<WeightRef> = self.attention_norm.weights();
+        rest.extend(intermediate.weights("", ""));
+        rest.extend(output.weights("", ""));
+        rest.extend(self.output_norm.weights());
+        let mut weights = self.attention.weights();
+        weights.extend(
+            rest.into_iter()
+                .zip(ENCODER_WEIGHTS)
+                .map(|(w, name)| WeightRef { name, ..w }),
         );
-        if let (Some(i), Some(o)) = (self.intermediate, self.output) {
-            params.extend([
-                ("intermediate_kernel", i.kernel),
-                ("intermediate_bias", i.bias),
-                ("output_dense_kernel", o.kernel),
-                ("output_dense_bias", o.bias),
-            ]);
-        }
-        let names = ["output_norm_gamma", "output_norm_beta"];
-        params.extend(
-            names
-                .into_iter()
-                .zip(self.output_norm.params().into_iter().map(|p| p.1)),
+        weights
+    }
+
+    fn weights_mut(&mut self) -> Vec<&mut Tensor> {
+        let mut weights = self.attention.weights_mut();
+        weights.extend(self.attention_norm.weights_mut());
+        weights.extend(
+            self.intermediate
+                .iter_mut()
+                .flat_map(Projection::weights_mut),
         );
-        params
+        weights.extend(self.output.iter_mut().flat_map(Projection::weights_mut));
+        weights.extend(self.output_norm.weights_mut());
+        weights
     }
 
     fn config(&self) -> LayerConfig {

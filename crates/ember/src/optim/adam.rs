@@ -78,15 +78,17 @@ mod tests {
     #[test]
     fn two_steps_by_hand() {
         let mut tape = Tape::new();
-        let w = tape.param(Tensor::new(&[1], vec![1.0]).unwrap());
+        let mut value = Tensor::new(&[1], vec![1.0]).unwrap();
         let mut adam = Optimizer::from(Adam::new(0.1));
         // loss = 3w → g = 3 on both steps.
         for _ in 0..2 {
             tape.reset();
+            let w = tape.param(value);
             let s = tape.scale(w, 3.0).unwrap();
             let l = tape.sum(s).unwrap();
             tape.backward(l).unwrap();
             adam.step(&mut tape);
+            value = tape.take_value(w);
         }
         // Step 1: m = 0.3, v = 0.009, alpha = 0.1·sqrt(0.001)/0.1 → w -= 0.1·0.3/(0.0948683+1e-7)·sqrt(.001)/.1·... computed in f64:
         let mut w_ref = 1.0f64;
@@ -99,6 +101,6 @@ mod tests {
         }
         // With a constant gradient, Adam moves by about lr per step: 1 - 0.2.
         assert!((w_ref - 0.8).abs() < 1e-3);
-        assert!((tape.value(w).data()[0] as f64 - w_ref).abs() < 1e-6);
+        assert!((value.data()[0] as f64 - w_ref).abs() < 1e-6);
     }
 }

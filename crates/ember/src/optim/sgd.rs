@@ -71,16 +71,19 @@ mod tests {
 
     fn run(opt: Sgd, steps: usize) -> f32 {
         let mut tape = Tape::new();
-        let w = tape.param(Tensor::new(&[1], vec![1.0]).unwrap());
+        let mut value = Tensor::new(&[1], vec![1.0]).unwrap();
         let mut opt = Optimizer::from(opt);
         for _ in 0..steps {
+            // Each step moves the weight onto the tape and back, as a model does.
             tape.reset();
+            let w = tape.param(value);
             let s = tape.scale(w, 2.0).unwrap(); // g = 2
             let l = tape.sum(s).unwrap();
             tape.backward(l).unwrap();
             opt.step(&mut tape);
+            value = tape.take_value(w);
         }
-        tape.value(w).data()[0]
+        value.data()[0]
     }
 
     #[test]

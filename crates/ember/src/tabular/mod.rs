@@ -11,7 +11,7 @@ use crate::metrics::{regression_scores, roc_auc, ConfusionMatrix, RegressionScor
 use crate::nn::Dense;
 use crate::optim::Adam;
 use crate::tensor::activation::Activation;
-use crate::train::{FitOptions, History, Sequential, Verbosity};
+use crate::train::{FitOptions, History, Model, Sequential, Verbosity};
 use crate::{Loss, Metric};
 
 /// What the model predicts.
@@ -87,7 +87,7 @@ pub struct TabularScores {
 
 /// A trained table model: the network and the preprocessing it was trained with.
 pub struct TabularModel {
-    pub model: Sequential,
+    pub model: Model,
     pub preprocessor: Preprocessor,
     pub task: Task,
 }
@@ -259,7 +259,7 @@ impl TabularModel {
         let history = model.fit_with_callbacks(&x, &y, &fit, &mut [&mut early])?;
         Ok((
             TabularModel {
-                model,
+                model: model.into_model(),
                 preprocessor,
                 task,
             },
@@ -268,7 +268,7 @@ impl TabularModel {
     }
 
     /// Scores on `rows` of `table` (which must have the target column).
-    pub fn score(&mut self, table: &Table, rows: &[usize]) -> Result<TabularScores> {
+    pub fn score(&self, table: &Table, rows: &[usize]) -> Result<TabularScores> {
         let x = self.preprocessor.transform(table, rows)?;
         let y = self.preprocessor.targets(table, rows)?;
         let out = self.model.predict(&x, 256)?;
@@ -317,7 +317,7 @@ impl TabularModel {
     }
 
     /// Predictions for every row of `table`: (label or value, probability of that label).
-    pub fn predict(&mut self, table: &Table) -> Result<Vec<(String, Option<f32>)>> {
+    pub fn predict(&self, table: &Table) -> Result<Vec<(String, Option<f32>)>> {
         let rows: Vec<usize> = (0..table.rows()).collect();
         let x = self.preprocessor.transform(table, &rows)?;
         let out = self.model.predict(&x, 256)?;

@@ -4,8 +4,10 @@
 
 pub mod activation;
 pub mod broadcast;
+pub mod concat;
 pub mod conv;
 pub mod denormal;
+pub mod forward;
 pub mod matmul;
 pub mod random;
 pub mod threads;

@@ -9,9 +9,10 @@ use safetensors::tensor::Dtype;
 use safetensors::SafeTensors;
 use serde::Deserialize;
 
-use crate::autograd::{Tape, Var};
+use crate::autograd::BinaryOp;
 use crate::error::{Error, Result};
-use crate::nn::{Layer, LayerNormalization, TransformerEncoder};
+use crate::nn::{Embedding, Layer, LayerNormalization, TransformerEncoder};
+use crate::tensor::forward;
 use crate::tensor::random::Rng;
 use crate::tensor::Tensor;
 
@@ -94,48 +95,66 @@ impl BertConfig {
     }
 }
 
-/// A BERT encoder with its weights on its own tape, for inference (and fine-tuning).
+/// A BERT encoder built from Ember's layers: three [`Embedding`] tables (word, position,
+/// token type), a [`LayerNormalization`] and a stack of [`TransformerEncoder`] blocks, each
+/// owning its weights. Encoding takes `&self`: one encoder serves many threads.
 #[derive(Clone)]
 pub struct BertEncoder {
     pub config: BertConfig,
-    pub(crate) tape: Tape,
-    word: Var,
-    position: Var,
-    token_type: Var,
+    word: Embedding,
+    position: Embedding,
+    token_type: Embedding,
     embedding_norm: LayerNormalization,
     layers: Vec<TransformerEncoder>,
 }
 
+/// The Hugging Face names of a [`TransformerEncoder`]'s weights, in the order of its
+/// `weights()`, each with whether it is a PyTorch `Linear` weight (stored transposed).
+const BLOCK_WEIGHTS: [(&str, bool); 16] = [
+    ("attention.self.query.weight", true),
+    ("attention.self.query.bias", false),
+    ("attention.self.key.weight", true),
+    ("attention.self.key.bias", false),
+    ("attention.self.value.weight", true),
+    ("attention.self.value.bias", false),
+    ("attention.output.dense.weight", true),
+    ("attention.output.dense.bias", false),
+    ("attention.output.LayerNorm.weight", false),
+    ("attention.output.LayerNorm.bias", false),
+    ("intermediate.dense.weight", true),
+    ("intermediate.dense.bias", false),
+    ("output.dense.weight", true),
+    ("output.dense.bias", false),
+    ("output.LayerNorm.weight", false),
+    ("output.LayerNorm.bias", false),
+];
+
 impl BertEncoder {
     /// An encoder of `config`'s shape with Keras-style random weights.
     pub fn new(config: BertConfig, seed: u64) -> Result<Self> {
-        let mut tape = Tape::new();
         let mut rng = Rng::seed(seed);
         let h = config.hidden_size;
-        let table = |rows: usize, rng: &mut Rng, tape: &mut Tape| {
-            let mut t = Tensor::zeros(&[rows, h]);
-            t.data_mut()
-                .iter_mut()
-                .for_each(|v| *v = rng.uniform_range(-0.05, 0.05));
-            tape.param(t)
+        let table = |rows: usize, rng: &mut Rng| -> Result<Embedding> {
+            let mut e = Embedding::new(rows, h);
+            e.build(&[1], rng)?;
+            Ok(e)
         };
-        let word = table(config.vocab_size, &mut rng, &mut tape);
-        let position = table(config.max_position_embeddings, &mut rng, &mut tape);
-        let token_type = table(config.type_vocab_size, &mut rng, &mut tape);
+        let word = table(config.vocab_size, &mut rng)?;
+        let position = table(config.max_position_embeddings, &mut rng)?;
+        let token_type = table(config.type_vocab_size, &mut rng)?;
         let sample = [config.max_position_embeddings, h];
         let mut embedding_norm = LayerNormalization::new().epsilon(config.layer_norm_eps);
-        embedding_norm.build(&mut tape, &sample, &mut rng)?;
+        embedding_norm.build(&sample, &mut rng)?;
         let mut layers = Vec::with_capacity(config.num_hidden_layers);
         for _ in 0..config.num_hidden_layers {
             let mut layer =
                 TransformerEncoder::new(config.num_attention_heads, config.intermediate_size)
                     .epsilon(config.layer_norm_eps);
-            layer.build(&mut tape, &sample, &mut rng)?;
+            layer.build(&sample, &mut rng)?;
             layers.push(layer);
         }
         Ok(BertEncoder {
             config,
-            tape,
             word,
             position,
             token_type,
@@ -162,83 +181,35 @@ impl BertEncoder {
     }
 
     fn load_weights(&mut self, w: &Weights) -> Result<()> {
-        let h = self.config.hidden_size;
-        let set = |tape: &mut Tape, var: Var, value: Tensor| {
-            *tape.param_mut(var) = value;
-        };
-        set(
-            &mut self.tape,
-            self.word,
-            w.get(
-                "embeddings.word_embeddings.weight",
-                &[self.config.vocab_size, h],
-            )?,
-        );
-        set(
-            &mut self.tape,
-            self.position,
-            w.get(
-                "embeddings.position_embeddings.weight",
-                &[self.config.max_position_embeddings, h],
-            )?,
-        );
-        set(
-            &mut self.tape,
-            self.token_type,
-            w.get(
-                "embeddings.token_type_embeddings.weight",
-                &[self.config.type_vocab_size, h],
-            )?,
-        );
-        let (gamma, beta) = self.embedding_norm.vars();
-        w.norm(&mut self.tape, "embeddings.LayerNorm", gamma, beta, h)?;
-        for (i, layer) in self.layers.iter().enumerate() {
-            let p = format!("encoder.layer.{i}");
-            let crate::nn::transformer::EncoderParts {
-                attention,
-                norms,
-                intermediate,
-                output,
-            } = layer
-                .parts()
-                .ok_or_else(|| Error::invalid("the encoder's layers are not built"))?;
-            for (projection, name) in attention.iter().zip([
-                "attention.self.query",
-                "attention.self.key",
-                "attention.self.value",
-                "attention.output.dense",
-            ]) {
-                w.linear(&mut self.tape, &format!("{p}.{name}"), projection, h, h)?;
+        for (table, name) in [
+            (&mut self.word, "word_embeddings"),
+            (&mut self.position, "position_embeddings"),
+            (&mut self.token_type, "token_type_embeddings"),
+        ] {
+            let slot = table
+                .weights_mut()
+                .into_iter()
+                .next()
+                .ok_or_else(|| Error::invalid("the encoder's embeddings are not built"))?;
+            *slot = w.get(&format!("embeddings.{name}.weight"), slot.shape())?;
+        }
+        let norm = self.embedding_norm.weights_mut();
+        w.norm("embeddings.LayerNorm", norm)?;
+        for (i, layer) in self.layers.iter_mut().enumerate() {
+            let slots = layer.weights_mut();
+            if slots.len() != BLOCK_WEIGHTS.len() {
+                return Err(Error::invalid("the encoder's layers are not built"));
             }
-            let i_size = self.config.intermediate_size;
-            w.linear(
-                &mut self.tape,
-                &format!("{p}.intermediate.dense"),
-                &intermediate,
-                h,
-                i_size,
-            )?;
-            w.linear(
-                &mut self.tape,
-                &format!("{p}.output.dense"),
-                &output,
-                i_size,
-                h,
-            )?;
-            w.norm(
-                &mut self.tape,
-                &format!("{p}.attention.output.LayerNorm"),
-                norms[0],
-                norms[1],
-                h,
-            )?;
-            w.norm(
-                &mut self.tape,
-                &format!("{p}.output.LayerNorm"),
-                norms[2],
-                norms[3],
-                h,
-            )?;
+            for (slot, (name, transposed)) in slots.into_iter().zip(BLOCK_WEIGHTS) {
+                let name = format!("encoder.layer.{i}.{name}");
+                *slot = if transposed {
+                    w.linear_kernel(&name, slot.shape())?
+                } else if name.contains("LayerNorm") {
+                    w.norm_part(&name, slot.shape())?
+                } else {
+                    w.get(&name, slot.shape())?
+                };
+            }
         }
         Ok(())
     }
@@ -246,7 +217,7 @@ impl BertEncoder {
     /// The last hidden states of a batch of token-id sequences, padded to the longest with
     /// `pad_id`: (batch, longest, hidden), and the attention mask (batch, longest) of 1 for
     /// tokens and 0 for padding.
-    pub fn hidden_states(&mut self, batch: &[Vec<u32>], pad_id: u32) -> Result<(Tensor, Tensor)> {
+    pub fn hidden_states(&self, batch: &[Vec<u32>], pad_id: u32) -> Result<(Tensor, Tensor)> {
         let last = self.layers.len();
         let (mut states, mask) = self.layer_states(batch, pad_id, &[last])?;
         Ok((states.remove(0), mask))
@@ -254,9 +225,10 @@ impl BertEncoder {
 
     /// The hidden states after each of `layers` (0 is the embeddings, `num_hidden_layers`
     /// the last block), each (batch, longest, hidden), and the attention mask; as
-    /// [`BertEncoder::hidden_states`] otherwise.
+    /// [`BertEncoder::hidden_states`] otherwise. Nothing is recorded: each block's input is
+    /// dropped once the next block has it.
     pub fn layer_states(
-        &mut self,
+        &self,
         batch: &[Vec<u32>],
         pad_id: u32,
         layers: &[usize],
@@ -292,31 +264,23 @@ impl BertEncoder {
         let ids = Tensor::new(&[n, longest], ids)?;
         let mask = Tensor::new(&[n, longest], mask)?;
         let positions = Tensor::new(&[n, longest], positions)?;
-        let tape = &mut self.tape;
-        tape.reset();
-        let ids_var = tape.constant(&ids);
-        let positions_var = tape.constant(&positions);
-        let types_var = tape.constant(&Tensor::zeros(&[n, longest]));
-        let mask_var = tape.constant(&mask);
-        let words = tape.embedding(self.word, ids_var)?;
-        let places = tape.embedding(self.position, positions_var)?;
-        let types = tape.embedding(self.token_type, types_var)?;
-        let sum = tape.add(words, places)?;
-        let sum = tape.add(sum, types)?;
-        let mut h = self.embedding_norm.forward(tape, sum, false)?;
+        // (batch, longest, hidden)
+        let words = self.word.forward(&ids)?;
+        let places = self.position.forward(&positions)?;
+        let types = self.token_type.forward(&Tensor::zeros(&[n, longest]))?;
+        let sum = forward::binary(BinaryOp::Add, &words, &places)?;
+        let sum = forward::binary(BinaryOp::Add, &sum, &types)?;
+        let mut h = self.embedding_norm.forward(&sum)?;
         let mut outputs = vec![None; layers.len()];
-        for depth in 0..=self.layers.len() {
+        let deepest = layers.iter().copied().max().unwrap_or(0);
+        for depth in 0..=deepest {
             if depth > 0 {
-                h = self.layers[depth - 1].forward_masked(tape, h, Some(mask_var), false)?;
+                h = self.layers[depth - 1].forward_masked(&h, Some(&mask))?;
             }
             for (slot, _) in outputs.iter_mut().zip(layers).filter(|(_, &l)| l == depth) {
-                *slot = Some(tape.value(h).clone());
-            }
-            if depth == layers.iter().copied().max().unwrap_or(0) {
-                break;
+                *slot = Some(h.clone());
             }
         }
-        tape.reset();
         Ok((outputs.into_iter().flatten().collect(), mask))
     }
 }
@@ -364,46 +328,37 @@ impl Weights<'_> {
         Tensor::new(shape, data)
     }
 
-    /// A PyTorch `Linear` (weight (out, in), bias (out)) into a projection whose kernel is
-    /// (in, out).
-    fn linear(
-        &self,
-        tape: &mut Tape,
-        name: &str,
-        projection: &crate::nn::transformer::Projection,
-        inputs: usize,
-        outputs: usize,
-    ) -> Result<()> {
-        let weight = self.get(&format!("{name}.weight"), &[outputs, inputs])?;
+    /// A PyTorch `Linear` weight (out, in) as the kernel (in, out) of `shape`.
+    fn linear_kernel(&self, name: &str, shape: &[usize]) -> Result<Tensor> {
+        let &[inputs, outputs] = shape else {
+            return Err(Error::invalid(format!("'{name}' is not a matrix")));
+        };
+        let weight = self.get(name, &[outputs, inputs])?;
         let mut kernel = Tensor::zeros(&[inputs, outputs]);
         for (o, row) in weight.data().chunks_exact(inputs).enumerate() {
             for (i, &v) in row.iter().enumerate() {
                 kernel.data_mut()[i * outputs + o] = v;
             }
         }
-        *tape.param_mut(projection.kernel) = kernel;
-        *tape.param_mut(projection.bias) = self.get(&format!("{name}.bias"), &[outputs])?;
-        Ok(())
+        Ok(kernel)
     }
 
-    /// A LayerNorm's weight and bias (or their old names gamma and beta).
-    fn norm(
-        &self,
-        tape: &mut Tape,
-        name: &str,
-        gamma: Option<Var>,
-        beta: Option<Var>,
-        size: usize,
-    ) -> Result<()> {
-        let pick = |new: &str, old: &str| {
-            self.get(&format!("{name}.{new}"), &[size])
-                .or_else(|_| self.get(&format!("{name}.{old}"), &[size]))
-        };
-        if let Some(g) = gamma {
-            *tape.param_mut(g) = pick("weight", "gamma")?;
-        }
-        if let Some(b) = beta {
-            *tape.param_mut(b) = pick("bias", "beta")?;
+    /// A LayerNorm's weight or bias, under its name or its old one (gamma, beta).
+    fn norm_part(&self, name: &str, shape: &[usize]) -> Result<Tensor> {
+        let old = name
+            .strip_suffix(".weight")
+            .map(|n| format!("{n}.gamma"))
+            .or_else(|| name.strip_suffix(".bias").map(|n| format!("{n}.beta")));
+        self.get(name, shape).or_else(|e| match old {
+            Some(old) => self.get(&old, shape),
+            None => Err(e),
+        })
+    }
+
+    /// A LayerNorm's weight and bias into `slots` (gamma, beta).
+    fn norm(&self, name: &str, slots: Vec<&mut Tensor>) -> Result<()> {
+        for (slot, part) in slots.into_iter().zip(["weight", "bias"]) {
+            *slot = self.norm_part(&format!("{name}.{part}"), slot.shape())?;
         }
         Ok(())
     }

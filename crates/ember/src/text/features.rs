@@ -63,7 +63,7 @@ pub fn encoder_key(encoder: &SentenceEncoder) -> Result<String> {
 /// read from the cache file in `cache_dir` for this encoder (`encoder_key`) and layers, and
 /// the new ones are added to it.
 pub fn embed_cached(
-    encoder: &mut SentenceEncoder,
+    encoder: &SentenceEncoder,
     key: &str,
     layers: &[usize],
     texts: &[&str],

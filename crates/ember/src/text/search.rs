@@ -37,7 +37,7 @@ pub struct FaqIndex {
 impl FaqIndex {
     /// Embeds the questions.
     pub fn build(
-        encoder: &mut SentenceEncoder,
+        encoder: &SentenceEncoder,
         questions: Vec<String>,
         answers: Vec<String>,
     ) -> Result<Self> {

@@ -60,8 +60,6 @@ pub struct SentenceEncoder {
     pub normalize: bool,
     /// The folder it was loaded from.
     pub dir: PathBuf,
-    /// Copies of the encoder for the other threads, made on first use.
-    workers: Vec<BertEncoder>,
 }
 
 impl SentenceEncoder {
@@ -111,7 +109,6 @@ impl SentenceEncoder {
             pooling,
             normalize,
             dir: dir.to_path_buf(),
-            workers: Vec::new(),
         })
     }
 
@@ -122,7 +119,7 @@ impl SentenceEncoder {
 
     /// Embeds `texts` (n, dim), in `batch_size` batches of similar length (each padded only
     /// to its longest member), returned in the order given.
-    pub fn encode(&mut self, texts: &[&str], batch_size: usize) -> Result<Tensor> {
+    pub fn encode(&self, texts: &[&str], batch_size: usize) -> Result<Tensor> {
         let ids: Vec<Vec<u32>> = texts
             .iter()
             .map(|t| self.tokenizer.encode(t))
@@ -131,7 +128,7 @@ impl SentenceEncoder {
     }
 
     /// [`SentenceEncoder::encode`] from token ids.
-    pub fn encode_ids(&mut self, ids: &[Vec<u32>], batch_size: usize) -> Result<Tensor> {
+    pub fn encode_ids(&self, ids: &[Vec<u32>], batch_size: usize) -> Result<Tensor> {
         let (pooling, normalize) = (self.pooling, self.normalize);
         let last = self.encoder.config.num_hidden_layers;
         self.pool_batches(
@@ -150,7 +147,7 @@ impl SentenceEncoder {
     /// the strongest single cues, which one mean of the last layer averages away: richer
     /// features for a classifier than the sentence embedding alone.
     pub fn encode_pooled_layers(
-        &mut self,
+        &self,
         texts: &[&str],
         batch_size: usize,
         layers: &[usize],
@@ -182,7 +179,7 @@ impl SentenceEncoder {
     /// batch is pooled as soon as it is encoded, so memory holds one batch's states per
     /// thread, not the whole corpus's.
     fn pool_batches(
-        &mut self,
+        &self,
         ids: &[Vec<u32>],
         batch_size: usize,
         layers: &[usize],
@@ -194,21 +191,15 @@ impl SentenceEncoder {
         order.sort_by_key(|&i| std::cmp::Reverse(ids[i].len()));
         let pad = self.tokenizer.pad_id();
         let batches: Vec<&[usize]> = order.chunks(batch_size.max(1)).collect();
-        // With several threads and batches, each thread encodes whole batches on its own
-        // copy of the encoder (kernels single-threaded): this scales better than splitting
-        // every product. Results do not depend on the thread count.
+        // With several threads and batches, each thread encodes whole batches with the one
+        // shared encoder (kernels single-threaded): this scales better than splitting every
+        // product. Results do not depend on the thread count.
         let threads = crate::tensor::threads::num_threads()
             .min(batches.len())
             .max(1);
-        while self.workers.len() + 1 < threads {
-            self.workers.push(self.encoder.clone());
-        }
-        let mut encoders: Vec<&mut BertEncoder> = std::iter::once(&mut self.encoder)
-            .chain(self.workers.iter_mut())
-            .take(threads)
-            .collect();
+        let encoder = &self.encoder;
         // One batch: (index in `ids`, pooled row) for each of its sequences.
-        let run = |encoder: &mut BertEncoder, chunk: &[usize]| -> Result<Vec<(usize, Vec<f32>)>> {
+        let run = |chunk: &[usize]| -> Result<Vec<(usize, Vec<f32>)>> {
             let batch: Vec<Vec<u32>> = chunk.iter().map(|&i| ids[i].clone()).collect();
             let (states, mask) = encoder.layer_states(&batch, pad, layers)?;
             let seq = mask.shape()[1];
@@ -229,18 +220,17 @@ impl SentenceEncoder {
         let rows: Vec<Vec<(usize, Vec<f32>)>> = if threads == 1 {
             batches
                 .iter()
-                .map(|chunk| run(encoders[0], chunk))
+                .map(|chunk| run(chunk))
                 .collect::<Result<_>>()?
         } else {
             use rayon::prelude::*;
-            encoders
-                .par_iter_mut()
-                .enumerate()
-                .map(|(worker, encoder)| {
+            (0..threads)
+                .into_par_iter()
+                .map(|worker| {
                     crate::tensor::threads::serial(|| {
                         let mut rows = Vec::new();
                         for chunk in batches.iter().skip(worker).step_by(threads) {
-                            rows.extend(run(encoder, chunk)?);
+                            rows.extend(run(chunk)?);
                         }
                         Ok(rows)
                     })

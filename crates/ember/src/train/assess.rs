@@ -2,7 +2,7 @@
 
 use serde::Serialize;
 
-use super::Sequential;
+use super::Model;
 use crate::error::Result;
 use crate::metrics::{top_k_accuracy, true_and_predicted, ClassificationReport, ConfusionMatrix};
 use crate::tensor::Tensor;
@@ -20,11 +20,11 @@ pub struct Assessment {
     pub confusion_matrix: Option<ConfusionMatrix>,
 }
 
-impl Sequential {
+impl Model {
     /// Evaluates the model on `x`, `y` and, when it was compiled with accuracy, builds the
     /// classification report and confusion matrix.
     pub fn assess(
-        &mut self,
+        &self,
         x: &Tensor,
         y: &Tensor,
         batch_size: usize,

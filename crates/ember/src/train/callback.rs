@@ -2,7 +2,7 @@
 //! themselves (early stopping, checkpoints, schedules, …) live in `crate::callbacks`.
 
 use super::history::{EpochLog, History};
-use super::Sequential;
+use super::Model;
 use crate::error::Result;
 
 /// Whether training goes on after a callback has run.
@@ -14,30 +14,25 @@ pub enum Control {
 
 /// Hooks into the training loop. Epochs are numbered from 1, as printed.
 pub trait Callback {
-    fn on_train_begin(&mut self, _model: &mut Sequential) -> Result<()> {
+    fn on_train_begin(&mut self, _model: &mut Model) -> Result<()> {
         Ok(())
     }
 
-    fn on_epoch_begin(&mut self, _model: &mut Sequential, _epoch: usize) -> Result<()> {
+    fn on_epoch_begin(&mut self, _model: &mut Model, _epoch: usize) -> Result<()> {
         Ok(())
     }
 
     /// After each gradient update, with the batch's loss.
-    fn on_batch_end(
-        &mut self,
-        _model: &mut Sequential,
-        _batch: usize,
-        _loss: f32,
-    ) -> Result<Control> {
+    fn on_batch_end(&mut self, _model: &mut Model, _batch: usize, _loss: f32) -> Result<Control> {
         Ok(Control::Continue)
     }
 
     /// After each epoch's validation, with its metrics.
-    fn on_epoch_end(&mut self, _model: &mut Sequential, _log: &EpochLog) -> Result<Control> {
+    fn on_epoch_end(&mut self, _model: &mut Model, _log: &EpochLog) -> Result<Control> {
         Ok(Control::Continue)
     }
 
-    fn on_train_end(&mut self, _model: &mut Sequential, _history: &History) -> Result<()> {
+    fn on_train_end(&mut self, _model: &mut Model, _history: &History) -> Result<()> {
         Ok(())
     }
 }

@@ -4,8 +4,9 @@ use std::time::Instant;
 
 use super::callback::{Callback, Control};
 use super::history::{EpochLog, History};
+use super::model::{GraphView, Model};
 use super::progress::Progress;
-use super::sequential::Sequential;
+use crate::autograd::{Tape, Var};
 use crate::error::{Error, Result};
 use crate::metrics::{accuracy_counts, RunningMetrics};
 use crate::tensor::denormal::FlushDenormals;
@@ -84,12 +85,7 @@ pub fn split_point(n: usize, validation_split: f32) -> Result<usize> {
 
 /// Each sample's weight from its class: the class index (one per row), the one-hot row's
 /// argmax, or for a single 0/1 target, 0 or 1.
-fn sample_weights(
-    tape: &mut crate::Tape,
-    targets: crate::Var,
-    class_weight: &[f32],
-) -> Result<crate::Var> {
-    let y = tape.value(targets);
+fn sample_weights(y: &Tensor, class_weight: &[f32]) -> Result<Tensor> {
     let width = y.row_len().max(1);
     let weights = y
         .data()
@@ -109,7 +105,7 @@ fn sample_weights(
         })
         .collect::<Result<Vec<f32>>>()?;
     let n = weights.len();
-    Ok(tape.constant(&Tensor::new(&[n], weights)?))
+    Tensor::new(&[n], weights)
 }
 
 /// Loss and (when compiled with it) accuracy over a data set.
@@ -119,7 +115,13 @@ pub struct Evaluation {
     pub accuracy: Option<f64>,
 }
 
-impl Sequential {
+/// Inputs and targets of a data set, one tensor per model input and output.
+struct Data<'a> {
+    x: Vec<&'a Tensor>,
+    y: Vec<&'a Tensor>,
+}
+
+impl Model {
     /// Trains the model (Keras `fit`).
     pub fn fit(&mut self, x: &Tensor, y: &Tensor, options: &FitOptions) -> Result<History> {
         self.fit_with_callbacks(x, y, options, &mut [])
@@ -148,8 +150,25 @@ impl Sequential {
         options: &FitOptions,
         callbacks: &mut [&mut dyn Callback],
     ) -> Result<History> {
+        self.fit_many(&[x], &[y], options, callbacks)
+    }
+
+    /// Trains a model of several inputs or outputs: one tensor per input in `xs` and per
+    /// output in `ys`, in the model's order. With several outputs the training loss is the
+    /// sum of each output's loss, and accuracy is the first output's.
+    pub fn fit_many(
+        &mut self,
+        xs: &[&Tensor],
+        ys: &[&Tensor],
+        options: &FitOptions,
+        callbacks: &mut [&mut dyn Callback],
+    ) -> Result<History> {
         let accuracy = self.compiled("fit")?.accuracy;
-        self.check_data(x, y, "x", "y")?;
+        let data = Data {
+            x: xs.to_vec(),
+            y: ys.to_vec(),
+        };
+        self.check_data(&data, "x", "y")?;
         if options.batch_size == 0 {
             return Err(Error::invalid("batch_size must be at least 1"));
         }
@@ -159,14 +178,18 @@ impl Sequential {
                 options.validation_split
             )));
         }
-        let n = x.rows();
+        let n = xs[0].rows();
         let n_train = if options.validation_data.is_some() {
             n
         } else {
             split_point(n, options.validation_split)?
         };
-        if let Some((vx, vy)) = options.validation_data {
-            self.check_data(vx, vy, "validation x", "validation y")?;
+        let validation_data = options.validation_data.map(|(vx, vy)| Data {
+            x: vec![vx],
+            y: vec![vy],
+        });
+        if let Some(v) = &validation_data {
+            self.check_data(v, "validation x", "validation y")?;
         }
 
         let _flush = FlushDenormals::new();
@@ -183,6 +206,9 @@ impl Sequential {
         let steps = n_train.div_ceil(options.batch_size);
         let mut progress = Progress::new(options.verbose);
         let mut history = History::default();
+        // Scratch for the training steps; its buffers are reused from step to step.
+        let mut tape = Tape::new();
+        let graph = self.graph();
         for cb in callbacks.iter_mut() {
             cb.on_train_begin(self)?;
         }
@@ -197,8 +223,14 @@ impl Sequential {
             progress.start_epoch(epoch, options.epochs, steps);
             let mut running = RunningMetrics::default();
             for (step, rows) in order.chunks(options.batch_size).enumerate() {
-                let loss =
-                    self.train_step(x, y, rows, options.class_weight.as_deref(), &mut running)?;
+                let loss = self.train_step(
+                    &mut tape,
+                    &graph,
+                    &data,
+                    rows,
+                    options.class_weight.as_deref(),
+                    &mut running,
+                )?;
                 let mut stop = false;
                 for cb in callbacks.iter_mut() {
                     stop |= cb.on_batch_end(self, step + 1, loss)? == Control::Stop;
@@ -216,12 +248,10 @@ impl Sequential {
                 progress.step(step + 1, &running, accuracy.is_some());
             }
             let train_seconds = started.elapsed().as_secs_f64();
-            let validation = match options.validation_data {
-                Some((vx, vy)) => {
-                    Some(self.evaluate_rows(vx, vy, 0..vx.rows(), options.batch_size)?)
-                }
+            let validation = match &validation_data {
+                Some(v) => Some(self.evaluate_rows(v, 0..v.x[0].rows(), options.batch_size)?),
                 None if n_train < n => {
-                    Some(self.evaluate_rows(x, y, n_train..n, options.batch_size)?)
+                    Some(self.evaluate_rows(&data, n_train..n, options.batch_size)?)
                 }
                 None => None,
             };
@@ -254,122 +284,219 @@ impl Sequential {
     }
 
     /// Loss and metrics on `x`, `y`, in batches (Keras `evaluate`).
-    pub fn evaluate(&mut self, x: &Tensor, y: &Tensor, batch_size: usize) -> Result<Evaluation> {
-        self.compiled("evaluate")?;
-        self.check_data(x, y, "x", "y")?;
-        if batch_size == 0 {
-            return Err(Error::invalid("batch_size must be at least 1"));
-        }
-        let _flush = FlushDenormals::new();
-        self.evaluate_rows(x, y, 0..x.rows(), batch_size)
+    pub fn evaluate(&self, x: &Tensor, y: &Tensor, batch_size: usize) -> Result<Evaluation> {
+        self.evaluate_many(&[x], &[y], batch_size)
     }
 
-    /// The model's outputs for `x`, in batches (Keras `predict`).
-    pub fn predict(&mut self, x: &Tensor, batch_size: usize) -> Result<Tensor> {
-        self.check_input(x, "x")?;
+    /// [`Model::evaluate`] for a model of several inputs or outputs.
+    pub fn evaluate_many(
+        &self,
+        xs: &[&Tensor],
+        ys: &[&Tensor],
+        batch_size: usize,
+    ) -> Result<Evaluation> {
+        self.compiled("evaluate")?;
+        let data = Data {
+            x: xs.to_vec(),
+            y: ys.to_vec(),
+        };
+        self.check_data(&data, "x", "y")?;
         if batch_size == 0 {
             return Err(Error::invalid("batch_size must be at least 1"));
         }
         let _flush = FlushDenormals::new();
-        let n = x.rows();
-        let mut out_shape = vec![n];
-        out_shape.extend_from_slice(self.output_shape());
-        let mut data = Vec::with_capacity(crate::tensor::numel(&out_shape));
-        let rows: Vec<usize> = (0..n).collect();
-        for batch in rows.chunks(batch_size) {
-            self.tape.reset();
-            let xb = self.tape.constant_rows(x, batch)?;
-            let (out, _) = Sequential::forward(&self.layers, &mut self.tape, xb, false, false)?;
-            data.extend_from_slice(self.tape.value(out).data());
+        self.evaluate_rows(&data, 0..xs[0].rows(), batch_size)
+    }
+
+    /// The model's outputs for `x`, in batches (Keras `predict`); the first output of a
+    /// model with several.
+    pub fn predict(&self, x: &Tensor, batch_size: usize) -> Result<Tensor> {
+        let mut outputs = self.predict_many(&[x], batch_size)?;
+        Ok(outputs.swap_remove(0))
+    }
+
+    /// Every output of the model for one batch tensor per input, in batches.
+    pub fn predict_many(&self, xs: &[&Tensor], batch_size: usize) -> Result<Vec<Tensor>> {
+        self.check_inputs(xs, "x")?;
+        if batch_size == 0 {
+            return Err(Error::invalid("batch_size must be at least 1"));
         }
-        self.tape.reset();
-        Tensor::new(&out_shape, data)
+        let _flush = FlushDenormals::new();
+        let n = xs[0].rows();
+        if n <= batch_size {
+            // One batch: the outputs are the predictions, with nothing copied.
+            let outputs = self.infer(xs, false)?;
+            return Ok(outputs.into_iter().map(|(t, _)| t).collect());
+        }
+        let mut data: Vec<Vec<f32>> = self
+            .output_shapes()
+            .iter()
+            .map(|s| Vec::with_capacity(n * crate::tensor::numel(s)))
+            .collect();
+        let mut start = 0;
+        while start < n {
+            let end = (start + batch_size).min(n);
+            let batch: Vec<Tensor> = xs
+                .iter()
+                .map(|x| x.slice_rows(start, end))
+                .collect::<Result<_>>()?;
+            let refs: Vec<&Tensor> = batch.iter().collect();
+            for (out, (t, _)) in data.iter_mut().zip(self.infer(&refs, false)?) {
+                out.extend_from_slice(t.data());
+            }
+            start = end;
+        }
+        self.output_shapes()
+            .iter()
+            .zip(data)
+            .map(|(s, d)| {
+                let mut shape = vec![n];
+                shape.extend_from_slice(s);
+                Tensor::new(&shape, d)
+            })
+            .collect()
     }
 
     /// One gradient update on the samples `rows`; returns the batch loss.
     fn train_step(
         &mut self,
-        x: &Tensor,
-        y: &Tensor,
+        tape: &mut Tape,
+        graph: &GraphView,
+        data: &Data,
         rows: &[usize],
         class_weight: Option<&[f32]>,
         running: &mut RunningMetrics,
     ) -> Result<f32> {
-        let Sequential {
-            tape,
-            layers,
-            compiled,
-            ..
+        let Model {
+            layers, compiled, ..
         } = self;
         let compiled = compiled
             .as_mut()
             .ok_or_else(|| Error::invalid("call compile() before fit()"))?;
-        tape.reset();
-        let xb = tape.constant_rows(x, rows)?;
-        let yb = tape.constant_rows(y, rows)?;
-        let weights = match class_weight {
-            Some(w) => Some(sample_weights(tape, yb, w)?),
-            None => None,
-        };
-        let (logits, activation) = Sequential::forward(layers, tape, xb, true, true)?;
-        let (loss, output) = compiled
-            .loss
-            .record_weighted(tape, logits, activation, yb, weights)?;
-        let loss = Sequential::with_penalties(layers, tape, loss)?;
-        tape.backward(loss)?;
-        compiled.optimizer.step(tape);
-        let value = tape.value(loss).item()?;
-        running.add_loss(value, rows.len());
-        if let Some(kind) = compiled.accuracy {
-            running.add_accuracy(accuracy_counts(kind, tape.value(output), tape.value(yb))?);
-        }
-        Ok(value)
+        let weights = Model::weights_onto(layers, tape);
+        // The weights go back to their layers whatever the step's outcome.
+        let result = (|| {
+            let xs = data
+                .x
+                .iter()
+                .map(|x| tape.constant_rows(x, rows))
+                .collect::<Result<Vec<Var>>>()?;
+            let ys = data
+                .y
+                .iter()
+                .map(|y| tape.constant_rows(y, rows))
+                .collect::<Result<Vec<Var>>>()?;
+            let sample_weights = match class_weight {
+                Some(w) => {
+                    let w = sample_weights(tape.value(ys[0]), w)?;
+                    Some(tape.constant(&w))
+                }
+                None => None,
+            };
+            let outputs = Model::record(layers, graph, tape, &weights, &xs, true, true)?;
+            let mut total = None;
+            let mut first_output = None;
+            for ((logits, activation), &target) in outputs.into_iter().zip(&ys) {
+                let (loss, output) = compiled.loss.record_weighted(
+                    tape,
+                    logits,
+                    activation,
+                    target,
+                    sample_weights,
+                )?;
+                first_output.get_or_insert(output);
+                total = Some(match total {
+                    None => loss,
+                    Some(t) => tape.add(t, loss)?,
+                });
+            }
+            let total = total.ok_or_else(|| Error::invalid("the model has no outputs"))?;
+            let loss = Model::with_penalties(layers, tape, &weights, total)?;
+            tape.backward(loss)?;
+            compiled.optimizer.step(tape);
+            let value = tape.value(loss).item()?;
+            running.add_loss(value, rows.len());
+            if let (Some(kind), Some(output)) = (compiled.accuracy, first_output) {
+                running.add_accuracy(accuracy_counts(
+                    kind,
+                    tape.value(output),
+                    tape.value(ys[0]),
+                )?);
+            }
+            Ok(value)
+        })();
+        Model::weights_back(layers, tape, &weights);
+        result
     }
 
     fn evaluate_rows(
-        &mut self,
-        x: &Tensor,
-        y: &Tensor,
+        &self,
+        data: &Data,
         range: std::ops::Range<usize>,
         batch_size: usize,
     ) -> Result<Evaluation> {
         let compiled = self.compiled("evaluate")?;
         let mut running = RunningMetrics::default();
-        let rows: Vec<usize> = range.collect();
-        for batch in rows.chunks(batch_size) {
-            let tape = &mut self.tape;
-            tape.reset();
-            let xb = tape.constant_rows(x, batch)?;
-            let yb = tape.constant_rows(y, batch)?;
-            let (logits, activation) = Sequential::forward(&self.layers, tape, xb, false, true)?;
-            let (loss, output) = compiled.loss.record(tape, logits, activation, yb)?;
-            let loss = Sequential::with_penalties(&self.layers, tape, loss)?;
-            running.add_loss(tape.value(loss).item()?, batch.len());
-            if let Some(kind) = compiled.accuracy {
-                running.add_accuracy(accuracy_counts(kind, tape.value(output), tape.value(yb))?);
+        let mut start = range.start;
+        while start < range.end {
+            let end = (start + batch_size).min(range.end);
+            let slice = |ts: &[&Tensor]| -> Result<Vec<Tensor>> {
+                ts.iter().map(|t| t.slice_rows(start, end)).collect()
+            };
+            let (xb, yb) = (slice(&data.x)?, slice(&data.y)?);
+            let refs: Vec<&Tensor> = xb.iter().collect();
+            let mut total = None;
+            let mut first_output = None;
+            for ((logits, activation), target) in self.infer(&refs, true)?.into_iter().zip(&yb) {
+                let (loss, output) = compiled.loss.evaluate(logits, activation, target)?;
+                first_output.get_or_insert(output);
+                total = Some(match total {
+                    None => loss,
+                    Some(t) => t + loss,
+                });
             }
+            let total = total.ok_or_else(|| Error::invalid("the model has no outputs"))?;
+            running.add_loss(self.add_penalties(total)?, end - start);
+            if let (Some(kind), Some(output)) = (compiled.accuracy, first_output) {
+                running.add_accuracy(accuracy_counts(kind, &output, &yb[0])?);
+            }
+            start = end;
         }
-        self.tape.reset();
         Ok(Evaluation {
             loss: running.loss(),
             accuracy: compiled.accuracy.map(|_| running.accuracy()),
         })
     }
 
-    /// Inputs match the model, targets match the inputs, and neither holds NaN or infinity.
-    fn check_data(&self, x: &Tensor, y: &Tensor, x_name: &str, y_name: &str) -> Result<()> {
-        self.check_input(x, x_name)?;
-        if y.rows() != x.rows() || y.shape().is_empty() {
-            return Err(Error::shape(
-                "fit",
-                format!(
-                    "{x_name} has {} samples but {y_name} has shape {:?}",
-                    x.rows(),
-                    y.shape()
-                ),
-            ));
+    /// Inputs match the model, targets match the inputs and outputs, and none holds NaN or
+    /// infinity.
+    fn check_data(&self, data: &Data, x_name: &str, y_name: &str) -> Result<()> {
+        self.check_inputs(&data.x, x_name)?;
+        if data.y.len() != self.outputs.len() {
+            return Err(Error::invalid(format!(
+                "the model has {} outputs, got {} target tensors",
+                self.outputs.len(),
+                data.y.len()
+            )));
         }
-        for (name, t) in [(x_name, x), (y_name, y)] {
+        let rows = data.x[0].rows();
+        for y in &data.y {
+            if y.rows() != rows || y.shape().is_empty() {
+                return Err(Error::shape(
+                    "fit",
+                    format!(
+                        "{x_name} has {rows} samples but {y_name} has shape {:?}",
+                        y.shape()
+                    ),
+                ));
+            }
+        }
+        let named = data
+            .x
+            .iter()
+            .map(|t| (x_name, *t))
+            .chain(data.y.iter().map(|t| (y_name, *t)));
+        for (name, t) in named {
             if let Some(i) = t.data().iter().position(|v| !v.is_finite()) {
                 return Err(Error::NonFinite(format!(
                     "{name} holds {} at sample {}",

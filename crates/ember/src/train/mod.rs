@@ -1,9 +1,12 @@
-//! Models and training: `Sequential`, compile / fit / evaluate / predict, History, progress.
+//! Models and training: the functional `Model` and `Sequential`, compile / fit / evaluate /
+//! predict, History, progress.
 
 mod assess;
 mod callback;
 mod fit;
+mod graph;
 mod history;
+mod model;
 mod progress;
 mod sequential;
 mod softmax_regression;
@@ -12,6 +15,8 @@ mod summary;
 pub use assess::Assessment;
 pub use callback::{Callback, Control};
 pub use fit::{split_point, Evaluation, FitOptions, Verbosity};
+pub use graph::{Graph, GraphLayer, SymbolicTensor};
 pub use history::{decimal, EpochLog, History};
+pub use model::{InputSpec, Model};
 pub use sequential::Sequential;
 pub use softmax_regression::SoftmaxRegression;

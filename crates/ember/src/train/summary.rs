@@ -1,12 +1,14 @@
 //! `summary()`: the Keras table of layers, output shapes and parameter counts.
 
-use super::Sequential;
+use super::model::{Model, Operation, Source};
 
-/// Keras's column widths, each including a space either side.
-const MIN_WIDTHS: [usize; 3] = [33, 24, 15];
+/// Keras's column widths, each including a space either side; a functional model adds
+/// "Connected to".
+const MIN_WIDTHS: [usize; 4] = [33, 24, 15, 24];
 
-impl Sequential {
-    /// The model as a Keras-style table.
+impl Model {
+    /// The model as a Keras-style table: each layer's output shape and parameter count, and
+    /// for a functional model the layers each one reads ("Connected to").
     ///
     /// ```
     /// use ember::prelude::*;
@@ -20,30 +22,73 @@ impl Sequential {
     /// assert!(table.contains("Total params: 50,890 (198.79 KB)"));
     /// ```
     pub fn summary(&self) -> String {
-        let header = [
+        let functional = !self.is_sequential();
+        let columns = if functional { 4 } else { 3 };
+        let mut header = vec![
             "Layer (type)".to_string(),
             "Output Shape".to_string(),
             "Param #".to_string(),
         ];
-        let rows: Vec<[String; 3]> = self
-            .layers
-            .iter()
-            .map(|entry| {
-                let mut vars = entry.layer.params();
-                vars.extend(entry.layer.state());
-                let params: usize = vars.iter().map(|(_, v)| self.tape.value(*v).len()).sum();
-                let shape: Vec<String> = std::iter::once("None".to_string())
-                    .chain(entry.output_shape.iter().map(|d| d.to_string()))
+        if functional {
+            header.push("Connected to".to_string());
+        }
+        let shape = |dims: &[usize]| {
+            let dims: Vec<String> = std::iter::once("None".to_string())
+                .chain(dims.iter().map(|d| d.to_string()))
+                .collect();
+            format!("({})", dims.join(", "))
+        };
+        let mut rows: Vec<Vec<String>> = Vec::new();
+        if functional {
+            for input in &self.inputs {
+                rows.push(vec![
+                    format!("{} (InputLayer)", input.name),
+                    shape(&input.shape),
+                    "0".to_string(),
+                    "-".to_string(),
+                ]);
+            }
+        }
+        // Keras names a call's output `layer[call][0]`, counting the layer's calls.
+        let mut call_index = vec![0; self.calls.len()];
+        let mut seen = vec![0; self.layers.len()];
+        for (c, call) in self.calls.iter().enumerate() {
+            call_index[c] = seen[call.layer];
+            seen[call.layer] += 1;
+        }
+        let source_name = |s: Source| match s {
+            Source::Input(i) => format!("{}[0][0]", self.inputs[i].name),
+            Source::Call(c) => format!(
+                "{}[{}][0]",
+                self.layers[self.calls[c].layer].name, call_index[c]
+            ),
+        };
+        for (l, entry) in self.layers.iter().enumerate() {
+            let calls: Vec<_> = self.calls.iter().filter(|c| c.layer == l).collect();
+            let params: usize = entry.op.weights().iter().map(|w| w.value.len()).sum();
+            let output = calls
+                .first()
+                .map_or_else(String::new, |c| shape(&c.output_shape));
+            let kind = match &entry.op {
+                Operation::Layer(layer) => layer.kind(),
+                Operation::Merge(merge) => merge.kind(),
+            };
+            let mut cells = vec![
+                format!("{} ({kind})", entry.name),
+                output,
+                thousands(params),
+            ];
+            if functional {
+                let inbound: Vec<String> = calls
+                    .iter()
+                    .flat_map(|c| c.inputs.iter().map(|&s| source_name(s)))
                     .collect();
-                [
-                    format!("{} ({})", entry.name, entry.layer.kind()),
-                    format!("({})", shape.join(", ")),
-                    thousands(params),
-                ]
-            })
-            .collect();
+                cells.push(inbound.join(", "));
+            }
+            rows.push(cells);
+        }
         // Keras's column widths, widened where a cell would not fit.
-        let mut widths = MIN_WIDTHS;
+        let mut widths = MIN_WIDTHS[..columns].to_vec();
         for cells in std::iter::once(&header).chain(&rows) {
             for (width, cell) in widths.iter_mut().zip(cells) {
                 *width = (*width).max(cell.chars().count() + 2);
@@ -53,18 +98,24 @@ impl Sequential {
             let cells: Vec<String> = widths.iter().map(|&w| fill.to_string().repeat(w)).collect();
             format!("{l}{}{r}\n", cells.join(&m.to_string()))
         };
-        let row = |sep: char, cells: &[String; 3]| {
-            format!(
-                "{sep} {:<w0$} {sep} {:<w1$} {sep} {:>w2$} {sep}\n",
-                cells[0],
-                cells[1],
-                cells[2],
-                w0 = widths[0] - 2,
-                w1 = widths[1] - 2,
-                w2 = widths[2] - 2,
-            )
+        let row = |sep: char, cells: &[String]| {
+            let cells: Vec<String> = cells
+                .iter()
+                .zip(&widths)
+                .enumerate()
+                .map(|(i, (cell, &w))| match i {
+                    2 => format!(" {cell:>0$} ", w - 2),
+                    _ => format!(" {cell:<0$} ", w - 2),
+                })
+                .collect();
+            format!("{sep}{}{sep}\n", cells.join(&sep.to_string()))
         };
-        let mut out = String::from("Model: \"sequential\"\n");
+        let name = if functional {
+            "functional"
+        } else {
+            "sequential"
+        };
+        let mut out = format!("Model: \"{name}\"\n");
         out += &line('┏', '┳', '┓', '━');
         out += &row('┃', &header);
         out += &line('┡', '╇', '┩', '━');
@@ -125,6 +176,7 @@ fn bytes(n: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::Sequential;
 
     #[test]
     fn number_formats() {

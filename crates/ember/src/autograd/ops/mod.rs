@@ -3,6 +3,7 @@
 
 pub(crate) mod activation;
 pub(crate) mod attention;
+pub(crate) mod concat;
 pub(crate) mod conv;
 pub(crate) mod elementwise;
 pub(crate) mod embedding;
@@ -34,6 +35,8 @@ pub(crate) enum Op {
     Sum(Var),
     Mean(Var),
     MatMul(Var, Var),
+    /// Two tensors joined along their last axis.
+    Concat(Var, Var),
     /// Fused dense layer: `activation(x · w + b)`.
     Linear {
         x: Var,
@@ -116,6 +119,7 @@ pub(crate) fn backward(out: &Node, before: &mut [Node], scratch: &mut Scratch) {
             reduce::backward_sum(x, 1.0 / n, out, before)
         }
         Op::MatMul(a, b) => linear::backward_matmul(a, b, out, before),
+        Op::Concat(a, b) => concat::backward_concat(a, b, out, before),
         Op::Linear {
             x,
             w,

@@ -1,4 +1,5 @@
-//! The declarative model file (TOML), both ways: file → `Sequential` and `Sequential` → file.
+//! The declarative model file (TOML), both ways: file → `Model` and `Model` → file. The
+//! layers form a stack or a graph (see [`graph`]).
 //!
 //! ```toml
 //! [model]
@@ -36,17 +37,20 @@ use crate::error::{Error, Result};
 use crate::loss::Loss;
 use crate::metrics::Metric;
 use crate::nn::LayerConfig;
+pub use graph::{InputEntry, LayerEntry, LayerKind, ModelSection};
+
+pub mod graph;
 use crate::optim::Optimizer;
 use crate::tabular::{TabularOptions, Task};
 use crate::tensor::Tensor;
-use crate::train::{FitOptions, Sequential};
+use crate::train::{FitOptions, Model};
 
 /// A whole model file.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ModelSpec {
     pub model: ModelSection,
-    pub layers: Vec<LayerConfig>,
+    pub layers: Vec<LayerEntry>,
     pub compile: CompileSpec,
     #[serde(default)]
     pub fit: FitSpec,
@@ -85,14 +89,6 @@ pub struct TableSpec {
     pub task: Task,
     pub options: TabularOptions,
     pub preprocessor: Preprocessor,
-}
-
-/// `[model]`: the input every sample has.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ModelSection {
-    /// Shape of one sample, without the batch axis.
-    pub input_shape: Vec<usize>,
 }
 
 /// `[compile]`: Keras's compile arguments.
@@ -272,34 +268,7 @@ impl ModelSpec {
 
     /// Checks values that parse but make no sense; returns (field, message).
     fn validate(&self) -> Result<(), (String, String)> {
-        let shape = &self.model.input_shape;
-        if shape.is_empty() || shape.contains(&0) {
-            return Err((
-                "model.input_shape".into(),
-                format!("must be non-empty with positive sizes, got {shape:?}"),
-            ));
-        }
-        if self.layers.is_empty() {
-            return Err(("layers".into(), "the model needs at least one layer".into()));
-        }
-        if crate::tensor::checked_numel(shape).is_none() {
-            return Err((
-                "model.input_shape".into(),
-                format!("{shape:?} is too large"),
-            ));
-        }
-        let mut sample = shape.clone();
-        for (i, layer) in self.layers.iter().enumerate() {
-            if let LayerConfig::Dense { units: 0, .. } = layer {
-                return Err((format!("layers[{i}].units"), "must be at least 1".into()));
-            }
-            // Every layer must accept the previous one's output: checked here, with the
-            // layer named, rather than when the model is built.
-            sample = layer
-                .shape_and_params(&sample)
-                .map_err(|e| (format!("layers[{i}]"), e.to_string()))?
-                .0;
-        }
+        graph::check(&self.model, &self.layers)?;
         self.compile
             .optimizer
             .validate()
@@ -333,11 +302,9 @@ impl ModelSpec {
     }
 
     /// Builds and compiles the model, seeded with `fit.seed`.
-    pub fn build(&self) -> Result<Sequential> {
-        let mut model = Sequential::with_seed(&self.model.input_shape, self.fit.seed);
-        for layer in &self.layers {
-            model.add_boxed(layer.to_layer())?;
-        }
+    pub fn build(&self) -> Result<Model> {
+        let mut model = graph::build(&self.model, &self.layers, self.fit.seed)
+            .map_err(|(field, message)| Error::invalid(format!("{field}: {message}")))?;
         model.compile(
             self.compile.optimizer.clone(),
             self.compile.loss,
@@ -346,14 +313,18 @@ impl ModelSpec {
         Ok(model)
     }
 
+    /// The layer configurations, in order (merges and shared calls left out).
+    pub fn layer_configs(&self) -> impl Iterator<Item = &LayerConfig> {
+        self.layers.iter().filter_map(LayerEntry::config)
+    }
+
     /// The spec of a compiled model, with the given fit settings (the other direction).
-    pub fn from_model(model: &Sequential, fit: FitSpec, data: Option<DataSpec>) -> Result<Self> {
+    pub fn from_model(model: &Model, fit: FitSpec, data: Option<DataSpec>) -> Result<Self> {
         let compiled = model.compiled("ModelSpec::from_model")?;
+        let (section, layers) = graph::describe(model);
         Ok(ModelSpec {
-            model: ModelSection {
-                input_shape: model.input_shape().to_vec(),
-            },
-            layers: model.layers().map(|(_, l)| l.config()).collect(),
+            model: section,
+            layers,
             compile: CompileSpec {
                 optimizer: compiled.optimizer,
                 loss: compiled.loss,

@@ -1,0 +1,608 @@
+//! The layers of a model file, as a stack or as a graph:
+//!
+//! ```toml
+//! [model]
+//! inputs = [{ name = "pixels", shape = [784] }]
+//! outputs = ["probs"]
+//!
+//! [[layers]]
+//! name = "h1"
+//! type = "dense"
+//! units = 128
+//! inputs = ["pixels"]     # without `inputs`, a layer reads the previous layer's output
+//!
+//! [[layers]]
+//! name = "sum"
+//! type = "add"            # add | concatenate | multiply | dot
+//! inputs = ["h1", "h2"]
+//!
+//! [[layers]]
+//! name = "tower_b"
+//! shares = "tower_a"      # calls layer tower_a again, with its weights
+//! inputs = ["b"]
+//! ```
+//!
+//! A layer may also say `trainable = false` (frozen: `fit` leaves its weights alone).
+
+use std::collections::HashMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::nn::{LayerConfig, Merge};
+use crate::train::{Graph, GraphLayer, Model, Sequential, SymbolicTensor};
+
+/// `[model]`: the inputs (one shape for a stack, or named inputs) and, for a graph, the
+/// layers whose outputs the model returns.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelSection {
+    /// Shape of one sample, without the batch axis (a model of one input).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub input_shape: Vec<usize>,
+    /// Named inputs of a graph.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub inputs: Vec<InputEntry>,
+    /// The outputs of a graph, by layer name (default: the last layer).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub outputs: Vec<String>,
+}
+
+/// A named input and the shape of one sample.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InputEntry {
+    pub name: String,
+    pub shape: Vec<usize>,
+}
+
+/// What a `[[layers]]` entry computes.
+#[derive(Clone, Debug, PartialEq)]
+pub enum LayerKind {
+    Layer(LayerConfig),
+    Merge(Merge),
+    /// Another call of an earlier layer, sharing its weights.
+    Shares(String),
+}
+
+/// One `[[layers]]` entry: the layer, its name, what it reads and whether it trains.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(try_from = "toml::Table", into = "toml::Table")]
+pub struct LayerEntry {
+    pub name: Option<String>,
+    pub kind: LayerKind,
+    /// The values it reads, by input or layer name; None: the previous layer's output.
+    pub inputs: Option<Vec<String>>,
+    pub trainable: bool,
+}
+
+impl From<LayerConfig> for LayerEntry {
+    fn from(config: LayerConfig) -> Self {
+        LayerEntry {
+            name: None,
+            kind: LayerKind::Layer(config),
+            inputs: None,
+            trainable: true,
+        }
+    }
+}
+
+impl LayerEntry {
+    /// The layer's configuration, unless it is a merge or a shared call.
+    pub fn config(&self) -> Option<&LayerConfig> {
+        match &self.kind {
+            LayerKind::Layer(config) => Some(config),
+            _ => None,
+        }
+    }
+
+    /// Whether the entry needs the graph form (it names inputs, merges or shares).
+    fn is_graph(&self) -> bool {
+        self.inputs.is_some() || !matches!(self.kind, LayerKind::Layer(_))
+    }
+}
+
+impl TryFrom<toml::Table> for LayerEntry {
+    type Error = String;
+
+    fn try_from(mut table: toml::Table) -> Result<Self, String> {
+        let text = |v: toml::Value, key: &str| -> Result<String, String> {
+            v.as_str()
+                .map(str::to_string)
+                .ok_or_else(|| format!("`{key}` must be a string"))
+        };
+        let name = table.remove("name").map(|v| text(v, "name")).transpose()?;
+        let inputs = table
+            .remove("inputs")
+            .map(|v| -> Result<Vec<String>, String> {
+                let list = v.as_array().ok_or("`inputs` must be a list of names")?;
+                list.iter().map(|v| text(v.clone(), "inputs")).collect()
+            })
+            .transpose()?;
+        let trainable = match table.remove("trainable") {
+            Some(v) => v.as_bool().ok_or("`trainable` must be true or false")?,
+            None => true,
+        };
+        let kind = if let Some(shared) = table.remove("shares") {
+            if !table.is_empty() {
+                let keys: Vec<&String> = table.keys().collect();
+                return Err(format!(
+                    "a `shares` entry takes only name, inputs and trainable, not {keys:?}"
+                ));
+            }
+            LayerKind::Shares(text(shared, "shares")?)
+        } else {
+            let kind = table.get("type").and_then(|t| t.as_str()).unwrap_or("");
+            let value = toml::Value::Table(table.clone());
+            if Merge::TYPES.contains(&kind) {
+                LayerKind::Merge(Merge::deserialize(value).map_err(|e| e.message().to_string())?)
+            } else {
+                LayerKind::Layer(
+                    LayerConfig::deserialize(value).map_err(|e| e.message().to_string())?,
+                )
+            }
+        };
+        Ok(LayerEntry {
+            name,
+            kind,
+            inputs,
+            trainable,
+        })
+    }
+}
+
+impl From<LayerEntry> for toml::Table {
+    fn from(entry: LayerEntry) -> toml::Table {
+        let mut table = toml::Table::new();
+        if let Some(name) = entry.name {
+            table.insert("name".into(), name.into());
+        }
+        let body = match entry.kind {
+            LayerKind::Layer(config) => toml::Table::try_from(config).ok(),
+            LayerKind::Merge(merge) => toml::Table::try_from(merge).ok(),
+            LayerKind::Shares(shared) => {
+                table.insert("shares".into(), shared.into());
+                None
+            }
+        };
+        table.extend(body.unwrap_or_default());
+        if let Some(inputs) = entry.inputs {
+            let list = inputs.into_iter().map(toml::Value::from).collect();
+            table.insert("inputs".into(), toml::Value::Array(list));
+        }
+        if !entry.trainable {
+            table.insert("trainable".into(), false.into());
+        }
+        table
+    }
+}
+
+/// The model a file's `[model]` and `[[layers]]` describe.
+pub(crate) enum Plan<'a> {
+    /// A straight stack on one input: built as a `Sequential`.
+    Stack(&'a [usize]),
+    /// Named inputs, and layers that read them and each other.
+    Graph,
+}
+
+/// Which form the file takes; an error (field, message) when it mixes them.
+pub(crate) fn plan<'a>(
+    model: &'a ModelSection,
+    layers: &[LayerEntry],
+) -> Result<Plan<'a>, (String, String)> {
+    match (model.input_shape.is_empty(), model.inputs.is_empty()) {
+        (false, false) => Err((
+            "model".into(),
+            "give either input_shape (a stack) or inputs (a graph), not both".into(),
+        )),
+        (true, true) => Err((
+            "model".into(),
+            "needs input_shape (a stack) or inputs (a graph)".into(),
+        )),
+        (false, true) if layers.iter().any(LayerEntry::is_graph) || !model.outputs.is_empty() => {
+            Err((
+                "model.inputs".into(),
+                "a model whose layers name their inputs, merge or share declares named inputs \
+                 (inputs = [{ name = ..., shape = [...] }]) and outputs"
+                    .into(),
+            ))
+        }
+        (false, true) => Ok(Plan::Stack(&model.input_shape)),
+        (true, false) => Ok(Plan::Graph),
+    }
+}
+
+/// Builds the (uncompiled) model, seeded with `seed`. Errors name the field at fault.
+pub(crate) fn build(
+    model: &ModelSection,
+    layers: &[LayerEntry],
+    seed: u64,
+) -> Result<Model, (String, String)> {
+    if layers.is_empty() {
+        return Err(("layers".into(), "the model needs at least one layer".into()));
+    }
+    match plan(model, layers)? {
+        Plan::Stack(shape) => {
+            let mut stack = Sequential::with_seed(shape, seed);
+            for (i, entry) in layers.iter().enumerate() {
+                let config = entry.config().expect("a stack has plain layers");
+                stack
+                    .add_boxed(config.to_layer())
+                    .map_err(|e| (format!("layers[{i}]"), e.to_string()))?;
+                if !entry.trainable {
+                    let name = stack.layers().last().map(|(n, _)| n.to_string());
+                    if let Some(name) = name {
+                        stack
+                            .set_trainable(&name, false)
+                            .map_err(|e| (format!("layers[{i}]"), e.to_string()))?;
+                    }
+                }
+            }
+            Ok(stack.into_model())
+        }
+        Plan::Graph => build_graph(model, layers, seed),
+    }
+}
+
+/// What the walk over a graph's entries does with them: check shapes, or build layers.
+trait Visit {
+    /// A value of the graph: a shape, or a symbolic tensor.
+    type Value: Clone;
+    fn input(&mut self, name: &str, shape: &[usize]) -> Result<Self::Value>;
+    /// A new layer, named `name` (Keras's default name when None), called on `x`; returns
+    /// the layer's name and output.
+    fn layer(
+        &mut self,
+        name: Option<&str>,
+        config: &LayerConfig,
+        x: &Self::Value,
+    ) -> Result<(String, Self::Value)>;
+    fn merge(
+        &mut self,
+        name: Option<&str>,
+        merge: Merge,
+        xs: &[&Self::Value],
+    ) -> Result<(String, Self::Value)>;
+    /// Calls the layer `target` again; None when there is no such layer.
+    fn share(&mut self, target: &str, x: &Self::Value) -> Option<Result<Self::Value>>;
+}
+
+/// Walks a graph's inputs and entries in order, resolving the names each entry reads.
+/// Returns the inputs and the outputs.
+#[allow(clippy::type_complexity)]
+fn walk<V: Visit>(
+    model: &ModelSection,
+    layers: &[LayerEntry],
+    visit: &mut V,
+) -> Result<(Vec<V::Value>, Vec<V::Value>), (String, String)> {
+    let mut values: HashMap<String, V::Value> = HashMap::new();
+    let mut inputs = Vec::new();
+    for (i, input) in model.inputs.iter().enumerate() {
+        let field = format!("model.inputs[{i}]");
+        if values.contains_key(&input.name) {
+            return Err((field, format!("the name '{}' is used twice", input.name)));
+        }
+        let t = visit
+            .input(&input.name, &input.shape)
+            .map_err(|e| (field, e.to_string()))?;
+        values.insert(input.name.clone(), t.clone());
+        inputs.push(t);
+    }
+    let mut previous = inputs.last().cloned();
+    let mut last_name = None;
+    for (i, entry) in layers.iter().enumerate() {
+        let field = format!("layers[{i}]");
+        let fail = |e: Error| (field.clone(), e.to_string());
+        let read: Vec<V::Value> = match &entry.inputs {
+            Some(names) => names
+                .iter()
+                .map(|n| {
+                    values.get(n).cloned().ok_or_else(|| {
+                        (
+                            format!("{field}.inputs"),
+                            format!("no input or earlier layer is named '{n}'"),
+                        )
+                    })
+                })
+                .collect::<Result<_, _>>()?,
+            None if model.inputs.len() > 1 && i == 0 => {
+                return Err((
+                    format!("{field}.inputs"),
+                    "the first layer of a model with several inputs names the ones it reads".into(),
+                ))
+            }
+            None => previous.iter().cloned().collect(),
+        };
+        let refs: Vec<&V::Value> = read.iter().collect();
+        let one = || -> Result<&V::Value, (String, String)> {
+            match refs.as_slice() {
+                [x] => Ok(*x),
+                _ => Err((
+                    format!("{field}.inputs"),
+                    format!("this layer reads one input, got {}", refs.len()),
+                )),
+            }
+        };
+        let name = entry.name.as_deref();
+        let (name, out) = match &entry.kind {
+            LayerKind::Layer(config) => visit.layer(name, config, one()?).map_err(fail)?,
+            LayerKind::Merge(merge) => visit.merge(name, *merge, &refs).map_err(fail)?,
+            LayerKind::Shares(target) => {
+                let name = name.ok_or_else(|| {
+                    (
+                        format!("{field}.name"),
+                        "a `shares` entry names its output".to_string(),
+                    )
+                })?;
+                let out = visit.share(target, one()?).ok_or_else(|| {
+                    (
+                        format!("{field}.shares"),
+                        format!("no earlier layer is named '{target}'"),
+                    )
+                })?;
+                (name.to_string(), out.map_err(fail)?)
+            }
+        };
+        if values.contains_key(&name) {
+            return Err((
+                format!("{field}.name"),
+                format!("the name '{name}' is used twice"),
+            ));
+        }
+        values.insert(name.clone(), out.clone());
+        previous = Some(out);
+        last_name = Some(name);
+    }
+    let output_names = if model.outputs.is_empty() {
+        last_name.into_iter().collect()
+    } else {
+        model.outputs.clone()
+    };
+    let outputs = output_names
+        .iter()
+        .map(|n| {
+            values
+                .get(n)
+                .cloned()
+                .ok_or_else(|| ("model.outputs".into(), format!("no layer is named '{n}'")))
+        })
+        .collect::<Result<_, _>>()?;
+    Ok((inputs, outputs))
+}
+
+/// Checks every entry's shapes without creating any weight (a hostile file may ask for
+/// layers too large to allocate).
+struct ShapeCheck {
+    /// Each layer's input and output shape, for shared calls.
+    layers: HashMap<String, (Vec<usize>, Vec<usize>)>,
+    count: usize,
+    /// Weights the layers declare, or None once the count overflows.
+    params: Option<usize>,
+}
+
+impl Visit for ShapeCheck {
+    type Value = Vec<usize>;
+
+    fn input(&mut self, name: &str, shape: &[usize]) -> Result<Vec<usize>> {
+        if shape.is_empty() || shape.contains(&0) || crate::tensor::checked_numel(shape).is_none() {
+            return Err(Error::invalid(format!(
+                "input '{name}' needs a non-empty shape of positive sizes, got {shape:?}"
+            )));
+        }
+        Ok(shape.to_vec())
+    }
+
+    fn layer(
+        &mut self,
+        name: Option<&str>,
+        config: &LayerConfig,
+        x: &Vec<usize>,
+    ) -> Result<(String, Vec<usize>)> {
+        let (out, params) = config.shape_and_params(x)?;
+        self.params = self.params.and_then(|p| p.checked_add(params));
+        self.count += 1;
+        let name = name.map_or_else(|| format!("layer {}", self.count), str::to_string);
+        self.layers.insert(name.clone(), (x.clone(), out.clone()));
+        Ok((name, out))
+    }
+
+    fn merge(
+        &mut self,
+        name: Option<&str>,
+        merge: Merge,
+        xs: &[&Vec<usize>],
+    ) -> Result<(String, Vec<usize>)> {
+        let shapes: Vec<&[usize]> = xs.iter().map(|x| x.as_slice()).collect();
+        self.count += 1;
+        let name = name.map_or_else(|| format!("layer {}", self.count), str::to_string);
+        Ok((name, merge.output_shape(&shapes)?))
+    }
+
+    fn share(&mut self, target: &str, x: &Vec<usize>) -> Option<Result<Vec<usize>>> {
+        let (built_for, out) = self.layers.get(target)?;
+        Some(if built_for == x {
+            Ok(out.clone())
+        } else {
+            Err(Error::invalid(format!(
+                "layer '{target}' takes {built_for:?}, this call gives it {x:?}"
+            )))
+        })
+    }
+}
+
+/// Checks the shapes of every layer, naming the entry at fault, without creating weights.
+pub(crate) fn check(model: &ModelSection, layers: &[LayerEntry]) -> Result<(), (String, String)> {
+    param_count(model, layers).map(|_| ())
+}
+
+/// The number of weights the layers declare (a shared layer's once), checking every
+/// layer's shapes on the way; an error (field, message) names the entry at fault.
+pub(crate) fn param_count(
+    model: &ModelSection,
+    layers: &[LayerEntry],
+) -> Result<usize, (String, String)> {
+    if layers.is_empty() {
+        return Err(("layers".into(), "the model needs at least one layer".into()));
+    }
+    let overflow = || {
+        (
+            "layers".to_string(),
+            "the parameter count overflows".to_string(),
+        )
+    };
+    match plan(model, layers)? {
+        Plan::Stack(shape) => {
+            if shape.contains(&0) {
+                return Err((
+                    "model.input_shape".into(),
+                    format!("must be non-empty with positive sizes, got {shape:?}"),
+                ));
+            }
+            if crate::tensor::checked_numel(shape).is_none() {
+                return Err((
+                    "model.input_shape".into(),
+                    format!("{shape:?} is too large"),
+                ));
+            }
+            let mut sample = shape.to_vec();
+            let mut total = 0usize;
+            for (i, entry) in layers.iter().enumerate() {
+                let config = entry.config().expect("a stack has plain layers");
+                if let LayerConfig::Dense { units: 0, .. } = config {
+                    return Err((format!("layers[{i}].units"), "must be at least 1".into()));
+                }
+                // Every layer must accept the previous one's output: checked here, with the
+                // layer named, rather than when the model is built.
+                let (out, params) = config
+                    .shape_and_params(&sample)
+                    .map_err(|e| (format!("layers[{i}]"), e.to_string()))?;
+                total = total.checked_add(params).ok_or_else(overflow)?;
+                sample = out;
+            }
+            Ok(total)
+        }
+        Plan::Graph => {
+            let mut visit = ShapeCheck {
+                layers: HashMap::new(),
+                count: 0,
+                params: Some(0),
+            };
+            walk(model, layers, &mut visit)?;
+            visit.params.ok_or_else(overflow)
+        }
+    }
+}
+
+/// Builds the layers of a graph, each on its first call.
+struct Build {
+    graph: Graph,
+    layers: HashMap<String, GraphLayer>,
+}
+
+impl Visit for Build {
+    type Value = SymbolicTensor;
+
+    fn input(&mut self, name: &str, shape: &[usize]) -> Result<SymbolicTensor> {
+        self.graph.input(name, shape)
+    }
+
+    fn layer(
+        &mut self,
+        name: Option<&str>,
+        config: &LayerConfig,
+        x: &SymbolicTensor,
+    ) -> Result<(String, SymbolicTensor)> {
+        let layer = self.graph.add_boxed(name, config.to_layer())?;
+        let out = layer.call(x)?;
+        let name = layer.name();
+        self.layers.insert(name.clone(), layer);
+        Ok((name, out))
+    }
+
+    fn merge(
+        &mut self,
+        name: Option<&str>,
+        merge: Merge,
+        xs: &[&SymbolicTensor],
+    ) -> Result<(String, SymbolicTensor)> {
+        let name = match name {
+            Some(n) => n.to_string(),
+            None => self.graph.default_name(merge.kind())?,
+        };
+        Ok((name.clone(), self.graph.merge_named(&name, merge, xs)?))
+    }
+
+    fn share(&mut self, target: &str, x: &SymbolicTensor) -> Option<Result<SymbolicTensor>> {
+        Some(self.layers.get(target)?.call(x))
+    }
+}
+
+fn build_graph(
+    model: &ModelSection,
+    layers: &[LayerEntry],
+    seed: u64,
+) -> Result<Model, (String, String)> {
+    let mut visit = Build {
+        graph: Graph::with_seed(seed),
+        layers: HashMap::new(),
+    };
+    let (inputs, outputs) = walk(model, layers, &mut visit)?;
+    let inputs: Vec<&SymbolicTensor> = inputs.iter().collect();
+    let outputs: Vec<&SymbolicTensor> = outputs.iter().collect();
+    let mut model =
+        Model::new(&inputs, &outputs).map_err(|e| ("model".to_string(), e.to_string()))?;
+    for (i, entry) in layers.iter().enumerate() {
+        if let (false, Some(name)) = (entry.trainable, &entry.name) {
+            model
+                .set_trainable(name, false)
+                .map_err(|e| (format!("layers[{i}].trainable"), e.to_string()))?;
+        }
+    }
+    Ok(model)
+}
+
+/// The `[model]` and `[[layers]]` that rebuild `model` (the other direction).
+pub(crate) fn describe(model: &Model) -> (ModelSection, Vec<LayerEntry>) {
+    if model.is_sequential() {
+        let section = ModelSection {
+            input_shape: model.input_shape().to_vec(),
+            ..ModelSection::default()
+        };
+        let layers = model
+            .entries()
+            .map(|(_, config, trainable)| LayerEntry {
+                trainable,
+                ..LayerEntry::from(config.expect("a stack has plain layers"))
+            })
+            .collect();
+        return (section, layers);
+    }
+    let section = ModelSection {
+        input_shape: Vec::new(),
+        inputs: model
+            .inputs()
+            .iter()
+            .map(|i| InputEntry {
+                name: i.name.clone(),
+                shape: i.shape.clone(),
+            })
+            .collect(),
+        outputs: model.output_names(),
+    };
+    let layers = model
+        .call_list()
+        .into_iter()
+        .map(|call| LayerEntry {
+            name: Some(call.name),
+            kind: match (call.first, call.config, call.merge) {
+                (false, _, _) => LayerKind::Shares(call.layer),
+                (true, Some(config), _) => LayerKind::Layer(config),
+                (true, None, Some(merge)) => LayerKind::Merge(merge),
+                (true, None, None) => unreachable!("a call is of a layer or a merge"),
+            },
+            inputs: Some(call.inputs),
+            trainable: call.trainable,
+        })
+        .collect();
+    (section, layers)
+}
