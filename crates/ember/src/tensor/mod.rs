@@ -6,8 +6,10 @@ pub mod activation;
 pub mod broadcast;
 pub mod conv;
 pub mod denormal;
+pub mod elementwise;
 pub mod matmul;
 pub mod random;
+pub mod reduce;
 pub mod threads;
 pub mod update;
 

@@ -112,8 +112,8 @@ pub(crate) fn backward(out: &Node, before: &mut [Node], scratch: &mut Scratch) {
         Op::Reshape(x) => reduce::backward_reshape(x, out, before),
         Op::Sum(x) => reduce::backward_sum(x, 1.0, out, before),
         Op::Mean(x) => {
-            let n = before[x.0].value.len().max(1) as f32;
-            reduce::backward_sum(x, 1.0 / n, out, before)
+            let factor = crate::tensor::reduce::mean_factor(before[x.0].value.len());
+            reduce::backward_sum(x, factor, out, before)
         }
         Op::MatMul(a, b) => linear::backward_matmul(a, b, out, before),
         Op::Linear {
