@@ -7,6 +7,7 @@ pub mod broadcast;
 pub mod conv;
 pub mod denormal;
 pub mod elementwise;
+pub mod linear;
 pub mod matmul;
 pub mod random;
 pub mod reduce;
