@@ -5,6 +5,7 @@
 pub mod activation;
 pub mod broadcast;
 pub mod conv;
+pub mod conv2d;
 pub mod denormal;
 pub mod elementwise;
 pub mod linear;
@@ -21,6 +22,13 @@ use crate::error::{Error, Result};
 pub struct Tensor {
     shape: Vec<usize>,
     data: Vec<f32>,
+}
+
+/// A gradient buffer a backward kernel fills: written, or added to when `accumulate` (another
+/// path already wrote this step's gradient).
+pub struct GradBuf<'a> {
+    pub buf: &'a mut [f32],
+    pub accumulate: bool,
 }
 
 /// Number of elements of a shape (1 for a scalar, whose shape is `[]`).

@@ -12,9 +12,10 @@ pub(crate) mod normalization;
 pub(crate) mod reduce;
 pub(crate) mod warp;
 
-use super::tape::{Node, Scratch, Var};
+use super::tape::{GradOut, Node, Scratch, Var};
 use crate::tensor::activation::Activation;
 use crate::tensor::conv::Window;
+use crate::tensor::GradBuf;
 use elementwise::{BinaryOp, UnaryOp};
 use loss::LossOp;
 use normalization::NormStats;
@@ -129,8 +130,8 @@ pub(crate) fn backward(out: &Node, before: &mut [Node], scratch: &mut Scratch) {
             activation,
             window,
         } => conv::backward_conv2d(x, kernel, bias, activation, &window, out, before),
-        Op::MaxPool2d { x, window } => conv::backward_max_pool(x, &window, out, before),
-        Op::AvgPool2d { x, window } => conv::backward_avg_pool(x, &window, out, before),
+        Op::MaxPool2d { x, window } => conv::backward_pool(x, &window, false, out, before),
+        Op::AvgPool2d { x, window } => conv::backward_pool(x, &window, true, out, before),
         Op::BatchNorm {
             x,
             gamma,
@@ -152,5 +153,13 @@ pub(crate) fn backward(out: &Node, before: &mut [Node], scratch: &mut Scratch) {
             target,
             weights,
         } => loss::backward(op, prediction, target, weights, out, before),
+    }
+}
+
+/// A gradient buffer taken out of its node, as the kernels fill it.
+pub(crate) fn grad_buf(grad: &mut GradOut) -> GradBuf<'_> {
+    GradBuf {
+        accumulate: grad.accumulate,
+        buf: grad.buf.data_mut(),
     }
 }
