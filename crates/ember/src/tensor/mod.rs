@@ -10,6 +10,7 @@ pub mod denormal;
 pub mod elementwise;
 pub mod linear;
 pub mod matmul;
+pub mod normalization;
 pub mod random;
 pub mod reduce;
 pub mod threads;
