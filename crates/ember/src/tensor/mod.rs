@@ -8,6 +8,7 @@ pub mod conv;
 pub mod conv2d;
 pub mod denormal;
 pub mod elementwise;
+pub mod embedding;
 pub mod linear;
 pub mod matmul;
 pub mod normalization;
