@@ -3,6 +3,7 @@
 //! Kernels live here, and only here, so that another backend can later be added in one place.
 
 pub mod activation;
+pub mod attention;
 pub mod broadcast;
 pub mod conv;
 pub mod conv2d;
