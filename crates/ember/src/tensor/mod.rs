@@ -11,6 +11,7 @@ pub mod denormal;
 pub mod elementwise;
 pub mod embedding;
 pub mod linear;
+pub mod loss;
 pub mod matmul;
 pub mod normalization;
 pub mod random;
