@@ -18,6 +18,7 @@ pub mod random;
 pub mod reduce;
 pub mod threads;
 pub mod update;
+pub mod warp;
 
 use crate::error::{Error, Result};
 
