@@ -10,6 +10,7 @@ pub mod conv2d;
 pub mod denormal;
 pub mod elementwise;
 pub mod embedding;
+pub mod forward;
 pub mod linear;
 pub mod loss;
 pub mod matmul;

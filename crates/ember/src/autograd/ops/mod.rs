@@ -6,6 +6,8 @@ pub(crate) mod attention;
 pub(crate) mod conv;
 pub(crate) mod elementwise;
 pub(crate) mod embedding;
+#[cfg(test)]
+mod forward_equivalence;
 pub(crate) mod linear;
 pub(crate) mod loss;
 pub(crate) mod normalization;
