@@ -4,6 +4,7 @@ use serde::{Deserialize, Serialize};
 
 use super::Slots;
 use crate::autograd::Tape;
+use crate::tensor::update::{self, RmsPropStep};
 
 /// Keras `RMSprop()`: learning_rate 0.001, rho 0.9, momentum 0, epsilon 1e-7.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -45,23 +46,20 @@ impl RmsProp {
 
     pub(crate) fn step(&mut self, tape: &mut Tape) {
         self.iterations += 1;
-        let (lr, rho, mu, eps) = (self.learning_rate, self.rho, self.momentum, self.epsilon);
+        let step = RmsPropStep {
+            lr: self.learning_rate,
+            rho: self.rho,
+            epsilon: self.epsilon,
+        };
+        let mu = self.momentum;
         for (i, (w, g)) in tape.params_and_grads_mut().enumerate() {
             let Some(g) = g else { continue };
             let ms = self.mean_square.get(i, w);
             if mu == 0.0 {
-                for ((w, &g), s) in w.data_mut().iter_mut().zip(g.data()).zip(ms) {
-                    *s = rho * *s + (1.0 - rho) * g * g;
-                    *w -= lr * g / (*s + eps).sqrt();
-                }
+                update::rmsprop(w.data_mut(), g.data(), ms, step);
             } else {
                 let velocity = self.velocity.get(i, w);
-                for (((w, &g), s), m) in w.data_mut().iter_mut().zip(g.data()).zip(ms).zip(velocity)
-                {
-                    *s = rho * *s + (1.0 - rho) * g * g;
-                    *m = mu * *m + lr * g / (*s + eps).sqrt();
-                    *w -= *m;
-                }
+                update::rmsprop_momentum(w.data_mut(), g.data(), ms, velocity, mu, step);
             }
         }
     }

@@ -4,6 +4,7 @@ use serde::{Deserialize, Serialize};
 
 use super::Slots;
 use crate::autograd::Tape;
+use crate::tensor::update;
 
 /// Keras `SGD()`: learning_rate 0.01, momentum 0, nesterov false.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -50,16 +51,11 @@ impl Sgd {
         for (i, (w, g)) in tape.params_and_grads_mut().enumerate() {
             let Some(g) = g else { continue };
             if mu == 0.0 {
-                for (w, &g) in w.data_mut().iter_mut().zip(g.data()) {
-                    *w -= lr * g;
-                }
+                update::sgd(w.data_mut(), g.data(), lr);
                 continue;
             }
             let velocity = self.velocity.get(i, w);
-            for ((w, &g), m) in w.data_mut().iter_mut().zip(g.data()).zip(velocity) {
-                *m = mu * *m - lr * g;
-                *w += if nesterov { mu * *m - lr * g } else { *m };
-            }
+            update::sgd_momentum(w.data_mut(), g.data(), velocity, lr, mu, nesterov);
         }
     }
 }

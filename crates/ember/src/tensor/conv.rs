@@ -4,6 +4,32 @@
 
 use crate::error::{Error, Result};
 
+/// How a convolution is computed; both give the same values, to rounding.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ConvAlgorithm {
+    /// Each run of samples' patches laid out by im2col, then one matrix product.
+    Im2col,
+    /// Window by window, without patches.
+    Direct,
+}
+
+thread_local! {
+    /// The algorithm forced on this thread's convolutions, if any.
+    static FORCED: std::cell::Cell<Option<ConvAlgorithm>> = const { std::cell::Cell::new(None) };
+}
+
+/// Puts the convolutions this thread runs, forward and backward, on one algorithm
+/// (`None`: back to the default, im2col); for benchmarks and tests that compare them. Per
+/// thread, so that it never changes a computation running elsewhere.
+pub fn force_conv_algorithm(algorithm: Option<ConvAlgorithm>) {
+    FORCED.set(algorithm);
+}
+
+/// The algorithm this thread's convolutions use.
+pub fn conv_algorithm() -> ConvAlgorithm {
+    FORCED.get().unwrap_or(ConvAlgorithm::Im2col)
+}
+
 /// Shapes of a 2-D convolution or pooling window sliding over NHWC input.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Window {

@@ -1,44 +1,70 @@
-//! TEMPORARY stand-in for the tape-free forward kernels (replaced by the kernels branch).
+//! Tape-free inference: each function checks its operands as the `Tape` op of the same name
+//! does (the same errors) and runs the same kernel, so its values are bit-identical to the
+//! tape's.
 
-use crate::autograd::{BinaryOp, LossOp, Tape, UnaryOp};
+use super::activation::Activation;
+use super::attention::{
+    attention as attention_kernel, attention_dims, attention_probs_len,
+    batch_matmul as batch_matmul_kernel, batch_matmul_dims,
+};
+use super::broadcast::broadcast_shape;
+use super::conv::Window;
+use super::conv2d::{conv2d as conv2d_kernel, conv2d_window, pool2d};
+use super::elementwise::{self, BinaryOp, UnaryOp};
+use super::embedding::{embedding_dim, gather};
+use super::linear::{linear as linear_kernel, linear_dims, linear_shape, matmul_dims};
+use super::loss::{check_loss, loss as loss_kernel, LossOp};
+use super::matmul::{matmul as matmul_kernel, MatRef};
+use super::normalization::{
+    batch_norm as batch_norm_kernel, batch_norm_channels, layer_norm as layer_norm_kernel,
+    layer_norm_features,
+};
+use super::reduce::{mean_factor, scaled_sum};
+use super::Tensor;
 use crate::error::Result;
-use crate::tensor::activation::Activation;
-use crate::tensor::Tensor;
 
-fn run(
-    inputs: &[&Tensor],
-    f: impl FnOnce(&mut Tape, &[crate::Var]) -> Result<crate::Var>,
-) -> Result<Tensor> {
-    let mut tape = Tape::new();
-    let vars: Vec<_> = inputs.iter().map(|t| tape.constant(t)).collect();
-    let out = f(&mut tape, &vars)?;
-    Ok(tape.take_value(out))
-}
-
-fn opt<'a>(inputs: &mut Vec<&'a Tensor>, t: Option<&'a Tensor>) -> Option<usize> {
-    t.map(|t| {
-        inputs.push(t);
-        inputs.len() - 1
-    })
-}
-
+/// The dense layer, `activation(x · w + b)`: x (…, in), w (in, units), b (units).
 pub fn linear(
     x: &Tensor,
     w: &Tensor,
     b: Option<&Tensor>,
     activation: Activation,
 ) -> Result<Tensor> {
-    let mut i = vec![x, w];
-    let bi = opt(&mut i, b);
-    run(&i, |t, v| {
-        t.linear(v[0], v[1], bi.map(|j| v[j]), activation)
-    })
+    let (inputs, units) = linear_dims(x.shape(), w.shape(), b.map(Tensor::shape))?;
+    let rows = x.len() / inputs.max(1);
+    let mut out = Tensor::zeros(&linear_shape(x.shape(), units));
+    // The tape records an activation that needs its input as a node of its own, after the
+    // product: the same values as applying it here.
+    let fused = fused(activation);
+    let b = b.map(Tensor::data);
+    linear_kernel(
+        x.data(),
+        w.data(),
+        b,
+        rows,
+        inputs,
+        units,
+        fused,
+        out.data_mut(),
+    );
+    Ok(apply_unfused(activation, out))
 }
 
+/// Matrix product of two 2-D tensors: (m, k) · (k, n) → (m, n).
 pub fn matmul(a: &Tensor, b: &Tensor) -> Result<Tensor> {
-    run(&[a, b], |t, v| t.matmul(v[0], v[1]))
+    let (m, k, n) = matmul_dims(a.shape(), b.shape())?;
+    let mut out = Tensor::zeros(&[m, n]);
+    matmul_kernel(
+        out.data_mut(),
+        MatRef::new(a.data(), m, k),
+        MatRef::new(b.data(), k, n),
+        false,
+    );
+    Ok(out)
 }
 
+/// `activation(conv2d(x, kernel) + bias)`, channels last: x (batch, height, width, channels),
+/// kernel (kh, kw, channels, filters), bias (filters).
 pub fn conv2d(
     x: &Tensor,
     kernel: &Tensor,
@@ -47,31 +73,59 @@ pub fn conv2d(
     same: bool,
     activation: Activation,
 ) -> Result<Tensor> {
-    let mut i = vec![x, kernel];
-    let bi = opt(&mut i, bias);
-    run(&i, |t, v| {
-        t.conv2d(v[0], v[1], bi.map(|j| v[j]), strides, same, activation)
-    })
+    let (window, filters) = conv2d_window(
+        x.shape(),
+        kernel.shape(),
+        bias.map(Tensor::shape),
+        strides,
+        same,
+    )?;
+    let mut out = Tensor::zeros(&[window.batch, window.out_height, window.out_width, filters]);
+    conv2d_kernel(
+        x.data(),
+        &window,
+        kernel.data(),
+        bias.map(Tensor::data),
+        filters,
+        fused(activation),
+        out.data_mut(),
+    );
+    Ok(apply_unfused(activation, out))
 }
 
+/// Max pooling of (batch, height, width, channels) over `pool`-sized windows.
 pub fn max_pool2d(
     x: &Tensor,
     pool: (usize, usize),
     strides: (usize, usize),
     same: bool,
 ) -> Result<Tensor> {
-    run(&[x], |t, v| t.max_pool2d(v[0], pool, strides, same))
+    pooling(x, Window::new(x.shape(), pool, strides, same)?, false)
 }
 
+/// Average pooling of (batch, height, width, channels) over `pool`-sized windows.
 pub fn avg_pool2d(
     x: &Tensor,
     pool: (usize, usize),
     strides: (usize, usize),
     same: bool,
 ) -> Result<Tensor> {
-    run(&[x], |t, v| t.avg_pool2d(v[0], pool, strides, same))
+    pooling(x, Window::new(x.shape(), pool, strides, same)?, true)
 }
 
+fn pooling(x: &Tensor, window: Window, average: bool) -> Result<Tensor> {
+    let shape = [
+        window.batch,
+        window.out_height,
+        window.out_width,
+        window.channels,
+    ];
+    let mut out = Tensor::zeros(&shape);
+    pool2d(x.data(), &window, average, out.data_mut());
+    Ok(out)
+}
+
+/// Inference batch norm with given per-channel statistics (the moving averages).
 pub fn batch_norm(
     x: &Tensor,
     gamma: Option<&Tensor>,
@@ -80,36 +134,65 @@ pub fn batch_norm(
     variance: &Tensor,
     epsilon: f32,
 ) -> Result<Tensor> {
-    let mut i = vec![x, mean, variance];
-    let gi = opt(&mut i, gamma);
-    let bi = opt(&mut i, beta);
-    run(&i, |t, v| {
-        let stats = crate::autograd::NormStats::Given {
-            mean: v[1],
-            variance: v[2],
-        };
-        t.batch_norm(v[0], gi.map(|j| v[j]), bi.map(|j| v[j]), stats, epsilon)
-    })
+    let per_channel: Vec<&[usize]> = [gamma, beta, Some(mean), Some(variance)]
+        .into_iter()
+        .flatten()
+        .map(Tensor::shape)
+        .collect();
+    let channels = batch_norm_channels(x.shape(), &per_channel, epsilon)?;
+    let mut stats = vec![0.0; 3 * channels];
+    let mut out = Tensor::zeros(x.shape());
+    batch_norm_kernel(
+        x.data(),
+        channels,
+        gamma.map(Tensor::data),
+        beta.map(Tensor::data),
+        Some((mean.data(), variance.data())),
+        epsilon,
+        &mut stats,
+        out.data_mut(),
+    );
+    Ok(out)
 }
 
+/// Layer normalization over the last axis, scaled and shifted by `gamma` and `beta` if given.
 pub fn layer_norm(
     x: &Tensor,
     gamma: Option<&Tensor>,
     beta: Option<&Tensor>,
     epsilon: f32,
 ) -> Result<Tensor> {
-    let mut i = vec![x];
-    let gi = opt(&mut i, gamma);
-    let bi = opt(&mut i, beta);
-    run(&i, |t, v| {
-        t.layer_norm(v[0], gi.map(|j| v[j]), bi.map(|j| v[j]), epsilon)
-    })
+    let per_feature: Vec<&[usize]> = [gamma, beta]
+        .into_iter()
+        .flatten()
+        .map(Tensor::shape)
+        .collect();
+    let features = layer_norm_features(x.shape(), &per_feature, epsilon)?;
+    let mut stats = vec![0.0; 2 * (x.len() / features)];
+    let mut out = Tensor::zeros(x.shape());
+    layer_norm_kernel(
+        x.data(),
+        features,
+        gamma.map(Tensor::data),
+        beta.map(Tensor::data),
+        epsilon,
+        &mut stats,
+        out.data_mut(),
+    );
+    Ok(out)
 }
 
+/// Rows of `table` (vocabulary, dim) at the integer ids in `ids`: shape `ids.shape + [dim]`.
 pub fn embedding(table: &Tensor, ids: &Tensor) -> Result<Tensor> {
-    run(&[table, ids], |t, v| t.embedding(v[0], v[1]))
+    let dim = embedding_dim(table.shape(), ids.data())?;
+    let mut shape = ids.shape().to_vec();
+    shape.push(dim);
+    let mut out = Tensor::zeros(&shape);
+    gather(table.data(), dim, ids.data(), out.data_mut());
+    Ok(out)
 }
 
+/// Multi-head scaled dot-product attention (see `tensor::attention`).
 pub fn attention(
     q: &Tensor,
     k: &Tensor,
@@ -117,51 +200,110 @@ pub fn attention(
     mask: Option<&Tensor>,
     heads: usize,
 ) -> Result<Tensor> {
-    let mut i = vec![q, k, v];
-    let mi = opt(&mut i, mask);
-    run(&i, |t, x| {
-        t.attention(x[0], x[1], x[2], mi.map(|j| x[j]), heads)
-    })
+    let dims = attention_dims(
+        q.shape(),
+        k.shape(),
+        v.shape(),
+        mask.map(Tensor::shape),
+        heads,
+    )?;
+    let mut probs = vec![0.0; attention_probs_len(dims, heads)];
+    let mut out = Tensor::zeros(q.shape());
+    let inputs = (q.data(), k.data(), v.data());
+    let mask = mask.map(Tensor::data);
+    attention_kernel(inputs, mask, dims, heads, out.data_mut(), &mut probs);
+    Ok(out)
 }
 
+/// `a · b` for each of a batch of matrices: (batch, m, k) · (batch, k, n) → (batch, m, n).
 pub fn batch_matmul(a: &Tensor, b: &Tensor) -> Result<Tensor> {
-    run(&[a, b], |t, v| t.batch_matmul(v[0], v[1]))
+    let dims = batch_matmul_dims(a.shape(), b.shape())?;
+    let [batch, m, _, n] = dims;
+    let mut out = Tensor::zeros(&[batch, m, n]);
+    batch_matmul_kernel(a.data(), b.data(), dims, out.data_mut());
+    Ok(out)
 }
 
+/// Any binary elementwise op, with broadcasting.
 pub fn binary(op: BinaryOp, a: &Tensor, b: &Tensor) -> Result<Tensor> {
-    run(&[a, b], |t, v| t.binary(op, v[0], v[1]))
+    let shape = broadcast_shape(a.shape(), b.shape())?;
+    let mut out = Tensor::zeros(&shape);
+    elementwise::binary(
+        op,
+        &shape,
+        (a.data(), a.shape()),
+        (b.data(), b.shape()),
+        out.data_mut(),
+    );
+    Ok(out)
 }
 
+/// Any unary elementwise op.
 pub fn unary(op: UnaryOp, x: &Tensor) -> Result<Tensor> {
-    run(&[x], |t, v| t.unary(op, v[0]))
+    let mut out = Tensor::zeros(x.shape());
+    elementwise::unary(op, x.data(), out.data_mut());
+    Ok(out)
 }
 
+/// `x * factor`.
 pub fn scale(x: &Tensor, factor: f32) -> Tensor {
-    run(&[x], |t, v| t.scale(v[0], factor)).expect("scale")
+    let mut out = Tensor::zeros(x.shape());
+    elementwise::scale(x.data(), factor, out.data_mut());
+    out
 }
 
-pub fn activation(activation: Activation, x: Tensor) -> Tensor {
-    let mut x = x;
-    let row = x.shape().last().copied().unwrap_or(1).max(1);
-    activation.apply(x.data_mut(), row);
+/// `activation(x)` in place; softmax runs over the last axis.
+pub fn activation(activation: Activation, mut x: Tensor) -> Tensor {
+    let row_len = x.shape().last().copied().unwrap_or(1);
+    activation.apply(x.data_mut(), row_len);
     x
 }
 
+/// Sum of all elements, as a scalar.
 pub fn sum(x: &Tensor) -> Tensor {
-    run(&[x], |t, v| t.sum(v[0])).expect("sum")
+    Tensor::scalar(scaled_sum(x.data(), 1.0))
 }
 
+/// Mean of all elements, as a scalar.
 pub fn mean(x: &Tensor) -> Tensor {
-    run(&[x], |t, v| t.mean(v[0])).expect("mean")
+    Tensor::scalar(scaled_sum(x.data(), mean_factor(x.len())))
 }
 
+/// The value Tape::weighted_loss would record (same kernel, same f32 result).
 pub fn loss(
     op: LossOp,
     prediction: &Tensor,
     target: &Tensor,
     weights: Option<&Tensor>,
 ) -> Result<f32> {
-    let mut i = vec![prediction, target];
-    let wi = opt(&mut i, weights);
-    run(&i, |t, v| t.weighted_loss(op, v[0], v[1], wi.map(|j| v[j])))?.item()
+    check_loss(op, prediction.shape(), target, weights.map(Tensor::len))?;
+    let classes = *prediction.shape().last().unwrap_or(&1);
+    let mut probs = Vec::new();
+    Ok(loss_kernel(
+        op,
+        prediction.data(),
+        classes,
+        target.data(),
+        weights.map(Tensor::data),
+        &mut probs,
+    ))
+}
+
+/// The activation a linear or convolution kernel applies itself: not one that needs its
+/// input, which the tape records as a node of its own.
+fn fused(activation: Activation) -> Activation {
+    if activation.needs_input() {
+        Activation::Linear
+    } else {
+        activation
+    }
+}
+
+/// Applies an activation that [`fused`] left out, over the last axis.
+fn apply_unfused(activation: Activation, out: Tensor) -> Tensor {
+    if activation.needs_input() {
+        self::activation(activation, out)
+    } else {
+        out
+    }
 }

@@ -3,15 +3,24 @@
 //! Kernels live here, and only here, so that another backend can later be added in one place.
 
 pub mod activation;
+pub mod attention;
 pub mod broadcast;
 pub mod concat;
 pub mod conv;
+pub mod conv2d;
 pub mod denormal;
+pub mod elementwise;
+pub mod embedding;
 pub mod forward;
+pub mod linear;
+pub mod loss;
 pub mod matmul;
+pub mod normalization;
 pub mod random;
+pub mod reduce;
 pub mod threads;
 pub mod update;
+pub mod warp;
 
 use crate::error::{Error, Result};
 
@@ -20,6 +29,13 @@ use crate::error::{Error, Result};
 pub struct Tensor {
     shape: Vec<usize>,
     data: Vec<f32>,
+}
+
+/// A gradient buffer a backward kernel fills: written, or added to when `accumulate` (another
+/// path already wrote this step's gradient).
+pub struct GradBuf<'a> {
+    pub buf: &'a mut [f32],
+    pub accumulate: bool,
 }
 
 /// Number of elements of a shape (1 for a scalar, whose shape is `[]`).

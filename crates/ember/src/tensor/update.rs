@@ -1,9 +1,67 @@
-//! Parameter-update kernels for the optimizers.
+//! Parameter-update kernels for the optimizers: SGD (with momentum, Nesterov), RMSprop, Adam.
 //!
 //! Adam's update (a square root and a division per weight, every step) is the largest cost
 //! after the matrix products, so it is compiled twice: for the baseline x86-64 target and for
 //! AVX2, chosen at run time. Both versions round identically (no fused multiply-add), so
 //! results do not depend on the machine.
+
+/// Plain SGD: `w -= lr · g`.
+pub fn sgd(w: &mut [f32], g: &[f32], lr: f32) {
+    for (w, &g) in w.iter_mut().zip(g) {
+        *w -= lr * g;
+    }
+}
+
+/// SGD with momentum `mu`, Keras's formulation: `m = mu · m − lr · g`, then `w += m` (or,
+/// Nesterov, `w += mu · m − lr · g`).
+pub fn sgd_momentum(
+    w: &mut [f32],
+    g: &[f32],
+    velocity: &mut [f32],
+    lr: f32,
+    mu: f32,
+    nesterov: bool,
+) {
+    for ((w, &g), m) in w.iter_mut().zip(g).zip(velocity) {
+        *m = mu * *m - lr * g;
+        *w += if nesterov { mu * *m - lr * g } else { *m };
+    }
+}
+
+/// RMSprop's coefficients for one step.
+#[derive(Clone, Copy, Debug)]
+pub struct RmsPropStep {
+    pub lr: f32,
+    pub rho: f32,
+    pub epsilon: f32,
+}
+
+/// One RMSprop step, Keras's formulation (epsilon inside the square root): the mean square
+/// `s` updated in place, then `w -= lr · g / sqrt(s + epsilon)`.
+pub fn rmsprop(w: &mut [f32], g: &[f32], mean_square: &mut [f32], step: RmsPropStep) {
+    let RmsPropStep { lr, rho, epsilon } = step;
+    for ((w, &g), s) in w.iter_mut().zip(g).zip(mean_square) {
+        *s = rho * *s + (1.0 - rho) * g * g;
+        *w -= lr * g / (*s + epsilon).sqrt();
+    }
+}
+
+/// RMSprop with momentum `mu`: `m = mu · m + lr · g / sqrt(s + epsilon)`, then `w -= m`.
+pub fn rmsprop_momentum(
+    w: &mut [f32],
+    g: &[f32],
+    mean_square: &mut [f32],
+    velocity: &mut [f32],
+    mu: f32,
+    step: RmsPropStep,
+) {
+    let RmsPropStep { lr, rho, epsilon } = step;
+    for (((w, &g), s), m) in w.iter_mut().zip(g).zip(mean_square).zip(velocity) {
+        *s = rho * *s + (1.0 - rho) * g * g;
+        *m = mu * *m + lr * g / (*s + epsilon).sqrt();
+        *w -= *m;
+    }
+}
 
 /// Adam's coefficients for one step.
 #[derive(Clone, Copy, Debug)]

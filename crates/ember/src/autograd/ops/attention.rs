@@ -1,58 +1,27 @@
-//! Batched matrix products and fused multi-head scaled dot-product attention.
-//!
-//! Attention takes queries, keys and values of shape (batch, sequence, heads · head_dim) and an
-//! optional key mask (batch, sequence) of 1 (attend) and 0 (padding): per sample and head,
-//! `softmax(Q Kᵀ / √head_dim, masked keys excluded) · V`, written back in the same layout. The
-//! attention probabilities are kept for the backward pass. Work is split by sample across the
-//! threads.
+//! Batched matrix products and fused multi-head scaled dot-product attention as recorded ops;
+//! the kernels (and the layout they expect) are in `tensor::attention`.
 
 use crate::autograd::tape::{GradOut, Node, Tape, Var};
-use crate::error::{Error, Result};
-use crate::tensor::activation::softmax_in_place;
-use crate::tensor::matmul::{matmul_serial, MatRef};
-use crate::tensor::threads::run_jobs;
+use crate::error::Result;
+use crate::tensor::attention::{
+    attention, attention_backward, attention_dims, attention_probs_len, batch_matmul,
+    batch_matmul_dims, batch_matmul_grad_a, batch_matmul_grad_b,
+};
 
 impl Tape {
     /// `a · b` for each of a batch of matrices: (batch, m, k) · (batch, k, n) → (batch, m, n).
     pub fn batch_matmul(&mut self, a: Var, b: Var) -> Result<Var> {
-        let (&[batch, m, k], &[batch_b, k_b, n]) = (self.value(a).shape(), self.value(b).shape())
-        else {
-            return Err(Error::shape(
-                "batch_matmul",
-                format!(
-                    "needs (batch, m, k) and (batch, k, n), got {:?} and {:?}",
-                    self.value(a).shape(),
-                    self.value(b).shape()
-                ),
-            ));
-        };
-        if batch != batch_b || k != k_b {
-            return Err(Error::shape(
-                "batch_matmul",
-                format!(
-                    "{:?} and {:?} do not chain",
-                    self.value(a).shape(),
-                    self.value(b).shape()
-                ),
-            ));
-        }
+        let dims = batch_matmul_dims(self.value(a).shape(), self.value(b).shape())?;
+        let [batch, m, _, n] = dims;
         let requires_grad = self.requires_grad(a) || self.requires_grad(b);
         let i = self.push(super::Op::BatchMatMul(a, b), &[batch, m, n], requires_grad);
         let (before, out) = self.split(i);
-        let jobs: Vec<_> = out
-            .value
-            .data_mut()
-            .chunks_mut((m * n).max(1))
-            .zip(before[a.0].value.data().chunks((m * k).max(1)))
-            .zip(before[b.0].value.data().chunks((k * n).max(1)))
-            .collect();
-        run_jobs(jobs, |((o, a), b)| {
-            matmul_serial(o, MatRef::new(a, m, k), MatRef::new(b, k, n), false)
-        });
+        let (av, bv) = (before[a.0].value.data(), before[b.0].value.data());
+        batch_matmul(av, bv, dims, out.value.data_mut());
         Ok(Var(i))
     }
 
-    /// Multi-head scaled dot-product attention over `heads` heads (see the module notes).
+    /// Multi-head scaled dot-product attention over `heads` heads (see `tensor::attention`).
     pub fn attention(
         &mut self,
         q: Var,
@@ -62,41 +31,13 @@ impl Tape {
         heads: usize,
     ) -> Result<Var> {
         let shape = self.value(q).shape().to_vec();
-        let &[batch, seq, width] = shape.as_slice() else {
-            return Err(Error::shape(
-                "attention",
-                format!("needs (batch, sequence, features) queries, got {shape:?}"),
-            ));
-        };
-        if heads == 0 || width % heads != 0 {
-            return Err(Error::shape(
-                "attention",
-                format!("{width} features do not split into {heads} heads"),
-            ));
-        }
-        for other in [k, v] {
-            if self.value(other).shape() != shape.as_slice() {
-                return Err(Error::shape(
-                    "attention",
-                    format!(
-                        "queries {shape:?}, keys and values {:?}",
-                        self.value(other).shape()
-                    ),
-                ));
-            }
-        }
-        if let Some(m) = mask {
-            if self.value(m).shape() != [batch, seq] {
-                return Err(Error::shape(
-                    "attention",
-                    format!(
-                        "the mask must be (batch, sequence) = {:?}, got {:?}",
-                        [batch, seq],
-                        self.value(m).shape()
-                    ),
-                ));
-            }
-        }
+        let dims = attention_dims(
+            &shape,
+            self.value(k).shape(),
+            self.value(v).shape(),
+            mask.map(|m| self.value(m).shape()),
+            heads,
+        )?;
         let requires_grad = [q, k, v].iter().any(|&x| self.requires_grad(x));
         let i = self.push(
             super::Op::Attention { q, k, v, heads },
@@ -104,168 +45,22 @@ impl Tape {
             requires_grad,
         );
         let (before, out) = self.split(i);
-        let sample = seq * width;
-        let probs_per_sample = heads * seq * seq;
-        out.aux.resize(batch * probs_per_sample, 0.0);
-        let mask_values = mask.map(|m| before[m.0].value.data());
-        let jobs: Vec<_> = out
-            .value
-            .data_mut()
-            .chunks_mut(sample.max(1))
-            .zip(out.aux.chunks_mut(probs_per_sample.max(1)))
-            .enumerate()
-            .collect();
-        let (qv, kv, vv) = (
+        out.aux.resize(attention_probs_len(dims, heads), 0.0);
+        let inputs = (
             before[q.0].value.data(),
             before[k.0].value.data(),
             before[v.0].value.data(),
         );
-        let geometry = Geometry { seq, width, heads };
-        run_jobs(jobs, |(b, (o, probs))| {
-            let range = b * sample..(b + 1) * sample;
-            let keep = mask_values.map(|m| &m[b * seq..(b + 1) * seq]);
-            geometry.forward(
-                &qv[range.clone()],
-                &kv[range.clone()],
-                &vv[range],
-                keep,
-                o,
-                probs,
-            );
-        });
-        Ok(Var(i))
-    }
-}
-
-/// The shapes of one sample's attention.
-#[derive(Clone, Copy)]
-struct Geometry {
-    seq: usize,
-    width: usize,
-    heads: usize,
-}
-
-impl Geometry {
-    fn head_dim(&self) -> usize {
-        self.width / self.heads
-    }
-
-    /// Copies head `h` of a (seq, width) sample into a contiguous (seq, head_dim) matrix.
-    fn gather(&self, x: &[f32], h: usize, dst: &mut [f32]) {
-        let d = self.head_dim();
-        for (row, out) in x.chunks_exact(self.width).zip(dst.chunks_exact_mut(d)) {
-            out.copy_from_slice(&row[h * d..(h + 1) * d]);
-        }
-    }
-
-    /// Writes (or adds) a (seq, head_dim) matrix into head `h` of a (seq, width) sample.
-    fn scatter(&self, src: &[f32], h: usize, x: &mut [f32]) {
-        let d = self.head_dim();
-        for (row, s) in x.chunks_exact_mut(self.width).zip(src.chunks_exact(d)) {
-            row[h * d..(h + 1) * d].copy_from_slice(s);
-        }
-    }
-
-    fn forward(
-        &self,
-        q: &[f32],
-        k: &[f32],
-        v: &[f32],
-        keep: Option<&[f32]>,
-        out: &mut [f32],
-        probs: &mut [f32],
-    ) {
-        let (s, d) = (self.seq, self.head_dim());
-        let scale = 1.0 / (d as f32).sqrt();
-        let (mut qh, mut kh, mut vh, mut oh) = (
-            vec![0.0; s * d],
-            vec![0.0; s * d],
-            vec![0.0; s * d],
-            vec![0.0; s * d],
+        let mask = mask.map(|m| before[m.0].value.data());
+        attention(
+            inputs,
+            mask,
+            dims,
+            heads,
+            out.value.data_mut(),
+            &mut out.aux,
         );
-        for (h, p) in probs.chunks_exact_mut(s * s).enumerate() {
-            self.gather(q, h, &mut qh);
-            self.gather(k, h, &mut kh);
-            self.gather(v, h, &mut vh);
-            qh.iter_mut().for_each(|x| *x *= scale);
-            matmul_serial(p, MatRef::new(&qh, s, d), MatRef::new(&kh, s, d).t(), false);
-            for row in p.chunks_exact_mut(s) {
-                if let Some(keep) = keep {
-                    for (x, &m) in row.iter_mut().zip(keep) {
-                        if m == 0.0 {
-                            *x = f32::NEG_INFINITY;
-                        }
-                    }
-                }
-                if row.iter().all(|x| *x == f32::NEG_INFINITY) {
-                    row.fill(0.0); // every key masked: attend to nothing
-                } else {
-                    softmax_in_place(row);
-                }
-            }
-            matmul_serial(&mut oh, MatRef::new(p, s, s), MatRef::new(&vh, s, d), false);
-            self.scatter(&oh, h, out);
-        }
-    }
-
-    /// Gradients of one sample: (dq, dk, dv), each (seq, width).
-    fn backward(
-        &self,
-        q: &[f32],
-        k: &[f32],
-        v: &[f32],
-        probs: &[f32],
-        dout: &[f32],
-    ) -> [Vec<f32>; 3] {
-        let (s, d) = (self.seq, self.head_dim());
-        let scale = 1.0 / (d as f32).sqrt();
-        let mut grads = [
-            vec![0.0; s * self.width],
-            vec![0.0; s * self.width],
-            vec![0.0; s * self.width],
-        ];
-        let mut buffers = [(); 6].map(|_| vec![0.0; s * d]);
-        let mut dp = vec![0.0; s * s];
-        for (h, p) in probs.chunks_exact(s * s).enumerate() {
-            let [qh, kh, vh, doh, dqh, dkh] = &mut buffers;
-            self.gather(q, h, qh);
-            self.gather(k, h, kh);
-            self.gather(v, h, vh);
-            self.gather(dout, h, doh);
-            // dV = Pᵀ · dO
-            let mut dvh = vec![0.0; s * d];
-            matmul_serial(
-                &mut dvh,
-                MatRef::new(p, s, s).t(),
-                MatRef::new(doh, s, d),
-                false,
-            );
-            // dP = dO · Vᵀ; dS = P ⊙ (dP − rowsum(dP ⊙ P)), scaled by 1/√d for Q and K.
-            matmul_serial(
-                &mut dp,
-                MatRef::new(doh, s, d),
-                MatRef::new(vh, s, d).t(),
-                false,
-            );
-            for (dp_row, p_row) in dp.chunks_exact_mut(s).zip(p.chunks_exact(s)) {
-                let dot: f32 = dp_row.iter().zip(p_row).map(|(a, b)| a * b).sum();
-                for (x, &pv) in dp_row.iter_mut().zip(p_row) {
-                    *x = pv * (*x - dot) * scale;
-                }
-            }
-            // dQ = dS · K, dK = dSᵀ · Q
-            matmul_serial(dqh, MatRef::new(&dp, s, s), MatRef::new(kh, s, d), false);
-            matmul_serial(
-                dkh,
-                MatRef::new(&dp, s, s).t(),
-                MatRef::new(qh, s, d),
-                false,
-            );
-            self.scatter(dqh, h, &mut grads[0]);
-            self.scatter(dkh, h, &mut grads[1]);
-            self.scatter(&dvh, h, &mut grads[2]);
-        }
-        grads
+        Ok(Var(i))
     }
 }
 
@@ -278,27 +73,18 @@ pub(crate) fn backward_attention(
     let &[batch, seq, width] = out.value.shape() else {
         return;
     };
-    let geometry = Geometry { seq, width, heads };
-    let sample = seq * width;
-    let (qv, kv, vv) = (
+    let inputs = (
         nodes[q.0].value.data(),
         nodes[k.0].value.data(),
         nodes[v.0].value.data(),
     );
-    let per_sample = run_jobs((0..batch).collect(), |b| {
-        let range = b * sample..(b + 1) * sample;
-        geometry.backward(
-            &qv[range.clone()],
-            &kv[range.clone()],
-            &vv[range.clone()],
-            &out.aux[b * heads * seq * seq..(b + 1) * heads * seq * seq],
-            &out.grad.data()[range],
-        )
-    });
+    let dims = [batch, seq, width];
+    let grads = attention_backward(inputs, &out.aux, out.grad.data(), dims, heads);
     // One input at a time, so that q, k and v may be the same variable.
     for (which, var) in [q, k, v].into_iter().enumerate() {
         if let Some(mut grad) = GradOut::take(nodes, var) {
-            grad.fill_from(per_sample.iter().flat_map(|g| g[which].iter().copied()));
+            let acc = grad.accumulate;
+            grads.store(which, grad.buf.data_mut(), acc);
             grad.put(nodes);
         }
     }
@@ -308,38 +94,16 @@ pub(crate) fn backward_batch_matmul(a: Var, b: Var, out: &Node, nodes: &mut [Nod
     let &[batch, m, n] = out.value.shape() else {
         return;
     };
-    let k = nodes[a.0].value.shape()[2];
+    let dims = [batch, m, nodes[a.0].value.shape()[2], n];
     let g = out.grad.data();
     if let Some(mut grad) = GradOut::take(nodes, a) {
-        // da = g · bᵀ, per matrix.
         let acc = grad.accumulate;
-        let bv = nodes[b.0].value.data();
-        for ((da, g), bm) in grad
-            .buf
-            .data_mut()
-            .chunks_mut((m * k).max(1))
-            .zip(g.chunks((m * n).max(1)))
-            .zip(bv.chunks((k * n).max(1)))
-            .take(batch)
-        {
-            matmul_serial(da, MatRef::new(g, m, n), MatRef::new(bm, k, n).t(), acc);
-        }
+        batch_matmul_grad_a(g, nodes[b.0].value.data(), dims, grad.buf.data_mut(), acc);
         grad.put(nodes);
     }
     if let Some(mut grad) = GradOut::take(nodes, b) {
-        // db = aᵀ · g, per matrix.
         let acc = grad.accumulate;
-        let av = nodes[a.0].value.data();
-        for ((db, g), am) in grad
-            .buf
-            .data_mut()
-            .chunks_mut((k * n).max(1))
-            .zip(g.chunks((m * n).max(1)))
-            .zip(av.chunks((m * k).max(1)))
-            .take(batch)
-        {
-            matmul_serial(db, MatRef::new(am, m, k).t(), MatRef::new(g, m, n), acc);
-        }
+        batch_matmul_grad_b(g, nodes[a.0].value.data(), dims, grad.buf.data_mut(), acc);
         grad.put(nodes);
     }
 }

@@ -1,78 +1,12 @@
-//! Convolution (fused with bias and activation) and max pooling, channels last (NHWC).
-//! The convolution is im2col followed by one matrix product; the backward pass recomputes the
-//! patches, the kernel's gradient is another product and the input's is col2im. A direct
-//! convolution (window by window, no patches) computes the same; `ember bench conv` times
-//! both, and im2col is the faster on the shapes measured.
+//! Convolution (fused with bias and activation) and pooling as recorded ops, channels last
+//! (NHWC); the kernels are in `tensor::conv2d`.
 
 use crate::autograd::tape::{GradOut, Node, Tape, Var};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::tensor::activation::Activation;
-use crate::tensor::conv::{
-    avg_pool, avg_pool_backward, col2im_add, direct_conv, direct_conv_input_grad,
-    direct_conv_kernel_grad, im2col, max_pool, max_pool_backward, Window,
-};
-use crate::tensor::matmul::{matmul_serial, short_k_outer_sum, short_k_product, MatRef, SHORT_K};
-use crate::tensor::threads::run_jobs;
-
-/// Samples per job: the batch is cut into runs this long, spread over the threads. Small
-/// enough that a run's patches stay in cache between im2col and the product; fixed, so
-/// results do not depend on the thread count.
-const SAMPLES_PER_JOB: usize = 4;
-
-thread_local! {
-    /// Each thread's two work buffers (patches, and an activation's gradient), reused from
-    /// step to step; their contents are always fully overwritten before they are read.
-    static BUFFERS: std::cell::RefCell<[Vec<f32>; 2]> =
-        const { std::cell::RefCell::new([Vec::new(), Vec::new()]) };
-}
-
-/// Runs `f` on this thread's work buffers, sized `first` and `second`.
-fn with_buffers<R>(first: usize, second: usize, f: impl FnOnce(&mut [f32], &mut [f32]) -> R) -> R {
-    BUFFERS.with(|buffers| {
-        let mut buffers = buffers.borrow_mut();
-        let [a, b] = &mut *buffers;
-        if a.len() < first {
-            a.resize(first, 0.0);
-        }
-        if b.len() < second {
-            b.resize(second, 0.0);
-        }
-        f(&mut a[..first], &mut b[..second])
-    })
-}
-
-/// Runs `f` on this thread's patch buffer, sized `len`.
-fn with_patches<R>(len: usize, f: impl FnOnce(&mut [f32]) -> R) -> R {
-    with_buffers(len, 0, |patches, _| f(patches))
-}
-
-/// How a convolution is computed; both give the same values, to rounding.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ConvAlgorithm {
-    /// Each run of samples' patches laid out by im2col, then one matrix product.
-    Im2col,
-    /// Window by window, without patches.
-    Direct,
-}
-
-thread_local! {
-    /// The algorithm forced on this thread's convolutions, if any.
-    static FORCED: std::cell::Cell<Option<ConvAlgorithm>> = const { std::cell::Cell::new(None) };
-}
-
-/// Puts the convolutions this thread records, forward and backward, on one algorithm
-/// (`None`: back to the default, im2col); for benchmarks and tests that compare them. Per
-/// thread, so that it never changes a computation running elsewhere.
-pub fn force_conv_algorithm(algorithm: Option<ConvAlgorithm>) {
-    FORCED.set(algorithm);
-}
-
-fn algorithm() -> ConvAlgorithm {
-    FORCED.get().unwrap_or(ConvAlgorithm::Im2col)
-}
-
-/// A pooling kernel: input, window, output.
-type PoolKernel = fn(&[f32], &Window, &mut [f32]);
+use crate::tensor::conv::Window;
+pub use crate::tensor::conv::{force_conv_algorithm, ConvAlgorithm};
+use crate::tensor::conv2d::{conv2d, conv2d_backward, conv2d_window, pool2d, pool2d_backward};
 
 impl Tape {
     /// `activation(conv2d(x, kernel) + bias)`. x: (batch, height, width, channels);
@@ -91,31 +25,13 @@ impl Tape {
             let z = self.conv2d(x, kernel, bias, strides, same, Activation::Linear)?;
             return self.activation(activation, z);
         }
-        let ks = self.value(kernel).shape().to_vec();
-        let &[kh, kw, channels, filters] = ks.as_slice() else {
-            return Err(Error::shape(
-                "conv2d",
-                format!("kernel must be (kh, kw, channels, filters), got {ks:?}"),
-            ));
-        };
-        let window = Window::new(self.value(x).shape(), (kh, kw), strides, same)?;
-        if window.channels != channels {
-            return Err(Error::shape(
-                "conv2d",
-                format!(
-                    "input has {} channels, the kernel expects {channels}",
-                    window.channels
-                ),
-            ));
-        }
-        if let Some(b) = bias {
-            if self.value(b).shape() != [filters] {
-                return Err(Error::shape(
-                    "conv2d",
-                    format!("bias {:?} should be [{filters}]", self.value(b).shape()),
-                ));
-            }
-        }
+        let (window, filters) = conv2d_window(
+            self.value(x).shape(),
+            self.value(kernel).shape(),
+            bias.map(|b| self.value(b).shape()),
+            strides,
+            same,
+        )?;
         let requires_grad = self.requires_grad(x)
             || self.requires_grad(kernel)
             || bias.is_some_and(|b| self.requires_grad(b));
@@ -129,35 +45,15 @@ impl Tape {
         };
         let i = self.push(op, &shape, requires_grad);
         let (before, out) = self.split(i);
-        // Each job takes a run of samples: im2col, one product, bias and activation. The
-        // patches are not kept: the backward pass recomputes them, which is cheaper than
-        // reading them back from memory.
-        let (k, per) = (window.patch_len(), SAMPLES_PER_JOB);
-        let rows = window.positions_per_sample();
-        let kernel = MatRef::new(before[kernel.0].value.data(), k, filters);
-        let bias = bias.map(|b| before[b.0].value.data());
-        let jobs: Vec<_> = before[x.0]
-            .value
-            .data()
-            .chunks(per * window.input_len())
-            .zip(out.value.data_mut().chunks_mut(per * rows * filters))
-            .collect();
-        let algorithm = algorithm();
-        run_jobs(jobs, |(x, out)| {
-            let g = window.with_batch(x.len() / window.input_len());
-            match algorithm {
-                ConvAlgorithm::Direct => direct_conv(x, &g, kernel.data, filters, out),
-                ConvAlgorithm::Im2col => with_patches(g.positions() * k, |cols| {
-                    im2col(x, &g, cols);
-                    if k <= SHORT_K {
-                        short_k_product(out, cols, kernel.data, k, filters);
-                    } else {
-                        matmul_serial(out, MatRef::new(cols, g.positions(), k), kernel, false);
-                    }
-                }),
-            }
-            add_bias_and_activate(out, bias, activation, filters);
-        });
+        conv2d(
+            before[x.0].value.data(),
+            &window,
+            before[kernel.0].value.data(),
+            bias.map(|b| before[b.0].value.data()),
+            filters,
+            activation,
+            out.value.data_mut(),
+        );
         Ok(Var(i))
     }
 
@@ -198,89 +94,39 @@ impl Tape {
             window.out_width,
             window.channels,
         ];
-        let (op, kernel): (_, PoolKernel) = if average {
-            (super::Op::AvgPool2d { x, window }, avg_pool)
+        let op = if average {
+            super::Op::AvgPool2d { x, window }
         } else {
-            (super::Op::MaxPool2d { x, window }, max_pool)
+            super::Op::MaxPool2d { x, window }
         };
         let i = self.push(op, &shape, self.requires_grad(x));
         let (before, out) = self.split(i);
-        let per = SAMPLES_PER_JOB;
-        let jobs: Vec<_> = before[x.0]
-            .value
-            .data()
-            .chunks(per * window.input_len())
-            .zip(
-                out.value
-                    .data_mut()
-                    .chunks_mut(per * window.positions_per_sample() * window.channels),
-            )
-            .collect();
-        run_jobs(jobs, |(x, out)| {
-            kernel(x, &window.with_batch(x.len() / window.input_len()), out)
-        });
+        pool2d(
+            before[x.0].value.data(),
+            &window,
+            average,
+            out.value.data_mut(),
+        );
         Ok(Var(i))
     }
 }
 
-/// `out = activation(out + bias)`, row by row (rows of `filters` values); relu in one pass.
-fn add_bias_and_activate(
-    out: &mut [f32],
-    bias: Option<&[f32]>,
-    activation: Activation,
-    filters: usize,
+/// The gradient of a pooling op.
+pub(crate) fn backward_pool(
+    x: Var,
+    window: &Window,
+    average: bool,
+    out: &Node,
+    nodes: &mut [Node],
 ) {
-    match (bias, activation) {
-        (Some(b), Activation::Relu) => {
-            for row in out.chunks_exact_mut(filters) {
-                row.iter_mut()
-                    .zip(b)
-                    .for_each(|(v, &b)| *v = (*v + b).max(0.0));
-            }
-            return;
-        }
-        (Some(b), _) => {
-            for row in out.chunks_exact_mut(filters) {
-                row.iter_mut().zip(b).for_each(|(v, &b)| *v += b);
-            }
-        }
-        (None, _) => {}
-    }
-    activation.apply(out, filters);
-}
-
-/// A pooling gradient: `kernel(x, y, dy, window, dx, accumulate)` writes `dx`, or adds to
-/// it when accumulating.
-type PoolGradKernel = fn(&[f32], &[f32], &[f32], &Window, &mut [f32], bool);
-
-/// Runs a pooling gradient on runs of samples, spread over the threads.
-fn pool_backward(x: Var, window: &Window, out: &Node, nodes: &mut [Node], kernel: PoolGradKernel) {
     let Some(mut grad) = GradOut::take(nodes, x) else {
         return;
     };
-    let accumulate = grad.accumulate;
-    let per = SAMPLES_PER_JOB;
-    let outputs = per * window.positions_per_sample() * window.channels;
-    let jobs: Vec<_> = nodes[x.0]
-        .value
-        .data()
-        .chunks(per * window.input_len())
-        .zip(grad.buf.data_mut().chunks_mut(per * window.input_len()))
-        .zip(out.value.data().chunks(outputs))
-        .zip(out.grad.data().chunks(outputs))
-        .collect();
-    run_jobs(jobs, |(((x, dx), y), dy)| {
-        let g = window.with_batch(x.len() / window.input_len());
-        kernel(x, y, dy, &g, dx, accumulate);
-    });
+    let outputs = (out.value.data(), out.grad.data());
+    let dx = super::grad_buf(&mut grad);
+    pool2d_backward(nodes[x.0].value.data(), outputs, window, average, dx);
     grad.accumulate = true;
     grad.put(nodes);
-}
-
-pub(crate) fn backward_avg_pool(x: Var, window: &Window, out: &Node, nodes: &mut [Node]) {
-    pool_backward(x, window, out, nodes, |_, _, dy, g, dx, accumulate| {
-        avg_pool_backward(dy, g, dx, accumulate)
-    });
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -294,118 +140,25 @@ pub(crate) fn backward_conv2d(
     nodes: &mut [Node],
 ) {
     let filters = *out.value.shape().last().expect("conv output is 4-D");
-    let k = window.patch_len();
-    let (per, rows) = (SAMPLES_PER_JOB, window.positions_per_sample());
     let mut kernel_grad = GradOut::take(nodes, kernel);
     let mut input_grad = GradOut::take(nodes, x);
-    let input_accumulates = input_grad.as_ref().is_some_and(|g| g.accumulate);
-    let kernel_value = MatRef::new(nodes[kernel.0].value.data(), k, filters);
-
-    // Each job takes a run of samples: dz = activation'(y) · dy; its share of the kernel
-    // gradient, patchesᵀ · dz (patches recomputed); and its input gradient, col2im(dz · Kᵀ).
-    // Its dz and patches live in the thread's own buffers, which stay in cache.
-    let chunk_out = per * rows * filters;
-    let jobs_count = out.value.len().div_ceil(chunk_out.max(1));
-    let mut dx_chunks: Vec<Option<&mut [f32]>> = match &mut input_grad {
-        Some(g) => g
-            .buf
-            .data_mut()
-            .chunks_mut(per * window.input_len())
-            .map(Some)
-            .collect(),
-        None => (0..jobs_count).map(|_| None).collect(),
-    };
-    let jobs: Vec<_> = out
-        .value
-        .data()
-        .chunks(chunk_out)
-        .zip(out.grad.data().chunks(chunk_out))
-        .zip(nodes[x.0].value.data().chunks(per * window.input_len()))
-        .zip(dx_chunks.iter_mut().map(Option::take))
-        .collect();
-    let want_kernel = kernel_grad.is_some();
-    let algorithm = algorithm();
-    let partials = run_jobs(jobs, |(((y, dy), x), dx)| {
-        let g = window.with_batch(x.len() / window.input_len());
-        let positions = g.positions();
-        let patches_len = match algorithm {
-            ConvAlgorithm::Im2col => positions * k,
-            ConvAlgorithm::Direct => 0,
-        };
-        with_buffers(patches_len, y.len(), |patches, dz_buf| {
-            let dz: &[f32] = if activation == Activation::Linear {
-                dy
-            } else {
-                activation.backward(y, dy, dz_buf, filters, false);
-                dz_buf
-            };
-            let dz_mat = MatRef::new(dz, positions, filters);
-            let partial = want_kernel.then(|| {
-                let mut partial = vec![0.0; k * filters];
-                if algorithm == ConvAlgorithm::Direct {
-                    direct_conv_kernel_grad(x, &g, dz, filters, &mut partial);
-                    return partial;
-                }
-                im2col(x, &g, patches);
-                if k <= SHORT_K {
-                    short_k_outer_sum(&mut partial, patches, dz, k, filters);
-                } else {
-                    matmul_serial(
-                        &mut partial,
-                        MatRef::new(patches, positions, k).t(),
-                        dz_mat,
-                        false,
-                    );
-                }
-                partial
-            });
-            let mut bias_partial = vec![0.0; filters];
-            for row in dz.chunks_exact(filters) {
-                bias_partial.iter_mut().zip(row).for_each(|(d, v)| *d += v);
-            }
-            if let Some(dx) = dx {
-                if !input_accumulates {
-                    dx.fill(0.0);
-                }
-                if algorithm == ConvAlgorithm::Direct {
-                    direct_conv_input_grad(dz, &g, kernel_value.data, filters, dx);
-                } else {
-                    matmul_serial(patches, dz_mat, kernel_value.t(), false);
-                    col2im_add(patches, &g, dx);
-                }
-            }
-            (partial, bias_partial)
-        })
-    });
-
-    if let Some(mut grad) = kernel_grad.take() {
-        let acc = grad.accumulate;
-        let buf = grad.buf.data_mut();
-        for (n, (partial, _)) in partials.iter().enumerate() {
-            let partial = partial.as_ref().expect("computed when wanted");
-            if n == 0 && !acc {
-                buf.copy_from_slice(partial);
-            } else {
-                buf.iter_mut().zip(partial).for_each(|(d, v)| *d += v);
-            }
-        }
-        grad.put(nodes);
-    }
-    if let Some(mut grad) = bias.and_then(|b| GradOut::take_zeroed(nodes, b)) {
-        let buf = grad.buf.data_mut();
-        for (_, partial) in &partials {
-            buf.iter_mut().zip(partial).for_each(|(d, v)| *d += v);
-        }
-        grad.put(nodes);
-    }
-    if let Some(mut grad) = input_grad {
+    // The bias gradient is the sum of every run's partial: start from zero unless accumulating.
+    let mut bias_grad = bias.and_then(|b| GradOut::take_zeroed(nodes, b));
+    conv2d_backward(
+        nodes[x.0].value.data(),
+        window,
+        nodes[kernel.0].value.data(),
+        filters,
+        activation,
+        (out.value.data(), out.grad.data()),
+        kernel_grad.as_mut().map(super::grad_buf),
+        bias_grad.as_mut().map(|g| g.buf.data_mut()),
+        input_grad.as_mut().map(super::grad_buf),
+    );
+    for mut grad in [kernel_grad, bias_grad, input_grad].into_iter().flatten() {
         grad.accumulate = true;
         grad.put(nodes);
     }
-}
-
-pub(crate) fn backward_max_pool(x: Var, window: &Window, out: &Node, nodes: &mut [Node]) {
-    pool_backward(x, window, out, nodes, max_pool_backward);
 }
 
 #[cfg(test)]

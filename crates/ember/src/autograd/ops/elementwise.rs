@@ -2,71 +2,9 @@
 
 use crate::autograd::tape::{GradOut, Node, Tape, Var};
 use crate::error::Result;
-use crate::tensor::broadcast::{broadcast_shape, for_each_offset};
-
-/// Binary elementwise operations, with NumPy broadcasting.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum BinaryOp {
-    Add,
-    Sub,
-    Mul,
-    Div,
-}
-
-/// Unary elementwise maths.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum UnaryOp {
-    Neg,
-    Exp,
-    /// Natural logarithm.
-    Log,
-    Sqrt,
-    Square,
-}
-
-impl BinaryOp {
-    fn apply(self, a: f32, b: f32) -> f32 {
-        match self {
-            BinaryOp::Add => a + b,
-            BinaryOp::Sub => a - b,
-            BinaryOp::Mul => a * b,
-            BinaryOp::Div => a / b,
-        }
-    }
-
-    /// (d out / d a, d out / d b) at (a, b).
-    fn partials(self, a: f32, b: f32) -> (f32, f32) {
-        match self {
-            BinaryOp::Add => (1.0, 1.0),
-            BinaryOp::Sub => (1.0, -1.0),
-            BinaryOp::Mul => (b, a),
-            BinaryOp::Div => (1.0 / b, -a / (b * b)),
-        }
-    }
-}
-
-impl UnaryOp {
-    fn apply(self, x: f32) -> f32 {
-        match self {
-            UnaryOp::Neg => -x,
-            UnaryOp::Exp => x.exp(),
-            UnaryOp::Log => x.ln(),
-            UnaryOp::Sqrt => x.sqrt(),
-            UnaryOp::Square => x * x,
-        }
-    }
-
-    /// d out / d x, from the input x and the output y.
-    fn derivative(self, x: f32, y: f32) -> f32 {
-        match self {
-            UnaryOp::Neg => -1.0,
-            UnaryOp::Exp => y,
-            UnaryOp::Log => 1.0 / x,
-            UnaryOp::Sqrt => 0.5 / y,
-            UnaryOp::Square => 2.0 * x,
-        }
-    }
-}
+use crate::tensor::broadcast::broadcast_shape;
+use crate::tensor::elementwise;
+pub use crate::tensor::elementwise::{BinaryOp, UnaryOp};
 
 impl Tape {
     /// `a + b` with broadcasting.
@@ -96,18 +34,13 @@ impl Tape {
         let i = self.push(super::Op::Binary(op, a, b), &shape, requires_grad);
         let (before, out) = self.split(i);
         let (av, bv) = (&before[a.0].value, &before[b.0].value);
-        let (ad, bd) = (av.data(), bv.data());
-        let od = out.value.data_mut();
-        if av.shape() == bv.shape() {
-            // No broadcasting: a straight zip, which vectorises.
-            for ((o, &x), &y) in od.iter_mut().zip(ad).zip(bd) {
-                *o = op.apply(x, y);
-            }
-        } else {
-            for_each_offset(&shape, av.shape(), bv.shape(), |o, ia, ib| {
-                od[o] = op.apply(ad[ia], bd[ib])
-            });
-        }
+        elementwise::binary(
+            op,
+            &shape,
+            (av.data(), av.shape()),
+            (bv.data(), bv.shape()),
+            out.value.data_mut(),
+        );
         Ok(Var(i))
     }
 
@@ -116,14 +49,7 @@ impl Tape {
         let shape = self.value(x).shape().to_vec();
         let i = self.push(super::Op::Unary(op, x), &shape, self.requires_grad(x));
         let (before, out) = self.split(i);
-        for (o, &v) in out
-            .value
-            .data_mut()
-            .iter_mut()
-            .zip(before[x.0].value.data())
-        {
-            *o = op.apply(v);
-        }
+        elementwise::unary(op, before[x.0].value.data(), out.value.data_mut());
         Ok(Var(i))
     }
 
@@ -152,37 +78,27 @@ impl Tape {
         let shape = self.value(x).shape().to_vec();
         let i = self.push(super::Op::Scale(x, factor), &shape, self.requires_grad(x));
         let (before, out) = self.split(i);
-        for (o, &v) in out
-            .value
-            .data_mut()
-            .iter_mut()
-            .zip(before[x.0].value.data())
-        {
-            *o = v * factor;
-        }
+        elementwise::scale(before[x.0].value.data(), factor, out.value.data_mut());
         Ok(Var(i))
     }
 }
 
 pub(crate) fn backward_binary(op: BinaryOp, a: Var, b: Var, out: &Node, nodes: &mut [Node]) {
-    let g = out.grad.data();
-    let shape = out.value.shape();
     // Broadcast axes sum their gradient contributions, so these buffers always accumulate.
     for (which, var) in [(0, a), (1, b)] {
         let Some(mut grad) = GradOut::take_zeroed(nodes, var) else {
             continue;
         };
         let (av, bv) = (&nodes[a.0].value, &nodes[b.0].value);
-        let (ad, bd) = (av.data(), bv.data());
-        let gd = grad.buf.data_mut();
-        for_each_offset(shape, av.shape(), bv.shape(), |o, ia, ib| {
-            let (da, db) = op.partials(ad[ia], bd[ib]);
-            if which == 0 {
-                gd[ia] += g[o] * da;
-            } else {
-                gd[ib] += g[o] * db;
-            }
-        });
+        elementwise::binary_backward(
+            op,
+            which,
+            out.value.shape(),
+            (av.data(), av.shape()),
+            (bv.data(), bv.shape()),
+            out.grad.data(),
+            grad.buf.data_mut(),
+        );
         grad.put(nodes);
     }
 }
@@ -191,14 +107,9 @@ pub(crate) fn backward_unary(op: UnaryOp, x: Var, out: &Node, nodes: &mut [Node]
     let Some(mut grad) = GradOut::take(nodes, x) else {
         return;
     };
-    let xd = nodes[x.0].value.data();
-    let (yd, g) = (out.value.data(), out.grad.data());
-    grad.fill_from(
-        xd.iter()
-            .zip(yd)
-            .zip(g)
-            .map(|((&x, &y), &g)| g * op.derivative(x, y)),
-    );
+    let acc = grad.accumulate;
+    let (xd, yd, g) = (nodes[x.0].value.data(), out.value.data(), out.grad.data());
+    elementwise::unary_backward(op, xd, yd, g, grad.buf.data_mut(), acc);
     grad.put(nodes);
 }
 
@@ -206,7 +117,8 @@ pub(crate) fn backward_scale(x: Var, factor: f32, out: &Node, nodes: &mut [Node]
     let Some(mut grad) = GradOut::take(nodes, x) else {
         return;
     };
-    grad.fill_from(out.grad.data().iter().map(|&g| g * factor));
+    let acc = grad.accumulate;
+    elementwise::scale_backward(out.grad.data(), factor, grad.buf.data_mut(), acc);
     grad.put(nodes);
 }
 

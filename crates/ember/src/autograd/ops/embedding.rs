@@ -1,33 +1,16 @@
-//! Embedding lookup: rows of a table picked by integer ids; the gradient adds each output
-//! row's gradient back onto the row it came from.
+//! Embedding lookup as a recorded op: rows of a table picked by integer ids; the gradient adds
+//! each output row's gradient back onto the row it came from.
 
 use crate::autograd::tape::{GradOut, Node, Tape, Var};
-use crate::error::{Error, Result};
+use crate::error::Result;
+use crate::tensor::embedding::{embedding_dim, gather, scatter_add};
 
 impl Tape {
     /// Rows of `table` (vocabulary, dim) at the integer ids in `ids` (any shape, stored as
     /// f32): the output has shape `ids.shape + [dim]`. An id that is not an integer in
     /// `0..vocabulary` is an error naming it.
     pub fn embedding(&mut self, table: Var, ids: Var) -> Result<Var> {
-        let &[vocabulary, dim] = self.value(table).shape() else {
-            return Err(Error::shape(
-                "embedding",
-                format!(
-                    "the table must be (vocabulary, dim), got {:?}",
-                    self.value(table).shape()
-                ),
-            ));
-        };
-        if let Some(bad) = self
-            .value(ids)
-            .data()
-            .iter()
-            .find(|&&id| !(id >= 0.0 && id.fract() == 0.0 && (id as usize) < vocabulary))
-        {
-            return Err(Error::invalid(format!(
-                "embedding id {bad} is not an integer in 0..{vocabulary}"
-            )));
-        }
+        let dim = embedding_dim(self.value(table).shape(), self.value(ids).data())?;
         let mut shape = self.value(ids).shape().to_vec();
         shape.push(dim);
         let i = self.push(
@@ -36,16 +19,8 @@ impl Tape {
             self.requires_grad(table),
         );
         let (before, out) = self.split(i);
-        let rows = before[table.0].value.data();
-        for (o, &id) in out
-            .value
-            .data_mut()
-            .chunks_exact_mut(dim)
-            .zip(before[ids.0].value.data())
-        {
-            let id = id as usize;
-            o.copy_from_slice(&rows[id * dim..(id + 1) * dim]);
-        }
+        let (rows, id_values) = (before[table.0].value.data(), before[ids.0].value.data());
+        gather(rows, dim, id_values, out.value.data_mut());
         Ok(Var(i))
     }
 }
@@ -55,19 +30,8 @@ pub(crate) fn backward_embedding(table: Var, ids: Var, out: &Node, nodes: &mut [
         return;
     };
     let dim = *grad.buf.shape().last().expect("a 2-D table");
-    let buf = grad.buf.data_mut();
-    for (g, &id) in out
-        .grad
-        .data()
-        .chunks_exact(dim)
-        .zip(nodes[ids.0].value.data())
-    {
-        let id = id as usize;
-        buf[id * dim..(id + 1) * dim]
-            .iter_mut()
-            .zip(g)
-            .for_each(|(d, v)| *d += v);
-    }
+    let id_values = nodes[ids.0].value.data();
+    scatter_add(out.grad.data(), dim, id_values, grad.buf.data_mut());
     grad.put(nodes);
 }
 

@@ -1,23 +1,15 @@
 //! Matrix products: plain `matmul`, and the fused dense op `activation(x · w + b)`.
 
 use crate::autograd::tape::{GradOut, Node, Tape, Var};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::tensor::activation::Activation;
+use crate::tensor::linear::{add_column_sums, linear, linear_dims, linear_shape, matmul_dims};
 use crate::tensor::matmul::{matmul, MatRef};
 
 impl Tape {
     /// Matrix product of two 2-D tensors: (m, k) · (k, n) → (m, n).
     pub fn matmul(&mut self, a: Var, b: Var) -> Result<Var> {
-        let (sa, sb) = (self.value(a).shape(), self.value(b).shape());
-        let (m, k, n) = match (sa, sb) {
-            ([m, k], [k2, n]) if k == k2 => (*m, *k, *n),
-            _ => {
-                return Err(Error::shape(
-                    "matmul",
-                    format!("cannot multiply {sa:?} by {sb:?}"),
-                ))
-            }
-        };
+        let (m, k, n) = matmul_dims(self.value(a).shape(), self.value(b).shape())?;
         let requires_grad = self.requires_grad(a) || self.requires_grad(b);
         let i = self.push(super::Op::MatMul(a, b), &[m, n], requires_grad);
         let (before, out) = self.split(i);
@@ -41,38 +33,18 @@ impl Tape {
         b: Option<Var>,
         activation: Activation,
     ) -> Result<Var> {
-        let (xs, ws) = (self.value(x).shape(), self.value(w).shape());
-        let (inputs, units) = match ws {
-            [i, u] => (*i, *u),
-            _ => {
-                return Err(Error::shape(
-                    "dense",
-                    format!("kernel must be 2-D, got {ws:?}"),
-                ))
-            }
-        };
-        if xs.last() != Some(&inputs) {
-            return Err(Error::shape(
-                "dense",
-                format!("input {xs:?} does not end in {inputs} features (kernel {ws:?})"),
-            ));
-        }
-        if let Some(b) = b {
-            if self.value(b).shape() != [units] {
-                return Err(Error::shape(
-                    "dense",
-                    format!("bias {:?} should be [{units}]", self.value(b).shape()),
-                ));
-            }
-        }
+        let (inputs, units) = linear_dims(
+            self.value(x).shape(),
+            self.value(w).shape(),
+            b.map(|b| self.value(b).shape()),
+        )?;
         if activation.needs_input() {
             // Its gradient needs the pre-activation values: record them as their own node.
             let z = self.linear(x, w, b, Activation::Linear)?;
             return self.activation(activation, z);
         }
         let rows = self.value(x).len() / inputs.max(1);
-        let mut shape = xs.to_vec();
-        *shape.last_mut().expect("checked above") = units;
+        let shape = linear_shape(self.value(x).shape(), units);
         let requires_grad = self.requires_grad(x)
             || self.requires_grad(w)
             || b.is_some_and(|b| self.requires_grad(b));
@@ -84,19 +56,16 @@ impl Tape {
         };
         let i = self.push(op, &shape, requires_grad);
         let (before, out) = self.split(i);
-        let out = out.value.data_mut();
-        if let Some(b) = b {
-            for row in out.chunks_mut(units) {
-                row.copy_from_slice(before[b.0].value.data());
-            }
-        }
-        matmul(
-            out,
-            MatRef::new(before[x.0].value.data(), rows, inputs),
-            MatRef::new(before[w.0].value.data(), inputs, units),
-            b.is_some(),
+        linear(
+            before[x.0].value.data(),
+            before[w.0].value.data(),
+            b.map(|b| before[b.0].value.data()),
+            rows,
+            inputs,
+            units,
+            activation,
+            out.value.data_mut(),
         );
-        activation.apply(out, units);
         Ok(Var(i))
     }
 }
@@ -155,10 +124,7 @@ pub(crate) fn backward_linear(
     }
     if let Some(mut grad) = b.and_then(|b| GradOut::take_zeroed(nodes, b)) {
         // db = column sums of dz
-        let gd = grad.buf.data_mut();
-        for row in dz.chunks(units) {
-            gd.iter_mut().zip(row).for_each(|(d, v)| *d += v);
-        }
+        add_column_sums(dz, units, grad.buf.data_mut());
         grad.put(nodes);
     }
     if let Some(mut grad) = GradOut::take(nodes, x) {

@@ -1,52 +1,10 @@
 //! Loss ops: a scalar from a batch of predictions and constant targets, averaged over the
-//! batch as Keras does. The cross-entropies that start from logits are fused with their
-//! softmax / sigmoid: stable for any logit, and the gradient is simply `p - y`.
+//! batch as Keras does; the kernels are in `tensor::loss`.
 
 use crate::autograd::tape::{GradOut, Node, Tape, Var};
-use crate::error::{Error, Result};
-use crate::tensor::activation::{log_sum_exp, sigmoid, softmax_in_place};
-
-/// Keras's fuzz factor: probabilities are clipped to `[EPSILON, 1 - EPSILON]` before a log.
-pub const EPSILON: f32 = 1e-7;
-
-/// The loss computations the tape knows. "Sparse" targets are class indices, one per row;
-/// the others are the same shape as the prediction.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum LossOp {
-    /// Cross-entropy of softmax(logits) against one-hot (or soft) targets.
-    SoftmaxCrossEntropy,
-    /// Cross-entropy of softmax(logits) against class indices.
-    SparseSoftmaxCrossEntropy,
-    /// Cross-entropy of probabilities (rows renormalised, then clipped) against one-hot targets.
-    CrossEntropy,
-    /// Cross-entropy of probabilities against class indices.
-    SparseCrossEntropy,
-    /// Binary cross-entropy of sigmoid(logits), elementwise.
-    SigmoidBinaryCrossEntropy,
-    /// Binary cross-entropy of probabilities (clipped), elementwise.
-    BinaryCrossEntropy,
-    MeanSquaredError,
-}
-
-impl LossOp {
-    fn is_sparse(self) -> bool {
-        matches!(
-            self,
-            LossOp::SparseSoftmaxCrossEntropy | LossOp::SparseCrossEntropy
-        )
-    }
-
-    /// Averaged per row (cross-entropies over classes) rather than per element.
-    fn per_row(self) -> bool {
-        matches!(
-            self,
-            LossOp::SoftmaxCrossEntropy
-                | LossOp::SparseSoftmaxCrossEntropy
-                | LossOp::CrossEntropy
-                | LossOp::SparseCrossEntropy
-        )
-    }
-}
+use crate::error::Result;
+pub use crate::tensor::loss::LossOp;
+use crate::tensor::loss::{check_loss, loss, loss_backward};
 
 impl Tape {
     /// Records `op(prediction, target)`; `target` is treated as a constant.
@@ -63,17 +21,12 @@ impl Tape {
         target: Var,
         weights: Option<Var>,
     ) -> Result<Var> {
-        check_target(op, self.value(prediction).shape(), self.value(target))?;
-        let pshape = self.value(prediction).shape();
-        let rows = pshape.iter().product::<usize>() / pshape.last().copied().unwrap_or(1).max(1);
-        if let Some(w) = weights {
-            if self.value(w).len() != rows {
-                return Err(Error::shape(
-                    "loss",
-                    format!("{} sample weights for {rows} samples", self.value(w).len()),
-                ));
-            }
-        }
+        check_loss(
+            op,
+            self.value(prediction).shape(),
+            self.value(target),
+            weights.map(|w| self.value(w).len()),
+        )?;
         let requires_grad = self.requires_grad(prediction);
         let node = super::Op::Loss {
             op,
@@ -83,114 +36,13 @@ impl Tape {
         };
         let i = self.push(node, &[], requires_grad);
         let (before, out) = self.split(i);
-        let (p, y) = (&before[prediction.0].value, &before[target.0].value);
-        let weight = |r: usize| weights.map_or(1.0, |w| before[w.0].value.data()[r] as f64);
+        let p = &before[prediction.0].value;
         let classes = *p.shape().last().unwrap_or(&1);
-        let (pd, yd) = (p.data(), y.data());
-        let rows = pd.len() / classes.max(1);
-        let mut total = 0.0f64;
-        match op {
-            LossOp::SoftmaxCrossEntropy | LossOp::SparseSoftmaxCrossEntropy => {
-                // Keep the probabilities for the backward pass.
-                out.aux.clear();
-                out.aux.extend_from_slice(pd);
-                for (r, (z, probs)) in pd
-                    .chunks(classes)
-                    .zip(out.aux.chunks_mut(classes))
-                    .enumerate()
-                {
-                    let lse = log_sum_exp(z);
-                    softmax_in_place(probs);
-                    let row_loss = if op.is_sparse() {
-                        (lse - z[yd[r] as usize]) as f64
-                    } else {
-                        let t = &yd[r * classes..(r + 1) * classes];
-                        z.iter()
-                            .zip(t)
-                            .map(|(z, t)| (t * (lse - z)) as f64)
-                            .sum::<f64>()
-                    };
-                    total += weight(r) * row_loss;
-                }
-            }
-            LossOp::CrossEntropy | LossOp::SparseCrossEntropy => {
-                for (r, row) in pd.chunks(classes).enumerate() {
-                    let s: f32 = row.iter().sum();
-                    for (j, &pj) in row.iter().enumerate() {
-                        let t = target_at(op, yd, r, j, classes);
-                        if t != 0.0 {
-                            let q = (pj / s).clamp(EPSILON, 1.0 - EPSILON);
-                            total -= weight(r) * (t * q.ln()) as f64;
-                        }
-                    }
-                }
-            }
-            LossOp::SigmoidBinaryCrossEntropy => {
-                for (k, (&z, &t)) in pd.iter().zip(yd).enumerate() {
-                    total += weight(k / classes)
-                        * (z.max(0.0) - z * t + (-z.abs()).exp().ln_1p()) as f64;
-                }
-            }
-            LossOp::BinaryCrossEntropy => {
-                for (k, (&p, &t)) in pd.iter().zip(yd).enumerate() {
-                    let p = p.clamp(EPSILON, 1.0 - EPSILON);
-                    total -= weight(k / classes) * (t * p.ln() + (1.0 - t) * (1.0 - p).ln()) as f64;
-                }
-            }
-            LossOp::MeanSquaredError => {
-                for (k, (&p, &t)) in pd.iter().zip(yd).enumerate() {
-                    total += weight(k / classes) * ((p - t) * (p - t)) as f64;
-                }
-            }
-        }
-        let count = if op.per_row() { rows } else { pd.len() };
-        out.value.data_mut()[0] = (total / count.max(1) as f64) as f32;
+        let y = before[target.0].value.data();
+        let w = weights.map(|w| before[w.0].value.data());
+        out.value.data_mut()[0] = loss(op, p.data(), classes, y, w, &mut out.aux);
         Ok(Var(i))
     }
-}
-
-/// The target for row `r`, class `j`: read directly, or 1/0 from a class index.
-#[inline]
-fn target_at(op: LossOp, y: &[f32], r: usize, j: usize, classes: usize) -> f32 {
-    if op.is_sparse() {
-        (y[r] as usize == j) as u8 as f32
-    } else {
-        y[r * classes + j]
-    }
-}
-
-fn check_target(op: LossOp, prediction: &[usize], target: &crate::Tensor) -> Result<()> {
-    let classes = *prediction.last().unwrap_or(&1);
-    let rows: usize = prediction.iter().product::<usize>() / classes.max(1);
-    if op.is_sparse() {
-        if target.len() != rows {
-            return Err(Error::shape(
-                "loss",
-                format!(
-                    "sparse targets need one class index per row: prediction {prediction:?}, targets {:?}",
-                    target.shape()
-                ),
-            ));
-        }
-        if let Some(bad) = target
-            .data()
-            .iter()
-            .find(|&&t| !(t >= 0.0 && t.fract() == 0.0 && (t as usize) < classes))
-        {
-            return Err(Error::invalid(format!(
-                "class index {bad} is not an integer in 0..{classes}"
-            )));
-        }
-    } else if target.shape() != prediction {
-        return Err(Error::shape(
-            "loss",
-            format!(
-                "prediction {prediction:?} and target {:?} differ",
-                target.shape()
-            ),
-        ));
-    }
-    Ok(())
 }
 
 pub(crate) fn backward(
@@ -204,79 +56,14 @@ pub(crate) fn backward(
     let Some(mut grad) = GradOut::take(nodes, prediction) else {
         return;
     };
-    let (p, y) = (&nodes[prediction.0].value, &nodes[target.0].value);
-    let weight = |r: usize| weights.map_or(1.0, |w| nodes[w.0].value.data()[r]);
+    let acc = grad.accumulate;
+    let p = &nodes[prediction.0].value;
     let classes = *p.shape().last().unwrap_or(&1);
-    let (pd, yd) = (p.data(), y.data());
-    let rows = pd.len() / classes.max(1);
-    let count = if op.per_row() { rows } else { pd.len() };
-    let scale = out.grad.data()[0] / count.max(1) as f32;
-    let at = |k: usize| (k / classes, k % classes);
-    match op {
-        LossOp::SoftmaxCrossEntropy | LossOp::SparseSoftmaxCrossEntropy => {
-            // d/dz of -Σ t log softmax(z) = p · Σt - t
-            let row_sums: Vec<f32> = (0..rows)
-                .map(|r| match op.is_sparse() {
-                    true => 1.0,
-                    false => yd[r * classes..(r + 1) * classes].iter().sum(),
-                })
-                .collect();
-            grad.fill_from((0..pd.len()).map(|k| {
-                let (r, j) = at(k);
-                scale * weight(r) * (out.aux[k] * row_sums[r] - target_at(op, yd, r, j, classes))
-            }));
-        }
-        LossOp::CrossEntropy | LossOp::SparseCrossEntropy => {
-            // q = p / s, loss = -Σ t log q. With c_j = t_j / q_j (0 where q is clipped):
-            // d loss / d p_k = -(c_k - Σ_j c_j q_j) / s
-            let sums: Vec<f32> = pd.chunks(classes).map(|row| row.iter().sum()).collect();
-            let c = |k: usize| {
-                let (r, j) = at(k);
-                let q = pd[k] / sums[r];
-                if q > EPSILON && q < 1.0 - EPSILON {
-                    target_at(op, yd, r, j, classes) / q
-                } else {
-                    0.0
-                }
-            };
-            let cq: Vec<f32> = (0..rows)
-                .map(|r| {
-                    (r * classes..(r + 1) * classes)
-                        .map(|k| c(k) * pd[k] / sums[r])
-                        .sum()
-                })
-                .collect();
-            grad.fill_from((0..pd.len()).map(|k| {
-                let r = k / classes;
-                -scale * weight(r) * (c(k) - cq[r]) / sums[r]
-            }));
-        }
-        LossOp::SigmoidBinaryCrossEntropy => {
-            grad.fill_from(
-                pd.iter()
-                    .zip(yd)
-                    .enumerate()
-                    .map(|(k, (&z, &t))| scale * weight(k / classes) * (sigmoid(z) - t)),
-            );
-        }
-        LossOp::BinaryCrossEntropy => {
-            grad.fill_from(pd.iter().zip(yd).enumerate().map(|(k, (&p, &t))| {
-                if p > EPSILON && p < 1.0 - EPSILON {
-                    -scale * weight(k / classes) * (t / p - (1.0 - t) / (1.0 - p))
-                } else {
-                    0.0
-                }
-            }));
-        }
-        LossOp::MeanSquaredError => {
-            grad.fill_from(
-                pd.iter()
-                    .zip(yd)
-                    .enumerate()
-                    .map(|(k, (&p, &t))| scale * weight(k / classes) * 2.0 * (p - t)),
-            );
-        }
-    }
+    let y = nodes[target.0].value.data();
+    let w = weights.map(|w| nodes[w.0].value.data());
+    let (probs, grad_loss) = (&out.aux, out.grad.data()[0]);
+    let dx = grad.buf.data_mut();
+    loss_backward(op, p.data(), classes, y, w, probs, grad_loss, dx, acc);
     grad.put(nodes);
 }
 

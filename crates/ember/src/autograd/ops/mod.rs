@@ -7,15 +7,18 @@ pub(crate) mod concat;
 pub(crate) mod conv;
 pub(crate) mod elementwise;
 pub(crate) mod embedding;
+#[cfg(test)]
+mod forward_equivalence;
 pub(crate) mod linear;
 pub(crate) mod loss;
 pub(crate) mod normalization;
 pub(crate) mod reduce;
 pub(crate) mod warp;
 
-use super::tape::{Node, Scratch, Var};
+use super::tape::{GradOut, Node, Scratch, Var};
 use crate::tensor::activation::Activation;
 use crate::tensor::conv::Window;
+use crate::tensor::GradBuf;
 use elementwise::{BinaryOp, UnaryOp};
 use loss::LossOp;
 use normalization::NormStats;
@@ -115,8 +118,8 @@ pub(crate) fn backward(out: &Node, before: &mut [Node], scratch: &mut Scratch) {
         Op::Reshape(x) => reduce::backward_reshape(x, out, before),
         Op::Sum(x) => reduce::backward_sum(x, 1.0, out, before),
         Op::Mean(x) => {
-            let n = before[x.0].value.len().max(1) as f32;
-            reduce::backward_sum(x, 1.0 / n, out, before)
+            let factor = crate::tensor::reduce::mean_factor(before[x.0].value.len());
+            reduce::backward_sum(x, factor, out, before)
         }
         Op::MatMul(a, b) => linear::backward_matmul(a, b, out, before),
         Op::Concat(a, b) => concat::backward_concat(a, b, out, before),
@@ -133,8 +136,8 @@ pub(crate) fn backward(out: &Node, before: &mut [Node], scratch: &mut Scratch) {
             activation,
             window,
         } => conv::backward_conv2d(x, kernel, bias, activation, &window, out, before),
-        Op::MaxPool2d { x, window } => conv::backward_max_pool(x, &window, out, before),
-        Op::AvgPool2d { x, window } => conv::backward_avg_pool(x, &window, out, before),
+        Op::MaxPool2d { x, window } => conv::backward_pool(x, &window, false, out, before),
+        Op::AvgPool2d { x, window } => conv::backward_pool(x, &window, true, out, before),
         Op::BatchNorm {
             x,
             gamma,
@@ -156,5 +159,13 @@ pub(crate) fn backward(out: &Node, before: &mut [Node], scratch: &mut Scratch) {
             target,
             weights,
         } => loss::backward(op, prediction, target, weights, out, before),
+    }
+}
+
+/// A gradient buffer taken out of its node, as the kernels fill it.
+pub(crate) fn grad_buf(grad: &mut GradOut) -> GradBuf<'_> {
+    GradBuf {
+        accumulate: grad.accumulate,
+        buf: grad.buf.data_mut(),
     }
 }

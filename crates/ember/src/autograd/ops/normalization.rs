@@ -6,7 +6,11 @@
 //! (per sample and position), the same in training and inference.
 
 use crate::autograd::tape::{GradOut, Node, Tape, Var};
-use crate::error::{Error, Result};
+use crate::error::Result;
+use crate::tensor::normalization::{
+    batch_norm, batch_norm_channels, batch_norm_input_grad, batch_norm_stats_grads,
+    batch_norm_sums, layer_norm, layer_norm_features, layer_norm_input_grad, layer_norm_sums,
+};
 
 /// Where the normalising statistics come from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -30,33 +34,16 @@ impl Tape {
         epsilon: f32,
     ) -> Result<Var> {
         let shape = self.value(x).shape().to_vec();
-        let channels = *shape.last().unwrap_or(&0);
-        if shape.len() < 2 || channels == 0 {
-            return Err(Error::shape(
-                "batch_norm",
-                format!("needs (batch, …, channels) inputs, got {shape:?}"),
-            ));
-        }
         let mut per_channel = vec![gamma, beta];
         if let NormStats::Given { mean, variance } = stats {
             per_channel.extend([Some(mean), Some(variance)]);
         }
-        for v in per_channel.into_iter().flatten() {
-            if self.value(v).shape() != [channels] {
-                return Err(Error::shape(
-                    "batch_norm",
-                    format!(
-                        "per-channel values must have shape [{channels}], got {:?}",
-                        self.value(v).shape()
-                    ),
-                ));
-            }
-        }
-        if !(epsilon.is_finite() && epsilon > 0.0) {
-            return Err(Error::invalid(format!(
-                "batch_norm epsilon must be positive, got {epsilon}"
-            )));
-        }
+        let per_channel: Vec<&[usize]> = per_channel
+            .into_iter()
+            .flatten()
+            .map(|v| self.value(v).shape())
+            .collect();
+        let channels = batch_norm_channels(&shape, &per_channel, epsilon)?;
         let requires_grad = [Some(x), gamma, beta]
             .into_iter()
             .flatten()
@@ -76,60 +63,25 @@ impl Tape {
             requires_grad,
         );
         let (before, out) = self.split(i);
-        let input = before[x.0].value.data();
         // aux = [mean, 1/std, variance], each per channel.
         out.aux.clear();
         out.aux.resize(3 * channels, 0.0);
-        let (mean, rest) = out.aux.split_at_mut(channels);
-        let (inv_std, variance) = rest.split_at_mut(channels);
-        match stats {
-            NormStats::Batch => {
-                // Two passes in f64: a long f32 sum loses digits.
-                let rows = input.len() / channels;
-                let mut sum = vec![0f64; channels];
-                for row in input.chunks_exact(channels) {
-                    for (s, &v) in sum.iter_mut().zip(row) {
-                        *s += v as f64;
-                    }
-                }
-                let means: Vec<f64> = sum.iter().map(|s| s / rows as f64).collect();
-                let mut square = vec![0f64; channels];
-                for row in input.chunks_exact(channels) {
-                    for ((s, &v), m) in square.iter_mut().zip(row).zip(&means) {
-                        let d = v as f64 - m;
-                        *s += d * d;
-                    }
-                }
-                for c in 0..channels {
-                    mean[c] = means[c] as f32;
-                    variance[c] = (square[c] / rows as f64) as f32;
-                }
+        let given = match stats {
+            NormStats::Batch => None,
+            NormStats::Given { mean, variance } => {
+                Some((before[mean.0].value.data(), before[variance.0].value.data()))
             }
-            NormStats::Given {
-                mean: m,
-                variance: v,
-            } => {
-                mean.copy_from_slice(before[m.0].value.data());
-                variance.copy_from_slice(before[v.0].value.data());
-            }
-        }
-        for (s, &v) in inv_std.iter_mut().zip(variance.iter()) {
-            *s = 1.0 / (v + epsilon).sqrt();
-        }
-        let ones = vec![1.0; channels];
-        let zeros = vec![0.0; channels];
-        let g = gamma.map_or(&ones[..], |g| before[g.0].value.data());
-        let b = beta.map_or(&zeros[..], |b| before[b.0].value.data());
-        for (y, x) in out
-            .value
-            .data_mut()
-            .chunks_exact_mut(channels)
-            .zip(input.chunks_exact(channels))
-        {
-            for c in 0..channels {
-                y[c] = g[c] * (x[c] - mean[c]) * inv_std[c] + b[c];
-            }
-        }
+        };
+        batch_norm(
+            before[x.0].value.data(),
+            channels,
+            gamma.map(|g| before[g.0].value.data()),
+            beta.map(|b| before[b.0].value.data()),
+            given,
+            epsilon,
+            &mut out.aux,
+            out.value.data_mut(),
+        );
         Ok(Var(i))
     }
 
@@ -143,29 +95,12 @@ impl Tape {
         epsilon: f32,
     ) -> Result<Var> {
         let shape = self.value(x).shape().to_vec();
-        let features = *shape.last().unwrap_or(&0);
-        if features == 0 {
-            return Err(Error::shape(
-                "layer_norm",
-                format!("needs inputs with a non-empty last axis, got {shape:?}"),
-            ));
-        }
-        for v in [gamma, beta].into_iter().flatten() {
-            if self.value(v).shape() != [features] {
-                return Err(Error::shape(
-                    "layer_norm",
-                    format!(
-                        "scale and shift must have shape [{features}], got {:?}",
-                        self.value(v).shape()
-                    ),
-                ));
-            }
-        }
-        if !(epsilon.is_finite() && epsilon > 0.0) {
-            return Err(Error::invalid(format!(
-                "layer_norm epsilon must be positive, got {epsilon}"
-            )));
-        }
+        let per_feature: Vec<&[usize]> = [gamma, beta]
+            .into_iter()
+            .flatten()
+            .map(|v| self.value(v).shape())
+            .collect();
+        let features = layer_norm_features(&shape, &per_feature, epsilon)?;
         let requires_grad = [Some(x), gamma, beta]
             .into_iter()
             .flatten()
@@ -180,27 +115,15 @@ impl Tape {
         // aux = [mean, 1/std] per row.
         out.aux.clear();
         out.aux.resize(2 * rows, 0.0);
-        let g = gamma.map(|g| before[g.0].value.data());
-        let b = beta.map(|b| before[b.0].value.data());
-        for (r, (y, xr)) in out
-            .value
-            .data_mut()
-            .chunks_exact_mut(features)
-            .zip(before[x.0].value.data().chunks_exact(features))
-            .enumerate()
-        {
-            let mean = xr.iter().map(|&v| v as f64).sum::<f64>() / features as f64;
-            let variance =
-                xr.iter().map(|&v| (v as f64 - mean).powi(2)).sum::<f64>() / features as f64;
-            let inv_std = (1.0 / (variance + epsilon as f64).sqrt()) as f32;
-            let mean = mean as f32;
-            out.aux[r] = mean;
-            out.aux[rows + r] = inv_std;
-            for (c, (o, &v)) in y.iter_mut().zip(xr).enumerate() {
-                let normed = (v - mean) * inv_std;
-                *o = g.map_or(normed, |g| normed * g[c]) + b.map_or(0.0, |b| b[c]);
-            }
-        }
+        layer_norm(
+            before[x.0].value.data(),
+            features,
+            gamma.map(|g| before[g.0].value.data()),
+            beta.map(|b| before[b.0].value.data()),
+            epsilon,
+            &mut out.aux,
+            out.value.data_mut(),
+        );
         Ok(Var(i))
     }
 
@@ -213,6 +136,11 @@ impl Tape {
     }
 }
 
+/// `gamma`'s value, or ones when there is none.
+fn scale_of(nodes: &[Node], gamma: Option<Var>, len: usize) -> Vec<f32> {
+    gamma.map_or_else(|| vec![1.0; len], |g| nodes[g.0].value.data().to_vec())
+}
+
 pub(crate) fn backward_batch_norm(
     x: Var,
     gamma: Option<Var>,
@@ -222,66 +150,27 @@ pub(crate) fn backward_batch_norm(
     nodes: &mut [Node],
 ) {
     let channels = out.aux.len() / 3;
-    let (mean, rest) = out.aux.split_at(channels);
-    let inv_std = &rest[..channels];
     let dy = out.grad.data();
-    let rows = dy.len() / channels;
-    let ones = vec![1.0; channels];
-    let scale: Vec<f32> = gamma.map_or(ones, |g| nodes[g.0].value.data().to_vec());
-    let input = nodes[x.0].value.data();
-
-    // Per-channel sums: Σ dy and Σ dy · x̂.
-    let mut sum_dy = vec![0f64; channels];
-    let mut sum_dy_xhat = vec![0f64; channels];
-    for (d, xr) in dy.chunks_exact(channels).zip(input.chunks_exact(channels)) {
-        for c in 0..channels {
-            let xhat = (xr[c] - mean[c]) * inv_std[c];
-            sum_dy[c] += d[c] as f64;
-            sum_dy_xhat[c] += (d[c] * xhat) as f64;
-        }
-    }
-
+    let scale = scale_of(nodes, gamma, channels);
+    let sums = batch_norm_sums(dy, nodes[x.0].value.data(), &out.aux);
     if let Some(mut grad) = GradOut::take(nodes, x) {
-        let input = nodes[x.0].value.data();
+        let acc = grad.accumulate;
         let batch = matches!(stats, NormStats::Batch);
-        let values = dy
-            .chunks_exact(channels)
-            .zip(input.chunks_exact(channels))
-            .flat_map(|(d, xr)| (0..channels).map(move |c| (c, d[c], xr[c])))
-            .map(|(c, d, xv)| {
-                let k = scale[c] * inv_std[c];
-                if batch {
-                    // dx = γ/σ · (dy − mean(dy) − x̂ · mean(dy · x̂))
-                    let xhat = (xv - mean[c]) * inv_std[c];
-                    k * (d
-                        - (sum_dy[c] / rows as f64) as f32
-                        - xhat * (sum_dy_xhat[c] / rows as f64) as f32)
-                } else {
-                    k * d
-                }
-            });
-        grad.fill_from(values);
+        let input = nodes[x.0].value.data();
+        let dx = grad.buf.data_mut();
+        batch_norm_input_grad(dy, input, &scale, &out.aux, &sums, batch, dx, acc);
         grad.put(nodes);
     }
     if let Some(g) = gamma {
-        per_channel(nodes, g, sum_dy_xhat.iter().map(|&v| v as f32));
+        per_channel(nodes, g, &sums.gamma_grad());
     }
     if let Some(b) = beta {
-        per_channel(nodes, b, sum_dy.iter().map(|&v| v as f32));
+        per_channel(nodes, b, &sums.beta_grad());
     }
-    if let NormStats::Given { mean: m, variance } = stats {
-        // ∂y/∂mean = −γ/σ;  ∂y/∂variance = −½ γ (x − mean) / σ³ = −½ γ x̂ / σ².
-        per_channel(
-            nodes,
-            m,
-            (0..channels).map(|c| -scale[c] * inv_std[c] * sum_dy[c] as f32),
-        );
-        per_channel(
-            nodes,
-            variance,
-            (0..channels)
-                .map(|c| -0.5 * scale[c] * inv_std[c] * inv_std[c] * sum_dy_xhat[c] as f32),
-        );
+    if let NormStats::Given { mean, variance } = stats {
+        let [d_mean, d_variance] = batch_norm_stats_grads(&scale, &out.aux, &sums);
+        per_channel(nodes, mean, &d_mean);
+        per_channel(nodes, variance, &d_variance);
     }
 }
 
@@ -293,63 +182,27 @@ pub(crate) fn backward_layer_norm(
     nodes: &mut [Node],
 ) {
     let features = *out.value.shape().last().expect("checked when recorded");
-    let rows = out.value.len() / features;
-    let (mean, inv_std) = out.aux.split_at(rows);
     let dy = out.grad.data();
-    let scale: Vec<f32> =
-        gamma.map_or_else(|| vec![1.0; features], |g| nodes[g.0].value.data().to_vec());
-    let mut sum_dy = vec![0f64; features];
-    let mut sum_dy_xhat = vec![0f64; features];
-    let input = nodes[x.0].value.data();
-    for (r, (d, xr)) in dy
-        .chunks_exact(features)
-        .zip(input.chunks_exact(features))
-        .enumerate()
-    {
-        for c in 0..features {
-            let xhat = (xr[c] - mean[r]) * inv_std[r];
-            sum_dy[c] += d[c] as f64;
-            sum_dy_xhat[c] += (d[c] * xhat) as f64;
-        }
-    }
+    let scale = scale_of(nodes, gamma, features);
+    let sums = layer_norm_sums(dy, nodes[x.0].value.data(), features, &out.aux);
     if let Some(mut grad) = GradOut::take(nodes, x) {
+        let acc = grad.accumulate;
         let input = nodes[x.0].value.data();
-        let mut values = Vec::with_capacity(dy.len());
-        for (r, (d, xr)) in dy
-            .chunks_exact(features)
-            .zip(input.chunks_exact(features))
-            .enumerate()
-        {
-            // dx = 1/σ · (g − mean(g) − x̂ · mean(g · x̂)) with g = γ · dy, over the row.
-            let (mut g_mean, mut gx_mean) = (0f64, 0f64);
-            for c in 0..features {
-                let g = (scale[c] * d[c]) as f64;
-                let xhat = ((xr[c] - mean[r]) * inv_std[r]) as f64;
-                g_mean += g;
-                gx_mean += g * xhat;
-            }
-            g_mean /= features as f64;
-            gx_mean /= features as f64;
-            for c in 0..features {
-                let g = (scale[c] * d[c]) as f64;
-                let xhat = ((xr[c] - mean[r]) * inv_std[r]) as f64;
-                values.push((inv_std[r] as f64 * (g - g_mean - xhat * gx_mean)) as f32);
-            }
-        }
-        grad.fill_from(values.into_iter());
+        layer_norm_input_grad(dy, input, &scale, &out.aux, grad.buf.data_mut(), acc);
         grad.put(nodes);
     }
     if let Some(g) = gamma {
-        per_channel(nodes, g, sum_dy_xhat.iter().map(|&v| v as f32));
+        per_channel(nodes, g, &sums.gamma_grad());
     }
     if let Some(b) = beta {
-        per_channel(nodes, b, sum_dy.iter().map(|&v| v as f32));
+        per_channel(nodes, b, &sums.beta_grad());
     }
 }
 
-fn per_channel(nodes: &mut [Node], v: Var, values: impl Iterator<Item = f32>) {
+/// Writes per-channel gradients the kernels computed into `v`'s gradient.
+fn per_channel(nodes: &mut [Node], v: Var, values: &[f32]) {
     if let Some(mut grad) = GradOut::take(nodes, v) {
-        grad.fill_from(values);
+        grad.fill_from(values.iter().copied());
         grad.put(nodes);
     }
 }

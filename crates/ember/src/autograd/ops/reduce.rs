@@ -3,6 +3,7 @@
 use crate::autograd::tape::{GradOut, Node, Tape, Var};
 use crate::error::{Error, Result};
 use crate::tensor::numel;
+use crate::tensor::reduce::{copy_backward, mean_factor, scaled_sum, scaled_sum_backward};
 
 impl Tape {
     /// Sum of all elements, as a scalar.
@@ -12,16 +13,14 @@ impl Tape {
 
     /// Mean of all elements, as a scalar.
     pub fn mean(&mut self, x: Var) -> Result<Var> {
-        let n = self.value(x).len().max(1) as f32;
-        self.reduce(super::Op::Mean(x), x, 1.0 / n)
+        let factor = mean_factor(self.value(x).len());
+        self.reduce(super::Op::Mean(x), x, factor)
     }
 
     fn reduce(&mut self, op: super::Op, x: Var, factor: f32) -> Result<Var> {
         let i = self.push(op, &[], self.requires_grad(x));
         let (before, out) = self.split(i);
-        // Accumulate in f64: a long f32 sum loses digits the gradient checker would notice.
-        let total: f64 = before[x.0].value.data().iter().map(|&v| v as f64).sum();
-        out.value.data_mut()[0] = (total * factor as f64) as f32;
+        out.value.data_mut()[0] = scaled_sum(before[x.0].value.data(), factor);
         Ok(Var(i))
     }
 
@@ -48,8 +47,8 @@ pub(crate) fn backward_sum(x: Var, factor: f32, out: &Node, nodes: &mut [Node]) 
     let Some(mut grad) = GradOut::take(nodes, x) else {
         return;
     };
-    let g = out.grad.data()[0] * factor;
-    grad.fill_from(std::iter::repeat(g));
+    let acc = grad.accumulate;
+    scaled_sum_backward(out.grad.data()[0], factor, grad.buf.data_mut(), acc);
     grad.put(nodes);
 }
 
@@ -57,7 +56,8 @@ pub(crate) fn backward_reshape(x: Var, out: &Node, nodes: &mut [Node]) {
     let Some(mut grad) = GradOut::take(nodes, x) else {
         return;
     };
-    grad.fill_from(out.grad.data().iter().copied());
+    let acc = grad.accumulate;
+    copy_backward(out.grad.data(), grad.buf.data_mut(), acc);
     grad.put(nodes);
 }
 

@@ -1,0 +1,88 @@
+//! The dense layer's kernels: `activation(x · w + b)` in one pass, and the bias gradient.
+
+use super::activation::Activation;
+use super::matmul::{matmul, MatRef};
+use crate::error::{Error, Result};
+
+/// Checks a matrix product's operands, (m, k) · (k, n): returns (m, k, n).
+pub fn matmul_dims(a: &[usize], b: &[usize]) -> Result<(usize, usize, usize)> {
+    match (a, b) {
+        ([m, k], [k2, n]) if k == k2 => Ok((*m, *k, *n)),
+        _ => Err(Error::shape(
+            "matmul",
+            format!("cannot multiply {a:?} by {b:?}"),
+        )),
+    }
+}
+
+/// Checks the dense op's operands, x (…, in), w (in, units), b (units): returns (in, units).
+pub fn linear_dims(x: &[usize], w: &[usize], b: Option<&[usize]>) -> Result<(usize, usize)> {
+    let (inputs, units) = match w {
+        [i, u] => (*i, *u),
+        _ => {
+            return Err(Error::shape(
+                "dense",
+                format!("kernel must be 2-D, got {w:?}"),
+            ))
+        }
+    };
+    if x.last() != Some(&inputs) {
+        return Err(Error::shape(
+            "dense",
+            format!("input {x:?} does not end in {inputs} features (kernel {w:?})"),
+        ));
+    }
+    if let Some(b) = b {
+        if b != [units] {
+            return Err(Error::shape(
+                "dense",
+                format!("bias {b:?} should be [{units}]"),
+            ));
+        }
+    }
+    Ok((inputs, units))
+}
+
+/// The output shape of the dense op: `x`'s with the last axis `units` wide.
+pub fn linear_shape(x: &[usize], units: usize) -> Vec<usize> {
+    let mut shape = x.to_vec();
+    if let Some(last) = shape.last_mut() {
+        *last = units;
+    }
+    shape
+}
+
+/// `out = activation(x · w + b)`, x (rows, inputs), w (inputs, units), out (rows, units).
+/// Fused: the bias is the product's starting value and the activation runs in place, so the
+/// layer writes its output once.
+#[allow(clippy::too_many_arguments)]
+pub fn linear(
+    x: &[f32],
+    w: &[f32],
+    b: Option<&[f32]>,
+    rows: usize,
+    inputs: usize,
+    units: usize,
+    activation: Activation,
+    out: &mut [f32],
+) {
+    if let Some(b) = b {
+        for row in out.chunks_mut(units) {
+            row.copy_from_slice(b);
+        }
+    }
+    matmul(
+        out,
+        MatRef::new(x, rows, inputs),
+        MatRef::new(w, inputs, units),
+        b.is_some(),
+    );
+    activation.apply(out, units);
+}
+
+/// Adds the column sums of `dz` (rows of `units` values) into `dst`: a bias's gradient.
+pub fn add_column_sums(dz: &[f32], units: usize, dst: &mut [f32]) {
+    for row in dz.chunks(units) {
+        dst.iter_mut().zip(row).for_each(|(d, v)| *d += v);
+    }
+}

@@ -1,0 +1,26 @@
+//! Reductions of all elements to a scalar, and their gradients.
+
+use super::elementwise::store;
+
+/// `factor · Σ x`, accumulated in f64: a long f32 sum loses digits the gradient checker would
+/// notice.
+pub fn scaled_sum(x: &[f32], factor: f32) -> f32 {
+    let total: f64 = x.iter().map(|&v| v as f64).sum();
+    (total * factor as f64) as f32
+}
+
+/// The factor of a mean over `len` elements.
+pub fn mean_factor(len: usize) -> f32 {
+    1.0 / len.max(1) as f32
+}
+
+/// The gradient of `factor · Σ x`: every element receives `factor` times the scalar's gradient.
+pub fn scaled_sum_backward(grad_y: f32, factor: f32, grad_x: &mut [f32], accumulate: bool) {
+    let g = grad_y * factor;
+    store(grad_x, std::iter::repeat(g), accumulate);
+}
+
+/// Copies `src` into `dst`, or adds it when accumulating (the gradient of a reshape).
+pub fn copy_backward(src: &[f32], dst: &mut [f32], accumulate: bool) {
+    store(dst, src.iter().copied(), accumulate);
+}
