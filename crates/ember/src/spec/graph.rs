@@ -119,11 +119,18 @@ impl TryFrom<toml::Table> for LayerEntry {
                 list.iter().map(|v| text(v.clone(), "inputs")).collect()
             })
             .transpose()?;
-        let trainable = match table.remove("trainable") {
+        let trainable = table.remove("trainable");
+        let shares = table.remove("shares");
+        if shares.is_some() && trainable.is_some() {
+            return Err(
+                "a `shares` call trains as its layer does: set `trainable` on that layer".into(),
+            );
+        }
+        let trainable = match trainable {
             Some(v) => v.as_bool().ok_or("`trainable` must be true or false")?,
             None => true,
         };
-        let kind = if let Some(shared) = table.remove("shares") {
+        let kind = if let Some(shared) = shares {
             if !table.is_empty() {
                 let keys: Vec<&String> = table.keys().collect();
                 return Err(format!(
@@ -267,14 +274,19 @@ trait Visit {
     fn share(&mut self, target: &str, x: &Self::Value) -> Option<Result<Self::Value>>;
 }
 
+/// A graph's inputs and outputs, and the name each entry was given.
+struct Walked<T> {
+    inputs: Vec<T>,
+    outputs: Vec<T>,
+    names: Vec<String>,
+}
+
 /// Walks a graph's inputs and entries in order, resolving the names each entry reads.
-/// Returns the inputs and the outputs.
-#[allow(clippy::type_complexity)]
 fn walk<V: Visit>(
     model: &ModelSection,
     layers: &[LayerEntry],
     visit: &mut V,
-) -> Result<(Vec<V::Value>, Vec<V::Value>), (String, String)> {
+) -> Result<Walked<V::Value>, (String, String)> {
     let mut values: HashMap<String, V::Value> = HashMap::new();
     let mut inputs = Vec::new();
     for (i, input) in model.inputs.iter().enumerate() {
@@ -289,7 +301,7 @@ fn walk<V: Visit>(
         inputs.push(t);
     }
     let mut previous = inputs.last().cloned();
-    let mut last_name = None;
+    let mut names = Vec::with_capacity(layers.len());
     for (i, entry) in layers.iter().enumerate() {
         let field = format!("layers[{i}]");
         let fail = |e: Error| (field.clone(), e.to_string());
@@ -351,10 +363,10 @@ fn walk<V: Visit>(
         }
         values.insert(name.clone(), out.clone());
         previous = Some(out);
-        last_name = Some(name);
+        names.push(name);
     }
     let output_names = if model.outputs.is_empty() {
-        last_name.into_iter().collect()
+        names.last().cloned().into_iter().collect()
     } else {
         model.outputs.clone()
     };
@@ -367,7 +379,11 @@ fn walk<V: Visit>(
                 .ok_or_else(|| ("model.outputs".into(), format!("no layer is named '{n}'")))
         })
         .collect::<Result<_, _>>()?;
-    Ok((inputs, outputs))
+    Ok(Walked {
+        inputs,
+        outputs,
+        names,
+    })
 }
 
 /// Checks every entry's shapes without creating any weight (a hostile file may ask for
@@ -375,9 +391,23 @@ fn walk<V: Visit>(
 struct ShapeCheck {
     /// Each layer's input and output shape, for shared calls.
     layers: HashMap<String, (Vec<usize>, Vec<usize>)>,
-    count: usize,
+    /// Layers of each kind so far, for the default names `Graph` will give.
+    kinds: HashMap<&'static str, usize>,
     /// Weights the layers declare, or None once the count overflows.
     params: Option<usize>,
+}
+
+impl ShapeCheck {
+    /// `name`, or the default name of the next layer of `kind`, as `Graph` gives it.
+    fn name(&mut self, name: Option<&str>, kind: &'static str) -> String {
+        let seen = self.kinds.entry(kind).or_insert(0);
+        *seen += 1;
+        match (name, *seen - 1) {
+            (Some(name), _) => name.to_string(),
+            (None, 0) => crate::train::snake_case(kind),
+            (None, k) => format!("{}_{k}", crate::train::snake_case(kind)),
+        }
+    }
 }
 
 impl Visit for ShapeCheck {
@@ -400,8 +430,7 @@ impl Visit for ShapeCheck {
     ) -> Result<(String, Vec<usize>)> {
         let (out, params) = config.shape_and_params(x)?;
         self.params = self.params.and_then(|p| p.checked_add(params));
-        self.count += 1;
-        let name = name.map_or_else(|| format!("layer {}", self.count), str::to_string);
+        let name = self.name(name, config.kind_name());
         self.layers.insert(name.clone(), (x.clone(), out.clone()));
         Ok((name, out))
     }
@@ -413,8 +442,7 @@ impl Visit for ShapeCheck {
         xs: &[&Vec<usize>],
     ) -> Result<(String, Vec<usize>)> {
         let shapes: Vec<&[usize]> = xs.iter().map(|x| x.as_slice()).collect();
-        self.count += 1;
-        let name = name.map_or_else(|| format!("layer {}", self.count), str::to_string);
+        let name = self.name(name, merge.kind());
         Ok((name, merge.output_shape(&shapes)?))
     }
 
@@ -484,7 +512,7 @@ pub(crate) fn param_count(
         Plan::Graph => {
             let mut visit = ShapeCheck {
                 layers: HashMap::new(),
-                count: 0,
+                kinds: HashMap::new(),
                 params: Some(0),
             };
             walk(model, layers, &mut visit)?;
@@ -546,13 +574,13 @@ fn build_graph(
         graph: Graph::with_seed(seed),
         layers: HashMap::new(),
     };
-    let (inputs, outputs) = walk(model, layers, &mut visit)?;
-    let inputs: Vec<&SymbolicTensor> = inputs.iter().collect();
-    let outputs: Vec<&SymbolicTensor> = outputs.iter().collect();
+    let walked = walk(model, layers, &mut visit)?;
+    let inputs: Vec<&SymbolicTensor> = walked.inputs.iter().collect();
+    let outputs: Vec<&SymbolicTensor> = walked.outputs.iter().collect();
     let mut model =
         Model::new(&inputs, &outputs).map_err(|e| ("model".to_string(), e.to_string()))?;
-    for (i, entry) in layers.iter().enumerate() {
-        if let (false, Some(name)) = (entry.trainable, &entry.name) {
+    for (i, (entry, name)) in layers.iter().zip(&walked.names).enumerate() {
+        if !entry.trainable {
             model
                 .set_trainable(name, false)
                 .map_err(|e| (format!("layers[{i}].trainable"), e.to_string()))?;
@@ -601,7 +629,8 @@ pub(crate) fn describe(model: &Model) -> (ModelSection, Vec<LayerEntry>) {
                 (true, None, None) => unreachable!("a call is of a layer or a merge"),
             },
             inputs: Some(call.inputs),
-            trainable: call.trainable,
+            // A shared call's layer says whether it trains, at its first call.
+            trainable: call.trainable || !call.first,
         })
         .collect();
     (section, layers)

@@ -357,6 +357,57 @@ impl Model {
             .collect()
     }
 
+    /// The loss on a batch (as `evaluate` reports it, weight penalties included) and its
+    /// gradient with respect to every weight, in the order of [`Model::weights`]: zeros for
+    /// weights the loss does not reach or `fit` does not train. Nothing is updated.
+    pub fn loss_gradients(&mut self, xs: &[&Tensor], ys: &[&Tensor]) -> Result<(f32, Vec<Tensor>)> {
+        let loss_fn = self.compiled("loss_gradients")?.loss;
+        let data = Data {
+            x: xs.to_vec(),
+            y: ys.to_vec(),
+        };
+        self.check_data(&data, "x", "y")?;
+        let graph = self.graph();
+        let mut tape = Tape::new();
+        let Model { layers, .. } = self;
+        let weights = Model::weights_onto(layers, &mut tape);
+        let result = (|| {
+            let rows: Vec<usize> = (0..xs[0].rows()).collect();
+            let xs = xs
+                .iter()
+                .map(|x| tape.constant_rows(x, &rows))
+                .collect::<Result<Vec<Var>>>()?;
+            let ys = ys
+                .iter()
+                .map(|y| tape.constant_rows(y, &rows))
+                .collect::<Result<Vec<Var>>>()?;
+            let outputs = Model::record(layers, &graph, &mut tape, &weights, &xs, false, true)?;
+            let mut total = None;
+            for ((logits, activation), &target) in outputs.into_iter().zip(&ys) {
+                let (loss, _) = loss_fn.record(&mut tape, logits, activation, target)?;
+                total = Some(match total {
+                    None => loss,
+                    Some(t) => tape.add(t, loss)?,
+                });
+            }
+            let total = total.ok_or_else(|| Error::invalid("the model has no outputs"))?;
+            let loss = Model::with_penalties(layers, &mut tape, &weights, total)?;
+            tape.backward(loss)?;
+            let grads = weights
+                .iter()
+                .flatten()
+                .map(|&v| {
+                    tape.grad(v)
+                        .cloned()
+                        .unwrap_or_else(|| Tensor::zeros(tape.value(v).shape()))
+                })
+                .collect();
+            Ok((tape.value(loss).item()?, grads))
+        })();
+        Model::weights_back(layers, &mut tape, &weights);
+        result
+    }
+
     /// One gradient update on the samples `rows`; returns the batch loss.
     fn train_step(
         &mut self,

@@ -50,6 +50,15 @@ pub struct SymbolicTensor {
     shape: Vec<usize>,
 }
 
+impl std::fmt::Debug for SymbolicTensor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SymbolicTensor")
+            .field("source", &self.source)
+            .field("shape", &self.shape)
+            .finish()
+    }
+}
+
 impl SymbolicTensor {
     /// Shape of one sample (without the batch axis).
     pub fn shape(&self) -> &[usize] {
@@ -128,8 +137,13 @@ impl Graph {
             Ok(b) => default_name(&b.layers, layer.kind()),
             Err(_) => layer.kind().to_string(),
         };
+        // A default name is unique, so this fails only on a spent graph; the layer's first
+        // call reports that.
         self.add(name, Operation::Layer(Box::new(layer)))
-            .expect("a default name is unique")
+            .unwrap_or(GraphLayer {
+                graph: self.clone(),
+                index: usize::MAX,
+            })
     }
 
     /// Adds a layer under `name`, which must be unique in the model.
@@ -374,5 +388,254 @@ impl Model {
             rng,
             compiled: None,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::prelude::*;
+    use crate::tensor::random::Rng;
+
+    fn random(shape: &[usize], seed: u64) -> Tensor {
+        let mut rng = Rng::seed(seed);
+        let mut t = Tensor::zeros(shape);
+        t.data_mut()
+            .iter_mut()
+            .for_each(|v| *v = rng.uniform_range(-1.0, 1.0));
+        t
+    }
+
+    /// Compares every weight's gradient from `loss_gradients` with central differences of
+    /// the loss `evaluate` reports.
+    fn check_model_gradients(model: &mut Model, xs: &[&Tensor], ys: &[&Tensor]) {
+        let (loss, analytic) = model.loss_gradients(xs, ys).unwrap();
+        let reported = model.evaluate_many(xs, ys, 1000).unwrap().loss;
+        assert!((loss as f64 - reported).abs() < 1e-5, "{loss} vs {reported}");
+        let names: Vec<String> = model.weights().into_iter().map(|(n, _)| n).collect();
+        let h = 5e-3f32;
+        for (name, grad) in names.iter().zip(&analytic) {
+            let original = model
+                .weights()
+                .into_iter()
+                .find(|(n, _)| n == name)
+                .unwrap()
+                .1
+                .clone();
+            for i in 0..original.len() {
+                let mut at = |delta: f32| {
+                    let mut w = original.clone();
+                    w.data_mut()[i] += delta;
+                    model.set_weight(name, w).unwrap();
+                    model.evaluate_many(xs, ys, 1000).unwrap().loss
+                };
+                let numeric = (at(h) - at(-h)) / (2.0 * h as f64);
+                let got = grad.data()[i] as f64;
+                assert!(
+                    (numeric - got).abs() <= 2e-3 + 1e-2 * numeric.abs(),
+                    "{name}[{i}]: analytic {got}, numeric {numeric}"
+                );
+            }
+            model.set_weight(name, original).unwrap();
+        }
+    }
+
+    fn labels(n: usize, classes: usize) -> Tensor {
+        Tensor::new(&[n], (0..n).map(|i| (i % classes) as f32).collect()).unwrap()
+    }
+
+    /// x → h1 → h2, out = softmax(Dense(h1 + h2)): a residual block.
+    fn residual(seed: u64) -> Model {
+        let g = Graph::with_seed(seed);
+        let x = g.input("x", &[4]).unwrap();
+        let h1 = g
+            .named("h1", Dense::new(5).activation(Activation::Tanh))
+            .unwrap()
+            .call(&x)
+            .unwrap();
+        let h2 = g
+            .named("h2", Dense::new(5).activation(Activation::Tanh))
+            .unwrap()
+            .call(&h1)
+            .unwrap();
+        let sum = g.merge(Merge::Add {}, &[&h1, &h2]).unwrap();
+        let out = g
+            .layer(Dense::new(3).activation(Activation::Softmax))
+            .call(&sum)
+            .unwrap();
+        let mut model = Model::new(&[&x], &[&out]).unwrap();
+        model
+            .compile(
+                Adam::new(0.01),
+                Loss::SparseCategoricalCrossentropy,
+                &[Metric::Accuracy],
+            )
+            .unwrap();
+        model
+    }
+
+    /// Two inputs through one shared tower, joined, and a sigmoid.
+    fn siamese(merge: Merge) -> Model {
+        let g = Graph::with_seed(2);
+        let a = g.input("a", &[4]).unwrap();
+        let b = g.input("b", &[4]).unwrap();
+        let tower = g
+            .named("tower", Dense::new(3).activation(Activation::Tanh))
+            .unwrap();
+        let (ta, tb) = (tower.call(&a).unwrap(), tower.call(&b).unwrap());
+        let joined = g.merge(merge, &[&ta, &tb]).unwrap();
+        let out = g
+            .layer(Dense::new(1).activation(Activation::Sigmoid))
+            .call(&joined)
+            .unwrap();
+        let mut model = Model::new(&[&a, &b], &[&out]).unwrap();
+        model
+            .compile(Sgd::new(0.1), Loss::BinaryCrossentropy, &[Metric::Accuracy])
+            .unwrap();
+        model
+    }
+
+    #[test]
+    fn a_residual_block_passes_the_gradient_check() {
+        let mut model = residual(1);
+        let x = random(&[6, 4], 7);
+        check_model_gradients(&mut model, &[&x], &[&labels(6, 3)]);
+    }
+
+    #[test]
+    fn a_shared_layer_sums_its_gradients_and_passes_the_gradient_check() {
+        let (a, b) = (random(&[5, 4], 3), random(&[5, 4], 4));
+        let y = Tensor::new(&[5, 1], vec![0.0, 1.0, 1.0, 0.0, 1.0]).unwrap();
+        for merge in [Merge::Concatenate {}, Merge::Multiply {}, Merge::Dot {}, Merge::Add {}] {
+            let mut model = siamese(merge);
+            // One tower, counted once: 4·3 + 3 weights, then the head.
+            let head = model.output_shapes()[0][0]
+                + match merge {
+                    Merge::Concatenate {} => 6,
+                    Merge::Dot {} => 1,
+                    _ => 3,
+                };
+            assert_eq!(model.count_params(), 15 + head, "{merge:?}");
+            check_model_gradients(&mut model, &[&a, &b], &[&y]);
+        }
+        // The tower's gradient is the sum of its two calls': with b = a the calls agree, and
+        // the gradient is twice what one call gives.
+        let mut model = siamese(Merge::Add {});
+        let (_, both) = model.loss_gradients(&[&a, &a], &[&y]).unwrap();
+        let summary = model.summary();
+        assert!(summary.contains("tower[0][0], tower[1][0]"), "{summary}");
+        assert!(summary.contains("a[0][0], b[0][0]"), "{summary}");
+        assert!(both[0].data().iter().any(|&g| g != 0.0));
+    }
+
+    #[test]
+    fn a_frozen_layer_is_unchanged_by_fit_and_counted_apart() {
+        let mut model = residual(3);
+        let before = model.get_weights();
+        model.set_trainable("h1", false).unwrap();
+        assert!(!model.is_trainable("h1").unwrap());
+        assert_eq!(model.count_trainable_params(), model.count_params() - (4 * 5 + 5));
+        assert!(model.summary().contains("Non-trainable params: 25 (100.00 B)"));
+        let x = random(&[40, 4], 9);
+        let options = FitOptions {
+            epochs: 3,
+            batch_size: 8,
+            verbose: Verbosity::Silent,
+            ..FitOptions::default()
+        };
+        model.fit(&x, &labels(40, 3), &options).unwrap();
+        let after = model.get_weights();
+        let names: Vec<String> = model.weights().into_iter().map(|(n, _)| n).collect();
+        for ((name, a), b) in names.iter().zip(&after).zip(&before) {
+            if name.starts_with("h1/") {
+                assert_eq!(a, b, "{name} is frozen");
+            } else {
+                assert_ne!(a, b, "{name} trains");
+            }
+        }
+        assert!(model.set_trainable("nope", false).is_err());
+    }
+
+    #[test]
+    fn one_model_predicts_from_eight_threads_exactly_as_from_one() {
+        let mut conv = Sequential::with_seed(&[8, 8, 1], 5);
+        conv.add(Conv2D::new(4, (3, 3)).activation(Activation::Relu))
+            .unwrap();
+        conv.add(MaxPooling2D::new((2, 2))).unwrap();
+        conv.add(Flatten).unwrap();
+        conv.add(Dense::new(3).activation(Activation::Softmax))
+            .unwrap();
+        let conv: Model = conv.into_model();
+        let graph = residual(4);
+        let images = random(&[37, 8, 8, 1], 11);
+        let rows = random(&[37, 4], 12);
+        let alone = (conv.predict(&images, 5).unwrap(), graph.predict(&rows, 5).unwrap());
+        std::thread::scope(|s| {
+            let handles: Vec<_> = (0..8)
+                .map(|t| {
+                    let (conv, graph, images, rows) = (&conv, &graph, &images, &rows);
+                    s.spawn(move || {
+                        // Different batch sizes per thread: the same rows give the same outputs.
+                        let batch = 1 + t * 5;
+                        (conv.predict(images, batch).unwrap(), graph.predict(rows, batch).unwrap())
+                    })
+                })
+                .collect();
+            for h in handles {
+                assert_eq!(h.join().unwrap(), alone);
+            }
+        });
+    }
+
+    #[test]
+    fn a_graph_saves_and_loads_with_identical_predictions() {
+        let mut model = siamese(Merge::Concatenate {});
+        model.set_trainable("tower", false).unwrap();
+        let (a, b) = (random(&[20, 4], 5), random(&[20, 4], 6));
+        let y = Tensor::new(&[20, 1], (0..20).map(|i| (i % 2) as f32).collect()).unwrap();
+        let options = FitOptions {
+            epochs: 2,
+            batch_size: 4,
+            verbose: Verbosity::Silent,
+            ..FitOptions::default()
+        };
+        model.fit_many(&[&a, &b], &[&y], &options, &mut []).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("siamese.safetensors");
+        model.save(&path).unwrap_or_else(|e| panic!("{e}"));
+        let loaded = Model::load(&path).unwrap();
+        assert_eq!(
+            loaded.predict_many(&[&a, &b], 7).unwrap(),
+            model.predict_many(&[&a, &b], 7).unwrap()
+        );
+        assert_eq!(loaded.summary(), model.summary());
+        assert!(!loaded.is_trainable("tower").unwrap());
+        assert_eq!(loaded.inputs(), model.inputs());
+    }
+
+    #[test]
+    fn misuse_is_a_clear_error() {
+        let g = Graph::new();
+        let x = g.input("x", &[4]).unwrap();
+        assert!(g.input("x", &[2]).is_err(), "names are unique");
+        let dense = g.layer(Dense::new(3));
+        let y = dense.call(&x).unwrap();
+        let other = g.input("other", &[5]).unwrap();
+        let err = dense.call(&other).unwrap_err().to_string();
+        assert!(err.contains("built for inputs of [4]"), "{err}");
+        let err = g.merge(Merge::Add {}, &[&x, &y]).unwrap_err().to_string();
+        assert!(err.contains("one shape"), "{err}");
+        let stranger = Graph::new().input("s", &[3]).unwrap();
+        assert!(g.merge(Merge::Add {}, &[&y, &stranger]).is_err());
+        let err = Model::new(&[&x], &[&g.merge(Merge::Concatenate {}, &[&y, &other]).unwrap()])
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(err.contains("input 'other'"), "{err}");
+        let model = Model::new(&[&x], &[&y]).unwrap();
+        assert!(g.layer(Dense::new(2)).call(&x).is_err(), "the graph is spent");
+        let err = model.predict_many(&[], 4).unwrap_err().to_string();
+        assert!(err.contains("takes 1 inputs"), "{err}");
+        assert!(model.layer("dense").is_ok());
+        assert!(model.layer("nope").err().unwrap().to_string().contains("dense"));
     }
 }

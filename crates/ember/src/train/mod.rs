@@ -17,6 +17,7 @@ pub use callback::{Callback, Control};
 pub use fit::{split_point, Evaluation, FitOptions, Verbosity};
 pub use graph::{Graph, GraphLayer, SymbolicTensor};
 pub use history::{decimal, EpochLog, History};
+pub(crate) use model::snake_case;
 pub use model::{InputSpec, Model};
 pub use sequential::Sequential;
 pub use softmax_regression::SoftmaxRegression;
