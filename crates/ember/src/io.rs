@@ -134,6 +134,24 @@ pub fn load(path: impl AsRef<Path>) -> Result<Checkpoint> {
     from_bytes(&bytes, path)
 }
 
+/// Whether `path` holds a saved model (a safetensors file: an 8-byte header length, then the
+/// JSON header) rather than a model file's text.
+pub fn is_saved_model(path: &Path) -> Result<bool> {
+    use std::io::Read;
+    let mut start = [0u8; 9];
+    let mut file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    let read = file.read(&mut start).map_err(|e| Error::io(path, e))?;
+    Ok(read == start.len() && start[8] == b'{' && start[..8].iter().any(|&b| b != 0))
+}
+
+/// The Keras summary table of a model file or of a saved model.
+pub fn summary_of(path: &Path) -> Result<String> {
+    if is_saved_model(path)? {
+        return Ok(load(path)?.model.summary());
+    }
+    Ok(ModelSpec::from_file(path)?.build()?.summary())
+}
+
 /// Loads a saved model from its bytes; `path` names it in errors. Every malformed input is an
 /// error, never a panic (this is the fuzzed entry point).
 pub fn from_bytes(bytes: &[u8], path: &Path) -> Result<Checkpoint> {

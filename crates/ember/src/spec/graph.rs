@@ -635,3 +635,184 @@ pub(crate) fn describe(model: &Model) -> (ModelSection, Vec<LayerEntry>) {
         .collect();
     (section, layers)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use crate::spec::ModelSpec;
+
+    /// The issue's example: h1 → h2, sum = h1 + h2, probs; plus a shared call and a frozen layer.
+    const GRAPH: &str = r#"
+[model]
+inputs = [{ name = "pixels", shape = [6] }, { name = "other", shape = [6] }]
+outputs = ["probs"]
+
+[[layers]]
+name = "h1"
+type = "dense"
+units = 4
+activation = "relu"
+inputs = ["pixels"]
+
+[[layers]]
+name = "h2"
+type = "dense"
+units = 4
+activation = "relu"
+trainable = false
+
+[[layers]]
+name = "h1_other"
+shares = "h1"
+inputs = ["other"]
+
+[[layers]]
+name = "sum"
+type = "add"
+inputs = ["h1", "h2", "h1_other"]
+
+[[layers]]
+name = "probs"
+type = "dense"
+units = 3
+activation = "softmax"
+inputs = ["sum"]
+
+[compile]
+optimizer = { type = "adam" }
+loss = "sparse_categorical_crossentropy"
+metrics = ["accuracy"]
+"#;
+
+    fn parse(text: &str) -> crate::Result<ModelSpec> {
+        ModelSpec::parse(text, Path::new("g.toml"))
+    }
+
+    fn error(text: &str) -> String {
+        parse(text).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn the_graph_form_builds_and_round_trips() {
+        let spec = parse(GRAPH).unwrap();
+        let model = spec.build().unwrap();
+        assert_eq!(model.inputs().len(), 2);
+        // h1 is counted once though called twice.
+        assert_eq!(
+            model.count_params(),
+            (6 * 4 + 4) + (4 * 4 + 4) + (4 * 3 + 3)
+        );
+        assert_eq!(model.count_trainable_params(), model.count_params() - 20);
+        assert!(!model.is_trainable("h2").unwrap());
+        let summary = model.summary();
+        assert!(
+            summary.contains("h1[0][0], h2[0][0], h1[1][0]"),
+            "{summary}"
+        );
+        assert!(summary.contains("pixels[0][0], other[0][0]"), "{summary}");
+        // Model → file → model: the same file, and the same layers.
+        let back = ModelSpec::from_model(&model, spec.fit.clone(), None).unwrap();
+        let text = back.to_toml().unwrap();
+        let again = parse(&text).unwrap();
+        assert_eq!(again, back);
+        assert_eq!(again.build().unwrap().summary(), summary);
+        assert!(text.contains("shares = \"h1\""), "{text}");
+        assert!(text.contains("trainable = false"), "{text}");
+    }
+
+    #[test]
+    fn todays_stacks_keep_their_form() {
+        let stack = r#"
+[model]
+input_shape = [4]
+
+[[layers]]
+type = "dense"
+units = 3
+trainable = false
+
+[compile]
+optimizer = { type = "sgd", learning_rate = 0.1 }
+loss = "mse"
+"#;
+        let spec = parse(stack).unwrap();
+        let model = spec.build().unwrap();
+        assert!(model.is_sequential());
+        assert_eq!(model.count_trainable_params(), 0);
+        let back = ModelSpec::from_model(&model, spec.fit.clone(), None).unwrap();
+        assert_eq!(back.layers, spec.layers);
+        assert!(!back.to_toml().unwrap().contains("inputs"));
+    }
+
+    #[test]
+    fn graph_mistakes_name_the_field() {
+        let cases = [
+            (
+                GRAPH.replace("inputs = [\"sum\"]", "inputs = [\"nowhere\"]"),
+                "layers[4].inputs",
+                "nowhere",
+            ),
+            (
+                GRAPH.replace("shares = \"h1\"", "shares = \"h9\""),
+                "layers[2].shares",
+                "h9",
+            ),
+            (
+                GRAPH.replace("name = \"sum\"", "name = \"h1\""),
+                "layers[3].name",
+                "used twice",
+            ),
+            (
+                GRAPH.replace("outputs = [\"probs\"]", "outputs = [\"prob\"]"),
+                "model.outputs",
+                "prob",
+            ),
+            (
+                GRAPH.replace(
+                    "inputs = [\"h1\", \"h2\", \"h1_other\"]",
+                    "inputs = [\"h1\", \"pixels\"]",
+                ),
+                "layers[3]",
+                "one shape",
+            ),
+            (
+                GRAPH.replace(
+                    "outputs = [\"probs\"]\n",
+                    "outputs = [\"probs\"]\ninput_shape = [6]\n",
+                ),
+                "model",
+                "not both",
+            ),
+            (
+                GRAPH.replace(
+                    "name = \"h1_other\"",
+                    "name = \"h1_other\"\ntrainable = false",
+                ),
+                "layers[2]",
+                "set `trainable` on that layer",
+            ),
+            (
+                GRAPH.replace(
+                    "shape = [6] }, { name = \"other\", shape = [6]",
+                    "shape = [6] }, { name = \"other\", shape = [5]",
+                ),
+                "layers[2]",
+                "[6]",
+            ),
+        ];
+        for (text, field, words) in cases {
+            let e = error(&text);
+            assert!(
+                e.contains(field) && e.contains(words),
+                "{field} / {words}: {e}"
+            );
+        }
+        // A stack whose layers name inputs must say what its inputs are.
+        let e = error(&GRAPH.replace(
+            "inputs = [{ name = \"pixels\", shape = [6] }, { name = \"other\", shape = [6] }]\noutputs = [\"probs\"]",
+            "input_shape = [6]",
+        ));
+        assert!(e.contains("model.inputs"), "{e}");
+    }
+}

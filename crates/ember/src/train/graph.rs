@@ -410,7 +410,10 @@ mod tests {
     fn check_model_gradients(model: &mut Model, xs: &[&Tensor], ys: &[&Tensor]) {
         let (loss, analytic) = model.loss_gradients(xs, ys).unwrap();
         let reported = model.evaluate_many(xs, ys, 1000).unwrap().loss;
-        assert!((loss as f64 - reported).abs() < 1e-5, "{loss} vs {reported}");
+        assert!(
+            (loss as f64 - reported).abs() < 1e-5,
+            "{loss} vs {reported}"
+        );
         let names: Vec<String> = model.weights().into_iter().map(|(n, _)| n).collect();
         let h = 5e-3f32;
         for (name, grad) in names.iter().zip(&analytic) {
@@ -505,7 +508,12 @@ mod tests {
     fn a_shared_layer_sums_its_gradients_and_passes_the_gradient_check() {
         let (a, b) = (random(&[5, 4], 3), random(&[5, 4], 4));
         let y = Tensor::new(&[5, 1], vec![0.0, 1.0, 1.0, 0.0, 1.0]).unwrap();
-        for merge in [Merge::Concatenate {}, Merge::Multiply {}, Merge::Dot {}, Merge::Add {}] {
+        for merge in [
+            Merge::Concatenate {},
+            Merge::Multiply {},
+            Merge::Dot {},
+            Merge::Add {},
+        ] {
             let mut model = siamese(merge);
             // One tower, counted once: 4·3 + 3 weights, then the head.
             let head = model.output_shapes()[0][0]
@@ -533,8 +541,13 @@ mod tests {
         let before = model.get_weights();
         model.set_trainable("h1", false).unwrap();
         assert!(!model.is_trainable("h1").unwrap());
-        assert_eq!(model.count_trainable_params(), model.count_params() - (4 * 5 + 5));
-        assert!(model.summary().contains("Non-trainable params: 25 (100.00 B)"));
+        assert_eq!(
+            model.count_trainable_params(),
+            model.count_params() - (4 * 5 + 5)
+        );
+        assert!(model
+            .summary()
+            .contains("Non-trainable params: 25 (100.00 B)"));
         let x = random(&[40, 4], 9);
         let options = FitOptions {
             epochs: 3,
@@ -568,7 +581,10 @@ mod tests {
         let graph = residual(4);
         let images = random(&[37, 8, 8, 1], 11);
         let rows = random(&[37, 4], 12);
-        let alone = (conv.predict(&images, 5).unwrap(), graph.predict(&rows, 5).unwrap());
+        let alone = (
+            conv.predict(&images, 5).unwrap(),
+            graph.predict(&rows, 5).unwrap(),
+        );
         std::thread::scope(|s| {
             let handles: Vec<_> = (0..8)
                 .map(|t| {
@@ -576,7 +592,10 @@ mod tests {
                     s.spawn(move || {
                         // Different batch sizes per thread: the same rows give the same outputs.
                         let batch = 1 + t * 5;
-                        (conv.predict(images, batch).unwrap(), graph.predict(rows, batch).unwrap())
+                        (
+                            conv.predict(images, batch).unwrap(),
+                            graph.predict(rows, batch).unwrap(),
+                        )
                     })
                 })
                 .collect();
@@ -626,16 +645,27 @@ mod tests {
         assert!(err.contains("one shape"), "{err}");
         let stranger = Graph::new().input("s", &[3]).unwrap();
         assert!(g.merge(Merge::Add {}, &[&y, &stranger]).is_err());
-        let err = Model::new(&[&x], &[&g.merge(Merge::Concatenate {}, &[&y, &other]).unwrap()])
-            .err()
-            .unwrap()
-            .to_string();
+        let err = Model::new(
+            &[&x],
+            &[&g.merge(Merge::Concatenate {}, &[&y, &other]).unwrap()],
+        )
+        .err()
+        .unwrap()
+        .to_string();
         assert!(err.contains("input 'other'"), "{err}");
         let model = Model::new(&[&x], &[&y]).unwrap();
-        assert!(g.layer(Dense::new(2)).call(&x).is_err(), "the graph is spent");
+        assert!(
+            g.layer(Dense::new(2)).call(&x).is_err(),
+            "the graph is spent"
+        );
         let err = model.predict_many(&[], 4).unwrap_err().to_string();
         assert!(err.contains("takes 1 inputs"), "{err}");
         assert!(model.layer("dense").is_ok());
-        assert!(model.layer("nope").err().unwrap().to_string().contains("dense"));
+        assert!(model
+            .layer("nope")
+            .err()
+            .unwrap()
+            .to_string()
+            .contains("dense"));
     }
 }
