@@ -3,12 +3,12 @@
 //! Ember's format version. Writes are atomic: a temporary file, then a rename.
 
 use std::collections::HashMap;
-use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use safetensors::tensor::{Dtype, TensorView};
 use safetensors::SafeTensors;
 
+use crate::atomic::write_atomically;
 use crate::error::{Error, Result};
 use crate::optim::OptimizerState;
 use crate::spec::{DataSpec, FitSpec, ModelSpec};
@@ -96,35 +96,6 @@ pub fn to_bytes(model: &Model, spec: &ModelSpec, epochs_done: usize) -> Result<V
     ]);
     safetensors::serialize(views, Some(metadata))
         .map_err(|e| Error::invalid(format!("cannot serialise the model: {e}")))
-}
-
-/// Writes `bytes` to a temporary file beside `path`, syncs it, then renames it into place:
-/// a reader (or a crash) never sees a half-written file.
-pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    let name = path
-        .file_name()
-        .ok_or_else(|| Error::data(path, "not a file name"))?
-        .to_string_lossy();
-    let temporary = dir.join(format!(".{name}.tmp-{}", std::process::id()));
-    let result = (|| {
-        let mut file = std::fs::File::create(&temporary)?;
-        file.write_all(bytes)?;
-        file.sync_all()?;
-        std::fs::rename(&temporary, path)?;
-        // Make the rename itself durable (best effort: not every platform can open a folder).
-        if let Ok(d) = std::fs::File::open(&dir) {
-            let _ = d.sync_all();
-        }
-        Ok(())
-    })();
-    result.map_err(|e: std::io::Error| {
-        let _ = std::fs::remove_file(&temporary);
-        Error::io(path, e)
-    })
 }
 
 /// Loads a saved model file.

@@ -16,6 +16,7 @@
 //! assert_eq!(model.evaluate(&x, &y, 4).unwrap().accuracy, Some(1.0));
 //! ```
 
+pub mod atomic;
 pub mod autograd;
 pub mod callbacks;
 pub mod data;

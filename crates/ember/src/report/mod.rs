@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
+use crate::atomic::write_atomically;
 use crate::error::{Error, Result};
-use crate::io::write_atomically;
 use crate::metrics::ConfusionMatrix;
 use crate::train::History;
 

@@ -140,7 +140,7 @@ fn write_cache(path: &Path, cached: &HashMap<u64, Vec<f32>>) -> Result<()> {
             bytes.extend_from_slice(&v.to_le_bytes());
         }
     }
-    crate::io::write_atomically(path, &bytes)
+    crate::atomic::write_atomically(path, &bytes)
 }
 
 /// TF-IDF with a vocabulary of the most frequent words of the training documents

@@ -110,7 +110,7 @@ impl FaqIndex {
         let metadata = HashMap::from([("ember.faq".to_string(), info)]);
         let bytes = safetensors::serialize([("embeddings", view)], Some(metadata))
             .map_err(|e| Error::invalid(format!("cannot serialise the index: {e}")))?;
-        crate::io::write_atomically(path, &bytes)
+        crate::atomic::write_atomically(path, &bytes)
     }
 
     /// Reads an index written by [`FaqIndex::save`]; anything else is an error naming the file.
