@@ -55,9 +55,10 @@ pub use train::{
 /// Everything a training script needs, in one `use`.
 pub mod prelude {
     pub use crate::callbacks::{
-        CsvLogger, EarlyStopping, LearningRateScheduler, ModelCheckpoint, ReduceLrOnPlateau,
-        Schedule, TerminateOnNan,
+        CsvLogger, EarlyStopping, LearningRateScheduler, ReduceLrOnPlateau, Schedule,
+        TerminateOnNan,
     };
+    pub use crate::io::ModelCheckpoint;
     pub use crate::{
         to_categorical, Activation, ActivationLayer, Adam, AveragePooling2D, BatchNormalization,
         Callback, Conv2D, Dense, Dropout, FitOptions, Flatten, GlobalAveragePooling2D, Graph,

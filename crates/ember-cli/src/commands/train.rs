@@ -4,7 +4,8 @@
 use std::path::{Path, PathBuf};
 
 use clap::Args;
-use ember::callbacks::{CallbackConfig, ModelCheckpoint};
+use ember::io::ModelCheckpoint;
+use ember::spec::CallbackConfig;
 use ember::train::Callback;
 use ember::{io, report, ModelSpec};
 
@@ -155,11 +156,7 @@ pub fn run(args: TrainArgs) -> ember::Result<()> {
         );
     }
 
-    let mut callbacks: Vec<Box<dyn Callback>> = spec
-        .callbacks
-        .iter()
-        .map(|c| c.to_callback(&spec))
-        .collect();
+    let mut callbacks: Vec<Box<dyn Callback>> = io::callbacks_of(&spec);
     if let Some(file) = &args.checkpoint {
         callbacks.push(Box::new(ModelCheckpoint::new(file).with_context(
             spec.fit.clone(),

@@ -1,5 +1,6 @@
 //! Data: file loaders (IDX, images), encoders (one-hot), scalers and the MNIST layout.
 
+pub mod dataset;
 mod encode;
 pub mod idx;
 pub mod image;

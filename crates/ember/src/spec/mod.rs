@@ -1,5 +1,6 @@
 //! The declarative model file (TOML), both ways: file → `Model` and `Model` → file. The
-//! layers form a stack or a graph (see [`graph`]).
+//! layers form a stack or a graph (see [`graph`]). This is the format only: the data a
+//! `[data]` section names is read by [`crate::data::dataset`].
 //!
 //! ```toml
 //! [model]
@@ -29,20 +30,21 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::callbacks::CallbackConfig;
-use crate::data::image_folder::{load_image_file, read_image_folder, ColorMode};
+/// The `[data]` section is the data module's: it reads what the section names.
+pub use crate::data::dataset::{DataFormat, DataSpec, Dataset, IdxPaths};
+pub use callbacks::{CallbackConfig, ModelCheckpointConfig, SchedulerConfig};
+pub use graph::{InputEntry, LayerEntry, LayerKind, ModelSection};
+
+mod callbacks;
+pub mod graph;
+
 use crate::data::preprocess::Preprocessor;
-use crate::data::{to_categorical, IdxFiles, Mnist};
 use crate::error::{Error, Result};
 use crate::loss::Loss;
 use crate::metrics::Metric;
 use crate::nn::LayerConfig;
-pub use graph::{InputEntry, LayerEntry, LayerKind, ModelSection};
-
-pub mod graph;
 use crate::optim::Optimizer;
 use crate::tabular::{TabularOptions, Task};
-use crate::tensor::Tensor;
 use crate::train::{FitOptions, Model};
 
 /// A whole model file.
@@ -136,85 +138,6 @@ impl FitSpec {
             ..FitOptions::default()
         }
     }
-}
-
-/// `[data]`: where the training and test data come from and how they are prepared.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct DataSpec {
-    pub format: DataFormat,
-    /// Folder of the data, relative to the model file.
-    pub dir: PathBuf,
-    /// Inputs are divided by this (255 turns bytes into [0, 1]).
-    #[serde(default = "one")]
-    pub scale: f32,
-    /// Flatten each sample to one axis (28×28 images → 784 features).
-    #[serde(default)]
-    pub flatten: bool,
-    /// Give each sample this shape instead, e.g. [28, 28, 1] for a convolutional network.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub reshape: Option<Vec<usize>>,
-    /// One-hot encode the labels (for categorical_crossentropy); otherwise class indices.
-    #[serde(default)]
-    pub one_hot: bool,
-    /// image_folder: the (height, width) every image is resized to.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub image_size: Option<[usize; 2]>,
-    /// image_folder: "grayscale" (1 channel) or "rgb" (3, the default).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub color_mode: Option<ColorMode>,
-    /// image_folder: the fraction of each class held out for the test (default 0.2), when
-    /// the folder has no train/ and test/ subfolders of its own.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub test_split: Option<f32>,
-    /// idx: the four files, relative to `dir` (any names; plain or gzip).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub files: Option<IdxPaths>,
-    /// image_folder: the class names in label order; recorded when a model is trained.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub classes: Vec<String>,
-}
-
-/// The four files of an `idx` data section.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct IdxPaths {
-    pub train_images: PathBuf,
-    pub train_labels: PathBuf,
-    pub test_images: PathBuf,
-    pub test_labels: PathBuf,
-}
-
-fn one() -> f32 {
-    1.0
-}
-
-/// Data formats a model file can name.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum DataFormat {
-    /// A folder with the four MNIST-named IDX files, plain or gzip.
-    Mnist,
-    /// Any IDX image set: the four files named in `files`, relative to `dir`.
-    Idx,
-    /// A folder with one subfolder of PNG / JPEG images per class; either split into
-    /// train/ and test/ folders of that form, or split here (`test_split`).
-    ImageFolder,
-}
-
-/// Training and test data, prepared as the data section asks.
-#[derive(Clone, Debug)]
-pub struct Dataset {
-    pub x_train: Tensor,
-    pub y_train: Tensor,
-    pub x_test: Tensor,
-    pub y_test: Tensor,
-    /// Class names in label order (image folders; empty for MNIST, whose classes are digits).
-    pub classes: Vec<String>,
-    /// Images that could not be read and were left out, with the reason.
-    pub skipped: Vec<(PathBuf, String)>,
-    /// (height, width) of 2-D image samples, for recording in a saved model.
-    pub image_size: Option<[usize; 2]>,
 }
 
 impl ModelSpec {
@@ -393,194 +316,6 @@ fn offending_key(
         l.trim_start().starts_with(key.as_str()) || l.contains(&format!(" {key} ="))
     })?;
     Some((key.clone(), first_line + offset + 1))
-}
-
-impl DataSpec {
-    /// Loads and prepares the data; a relative `dir` is taken from `base` (the model file's folder).
-    pub fn load(&self, base: &Path) -> Result<Dataset> {
-        self.load_from(&base.join(&self.dir))
-    }
-
-    /// Loads and prepares the data from `dir`, ignoring the file's `dir`.
-    pub fn load_from(&self, dir: &Path) -> Result<Dataset> {
-        match self.format {
-            DataFormat::Mnist => {
-                let mnist = Mnist::load(dir)?;
-                // One width for both sets, whatever labels each happens to contain.
-                let classes = mnist
-                    .train_labels
-                    .data()
-                    .iter()
-                    .chain(mnist.test_labels.data())
-                    .fold(0.0f32, |m, &v| m.max(v)) as usize
-                    + 1;
-                Ok(Dataset {
-                    x_train: self.prepare_inputs(mnist.train_images)?,
-                    y_train: self.prepare_labels(&mnist.train_labels, classes)?,
-                    x_test: self.prepare_inputs(mnist.test_images)?,
-                    y_test: self.prepare_labels(&mnist.test_labels, classes)?,
-                    classes: Vec::new(),
-                    skipped: Vec::new(),
-                    image_size: Some([28, 28]),
-                })
-            }
-            DataFormat::ImageFolder => self.load_image_folder(dir),
-            DataFormat::Idx => {
-                let files = self.files.as_ref().ok_or_else(|| {
-                    Error::invalid(
-                        "an idx data section needs files = { train_images, train_labels, test_images, test_labels }",
-                    )
-                })?;
-                let set = Mnist::load_files(IdxFiles {
-                    train_images: &dir.join(&files.train_images),
-                    train_labels: &dir.join(&files.train_labels),
-                    test_images: &dir.join(&files.test_images),
-                    test_labels: &dir.join(&files.test_labels),
-                })?;
-                let classes = set
-                    .train_labels
-                    .data()
-                    .iter()
-                    .chain(set.test_labels.data())
-                    .fold(0.0f32, |m, &v| m.max(v)) as usize
-                    + 1;
-                let image_size = match set.train_images.shape() {
-                    &[_, h, w] => Some([h, w]),
-                    _ => None,
-                };
-                Ok(Dataset {
-                    image_size,
-                    x_train: self.prepare_inputs(set.train_images)?,
-                    y_train: self.prepare_labels(&set.train_labels, classes)?,
-                    x_test: self.prepare_inputs(set.test_images)?,
-                    y_test: self.prepare_labels(&set.test_labels, classes)?,
-                    classes: Vec::new(),
-                    skipped: Vec::new(),
-                })
-            }
-        }
-    }
-
-    /// The (height, width, color) of an image-folder data section, or an error naming the
-    /// missing field.
-    fn image_geometry(&self) -> Result<(usize, usize, ColorMode)> {
-        let [height, width] = self.image_size.ok_or_else(|| {
-            Error::invalid("an image_folder data section needs image_size = [height, width]")
-        })?;
-        if height == 0 || width == 0 {
-            return Err(Error::invalid(format!(
-                "image_size must be positive, got [{height}, {width}]"
-            )));
-        }
-        Ok((height, width, self.color_mode.unwrap_or_default()))
-    }
-
-    /// Reads an image folder: its train/ and test/ subfolders when it has both, otherwise
-    /// every class folder, split per class (stratified, seed 0, so every training run of
-    /// the folder tests on the same images).
-    fn load_image_folder(&self, dir: &Path) -> Result<Dataset> {
-        let (height, width, color) = self.image_geometry()?;
-        let known = (!self.classes.is_empty()).then_some(self.classes.as_slice());
-        let (train_dir, test_dir) = (dir.join("train"), dir.join("test"));
-        let labels_tensor = |labels: &[usize]| {
-            Tensor::new(&[labels.len()], labels.iter().map(|&l| l as f32).collect())
-        };
-        let (train, test, classes, skipped) = if train_dir.is_dir() && test_dir.is_dir() {
-            let train = read_image_folder(&train_dir, height, width, color, known)?;
-            let test = read_image_folder(&test_dir, height, width, color, Some(&train.classes))?;
-            let skipped = [train.skipped, test.skipped].concat();
-            (
-                (train.images, labels_tensor(&train.labels)?),
-                (test.images, labels_tensor(&test.labels)?),
-                train.classes,
-                skipped,
-            )
-        } else {
-            let all = read_image_folder(dir, height, width, color, known)?;
-            let fraction = self.test_split.unwrap_or(0.2);
-            let (train_rows, test_rows) = crate::data::split::train_test_split(
-                all.labels.len(),
-                Some(&all.labels),
-                fraction,
-                0,
-            )
-            .map_err(|e| Error::data(dir, format!("cannot hold out a test set: {e}")))?;
-            let pick = |rows: &[usize]| -> Result<(Tensor, Tensor)> {
-                let labels: Vec<usize> = rows.iter().map(|&r| all.labels[r]).collect();
-                Ok((all.images.gather_rows(rows)?, labels_tensor(&labels)?))
-            };
-            (
-                pick(&train_rows)?,
-                pick(&test_rows)?,
-                all.classes,
-                all.skipped,
-            )
-        };
-        let n_classes = classes.len();
-        Ok(Dataset {
-            x_train: self.prepare_inputs(train.0)?,
-            y_train: self.prepare_labels(&train.1, n_classes)?,
-            x_test: self.prepare_inputs(test.0)?,
-            y_test: self.prepare_labels(&test.1, n_classes)?,
-            classes,
-            skipped,
-            image_size: Some([height, width]),
-        })
-    }
-
-    /// Reads one input image the way this data section reads its training images.
-    pub fn load_image(&self, path: &Path) -> Result<Tensor> {
-        match self.format {
-            DataFormat::Mnist => crate::data::image::load_image(path, 28, 28),
-            DataFormat::Idx => {
-                let [h, w] = self.image_size.ok_or_else(|| {
-                    Error::invalid("this model's data section does not record its image size")
-                })?;
-                crate::data::image::load_image(path, h, w)
-            }
-            DataFormat::ImageFolder => {
-                let (height, width, color) = self.image_geometry()?;
-                load_image_file(path, height, width, color)
-            }
-        }
-    }
-
-    /// The shape of one raw sample, before flattening (28×28 for MNIST).
-    pub fn sample_shape(&self) -> Vec<usize> {
-        match self.format {
-            DataFormat::Mnist => vec![28, 28],
-            DataFormat::Idx => self.image_size.map_or_else(Vec::new, |s| s.to_vec()),
-            DataFormat::ImageFolder => match self.image_geometry() {
-                Ok((h, w, color)) => vec![h, w, color.channels()],
-                Err(_) => Vec::new(),
-            },
-        }
-    }
-
-    /// Applies the preprocessing (scaling, flattening) to raw samples (n, …).
-    pub fn prepare_inputs(&self, mut x: Tensor) -> Result<Tensor> {
-        if self.scale != 1.0 {
-            x.scale_in_place(1.0 / self.scale);
-        }
-        if self.flatten {
-            let (rows, row_len) = (x.rows(), x.row_len());
-            x = x.reshape(&[rows, row_len])?;
-        }
-        if let Some(sample) = &self.reshape {
-            let mut shape = vec![x.rows()];
-            shape.extend_from_slice(sample);
-            x = x.reshape(&shape)?;
-        }
-        Ok(x)
-    }
-
-    fn prepare_labels(&self, y: &Tensor, classes: usize) -> Result<Tensor> {
-        if self.one_hot {
-            to_categorical(y, Some(classes))
-        } else {
-            Ok(y.clone())
-        }
-    }
 }
 
 #[cfg(test)]

@@ -14,11 +14,12 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{
-    CsvLogger, EarlyStopping, LearningRateScheduler, ModelCheckpoint, ReduceLrOnPlateau, Schedule,
+use std::path::PathBuf;
+
+use crate::callbacks::{
+    CsvLogger, EarlyStopping, LearningRateScheduler, Mode, ReduceLrOnPlateau, Schedule,
     TerminateOnNan,
 };
-use crate::spec::ModelSpec;
 use crate::train::Callback;
 
 /// One `[[callbacks]]` table, tagged by `type`.
@@ -26,7 +27,7 @@ use crate::train::Callback;
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum CallbackConfig {
     EarlyStopping(EarlyStopping),
-    ModelCheckpoint(ModelCheckpoint),
+    ModelCheckpoint(ModelCheckpointConfig),
     ReduceLrOnPlateau(ReduceLrOnPlateau),
     LearningRateScheduler(SchedulerConfig),
     CsvLogger(CsvLogger),
@@ -43,16 +44,44 @@ pub struct SchedulerConfig {
     pub initial_learning_rate: Option<f32>,
 }
 
+/// `[[callbacks]] type = "model_checkpoint"`: Keras `ModelCheckpoint(filepath,
+/// monitor="val_loss", save_best_only=False, mode="auto")`; the callback is
+/// [`crate::io::ModelCheckpoint`].
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelCheckpointConfig {
+    /// `{epoch}` is replaced by the epoch number.
+    pub filepath: PathBuf,
+    #[serde(default = "val_loss")]
+    pub monitor: String,
+    #[serde(default)]
+    pub save_best_only: bool,
+    #[serde(default)]
+    pub mode: Mode,
+}
+
+fn val_loss() -> String {
+    "val_loss".into()
+}
+
+impl ModelCheckpointConfig {
+    pub fn new(filepath: impl Into<PathBuf>) -> Self {
+        ModelCheckpointConfig {
+            filepath: filepath.into(),
+            monitor: val_loss(),
+            save_best_only: false,
+            mode: Mode::Auto,
+        }
+    }
+}
+
 impl CallbackConfig {
-    /// A fresh callback; checkpoints record `spec`'s training settings so they can be resumed.
-    pub fn to_callback(&self, spec: &ModelSpec) -> Box<dyn Callback> {
-        match self {
+    /// A fresh callback, or None for a checkpoint: saving is [`crate::io`]'s, which builds it
+    /// (see `io::callbacks_of`).
+    pub fn to_callback(&self) -> Option<Box<dyn Callback>> {
+        Some(match self {
             CallbackConfig::EarlyStopping(c) => Box::new(c.clone()),
-            CallbackConfig::ModelCheckpoint(c) => Box::new(c.clone().with_context(
-                spec.fit.clone(),
-                spec.data.clone(),
-                spec.callbacks.clone(),
-            )),
+            CallbackConfig::ModelCheckpoint(_) => return None,
             CallbackConfig::ReduceLrOnPlateau(c) => Box::new(c.clone()),
             CallbackConfig::LearningRateScheduler(c) => Box::new(match c.initial_learning_rate {
                 Some(lr) => LearningRateScheduler::starting_at(c.schedule.clone(), lr),
@@ -60,7 +89,7 @@ impl CallbackConfig {
             }),
             CallbackConfig::CsvLogger(c) => Box::new(c.clone()),
             CallbackConfig::TerminateOnNan(c) => Box::new(c.clone()),
-        }
+        })
     }
 
     /// Checks values that parse but make no sense; returns the message.

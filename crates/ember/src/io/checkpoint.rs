@@ -2,53 +2,40 @@
 
 use std::path::PathBuf;
 
-use serde::{Deserialize, Serialize};
-
-use super::monitor::{improves, value, Mode};
+use crate::callbacks::monitor::{improves, value};
 use crate::error::Result;
-use crate::spec::{DataSpec, FitSpec};
+use crate::spec::{CallbackConfig, DataSpec, FitSpec, ModelCheckpointConfig};
 use crate::train::{Callback, Control, EpochLog, Model};
 
 /// Keras `ModelCheckpoint(filepath, monitor="val_loss", save_best_only=False, mode="auto")`.
 /// `{epoch}` in the file path is replaced by the epoch number. Files are written atomically,
 /// so a crash never leaves a half-written checkpoint, and `ember train --resume FILE` picks
-/// up where it stopped.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+/// up where it stopped. It lives with saving (its model-file form,
+/// [`ModelCheckpointConfig`], lives with the model file).
+#[derive(Clone, Debug, PartialEq)]
 pub struct ModelCheckpoint {
-    pub filepath: PathBuf,
-    #[serde(default = "val_loss")]
-    pub monitor: String,
-    #[serde(default)]
-    pub save_best_only: bool,
-    #[serde(default)]
-    pub mode: Mode,
+    pub config: ModelCheckpointConfig,
     /// Training settings and data recorded in the file, so that it can be resumed.
-    #[serde(skip)]
-    context: Option<(FitSpec, Option<DataSpec>, Vec<super::CallbackConfig>)>,
-    #[serde(skip)]
+    context: Option<(FitSpec, Option<DataSpec>, Vec<CallbackConfig>)>,
     best: Option<f64>,
-}
-
-fn val_loss() -> String {
-    "val_loss".into()
 }
 
 impl ModelCheckpoint {
     pub fn new(filepath: impl Into<PathBuf>) -> Self {
+        Self::from_config(ModelCheckpointConfig::new(filepath))
+    }
+
+    pub fn from_config(config: ModelCheckpointConfig) -> Self {
         ModelCheckpoint {
-            filepath: filepath.into(),
-            monitor: val_loss(),
-            save_best_only: false,
-            mode: Mode::Auto,
+            config,
             context: None,
             best: None,
         }
     }
 
     pub fn save_best_only(mut self, monitor: &str) -> Self {
-        self.save_best_only = true;
-        self.monitor = monitor.into();
+        self.config.save_best_only = true;
+        self.config.monitor = monitor.into();
         self
     }
 
@@ -57,7 +44,7 @@ impl ModelCheckpoint {
         mut self,
         fit: FitSpec,
         data: Option<DataSpec>,
-        callbacks: Vec<super::CallbackConfig>,
+        callbacks: Vec<CallbackConfig>,
     ) -> Self {
         self.context = Some((fit, data, callbacks));
         self
@@ -65,7 +52,8 @@ impl ModelCheckpoint {
 
     fn path_for(&self, epoch: usize) -> PathBuf {
         PathBuf::from(
-            self.filepath
+            self.config
+                .filepath
                 .to_string_lossy()
                 .replace("{epoch}", &epoch.to_string()),
         )
@@ -79,21 +67,27 @@ impl Callback for ModelCheckpoint {
     }
 
     fn on_epoch_end(&mut self, model: &mut Model, log: &EpochLog) -> Result<Control> {
-        if self.save_best_only {
-            let Some(current) = value(log, &self.monitor) else {
+        let config = &self.config;
+        if config.save_best_only {
+            let Some(current) = value(log, &config.monitor) else {
                 eprintln!(
                     "ModelCheckpoint: '{}' is not available, not saving",
-                    self.monitor
+                    config.monitor
                 );
                 return Ok(Control::Continue);
             };
-            if !improves(current, self.best, 0.0, self.mode.maximises(&self.monitor)) {
+            if !improves(
+                current,
+                self.best,
+                0.0,
+                config.mode.maximises(&config.monitor),
+            ) {
                 return Ok(Control::Continue);
             }
             self.best = Some(current);
         }
         let (fit, data, callbacks) = self.context.clone().unwrap_or_default();
-        crate::io::save_with(
+        super::save_with(
             self.path_for(log.epoch),
             model,
             &fit,
