@@ -27,6 +27,7 @@ pub mod metrics;
 pub mod nn;
 pub mod optim;
 pub mod report;
+pub mod saved;
 pub mod spec;
 pub mod tabular;
 pub mod tensor;
@@ -43,6 +44,7 @@ pub use nn::{
     GlobalAveragePooling2D, Layer, LayerConfig, MaxPooling2D, Merge, Padding, Reshape,
 };
 pub use optim::{Adam, Optimizer, RmsProp, Sgd};
+pub use saved::SavedModel;
 pub use spec::ModelSpec;
 pub use tensor::activation::Activation;
 pub use tensor::threads::{num_threads, set_num_threads};

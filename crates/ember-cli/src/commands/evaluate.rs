@@ -4,7 +4,8 @@
 use std::path::PathBuf;
 
 use clap::Args;
-use ember::{io, report};
+use ember::report;
+use ember::saved::{SavedModel, TableModel};
 
 #[derive(Args)]
 pub struct EvaluateArgs {
@@ -35,16 +36,25 @@ pub struct EvaluateArgs {
 
 pub fn run(args: EvaluateArgs) -> ember::Result<()> {
     super::set_threads(args.threads)?;
-    let mut checkpoint = io::load(&args.model)?;
-    if let Some(table) = checkpoint.spec.table.take() {
-        return evaluate_table(checkpoint.model, table, &args);
-    }
-    let data_spec = super::data_spec(&checkpoint.spec, &args.model)?;
-    let data = super::load_data(&data_spec, args.data.as_deref(), std::path::Path::new("."))?;
+    let network = match SavedModel::load(&args.model)? {
+        SavedModel::Network(network) => network,
+        SavedModel::Table(table) => return evaluate_table(&table, &args),
+        SavedModel::Text(_) | SavedModel::Faq(_) => {
+            return Err(ember::Error::data(
+                &args.model,
+                "a text classifier or FAQ index has no test set of its own: `ember train` reports its held-out figures",
+            ))
+        }
+    };
+    let data = super::load_data(
+        network.data(&args.model)?,
+        args.data.as_deref(),
+        std::path::Path::new("."),
+    )?;
     super::report_skipped(&data.skipped);
-    let batch = checkpoint.spec.fit.batch_size;
+    let batch = network.spec.fit.batch_size;
     let assessment =
-        checkpoint
+        network
             .model
             .assess(&data.x_test, &data.y_test, batch, args.top_k as usize)?;
     if let Some(dir) = &args.report {
@@ -59,7 +69,7 @@ pub fn run(args: EvaluateArgs) -> ember::Result<()> {
             "{}: {} test samples, trained {} epochs",
             args.model.display(),
             assessment.samples,
-            checkpoint.epochs_done
+            network.epochs_done
         );
         super::print_assessment(&assessment, true);
     }
@@ -67,13 +77,11 @@ pub fn run(args: EvaluateArgs) -> ember::Result<()> {
 }
 
 /// A table model scored on the rows of `--csv FILE`.
-fn evaluate_table(
-    model: ember::Model,
-    spec: ember::spec::TableSpec,
-    args: &EvaluateArgs,
-) -> ember::Result<()> {
+fn evaluate_table(table_model: &TableModel, args: &EvaluateArgs) -> ember::Result<()> {
     use ember::data::table::Table;
-    use ember::tabular::{rows_with_target, TabularModel};
+    use ember::tabular::rows_with_target;
+
+    let (tabular, spec) = (&table_model.model, &table_model.spec);
 
     let file = args.csv.as_ref().ok_or_else(|| ember::Error::Data {
         path: args.model.clone(),
@@ -97,11 +105,6 @@ fn evaluate_table(
             super::table::preview(&missing)
         );
     }
-    let tabular = TabularModel {
-        model,
-        preprocessor: spec.preprocessor,
-        task: spec.task,
-    };
     let scores = tabular.score(&table, &rows)?;
     if let Some(dir) = &args.report {
         report::write_evaluation(dir, &scores, None)?;

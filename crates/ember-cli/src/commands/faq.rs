@@ -44,45 +44,8 @@ pub struct AskArgs {
 }
 
 pub fn index(args: IndexArgs) -> ember::Result<()> {
-    let mut reader =
-        csv::Reader::from_path(&args.file).map_err(|e| Error::data(&args.file, e.to_string()))?;
-    let headers = reader
-        .headers()
-        .map_err(|e| Error::data(&args.file, e.to_string()))?
-        .clone();
-    let column = |name: &str| {
-        headers
-            .iter()
-            .position(|h| h.trim() == name)
-            .ok_or_else(|| {
-                Error::data(
-                    &args.file,
-                    format!(
-                        "no '{name}' column (the header is: {})",
-                        headers.iter().collect::<Vec<_>>().join(", ")
-                    ),
-                )
-            })
-    };
-    let (q, a) = (column(&args.question_column)?, column(&args.answer_column)?);
-    let (mut questions, mut answers) = (Vec::new(), Vec::new());
-    for (line, record) in reader.records().enumerate() {
-        let record = record.map_err(|e| Error::data(&args.file, e.to_string()))?;
-        let (Some(question), Some(answer)) = (record.get(q), record.get(a)) else {
-            return Err(Error::data(
-                &args.file,
-                format!("row {} has no question or answer", line + 2),
-            ));
-        };
-        if question.trim().is_empty() || answer.trim().is_empty() {
-            return Err(Error::data(
-                &args.file,
-                format!("row {} has an empty question or answer", line + 2),
-            ));
-        }
-        questions.push(question.trim().to_string());
-        answers.push(answer.trim().to_string());
-    }
+    let (questions, answers) =
+        FaqIndex::read_pairs(&args.file, &args.question_column, &args.answer_column)?;
     let encoder = SentenceEncoder::load(&args.encoder)?;
     let index = FaqIndex::build(&encoder, questions, answers)?;
     index.save(&args.output)?;

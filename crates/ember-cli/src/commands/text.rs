@@ -6,16 +6,11 @@
 use std::path::{Path, PathBuf};
 
 use clap::Args;
-use ember::callbacks::EarlyStopping;
-use ember::data::split::train_test_split;
-use ember::data::StandardScaler;
-use ember::prelude::*;
-use ember::spec::{FitSpec, ModelSpec, TextSpec};
-use ember::text::features::{embed_cached, encoder_key};
+use ember::text::classifier::Head;
 use ember::text::{
-    read_text_folder, ClassFolders, Documents, SentenceEncoder, TextFeatures, TfIdf,
+    read_text_folder, ClassFolders, Documents, TextClassifier, TextFeatures, TextTraining,
 };
-use ember::{io, Error, SoftmaxRegression};
+use ember::Error;
 
 #[derive(Args, Default)]
 pub struct TextArgs {
@@ -75,156 +70,6 @@ pub struct TrainText<'a> {
     pub output: Option<&'a Path>,
 }
 
-/// Features of `texts` as a saved classifier's spec says (loading its encoder when needed),
-/// standardized when it has a scaler.
-fn featurize(spec: &TextSpec, texts: &[&str], cache: &Path) -> ember::Result<Tensor> {
-    let x = match &spec.features {
-        TextFeatures::Tfidf(tfidf) => tfidf.transform(texts)?,
-        TextFeatures::Pretrained {
-            encoder,
-            encoder_key: key,
-            layers,
-        } => {
-            let mut model = SentenceEncoder::load(encoder)?;
-            let actual = encoder_key(&model)?;
-            if &actual != key {
-                return Err(Error::data(
-                    encoder,
-                    format!("this is not the encoder the classifier was trained with (weights {actual}, expected {key})"),
-                ));
-            }
-            document_embeddings(&mut model, key, layers, texts, spec.email, cache)?
-        }
-    };
-    match &spec.scaler {
-        Some(scaler) => scaler.transform(&x),
-        None => Ok(x),
-    }
-}
-
-/// Characters from the end of a document that make its tail view.
-const TAIL_CHARS: usize = 1500;
-
-/// A document's pretrained features ([`embed_cached`]: pooled `layers`, or the sentence
-/// embedding): of its beginning (the encoder reads the first 256 tokens) and of its last
-/// characters, side by side; for an e-mail, its subject's first. Long
-/// documents keep cues at both ends (a signature, a mailing list's footer, an unsubscribe
-/// line) that one 256-token view misses, and a subject is a strong cue a long body dilutes.
-fn document_embeddings(
-    encoder: &SentenceEncoder,
-    key: &str,
-    layers: &[usize],
-    texts: &[&str],
-    email: bool,
-    cache: &Path,
-) -> ember::Result<Tensor> {
-    let tails: Vec<&str> = texts
-        .iter()
-        .map(|t| {
-            let start = t.char_indices().rev().nth(TAIL_CHARS).map_or(0, |(i, _)| i);
-            &t[start..]
-        })
-        .collect();
-    let mut views = Vec::new();
-    if email {
-        let subjects: Vec<&str> = texts
-            .iter()
-            .map(|t| t.lines().next().unwrap_or(""))
-            .collect();
-        views.push(embed_cached(encoder, key, layers, &subjects, Some(cache))?);
-    }
-    views.push(embed_cached(encoder, key, layers, texts, Some(cache))?);
-    views.push(embed_cached(encoder, key, layers, &tails, Some(cache))?);
-    let dim = views[0].row_len();
-    let mut data = Vec::with_capacity(views.len() * texts.len() * dim);
-    for row in 0..texts.len() {
-        for view in &views {
-            data.extend_from_slice(&view.data()[row * dim..(row + 1) * dim]);
-        }
-    }
-    Tensor::new(&[texts.len(), views.len() * dim], data)
-}
-
-/// The encoder layers whose pooled states make a classifier's features: those asked for, or
-/// every one, from the embeddings (0) to the last block.
-fn encoder_layers(asked: &[usize], encoder: &SentenceEncoder) -> ember::Result<Vec<usize>> {
-    let depth = encoder.encoder.config.num_hidden_layers;
-    if let Some(&l) = asked.iter().find(|&&l| l > depth) {
-        return Err(Error::invalid(format!(
-            "--encoder-layers {l}: the encoder has layers 0 (embeddings) to {depth}"
-        )));
-    }
-    if !asked.is_empty() {
-        return Ok(asked.to_vec());
-    }
-    Ok((0..=depth).collect())
-}
-
-/// Documents from a CSV file: one per row, the text in `text_column`, the class in `target`
-/// (classes sorted by name). A row without a class is an error naming its line.
-pub fn read_csv_documents(
-    file: &Path,
-    text_column: &str,
-    target: &str,
-) -> ember::Result<Documents> {
-    let mut reader = csv::Reader::from_path(file).map_err(|e| Error::data(file, e.to_string()))?;
-    let headers = reader
-        .byte_headers()
-        .map_err(|e| Error::data(file, e.to_string()))?
-        .clone();
-    let names: Vec<String> = headers
-        .iter()
-        .map(|h| String::from_utf8_lossy(h).trim().to_string())
-        .collect();
-    let column = |name: &str| {
-        names.iter().position(|h| h == name).ok_or_else(|| {
-            Error::data(
-                file,
-                format!("no '{name}' column (the header is: {})", names.join(", ")),
-            )
-        })
-    };
-    let (t, c) = (column(text_column)?, column(target)?);
-    let mut rows = Vec::new();
-    let mut lossy = 0;
-    for (n, record) in reader.byte_records().enumerate() {
-        let record = record.map_err(|e| Error::data(file, e.to_string()))?;
-        let line = record.position().map_or(n + 2, |p| p.line() as usize);
-        let (Some(text), Some(class)) = (record.get(t), record.get(c)) else {
-            return Err(Error::data(
-                file,
-                format!("line {line}: missing the text or the class"),
-            ));
-        };
-        let class = String::from_utf8_lossy(class).trim().to_string();
-        if class.is_empty() {
-            return Err(Error::data(
-                file,
-                format!("line {line}: the class is empty"),
-            ));
-        }
-        lossy += usize::from(std::str::from_utf8(text).is_err());
-        rows.push((String::from_utf8_lossy(text).into_owned(), class));
-    }
-    let mut classes: Vec<String> = rows.iter().map(|(_, c)| c.clone()).collect();
-    classes.sort();
-    classes.dedup();
-    if classes.len() < 2 {
-        return Err(Error::data(file, "a classifier needs at least two classes"));
-    }
-    Ok(Documents {
-        labels: rows
-            .iter()
-            .map(|(_, c)| classes.binary_search(c).expect("collected above"))
-            .collect(),
-        files: vec![file.to_path_buf(); rows.len()],
-        texts: rows.into_iter().map(|(t, _)| t).collect(),
-        classes,
-        lossy,
-        unparsed: Vec::new(),
-    })
-}
-
 pub fn train(args: &TextArgs, options: TrainText) -> ember::Result<()> {
     let groups: Vec<ClassFolders> = args
         .classes
@@ -256,200 +101,89 @@ pub fn train_documents(args: &TextArgs, docs: Documents, options: TrainText) -> 
             path.display()
         );
     }
-    let (train_rows, test_rows) = train_test_split(
-        docs.texts.len(),
-        Some(&docs.labels),
-        options.test_size,
-        options.seed,
-    )?;
-    let texts: Vec<&str> = docs.texts.iter().map(String::as_str).collect();
-    let pick = |rows: &[usize]| -> Vec<&str> { rows.iter().map(|&r| texts[r]).collect() };
-    let labels = |rows: &[usize]| {
-        Tensor::new(
-            &[rows.len()],
-            rows.iter().map(|&r| docs.labels[r] as f32).collect(),
-        )
+    let training = TextTraining {
+        encoder: args.encoder.clone(),
+        encoder_layers: args.encoder_layers.clone(),
+        cache: args.cache.clone(),
+        max_features: args.max_features,
+        hidden: args.hidden,
+        l2: args.l2,
+        learning_rate: args.learning_rate,
+        email: args.email,
+        test_size: options.test_size,
+        seed: options.seed,
+        epochs: options.epochs,
     };
-
-    let started = std::time::Instant::now();
-    let (features, scaler, x_train, x_test) = match &args.encoder {
-        Some(dir) => {
-            let encoder = SentenceEncoder::load(dir)?;
-            let key = encoder_key(&encoder)?;
-            let layers = encoder_layers(&args.encoder_layers, &encoder)?;
-            let all =
-                document_embeddings(&encoder, &key, &layers, &texts, args.email, &args.cache)?;
-            let features = TextFeatures::Pretrained {
-                encoder: std::path::absolute(dir).unwrap_or_else(|_| dir.clone()),
-                encoder_key: key,
-                layers,
-            };
-            let x_train = all.gather_rows(&train_rows)?;
-            // Pooled states differ in scale from layer to layer: standardize them.
-            let scaler = StandardScaler::fit(&x_train)?;
-            (
-                features,
-                Some(scaler.clone()),
-                scaler.transform(&x_train)?,
-                scaler.transform(&all.gather_rows(&test_rows)?)?,
-            )
-        }
-        None => {
-            let tfidf = TfIdf::fit(&pick(&train_rows), args.max_features, 2);
-            let (a, b) = (
-                tfidf.transform(&pick(&train_rows))?,
-                tfidf.transform(&pick(&test_rows))?,
-            );
-            (TextFeatures::Tfidf(tfidf), None, a, b)
-        }
-    };
+    let trained = TextClassifier::train(&docs, &training)?;
+    let classifier = &trained.classifier;
     println!(
         "features: {} ({} wide) in {:.1}s; training on {}, testing on {} (seed {})",
-        match &features {
+        match &classifier.spec.features {
             TextFeatures::Pretrained { .. } => "pretrained encoder states",
             TextFeatures::Tfidf(_) => "TF-IDF",
         },
-        x_train.row_len(),
-        started.elapsed().as_secs_f64(),
-        train_rows.len(),
-        test_rows.len(),
+        classifier.model.input_shape().iter().product::<usize>(),
+        trained.feature_seconds,
+        trained.train_documents,
+        trained.test_documents,
         options.seed
     );
-    let (y_train, y_test) = (labels(&train_rows)?, labels(&test_rows)?);
-    let pretrained = matches!(features, TextFeatures::Pretrained { .. });
-    let fit = FitSpec {
-        epochs: options.epochs.unwrap_or(40),
-        batch_size: 32,
-        validation_split: 0.1,
-        seed: options.seed,
-        ..FitSpec::default()
-    };
-    let (model, epochs) = match args.hidden.unwrap_or(if pretrained { 0 } else { 64 }) {
-        0 => {
-            // scikit-learn's LogisticRegression(C=1) for two classes.
-            let l2 = args.l2.unwrap_or(1.0 / train_rows.len() as f32);
-            let classes: Vec<usize> = train_rows.iter().map(|&r| docs.labels[r]).collect();
-            let (model, minimum) =
-                SoftmaxRegression::new(l2).fit(&x_train, &classes, docs.classes.len())?;
+    let epochs = match trained.head {
+        Head::SoftmaxRegression {
+            l2,
+            iterations,
+            converged,
+        } => {
             println!(
-                "fitted a softmax regression (l2 {l2:.3e}) in {} L-BFGS iterations{}",
-                minimum.iterations,
-                if minimum.converged {
+                "fitted a softmax regression (l2 {l2:.3e}) in {iterations} L-BFGS iterations{}",
+                if converged {
                     ""
                 } else {
                     " (stopped before converging)"
                 }
             );
-            (model, 0)
+            0
         }
-        hidden => {
-            let l2 = args.l2.unwrap_or(0.0);
-            let mut model = Sequential::with_seed(&[x_train.row_len()], options.seed);
-            model.add(
-                Dense::new(hidden)
-                    .activation(Activation::Relu)
-                    .kernel_l2(l2),
-            )?;
-            model.add(Dropout::new(0.3))?;
-            model.add(
-                Dense::new(docs.classes.len())
-                    .activation(Activation::Softmax)
-                    .kernel_l2(l2),
-            )?;
-            model.compile(
-                Adam::new(args.learning_rate),
-                Loss::SparseCategoricalCrossentropy,
-                &[Metric::Accuracy],
-            )?;
-            let mut stop = EarlyStopping::new("val_loss", 4).restore_best_weights(true);
-            let fit_options = FitOptions {
-                verbose: Verbosity::Silent,
-                ..fit.options()
-            };
-            let history =
-                model.fit_with_callbacks(&x_train, &y_train, &fit_options, &mut [&mut stop])?;
-            println!("trained {} epochs", history.epochs.len());
-            (model, history.epochs.len())
+        Head::Mlp { epochs } => {
+            println!("trained {epochs} epochs");
+            epochs
         }
     };
     if let Some(path) = options.output {
-        let mut spec = ModelSpec::from_model(&model, fit, None)?;
-        spec.text = Some(TextSpec {
-            classes: docs.classes.clone(),
-            email: args.email,
-            features,
-            scaler,
-        });
-        io::save(path, &model, &spec, epochs)?;
+        classifier.save(path, trained.fit.clone(), epochs)?;
         println!("Saved the model to {}", path.display());
     }
-    let assessment = model.assess(&x_test, &y_test, 256, 1)?;
-    super::print_named_assessment(&assessment, &docs.classes);
+    super::print_named_assessment(&trained.assessment, &docs.classes);
     Ok(())
 }
 
 /// `ember predict` for a text classifier: each input file (or every file in an input
 /// folder) is one document.
 pub fn predict(
-    model: Model,
-    spec: TextSpec,
+    classifier: &TextClassifier,
     inputs: &[PathBuf],
     cache: &Path,
     json: bool,
 ) -> ember::Result<()> {
-    let mut files = Vec::new();
-    for input in inputs {
-        if input.is_dir() {
-            let mut inside: Vec<PathBuf> = std::fs::read_dir(input)
-                .map_err(|e| Error::io(input, e))?
-                .filter_map(|e| e.ok().map(|e| e.path()))
-                .filter(|p| p.is_file())
-                .collect();
-            inside.sort();
-            files.extend(inside);
-        } else {
-            files.push(input.clone());
-        }
-    }
-    let mut texts = Vec::with_capacity(files.len());
-    for file in &files {
-        let bytes = std::fs::read(file).map_err(|e| Error::io(file, e))?;
-        let text = if spec.email {
-            ember::text::documents::email_text(&bytes)
-                .unwrap_or_else(|_| String::from_utf8_lossy(&bytes).into_owned())
-        } else {
-            String::from_utf8_lossy(&bytes).into_owned()
-        };
-        texts.push(text);
-    }
-    let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
-    let x = featurize(&spec, &refs, cache)?;
-    let outputs = model.predict(&x, 256)?;
-    let width = outputs.row_len();
-    let mut records = Vec::new();
-    for (file, row) in files.iter().zip(outputs.data().chunks(width)) {
-        let best = (0..width)
-            .max_by(|&a, &b| row[a].total_cmp(&row[b]))
-            .unwrap_or(0);
-        if json {
-            records.push(serde_json::json!({
-                "input": file.display().to_string(),
-                "class": spec.classes[best],
-                "probability": row[best],
-            }));
-        } else {
-            println!(
-                "{}: {} ({:.4})",
-                file.display(),
-                spec.classes[best],
-                row[best]
-            );
-        }
-    }
+    let predictions = classifier.predict_files(inputs, cache)?;
     if json {
+        let records: Vec<serde_json::Value> = predictions
+            .iter()
+            .map(|p| {
+                serde_json::json!({
+                    "input": p.input,
+                    "class": p.class,
+                    "probability": p.probability,
+                })
+            })
+            .collect();
         let text = serde_json::to_string_pretty(&records)
             .map_err(|e| Error::invalid(format!("cannot write JSON: {e}")))?;
         println!("{text}");
+    } else {
+        for p in &predictions {
+            println!("{}: {} ({:.4})", p.input, p.class, p.probability);
+        }
     }
     Ok(())
 }

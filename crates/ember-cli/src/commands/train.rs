@@ -58,7 +58,12 @@ pub fn run(args: TrainArgs) -> ember::Result<()> {
         let target = args.table.target.as_deref().ok_or_else(|| {
             ember::Error::invalid("--text-column needs --target COLUMN (the class column)")
         })?;
-        let docs = super::text::read_csv_documents(file, column, target)?;
+        let docs = ember::text::read_csv_documents(
+            file,
+            column,
+            target,
+            &ember::text::documents::document_csv_options(),
+        )?;
         let options = super::text::TrainText {
             dir: file,
             test_size: args.test_size,

@@ -11,6 +11,7 @@ pub mod rows;
 pub mod scaler;
 pub mod split;
 pub mod table;
+pub mod tfidf;
 
 pub use encode::to_categorical;
 pub use idx::read_idx;

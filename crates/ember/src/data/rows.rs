@@ -2,64 +2,37 @@
 
 use std::path::Path;
 
+use super::table::{CsvOptions, Table};
 use crate::error::{Error, Result};
 use crate::tensor::Tensor;
 
-/// Reads a CSV file of numbers into a (rows, columns) tensor. A first line that is not all
-/// numbers is taken as a header. Ragged rows and non-numbers are errors naming line and column.
+/// Reads a CSV file of numbers into a (rows, columns) tensor, through [`Table`] (delimiter
+/// and header detected as for any table). Ragged rows and cells that are not finite numbers
+/// (empty ones included) are errors naming line and column.
 pub fn read_numeric_rows(path: &Path) -> Result<Tensor> {
-    let mut reader = csv::ReaderBuilder::new()
-        .has_headers(false)
-        .flexible(true)
-        .trim(csv::Trim::All)
-        .from_path(path)
-        .map_err(|e| Error::data(path, format!("cannot read CSV: {e}")))?;
-    let mut values = Vec::new();
-    let mut columns = None;
-    for (i, record) in reader.records().enumerate() {
-        let record = record.map_err(|e| Error::data(path, format!("line {}: {e}", i + 1)))?;
-        let line = record.position().map_or(i as u64 + 1, |p| p.line());
-        if record.iter().all(|f| f.is_empty()) {
-            continue;
-        }
-        let parsed: Vec<std::result::Result<f32, usize>> = record
-            .iter()
-            .enumerate()
-            .map(|(c, f)| f.parse::<f32>().ok().filter(|v| v.is_finite()).ok_or(c))
-            .collect();
-        if columns.is_none() && values.is_empty() && parsed.iter().all(|p| p.is_err()) {
-            continue; // a header
-        }
-        let expected = *columns.get_or_insert(record.len());
-        if record.len() != expected {
-            return Err(Error::data(
-                path,
-                format!(
-                    "line {line}: {} columns, earlier rows have {expected}",
-                    record.len()
-                ),
-            ));
-        }
-        for p in parsed {
-            match p {
-                Ok(v) => values.push(v),
-                Err(c) => {
-                    return Err(Error::data(
-                        path,
-                        format!(
-                            "line {line}, column {}: '{}' is not a finite number",
-                            c + 1,
-                            &record[c]
-                        ),
-                    ))
-                }
-            }
+    let options = CsvOptions {
+        missing: Vec::new(),
+        ..CsvOptions::default()
+    };
+    let table = Table::read(path, &options)?;
+    let (rows, columns) = (table.rows(), table.names.len());
+    let mut values = Vec::with_capacity(rows * columns);
+    for (r, line) in table.lines.iter().enumerate() {
+        for (c, column) in table.columns.iter().enumerate() {
+            let cell = column[r].as_deref().unwrap_or("");
+            let value = cell.parse::<f32>().ok().filter(|v| v.is_finite());
+            values.push(value.ok_or_else(|| {
+                Error::data(
+                    path,
+                    format!(
+                        "line {line}, column {}: '{cell}' is not a finite number",
+                        c + 1
+                    ),
+                )
+            })?);
         }
     }
-    let Some(columns) = columns else {
-        return Err(Error::data(path, "no data rows"));
-    };
-    Tensor::new(&[values.len() / columns, columns], values)
+    Tensor::new(&[rows, columns], values)
 }
 
 #[cfg(test)]
@@ -85,10 +58,8 @@ mod tests {
             (t.shape(), t.data()),
             (&[2usize, 2][..], &[1.0, 2.0, 3.0, 4.5][..])
         );
-        assert!(parse("1,2\n3\n")
-            .unwrap_err()
-            .to_string()
-            .contains("line 2: 1 columns"));
+        let ragged = parse("1,2\n3\n").unwrap_err().to_string();
+        assert!(ragged.contains("line 2: 1 fields, expected 2"), "{ragged}");
         assert!(parse("1,2\n3,x\n")
             .unwrap_err()
             .to_string()
@@ -97,6 +68,10 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("column 2"));
-        assert!(parse("").unwrap_err().to_string().contains("no data rows"));
+        assert!(parse("").unwrap_err().to_string().contains("no rows"));
+        assert!(parse("1,\n")
+            .unwrap_err()
+            .to_string()
+            .contains("column 2: ''"));
     }
 }

@@ -39,6 +39,7 @@ mod callbacks;
 pub mod graph;
 
 use crate::data::preprocess::Preprocessor;
+use crate::data::tfidf::TfIdf;
 use crate::error::{Error, Result};
 use crate::loss::Loss;
 use crate::metrics::Metric;
@@ -76,11 +77,30 @@ pub struct TextSpec {
     /// Documents are e-mails: the subject and body text are read, not the headers.
     #[serde(default)]
     pub email: bool,
-    pub features: crate::text::TextFeatures,
+    pub features: TextFeatures,
     /// Standardization of the features, fitted on the training documents (pretrained
     /// features; TF-IDF vectors are used as they are).
     #[serde(default)]
     pub scaler: Option<crate::data::StandardScaler>,
+}
+
+/// How a text classifier turns documents into vectors; saved with the classifier.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum TextFeatures {
+    /// Vectors from a pretrained encoder; `encoder_key` identifies its weights, and is checked
+    /// when the classifier is loaded.
+    /// With `layers`, the token states after those layers pooled by mean and maximum
+    /// (`SentenceEncoder::encode_pooled_layers`); without (the first classifiers), the
+    /// sentence embedding.
+    Pretrained {
+        encoder: PathBuf,
+        encoder_key: String,
+        #[serde(default)]
+        layers: Vec<usize>,
+    },
+    /// TF-IDF over a vocabulary fitted on the training documents.
+    Tfidf(TfIdf),
 }
 
 /// `[table]`: how a table model reads its rows and prepares them (fitted on training rows).

@@ -1,8 +1,10 @@
 //! Text data sets: a folder with one subfolder per class and one document per file, read as
-//! text (bytes that are not UTF-8 decoded lossily and counted), optionally parsed as e-mail.
+//! text (bytes that are not UTF-8 decoded lossily and counted), optionally parsed as e-mail;
+//! or a column of a CSV table.
 
 use std::path::{Path, PathBuf};
 
+use crate::data::table::{CsvOptions, Table};
 use crate::error::{Error, Result};
 
 /// The documents of a folder, with their classes.
@@ -18,6 +20,59 @@ pub struct Documents {
     pub lossy: usize,
     /// E-mails whose MIME structure could not be parsed (read as plain text instead).
     pub unparsed: Vec<(PathBuf, String)>,
+}
+
+/// Documents from a CSV file (read by [`Table`] with `options`): one per row, the text in
+/// `text_column`, the class in `target` (classes sorted by name). A row without a class is an
+/// error naming its line.
+pub fn read_csv_documents(
+    file: &Path,
+    text_column: &str,
+    target: &str,
+    options: &CsvOptions,
+) -> Result<Documents> {
+    let table = Table::read(file, options)?;
+    let (t, c) = (table.column(text_column)?, table.column(target)?);
+    let mut rows = Vec::with_capacity(table.rows());
+    for (r, &line) in table.lines.iter().enumerate() {
+        let class = table.columns[c][r].as_deref().unwrap_or("");
+        if class.is_empty() {
+            return Err(Error::data(
+                file,
+                format!("line {line}: the class is empty"),
+            ));
+        }
+        let text = table.columns[t][r].clone().unwrap_or_default();
+        rows.push((text, class.to_string()));
+    }
+    let mut classes: Vec<String> = rows.iter().map(|(_, c)| c.clone()).collect();
+    classes.sort();
+    classes.dedup();
+    if classes.len() < 2 {
+        return Err(Error::data(file, "a classifier needs at least two classes"));
+    }
+    Ok(Documents {
+        labels: rows
+            .iter()
+            .map(|(_, c)| classes.binary_search(c).expect("collected above"))
+            .collect(),
+        files: vec![file.to_path_buf(); rows.len()],
+        texts: rows.into_iter().map(|(t, _)| t).collect(),
+        classes,
+        lossy: 0,
+        unparsed: Vec::new(),
+    })
+}
+
+/// How a table of documents is read: a header, commas, and no cell taken for a missing value
+/// (a document may well say "NA").
+pub fn document_csv_options() -> CsvOptions {
+    CsvOptions {
+        delimiter: Some(','),
+        header: Some(true),
+        missing: Vec::new(),
+        ..CsvOptions::default()
+    }
 }
 
 /// A class and the subfolders whose files belong to it.

@@ -6,19 +6,25 @@
 //! - [`bert`]: a BERT-family encoder (`config.json`, `model.safetensors`) on Ember's layers;
 //! - [`sentence`]: the sentence-embedding pipeline of `modules.json` (transformer, pooling,
 //!   normalization) and batched encoding;
-//! - [`documents`]: text folders (one subfolder per class), e-mails reduced to what they say;
-//! - [`features`]: document vectors for classifiers (cached embeddings, or TF-IDF).
+//! - [`documents`]: text folders (one subfolder per class) or a CSV column, e-mails reduced to
+//!   what they say;
+//! - [`features`]: cached pretrained document vectors;
+//! - [`classifier`]: text classifiers on those features (or TF-IDF), trained, saved and used;
+//! - [`search`]: FAQ search over question embeddings.
 
 pub mod bert;
+pub mod classifier;
 pub mod documents;
 pub mod features;
 pub mod search;
 pub mod sentence;
 pub mod tokenizer;
 
+pub use crate::data::tfidf::TfIdf;
+pub use crate::spec::TextFeatures;
 pub use bert::{BertConfig, BertEncoder};
-pub use documents::{read_text_folder, ClassFolders, Documents};
-pub use features::{TextFeatures, TfIdf};
+pub use classifier::{TextClassifier, TextPrediction, TextTraining, TrainedText};
+pub use documents::{read_csv_documents, read_text_folder, ClassFolders, Documents};
 pub use search::FaqIndex;
 pub use sentence::{Pooling, SentenceEncoder};
 pub use tokenizer::TextTokenizer;

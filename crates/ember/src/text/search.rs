@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use super::features::encoder_key;
 use super::sentence::SentenceEncoder;
+use crate::data::table::Table;
 use crate::error::{Error, Result};
 use crate::tensor::matmul::{matmul, MatRef};
 use crate::tensor::Tensor;
@@ -35,6 +36,34 @@ pub struct FaqIndex {
 }
 
 impl FaqIndex {
+    /// The question–answer pairs of a CSV file (read by [`Table`], a header naming the two
+    /// columns); an empty question or answer is an error naming its line.
+    pub fn read_pairs(
+        file: &Path,
+        question_column: &str,
+        answer_column: &str,
+    ) -> Result<(Vec<String>, Vec<String>)> {
+        let table = Table::read(file, &super::documents::document_csv_options())?;
+        let (q, a) = (table.column(question_column)?, table.column(answer_column)?);
+        let (mut questions, mut answers) = (Vec::new(), Vec::new());
+        for (r, line) in table.lines.iter().enumerate() {
+            let (question, answer) = (&table.columns[q][r], &table.columns[a][r]);
+            match (question.as_deref(), answer.as_deref()) {
+                (Some(question), Some(answer)) if !question.is_empty() && !answer.is_empty() => {
+                    questions.push(question.to_string());
+                    answers.push(answer.to_string());
+                }
+                _ => {
+                    return Err(Error::data(
+                        file,
+                        format!("line {line} has an empty question or answer"),
+                    ))
+                }
+            }
+        }
+        Ok((questions, answers))
+    }
+
     /// Embeds the questions.
     pub fn build(
         encoder: &SentenceEncoder,
@@ -111,6 +140,33 @@ impl FaqIndex {
         let bytes = safetensors::serialize([("embeddings", view)], Some(metadata))
             .map_err(|e| Error::invalid(format!("cannot serialise the index: {e}")))?;
         crate::atomic::write_atomically(path, &bytes)
+    }
+
+    /// Whether `path` is an index written by [`FaqIndex::save`] (a safetensors file whose
+    /// metadata has `ember.faq`), read from its header alone.
+    pub fn is_index(path: &Path) -> Result<bool> {
+        use std::io::Read;
+        let mut file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+        let mut length = [0u8; 8];
+        if file.read_exact(&mut length).is_err() {
+            return Ok(false);
+        }
+        let length = u64::from_le_bytes(length);
+        // safetensors caps its header at 100 MB; anything larger is no index.
+        if length > 100_000_000 {
+            return Ok(false);
+        }
+        let mut header = Vec::new();
+        file.take(length)
+            .read_to_end(&mut header)
+            .map_err(|e| Error::io(path, e))?;
+        let Ok(header) = serde_json::from_slice::<serde_json::Value>(&header) else {
+            return Ok(false);
+        };
+        Ok(header
+            .get("__metadata__")
+            .and_then(|m| m.get("ember.faq"))
+            .is_some())
     }
 
     /// Reads an index written by [`FaqIndex::save`]; anything else is an error naming the file.

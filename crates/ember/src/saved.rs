@@ -1,0 +1,307 @@
+//! A saved model of any kind, as `load` finds it: a network on tensors, a table model, a text
+//! classifier or a FAQ index. Each kind reads its own inputs and predicts itself, so that a
+//! command line or a server only says which files to use.
+
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use crate::data::image_folder::is_image_file;
+use crate::data::read_idx;
+use crate::data::rows::read_numeric_rows;
+use crate::error::{Error, Result};
+use crate::io::Checkpoint;
+use crate::spec::{DataSpec, ModelSpec};
+use crate::tabular::TabularModel;
+use crate::tensor::Tensor;
+use crate::text::{FaqIndex, TextClassifier};
+use crate::train::Model;
+
+/// What a saved file holds.
+pub enum SavedModel {
+    Network(NetworkModel),
+    Table(TableModel),
+    Text(TextClassifier),
+    Faq(FaqIndex),
+}
+
+/// A network trained on a data set (images, IDX samples, numeric rows): its inputs are read
+/// and prepared as its `[data]` section says.
+pub struct NetworkModel {
+    pub model: Model,
+    pub spec: ModelSpec,
+    pub epochs_done: usize,
+}
+
+/// A table model with the settings it reads CSV files with.
+pub struct TableModel {
+    pub model: TabularModel,
+    pub spec: crate::spec::TableSpec,
+}
+
+/// A classification of one sample: its most likely class and the top classes with their
+/// probabilities, best first.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct ClassPrediction {
+    pub input: String,
+    /// Sample number within the input (0 for an image).
+    pub sample: usize,
+    pub label: usize,
+    /// The label's class name, for models that know their classes (image folders).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub class: Option<String>,
+    pub top: Vec<(usize, f32)>,
+}
+
+impl SavedModel {
+    /// Loads a file saved by Ember: a model (`ember train --output`, a checkpoint) or a FAQ
+    /// index (`ember index`).
+    pub fn load(path: &Path) -> Result<SavedModel> {
+        if FaqIndex::is_index(path)? {
+            return Ok(SavedModel::Faq(FaqIndex::load(path)?));
+        }
+        Ok(Self::from_checkpoint(crate::io::load(path)?))
+    }
+
+    /// The kind of a loaded model file.
+    pub fn from_checkpoint(checkpoint: Checkpoint) -> SavedModel {
+        let Checkpoint {
+            model,
+            mut spec,
+            epochs_done,
+        } = checkpoint;
+        if let Some(table) = spec.table.take() {
+            return SavedModel::Table(TableModel {
+                model: TabularModel {
+                    model,
+                    preprocessor: table.preprocessor.clone(),
+                    task: table.task,
+                },
+                spec: table,
+            });
+        }
+        if let Some(text) = spec.text.take() {
+            return SavedModel::Text(TextClassifier { model, spec: text });
+        }
+        SavedModel::Network(NetworkModel {
+            model,
+            spec,
+            epochs_done,
+        })
+    }
+
+    /// "network", "table", "text" or "faq".
+    pub fn kind(&self) -> &'static str {
+        match self {
+            SavedModel::Network(_) => "network",
+            SavedModel::Table(_) => "table",
+            SavedModel::Text(_) => "text",
+            SavedModel::Faq(_) => "faq",
+        }
+    }
+
+    /// The network inside (a FAQ index has none).
+    pub fn network(&self) -> Option<&Model> {
+        match self {
+            SavedModel::Network(n) => Some(&n.model),
+            SavedModel::Table(t) => Some(&t.model.model),
+            SavedModel::Text(t) => Some(&t.model),
+            SavedModel::Faq(_) => None,
+        }
+    }
+}
+
+impl NetworkModel {
+    /// The `[data]` section its inputs are prepared by; `path` names the model in the error
+    /// when it has none.
+    pub fn data(&self, path: &Path) -> Result<&DataSpec> {
+        self.spec.data.as_ref().ok_or_else(|| Error::Spec {
+            path: path.to_path_buf(),
+            line: None,
+            field: "data".into(),
+            message: "there is no [data] section; pass --data DIR with a data set".into(),
+        })
+    }
+
+    /// One input file as prepared samples (n, …): an image (PNG, JPEG of any size, resized
+    /// as in training), an IDX file (one sample per entry, or a single sample), or a CSV file
+    /// of numbers (one sample per row). A sample that is not the model's shape, or holds NaN
+    /// or infinity, is an error naming the file.
+    pub fn read_input(&self, path: &Path, data: &DataSpec) -> Result<Tensor> {
+        let x = data.prepare_inputs(read_raw(path, data)?)?;
+        let expected = self.model.input_shape();
+        if x.shape()[1..] != expected[..] {
+            return Err(Error::data(
+                path,
+                format!(
+                    "samples of shape {:?}, the model expects {expected:?}",
+                    &x.shape()[1..]
+                ),
+            ));
+        }
+        if let Some(v) = x.data().iter().find(|v| !v.is_finite()) {
+            return Err(Error::data(path, format!("holds {v}, not a finite number")));
+        }
+        Ok(x)
+    }
+
+    /// Classifies every sample of `inputs` (each a file as [`NetworkModel::read_input`] reads
+    /// it, or a folder of images): the `top_k` most likely classes of each.
+    pub fn predict_files(
+        &self,
+        inputs: &[PathBuf],
+        top_k: usize,
+        model_path: &Path,
+    ) -> Result<Vec<ClassPrediction>> {
+        let data = self.data(model_path)?;
+        let mut predictions = Vec::new();
+        for input in &expand_folders(inputs)? {
+            let x = self.read_input(input, data)?;
+            let outputs = self.model.predict(&x, 256)?;
+            let width = outputs.row_len().max(1);
+            for (sample, row) in outputs.data().chunks(width).enumerate() {
+                predictions.push(classify(input, sample, row, top_k, &data.classes));
+            }
+        }
+        Ok(predictions)
+    }
+}
+
+/// One input file as raw samples (n, …), before preprocessing.
+fn read_raw(path: &Path, data: &DataSpec) -> Result<Tensor> {
+    let extension = path
+        .extension()
+        .map(|e| e.to_string_lossy().to_lowercase())
+        .unwrap_or_default();
+    let sample = data.sample_shape();
+    match extension.as_str() {
+        "png" | "jpg" | "jpeg" => {
+            if !matches!(sample.len(), 2 | 3) {
+                return Err(Error::data(path, "this model does not take images"));
+            }
+            let mut shape = vec![1];
+            shape.extend_from_slice(&sample);
+            data.load_image(path)?.reshape(&shape)
+        }
+        "csv" => {
+            let rows = read_numeric_rows(path)?;
+            let columns = rows.row_len();
+            let mut shape = vec![rows.rows()];
+            shape.extend_from_slice(&sample);
+            rows.reshape(&shape).map_err(|_| {
+                Error::data(
+                    path,
+                    format!(
+                        "rows of {columns} values, the model's samples have {}",
+                        sample.iter().product::<usize>()
+                    ),
+                )
+            })
+        }
+        _ => {
+            let t = read_idx(path).map_err(|e| match e {
+                Error::Data { path, message } if message.contains("magic number") => Error::Data {
+                    path,
+                    message: format!("not a PNG/JPEG image, CSV or IDX file ({message})"),
+                },
+                other => other,
+            })?;
+            // A single sample may come without the leading count axis.
+            if t.shape() == sample.as_slice() {
+                let mut shape = vec![1];
+                shape.extend_from_slice(&sample);
+                return t.reshape(&shape);
+            }
+            if t.shape().get(1..) != Some(sample.as_slice()) {
+                return Err(Error::data(
+                    path,
+                    format!(
+                        "IDX dimensions {:?}, the model's samples are {sample:?}",
+                        t.shape()
+                    ),
+                ));
+            }
+            Ok(t)
+        }
+    }
+}
+
+/// The inputs with each folder replaced by the image files in it (sorted by name).
+fn expand_folders(inputs: &[PathBuf]) -> Result<Vec<PathBuf>> {
+    let mut files = Vec::new();
+    for input in inputs {
+        if !input.is_dir() {
+            files.push(input.clone());
+            continue;
+        }
+        let mut images: Vec<PathBuf> = std::fs::read_dir(input)
+            .map_err(|e| Error::io(input, e))?
+            .filter_map(|entry| entry.ok().map(|e| e.path()))
+            .filter(|p| p.is_file() && is_image_file(p))
+            .collect();
+        if images.is_empty() {
+            return Err(Error::data(
+                input,
+                "the folder holds no .png/.jpg/.jpeg images",
+            ));
+        }
+        images.sort();
+        files.extend(images);
+    }
+    Ok(files)
+}
+
+/// The `k` most likely classes of one sample's outputs (a single sigmoid output is the
+/// probability of class 1), ties broken by the lower class.
+pub fn classify(
+    input: &Path,
+    sample: usize,
+    outputs: &[f32],
+    k: usize,
+    classes: &[String],
+) -> ClassPrediction {
+    let probabilities: Vec<f32> = match outputs {
+        [p] => vec![1.0 - p, *p],
+        many => many.to_vec(),
+    };
+    let mut order: Vec<usize> = (0..probabilities.len()).collect();
+    order.sort_by(|&a, &b| {
+        probabilities[b]
+            .total_cmp(&probabilities[a])
+            .then(a.cmp(&b))
+    });
+    let named = !classes.is_empty() && classes.len() == probabilities.len();
+    ClassPrediction {
+        input: input.display().to_string(),
+        sample,
+        label: order[0],
+        class: named.then(|| classes[order[0]].clone()),
+        top: order
+            .iter()
+            .take(k)
+            .map(|&c| (c, probabilities[c]))
+            .collect(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn classify_orders_by_probability_and_names_known_classes() {
+        let p = classify(Path::new("x.png"), 0, &[0.1, 0.7, 0.2], 2, &[]);
+        assert_eq!((p.label, p.class.clone()), (1, None));
+        assert_eq!(p.top, vec![(1, 0.7), (2, 0.2)]);
+        let names: Vec<String> = ["cat", "dog", "eel"].map(String::from).to_vec();
+        let p = classify(Path::new("x.png"), 3, &[0.5, 0.5, 0.0], 3, &names);
+        assert_eq!(
+            p.class.as_deref(),
+            Some("cat"),
+            "ties go to the lower class"
+        );
+        let sigmoid = classify(Path::new("r.csv"), 0, &[0.8], 2, &[]);
+        assert_eq!(sigmoid.label, 1);
+        assert!((sigmoid.top[1].1 - 0.2).abs() < 1e-6);
+    }
+}
