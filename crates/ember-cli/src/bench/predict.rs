@@ -33,6 +33,9 @@ struct Workload {
     warmup: usize,
 }
 
+/// One caller's prediction of each sample, as (sample index, prediction).
+type SamplePredictions = Vec<(usize, Tensor)>;
+
 /// One row of the table.
 struct Row {
     model: &'static str,
@@ -278,7 +281,7 @@ fn single_sample(
     samples: &[Tensor],
     workload: &Workload,
     callers: usize,
-) -> ember::Result<(Latency, Vec<Vec<(usize, Tensor)>>)> {
+) -> ember::Result<(Latency, Vec<SamplePredictions>)> {
     let n = samples.len();
     let warm = std::sync::Barrier::new(callers);
     let per_caller = on_threads(callers, |caller| {
