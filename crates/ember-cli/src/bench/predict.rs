@@ -270,7 +270,19 @@ fn prepare(workload: &Workload, args: &BenchArgs, temp: &Path) -> ember::Result<
             path
         }
     };
-    Ok((Model::load(&path)?, data))
+    let model = Model::load(&path)?;
+    let images = &data.x_test.shape()[1..];
+    if model.inputs().len() != 1 || model.input_shape() != images {
+        return Err(Error::invalid(format!(
+            "{}: {} takes inputs of shape {:?}, not the {} images of {} ({images:?})",
+            workload.name,
+            path.display(),
+            model.input_shape(),
+            workload.name,
+            workload.file
+        )));
+    }
+    Ok((model, data))
 }
 
 /// Times `workload.calls` single-sample `predict` calls on each of `callers` threads sharing
