@@ -38,7 +38,7 @@ enum Command {
     Index(commands::faq::IndexArgs),
     /// Ask a FAQ index: the closest answers with their cosine similarity.
     Ask(commands::faq::AskArgs),
-    /// Time workloads against baselines measured in the same run (mlp, cnn, conv, embed).
+    /// Time workloads against baselines measured in the same run (mlp, cnn, conv, embed, search, predict).
     Bench(bench::BenchArgs),
 }
 

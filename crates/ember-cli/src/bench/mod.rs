@@ -7,13 +7,16 @@
 //!   the direct kernel, against the plain matrix product on the same shapes;
 //! - `embed`: sentence embeddings per second against sentence-transformers on PyTorch
 //!   (bench/embed.py, with `--python`);
-//! - `search`: FAQ search over 100,000 vectors, against bare dot products.
+//! - `search`: FAQ search over 100,000 vectors, against bare dot products;
+//! - `predict`: tape-free inference of a saved MNIST MLP and convnet, single-sample latency
+//!   and batch throughput, from one thread and from two threads sharing one model.
 
 mod baseline;
 mod cnn;
 mod conv;
 mod embed;
 mod mlp;
+mod predict;
 mod search;
 
 use std::path::PathBuf;
@@ -32,6 +35,8 @@ pub enum Workload {
     Embed,
     /// FAQ search: queries per second over 100,000 indexed vectors.
     Search,
+    /// Latency and throughput of saved MNIST models, from one thread and two sharing one model.
+    Predict,
 }
 
 #[derive(Args)]
@@ -61,6 +66,16 @@ pub struct BenchArgs {
     /// cnn: the model file to time.
     #[arg(long, value_name = "FILE", default_value = "models/mnist-cnn.toml")]
     model: PathBuf,
+    /// predict: a saved MNIST MLP to time (default: train models/mnist-mlp.toml and save it).
+    #[arg(long, value_name = "FILE")]
+    mlp: Option<PathBuf>,
+    /// predict: a saved MNIST convnet to time (default: train models/mnist-cnn.toml for one
+    /// epoch and save it).
+    #[arg(long, value_name = "FILE")]
+    cnn: Option<PathBuf>,
+    /// predict: the batch size of the throughput runs.
+    #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u64).range(1..))]
+    batch_size: u64,
 }
 
 pub fn run(args: BenchArgs) -> ember::Result<()> {
@@ -71,6 +86,7 @@ pub fn run(args: BenchArgs) -> ember::Result<()> {
         Workload::Conv => conv::run(&args),
         Workload::Embed => embed::run(&args),
         Workload::Search => search::run(&args),
+        Workload::Predict => predict::run(&args),
     }
 }
 
