@@ -85,7 +85,7 @@ fn featurize(spec: &TextSpec, texts: &[&str], cache: &Path) -> ember::Result<Ten
             encoder_key: key,
             layers,
         } => {
-            let mut model = SentenceEncoder::load(encoder)?;
+            let model = SentenceEncoder::load(encoder)?;
             let actual = encoder_key(&model)?;
             if &actual != key {
                 return Err(Error::data(
@@ -93,7 +93,7 @@ fn featurize(spec: &TextSpec, texts: &[&str], cache: &Path) -> ember::Result<Ten
                     format!("this is not the encoder the classifier was trained with (weights {actual}, expected {key})"),
                 ));
             }
-            document_embeddings(&mut model, key, layers, texts, spec.email, cache)?
+            document_embeddings(&model, key, layers, texts, spec.email, cache)?
         }
     };
     match &spec.scaler {
