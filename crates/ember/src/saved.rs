@@ -17,11 +17,12 @@ use crate::tensor::Tensor;
 use crate::text::{FaqIndex, TextClassifier};
 use crate::train::Model;
 
-/// What a saved file holds.
+/// What a saved file holds (the model kinds boxed: a model and its spec are large beside an
+/// index).
 pub enum SavedModel {
-    Network(NetworkModel),
-    Table(TableModel),
-    Text(TextClassifier),
+    Network(Box<NetworkModel>),
+    Table(Box<TableModel>),
+    Text(Box<TextClassifier>),
     Faq(FaqIndex),
 }
 
@@ -71,23 +72,23 @@ impl SavedModel {
             epochs_done,
         } = checkpoint;
         if let Some(table) = spec.table.take() {
-            return SavedModel::Table(TableModel {
+            return SavedModel::Table(Box::new(TableModel {
                 model: TabularModel {
                     model,
                     preprocessor: table.preprocessor.clone(),
                     task: table.task,
                 },
                 spec: table,
-            });
+            }));
         }
         if let Some(text) = spec.text.take() {
-            return SavedModel::Text(TextClassifier { model, spec: text });
+            return SavedModel::Text(Box::new(TextClassifier { model, spec: text }));
         }
-        SavedModel::Network(NetworkModel {
+        SavedModel::Network(Box::new(NetworkModel {
             model,
             spec,
             epochs_done,
-        })
+        }))
     }
 
     /// "network", "table", "text" or "faq".

@@ -6,7 +6,7 @@
 use std::path::Path;
 
 use ember::autograd::FillMode;
-use ember::nn::LayerConfig;
+use ember::nn::{LayerConfig, RandomTranslationConfig};
 use ember::{Error, ModelSpec, Verbosity};
 
 use super::{list, median, peak_rss_mb, BenchArgs};
@@ -94,14 +94,14 @@ fn translation(spec: &ModelSpec) -> ember::Result<Option<(f32, f32)>> {
     let mut found = None;
     for layer in spec.layer_configs() {
         match layer {
-            LayerConfig::RandomTranslation {
+            LayerConfig::RandomTranslation(RandomTranslationConfig {
                 height_factor,
                 width_factor,
                 fill_mode: FillMode::Constant,
-            } if found.is_none() => found = Some((*height_factor, *width_factor)),
-            LayerConfig::RandomTranslation { .. }
-            | LayerConfig::RandomRotation { .. }
-            | LayerConfig::RandomFlip { .. } => {
+            }) if found.is_none() => found = Some((*height_factor, *width_factor)),
+            LayerConfig::RandomTranslation(_)
+            | LayerConfig::RandomRotation(_)
+            | LayerConfig::RandomFlip(_) => {
                 return Err(Error::invalid(
                     "bench cnn: the PyTorch script mirrors one RandomTranslation with \
                      fill_mode \"constant\" and no other augmentation",

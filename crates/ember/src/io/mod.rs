@@ -417,22 +417,22 @@ mod tests {
         assert!(e.contains("missing field"), "{e}");
         // A spec whose layers disagree with the stored weights.
         let mut wider = spec.clone();
-        wider.layers[0] = crate::nn::LayerConfig::Dense {
+        wider.layers[0] = crate::nn::LayerConfig::Dense(crate::nn::DenseConfig {
             units: 5,
             activation: Activation::Tanh,
             use_bias: true,
             kernel_regularizer: None,
-        }
+        })
         .into();
         let e = load_error(&with(KEY_SPEC, &wider.to_toml().unwrap()));
         assert!(e.contains("declares 32 parameters but stores 26"), "{e}");
         let mut huge = spec.clone();
-        huge.layers[0] = crate::nn::LayerConfig::Dense {
+        huge.layers[0] = crate::nn::LayerConfig::Dense(crate::nn::DenseConfig {
             units: usize::MAX / 2,
             activation: Activation::Tanh,
             use_bias: true,
             kernel_regularizer: None,
-        }
+        })
         .into();
         assert!(!load_error(&with(KEY_SPEC, &huge.to_toml().unwrap())).is_empty());
     }

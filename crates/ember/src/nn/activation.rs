@@ -1,5 +1,7 @@
 //! `Activation`: an activation function as a layer of its own (Keras `layers.Activation`).
 
+use serde::{Deserialize, Serialize};
+
 use super::{Layer, LayerConfig};
 use crate::autograd::{Tape, Var};
 use crate::error::Result;
@@ -8,15 +10,35 @@ use crate::tensor::forward;
 use crate::tensor::random::Rng;
 use crate::tensor::Tensor;
 
+/// `type = "activation"` in a model file.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ActivationConfig {
+    pub activation: Activation,
+}
+
+impl ActivationConfig {
+    /// The input shape; no parameters.
+    pub fn shape_and_params(&self, input: &[usize]) -> Result<(Vec<usize>, usize)> {
+        Ok((input.to_vec(), 0))
+    }
+}
+
 /// Applies an activation to its input; no parameters.
 #[derive(Clone, Debug)]
 pub struct ActivationLayer {
-    activation: Activation,
+    config: ActivationConfig,
+}
+
+impl From<ActivationConfig> for ActivationLayer {
+    fn from(config: ActivationConfig) -> Self {
+        ActivationLayer { config }
+    }
 }
 
 impl ActivationLayer {
     pub fn new(activation: Activation) -> Self {
-        ActivationLayer { activation }
+        ActivationLayer::from(ActivationConfig { activation })
     }
 }
 
@@ -26,7 +48,7 @@ impl Layer for ActivationLayer {
     }
 
     fn build(&mut self, input_shape: &[usize], _rng: &mut Rng) -> Result<Vec<usize>> {
-        Ok(input_shape.to_vec())
+        Ok(self.config.shape_and_params(input_shape)?.0)
     }
 
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
@@ -34,7 +56,7 @@ impl Layer for ActivationLayer {
     }
 
     fn forward_owned(&self, x: Tensor) -> Result<Tensor> {
-        Ok(forward::activation(self.activation, x))
+        Ok(forward::activation(self.config.activation, x))
     }
 
     fn forward_logits(&self, x: &Tensor) -> Result<Tensor> {
@@ -42,7 +64,7 @@ impl Layer for ActivationLayer {
     }
 
     fn record(&self, tape: &mut Tape, _weights: &[Var], x: Var, _training: bool) -> Result<Var> {
-        tape.activation(self.activation, x)
+        tape.activation(self.config.activation, x)
     }
 
     fn record_logits(
@@ -56,13 +78,11 @@ impl Layer for ActivationLayer {
     }
 
     fn final_activation(&self) -> Activation {
-        self.activation
+        self.config.activation
     }
 
     fn config(&self) -> LayerConfig {
-        LayerConfig::Activation {
-            activation: self.activation,
-        }
+        LayerConfig::Activation(self.config.clone())
     }
 }
 

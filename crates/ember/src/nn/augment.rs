@@ -24,19 +24,93 @@ pub enum FlipMode {
     HorizontalAndVertical,
 }
 
-/// What an augmentation layer draws per image.
-#[derive(Clone, Copy, Debug, PartialEq)]
+/// `type = "random_flip"` in a model file.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RandomFlipConfig {
+    /// Default: "horizontal_and_vertical" (Keras).
+    #[serde(default)]
+    pub mode: FlipMode,
+}
+
+/// `type = "random_translation"` in a model file.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RandomTranslationConfig {
+    /// The largest shift, as a fraction of the height, either way; in [0, 1].
+    pub height_factor: f32,
+    /// The largest shift, as a fraction of the width, either way; in [0, 1].
+    pub width_factor: f32,
+    /// Default: "reflect" (Keras).
+    #[serde(default)]
+    pub fill_mode: FillMode,
+}
+
+/// `type = "random_rotation"` in a model file.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RandomRotationConfig {
+    /// The largest turn, as a fraction of a full circle, either way; in [0, 1].
+    pub factor: f32,
+    /// Default: "reflect" (Keras).
+    #[serde(default)]
+    pub fill_mode: FillMode,
+}
+
+impl RandomFlipConfig {
+    /// The input shape, for (height, width, channels) images; no parameters.
+    pub fn shape_and_params(&self, input: &[usize]) -> Result<(Vec<usize>, usize)> {
+        image_shape("RandomFlip", input, &[])
+    }
+}
+
+impl RandomTranslationConfig {
+    /// The input shape, for (height, width, channels) images and factors in [0, 1]; no
+    /// parameters.
+    pub fn shape_and_params(&self, input: &[usize]) -> Result<(Vec<usize>, usize)> {
+        let factors = [
+            ("height_factor", self.height_factor),
+            ("width_factor", self.width_factor),
+        ];
+        image_shape("RandomTranslation", input, &factors)
+    }
+}
+
+impl RandomRotationConfig {
+    /// The input shape, for (height, width, channels) images and a factor in [0, 1]; no
+    /// parameters.
+    pub fn shape_and_params(&self, input: &[usize]) -> Result<(Vec<usize>, usize)> {
+        image_shape("RandomRotation", input, &[("factor", self.factor)])
+    }
+}
+
+/// Checks an augmentation layer: (height, width, channels) images and factors in [0, 1].
+fn image_shape(
+    kind: &str,
+    input: &[usize],
+    factors: &[(&str, f32)],
+) -> Result<(Vec<usize>, usize)> {
+    for &(name, value) in factors {
+        if !(0.0..=1.0).contains(&value) {
+            return Err(Error::invalid(format!(
+                "{kind} {name} must be in [0, 1], got {value}"
+            )));
+        }
+    }
+    match input {
+        [h, w, c] if *h > 0 && *w > 0 && *c > 0 => Ok((input.to_vec(), 0)),
+        _ => Err(Error::invalid(format!(
+            "{kind} needs (height, width, channels) images, got samples of {input:?}"
+        ))),
+    }
+}
+
+/// What an augmentation layer draws per image: its config.
+#[derive(Clone, Debug, PartialEq)]
 enum Kind {
-    Flip(FlipMode),
-    /// Shifts up to these fractions of the height and width, either way.
-    Translation {
-        height: f32,
-        width: f32,
-    },
-    /// Turns up to this fraction of a full circle, either way.
-    Rotation {
-        factor: f32,
-    },
+    Flip(RandomFlipConfig),
+    Translation(RandomTranslationConfig),
+    Rotation(RandomRotationConfig),
 }
 
 /// One augmentation layer; build it with [`Augment::flip`], [`Augment::translation`] or
@@ -54,50 +128,83 @@ enum Kind {
 #[derive(Clone, Debug)]
 pub struct Augment {
     kind: Kind,
-    fill: FillMode,
     /// Seed of the next batch's transforms; advanced on every training forward pass.
     next_seed: SeedStream,
+}
+
+impl From<RandomFlipConfig> for Augment {
+    fn from(config: RandomFlipConfig) -> Self {
+        Augment::new(Kind::Flip(config))
+    }
+}
+
+impl From<RandomTranslationConfig> for Augment {
+    fn from(config: RandomTranslationConfig) -> Self {
+        Augment::new(Kind::Translation(config))
+    }
+}
+
+impl From<RandomRotationConfig> for Augment {
+    fn from(config: RandomRotationConfig) -> Self {
+        Augment::new(Kind::Rotation(config))
+    }
 }
 
 impl Augment {
     fn new(kind: Kind) -> Self {
         Augment {
             kind,
-            fill: FillMode::Reflect,
             next_seed: SeedStream::default(),
         }
     }
 
     /// Keras `RandomFlip(mode)`: mirror each image with probability ½ per axis.
     pub fn flip(mode: FlipMode) -> Self {
-        Self::new(Kind::Flip(mode))
+        Augment::from(RandomFlipConfig { mode })
     }
 
     /// Keras `RandomTranslation(height_factor, width_factor)`: shift each image by up to
     /// these fractions of its height and width, in either direction.
     pub fn translation(height_factor: f32, width_factor: f32) -> Self {
-        Self::new(Kind::Translation {
-            height: height_factor,
-            width: width_factor,
+        Augment::from(RandomTranslationConfig {
+            height_factor,
+            width_factor,
+            fill_mode: FillMode::default(),
         })
     }
 
     /// Keras `RandomRotation(factor)`: turn each image by up to `factor` · 2π, either way.
     pub fn rotation(factor: f32) -> Self {
-        Self::new(Kind::Rotation { factor })
+        Augment::from(RandomRotationConfig {
+            factor,
+            fill_mode: FillMode::default(),
+        })
     }
 
-    /// How points from outside the image are filled (default: reflect, as Keras).
+    /// How points from outside the image are filled (default: reflect, as Keras). A flip
+    /// brings in no such points, so it has no fill mode.
     pub fn fill_mode(mut self, fill: FillMode) -> Self {
-        self.fill = fill;
+        match &mut self.kind {
+            Kind::Flip(_) => {}
+            Kind::Translation(c) => c.fill_mode = fill,
+            Kind::Rotation(c) => c.fill_mode = fill,
+        }
         self
+    }
+
+    fn fill(&self) -> FillMode {
+        match &self.kind {
+            Kind::Flip(_) => FillMode::default(),
+            Kind::Translation(c) => c.fill_mode,
+            Kind::Rotation(c) => c.fill_mode,
+        }
     }
 
     /// One random transform for an image of `height` × `width`.
     fn draw(&self, rng: &mut Rng, height: usize, width: usize) -> Affine {
         let symmetric = |rng: &mut Rng, limit: f32| rng.uniform_range(-limit, limit);
-        match self.kind {
-            Kind::Flip(mode) => {
+        match &self.kind {
+            Kind::Flip(RandomFlipConfig { mode }) => {
                 let (vertical, horizontal) = match mode {
                     FlipMode::Horizontal => (false, true),
                     FlipMode::Vertical => (true, false),
@@ -116,18 +223,15 @@ impl Augment {
                     shift: [0.0, 0.0],
                 }
             }
-            Kind::Translation {
-                height: fh,
-                width: fw,
-            } => Affine {
+            Kind::Translation(c) => Affine {
                 shift: [
-                    symmetric(rng, fh * height as f32),
-                    symmetric(rng, fw * width as f32),
+                    symmetric(rng, c.height_factor * height as f32),
+                    symmetric(rng, c.width_factor * width as f32),
                 ],
                 ..Affine::IDENTITY
             },
-            Kind::Rotation { factor } => {
-                let angle = symmetric(rng, factor * std::f32::consts::TAU);
+            Kind::Rotation(c) => {
+                let angle = symmetric(rng, c.factor * std::f32::consts::TAU);
                 let (sin, cos) = angle.sin_cos();
                 Affine {
                     matrix: [[cos, -sin], [sin, cos]],
@@ -142,13 +246,17 @@ impl Layer for Augment {
     fn kind(&self) -> &'static str {
         match self.kind {
             Kind::Flip(_) => "RandomFlip",
-            Kind::Translation { .. } => "RandomTranslation",
-            Kind::Rotation { .. } => "RandomRotation",
+            Kind::Translation(_) => "RandomTranslation",
+            Kind::Rotation(_) => "RandomRotation",
         }
     }
 
     fn build(&mut self, input_shape: &[usize], rng: &mut Rng) -> Result<Vec<usize>> {
-        let (output, _) = self.config().shape_and_params(input_shape)?;
+        let (output, _) = match &self.kind {
+            Kind::Flip(c) => c.shape_and_params(input_shape)?,
+            Kind::Translation(c) => c.shape_and_params(input_shape)?,
+            Kind::Rotation(c) => c.shape_and_params(input_shape)?,
+        };
         self.next_seed.restart(rng.next_u64());
         Ok(output)
     }
@@ -177,21 +285,14 @@ impl Layer for Augment {
         let transforms: Vec<Affine> = (0..batch)
             .map(|_| self.draw(&mut rng, height, width))
             .collect();
-        tape.warp(x, &transforms, self.fill)
+        tape.warp(x, &transforms, self.fill())
     }
 
     fn config(&self) -> LayerConfig {
-        match self.kind {
-            Kind::Flip(mode) => LayerConfig::RandomFlip { mode },
-            Kind::Translation { height, width } => LayerConfig::RandomTranslation {
-                height_factor: height,
-                width_factor: width,
-                fill_mode: self.fill,
-            },
-            Kind::Rotation { factor } => LayerConfig::RandomRotation {
-                factor,
-                fill_mode: self.fill,
-            },
+        match &self.kind {
+            Kind::Flip(c) => LayerConfig::RandomFlip(c.clone()),
+            Kind::Translation(c) => LayerConfig::RandomTranslation(c.clone()),
+            Kind::Rotation(c) => LayerConfig::RandomRotation(c.clone()),
         }
     }
 }

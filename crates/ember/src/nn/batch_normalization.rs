@@ -1,12 +1,70 @@
 //! `BatchNormalization`: normalize each channel (the last axis) to zero mean and unit
 //! variance, then scale and shift by learned `gamma` and `beta`.
 
+use serde::{Deserialize, Serialize};
+
 use super::{built, weight_ref, weight_var, Layer, LayerConfig, WeightRef};
 use crate::autograd::{NormStats, Tape, Var};
 use crate::error::{Error, Result};
 use crate::tensor::forward;
 use crate::tensor::random::Rng;
 use crate::tensor::Tensor;
+
+/// `type = "batch_normalization"` in a model file.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BatchNormalizationConfig {
+    /// How slowly the moving averages follow the batches, in [0, 1]. Default: 0.99 (Keras).
+    pub momentum: f32,
+    /// Added to the variance before the square root. Default: 1e-3 (Keras).
+    pub epsilon: f32,
+    /// Whether to learn the shift `beta`. Default: true.
+    pub center: bool,
+    /// Whether to learn the scale `gamma`. Default: true.
+    pub scale: bool,
+}
+
+impl Default for BatchNormalizationConfig {
+    fn default() -> Self {
+        BatchNormalizationConfig {
+            momentum: 0.99,
+            epsilon: 1e-3,
+            center: true,
+            scale: true,
+        }
+    }
+}
+
+impl BatchNormalizationConfig {
+    /// The input shape, and per channel (the last axis): `gamma` and `beta` when learned,
+    /// the moving mean and the moving variance.
+    pub fn shape_and_params(&self, input: &[usize]) -> Result<(Vec<usize>, usize)> {
+        let BatchNormalizationConfig {
+            momentum,
+            epsilon,
+            center,
+            scale,
+        } = *self;
+        if !(0.0..=1.0).contains(&momentum) {
+            return Err(Error::invalid(format!(
+                "BatchNormalization momentum must be in [0, 1], got {momentum}"
+            )));
+        }
+        if !(epsilon.is_finite() && epsilon > 0.0) {
+            return Err(Error::invalid(format!(
+                "BatchNormalization epsilon must be a positive number, got {epsilon}"
+            )));
+        }
+        let Some(&channels) = input.last().filter(|&&c| c > 0) else {
+            return Err(Error::shape(
+                "BatchNormalization",
+                format!("needs inputs with a non-empty last axis, got {input:?}"),
+            ));
+        };
+        let vectors = 2 + usize::from(center) + usize::from(scale);
+        Ok((input.to_vec(), vectors * channels))
+    }
+}
 
 /// Keras `BatchNormalization()` (axis −1): in training it normalizes with the batch's own
 /// statistics and moves `moving_mean` / `moving_variance` towards them
@@ -20,29 +78,20 @@ use crate::tensor::Tensor;
 /// assert_eq!(model.count_params(), 4 * 16);
 /// assert_eq!(model.count_trainable_params(), 2 * 16);
 /// ```
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Default)]
 pub struct BatchNormalization {
-    momentum: f32,
-    epsilon: f32,
-    center: bool,
-    scale: bool,
+    config: BatchNormalizationConfig,
     gamma: Option<Tensor>,
     beta: Option<Tensor>,
     moving_mean: Option<Tensor>,
     moving_variance: Option<Tensor>,
 }
 
-impl Default for BatchNormalization {
-    fn default() -> Self {
+impl From<BatchNormalizationConfig> for BatchNormalization {
+    fn from(config: BatchNormalizationConfig) -> Self {
         BatchNormalization {
-            momentum: 0.99,
-            epsilon: 1e-3,
-            center: true,
-            scale: true,
-            gamma: None,
-            beta: None,
-            moving_mean: None,
-            moving_variance: None,
+            config,
+            ..Default::default()
         }
     }
 }
@@ -53,24 +102,24 @@ impl BatchNormalization {
     }
 
     pub fn momentum(mut self, momentum: f32) -> Self {
-        self.momentum = momentum;
+        self.config.momentum = momentum;
         self
     }
 
     pub fn epsilon(mut self, epsilon: f32) -> Self {
-        self.epsilon = epsilon;
+        self.config.epsilon = epsilon;
         self
     }
 
     /// Whether to learn the shift `beta`.
     pub fn center(mut self, center: bool) -> Self {
-        self.center = center;
+        self.config.center = center;
         self
     }
 
     /// Whether to learn the scale `gamma`.
     pub fn scale(mut self, scale: bool) -> Self {
-        self.scale = scale;
+        self.config.scale = scale;
         self
     }
 }
@@ -81,11 +130,10 @@ impl Layer for BatchNormalization {
     }
 
     fn build(&mut self, input_shape: &[usize], _rng: &mut Rng) -> Result<Vec<usize>> {
-        let config = self.config();
-        let (output, _) = config.shape_and_params(input_shape)?;
+        let (output, _) = self.config.shape_and_params(input_shape)?;
         let channels = *input_shape.last().expect("checked by shape_and_params");
-        self.gamma = self.scale.then(|| Tensor::full(&[channels], 1.0));
-        self.beta = self.center.then(|| Tensor::zeros(&[channels]));
+        self.gamma = self.config.scale.then(|| Tensor::full(&[channels], 1.0));
+        self.beta = self.config.center.then(|| Tensor::zeros(&[channels]));
         self.moving_mean = Some(Tensor::zeros(&[channels]));
         self.moving_variance = Some(Tensor::full(&[channels], 1.0));
         Ok(output)
@@ -98,12 +146,18 @@ impl Layer for BatchNormalization {
             built(&self.moving_variance, LAYER)?,
         );
         let (gamma, beta) = (self.gamma.as_ref(), self.beta.as_ref());
-        forward::batch_norm(x, gamma, beta, mean, variance, self.epsilon)
+        forward::batch_norm(x, gamma, beta, mean, variance, self.config.epsilon)
     }
 
     fn record(&self, tape: &mut Tape, weights: &[Var], x: Var, training: bool) -> Result<Var> {
         // Weights in order: gamma (if scale), beta (if center), moving mean, moving variance.
         const LAYER: &str = "BatchNormalization";
+        let BatchNormalizationConfig {
+            momentum: m,
+            epsilon,
+            center,
+            scale,
+        } = self.config;
         let mut next = 0;
         let mut take = |present: bool| -> Result<Option<Var>> {
             if !present {
@@ -112,20 +166,19 @@ impl Layer for BatchNormalization {
             next += 1;
             weight_var(weights, next - 1, LAYER).map(Some)
         };
-        let gamma = take(self.scale)?;
-        let beta = take(self.center)?;
+        let gamma = take(scale)?;
+        let beta = take(center)?;
         let (mean, variance) = match (take(true)?, take(true)?) {
             (Some(mean), Some(variance)) => (mean, variance),
             _ => return Err(Error::invalid("BatchNormalization has no moving averages")),
         };
         if !training {
             let stats = NormStats::Given { mean, variance };
-            return tape.batch_norm(x, gamma, beta, stats, self.epsilon);
+            return tape.batch_norm(x, gamma, beta, stats, epsilon);
         }
-        let y = tape.batch_norm(x, gamma, beta, NormStats::Batch, self.epsilon)?;
+        let y = tape.batch_norm(x, gamma, beta, NormStats::Batch, epsilon)?;
         let (batch_mean, batch_variance) = tape.batch_moments(y);
         let (batch_mean, batch_variance) = (batch_mean.to_vec(), batch_variance.to_vec());
-        let m = self.momentum;
         for (moving, batch) in [(mean, batch_mean), (variance, batch_variance)] {
             for (a, b) in tape.param_mut(moving).data_mut().iter_mut().zip(batch) {
                 *a = m * *a + (1.0 - m) * b;
@@ -159,12 +212,7 @@ impl Layer for BatchNormalization {
     }
 
     fn config(&self) -> LayerConfig {
-        LayerConfig::BatchNormalization {
-            momentum: self.momentum,
-            epsilon: self.epsilon,
-            center: self.center,
-            scale: self.scale,
-        }
+        LayerConfig::BatchNormalization(self.config.clone())
     }
 }
 

@@ -37,56 +37,34 @@ impl Size2 {
     }
 }
 
-/// Keras `Conv2D(filters, kernel_size, strides=1, padding="valid", activation)`:
-/// glorot-uniform kernel of shape (kh, kw, channels, filters), zero bias.
-#[derive(Clone, Debug)]
-pub struct Conv2D {
-    pub(crate) filters: usize,
-    pub(crate) kernel_size: (usize, usize),
-    pub(crate) strides: (usize, usize),
-    pub(crate) padding: Padding,
-    pub(crate) activation: Activation,
-    pub(crate) use_bias: bool,
-    kernel: Option<Tensor>,
-    bias: Option<Tensor>,
+/// `type = "conv2d"` in a model file.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Conv2DConfig {
+    pub filters: usize,
+    pub kernel_size: Size2,
+    /// Default: 1.
+    #[serde(default = "one_by_one")]
+    pub strides: Size2,
+    /// Default: "valid".
+    #[serde(default)]
+    pub padding: Padding,
+    /// Default: linear (none).
+    #[serde(default)]
+    pub activation: Activation,
+    /// Default: true.
+    #[serde(default = "super::config::yes")]
+    pub use_bias: bool,
 }
 
-impl Conv2D {
-    pub fn new(filters: usize, kernel_size: (usize, usize)) -> Self {
-        Conv2D {
-            filters,
-            kernel_size,
-            strides: (1, 1),
-            padding: Padding::Valid,
-            activation: Activation::Linear,
-            use_bias: true,
-            kernel: None,
-            bias: None,
-        }
-    }
+fn one_by_one() -> Size2 {
+    Size2::Square(1)
+}
 
-    pub fn activation(mut self, activation: Activation) -> Self {
-        self.activation = activation;
-        self
-    }
-
-    pub fn strides(mut self, strides: (usize, usize)) -> Self {
-        self.strides = strides;
-        self
-    }
-
-    pub fn padding(mut self, padding: Padding) -> Self {
-        self.padding = padding;
-        self
-    }
-
-    pub fn use_bias(mut self, use_bias: bool) -> Self {
-        self.use_bias = use_bias;
-        self
-    }
-
-    /// Output shape for one (height, width, channels) sample, and the parameter count.
-    pub(crate) fn shape_and_params(&self, input: &[usize]) -> Result<(Vec<usize>, usize)> {
+impl Conv2DConfig {
+    /// Output shape for one (height, width, channels) sample, and the parameter count,
+    /// without building.
+    pub fn shape_and_params(&self, input: &[usize]) -> Result<(Vec<usize>, usize)> {
         let &[h, w, c] = input else {
             return Err(Error::shape(
                 "Conv2D",
@@ -98,11 +76,11 @@ impl Conv2D {
         }
         let g = Window::new(
             &[1, h, w, c],
-            self.kernel_size,
-            self.strides,
+            self.kernel_size.dims(),
+            self.strides.dims(),
             self.padding == Padding::Same,
         )?;
-        let (kh, kw) = self.kernel_size;
+        let (kh, kw) = self.kernel_size.dims();
         let params = [kh, kw, c, self.filters]
             .iter()
             .try_fold(1usize, |a, &b| a.checked_mul(b))
@@ -110,15 +88,68 @@ impl Conv2D {
             .ok_or_else(|| Error::invalid("Conv2D is too large"))?;
         Ok((vec![g.out_height, g.out_width, self.filters], params))
     }
+}
+
+/// Keras `Conv2D(filters, kernel_size, strides=1, padding="valid", activation)`:
+/// glorot-uniform kernel of shape (kh, kw, channels, filters), zero bias.
+#[derive(Clone, Debug)]
+pub struct Conv2D {
+    config: Conv2DConfig,
+    kernel: Option<Tensor>,
+    bias: Option<Tensor>,
+}
+
+impl From<Conv2DConfig> for Conv2D {
+    fn from(config: Conv2DConfig) -> Self {
+        Conv2D {
+            config,
+            kernel: None,
+            bias: None,
+        }
+    }
+}
+
+impl Conv2D {
+    pub fn new(filters: usize, (height, width): (usize, usize)) -> Self {
+        Conv2D::from(Conv2DConfig {
+            filters,
+            kernel_size: Size2::Rect([height, width]),
+            strides: Size2::Rect([1, 1]),
+            padding: Padding::Valid,
+            activation: Activation::Linear,
+            use_bias: true,
+        })
+    }
+
+    pub fn activation(mut self, activation: Activation) -> Self {
+        self.config.activation = activation;
+        self
+    }
+
+    pub fn strides(mut self, (height, width): (usize, usize)) -> Self {
+        self.config.strides = Size2::Rect([height, width]);
+        self
+    }
+
+    pub fn padding(mut self, padding: Padding) -> Self {
+        self.config.padding = padding;
+        self
+    }
+
+    pub fn use_bias(mut self, use_bias: bool) -> Self {
+        self.config.use_bias = use_bias;
+        self
+    }
 
     fn run(&self, x: &Tensor, activation: Activation) -> Result<Tensor> {
         let kernel = built(&self.kernel, "Conv2D")?;
-        let same = self.padding == Padding::Same;
+        let c = &self.config;
+        let same = c.padding == Padding::Same;
         forward::conv2d(
             x,
             kernel,
             self.bias.as_ref(),
-            self.strides,
+            c.strides.dims(),
             same,
             activation,
         )
@@ -131,13 +162,14 @@ impl Conv2D {
         x: Var,
         activation: Activation,
     ) -> Result<Var> {
+        let c = &self.config;
         let kernel = weight_var(weights, 0, "Conv2D")?;
-        let bias = match self.use_bias {
+        let bias = match c.use_bias {
             true => Some(weight_var(weights, 1, "Conv2D")?),
             false => None,
         };
-        let same = self.padding == Padding::Same;
-        tape.conv2d(x, kernel, bias, self.strides, same, activation)
+        let same = c.padding == Padding::Same;
+        tape.conv2d(x, kernel, bias, c.strides.dims(), same, activation)
     }
 }
 
@@ -147,23 +179,23 @@ impl Layer for Conv2D {
     }
 
     fn build(&mut self, input_shape: &[usize], rng: &mut Rng) -> Result<Vec<usize>> {
-        let (output, _) = self.shape_and_params(input_shape)?;
-        let (kh, kw) = self.kernel_size;
-        let channels = input_shape[2];
+        let (output, _) = self.config.shape_and_params(input_shape)?;
+        let (kh, kw) = self.config.kernel_size.dims();
+        let (channels, filters) = (input_shape[2], self.config.filters);
         let receptive = kh * kw;
         let kernel = init::glorot_uniform(
-            &[kh, kw, channels, self.filters],
+            &[kh, kw, channels, filters],
             receptive * channels,
-            receptive * self.filters,
+            receptive * filters,
             rng,
         );
         self.kernel = Some(kernel);
-        self.bias = self.use_bias.then(|| Tensor::zeros(&[self.filters]));
+        self.bias = self.config.use_bias.then(|| Tensor::zeros(&[filters]));
         Ok(output)
     }
 
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        self.run(x, self.activation)
+        self.run(x, self.config.activation)
     }
 
     fn forward_logits(&self, x: &Tensor) -> Result<Tensor> {
@@ -171,7 +203,7 @@ impl Layer for Conv2D {
     }
 
     fn record(&self, tape: &mut Tape, weights: &[Var], x: Var, _training: bool) -> Result<Var> {
-        self.record_with(tape, weights, x, self.activation)
+        self.record_with(tape, weights, x, self.config.activation)
     }
 
     fn record_logits(
@@ -185,7 +217,7 @@ impl Layer for Conv2D {
     }
 
     fn final_activation(&self) -> Activation {
-        self.activation
+        self.config.activation
     }
 
     fn weights(&self) -> Vec<WeightRef<'_>> {
@@ -207,13 +239,6 @@ impl Layer for Conv2D {
     }
 
     fn config(&self) -> LayerConfig {
-        LayerConfig::Conv2d {
-            filters: self.filters,
-            kernel_size: Size2::Rect([self.kernel_size.0, self.kernel_size.1]),
-            strides: Size2::Rect([self.strides.0, self.strides.1]),
-            padding: self.padding,
-            activation: self.activation,
-            use_bias: self.use_bias,
-        }
+        LayerConfig::Conv2d(self.config.clone())
     }
 }

@@ -1,12 +1,71 @@
 //! `Dense`: a fully connected layer, `activation(x · kernel + bias)`.
 
-use super::{built, init, weight_var, Layer, LayerConfig, Regularizer, WeightRef};
+use serde::{Deserialize, Serialize};
+
+use super::{built, init, weight_var, Layer, LayerConfig, WeightRef};
 use crate::autograd::{Tape, Var};
 use crate::error::{Error, Result};
 use crate::tensor::activation::Activation;
 use crate::tensor::forward;
 use crate::tensor::random::Rng;
 use crate::tensor::Tensor;
+
+/// A weight penalty, as Keras's `regularizers.L2(l2)`: l2 · Σ w² added to the loss.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Regularizer {
+    pub l2: f32,
+}
+
+/// `type = "dense"` in a model file.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DenseConfig {
+    pub units: usize,
+    /// Default: linear (none).
+    #[serde(default)]
+    pub activation: Activation,
+    /// Default: true.
+    #[serde(default = "super::config::yes")]
+    pub use_bias: bool,
+    /// Default: none. `kernel_regularizer = { l2 = 0.0001 }`: factor · Σ kernel² added to the loss.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kernel_regularizer: Option<Regularizer>,
+}
+
+impl DenseConfig {
+    /// Output shape and parameter count for samples of `input`, without building.
+    pub fn shape_and_params(&self, input: &[usize]) -> Result<(Vec<usize>, usize)> {
+        let units = self.units;
+        if units == 0 {
+            return Err(Error::invalid("Dense units must be at least 1"));
+        }
+        if let Some(l2) = self.l2().filter(|l2| !(l2.is_finite() && *l2 >= 0.0)) {
+            return Err(Error::invalid(format!(
+                "Dense kernel_regularizer l2 must be a finite number ≥ 0, got {l2}"
+            )));
+        }
+        let Some(&inputs) = input.last().filter(|&&n| n > 0) else {
+            return Err(Error::shape(
+                "Dense",
+                format!("needs inputs with a non-empty last axis, got {input:?}"),
+            ));
+        };
+        let params = inputs
+            .checked_mul(units)
+            .and_then(|w| w.checked_add(if self.use_bias { units } else { 0 }))
+            .ok_or_else(|| {
+                Error::invalid(format!("Dense({units}) on {inputs} inputs is too large"))
+            })?;
+        let mut output = input.to_vec();
+        *output.last_mut().expect("checked non-empty") = units;
+        Ok((output, params))
+    }
+
+    fn l2(&self) -> Option<f32> {
+        self.kernel_regularizer.map(|r| r.l2)
+    }
+}
 
 /// Keras `Dense(units, activation)`: glorot-uniform kernel, zero bias; optionally an L2
 /// penalty on the kernel (`kernel_regularizer=l2(factor)`).
@@ -19,45 +78,56 @@ use crate::tensor::Tensor;
 /// ```
 #[derive(Clone, Debug)]
 pub struct Dense {
-    units: usize,
-    activation: Activation,
-    use_bias: bool,
-    kernel_l2: Option<f32>,
+    config: DenseConfig,
     kernel: Option<Tensor>,
     bias: Option<Tensor>,
 }
 
+impl From<DenseConfig> for Dense {
+    fn from(config: DenseConfig) -> Self {
+        let l2 = config.l2();
+        let dense = Dense {
+            config,
+            kernel: None,
+            bias: None,
+        };
+        // A penalty of 0 is no penalty: dropped, so it is not written back to the file.
+        match l2 {
+            Some(l2) => dense.kernel_l2(l2),
+            None => dense,
+        }
+    }
+}
+
 impl Dense {
     pub fn new(units: usize) -> Self {
-        Dense {
+        Dense::from(DenseConfig {
             units,
             activation: Activation::Linear,
             use_bias: true,
-            kernel_l2: None,
-            kernel: None,
-            bias: None,
-        }
+            kernel_regularizer: None,
+        })
     }
 
     pub fn activation(mut self, activation: Activation) -> Self {
-        self.activation = activation;
+        self.config.activation = activation;
         self
     }
 
     pub fn use_bias(mut self, use_bias: bool) -> Self {
-        self.use_bias = use_bias;
+        self.config.use_bias = use_bias;
         self
     }
 
     /// Adds factor · Σ kernel² to the training loss (Keras `kernel_regularizer=l2(factor)`);
     /// 0 adds nothing.
     pub fn kernel_l2(mut self, factor: f32) -> Self {
-        self.kernel_l2 = (factor != 0.0).then_some(factor);
+        self.config.kernel_regularizer = (factor != 0.0).then_some(Regularizer { l2: factor });
         self
     }
 
     pub fn units(&self) -> usize {
-        self.units
+        self.config.units
     }
 
     fn run(&self, x: &Tensor, activation: Activation) -> Result<Tensor> {
@@ -73,7 +143,7 @@ impl Dense {
         activation: Activation,
     ) -> Result<Var> {
         let kernel = weight_var(weights, 0, "Dense")?;
-        let bias = match self.use_bias {
+        let bias = match self.config.use_bias {
             true => Some(weight_var(weights, 1, "Dense")?),
             false => None,
         };
@@ -87,34 +157,15 @@ impl Layer for Dense {
     }
 
     fn build(&mut self, input_shape: &[usize], rng: &mut Rng) -> Result<Vec<usize>> {
-        if self.units == 0 {
-            return Err(Error::invalid("Dense units must be at least 1"));
-        }
-        if let Some(l2) = self.kernel_l2.filter(|l2| !(l2.is_finite() && *l2 >= 0.0)) {
-            return Err(Error::invalid(format!(
-                "Dense kernel_regularizer l2 must be a finite number ≥ 0, got {l2}"
-            )));
-        }
-        let Some(&inputs) = input_shape.last().filter(|&&n| n > 0) else {
-            return Err(Error::shape(
-                "Dense",
-                format!("needs inputs with a non-empty last axis, got {input_shape:?}"),
-            ));
-        };
-        self.kernel = Some(init::glorot_uniform(
-            &[inputs, self.units],
-            inputs,
-            self.units,
-            rng,
-        ));
-        self.bias = self.use_bias.then(|| Tensor::zeros(&[self.units]));
-        let mut output = input_shape.to_vec();
-        *output.last_mut().expect("checked non-empty") = self.units;
+        let (output, _) = self.config.shape_and_params(input_shape)?;
+        let (inputs, units) = (input_shape[input_shape.len() - 1], self.config.units);
+        self.kernel = Some(init::glorot_uniform(&[inputs, units], inputs, units, rng));
+        self.bias = self.config.use_bias.then(|| Tensor::zeros(&[units]));
         Ok(output)
     }
 
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        self.run(x, self.activation)
+        self.run(x, self.config.activation)
     }
 
     fn forward_logits(&self, x: &Tensor) -> Result<Tensor> {
@@ -122,7 +173,7 @@ impl Layer for Dense {
     }
 
     fn record(&self, tape: &mut Tape, weights: &[Var], x: Var, _training: bool) -> Result<Var> {
-        self.record_with(tape, weights, x, self.activation)
+        self.record_with(tape, weights, x, self.config.activation)
     }
 
     fn record_logits(
@@ -136,7 +187,7 @@ impl Layer for Dense {
     }
 
     fn final_activation(&self) -> Activation {
-        self.activation
+        self.config.activation
     }
 
     fn weights(&self) -> Vec<WeightRef<'_>> {
@@ -158,19 +209,14 @@ impl Layer for Dense {
     }
 
     fn l2_penalties(&self) -> Vec<(usize, f32)> {
-        match (&self.kernel, self.kernel_l2) {
+        match (&self.kernel, self.config.l2()) {
             (Some(_), Some(l2)) if l2 > 0.0 => vec![(0, l2)],
             _ => Vec::new(),
         }
     }
 
     fn config(&self) -> LayerConfig {
-        LayerConfig::Dense {
-            units: self.units,
-            activation: self.activation,
-            use_bias: self.use_bias,
-            kernel_regularizer: self.kernel_l2.map(|l2| Regularizer { l2 }),
-        }
+        LayerConfig::Dense(self.config.clone())
     }
 }
 

@@ -2,17 +2,40 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use serde::{Deserialize, Serialize};
+
 use super::{Layer, LayerConfig};
 use crate::autograd::{Tape, Var};
 use crate::error::{Error, Result};
 use crate::tensor::random::Rng;
 use crate::tensor::Tensor;
 
+/// `type = "dropout"` in a model file.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DropoutConfig {
+    /// The fraction of inputs zeroed in training, in [0, 1).
+    pub rate: f32,
+}
+
+impl DropoutConfig {
+    /// The input shape, when the rate is valid; no parameters.
+    pub fn shape_and_params(&self, input: &[usize]) -> Result<(Vec<usize>, usize)> {
+        let rate = self.rate;
+        if !(0.0..1.0).contains(&rate) {
+            return Err(Error::invalid(format!(
+                "Dropout rate must be in [0, 1), got {rate}"
+            )));
+        }
+        Ok((input.to_vec(), 0))
+    }
+}
+
 /// Keras `Dropout(rate)`: inverted dropout, active only in training. Masks are drawn from a
 /// seeded stream, so training is reproducible.
 #[derive(Clone, Debug)]
 pub struct Dropout {
-    pub(crate) rate: f32,
+    config: DropoutConfig,
     /// Seed of the next mask; advanced on every training forward pass.
     next_seed: SeedStream,
 }
@@ -39,12 +62,18 @@ impl Clone for SeedStream {
     }
 }
 
-impl Dropout {
-    pub fn new(rate: f32) -> Self {
+impl From<DropoutConfig> for Dropout {
+    fn from(config: DropoutConfig) -> Self {
         Dropout {
-            rate,
+            config,
             next_seed: SeedStream::default(),
         }
+    }
+}
+
+impl Dropout {
+    pub fn new(rate: f32) -> Self {
+        Dropout::from(DropoutConfig { rate })
     }
 }
 
@@ -54,14 +83,9 @@ impl Layer for Dropout {
     }
 
     fn build(&mut self, input_shape: &[usize], rng: &mut Rng) -> Result<Vec<usize>> {
-        if !(0.0..1.0).contains(&self.rate) {
-            return Err(Error::invalid(format!(
-                "Dropout rate must be in [0, 1), got {}",
-                self.rate
-            )));
-        }
+        let (output, _) = self.config.shape_and_params(input_shape)?;
         self.next_seed.restart(rng.next_u64());
-        Ok(input_shape.to_vec())
+        Ok(output)
     }
 
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
@@ -73,16 +97,17 @@ impl Layer for Dropout {
     }
 
     fn record(&self, tape: &mut Tape, _weights: &[Var], x: Var, training: bool) -> Result<Var> {
-        if !training || self.rate == 0.0 {
+        let rate = self.config.rate;
+        if !training || rate == 0.0 {
             return Ok(x);
         }
         let seed = self.next_seed.next();
         let mut rng = Rng::seed(seed);
-        let keep = 1.0 / (1.0 - self.rate);
+        let keep = 1.0 / (1.0 - rate);
         let shape = tape.value(x).shape().to_vec();
         let mut mask = Tensor::zeros(&shape);
         // Two draws per 64 random bits: keep when a 32-bit uniform lies at or above the rate.
-        let threshold = (self.rate as f64 * 4_294_967_296.0) as u64;
+        let threshold = (rate as f64 * 4_294_967_296.0) as u64;
         let value = |bits: u64| if bits >= threshold { keep } else { 0.0 };
         let mut pairs = mask.data_mut().chunks_exact_mut(2);
         for pair in &mut pairs {
@@ -98,6 +123,6 @@ impl Layer for Dropout {
     }
 
     fn config(&self) -> LayerConfig {
-        LayerConfig::Dropout { rate: self.rate }
+        LayerConfig::Dropout(self.config.clone())
     }
 }

@@ -1,8 +1,10 @@
 //! `Embedding`: a learned vector per token id.
 
+use serde::{Deserialize, Serialize};
+
 use super::{built, weight_var, Layer, LayerConfig, WeightRef};
 use crate::autograd::{Tape, Var};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::tensor::forward;
 use crate::tensor::random::Rng;
 use crate::tensor::Tensor;
@@ -12,18 +14,57 @@ use crate::tensor::Tensor;
 /// An id outside `0..input_dim` is an error naming it.
 #[derive(Clone, Debug)]
 pub struct Embedding {
-    input_dim: usize,
-    output_dim: usize,
+    config: EmbeddingConfig,
     table: Option<Tensor>,
+}
+
+/// `type = "embedding"` in a model file.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EmbeddingConfig {
+    /// The vocabulary size: ids run over `0..input_dim`.
+    pub input_dim: usize,
+    /// The length of each id's vector.
+    pub output_dim: usize,
+}
+
+impl EmbeddingConfig {
+    /// `(…) → (…, output_dim)` and the table's size, without building.
+    pub fn shape_and_params(&self, input: &[usize]) -> Result<(Vec<usize>, usize)> {
+        let EmbeddingConfig {
+            input_dim,
+            output_dim,
+        } = *self;
+        if input_dim == 0 || output_dim == 0 {
+            return Err(Error::invalid(format!(
+                "Embedding needs positive input_dim and output_dim, got {input_dim} and {output_dim}"
+            )));
+        }
+        let params = input_dim.checked_mul(output_dim).ok_or_else(|| {
+            Error::invalid(format!("Embedding({input_dim}, {output_dim}) is too large"))
+        })?;
+        let mut output = input.to_vec();
+        output.push(output_dim);
+        super::config::numel(&output)?;
+        Ok((output, params))
+    }
+}
+
+impl From<EmbeddingConfig> for Embedding {
+    fn from(config: EmbeddingConfig) -> Self {
+        Embedding {
+            config,
+            table: None,
+        }
+    }
 }
 
 impl Embedding {
     pub fn new(input_dim: usize, output_dim: usize) -> Self {
-        Embedding {
+        Embedding::from(EmbeddingConfig {
             input_dim,
             output_dim,
-            table: None,
-        }
+        })
     }
 }
 
@@ -33,8 +74,8 @@ impl Layer for Embedding {
     }
 
     fn build(&mut self, input_shape: &[usize], rng: &mut Rng) -> Result<Vec<usize>> {
-        let (output, _) = self.config().shape_and_params(input_shape)?;
-        let mut table = Tensor::zeros(&[self.input_dim, self.output_dim]);
+        let (output, _) = self.config.shape_and_params(input_shape)?;
+        let mut table = Tensor::zeros(&[self.config.input_dim, self.config.output_dim]);
         for v in table.data_mut() {
             *v = rng.uniform_range(-0.05, 0.05);
         }
@@ -64,9 +105,6 @@ impl Layer for Embedding {
     }
 
     fn config(&self) -> LayerConfig {
-        LayerConfig::Embedding {
-            input_dim: self.input_dim,
-            output_dim: self.output_dim,
-        }
+        LayerConfig::Embedding(self.config.clone())
     }
 }

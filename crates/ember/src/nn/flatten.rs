@@ -1,5 +1,7 @@
 //! `Flatten`: each sample's axes into one.
 
+use serde::{Deserialize, Serialize};
+
 use super::{Layer, LayerConfig};
 use crate::autograd::{Tape, Var};
 use crate::error::Result;
@@ -12,6 +14,24 @@ fn flat(shape: &[usize]) -> [usize; 2] {
     [rows, shape.iter().skip(1).product()]
 }
 
+/// `type = "flatten"` in a model file: no settings.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FlattenConfig {}
+
+impl FlattenConfig {
+    /// Samples of any shape become (their element count); no parameters.
+    pub fn shape_and_params(&self, input: &[usize]) -> Result<(Vec<usize>, usize)> {
+        Ok((vec![super::config::numel(input)?], 0))
+    }
+}
+
+impl From<FlattenConfig> for Flatten {
+    fn from(_: FlattenConfig) -> Self {
+        Flatten
+    }
+}
+
 /// Keras `Flatten()`: (batch, …) → (batch, product of the rest).
 #[derive(Clone, Debug, Default)]
 pub struct Flatten;
@@ -22,10 +42,7 @@ impl Layer for Flatten {
     }
 
     fn build(&mut self, input_shape: &[usize], _rng: &mut Rng) -> Result<Vec<usize>> {
-        let n = crate::tensor::checked_numel(input_shape).ok_or_else(|| {
-            crate::Error::invalid(format!("the shape {input_shape:?} is too large"))
-        })?;
-        Ok(vec![n])
+        Ok(FlattenConfig {}.shape_and_params(input_shape)?.0)
     }
 
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
@@ -43,6 +60,6 @@ impl Layer for Flatten {
     }
 
     fn config(&self) -> LayerConfig {
-        LayerConfig::Flatten {}
+        LayerConfig::Flatten(FlattenConfig {})
     }
 }

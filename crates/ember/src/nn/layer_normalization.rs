@@ -1,6 +1,8 @@
 //! `LayerNormalization`: normalize each sample's features (the last axis) to zero mean and unit
 //! variance, then scale and shift by learned `gamma` and `beta`.
 
+use serde::{Deserialize, Serialize};
+
 use super::{weight_ref, weight_var, Layer, LayerConfig, WeightRef};
 use crate::autograd::{Tape, Var};
 use crate::error::{Error, Result};
@@ -8,22 +10,60 @@ use crate::tensor::forward;
 use crate::tensor::random::Rng;
 use crate::tensor::Tensor;
 
+/// `type = "layer_normalization"` in a model file.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LayerNormalizationConfig {
+    /// Added to the variance before the square root. Default: 1e-3 (Keras).
+    pub epsilon: f32,
+    /// Whether to learn the shift `beta`. Default: true.
+    pub center: bool,
+    /// Whether to learn the scale `gamma`. Default: true.
+    pub scale: bool,
+}
+
+impl Default for LayerNormalizationConfig {
+    fn default() -> Self {
+        LayerNormalizationConfig {
+            epsilon: 1e-3,
+            center: true,
+            scale: true,
+        }
+    }
+}
+
+impl LayerNormalizationConfig {
+    /// The input shape, and `gamma` and `beta` (when learned) over the last axis.
+    pub fn shape_and_params(&self, input: &[usize]) -> Result<(Vec<usize>, usize)> {
+        let epsilon = self.epsilon;
+        if !(epsilon.is_finite() && epsilon > 0.0) {
+            return Err(Error::invalid(format!(
+                "LayerNormalization epsilon must be a positive number, got {epsilon}"
+            )));
+        }
+        let Some(&features) = input.last().filter(|&&c| c > 0) else {
+            return Err(Error::shape(
+                "LayerNormalization",
+                format!("needs inputs with a non-empty last axis, got {input:?}"),
+            ));
+        };
+        let vectors = usize::from(self.center) + usize::from(self.scale);
+        Ok((input.to_vec(), vectors * features))
+    }
+}
+
 /// Keras `LayerNormalization()` (axis −1, epsilon 1e-3): the same in training and inference.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Default)]
 pub struct LayerNormalization {
-    epsilon: f32,
-    center: bool,
-    scale: bool,
+    config: LayerNormalizationConfig,
     gamma: Option<Tensor>,
     beta: Option<Tensor>,
 }
 
-impl Default for LayerNormalization {
-    fn default() -> Self {
+impl From<LayerNormalizationConfig> for LayerNormalization {
+    fn from(config: LayerNormalizationConfig) -> Self {
         LayerNormalization {
-            epsilon: 1e-3,
-            center: true,
-            scale: true,
+            config,
             gamma: None,
             beta: None,
         }
@@ -36,22 +76,23 @@ impl LayerNormalization {
     }
 
     pub fn epsilon(mut self, epsilon: f32) -> Self {
-        self.epsilon = epsilon;
+        self.config.epsilon = epsilon;
         self
     }
 
     pub fn center(mut self, center: bool) -> Self {
-        self.center = center;
+        self.config.center = center;
         self
     }
 
     pub fn scale(mut self, scale: bool) -> Self {
-        self.scale = scale;
+        self.config.scale = scale;
         self
     }
 
     fn check_built(&self) -> Result<()> {
-        if self.scale && self.gamma.is_none() || self.center && self.beta.is_none() {
+        let c = &self.config;
+        if c.scale && self.gamma.is_none() || c.center && self.beta.is_none() {
             return Err(Error::invalid(
                 "LayerNormalization layer used before it was built",
             ));
@@ -66,33 +107,35 @@ impl Layer for LayerNormalization {
     }
 
     fn build(&mut self, input_shape: &[usize], _rng: &mut Rng) -> Result<Vec<usize>> {
-        let (output, _) = self.config().shape_and_params(input_shape)?;
+        let (output, _) = self.config.shape_and_params(input_shape)?;
         let features = *input_shape.last().expect("checked by shape_and_params");
-        self.gamma = self.scale.then(|| Tensor::full(&[features], 1.0));
-        self.beta = self.center.then(|| Tensor::zeros(&[features]));
+        self.gamma = self.config.scale.then(|| Tensor::full(&[features], 1.0));
+        self.beta = self.config.center.then(|| Tensor::zeros(&[features]));
         Ok(output)
     }
 
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         self.check_built()?;
-        forward::layer_norm(x, self.gamma.as_ref(), self.beta.as_ref(), self.epsilon)
+        let epsilon = self.config.epsilon;
+        forward::layer_norm(x, self.gamma.as_ref(), self.beta.as_ref(), epsilon)
     }
 
     fn record(&self, tape: &mut Tape, weights: &[Var], x: Var, _training: bool) -> Result<Var> {
         self.check_built()?;
-        let gamma = match self.scale {
+        let LayerNormalizationConfig {
+            epsilon,
+            center,
+            scale,
+        } = self.config;
+        let gamma = match scale {
             true => Some(weight_var(weights, 0, "LayerNormalization")?),
             false => None,
         };
-        let beta = match self.center {
-            true => Some(weight_var(
-                weights,
-                self.scale as usize,
-                "LayerNormalization",
-            )?),
+        let beta = match center {
+            true => Some(weight_var(weights, scale as usize, "LayerNormalization")?),
             false => None,
         };
-        tape.layer_norm(x, gamma, beta, self.epsilon)
+        tape.layer_norm(x, gamma, beta, epsilon)
     }
 
     fn weights(&self) -> Vec<WeightRef<'_>> {
@@ -113,10 +156,6 @@ impl Layer for LayerNormalization {
     }
 
     fn config(&self) -> LayerConfig {
-        LayerConfig::LayerNormalization {
-            epsilon: self.epsilon,
-            center: self.center,
-            scale: self.scale,
-        }
+        LayerConfig::LayerNormalization(self.config.clone())
     }
 }

@@ -1,5 +1,5 @@
 //! Layers: each a plain struct with `build` (create parameters for an input shape) and
-//! `forward`; one layer per file.
+//! `forward`; one layer per file, with its config, output shape and parameter count.
 
 mod activation;
 mod augment;
@@ -19,20 +19,27 @@ mod pooling;
 mod reshape;
 pub(crate) mod transformer;
 
-pub use activation::ActivationLayer;
-pub use augment::{Augment, FlipMode};
-pub use batch_normalization::BatchNormalization;
-pub use config::{LayerConfig, Regularizer};
-pub use conv2d::{Conv2D, Padding, Size2};
-pub use dense::Dense;
-pub use dropout::Dropout;
-pub use embedding::Embedding;
-pub use flatten::Flatten;
-pub use layer_normalization::LayerNormalization;
+pub use activation::{ActivationConfig, ActivationLayer};
+pub use augment::{
+    Augment, FlipMode, RandomFlipConfig, RandomRotationConfig, RandomTranslationConfig,
+};
+pub use batch_normalization::{BatchNormalization, BatchNormalizationConfig};
+pub use config::LayerConfig;
+pub use conv2d::{Conv2D, Conv2DConfig, Padding, Size2};
+pub use dense::{Dense, DenseConfig, Regularizer};
+pub use dropout::{Dropout, DropoutConfig};
+pub use embedding::{Embedding, EmbeddingConfig};
+pub use flatten::{Flatten, FlattenConfig};
+pub use layer_normalization::{LayerNormalization, LayerNormalizationConfig};
 pub use merge::Merge;
-pub use pooling::{AveragePooling2D, GlobalAveragePooling2D, MaxPooling2D};
-pub use reshape::Reshape;
-pub use transformer::{MultiHeadAttention, TransformerEncoder};
+pub use pooling::{
+    AveragePooling2D, GlobalAveragePooling2D, GlobalAveragePooling2DConfig, MaxPooling2D,
+    PoolingConfig,
+};
+pub use reshape::{Reshape, ReshapeConfig};
+pub use transformer::{
+    MultiHeadAttention, MultiHeadAttentionConfig, TransformerEncoder, TransformerEncoderConfig,
+};
 
 use crate::autograd::{Tape, Var};
 use crate::error::{Error, Result};

@@ -1,4 +1,6 @@
-//! `MaxPooling2D`: the largest value of each window, per channel.
+//! Pooling layers: the largest or mean value of each window, per channel, or of the whole image.
+
+use serde::{Deserialize, Serialize};
 
 use super::conv2d::{Padding, Size2};
 use super::{Layer, LayerConfig};
@@ -9,47 +11,113 @@ use crate::tensor::forward;
 use crate::tensor::random::Rng;
 use crate::tensor::Tensor;
 
-/// Keras `MaxPooling2D(pool_size=2, strides=pool_size, padding="valid")`.
-#[derive(Clone, Debug)]
-pub struct MaxPooling2D {
-    pub(crate) pool_size: (usize, usize),
-    pub(crate) strides: (usize, usize),
-    pub(crate) padding: Padding,
+/// `type = "max_pooling2d"` or `type = "average_pooling2d"` in a model file.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PoolingConfig {
+    /// Default: 2.
+    #[serde(default = "two_by_two")]
+    pub pool_size: Size2,
+    /// Default: the pool size.
+    #[serde(default)]
+    pub strides: Option<Size2>,
+    /// Default: "valid".
+    #[serde(default)]
+    pub padding: Padding,
 }
 
-impl MaxPooling2D {
-    pub fn new(pool_size: (usize, usize)) -> Self {
-        MaxPooling2D {
-            pool_size,
-            strides: pool_size,
+fn two_by_two() -> Size2 {
+    Size2::Square(2)
+}
+
+impl PoolingConfig {
+    fn new((height, width): (usize, usize)) -> Self {
+        PoolingConfig {
+            pool_size: Size2::Rect([height, width]),
+            strides: None,
             padding: Padding::Valid,
         }
     }
 
-    pub fn strides(mut self, strides: (usize, usize)) -> Self {
-        self.strides = strides;
+    /// Output shape for one (height, width, channels) sample (pooling has no parameters),
+    /// without building.
+    pub fn shape_and_params(&self, input: &[usize]) -> Result<(Vec<usize>, usize)> {
+        let &[h, w, c] = input else {
+            return Err(Error::shape(
+                "Pooling2D",
+                format!("needs (height, width, channels) samples, got {input:?}"),
+            ));
+        };
+        let g = Window::new(&[1, h, w, c], self.pool(), self.strides(), self.same())?;
+        Ok((vec![g.out_height, g.out_width, c], 0))
+    }
+
+    fn pool(&self) -> (usize, usize) {
+        self.pool_size.dims()
+    }
+
+    fn strides(&self) -> (usize, usize) {
+        self.strides.unwrap_or(self.pool_size).dims()
+    }
+
+    fn same(&self) -> bool {
+        self.padding == Padding::Same
+    }
+}
+
+/// Keras `MaxPooling2D(pool_size=2, strides=pool_size, padding="valid")`.
+#[derive(Clone, Debug)]
+pub struct MaxPooling2D {
+    config: PoolingConfig,
+}
+
+/// Keras `AveragePooling2D(pool_size=2, strides=pool_size, padding="valid")`.
+#[derive(Clone, Debug)]
+pub struct AveragePooling2D {
+    config: PoolingConfig,
+}
+
+impl From<PoolingConfig> for MaxPooling2D {
+    fn from(config: PoolingConfig) -> Self {
+        MaxPooling2D { config }
+    }
+}
+
+impl From<PoolingConfig> for AveragePooling2D {
+    fn from(config: PoolingConfig) -> Self {
+        AveragePooling2D { config }
+    }
+}
+
+impl MaxPooling2D {
+    pub fn new(pool_size: (usize, usize)) -> Self {
+        MaxPooling2D::from(PoolingConfig::new(pool_size))
+    }
+
+    pub fn strides(mut self, (height, width): (usize, usize)) -> Self {
+        self.config.strides = Some(Size2::Rect([height, width]));
         self
     }
 
     pub fn padding(mut self, padding: Padding) -> Self {
-        self.padding = padding;
+        self.config.padding = padding;
+        self
+    }
+}
+
+impl AveragePooling2D {
+    pub fn new(pool_size: (usize, usize)) -> Self {
+        AveragePooling2D::from(PoolingConfig::new(pool_size))
+    }
+
+    pub fn strides(mut self, (height, width): (usize, usize)) -> Self {
+        self.config.strides = Some(Size2::Rect([height, width]));
         self
     }
 
-    pub(crate) fn output_shape(&self, input: &[usize]) -> Result<Vec<usize>> {
-        let &[h, w, c] = input else {
-            return Err(Error::shape(
-                "MaxPooling2D",
-                format!("needs (height, width, channels) samples, got {input:?}"),
-            ));
-        };
-        let g = Window::new(
-            &[1, h, w, c],
-            self.pool_size,
-            self.strides,
-            self.padding == Padding::Same,
-        )?;
-        Ok(vec![g.out_height, g.out_width, c])
+    pub fn padding(mut self, padding: Padding) -> Self {
+        self.config.padding = padding;
+        self
     }
 }
 
@@ -59,49 +127,21 @@ impl Layer for MaxPooling2D {
     }
 
     fn build(&mut self, input_shape: &[usize], _rng: &mut Rng) -> Result<Vec<usize>> {
-        self.output_shape(input_shape)
+        Ok(self.config.shape_and_params(input_shape)?.0)
     }
 
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let same = self.padding == Padding::Same;
-        forward::max_pool2d(x, self.pool_size, self.strides, same)
+        let c = &self.config;
+        forward::max_pool2d(x, c.pool(), c.strides(), c.same())
     }
 
     fn record(&self, tape: &mut Tape, _weights: &[Var], x: Var, _training: bool) -> Result<Var> {
-        let same = self.padding == Padding::Same;
-        tape.max_pool2d(x, self.pool_size, self.strides, same)
+        let c = &self.config;
+        tape.max_pool2d(x, c.pool(), c.strides(), c.same())
     }
 
     fn config(&self) -> LayerConfig {
-        LayerConfig::MaxPooling2d {
-            pool_size: Size2::Rect([self.pool_size.0, self.pool_size.1]),
-            strides: Some(Size2::Rect([self.strides.0, self.strides.1])),
-            padding: self.padding,
-        }
-    }
-}
-
-/// Keras `AveragePooling2D(pool_size=2, strides=pool_size, padding="valid")`.
-#[derive(Clone, Debug)]
-pub struct AveragePooling2D {
-    pub(crate) pool: MaxPooling2D,
-}
-
-impl AveragePooling2D {
-    pub fn new(pool_size: (usize, usize)) -> Self {
-        AveragePooling2D {
-            pool: MaxPooling2D::new(pool_size),
-        }
-    }
-
-    pub fn strides(mut self, strides: (usize, usize)) -> Self {
-        self.pool = self.pool.strides(strides);
-        self
-    }
-
-    pub fn padding(mut self, padding: Padding) -> Self {
-        self.pool = self.pool.padding(padding);
-        self
+        LayerConfig::MaxPooling2d(self.config.clone())
     }
 }
 
@@ -111,33 +151,45 @@ impl Layer for AveragePooling2D {
     }
 
     fn build(&mut self, input_shape: &[usize], _rng: &mut Rng) -> Result<Vec<usize>> {
-        self.pool.output_shape(input_shape)
+        Ok(self.config.shape_and_params(input_shape)?.0)
     }
 
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let p = &self.pool;
-        forward::avg_pool2d(x, p.pool_size, p.strides, p.padding == Padding::Same)
+        let c = &self.config;
+        forward::avg_pool2d(x, c.pool(), c.strides(), c.same())
     }
 
     fn record(&self, tape: &mut Tape, _weights: &[Var], x: Var, _training: bool) -> Result<Var> {
-        let p = &self.pool;
-        tape.avg_pool2d(x, p.pool_size, p.strides, p.padding == Padding::Same)
+        let c = &self.config;
+        tape.avg_pool2d(x, c.pool(), c.strides(), c.same())
     }
 
     fn config(&self) -> LayerConfig {
-        let LayerConfig::MaxPooling2d {
-            pool_size,
-            strides,
-            padding,
-        } = self.pool.config()
-        else {
-            unreachable!("MaxPooling2D::config is a pooling config")
-        };
-        LayerConfig::AveragePooling2d {
-            pool_size,
-            strides,
-            padding,
+        LayerConfig::AveragePooling2d(self.config.clone())
+    }
+}
+
+/// `type = "global_average_pooling2d"` in a model file: no settings.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GlobalAveragePooling2DConfig {}
+
+impl GlobalAveragePooling2DConfig {
+    /// (height, width, channels) samples become (channels); no parameters.
+    pub fn shape_and_params(&self, input: &[usize]) -> Result<(Vec<usize>, usize)> {
+        match input {
+            [_, _, c] => Ok((vec![*c], 0)),
+            _ => Err(Error::shape(
+                "GlobalAveragePooling2D",
+                format!("needs (height, width, channels) samples, got {input:?}"),
+            )),
         }
+    }
+}
+
+impl From<GlobalAveragePooling2DConfig> for GlobalAveragePooling2D {
+    fn from(_: GlobalAveragePooling2DConfig) -> Self {
+        GlobalAveragePooling2D
     }
 }
 
@@ -151,13 +203,9 @@ impl Layer for GlobalAveragePooling2D {
     }
 
     fn build(&mut self, input_shape: &[usize], _rng: &mut Rng) -> Result<Vec<usize>> {
-        match input_shape {
-            [_, _, c] => Ok(vec![*c]),
-            _ => Err(Error::shape(
-                "GlobalAveragePooling2D",
-                format!("needs (height, width, channels) samples, got {input_shape:?}"),
-            )),
-        }
+        Ok(GlobalAveragePooling2DConfig {}
+            .shape_and_params(input_shape)?
+            .0)
     }
 
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
@@ -173,7 +221,7 @@ impl Layer for GlobalAveragePooling2D {
     }
 
     fn config(&self) -> LayerConfig {
-        LayerConfig::GlobalAveragePooling2d {}
+        LayerConfig::GlobalAveragePooling2d(GlobalAveragePooling2DConfig {})
     }
 }
 

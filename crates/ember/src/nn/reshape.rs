@@ -1,27 +1,58 @@
 //! `Reshape`: give each sample a new shape with the same number of values.
 
+use serde::{Deserialize, Serialize};
+
+use super::config::numel;
 use super::{Layer, LayerConfig};
 use crate::autograd::{Tape, Var};
 use crate::error::{Error, Result};
 use crate::tensor::random::Rng;
 use crate::tensor::Tensor;
 
+/// `type = "reshape"` in a model file.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReshapeConfig {
+    /// Each sample's new shape, without the batch axis.
+    pub target_shape: Vec<usize>,
+}
+
+impl ReshapeConfig {
+    /// The target shape, when it holds as many values as `input`; no parameters.
+    pub fn shape_and_params(&self, input: &[usize]) -> Result<(Vec<usize>, usize)> {
+        let target = &self.target_shape;
+        if target.is_empty() || numel(input)? != numel(target)? {
+            return Err(Error::shape(
+                "Reshape",
+                format!("cannot reshape samples of {input:?} into {target:?}"),
+            ));
+        }
+        Ok((target.clone(), 0))
+    }
+}
+
 /// Keras `Reshape(target_shape)` (the batch axis is kept).
 #[derive(Clone, Debug)]
 pub struct Reshape {
-    pub(crate) target_shape: Vec<usize>,
+    config: ReshapeConfig,
+}
+
+impl From<ReshapeConfig> for Reshape {
+    fn from(config: ReshapeConfig) -> Self {
+        Reshape { config }
+    }
 }
 
 impl Reshape {
     pub fn new(target_shape: &[usize]) -> Self {
-        Reshape {
+        Reshape::from(ReshapeConfig {
             target_shape: target_shape.to_vec(),
-        }
+        })
     }
 
     fn batch_shape(&self, rows: usize) -> Vec<usize> {
         let mut shape = vec![rows];
-        shape.extend_from_slice(&self.target_shape);
+        shape.extend_from_slice(&self.config.target_shape);
         shape
     }
 }
@@ -32,20 +63,7 @@ impl Layer for Reshape {
     }
 
     fn build(&mut self, input_shape: &[usize], _rng: &mut Rng) -> Result<Vec<usize>> {
-        let (from, to) = (
-            crate::tensor::checked_numel(input_shape),
-            crate::tensor::checked_numel(&self.target_shape),
-        );
-        if from.is_none() || from != to || self.target_shape.is_empty() {
-            return Err(Error::shape(
-                "Reshape",
-                format!(
-                    "cannot reshape samples of {input_shape:?} into {:?}",
-                    self.target_shape
-                ),
-            ));
-        }
-        Ok(self.target_shape.clone())
+        Ok(self.config.shape_and_params(input_shape)?.0)
     }
 
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
@@ -63,8 +81,6 @@ impl Layer for Reshape {
     }
 
     fn config(&self) -> LayerConfig {
-        LayerConfig::Reshape {
-            target_shape: self.target_shape.clone(),
-        }
+        LayerConfig::Reshape(self.config.clone())
     }
 }

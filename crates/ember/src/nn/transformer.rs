@@ -2,7 +2,9 @@
 //! value) and `TransformerEncoder`, the BERT block: attention, add and normalize, a GELU
 //! feed-forward network, add and normalize ("post-LN").
 
-use super::{init, Layer, LayerConfig, LayerNormalization, WeightRef};
+use serde::{Deserialize, Serialize};
+
+use super::{init, Dropout, Layer, LayerConfig, LayerNormalization, WeightRef};
 use crate::autograd::{BinaryOp, Tape, Var};
 use crate::error::{Error, Result};
 use crate::tensor::activation::Activation;
@@ -64,15 +66,67 @@ fn record_projection(
     }
 }
 
+/// Checks a layer on (sequence, features) samples and returns the features.
+fn sequence_features(kind: &str, input: &[usize]) -> Result<usize> {
+    match input {
+        [s, f] if *s > 0 && *f > 0 => Ok(*f),
+        _ => Err(Error::shape(
+            "layer",
+            format!("{kind} needs (sequence, features) samples, got {input:?}"),
+        )),
+    }
+}
+
+/// `type = "multi_head_attention"` in a model file.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MultiHeadAttentionConfig {
+    pub num_heads: usize,
+    /// The size of each head's queries and keys (and values).
+    pub key_dim: usize,
+}
+
+impl MultiHeadAttentionConfig {
+    /// The input shape, and the four projections' kernels and biases.
+    pub fn shape_and_params(&self, input: &[usize]) -> Result<(Vec<usize>, usize)> {
+        let features = sequence_features("MultiHeadAttention", input)?;
+        let MultiHeadAttentionConfig { num_heads, key_dim } = *self;
+        if num_heads == 0 || key_dim == 0 {
+            return Err(Error::invalid(
+                "MultiHeadAttention needs positive num_heads and key_dim",
+            ));
+        }
+        let inner = num_heads
+            .checked_mul(key_dim)
+            .ok_or_else(|| Error::invalid("MultiHeadAttention is too large"))?;
+        // Three projections in (kernel + bias), one out.
+        let params = (|| {
+            let inward = features.checked_mul(inner)?.checked_add(inner)?;
+            let outward = inner.checked_mul(features)?.checked_add(features)?;
+            inward.checked_mul(3)?.checked_add(outward)
+        })()
+        .ok_or_else(|| Error::invalid("MultiHeadAttention is too large"))?;
+        Ok((input.to_vec(), params))
+    }
+}
+
 /// Keras `MultiHeadAttention(num_heads, key_dim)` used as self-attention on (sequence,
 /// features) samples: query, key and value projections to `num_heads · key_dim`, scaled
 /// dot-product attention per head, and an output projection back to the features.
 #[derive(Clone, Debug)]
 pub struct MultiHeadAttention {
-    num_heads: usize,
-    key_dim: usize,
+    config: MultiHeadAttentionConfig,
     /// query, key, value, output
     projections: Option<[Projection; 4]>,
+}
+
+impl From<MultiHeadAttentionConfig> for MultiHeadAttention {
+    fn from(config: MultiHeadAttentionConfig) -> Self {
+        MultiHeadAttention {
+            config,
+            projections: None,
+        }
+    }
 }
 
 /// The names of a [`MultiHeadAttention`]'s weights, in order.
@@ -85,11 +139,7 @@ const ATTENTION_WEIGHTS: [(&str, &str); 4] = [
 
 impl MultiHeadAttention {
     pub fn new(num_heads: usize, key_dim: usize) -> Self {
-        MultiHeadAttention {
-            num_heads,
-            key_dim,
-            projections: None,
-        }
+        MultiHeadAttention::from(MultiHeadAttentionConfig { num_heads, key_dim })
     }
 
     fn built(&self) -> Result<&[Projection; 4]> {
@@ -105,7 +155,7 @@ impl MultiHeadAttention {
         let queries = q.apply(x, Activation::Linear)?;
         let keys = k.apply(x, Activation::Linear)?;
         let values = v.apply(x, Activation::Linear)?;
-        let attended = forward::attention(&queries, &keys, &values, mask, self.num_heads)?;
+        let attended = forward::attention(&queries, &keys, &values, mask, self.config.num_heads)?;
         o.apply(&attended, Activation::Linear)
     }
 
@@ -126,7 +176,7 @@ impl MultiHeadAttention {
         let queries = record_projection(tape, &weights[0..], x, Activation::Linear)?;
         let keys = record_projection(tape, &weights[2..], x, Activation::Linear)?;
         let values = record_projection(tape, &weights[4..], x, Activation::Linear)?;
-        let attended = tape.attention(queries, keys, values, mask, self.num_heads)?;
+        let attended = tape.attention(queries, keys, values, mask, self.config.num_heads)?;
         record_projection(tape, &weights[6..], attended, Activation::Linear)
     }
 }
@@ -137,9 +187,9 @@ impl Layer for MultiHeadAttention {
     }
 
     fn build(&mut self, input_shape: &[usize], rng: &mut Rng) -> Result<Vec<usize>> {
-        let (output, _) = self.config().shape_and_params(input_shape)?;
+        let (output, _) = self.config.shape_and_params(input_shape)?;
         let features = input_shape[1];
-        let inner = self.num_heads * self.key_dim;
+        let inner = self.config.num_heads * self.config.key_dim;
         self.projections = Some([
             Projection::build(features, inner, rng),
             Projection::build(features, inner, rng),
@@ -177,9 +227,78 @@ impl Layer for MultiHeadAttention {
     }
 
     fn config(&self) -> LayerConfig {
-        LayerConfig::MultiHeadAttention {
+        LayerConfig::MultiHeadAttention(self.config.clone())
+    }
+}
+
+/// `type = "transformer_encoder"` in a model file.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TransformerEncoderConfig {
+    /// Attention heads; they split the features between them.
+    pub num_heads: usize,
+    /// The width of the feed-forward network's hidden layer.
+    pub intermediate_dim: usize,
+    /// The layer norms' epsilon. Default: 1e-12 (BERT).
+    #[serde(default = "bert_epsilon")]
+    pub epsilon: f32,
+    /// Dropout on both residual branches in training. Default: 0.1 (BERT).
+    #[serde(default = "bert_dropout")]
+    pub dropout: f32,
+}
+
+fn bert_epsilon() -> f32 {
+    1e-12
+}
+
+fn bert_dropout() -> f32 {
+    0.1
+}
+
+impl TransformerEncoderConfig {
+    /// The input shape, and the attention's, feed-forward network's and layer norms'
+    /// parameters.
+    pub fn shape_and_params(&self, input: &[usize]) -> Result<(Vec<usize>, usize)> {
+        let TransformerEncoderConfig {
+            num_heads,
+            intermediate_dim,
+            epsilon,
+            dropout,
+        } = *self;
+        let features = sequence_features("TransformerEncoder", input)?;
+        if num_heads == 0 || features % num_heads != 0 {
+            return Err(Error::invalid(format!(
+                "TransformerEncoder: {features} features do not split into {num_heads} heads"
+            )));
+        }
+        if intermediate_dim == 0 || !(epsilon.is_finite() && epsilon > 0.0) {
+            return Err(Error::invalid(
+                "TransformerEncoder needs a positive intermediate_dim and epsilon",
+            ));
+        }
+        if !(0.0..1.0).contains(&dropout) {
+            return Err(Error::invalid(format!(
+                "TransformerEncoder dropout must be in [0, 1), got {dropout}"
+            )));
+        }
+        let (_, attention) = self.attention(features).shape_and_params(input)?;
+        let params = (|| {
+            let ffn = features
+                .checked_mul(intermediate_dim)?
+                .checked_add(intermediate_dim)?
+                .checked_add(intermediate_dim.checked_mul(features)?)?
+                .checked_add(features)?;
+            attention.checked_add(ffn)?.checked_add(4 * features)
+        })()
+        .ok_or_else(|| Error::invalid("TransformerEncoder is too large"))?;
+        Ok((input.to_vec(), params))
+    }
+
+    /// The block's attention on samples of `features`: the heads split them.
+    fn attention(&self, features: usize) -> MultiHeadAttentionConfig {
+        MultiHeadAttentionConfig {
             num_heads: self.num_heads,
-            key_dim: self.key_dim,
+            key_dim: features / self.num_heads,
         }
     }
 }
@@ -189,43 +308,49 @@ impl Layer for MultiHeadAttention {
 /// dropout on both residual branches in training.
 #[derive(Clone, Debug)]
 pub struct TransformerEncoder {
-    num_heads: usize,
-    intermediate_dim: usize,
-    epsilon: f32,
-    dropout: f32,
+    config: TransformerEncoderConfig,
     attention: MultiHeadAttention,
     attention_norm: LayerNormalization,
     intermediate: Option<Projection>,
     output: Option<Projection>,
     output_norm: LayerNormalization,
-    drop: super::Dropout,
+    drop: Dropout,
+}
+
+impl From<TransformerEncoderConfig> for TransformerEncoder {
+    /// The block unbuilt: its sublayers are made for the input's size in `build`.
+    fn from(config: TransformerEncoderConfig) -> Self {
+        TransformerEncoder {
+            attention: MultiHeadAttention::new(config.num_heads, 1),
+            attention_norm: LayerNormalization::new(),
+            intermediate: None,
+            output: None,
+            output_norm: LayerNormalization::new(),
+            drop: Dropout::new(config.dropout),
+            config,
+        }
+    }
 }
 
 impl TransformerEncoder {
     /// `num_heads` heads (they split the features), a feed-forward layer of
     /// `intermediate_dim`; layer-norm epsilon 1e-12 and dropout 0.1 as BERT.
     pub fn new(num_heads: usize, intermediate_dim: usize) -> Self {
-        TransformerEncoder {
+        TransformerEncoder::from(TransformerEncoderConfig {
             num_heads,
             intermediate_dim,
-            epsilon: 1e-12,
-            dropout: 0.1,
-            attention: MultiHeadAttention::new(num_heads, 1),
-            attention_norm: LayerNormalization::new(),
-            intermediate: None,
-            output: None,
-            output_norm: LayerNormalization::new(),
-            drop: super::Dropout::new(0.1),
-        }
+            epsilon: bert_epsilon(),
+            dropout: bert_dropout(),
+        })
     }
 
     pub fn epsilon(mut self, epsilon: f32) -> Self {
-        self.epsilon = epsilon;
+        self.config.epsilon = epsilon;
         self
     }
 
     pub fn dropout(mut self, rate: f32) -> Self {
-        self.dropout = rate;
+        self.config.dropout = rate;
         self
     }
 
@@ -300,17 +425,23 @@ impl Layer for TransformerEncoder {
     }
 
     fn build(&mut self, input_shape: &[usize], rng: &mut Rng) -> Result<Vec<usize>> {
-        let (output, _) = self.config().shape_and_params(input_shape)?;
+        let (output, _) = self.config.shape_and_params(input_shape)?;
+        let TransformerEncoderConfig {
+            intermediate_dim,
+            epsilon,
+            dropout,
+            ..
+        } = self.config;
         let features = input_shape[1];
-        self.attention = MultiHeadAttention::new(self.num_heads, features / self.num_heads);
+        self.attention = MultiHeadAttention::from(self.config.attention(features));
         self.attention.build(input_shape, rng)?;
-        self.attention_norm = LayerNormalization::new().epsilon(self.epsilon);
+        self.attention_norm = LayerNormalization::new().epsilon(epsilon);
         self.attention_norm.build(input_shape, rng)?;
-        self.intermediate = Some(Projection::build(features, self.intermediate_dim, rng));
-        self.output = Some(Projection::build(self.intermediate_dim, features, rng));
-        self.output_norm = LayerNormalization::new().epsilon(self.epsilon);
+        self.intermediate = Some(Projection::build(features, intermediate_dim, rng));
+        self.output = Some(Projection::build(intermediate_dim, features, rng));
+        self.output_norm = LayerNormalization::new().epsilon(epsilon);
         self.output_norm.build(input_shape, rng)?;
-        self.drop = super::Dropout::new(self.dropout);
+        self.drop = Dropout::new(dropout);
         self.drop.build(input_shape, rng)?;
         Ok(output)
     }
@@ -354,11 +485,6 @@ impl Layer for TransformerEncoder {
     }
 
     fn config(&self) -> LayerConfig {
-        LayerConfig::TransformerEncoder {
-            num_heads: self.num_heads,
-            intermediate_dim: self.intermediate_dim,
-            epsilon: self.epsilon,
-            dropout: self.dropout,
-        }
+        LayerConfig::TransformerEncoder(self.config.clone())
     }
 }

@@ -29,7 +29,7 @@ use std::collections::HashMap;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::nn::{LayerConfig, Merge};
+use crate::nn::{DenseConfig, LayerConfig, Merge};
 use crate::train::{Graph, GraphLayer, Model, Sequential, SymbolicTensor};
 
 /// `[model]`: the inputs (one shape for a stack, or named inputs) and, for a graph, the
@@ -496,7 +496,7 @@ pub(crate) fn param_count(
             let mut total = 0usize;
             for (i, entry) in layers.iter().enumerate() {
                 let config = entry.config().expect("a stack has plain layers");
-                if let LayerConfig::Dense { units: 0, .. } = config {
+                if let LayerConfig::Dense(DenseConfig { units: 0, .. }) = config {
                     return Err((format!("layers[{i}].units"), "must be at least 1".into()));
                 }
                 // Every layer must accept the previous one's output: checked here, with the

@@ -436,6 +436,58 @@ metrics = ["accuracy"]
     }
 
     #[test]
+    fn an_unknown_key_in_any_layer_is_an_error_naming_the_layer() {
+        let second = "type = \"dense\"\nunits = 3\nactivation = \"softmax\"";
+        assert!(VALID.contains(second));
+        for layer in [
+            "type = \"dense\"\nunits = 3",
+            "type = \"activation\"\nactivation = \"relu\"",
+            "type = \"conv2d\"\nfilters = 2\nkernel_size = 3",
+            "type = \"max_pooling2d\"",
+            "type = \"average_pooling2d\"",
+            "type = \"global_average_pooling2d\"",
+            "type = \"flatten\"",
+            "type = \"reshape\"\ntarget_shape = [2, 4]",
+            "type = \"dropout\"\nrate = 0.5",
+            "type = \"random_flip\"",
+            "type = \"random_translation\"\nheight_factor = 0.1\nwidth_factor = 0.1",
+            "type = \"random_rotation\"\nfactor = 0.1",
+            "type = \"embedding\"\ninput_dim = 5\noutput_dim = 2",
+            "type = \"layer_normalization\"",
+            "type = \"multi_head_attention\"\nnum_heads = 2\nkey_dim = 2",
+            "type = \"transformer_encoder\"\nnum_heads = 2\nintermediate_dim = 4",
+            "type = \"batch_normalization\"",
+        ] {
+            let e = error(&VALID.replace(second, &format!("{layer}\nbogus = 1")));
+            assert!(
+                e.contains("layers[1]") && e.contains("unknown field `bogus`"),
+                "{layer}: {e}"
+            );
+        }
+    }
+
+    #[test]
+    fn every_model_file_parses_and_its_layers_round_trip() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../models");
+        let mut files: Vec<_> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|entry| entry.unwrap().path())
+            .filter(|path| path.extension().is_some_and(|e| e == "toml"))
+            .collect();
+        files.sort();
+        assert!(files.len() >= 4, "{files:?}");
+        for path in files {
+            let spec = ModelSpec::from_file(&path).unwrap();
+            let model = spec.build().unwrap();
+            let back = ModelSpec::from_model(&model, spec.fit.clone(), spec.data.clone()).unwrap();
+            let configs = |s: &ModelSpec| s.layer_configs().cloned().collect::<Vec<_>>();
+            assert_eq!(configs(&back), configs(&spec), "{}", path.display());
+            let again = ModelSpec::parse(&back.to_toml().unwrap(), &path).unwrap();
+            assert_eq!(again, back, "{}", path.display());
+        }
+    }
+
+    #[test]
     fn errors_name_file_line_and_field() {
         let e = error(&VALID.replace("\"relu\"", "\"relu2\""));
         assert!(
