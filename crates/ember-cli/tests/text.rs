@@ -217,6 +217,6 @@ fn a_text_column_of_a_csv_trains_the_same_classifier() {
             "--target",
             "label",
         ],
-        &["mail.csv", "no 'body' column"],
+        &["mail.csv", "no column 'body'", "columns: id, text, label"],
     );
 }
