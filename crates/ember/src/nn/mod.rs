@@ -132,6 +132,107 @@ pub trait Layer: Send + Sync {
 
     /// The configuration that rebuilds this layer (for model files).
     fn config(&self) -> LayerConfig;
+
+    /// Whether the layer takes a padding mask as a second input (Keras's `padding_mask`,
+    /// `attention_mask`): see [`takes_mask`].
+    fn takes_mask(&self) -> bool {
+        takes_mask(self.kind())
+    }
+
+    /// [`Layer::forward`] with a padding mask (batch, sequence) of 1 for tokens and 0 for
+    /// padding, for layers that [take one](Layer::takes_mask).
+    fn forward_with_mask(&self, _x: &Tensor, _mask: &Tensor) -> Result<Tensor> {
+        Err(no_mask(self.kind()))
+    }
+
+    /// [`Layer::record`] with a padding mask on the tape.
+    fn record_with_mask(
+        &self,
+        _tape: &mut Tape,
+        _weights: &[Var],
+        _x: Var,
+        _mask: Var,
+        _training: bool,
+    ) -> Result<Var> {
+        Err(no_mask(self.kind()))
+    }
+}
+
+/// Keras's `None` in a sample shape: a dimension of any size, fixed only by each batch (a
+/// sequence's length: `graph.input("token_ids", &[ANY])`).
+pub const ANY: usize = 0;
+
+/// Whether layers of `kind` accept a sample shape with [`ANY`] dimensions: those that work
+/// position by position on the last axis, or attend over a sequence of any length. Layers
+/// that need every size (flatten, reshape, convolutions, pooling, augmentation, batch
+/// normalization) do not.
+pub fn any_length(kind: &str) -> bool {
+    matches!(
+        kind,
+        "Dense"
+            | "Activation"
+            | "Dropout"
+            | "Embedding"
+            | "LayerNormalization"
+            | "MultiHeadAttention"
+            | "TransformerEncoder"
+    )
+}
+
+/// Whether layers of `kind` take a padding mask as a second input.
+pub fn takes_mask(kind: &str) -> bool {
+    matches!(kind, "MultiHeadAttention" | "TransformerEncoder")
+}
+
+/// Checks that a layer of `kind` may be called on samples of `shape`, and with a padding
+/// mask of samples `mask` if one is given: the mask is the input's shape without its last
+/// (features) axis.
+pub fn check_call(kind: &'static str, shape: &[usize], mask: Option<&[usize]>) -> Result<()> {
+    if shape.contains(&ANY) && !any_length(kind) {
+        return Err(Error::shape(
+            kind,
+            format!(
+                "needs samples of fixed sizes, got {} (a dimension of any length)",
+                shape_text(shape)
+            ),
+        ));
+    }
+    if let Some(mask) = mask {
+        if !takes_mask(kind) {
+            return Err(no_mask(kind));
+        }
+        if shape.split_last().map(|(_, seq)| seq) != Some(mask) {
+            return Err(Error::shape(
+                kind,
+                format!(
+                    "a padding mask for samples {} has samples {}, got {}",
+                    shape_text(shape),
+                    shape_text(&shape[..shape.len().saturating_sub(1)]),
+                    shape_text(mask)
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// A sample shape as Keras prints it, `None` for [`ANY`]: "(None, 384)".
+pub fn shape_text(shape: &[usize]) -> String {
+    let dims: Vec<String> = shape
+        .iter()
+        .map(|&d| match d {
+            ANY => "None".to_string(),
+            d => d.to_string(),
+        })
+        .collect();
+    format!("({})", dims.join(", "))
+}
+
+fn no_mask(kind: &str) -> Error {
+    Error::invalid(format!(
+        "{kind} takes one input, not a padding mask (only MultiHeadAttention and \
+         TransformerEncoder take one)"
+    ))
 }
 
 /// A built weight, or an error naming the layer that was used before `build`.

@@ -69,7 +69,8 @@ fn record_projection(
 /// Checks a layer on (sequence, features) samples and returns the features.
 fn sequence_features(kind: &str, input: &[usize]) -> Result<usize> {
     match input {
-        [s, f] if *s > 0 && *f > 0 => Ok(*f),
+        // A sequence of any length (ANY, Keras's None) or of a fixed one.
+        [_, f] if *f > 0 => Ok(*f),
         _ => Err(Error::shape(
             "layer",
             format!("{kind} needs (sequence, features) samples, got {input:?}"),
@@ -205,6 +206,21 @@ impl Layer for MultiHeadAttention {
 
     fn record(&self, tape: &mut Tape, weights: &[Var], x: Var, _training: bool) -> Result<Var> {
         self.record_attend(tape, weights, x, None)
+    }
+
+    fn forward_with_mask(&self, x: &Tensor, mask: &Tensor) -> Result<Tensor> {
+        self.attend(x, Some(mask))
+    }
+
+    fn record_with_mask(
+        &self,
+        tape: &mut Tape,
+        weights: &[Var],
+        x: Var,
+        mask: Var,
+        _training: bool,
+    ) -> Result<Var> {
+        self.record_attend(tape, weights, x, Some(mask))
     }
 
     fn weights(&self) -> Vec<WeightRef<'_>> {
@@ -365,7 +381,7 @@ impl TransformerEncoder {
 
     /// The block on `x` (batch, sequence, features) with an optional padding mask, at
     /// inference.
-    pub fn forward_masked(&self, x: &Tensor, mask: Option<&Tensor>) -> Result<Tensor> {
+    fn run(&self, x: &Tensor, mask: Option<&Tensor>) -> Result<Tensor> {
         let (intermediate, output) = self.feed_forward()?;
         let attended = self.attention.attend(x, mask)?;
         let h = forward::binary(BinaryOp::Add, x, &attended)?;
@@ -376,9 +392,9 @@ impl TransformerEncoder {
         self.output_norm.forward(&out)
     }
 
-    /// [`TransformerEncoder::forward_masked`] on a tape, with the block's sixteen weights in
-    /// the order of [`Layer::weights`]; dropout only in training.
-    pub fn record_masked(
+    /// [`TransformerEncoder::run`] on a tape, with the block's sixteen weights in the order
+    /// of [`Layer::weights`]; dropout only in training.
+    fn record_run(
         &self,
         tape: &mut Tape,
         weights: &[Var],
@@ -447,11 +463,26 @@ impl Layer for TransformerEncoder {
     }
 
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        self.forward_masked(x, None)
+        self.run(x, None)
     }
 
     fn record(&self, tape: &mut Tape, weights: &[Var], x: Var, training: bool) -> Result<Var> {
-        self.record_masked(tape, weights, x, None, training)
+        self.record_run(tape, weights, x, None, training)
+    }
+
+    fn forward_with_mask(&self, x: &Tensor, mask: &Tensor) -> Result<Tensor> {
+        self.run(x, Some(mask))
+    }
+
+    fn record_with_mask(
+        &self,
+        tape: &mut Tape,
+        weights: &[Var],
+        x: Var,
+        mask: Var,
+        training: bool,
+    ) -> Result<Var> {
+        self.record_run(tape, weights, x, Some(mask), training)
     }
 
     fn weights(&self) -> Vec<WeightRef<'_>> {

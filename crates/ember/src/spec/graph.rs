@@ -258,11 +258,13 @@ trait Visit {
     fn input(&mut self, name: &str, shape: &[usize]) -> Result<Self::Value>;
     /// A new layer, named `name` (Keras's default name when None), called on `x`; returns
     /// the layer's name and output.
+    /// `mask` is a padding mask, for layers that take one as a second input.
     fn layer(
         &mut self,
         name: Option<&str>,
         config: &LayerConfig,
         x: &Self::Value,
+        mask: Option<&Self::Value>,
     ) -> Result<(String, Self::Value)>;
     fn merge(
         &mut self,
@@ -271,7 +273,12 @@ trait Visit {
         xs: &[&Self::Value],
     ) -> Result<(String, Self::Value)>;
     /// Calls the layer `target` again; None when there is no such layer.
-    fn share(&mut self, target: &str, x: &Self::Value) -> Option<Result<Self::Value>>;
+    fn share(
+        &mut self,
+        target: &str,
+        x: &Self::Value,
+        mask: Option<&Self::Value>,
+    ) -> Option<Result<Self::Value>>;
 }
 
 /// A graph's inputs and outputs, and the name each entry was given.
@@ -326,18 +333,27 @@ fn walk<V: Visit>(
             None => previous.iter().cloned().collect(),
         };
         let refs: Vec<&V::Value> = read.iter().collect();
-        let one = || -> Result<&V::Value, (String, String)> {
+        // A layer reads one input, and a padding mask if it takes one.
+        type Read<'a, T> = (&'a T, Option<&'a T>);
+        let one = || -> Result<Read<V::Value>, (String, String)> {
             match refs.as_slice() {
-                [x] => Ok(*x),
+                [x] => Ok((*x, None)),
+                [x, mask] => Ok((*x, Some(*mask))),
                 _ => Err((
                     format!("{field}.inputs"),
-                    format!("this layer reads one input, got {}", refs.len()),
+                    format!(
+                        "this layer reads one input (and a padding mask if it takes one), got {}",
+                        refs.len()
+                    ),
                 )),
             }
         };
         let name = entry.name.as_deref();
         let (name, out) = match &entry.kind {
-            LayerKind::Layer(config) => visit.layer(name, config, one()?).map_err(fail)?,
+            LayerKind::Layer(config) => {
+                let (x, mask) = one()?;
+                visit.layer(name, config, x, mask).map_err(fail)?
+            }
             LayerKind::Merge(merge) => visit.merge(name, *merge, &refs).map_err(fail)?,
             LayerKind::Shares(target) => {
                 let name = name.ok_or_else(|| {
@@ -346,7 +362,8 @@ fn walk<V: Visit>(
                         "a `shares` entry names its output".to_string(),
                     )
                 })?;
-                let out = visit.share(target, one()?).ok_or_else(|| {
+                let (x, mask) = one()?;
+                let out = visit.share(target, x, mask).ok_or_else(|| {
                     (
                         format!("{field}.shares"),
                         format!("no earlier layer is named '{target}'"),
@@ -390,7 +407,7 @@ fn walk<V: Visit>(
 /// layers too large to allocate).
 struct ShapeCheck {
     /// Each layer's input and output shape, for shared calls.
-    layers: HashMap<String, (Vec<usize>, Vec<usize>)>,
+    layers: HashMap<String, (&'static str, Vec<usize>, Vec<usize>)>,
     /// Layers of each kind so far, for the default names `Graph` will give.
     kinds: HashMap<&'static str, usize>,
     /// Weights the layers declare, or None once the count overflows.
@@ -414,11 +431,7 @@ impl Visit for ShapeCheck {
     type Value = Vec<usize>;
 
     fn input(&mut self, name: &str, shape: &[usize]) -> Result<Vec<usize>> {
-        if shape.is_empty() || shape.contains(&0) || crate::tensor::checked_numel(shape).is_none() {
-            return Err(Error::invalid(format!(
-                "input '{name}' needs a non-empty shape of positive sizes, got {shape:?}"
-            )));
-        }
+        crate::train::check_input_shape(name, shape)?;
         Ok(shape.to_vec())
     }
 
@@ -427,11 +440,15 @@ impl Visit for ShapeCheck {
         name: Option<&str>,
         config: &LayerConfig,
         x: &Vec<usize>,
+        mask: Option<&Vec<usize>>,
     ) -> Result<(String, Vec<usize>)> {
+        crate::nn::check_call(config.kind_name(), x, mask.map(Vec::as_slice))?;
         let (out, params) = config.shape_and_params(x)?;
         self.params = self.params.and_then(|p| p.checked_add(params));
         let name = self.name(name, config.kind_name());
-        self.layers.insert(name.clone(), (x.clone(), out.clone()));
+        let kind = config.kind_name();
+        self.layers
+            .insert(name.clone(), (kind, x.clone(), out.clone()));
         Ok((name, out))
     }
 
@@ -446,8 +463,16 @@ impl Visit for ShapeCheck {
         Ok((name, merge.output_shape(&shapes)?))
     }
 
-    fn share(&mut self, target: &str, x: &Vec<usize>) -> Option<Result<Vec<usize>>> {
-        let (built_for, out) = self.layers.get(target)?;
+    fn share(
+        &mut self,
+        target: &str,
+        x: &Vec<usize>,
+        mask: Option<&Vec<usize>>,
+    ) -> Option<Result<Vec<usize>>> {
+        let (kind, built_for, out) = self.layers.get(target)?;
+        if let Err(e) = crate::nn::check_call(kind, x, mask.map(Vec::as_slice)) {
+            return Some(Err(e));
+        }
         Some(if built_for == x {
             Ok(out.clone())
         } else {
@@ -539,9 +564,13 @@ impl Visit for Build {
         name: Option<&str>,
         config: &LayerConfig,
         x: &SymbolicTensor,
+        mask: Option<&SymbolicTensor>,
     ) -> Result<(String, SymbolicTensor)> {
         let layer = self.graph.add_boxed(name, config.to_layer())?;
-        let out = layer.call(x)?;
+        let out = match mask {
+            Some(mask) => layer.call_masked(x, mask)?,
+            None => layer.call(x)?,
+        };
         let name = layer.name();
         self.layers.insert(name.clone(), layer);
         Ok((name, out))
@@ -560,8 +589,17 @@ impl Visit for Build {
         Ok((name.clone(), self.graph.merge_named(&name, merge, xs)?))
     }
 
-    fn share(&mut self, target: &str, x: &SymbolicTensor) -> Option<Result<SymbolicTensor>> {
-        Some(self.layers.get(target)?.call(x))
+    fn share(
+        &mut self,
+        target: &str,
+        x: &SymbolicTensor,
+        mask: Option<&SymbolicTensor>,
+    ) -> Option<Result<SymbolicTensor>> {
+        let layer = self.layers.get(target)?;
+        Some(match mask {
+            Some(mask) => layer.call_masked(x, mask),
+            None => layer.call(x),
+        })
     }
 }
 
@@ -641,6 +679,7 @@ mod tests {
     use std::path::Path;
 
     use crate::spec::ModelSpec;
+    use crate::tensor::Tensor;
 
     /// The issue's example: h1 → h2, sum = h1 + h2, probs; plus a shared call and a frozen layer.
     const GRAPH: &str = r#"
@@ -814,5 +853,85 @@ loss = "mse"
             "input_shape = [6]",
         ));
         assert!(e.contains("model.inputs"), "{e}");
+    }
+
+    /// Token ids and a padding mask of any length (0, Keras's None), a transformer block
+    /// reading both, and a tag per token.
+    const SEQUENCE: &str = r#"
+[model]
+inputs = [{ name = "ids", shape = [0] }, { name = "mask", shape = [0] }]
+outputs = ["tags"]
+
+[[layers]]
+name = "embed"
+type = "embedding"
+input_dim = 50
+output_dim = 8
+inputs = ["ids"]
+
+[[layers]]
+name = "block"
+type = "transformer_encoder"
+num_heads = 2
+intermediate_dim = 16
+inputs = ["embed", "mask"]
+
+[[layers]]
+name = "tags"
+type = "dense"
+units = 3
+activation = "softmax"
+
+[compile]
+optimizer = { type = "adam" }
+loss = "mean_squared_error"
+"#;
+
+    #[test]
+    fn sequences_of_any_length_and_padding_masks_in_the_model_file() {
+        let spec = parse(SEQUENCE).unwrap();
+        let model = spec.build().unwrap();
+        let summary = model.summary();
+        assert!(summary.contains("(None, None, 8)"), "{summary}");
+        assert!(summary.contains("embed[0][0], mask[0][0]"), "{summary}");
+        let ids = Tensor::new(&[1, 3], vec![4.0, 9.0, 1.0]).unwrap();
+        let mask = Tensor::new(&[1, 3], vec![1.0, 1.0, 0.0]).unwrap();
+        let tags = model.predict_many(&[&ids, &mask], 8).unwrap();
+        assert_eq!(tags[0].shape(), &[1, 3, 3]);
+        let back = ModelSpec::from_model(&model, spec.fit.clone(), None).unwrap();
+        let text = back.to_toml().unwrap();
+        assert_eq!(parse(&text).unwrap(), back);
+        assert!(text.contains("inputs = [\"embed\", \"mask\"]"), "{text}");
+        for (from, to, field, message) in [
+            (
+                "type = \"dense\"\nunits = 3\nactivation = \"softmax\"",
+                "type = \"flatten\"",
+                "layers[2]",
+                "needs samples of fixed sizes, got (None, 8)",
+            ),
+            (
+                "inputs = [\"embed\", \"mask\"]",
+                "inputs = [\"embed\", \"ids\", \"mask\"]",
+                "layers[1].inputs",
+                "got 3",
+            ),
+            (
+                "inputs = [\"embed\", \"mask\"]",
+                "inputs = [\"embed\", \"embed\"]",
+                "layers[1]",
+                "padding mask",
+            ),
+            (
+                "name = \"tags\"\ntype = \"dense\"",
+                "name = \"tags\"\ninputs = [\"block\", \"mask\"]\ntype = \"dense\"",
+                "layers[2]",
+                "Dense takes one input",
+            ),
+        ] {
+            let text = SEQUENCE.replace(from, to);
+            assert_ne!(text, SEQUENCE, "{from}");
+            let err = error(&text);
+            assert!(err.contains(field) && err.contains(message), "{err}");
+        }
     }
 }

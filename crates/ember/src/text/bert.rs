@@ -9,12 +9,10 @@ use safetensors::tensor::Dtype;
 use safetensors::SafeTensors;
 use serde::Deserialize;
 
-use crate::autograd::BinaryOp;
 use crate::error::{Error, Result};
-use crate::nn::{Embedding, Layer, LayerNormalization, TransformerEncoder};
-use crate::tensor::forward;
-use crate::tensor::random::Rng;
+use crate::nn::{Embedding, LayerNormalization, Merge, TransformerEncoder, ANY};
 use crate::tensor::Tensor;
+use crate::train::{Graph, Model, SymbolicTensor};
 
 /// The fields of a BERT `config.json` the encoder uses.
 #[derive(Clone, Debug, Deserialize, PartialEq)]
@@ -95,17 +93,23 @@ impl BertConfig {
     }
 }
 
-/// A BERT encoder built from Ember's layers: three [`Embedding`] tables (word, position,
-/// token type), a [`LayerNormalization`] and a stack of [`TransformerEncoder`] blocks, each
-/// owning its weights. Encoding takes `&self`: one encoder serves many threads.
-#[derive(Clone)]
+/// A BERT encoder built from Ember's public layers through the functional API: three
+/// [`Embedding`] tables (word, position, token type) added and layer-normalised, then a
+/// stack of [`TransformerEncoder`] blocks, each reading the padding mask. The graph takes
+/// sequences of any length ([`ANY`]) and has one output per depth (the embeddings, then each
+/// block), of which [`BertEncoder::layer_states`] computes only those asked for. Encoding
+/// takes `&self`: one encoder serves many threads.
 pub struct BertEncoder {
     pub config: BertConfig,
-    word: Embedding,
-    position: Embedding,
-    token_type: Embedding,
-    embedding_norm: LayerNormalization,
-    layers: Vec<TransformerEncoder>,
+    model: Model,
+}
+
+/// The graph's inputs, in order: token ids, positions, token types, padding mask.
+const INPUTS: [&str; 4] = ["token_ids", "positions", "token_types", "padding_mask"];
+
+/// The graph's name for block `i` (0-based).
+fn block_name(i: usize) -> String {
+    format!("transformer_layer_{i}")
 }
 
 /// The Hugging Face names of a [`TransformerEncoder`]'s weights, in the order of its
@@ -132,35 +136,44 @@ const BLOCK_WEIGHTS: [(&str, bool); 16] = [
 impl BertEncoder {
     /// An encoder of `config`'s shape with Keras-style random weights.
     pub fn new(config: BertConfig, seed: u64) -> Result<Self> {
-        let mut rng = Rng::seed(seed);
         let h = config.hidden_size;
-        let table = |rows: usize, rng: &mut Rng| -> Result<Embedding> {
-            let mut e = Embedding::new(rows, h);
-            e.build(&[1], rng)?;
-            Ok(e)
-        };
-        let word = table(config.vocab_size, &mut rng)?;
-        let position = table(config.max_position_embeddings, &mut rng)?;
-        let token_type = table(config.type_vocab_size, &mut rng)?;
-        let sample = [config.max_position_embeddings, h];
-        let mut embedding_norm = LayerNormalization::new().epsilon(config.layer_norm_eps);
-        embedding_norm.build(&sample, &mut rng)?;
-        let mut layers = Vec::with_capacity(config.num_hidden_layers);
-        for _ in 0..config.num_hidden_layers {
-            let mut layer =
+        let graph = Graph::with_seed(seed);
+        let [ids, positions, types, mask] = INPUTS.map(|name| graph.input(name, &[ANY]));
+        let (ids, positions, types, mask) = (ids?, positions?, types?, mask?);
+        let words = graph
+            .named("word_embeddings", Embedding::new(config.vocab_size, h))?
+            .call(&ids)?;
+        let places = graph
+            .named(
+                "position_embeddings",
+                Embedding::new(config.max_position_embeddings, h),
+            )?
+            .call(&positions)?;
+        let kinds = graph
+            .named(
+                "token_type_embeddings",
+                Embedding::new(config.type_vocab_size, h),
+            )?
+            .call(&types)?;
+        let sum = graph.merge_named("embeddings", Merge::Add {}, &[&words, &places, &kinds])?;
+        let norm = LayerNormalization::new().epsilon(config.layer_norm_eps);
+        let mut h = graph.named("embeddings_norm", norm)?.call(&sum)?;
+        let mut depths = vec![h.clone()];
+        for i in 0..config.num_hidden_layers {
+            let block =
                 TransformerEncoder::new(config.num_attention_heads, config.intermediate_size)
                     .epsilon(config.layer_norm_eps);
-            layer.build(&sample, &mut rng)?;
-            layers.push(layer);
+            h = graph.named(&block_name(i), block)?.call_masked(&h, &mask)?;
+            depths.push(h.clone());
         }
-        Ok(BertEncoder {
-            config,
-            word,
-            position,
-            token_type,
-            embedding_norm,
-            layers,
-        })
+        let outputs: Vec<&SymbolicTensor> = depths.iter().collect();
+        let model = Model::new(&[&ids, &positions, &types, &mask], &outputs)?;
+        Ok(BertEncoder { config, model })
+    }
+
+    /// The encoder's graph (its summary lists every layer with what it is connected to).
+    pub fn model(&self) -> &Model {
+        &self.model
     }
 
     /// Loads `config.json` and `model.safetensors` from a Hugging Face folder. Every tensor
@@ -181,22 +194,21 @@ impl BertEncoder {
     }
 
     fn load_weights(&mut self, w: &Weights) -> Result<()> {
-        for (table, name) in [
-            (&mut self.word, "word_embeddings"),
-            (&mut self.position, "position_embeddings"),
-            (&mut self.token_type, "token_type_embeddings"),
+        for name in [
+            "word_embeddings",
+            "position_embeddings",
+            "token_type_embeddings",
         ] {
-            let slot = table
-                .weights_mut()
-                .into_iter()
-                .next()
+            let mut slots = self.model.layer_mut(name)?.weights_mut();
+            let slot = slots
+                .pop()
                 .ok_or_else(|| Error::invalid("the encoder's embeddings are not built"))?;
             *slot = w.get(&format!("embeddings.{name}.weight"), slot.shape())?;
         }
-        let norm = self.embedding_norm.weights_mut();
+        let norm = self.model.layer_mut("embeddings_norm")?.weights_mut();
         w.norm("embeddings.LayerNorm", norm)?;
-        for (i, layer) in self.layers.iter_mut().enumerate() {
-            let slots = layer.weights_mut();
+        for i in 0..self.config.num_hidden_layers {
+            let slots = self.model.layer_mut(&block_name(i))?.weights_mut();
             if slots.len() != BLOCK_WEIGHTS.len() {
                 return Err(Error::invalid("the encoder's layers are not built"));
             }
@@ -218,15 +230,15 @@ impl BertEncoder {
     /// `pad_id`: (batch, longest, hidden), and the attention mask (batch, longest) of 1 for
     /// tokens and 0 for padding.
     pub fn hidden_states(&self, batch: &[Vec<u32>], pad_id: u32) -> Result<(Tensor, Tensor)> {
-        let last = self.layers.len();
+        let last = self.config.num_hidden_layers;
         let (mut states, mask) = self.layer_states(batch, pad_id, &[last])?;
         Ok((states.remove(0), mask))
     }
 
     /// The hidden states after each of `layers` (0 is the embeddings, `num_hidden_layers`
     /// the last block), each (batch, longest, hidden), and the attention mask; as
-    /// [`BertEncoder::hidden_states`] otherwise. Nothing is recorded: each block's input is
-    /// dropped once the next block has it.
+    /// [`BertEncoder::hidden_states`] otherwise. Nothing is recorded, only the blocks up to
+    /// the deepest asked for run, and each block's input is dropped once the next has it.
     pub fn layer_states(
         &self,
         batch: &[Vec<u32>],
@@ -243,10 +255,10 @@ impl BertEncoder {
                 self.config.max_position_embeddings
             )));
         }
-        if let Some(&l) = layers.iter().find(|&&l| l > self.layers.len()) {
+        let depth = self.config.num_hidden_layers;
+        if let Some(&l) = layers.iter().find(|&&l| l > depth) {
             return Err(Error::invalid(format!(
-                "layer {l} asked for, the encoder has {}",
-                self.layers.len()
+                "layer {l} asked for, the encoder has {depth}"
             )));
         }
         let n = batch.len();
@@ -264,24 +276,11 @@ impl BertEncoder {
         let ids = Tensor::new(&[n, longest], ids)?;
         let mask = Tensor::new(&[n, longest], mask)?;
         let positions = Tensor::new(&[n, longest], positions)?;
-        // (batch, longest, hidden)
-        let words = self.word.forward(&ids)?;
-        let places = self.position.forward(&positions)?;
-        let types = self.token_type.forward(&Tensor::zeros(&[n, longest]))?;
-        let sum = forward::binary(BinaryOp::Add, &words, &places)?;
-        let sum = forward::binary(BinaryOp::Add, &sum, &types)?;
-        let mut h = self.embedding_norm.forward(&sum)?;
-        let mut outputs = vec![None; layers.len()];
-        let deepest = layers.iter().copied().max().unwrap_or(0);
-        for depth in 0..=deepest {
-            if depth > 0 {
-                h = self.layers[depth - 1].forward_masked(&h, Some(&mask))?;
-            }
-            for (slot, _) in outputs.iter_mut().zip(layers).filter(|(_, &l)| l == depth) {
-                *slot = Some(h.clone());
-            }
-        }
-        Ok((outputs.into_iter().flatten().collect(), mask))
+        let types = Tensor::zeros(&[n, longest]);
+        let states = self
+            .model
+            .infer_outputs(&[&ids, &positions, &types, &mask], layers)?;
+        Ok((states, mask))
     }
 }
 
@@ -361,5 +360,111 @@ impl Weights<'_> {
             *slot = self.norm_part(&format!("{name}.{part}"), slot.shape())?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::autograd::BinaryOp;
+    use crate::tensor::forward;
+
+    fn tiny() -> BertEncoder {
+        let config = BertConfig {
+            hidden_size: 8,
+            num_hidden_layers: 2,
+            num_attention_heads: 2,
+            intermediate_size: 16,
+            vocab_size: 30,
+            max_position_embeddings: 12,
+            type_vocab_size: 2,
+            layer_norm_eps: 1e-12,
+            hidden_act: "gelu".into(),
+            position_embedding_type: "absolute".into(),
+        };
+        BertEncoder::new(config, 3).unwrap()
+    }
+
+    #[test]
+    fn the_encoder_is_a_functional_graph_of_public_layers() {
+        let encoder = tiny();
+        let model = encoder.model();
+        let summary = model.summary();
+        for row in [
+            "token_ids (InputLayer)",
+            "word_embeddings (Embedding)",
+            "embeddings (Add)",
+            "embeddings_norm (LayerNormalization)",
+            "transformer_layer_1 (TransformerEncoder)",
+        ] {
+            assert!(summary.contains(row), "{row} in {summary}");
+        }
+        let block = summary
+            .lines()
+            .find(|l| l.contains("transformer_layer_1"))
+            .unwrap();
+        assert!(
+            block.contains("transformer_layer_0[0][0], padding_mask[0][0]"),
+            "{block}"
+        );
+        assert!(summary.contains("(None, None, 8)"), "{summary}");
+        // 30 + 12 + 2 table rows, a layer norm, and two blocks.
+        let block_params = 4 * (8 * 8 + 8) + 2 * 8 + (8 * 16 + 16) + (16 * 8 + 8) + 2 * 8;
+        assert_eq!(model.count_params(), 44 * 8 + 16 + 2 * block_params);
+        assert!(model.layer("transformer_layer_0").unwrap().takes_mask());
+    }
+
+    #[test]
+    fn layer_states_run_only_the_blocks_asked_for_and_ignore_padding() {
+        let encoder = tiny();
+        let batch = vec![vec![2, 7, 11, 3], vec![2, 5, 3]];
+        let (all, mask) = encoder.layer_states(&batch, 0, &[0, 1, 2]).unwrap();
+        assert_eq!(mask.data(), &[1., 1., 1., 1., 1., 1., 1., 0.]);
+        let (some, _) = encoder.layer_states(&batch, 0, &[2, 0]).unwrap();
+        assert_eq!(some, vec![all[2].clone(), all[0].clone()]);
+        let (last, _) = encoder.hidden_states(&batch, 0).unwrap();
+        assert_eq!(last, all[2]);
+        assert_eq!(last.shape(), &[2, 4, 8]);
+        // The embeddings by hand: word + position + type rows, then the layer norm.
+        let word = encoder.model().layer("word_embeddings").unwrap();
+        let ids = Tensor::new(&[1, 4], vec![2.0, 7.0, 11.0, 3.0]).unwrap();
+        let by_hand = word.forward(&ids).unwrap();
+        let positions = Tensor::new(&[1, 4], vec![0.0, 1.0, 2.0, 3.0]).unwrap();
+        let places = encoder.model().layer("position_embeddings").unwrap();
+        let types = encoder.model().layer("token_type_embeddings").unwrap();
+        let sum = forward::binary(
+            BinaryOp::Add,
+            &by_hand,
+            &places.forward(&positions).unwrap(),
+        )
+        .unwrap();
+        let sum = forward::binary(
+            BinaryOp::Add,
+            &sum,
+            &types.forward(&Tensor::zeros(&[1, 4])).unwrap(),
+        )
+        .unwrap();
+        let norm = encoder.model().layer("embeddings_norm").unwrap();
+        let expected = norm.forward(&sum).unwrap();
+        assert_eq!(&all[0].data()[..32], expected.data());
+        // The shorter sequence alone gives what it gave padded, to rounding.
+        let (alone, _) = encoder.hidden_states(&batch[1..], 0).unwrap();
+        for (a, b) in alone.data().iter().zip(&last.data()[32..56]) {
+            assert!((a - b).abs() < 1e-5, "{a} vs {b}");
+        }
+        let err = encoder
+            .layer_states(&batch, 0, &[3])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("layer 3 asked for, the encoder has 2"),
+            "{err}"
+        );
+        let long = vec![vec![1; 13]];
+        let err = encoder.hidden_states(&long, 0).unwrap_err().to_string();
+        assert!(
+            err.contains("longer than the model's 12 positions"),
+            "{err}"
+        );
     }
 }

@@ -317,6 +317,40 @@ impl Model {
 
     /// Every output of the model for one batch tensor per input, in batches.
     pub fn predict_many(&self, xs: &[&Tensor], batch_size: usize) -> Result<Vec<Tensor>> {
+        let all: Vec<usize> = (0..self.output_names().len()).collect();
+        self.predict_batched(xs, &all, batch_size)
+    }
+
+    /// The outputs named `names` (see [`Model::output_names`]) for one batch tensor per
+    /// input, in batches, running only the layers they need: Keras's feature extraction
+    /// (`Model(inputs, [layer.output, …])`) without a second model.
+    pub fn predict_outputs(
+        &self,
+        xs: &[&Tensor],
+        names: &[&str],
+        batch_size: usize,
+    ) -> Result<Vec<Tensor>> {
+        let outputs = self.output_names();
+        let which = names
+            .iter()
+            .map(|name| {
+                outputs.iter().position(|o| o == name).ok_or_else(|| {
+                    Error::invalid(format!(
+                        "the model has no output '{name}' (outputs: {})",
+                        outputs.join(", ")
+                    ))
+                })
+            })
+            .collect::<Result<Vec<usize>>>()?;
+        self.predict_batched(xs, &which, batch_size)
+    }
+
+    fn predict_batched(
+        &self,
+        xs: &[&Tensor],
+        which: &[usize],
+        batch_size: usize,
+    ) -> Result<Vec<Tensor>> {
         self.check_inputs(xs, "x")?;
         if batch_size == 0 {
             return Err(Error::invalid("batch_size must be at least 1"));
@@ -325,14 +359,12 @@ impl Model {
         let n = xs[0].rows();
         if n <= batch_size {
             // One batch: the outputs are the predictions, with nothing copied.
-            let outputs = self.infer(xs, false)?;
-            return Ok(outputs.into_iter().map(|(t, _)| t).collect());
+            return self.infer_outputs(xs, which);
         }
-        let mut data: Vec<Vec<f32>> = self
-            .output_shapes()
-            .iter()
-            .map(|s| Vec::with_capacity(n * crate::tensor::numel(s)))
-            .collect();
+        let mut data: Vec<Vec<f32>> = vec![Vec::new(); which.len()];
+        // Each output's sample shape, from the first batch (a dimension of any length
+        // takes the inputs' size).
+        let mut shapes: Vec<Vec<usize>> = Vec::new();
         let mut start = 0;
         while start < n {
             let end = (start + batch_size).min(n);
@@ -341,12 +373,19 @@ impl Model {
                 .map(|x| x.slice_rows(start, end))
                 .collect::<Result<_>>()?;
             let refs: Vec<&Tensor> = batch.iter().collect();
-            for (out, (t, _)) in data.iter_mut().zip(self.infer(&refs, false)?) {
+            let outputs = self.infer_outputs(&refs, which)?;
+            if shapes.is_empty() {
+                shapes = outputs.iter().map(|t| t.shape()[1..].to_vec()).collect();
+                for (out, s) in data.iter_mut().zip(&shapes) {
+                    out.reserve_exact(n * crate::tensor::numel(s));
+                }
+            }
+            for (out, t) in data.iter_mut().zip(outputs) {
                 out.extend_from_slice(t.data());
             }
             start = end;
         }
-        self.output_shapes()
+        shapes
             .iter()
             .zip(data)
             .map(|(s, d)| {

@@ -19,7 +19,7 @@ use std::rc::Rc;
 
 use super::model::{default_name, Call, Entry, InputSpec, Model, ModelKind, Operation, Source};
 use crate::error::{Error, Result};
-use crate::nn::{Layer, Merge};
+use crate::nn::{self, Layer, Merge};
 use crate::tensor::random::Rng;
 
 /// The layers and calls of a model under construction.
@@ -114,11 +114,7 @@ impl Graph {
     pub fn input(&self, name: &str, shape: &[usize]) -> Result<SymbolicTensor> {
         let mut b = self.open()?;
         check_name(&b, name)?;
-        if shape.is_empty() || shape.contains(&0) {
-            return Err(Error::invalid(format!(
-                "input '{name}' needs a non-empty shape of positive sizes, got {shape:?}"
-            )));
-        }
+        check_input_shape(name, shape)?;
         b.inputs.push(InputSpec {
             name: name.to_string(),
             shape: shape.to_vec(),
@@ -230,6 +226,19 @@ impl Graph {
     }
 }
 
+/// A graph input's sample shape: non-empty, each size positive or [`ANY`](nn::ANY) (Keras's None),
+/// and not too large.
+pub(crate) fn check_input_shape(name: &str, shape: &[usize]) -> Result<()> {
+    let fixed: Vec<usize> = shape.iter().map(|&d| d.max(1)).collect();
+    if shape.is_empty() || crate::tensor::checked_numel(&fixed).is_none() {
+        return Err(Error::invalid(format!(
+            "input '{name}' needs a non-empty shape of positive sizes (or 0 for any length, \
+             Keras's None), got {shape:?}"
+        )));
+    }
+    Ok(())
+}
+
 fn check_name(b: &Builder, name: &str) -> Result<()> {
     let taken = b.inputs.iter().any(|i| i.name == name) || b.layers.iter().any(|e| e.name == name);
     if name.is_empty() || taken {
@@ -244,6 +253,21 @@ impl GraphLayer {
     /// Calls the layer on `x` (Keras `layer(x)`): builds it on the first call; later calls
     /// share its weights and need inputs of the same shape.
     pub fn call(&self, x: &SymbolicTensor) -> Result<SymbolicTensor> {
+        self.call_with(x, None)
+    }
+
+    /// Calls the layer on `x` with a padding `mask` (Keras `layer(x, padding_mask=mask)`):
+    /// for layers that [take one](crate::nn::Layer::takes_mask), the mask's samples being
+    /// `x`'s without the features axis, 1 for tokens and 0 for padding.
+    pub fn call_masked(&self, x: &SymbolicTensor, mask: &SymbolicTensor) -> Result<SymbolicTensor> {
+        self.call_with(x, Some(mask))
+    }
+
+    fn call_with(
+        &self,
+        x: &SymbolicTensor,
+        mask: Option<&SymbolicTensor>,
+    ) -> Result<SymbolicTensor> {
         let output_shape = {
             let mut b = self.graph.open()?;
             let Builder {
@@ -260,6 +284,8 @@ impl GraphLayer {
                     entry.name
                 )));
             };
+            nn::check_call(layer.kind(), &x.shape, mask.map(|m| m.shape()))
+                .map_err(|e| Error::invalid(format!("layer '{}': {e}", entry.name)))?;
             match &built_for[self.index] {
                 Some(shape) if *shape != x.shape => {
                     return Err(Error::invalid(format!(
@@ -282,7 +308,10 @@ impl GraphLayer {
                 }
             }
         };
-        self.graph.push_call(self.index, &[x], output_shape)
+        match mask {
+            Some(mask) => self.graph.push_call(self.index, &[x, mask], output_shape),
+            None => self.graph.push_call(self.index, &[x], output_shape),
+        }
     }
 
     /// The layer's name in the model.
@@ -667,5 +696,189 @@ mod tests {
             .unwrap()
             .to_string()
             .contains("dense"));
+    }
+
+    /// Token ids and a padding mask, both of any length: an embedding, a transformer block
+    /// reading the mask, and a tag per position.
+    fn tagger(seed: u64) -> Model {
+        use crate::nn::{Embedding, TransformerEncoder, ANY};
+        let g = Graph::with_seed(seed);
+        let ids = g.input("ids", &[ANY]).unwrap();
+        let mask = g.input("mask", &[ANY]).unwrap();
+        let embedded = g
+            .named("embed", Embedding::new(6, 8))
+            .unwrap()
+            .call(&ids)
+            .unwrap();
+        let h = g
+            .named("block", TransformerEncoder::new(2, 12).dropout(0.0))
+            .unwrap()
+            .call_masked(&embedded, &mask)
+            .unwrap();
+        let tags = g
+            .named("tags", Dense::new(3).activation(Activation::Tanh))
+            .unwrap()
+            .call(&h)
+            .unwrap();
+        let mut model = Model::new(&[&ids, &mask], &[&embedded, &tags]).unwrap();
+        model
+            .compile(Sgd::new(0.1), Loss::MeanSquaredError, &[])
+            .unwrap();
+        model
+    }
+
+    /// A batch of `n` sequences of `len` token ids, the last `pad` of each padding (id 0,
+    /// mask 0).
+    fn sequences(n: usize, len: usize, pad: usize) -> (Tensor, Tensor) {
+        let ids = (0..n * len).map(|i| ((i * 7 + 3) % 5 + 1) as f32);
+        let ids: Vec<f32> = ids
+            .enumerate()
+            .map(|(i, id)| if i % len >= len - pad { 0.0 } else { id })
+            .collect();
+        let mask = (0..n * len).map(|i| f32::from(u8::from(i % len < len - pad)));
+        (
+            Tensor::new(&[n, len], ids).unwrap(),
+            Tensor::new(&[n, len], mask.collect()).unwrap(),
+        )
+    }
+
+    #[test]
+    fn a_masked_transformer_on_sequences_of_any_length_passes_the_gradient_check() {
+        let mut model = tagger(3);
+        // Token vectors of unit scale, so that the difference step is small beside them
+        // (the block's layer norms divide by their spread).
+        model
+            .set_weight("embed/embeddings", random(&[6, 8], 10))
+            .unwrap();
+        let (ids, mask) = sequences(3, 4, 1);
+        let targets = random(&[3, 4, 8], 8);
+        let tags = random(&[3, 4, 3], 9);
+        check_model_gradients(&mut model, &[&ids, &mask], &[&targets, &tags]);
+    }
+
+    #[test]
+    fn padding_under_the_mask_leaves_the_real_positions_alone() {
+        let model = tagger(4);
+        let (ids, mask) = sequences(2, 3, 0);
+        let (padded, padded_mask) = {
+            let (mut ids5, mut mask5) = (Vec::new(), Vec::new());
+            for row in 0..2 {
+                ids5.extend_from_slice(&ids.data()[row * 3..row * 3 + 3]);
+                ids5.extend([0.0, 0.0]);
+                mask5.extend([1.0, 1.0, 1.0, 0.0, 0.0]);
+            }
+            (
+                Tensor::new(&[2, 5], ids5).unwrap(),
+                Tensor::new(&[2, 5], mask5).unwrap(),
+            )
+        };
+        let short = model.predict_outputs(&[&ids, &mask], &["tags"], 8).unwrap();
+        let long = model
+            .predict_outputs(&[&padded, &padded_mask], &["tags"], 1)
+            .unwrap();
+        assert_eq!(short[0].shape(), &[2, 3, 3]);
+        assert_eq!(long[0].shape(), &[2, 5, 3]);
+        for row in 0..2 {
+            for v in 0..9 {
+                let (a, b) = (short[0].data()[row * 9 + v], long[0].data()[row * 15 + v]);
+                assert!((a - b).abs() < 1e-6, "row {row}, value {v}: {a} vs {b}");
+            }
+        }
+        // Without the mask the padding is attended to, and the real positions change.
+        let ones = Tensor::new(&[2, 5], vec![1.0; 10]).unwrap();
+        let unmasked = model
+            .predict_outputs(&[&padded, &ones], &["tags"], 8)
+            .unwrap();
+        let moved = (0..9).any(|v| (unmasked[0].data()[v] - long[0].data()[v]).abs() > 1e-4);
+        assert!(moved, "the mask made no difference");
+        // Only the layers an output needs run: the embedding alone is the table's rows.
+        let embedded = model
+            .predict_outputs(&[&ids, &mask], &["embed"], 8)
+            .unwrap();
+        let table = model.layer("embed").unwrap().weights()[0].value.clone();
+        let first = ids.data()[0] as usize;
+        assert_eq!(
+            &embedded[0].data()[..8],
+            &table.data()[first * 8..first * 8 + 8]
+        );
+        let err = model
+            .predict_outputs(&[&ids, &mask], &["block"], 8)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("no output 'block' (outputs: embed, tags)"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn sequence_graphs_summarise_save_and_load() {
+        let mut model = tagger(5);
+        let summary = model.summary();
+        assert!(summary.contains("(None, None, 8)"), "{summary}");
+        assert!(summary.contains("ids (InputLayer)"), "{summary}");
+        let block = summary.lines().find(|l| l.contains("block")).unwrap();
+        assert!(block.contains("embed") && block.contains("mask"), "{block}");
+        let (ids, mask) = sequences(6, 5, 2);
+        let targets = (random(&[6, 5, 8], 1), random(&[6, 5, 3], 2));
+        let options = FitOptions {
+            epochs: 2,
+            batch_size: 4,
+            verbose: Verbosity::Silent,
+            ..FitOptions::default()
+        };
+        let before = model.layer("block").unwrap().weights()[0].value.clone();
+        model
+            .fit_many(&[&ids, &mask], &[&targets.0, &targets.1], &options, &mut [])
+            .unwrap();
+        assert_ne!(model.layer("block").unwrap().weights()[0].value, &before);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tagger.safetensors");
+        model.save(&path).unwrap_or_else(|e| panic!("{e}"));
+        let loaded = Model::load(&path).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            loaded.predict_many(&[&ids, &mask], 4).unwrap(),
+            model.predict_many(&[&ids, &mask], 4).unwrap()
+        );
+        assert_eq!(loaded.summary(), model.summary());
+    }
+
+    #[test]
+    fn sequence_misuse_is_a_clear_error() {
+        use crate::nn::{TransformerEncoder, ANY};
+        let g = Graph::new();
+        let x = g.input("x", &[ANY, 8]).unwrap();
+        let err = g.layer(Flatten).call(&x).unwrap_err().to_string();
+        assert!(
+            err.contains("'flatten'") && err.contains("fixed sizes") && err.contains("(None, 8)"),
+            "{err}"
+        );
+        let mask = g.input("mask", &[ANY]).unwrap();
+        let err = g
+            .layer(Dense::new(2))
+            .call_masked(&x, &mask)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("Dense takes one input"), "{err}");
+        let wrong = g.input("wrong", &[4]).unwrap();
+        let err = g
+            .layer(TransformerEncoder::new(2, 4))
+            .call_masked(&x, &wrong)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("padding mask") && err.contains("(None)"),
+            "{err}"
+        );
+        let model = tagger(1);
+        let (ids, _) = sequences(2, 3, 0);
+        let short_mask = Tensor::new(&[2, 2], vec![1.0; 4]).unwrap();
+        assert!(model.predict_many(&[&ids, &short_mask], 8).is_err());
+        let empty = Tensor::zeros(&[2, 0]);
+        let err = model
+            .predict_many(&[&empty, &empty], 8)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("(batch, any)"), "{err}");
     }
 }

@@ -15,6 +15,7 @@ mod summary;
 pub use assess::Assessment;
 pub use callback::{Callback, Control};
 pub use fit::{split_point, Evaluation, FitOptions, Verbosity};
+pub(crate) use graph::check_input_shape;
 pub use graph::{Graph, GraphLayer, SymbolicTensor};
 pub use history::{decimal, EpochLog, History};
 pub(crate) use model::snake_case;

@@ -6,7 +6,7 @@ use crate::autograd::{Tape, Var};
 use crate::error::{Error, Result};
 use crate::loss::Loss;
 use crate::metrics::{AccuracyKind, Metric};
-use crate::nn::{Layer, LayerConfig, Merge, WeightRef};
+use crate::nn::{self, Layer, LayerConfig, Merge, WeightRef};
 use crate::optim::Optimizer;
 use crate::tensor::activation::Activation;
 use crate::tensor::random::Rng;
@@ -183,6 +183,23 @@ impl Model {
                 "layer '{name}' is a merge layer, with no weights"
             ))),
             None => Err(self.no_layer(name)),
+        }
+    }
+
+    /// The layer named `name`, mutably: to set its weights, say (loading pretrained ones).
+    pub fn layer_mut(&mut self, name: &str) -> Result<&mut dyn Layer> {
+        let error = self.no_layer(name);
+        match self
+            .layers
+            .iter_mut()
+            .find(|e| e.name == name)
+            .map(|e| &mut e.op)
+        {
+            Some(Operation::Layer(layer)) => Ok(layer.as_mut()),
+            Some(Operation::Merge(_)) => Err(Error::invalid(format!(
+                "layer '{name}' is a merge layer, with no weights"
+            ))),
+            None => Err(error),
         }
     }
 
@@ -451,13 +468,20 @@ impl Model {
 
     /// How many times each value is read: by calls, and once more for each output.
     fn uses(&self) -> (Vec<usize>, Vec<usize>) {
+        self.uses_for(&self.outputs, &vec![true; self.calls.len()])
+    }
+
+    /// How many times each value is read by the `needed` calls and as one of `targets`.
+    fn uses_for(&self, targets: &[Source], needed: &[bool]) -> (Vec<usize>, Vec<usize>) {
         let mut inputs = vec![0; self.inputs.len()];
         let mut calls = vec![0; self.calls.len()];
         let sources = self
             .calls
             .iter()
-            .flat_map(|c| c.inputs.iter())
-            .chain(&self.outputs);
+            .zip(needed)
+            .filter(|(_, &n)| n)
+            .flat_map(|(c, _)| c.inputs.iter())
+            .chain(targets);
         for source in sources {
             match *source {
                 Source::Input(i) => inputs[i] += 1,
@@ -503,7 +527,10 @@ impl Model {
             let out = match &entry.op {
                 Operation::Layer(layer) => {
                     let x = value(&values, call.inputs[0]);
-                    if logits && graph.fused.contains(&c) {
+                    if let Some(&mask) = call.inputs.get(1) {
+                        let mask = value(&values, mask);
+                        layer.record_with_mask(tape, w, x, mask, training)?
+                    } else if logits && graph.fused.contains(&c) {
                         activations[c] = layer.final_activation();
                         layer.record_logits(tape, w, x, training)?
                     } else {
@@ -554,10 +581,53 @@ impl Model {
         inputs: &[&Tensor],
         logits: bool,
     ) -> Result<Vec<(Tensor, Activation)>> {
-        let (_, mut uses) = self.uses();
+        self.run(inputs, &self.outputs, logits)
+    }
+
+    /// The values of the outputs numbered `which` (in the order of
+    /// [`Model::output_names`]) for a batch of `inputs`, tape-free, running only the calls
+    /// they need: the features of a few layers of a deep model, say. `inputs` are not
+    /// checked: see [`Model::predict_outputs`].
+    pub(crate) fn infer_outputs(&self, inputs: &[&Tensor], which: &[usize]) -> Result<Vec<Tensor>> {
+        let targets = which
+            .iter()
+            .map(|&k| {
+                self.outputs.get(k).copied().ok_or_else(|| {
+                    Error::invalid(format!(
+                        "output {k} asked for, the model has {}",
+                        self.outputs.len()
+                    ))
+                })
+            })
+            .collect::<Result<Vec<Source>>>()?;
+        Ok(self
+            .run(inputs, &targets, false)?
+            .into_iter()
+            .map(|(t, _)| t)
+            .collect())
+    }
+
+    /// Runs the calls `targets` depend on; see [`Model::infer`].
+    fn run(
+        &self,
+        inputs: &[&Tensor],
+        targets: &[Source],
+        logits: bool,
+    ) -> Result<Vec<(Tensor, Activation)>> {
+        let mut needed = vec![false; self.calls.len()];
+        let mut stack: Vec<Source> = targets.to_vec();
+        while let Some(source) = stack.pop() {
+            if let Source::Call(c) = source {
+                if !needed[c] {
+                    needed[c] = true;
+                    stack.extend(self.calls[c].inputs.iter().copied());
+                }
+            }
+        }
+        let (_, mut uses) = self.uses_for(targets, &needed);
         let call_uses = uses.clone();
         let fused: Vec<usize> = if logits {
-            self.outputs
+            targets
                 .iter()
                 .filter_map(|&o| self.fusable(o, &call_uses))
                 .collect()
@@ -567,8 +637,12 @@ impl Model {
         let mut values: Vec<Option<Tensor>> = Vec::with_capacity(self.calls.len());
         let mut activations = vec![Activation::Linear; self.calls.len()];
         for (c, call) in self.calls.iter().enumerate() {
+            if !needed[c] {
+                values.push(None);
+                continue;
+            }
             let out = match &self.layers[call.layer].op {
-                Operation::Layer(layer) => {
+                Operation::Layer(layer) if call.inputs.len() == 1 => {
                     let fuse = fused.contains(&c);
                     if fuse {
                         activations[c] = layer.final_activation();
@@ -595,7 +669,7 @@ impl Model {
                         }
                     }
                 }
-                Operation::Merge(merge) => {
+                op => {
                     let out = {
                         let xs = call
                             .inputs
@@ -605,7 +679,10 @@ impl Model {
                                 Source::Call(p) => values[p].as_ref().ok_or_else(Self::freed),
                             })
                             .collect::<Result<Vec<&Tensor>>>()?;
-                        merge.forward(&xs)?
+                        match op {
+                            Operation::Layer(layer) => layer.forward_with_mask(xs[0], xs[1])?,
+                            Operation::Merge(merge) => merge.forward(&xs)?,
+                        }
                     };
                     for &s in &call.inputs {
                         if let Source::Call(p) = s {
@@ -620,13 +697,13 @@ impl Model {
             };
             values.push(Some(out));
         }
-        let mut outputs = Vec::with_capacity(self.outputs.len());
-        for (k, &s) in self.outputs.iter().enumerate() {
+        let mut outputs = Vec::with_capacity(targets.len());
+        for (k, &s) in targets.iter().enumerate() {
             outputs.push(match s {
                 Source::Input(i) => (inputs[i].clone(), Activation::Linear),
                 Source::Call(c) => {
                     // Hand the value over unless a later output is the same value.
-                    let again = self.outputs[k + 1..].contains(&s);
+                    let again = targets[k + 1..].contains(&s);
                     let value = match again {
                         true => values[c].clone(),
                         false => values[c].take(),
@@ -654,7 +731,16 @@ impl Model {
             )));
         }
         for (x, input) in xs.iter().zip(&self.inputs) {
-            if x.shape().len() != input.shape.len() + 1 || x.shape()[1..] != input.shape[..] {
+            // A dimension declared ANY (Keras's None) takes any positive size.
+            let fits = x.shape().len() == input.shape.len() + 1
+                && x.shape()[1..]
+                    .iter()
+                    .zip(&input.shape)
+                    .all(|(&got, &want)| match want {
+                        nn::ANY => got > 0,
+                        want => got == want,
+                    });
+            if !fits {
                 let name = if self.inputs.len() == 1 {
                     what.to_string()
                 } else {
@@ -668,7 +754,10 @@ impl Model {
                         input
                             .shape
                             .iter()
-                            .map(|d| d.to_string())
+                            .map(|&d| match d {
+                                nn::ANY => "any".to_string(),
+                                d => d.to_string(),
+                            })
                             .collect::<Vec<_>>()
                             .join(", ")
                     ),

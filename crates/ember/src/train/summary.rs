@@ -34,7 +34,10 @@ impl Model {
         }
         let shape = |dims: &[usize]| {
             let dims: Vec<String> = std::iter::once("None".to_string())
-                .chain(dims.iter().map(|d| d.to_string()))
+                .chain(dims.iter().map(|&d| match d {
+                    crate::nn::ANY => "None".to_string(),
+                    d => d.to_string(),
+                }))
                 .collect();
             format!("({})", dims.join(", "))
         };
