@@ -361,3 +361,79 @@ fn callbacks_from_the_model_file() {
         &["callbacks[0]", "factor must be in (0, 1)"],
     );
 }
+
+#[test]
+fn outputs_that_would_destroy_an_input_or_cannot_be_written_are_refused_before_training() {
+    let dir = Scratch::new("outputs");
+    let mnist = repo_root().join("data/mnist");
+    let data = dir.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    for f in std::fs::read_dir(&mnist).unwrap().flatten() {
+        std::fs::copy(f.path(), data.join(f.file_name())).unwrap();
+    }
+    let data = data.display().to_string();
+    let spec = std::fs::read_to_string(repo_root().join("models/mnist-mlp.toml")).unwrap();
+    let model_file = dir.write("m.toml", &spec);
+    let labels = format!("{data}/t10k-labels-idx1-ubyte.gz");
+    let labels_before = std::fs::read(&labels).unwrap();
+    let train = |extra: &[&str]| {
+        let mut args = vec!["train", &model_file, "--data", &data, "--epochs", "1"];
+        args.extend_from_slice(extra);
+        ember(&args)
+    };
+    let not_a_folder = dir.write("report.txt", "notes");
+    for (extra, says) in [
+        (vec!["--output", &model_file], "is also an input"),
+        (vec!["--output", &labels], "is a file of the input folder"),
+        (vec!["--checkpoint", &model_file], "is also an input"),
+        (
+            vec!["--output", &dir.file("missing/m.safetensors")],
+            "does not exist",
+        ),
+        (vec!["--output", &dir.file("data")], "not a regular file"),
+        (vec!["--report", &not_a_folder], "is not a folder"),
+    ] {
+        let o = train(&extra);
+        let (out, err) = (common::stdout(&o), common::stderr(&o));
+        assert!(!o.status.success(), "{extra:?} succeeded:\n{out}");
+        assert!(err.contains(says), "{extra:?}: {err}");
+        assert!(
+            !out.contains("Epoch 1/1"),
+            "{extra:?} trained first:\n{out}"
+        );
+    }
+    assert_eq!(std::fs::read_to_string(&model_file).unwrap(), spec);
+    assert_eq!(std::fs::read(&labels).unwrap(), labels_before);
+    assert_eq!(std::fs::read_to_string(&not_a_folder).unwrap(), "notes");
+
+    // A table may not be its own output either.
+    let rows: String = std::iter::once("a,b,y\n".to_string())
+        .chain((0..40).map(|i| format!("{i},{},{}\n", i % 7, i % 2)))
+        .collect();
+    let csv = dir.write("t.csv", &rows);
+    fails_with(
+        &["train", "--csv", &csv, "--target", "y", "--output", &csv],
+        &["t.csv", "is also an input"],
+    );
+    assert_eq!(std::fs::read_to_string(&csv).unwrap(), rows);
+
+    // export-images writes new files only: a second export into the same folder is refused
+    // before it replaces anything.
+    let images = format!("{data}/t10k-images-idx3-ubyte.gz");
+    let out = dir.file("pngs");
+    let export = [
+        "data",
+        "export-images",
+        &images,
+        &labels,
+        "--output",
+        &out,
+        "--limit",
+        "3",
+    ];
+    ok(&export);
+    let first = dir.path().join("pngs/7/00000.png");
+    std::fs::write(&first, b"mine").unwrap();
+    fails_with(&export, &["00000.png", "already exists"]);
+    assert_eq!(std::fs::read(&first).unwrap(), b"mine");
+}

@@ -64,6 +64,102 @@ pub fn writable_target(path: &Path) -> Result<PathBuf> {
     }
 }
 
+/// Checks, before any long work starts, that a run may later write `path`: it is a regular
+/// file or absent (see [`writable_target`]), its folder exists and can be written, and it is
+/// none of `inputs` — neither one of the input files nor a file inside an input folder —
+/// so that no run destroys what it reads. Nothing is left behind.
+pub fn check_output(path: &Path, inputs: &[&Path]) -> Result<()> {
+    let target = writable_target(path)?;
+    if target.file_name().is_none() {
+        return Err(Error::data(path, "is not a file name"));
+    }
+    let dir = match target.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    match std::fs::metadata(&dir) {
+        Ok(meta) if meta.is_dir() => {}
+        Ok(_) => {
+            return Err(Error::data(
+                path,
+                format!("{} is not a folder", dir.display()),
+            ))
+        }
+        Err(_) => {
+            return Err(Error::data(
+                path,
+                format!("the folder {} does not exist", dir.display()),
+            ))
+        }
+    }
+    if target.exists() {
+        let resolved = std::fs::canonicalize(&target).map_err(|e| Error::io(path, e))?;
+        for input in inputs {
+            let Ok(input_resolved) = std::fs::canonicalize(input) else {
+                continue;
+            };
+            if input_resolved == resolved {
+                return Err(Error::data(
+                    path,
+                    format!(
+                        "is also an input ({}); refusing to overwrite it",
+                        input.display()
+                    ),
+                ));
+            }
+            if input_resolved.is_dir() && resolved.starts_with(&input_resolved) {
+                return Err(Error::data(
+                    path,
+                    format!(
+                        "is a file of the input folder {}; refusing to overwrite it",
+                        input.display()
+                    ),
+                ));
+            }
+        }
+    }
+    // Can the folder be written? Create and remove a probe beside the target.
+    let name = target.file_name().unwrap_or_default().to_string_lossy();
+    let probe = dir.join(format!(".{name}.probe-{}", std::process::id()));
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&probe)
+    {
+        Ok(_) => {
+            let _ = std::fs::remove_file(&probe);
+            Ok(())
+        }
+        Err(e) => Err(Error::data(
+            path,
+            format!("cannot write in {}: {e}", dir.display()),
+        )),
+    }
+}
+
+/// Checks, before any long work starts, that files can later be written into the folder
+/// `dir` (created then if absent): it is a folder, or absent with a parent folder that
+/// exists, and it can be written.
+pub fn check_output_dir(dir: &Path) -> Result<()> {
+    match std::fs::metadata(dir) {
+        Ok(meta) if !meta.is_dir() => Err(Error::data(dir, "is not a folder")),
+        Ok(_) => check_output(&dir.join(".ember-write-check"), &[]),
+        Err(_) => {
+            let parent = match dir.parent() {
+                Some(p) if !p.as_os_str().is_empty() => p,
+                _ => Path::new("."),
+            };
+            if !parent.is_dir() {
+                return Err(Error::data(
+                    dir,
+                    format!("the folder {} does not exist", parent.display()),
+                ));
+            }
+            check_output(&parent.join(".ember-write-check"), &[])
+        }
+    }
+}
+
 /// `.NAME.tmp-PID`: where process PID writes NAME before renaming it.
 fn temporary_name(name: &str, pid: u32) -> String {
     format!(".{name}.tmp-{pid}")
@@ -144,5 +240,77 @@ mod tests {
         write_atomically(&dir.path().join("m.bin"), b"whole").unwrap();
         assert!(!dead.exists(), "stale temporary removed");
         assert!(alive.exists(), "pid 1 runs: its file is left alone");
+    }
+
+    #[test]
+    fn an_output_is_checked_before_the_work_starts() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        std::fs::create_dir(&data).unwrap();
+        let idx = data.join("train-images.idx");
+        std::fs::write(&idx, b"pixels").unwrap();
+        let model_file = dir.path().join("m.toml");
+        std::fs::write(&model_file, b"[model]").unwrap();
+        let inputs = [model_file.as_path(), data.as_path()];
+        // A new file beside the inputs, or an old output, is fine; nothing is left behind.
+        check_output(&dir.path().join("out.safetensors"), &inputs).unwrap();
+        std::fs::write(dir.path().join("old.safetensors"), b"old").unwrap();
+        check_output(&dir.path().join("old.safetensors"), &inputs).unwrap();
+        let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().flatten().collect();
+        assert_eq!(names.len(), 3, "data, m.toml, old.safetensors");
+        // An input, the same input through another path or a link, a file of an input
+        // folder: refused, and untouched.
+        let link = dir.path().join("link.toml");
+        std::os::unix::fs::symlink(&model_file, &link).unwrap();
+        let roundabout = data.join("..").join("m.toml");
+        for (output, says) in [
+            (&model_file, "is also an input"),
+            (&roundabout, "is also an input"),
+            (&link, "is also an input"),
+            (&idx, "is a file of the input folder"),
+        ] {
+            let err = check_output(output, &inputs).unwrap_err().to_string();
+            assert!(err.contains(says), "{err}");
+            assert!(err.contains(&output.display().to_string()), "{err}");
+        }
+        assert_eq!(std::fs::read(&model_file).unwrap(), b"[model]");
+        // A new file in an input folder adds to it, destroying nothing.
+        check_output(&data.join("model.safetensors"), &inputs).unwrap();
+        // Missing folders, folders and non-files.
+        let err = check_output(&dir.path().join("nowhere/m.safetensors"), &[])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("does not exist"), "{err}");
+        let err = check_output(&data, &[]).unwrap_err().to_string();
+        assert!(err.contains("not a regular file"), "{err}");
+        let err = check_output(&idx.join("m.safetensors"), &[])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("is not a folder"), "{err}");
+        // A folder for a report: absent under an existing one, or a folder; not a file.
+        check_output_dir(&dir.path().join("report")).unwrap();
+        check_output_dir(&data).unwrap();
+        assert!(check_output_dir(&idx).is_err());
+        assert!(check_output_dir(&dir.path().join("a/b")).is_err());
+        assert!(!dir.path().join("report").exists());
+    }
+
+    #[test]
+    fn a_read_only_folder_is_refused_before_the_work() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let locked = dir.path().join("locked");
+        std::fs::create_dir(&locked).unwrap();
+        std::fs::set_permissions(&locked, std::fs::Permissions::from_mode(0o555)).unwrap();
+        // Root writes anywhere: the check is then right to pass.
+        let root_writes = std::fs::write(locked.join("x"), b"").is_ok();
+        let result = check_output(&locked.join("m.safetensors"), &[]);
+        std::fs::set_permissions(&locked, std::fs::Permissions::from_mode(0o755)).unwrap();
+        if root_writes {
+            assert!(result.is_ok());
+        } else {
+            let err = result.unwrap_err().to_string();
+            assert!(err.contains("cannot write in"), "{err}");
+        }
     }
 }

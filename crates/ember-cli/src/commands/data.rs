@@ -55,6 +55,19 @@ fn export_images(args: ExportArgs) -> ember::Result<()> {
         ));
     }
     let count = args.limit.unwrap_or(n).min(n);
+    // Every file is new: an image already there (an earlier export, say) is not replaced.
+    ember::atomic::check_output_dir(&args.output)?;
+    let file = |i: usize| {
+        args.output
+            .join(format!("{}", labels.data()[i]))
+            .join(format!("{i:05}.png"))
+    };
+    if let Some(taken) = (0..count).map(file).find(|f| f.exists()) {
+        return Err(Error::data(
+            &taken,
+            "already exists; refusing to overwrite it (export into a new or empty folder)",
+        ));
+    }
     for i in 0..count {
         let label = labels.data()[i];
         let folder = args.output.join(format!("{label}"));

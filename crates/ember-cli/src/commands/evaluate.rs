@@ -36,6 +36,9 @@ pub struct EvaluateArgs {
 
 pub fn run(args: EvaluateArgs) -> ember::Result<()> {
     super::set_threads(args.threads)?;
+    if let Some(dir) = &args.report {
+        ember::atomic::check_output_dir(dir)?;
+    }
     let network = match SavedModel::load(&args.model)? {
         SavedModel::Network(network) => network,
         SavedModel::Table(table) => return evaluate_table(&table, &args),

@@ -44,6 +44,7 @@ pub struct AskArgs {
 }
 
 pub fn index(args: IndexArgs) -> ember::Result<()> {
+    ember::atomic::check_output(&args.output, &[&args.file, &args.encoder])?;
     let (questions, answers) =
         FaqIndex::read_pairs(&args.file, &args.question_column, &args.answer_column)?;
     let encoder = SentenceEncoder::load(&args.encoder)?;

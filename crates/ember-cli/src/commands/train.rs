@@ -54,6 +54,13 @@ pub struct TrainArgs {
 
 pub fn run(args: TrainArgs) -> ember::Result<()> {
     super::set_threads(args.threads)?;
+    if let Some(file) = &args.csv {
+        check_outputs(&args, &[file])?;
+    } else if let Some(dir) = &args.text.text_dir {
+        let mut inputs = vec![dir.as_path()];
+        inputs.extend(args.text.encoder.as_deref());
+        check_outputs(&args, &inputs)?;
+    }
     if let (Some(file), Some(column)) = (&args.csv, &args.text.text_column) {
         let target = args.table.target.as_deref().ok_or_else(|| {
             ember::Error::invalid("--text-column needs --target COLUMN (the class column)")
@@ -112,6 +119,11 @@ pub fn run(args: TrainArgs) -> ember::Result<()> {
     }
     let mut data_spec = super::data_spec(&spec, &source)?;
     let base = source.parent().unwrap_or(Path::new("."));
+    let data_dir = args
+        .data
+        .clone()
+        .unwrap_or_else(|| base.join(&data_spec.dir));
+    check_outputs(&args, &[&source, &data_dir])?;
     let data = super::load_data(&data_spec, args.data.as_deref(), base)?;
     super::report_skipped(&data.skipped);
     // Record what prediction needs to read new inputs as these were read.
@@ -205,6 +217,29 @@ pub fn run(args: TrainArgs) -> ember::Result<()> {
         println!("Report: {} files in {}", files.len(), dir.display());
     }
     super::print_assessment(&assessment, false);
+    Ok(())
+}
+
+/// Refuses, before any data is read or any epoch run, an output, checkpoint or report
+/// folder that could not be written at the end, or that would overwrite one of `inputs`
+/// (the model file or resumed checkpoint, the data folder, the table, the text folder).
+/// A checkpoint may be the file being resumed: that is how a killed run goes on.
+fn check_outputs(args: &TrainArgs, inputs: &[&Path]) -> ember::Result<()> {
+    if let Some(file) = &args.output {
+        ember::atomic::check_output(file, inputs)?;
+    }
+    if let Some(file) = &args.checkpoint {
+        let resumed = args.resume.as_deref();
+        let others: Vec<&Path> = inputs
+            .iter()
+            .copied()
+            .filter(|&p| Some(p) != resumed)
+            .collect();
+        ember::atomic::check_output(file, &others)?;
+    }
+    if let Some(dir) = &args.report {
+        ember::atomic::check_output_dir(dir)?;
+    }
     Ok(())
 }
 
