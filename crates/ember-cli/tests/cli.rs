@@ -151,3 +151,29 @@ fn bad_flags_are_rejected() {
         assert!(!stderr(&o).is_empty());
     }
 }
+
+#[test]
+fn a_closed_pipe_ends_the_output_quietly() {
+    use std::os::unix::process::ExitStatusExt;
+    use std::process::Stdio;
+    // The reader has gone before ember prints its first line (`ember summary … | head -0`).
+    let mut child = common::command(&["summary", "models/mnist-cnn.toml"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let output = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        !err.contains("panicked") && !err.contains("Broken pipe"),
+        "{err}"
+    );
+    let quiet = output.status.success() || output.status.signal() == Some(libc_sigpipe());
+    assert!(quiet, "{:?}: {err}", output.status);
+}
+
+/// SIGPIPE's number on Linux and the BSDs.
+fn libc_sigpipe() -> i32 {
+    13
+}
