@@ -51,6 +51,11 @@ fn main() -> ExitCode {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
     let cli = Cli::parse();
+    // A bad EMBER_NUM_THREADS is an error for every command, not quietly all cores.
+    if let Err(err) = ember::tensor::threads::threads_from_env() {
+        eprintln!("error: {err}");
+        return ExitCode::FAILURE;
+    }
     let result = match cli.command {
         Command::Train(args) => commands::train::run(*args),
         Command::Cv(args) => commands::cv::run(args),

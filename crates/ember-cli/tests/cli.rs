@@ -177,3 +177,22 @@ fn a_closed_pipe_ends_the_output_quietly() {
 fn libc_sigpipe() -> i32 {
     13
 }
+
+#[test]
+fn thread_counts_are_checked() {
+    let o = ember(&["train", "--threads", "100000", "--epochs", "1"]);
+    assert_fails(&o, &["between 1 and 1024, got 100000"]);
+    assert!(!stdout(&o).contains("Epoch"), "{}", stdout(&o));
+    for bad in ["abc", "0", "-3", ""] {
+        let o = common::command(&["summary", "models/mnist-mlp.toml"])
+            .env("EMBER_NUM_THREADS", bad)
+            .output()
+            .unwrap();
+        assert_fails(&o, &["EMBER_NUM_THREADS", "from 1 to 1024"]);
+    }
+    let o = common::command(&["summary", "models/mnist-mlp.toml"])
+        .env("EMBER_NUM_THREADS", "2")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+}

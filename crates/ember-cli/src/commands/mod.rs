@@ -25,8 +25,10 @@ pub fn model_path(given: Option<PathBuf>) -> PathBuf {
 
 /// Applies `--threads` (or leaves `EMBER_NUM_THREADS` / all cores in charge).
 pub fn set_threads(threads: Option<u64>) -> ember::Result<()> {
-    match threads {
-        Some(n) => ember::set_num_threads(n as usize),
+    // A bad EMBER_NUM_THREADS is an error even when --threads overrides it.
+    let from_env = ember::tensor::threads::threads_from_env()?;
+    match threads.or(from_env.map(|n| n as u64)) {
+        Some(n) => ember::set_num_threads(usize::try_from(n).unwrap_or(usize::MAX)),
         None => Ok(()),
     }
 }

@@ -12,9 +12,7 @@ static POOL: OnceLock<usize> = OnceLock::new();
 /// inference step; later calls with another number are an error, since the worker pool
 /// is built once per process.
 pub fn set_num_threads(threads: usize) -> Result<()> {
-    if threads == 0 {
-        return Err(Error::invalid("the number of threads must be at least 1"));
-    }
+    check_count(threads)?;
     let built = *POOL.get_or_init(|| build_pool(threads));
     if built != threads {
         return Err(Error::invalid(format!(
@@ -29,11 +27,37 @@ pub fn num_threads() -> usize {
     *POOL.get_or_init(|| build_pool(default_threads()))
 }
 
+/// The most threads a pool may have: far more than any machine has cores, few enough
+/// that a typo (`--threads 100000`) is an error rather than an exhausted process.
+pub const MAX_THREADS: usize = 1024;
+
+fn check_count(threads: usize) -> Result<()> {
+    if !(1..=MAX_THREADS).contains(&threads) {
+        return Err(Error::invalid(format!(
+            "the number of threads must be between 1 and {MAX_THREADS}, got {threads}"
+        )));
+    }
+    Ok(())
+}
+
+/// `EMBER_NUM_THREADS`, if set: an error when it is not a thread count (commands check it
+/// up front; the library falls back to all cores).
+pub fn threads_from_env() -> Result<Option<usize>> {
+    match std::env::var("EMBER_NUM_THREADS") {
+        Ok(v) => parse_threads(&v)
+            .map(Some)
+            .map_err(|e| Error::invalid(format!("EMBER_NUM_THREADS: {e}"))),
+        Err(std::env::VarError::NotPresent) => Ok(None),
+        Err(std::env::VarError::NotUnicode(_)) => Err(Error::invalid(
+            "EMBER_NUM_THREADS: threads must be a positive integer, got a value that is not text",
+        )),
+    }
+}
+
 fn default_threads() -> usize {
-    std::env::var("EMBER_NUM_THREADS")
+    threads_from_env()
         .ok()
-        .and_then(|v| v.trim().parse().ok())
-        .filter(|&n: &usize| n > 0)
+        .flatten()
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
 }
 
@@ -87,9 +111,9 @@ pub(crate) fn run_jobs<T: Send, R: Send>(jobs: Vec<T>, f: impl Fn(T) -> R + Sync
 /// Parses an `EMBER_NUM_THREADS`-style value, for command-line flags.
 pub fn parse_threads(value: &str) -> Result<usize> {
     match value.trim().parse::<usize>() {
-        Ok(n) if n > 0 => Ok(n),
+        Ok(n) if (1..=MAX_THREADS).contains(&n) => Ok(n),
         _ => Err(Error::invalid(format!(
-            "threads must be a positive integer, got '{value}'"
+            "threads must be an integer from 1 to {MAX_THREADS}, got '{value}'"
         ))),
     }
 }
