@@ -437,3 +437,24 @@ fn outputs_that_would_destroy_an_input_or_cannot_be_written_are_refused_before_t
     fails_with(&export, &["00000.png", "already exists"]);
     assert_eq!(std::fs::read(&first).unwrap(), b"mine");
 }
+
+#[test]
+fn a_forged_epoch_count_does_not_hang_resume() {
+    let dir = Scratch::new("forged-epochs");
+    let model = dir.file("m.safetensors");
+    ok(&["train", "--epochs", "1", "--output", &model]);
+    let saved = io::load(&model).unwrap();
+    let forged = dir.file("forged.safetensors");
+    io::save(&forged, &saved.model, &saved.spec, usize::MAX).unwrap();
+    // A replay of 2^64 shuffles would never end; the run reports and stops instead.
+    for extra in [&[][..], &["--epochs", "5"][..]] {
+        let mut args = vec!["train", "--resume", &forged];
+        args.extend_from_slice(extra);
+        let out = ok(&args);
+        assert!(
+            out.contains(&format!("already been trained for {} epochs", usize::MAX)),
+            "{out}"
+        );
+        assert!(!out.contains("Epoch "), "{out}");
+    }
+}

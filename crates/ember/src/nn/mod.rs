@@ -158,6 +158,44 @@ pub trait Layer: Send + Sync {
     }
 }
 
+/// The most weights one layer, or one model file, may declare: 2^30 (4 GiB of f32). A
+/// larger request (`units = 1e9`, an input of 1e12 values) is an error before anything is
+/// allocated, not an aborted process.
+pub const MAX_PARAMS: usize = 1 << 30;
+
+/// The most values one sample may have at a layer's output: 2^28 (1 GiB of f32).
+pub const MAX_SAMPLE: usize = 1 << 28;
+
+/// Checks a layer's declared size against [`MAX_PARAMS`] and [`MAX_SAMPLE`].
+pub fn check_size(kind: &str, params: usize, output: &[usize]) -> Result<()> {
+    if params > MAX_PARAMS {
+        return Err(Error::invalid(format!(
+            "{kind} would have {params} weights, more than Ember's limit of {MAX_PARAMS}"
+        )));
+    }
+    let values = output
+        .iter()
+        .try_fold(1usize, |n, &d| n.checked_mul(d.max(1)));
+    match values {
+        Some(n) if n <= MAX_SAMPLE => Ok(()),
+        _ => Err(Error::invalid(format!(
+            "{kind} would output {} values per sample, more than Ember's limit of {MAX_SAMPLE}",
+            shape_text(output)
+        ))),
+    }
+}
+
+/// Builds `layer` for inputs of `input` once its declared size has passed [`check_size`].
+pub(crate) fn build_checked(
+    layer: &mut dyn Layer,
+    input: &[usize],
+    rng: &mut Rng,
+) -> Result<Vec<usize>> {
+    let (output, params) = layer.config().shape_and_params(input)?;
+    check_size(layer.kind(), params, &output)?;
+    layer.build(input, rng)
+}
+
 /// Keras's `None` in a sample shape: a dimension of any size, fixed only by each batch (a
 /// sequence's length: `graph.input("token_ids", &[ANY])`).
 pub const ANY: usize = 0;

@@ -444,6 +444,7 @@ impl Visit for ShapeCheck {
     ) -> Result<(String, Vec<usize>)> {
         crate::nn::check_call(config.kind_name(), x, mask.map(Vec::as_slice))?;
         let (out, params) = config.shape_and_params(x)?;
+        crate::nn::check_size(config.kind_name(), params, &out)?;
         self.params = self.params.and_then(|p| p.checked_add(params));
         let name = self.name(name, config.kind_name());
         let kind = config.kind_name();
@@ -511,10 +512,13 @@ pub(crate) fn param_count(
                     format!("must be non-empty with positive sizes, got {shape:?}"),
                 ));
             }
-            if crate::tensor::checked_numel(shape).is_none() {
+            if crate::tensor::checked_numel(shape).is_none_or(|n| n > crate::nn::MAX_SAMPLE) {
                 return Err((
                     "model.input_shape".into(),
-                    format!("{shape:?} is too large"),
+                    format!(
+                        "{shape:?} is too large (Ember's limit is {} values per sample)",
+                        crate::nn::MAX_SAMPLE
+                    ),
                 ));
             }
             let mut sample = shape.to_vec();
@@ -528,6 +532,10 @@ pub(crate) fn param_count(
                 // layer named, rather than when the model is built.
                 let (out, params) = config
                     .shape_and_params(&sample)
+                    .and_then(|(out, params)| {
+                        crate::nn::check_size(config.kind_name(), params, &out)?;
+                        Ok((out, params))
+                    })
                     .map_err(|e| (format!("layers[{i}]"), e.to_string()))?;
                 total = total.checked_add(params).ok_or_else(overflow)?;
                 sample = out;
@@ -544,6 +552,16 @@ pub(crate) fn param_count(
             visit.params.ok_or_else(overflow)
         }
     }
+    .and_then(|total| match total <= crate::nn::MAX_PARAMS {
+        true => Ok(total),
+        false => Err((
+            "layers".to_string(),
+            format!(
+                "the model would have {total} weights, more than Ember's limit of {}",
+                crate::nn::MAX_PARAMS
+            ),
+        )),
+    })
 }
 
 /// Builds the layers of a graph, each on its first call.
@@ -933,5 +951,56 @@ loss = "mean_squared_error"
             let err = error(&text);
             assert!(err.contains(field) && err.contains(message), "{err}");
         }
+    }
+
+    #[test]
+    fn absurd_sizes_are_refused_before_anything_is_allocated() {
+        let stack = |input: &str, layer: &str| {
+            format!(
+                "[model]\ninput_shape = {input}\n\n[[layers]]\n{layer}\n\n[compile]\n\
+                 optimizer = {{ type = \"adam\" }}\nloss = \"mean_squared_error\"\n"
+            )
+        };
+        for (input, layer, says) in [
+            (
+                "[784]",
+                "type = \"dense\"\nunits = 1000000000",
+                "limit of 1073741824",
+            ),
+            (
+                "[1000000000000]",
+                "type = \"dense\"\nunits = 1",
+                "too large",
+            ),
+            (
+                "[20]",
+                "type = \"embedding\"\ninput_dim = 1000000000\noutput_dim = 8",
+                "limit of 1073741824",
+            ),
+            (
+                "[28, 28, 1]",
+                "type = \"conv2d\"\nfilters = 100000000\nkernel_size = 3",
+                "values per sample",
+            ),
+        ] {
+            let err = error(&stack(input, layer));
+            assert!(err.contains(says), "{layer}: {err}");
+        }
+        // The same through the Rust API, and for graph inputs.
+        let mut model = crate::train::Sequential::with_seed(&[784], 1);
+        let err = model
+            .add(crate::nn::Dense::new(1 << 31))
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(err.contains("more than Ember's limit"), "{err}");
+        let g = crate::train::Graph::new();
+        assert!(g.input("x", &[1 << 20, 1 << 20]).is_err());
+        // Within the limits, all is as before.
+        let fine = stack("[784]", "type = \"dense\"\nunits = 64");
+        assert_eq!(
+            parse(&fine).unwrap().build().unwrap().count_params(),
+            785 * 64
+        );
     }
 }

@@ -179,6 +179,11 @@ impl Model {
             )));
         }
         let n = xs[0].rows();
+        if n == 0 {
+            return Err(Error::invalid(
+                "there are no training samples: nothing to fit",
+            ));
+        }
         let n_train = if options.validation_data.is_some() {
             n
         } else {
@@ -198,8 +203,14 @@ impl Model {
         // uninterrupted run.
         let mut shuffler = Rng::seed(options.seed.unwrap_or_else(|| self.rng.next_u64()));
         let mut order: Vec<usize> = (0..n_train).collect();
+        // Nothing left to train (a model saved with as many epochs done, or a forged count
+        // in a saved file): replaying its shuffles would take forever.
+        let replays = match options.initial_epoch < options.epochs {
+            true => options.initial_epoch,
+            false => 0,
+        };
         if options.shuffle {
-            for _ in 0..options.initial_epoch {
+            for _ in 0..replays {
                 shuffler.shuffle(&mut order);
             }
         }
@@ -212,7 +223,7 @@ impl Model {
         for cb in callbacks.iter_mut() {
             cb.on_train_begin(self)?;
         }
-        'epochs: for epoch in options.initial_epoch + 1..=options.epochs {
+        'epochs: for epoch in options.initial_epoch.saturating_add(1)..=options.epochs {
             for cb in callbacks.iter_mut() {
                 cb.on_epoch_begin(self, epoch)?;
             }
@@ -656,6 +667,34 @@ mod tests {
         assert_eq!(history.metric("val_accuracy").last(), Some(&1.0));
         let eval = m.evaluate(&x, &y, 32).unwrap();
         assert_eq!(eval.accuracy, Some(1.0));
+    }
+
+    #[test]
+    fn no_training_samples_is_an_error_not_an_empty_run() {
+        let mut m = model(1);
+        let (x, y) = (Tensor::zeros(&[0, 2]), Tensor::zeros(&[0]));
+        for split in [0.0, 0.25] {
+            let options = FitOptions {
+                validation_split: split,
+                ..quiet(3)
+            };
+            let err = m.fit(&x, &y, &options).unwrap_err().to_string();
+            assert!(err.contains("no training samples"), "{err}");
+        }
+    }
+
+    #[test]
+    fn a_run_with_every_epoch_done_returns_at_once() {
+        let (x, y) = blobs();
+        let mut m = model(1);
+        let before = m.get_weights();
+        let options = FitOptions {
+            initial_epoch: usize::MAX,
+            ..quiet(3)
+        };
+        let history = m.fit(&x, &y, &options).unwrap();
+        assert!(history.epochs.is_empty());
+        assert_eq!(m.get_weights(), before);
     }
 
     #[test]

@@ -230,7 +230,8 @@ impl Graph {
 /// and not too large.
 pub(crate) fn check_input_shape(name: &str, shape: &[usize]) -> Result<()> {
     let fixed: Vec<usize> = shape.iter().map(|&d| d.max(1)).collect();
-    if shape.is_empty() || crate::tensor::checked_numel(&fixed).is_none() {
+    let too_large = crate::tensor::checked_numel(&fixed).is_none_or(|n| n > nn::MAX_SAMPLE);
+    if shape.is_empty() || too_large {
         return Err(Error::invalid(format!(
             "input '{name}' needs a non-empty shape of positive sizes (or 0 for any length, \
              Keras's None), got {shape:?}"
@@ -300,8 +301,7 @@ impl GraphLayer {
                     .ok_or_else(|| Error::invalid("internal: a built layer without a call"))?,
                 None => {
                     let mut init_rng = rng.fork();
-                    let shape = layer
-                        .build(&x.shape, &mut init_rng)
+                    let shape = nn::build_checked(layer.as_mut(), &x.shape, &mut init_rng)
                         .map_err(|e| Error::invalid(format!("layer '{}': {e}", entry.name)))?;
                     built_for[self.index] = Some(x.shape.clone());
                     shape

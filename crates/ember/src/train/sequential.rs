@@ -57,7 +57,7 @@ impl Sequential {
         let m = &mut self.model;
         let input = m.output_shape().to_vec();
         let mut init_rng = m.rng.fork();
-        let output_shape = layer.build(&input, &mut init_rng)?;
+        let output_shape = crate::nn::build_checked(layer.as_mut(), &input, &mut init_rng)?;
         let name = default_name(&m.layers, layer.kind());
         m.layers.push(Entry {
             name,
