@@ -360,6 +360,81 @@ fn callbacks_from_the_model_file() {
         &["train", &bad],
         &["callbacks[0]", "factor must be in (0, 1)"],
     );
+    // Callbacks that could never fire are refused when the file is read, before training.
+    let no_split = text.replace("validation_split = 0.2", "validation_split = 0.0");
+    assert_ne!(no_split, text);
+    for (base, callback, field, says) in [
+        (
+            &text,
+            "type = \"early_stopping\"\nmonitor = \"val_nope\"",
+            "callbacks[0].monitor",
+            "'val_nope' is never logged",
+        ),
+        (
+            &text,
+            "type = \"reduce_lr_on_plateau\"\nmonitor = \"bogus\"",
+            "callbacks[0].monitor",
+            "'bogus' is never logged",
+        ),
+        (
+            &no_split,
+            "type = \"early_stopping\"",
+            "callbacks[0].monitor",
+            "val_ metrics need fit.validation_split > 0",
+        ),
+        (
+            &text,
+            "type = \"learning_rate_scheduler\"\nschedule = { type = \"cosine\", epochs = 0 }",
+            "callbacks[0]",
+            "schedule.epochs must be at least 1",
+        ),
+        (
+            &text,
+            "type = \"model_checkpoint\"\nfilepath = \"ck-{epoch:03x}.safetensors\"",
+            "callbacks[0]",
+            "is not a field this path can take",
+        ),
+        (
+            &text,
+            "type = \"model_checkpoint\"\nfilepath = \"ck-{nope}.safetensors\"",
+            "callbacks[0].filepath",
+            "'{nope}' names no metric",
+        ),
+    ] {
+        std::fs::write(&bad, format!("{base}\n[[callbacks]]\n{callback}\n")).unwrap();
+        let o = ember(&["train", &bad]);
+        common::assert_fails(&o, &[field, says]);
+        assert!(!common::stdout(&o).contains("Epoch"), "{callback}");
+    }
+    // Keras's path fields: the epoch zero-padded, a metric with its precision.
+    let template = dir
+        .path()
+        .join("ck-{epoch:03d}-{val_accuracy:.3f}.safetensors");
+    let with_checkpoint = format!(
+        "{text}\n[[callbacks]]\ntype = \"model_checkpoint\"\nfilepath = \"{}\"\n",
+        template.display()
+    )
+    .replace(
+        "dir = \"../data/mnist\"",
+        &format!("dir = \"{}\"", repo_root().join("data/mnist").display()),
+    );
+    std::fs::write(&bad, with_checkpoint).unwrap();
+    ok(&["train", &bad, "--epochs", "2"]);
+    let mut saved: Vec<String> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("ck-"))
+        .collect();
+    saved.sort();
+    assert_eq!(saved.len(), 2, "{saved:?}");
+    for (name, epoch) in saved.iter().zip(["001", "002"]) {
+        let accuracy = name
+            .strip_prefix(&format!("ck-{epoch}-0."))
+            .and_then(|rest| rest.strip_suffix(".safetensors"))
+            .unwrap_or_else(|| panic!("{name}"));
+        assert_eq!(accuracy.len(), 3, "{name}");
+    }
 }
 
 #[test]
@@ -456,5 +531,73 @@ fn a_forged_epoch_count_does_not_hang_resume() {
             "{out}"
         );
         assert!(!out.contains("Epoch "), "{out}");
+    }
+}
+
+#[test]
+fn keras_settings_take_effect_and_flags_that_would_do_nothing_are_refused() {
+    let dir = Scratch::new("flags");
+    // --learning-rate and --validation-split reach the model file's training…
+    let model = dir.file("m.safetensors");
+    let out = ok(&[
+        "train",
+        "--epochs",
+        "1",
+        "--learning-rate",
+        "0.0005",
+        "--validation-split",
+        "0.5",
+        "--output",
+        &model,
+    ]);
+    assert!(
+        out.contains("on 30000 samples, validating on 30000"),
+        "{out}"
+    );
+    let saved = io::load(&model).unwrap();
+    assert_eq!(saved.model.learning_rate(), 0.0005);
+    assert_eq!(saved.spec.fit.validation_split, 0.5);
+    // … and a table model's.
+    let rows: String = std::iter::once("a,b,y\n".to_string())
+        .chain((0..60).map(|i| format!("{i},{},{}\n", (i * 7) % 11, i % 2)))
+        .collect();
+    let csv = dir.write("t.csv", &rows);
+    let table_model = dir.file("t.safetensors");
+    ok(&[
+        "train",
+        "--csv",
+        &csv,
+        "--target",
+        "y",
+        "--learning-rate",
+        "0.01",
+        "--epochs",
+        "2",
+        "--output",
+        &table_model,
+    ]);
+    let saved = io::load(&table_model).unwrap();
+    assert_eq!(saved.spec.table.unwrap().options.learning_rate, 0.01);
+    // Flags of another mode are errors, named, before anything is read.
+    let text_dir = dir.path().join("docs");
+    std::fs::create_dir_all(text_dir.join("a")).unwrap();
+    let text_dir = text_dir.display().to_string();
+    for (args, says) in [
+        (vec!["train", "--hidden", "4"], "--hidden does nothing when training a model file"),
+        (vec!["train", "--test-size", "0.3"], "--test-size does nothing when training a model file"),
+        (vec!["train", "--target", "y"], "--target does nothing when training a model file"),
+        (
+            vec!["train", "--csv", &csv, "--target", "y", "--hidden", "4", "--l2", "5"],
+            "--hidden does nothing when training a table model (--csv without --text-column) (nor do --l2)",
+        ),
+        (vec!["train", "--text-dir", &text_dir, "--batch-size", "8"], "--batch-size does nothing when training a text classifier"),
+        (vec!["train", "--text-dir", &text_dir, "--drop-bad-rows"], "--drop-bad-rows does nothing"),
+        (vec!["train", "--text-dir", &text_dir, "--encoder", "minilm", "--learning-rate", "0.1"], "--learning-rate does nothing for a softmax regression"),
+        (vec!["train", "--learning-rate", "0"], "--learning-rate must be a positive number"),
+        (vec!["train", "--validation-split", "1"], "--validation-split must be in [0, 1)"),
+    ] {
+        let o = ember(&args);
+        common::assert_fails(&o, &[says]);
+        assert!(!common::stdout(&o).contains("Epoch"), "{args:?}");
     }
 }

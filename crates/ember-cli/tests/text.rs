@@ -77,14 +77,9 @@ fn tfidf_spam_filter_meets_the_bar_and_predicts_new_mail() {
 #[test]
 fn pretrained_embeddings_spam_filter_per_seed() {
     let Some(data) = data_dir() else { return };
-    let encoder = data.join("all-minilm-l6-v2");
-    if !encoder.join("model.safetensors").is_file() {
-        eprintln!(
-            "skipping: no all-MiniLM-L6-v2 model at {}",
-            encoder.display()
-        );
+    let Some(encoder) = common::encoder_dir() else {
         return;
-    }
+    };
     let corpus = data.join("spamassassin").display().to_string();
     let encoder = encoder.display().to_string();
     let dir = Scratch::new("spam-minilm");
@@ -124,15 +119,9 @@ fn pretrained_embeddings_spam_filter_per_seed() {
 
 #[test]
 fn the_readme_faq_examples_find_their_answers() {
-    let Some(data) = data_dir() else { return };
-    let encoder = data.join("all-minilm-l6-v2");
-    if !encoder.join("model.safetensors").is_file() {
-        eprintln!(
-            "skipping: no all-MiniLM-L6-v2 model at {}",
-            encoder.display()
-        );
+    let Some(encoder) = common::encoder_dir() else {
         return;
-    }
+    };
     let dir = Scratch::new("faq");
     let index = dir.file("faq.index");
     let out = ok(&[
@@ -173,6 +162,50 @@ fn the_readme_faq_examples_find_their_answers() {
     // A damaged index is an error naming the file, not a panic.
     let broken = dir.write("broken.index", b"not an index");
     common::fails_with(&["ask", &broken, "hello"], &["broken.index"]);
+    // An empty question has no answer.
+    for empty in ["", "   "] {
+        common::fails_with(&["ask", &index, empty], &["the question is empty"]);
+    }
+    // The index may not be its own input's output.
+    common::fails_with(
+        &[
+            "index",
+            "data/faq/ember-faq.csv",
+            "--encoder",
+            &encoder.display().to_string(),
+            "--output",
+            "data/faq/ember-faq.csv",
+        ],
+        &["ember-faq.csv", "is also an input"],
+    );
+}
+
+#[test]
+fn a_text_classifier_needs_two_classes() {
+    let dir = Scratch::new("one-class");
+    std::fs::create_dir(dir.path().join("ham")).unwrap();
+    for i in 0..6 {
+        dir.write(&format!("ham/{i}.txt"), format!("message number {i}"));
+    }
+    let folder = dir.path().display().to_string();
+    common::fails_with(
+        &["train", "--text-dir", &folder],
+        &["at least two classes, got only 'ham'"],
+    );
+    std::fs::create_dir(dir.path().join("spam")).unwrap();
+    dir.write("spam/0.txt", "buy now");
+    common::fails_with(
+        &[
+            "train",
+            "--text-dir",
+            &folder,
+            "--class",
+            "a=ham",
+            "--class",
+            "b=spam,ham",
+        ],
+        &["ham", "in two classes, 'a' and 'b'"],
+    );
 }
 
 #[test]

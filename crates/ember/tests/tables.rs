@@ -17,6 +17,11 @@ fn data_dir() -> Option<PathBuf> {
     if dir.is_dir() {
         Some(dir)
     } else {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "no shared data at {} under CI=true",
+            dir.display()
+        );
         eprintln!(
             "skipping: no shared data at {} (set EMBER_DATA_DIR)",
             dir.display()

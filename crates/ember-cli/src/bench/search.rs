@@ -39,7 +39,7 @@ pub fn run(args: &BenchArgs) -> ember::Result<()> {
     let started = Instant::now();
     let mut checksum = 0.0f32;
     for q in queries.data().chunks(DIM) {
-        checksum += index.search(q, 5)[0].1;
+        checksum += index.search(q, 5)?[0].1;
     }
     let search = started.elapsed().as_secs_f64();
     // Baseline: one read of the whole index per query (a sum with 16 independent lanes,

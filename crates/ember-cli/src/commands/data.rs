@@ -104,7 +104,7 @@ pub fn run(args: DataArgs) -> ember::Result<()> {
     let table = Table::read(&args.file, &options)?;
     let summaries: Vec<_> = (0..table.names.len()).map(|i| table.summary(i)).collect();
     if args.json {
-        let value = serde_json::json!({ "rows": table.rows(), "columns": summaries, "rejected": table.rejected });
+        let value = serde_json::json!({ "rows": table.rows(), "columns": summaries, "rejected": table.rejected, "bad_cells": table.bad_cells });
         println!(
             "{}",
             serde_json::to_string_pretty(&value)
@@ -149,6 +149,15 @@ pub fn run(args: DataArgs) -> ember::Result<()> {
         println!("{} rows would be rejected:", table.rejected.len());
         for r in &table.rejected {
             println!("  line {}: {}", r.line, r.reason);
+        }
+    }
+    if !table.bad_cells.is_empty() {
+        println!(
+            "{} cells of number columns are not numbers (read as missing):",
+            table.bad_cells.len()
+        );
+        for b in &table.bad_cells {
+            println!("  line {}: column '{}': {:?}", b.line, b.column, b.text);
         }
     }
     Ok(())

@@ -71,8 +71,7 @@ pub fn ask(args: AskArgs) -> ember::Result<()> {
             "not the encoder this index was built with (its weights differ)",
         ));
     }
-    let query = encoder.encode(&[args.query.as_str()], 1)?;
-    let hits = index.search(query.data(), args.top_k as usize);
+    let hits = index.ask(&encoder, &args.query, args.top_k as usize)?;
     if args.json {
         let records: Vec<_> = hits
             .iter()

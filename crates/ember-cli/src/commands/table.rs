@@ -34,6 +34,23 @@ pub struct CsvArgs {
 }
 
 impl CsvArgs {
+    /// The CSV flags given, by name.
+    pub fn given(&self) -> Vec<&'static str> {
+        let flags = [
+            ("--delimiter", self.delimiter.is_some()),
+            ("--header", self.header),
+            ("--no-header", self.no_header),
+            ("--skip-rows", self.skip_rows.is_some()),
+            ("--missing", self.missing.is_some()),
+            ("--drop-bad-rows", self.drop_bad_rows),
+        ];
+        flags
+            .into_iter()
+            .filter(|(_, on)| *on)
+            .map(|(f, _)| f)
+            .collect()
+    }
+
     /// The given options, or `saved` (a model's training options) when no flag was given.
     pub fn or(&self, saved: &CsvOptions) -> CsvOptions {
         let given = self.delimiter.is_some()
@@ -110,6 +127,24 @@ fn parse_task(value: &str) -> Result<Task, String> {
 }
 
 impl TableArgs {
+    /// The table-model flags given, by name, the CSV flags apart.
+    pub fn given(&self) -> Vec<&'static str> {
+        let flags = [
+            ("--target", self.target.is_some()),
+            ("--task", self.task.is_some()),
+            ("--log-target", self.log_target),
+            ("--exclude", self.exclude.is_some()),
+            ("--missing-indicators", self.missing_indicators),
+            ("--class-weight", self.class_weight.is_some()),
+            ("--options", self.options.is_some()),
+        ];
+        flags
+            .into_iter()
+            .filter(|(_, on)| *on)
+            .map(|(f, _)| f)
+            .collect()
+    }
+
     /// The options for training, with `seed`.
     /// The options for training: the `--options` file (or the defaults) with the flags on
     /// top; `seed` overrides the file's when given.
@@ -197,17 +232,29 @@ pub fn load(file: &PathBuf, options: &TabularOptions) -> ember::Result<Loaded> {
     })
 }
 
-/// Prints the rows a reader dropped, with their lines and reasons.
+/// Prints the rows a reader dropped, with their lines and reasons, and the cells of number
+/// columns it read as missing.
 pub fn report_rejected(table: &Table) {
-    if table.rejected.is_empty() {
-        return;
+    if !table.rejected.is_empty() {
+        println!("Dropped {} malformed rows:", table.rejected.len());
+        for r in table.rejected.iter().take(10) {
+            println!("  line {}: {}", r.line, r.reason);
+        }
+        if table.rejected.len() > 10 {
+            println!("  … and {} more", table.rejected.len() - 10);
+        }
     }
-    println!("Dropped {} malformed rows:", table.rejected.len());
-    for r in table.rejected.iter().take(10) {
-        println!("  line {}: {}", r.line, r.reason);
-    }
-    if table.rejected.len() > 10 {
-        println!("  … and {} more", table.rejected.len() - 10);
+    if !table.bad_cells.is_empty() {
+        println!(
+            "Read {} cells of number columns that are not numbers as missing:",
+            table.bad_cells.len()
+        );
+        for b in table.bad_cells.iter().take(10) {
+            println!("  line {}: column '{}': {:?}", b.line, b.column, b.text);
+        }
+        if table.bad_cells.len() > 10 {
+            println!("  … and {} more", table.bad_cells.len() - 10);
+        }
     }
 }
 

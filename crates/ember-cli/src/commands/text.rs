@@ -40,12 +40,13 @@ pub struct TextArgs {
         requires = "encoder"
     )]
     pub encoder_layers: Vec<usize>,
-    /// Where embeddings are cached, by document content and encoder.
-    #[arg(long, value_name = "DIR", default_value = ".ember-cache")]
-    pub cache: PathBuf,
-    /// TF-IDF vocabulary size.
-    #[arg(long, default_value_t = 5000)]
-    pub max_features: usize,
+    /// With --encoder: where embeddings are cached, by document content and encoder
+    /// (default: .ember-cache).
+    #[arg(long, value_name = "DIR", requires = "encoder")]
+    pub cache: Option<PathBuf>,
+    /// Without --encoder: the TF-IDF vocabulary size (default: 5000).
+    #[arg(long, conflicts_with = "encoder")]
+    pub max_features: Option<usize>,
     /// Units of the classifier's hidden layer (an MLP trained with Adam and early
     /// stopping), or 0 for none: a softmax regression fitted exactly. Default: 0 on
     /// pretrained features, 64 on TF-IDF.
@@ -56,9 +57,27 @@ pub struct TextArgs {
     /// none for an MLP.
     #[arg(long, value_name = "F")]
     pub l2: Option<f32>,
-    /// Learning rate of the MLP classifier (Adam).
-    #[arg(long, default_value_t = 0.001)]
-    pub learning_rate: f32,
+}
+
+impl TextArgs {
+    /// The text-classifier flags given, by name (for refusing them where they do nothing).
+    pub fn given(&self) -> Vec<&'static str> {
+        let flags = [
+            ("--class", !self.classes.is_empty()),
+            ("--email", self.email),
+            ("--encoder", self.encoder.is_some()),
+            ("--encoder-layers", !self.encoder_layers.is_empty()),
+            ("--cache", self.cache.is_some()),
+            ("--max-features", self.max_features.is_some()),
+            ("--hidden", self.hidden.is_some()),
+            ("--l2", self.l2.is_some()),
+        ];
+        flags
+            .into_iter()
+            .filter(|(_, on)| *on)
+            .map(|(f, _)| f)
+            .collect()
+    }
 }
 
 /// The training settings shared with `ember train`.
@@ -68,9 +87,27 @@ pub struct TrainText<'a> {
     pub seed: u64,
     pub epochs: Option<usize>,
     pub output: Option<&'a Path>,
+    /// Adam's learning rate for an MLP head (--learning-rate).
+    pub learning_rate: Option<f32>,
+}
+
+/// Refuses --learning-rate where the head is the exact softmax regression (no learning rate).
+fn check_head(args: &TextArgs, options: &TrainText) -> ember::Result<()> {
+    let exact = args
+        .hidden
+        .unwrap_or(if args.encoder.is_some() { 0 } else { 64 })
+        == 0;
+    if exact && options.learning_rate.is_some() {
+        return Err(Error::invalid(
+            "--learning-rate does nothing for a softmax regression fitted exactly; \
+             give --hidden N for an MLP head trained with Adam",
+        ));
+    }
+    Ok(())
 }
 
 pub fn train(args: &TextArgs, options: TrainText) -> ember::Result<()> {
+    check_head(args, &options)?;
     let groups: Vec<ClassFolders> = args
         .classes
         .iter()
@@ -82,6 +119,7 @@ pub fn train(args: &TextArgs, options: TrainText) -> ember::Result<()> {
 
 /// Trains, reports and saves a classifier on documents already read.
 pub fn train_documents(args: &TextArgs, docs: Documents, options: TrainText) -> ember::Result<()> {
+    check_head(args, &options)?;
     let counts: Vec<String> = docs
         .classes
         .iter()
@@ -104,11 +142,14 @@ pub fn train_documents(args: &TextArgs, docs: Documents, options: TrainText) -> 
     let training = TextTraining {
         encoder: args.encoder.clone(),
         encoder_layers: args.encoder_layers.clone(),
-        cache: args.cache.clone(),
-        max_features: args.max_features,
+        cache: args
+            .cache
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(".ember-cache")),
+        max_features: args.max_features.unwrap_or(5000),
         hidden: args.hidden,
         l2: args.l2,
-        learning_rate: args.learning_rate,
+        learning_rate: options.learning_rate.unwrap_or(0.001),
         email: args.email,
         test_size: options.test_size,
         seed: options.seed,

@@ -43,9 +43,18 @@ pub struct TrainArgs {
     /// Train on a table instead of a model file: a CSV file, with --target.
     #[arg(long, value_name = "FILE", conflicts_with_all = ["model", "resume", "checkpoint", "data"])]
     csv: Option<PathBuf>,
-    /// Fraction of the table's rows held out for the test (stratified for classes).
-    #[arg(long, default_value_t = 0.2, value_name = "FRACTION")]
-    test_size: f32,
+    /// With --csv or --text-dir: the fraction of the rows or documents held out for the
+    /// test, stratified by class (default: 0.2).
+    #[arg(long, value_name = "FRACTION")]
+    test_size: Option<f32>,
+    /// The optimizer's learning rate, instead of the model file's or the table model's (for
+    /// a text classifier, its MLP head's: with --hidden N).
+    #[arg(long, value_name = "RATE")]
+    learning_rate: Option<f32>,
+    /// The fraction of the training rows held out for validation (Keras's validation_split:
+    /// the last rows), instead of the model file's or the table model's.
+    #[arg(long, value_name = "FRACTION")]
+    validation_split: Option<f32>,
     #[command(flatten)]
     table: super::table::TableArgs,
     #[command(flatten)]
@@ -54,6 +63,7 @@ pub struct TrainArgs {
 
 pub fn run(args: TrainArgs) -> ember::Result<()> {
     super::set_threads(args.threads)?;
+    refuse_unused(&args)?;
     if let Some(file) = &args.csv {
         check_outputs(&args, &[file])?;
     } else if let Some(dir) = &args.text.text_dir {
@@ -73,10 +83,11 @@ pub fn run(args: TrainArgs) -> ember::Result<()> {
         )?;
         let options = super::text::TrainText {
             dir: file,
-            test_size: args.test_size,
+            test_size: args.test_size.unwrap_or(0.2),
             seed: args.seed.unwrap_or(1),
             epochs: args.epochs.map(|e| e as usize),
             output: args.output.as_deref(),
+            learning_rate: args.learning_rate,
         };
         return super::text::train_documents(&args.text, docs, options);
     }
@@ -86,10 +97,11 @@ pub fn run(args: TrainArgs) -> ember::Result<()> {
     if let Some(dir) = &args.text.text_dir {
         let options = super::text::TrainText {
             dir,
-            test_size: args.test_size,
+            test_size: args.test_size.unwrap_or(0.2),
             seed: args.seed.unwrap_or(1),
             epochs: args.epochs.map(|e| e as usize),
             output: args.output.as_deref(),
+            learning_rate: args.learning_rate,
         };
         return super::text::train(&args.text, options);
     }
@@ -117,6 +129,9 @@ pub fn run(args: TrainArgs) -> ember::Result<()> {
     if let Some(seed) = args.seed {
         spec.fit.seed = seed;
     }
+    if let Some(split) = args.validation_split {
+        spec.fit.validation_split = split;
+    }
     let mut data_spec = super::data_spec(&spec, &source)?;
     let base = source.parent().unwrap_or(Path::new("."));
     let data_dir = args
@@ -142,6 +157,9 @@ pub fn run(args: TrainArgs) -> ember::Result<()> {
             .unwrap_or_else(|| base.join(&data_spec.dir)),
     );
     spec.data = Some(data_spec);
+    if let Some(rate) = args.learning_rate {
+        spec.compile.optimizer.set_learning_rate(rate);
+    }
     let mut model = match model.take() {
         Some(m) => m,
         None => {
@@ -149,6 +167,10 @@ pub fn run(args: TrainArgs) -> ember::Result<()> {
             spec.build()?
         }
     };
+    if let Some(rate) = args.learning_rate {
+        // A resumed model goes on from its saved optimizer state at the new rate.
+        model.set_learning_rate(rate)?;
+    }
 
     let n = data.x_train.rows();
     let n_train = ember::train::split_point(n, spec.fit.validation_split)?;
@@ -220,6 +242,75 @@ pub fn run(args: TrainArgs) -> ember::Result<()> {
     Ok(())
 }
 
+/// Refuses flags that would do nothing in this mode of training (a model file, a table, a
+/// text classifier), naming them: no flag is accepted and ignored.
+fn refuse_unused(args: &TrainArgs) -> ember::Result<()> {
+    let text_csv = args.csv.is_some() && args.text.text_column.is_some();
+    let table = args.csv.is_some() && !text_csv;
+    let text_dir = args.text.text_dir.is_some();
+    let model_file = !table && !text_csv && !text_dir;
+    let mode = if table {
+        "a table model (--csv without --text-column)"
+    } else if text_csv {
+        "a text classifier on a table's column"
+    } else if text_dir {
+        "a text classifier on a folder"
+    } else {
+        "a model file"
+    };
+    let mut unused: Vec<&str> = Vec::new();
+    if !table {
+        let mut table_flags = args.table.given();
+        // A text column's class is the table's --target.
+        table_flags.retain(|&f| !(text_csv && f == "--target"));
+        unused.extend(table_flags);
+        unused.extend(args.table.csv.given());
+    }
+    if table || model_file {
+        unused.extend(args.text.given());
+    }
+    if text_csv {
+        unused.extend(args.text.given().into_iter().filter(|&f| f == "--class"));
+    }
+    if model_file && args.test_size.is_some() {
+        unused.push("--test-size");
+    }
+    if (text_csv || text_dir) && args.batch_size.is_some() {
+        unused.push("--batch-size");
+    }
+    if (text_csv || text_dir) && args.validation_split.is_some() {
+        unused.push("--validation-split");
+    }
+    if (text_csv || text_dir) && args.report.is_some() {
+        unused.push("--report");
+    }
+    if let Some(flag) = unused.first() {
+        return Err(ember::Error::invalid(format!(
+            "{flag} does nothing when training {mode}{}",
+            match unused.len() {
+                1 => String::new(),
+                n => format!(" (nor do {})", unused[1..n].join(", ")),
+            }
+        )));
+    }
+    if let Some(rate) = args.learning_rate.filter(|r| !(r.is_finite() && *r > 0.0)) {
+        return Err(ember::Error::invalid(format!(
+            "--learning-rate must be a positive number, got {rate}"
+        )));
+    }
+    if let Some(split) = args.validation_split.filter(|s| !(0.0..1.0).contains(s)) {
+        return Err(ember::Error::invalid(format!(
+            "--validation-split must be in [0, 1), got {split}"
+        )));
+    }
+    if let Some(size) = args.test_size.filter(|s| !(*s > 0.0 && *s < 1.0)) {
+        return Err(ember::Error::invalid(format!(
+            "--test-size must be in (0, 1), got {size}"
+        )));
+    }
+    Ok(())
+}
+
 /// Refuses, before any data is read or any epoch run, an output, checkpoint or report
 /// folder that could not be written at the end, or that would overwrite one of `inputs`
 /// (the model file or resumed checkpoint, the data folder, the table, the text folder).
@@ -265,11 +356,17 @@ fn run_table(file: &Path, args: &TrainArgs) -> ember::Result<()> {
     if let Some(epochs) = args.epochs {
         options.epochs = epochs as usize;
     }
+    if let Some(rate) = args.learning_rate {
+        options.learning_rate = rate;
+    }
+    if let Some(split) = args.validation_split {
+        options.validation_split = split;
+    }
     if let Some(batch_size) = args.batch_size {
         options.batch_size = batch_size as usize;
     }
     let data = table::load(&file.to_path_buf(), &options)?;
-    let (train, test) = table::split(&data, args.test_size, seed)?;
+    let (train, test) = table::split(&data, args.test_size.unwrap_or(0.2), seed)?;
     println!(
         "{}: {} of '{}' on {} rows ({} held out for validation), testing on {} (seed {seed})",
         file.display(),

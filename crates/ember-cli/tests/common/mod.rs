@@ -10,7 +10,7 @@ pub fn repo_root() -> PathBuf {
 }
 
 /// The shared real data sets (../shared/data, or $EMBER_DATA_DIR); None, with a message,
-/// when they are absent.
+/// when they are absent on a developer's machine. Under CI=true their absence fails the test.
 pub fn data_dir() -> Option<PathBuf> {
     let dir = std::env::var_os("EMBER_DATA_DIR")
         .map(PathBuf::from)
@@ -18,12 +18,32 @@ pub fn data_dir() -> Option<PathBuf> {
     if dir.is_dir() {
         Some(dir)
     } else {
-        eprintln!(
-            "skipping: no shared data at {} (set EMBER_DATA_DIR)",
+        missing(&format!(
+            "no shared data at {} (set EMBER_DATA_DIR)",
             dir.display()
-        );
+        ));
         None
     }
+}
+
+/// The all-MiniLM-L6-v2 folder of the shared data; absent, as [`data_dir`].
+pub fn encoder_dir() -> Option<PathBuf> {
+    let dir = data_dir()?.join("all-minilm-l6-v2");
+    if dir.join("model.safetensors").is_file() {
+        Some(dir)
+    } else {
+        missing(&format!("no all-MiniLM-L6-v2 model at {}", dir.display()));
+        None
+    }
+}
+
+/// Skips a test whose data is missing, except under CI=true, where it fails.
+pub fn missing(what: &str) {
+    assert!(
+        std::env::var("CI").as_deref() != Ok("true"),
+        "{what}: under CI=true the real data must be present"
+    );
+    eprintln!("skipping: {what}");
 }
 
 /// `ember ARGS` from the repository root, on one thread.

@@ -74,6 +74,19 @@ pub struct Table {
     /// 1-based file line of each row.
     pub lines: Vec<u64>,
     pub rejected: Vec<RejectedRow>,
+    /// Cells of number columns that are not numbers (`inf`, `0.3.1`, `1e400`), read as
+    /// missing: see [`Table::parse`].
+    pub bad_cells: Vec<BadCell>,
+}
+
+/// A cell of a number column that is not a finite number, read as missing.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct BadCell {
+    /// 1-based line in the file.
+    pub line: u64,
+    pub column: String,
+    /// What the cell held (at most 40 characters of it).
+    pub text: String,
 }
 
 /// One column's summary for `ember data inspect`.
@@ -125,6 +138,18 @@ impl Table {
             }
             None => sniff_delimiter(body),
         };
+        // An unclosed quote would swallow every line after it into one cell: refuse the file
+        // rather than lose those rows (with or without drop_bad_rows).
+        if let Some((opened, lines)) = unclosed_quote(body, delimiter) {
+            return Err(Error::data(
+                path,
+                format!(
+                    "line {}: a quote opened here is never closed; it would swallow the {lines} \
+                     lines to the end of the file into one cell",
+                    opened as u64 + skipped
+                ),
+            ));
+        }
         let mut reader = csv::ReaderBuilder::new()
             .delimiter(delimiter)
             .has_headers(false)
@@ -195,13 +220,46 @@ impl Table {
         if lines.is_empty() {
             return Err(Error::data(path, "no usable rows"));
         }
-        Ok(Table {
+        let mut table = Table {
             path: path.to_path_buf(),
             names,
             columns,
             lines,
             rejected,
-        })
+            bad_cells: Vec::new(),
+        };
+        table.bad_cells = table.clear_bad_numbers();
+        Ok(table)
+    }
+
+    /// In a column of numbers, a few cells that are not finite numbers (at most 1 in 20 of
+    /// its values, among at least 10 numbers) are errors in the data, not a sign that the
+    /// column is text: they become missing, and are returned to be reported. Without this,
+    /// one `inf` would demote the whole column to text and drop it as a feature.
+    fn clear_bad_numbers(&mut self) -> Vec<BadCell> {
+        let mut bad_cells = Vec::new();
+        for (c, column) in self.columns.iter_mut().enumerate() {
+            let present = column.iter().flatten().count();
+            let bad: Vec<usize> = column
+                .iter()
+                .enumerate()
+                .filter(|(_, cell)| cell.as_deref().is_some_and(|v| parse_number(v).is_none()))
+                .map(|(r, _)| r)
+                .collect();
+            if bad.is_empty() || present - bad.len() < 10 || bad.len() * 20 > present {
+                continue;
+            }
+            for r in bad {
+                let text = column[r].take().unwrap_or_default();
+                bad_cells.push(BadCell {
+                    line: self.lines[r],
+                    column: self.names[c].clone(),
+                    text: text.chars().take(40).collect(),
+                });
+            }
+        }
+        bad_cells.sort_by_key(|b| b.line);
+        bad_cells
     }
 
     pub fn rows(&self) -> usize {
@@ -318,7 +376,11 @@ impl Table {
 
 /// A finite number, or None.
 pub fn parse_number(value: &str) -> Option<f64> {
-    value.parse::<f64>().ok().filter(|v| v.is_finite())
+    // Ember computes in f32: a value beyond its range (1e39, -5e300) is no usable number.
+    value
+        .parse::<f64>()
+        .ok()
+        .filter(|v| v.is_finite() && v.abs() <= f64::from(f32::MAX))
 }
 
 /// true / false in the usual spellings.
@@ -335,6 +397,41 @@ fn distinct_count(values: &[&str]) -> usize {
     v.sort_unstable();
     v.dedup();
     v.len()
+}
+
+/// Where a quote that is never closed opens (its line, from 1) and how many lines it runs
+/// to the end of `body`; None when every quote closes. A quote opens a quoted field only at
+/// the start of a field, and `""` inside one is an escaped quote, as the CSV reader has it.
+fn unclosed_quote(body: &str, delimiter: u8) -> Option<(usize, usize)> {
+    let bytes = body.as_bytes();
+    let (mut line, mut opened) = (1, 0);
+    let (mut quoted, mut field_start) = (false, true);
+    let mut i = 0;
+    while i < bytes.len() {
+        let b = bytes[i];
+        if quoted {
+            if b == b'"' {
+                if bytes.get(i + 1) == Some(&b'"') {
+                    i += 1;
+                } else {
+                    quoted = false;
+                }
+            } else if b == b'\n' {
+                line += 1;
+            }
+        } else if b == b'"' && field_start {
+            quoted = true;
+            opened = line;
+        } else if b == b'\n' {
+            line += 1;
+            field_start = true;
+        } else {
+            field_start = b == delimiter;
+        }
+        i += 1;
+    }
+    let last = line - usize::from(body.ends_with('\n'));
+    quoted.then(|| (opened, last - opened + 1))
 }
 
 fn skip_lines(text: &str, n: usize) -> &str {
@@ -495,6 +592,84 @@ mod tests {
             t.rejected.iter().map(|r| r.line).collect::<Vec<_>>(),
             vec![3, 4]
         );
+    }
+
+    #[test]
+    fn a_few_bad_cells_in_a_number_column_become_missing_and_are_reported() {
+        for bad in ["inf", "0.3.1", "1e400", "-5e300", "1e39"] {
+            let mut text = String::from("x,y\n");
+            for i in 0..40 {
+                let x = if i == 7 {
+                    bad.to_string()
+                } else {
+                    format!("{}.5", i)
+                };
+                text.push_str(&format!("{x},{}\n", i % 2));
+            }
+            let t = parse(&text, &CsvOptions::default()).unwrap();
+            assert_eq!(t.kind(0), ColumnKind::Numeric, "{bad}");
+            assert_eq!(t.columns[0][7], None, "{bad}");
+            assert_eq!(
+                t.bad_cells,
+                vec![BadCell {
+                    line: 9,
+                    column: "x".into(),
+                    text: bad.into()
+                }]
+            );
+        }
+        // A multi-line cell too; but a column of words with a few numbers stays text.
+        let mut text = String::from("x,y\n");
+        for i in 0..40 {
+            let x = if i == 3 {
+                "\"4\n5\"".to_string()
+            } else {
+                i.to_string()
+            };
+            text.push_str(&format!("{x},{}\n", i % 2));
+        }
+        let t = parse(&text, &CsvOptions::default()).unwrap();
+        assert_eq!(t.bad_cells.len(), 1);
+        assert_eq!(t.bad_cells[0].text, "4\n5");
+        let words: String = std::iter::once("x\n".to_string())
+            .chain((0..40).map(|i| match i % 4 {
+                0 => format!("{i}\n"),
+                _ => format!("word{i}\n"),
+            }))
+            .collect();
+        let t = parse(&words, &CsvOptions::default()).unwrap();
+        assert!(t.bad_cells.is_empty());
+        assert_ne!(t.kind(0), ColumnKind::Numeric);
+    }
+
+    #[test]
+    fn an_unclosed_quote_is_named_where_it_opens() {
+        let mut text = String::from("a,b,y\n");
+        for i in 0..200 {
+            match i {
+                50 => text.push_str("1,\"two,0\n"),
+                _ => text.push_str(&format!("{i},{},{}\n", i * 2, i % 2)),
+            }
+        }
+        for drop_bad_rows in [false, true] {
+            let options = CsvOptions {
+                drop_bad_rows,
+                ..CsvOptions::default()
+            };
+            let e = parse(&text, &options).unwrap_err().to_string();
+            assert!(
+                e.contains("t.csv: line 52: a quote opened here is never closed")
+                    && e.contains("the 150 lines to the end"),
+                "{e}"
+            );
+        }
+        // Quotes that close, escaped quotes, quoted newlines and a quote inside a field are
+        // all fine.
+        let fine = "a,b\n\"x, \"\"quoted\"\"\",1\n\"two\nlines\",2\n5\",3\n";
+        let t = parse(fine, &CsvOptions::default()).unwrap();
+        assert_eq!(t.rows(), 3);
+        assert_eq!(t.columns[0][0].as_deref(), Some("x, \"quoted\""));
+        assert_eq!(t.columns[0][2].as_deref(), Some("5\""));
     }
 
     #[test]

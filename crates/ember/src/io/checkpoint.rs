@@ -8,7 +8,8 @@ use crate::spec::{CallbackConfig, DataSpec, FitSpec, ModelCheckpointConfig};
 use crate::train::{Callback, Control, EpochLog, Model};
 
 /// Keras `ModelCheckpoint(filepath, monitor="val_loss", save_best_only=False, mode="auto")`.
-/// `{epoch}` in the file path is replaced by the epoch number. Files are written atomically,
+/// `{epoch}` (or `{epoch:03d}`, `{val_loss:.4f}`, …) in the file path is filled in as Keras
+/// does. Files are written atomically,
 /// so a crash never leaves a half-written checkpoint, and `ember train --resume FILE` picks
 /// up where it stopped. It lives with saving (its model-file form,
 /// [`ModelCheckpointConfig`], lives with the model file).
@@ -50,13 +51,15 @@ impl ModelCheckpoint {
         self
     }
 
-    fn path_for(&self, epoch: usize) -> PathBuf {
-        PathBuf::from(
-            self.config
-                .filepath
-                .to_string_lossy()
-                .replace("{epoch}", &epoch.to_string()),
-        )
+    /// The file for the epoch of `log`: the path template filled in (`{epoch:03d}`,
+    /// `{val_loss:.4f}`, …, as in Keras).
+    fn path_for(&self, log: &EpochLog) -> Result<PathBuf> {
+        let template = self.config.filepath.to_string_lossy();
+        crate::spec::fill_template(&template, log.epoch, |name| value(log, name))
+            .map(PathBuf::from)
+            .map_err(|m| {
+                crate::Error::invalid(format!("ModelCheckpoint filepath '{template}': {m}"))
+            })
     }
 }
 
@@ -88,7 +91,7 @@ impl Callback for ModelCheckpoint {
         }
         let (fit, data, callbacks) = self.context.clone().unwrap_or_default();
         super::save_with(
-            self.path_for(log.epoch),
+            self.path_for(log)?,
             model,
             &fit,
             data.as_ref(),

@@ -32,7 +32,7 @@ use serde::{Deserialize, Serialize};
 
 /// The `[data]` section is the data module's: it reads what the section names.
 pub use crate::data::dataset::{DataFormat, DataSpec, Dataset, IdxPaths};
-pub use callbacks::{CallbackConfig, ModelCheckpointConfig, SchedulerConfig};
+pub use callbacks::{fill_template, CallbackConfig, ModelCheckpointConfig, SchedulerConfig};
 pub use graph::{InputEntry, LayerEntry, LayerKind, ModelSection};
 
 mod callbacks;
@@ -209,6 +209,24 @@ impl ModelSpec {
         Ok(spec)
     }
 
+    /// The metrics training this file logs each epoch, by their Keras names: the loss, the
+    /// accuracy if compiled with it, and both on the validation split if there is one.
+    pub fn logged_metrics(&self) -> Vec<&'static str> {
+        let accuracy = self.compile.metrics.contains(&Metric::Accuracy);
+        let validation = self.fit.validation_split > 0.0;
+        let mut logged = vec!["loss"];
+        if accuracy {
+            logged.push("accuracy");
+        }
+        if validation {
+            logged.push("val_loss");
+            if accuracy {
+                logged.push("val_accuracy");
+            }
+        }
+        logged
+    }
+
     /// Checks values that parse but make no sense; returns (field, message).
     fn validate(&self) -> Result<(), (String, String)> {
         graph::check(&self.model, &self.layers)?;
@@ -228,10 +246,14 @@ impl ModelSpec {
                 format!("must be in [0, 1), got {}", self.fit.validation_split),
             ));
         }
+        let logged = self.logged_metrics();
         for (i, callback) in self.callbacks.iter().enumerate() {
             callback
                 .validate()
                 .map_err(|m| (format!("callbacks[{i}]"), m))?;
+            callback
+                .check_metrics(&logged)
+                .map_err(|(field, m)| (format!("callbacks[{i}].{field}"), m))?;
         }
         if let Some(data) = &self.data {
             if !(data.scale.is_finite() && data.scale > 0.0) {

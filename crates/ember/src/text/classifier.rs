@@ -167,6 +167,15 @@ fn encoder_layers(asked: &[usize], encoder: &SentenceEncoder) -> Result<Vec<usiz
 impl TextClassifier {
     /// Trains a classifier on `docs`: features, a stratified test split, then the head.
     pub fn train(docs: &Documents, options: &TextTraining) -> Result<TrainedText> {
+        // A classifier of one class is always right and learns nothing.
+        if docs.classes.len() < 2 {
+            return Err(Error::invalid(format!(
+                "a classifier needs documents of at least two classes, got {}",
+                docs.classes
+                    .first()
+                    .map_or("none".to_string(), |one| format!("only '{one}'"))
+            )));
+        }
         let (train_rows, test_rows) = train_test_split(
             docs.texts.len(),
             Some(&docs.labels),

@@ -121,6 +121,32 @@ pub fn read_text_folder(dir: &Path, groups: &[ClassFolders], email: bool) -> Res
     } else {
         groups.to_vec()
     };
+    // One folder in two classes would teach both labels for the same documents.
+    let mut seen: Vec<(&str, &str)> = Vec::new();
+    for group in &groups {
+        if seen.iter().any(|(_, class)| *class == group.class) {
+            return Err(Error::invalid(format!(
+                "class '{}' is given twice (--class NAME=FOLDER[,FOLDER…] once per class)",
+                group.class
+            )));
+        }
+        for folder in &group.folders {
+            let same = |(f, _): &&(&str, &str)| dir.join(f) == dir.join(folder);
+            if let Some((_, class)) = seen.iter().find(same) {
+                return Err(Error::data(
+                    dir.join(folder),
+                    format!(
+                        "the folder is in two classes, '{class}' and '{}'",
+                        group.class
+                    ),
+                ));
+            }
+            seen.push((folder.as_str(), group.class.as_str()));
+        }
+        if group.folders.is_empty() {
+            seen.push(("", group.class.as_str()));
+        }
+    }
     let mut docs = Documents {
         classes: groups.iter().map(|g| g.class.clone()).collect(),
         ..Documents::default()
@@ -280,5 +306,25 @@ Buy now and save 50=25 =E2=80=94 today only\r\n\
         assert_eq!(g.folders, ["easy-ham-1", "hard-ham-1"]);
         assert!(ClassFolders::parse("ham").is_err());
         assert!(ClassFolders::parse("=a").is_err());
+    }
+
+    #[test]
+    fn a_folder_in_two_classes_or_a_class_given_twice_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        for (folder, text) in [("a", "one"), ("b", "two")] {
+            std::fs::create_dir(dir.path().join(folder)).unwrap();
+            std::fs::write(dir.path().join(folder).join("1.txt"), text).unwrap();
+        }
+        let group = |text: &str| ClassFolders::parse(text).unwrap();
+        let err = read_text_folder(dir.path(), &[group("x=a"), group("y=b,a")], false)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("in two classes, 'x' and 'y'"), "{err}");
+        let err = read_text_folder(dir.path(), &[group("x=a"), group("x=b")], false)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("class 'x' is given twice"), "{err}");
+        let docs = read_text_folder(dir.path(), &[group("x=a"), group("y=b")], false).unwrap();
+        assert_eq!(docs.labels, [0, 1]);
     }
 }

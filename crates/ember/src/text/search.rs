@@ -89,11 +89,47 @@ impl FaqIndex {
         })
     }
 
-    /// The `k` best entries for a query embedding: (entry, cosine similarity), best first.
-    pub fn search(&self, query: &[f32], k: usize) -> Vec<(usize, f32)> {
+    /// The `k` best answers to `question`, embedded by `encoder` (the one that built the
+    /// index: check [`encoder_key`] first when it may not be): (entry, cosine similarity),
+    /// best first. An empty question, or an encoder of another width, is an error.
+    pub fn ask(
+        &self,
+        encoder: &SentenceEncoder,
+        question: &str,
+        k: usize,
+    ) -> Result<Vec<(usize, f32)>> {
+        if question.trim().is_empty() {
+            return Err(Error::invalid("the question is empty"));
+        }
+        let dim = self.embeddings.row_len();
+        if encoder.dim() != dim {
+            return Err(Error::data(
+                &self.encoder,
+                format!(
+                    "the encoder gives vectors of {}, the index holds vectors of {dim}",
+                    encoder.dim()
+                ),
+            ));
+        }
+        let query = encoder.encode(&[question], 1)?;
+        self.search(query.data(), k)
+    }
+
+    /// The `k` best entries for a query embedding: (entry, cosine similarity), best first; a
+    /// query of another width than the index's vectors, or not finite, is an error.
+    pub fn search(&self, query: &[f32], k: usize) -> Result<Vec<(usize, f32)>> {
         let (rows, dim) = (self.embeddings.rows(), self.embeddings.row_len());
         if query.len() != dim {
-            return Vec::new();
+            return Err(Error::shape(
+                "FAQ search",
+                format!(
+                    "the query has {} values, the index's vectors {dim}",
+                    query.len()
+                ),
+            ));
+        }
+        if query.iter().any(|v| !v.is_finite()) {
+            return Err(Error::NonFinite("the query holds NaN or infinity".into()));
         }
         let norm = query.iter().map(|v| v * v).sum::<f32>().sqrt().max(1e-12);
         // Every similarity at once: one matrix–vector product through gemm.
@@ -108,13 +144,13 @@ impl FaqIndex {
             scores.into_iter().map(|s| s / norm).enumerate().collect();
         let k = k.min(scored.len());
         if k == 0 {
-            return Vec::new();
+            return Ok(Vec::new());
         }
         let by_score = |a: &(usize, f32), b: &(usize, f32)| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0));
         scored.select_nth_unstable_by(k - 1, by_score);
         scored.truncate(k);
         scored.sort_by(by_score);
-        scored
+        Ok(scored)
     }
 
     /// Writes the index as one safetensors file (vectors, and the texts in its metadata),
@@ -204,6 +240,19 @@ impl FaqIndex {
             .chunks_exact(4)
             .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
             .collect();
+        // Every vector was normalized when the index was built: anything else is damage
+        // (a NaN would otherwise rank first).
+        for (i, row) in data.chunks(shape[1].max(1)).enumerate() {
+            let norm = row.iter().map(|v| v * v).sum::<f32>().sqrt();
+            if !(norm - 1.0).abs().lt(&1e-3) {
+                return Err(bad(format!(
+                    "damaged index: the vector of question {} ({:?}) is not of unit length \
+                     (norm {norm})",
+                    i + 1,
+                    info.questions[i]
+                )));
+            }
+        }
         Ok(FaqIndex {
             questions: info.questions,
             answers: info.answers,
@@ -235,12 +284,16 @@ mod tests {
             encoder: PathBuf::from("m"),
             encoder_key: "k".into(),
         };
-        let hits = index.search(&[2.0, 0.0], 2);
+        let hits = index.search(&[2.0, 0.0], 2).unwrap();
         assert_eq!(hits[0].0, 0);
         assert!((hits[0].1 - 1.0).abs() < 1e-6);
         assert_eq!(hits[1].0, 2);
         assert!((hits[1].1 - 0.6).abs() < 1e-6);
-        assert_eq!(index.search(&[0.0, 1.0], 10).len(), 3);
+        assert_eq!(index.search(&[0.0, 1.0], 10).unwrap().len(), 3);
+        // A query of another width, or with a NaN, is an error, not an empty answer.
+        let err = index.search(&[1.0; 3], 2).unwrap_err().to_string();
+        assert!(err.contains("3 values, the index's vectors 2"), "{err}");
+        assert!(index.search(&[f32::NAN, 0.0], 2).is_err());
 
         let scratch = tempfile::tempdir().unwrap();
         let path = scratch.path().join("faq.index");
@@ -253,5 +306,17 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("index"));
+        // Vectors that are not of unit length (a NaN, a zero, a hand-edited file) are damage.
+        for bad in [f32::NAN, 0.0, 3.0] {
+            let mut damaged = index.clone();
+            damaged.embeddings.data_mut()[2] = bad;
+            damaged.embeddings.data_mut()[3] = 0.0;
+            damaged.save(&path).unwrap();
+            let err = FaqIndex::load(&path).unwrap_err().to_string();
+            assert!(
+                err.contains("question 2 (\"b\") is not of unit length"),
+                "{err}"
+            );
+        }
     }
 }
