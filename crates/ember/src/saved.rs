@@ -160,6 +160,17 @@ impl NetworkModel {
             let x = self.read_input(input, data)?;
             let outputs = self.model.predict(&x, 256)?;
             let width = outputs.row_len().max(1);
+            // Inputs far beyond any the model was trained on can overflow it: no answer then.
+            if let Some(i) = outputs.data().iter().position(|v| !v.is_finite()) {
+                return Err(Error::data(
+                    input,
+                    format!(
+                        "the model's output for sample {} is not a finite number (inputs far \
+                         outside the range it was trained on?)",
+                        i / width
+                    ),
+                ));
+            }
             for (sample, row) in outputs.data().chunks(width).enumerate() {
                 predictions.push(classify(input, sample, row, top_k, &data.classes));
             }

@@ -16,12 +16,7 @@ use crate::tensor::Tensor;
 /// the target, keeping its aspect ratio, and placed so that its centre of mass is at the
 /// centre.
 pub fn load_image(path: &Path, height: usize, width: usize) -> Result<Tensor> {
-    let decoded = image::ImageReader::open(path)
-        .map_err(|e| Error::io(path, e))?
-        .with_guessed_format()
-        .map_err(|e| Error::io(path, e))?
-        .decode()
-        .map_err(|e| Error::data(path, format!("cannot decode the image: {e}")))?;
+    let decoded = decode(path)?;
     let mut gray = decoded.to_luma8();
     if gray.width() == 0 || gray.height() == 0 {
         return Err(Error::data(path, "the image is empty"));
@@ -36,6 +31,34 @@ pub fn load_image(path: &Path, height: usize, width: usize) -> Result<Tensor> {
     };
     let data = gray.as_raw().iter().map(|&v| v as f32).collect();
     Tensor::new(&[height, width], data)
+}
+
+/// Decodes an image file (PNG or JPEG, told by its content), within the decoder's memory
+/// limits. A JPEG cut short is an error: the decoder would quietly fill the missing part.
+pub fn decode(path: &Path) -> Result<image::DynamicImage> {
+    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    if bytes.starts_with(&[0xFF, 0xD8]) && !jpeg_complete(&bytes) {
+        return Err(Error::data(
+            path,
+            "a truncated JPEG: no end-of-image marker after its last scan",
+        ));
+    }
+    image::ImageReader::new(std::io::Cursor::new(&bytes))
+        .with_guessed_format()
+        .map_err(|e| Error::io(path, e))?
+        .decode()
+        .map_err(|e| Error::data(path, format!("cannot decode the image: {e}")))
+}
+
+/// Whether a JPEG's last scan (after its last start-of-scan marker, FF DA) is followed by the
+/// end-of-image marker (FF D9). Scan data cannot hold FF D9 (its FF bytes are stuffed), so a
+/// file cut in its image data has none; bytes appended after a complete image are allowed.
+fn jpeg_complete(bytes: &[u8]) -> bool {
+    let marker = |m: u8| move |w: &[u8]| w[0] == 0xFF && w[1] == m;
+    let Some(scan) = bytes.windows(2).rposition(marker(0xDA)) else {
+        return false;
+    };
+    bytes[scan..].windows(2).any(marker(0xD9))
 }
 
 /// Mean gray level of the outermost pixels: the background's brightness.
@@ -116,6 +139,44 @@ pub fn save_png(path: &Path, pixels: &Tensor) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_truncated_jpeg_is_refused_and_a_whole_one_read() {
+        let scratch = tempfile::tempdir().unwrap();
+        let mut img = image::GrayImage::new(64, 64);
+        for (x, y, p) in img.enumerate_pixels_mut() {
+            p.0[0] = ((x * 7 + y * 3) % 256) as u8;
+        }
+        let mut bytes = Vec::new();
+        image::codecs::jpeg::JpegEncoder::new_with_quality(&mut bytes, 90)
+            .encode_image(&img)
+            .unwrap();
+        let whole = scratch.path().join("whole.jpg");
+        std::fs::write(&whole, &bytes).unwrap();
+        assert_eq!(load_image(&whole, 64, 64).unwrap().shape(), &[64, 64]);
+        // Bytes after a complete image (some cameras append data) are fine.
+        let appended = scratch.path().join("appended.jpg");
+        std::fs::write(&appended, [&bytes[..], b"trailing data"].concat()).unwrap();
+        assert!(decode(&appended).is_ok());
+        for keep in [bytes.len() / 10, bytes.len() / 2, bytes.len() - 2] {
+            let cut = scratch.path().join("cut.jpg");
+            std::fs::write(&cut, &bytes[..keep]).unwrap();
+            let err = load_image(&cut, 64, 64).unwrap_err().to_string();
+            assert!(
+                err.contains("cut.jpg") && err.contains("truncated JPEG"),
+                "{err}"
+            );
+            let err = crate::data::image_folder::load_image_file(
+                &cut,
+                8,
+                8,
+                crate::data::image_folder::ColorMode::Grayscale,
+            )
+            .unwrap_err()
+            .to_string();
+            assert!(err.contains("truncated JPEG"), "{err}");
+        }
+    }
 
     #[test]
     fn native_size_round_trips_and_large_dark_on_light_is_normalised() {

@@ -70,12 +70,7 @@ pub fn load_image_file(
             "image size must be positive, got {height}x{width}"
         )));
     }
-    let decoded = image::ImageReader::open(path)
-        .map_err(|e| Error::io(path, e))?
-        .with_guessed_format()
-        .map_err(|e| Error::io(path, e))?
-        .decode()
-        .map_err(|e| Error::data(path, format!("cannot decode the image: {e}")))?;
+    let decoded = super::image::decode(path)?;
     if decoded.width() == 0 || decoded.height() == 0 {
         return Err(Error::data(path, "the image is empty"));
     }

@@ -183,6 +183,17 @@ impl Optimizer {
             let target = slots.iter_mut().find(|(s, _)| *s == slot).ok_or_else(|| {
                 format!("optimizer buffer '{name}': {kind} has no state named '{slot}'")
             })?;
+            // Running averages of squares are never negative; nothing is ever infinite.
+            let squares = matches!(slot, "v" | "mean_square");
+            if let Some(bad) = tensor
+                .data()
+                .iter()
+                .find(|v| !v.is_finite() || (squares && **v < 0.0))
+            {
+                return Err(format!(
+                    "optimizer buffer '{name}' holds {bad}, which {kind}'s '{slot}' cannot hold"
+                ));
+            }
             let buffers = &mut target.1 .0;
             if buffers.len() <= index {
                 buffers.resize_with(index + 1, Tensor::default);
@@ -231,5 +242,40 @@ impl Slots {
             self.0[index] = Tensor::zeros(like.shape());
         }
         self.0[index].data_mut()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn impossible_saved_state_is_refused() {
+        let shapes = vec![vec![2]];
+        let state = |slot: &str, values: Vec<f32>| OptimizerState {
+            iterations: 3,
+            tensors: vec![(format!("{slot}/0"), Tensor::new(&[2], values).unwrap())],
+        };
+        let mut adam = Optimizer::from(Adam::new(0.1));
+        adam.load_state(state("v", vec![0.5, 0.0]), &shapes)
+            .unwrap();
+        adam.load_state(state("m", vec![-0.5, 0.1]), &shapes)
+            .unwrap();
+        for (slot, values, says) in [
+            ("v", vec![0.5, -1.0], "holds -1"),
+            ("m", vec![f32::NAN, 0.0], "holds NaN"),
+            ("v", vec![f32::INFINITY, 0.0], "holds inf"),
+        ] {
+            let err = adam.load_state(state(slot, values), &shapes).unwrap_err();
+            assert!(
+                err.contains(says) && err.contains(&format!("'{slot}/0'")),
+                "{err}"
+            );
+        }
+        let mut rmsprop = Optimizer::from(RmsProp::new(0.1));
+        let err = rmsprop
+            .load_state(state("mean_square", vec![-2.0, 0.0]), &shapes)
+            .unwrap_err();
+        assert!(err.contains("holds -2"), "{err}");
     }
 }
