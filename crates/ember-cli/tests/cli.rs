@@ -196,3 +196,23 @@ fn thread_counts_are_checked() {
         .unwrap();
     assert!(o.status.success(), "{}", stderr(&o));
 }
+
+#[test]
+fn labels_that_do_not_fit_the_model_are_named_before_training() {
+    let dir = Scratch::new("labels");
+    let data = repo_root().join("data/mnist").display().to_string();
+    let spec = reference_with("units = 10", "units = 5")
+        .replace("dir = \"../data/mnist\"", &format!("dir = \"{data}\""));
+    let path = dir.write("five.toml", spec);
+    let o = ember(&["train", &path]);
+    assert_fails(
+        &o,
+        &[
+            "the training labels in",
+            "data/mnist",
+            "output 'dense_1' gives [5]",
+            "10 one-hot classes for 5 output units",
+        ],
+    );
+    assert!(!stdout(&o).contains("Epoch"), "{}", stdout(&o));
+}

@@ -172,6 +172,13 @@ pub fn run(args: TrainArgs) -> ember::Result<()> {
         model.set_learning_rate(rate)?;
     }
 
+    // Labels that do not fit the model are errors now, naming the data, not after training.
+    for (y, which) in [(&data.y_train, "training"), (&data.y_test, "test")] {
+        model.check_targets(
+            &[y],
+            &format!("the {which} labels in {}", data_dir.display()),
+        )?;
+    }
     let n = data.x_train.rows();
     let n_train = ember::train::split_point(n, spec.fit.validation_split)?;
     if epochs_done >= spec.fit.epochs {

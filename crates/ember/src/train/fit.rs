@@ -569,6 +569,70 @@ impl Model {
         })
     }
 
+    /// Checks that `ys` (one target tensor per output, `what` naming them in errors) fit the
+    /// compiled loss and the outputs: for a sparse categorical cross-entropy, whole-number
+    /// labels from 0 to the output's units − 1; otherwise, samples of the output's shape (a
+    /// one-hot target as wide as the output has units). Called by `fit` and `evaluate`;
+    /// callers that read targets from files call it first, to name the file before training.
+    pub fn check_targets(&self, ys: &[&Tensor], what: &str) -> Result<()> {
+        let Some(compiled) = &self.compiled else {
+            return Ok(());
+        };
+        let names = self.output_names();
+        for ((y, shape), name) in ys.iter().zip(self.output_shapes()).zip(&names) {
+            let sample = &y.shape()[1.min(y.shape().len())..];
+            if compiled.loss == crate::loss::Loss::SparseCategoricalCrossentropy {
+                let classes = shape.last().copied().unwrap_or(1);
+                if !matches!(sample, [] | [1]) {
+                    return Err(Error::shape(
+                        "targets",
+                        format!(
+                            "{what}: sparse_categorical_crossentropy takes one class number per \
+                             sample, got samples of {sample:?} (one-hot targets take \
+                             categorical_crossentropy)"
+                        ),
+                    ));
+                }
+                let bad = y
+                    .data()
+                    .iter()
+                    .position(|&v| !(v >= 0.0 && v.fract() == 0.0 && (v as usize) < classes));
+                if let Some(i) = bad {
+                    return Err(Error::invalid(format!(
+                        "{what}: label {} of sample {i} is not one of the {classes} classes of \
+                         output '{name}' (labels 0 to {})",
+                        y.data()[i],
+                        classes - 1
+                    )));
+                }
+            } else {
+                // One value per sample fits a one-unit output either way, (n) or (n, 1).
+                let fits = (sample.is_empty() && shape == [1])
+                    || sample.len() == shape.len()
+                        && sample
+                            .iter()
+                            .zip(shape)
+                            .all(|(&got, &want)| want == crate::nn::ANY || got == want);
+                if !fits {
+                    let hint = match (compiled.loss, sample, shape) {
+                        (crate::loss::Loss::CategoricalCrossentropy, [k], [units]) => format!(
+                            " ({k} one-hot classes for {units} output units: give the last \
+                             layer as many units as there are classes)"
+                        ),
+                        _ => String::new(),
+                    };
+                    return Err(Error::shape(
+                        "targets",
+                        format!(
+                            "{what}: samples of {sample:?}, output '{name}' gives {shape:?}{hint}"
+                        ),
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Inputs match the model, targets match the inputs and outputs, and none holds NaN or
     /// infinity.
     fn check_data(&self, data: &Data, x_name: &str, y_name: &str) -> Result<()> {
@@ -592,6 +656,8 @@ impl Model {
                 ));
             }
         }
+        let ys: Vec<&Tensor> = data.y.to_vec();
+        self.check_targets(&ys, y_name)?;
         let named = data
             .x
             .iter()
@@ -667,6 +733,44 @@ mod tests {
         assert_eq!(history.metric("val_accuracy").last(), Some(&1.0));
         let eval = m.evaluate(&x, &y, 32).unwrap();
         assert_eq!(eval.accuracy, Some(1.0));
+    }
+
+    #[test]
+    fn targets_that_do_not_fit_the_output_are_named_before_training() {
+        let (x, mut y) = blobs();
+        let mut m = model(1);
+        for (bad, says) in [
+            (
+                5.0,
+                "label 5 of sample 3 is not one of the 2 classes of output 'dense_1'",
+            ),
+            (-1.0, "label -1 of sample 3"),
+            (0.5, "label 0.5 of sample 3"),
+        ] {
+            y.data_mut()[3] = bad;
+            let err = m.fit(&x, &y, &quiet(1)).unwrap_err().to_string();
+            assert!(err.contains(says), "{err}");
+            let err = m.evaluate(&x, &y, 32).unwrap_err().to_string();
+            assert!(err.contains(says), "{err}");
+        }
+        // One-hot targets of more classes than the output has units.
+        let mut wide = Sequential::with_seed(&[2], 1);
+        wide.add(Dense::new(2).activation(Activation::Softmax))
+            .unwrap();
+        wide.compile(Adam::new(0.01), Loss::CategoricalCrossentropy, &[])
+            .unwrap();
+        let one_hot = Tensor::zeros(&[x.rows(), 5]);
+        let err = wide.fit(&x, &one_hot, &quiet(1)).unwrap_err().to_string();
+        assert!(
+            err.contains("samples of [5], output 'dense' gives [2]")
+                && err.contains("5 one-hot classes for 2 output units"),
+            "{err}"
+        );
+        let err = wide
+            .check_targets(&[&one_hot], "labels in data/mnist")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("labels in data/mnist"), "{err}");
     }
 
     #[test]
