@@ -216,3 +216,28 @@ fn labels_that_do_not_fit_the_model_are_named_before_training() {
     );
     assert!(!stdout(&o).contains("Epoch"), "{}", stdout(&o));
 }
+
+#[test]
+fn the_reference_model_file_is_built_in() {
+    let dir = Scratch::new("elsewhere");
+    let summary = common::command(&["summary"])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert!(summary.status.success(), "{}", stderr(&summary));
+    let table = stdout(&summary);
+    assert!(table.contains("Total params: 50,890"), "{table}");
+    let data = repo_root().join("data/mnist").display().to_string();
+    let trained = common::command(&["train", "--epochs", "1", "--data", &data])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert!(trained.status.success(), "{}", stderr(&trained));
+    assert!(stdout(&trained).contains("Training models/mnist-mlp.toml on 48000 samples"));
+    // Without --data, the error says where it looked.
+    let o = common::command(&["train", "--epochs", "1"])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert_fails(&o, &["data/mnist"]);
+}

@@ -23,6 +23,22 @@ pub fn model_path(given: Option<PathBuf>) -> PathBuf {
     given.unwrap_or_else(|| PathBuf::from(DEFAULT_MODEL))
 }
 
+/// The reference model file, built into the binary: without a model file, `ember train`
+/// and `ember summary` work from any folder (training then reads `data/mnist` there, or
+/// `--data DIR`).
+const REFERENCE_MODEL: &str = include_str!("../../../../models/mnist-mlp.toml");
+
+/// The model file `given`, or the default: models/mnist-mlp.toml where it exists, else the
+/// built-in copy of it (named by that path).
+pub fn read_spec(given: Option<PathBuf>) -> ember::Result<(ModelSpec, PathBuf)> {
+    let defaulted = given.is_none();
+    let path = model_path(given);
+    if defaulted && !path.exists() {
+        return Ok((ModelSpec::parse(REFERENCE_MODEL, &path)?, path));
+    }
+    Ok((ModelSpec::from_file(&path)?, path))
+}
+
 /// Applies `--threads` (or leaves `EMBER_NUM_THREADS` / all cores in charge).
 pub fn set_threads(threads: Option<u64>) -> ember::Result<()> {
     // A bad EMBER_NUM_THREADS is an error even when --threads overrides it.

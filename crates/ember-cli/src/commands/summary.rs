@@ -11,6 +11,12 @@ pub struct SummaryArgs {
 }
 
 pub fn run(args: SummaryArgs) -> ember::Result<()> {
-    print!("{}", ember::io::summary_of(&super::model_path(args.model))?);
+    let path = super::model_path(args.model.clone());
+    let table = if args.model.is_none() && !path.exists() {
+        super::read_spec(None)?.0.build()?.summary()
+    } else {
+        ember::io::summary_of(&path)?
+    };
+    print!("{table}");
     Ok(())
 }

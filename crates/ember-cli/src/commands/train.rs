@@ -116,8 +116,8 @@ pub fn run(args: TrainArgs) -> ember::Result<()> {
             )
         }
         None => {
-            let path = super::model_path(args.model.clone());
-            (ModelSpec::from_file(&path)?, None, 0, path)
+            let (spec, path) = super::read_spec(args.model.clone())?;
+            (spec, None, 0, path)
         }
     };
     if let Some(epochs) = args.epochs {
