@@ -17,7 +17,7 @@
 use std::cell::RefCell;
 use std::rc::Rc;
 
-use super::model::{default_name, Call, Entry, InputSpec, Model, ModelKind, Operation, Source};
+use super::model::{Call, Entry, InputSpec, KindCounts, Model, ModelKind, Operation, Source};
 use crate::error::{Error, Result};
 use crate::nn::{self, Layer, Merge};
 use crate::tensor::random::Rng;
@@ -32,6 +32,10 @@ struct Builder {
     rng: Rng,
     /// Set once `Model::new` has taken the layers.
     taken: bool,
+    /// The layers of each kind so far, for default names.
+    kinds: KindCounts,
+    /// Every input and layer name, for uniqueness.
+    names: std::collections::HashSet<String>,
 }
 
 /// A model under construction: its inputs and the layers called on them. Cheap to clone
@@ -96,6 +100,8 @@ impl Graph {
                 calls: Vec::new(),
                 rng: Rng::seed(seed),
                 taken: false,
+                kinds: KindCounts::default(),
+                names: std::collections::HashSet::new(),
             })),
         }
     }
@@ -115,6 +121,7 @@ impl Graph {
         let mut b = self.open()?;
         check_name(&b, name)?;
         check_input_shape(name, shape)?;
+        b.names.insert(name.to_string());
         b.inputs.push(InputSpec {
             name: name.to_string(),
             shape: shape.to_vec(),
@@ -130,7 +137,7 @@ impl Graph {
     /// first call.
     pub fn layer(&self, layer: impl Layer + 'static) -> GraphLayer {
         let name = match self.inner.try_borrow() {
-            Ok(b) => default_name(&b.layers, layer.kind()),
+            Ok(b) => b.kinds.next_name(layer.kind()),
             Err(_) => layer.kind().to_string(),
         };
         // A default name is unique, so this fails only on a spent graph; the layer's first
@@ -151,7 +158,7 @@ impl Graph {
     pub fn add_boxed(&self, name: Option<&str>, layer: Box<dyn Layer>) -> Result<GraphLayer> {
         let name = match name {
             Some(n) => n.to_string(),
-            None => default_name(&self.open()?.layers, layer.kind()),
+            None => self.open()?.kinds.next_name(layer.kind()),
         };
         self.add(name, Operation::Layer(layer))
     }
@@ -164,7 +171,7 @@ impl Graph {
 
     /// The name Keras would give the next layer of `kind` ("add", "add_1", …).
     pub fn default_name(&self, kind: &str) -> Result<String> {
-        Ok(default_name(&self.open()?.layers, kind))
+        Ok(self.open()?.kinds.next_name(kind))
     }
 
     /// Merges `inputs` under `name`.
@@ -185,6 +192,8 @@ impl Graph {
     fn add(&self, name: String, op: Operation) -> Result<GraphLayer> {
         let mut b = self.open()?;
         check_name(&b, &name)?;
+        b.names.insert(name.clone());
+        b.kinds.add(op.kind());
         b.layers.push(Entry {
             name,
             op,
@@ -241,8 +250,7 @@ pub(crate) fn check_input_shape(name: &str, shape: &[usize]) -> Result<()> {
 }
 
 fn check_name(b: &Builder, name: &str) -> Result<()> {
-    let taken = b.inputs.iter().any(|i| i.name == name) || b.layers.iter().any(|e| e.name == name);
-    if name.is_empty() || taken {
+    if name.is_empty() || b.names.contains(name) {
         return Err(Error::invalid(format!(
             "the name '{name}' is empty or already used in this model"
         )));

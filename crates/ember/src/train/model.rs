@@ -862,14 +862,25 @@ pub(crate) fn snake_case(kind: &str) -> String {
     out
 }
 
-/// The name Keras gives the next layer of `kind` among `layers`: "dense", then "dense_1", ….
-pub(crate) fn default_name(layers: &[Entry], kind: &str) -> String {
-    let base = snake_case(kind);
-    let same_kind = layers.iter().filter(|e| e.op.kind() == kind).count();
-    if same_kind == 0 {
-        base
-    } else {
-        format!("{base}_{same_kind}")
+/// How many layers of each kind a model has, for the names Keras gives new ones: "dense",
+/// then "dense_1", … (kept as layers are added: naming the 100,000th layer costs no more than
+/// the first).
+#[derive(Clone, Debug, Default)]
+pub(crate) struct KindCounts(std::collections::HashMap<&'static str, usize>);
+
+impl KindCounts {
+    /// The name Keras gives the next layer of `kind`.
+    pub fn next_name(&self, kind: &str) -> String {
+        let base = snake_case(kind);
+        match self.0.get(kind).copied().unwrap_or(0) {
+            0 => base,
+            n => format!("{base}_{n}"),
+        }
+    }
+
+    /// Counts one more layer of `kind`.
+    pub fn add(&mut self, kind: &'static str) {
+        *self.0.entry(kind).or_insert(0) += 1;
     }
 }
 
@@ -884,5 +895,39 @@ mod tests {
         ] {
             assert_eq!(super::snake_case(kind), name);
         }
+    }
+
+    #[test]
+    fn default_names_count_each_kind_as_layers_are_added() {
+        use crate::prelude::*;
+        let mut stack = Sequential::new(&[4]);
+        for _ in 0..3 {
+            stack.add(Dense::new(4)).unwrap();
+            stack.add(ActivationLayer::new(Activation::Relu)).unwrap();
+        }
+        let names: Vec<&str> = stack.layers().map(|(n, _)| n).collect();
+        assert_eq!(
+            names,
+            [
+                "dense",
+                "activation",
+                "dense_1",
+                "activation_1",
+                "dense_2",
+                "activation_2"
+            ]
+        );
+        // In a graph, a layer given its own name still counts toward its kind's next default,
+        // and a name is taken once only.
+        let g = Graph::new();
+        let x = g.input("x", &[4]).unwrap();
+        let a = g.named("mine", Dense::new(4)).unwrap().call(&x).unwrap();
+        let b = g.layer(Dense::new(4)).call(&a).unwrap();
+        let sum = g.merge(Merge::Add {}, &[&a, &b]).unwrap();
+        assert!(g.named("mine", Dense::new(2)).is_err());
+        assert!(g.named("x", Dense::new(2)).is_err());
+        let model = Model::new(&[&x], &[&sum]).unwrap();
+        let names: Vec<String> = model.call_list().iter().map(|c| c.name.clone()).collect();
+        assert_eq!(names, ["mine", "dense_1", "add"]);
     }
 }

@@ -2,7 +2,7 @@
 
 use std::ops::{Deref, DerefMut};
 
-use super::model::{default_name, Call, Entry, InputSpec, Model, ModelKind, Operation, Source};
+use super::model::{Call, Entry, InputSpec, KindCounts, Model, ModelKind, Operation, Source};
 use crate::error::Result;
 use crate::nn::Layer;
 use crate::tensor::random::Rng;
@@ -22,6 +22,7 @@ use crate::tensor::random::Rng;
 /// ```
 pub struct Sequential {
     model: Model,
+    kinds: KindCounts,
 }
 
 impl Sequential {
@@ -45,6 +46,7 @@ impl Sequential {
                 rng: Rng::seed(seed),
                 compiled: None,
             },
+            kinds: KindCounts::default(),
         }
     }
 
@@ -58,7 +60,8 @@ impl Sequential {
         let input = m.output_shape().to_vec();
         let mut init_rng = m.rng.fork();
         let output_shape = crate::nn::build_checked(layer.as_mut(), &input, &mut init_rng)?;
-        let name = default_name(&m.layers, layer.kind());
+        let name = self.kinds.next_name(layer.kind());
+        self.kinds.add(layer.kind());
         m.layers.push(Entry {
             name,
             op: Operation::Layer(layer),

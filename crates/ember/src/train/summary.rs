@@ -66,8 +66,12 @@ impl Model {
                 self.layers[self.calls[c].layer].name, call_index[c]
             ),
         };
-        for (l, entry) in self.layers.iter().enumerate() {
-            let calls: Vec<_> = self.calls.iter().filter(|c| c.layer == l).collect();
+        // Each layer's calls, gathered once (not a scan of every call per layer).
+        let mut calls_of: Vec<Vec<&super::model::Call>> = vec![Vec::new(); self.layers.len()];
+        for call in &self.calls {
+            calls_of[call.layer].push(call);
+        }
+        for (entry, calls) in self.layers.iter().zip(&calls_of) {
             let params: usize = entry.op.weights().iter().map(|w| w.value.len()).sum();
             let output = calls
                 .first()
