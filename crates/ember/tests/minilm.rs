@@ -78,6 +78,39 @@ fn token_ids_match_sentence_transformers() {
 }
 
 #[test]
+fn long_texts_are_tokenized_by_prefixes_to_the_same_ids() {
+    let Some(dir) = model_dir() else { return };
+    let encoder = SentenceEncoder::load(&dir).unwrap();
+    let tokenizer = &encoder.tokenizer;
+    let words = [
+        "Spam", "filters", "don't", "café", "naïve", "中文", "x1y2", "--", "URL:",
+    ];
+    let long: String = (0..60_000)
+        .map(|i| words[i % words.len()])
+        .collect::<Vec<_>>()
+        .join(" ");
+    // No whitespace for a long stretch where the first prefix would be cut, and runs of
+    // punctuation and newlines.
+    let unbroken = format!("{}{} tail", "ab".repeat(5000), long);
+    let lines = long.replace(' ', "\n\t");
+    let short = "a short text, whole";
+    for text in [long.as_str(), unbroken.as_str(), lines.as_str(), short] {
+        let ids = tokenizer.encode(text).unwrap();
+        assert_eq!(
+            ids,
+            tokenizer.encode_whole(text).unwrap(),
+            "{}",
+            &text[..40.min(text.len())]
+        );
+        assert!(ids.len() <= tokenizer.max_length());
+    }
+    assert_eq!(
+        tokenizer.encode(&long).unwrap().len(),
+        tokenizer.max_length()
+    );
+}
+
+#[test]
 fn hidden_states_and_embeddings_match_sentence_transformers() {
     let Some(dir) = model_dir() else { return };
     let encoder = SentenceEncoder::load(&dir).unwrap();

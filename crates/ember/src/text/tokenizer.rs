@@ -32,8 +32,33 @@ impl TextTokenizer {
         self.max_length
     }
 
-    /// The token ids of `text`, with the special tokens the file's template adds.
+    /// The token ids of `text`, with the special tokens the file's template adds, truncated
+    /// at `max_length`. A long text is not tokenized whole to keep its first tokens (a 9 MB
+    /// line would take a gigabyte): growing prefixes cut at whitespace are, until one gives
+    /// `max_length` tokens. The result is the same, since BERT-style tokenizers split words at
+    /// whitespace and tokenize each word alone ([`TextTokenizer::encode_whole`] is the
+    /// reference).
     pub fn encode(&self, text: &str) -> Result<Vec<u32>> {
+        // Tokens rarely run past 16 bytes; start there and grow fourfold.
+        let mut limit = self.max_length.saturating_mul(16).max(4096);
+        while limit < text.len() {
+            let mut end = limit;
+            while !text.is_char_boundary(end) {
+                end -= 1;
+            }
+            if let Some(cut) = text[..end].rfind(char::is_whitespace) {
+                let ids = self.encode_whole(&text[..cut])?;
+                if ids.len() >= self.max_length {
+                    return Ok(ids);
+                }
+            }
+            limit = limit.saturating_mul(4);
+        }
+        self.encode_whole(text)
+    }
+
+    /// The token ids of the whole of `text`, tokenized at once, then truncated.
+    pub fn encode_whole(&self, text: &str) -> Result<Vec<u32>> {
         let encoding = self
             .inner
             .encode(text, true)
