@@ -40,6 +40,11 @@ enum Command {
     Ask(commands::faq::AskArgs),
     /// Time workloads against baselines measured in the same run (mlp, cnn, conv, embed, search, predict).
     Bench(bench::BenchArgs),
+    /// Print a shell completion script: `ember completions bash > /etc/bash_completion.d/ember`.
+    Completions {
+        /// bash, zsh, fish, elvish or powershell.
+        shell: clap_complete::Shell,
+    },
 }
 
 fn main() -> ExitCode {
@@ -67,6 +72,11 @@ fn main() -> ExitCode {
         Command::Index(args) => commands::faq::index(args),
         Command::Ask(args) => commands::faq::ask(args),
         Command::Bench(args) => bench::run(args),
+        Command::Completions { shell } => {
+            use clap::CommandFactory;
+            clap_complete::generate(shell, &mut Cli::command(), "ember", &mut std::io::stdout());
+            Ok(())
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -241,3 +241,26 @@ fn the_reference_model_file_is_built_in() {
         .unwrap();
     assert_fails(&o, &["data/mnist"]);
 }
+
+#[test]
+fn every_command_takes_threads_and_completions_are_printed() {
+    let o = ember(&["summary", "--threads", "1"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    for command in ["predict", "index", "ask", "embed", "train", "evaluate"] {
+        let o = ember(&[command, "--help"]);
+        assert!(stdout(&o).contains("--threads"), "{command}");
+    }
+    // embed names its encoder as train, index and ask do (--model stays an alias).
+    assert!(stdout(&ember(&["embed", "--help"])).contains("--encoder <DIR>"));
+    let o = ember(&["embed", "--model", "/nonexistent", "hello"]);
+    assert_fails(&o, &["/nonexistent"]);
+    let o = ember(&["completions", "bash"]);
+    assert!(o.status.success());
+    let script = stdout(&o);
+    assert!(
+        script.contains("_ember()") && script.contains("train"),
+        "{script}"
+    );
+    let o = ember(&["completions", "cmd"]);
+    assert!(!o.status.success() && stderr(&o).contains("possible values"));
+}

@@ -1,4 +1,4 @@
-//! `ember embed --model DIR [TEXT…] [--file F]`: sentence embeddings from a pretrained
+//! `ember embed --encoder DIR [TEXT…] [--file F]`: sentence embeddings from a pretrained
 //! sentence-transformers folder (all-MiniLM-L6-v2 and other BERT-family encoders).
 
 use std::io::Write;
@@ -10,9 +10,10 @@ use ember::Error;
 
 #[derive(Args)]
 pub struct EmbedArgs {
-    /// The model folder (config.json, model.safetensors, tokenizer.json, modules.json, …).
-    #[arg(long, value_name = "DIR")]
-    model: PathBuf,
+    /// The sentence encoder folder (config.json, model.safetensors, tokenizer.json,
+    /// modules.json, …), as `train`, `index` and `ask` name it; `--model` is an alias.
+    #[arg(long, value_name = "DIR", alias = "model")]
+    encoder: PathBuf,
     /// Texts to embed.
     texts: Vec<String>,
     /// A file of texts, one per line (empty lines skipped).
@@ -46,7 +47,7 @@ pub fn run(args: EmbedArgs) -> ember::Result<()> {
             "no texts to embed: give TEXT arguments or --file FILE",
         ));
     }
-    let encoder = SentenceEncoder::load(&args.model)?;
+    let encoder = SentenceEncoder::load(&args.encoder)?;
     let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
     let embeddings = encoder.encode(&refs, args.batch_size as usize)?;
     let dim = encoder.dim();

@@ -23,6 +23,9 @@ pub struct IndexArgs {
     question_column: String,
     #[arg(long, default_value = "answer")]
     answer_column: String,
+    /// Threads for the numeric kernels (default: EMBER_NUM_THREADS, else all cores).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    threads: Option<u64>,
 }
 
 #[derive(Args)]
@@ -41,9 +44,13 @@ pub struct AskArgs {
     /// Print JSON.
     #[arg(long)]
     json: bool,
+    /// Threads for the numeric kernels (default: EMBER_NUM_THREADS, else all cores).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    threads: Option<u64>,
 }
 
 pub fn index(args: IndexArgs) -> ember::Result<()> {
+    super::set_threads(args.threads)?;
     ember::atomic::check_output(&args.output, &[&args.file, &args.encoder])?;
     let (questions, answers) =
         FaqIndex::read_pairs(&args.file, &args.question_column, &args.answer_column)?;
@@ -59,6 +66,7 @@ pub fn index(args: IndexArgs) -> ember::Result<()> {
 }
 
 pub fn ask(args: AskArgs) -> ember::Result<()> {
+    super::set_threads(args.threads)?;
     let index = FaqIndex::load(&args.index)?;
     let dir = args
         .encoder

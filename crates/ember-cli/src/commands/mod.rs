@@ -39,6 +39,14 @@ pub fn read_spec(given: Option<PathBuf>) -> ember::Result<(ModelSpec, PathBuf)> 
     Ok((ModelSpec::from_file(&path)?, path))
 }
 
+/// "1 thread", "2 threads".
+pub fn threads_text(n: usize) -> String {
+    match n {
+        1 => "1 thread".into(),
+        n => format!("{n} threads"),
+    }
+}
+
 /// Applies `--threads` (or leaves `EMBER_NUM_THREADS` / all cores in charge).
 pub fn set_threads(threads: Option<u64>) -> ember::Result<()> {
     // A bad EMBER_NUM_THREADS is an error even when --threads overrides it.

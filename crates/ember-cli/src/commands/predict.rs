@@ -20,12 +20,16 @@ pub struct PredictArgs {
     /// Print JSON instead of text.
     #[arg(long)]
     json: bool,
+    /// Threads for the numeric kernels (default: EMBER_NUM_THREADS, else all cores).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    threads: Option<u64>,
     /// For a table model: how to read the CSV inputs (default: as its training file was read).
     #[command(flatten)]
     csv: super::table::CsvArgs,
 }
 
 pub fn run(args: PredictArgs) -> ember::Result<()> {
+    super::set_threads(args.threads)?;
     let network = match SavedModel::load(&args.model)? {
         SavedModel::Table(table) => return predict_rows(&table, &args),
         SavedModel::Text(classifier) => {

@@ -8,9 +8,13 @@ use clap::Args;
 pub struct SummaryArgs {
     /// Model file or saved model (.safetensors) (default: models/mnist-mlp.toml).
     model: Option<PathBuf>,
+    /// Threads for the numeric kernels (default: EMBER_NUM_THREADS, else all cores).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    threads: Option<u64>,
 }
 
 pub fn run(args: SummaryArgs) -> ember::Result<()> {
+    super::set_threads(args.threads)?;
     let path = super::model_path(args.model.clone());
     let table = if args.model.is_none() && !path.exists() {
         super::read_spec(None)?.0.build()?.summary()

@@ -193,11 +193,11 @@ pub fn run(args: TrainArgs) -> ember::Result<()> {
             "Training"
         };
         println!(
-            "{verb} {} on {n_train} samples, validating on {}, testing on {} ({} threads, seed {})",
+            "{verb} {} on {n_train} samples, validating on {}, testing on {} ({}, seed {})",
             source.display(),
             n - n_train,
             data.x_test.rows(),
-            ember::num_threads(),
+            super::threads_text(ember::num_threads()),
             spec.fit.seed
         );
     }
