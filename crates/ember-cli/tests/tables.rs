@@ -150,6 +150,34 @@ fn regression_and_cross_validation_last_lines() {
         "{out}"
     );
 
+    // Cross-validation reports RMSE, MAE and R² per fold and over the folds, RMSE last.
+    let out = ok(&[
+        "cv",
+        "--csv",
+        &wine,
+        "--target",
+        "class",
+        "--task",
+        "regression",
+        "--folds",
+        "3",
+    ]);
+    assert!(
+        out.contains("CV MAE: 0.") && out.contains("CV R²: 0."),
+        "{out}"
+    );
+    assert!(out
+        .lines()
+        .any(|l| l.starts_with("fold 1: MAE ") && l.contains(", RMSE ")));
+    assert!(
+        out.trim_end()
+            .lines()
+            .last()
+            .unwrap()
+            .starts_with("CV RMSE: 0."),
+        "{out}"
+    );
+
     let iris = data.join("sklearn-toy/iris.csv").display().to_string();
     // A model trained with --target last is evaluated on the same layout, and predicts on a
     // plain rows file read with its own flags.
@@ -209,6 +237,9 @@ fn regression_and_cross_validation_last_lines() {
         3,
         "{out}"
     );
+    for score in ["CV precision: 0.", "CV recall: 0.", "CV F1: 0."] {
+        assert!(out.contains(score), "{score}: {out}");
+    }
     assert!(
         out.trim_end()
             .lines()

@@ -43,12 +43,9 @@ pub fn run(args: CvArgs) -> ember::Result<()> {
         options.target,
         data.rows.len()
     );
-    let mut values = Vec::new();
-    let name = if data.task == ember::tabular::Task::Regression {
-        "RMSE"
-    } else {
-        "accuracy"
-    };
+    // Every score the test split reports, per fold and as mean ± standard deviation; the
+    // headline score (RMSE, or accuracy) comes last.
+    let mut folds_scores: Vec<Vec<(&str, f64)>> = Vec::new();
     for (i, (train, validation)) in folds.iter().enumerate() {
         let train: Vec<usize> = train.iter().map(|&k| data.rows[k]).collect();
         let validation: Vec<usize> = validation.iter().map(|&k| data.rows[k]).collect();
@@ -60,19 +57,35 @@ pub fn run(args: CvArgs) -> ember::Result<()> {
             ember::Verbosity::Silent,
         )?;
         let scores = model.score(&data.table, &validation)?;
-        let value = scores
-            .regression
-            .map_or_else(|| scores.accuracy.unwrap_or(0.0), |r| r.rmse);
+        let named: Vec<(&str, f64)> = match &scores.regression {
+            Some(r) => vec![("MAE", r.mae), ("R²", r.r2), ("RMSE", r.rmse)],
+            None => [
+                ("precision", scores.precision),
+                ("recall", scores.recall),
+                ("F1", scores.f1),
+                ("ROC AUC", scores.roc_auc),
+                ("accuracy", scores.accuracy),
+            ]
+            .into_iter()
+            .filter_map(|(n, v)| v.map(|v| (n, v)))
+            .collect(),
+        };
+        let text: Vec<String> = named.iter().map(|(n, v)| format!("{n} {v:.4}")).collect();
         println!(
-            "fold {}: {name} {value:.4} ({} epochs)",
+            "fold {}: {} ({} epochs)",
             i + 1,
+            text.join(", "),
             history.epochs.len()
         );
-        values.push(value);
+        folds_scores.push(named);
     }
-    let n = values.len() as f64;
-    let mean = values.iter().sum::<f64>() / n;
-    let sd = (values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1.0)).sqrt();
-    println!("CV {name}: {mean:.4} ± {sd:.4}");
+    let n = folds_scores.len() as f64;
+    let first = folds_scores.first().cloned().unwrap_or_default();
+    for (k, (name, _)) in first.iter().enumerate() {
+        let values: Vec<f64> = folds_scores.iter().map(|f| f[k].1).collect();
+        let mean = values.iter().sum::<f64>() / n;
+        let sd = (values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1.0)).sqrt();
+        println!("CV {name}: {mean:.4} ± {sd:.4}");
+    }
     Ok(())
 }
