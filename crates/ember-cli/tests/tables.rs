@@ -195,7 +195,8 @@ fn regression_and_cross_validation_last_lines() {
         "--output",
         &model,
     ]);
-    let scored = ok(&["evaluate", &model, "--csv", &iris]);
+    let report = dir.0.join("report").display().to_string();
+    let scored = ok(&["evaluate", &model, "--csv", &iris, "--report", &report]);
     assert!(
         scored.contains("150 rows")
             && scored
@@ -206,6 +207,17 @@ fn regression_and_cross_validation_last_lines() {
                 .starts_with("Test accuracy: 0.9"),
         "{scored}"
     );
+    // Evaluated like an image model (loss, per-class report, confusion matrix), and told
+    // that the training file's rows are not held out.
+    for part in [
+        "the file the model was trained on",
+        "weighted avg",
+        "Confusion matrix",
+        "Test loss: ",
+    ] {
+        assert!(scored.contains(part), "{part}: {scored}");
+    }
+    assert!(dir.0.join("report/confusion_matrix.png").is_file());
     let rows = dir.0.join("rows.csv");
     std::fs::write(&rows, "5.1,3.5,1.4,0.2\n6.9,3.1,5.4,2.1\n").unwrap();
     let out = ok(&[

@@ -110,8 +110,16 @@ fn evaluate_table(table_model: &TableModel, args: &EvaluateArgs) -> ember::Resul
     }
     let scores = tabular.score(&table, &rows)?;
     if let Some(dir) = &args.report {
-        report::write_evaluation(dir, &scores, None)?;
+        report::write_evaluation(dir, &scores, scores.confusion_matrix.as_ref())?;
     }
+    // The file the model was trained on holds its training rows: no held-out figures then.
+    let same_file = match (
+        std::fs::canonicalize(file),
+        std::fs::canonicalize(&spec.file),
+    ) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => false,
+    };
     if args.json {
         let text = serde_json::to_string_pretty(&scores)
             .map_err(|e| ember::Error::InvalidArgument(format!("cannot write JSON: {e}")))?;
@@ -123,6 +131,30 @@ fn evaluate_table(table_model: &TableModel, args: &EvaluateArgs) -> ember::Resul
             scores.samples,
             file.display()
         );
+        if same_file {
+            println!(
+                "note: this is the file the model was trained on, so these rows include its \
+                 training rows and the scores are not held-out figures"
+            );
+        }
+        if let Some(report) = &scores.report {
+            println!("{}", report.to_text_named(&scores.classes));
+        }
+        if let Some(matrix) = &scores.confusion_matrix {
+            println!("Confusion matrix (rows: true class, columns: predicted class)");
+            print!("{}", matrix.to_text());
+            if scores
+                .classes
+                .iter()
+                .enumerate()
+                .any(|(c, n)| *n != c.to_string())
+            {
+                for (c, name) in scores.classes.iter().enumerate() {
+                    println!("  {c}: {name}");
+                }
+            }
+        }
+        println!("Test loss: {:.4}", scores.loss);
         super::table::print_scores(&scores, "Test");
     }
     Ok(())

@@ -426,7 +426,11 @@ fn run_table(file: &Path, args: &TrainArgs) -> ember::Result<()> {
     }
     if let Some(dir) = &args.report {
         let mut files = report::write_history(dir, &history)?;
-        files.extend(report::write_evaluation(dir, &scores, None)?);
+        files.extend(report::write_evaluation(
+            dir,
+            &scores,
+            scores.confusion_matrix.as_ref(),
+        )?);
         println!("Report: {} files in {}", files.len(), dir.display());
     }
     table::print_scores(&scores, "Test");

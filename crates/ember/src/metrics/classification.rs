@@ -202,8 +202,13 @@ impl ConfusionMatrix {
 }
 
 impl ClassificationReport {
-    /// scikit-learn's `classification_report` layout.
+    /// scikit-learn's `classification_report` layout, classes numbered.
     pub fn to_text(&self) -> String {
+        self.to_text_named(&[])
+    }
+
+    /// The same, each class under its name in `names` (numbered where there is none).
+    pub fn to_text_named(&self, names: &[String]) -> String {
         let mut out = format!(
             "{:>12} {:>9} {:>9} {:>9} {:>9}\n",
             "class", "precision", "recall", "f1-score", "support"
@@ -215,7 +220,8 @@ impl ClassificationReport {
             )
         };
         for (c, s) in self.per_class.iter().enumerate() {
-            out += &row(c.to_string(), s);
+            let name = names.get(c).cloned().unwrap_or_else(|| c.to_string());
+            out += &row(name, s);
         }
         out += &row("macro avg".into(), &self.macro_avg);
         out += &row("weighted avg".into(), &self.weighted_avg);

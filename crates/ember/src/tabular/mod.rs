@@ -7,7 +7,9 @@ use crate::callbacks::EarlyStopping;
 use crate::data::preprocess::{PreprocessOptions, Preprocessor, Target};
 use crate::data::table::{parse_number, ColumnKind, CsvOptions, Table};
 use crate::error::{Error, Result};
-use crate::metrics::{regression_scores, roc_auc, ConfusionMatrix, RegressionScores};
+use crate::metrics::{
+    regression_scores, roc_auc, ClassificationReport, ConfusionMatrix, RegressionScores,
+};
 use crate::nn::Dense;
 use crate::optim::Adam;
 use crate::tensor::activation::Activation;
@@ -76,6 +78,16 @@ impl Default for TabularOptions {
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub struct TabularScores {
     pub samples: usize,
+    /// The training loss (the compiled one, on these rows).
+    pub loss: f64,
+    /// Class names, for the report and the matrix (classification only).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub classes: Vec<String>,
+    /// Per-class precision, recall, F1 and support (classification only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub report: Option<ClassificationReport>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub confusion_matrix: Option<ConfusionMatrix>,
     pub accuracy: Option<f64>,
     /// Binary: of the positive class (the second label); multiclass: macro averages.
     pub precision: Option<f64>,
@@ -272,8 +284,15 @@ impl TabularModel {
         let x = self.preprocessor.transform(table, rows)?;
         let y = self.preprocessor.targets(table, rows)?;
         let out = self.model.predict(&x, 256)?;
+        let loss = self.model.evaluate(&x, &y, 256)?.loss;
+        let classes = match &self.preprocessor.target {
+            Target::Classes { labels, .. } => labels.clone(),
+            Target::Regression { .. } => Vec::new(),
+        };
         let mut scores = TabularScores {
             samples: rows.len(),
+            loss,
+            classes,
             ..Default::default()
         };
         match self.task {
@@ -282,22 +301,27 @@ impl TabularModel {
                 let predicted: Vec<usize> =
                     out.data().iter().map(|&p| (p > 0.5) as usize).collect();
                 let t: Vec<usize> = truth.iter().map(|&b| b as usize).collect();
-                let report = ConfusionMatrix::new(2, &t, &predicted)?.report();
+                let matrix = ConfusionMatrix::new(2, &t, &predicted)?;
+                let report = matrix.report();
+                scores.confusion_matrix = Some(matrix);
                 scores.accuracy = Some(report.accuracy);
                 scores.precision = Some(report.per_class[1].precision);
                 scores.recall = Some(report.per_class[1].recall);
                 scores.f1 = Some(report.per_class[1].f1);
                 scores.roc_auc = roc_auc(out.data(), &truth);
+                scores.report = Some(report);
             }
             Task::Multiclass => {
                 let truth: Vec<usize> = y.data().iter().map(|&t| t as usize).collect();
-                let report =
-                    ConfusionMatrix::new(self.preprocessor.outputs(), &truth, &out.argmax_rows())?
-                        .report();
+                let matrix =
+                    ConfusionMatrix::new(self.preprocessor.outputs(), &truth, &out.argmax_rows())?;
+                let report = matrix.report();
                 scores.accuracy = Some(report.accuracy);
                 scores.precision = Some(report.macro_avg.precision);
                 scores.recall = Some(report.macro_avg.recall);
                 scores.f1 = Some(report.macro_avg.f1);
+                scores.report = Some(report);
+                scores.confusion_matrix = Some(matrix);
             }
             Task::Regression => {
                 let predicted: Vec<f64> = out
