@@ -37,13 +37,18 @@ pub fn load_image(path: &Path, height: usize, width: usize) -> Result<Tensor> {
 /// limits. A JPEG cut short is an error: the decoder would quietly fill the missing part.
 pub fn decode(path: &Path) -> Result<image::DynamicImage> {
     let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-    if bytes.starts_with(&[0xFF, 0xD8]) && !jpeg_complete(&bytes) {
+    decode_bytes(&bytes, path)
+}
+
+/// [`decode`] on a file's bytes; `path` names it in errors (the fuzzed entry point).
+pub fn decode_bytes(bytes: &[u8], path: &Path) -> Result<image::DynamicImage> {
+    if bytes.starts_with(&[0xFF, 0xD8]) && !jpeg_complete(bytes) {
         return Err(Error::data(
             path,
             "a truncated JPEG: no end-of-image marker after its last scan",
         ));
     }
-    image::ImageReader::new(std::io::Cursor::new(&bytes))
+    image::ImageReader::new(std::io::Cursor::new(bytes))
         .with_guessed_format()
         .map_err(|e| Error::io(path, e))?
         .decode()
