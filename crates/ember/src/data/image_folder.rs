@@ -90,16 +90,15 @@ pub fn load_image_file(
 }
 
 /// The class subfolders of `dir`, sorted by name.
-pub fn class_folders(dir: &Path) -> Result<Vec<String>> {
+/// The class subfolders of a folder of `what` ("images", "documents"), sorted by name; a
+/// symbolic link to a folder counts as one.
+pub fn class_folders(dir: &Path, what: &str) -> Result<Vec<String>> {
     let entries = std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))?;
     let mut classes = Vec::new();
     for entry in entries {
         let entry = entry.map_err(|e| Error::io(dir, e))?;
-        if entry
-            .file_type()
-            .map_err(|e| Error::io(entry.path(), e))?
-            .is_dir()
-        {
+        // `Path::is_dir` follows links, so a folder of linked class folders works.
+        if entry.path().is_dir() {
             classes.push(entry.file_name().to_string_lossy().into_owned());
         }
     }
@@ -107,7 +106,7 @@ pub fn class_folders(dir: &Path) -> Result<Vec<String>> {
     if classes.is_empty() {
         return Err(Error::data(
             dir,
-            "no class subfolders: an image folder holds one subfolder of images per class",
+            format!("no class subfolders: a folder of {what} holds one subfolder per class"),
         ));
     }
     Ok(classes)
@@ -123,7 +122,7 @@ pub fn read_image_folder(
     color: ColorMode,
     classes: Option<&[String]>,
 ) -> Result<ImageSet> {
-    let found = class_folders(dir)?;
+    let found = class_folders(dir, "images")?;
     let classes: Vec<String> = match classes {
         Some(given) => {
             if let Some(extra) = found.iter().find(|c| !given.contains(c)) {

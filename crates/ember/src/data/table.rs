@@ -113,6 +113,27 @@ impl Table {
 
     /// Parses CSV bytes; `path` names the file in errors.
     pub fn parse(bytes: &[u8], path: &Path, options: &CsvOptions) -> Result<Table> {
+        // A binary file given where a table belongs: say what it looks like.
+        let kind = [
+            (&b"\x89PNG"[..], "a PNG image"),
+            (&[0xFF, 0xD8, 0xFF][..], "a JPEG image"),
+            (&[0x1F, 0x8B][..], "gzip-compressed"),
+            (&[0, 0][..], "binary (an IDX file?)"),
+        ]
+        .into_iter()
+        .find(|(magic, _)| bytes.starts_with(magic))
+        .map(|(_, kind)| kind)
+        .or_else(|| {
+            bytes[..bytes.len().min(1024)]
+                .contains(&0)
+                .then_some("binary")
+        });
+        if let Some(kind) = kind {
+            return Err(Error::data(
+                path,
+                format!("is {kind}, not a CSV table of text"),
+            ));
+        }
         let text = std::str::from_utf8(bytes).map_err(|e| {
             let line = bytes[..e.valid_up_to()]
                 .iter()
@@ -172,6 +193,22 @@ impl Table {
         let header = options
             .header
             .unwrap_or_else(|| looks_like_header(&records, &options.missing));
+        // A lone line of names is a header with no rows under it, not one row of data.
+        let lone_names = records.len() == 1
+            && options.header.is_none()
+            && records[0]
+                .1
+                .iter()
+                .all(|c| !c.is_empty() && parse_number(c).is_none());
+        if lone_names || (header && records.len() == 1) {
+            return Err(Error::data(
+                path,
+                format!(
+                    "the file has a header ({}) but no rows",
+                    records[0].1.join(", ")
+                ),
+            ));
+        }
         let names: Vec<String> = if header {
             let (_, first) = records.remove(0);
             let mut names: Vec<String> = Vec::with_capacity(first.len());
@@ -673,6 +710,47 @@ mod tests {
     }
 
     #[test]
+    fn binary_files_are_named_for_what_they_look_like() {
+        for (bytes, says) in [
+            (
+                &b"\x89PNG\r\n\x1a\nrest"[..],
+                "is a PNG image, not a CSV table",
+            ),
+            (&[0xFF, 0xD8, 0xFF, 0xE0, 1][..], "is a JPEG image"),
+            (&[0x1F, 0x8B, 8, 0][..], "is gzip-compressed"),
+            (&[0, 0, 8, 1, 0, 0, 0, 1, 7][..], "binary (an IDX file?)"),
+            (&b"a,b\n1,\x002\n"[..], "is binary"),
+        ] {
+            let e = Table::parse(bytes, Path::new("x.png"), &CsvOptions::default())
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains("x.png") && e.contains(says), "{e}");
+        }
+    }
+
+    #[test]
+    fn a_header_without_rows_is_named_as_such() {
+        for (text, options) in [
+            ("a,b,y\n", CsvOptions::default()),
+            (
+                "1,2,3\n",
+                CsvOptions {
+                    header: Some(true),
+                    ..CsvOptions::default()
+                },
+            ),
+        ] {
+            let e = parse(text, &options).unwrap_err().to_string();
+            assert!(
+                e.contains("has a header") && e.contains("but no rows"),
+                "{e}"
+            );
+        }
+        // One row of numbers is one row.
+        assert_eq!(parse("1,2,3\n", &CsvOptions::default()).unwrap().rows(), 1);
+    }
+
+    #[test]
     fn bad_files_are_clear_errors() {
         let e = Table::parse(b"a,b\n1,\xff\n", Path::new("t.csv"), &CsvOptions::default())
             .unwrap_err()
@@ -695,7 +773,7 @@ mod tests {
         )
         .unwrap_err()
         .to_string();
-        assert!(e.contains("no usable rows"), "{e}");
+        assert!(e.contains("header (a, b) but no rows"), "{e}");
     }
 
     #[test]

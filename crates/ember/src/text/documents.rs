@@ -111,7 +111,7 @@ impl ClassFolders {
 /// RFC 822 message and reduced to [`email_text`].
 pub fn read_text_folder(dir: &Path, groups: &[ClassFolders], email: bool) -> Result<Documents> {
     let groups: Vec<ClassFolders> = if groups.is_empty() {
-        crate::data::image_folder::class_folders(dir)?
+        crate::data::image_folder::class_folders(dir, "documents")?
             .into_iter()
             .map(|c| ClassFolders {
                 class: c.clone(),
@@ -326,5 +326,21 @@ Buy now and save 50=25 =E2=80=94 today only\r\n\
         assert!(err.contains("class 'x' is given twice"), "{err}");
         let docs = read_text_folder(dir.path(), &[group("x=a"), group("y=b")], false).unwrap();
         assert_eq!(docs.labels, [0, 1]);
+        // Linked class folders are class folders; a folder without any says so in its terms.
+        let linked = tempfile::tempdir().unwrap();
+        for folder in ["a", "b"] {
+            std::os::unix::fs::symlink(dir.path().join(folder), linked.path().join(folder))
+                .unwrap();
+        }
+        let docs = read_text_folder(linked.path(), &[], false).unwrap();
+        assert_eq!((docs.classes.len(), docs.texts.len()), (2, 2));
+        let empty = tempfile::tempdir().unwrap();
+        let err = read_text_folder(empty.path(), &[], false)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("a folder of documents holds one subfolder per class"),
+            "{err}"
+        );
     }
 }
