@@ -115,11 +115,14 @@ fn saved_model_evaluates_to_the_accuracy_train_printed_and_predicts_digits() {
     assert_eq!(predicted, expected, "labels of test digits {labels:?}");
     let top = predictions[0]["top"].as_array().unwrap();
     assert_eq!(top.len(), 3);
+    assert_eq!(top[0]["label"].as_u64(), Some(labels[0] as u64));
+    assert!(top[0]["score"].as_f64().unwrap() > top[1]["score"].as_f64().unwrap());
 
+    // An image is one sample: no `#0` after its name.
     let text = ok(&["predict", &model, &pngs[1]]);
     assert!(
         text.starts_with(&format!(
-            "{}#0: {}  (top: {} 0.",
+            "{}: {}  (top: {} 0.",
             pngs[1], labels[1], labels[1]
         )),
         "{text}"
@@ -131,6 +134,14 @@ fn saved_model_evaluates_to_the_accuracy_train_printed_and_predicts_digits() {
     bytes.extend(five.data().iter().map(|&v| v as u8));
     std::fs::write(&idx, bytes).unwrap();
     let out = ok(&["predict", &model, &idx]);
+    // A file of several samples numbers them.
+    assert!(
+        out.lines()
+            .nth(4)
+            .unwrap()
+            .starts_with(&format!("{idx}#4: ")),
+        "{out}"
+    );
     let from_idx: Vec<String> = out
         .lines()
         .map(|l| {

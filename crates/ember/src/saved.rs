@@ -51,7 +51,19 @@ pub struct ClassPrediction {
     /// The label's class name, for models that know their classes (image folders).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub class: Option<String>,
-    pub top: Vec<(usize, f32)>,
+    /// The most likely classes, best first.
+    pub top: Vec<TopClass>,
+}
+
+/// One of a sample's most likely classes: `{"label": 7, "score": 0.997}` in JSON, with
+/// `"class"` where the model knows its class names.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct TopClass {
+    pub label: usize,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub class: Option<String>,
+    /// The model's probability of the class.
+    pub score: f32,
 }
 
 impl SavedModel {
@@ -291,7 +303,11 @@ pub fn classify(
         top: order
             .iter()
             .take(k)
-            .map(|&c| (c, probabilities[c]))
+            .map(|&c| TopClass {
+                label: c,
+                class: named.then(|| classes[c].clone()),
+                score: probabilities[c],
+            })
             .collect(),
     }
 }
@@ -304,7 +320,8 @@ mod tests {
     fn classify_orders_by_probability_and_names_known_classes() {
         let p = classify(Path::new("x.png"), 0, &[0.1, 0.7, 0.2], 2, &[]);
         assert_eq!((p.label, p.class.clone()), (1, None));
-        assert_eq!(p.top, vec![(1, 0.7), (2, 0.2)]);
+        let top: Vec<(usize, f32)> = p.top.iter().map(|t| (t.label, t.score)).collect();
+        assert_eq!(top, vec![(1, 0.7), (2, 0.2)]);
         let names: Vec<String> = ["cat", "dog", "eel"].map(String::from).to_vec();
         let p = classify(Path::new("x.png"), 3, &[0.5, 0.5, 0.0], 3, &names);
         assert_eq!(
@@ -314,6 +331,6 @@ mod tests {
         );
         let sigmoid = classify(Path::new("r.csv"), 0, &[0.8], 2, &[]);
         assert_eq!(sigmoid.label, 1);
-        assert!((sigmoid.top[1].1 - 0.2).abs() < 1e-6);
+        assert!((sigmoid.top[1].score - 0.2).abs() < 1e-6);
     }
 }

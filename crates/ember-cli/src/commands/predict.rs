@@ -56,7 +56,7 @@ pub fn run(args: PredictArgs) -> ember::Result<()> {
         return Ok(());
     }
     let classes = &network.data(&args.model)?.classes;
-    for p in &predictions {
+    for (i, p) in predictions.iter().enumerate() {
         // Class names where the model knows its classes, numbers otherwise.
         let name = |c: usize| match (&p.class, classes.get(c)) {
             (Some(_), Some(name)) => name.clone(),
@@ -65,12 +65,23 @@ pub fn run(args: PredictArgs) -> ember::Result<()> {
         let top: Vec<String> = p
             .top
             .iter()
-            .map(|(c, prob)| format!("{} {prob:.4}", name(*c)))
+            .map(|t| format!("{} {:.4}", name(t.label), t.score))
             .collect();
+        // `#N` numbers the samples of a file that holds several (IDX, CSV), not an image.
+        let same_input = |q: &&ember::saved::ClassPrediction| q.input == p.input;
+        let several = predictions[i.saturating_sub(1)..(i + 2).min(predictions.len())]
+            .iter()
+            .filter(same_input)
+            .count()
+            > 1;
+        let sample = if several {
+            format!("#{}", p.sample)
+        } else {
+            String::new()
+        };
         println!(
-            "{}#{}: {}  (top: {})",
+            "{}{sample}: {}  (top: {})",
             p.input,
-            p.sample,
             name(p.label),
             top.join(", ")
         );
