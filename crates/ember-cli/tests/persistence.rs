@@ -589,6 +589,33 @@ fn keras_settings_take_effect_and_flags_that_would_do_nothing_are_refused() {
     ]);
     let saved = io::load(&table_model).unwrap();
     assert_eq!(saved.spec.table.unwrap().options.learning_rate, 0.01);
+    // Keras's verbose: 0 (or --quiet) prints no epoch, 2 a line per epoch, tables included.
+    for (flags, epochs) in [
+        (&["--verbose", "0"][..], 0),
+        (&["--quiet"][..], 0),
+        (&["--verbose", "2"][..], 1),
+    ] {
+        let mut args = vec!["train", "--epochs", "1"];
+        args.extend_from_slice(flags);
+        let out = ok(&args);
+        assert_eq!(out.matches("Epoch 1/1").count(), epochs, "{flags:?}: {out}");
+        assert!(
+            out.trim_end().ends_with(|c: char| c.is_ascii_digit()),
+            "{out}"
+        );
+    }
+    let out = ok(&[
+        "train",
+        "--csv",
+        &csv,
+        "--target",
+        "y",
+        "--epochs",
+        "2",
+        "--verbose",
+        "2",
+    ]);
+    assert!(out.contains("Epoch 2/2"), "{out}");
     // Flags of another mode are errors, named, before anything is read.
     let text_dir = dir.path().join("docs");
     std::fs::create_dir_all(text_dir.join("a")).unwrap();
@@ -606,6 +633,7 @@ fn keras_settings_take_effect_and_flags_that_would_do_nothing_are_refused() {
         (vec!["train", "--text-dir", &text_dir, "--encoder", "minilm", "--learning-rate", "0.1"], "--learning-rate does nothing for a softmax regression"),
         (vec!["train", "--learning-rate", "0"], "--learning-rate must be a positive number"),
         (vec!["train", "--validation-split", "1"], "--validation-split must be in [0, 1)"),
+        (vec!["train", "--text-dir", &text_dir, "--verbose", "2"], "--verbose does nothing"),
     ] {
         let o = ember(&args);
         common::assert_fails(&o, &[says]);

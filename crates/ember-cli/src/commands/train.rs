@@ -51,6 +51,13 @@ pub struct TrainArgs {
     /// a text classifier, its MLP head's: with --hidden N).
     #[arg(long, value_name = "RATE")]
     learning_rate: Option<f32>,
+    /// Keras's verbose: 0 silent, 1 a progress bar per epoch, 2 one line per epoch (default:
+    /// a bar on a terminal, lines otherwise, for a model file; silent for a table).
+    #[arg(long, value_name = "0|1|2", value_parser = clap::value_parser!(u8).range(0..=2), conflicts_with = "quiet")]
+    verbose: Option<u8>,
+    /// No per-epoch output (--verbose 0).
+    #[arg(long, short)]
+    quiet: bool,
     /// The fraction of the training rows held out for validation (Keras's validation_split:
     /// the last rows), instead of the model file's or the table model's.
     #[arg(long, value_name = "FRACTION")]
@@ -216,6 +223,7 @@ pub fn run(args: TrainArgs) -> ember::Result<()> {
         .collect();
     let options = ember::FitOptions {
         initial_epoch: epochs_done,
+        verbose: verbosity(&args).unwrap_or_default(),
         ..spec.fit.options()
     };
     let history = model.fit_with_callbacks(&data.x_train, &data.y_train, &options, &mut hooks)?;
@@ -247,6 +255,17 @@ pub fn run(args: TrainArgs) -> ember::Result<()> {
     }
     super::print_assessment(&assessment, false);
     Ok(())
+}
+
+/// The per-epoch output asked for by --verbose or --quiet, if any.
+fn verbosity(args: &TrainArgs) -> Option<ember::Verbosity> {
+    use ember::Verbosity;
+    match (args.quiet, args.verbose) {
+        (true, _) | (_, Some(0)) => Some(Verbosity::Silent),
+        (_, Some(1)) => Some(Verbosity::ProgressBar),
+        (_, Some(_)) => Some(Verbosity::EpochLines),
+        (false, None) => None,
+    }
 }
 
 /// Refuses flags that would do nothing in this mode of training (a model file, a table, a
@@ -290,6 +309,9 @@ fn refuse_unused(args: &TrainArgs) -> ember::Result<()> {
     }
     if (text_csv || text_dir) && args.report.is_some() {
         unused.push("--report");
+    }
+    if (text_csv || text_dir) && (args.verbose.is_some() || args.quiet) {
+        unused.push(if args.quiet { "--quiet" } else { "--verbose" });
     }
     if let Some(flag) = unused.first() {
         return Err(ember::Error::invalid(format!(
@@ -388,7 +410,7 @@ fn run_table(file: &Path, args: &TrainArgs) -> ember::Result<()> {
         &train,
         data.task,
         &options,
-        ember::Verbosity::Silent,
+        verbosity(args).unwrap_or(ember::Verbosity::Silent),
     )?;
     for (column, reason) in &model.preprocessor.skipped {
         println!("  not a feature: {column} ({reason})");
