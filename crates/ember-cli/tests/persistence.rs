@@ -589,6 +589,25 @@ fn keras_settings_take_effect_and_flags_that_would_do_nothing_are_refused() {
     ]);
     let saved = io::load(&table_model).unwrap();
     assert_eq!(saved.spec.table.unwrap().options.learning_rate, 0.01);
+    // A regression's JSON prediction is a number, not a string of one.
+    let regression = dir.file("r.safetensors");
+    ok(&[
+        "train",
+        "--csv",
+        &csv,
+        "--target",
+        "b",
+        "--task",
+        "regression",
+        "--epochs",
+        "2",
+        "--output",
+        &regression,
+    ]);
+    let json = ok(&["predict", &regression, &csv, "--json"]);
+    let records: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert!(records[0]["prediction"].is_f64(), "{json}");
+    assert!(records[0].get("probability").is_none(), "{json}");
     // Keras's verbose: 0 (or --quiet) prints no epoch, 2 a line per epoch, tables included.
     for (flags, epochs) in [
         (&["--verbose", "0"][..], 0),

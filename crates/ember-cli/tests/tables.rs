@@ -82,14 +82,28 @@ fn titanic_inspect_train_save_and_predict_raw_rows() {
     .unwrap();
     let predicted = ok(&["predict", &model, &rows.display().to_string()]);
     let lines: Vec<&str> = predicted.lines().collect();
+    // The predicted class's probability, and the positive class's (scikit-learn's
+    // predict_proba[:, 1]) named after it.
     assert!(
-        lines[0].ends_with(",Embarked,prediction,probability"),
+        lines[0].ends_with(",Embarked,prediction,probability,probability_1"),
         "{predicted}"
     );
     assert_eq!(lines.len(), 3);
     // A third-class man is predicted not to survive, a first-class woman to survive.
     assert!(lines[1].contains(",S,0,0."), "{predicted}");
     assert!(lines[2].contains(",Z,1,0."), "{predicted}");
+    let cells =
+        |l: &str| -> Vec<f64> { l.rsplit(',').take(2).map(|v| v.parse().unwrap()).collect() };
+    let (man, woman) = (cells(lines[1]), cells(lines[2]));
+    assert!((man[0] + man[1] - 1.0).abs() < 2e-4, "{predicted}");
+    assert!((woman[0] - woman[1]).abs() < 2e-4, "{predicted}");
+    let json = ok(&["predict", &model, &rows.display().to_string(), "--json"]);
+    let records: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(records[0]["prediction"], "0");
+    assert!(
+        records[0]["probability_1"].as_f64().unwrap() < 0.5,
+        "{json}"
+    );
     std::fs::write(&rows, "PassengerId,Pclass\n1,3\n").unwrap();
     fails_with(
         &["predict", &model, &rows.display().to_string()],

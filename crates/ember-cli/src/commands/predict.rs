@@ -104,13 +104,24 @@ fn predict_rows(table_model: &TableModel, args: &PredictArgs) -> ember::Result<(
         super::table::report_rejected(&table);
         let predictions = tabular.predict(&table)?;
         if args.json {
-            for (r, (prediction, probability)) in predictions.into_iter().enumerate() {
-                records.push(serde_json::json!({
+            for (r, p) in predictions.into_iter().enumerate() {
+                // A regression's prediction is a number; a class is its label.
+                let prediction = match p.value {
+                    Some(v) => serde_json::json!(v),
+                    None => serde_json::json!(p.label),
+                };
+                let mut record = serde_json::json!({
                     "input": input.display().to_string(),
                     "line": table.lines[r],
                     "prediction": prediction,
-                    "probability": probability,
-                }));
+                });
+                if let Some(probability) = p.probability {
+                    record["probability"] = serde_json::json!(probability);
+                }
+                if let Some((class, probability)) = p.positive {
+                    record[format!("probability_{class}")] = serde_json::json!(probability);
+                }
+                records.push(record);
             }
             continue;
         }
@@ -131,17 +142,24 @@ fn predict_rows(table_model: &TableModel, args: &PredictArgs) -> ember::Result<(
             if classifier {
                 header.push("probability".into());
             }
+            // A binary classifier also gives its positive class's probability, named.
+            if let Some(Some((class, _))) = predictions.first().map(|p| &p.positive) {
+                header.push(format!("probability_{class}"));
+            }
             out.write_record(&header).map_err(csv_error)?;
         }
-        for (r, (prediction, probability)) in predictions.into_iter().enumerate() {
+        for (r, p) in predictions.into_iter().enumerate() {
             let mut row: Vec<String> = table
                 .columns
                 .iter()
                 .map(|c| c[r].clone().unwrap_or_default())
                 .collect();
-            row.push(prediction);
-            if let Some(p) = probability {
-                row.push(format!("{p:.4}"));
+            row.push(p.label);
+            if let Some(probability) = p.probability {
+                row.push(format!("{probability:.4}"));
+            }
+            if let Some((_, probability)) = p.positive {
+                row.push(format!("{probability:.4}"));
             }
             out.write_record(&row).map_err(csv_error)?;
         }

@@ -97,6 +97,20 @@ pub struct TabularScores {
     pub regression: Option<RegressionScores>,
 }
 
+/// A table model's prediction for one row.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TablePrediction {
+    /// The predicted class, or the predicted value as text.
+    pub label: String,
+    /// A regression's predicted value.
+    pub value: Option<f64>,
+    /// A classifier's probability of the predicted class.
+    pub probability: Option<f32>,
+    /// A binary classifier's positive class (the second label) and its probability,
+    /// scikit-learn's `predict_proba[:, 1]`, whichever class is predicted.
+    pub positive: Option<(String, f32)>,
+}
+
 /// A trained table model: the network and the preprocessing it was trained with.
 pub struct TabularModel {
     pub model: Model,
@@ -340,8 +354,8 @@ impl TabularModel {
         Ok(scores)
     }
 
-    /// Predictions for every row of `table`: (label or value, probability of that label).
-    pub fn predict(&self, table: &Table) -> Result<Vec<(String, Option<f32>)>> {
+    /// Predictions for every row of `table`.
+    pub fn predict(&self, table: &Table) -> Result<Vec<TablePrediction>> {
         let rows: Vec<usize> = (0..table.rows()).collect();
         let x = self.preprocessor.transform(table, &rows)?;
         let out = self.model.predict(&x, 256)?;
@@ -353,16 +367,31 @@ impl TabularModel {
                 (Target::Classes { labels, .. }, Task::Binary) => {
                     let positive = row[0] > 0.5;
                     let p = if positive { row[0] } else { 1.0 - row[0] };
-                    (labels[positive as usize].clone(), Some(p))
+                    TablePrediction {
+                        label: labels[positive as usize].clone(),
+                        value: None,
+                        probability: Some(p),
+                        positive: Some((labels[1].clone(), row[0])),
+                    }
                 }
                 (Target::Classes { labels, .. }, _) => {
                     let k = crate::tensor::argmax(row);
-                    (labels[k].clone(), Some(row[k]))
+                    TablePrediction {
+                        label: labels[k].clone(),
+                        value: None,
+                        probability: Some(row[k]),
+                        positive: None,
+                    }
                 }
                 (Target::Regression { log, .. }, _) => {
                     let v = self.preprocessor.unscale(row[0]);
                     let v = if *log { v.exp() } else { v };
-                    (format!("{v}"), None)
+                    TablePrediction {
+                        label: format!("{v}"),
+                        value: Some(v),
+                        probability: None,
+                        positive: None,
+                    }
                 }
             })
             .collect())
