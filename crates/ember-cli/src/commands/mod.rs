@@ -39,6 +39,15 @@ pub fn read_spec(given: Option<PathBuf>) -> ember::Result<(ModelSpec, PathBuf)> 
     Ok((ModelSpec::from_file(&path)?, path))
 }
 
+/// The names of the flags set among `flags` (name, whether it was given), in order.
+pub fn given(flags: &[(&'static str, bool)]) -> Vec<&'static str> {
+    flags
+        .iter()
+        .filter(|(_, on)| *on)
+        .map(|(f, _)| *f)
+        .collect()
+}
+
 /// "1 thread", "2 threads".
 pub fn threads_text(n: usize) -> String {
     match n {

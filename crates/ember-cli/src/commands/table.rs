@@ -44,11 +44,7 @@ impl CsvArgs {
             ("--missing", self.missing.is_some()),
             ("--drop-bad-rows", self.drop_bad_rows),
         ];
-        flags
-            .into_iter()
-            .filter(|(_, on)| *on)
-            .map(|(f, _)| f)
-            .collect()
+        super::given(&flags)
     }
 
     /// The given options, or `saved` (a model's training options) when no flag was given.
@@ -138,11 +134,7 @@ impl TableArgs {
             ("--class-weight", self.class_weight.is_some()),
             ("--options", self.options.is_some()),
         ];
-        flags
-            .into_iter()
-            .filter(|(_, on)| *on)
-            .map(|(f, _)| f)
-            .collect()
+        super::given(&flags)
     }
 
     /// The options for training, with `seed`.

@@ -72,11 +72,7 @@ impl TextArgs {
             ("--hidden", self.hidden.is_some()),
             ("--l2", self.l2.is_some()),
         ];
-        flags
-            .into_iter()
-            .filter(|(_, on)| *on)
-            .map(|(f, _)| f)
-            .collect()
+        super::given(&flags)
     }
 }
 
