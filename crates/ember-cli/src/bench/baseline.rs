@@ -13,11 +13,6 @@ const HIDDEN: usize = 64;
 const CLASSES: usize = 10;
 const BATCH: usize = 32;
 
-pub struct Outcome {
-    pub epoch_seconds: Vec<f64>,
-    pub val_accuracy: f64,
-}
-
 /// `c (m×n) = a · b` (or `+=` with `accumulate`), with strides given as (row, col) pairs.
 #[allow(clippy::too_many_arguments)]
 fn gemm(
@@ -96,45 +91,110 @@ impl AdamState {
     }
 }
 
-/// Trains on rows `0..n_train` of `x` / `y` (one-hot), validates on the rest.
-pub fn train(x: &Tensor, y: &Tensor, n_train: usize, epochs: usize, seed: u64) -> Outcome {
-    let mut rng = Rng::seed(seed);
-    let glorot = |rng: &mut Rng, fan_in: usize, fan_out: usize| -> Vec<f32> {
-        let limit = (6.0 / (fan_in + fan_out) as f32).sqrt();
-        (0..fan_in * fan_out)
-            .map(|_| rng.uniform_range(-limit, limit))
-            .collect()
-    };
-    let mut w1 = glorot(&mut rng, INPUTS, HIDDEN);
-    let mut b1 = vec![0.0f32; HIDDEN];
-    let mut w2 = glorot(&mut rng, HIDDEN, CLASSES);
-    let mut b2 = vec![0.0f32; CLASSES];
-    let (mut aw1, mut ab1, mut aw2, mut ab2) = (
-        AdamState::new(w1.len()),
-        AdamState::new(HIDDEN),
-        AdamState::new(w2.len()),
-        AdamState::new(CLASSES),
-    );
-    let (mut gw1, mut gb1, mut gw2, mut gb2) = (
-        vec![0.0f32; w1.len()],
-        vec![0.0f32; HIDDEN],
-        vec![0.0f32; w2.len()],
-        vec![0.0f32; CLASSES],
-    );
-    let mut xb = vec![0.0f32; BATCH * INPUTS];
-    let mut yb = vec![0.0f32; BATCH * CLASSES];
-    let mut h = vec![0.0f32; BATCH * HIDDEN];
-    let mut z = vec![0.0f32; BATCH * CLASSES];
-    let mut dh = vec![0.0f32; BATCH * HIDDEN];
-    let (xd, yd) = (x.data(), y.data());
-    let mut order: Vec<usize> = (0..n_train).collect();
-    let mut step = 0i32;
-    let mut epoch_seconds = Vec::new();
-    let mut val_accuracy = 0.0;
+/// The baseline network and its training state: rows `0..n_train` of `x` / `y` (one-hot)
+/// train it, the rest validate it. Each [`Baseline::epoch`] is one timed epoch, so a
+/// benchmark can interleave its epochs with Ember's and both see the same machine.
+pub struct Baseline<'a> {
+    xd: &'a [f32],
+    yd: &'a [f32],
+    rows: usize,
+    rng: Rng,
+    w1: Vec<f32>,
+    b1: Vec<f32>,
+    w2: Vec<f32>,
+    b2: Vec<f32>,
+    aw1: AdamState,
+    ab1: AdamState,
+    aw2: AdamState,
+    ab2: AdamState,
+    gw1: Vec<f32>,
+    gb1: Vec<f32>,
+    gw2: Vec<f32>,
+    gb2: Vec<f32>,
+    xb: Vec<f32>,
+    yb: Vec<f32>,
+    h: Vec<f32>,
+    z: Vec<f32>,
+    dh: Vec<f32>,
+    order: Vec<usize>,
+    n_train: usize,
+    step: i32,
+    /// Validation accuracy after the last epoch.
+    pub val_accuracy: f64,
+}
 
-    for _ in 0..epochs {
+impl<'a> Baseline<'a> {
+    pub fn new(x: &'a Tensor, y: &'a Tensor, n_train: usize, seed: u64) -> Self {
+        let mut rng = Rng::seed(seed);
+        let glorot = |rng: &mut Rng, fan_in: usize, fan_out: usize| -> Vec<f32> {
+            let limit = (6.0 / (fan_in + fan_out) as f32).sqrt();
+            (0..fan_in * fan_out)
+                .map(|_| rng.uniform_range(-limit, limit))
+                .collect()
+        };
+        let w1 = glorot(&mut rng, INPUTS, HIDDEN);
+        let w2 = glorot(&mut rng, HIDDEN, CLASSES);
+        Baseline {
+            xd: x.data(),
+            yd: y.data(),
+            rows: x.rows(),
+            rng,
+            aw1: AdamState::new(w1.len()),
+            ab1: AdamState::new(HIDDEN),
+            aw2: AdamState::new(w2.len()),
+            ab2: AdamState::new(CLASSES),
+            gw1: vec![0.0; w1.len()],
+            gb1: vec![0.0; HIDDEN],
+            gw2: vec![0.0; w2.len()],
+            gb2: vec![0.0; CLASSES],
+            w1,
+            b1: vec![0.0; HIDDEN],
+            w2,
+            b2: vec![0.0; CLASSES],
+            xb: vec![0.0; BATCH * INPUTS],
+            yb: vec![0.0; BATCH * CLASSES],
+            h: vec![0.0; BATCH * HIDDEN],
+            z: vec![0.0; BATCH * CLASSES],
+            dh: vec![0.0; BATCH * HIDDEN],
+            order: (0..n_train).collect(),
+            n_train,
+            step: 0,
+            val_accuracy: 0.0,
+        }
+    }
+
+    /// Trains one epoch and validates; returns its wall time in seconds.
+    pub fn epoch(&mut self) -> f64 {
+        let Baseline {
+            xd,
+            yd,
+            rows: total_rows,
+            rng,
+            w1,
+            b1,
+            w2,
+            b2,
+            aw1,
+            ab1,
+            aw2,
+            ab2,
+            gw1,
+            gb1,
+            gw2,
+            gb2,
+            xb,
+            yb,
+            h,
+            z,
+            dh,
+            order,
+            n_train,
+            step,
+            val_accuracy,
+        } = self;
+        let (xd, yd, n_train) = (*xd, *yd, *n_train);
         let started = Instant::now();
-        rng.shuffle(&mut order);
+        rng.shuffle(order);
         for rows in order.chunks(BATCH) {
             let b = rows.len();
             for (i, &r) in rows.iter().enumerate() {
@@ -145,10 +205,10 @@ pub fn train(x: &Tensor, y: &Tensor, n_train: usize, epochs: usize, seed: u64) -
             // Forward: h = relu(x·w1 + b1), z = h·w2 + b2.
             forward(
                 &xb[..b * INPUTS],
-                &w1,
-                &b1,
-                &w2,
-                &b2,
+                w1,
+                b1,
+                w2,
+                b2,
                 &mut h[..b * HIDDEN],
                 &mut z[..b * CLASSES],
             );
@@ -167,17 +227,17 @@ pub fn train(x: &Tensor, y: &Tensor, n_train: usize, epochs: usize, seed: u64) -
             let dz = &z[..b * CLASSES];
             // dw2 = hᵀ·dz, db2 = Σ dz, dh = dz·w2ᵀ ⊙ (h > 0)
             gemm(
-                &mut gw2,
+                gw2,
                 HIDDEN,
                 CLASSES,
                 b,
-                &h,
+                h,
                 (1, HIDDEN as isize),
                 dz,
                 (CLASSES as isize, 1),
                 false,
             );
-            column_sums(&mut gb2, dz, CLASSES);
+            column_sums(gb2, dz, CLASSES);
             gemm(
                 &mut dh[..b * HIDDEN],
                 b,
@@ -185,48 +245,48 @@ pub fn train(x: &Tensor, y: &Tensor, n_train: usize, epochs: usize, seed: u64) -
                 CLASSES,
                 dz,
                 (CLASSES as isize, 1),
-                &w2,
+                w2,
                 (1, CLASSES as isize),
                 false,
             );
-            for (d, &hv) in dh[..b * HIDDEN].iter_mut().zip(&h) {
+            for (d, &hv) in dh[..b * HIDDEN].iter_mut().zip(h.iter()) {
                 if hv <= 0.0 {
                     *d = 0.0;
                 }
             }
             // dw1 = xᵀ·dh, db1 = Σ dh
             gemm(
-                &mut gw1,
+                gw1,
                 INPUTS,
                 HIDDEN,
                 b,
-                &xb,
+                xb,
                 (1, INPUTS as isize),
-                &dh,
+                dh,
                 (HIDDEN as isize, 1),
                 false,
             );
-            column_sums(&mut gb1, &dh[..b * HIDDEN], HIDDEN);
+            column_sums(gb1, &dh[..b * HIDDEN], HIDDEN);
             // Adam, Keras's formulation.
-            step += 1;
-            let alpha = 0.001 * (1.0 - 0.999f32.powi(step)).sqrt() / (1.0 - 0.9f32.powi(step));
-            aw1.update(&mut w1, &gw1, alpha);
-            ab1.update(&mut b1, &gb1, alpha);
-            aw2.update(&mut w2, &gw2, alpha);
-            ab2.update(&mut b2, &gb2, alpha);
+            *step += 1;
+            let alpha = 0.001 * (1.0 - 0.999f32.powi(*step)).sqrt() / (1.0 - 0.9f32.powi(*step));
+            aw1.update(w1, gw1, alpha);
+            ab1.update(b1, gb1, alpha);
+            aw2.update(w2, gw2, alpha);
+            ab2.update(b2, gb2, alpha);
         }
         // Validation pass, as Ember's fit does every epoch.
         let mut correct = 0;
-        let total = x.rows() - n_train;
-        for start in (n_train..x.rows()).step_by(BATCH) {
-            let b = BATCH.min(x.rows() - start);
+        let total = *total_rows - n_train;
+        for start in (n_train..*total_rows).step_by(BATCH) {
+            let b = BATCH.min(*total_rows - start);
             let xs = &xd[start * INPUTS..(start + b) * INPUTS];
             forward(
                 xs,
-                &w1,
-                &b1,
-                &w2,
-                &b2,
+                w1,
+                b1,
+                w2,
+                b2,
                 &mut h[..b * HIDDEN],
                 &mut z[..b * CLASSES],
             );
@@ -235,12 +295,8 @@ pub fn train(x: &Tensor, y: &Tensor, n_train: usize, epochs: usize, seed: u64) -
                 correct += (ember::tensor::argmax(zr) == ember::tensor::argmax(yr)) as usize;
             }
         }
-        val_accuracy = correct as f64 / total.max(1) as f64;
-        epoch_seconds.push(started.elapsed().as_secs_f64());
-    }
-    Outcome {
-        epoch_seconds,
-        val_accuracy,
+        *val_accuracy = correct as f64 / total.max(1) as f64;
+        started.elapsed().as_secs_f64()
     }
 }
 

@@ -187,6 +187,29 @@ impl Tensor {
         Ok(())
     }
 
+    /// Asks the CPU to start loading rows `rows` into its caches (a hint, with no effect on
+    /// any result): a training loop calls it with the next mini-batch's rows while it
+    /// computes on the current one, so that gathering them later does not wait on memory.
+    pub fn prefetch_rows(&self, rows: &[usize]) {
+        #[cfg(target_arch = "x86_64")]
+        {
+            use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+            let row_len = self.row_len();
+            for &r in rows {
+                let Some(row) = self.data.get(r * row_len..(r + 1) * row_len) else {
+                    continue;
+                };
+                // One hint per 64-byte cache line.
+                for line in row.chunks(16) {
+                    // SAFETY: a prefetch hint never faults, and the pointer is in bounds.
+                    unsafe { _mm_prefetch::<_MM_HINT_T0>(line.as_ptr().cast()) };
+                }
+            }
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        let _ = rows;
+    }
+
     /// Rows `start..end` as a new tensor.
     pub fn slice_rows(&self, start: usize, end: usize) -> Result<Tensor> {
         if start > end || end > self.rows() {

@@ -85,6 +85,14 @@ pub fn split_point(n: usize, validation_split: f32) -> Result<usize> {
 
 /// Each sample's weight from its class: the class index (one per row), the one-hot row's
 /// argmax, or for a single 0/1 target, 0 or 1.
+/// A training step's samples, and the next step's (loaded into the caches while this one
+/// computes).
+#[derive(Clone, Copy)]
+struct Batch<'a> {
+    rows: &'a [usize],
+    next: Option<&'a [usize]>,
+}
+
 fn sample_weights(y: &Tensor, class_weight: &[f32]) -> Result<Tensor> {
     let width = y.row_len().max(1);
     let weights = y
@@ -233,12 +241,16 @@ impl Model {
             }
             progress.start_epoch(epoch, options.epochs, steps);
             let mut running = RunningMetrics::default();
-            for (step, rows) in order.chunks(options.batch_size).enumerate() {
+            let batches: Vec<&[usize]> = order.chunks(options.batch_size).collect();
+            for (step, &rows) in batches.iter().enumerate() {
                 let loss = self.train_step(
                     &mut tape,
                     &graph,
                     &data,
-                    rows,
+                    Batch {
+                        rows,
+                        next: batches.get(step + 1).copied(),
+                    },
                     options.class_weight.as_deref(),
                     &mut running,
                 )?;
@@ -458,16 +470,17 @@ impl Model {
         result
     }
 
-    /// One gradient update on the samples `rows`; returns the batch loss.
+    /// One gradient update on the samples `batch.rows`; returns the batch loss.
     fn train_step(
         &mut self,
         tape: &mut Tape,
         graph: &GraphView,
         data: &Data,
-        rows: &[usize],
+        batch: Batch,
         class_weight: Option<&[f32]>,
         running: &mut RunningMetrics,
     ) -> Result<f32> {
+        let rows = batch.rows;
         let Model {
             layers, compiled, ..
         } = self;
@@ -487,6 +500,10 @@ impl Model {
                 .iter()
                 .map(|y| tape.constant_rows(y, rows))
                 .collect::<Result<Vec<Var>>>()?;
+            // The next batch's rows load while this step computes.
+            if let Some(next) = batch.next {
+                data.x.iter().for_each(|x| x.prefetch_rows(next));
+            }
             let sample_weights = match class_weight {
                 Some(w) => {
                     let w = sample_weights(tape.value(ys[0]), w)?;
