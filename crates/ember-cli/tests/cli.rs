@@ -29,6 +29,41 @@ fn train_prints_epochs_and_ends_with_test_accuracy() {
     );
 }
 
+/// Peak resident memory of a finished child, in megabytes (Linux's `wait4`).
+#[cfg(target_os = "linux")]
+fn wait_peak_mb(child: std::process::Child) -> (std::process::ExitStatus, f64) {
+    use std::os::unix::process::ExitStatusExt;
+    let mut status = 0;
+    // SAFETY: rusage is plain data, filled by the kernel for our own child.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    let pid = child.id() as libc::pid_t;
+    // SAFETY: pid is our unreaped child; both pointers are valid for the call.
+    let reaped = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+    assert_eq!(reaped, pid, "wait4");
+    (
+        std::process::ExitStatus::from_raw(status),
+        usage.ru_maxrss as f64 / 1024.0,
+    )
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn summary_counts_a_huge_models_weights_without_allocating_them() {
+    let dir = Scratch::new("huge-summary");
+    // A million hidden units: 785 million weights, 3.1 GB if they were created.
+    let path = dir.write("huge.toml", reference_with("units = 64", "units = 1000000"));
+    let child = common::command(&["summary", &path])
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let (status, peak) = wait_peak_mb(child);
+    assert!(status.success());
+    assert!(peak < 200.0, "summary peaked at {peak:.0} MB");
+    let out = stdout(&ember(&["summary", &path]));
+    assert!(out.contains("785,000,000"), "{out}");
+    assert!(out.contains("Total params: 795,000,010 (2.96 GB)"), "{out}");
+}
+
 #[test]
 fn summary_prints_the_keras_table() {
     let o = ember(&["summary"]);

@@ -17,7 +17,7 @@ pub fn run(args: SummaryArgs) -> ember::Result<()> {
     super::set_threads(args.threads)?;
     let path = super::model_path(args.model.clone());
     let table = if args.model.is_none() && !path.exists() {
-        super::read_spec(None)?.0.build()?.summary()
+        super::read_spec(None)?.0.summary()?
     } else {
         ember::io::summary_of(&path)?
     };

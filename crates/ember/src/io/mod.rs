@@ -125,7 +125,7 @@ pub fn summary_of(path: &Path) -> Result<String> {
     if is_saved_model(path)? {
         return Ok(load(path)?.model.summary());
     }
-    Ok(ModelSpec::from_file(path)?.build()?.summary())
+    ModelSpec::from_file(path)?.summary()
 }
 
 /// Loads a saved model from its bytes; `path` names it in errors. Every malformed input is an

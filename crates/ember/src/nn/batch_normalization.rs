@@ -64,6 +64,12 @@ impl BatchNormalizationConfig {
         let vectors = 2 + usize::from(center) + usize::from(scale);
         Ok((input.to_vec(), vectors * channels))
     }
+
+    /// How many of the weights the optimizer never touches: the moving mean and variance,
+    /// one of each per channel (the last axis of `input`).
+    pub fn moving_params(&self, input: &[usize]) -> usize {
+        2 * input.last().copied().unwrap_or(0)
+    }
 }
 
 /// Keras `BatchNormalization()` (axis −1): in training it normalizes with the batch's own

@@ -74,6 +74,15 @@ impl LayerConfig {
         }
     }
 
+    /// How many of the layer's weights (for inputs of `input`) the optimizer never trains
+    /// even when the layer is trainable: batch normalization's moving averages.
+    pub fn non_trainable_params(&self, input: &[usize]) -> usize {
+        match self {
+            LayerConfig::BatchNormalization(c) => c.moving_params(input),
+            _ => 0,
+        }
+    }
+
     /// The Keras class name of the layer this configures.
     pub fn kind_name(&self) -> &'static str {
         self.to_layer().kind()

@@ -55,6 +55,16 @@ fn conform_with(config: LayerConfig, input: &[usize], vocabulary: Option<usize>)
         declared_params,
         "{name}: parameters"
     );
+    assert_eq!(
+        layer
+            .weights()
+            .iter()
+            .filter(|w| !w.trainable)
+            .map(|w| w.value.len())
+            .sum::<usize>(),
+        config.non_trainable_params(input),
+        "{name}: non-trainable parameters"
+    );
     // The layer reports the configuration it was made from, as it was written.
     assert_eq!(layer.config(), config, "{name}: config round trip");
 

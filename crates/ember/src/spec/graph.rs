@@ -30,7 +30,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::nn::{DenseConfig, LayerConfig, Merge};
-use crate::train::{Graph, GraphLayer, Model, Sequential, SymbolicTensor};
+use crate::train::{
+    Graph, GraphLayer, KindCounts, Model, Sequential, SummaryRow, SummaryTable, SymbolicTensor,
+};
 
 /// `[model]`: the inputs (one shape for a stack, or named inputs) and, for a graph, the
 /// layers whose outputs the model returns.
@@ -564,6 +566,180 @@ pub(crate) fn param_count(
     })
 }
 
+/// The summary table of the model the file describes, from each layer's declared output
+/// shape and parameter count: no weight is created (a file may declare more weights than
+/// memory holds, and the table needs none). It equals `build()?.summary()`'s.
+pub(crate) fn summary(
+    model: &ModelSection,
+    layers: &[LayerEntry],
+) -> Result<SummaryTable, (String, String)> {
+    // Every shape and size checked, the entry at fault named.
+    param_count(model, layers)?;
+    let field = |i: usize| move |e: Error| (format!("layers[{i}]"), e.to_string());
+    match plan(model, layers)? {
+        Plan::Stack(shape) => {
+            let mut kinds = KindCounts::default();
+            let mut sample = shape.to_vec();
+            let mut table = SummaryTable {
+                functional: false,
+                inputs: Vec::new(),
+                rows: Vec::new(),
+                total: 0,
+                trainable: 0,
+            };
+            for (i, entry) in layers.iter().enumerate() {
+                let config = entry.config().expect("a stack has plain layers");
+                let (out, params) = config.shape_and_params(&sample).map_err(field(i))?;
+                let frozen = match entry.trainable {
+                    true => config.non_trainable_params(&sample),
+                    false => params,
+                };
+                let kind = config.kind_name();
+                let name = kinds.next_name(kind);
+                kinds.add(kind);
+                table.rows.push(SummaryRow {
+                    name,
+                    kind,
+                    output: Some(out.clone()),
+                    params,
+                    connected: Vec::new(),
+                });
+                table.total += params;
+                table.trainable += params - frozen;
+                sample = out;
+            }
+            Ok(table)
+        }
+        Plan::Graph => {
+            let mut visit = SummaryWalk {
+                check: ShapeCheck {
+                    layers: HashMap::new(),
+                    kinds: HashMap::new(),
+                    params: Some(0),
+                },
+                inputs: Vec::new(),
+                rows: Vec::new(),
+                frozen: Vec::new(),
+                calls: Vec::new(),
+                row_of: HashMap::new(),
+            };
+            let walked = walk(model, layers, &mut visit)?;
+            // A layer the file freezes trains none of its weights.
+            for (entry, name) in layers.iter().zip(&walked.names) {
+                if let (false, Some(&r)) = (entry.trainable, visit.row_of.get(name)) {
+                    visit.frozen[r] = visit.rows[r].params;
+                }
+            }
+            let total: usize = visit.rows.iter().map(|r| r.params).sum();
+            Ok(SummaryTable {
+                functional: true,
+                inputs: visit.inputs,
+                rows: visit.rows,
+                total,
+                trainable: total - visit.frozen.iter().sum::<usize>(),
+            })
+        }
+    }
+}
+
+/// Walks a graph as [`ShapeCheck`] does, gathering the summary's rows: a value is its shape
+/// and the name the summary gives it (`layer[call][0]`).
+struct SummaryWalk {
+    check: ShapeCheck,
+    inputs: Vec<(String, Vec<usize>)>,
+    rows: Vec<SummaryRow>,
+    /// Each row's weights the optimizer never trains.
+    frozen: Vec<usize>,
+    /// Each row's calls so far.
+    calls: Vec<usize>,
+    /// Each layer's row.
+    row_of: HashMap<String, usize>,
+}
+
+impl SummaryWalk {
+    fn add_row(&mut self, row: SummaryRow, frozen: usize) -> String {
+        let name = row.name.clone();
+        self.row_of.insert(name.clone(), self.rows.len());
+        self.rows.push(row);
+        self.frozen.push(frozen);
+        self.calls.push(1);
+        name
+    }
+}
+
+type Named = (Vec<usize>, String);
+
+impl Visit for SummaryWalk {
+    type Value = Named;
+
+    fn input(&mut self, name: &str, shape: &[usize]) -> Result<Named> {
+        let shape = self.check.input(name, shape)?;
+        self.inputs.push((name.to_string(), shape.clone()));
+        Ok((shape, format!("{name}[0][0]")))
+    }
+
+    fn layer(
+        &mut self,
+        name: Option<&str>,
+        config: &LayerConfig,
+        x: &Named,
+        mask: Option<&Named>,
+    ) -> Result<(String, Named)> {
+        let (name, out) = self.check.layer(name, config, &x.0, mask.map(|m| &m.0))?;
+        let (_, params) = config.shape_and_params(&x.0)?;
+        let row = SummaryRow {
+            name,
+            kind: config.kind_name(),
+            output: Some(out.clone()),
+            params,
+            connected: std::iter::once(&x.1)
+                .chain(mask.map(|m| &m.1))
+                .cloned()
+                .collect(),
+        };
+        let name = self.add_row(row, config.non_trainable_params(&x.0));
+        let label = format!("{name}[0][0]");
+        Ok((name, (out, label)))
+    }
+
+    fn merge(
+        &mut self,
+        name: Option<&str>,
+        merge: Merge,
+        xs: &[&Named],
+    ) -> Result<(String, Named)> {
+        let shapes: Vec<&Vec<usize>> = xs.iter().map(|x| &x.0).collect();
+        let (name, out) = self.check.merge(name, merge, &shapes)?;
+        let row = SummaryRow {
+            name,
+            kind: merge.kind(),
+            output: Some(out.clone()),
+            params: 0,
+            connected: xs.iter().map(|x| x.1.clone()).collect(),
+        };
+        let name = self.add_row(row, 0);
+        let label = format!("{name}[0][0]");
+        Ok((name, (out, label)))
+    }
+
+    fn share(&mut self, target: &str, x: &Named, mask: Option<&Named>) -> Option<Result<Named>> {
+        let out = match self.check.share(target, &x.0, mask.map(|m| &m.0))? {
+            Ok(out) => out,
+            Err(e) => return Some(Err(e)),
+        };
+        let &r = self.row_of.get(target)?;
+        let row = &mut self.rows[r];
+        // The calls so far number the new one.
+        let call = self.calls[r];
+        self.calls[r] += 1;
+        row.connected.push(x.1.clone());
+        if let Some(m) = mask {
+            row.connected.push(m.1.clone());
+        }
+        Some(Ok((out, format!("{target}[{call}][0]"))))
+    }
+}
+
 /// Builds the layers of a graph, each on its first call.
 struct Build {
     graph: Graph,
@@ -1002,5 +1178,75 @@ loss = "mean_squared_error"
             parse(&fine).unwrap().build().unwrap().count_params(),
             785 * 64
         );
+    }
+    #[test]
+    fn a_files_summary_equals_the_built_models_without_building_it() {
+        let stack_with_frozen_normalization = r#"
+[model]
+input_shape = [6, 6, 2]
+
+[[layers]]
+type = "conv2d"
+filters = 3
+kernel_size = 3
+
+[[layers]]
+type = "batch_normalization"
+
+[[layers]]
+type = "batch_normalization"
+trainable = false
+
+[[layers]]
+type = "flatten"
+
+[[layers]]
+type = "dense"
+units = 2
+activation = "softmax"
+
+[compile]
+optimizer = { type = "adam" }
+loss = "sparse_categorical_crossentropy"
+"#;
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../models");
+        let mut texts = vec![
+            GRAPH.to_string(),
+            SEQUENCE.to_string(),
+            stack_with_frozen_normalization.to_string(),
+        ];
+        for name in [
+            "mnist-mlp.toml",
+            "mnist-cnn.toml",
+            "mnist-residual.toml",
+            "digits-folder.toml",
+        ] {
+            texts.push(std::fs::read_to_string(root.join(name)).unwrap());
+        }
+        for text in &texts {
+            let spec = parse(text).unwrap();
+            assert_eq!(
+                spec.summary().unwrap(),
+                spec.build().unwrap().summary(),
+                "{text}"
+            );
+        }
+        // A model too large to build whole still has its table, at once: a million units
+        // (3.1 GB of weights) are counted, not allocated.
+        let huge = parse(
+            &std::fs::read_to_string(root.join("mnist-mlp.toml"))
+                .unwrap()
+                .replacen("units = 64", "units = 1000000", 1),
+        )
+        .unwrap();
+        let table = huge.summary().unwrap();
+        assert!(table.contains("785,000,000"), "{table}");
+        // Mistakes still name their entry.
+        let bad = GRAPH.replace("inputs = [\"sum\"]", "inputs = [\"nothing\"]");
+        let message = parse(&bad)
+            .and_then(|spec| spec.summary())
+            .unwrap_err()
+            .to_string();
+        assert!(message.contains("nothing"), "{message}");
     }
 }

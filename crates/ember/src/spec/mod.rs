@@ -266,6 +266,14 @@ impl ModelSpec {
         Ok(())
     }
 
+    /// The Keras summary table of the model this file describes, as `build()?.summary()`
+    /// prints it, made from the layers' declared shapes and sizes without creating a weight.
+    pub fn summary(&self) -> Result<String> {
+        let table = graph::summary(&self.model, &self.layers)
+            .map_err(|(field, message)| Error::invalid(format!("{field}: {message}")))?;
+        Ok(table.render())
+    }
+
     /// Builds and compiles the model, seeded with `fit.seed`.
     pub fn build(&self) -> Result<Model> {
         let mut model = graph::build(&self.model, &self.layers, self.fit.seed)

@@ -23,35 +23,6 @@ impl Model {
     /// ```
     pub fn summary(&self) -> String {
         let functional = !self.is_sequential();
-        let columns = if functional { 4 } else { 3 };
-        let mut header = vec![
-            "Layer (type)".to_string(),
-            "Output Shape".to_string(),
-            "Param #".to_string(),
-        ];
-        if functional {
-            header.push("Connected to".to_string());
-        }
-        let shape = |dims: &[usize]| {
-            let dims: Vec<String> = std::iter::once("None".to_string())
-                .chain(dims.iter().map(|&d| match d {
-                    crate::nn::ANY => "None".to_string(),
-                    d => d.to_string(),
-                }))
-                .collect();
-            format!("({})", dims.join(", "))
-        };
-        let mut rows: Vec<Vec<String>> = Vec::new();
-        if functional {
-            for input in &self.inputs {
-                rows.push(vec![
-                    format!("{} (InputLayer)", input.name),
-                    shape(&input.shape),
-                    "0".to_string(),
-                    "-".to_string(),
-                ]);
-            }
-        }
         // Keras names a call's output `layer[call][0]`, counting the layer's calls.
         let mut call_index = vec![0; self.calls.len()];
         let mut seen = vec![0; self.layers.len()];
@@ -71,26 +42,105 @@ impl Model {
         for call in &self.calls {
             calls_of[call.layer].push(call);
         }
-        for (entry, calls) in self.layers.iter().zip(&calls_of) {
-            let params: usize = entry.op.weights().iter().map(|w| w.value.len()).sum();
-            let output = calls
-                .first()
-                .map_or_else(String::new, |c| shape(&c.output_shape));
-            let kind = match &entry.op {
-                Operation::Layer(layer) => layer.kind(),
-                Operation::Merge(merge) => merge.kind(),
-            };
-            let mut cells = vec![
-                format!("{} ({kind})", entry.name),
-                output,
-                thousands(params),
-            ];
-            if functional {
-                let inbound: Vec<String> = calls
+        let rows = self
+            .layers
+            .iter()
+            .zip(&calls_of)
+            .map(|(entry, calls)| SummaryRow {
+                name: entry.name.clone(),
+                kind: match &entry.op {
+                    Operation::Layer(layer) => layer.kind(),
+                    Operation::Merge(merge) => merge.kind(),
+                },
+                output: calls.first().map(|c| c.output_shape.clone()),
+                params: entry.op.weights().iter().map(|w| w.value.len()).sum(),
+                connected: calls
                     .iter()
                     .flat_map(|c| c.inputs.iter().map(|&s| source_name(s)))
-                    .collect();
-                cells.push(inbound.join(", "));
+                    .collect(),
+            })
+            .collect();
+        SummaryTable {
+            functional,
+            inputs: match functional {
+                true => self
+                    .inputs
+                    .iter()
+                    .map(|i| (i.name.clone(), i.shape.clone()))
+                    .collect(),
+                false => Vec::new(),
+            },
+            rows,
+            total: self.count_params(),
+            trainable: self.count_trainable_params(),
+        }
+        .render()
+    }
+}
+
+/// One layer's line of a summary.
+pub(crate) struct SummaryRow {
+    pub name: String,
+    /// The Keras class name.
+    pub kind: &'static str,
+    /// The sample shape of the layer's first call (None if never called).
+    pub output: Option<Vec<usize>>,
+    pub params: usize,
+    /// The values the layer's calls read (`name[call][0]`), for a functional model.
+    pub connected: Vec<String>,
+}
+
+/// What [`Model::summary`] prints, gathered from a built model or, without creating any
+/// weight, from a model file (`ModelSpec::summary`).
+pub(crate) struct SummaryTable {
+    /// A functional model (input rows and "Connected to"), not a stack.
+    pub functional: bool,
+    /// The functional model's inputs: name and sample shape.
+    pub inputs: Vec<(String, Vec<usize>)>,
+    pub rows: Vec<SummaryRow>,
+    pub total: usize,
+    pub trainable: usize,
+}
+
+impl SummaryTable {
+    /// The Keras-style table.
+    pub fn render(&self) -> String {
+        let functional = self.functional;
+        let columns = if functional { 4 } else { 3 };
+        let mut header = vec![
+            "Layer (type)".to_string(),
+            "Output Shape".to_string(),
+            "Param #".to_string(),
+        ];
+        if functional {
+            header.push("Connected to".to_string());
+        }
+        let shape = |dims: &[usize]| {
+            let dims: Vec<String> = std::iter::once("None".to_string())
+                .chain(dims.iter().map(|&d| match d {
+                    crate::nn::ANY => "None".to_string(),
+                    d => d.to_string(),
+                }))
+                .collect();
+            format!("({})", dims.join(", "))
+        };
+        let mut rows: Vec<Vec<String>> = Vec::new();
+        for (name, input_shape) in &self.inputs {
+            rows.push(vec![
+                format!("{name} (InputLayer)"),
+                shape(input_shape),
+                "0".to_string(),
+                "-".to_string(),
+            ]);
+        }
+        for row in &self.rows {
+            let mut cells = vec![
+                format!("{} ({})", row.name, row.kind),
+                row.output.as_deref().map_or_else(String::new, shape),
+                thousands(row.params),
+            ];
+            if functional {
+                cells.push(row.connected.join(", "));
             }
             rows.push(cells);
         }
@@ -133,13 +183,12 @@ impl Model {
             out += &row('│', cells);
         }
         out += &line('└', '┴', '┘', '─');
-        let total = self.count_params();
+        let (total, trainable) = (self.total, self.trainable);
         out += &format!(
             " Total params: {} ({})\n",
             thousands(total),
             bytes(total * 4)
         );
-        let trainable = self.count_trainable_params();
         let frozen = total - trainable;
         out += &format!(
             " Trainable params: {} ({})\n",
