@@ -659,3 +659,65 @@ fn keras_settings_take_effect_and_flags_that_would_do_nothing_are_refused() {
         assert!(!common::stdout(&o).contains("Epoch"), "{args:?}");
     }
 }
+
+#[test]
+fn optimizer_and_metrics_flags_replace_the_model_files() {
+    let dir = Scratch::new("optimizer-flags");
+    let model = dir.file("sgd.safetensors");
+    let out = ok(&[
+        "train",
+        "--epochs",
+        "1",
+        "--optimizer",
+        "sgd",
+        "--learning-rate",
+        "0.05",
+        "--metrics",
+        "none",
+        "--output",
+        &model,
+    ]);
+    // No accuracy is logged or reported; the loss still is.
+    assert!(!out.contains("val_accuracy"), "{out}");
+    assert!(out.contains("Test loss: "), "{out}");
+    let saved = io::load(&model).unwrap();
+    match &saved.spec.compile.optimizer {
+        ember::Optimizer::Sgd(sgd) => assert_eq!(sgd.learning_rate, 0.05),
+        other => panic!("expected SGD, got {other:?}"),
+    }
+    assert!(saved.spec.compile.metrics.is_empty());
+    // The changed file is checked again: early stopping on val_accuracy needs accuracy.
+    let text = std::fs::read_to_string(repo_root().join("models/mnist-mlp.toml"))
+        .unwrap()
+        .replace(
+            "dir = \"../data/mnist\"",
+            &format!("dir = {:?}", repo_root().join("data/mnist")),
+        )
+        + "\n[[callbacks]]\ntype = \"early_stopping\"\nmonitor = \"val_accuracy\"\n";
+    let file = dir.write("watch.toml", text);
+    fails_with(
+        &["train", &file, "--metrics", "none"],
+        &["'val_accuracy' is never logged"],
+    );
+    fails_with(
+        &["train", "--metrics", "none,accuracy"],
+        &["cannot be listed with others"],
+    );
+    fails_with(
+        &["train", "--resume", &model, "--optimizer", "adam"],
+        &["--optimizer cannot change a resumed model"],
+    );
+    let csv = dir.write("t.csv", "a,y\n1,0\n2,1\n");
+    fails_with(
+        &[
+            "train",
+            "--csv",
+            &csv,
+            "--target",
+            "y",
+            "--optimizer",
+            "sgd",
+        ],
+        &["--optimizer does nothing when training a table model"],
+    );
+}

@@ -62,10 +62,51 @@ pub struct TrainArgs {
     /// the last rows), instead of the model file's or the table model's.
     #[arg(long, value_name = "FRACTION")]
     validation_split: Option<f32>,
+    /// The optimizer, by its Keras name, with Keras's default settings, instead of the model
+    /// file's (--learning-rate sets its rate).
+    #[arg(long, value_enum)]
+    optimizer: Option<OptimizerName>,
+    /// The metrics to log each epoch besides the loss, comma-separated, instead of the model
+    /// file's: accuracy, or none.
+    #[arg(
+        long,
+        value_enum,
+        value_delimiter = ',',
+        value_name = "accuracy|none",
+        conflicts_with = "resume"
+    )]
+    metrics: Option<Vec<MetricName>>,
     #[command(flatten)]
     table: super::table::TableArgs,
     #[command(flatten)]
     pub text: super::text::TextArgs,
+}
+
+/// Keras's optimizer identifiers.
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum OptimizerName {
+    Sgd,
+    Adam,
+    Rmsprop,
+}
+
+impl OptimizerName {
+    /// The optimizer with Keras's defaults.
+    fn optimizer(self) -> ember::Optimizer {
+        match self {
+            OptimizerName::Sgd => ember::Optimizer::Sgd(ember::Sgd::default()),
+            OptimizerName::Adam => ember::Optimizer::Adam(ember::Adam::default()),
+            OptimizerName::Rmsprop => ember::Optimizer::Rmsprop(ember::RmsProp::default()),
+        }
+    }
+}
+
+/// Keras's metric names that a model file can log.
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum MetricName {
+    Accuracy,
+    /// No metric besides the loss.
+    None,
 }
 
 pub fn run(args: TrainArgs) -> ember::Result<()> {
@@ -139,6 +180,22 @@ pub fn run(args: TrainArgs) -> ember::Result<()> {
     if let Some(split) = args.validation_split {
         spec.fit.validation_split = split;
     }
+    if let Some(name) = args.optimizer {
+        spec.compile.optimizer = name.optimizer();
+    }
+    if let Some(metrics) = &args.metrics {
+        if metrics.len() > 1 && metrics.contains(&MetricName::None) {
+            return Err(ember::Error::invalid(
+                "--metrics none means no metric: it cannot be listed with others",
+            ));
+        }
+        spec.compile.metrics = match metrics.contains(&MetricName::Accuracy) {
+            true => vec![ember::Metric::Accuracy],
+            false => Vec::new(),
+        };
+    }
+    // The changed file must still make sense (a callback watching val_accuracy needs it).
+    spec.check(&source)?;
     let mut data_spec = super::data_spec(&spec, &source)?;
     let base = source.parent().unwrap_or(Path::new("."));
     let data_dir = args
@@ -297,6 +354,23 @@ fn refuse_unused(args: &TrainArgs) -> ember::Result<()> {
     }
     if text_csv {
         unused.extend(args.text.given().into_iter().filter(|&f| f == "--class"));
+    }
+    if args.resume.is_some() && (args.optimizer.is_some() || args.metrics.is_some()) {
+        return Err(ember::Error::invalid(format!(
+            "{} cannot change a resumed model: it goes on with the optimizer and metrics it was \
+             compiled with (train a model file to choose others)",
+            if args.optimizer.is_some() {
+                "--optimizer"
+            } else {
+                "--metrics"
+            }
+        )));
+    }
+    if !model_file && args.optimizer.is_some() {
+        unused.push("--optimizer");
+    }
+    if !model_file && args.metrics.is_some() {
+        unused.push("--metrics");
     }
     if model_file && args.test_size.is_some() {
         unused.push("--test-size");

@@ -200,12 +200,7 @@ impl ModelSpec {
                 message,
             }
         })?;
-        spec.validate().map_err(|(field, message)| Error::Spec {
-            path: path.to_path_buf(),
-            line: None,
-            field,
-            message,
-        })?;
+        spec.check(path)?;
         Ok(spec)
     }
 
@@ -225,6 +220,18 @@ impl ModelSpec {
             }
         }
         logged
+    }
+
+    /// Checks the file again after fields were changed in it (the command line's overrides
+    /// of its epochs, validation split, optimizer or metrics): a callback watching a metric
+    /// the changed file no longer logs, say. `path` names the file in errors.
+    pub fn check(&self, path: &Path) -> Result<()> {
+        self.validate().map_err(|(field, message)| Error::Spec {
+            path: path.to_path_buf(),
+            line: None,
+            field,
+            message,
+        })
     }
 
     /// Checks values that parse but make no sense; returns (field, message).
