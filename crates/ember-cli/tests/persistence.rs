@@ -134,6 +134,7 @@ fn saved_model_evaluates_to_the_accuracy_train_printed_and_predicts_digits() {
     bytes.extend(five.data().iter().map(|&v| v as u8));
     std::fs::write(&idx, bytes).unwrap();
     let out = ok(&["predict", &model, &idx]);
+    let out_idx = out.clone();
     // A file of several samples numbers them.
     assert!(
         out.lines()
@@ -186,12 +187,55 @@ fn saved_model_evaluates_to_the_accuracy_train_printed_and_predicts_digits() {
     std::fs::write(dir.file("notes.txt"), "hello").unwrap();
     fails_with(
         &["predict", &model, &dir.file("notes.txt")],
-        &["notes.txt", "not a PNG/JPEG image, CSV or IDX file"],
+        &[
+            "notes.txt",
+            "not a PNG/JPEG image, IDX file or CSV rows of numbers",
+        ],
     );
+    // What a file holds decides how it is read, not its name.
     std::fs::write(dir.file("fake.png"), "not an image").unwrap();
     fails_with(
         &["predict", &model, &dir.file("fake.png")],
-        &["fake.png", "cannot decode"],
+        &[
+            "fake.png",
+            "not a PNG/JPEG image, IDX file or CSV rows of numbers",
+        ],
+    );
+    std::fs::write(dir.file("broken.jpg"), b"\x89PNG\r\n\x1a\nbroken").unwrap();
+    fails_with(
+        &["predict", &model, &dir.file("broken.jpg")],
+        &["broken.jpg", "cannot decode"],
+    );
+    let misnamed = dir.file("idx-named.png");
+    std::fs::copy(&idx, &misnamed).unwrap();
+    let by_content = ok(&["predict", &model, &misnamed]);
+    assert_eq!(
+        by_content.replace(&misnamed, &idx),
+        out_idx,
+        "read by content"
+    );
+    // Standard input is `-`, once; --output writes the lines to a file, never over an input.
+    let mut child = command(&["predict", &model, "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(
+        &mut child.stdin.take().unwrap(),
+        &std::fs::read(&idx).unwrap(),
+    )
+    .unwrap();
+    let piped = child.wait_with_output().unwrap();
+    assert!(piped.status.success());
+    let from_stdin = String::from_utf8(piped.stdout).unwrap();
+    assert_eq!(from_stdin.replace("-#", &format!("{idx}#")), out_idx);
+    fails_with(&["predict", &model, "-", "-"], &["can be read once"]);
+    let saved = dir.file("predictions.txt");
+    assert_eq!(ok(&["predict", &model, &idx, "--output", &saved]), "");
+    assert_eq!(std::fs::read_to_string(&saved).unwrap(), out_idx);
+    fails_with(
+        &["predict", &model, &idx, "--output", &model],
+        &["is also an input"],
     );
     fails_with(
         &["predict", &model, &dir.file("absent.png")],

@@ -104,6 +104,42 @@ fn titanic_inspect_train_save_and_predict_raw_rows() {
         records[0]["probability_1"].as_f64().unwrap() < 0.5,
         "{json}"
     );
+    // Cells come back as the file wrote them (`NA` stays `NA`), rows may come from standard
+    // input, and --output writes the same text to a file (never over an input).
+    let na_rows = dir.write(
+        "na.csv",
+        "PassengerId,Pclass,Name,Sex,Age,SibSp,Parch,Ticket,Fare,Cabin,Embarked\n\
+         3,3,\"Poe, Mr. Ed\",male,NA,0,0,A/5,?,,S\n",
+    );
+    let echoed = ok(&["predict", &model, &na_rows]);
+    assert!(
+        echoed
+            .lines()
+            .nth(1)
+            .unwrap()
+            .starts_with("3,3,\"Poe, Mr. Ed\",male,NA,0,0,A/5,?,,S,0,0."),
+        "{echoed}"
+    );
+    let mut child = common::command(&["predict", &model, "-"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(
+        &mut child.stdin.take().unwrap(),
+        &std::fs::read(&na_rows).unwrap(),
+    )
+    .unwrap();
+    let piped = child.wait_with_output().unwrap();
+    assert!(piped.status.success());
+    assert_eq!(String::from_utf8(piped.stdout).unwrap(), echoed);
+    let saved = dir.file("predictions.csv");
+    assert_eq!(ok(&["predict", &model, &na_rows, "--output", &saved]), "");
+    assert_eq!(std::fs::read_to_string(&saved).unwrap(), echoed);
+    fails_with(
+        &["predict", &model, &na_rows, "--output", &na_rows],
+        &["is also an input"],
+    );
     std::fs::write(&rows, "PassengerId,Pclass\n1,3\n").unwrap();
     fails_with(
         &["predict", &model, &rows.display().to_string()],

@@ -6,9 +6,9 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
+use crate::data::idx::read_idx_bytes;
 use crate::data::image_folder::is_image_file;
-use crate::data::read_idx;
-use crate::data::rows::read_numeric_rows;
+use crate::data::rows::parse_numeric_rows;
 use crate::error::{Error, Result};
 use crate::io::Checkpoint;
 use crate::spec::{DataSpec, ModelSpec};
@@ -141,7 +141,14 @@ impl NetworkModel {
     /// of numbers (one sample per row). A sample that is not the model's shape, or holds NaN
     /// or infinity, is an error naming the file.
     pub fn read_input(&self, path: &Path, data: &DataSpec) -> Result<Tensor> {
-        let x = data.prepare_inputs(read_raw(path, data)?)?;
+        let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+        self.read_input_bytes(&bytes, path, data)
+    }
+
+    /// [`NetworkModel::read_input`] on an input's bytes (a file's, or standard input's);
+    /// `path` names it in errors.
+    pub fn read_input_bytes(&self, bytes: &[u8], path: &Path, data: &DataSpec) -> Result<Tensor> {
+        let x = data.prepare_inputs(read_raw(bytes, path, data)?)?;
         let expected = self.model.input_shape();
         if x.shape()[1..] != expected[..] {
             return Err(Error::data(
@@ -166,49 +173,99 @@ impl NetworkModel {
         top_k: usize,
         model_path: &Path,
     ) -> Result<Vec<ClassPrediction>> {
-        let data = self.data(model_path)?;
         let mut predictions = Vec::new();
         for input in &expand_folders(inputs)? {
-            let x = self.read_input(input, data)?;
-            let outputs = self.model.predict(&x, 256)?;
-            let width = outputs.row_len().max(1);
-            // Inputs far beyond any the model was trained on can overflow it: no answer then.
-            if let Some(i) = outputs.data().iter().position(|v| !v.is_finite()) {
-                return Err(Error::data(
-                    input,
-                    format!(
-                        "the model's output for sample {} is not a finite number (inputs far \
-                         outside the range it was trained on?)",
-                        i / width
-                    ),
-                ));
-            }
-            for (sample, row) in outputs.data().chunks(width).enumerate() {
-                predictions.push(classify(input, sample, row, top_k, &data.classes));
-            }
+            let bytes = std::fs::read(input).map_err(|e| Error::io(input, e))?;
+            predictions.extend(self.predict_bytes(&bytes, input, top_k, model_path)?);
+        }
+        Ok(predictions)
+    }
+
+    /// Classifies every sample of one input given as bytes (standard input's, say), read as
+    /// [`NetworkModel::read_input`] reads a file; `input` names it in the predictions.
+    pub fn predict_bytes(
+        &self,
+        bytes: &[u8],
+        input: &Path,
+        top_k: usize,
+        model_path: &Path,
+    ) -> Result<Vec<ClassPrediction>> {
+        let data = self.data(model_path)?;
+        let mut predictions = Vec::new();
+        let x = self.read_input_bytes(bytes, input, data)?;
+        let outputs = self.model.predict(&x, 256)?;
+        let width = outputs.row_len().max(1);
+        // Inputs far beyond any the model was trained on can overflow it: no answer then.
+        if let Some(i) = outputs.data().iter().position(|v| !v.is_finite()) {
+            return Err(Error::data(
+                input,
+                format!(
+                    "the model's output for sample {} is not a finite number (inputs far \
+                     outside the range it was trained on?)",
+                    i / width
+                ),
+            ));
+        }
+        for (sample, row) in outputs.data().chunks(width).enumerate() {
+            predictions.push(classify(input, sample, row, top_k, &data.classes));
         }
         Ok(predictions)
     }
 }
 
-/// One input file as raw samples (n, …), before preprocessing.
-fn read_raw(path: &Path, data: &DataSpec) -> Result<Tensor> {
-    let extension = path
-        .extension()
-        .map(|e| e.to_string_lossy().to_lowercase())
-        .unwrap_or_default();
+/// What an input holds, told by its first bytes, not by its name.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum InputKind {
+    Image,
+    Idx,
+    Csv,
+}
+
+fn input_kind(bytes: &[u8]) -> InputKind {
+    const PNG: &[u8] = b"\x89PNG\r\n\x1a\n";
+    const JPEG: &[u8] = &[0xFF, 0xD8, 0xFF];
+    const GZIP: &[u8] = &[0x1F, 0x8B];
+    if bytes.starts_with(PNG) || bytes.starts_with(JPEG) {
+        InputKind::Image
+    } else if bytes.starts_with(GZIP) || bytes.starts_with(&[0, 0]) {
+        // IDX files begin with two zero bytes; MNIST's are often gzip-compressed.
+        InputKind::Idx
+    } else {
+        InputKind::Csv
+    }
+}
+
+/// One input as raw samples (n, …), before preprocessing: a PNG or JPEG image, an IDX file
+/// (plain or gzip-compressed) or CSV rows of numbers, told apart by content.
+fn read_raw(bytes: &[u8], path: &Path, data: &DataSpec) -> Result<Tensor> {
     let sample = data.sample_shape();
-    match extension.as_str() {
-        "png" | "jpg" | "jpeg" => {
+    match input_kind(bytes) {
+        InputKind::Image => {
             if !matches!(sample.len(), 2 | 3) {
                 return Err(Error::data(path, "this model does not take images"));
             }
             let mut shape = vec![1];
             shape.extend_from_slice(&sample);
-            data.load_image(path)?.reshape(&shape)
+            data.load_image_bytes(bytes, path)?.reshape(&shape)
         }
-        "csv" => {
-            let rows = read_numeric_rows(path)?;
+        InputKind::Csv => {
+            // Text that is not rows of numbers: say what else it could have been, unless
+            // it was named as a CSV file.
+            let named_csv = path
+                .extension()
+                .is_some_and(|e| e.eq_ignore_ascii_case("csv"));
+            let rows = parse_numeric_rows(bytes, path).map_err(|e| match e {
+                Error::Data { path, message } if !named_csv || message.contains("not a CSV") => {
+                    Error::Data {
+                        path,
+                        message: format!(
+                            "not a PNG/JPEG image, IDX file or CSV rows of numbers (as CSV: \
+                             {message})"
+                        ),
+                    }
+                }
+                other => other,
+            })?;
             let columns = rows.row_len();
             let mut shape = vec![rows.rows()];
             shape.extend_from_slice(&sample);
@@ -222,8 +279,8 @@ fn read_raw(path: &Path, data: &DataSpec) -> Result<Tensor> {
                 )
             })
         }
-        _ => {
-            let t = read_idx(path).map_err(|e| match e {
+        InputKind::Idx => {
+            let t = read_idx_bytes(bytes, path).map_err(|e| match e {
                 Error::Data { path, message } if message.contains("magic number") => Error::Data {
                     path,
                     message: format!("not a PNG/JPEG image, CSV or IDX file ({message})"),

@@ -194,15 +194,11 @@ pub fn train_documents(args: &TextArgs, docs: Documents, options: TrainText) -> 
     Ok(())
 }
 
-/// `ember predict` for a text classifier: each input file (or every file in an input
-/// folder) is one document.
-pub fn predict(
-    classifier: &TextClassifier,
-    inputs: &[PathBuf],
-    cache: &Path,
+/// `ember predict`'s output for a text classifier's predictions: a line each, or JSON.
+pub fn render_predictions(
+    predictions: &[ember::text::TextPrediction],
     json: bool,
-) -> ember::Result<()> {
-    let predictions = classifier.predict_files(inputs, cache)?;
+) -> ember::Result<String> {
     if json {
         let records: Vec<serde_json::Value> = predictions
             .iter()
@@ -216,11 +212,10 @@ pub fn predict(
             .collect();
         let text = serde_json::to_string_pretty(&records)
             .map_err(|e| Error::invalid(format!("cannot write JSON: {e}")))?;
-        println!("{text}");
-    } else {
-        for p in &predictions {
-            println!("{}: {} ({:.4})", p.input, p.class, p.probability);
-        }
+        return Ok(text + "\n");
     }
-    Ok(())
+    Ok(predictions
+        .iter()
+        .map(|p| format!("{}: {} ({:.4})\n", p.input, p.class, p.probability))
+        .collect())
 }

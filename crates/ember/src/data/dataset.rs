@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::data::image_folder::{load_image_file, read_image_folder, ColorMode};
+use crate::data::image_folder::{image_from_bytes, read_image_folder, ColorMode};
 use crate::data::{to_categorical, IdxFiles, Mnist};
 use crate::error::{Error, Result};
 use crate::tensor::Tensor;
@@ -224,17 +224,23 @@ impl DataSpec {
 
     /// Reads one input image the way this data section reads its training images.
     pub fn load_image(&self, path: &Path) -> Result<Tensor> {
+        let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+        self.load_image_bytes(&bytes, path)
+    }
+
+    /// [`DataSpec::load_image`] on an image's bytes; `path` names it in errors.
+    pub fn load_image_bytes(&self, bytes: &[u8], path: &Path) -> Result<Tensor> {
         match self.format {
-            DataFormat::Mnist => crate::data::image::load_image(path, 28, 28),
+            DataFormat::Mnist => crate::data::image::load_image_bytes(bytes, path, 28, 28),
             DataFormat::Idx => {
                 let [h, w] = self.image_size.ok_or_else(|| {
                     Error::invalid("this model's data section does not record its image size")
                 })?;
-                crate::data::image::load_image(path, h, w)
+                crate::data::image::load_image_bytes(bytes, path, h, w)
             }
             DataFormat::ImageFolder => {
                 let (height, width, color) = self.image_geometry()?;
-                load_image_file(path, height, width, color)
+                image_from_bytes(bytes, path, height, width, color)
             }
         }
     }

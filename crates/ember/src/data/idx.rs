@@ -43,6 +43,15 @@ pub fn read_idx(path: impl AsRef<Path>) -> Result<Tensor> {
     read_idx_from(reader, path)
 }
 
+/// [`read_idx`] on a file's bytes, plain or gzip-compressed; `path` names it in errors.
+pub fn read_idx_bytes(bytes: &[u8], path: &Path) -> Result<Tensor> {
+    if bytes.starts_with(&[0x1f, 0x8b]) {
+        read_idx_from(BufReader::new(MultiGzDecoder::new(bytes)), path)
+    } else {
+        read_idx_from(bytes, path)
+    }
+}
+
 /// The most values one IDX file may hold: 2^28 (1 GiB as f32; MNIST's training images are
 /// 47 million, EMNIST's 88 million).
 pub const MAX_VALUES: usize = 1 << 28;

@@ -16,7 +16,14 @@ use crate::tensor::Tensor;
 /// the target, keeping its aspect ratio, and placed so that its centre of mass is at the
 /// centre.
 pub fn load_image(path: &Path, height: usize, width: usize) -> Result<Tensor> {
-    let decoded = decode(path)?;
+    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    load_image_bytes(&bytes, path, height, width)
+}
+
+/// [`load_image`] on an image's bytes (PNG or JPEG, told by content); `path` names it in
+/// errors.
+pub fn load_image_bytes(bytes: &[u8], path: &Path, height: usize, width: usize) -> Result<Tensor> {
+    let decoded = decode_bytes(bytes, path)?;
     let mut gray = decoded.to_luma8();
     if gray.width() == 0 || gray.height() == 0 {
         return Err(Error::data(path, "the image is empty"));

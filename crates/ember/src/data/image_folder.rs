@@ -65,12 +65,24 @@ pub fn load_image_file(
     width: usize,
     color: ColorMode,
 ) -> Result<Tensor> {
+    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    image_from_bytes(&bytes, path, height, width, color)
+}
+
+/// [`load_image_file`] on an image's bytes; `path` names it in errors.
+pub fn image_from_bytes(
+    bytes: &[u8],
+    path: &Path,
+    height: usize,
+    width: usize,
+    color: ColorMode,
+) -> Result<Tensor> {
     if height == 0 || width == 0 {
         return Err(Error::invalid(format!(
             "image size must be positive, got {height}x{width}"
         )));
     }
-    let decoded = super::image::decode(path)?;
+    let decoded = super::image::decode_bytes(bytes, path)?;
     if decoded.width() == 0 || decoded.height() == 0 {
         return Err(Error::data(path, "the image is empty"));
     }

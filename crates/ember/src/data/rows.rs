@@ -10,11 +10,17 @@ use crate::tensor::Tensor;
 /// and header detected as for any table). Ragged rows and cells that are not finite numbers
 /// (empty ones included) are errors naming line and column.
 pub fn read_numeric_rows(path: &Path) -> Result<Tensor> {
+    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    parse_numeric_rows(&bytes, path)
+}
+
+/// [`read_numeric_rows`] on a file's bytes; `path` names it in errors.
+pub fn parse_numeric_rows(bytes: &[u8], path: &Path) -> Result<Tensor> {
     let options = CsvOptions {
         missing: Vec::new(),
         ..CsvOptions::default()
     };
-    let table = Table::read(path, &options)?;
+    let table = Table::parse(bytes, path, &options)?;
     let (rows, columns) = (table.rows(), table.names.len());
     let mut values = Vec::with_capacity(rows * columns);
     for (r, line) in table.lines.iter().enumerate() {

@@ -77,6 +77,9 @@ pub struct Table {
     /// Cells of number columns that are not numbers (`inf`, `0.3.1`, `1e400`), read as
     /// missing: see [`Table::parse`].
     pub bad_cells: Vec<BadCell>,
+    /// What each cell read as missing held in the file, where it held something (`NA`, `?`,
+    /// a bad number), by (column, row): see [`Table::as_written`].
+    pub missing_text: HashMap<(usize, usize), String>,
 }
 
 /// A cell of a number column that is not a finite number, read as missing.
@@ -236,6 +239,7 @@ impl Table {
         let mut columns = vec![Vec::with_capacity(records.len()); width];
         let mut lines = Vec::with_capacity(records.len());
         let mut rejected = Vec::new();
+        let mut missing_text = HashMap::new();
         for (line, fields) in records {
             if fields.len() != width {
                 let reason = format!("{} fields, expected {width}", fields.len());
@@ -248,9 +252,16 @@ impl Table {
                     format!("line {line}: {reason} (use drop_bad_rows to skip such rows)"),
                 ));
             }
-            for (column, field) in columns.iter_mut().zip(fields) {
-                let missing = options.missing.contains(&field);
-                column.push((!missing).then_some(field));
+            let row = lines.len();
+            for (c, (column, field)) in columns.iter_mut().zip(fields).enumerate() {
+                if options.missing.contains(&field) {
+                    if !field.is_empty() {
+                        missing_text.insert((c, row), field);
+                    }
+                    column.push(None);
+                } else {
+                    column.push(Some(field));
+                }
             }
             lines.push(line);
         }
@@ -264,9 +275,22 @@ impl Table {
             lines,
             rejected,
             bad_cells: Vec::new(),
+            missing_text,
         };
         table.bad_cells = table.clear_bad_numbers();
         Ok(table)
+    }
+
+    /// Cell (`column`, `row`) as the file wrote it: its value, or what a missing cell held
+    /// (`NA` stays `NA` when a table is written back out, an empty cell stays empty).
+    pub fn as_written(&self, column: usize, row: usize) -> &str {
+        match self.columns.get(column).and_then(|c| c.get(row)) {
+            Some(Some(value)) => value,
+            _ => self
+                .missing_text
+                .get(&(column, row))
+                .map_or("", String::as_str),
+        }
     }
 
     /// In a column of numbers, a few cells that are not finite numbers (at most 1 in 20 of
@@ -288,10 +312,12 @@ impl Table {
             }
             for r in bad {
                 let text = column[r].take().unwrap_or_default();
+                let shown = text.chars().take(40).collect();
+                self.missing_text.insert((c, r), text);
                 bad_cells.push(BadCell {
                     line: self.lines[r],
                     column: self.names[c].clone(),
-                    text: text.chars().take(40).collect(),
+                    text: shown,
                 });
             }
         }

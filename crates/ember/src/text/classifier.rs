@@ -361,14 +361,20 @@ impl TextClassifier {
         let mut texts = Vec::with_capacity(files.len());
         for file in &files {
             let bytes = std::fs::read(file).map_err(|e| Error::io(file, e))?;
-            let text = if self.spec.email {
-                email_text(&bytes).unwrap_or_else(|_| String::from_utf8_lossy(&bytes).into_owned())
-            } else {
-                String::from_utf8_lossy(&bytes).into_owned()
-            };
-            texts.push(text);
+            texts.push(self.document_text(&bytes));
         }
         Ok((files, texts))
+    }
+
+    /// One document's text from its bytes (a file's, or standard input's), as the classifier
+    /// was trained on documents: an e-mail's subject and body, or the text itself.
+    pub fn document_text(&self, bytes: &[u8]) -> String {
+        match self.spec.email {
+            true => {
+                email_text(bytes).unwrap_or_else(|_| String::from_utf8_lossy(bytes).into_owned())
+            }
+            false => String::from_utf8_lossy(bytes).into_owned(),
+        }
     }
 
     /// Each document's most likely class and its probability.
