@@ -192,6 +192,19 @@ fn saved_model_evaluates_to_the_accuracy_train_printed_and_predicts_digits() {
             "not a PNG/JPEG image, IDX file or CSV rows of numbers",
         ],
     );
+    // Values no training image came near (IDX floats of 3e38) get no confident answer.
+    let mut huge = vec![0u8, 0, 0x0d, 3, 0, 0, 0, 1, 0, 0, 0, 28, 0, 0, 0, 28];
+    for _ in 0..784 {
+        huge.extend(3e38f32.to_be_bytes());
+    }
+    std::fs::write(dir.file("huge.idx"), huge).unwrap();
+    fails_with(
+        &["predict", &model, &dir.file("huge.idx")],
+        &[
+            "huge.idx",
+            "far outside the values the model was trained on (0 to 255)",
+        ],
+    );
     // What a file holds decides how it is read, not its name.
     std::fs::write(dir.file("fake.png"), "not an image").unwrap();
     fails_with(

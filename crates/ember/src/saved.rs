@@ -162,6 +162,7 @@ impl NetworkModel {
         if let Some(v) = x.data().iter().find(|v| !v.is_finite()) {
             return Err(Error::data(path, format!("holds {v}, not a finite number")));
         }
+        data.check_input_range(&x, path)?;
         Ok(x)
     }
 

@@ -209,6 +209,9 @@ pub fn run(args: TrainArgs) -> ember::Result<()> {
     if !data.classes.is_empty() {
         data_spec.classes = data.classes.clone();
     }
+    if epochs_done == 0 {
+        data_spec.record_input_range(&data.x_train);
+    }
     if data_spec.image_size.is_none() && data_spec.format != ember::spec::DataFormat::Mnist {
         data_spec.image_size = data.image_size;
     }

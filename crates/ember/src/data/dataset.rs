@@ -45,6 +45,11 @@ pub struct DataSpec {
     /// image_folder: the class names in label order; recorded when a model is trained.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub classes: Vec<String>,
+    /// The smallest and largest prepared input value of the training data; recorded when a
+    /// model is trained, so that prediction can refuse inputs far outside it (see
+    /// [`DataSpec::check_input_range`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub input_range: Option<[f32; 2]>,
 }
 
 /// The four files of an `idx` data section.
@@ -220,6 +225,52 @@ impl DataSpec {
             skipped,
             image_size: Some([height, width]),
         })
+    }
+
+    /// Records the range of the prepared training inputs `x` (see [`DataSpec::input_range`]).
+    pub fn record_input_range(&mut self, x: &Tensor) {
+        self.input_range = crate::tensor::reduce::min_max(x.data()).map(|(lo, hi)| [lo, hi]);
+    }
+
+    /// Refuses prepared inputs `x` (read from `path`) with a value further outside the
+    /// training inputs' range than that range is wide: a network meeting values it never saw
+    /// the like of (an IDX of 3e38 floats for a model trained on pixels) answers with
+    /// confidence and means nothing. Values a little outside (a brighter photo) pass.
+    pub fn check_input_range(&self, x: &Tensor, path: &Path) -> Result<()> {
+        let Some([lo, hi]) = self.input_range else {
+            return Ok(());
+        };
+        let margin = (hi - lo).max(f32::MIN_POSITIVE);
+        let row_len = x.row_len().max(1);
+        match x
+            .data()
+            .iter()
+            .position(|&v| !(v >= lo - margin && v <= hi + margin))
+        {
+            None => Ok(()),
+            Some(i) => {
+                // In the file's own units (before the scale the model divides by).
+                let raw = |v: f32| {
+                    let v = v * self.scale;
+                    match v.abs() {
+                        a if a != 0.0 && !(1e-4..1e6).contains(&a) => format!("{v:e}"),
+                        _ => format!("{v}"),
+                    }
+                };
+                Err(Error::data(
+                    path,
+                    format!(
+                        "sample {} holds {} (value {}), far outside the values the model was \
+                         trained on ({} to {}): refusing to answer for it",
+                        i / row_len,
+                        raw(x.data()[i]),
+                        i % row_len,
+                        raw(lo),
+                        raw(hi)
+                    ),
+                ))
+            }
+        }
     }
 
     /// Reads one input image the way this data section reads its training images.

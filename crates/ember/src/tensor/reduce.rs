@@ -24,3 +24,14 @@ pub fn scaled_sum_backward(grad_y: f32, factor: f32, grad_x: &mut [f32], accumul
 pub fn copy_backward(src: &[f32], dst: &mut [f32], accumulate: bool) {
     store(dst, src.iter().copied(), accumulate);
 }
+
+/// The smallest and largest of `x` (None if it is empty or holds a NaN).
+pub fn min_max(x: &[f32]) -> Option<(f32, f32)> {
+    let mut values = x.iter().copied();
+    let first = values.next()?;
+    let (lo, hi) = values.fold((first, first), |(lo, hi), v| (lo.min(v), hi.max(v)));
+    match x.iter().any(|v| v.is_nan()) {
+        true => None,
+        false => Some((lo, hi)),
+    }
+}
