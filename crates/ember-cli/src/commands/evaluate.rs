@@ -103,7 +103,7 @@ fn evaluate_table(table_model: &TableModel, args: &EvaluateArgs) -> ember::Resul
     let (rows, missing) = rows_with_target(&table, target);
     if !missing.is_empty() {
         println!(
-            "Left out {} rows whose target is missing (lines {})",
+            "Left out {} row(s) whose target is missing (lines {})",
             missing.len(),
             super::table::preview(&missing)
         );

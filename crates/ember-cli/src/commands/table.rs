@@ -209,7 +209,7 @@ pub fn load(file: &PathBuf, options: &TabularOptions) -> ember::Result<Loaded> {
     let (rows, missing) = rows_with_target(&table, target);
     if !missing.is_empty() {
         println!(
-            "Left out {} rows whose target '{}' is missing (lines {})",
+            "Left out {} row(s) whose target '{}' is missing (lines {})",
             missing.len(),
             table.names[target],
             preview(&missing)

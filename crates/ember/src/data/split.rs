@@ -25,7 +25,14 @@ pub fn train_test_split(
         train.extend_from_slice(&group[k..]);
     }
     if train.is_empty() || test.is_empty() {
-        return Err(Error::invalid(format!("{n} rows are too few to split")));
+        let samples = match n {
+            1 => "1 sample is".to_string(),
+            n => format!("{n} samples are"),
+        };
+        return Err(Error::invalid(format!(
+            "{samples} too few to split into training and test sets with test size \
+             {test_fraction}: each set needs at least one"
+        )));
     }
     rng.shuffle(&mut train);
     rng.shuffle(&mut test);
