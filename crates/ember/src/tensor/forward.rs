@@ -4,8 +4,7 @@
 
 use super::activation::Activation;
 use super::attention::{
-    attention as attention_kernel, attention_dims, attention_probs_len,
-    batch_matmul as batch_matmul_kernel, batch_matmul_dims,
+    attention_dims, attention_inference, batch_matmul as batch_matmul_kernel, batch_matmul_dims,
 };
 use super::broadcast::broadcast_shape;
 use super::conv::Window;
@@ -207,11 +206,10 @@ pub fn attention(
         mask.map(Tensor::shape),
         heads,
     )?;
-    let mut probs = vec![0.0; attention_probs_len(dims, heads)];
     let mut out = Tensor::zeros(q.shape());
     let inputs = (q.data(), k.data(), v.data());
     let mask = mask.map(Tensor::data);
-    attention_kernel(inputs, mask, dims, heads, out.data_mut(), &mut probs);
+    attention_inference(inputs, mask, dims, heads, out.data_mut());
     Ok(out)
 }
 
