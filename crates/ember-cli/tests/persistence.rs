@@ -228,19 +228,8 @@ fn saved_model_evaluates_to_the_accuracy_train_printed_and_predicts_digits() {
         "read by content"
     );
     // Standard input is `-`, once; --output writes the lines to a file, never over an input.
-    let mut child = command(&["predict", &model, "-"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    std::io::Write::write_all(
-        &mut child.stdin.take().unwrap(),
-        &std::fs::read(&idx).unwrap(),
-    )
-    .unwrap();
-    let piped = child.wait_with_output().unwrap();
-    assert!(piped.status.success());
-    let from_stdin = String::from_utf8(piped.stdout).unwrap();
+    let from_stdin =
+        common::ok_with_stdin(&["predict", &model, "-"], &std::fs::read(&idx).unwrap());
     assert_eq!(from_stdin.replace("-#", &format!("{idx}#")), out_idx);
     fails_with(&["predict", &model, "-", "-"], &["can be read once"]);
     let saved = dir.file("predictions.txt");

@@ -120,19 +120,8 @@ fn titanic_inspect_train_save_and_predict_raw_rows() {
             .starts_with("3,3,\"Poe, Mr. Ed\",male,NA,0,0,A/5,?,,S,0,0."),
         "{echoed}"
     );
-    let mut child = common::command(&["predict", &model, "-"])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    std::io::Write::write_all(
-        &mut child.stdin.take().unwrap(),
-        &std::fs::read(&na_rows).unwrap(),
-    )
-    .unwrap();
-    let piped = child.wait_with_output().unwrap();
-    assert!(piped.status.success());
-    assert_eq!(String::from_utf8(piped.stdout).unwrap(), echoed);
+    let piped = common::ok_with_stdin(&["predict", &model, "-"], &std::fs::read(&na_rows).unwrap());
+    assert_eq!(piped, echoed);
     let saved = dir.file("predictions.csv");
     assert_eq!(ok(&["predict", &model, &na_rows, "--output", &saved]), "");
     assert_eq!(std::fs::read_to_string(&saved).unwrap(), echoed);

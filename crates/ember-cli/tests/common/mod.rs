@@ -94,6 +94,21 @@ pub fn fails_with(args: &[&str], needles: &[&str]) {
     assert_fails(&ember(args), needles);
 }
 
+/// Runs `ember args…` with `input` on its standard input; its standard output, after checking
+/// that it succeeded.
+pub fn ok_with_stdin(args: &[&str], input: &[u8]) -> String {
+    let mut child = command(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(&mut child.stdin.take().unwrap(), input).unwrap();
+    let o = child.wait_with_output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    String::from_utf8(o.stdout).unwrap()
+}
+
 pub fn last_line(out: &str) -> &str {
     out.trim_end().lines().last().unwrap_or("")
 }

@@ -417,6 +417,14 @@ struct ShapeCheck {
 }
 
 impl ShapeCheck {
+    fn new() -> Self {
+        ShapeCheck {
+            layers: HashMap::new(),
+            kinds: HashMap::new(),
+            params: Some(0),
+        }
+    }
+
     /// `name`, or the default name of the next layer of `kind`, as `Graph` gives it.
     fn name(&mut self, name: Option<&str>, kind: &'static str) -> String {
         let seen = self.kinds.entry(kind).or_insert(0);
@@ -545,11 +553,7 @@ pub(crate) fn param_count(
             Ok(total)
         }
         Plan::Graph => {
-            let mut visit = ShapeCheck {
-                layers: HashMap::new(),
-                kinds: HashMap::new(),
-                params: Some(0),
-            };
+            let mut visit = ShapeCheck::new();
             walk(model, layers, &mut visit)?;
             visit.params.ok_or_else(overflow)
         }
@@ -612,11 +616,7 @@ pub(crate) fn summary(
         }
         Plan::Graph => {
             let mut visit = SummaryWalk {
-                check: ShapeCheck {
-                    layers: HashMap::new(),
-                    kinds: HashMap::new(),
-                    params: Some(0),
-                },
+                check: ShapeCheck::new(),
                 inputs: Vec::new(),
                 rows: Vec::new(),
                 frozen: Vec::new(),

@@ -138,56 +138,60 @@ pub fn attention_probs_len([batch, seq, _]: [usize; 3], heads: usize) -> usize {
 
 /// Multi-head attention of the whole batch into `out` (batch, seq, width); `probs`
 /// ([`attention_probs_len`]) receives the attention probabilities, for a backward pass.
-#[allow(clippy::too_many_arguments)]
 pub fn attention(
-    (q, k, v): (&[f32], &[f32], &[f32]),
+    inputs: (&[f32], &[f32], &[f32]),
     mask: Option<&[f32]>,
-    [_, seq, width]: [usize; 3],
+    dims: [usize; 3],
     heads: usize,
     out: &mut [f32],
     probs: &mut [f32],
 ) {
-    let sample = seq * width;
-    let probs_per_sample = heads * seq * seq;
-    let jobs: Vec<_> = out
-        .chunks_mut(sample.max(1))
-        .zip(probs.chunks_mut(probs_per_sample.max(1)))
-        .enumerate()
-        .collect();
-    let geometry = Geometry { seq, width, heads };
-    run_jobs(jobs, |(b, (o, probs))| {
-        let range = b * sample..(b + 1) * sample;
-        let keep = mask.map(|m| &m[b * seq..(b + 1) * seq]);
-        geometry.forward(
-            (&q[range.clone()], &k[range.clone()], &v[range]),
-            keep,
-            o,
-            Probs::Keep(probs),
-        );
-    });
+    attention_samples(inputs, mask, dims, heads, out, Some(probs));
 }
 
 /// [`attention`] for inference: the same output, with no probabilities kept (each sample's
 /// heads reuse one (seq, seq) buffer, where keeping them would take batch · heads · seq² values:
 /// 100 MB for 32 texts of 256 tokens and 12 heads).
 pub fn attention_inference(
+    inputs: (&[f32], &[f32], &[f32]),
+    mask: Option<&[f32]>,
+    dims: [usize; 3],
+    heads: usize,
+    out: &mut [f32],
+) {
+    attention_samples(inputs, mask, dims, heads, out, None);
+}
+
+/// Both forms of attention, sample by sample across the threads: `probs` keeps the
+/// probabilities when given.
+fn attention_samples(
     (q, k, v): (&[f32], &[f32], &[f32]),
     mask: Option<&[f32]>,
     [_, seq, width]: [usize; 3],
     heads: usize,
     out: &mut [f32],
+    probs: Option<&mut [f32]>,
 ) {
     let sample = seq * width;
-    let jobs: Vec<_> = out.chunks_mut(sample.max(1)).enumerate().collect();
+    let outs = out.chunks_mut(sample.max(1));
+    let kept: Vec<Option<&mut [f32]>> = match probs {
+        Some(p) => p.chunks_mut((heads * seq * seq).max(1)).map(Some).collect(),
+        None => std::iter::repeat_with(|| None).take(outs.len()).collect(),
+    };
+    let jobs: Vec<_> = outs.zip(kept).enumerate().collect();
     let geometry = Geometry { seq, width, heads };
-    run_jobs(jobs, |(b, o)| {
+    run_jobs(jobs, |(b, (o, kept))| {
         let range = b * sample..(b + 1) * sample;
         let keep = mask.map(|m| &m[b * seq..(b + 1) * seq]);
+        let probs = match kept {
+            Some(p) => Probs::Keep(p),
+            None => Probs::Scratch,
+        };
         geometry.forward(
             (&q[range.clone()], &k[range.clone()], &v[range]),
             keep,
             o,
-            Probs::Scratch,
+            probs,
         );
     });
 }
