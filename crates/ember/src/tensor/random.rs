@@ -22,6 +22,11 @@ impl Rng {
         (self.next_u64() >> 40) as f32 * (1.0 / (1u64 << 24) as f32)
     }
 
+    /// Uniform in `[0, 1)` in double precision, using the top 53 bits.
+    pub fn uniform_f64(&mut self) -> f64 {
+        (self.next_u64() >> 11) as f64 * (1.0 / (1u64 << 53) as f64)
+    }
+
     /// Uniform in `[low, high)`.
     pub fn uniform_range(&mut self, low: f32, high: f32) -> f32 {
         low + (high - low) * self.uniform()

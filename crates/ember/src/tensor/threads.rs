@@ -74,25 +74,32 @@ fn build_pool(threads: usize) -> usize {
 }
 
 thread_local! {
-    /// Set while this thread runs its kernels on itself alone (see [`serial`]).
-    static SERIAL: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    /// The most threads this thread's kernels may use; 0 while no limit is set (see
+    /// [`serial`] and [`limited`]).
+    static LIMIT: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
 }
 
 /// Runs `f` with every kernel it calls single-threaded: for callers that already spread
 /// coarser work (whole batches) over the threads.
 pub fn serial<R>(f: impl FnOnce() -> R) -> R {
-    let previous = SERIAL.replace(true);
+    limited(1, f)
+}
+
+/// Runs `f` with the kernels it calls on at most `threads` threads: for callers that run
+/// several trainings at once (a hyperparameter search's parallel trials), so that together
+/// they do not ask for more threads than the pool has.
+pub fn limited<R>(threads: usize, f: impl FnOnce() -> R) -> R {
+    let previous = LIMIT.replace(threads.max(1));
     let result = f();
-    SERIAL.set(previous);
+    LIMIT.set(previous);
     result
 }
 
-/// The threads a kernel called from here may use: 1 inside [`serial`], else all.
+/// The threads a kernel called from here may use: the limit set by [`limited`], else all.
 pub(crate) fn kernel_threads() -> usize {
-    if SERIAL.get() {
-        1
-    } else {
-        num_threads()
+    match LIMIT.get() {
+        0 => num_threads(),
+        limit => limit.min(num_threads()),
     }
 }
 
