@@ -1,7 +1,7 @@
 //! Training and evaluation reports for people: the history as CSV and JSON, loss and accuracy
 //! curves, and the confusion matrix, as PNG and SVG. Every file is written atomically.
 
-mod plot;
+pub(crate) mod plot;
 
 use std::path::{Path, PathBuf};
 
@@ -94,14 +94,14 @@ fn metric(history: &History, epoch: usize, name: &str) -> f64 {
     history.metric(name).get(index).copied().unwrap_or(f64::NAN)
 }
 
-fn json_bytes(value: &impl Serialize) -> Result<Vec<u8>> {
+pub(crate) fn json_bytes(value: &impl Serialize) -> Result<Vec<u8>> {
     let mut bytes = serde_json::to_vec_pretty(value)
         .map_err(|e| Error::invalid(format!("cannot write JSON: {e}")))?;
     bytes.push(b'\n');
     Ok(bytes)
 }
 
-fn write(dir: &Path, name: &str, bytes: &[u8]) -> Result<PathBuf> {
+pub(crate) fn write(dir: &Path, name: &str, bytes: &[u8]) -> Result<PathBuf> {
     let path = dir.join(name);
     write_atomically(&path, bytes)?;
     Ok(path)

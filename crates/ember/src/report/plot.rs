@@ -11,7 +11,7 @@ use crate::metrics::ConfusionMatrix;
 
 const SIZE: (u32, u32) = (900, 560);
 /// Training blue and validation orange (matplotlib's first two colours).
-const COLOURS: [RGBColor; 2] = [RGBColor(31, 119, 180), RGBColor(255, 127, 14)];
+pub(crate) const COLOURS: [RGBColor; 2] = [RGBColor(31, 119, 180), RGBColor(255, 127, 14)];
 
 static FONT: Once = Once::new();
 
@@ -24,7 +24,7 @@ fn register_font() {
     });
 }
 
-fn plot_error(e: impl std::fmt::Display) -> Error {
+pub(crate) fn plot_error(e: impl std::fmt::Display) -> Error {
     Error::invalid(format!("cannot draw the chart: {e}"))
 }
 
@@ -43,25 +43,39 @@ pub struct Curves {
     pub rising: bool,
 }
 
+/// A chart drawn the same way on any backend: once to pixels, once to SVG.
+pub(crate) trait Chart {
+    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<()>;
+}
+
+/// Draws `chart` at `size`: (PNG bytes, SVG text).
+pub(crate) fn render(chart: &impl Chart, size: (u32, u32)) -> Result<(Vec<u8>, String)> {
+    register_font();
+    let mut pixels = vec![0u8; (size.0 * size.1 * 3) as usize];
+    {
+        let root = BitMapBackend::with_buffer(&mut pixels, size).into_drawing_area();
+        chart.draw(&root)?;
+        root.present().map_err(plot_error)?;
+    }
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, size).into_drawing_area();
+        chart.draw(&root)?;
+        root.present().map_err(plot_error)?;
+    }
+    let png = image::RgbImage::from_raw(size.0, size.1, pixels)
+        .ok_or_else(|| plot_error("bad buffer"))?;
+    Ok((encode_image(png)?, svg))
+}
+
 impl Curves {
     /// (PNG bytes, SVG text).
     pub fn render(&self) -> Result<(Vec<u8>, String)> {
-        register_font();
-        let mut pixels = vec![0u8; (SIZE.0 * SIZE.1 * 3) as usize];
-        {
-            let root = BitMapBackend::with_buffer(&mut pixels, SIZE).into_drawing_area();
-            self.draw(&root)?;
-            root.present().map_err(plot_error)?;
-        }
-        let mut svg = String::new();
-        {
-            let root = SVGBackend::with_string(&mut svg, SIZE).into_drawing_area();
-            self.draw(&root)?;
-            root.present().map_err(plot_error)?;
-        }
-        Ok((encode_png(pixels)?, svg))
+        render(self, SIZE)
     }
+}
 
+impl Chart for Curves {
     fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<()> {
         root.fill(&WHITE).map_err(plot_error)?;
         let values = self
@@ -134,23 +148,13 @@ impl Curves {
 
 /// The confusion matrix as a heat map: (PNG bytes, SVG text).
 pub fn render_confusion(cm: &ConfusionMatrix) -> Result<(Vec<u8>, String)> {
-    register_font();
-    let size = (760, 720);
-    let mut pixels = vec![0u8; (size.0 * size.1 * 3) as usize];
-    {
-        let root = BitMapBackend::with_buffer(&mut pixels, size).into_drawing_area();
-        draw_confusion(&root, cm)?;
-        root.present().map_err(plot_error)?;
+    struct Heat<'a>(&'a ConfusionMatrix);
+    impl Chart for Heat<'_> {
+        fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<()> {
+            draw_confusion(root, self.0)
+        }
     }
-    let mut svg = String::new();
-    {
-        let root = SVGBackend::with_string(&mut svg, size).into_drawing_area();
-        draw_confusion(&root, cm)?;
-        root.present().map_err(plot_error)?;
-    }
-    let (w, h) = size;
-    let png = image::RgbImage::from_raw(w, h, pixels).ok_or_else(|| plot_error("bad buffer"))?;
-    Ok((encode_image(png)?, svg))
+    render(&Heat(cm), (760, 720))
 }
 
 fn draw_confusion<DB: DrawingBackend>(
@@ -221,12 +225,6 @@ fn draw_confusion<DB: DrawingBackend>(
         }
     }
     Ok(())
-}
-
-fn encode_png(pixels: Vec<u8>) -> Result<Vec<u8>> {
-    let image = image::RgbImage::from_raw(SIZE.0, SIZE.1, pixels)
-        .ok_or_else(|| plot_error("bad buffer"))?;
-    encode_image(image)
 }
 
 fn encode_image(image: image::RgbImage) -> Result<Vec<u8>> {
