@@ -419,3 +419,57 @@ impl TabularModel {
             .collect())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    fn table() -> Table {
+        let mut csv = String::from("x,y,label\n");
+        for i in 0..40 {
+            let x = i as f32 / 40.0;
+            csv += &format!("{x},{},{}\n", 1.0 - x, if x > 0.5 { "a" } else { "b" });
+        }
+        Table::parse(csv.as_bytes(), Path::new("t.csv"), &CsvOptions::default()).unwrap()
+    }
+
+    #[test]
+    fn dropout_and_l2_options_shape_the_network_and_are_checked() {
+        let table = table();
+        let rows: Vec<usize> = (0..40).collect();
+        let options = TabularOptions {
+            target: "label".into(),
+            hidden: vec![8, 4],
+            dropout: 0.25,
+            l2: 0.001,
+            epochs: 3,
+            ..TabularOptions::default()
+        };
+        let (model, _) =
+            TabularModel::fit(&table, &rows, Task::Binary, &options, Verbosity::Silent).unwrap();
+        let summary = model.model.summary();
+        assert_eq!(summary.matches("Dropout").count(), 2, "{summary}");
+        let spec = crate::spec::ModelSpec::from_model(&model.model, Default::default(), None)
+            .unwrap()
+            .to_toml()
+            .unwrap();
+        assert_eq!(spec.matches("l2 = 0.001").count(), 3, "{spec}");
+        for (dropout, l2, wanted) in [
+            (1.0, 0.0, "dropout"),
+            (0.0, -1.0, "l2"),
+            (0.0, f32::NAN, "l2"),
+        ] {
+            let bad = TabularOptions {
+                dropout,
+                l2,
+                ..options.clone()
+            };
+            let e = TabularModel::fit(&table, &rows, Task::Binary, &bad, Verbosity::Silent)
+                .err()
+                .unwrap()
+                .to_string();
+            assert!(e.contains(wanted), "{e}");
+        }
+    }
+}
