@@ -33,6 +33,7 @@ pub mod tabular;
 pub mod tensor;
 pub mod text;
 pub mod train;
+pub mod tune;
 
 pub use autograd::{Tape, Var};
 pub use data::{read_idx, to_categorical, Mnist};

@@ -67,6 +67,10 @@ pub struct ModelSpec {
     /// For text classifiers: the classes and how documents become features.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub text: Option<TextSpec>,
+    /// `[tune]`: a hyperparameter search over this file, read by `ember tune`
+    /// (`crate::tune`); training ignores it, and a trained model does not keep it.
+    #[serde(default, skip_serializing)]
+    pub tune: Option<toml::Table>,
 }
 
 /// `[text]`: how a text classifier reads documents and turns them into features.
@@ -319,6 +323,7 @@ impl ModelSpec {
             callbacks: Vec::new(),
             table: None,
             text: None,
+            tune: None,
         })
     }
 

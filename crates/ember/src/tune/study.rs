@@ -1,0 +1,262 @@
+//! The study file: the search's settings, then one JSON line per trial result as it comes
+//! (`study.jsonl`). A search killed half-way resumes from it; a finished one is listed and
+//! plotted again from it. Lines are appended and flushed one by one, so a crash loses at
+//! most the line being written, which is then ignored.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+
+/// What decides a study's trials: resuming needs the same.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct StudyHeader {
+    pub version: u32,
+    /// The `[tune]` section, as TOML text.
+    pub tune: String,
+    /// The model file (or the table options) trials start from, as TOML text.
+    pub base: String,
+    /// Trials sampled together from the same history (TPE with parallel jobs).
+    pub batch: usize,
+}
+
+/// How a trial ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TrialState {
+    /// Trained for its whole budget.
+    Complete,
+    /// Hyperband stopped it at a rung: it was not among the best.
+    Pruned,
+    /// Trained to a rung, waiting for the rung's verdict.
+    Paused,
+    /// It could not be trained (the reason says why): a diverging loss, a bad combination.
+    Failed,
+}
+
+/// One trial's result so far.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TrialRecord {
+    pub number: usize,
+    pub params: serde_json::Map<String, serde_json::Value>,
+    pub state: TrialState,
+    /// The objective after each epoch trained.
+    pub values: Vec<f64>,
+    /// Seconds spent training it.
+    pub seconds: f64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// Its Hyperband bracket.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bracket: Option<usize>,
+}
+
+impl TrialRecord {
+    /// The objective at its last epoch (what its trained model scores).
+    pub fn value(&self) -> Option<f64> {
+        match self.state {
+            TrialState::Failed => None,
+            _ => self.values.last().copied(),
+        }
+    }
+
+    pub fn finished(&self) -> bool {
+        self.state != TrialState::Paused
+    }
+}
+
+/// The retrained best model's figures, recorded once at the end.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct FinalRecord {
+    pub trial: usize,
+    /// The best trial's objective, again from the retraining.
+    pub value: f64,
+    /// Test figures by name (loss, accuracy).
+    pub test: BTreeMap<String, f64>,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum Line {
+    Study(StudyHeader),
+    Trial(TrialRecord),
+    Final(FinalRecord),
+}
+
+/// The study in memory and its file.
+pub struct Study {
+    path: PathBuf,
+    pub header: StudyHeader,
+    /// Each trial's latest record.
+    pub trials: BTreeMap<usize, TrialRecord>,
+    pub last: Option<FinalRecord>,
+    /// Lines the file had that could not be read (the line a crash cut short).
+    pub ignored: usize,
+}
+
+impl Study {
+    /// Starts a new study file; an error if one exists (resume it or choose another folder).
+    pub fn create(path: &Path, header: StudyHeader) -> Result<Study> {
+        if path.exists() {
+            return Err(Error::invalid(format!(
+                "{} already holds a study: pass --resume to continue it, or choose another --output",
+                path.display()
+            )));
+        }
+        let study = Study {
+            path: path.to_path_buf(),
+            header,
+            trials: BTreeMap::new(),
+            last: None,
+            ignored: 0,
+        };
+        study.append(&Line::Study(study.header.clone()))?;
+        Ok(study)
+    }
+
+    /// Reads a study file to go on with it; its settings must be `header`'s.
+    pub fn resume(path: &Path, header: StudyHeader) -> Result<Study> {
+        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+        let mut lines = text.lines();
+        let first = lines.next().unwrap_or("");
+        let Ok(Line::Study(stored)) = serde_json::from_str::<Line>(first) else {
+            return Err(Error::data(
+                path,
+                "line 1 is not a study header: not a study file",
+            ));
+        };
+        if stored.version != header.version {
+            return Err(Error::data(
+                path,
+                format!(
+                    "study version {} (this Ember writes {})",
+                    stored.version, header.version
+                ),
+            ));
+        }
+        for (what, a, b) in [
+            ("[tune] section", &stored.tune, &header.tune),
+            ("model (everything but [tune])", &stored.base, &header.base),
+        ] {
+            if a != b {
+                return Err(Error::data(
+                    path,
+                    format!("the study was made with another {what}: start a new study in another --output"),
+                ));
+            }
+        }
+        let mut study = Study {
+            path: path.to_path_buf(),
+            header: stored,
+            trials: BTreeMap::new(),
+            last: None,
+            ignored: 0,
+        };
+        for line in lines.filter(|l| !l.trim().is_empty()) {
+            match serde_json::from_str::<Line>(line) {
+                Ok(Line::Trial(t)) => {
+                    study.trials.insert(t.number, t);
+                }
+                Ok(Line::Final(f)) => study.last = Some(f),
+                Ok(Line::Study(_)) | Err(_) => study.ignored += 1,
+            }
+        }
+        Ok(study)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn record(&mut self, trial: TrialRecord) -> Result<()> {
+        self.append(&Line::Trial(trial.clone()))?;
+        // A later result of a trial replaces the earlier one.
+        self.trials.insert(trial.number, trial);
+        Ok(())
+    }
+
+    pub fn record_final(&mut self, last: FinalRecord) -> Result<()> {
+        self.append(&Line::Final(last.clone()))?;
+        self.last = Some(last);
+        Ok(())
+    }
+
+    fn append(&self, line: &Line) -> Result<()> {
+        let mut text = serde_json::to_string(line)
+            .map_err(|e| Error::invalid(format!("cannot write the study: {e}")))?;
+        text.push('\n');
+        let mut file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.path)
+            .map_err(|e| Error::io(&self.path, e))?;
+        // One write per line: a crash leaves whole lines and at most one cut one.
+        file.write_all(text.as_bytes())
+            .and_then(|_| file.flush())
+            .map_err(|e| Error::io(&self.path, e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn header() -> StudyHeader {
+        StudyHeader {
+            version: 1,
+            tune: "algorithm = \"random\"".into(),
+            base: "[model]".into(),
+            batch: 1,
+        }
+    }
+
+    fn trial(number: usize, state: TrialState, values: Vec<f64>) -> TrialRecord {
+        TrialRecord {
+            number,
+            params: serde_json::Map::new(),
+            state,
+            values,
+            seconds: 1.0,
+            reason: None,
+            bracket: None,
+        }
+    }
+
+    #[test]
+    fn a_study_reads_back_with_its_latest_records_and_skips_a_cut_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("study.jsonl");
+        let mut study = Study::create(&path, header()).unwrap();
+        study
+            .record(trial(0, TrialState::Paused, vec![0.5]))
+            .unwrap();
+        study.record(trial(1, TrialState::Failed, vec![])).unwrap();
+        study
+            .record(trial(0, TrialState::Complete, vec![0.5, 0.7]))
+            .unwrap();
+        drop(study);
+        let mut text = std::fs::read_to_string(&path).unwrap();
+        text.push_str("{\"trial\": {\"number\": 2, \"par");
+        std::fs::write(&path, text).unwrap();
+        let study = Study::resume(&path, header()).unwrap();
+        assert_eq!(study.ignored, 1);
+        assert_eq!(study.trials.len(), 2);
+        assert_eq!(study.trials[&0].value(), Some(0.7));
+        assert_eq!(study.trials[&1].value(), None);
+        assert!(Study::create(&path, header())
+            .err()
+            .unwrap()
+            .to_string()
+            .contains("--resume"));
+        let mut other = header();
+        other.tune = "algorithm = \"tpe\"".into();
+        let e = Study::resume(&path, other).err().unwrap().to_string();
+        assert!(e.contains("another [tune] section"), "{e}");
+        std::fs::write(&path, "not json\n").unwrap();
+        let e = Study::resume(&path, header()).err().unwrap().to_string();
+        assert!(e.contains("not a study file"), "{e}");
+    }
+}

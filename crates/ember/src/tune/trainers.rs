@@ -1,0 +1,198 @@
+//! What trials train: a model file on its data set, or a table model on a CSV file's rows.
+//! Both read their data once, for every trial.
+
+use std::path::{Path, PathBuf};
+
+use super::search::Trainer;
+use crate::data::table::Table;
+use crate::error::{Error, Result};
+use crate::spec::{CallbackConfig, DataSpec, Dataset, ModelSpec};
+use crate::tabular::{TabularModel, TabularOptions, TabularScores, Task};
+use crate::train::{Callback, FitOptions, Model, Verbosity};
+
+/// Trials of a model file: its data set, read once.
+pub struct ModelFileTrainer {
+    /// The model file, for error messages.
+    pub path: PathBuf,
+    pub data: Dataset,
+    /// The `[data]` section, with what prediction needs recorded (classes, input range,
+    /// the absolute folder), saved with the best model.
+    pub data_spec: DataSpec,
+    pub objective: String,
+}
+
+/// A model-file trial in training.
+pub struct ModelTrial {
+    pub spec: ModelSpec,
+    pub model: Model,
+    pub epochs_done: usize,
+}
+
+impl ModelFileTrainer {
+    /// The trial's model file, parsed and checked like any model file.
+    pub fn spec_of(&self, config: &toml::Table) -> Result<ModelSpec> {
+        let text = toml::to_string(config)
+            .map_err(|e| Error::invalid(format!("cannot write the trial's model file: {e}")))?;
+        let mut spec = ModelSpec::parse(&text, &self.path)?;
+        spec.data = Some(self.data_spec.clone());
+        // Schedules start from the optimizer's rate, recorded now so that a trial trained
+        // on at the next rung follows the same curve.
+        let lr = spec.compile.optimizer.learning_rate();
+        for callback in &mut spec.callbacks {
+            if let CallbackConfig::LearningRateScheduler(s) = callback {
+                s.initial_learning_rate.get_or_insert(lr);
+            }
+        }
+        Ok(spec)
+    }
+
+    /// The test set's loss and (when compiled with it) accuracy.
+    pub fn test(&self, trial: &ModelTrial) -> Result<crate::train::Evaluation> {
+        trial.model.evaluate(
+            &self.data.x_test,
+            &self.data.y_test,
+            trial.spec.fit.batch_size,
+        )
+    }
+
+    /// Saves a trained trial as `ember train --output` would.
+    pub fn save(&self, trial: &ModelTrial, file: &Path) -> Result<()> {
+        let mut fit = trial.spec.fit.clone();
+        fit.epochs = trial.epochs_done;
+        crate::io::save_with(
+            file,
+            &trial.model,
+            &fit,
+            trial.spec.data.as_ref(),
+            &trial.spec.callbacks,
+            trial.epochs_done,
+        )
+    }
+}
+
+impl Trainer for ModelFileTrainer {
+    type State = ModelTrial;
+
+    fn start(&self, config: &toml::Table) -> Result<ModelTrial> {
+        let spec = self.spec_of(config)?;
+        let model = spec.build()?;
+        model.check_targets(&[&self.data.y_train], "the training labels")?;
+        Ok(ModelTrial {
+            spec,
+            model,
+            epochs_done: 0,
+        })
+    }
+
+    fn epochs_done(&self, trial: &ModelTrial) -> usize {
+        trial.epochs_done
+    }
+
+    fn train(&self, trial: &mut ModelTrial, epochs: usize) -> Result<Vec<f64>> {
+        let options = FitOptions {
+            epochs,
+            initial_epoch: trial.epochs_done,
+            verbose: Verbosity::Silent,
+            ..trial.spec.fit.options()
+        };
+        // The file's callbacks, but no checkpoints: parallel trials would write one file.
+        let mut callbacks: Vec<Box<dyn Callback>> = crate::io::callbacks_of(&trial.spec)
+            .into_iter()
+            .zip(&trial.spec.callbacks)
+            .filter(|(_, c)| !matches!(c, CallbackConfig::ModelCheckpoint(_)))
+            .map(|(cb, _)| cb)
+            .collect();
+        let mut hooks: Vec<&mut dyn Callback> = callbacks
+            .iter_mut()
+            .map(|c| c.as_mut() as &mut dyn Callback)
+            .collect();
+        let history = trial.model.fit_with_callbacks(
+            &self.data.x_train,
+            &self.data.y_train,
+            &options,
+            &mut hooks,
+        )?;
+        trial.epochs_done = history.last().map_or(trial.epochs_done, |e| e.epoch);
+        Ok(history.metric(&self.objective))
+    }
+}
+
+/// Trials of a table model: the table, its training and test rows, read and split once.
+pub struct TableTrainer {
+    pub table: Table,
+    pub train_rows: Vec<usize>,
+    pub test_rows: Vec<usize>,
+    pub task: Task,
+    pub objective: String,
+}
+
+/// A table trial: its options, and once trained its model.
+pub struct TableTrial {
+    pub options: TabularOptions,
+    pub model: Option<TabularModel>,
+}
+
+impl TableTrainer {
+    /// The metrics a table model logs.
+    pub fn logged(task: Task) -> Vec<&'static str> {
+        match task {
+            Task::Regression => vec!["loss", "val_loss"],
+            _ => vec!["loss", "accuracy", "val_loss", "val_accuracy"],
+        }
+    }
+
+    /// Held-out scores of a trained trial on the test rows.
+    pub fn test(&self, trial: &TableTrial) -> Result<TabularScores> {
+        let model = trial
+            .model
+            .as_ref()
+            .ok_or_else(|| Error::invalid("the trial has not been trained"))?;
+        model.score(&self.table, &self.test_rows)
+    }
+}
+
+impl Trainer for TableTrainer {
+    type State = TableTrial;
+
+    fn start(&self, config: &toml::Table) -> Result<TableTrial> {
+        let options: TabularOptions =
+            toml::Value::Table(config.clone())
+                .try_into()
+                .map_err(|e: toml::de::Error| {
+                    Error::invalid(format!("the trial's table options: {}", e.message().trim()))
+                })?;
+        Ok(TableTrial {
+            options,
+            model: None,
+        })
+    }
+
+    /// None that training goes on from: every stretch starts again.
+    fn epochs_done(&self, _: &TableTrial) -> usize {
+        0
+    }
+
+    /// Trains from the start each time (table models are small): early stopping restores
+    /// the best epoch's weights, so the values end at that epoch.
+    fn train(&self, trial: &mut TableTrial, epochs: usize) -> Result<Vec<f64>> {
+        let mut options = trial.options.clone();
+        options.epochs = epochs;
+        let (model, history) = TabularModel::fit(
+            &self.table,
+            &self.train_rows,
+            self.task,
+            &options,
+            Verbosity::Silent,
+        )?;
+        let mut values = history.metric(&self.objective);
+        if history.stopped_early {
+            let losses = history.metric("val_loss");
+            let best = (0..losses.len())
+                .reduce(|b, i| if losses[i] < losses[b] { i } else { b })
+                .unwrap_or(0);
+            values.truncate(best + 1);
+        }
+        trial.model = Some(model);
+        Ok(values)
+    }
+}

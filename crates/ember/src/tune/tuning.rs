@@ -1,0 +1,490 @@
+//! A whole search from start to end, for a model file or a table: check the space against
+//! the file, open (or resume) the study, run it, retrain the best trial, save it, test it
+//! once, and write the results and charts.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use super::search::{Event, Run, SearchTimes, Trainer};
+use super::space::spec_error;
+use super::study::{FinalRecord, Study, StudyHeader, TrialRecord};
+use super::trainers::{ModelFileTrainer, TableTrainer};
+use super::{best_trial, report, split_file, TuneSettings};
+use crate::data::table::Table;
+use crate::error::{Error, Result};
+use crate::spec::ModelSpec;
+use crate::tabular::{TabularOptions, TabularScores, Task};
+
+/// The search of `ember tune --csv` without `--space`: TPE over the network's size,
+/// regularisation and optimisation, and the preprocessing.
+pub const TABLE_SPACE: &str = r#"
+[tune]
+algorithm = "tpe"
+max_trials = 20
+
+[tune.space]
+"hidden" = { choice = [[32], [64], [64, 32], [128, 64], [256, 128]] }
+"learning_rate" = { log_uniform = [0.0003, 0.01] }
+"l2" = { choice = [0.0, 0.00001, 0.0001, 0.001] }
+"dropout" = { uniform = [0.0, 0.5] }
+"batch_size" = { choice = [16, 32, 64] }
+"preprocess.scaling" = { choice = ["standard", "min_max"] }
+"preprocess.impute" = { choice = ["mean", "median"] }
+"#;
+
+/// The study file's format version.
+const VERSION: u32 = 1;
+
+/// How to run a search.
+#[derive(Clone, Debug)]
+pub struct TuneOptions {
+    /// The data folder, instead of the model file's.
+    pub data_dir: Option<PathBuf>,
+    /// Trials trained at once (each on its share of the threads).
+    pub jobs: usize,
+    /// Where the study, the results, the charts and the best model go.
+    pub output: PathBuf,
+    /// Go on with the study in `output` instead of starting one.
+    pub resume: bool,
+}
+
+/// What a finished search produced.
+pub struct Outcome {
+    pub settings: TuneSettings,
+    pub study: Study,
+    pub best: TrialRecord,
+    pub last: FinalRecord,
+    /// Files written into the output folder.
+    pub files: Vec<PathBuf>,
+    /// The trial's objective, retrained, differed from the study's (it should not).
+    pub retrained_differs: bool,
+    /// Where the search's time went (this run's; none for a finished study listed again).
+    pub times: SearchTimes,
+}
+
+/// The files a search writes into its folder.
+pub const STUDY_FILE: &str = "study.jsonl";
+pub const BEST_MODEL: &str = "best.safetensors";
+pub const BEST_CONFIG: &str = "best.toml";
+
+/// Searches a model file's `[tune]` space.
+pub fn tune_model_file(
+    path: &Path,
+    options: &TuneOptions,
+    report: &mut dyn FnMut(Event),
+) -> Result<Outcome> {
+    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+    let spec = ModelSpec::parse(&text, path)?;
+    let (doc, tune) = split_file(&text, path)?;
+    let tune = tune.ok_or_else(|| Error::Spec {
+        path: path.to_path_buf(),
+        line: None,
+        field: "tune".into(),
+        message: "there is no [tune] section: add one naming the fields to search (see the README's Tuning section)".into(),
+    })?;
+    let settings = TuneSettings::parse(&tune, &spec.logged_metrics(), spec.fit.epochs)
+        .map_err(|e| spec_error(path, &text, e))?;
+    if let Some(p) = settings
+        .space
+        .params
+        .iter()
+        .find(|p| p.name.starts_with("data.") || p.name == "data" || p.name.starts_with("tune"))
+    {
+        return Err(spec_error(
+            path,
+            &text,
+            (
+                format!("tune.space.\"{}\"", p.name),
+                "the search cannot change [data] or [tune]: the data are read once for all trials"
+                    .into(),
+            ),
+        ));
+    }
+    settings
+        .space
+        .check_against(&doc, |d| {
+            let t = toml::to_string(d).map_err(|e| Error::invalid(e.to_string()))?;
+            ModelSpec::parse(&t, path).map(|_| ())
+        })
+        .map_err(|e| spec_error(path, &text, e))?;
+    let study_path = prepare_output(options, &[path])?;
+
+    let mut data_spec = spec.data.clone().ok_or_else(|| Error::Spec {
+        path: path.to_path_buf(),
+        line: None,
+        field: "data".into(),
+        message: "there is no [data] section; pass --data DIR with a data set".into(),
+    })?;
+    let base_dir = path.parent().unwrap_or(Path::new("."));
+    let data_dir = options
+        .data_dir
+        .clone()
+        .unwrap_or_else(|| base_dir.join(&data_spec.dir));
+    if std::path::absolute(&options.output).ok() == std::path::absolute(&data_dir).ok() {
+        return Err(Error::invalid(format!(
+            "--output {} is the data folder: choose another folder",
+            options.output.display()
+        )));
+    }
+    let data = match &options.data_dir {
+        Some(dir) => data_spec.load_from(dir)?,
+        None => data_spec.load(base_dir)?,
+    };
+    // What prediction needs to read new inputs as these were read (as `ember train` does).
+    if !data.classes.is_empty() {
+        data_spec.classes = data.classes.clone();
+    }
+    data_spec.record_input_range(&data.x_train);
+    if data_spec.image_size.is_none() && data_spec.format != crate::spec::DataFormat::Mnist {
+        data_spec.image_size = data.image_size;
+    }
+    data_spec.dir = std::path::absolute(&data_dir).unwrap_or(data_dir);
+    let trainer = ModelFileTrainer {
+        path: path.to_path_buf(),
+        data,
+        data_spec,
+        objective: settings.objective.clone(),
+    };
+    let header = header(&tune, &doc, options)?;
+    let (mut study, times) = run_study(
+        &trainer,
+        &settings,
+        &doc,
+        header,
+        &study_path,
+        options,
+        report,
+    )?;
+    let best = best_of(&study, &settings)?;
+
+    // A finished study resumed again is listed and plotted, not retrained.
+    let model_file = options.output.join(BEST_MODEL);
+    if let Some(last) = study
+        .last
+        .clone()
+        .filter(|l| l.trial == best.number && model_file.exists())
+    {
+        let differs = best.value().is_none_or(|v| (v - last.value).abs() > 1e-9);
+        let mut files = vec![options.output.join(BEST_CONFIG), model_file];
+        return finish((differs, times), study, settings, best, &mut files, options);
+    }
+    // The best trial, trained again from the start for its epochs: the same model.
+    let config = config_of(&doc, &settings, &best)?;
+    let mut trial = trainer.start(&config)?;
+    let values = trainer.train(&mut trial, best.values.len())?;
+    let evaluation = trainer.test(&trial)?;
+    let mut test = BTreeMap::from([("loss".to_string(), evaluation.loss)]);
+    if let Some(a) = evaluation.accuracy {
+        test.insert("accuracy".into(), a);
+    }
+    trainer.save(&trial, &model_file)?;
+    let mut best_spec = trial.spec.clone();
+    best_spec.fit.epochs = trial.epochs_done;
+    let mut files = vec![
+        crate::report::write(
+            &options.output,
+            BEST_CONFIG,
+            best_spec.to_toml()?.as_bytes(),
+        )?,
+        model_file,
+    ];
+    finish(
+        (study_finish(&mut study, &best, values, test)?, times),
+        study,
+        settings,
+        best,
+        &mut files,
+        options,
+    )
+}
+
+/// The configuration of a recorded trial: `doc` with its values written in.
+fn config_of(
+    doc: &toml::Table,
+    settings: &TuneSettings,
+    trial: &TrialRecord,
+) -> Result<toml::Table> {
+    let mut config = doc.clone();
+    let values = settings
+        .space
+        .from_json(&trial.params)
+        .ok_or_else(|| Error::invalid("the best trial's parameters do not fit the space"))?;
+    settings
+        .space
+        .apply(&mut config, &values)
+        .map_err(|(f, m)| Error::invalid(format!("{f}: {m}")))?;
+    Ok(config)
+}
+
+/// Searches a table model's options (`hidden`, `learning_rate`, `l2`, `dropout`,
+/// `preprocess.scaling`, …): `tune` is a `[tune]` section over [`TabularOptions`]' fields.
+/// Returns the outcome and the best model's test scores.
+#[allow(clippy::too_many_arguments)]
+pub fn tune_table(
+    table: Table,
+    train_rows: Vec<usize>,
+    test_rows: Vec<usize>,
+    task: Task,
+    base: &TabularOptions,
+    tune: &toml::Table,
+    options: &TuneOptions,
+    report: &mut dyn FnMut(Event),
+) -> Result<(Outcome, TabularScores)> {
+    let file = table.path.clone();
+    let doc = match toml::Value::try_from(base) {
+        Ok(toml::Value::Table(t)) => t,
+        _ => return Err(Error::invalid("cannot write the table options as TOML")),
+    };
+    let logged = TableTrainer::logged(task);
+    let settings =
+        TuneSettings::parse(tune, &logged, base.epochs).map_err(|(field, message)| {
+            Error::Spec {
+                path: file.clone(),
+                line: None,
+                field,
+                message,
+            }
+        })?;
+    settings
+        .space
+        .check_against(&doc, |d| {
+            let o: TabularOptions = toml::Value::Table(d.clone())
+                .try_into()
+                .map_err(|e: toml::de::Error| Error::invalid(e.message().trim().to_string()))?;
+            check_table_options(&o)
+        })
+        .map_err(|(field, message)| Error::Spec {
+            path: file.clone(),
+            line: None,
+            field,
+            message,
+        })?;
+    let study_path = prepare_output(options, &[&file])?;
+    let trainer = TableTrainer {
+        table,
+        train_rows,
+        test_rows,
+        task,
+        objective: settings.objective.clone(),
+    };
+    let header = header(tune, &doc, options)?;
+    let (mut study, times) = run_study(
+        &trainer,
+        &settings,
+        &doc,
+        header,
+        &study_path,
+        options,
+        report,
+    )?;
+    let best = best_of(&study, &settings)?;
+    let config = config_of(&doc, &settings, &best)?;
+    let mut trial = trainer.start(&config)?;
+    let values = trainer.train(&mut trial, settings.budget())?;
+    let scores = trainer.test(&trial)?;
+    let mut test = BTreeMap::from([("loss".to_string(), scores.loss)]);
+    if let Some(a) = scores.accuracy {
+        test.insert("accuracy".into(), a);
+    }
+    if let Some(r) = &scores.regression {
+        test.insert("rmse".into(), r.rmse);
+    }
+    let mut files = vec![crate::report::write(
+        &options.output,
+        BEST_CONFIG,
+        toml::to_string(&trial.options)
+            .map_err(|e| Error::invalid(format!("cannot write the best options: {e}")))?
+            .as_bytes(),
+    )?];
+    if let Some(model) = &trial.model {
+        let fit = crate::spec::FitSpec {
+            epochs: trial.options.epochs,
+            batch_size: trial.options.batch_size,
+            validation_split: trial.options.validation_split,
+            shuffle: true,
+            seed: trial.options.seed,
+        };
+        let mut spec = ModelSpec::from_model(&model.model, fit, None)?;
+        spec.table = Some(crate::spec::TableSpec {
+            file: std::path::absolute(&trainer.table.path).unwrap_or(trainer.table.path.clone()),
+            task,
+            options: trial.options.clone(),
+            preprocessor: model.preprocessor.clone(),
+        });
+        crate::io::save(
+            options.output.join(BEST_MODEL),
+            &model.model,
+            &spec,
+            values.len(),
+        )?;
+        files.push(options.output.join(BEST_MODEL));
+    }
+    let outcome = finish(
+        (study_finish(&mut study, &best, values, test)?, times),
+        study,
+        settings,
+        best,
+        &mut files,
+        options,
+    )?;
+    Ok((outcome, scores))
+}
+
+/// The options a table trial may not have (checked for each edge of the space).
+fn check_table_options(o: &TabularOptions) -> Result<()> {
+    let bad = |field: &str, message: String| Err(Error::invalid(format!("{field} {message}")));
+    if o.hidden.contains(&0) {
+        return bad("hidden", "sizes must be at least 1".into());
+    }
+    if !(o.learning_rate.is_finite() && o.learning_rate > 0.0) {
+        return bad(
+            "learning_rate",
+            format!("must be positive, got {}", o.learning_rate),
+        );
+    }
+    if !(0.0..1.0).contains(&o.dropout) {
+        return bad("dropout", format!("must be in [0, 1), got {}", o.dropout));
+    }
+    if !(o.l2.is_finite() && o.l2 >= 0.0) {
+        return bad("l2", format!("must be >= 0, got {}", o.l2));
+    }
+    if o.batch_size == 0 || o.epochs == 0 {
+        return bad("batch_size and epochs", "must be at least 1".into());
+    }
+    if !(0.0..1.0).contains(&o.validation_split) || o.validation_split == 0.0 {
+        return bad(
+            "validation_split",
+            format!("must be in (0, 1), got {}", o.validation_split),
+        );
+    }
+    Ok(())
+}
+
+/// The study's identity: the `[tune]` section and the configuration trials start from.
+fn header(tune: &toml::Table, doc: &toml::Table, options: &TuneOptions) -> Result<StudyHeader> {
+    let text = |t: &toml::Table| {
+        toml::to_string(t)
+            .map_err(|e| Error::invalid(format!("cannot write the study header: {e}")))
+    };
+    Ok(StudyHeader {
+        version: VERSION,
+        tune: text(tune)?,
+        base: text(doc)?,
+        batch: options.jobs.max(1),
+    })
+}
+
+/// Checks the output folder before any work and returns the study file's path: a new
+/// study needs a folder without one, a resumed one needs it.
+fn prepare_output(options: &TuneOptions, inputs: &[&Path]) -> Result<PathBuf> {
+    let dir = &options.output;
+    crate::atomic::check_output_dir(dir)?;
+    for input in inputs {
+        if std::path::absolute(input).ok() == std::path::absolute(dir).ok() {
+            return Err(Error::invalid(format!(
+                "--output {} is an input",
+                dir.display()
+            )));
+        }
+    }
+    let study = dir.join(STUDY_FILE);
+    if options.resume && !study.exists() {
+        return Err(Error::invalid(format!(
+            "--resume: there is no study in {} ({} is missing)",
+            dir.display(),
+            study.display()
+        )));
+    }
+    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    for name in [BEST_MODEL, BEST_CONFIG, "results.csv"] {
+        crate::atomic::check_output(&dir.join(name), inputs)?;
+    }
+    Ok(study)
+}
+
+fn run_study<T: Trainer>(
+    trainer: &T,
+    settings: &TuneSettings,
+    doc: &toml::Table,
+    header: StudyHeader,
+    study_path: &Path,
+    options: &TuneOptions,
+    report: &mut dyn FnMut(Event),
+) -> Result<(Study, SearchTimes)> {
+    let threads = crate::num_threads();
+    let jobs = options.jobs.max(1);
+    if jobs > threads {
+        return Err(Error::invalid(format!(
+            "--jobs {jobs} is more than the {threads} threads Ember may use: trials would fight over the cores (raise --threads, or lower --jobs)"
+        )));
+    }
+    let mut study = match options.resume {
+        true => Study::resume(study_path, header)?,
+        false => Study::create(study_path, header)?,
+    };
+    let run = Run {
+        trainer,
+        settings,
+        base: doc,
+        jobs,
+        threads_per_trial: threads / jobs,
+    };
+    let times = run.search(&mut study, report)?;
+    Ok((study, times))
+}
+
+fn best_of(study: &Study, settings: &TuneSettings) -> Result<TrialRecord> {
+    best_trial(study, settings).cloned().ok_or_else(|| {
+        let reason = study
+            .trials
+            .values()
+            .find_map(|t| t.reason.clone())
+            .unwrap_or_else(|| "no trial ran".into());
+        Error::invalid(format!("no trial succeeded; the first failure: {reason}"))
+    })
+}
+
+/// Records the retrained best trial once; true when its objective differs from the study's.
+fn study_finish(
+    study: &mut Study,
+    best: &TrialRecord,
+    values: Vec<f64>,
+    test: BTreeMap<String, f64>,
+) -> Result<bool> {
+    let value = values.last().copied().unwrap_or(f64::NAN);
+    let differs = best.value().is_none_or(|v| (v - value).abs() > 1e-9);
+    let last = FinalRecord {
+        trial: best.number,
+        value,
+        test,
+    };
+    if study.last.as_ref() != Some(&last) {
+        study.record_final(last)?;
+    }
+    Ok(differs)
+}
+
+fn finish(
+    (retrained_differs, times): (bool, SearchTimes),
+    study: Study,
+    settings: TuneSettings,
+    best: TrialRecord,
+    files: &mut Vec<PathBuf>,
+    options: &TuneOptions,
+) -> Result<Outcome> {
+    files.extend(report::write_all(&options.output, &study, &settings)?);
+    files.push(study.path().to_path_buf());
+    let last = study
+        .last
+        .clone()
+        .ok_or_else(|| Error::invalid("the study has no final record"))?;
+    Ok(Outcome {
+        settings,
+        study,
+        best,
+        last,
+        files: files.clone(),
+        retrained_differs,
+        times,
+    })
+}
