@@ -22,6 +22,8 @@ struct Cli {
 enum Command {
     /// Train a model file on its data, then report test accuracy.
     Train(Box<commands::train::TrainArgs>),
+    /// Search a model file's hyperparameters (its [tune] section), or a table model's.
+    Tune(Box<commands::tune::TuneArgs>),
     /// Cross-validate a table model (k folds).
     Cv(commands::cv::CvArgs),
     /// Inspect data files.
@@ -63,6 +65,7 @@ fn main() -> ExitCode {
     }
     let result = match cli.command {
         Command::Train(args) => commands::train::run(*args),
+        Command::Tune(args) => commands::tune::run(*args),
         Command::Cv(args) => commands::cv::run(args),
         Command::Data(args) => commands::data::run(args),
         Command::Evaluate(args) => commands::evaluate::run(args),

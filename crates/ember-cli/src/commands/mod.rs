@@ -10,6 +10,7 @@ pub mod summary;
 pub mod table;
 pub mod text;
 pub mod train;
+pub mod tune;
 
 use std::path::{Path, PathBuf};
 
