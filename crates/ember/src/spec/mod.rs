@@ -69,7 +69,7 @@ pub struct ModelSpec {
     pub text: Option<TextSpec>,
     /// `[tune]`: a hyperparameter search over this file, read by `ember tune`
     /// (`crate::tune`); training ignores it, and a trained model does not keep it.
-    #[serde(default, skip_serializing)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tune: Option<toml::Table>,
 }
 
@@ -427,6 +427,19 @@ metrics = ["accuracy"]
             ModelSpec::parse(&text, Path::new("again.toml")).unwrap(),
             spec
         );
+    }
+
+    #[test]
+    fn a_tune_section_is_kept_and_written_back_but_not_by_a_trained_model() {
+        let text =
+            format!("{VALID}\n[tune]\n[tune.space]\n\"fit.batch_size\" = {{ choice = [8] }}\n");
+        let spec = ModelSpec::parse(&text, Path::new("m.toml")).unwrap();
+        assert!(spec.tune.is_some());
+        let again = ModelSpec::parse(&spec.to_toml().unwrap(), Path::new("m.toml")).unwrap();
+        assert_eq!(again, spec);
+        let trained =
+            ModelSpec::from_model(&spec.build().unwrap(), spec.fit.clone(), None).unwrap();
+        assert_eq!(trained.tune, None);
     }
 
     #[test]

@@ -93,7 +93,17 @@ pub fn results_csv(study: &Study, settings: &TuneSettings) -> Result<String> {
     Ok(String::from_utf8_lossy(&bytes).into_owned())
 }
 
-/// The results table for the terminal, best first, at most `limit` rows.
+/// Whether `name` is a field of an optional layer that this trial leaves out
+/// (`layers[1].units` while `layers[1]` is false): its value played no part.
+fn absent_layer(name: &str, params: &serde_json::Map<String, serde_json::Value>) -> bool {
+    let Some((layer, _)) = name.split_once("].") else {
+        return false;
+    };
+    params.get(&format!("{layer}]")) == Some(&serde_json::Value::Bool(false))
+}
+
+/// The results table for the terminal, best first, at most `limit` rows (a field of a layer
+/// the trial leaves out shows as `-`).
 pub fn results_text(study: &Study, settings: &TuneSettings, limit: usize) -> String {
     let names: Vec<&str> = settings
         .space
@@ -123,7 +133,10 @@ pub fn results_text(study: &Study, settings: &TuneSettings, limit: usize) -> Str
             t.values.len().to_string(),
             format!("{:.1}", t.seconds),
         ];
-        row.extend(names.iter().map(|n| param_text(t.params.get(*n))));
+        row.extend(names.iter().map(|n| match absent_layer(n, &t.params) {
+            true => "-".to_string(),
+            false => param_text(t.params.get(*n)),
+        }));
         rows.push(row);
     }
     let widths: Vec<usize> = (0..rows[0].len())
@@ -503,5 +516,15 @@ mod tests {
         // Quantile bins of numbers: four groups of two.
         let g = groups((0..8).map(|i| Value::Float(i as f64)).collect());
         assert_eq!(g, vec![0, 0, 1, 1, 2, 2, 3, 3]);
+    }
+
+    #[test]
+    fn fields_of_a_left_out_layer_are_told_apart() {
+        let params =
+            serde_json::json!({"layers[1]": false, "layers[1].units": 64, "layers[0].units": 8});
+        let params = params.as_object().unwrap();
+        assert!(absent_layer("layers[1].units", params));
+        assert!(!absent_layer("layers[0].units", params));
+        assert!(!absent_layer("fit.batch_size", params));
     }
 }

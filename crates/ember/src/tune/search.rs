@@ -641,6 +641,29 @@ seed = 5
     }
 
     #[test]
+    fn no_trial_starts_after_max_seconds() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = settings("random", 10);
+        s.max_seconds = Some(1e-9);
+        let mut study = Study::create(&dir.path().join("s"), header(&s, 1)).unwrap();
+        let base: toml::Table = toml::from_str("x = 0.0\nc = 0").unwrap();
+        let run = Run {
+            trainer: &Bowl,
+            settings: &s,
+            base: &base,
+            jobs: 1,
+            threads_per_trial: 1,
+        };
+        let mut out_of_time = false;
+        run.search(&mut study, &mut |e| {
+            out_of_time |= matches!(e, Event::OutOfTime)
+        })
+        .unwrap();
+        assert!(out_of_time);
+        assert!(study.trials.is_empty());
+    }
+
+    #[test]
     fn trials_are_the_same_for_any_number_of_jobs_except_tpe_batches() {
         let dir = tempfile::tempdir().unwrap();
         for algorithm in ["random", "hyperband"] {

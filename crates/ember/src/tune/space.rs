@@ -307,6 +307,13 @@ fn parse_entry(name: &str, entry: &toml::Value) -> std::result::Result<Distribut
             if choices.is_empty() {
                 return Err("choice is empty: list at least one value".into());
             }
+            if let Some((i, v)) = choices
+                .iter()
+                .enumerate()
+                .find(|(i, v)| choices[..*i].contains(v))
+            {
+                return Err(format!("choice lists {v} twice (at {i} and before)"));
+            }
             Ok(Distribution::Choice(choices.clone()))
         }
         "uniform" | "log_uniform" => {
@@ -532,6 +539,7 @@ loss = "mse"
     fn bad_entries_are_errors_naming_the_entry() {
         for (entry, wanted) in [
             ("{ choice = [] }", "choice is empty"),
+            ("{ choice = [8, 16, 8] }", "lists 8 twice"),
             ("{ uniform = [0.5, 0.1] }", "low > high"),
             ("{ log_uniform = [0.0, 0.1] }", "log of 0"),
             ("{ log_uniform = [-1.0, 0.1] }", "log of -1"),

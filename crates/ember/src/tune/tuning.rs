@@ -145,7 +145,7 @@ pub fn tune_model_file(
         data_spec,
         objective: settings.objective.clone(),
     };
-    let header = header(&tune, &doc, options)?;
+    let header = header(&tune, &settings, &doc, options)?;
     let (mut study, times) = run_study(
         &trainer,
         &settings,
@@ -267,7 +267,7 @@ pub fn tune_table(
         task,
         objective: settings.objective.clone(),
     };
-    let header = header(tune, &doc, options)?;
+    let header = header(tune, &settings, &doc, options)?;
     let (mut study, times) = run_study(
         &trainer,
         &settings,
@@ -360,15 +360,27 @@ fn check_table_options(o: &TabularOptions) -> Result<()> {
     Ok(())
 }
 
-/// The study's identity: the `[tune]` section and the configuration trials start from.
-fn header(tune: &toml::Table, doc: &toml::Table, options: &TuneOptions) -> Result<StudyHeader> {
+/// The study's identity: the `[tune]` section and the configuration trials start from. The
+/// time limit is not part of it, nor (but for Hyperband, whose brackets depend on it) the
+/// number of trials: a resumed study may go on for longer, or further.
+fn header(
+    tune: &toml::Table,
+    settings: &TuneSettings,
+    doc: &toml::Table,
+    options: &TuneOptions,
+) -> Result<StudyHeader> {
     let text = |t: &toml::Table| {
         toml::to_string(t)
             .map_err(|e| Error::invalid(format!("cannot write the study header: {e}")))
     };
+    let mut identity = tune.clone();
+    identity.remove("max_seconds");
+    if settings.algorithm != super::Algorithm::Hyperband {
+        identity.remove("max_trials");
+    }
     Ok(StudyHeader {
         version: VERSION,
-        tune: text(tune)?,
+        tune: text(&identity)?,
         base: text(doc)?,
         batch: options.jobs.max(1),
     })
