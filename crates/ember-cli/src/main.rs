@@ -40,7 +40,7 @@ enum Command {
     Index(commands::faq::IndexArgs),
     /// Ask a FAQ index: the closest answers with their cosine similarity.
     Ask(commands::faq::AskArgs),
-    /// Time workloads against baselines measured in the same run (mlp, cnn, conv, embed, search, predict).
+    /// Time workloads against baselines measured in the same run (mlp, cnn, conv, embed, search, predict, tune).
     Bench(bench::BenchArgs),
     /// Print a shell completion script: `ember completions bash > /etc/bash_completion.d/ember`.
     Completions {

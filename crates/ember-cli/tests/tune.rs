@@ -197,6 +197,17 @@ seed = 4
         results_without_seconds(&dir, "cut"),
         results_without_seconds(&dir, "whole")
     );
+    // A finished study goes further with more trials: the first ones are not run again.
+    let longer = dir.write(
+        "longer.toml",
+        mnist_file(&tune.replace("max_trials = 12", "max_trials = 14")),
+    );
+    let more = ok(&["tune", &longer, "--output", &dir.file("whole"), "--resume"]);
+    assert!(more.contains("Search: 14 trials"), "{more}");
+    assert!(
+        more.contains("Trial  12:") && !more.contains("Trial  11:"),
+        "{more}"
+    );
     // A changed search cannot resume that study.
     let other = dir.write(
         "other.toml",

@@ -22,15 +22,19 @@ struct TorchRun {
 
 pub fn run(args: &BenchArgs) -> ember::Result<()> {
     let epochs = args.epochs.unwrap_or(3) as usize;
-    let mut spec = ModelSpec::from_file(&args.model)?;
+    let file = args
+        .model
+        .clone()
+        .unwrap_or_else(|| "models/mnist-cnn.toml".into());
+    let mut spec = ModelSpec::from_file(&file)?;
     spec.fit.epochs = epochs;
     spec.fit.seed = args.seed;
-    let data_spec = crate::commands::data_spec(&spec, &args.model)?;
+    let data_spec = crate::commands::data_spec(&spec, &file)?;
     let data = data_spec.load_from(&args.data)?;
     let mut model = spec.build()?;
     println!(
         "{}: {epochs} epochs each side, batch {}, {} thread(s), seed {}",
-        args.model.display(),
+        file.display(),
         spec.fit.batch_size,
         args.threads,
         args.seed

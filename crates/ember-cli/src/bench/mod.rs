@@ -9,7 +9,9 @@
 //!   (bench/embed.py, with `--python`);
 //! - `search`: FAQ search over 100,000 vectors, against bare dot products;
 //! - `predict`: tape-free inference of a saved MNIST MLP and convnet, single-sample latency
-//!   and batch throughput, from one thread and from two threads sharing one model.
+//!   and batch throughput, from one thread and from two threads sharing one model;
+//! - `tune`: Ember's TPE sampler against Optuna's on the same search and training
+//!   (bench/tune_optuna.py, with `--python`).
 
 mod baseline;
 mod cnn;
@@ -18,6 +20,7 @@ mod embed;
 mod mlp;
 mod predict;
 mod search;
+mod tune;
 
 use std::path::PathBuf;
 
@@ -37,6 +40,8 @@ pub enum Workload {
     Search,
     /// Latency and throughput of saved MNIST models, from one thread and two sharing one model.
     Predict,
+    /// Ember's TPE against Optuna's on the same search and training (with --python).
+    Tune,
 }
 
 #[derive(Args)]
@@ -56,16 +61,23 @@ pub struct BenchArgs {
     /// Seed for initialisation and shuffling.
     #[arg(long, default_value_t = 1)]
     seed: u64,
-    /// cnn, embed: the Python interpreter of a virtual environment with torch (and
-    /// sentence-transformers), to time the PyTorch side in the same run (bench/README.md).
+    /// cnn, embed, tune: the Python interpreter of a virtual environment with torch (and
+    /// sentence-transformers), or optuna, for the other side of the same run (bench/README.md).
     #[arg(long, value_name = "PYTHON")]
     python: Option<PathBuf>,
     /// embed: the sentence-transformers folder to time (all-MiniLM-L6-v2).
     #[arg(long, value_name = "DIR")]
     encoder: Option<PathBuf>,
-    /// cnn: the model file to time.
-    #[arg(long, value_name = "FILE", default_value = "models/mnist-cnn.toml")]
-    model: PathBuf,
+    /// cnn: the model file to time (default models/mnist-cnn.toml); tune: the model file
+    /// whose [tune] section to search (default bench/tune/mnist-tpe.toml).
+    #[arg(long, value_name = "FILE")]
+    model: Option<PathBuf>,
+    /// tune: the sampler seeds, one search per seed and side.
+    #[arg(long, value_name = "LIST", default_value = "1,2,3,4,5")]
+    seeds: String,
+    /// tune: trials per search (default: the file's max_trials).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    trials: Option<u64>,
     /// predict: a saved MNIST MLP to time (default: train models/mnist-mlp.toml and save it).
     #[arg(long, value_name = "FILE")]
     mlp: Option<PathBuf>,
@@ -87,6 +99,7 @@ pub fn run(args: BenchArgs) -> ember::Result<()> {
         Workload::Embed => embed::run(&args),
         Workload::Search => search::run(&args),
         Workload::Predict => predict::run(&args),
+        Workload::Tune => tune::run(&args),
     }
 }
 
