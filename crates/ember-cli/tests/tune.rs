@@ -305,6 +305,11 @@ fn bad_search_spaces_are_errors_naming_the_file_and_field() {
         ),
         (space(""), vec!["tune.space", "is empty"]),
         (
+            space(r#""fit.batch_size" = { choice = [32] }"#)
+                .replace("[tune]\n", "[tune]\nmax_trials = 0\n"),
+            vec!["tune.max_trials", "must be from 1"],
+        ),
+        (
             "[tune]\nalgorithm = \"random\"\n".to_string(),
             vec!["missing field `space`"],
         ),

@@ -113,16 +113,15 @@ fn run_table(file: &Path, args: &TuneArgs, options: &TuneOptions) -> ember::Resu
         options.jobs,
         options.output.join(tune::tuning::STUDY_FILE).display()
     );
-    let (outcome, scores) = tune::tune_table(
-        data.table,
-        train,
-        test,
-        data.task,
-        &base,
-        &tune_section,
-        options,
-        &mut |e| print_event(e),
-    )?;
+    let split = tune::TableSplit {
+        table: data.table,
+        train_rows: train,
+        test_rows: test,
+        task: data.task,
+    };
+    let (outcome, scores) = tune::tune_table(split, &base, &tune_section, options, &mut |e| {
+        print_event(e)
+    })?;
     print_outcome(&outcome, options);
     match (scores.accuracy, &scores.regression) {
         (Some(a), _) => println!("Test accuracy: {a:.4}"),
@@ -216,8 +215,12 @@ fn print_outcome(outcome: &tune::Outcome, options: &TuneOptions) {
         .count();
     let t = outcome.times;
     let trained: f64 = outcome.study.trials.values().map(|t| t.seconds).sum();
+    let training = match options.jobs {
+        1 => format!("{trained:.1} s of it training"),
+        n => format!("{trained:.1} s of training on {n} workers"),
+    };
     println!(
-        "\nSearch: {trials} trials in {:.1} s, {trained:.1} s of it training, {:.4} s outside training (sampling {:.4} s, recording {:.4} s)",
+        "\nSearch: {trials} trials in {:.1} s, {training}, {:.4} s outside training (sampling {:.4} s, recording {:.4} s)",
         t.seconds,
         t.sampling + t.recording,
         t.sampling,

@@ -33,7 +33,7 @@ pub use sampler::Algorithm;
 pub use search::{Event, Run, SearchTimes, Trainer};
 pub use space::{Distribution, Param, Space, Value};
 pub use study::{FinalRecord, Study, StudyHeader, TrialRecord, TrialState};
-pub use tuning::{tune_model_file, tune_table, Outcome, TuneOptions};
+pub use tuning::{tune_model_file, tune_table, Outcome, TableSplit, TuneOptions};
 
 use crate::error::{Error, Result};
 
@@ -47,6 +47,8 @@ pub enum Direction {
 
 /// The largest grid a search lists (a million points).
 const MAX_GRID: u64 = 1_000_000;
+/// The most trials a study may ask for.
+const MAX_TRIALS: usize = 1_000_000;
 
 /// The `[tune]` section as written (the space stays a table until it is checked).
 #[derive(Clone, Debug, Deserialize)]
@@ -136,8 +138,11 @@ impl TuneSettings {
                 true => Direction::Maximize,
                 false => Direction::Minimize,
             });
-        if raw.max_trials == 0 {
-            return Err(("tune.max_trials".into(), "must be at least 1".into()));
+        if !(1..=MAX_TRIALS).contains(&raw.max_trials) {
+            return Err((
+                "tune.max_trials".into(),
+                format!("must be from 1 to {MAX_TRIALS}, got {}", raw.max_trials),
+            ));
         }
         if let Some(s) = raw.max_seconds.filter(|s| !(s.is_finite() && *s > 0.0)) {
             return Err((

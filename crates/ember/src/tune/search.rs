@@ -122,9 +122,11 @@ impl<T: Trainer> Run<'_, T> {
             Algorithm::Grid => grid.len(),
             _ => settings.max_trials,
         };
+        // TPE samples each batch from the trials before it; the others need no history, and
+        // go in chunks so that a long study's points are not all held at once.
         let batch = match settings.algorithm {
             Algorithm::Tpe => study.header.batch.max(1),
-            _ => trials.max(1),
+            _ => trials.clamp(1, 1024),
         };
         let mut start = 0;
         while start < trials {

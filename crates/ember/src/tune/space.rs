@@ -233,7 +233,12 @@ impl Space {
                 };
                 let mut changed = doc.clone();
                 alone.apply(&mut changed, &[value])?;
-                if let Err(e) = check(&changed) {
+                if let Err(error) = check(&changed) {
+                    // The file is the user's: its name is said once, by the caller.
+                    let e = match error {
+                        Error::Spec { field, message, .. } => format!("{field}: {message}"),
+                        other => other.to_string(),
+                    };
                     let shown = param.distribution.to_json(value);
                     let what = match param.distribution {
                         Distribution::Optional if value == Value::Index(1) => {

@@ -33,7 +33,7 @@ impl ModelFileTrainer {
     pub fn spec_of(&self, config: &toml::Table) -> Result<ModelSpec> {
         let text = toml::to_string(config)
             .map_err(|e| Error::invalid(format!("cannot write the trial's model file: {e}")))?;
-        let mut spec = ModelSpec::parse(&text, &self.path)?;
+        let mut spec = ModelSpec::parse(&text, &self.path).map_err(without_line)?;
         spec.data = Some(self.data_spec.clone());
         // Schedules start from the optimizer's rate, recorded now so that a trial trained
         // on at the next rung follows the same curve.
@@ -114,6 +114,25 @@ impl Trainer for ModelFileTrainer {
         )?;
         trial.epochs_done = history.last().map_or(trial.epochs_done, |e| e.epoch);
         Ok(history.metric(&self.objective))
+    }
+}
+
+/// A trial's model file is written by the search: the line of an error in it means nothing
+/// to the user, whose file is laid out otherwise; the field says where.
+pub fn without_line(error: Error) -> Error {
+    match error {
+        Error::Spec {
+            path,
+            field,
+            message,
+            ..
+        } => Error::Spec {
+            path,
+            line: None,
+            field,
+            message,
+        },
+        other => other,
     }
 }
 

@@ -104,7 +104,9 @@ pub fn tune_model_file(
         .space
         .check_against(&doc, |d| {
             let t = toml::to_string(d).map_err(|e| Error::invalid(e.to_string()))?;
-            ModelSpec::parse(&t, path).map(|_| ())
+            ModelSpec::parse(&t, path)
+                .map(|_| ())
+                .map_err(super::trainers::without_line)
         })
         .map_err(|e| spec_error(path, &text, e))?;
     let study_path = prepare_output(options, &[path])?;
@@ -216,20 +218,31 @@ fn config_of(
     Ok(config)
 }
 
+/// A table split for a search: trials train and validate on the training rows; the best
+/// model is tested once on the test rows.
+pub struct TableSplit {
+    pub table: Table,
+    pub train_rows: Vec<usize>,
+    pub test_rows: Vec<usize>,
+    pub task: Task,
+}
+
 /// Searches a table model's options (`hidden`, `learning_rate`, `l2`, `dropout`,
 /// `preprocess.scaling`, …): `tune` is a `[tune]` section over [`TabularOptions`]' fields.
 /// Returns the outcome and the best model's test scores.
-#[allow(clippy::too_many_arguments)]
 pub fn tune_table(
-    table: Table,
-    train_rows: Vec<usize>,
-    test_rows: Vec<usize>,
-    task: Task,
+    data: TableSplit,
     base: &TabularOptions,
     tune: &toml::Table,
     options: &TuneOptions,
     report: &mut dyn FnMut(Event),
 ) -> Result<(Outcome, TabularScores)> {
+    let TableSplit {
+        table,
+        train_rows,
+        test_rows,
+        task,
+    } = data;
     let file = table.path.clone();
     let doc = match toml::Value::try_from(base) {
         Ok(toml::Value::Table(t)) => t,
