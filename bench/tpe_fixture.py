@@ -35,6 +35,8 @@ CASES = [
         [1e-4, 5e-4, 1.1e-3, 9e-3],
     ),
     ("int_step", IntDistribution(16, 512, step=16), [64, 128, 496, 128], [16, 64, 128, 256, 512]),
+    # A range the step does not divide: Optuna's grid ends at 496.
+    ("int_uneven", IntDistribution(16, 500, step=16), [64, 496, 480], [16, 240, 496]),
     (
         "categorical",
         CategoricalDistribution([32, 64, 128]),

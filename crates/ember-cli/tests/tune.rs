@@ -288,7 +288,18 @@ fn bad_search_spaces_are_errors_naming_the_file_and_field() {
         ),
         (
             space(r#""data.scale" = { choice = [1.0, 255.0] }"#),
-            vec!["tune.space.\"data.scale\"", "cannot change [data]"],
+            vec!["tune.space.\"data.scale\"", "data cannot be searched"],
+        ),
+        (
+            space(r#""fit.epochs" = { choice = [1, 2] }"#),
+            vec!["tune.space.\"fit.epochs\"", "use tune.max_epochs"],
+        ),
+        (
+            space(r#""compile.metrics" = { choice = [["accuracy"], []] }"#),
+            vec![
+                "with the value []",
+                "no longer logs the objective, val_accuracy",
+            ],
         ),
         (
             space(r#""fit.batch_size" = { choice = [32] }"#).replace("random", "annealing"),

@@ -87,7 +87,10 @@ pub fn run(args: TuneArgs) -> ember::Result<()> {
             print_outcome(&outcome, &options);
             match outcome.last.test.get("accuracy") {
                 Some(a) => println!("Test accuracy: {a:.4}"),
-                None => println!("Test loss: {:.4}", outcome.last.test["loss"]),
+                None => println!(
+                    "Test loss: {:.4}",
+                    outcome.last.test.get("loss").copied().unwrap_or(f64::NAN)
+                ),
             }
             Ok(())
         }
@@ -97,9 +100,15 @@ pub fn run(args: TuneArgs) -> ember::Result<()> {
 fn run_table(file: &Path, args: &TuneArgs, options: &TuneOptions) -> ember::Result<()> {
     use super::table;
     let base = args.table.options(file, args.seed)?;
-    let tune_section = match &args.space {
-        Some(path) => read_space(path)?,
-        None => default_table_space(),
+    let (space_file, space_text) = match &args.space {
+        Some(path) => (
+            path.clone(),
+            std::fs::read_to_string(path).map_err(|e| ember::Error::io(path, e))?,
+        ),
+        None => (
+            PathBuf::from("(the built-in table space)"),
+            tune::tuning::TABLE_SPACE.to_string(),
+        ),
     };
     let data = table::load(&file.to_path_buf(), &base)?;
     let (train, test) = table::split(&data, args.test_size.unwrap_or(0.2), base.seed)?;
@@ -119,9 +128,13 @@ fn run_table(file: &Path, args: &TuneArgs, options: &TuneOptions) -> ember::Resu
         test_rows: test,
         task: data.task,
     };
-    let (outcome, scores) = tune::tune_table(split, &base, &tune_section, options, &mut |e| {
-        print_event(e)
-    })?;
+    let (outcome, scores) = tune::tune_table(
+        split,
+        &base,
+        (&space_file, &space_text),
+        options,
+        &mut |e| print_event(e),
+    )?;
     print_outcome(&outcome, options);
     match (scores.accuracy, &scores.regression) {
         (Some(a), _) => println!("Test accuracy: {a:.4}"),
@@ -129,23 +142,6 @@ fn run_table(file: &Path, args: &TuneArgs, options: &TuneOptions) -> ember::Resu
         (None, None) => println!("Test loss: {:.4}", scores.loss),
     }
     Ok(())
-}
-
-/// The `[tune]` section of a `--space` file.
-fn read_space(path: &Path) -> ember::Result<toml::Table> {
-    let text = std::fs::read_to_string(path).map_err(|e| ember::Error::io(path, e))?;
-    let (_, tune) = tune::split_file(&text, path)?;
-    tune.ok_or_else(|| ember::Error::Spec {
-        path: path.to_path_buf(),
-        line: None,
-        field: "tune".into(),
-        message: "there is no [tune] section".into(),
-    })
-}
-
-/// The table search when no --space is given.
-fn default_table_space() -> toml::Table {
-    toml::from_str(tune::tuning::TABLE_SPACE).unwrap_or_default()
 }
 
 /// Prints each trial's result as it comes.

@@ -25,7 +25,10 @@ pub fn plan(max_epochs: usize, factor: usize, max_trials: usize) -> Vec<Bracket>
     let (max_epochs, factor) = (max_epochs.max(1), factor.max(2));
     // s_max = ⌊log_factor(max_epochs)⌋.
     let mut s_max = 0;
-    while factor.pow(s_max + 1) <= max_epochs {
+    while factor
+        .checked_pow(s_max + 1)
+        .is_some_and(|budget| budget <= max_epochs)
+    {
         s_max += 1;
     }
     if s_max == 0 {
@@ -49,7 +52,9 @@ pub fn plan(max_epochs: usize, factor: usize, max_trials: usize) -> Vec<Bracket>
                 break;
             }
             // n = ⌈(s_max + 1) / (s + 1) · factor^s⌉ configurations on max_epochs / factor^s.
-            let planned = ((s_max + 1) as usize * factor.pow(s)).div_ceil(s as usize + 1);
+            let planned = ((s_max + 1) as usize)
+                .saturating_mul(factor.pow(s))
+                .div_ceil(s as usize + 1);
             let configs = planned.min(left);
             left -= configs;
             let rungs = (0..=s)
@@ -118,5 +123,9 @@ mod tests {
             }]
         );
         assert!(plan(9, 3, 0).is_empty());
+        // Budgets at the ends of usize neither overflow nor loop.
+        let huge = plan(usize::MAX, 2, 3);
+        assert_eq!(huge.iter().map(|b| b.configs).sum::<usize>(), 3);
+        assert_eq!(huge[0].rungs.last().unwrap().epochs, usize::MAX);
     }
 }

@@ -49,6 +49,10 @@ pub enum Direction {
 const MAX_GRID: u64 = 1_000_000;
 /// The most trials a study may ask for.
 const MAX_TRIALS: usize = 1_000_000;
+/// The longest time limit a study may have.
+const MAX_SECONDS: f64 = 1e9;
+/// The most epochs a trial may be given (and Hyperband's largest factor).
+const MAX_EPOCHS: usize = 1_000_000;
 
 /// The `[tune]` section as written (the space stays a table until it is checked).
 #[derive(Clone, Debug, Deserialize)]
@@ -144,17 +148,23 @@ impl TuneSettings {
                 format!("must be from 1 to {MAX_TRIALS}, got {}", raw.max_trials),
             ));
         }
-        if let Some(s) = raw.max_seconds.filter(|s| !(s.is_finite() && *s > 0.0)) {
+        if let Some(s) = raw.max_seconds.filter(|s| !(*s > 0.0 && *s <= MAX_SECONDS)) {
             return Err((
                 "tune.max_seconds".into(),
-                format!("must be a positive number, got {s}"),
+                format!("must be a positive number of at most {MAX_SECONDS} (30 years), got {s}"),
             ));
         }
-        if raw.max_epochs == Some(0) {
-            return Err(("tune.max_epochs".into(), "must be at least 1".into()));
+        if let Some(e) = raw.max_epochs.filter(|e| !(1..=MAX_EPOCHS).contains(e)) {
+            return Err((
+                "tune.max_epochs".into(),
+                format!("must be from 1 to {MAX_EPOCHS}, got {e}"),
+            ));
         }
-        if raw.factor < 2 {
-            return Err(("tune.factor".into(), "must be at least 2".into()));
+        if !(2..=MAX_EPOCHS).contains(&raw.factor) {
+            return Err((
+                "tune.factor".into(),
+                format!("must be from 2 to {MAX_EPOCHS}, got {}", raw.factor),
+            ));
         }
         let space = Space::parse(&raw.space)?;
         if raw.algorithm == Algorithm::Grid {

@@ -47,8 +47,10 @@ pub fn random_value(distribution: &Distribution, rng: &mut Rng) -> Value {
             Value::Float((a + (b - a) * rng.uniform_f64()).exp().clamp(*low, *high))
         }
         Distribution::Int { low, high, step } => {
-            let count = ((high - low) / step) as usize + 1;
-            Value::Int(low + step * rng.below(count) as i64)
+            // At most 2^54 + 1 values (bounds within ±2^53): a usize on 64-bit targets.
+            let count = super::space::int_count(*low, *high, *step);
+            let i = rng.below(usize::try_from(count).unwrap_or(usize::MAX));
+            Value::Int(super::space::int_nth(*low, *step, i as u64))
         }
     }
 }
@@ -71,7 +73,7 @@ pub fn grid_size(space: &Space) -> std::result::Result<u64, String> {
 }
 
 /// Grid point `index` (mixed radix over the parameters).
-fn grid_point(space: &Space, mut index: u64) -> Vec<Value> {
+pub fn grid_point(space: &Space, mut index: u64) -> Vec<Value> {
     space
         .params
         .iter()
@@ -84,17 +86,15 @@ fn grid_point(space: &Space, mut index: u64) -> Vec<Value> {
         .collect()
 }
 
-/// The grid points the study visits, in order: a seeded permutation of the whole grid, so a
-/// budget smaller than the grid still spreads over it. Grids are kept small enough to list.
-pub fn grid_order(space: &Space, seed: u64, trials: usize) -> Vec<Vec<Value>> {
+/// The grid points the study visits, as indices for [`grid_point`], in order: a seeded
+/// permutation of the whole grid, so a budget smaller than the grid still spreads over it.
+/// Grids are kept small enough to list (a million points).
+pub fn grid_order(space: &Space, seed: u64, trials: usize) -> Vec<u64> {
     let size = grid_size(space).unwrap_or(0);
     let mut order: Vec<u64> = (0..size).collect();
     trial_rng(seed, usize::MAX).shuffle(&mut order);
+    order.truncate(trials);
     order
-        .into_iter()
-        .take(trials)
-        .map(|i| grid_point(space, i))
-        .collect()
 }
 
 /// The parameters of trial `number` for a history-guided sampler: TPE once `history` holds
@@ -188,13 +188,19 @@ mod tests {
             ],
         };
         assert_eq!(grid_size(&space), Ok(18));
-        let mut points = grid_order(&space, 3, 100);
-        assert_eq!(points.len(), 18);
+        let order = grid_order(&space, 3, 100);
         assert_ne!(
-            points,
+            order,
             grid_order(&space, 4, 100),
             "the order depends on the seed"
         );
+        assert_eq!(
+            grid_order(&space, 3, 5),
+            order[..5],
+            "a smaller budget is a prefix"
+        );
+        let mut points: Vec<Vec<Value>> = order.iter().map(|&i| grid_point(&space, i)).collect();
+        assert_eq!(points.len(), 18);
         points.sort_by(|x, y| format!("{x:?}").cmp(&format!("{y:?}")));
         points.dedup();
         assert_eq!(points.len(), 18);

@@ -135,7 +135,7 @@ impl<T: Trainer> Run<'_, T> {
             let history = self.history(study, start);
             let points: Vec<Vec<Value>> = (start..end)
                 .map(|number| match settings.algorithm {
-                    Algorithm::Grid => grid[number].clone(),
+                    Algorithm::Grid => sampler::grid_point(space, grid[number]),
                     Algorithm::Tpe => sampler::tpe_point(space, settings.seed, number, &history),
                     _ => {
                         sampler::random_point(space, &mut sampler::trial_rng(settings.seed, number))
@@ -159,7 +159,7 @@ impl<T: Trainer> Run<'_, T> {
                 });
             }
             let out_of_time =
-                self.run_tasks(tasks, study, report, clock, |_| TrialState::Complete)?;
+                self.run_tasks(tasks, study, report, clock, TrialState::Complete, None)?;
             if out_of_time {
                 report(Event::OutOfTime);
                 return Ok(());
@@ -223,17 +223,12 @@ impl<T: Trainer> Run<'_, T> {
                         earlier_seconds: known.map_or(0.0, |t| t.seconds),
                     });
                 }
-                let state_after = |_: &TrialRecord| match last_rung {
+                let after = match last_rung {
                     true => TrialState::Complete,
                     false => TrialState::Paused,
                 };
-                let (tx, rx) = mpsc::channel();
                 let out_of_time =
-                    self.run_tasks_keeping(tasks, study, report, clock, state_after, &tx)?;
-                drop(tx);
-                for (number, state) in rx {
-                    states.insert(number, state);
-                }
+                    self.run_tasks(tasks, study, report, clock, after, Some(&mut states))?;
                 if out_of_time {
                     report(Event::OutOfTime);
                     return Ok(());
@@ -254,7 +249,7 @@ impl<T: Trainer> Run<'_, T> {
                     })
                     .collect();
                 ranked.sort_by(|a, b| compare(settings.direction, a.1, b.1).then(a.0.cmp(&b.0)));
-                let keep: Vec<usize> = ranked
+                let keep: std::collections::HashSet<usize> = ranked
                     .iter()
                     // Trials that failed, or stopped themselves short of the rung, stay.
                     .filter(|(n, v)| v.is_some() && study.trials[n].values.len() >= rung.epochs)
@@ -271,7 +266,7 @@ impl<T: Trainer> Run<'_, T> {
                         states.remove(&n);
                     }
                 }
-                alive = keep;
+                alive.retain(|n| keep.contains(n));
             }
         }
         Ok(())
@@ -303,28 +298,17 @@ impl<T: Trainer> Run<'_, T> {
         Ok(t.finished() || t.values.len() >= budget)
     }
 
+    /// Runs `tasks` on `jobs` workers, recording each result as it comes in state `after`
+    /// (failures as failed); the trained states go into `keep` when given (Hyperband trains
+    /// them on), else are dropped at once. True when the deadline stopped tasks from starting.
     fn run_tasks(
         &self,
         tasks: Vec<Task<T::State>>,
         study: &mut Study,
         report: &mut dyn FnMut(Event),
         clock: &mut Clock,
-        state_after: impl Fn(&TrialRecord) -> TrialState,
-    ) -> Result<bool> {
-        let (tx, _rx) = mpsc::channel();
-        self.run_tasks_keeping(tasks, study, report, clock, state_after, &tx)
-    }
-
-    /// Runs `tasks` on `jobs` workers, recording each result as it comes; the trained states
-    /// are sent on `keep`. True when the deadline stopped tasks from starting.
-    fn run_tasks_keeping(
-        &self,
-        tasks: Vec<Task<T::State>>,
-        study: &mut Study,
-        report: &mut dyn FnMut(Event),
-        clock: &mut Clock,
-        state_after: impl Fn(&TrialRecord) -> TrialState,
-        keep: &mpsc::Sender<(usize, T::State)>,
+        after: TrialState,
+        mut keep: Option<&mut HashMap<usize, T::State>>,
     ) -> Result<bool> {
         let deadline = clock.deadline;
         let queue = Mutex::new(tasks.into_iter().collect::<std::collections::VecDeque<_>>());
@@ -352,7 +336,7 @@ impl<T: Trainer> Run<'_, T> {
             drop(tx);
             for mut done in rx {
                 if done.record.state != TrialState::Failed {
-                    done.record.state = state_after(&done.record);
+                    done.record.state = after;
                     // Stopped by its own callbacks before the budget: nothing to go on with.
                     if done.record.state == TrialState::Paused && done.state.is_none() {
                         done.record.state = TrialState::Complete;
@@ -367,8 +351,8 @@ impl<T: Trainer> Run<'_, T> {
                     continue;
                 }
                 report(Event::Trial(&study.trials[&number]));
-                if let Some(state) = done.state {
-                    let _ = keep.send((number, state));
+                if let (Some(states), Some(state)) = (keep.as_deref_mut(), done.state) {
+                    states.insert(number, state);
                 }
             }
         });
@@ -438,6 +422,12 @@ impl<T: Trainer> Run<'_, T> {
         };
         let done = self.trainer.epochs_done(&state);
         let new = self.trainer.train(&mut state, task.epochs)?;
+        if new.is_empty() && task.epochs > done {
+            return Err(Error::invalid(format!(
+                "the trial logged no {}: its configuration does not compute it",
+                self.settings.objective
+            )));
+        }
         if let Some(bad) = new.iter().find(|v| !v.is_finite()) {
             return Err(Error::NonFinite(format!(
                 "{} became {bad}",
@@ -544,6 +534,7 @@ seed = 5
             tune: format!("{s:?}"),
             base: String::new(),
             batch: jobs,
+            data: String::new(),
         }
     }
 

@@ -15,6 +15,12 @@ use std::fmt;
 
 use crate::error::{Error, Result};
 
+/// The most entries a space may have, and values a choice may list.
+const MAX_ENTRIES: usize = 100;
+const MAX_CHOICES: usize = 10_000;
+/// Integer bounds beyond ±2^53 would not survive the study file's JSON numbers exactly.
+const MAX_INT: i64 = 1 << 53;
+
 /// The values one field may take.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Distribution {
@@ -65,7 +71,7 @@ impl Distribution {
     pub fn count(&self) -> Option<u64> {
         match self {
             Distribution::Choice(c) => Some(c.len() as u64),
-            Distribution::Int { low, high, step } => Some(((high - low) / step) as u64 + 1),
+            Distribution::Int { low, high, step } => Some(int_count(*low, *high, *step)),
             Distribution::Optional => Some(2),
             Distribution::Uniform { .. } | Distribution::LogUniform { .. } => None,
         }
@@ -74,7 +80,7 @@ impl Distribution {
     /// The `i`-th of the countable values (grid search).
     pub fn nth(&self, i: u64) -> Value {
         match self {
-            Distribution::Int { low, step, .. } => Value::Int(low + step * i as i64),
+            Distribution::Int { low, step, .. } => Value::Int(int_nth(*low, *step, i)),
             _ => Value::Index(i as usize),
         }
     }
@@ -89,7 +95,7 @@ impl Distribution {
             Distribution::Int { low, high, step } => {
                 vec![
                     Value::Int(*low),
-                    Value::Int(low + (high - low) / step * step),
+                    Value::Int(int_nth(*low, *step, int_count(*low, *high, *step) - 1)),
                 ]
             }
             Distribution::Optional => vec![Value::Index(0), Value::Index(1)],
@@ -139,6 +145,17 @@ impl Distribution {
     }
 }
 
+/// How many integers `low, low + step, …` are at most `high` (`low <= high`, `step >= 1`,
+/// bounds within ±2^53, so nothing overflows).
+pub fn int_count(low: i64, high: i64, step: i64) -> u64 {
+    ((high - low) / step) as u64 + 1
+}
+
+/// The `i`-th of those integers (`i < int_count`, so it lies in `[low, high]`).
+pub fn int_nth(low: i64, step: i64, i: u64) -> i64 {
+    low + step * i as i64
+}
+
 impl fmt::Display for Value {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -155,6 +172,7 @@ impl Space {
         let mut params = Vec::new();
         for (name, entry) in table {
             let field = format!("tune.space.\"{name}\"");
+            parse_path(name).map_err(|m| (field.clone(), m))?;
             let distribution = parse_entry(name, entry).map_err(|m| (field.clone(), m))?;
             params.push(Param {
                 name: name.clone(),
@@ -165,6 +183,15 @@ impl Space {
             return Err((
                 "tune.space".into(),
                 "is empty: name at least one field to search".into(),
+            ));
+        }
+        if params.len() > MAX_ENTRIES {
+            return Err((
+                "tune.space".into(),
+                format!(
+                    "has {} entries; a search takes at most {MAX_ENTRIES}",
+                    params.len()
+                ),
             ));
         }
         Ok(Space { params })
@@ -253,6 +280,18 @@ impl Space {
         Ok(())
     }
 
+    /// Whether parameter `p` plays a part in the trial with `values`: not when it is a
+    /// field of an optional layer that the trial leaves out.
+    pub fn active(&self, p: usize, values: &[Value]) -> bool {
+        let Some((layer, _)) = self.params[p].name.split_once("].") else {
+            return true;
+        };
+        let layer = format!("{layer}]");
+        !self.params.iter().zip(values).any(|(q, v)| {
+            q.name == layer && q.distribution == Distribution::Optional && *v == Value::Index(1)
+        })
+    }
+
     /// The parameter values as a JSON object keyed by path (for the study and the table).
     pub fn to_json(&self, values: &[Value]) -> serde_json::Map<String, serde_json::Value> {
         self.params
@@ -312,12 +351,22 @@ fn parse_entry(name: &str, entry: &toml::Value) -> std::result::Result<Distribut
             if choices.is_empty() {
                 return Err("choice is empty: list at least one value".into());
             }
-            if let Some((i, v)) = choices
-                .iter()
-                .enumerate()
-                .find(|(i, v)| choices[..*i].contains(v))
-            {
-                return Err(format!("choice lists {v} twice (at {i} and before)"));
+            if choices.len() > MAX_CHOICES {
+                return Err(format!(
+                    "choice lists {} values; at most {MAX_CHOICES}",
+                    choices.len()
+                ));
+            }
+            // Choices are told apart by their JSON form in the study file.
+            let mut seen = std::collections::HashSet::new();
+            for v in choices {
+                if !finite(v) {
+                    return Err(format!("choice lists {v}: values must be finite numbers"));
+                }
+                let json = serde_json::to_string(v).unwrap_or_default();
+                if !seen.insert(json) {
+                    return Err(format!("choice lists {v} twice"));
+                }
             }
             Ok(Distribution::Choice(choices.clone()))
         }
@@ -346,6 +395,11 @@ fn parse_entry(name: &str, entry: &toml::Value) -> std::result::Result<Distribut
             if low > high {
                 return Err(format!("int has low > high: [{low}, {high}]"));
             }
+            if low.abs() > MAX_INT || high.abs() > MAX_INT {
+                return Err(format!(
+                    "int bounds must lie within ±{MAX_INT} (2^53), got [{low}, {high}]"
+                ));
+            }
             let step = match table.get("step") {
                 None => 1,
                 Some(s) => s.as_integer().ok_or("step must be an integer")?,
@@ -363,6 +417,16 @@ fn parse_entry(name: &str, entry: &toml::Value) -> std::result::Result<Distribut
             optional_layer(&path)?;
             Ok(Distribution::Optional)
         }
+    }
+}
+
+/// Whether every number in a value (and in the arrays and tables it holds) is finite.
+fn finite(value: &toml::Value) -> bool {
+    match value {
+        toml::Value::Float(x) => x.is_finite(),
+        toml::Value::Array(a) => a.iter().all(finite),
+        toml::Value::Table(t) => t.values().all(finite),
+        _ => true,
     }
 }
 
@@ -389,6 +453,10 @@ fn parse_path(name: &str) -> std::result::Result<Vec<Segment>, String> {
         let (key, index) = match part.split_once('[') {
             Some((key, rest)) => {
                 let digits = rest.strip_suffix(']').ok_or_else(bad)?;
+                // One spelling per index: layers[01] would be a second name for layers[1].
+                if digits.len() > 1 && digits.starts_with('0') {
+                    return Err(bad());
+                }
                 (key, Some(digits.parse::<usize>().map_err(|_| bad())?))
             }
             None => (part, None),
@@ -472,10 +540,17 @@ pub fn spec_error(path: &std::path::Path, text: &str, (field, message): (String,
         .strip_prefix("tune.space.")
         .map(str::to_string)
         .or_else(|| field.strip_prefix("tune.").map(|k| format!("{k} =")));
+    // Searched from the [tune] header on: other sections have keys of the same names.
+    let tune_start = text
+        .lines()
+        .position(|l| l.trim_start().starts_with("[tune"))
+        .unwrap_or(0);
     let line = key.and_then(|k| {
         text.lines()
-            .position(|l| l.trim_start().starts_with(&k))
-            .map(|i| i + 1)
+            .enumerate()
+            .skip(tune_start)
+            .find(|(_, l)| l.trim_start().starts_with(&k))
+            .map(|(i, _)| i + 1)
     });
     Error::Spec {
         path: path.to_path_buf(),
@@ -538,6 +613,13 @@ loss = "mse"
         };
         assert_eq!(int.count(), Some(8));
         assert_eq!(int.nth(7), Value::Int(128));
+        let wide = Distribution::Int {
+            low: -(1 << 53),
+            high: 1 << 53,
+            step: 1,
+        };
+        assert_eq!(wide.count(), Some((1 << 54) + 1));
+        assert_eq!(wide.nth(1 << 54), Value::Int(1 << 53));
     }
 
     #[test]
@@ -545,6 +627,9 @@ loss = "mse"
         for (entry, wanted) in [
             ("{ choice = [] }", "choice is empty"),
             ("{ choice = [8, 16, 8] }", "lists 8 twice"),
+            ("{ choice = [nan, 1.0] }", "must be finite"),
+            ("{ choice = [[1, inf]] }", "must be finite"),
+            ("{ int = [0, 9007199254740993] }", "within ±"),
             ("{ uniform = [0.5, 0.1] }", "low > high"),
             ("{ log_uniform = [0.0, 0.1] }", "log of 0"),
             ("{ log_uniform = [-1.0, 0.1] }", "log of -1"),
@@ -609,9 +694,15 @@ loss = "mse"
         let s = space(r#""compile.loss.x" = { choice = [1] }"#).unwrap();
         let e = s.apply(&mut doc.clone(), &[Value::Index(0)]).unwrap_err();
         assert!(e.1.contains("compile.loss is not a table"), "{e:?}");
-        let s = space(r#""layers[0]..units" = { choice = [1] }"#).unwrap();
-        let e = s.apply(&mut doc.clone(), &[Value::Index(0)]).unwrap_err();
-        assert!(e.1.contains("not a field path"), "{e:?}");
+        for bad in [
+            "layers[01].units",
+            "layers[0]..units",
+            "layers[x].units",
+            "a b",
+        ] {
+            let e = space(&format!("\"{bad}\" = {{ choice = [1] }}")).unwrap_err();
+            assert!(e.1.contains("not a field path"), "{bad}: {e:?}");
+        }
         let s = space(r#""layers[3]" = { optional = true }"#).unwrap();
         let e = s.apply(&mut doc.clone(), &[Value::Index(1)]).unwrap_err();
         assert!(e.1.contains("no layers[3]"), "{e:?}");

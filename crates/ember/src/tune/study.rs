@@ -21,6 +21,9 @@ pub struct StudyHeader {
     pub base: String,
     /// Trials sampled together from the same history (TPE with parallel jobs).
     pub batch: usize,
+    /// The data trials train on (the folder or the table, and its split).
+    #[serde(default)]
+    pub data: String,
 }
 
 /// How a trial ended.
@@ -100,12 +103,18 @@ pub struct Study {
 impl Study {
     /// Starts a new study file; an error if one exists (resume it or choose another folder).
     pub fn create(path: &Path, header: StudyHeader) -> Result<Study> {
-        if path.exists() {
-            return Err(Error::invalid(format!(
-                "{} already holds a study: pass --resume to continue it, or choose another --output",
-                path.display()
-            )));
-        }
+        // create_new: of two runs started on one folder, the second fails here.
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(path)
+            .map_err(|e| match e.kind() {
+                std::io::ErrorKind::AlreadyExists => Error::invalid(format!(
+                    "{} already holds a study: pass --resume to continue it, or choose another --output",
+                    path.display()
+                )),
+                _ => Error::io(path, e),
+            })?;
         let study = Study {
             path: path.to_path_buf(),
             header,
@@ -119,7 +128,19 @@ impl Study {
 
     /// Reads a study file to go on with it; its settings must be `header`'s.
     pub fn resume(path: &Path, header: StudyHeader) -> Result<Study> {
-        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+        let mut text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+        // A line a crash cut short is cut off the file, so that the next line starts afresh.
+        let mut cut = 0;
+        if !text.is_empty() && !text.ends_with('\n') {
+            let whole = text.rfind('\n').map_or(0, |i| i + 1);
+            let file = std::fs::OpenOptions::new()
+                .write(true)
+                .open(path)
+                .map_err(|e| Error::io(path, e))?;
+            file.set_len(whole as u64).map_err(|e| Error::io(path, e))?;
+            text.truncate(whole);
+            cut = 1;
+        }
         let mut lines = text.lines();
         let first = lines.next().unwrap_or("");
         let Ok(Line::Study(stored)) = serde_json::from_str::<Line>(first) else {
@@ -140,6 +161,7 @@ impl Study {
         for (what, a, b) in [
             ("[tune] section", &stored.tune, &header.tune),
             ("model (everything but [tune])", &stored.base, &header.base),
+            ("data", &stored.data, &header.data),
         ] {
             if a != b {
                 return Err(Error::data(
@@ -153,7 +175,7 @@ impl Study {
             header: stored,
             trials: BTreeMap::new(),
             last: None,
-            ignored: 0,
+            ignored: cut,
         };
         for line in lines.filter(|l| !l.trim().is_empty()) {
             match serde_json::from_str::<Line>(line) {
@@ -210,6 +232,7 @@ mod tests {
             tune: "algorithm = \"random\"".into(),
             base: "[model]".into(),
             batch: 1,
+            data: "/data".into(),
         }
     }
 
@@ -241,9 +264,15 @@ mod tests {
         let mut text = std::fs::read_to_string(&path).unwrap();
         text.push_str("{\"trial\": {\"number\": 2, \"par");
         std::fs::write(&path, text).unwrap();
-        let study = Study::resume(&path, header()).unwrap();
-        assert_eq!(study.ignored, 1);
+        let mut study = Study::resume(&path, header()).unwrap();
+        assert_eq!(study.ignored, 1, "the cut line, cut off the file");
         assert_eq!(study.trials.len(), 2);
+        // A record appended after the crash reads back at the next resume.
+        study
+            .record(trial(2, TrialState::Complete, vec![0.9]))
+            .unwrap();
+        let study = Study::resume(&path, header()).unwrap();
+        assert_eq!(study.trials[&2].value(), Some(0.9));
         assert_eq!(study.trials[&0].value(), Some(0.7));
         assert_eq!(study.trials[&1].value(), None);
         assert!(Study::create(&path, header())

@@ -52,12 +52,14 @@ pub fn sample(space: &Space, history: &[(Vec<Value>, f64)], rng: &mut Rng) -> Ve
         .iter()
         .enumerate()
         .map(|(p, param)| {
-            // Each group keeps trial order, which the weights depend on.
+            // Each group keeps trial order, which the weights depend on; trials in which the
+            // parameter played no part (a field of a layer left out) are not observations of
+            // it, as Optuna leaves out trials that never suggested it.
             let values = |want: bool| -> Vec<Value> {
                 history
                     .iter()
                     .zip(&is_good)
-                    .filter(|(_, &g)| g == want)
+                    .filter(|(h, &g)| g == want && space.active(p, &h.0))
                     .map(|(h, _)| h.0[p])
                     .collect()
             };
@@ -130,11 +132,14 @@ impl Parzen {
             Distribution::Uniform { low, high } => (low, high, false, None),
             Distribution::LogUniform { low, high } => (low.ln(), high.ln(), true, None),
             Distribution::Int { low, high, step } => {
-                // Bins of width step centred on the integers of the grid.
+                // Bins of width step centred on the integers of the grid, whose top is the
+                // last one at most `high` (Optuna's adjusted high).
+                let count = super::space::int_count(low, high, step);
+                let top = super::space::int_nth(low, step, count - 1);
                 let half = step as f64 / 2.0;
                 (
                     low as f64 - half,
-                    high as f64 + half,
+                    top as f64 + half,
                     false,
                     Some(step as f64),
                 )
@@ -395,6 +400,14 @@ mod tests {
                     Distribution::Int {
                         low: 16,
                         high: 512,
+                        step: 16,
+                    },
+                    |x| Value::Int(x as i64),
+                ),
+                "int_uneven" => (
+                    Distribution::Int {
+                        low: 16,
+                        high: 500,
                         step: 16,
                     },
                     |x| Value::Int(x as i64),

@@ -8,7 +8,7 @@ use crate::data::table::Table;
 use crate::error::{Error, Result};
 use crate::spec::{CallbackConfig, DataSpec, Dataset, ModelSpec};
 use crate::tabular::{TabularModel, TabularOptions, TabularScores, Task};
-use crate::train::{Callback, FitOptions, Model, Verbosity};
+use crate::train::{split_point, Callback, FitOptions, Model, Verbosity};
 
 /// Trials of a model file: its data set, read once.
 pub struct ModelFileTrainer {
@@ -44,6 +44,24 @@ impl ModelFileTrainer {
             }
         }
         Ok(spec)
+    }
+
+    /// The objective of the model as it is now, on the validation split, when it is a
+    /// validation metric.
+    fn validation_objective(&self, trial: &ModelTrial) -> Result<Option<f64>> {
+        let n = self.data.x_train.rows();
+        let at = split_point(n, trial.spec.fit.validation_split)?;
+        if at == n {
+            return Ok(None);
+        }
+        let x = self.data.x_train.slice_rows(at, n)?;
+        let y = self.data.y_train.slice_rows(at, n)?;
+        let evaluation = trial.model.evaluate(&x, &y, trial.spec.fit.batch_size)?;
+        Ok(match self.objective.as_str() {
+            "val_loss" => Some(evaluation.loss),
+            "val_accuracy" => evaluation.accuracy,
+            _ => None,
+        })
     }
 
     /// The test set's loss and (when compiled with it) accuracy.
@@ -95,13 +113,16 @@ impl Trainer for ModelFileTrainer {
             verbose: Verbosity::Silent,
             ..trial.spec.fit.options()
         };
-        // The file's callbacks, but no checkpoints: parallel trials would write one file.
-        let mut callbacks: Vec<Box<dyn Callback>> = crate::io::callbacks_of(&trial.spec)
-            .into_iter()
-            .zip(&trial.spec.callbacks)
-            .filter(|(_, c)| !matches!(c, CallbackConfig::ModelCheckpoint(_)))
-            .map(|(cb, _)| cb)
-            .collect();
+        // The file's callbacks, but none that writes a file: every trial would write the
+        // same one (the user's), parallel trials at once.
+        let mut run = trial.spec.clone();
+        run.callbacks.retain(|c| {
+            !matches!(
+                c,
+                CallbackConfig::ModelCheckpoint(_) | CallbackConfig::CsvLogger(_)
+            )
+        });
+        let mut callbacks: Vec<Box<dyn Callback>> = crate::io::callbacks_of(&run);
         let mut hooks: Vec<&mut dyn Callback> = callbacks
             .iter_mut()
             .map(|c| c.as_mut() as &mut dyn Callback)
@@ -113,7 +134,20 @@ impl Trainer for ModelFileTrainer {
             &mut hooks,
         )?;
         trial.epochs_done = history.last().map_or(trial.epochs_done, |e| e.epoch);
-        Ok(history.metric(&self.objective))
+        let mut values = history.metric(&self.objective);
+        // Early stopping that restored the best weights leaves the model scoring what the
+        // best epoch did, not the last: the trial's value is the model's.
+        let restored =
+            history.stopped_early
+                && trial.spec.callbacks.iter().any(
+                    |c| matches!(c, CallbackConfig::EarlyStopping(e) if e.restore_best_weights),
+                );
+        if let (true, Some(last)) = (restored, values.last_mut()) {
+            if let Some(value) = self.validation_objective(trial)? {
+                *last = value;
+            }
+        }
+        Ok(values)
     }
 }
 

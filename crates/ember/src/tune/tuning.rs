@@ -84,29 +84,43 @@ pub fn tune_model_file(
     })?;
     let settings = TuneSettings::parse(&tune, &spec.logged_metrics(), spec.fit.epochs)
         .map_err(|e| spec_error(path, &text, e))?;
-    if let Some(p) = settings
-        .space
-        .params
-        .iter()
-        .find(|p| p.name.starts_with("data.") || p.name == "data" || p.name.starts_with("tune"))
-    {
-        return Err(spec_error(
-            path,
-            &text,
-            (
-                format!("tune.space.\"{}\"", p.name),
-                "the search cannot change [data] or [tune]: the data are read once for all trials"
+    refuse_fixed_fields(
+        &settings,
+        &["data", "tune", "fit.epochs", "fit.validation_split"],
+    )
+    .map_err(|e| spec_error(path, &text, e))?;
+    if settings.algorithm == super::Algorithm::Hyperband {
+        // Hyperband trains a trial in stretches: these would start afresh at every rung.
+        if let Some(i) = spec.callbacks.iter().position(|c| {
+            matches!(
+                c,
+                crate::spec::CallbackConfig::EarlyStopping(_)
+                    | crate::spec::CallbackConfig::ReduceLrOnPlateau(_)
+            )
+        }) {
+            return Err(Error::Spec {
+                path: path.to_path_buf(),
+                line: None,
+                field: format!("callbacks[{i}]"),
+                message: "Hyperband stops weak trials itself and trains the others in stretches, \
+                          across which early stopping and reduce_lr_on_plateau would start afresh: \
+                          remove it, or search with random or tpe"
                     .into(),
-            ),
-        ));
+            });
+        }
     }
+    let objective = settings.objective.clone();
     settings
         .space
         .check_against(&doc, |d| {
             let t = toml::to_string(d).map_err(|e| Error::invalid(e.to_string()))?;
-            ModelSpec::parse(&t, path)
-                .map(|_| ())
-                .map_err(super::trainers::without_line)
+            let trial = ModelSpec::parse(&t, path).map_err(super::trainers::without_line)?;
+            if !trial.logged_metrics().contains(&objective.as_str()) {
+                return Err(Error::invalid(format!(
+                    "it no longer logs the objective, {objective}"
+                )));
+            }
+            Ok(())
         })
         .map_err(|e| spec_error(path, &text, e))?;
     let study_path = prepare_output(options, &[path])?;
@@ -141,13 +155,14 @@ pub fn tune_model_file(
         data_spec.image_size = data.image_size;
     }
     data_spec.dir = std::path::absolute(&data_dir).unwrap_or(data_dir);
+    let data_identity = data_spec.dir.display().to_string();
     let trainer = ModelFileTrainer {
         path: path.to_path_buf(),
         data,
         data_spec,
         objective: settings.objective.clone(),
     };
-    let header = header(&tune, &settings, &doc, options)?;
+    let header = header(&tune, &settings, &doc, data_identity, options)?;
     let (mut study, times) = run_study(
         &trainer,
         &settings,
@@ -228,15 +243,24 @@ pub struct TableSplit {
 }
 
 /// Searches a table model's options (`hidden`, `learning_rate`, `l2`, `dropout`,
-/// `preprocess.scaling`, …): `tune` is a `[tune]` section over [`TabularOptions`]' fields.
-/// Returns the outcome and the best model's test scores.
+/// `preprocess.scaling`, …) by the `[tune]` section of `space_text` (the file `space_file`,
+/// named in errors) over [`TabularOptions`]' fields. Returns the outcome and the best
+/// model's test scores.
 pub fn tune_table(
     data: TableSplit,
     base: &TabularOptions,
-    tune: &toml::Table,
+    (space_file, space_text): (&Path, &str),
     options: &TuneOptions,
     report: &mut dyn FnMut(Event),
 ) -> Result<(Outcome, TabularScores)> {
+    let (_, tune) = split_file(space_text, space_file)?;
+    let tune = tune.ok_or_else(|| Error::Spec {
+        path: space_file.to_path_buf(),
+        line: None,
+        field: "tune".into(),
+        message: "there is no [tune] section".into(),
+    })?;
+    let tune = &tune;
     let TableSplit {
         table,
         train_rows,
@@ -249,15 +273,10 @@ pub fn tune_table(
         _ => return Err(Error::invalid("cannot write the table options as TOML")),
     };
     let logged = TableTrainer::logged(task);
-    let settings =
-        TuneSettings::parse(tune, &logged, base.epochs).map_err(|(field, message)| {
-            Error::Spec {
-                path: file.clone(),
-                line: None,
-                field,
-                message,
-            }
-        })?;
+    let space_error = |e| spec_error(space_file, space_text, e);
+    let settings = TuneSettings::parse(tune, &logged, base.epochs).map_err(space_error)?;
+    refuse_fixed_fields(&settings, &["epochs", "validation_split", "target", "task"])
+        .map_err(space_error)?;
     settings
         .space
         .check_against(&doc, |d| {
@@ -266,13 +285,15 @@ pub fn tune_table(
                 .map_err(|e: toml::de::Error| Error::invalid(e.message().trim().to_string()))?;
             check_table_options(&o)
         })
-        .map_err(|(field, message)| Error::Spec {
-            path: file.clone(),
-            line: None,
-            field,
-            message,
-        })?;
-    let study_path = prepare_output(options, &[&file])?;
+        .map_err(space_error)?;
+    let study_path = prepare_output(options, &[&file, space_file])?;
+    let data_identity = format!(
+        "{}: {} training rows, {} test rows from row {:?}",
+        std::path::absolute(&file).unwrap_or(file.clone()).display(),
+        train_rows.len(),
+        test_rows.len(),
+        test_rows.iter().take(8).collect::<Vec<_>>()
+    );
     let trainer = TableTrainer {
         table,
         train_rows,
@@ -280,7 +301,7 @@ pub fn tune_table(
         task,
         objective: settings.objective.clone(),
     };
-    let header = header(tune, &settings, &doc, options)?;
+    let header = header(tune, &settings, &doc, data_identity, options)?;
     let (mut study, times) = run_study(
         &trainer,
         &settings,
@@ -293,7 +314,8 @@ pub fn tune_table(
     let best = best_of(&study, &settings)?;
     let config = config_of(&doc, &settings, &best)?;
     let mut trial = trainer.start(&config)?;
-    let values = trainer.train(&mut trial, settings.budget())?;
+    // As many epochs as the trial's values: they end at the epoch whose weights it kept.
+    let values = trainer.train(&mut trial, best.values.len())?;
     let scores = trainer.test(&trial)?;
     let mut test = BTreeMap::from([("loss".to_string(), scores.loss)]);
     if let Some(a) = scores.accuracy {
@@ -380,6 +402,7 @@ fn header(
     tune: &toml::Table,
     settings: &TuneSettings,
     doc: &toml::Table,
+    data: String,
     options: &TuneOptions,
 ) -> Result<StudyHeader> {
     let text = |t: &toml::Table| {
@@ -396,7 +419,33 @@ fn header(
         tune: text(&identity)?,
         base: text(doc)?,
         batch: options.jobs.max(1),
+        data,
     })
+}
+
+/// Refuses space entries that change what every trial must share: its data and how it is
+/// scored (`fixed` are paths and the sections under them), and its epochs, which the search
+/// sets (`max_epochs`).
+fn refuse_fixed_fields(
+    settings: &TuneSettings,
+    fixed: &[&str],
+) -> std::result::Result<(), (String, String)> {
+    for p in &settings.space.params {
+        let Some(f) = fixed.iter().find(|f| {
+            p.name == **f
+                || p.name.starts_with(&format!("{f}."))
+                || p.name.starts_with(&format!("{f}["))
+        }) else {
+            continue;
+        };
+        let why = if f.ends_with("epochs") {
+            "the search sets each trial's epochs: use tune.max_epochs".to_string()
+        } else {
+            format!("every trial is trained and scored on the same data, so {f} cannot be searched")
+        };
+        return Err((format!("tune.space.\"{}\"", p.name), why));
+    }
+    Ok(())
 }
 
 /// Checks the output folder before any work and returns the study file's path: a new
@@ -420,9 +469,34 @@ fn prepare_output(options: &TuneOptions, inputs: &[&Path]) -> Result<PathBuf> {
             study.display()
         )));
     }
+    if !options.resume && study.exists() {
+        return Err(Error::invalid(format!(
+            "{} already holds a study: pass --resume to continue it, or choose another --output",
+            study.display()
+        )));
+    }
     std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-    for name in [BEST_MODEL, BEST_CONFIG, "results.csv"] {
-        crate::atomic::check_output(&dir.join(name), inputs)?;
+    let outputs = [
+        BEST_MODEL,
+        BEST_CONFIG,
+        "results.csv",
+        "history.png",
+        "history.svg",
+        "params.png",
+        "params.svg",
+        "importance.png",
+        "importance.svg",
+    ];
+    for name in outputs {
+        let file = dir.join(name);
+        // A new study never writes over files it did not make (a resumed one remade them).
+        if !options.resume && file.exists() {
+            return Err(Error::invalid(format!(
+                "{} exists: a new study writes its results into a folder without them (choose another --output)",
+                file.display()
+            )));
+        }
+        crate::atomic::check_output(&file, inputs)?;
     }
     Ok(study)
 }
@@ -512,4 +586,34 @@ fn finish(
         retrained_differs,
         times,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_built_in_table_space_fits_the_table_options() {
+        let (_, tune) = split_file(TABLE_SPACE, Path::new("built-in")).unwrap();
+        let tune = tune.unwrap();
+        for task in [Task::Binary, Task::Regression] {
+            let settings = TuneSettings::parse(&tune, &TableTrainer::logged(task), 500).unwrap();
+            let base = TabularOptions {
+                target: "y".into(),
+                ..TabularOptions::default()
+            };
+            let toml::Value::Table(doc) = toml::Value::try_from(&base).unwrap() else {
+                panic!()
+            };
+            settings
+                .space
+                .check_against(&doc, |d| {
+                    let o: TabularOptions = toml::Value::Table(d.clone())
+                        .try_into()
+                        .map_err(|e: toml::de::Error| Error::invalid(e.to_string()))?;
+                    check_table_options(&o)
+                })
+                .unwrap();
+        }
+    }
 }
