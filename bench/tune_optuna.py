@@ -84,6 +84,22 @@ def suggest(trial, name, dist):
     raise ValueError(f"{name}: unknown distribution {dist}")
 
 
+def suggest_all(trial, space):
+    """Every entry's draw, define-by-run: the fields of an optional layer (`layers[i].x` beside
+    `"layers[i]" = { optional = true }`) only when the trial keeps the layer, as Ember's TPE
+    leaves them out of its observations when it does not."""
+    optional = [name for name, dist in space.items() if dist.get("optional")]
+    params = {name: suggest(trial, name, space[name]) for name in optional}
+    for name, dist in space.items():
+        if name in params:
+            continue
+        layer = name.split("].", 1)[0] + "]" if "]." in name else None
+        if layer in params and not params[layer]:
+            continue
+        params[name] = suggest(trial, name, dist)
+    return params
+
+
 def trial_model(base, space, params):
     """The model file of one trial: the values set, then the absent optional layers removed."""
     doc = copy.deepcopy(base)
@@ -106,7 +122,7 @@ def optuna_side(args, base, seed, trials, folder):
     training = []
 
     def objective(trial):
-        params = {name: suggest(trial, name, dist) for name, dist in space.items()}
+        params = suggest_all(trial, space)
         path = os.path.join(folder, f"trial-{trial.number}.toml")
         write_toml(trial_model(base, space, params), path)
         start = time.perf_counter()

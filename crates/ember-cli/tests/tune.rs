@@ -413,3 +413,33 @@ seed = 3
         &["tune.space.\"hiden\"", "unknown field `hiden`"],
     );
 }
+
+#[test]
+fn trials_write_no_callback_files_and_hyperband_refuses_stateful_callbacks() {
+    let dir = Scratch::new("tune-callbacks");
+    let log = dir.file("user.csv");
+    std::fs::write(&log, "the user's own log\n").unwrap();
+    let callbacks = format!(
+        "[[callbacks]]\ntype = \"csv_logger\"\nfilename = \"{log}\"\n\n\
+         [[callbacks]]\ntype = \"early_stopping\"\nmonitor = \"val_loss\"\npatience = 1\n\n"
+    );
+    let random = r#"[tune]
+algorithm = "random"
+max_trials = 2
+
+[tune.space]
+"layers[0].units" = { choice = [8, 16] }
+"#;
+    let model = dir.write("random.toml", format!("{callbacks}{}", mnist_file(random)));
+    ok(&["tune", &model, "--output", &dir.file("random")]);
+    assert_eq!(
+        std::fs::read_to_string(&log).unwrap(),
+        "the user's own log\n",
+        "a trial's csv_logger would overwrite the user's file"
+    );
+    let model = dir.write("hyperband.toml", format!("{callbacks}{}", mnist_file(HYPERBAND)));
+    fails_with(
+        &["tune", &model, "--output", &dir.file("hyperband")],
+        &["hyperband.toml", "callbacks[1]", "early stopping"],
+    );
+}
