@@ -437,7 +437,10 @@ max_trials = 2
         "the user's own log\n",
         "a trial's csv_logger would overwrite the user's file"
     );
-    let model = dir.write("hyperband.toml", format!("{callbacks}{}", mnist_file(HYPERBAND)));
+    let model = dir.write(
+        "hyperband.toml",
+        format!("{callbacks}{}", mnist_file(HYPERBAND)),
+    );
     fails_with(
         &["tune", &model, "--output", &dir.file("hyperband")],
         &["hyperband.toml", "callbacks[1]", "early stopping"],
