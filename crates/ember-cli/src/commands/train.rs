@@ -206,23 +206,10 @@ pub fn run(args: TrainArgs) -> ember::Result<()> {
     let data = super::load_data(&data_spec, args.data.as_deref(), base)?;
     super::report_skipped(&data.skipped);
     // Record what prediction needs to read new inputs as these were read.
-    if !data.classes.is_empty() {
-        data_spec.classes = data.classes.clone();
-    }
+    data_spec.record_read(&data, &data_dir);
     if epochs_done == 0 {
         data_spec.record_input_range(&data.x_train);
     }
-    if data_spec.image_size.is_none() && data_spec.format != ember::spec::DataFormat::Mnist {
-        data_spec.image_size = data.image_size;
-    }
-    // Record where the data came from, absolutely, so that the saved model can be evaluated
-    // and resumed from anywhere.
-    data_spec.dir = super::absolute(
-        &args
-            .data
-            .clone()
-            .unwrap_or_else(|| base.join(&data_spec.dir)),
-    );
     spec.data = Some(data_spec);
     if let Some(rate) = args.learning_rate {
         spec.compile.optimizer.set_learning_rate(rate);

@@ -227,6 +227,19 @@ impl DataSpec {
         })
     }
 
+    /// Records what prediction needs to read new inputs as `data` was read from `dir`: its
+    /// class names, its image size, and the folder, absolutely, so that a saved model can be
+    /// evaluated and resumed from anywhere.
+    pub fn record_read(&mut self, data: &Dataset, dir: &Path) {
+        if !data.classes.is_empty() {
+            self.classes = data.classes.clone();
+        }
+        if self.image_size.is_none() && self.format != DataFormat::Mnist {
+            self.image_size = data.image_size;
+        }
+        self.dir = std::path::absolute(dir).unwrap_or_else(|_| dir.to_path_buf());
+    }
+
     /// Records the range of the prepared training inputs `x` (see [`DataSpec::input_range`]).
     pub fn record_input_range(&mut self, x: &Tensor) {
         self.input_range = crate::tensor::reduce::min_max(x.data()).map(|(lo, hi)| [lo, hi]);

@@ -147,14 +147,8 @@ pub fn tune_model_file(
         None => data_spec.load(base_dir)?,
     };
     // What prediction needs to read new inputs as these were read (as `ember train` does).
-    if !data.classes.is_empty() {
-        data_spec.classes = data.classes.clone();
-    }
+    data_spec.record_read(&data, &data_dir);
     data_spec.record_input_range(&data.x_train);
-    if data_spec.image_size.is_none() && data_spec.format != crate::spec::DataFormat::Mnist {
-        data_spec.image_size = data.image_size;
-    }
-    data_spec.dir = std::path::absolute(&data_dir).unwrap_or(data_dir);
     let data_identity = data_spec.dir.display().to_string();
     let trainer = ModelFileTrainer {
         path: path.to_path_buf(),
