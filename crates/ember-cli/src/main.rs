@@ -40,6 +40,8 @@ enum Command {
     Index(commands::faq::IndexArgs),
     /// Ask a FAQ index: the closest answers with their cosine similarity.
     Ask(commands::faq::AskArgs),
+    /// Serve saved models over HTTP: KServe v2, REST, OpenAI embeddings, a web playground.
+    Serve(Box<commands::serve::ServeArgs>),
     /// Time workloads against baselines measured in the same run (mlp, cnn, conv, embed, search, predict, tune).
     Bench(bench::BenchArgs),
     /// Print a shell completion script: `ember completions bash > /etc/bash_completion.d/ember`.
@@ -74,6 +76,7 @@ fn main() -> ExitCode {
         Command::Embed(args) => commands::embed::run(args),
         Command::Index(args) => commands::faq::index(args),
         Command::Ask(args) => commands::faq::ask(args),
+        Command::Serve(args) => commands::serve::run(*args),
         Command::Bench(args) => bench::run(args),
         Command::Completions { shell } => {
             use clap::CommandFactory;

@@ -148,7 +148,14 @@ impl NetworkModel {
     /// [`NetworkModel::read_input`] on an input's bytes (a file's, or standard input's);
     /// `path` names it in errors.
     pub fn read_input_bytes(&self, bytes: &[u8], path: &Path, data: &DataSpec) -> Result<Tensor> {
-        let x = data.prepare_inputs(read_raw(bytes, path, data)?)?;
+        self.prepare(read_raw(bytes, path, data)?, path, data)
+    }
+
+    /// Raw samples (n, …) as the data files hold them (MNIST: pixels 0–255), prepared as
+    /// the training data was and checked as [`NetworkModel::read_input`] checks a file's;
+    /// `path` names them in errors.
+    pub fn prepare(&self, raw: Tensor, path: &Path, data: &DataSpec) -> Result<Tensor> {
+        let x = data.prepare_inputs(raw)?;
         let expected = self.model.input_shape();
         if x.shape()[1..] != expected[..] {
             return Err(Error::data(

@@ -114,6 +114,25 @@ impl Table {
         Self::parse(&bytes, path, options)
     }
 
+    /// A table of cells given column by column (`None` where missing), as a CSV file of them
+    /// would read: `path` names it in errors, `lines` numbers its rows.
+    pub fn from_columns(
+        path: &Path,
+        names: Vec<String>,
+        columns: Vec<Vec<Option<String>>>,
+        lines: Vec<u64>,
+    ) -> Table {
+        Table {
+            path: path.to_path_buf(),
+            names,
+            columns,
+            lines,
+            rejected: Vec::new(),
+            bad_cells: Vec::new(),
+            missing_text: HashMap::new(),
+        }
+    }
+
     /// Parses CSV bytes; `path` names the file in errors.
     pub fn parse(bytes: &[u8], path: &Path, options: &CsvOptions) -> Result<Table> {
         // A binary file given where a table belongs: say what it looks like.

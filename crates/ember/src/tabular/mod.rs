@@ -381,9 +381,14 @@ impl TabularModel {
         let rows: Vec<usize> = (0..table.rows()).collect();
         let x = self.preprocessor.transform(table, &rows)?;
         let out = self.model.predict(&x, 256)?;
+        Ok(self.predictions(&out))
+    }
+
+    /// The predictions the network's outputs for prepared rows (see
+    /// [`Preprocessor::transform`]) stand for: a class with its probability, or a value.
+    pub fn predictions(&self, out: &crate::tensor::Tensor) -> Vec<TablePrediction> {
         let width = out.row_len().max(1);
-        Ok(out
-            .data()
+        out.data()
             .chunks(width)
             .map(|row| match (&self.preprocessor.target, self.task) {
                 (Target::Classes { labels, .. }, Task::Binary) => {
@@ -416,7 +421,7 @@ impl TabularModel {
                     }
                 }
             })
-            .collect())
+            .collect()
     }
 }
 

@@ -120,7 +120,7 @@ pub fn document_embeddings(
     layers: &[usize],
     texts: &[&str],
     email: bool,
-    cache: &Path,
+    cache: Option<&Path>,
 ) -> Result<Tensor> {
     let tails: Vec<&str> = texts
         .iter()
@@ -135,10 +135,10 @@ pub fn document_embeddings(
             .iter()
             .map(|t| t.lines().next().unwrap_or(""))
             .collect();
-        views.push(embed_cached(encoder, key, layers, &subjects, Some(cache))?);
+        views.push(embed_cached(encoder, key, layers, &subjects, cache)?);
     }
-    views.push(embed_cached(encoder, key, layers, texts, Some(cache))?);
-    views.push(embed_cached(encoder, key, layers, &tails, Some(cache))?);
+    views.push(embed_cached(encoder, key, layers, texts, cache)?);
+    views.push(embed_cached(encoder, key, layers, &tails, cache)?);
     let dim = views[0].row_len();
     let mut data = Vec::with_capacity(views.len() * texts.len() * dim);
     for row in 0..texts.len() {
@@ -203,7 +203,7 @@ impl TextClassifier {
                     &layers,
                     &texts,
                     options.email,
-                    &options.cache,
+                    Some(&options.cache),
                 )?;
                 let features = TextFeatures::Pretrained {
                     encoder: std::path::absolute(dir).unwrap_or_else(|_| dir.clone()),
@@ -314,25 +314,59 @@ impl TextClassifier {
         crate::io::save(path, &self.model, &spec, epochs_done)
     }
 
+    /// The pretrained encoder the classifier's features come from, loaded and checked to be
+    /// the one it was trained with; `None` for TF-IDF features.
+    pub fn load_encoder(&self) -> Result<Option<SentenceEncoder>> {
+        let TextFeatures::Pretrained {
+            encoder,
+            encoder_key: key,
+            ..
+        } = &self.spec.features
+        else {
+            return Ok(None);
+        };
+        let model = SentenceEncoder::load(encoder)?;
+        let actual = encoder_key(&model)?;
+        if &actual != key {
+            return Err(Error::data(
+                encoder,
+                format!("this is not the encoder the classifier was trained with (weights {actual}, expected {key})"),
+            ));
+        }
+        Ok(Some(model))
+    }
+
     /// The features of `texts` (loading the encoder when the classifier uses one, which must
     /// be the one it was trained with), standardized when it has a scaler.
     pub fn features(&self, texts: &[&str], cache: &Path) -> Result<Tensor> {
-        let x = match &self.spec.features {
-            TextFeatures::Tfidf(tfidf) => tfidf.transform(texts)?,
-            TextFeatures::Pretrained {
-                encoder,
-                encoder_key: key,
-                layers,
-            } => {
-                let model = SentenceEncoder::load(encoder)?;
-                let actual = encoder_key(&model)?;
-                if &actual != key {
-                    return Err(Error::data(
-                        encoder,
-                        format!("this is not the encoder the classifier was trained with (weights {actual}, expected {key})"),
-                    ));
-                }
-                document_embeddings(&model, key, layers, texts, self.spec.email, cache)?
+        let encoder = self.load_encoder()?;
+        self.features_with(encoder.as_ref(), texts, Some(cache))
+    }
+
+    /// [`TextClassifier::features`] with the encoder already loaded by
+    /// [`TextClassifier::load_encoder`] (a server loads it once), caching embeddings in
+    /// `cache` when given.
+    pub fn features_with(
+        &self,
+        encoder: Option<&SentenceEncoder>,
+        texts: &[&str],
+        cache: Option<&Path>,
+    ) -> Result<Tensor> {
+        let x = match (&self.spec.features, encoder) {
+            (TextFeatures::Tfidf(tfidf), _) => tfidf.transform(texts)?,
+            (
+                TextFeatures::Pretrained {
+                    encoder_key: key,
+                    layers,
+                    ..
+                },
+                Some(model),
+            ) => document_embeddings(model, key, layers, texts, self.spec.email, cache)?,
+            (TextFeatures::Pretrained { encoder, .. }, None) => {
+                return Err(Error::data(
+                    encoder,
+                    "this classifier needs its sentence encoder loaded",
+                ))
             }
         };
         match &self.spec.scaler {

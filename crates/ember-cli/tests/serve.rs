@@ -1,0 +1,951 @@
+//! `ember serve` end to end: the real server on a free loopback port, driven over HTTP —
+//! every endpoint and model kind, batching equal to single predictions, hot reload, graceful
+//! shutdown, auth, limits, and hostile requests that must never get a 5xx.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use base64::Engine as _;
+use common::server::{raw, Reply, Server};
+use common::{ok, repo_root, Scratch};
+use serde_json::{json, Value};
+
+/// Models trained once for every test here.
+struct Models {
+    dir: PathBuf,
+    mnist: String,
+    /// Another MNIST model (other seed, one epoch): what a reload swaps in.
+    mnist_other: String,
+    titanic: Option<String>,
+    faq: Option<String>,
+    encoder: Option<PathBuf>,
+}
+
+fn models() -> &'static Models {
+    static MODELS: OnceLock<Models> = OnceLock::new();
+    MODELS.get_or_init(|| {
+        let dir =
+            std::env::temp_dir().join(format!("ember-test-serve-models-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = |name: &str| dir.join(name).display().to_string();
+        let (mnist, mnist_other) = (file("mnist.safetensors"), file("other.safetensors"));
+        ok(&[
+            "train",
+            "models/mnist-mlp.toml",
+            "--epochs",
+            "2",
+            "--output",
+            &mnist,
+        ]);
+        ok(&[
+            "train",
+            "models/mnist-mlp.toml",
+            "--epochs",
+            "1",
+            "--seed",
+            "7",
+            "--output",
+            &mnist_other,
+        ]);
+        let titanic = common::data_dir().map(|data| {
+            let out = file("titanic.safetensors");
+            let csv = data.join("titanic/titanic.csv").display().to_string();
+            ok(&[
+                "train", "--csv", &csv, "--target", "Survived", "--output", &out,
+            ]);
+            out
+        });
+        let encoder = common::encoder_dir();
+        let faq = encoder.as_ref().map(|enc| {
+            let out = file("faq.index");
+            ok(&[
+                "index",
+                "--encoder",
+                &enc.display().to_string(),
+                "data/faq/ember-faq.csv",
+                "--output",
+                &out,
+            ]);
+            out
+        });
+        Models {
+            dir,
+            mnist,
+            mnist_other,
+            titanic,
+            faq,
+            encoder,
+        }
+    })
+}
+
+/// The first `n` MNIST test images, raw pixels 0–255.
+fn test_images(n: usize) -> Vec<Vec<u8>> {
+    let images = ember::read_idx(repo_root().join("data/mnist/t10k-images-idx3-ubyte.gz")).unwrap();
+    images.data()[..n * 784]
+        .chunks(784)
+        .map(|c| c.iter().map(|&v| v as u8).collect())
+        .collect()
+}
+
+fn png_of(image: &[u8], path: &Path) -> Vec<u8> {
+    let pixels = ember::Tensor::new(&[28, 28], image.iter().map(|&v| v as f32).collect()).unwrap();
+    ember::data::image::save_png(path, &pixels).unwrap();
+    std::fs::read(path).unwrap()
+}
+
+fn start(scratch: &Scratch, args: &[&str]) -> Server {
+    Server::start(args, &[], &scratch.path().join("server.log"))
+}
+
+/// (label, top scores) of each prediction of a `:predict` answer.
+fn labels_and_scores(reply: &Reply) -> Vec<(String, Vec<f32>)> {
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    reply.json()["predictions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            let top = p["top"].as_array().unwrap();
+            (
+                p["label"].as_str().unwrap().to_string(),
+                top.iter()
+                    .map(|t| t["score"].as_f64().unwrap() as f32)
+                    .collect(),
+            )
+        })
+        .collect()
+}
+
+/// The same labels, and scores equal to 1e-6: `ember predict` multiplies a single image by
+/// gemm's one-row path, the server always by its batch path (see batching's test).
+fn assert_close(got: &[(String, Vec<f32>)], want: &[(String, Vec<f32>)]) {
+    assert_eq!(got.len(), want.len());
+    for (g, w) in got.iter().zip(want) {
+        assert_eq!(g.0, w.0, "labels");
+        assert_eq!(g.1.len(), w.1.len());
+        for (a, b) in g.1.iter().zip(&w.1) {
+            assert!((a - b).abs() < 1e-6, "scores {:?} and {:?}", g.1, w.1);
+        }
+    }
+}
+
+#[test]
+fn every_endpoint_answers_for_a_network_as_ember_predict_does() {
+    let m = models();
+    let scratch = Scratch::new("serve-network");
+    let server = start(&scratch, &[&m.mnist]);
+    assert_eq!(server.get("/v2/health/live").json()["live"], true);
+    assert_eq!(server.get("/v2/health/ready").json()["ready"], true);
+    assert_eq!(server.get("/v2").json()["name"], "ember");
+    assert_eq!(server.get("/v2/models/mnist/ready").json()["ready"], true);
+    let meta = server.get("/v2/models/mnist").json();
+    assert_eq!(
+        meta["inputs"][0],
+        json!({"name": "input", "datatype": "FP32", "shape": [-1, 784]})
+    );
+    assert_eq!(meta["outputs"][0]["shape"], json!([-1, 10]));
+    assert_eq!(
+        server.get("/v2/models/mnist/versions/1").json()["name"],
+        "mnist"
+    );
+    assert_eq!(server.get("/v2/models/mnist/versions/2").status, 404);
+    let list = server.get("/v1/models").json();
+    assert_eq!(list["data"][0]["kind"], "network");
+    assert_eq!(
+        list["data"][0]["input"]["image"],
+        json!({"height": 28, "width": 28, "channels": 1})
+    );
+    assert!(list["data"][0]["summary"]
+        .as_str()
+        .unwrap()
+        .contains("dense_1"));
+    assert_eq!(
+        server.get("/v1/models/mnist").json()["model_version_status"][0]["state"],
+        "AVAILABLE"
+    );
+
+    // The reference: `ember predict --json` on the same images as PNG files.
+    let images = test_images(4);
+    let mut files = Vec::new();
+    let mut b64 = Vec::new();
+    for (i, image) in images.iter().enumerate() {
+        let path = scratch.path().join(format!("digit{i}.png"));
+        b64.push(base64::engine::general_purpose::STANDARD.encode(png_of(image, &path)));
+        files.push(path.display().to_string());
+    }
+    let mut args = vec!["predict", m.mnist.as_str(), "--json"];
+    args.extend(files.iter().map(String::as_str));
+    let expected: Vec<(String, Vec<f32>)> = serde_json::from_str::<Value>(&ok(&args))
+        .unwrap()
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            let top = p["top"].as_array().unwrap();
+            (
+                p["label"].as_u64().unwrap().to_string(),
+                top.iter()
+                    .map(|t| t["score"].as_f64().unwrap() as f32)
+                    .collect(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        expected.iter().map(|e| e.0.as_str()).collect::<Vec<_>>(),
+        ["7", "2", "1", "0"]
+    );
+
+    // Raw pixels as arrays, flat or nested, and images as base64 PNG: the same answers.
+    for (i, image) in images.iter().enumerate() {
+        let flat = server.post("/v1/models/mnist:predict", &json!({"instances": [image]}));
+        assert_close(&labels_and_scores(&flat), &expected[i..=i]);
+        let nested: Vec<&[u8]> = image.chunks(28).collect();
+        let nested = server.post("/v1/models/mnist:predict", &json!({"instances": [nested]}));
+        assert_close(&labels_and_scores(&nested), &expected[i..=i]);
+        let png = server.post(
+            "/v1/models/mnist:predict",
+            &json!({"instances": [{"b64": b64[i]}]}),
+        );
+        assert_close(&labels_and_scores(&png), &expected[i..=i]);
+    }
+    let all = server.post(
+        "/v1/models/mnist:predict",
+        &json!({"instances": images, "top_k": 10}),
+    );
+    let all = labels_and_scores(&all);
+    assert_eq!(all.len(), 4);
+    assert_eq!(all[0].1.len(), 10, "top_k: every class");
+
+    // KServe v2 takes the scaled input (pixels / 255) and gives the softmax outputs.
+    let scaled: Vec<f32> = images[0].iter().map(|&v| v as f32 / 255.0).collect();
+    let infer = server.post(
+        "/v2/models/mnist/infer",
+        &json!({"id": "a1", "inputs": [{"name": "input", "shape": [1, 784], "datatype": "FP32", "data": scaled}]}),
+    );
+    assert_eq!(infer.status, 200, "{}", infer.text());
+    let out = infer.json();
+    assert_eq!(
+        (out["id"].as_str(), out["model_name"].as_str()),
+        (Some("a1"), Some("mnist"))
+    );
+    assert_eq!(out["outputs"][0]["shape"], json!([1, 10]));
+    let probabilities: Vec<f32> = out["outputs"][0]["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_f64().unwrap() as f32)
+        .collect();
+    assert!(
+        (probabilities[7] - expected[0].1[0]).abs() < 1e-6,
+        "the probability predict gives"
+    );
+    // UINT8 data is taken as numbers too (here already divided: zeros and ones).
+    let ones: Vec<u8> = images[0].iter().map(|&v| (v > 127) as u8).collect();
+    let uint8 = server.post(
+        "/v2/models/mnist/infer",
+        &json!({"inputs": [{"name": "input", "shape": [1, 784], "datatype": "UINT8", "data": ones}]}),
+    );
+    assert_eq!(uint8.status, 200, "{}", uint8.text());
+
+    // The binary tensor extension, as tritonclient sends it: JSON, then little-endian data.
+    let header = json!({
+        "inputs": [{"name": "input", "shape": [1, 784], "datatype": "FP32", "parameters": {"binary_data_size": 784 * 4}}],
+        "outputs": [{"name": "dense_1", "parameters": {"binary_data": true}}]
+    })
+    .to_string();
+    let mut body = header.clone().into_bytes();
+    body.extend(scaled.iter().flat_map(|v| v.to_le_bytes()));
+    let length = header.len().to_string();
+    let binary = server.request(
+        "POST",
+        "/v2/models/mnist/infer",
+        &[
+            ("Content-Type", "application/octet-stream"),
+            ("Inference-Header-Content-Length", &length),
+        ],
+        &body,
+    );
+    assert_eq!(binary.status, 200, "{}", binary.text());
+    let json_length: usize = binary
+        .header("inference-header-content-length")
+        .unwrap()
+        .parse()
+        .unwrap();
+    let head: Value = serde_json::from_slice(&binary.body[..json_length]).unwrap();
+    assert_eq!(head["outputs"][0]["parameters"]["binary_data_size"], 40);
+    let values: Vec<f32> = binary.body[json_length..]
+        .chunks(4)
+        .map(|b| f32::from_le_bytes(b.try_into().unwrap()))
+        .collect();
+    assert_eq!(values, probabilities);
+
+    // Metrics in the Prometheus exposition format, by route pattern.
+    let metrics = server.get("/metrics");
+    assert!(metrics
+        .header("content-type")
+        .unwrap()
+        .contains("openmetrics-text"));
+    let text = metrics.text();
+    assert!(
+        text.contains(r#"ember_http_requests_total{route="/v1/models/{target}",method="POST",status="200"} 13"#),
+        "{text}"
+    );
+    assert!(
+        text.contains("ember_http_request_duration_seconds_bucket"),
+        "{text}"
+    );
+    assert!(
+        text.contains(r#"ember_batch_rows_count{model="mnist"}"#),
+        "{text}"
+    );
+    assert!(
+        text.contains(r#"ember_queue_depth{model="mnist"} 0"#),
+        "{text}"
+    );
+    // The playground is part of the binary.
+    let page = server.get("/");
+    assert!(page.text().contains("Ember playground"));
+    assert!(server.get("/playground.js").text().contains("/v1/models"));
+    // One JSON object per request in the log.
+    let log = server.log_text();
+    let request: Value =
+        serde_json::from_str(log.lines().find(|l| l.contains("\"request\"")).unwrap()).unwrap();
+    assert!(
+        request["status"].is_u64() && request["ms"].is_f64() && request["time"].is_string(),
+        "{request}"
+    );
+}
+
+#[test]
+fn a_table_model_takes_raw_rows_with_its_saved_preprocessing() {
+    let m = models();
+    let Some(titanic) = &m.titanic else { return };
+    let scratch = Scratch::new("serve-table");
+    let server = start(&scratch, &[titanic]);
+    let schema = &server.get("/v1/models").json()["data"][0]["input"];
+    assert_eq!(schema["type"], "table");
+    assert_eq!(schema["task"], "binary");
+    let sex = schema["columns"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "Sex")
+        .unwrap();
+    let mut categories: Vec<&str> = sex["categories"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c.as_str().unwrap())
+        .collect();
+    categories.sort();
+    assert_eq!(categories, ["female", "male"]);
+    // The first rows of the file, as `ember predict` reads them.
+    let csv = common::data_dir().unwrap().join("titanic/titanic.csv");
+    let text = std::fs::read_to_string(&csv).unwrap();
+    let head: String = text.lines().take(6).collect::<Vec<_>>().join("\n") + "\n";
+    let rows_file = scratch.write("rows.csv", &head);
+    let expected: Value =
+        serde_json::from_str(&ok(&["predict", titanic, &rows_file, "--json"])).unwrap();
+    let mut reader = csv::Reader::from_reader(head.as_bytes());
+    let names: Vec<String> = reader.headers().unwrap().iter().map(String::from).collect();
+    let instances: Vec<Value> = reader
+        .records()
+        .map(|r| {
+            let r = r.unwrap();
+            let mut row = serde_json::Map::new();
+            for (name, cell) in names.iter().zip(r.iter()) {
+                // Numbers as JSON numbers, text as strings, empty cells as null.
+                let value = match cell.parse::<f64>() {
+                    _ if cell.is_empty() => Value::Null,
+                    Ok(v) => json!(v),
+                    Err(_) => json!(cell),
+                };
+                row.insert(name.clone(), value);
+            }
+            Value::Object(row)
+        })
+        .collect();
+    let answer = server.post(
+        "/v1/models/titanic:predict",
+        &json!({"instances": instances}),
+    );
+    assert_eq!(answer.status, 200, "{}", answer.text());
+    for (got, want) in answer.json()["predictions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .zip(expected.as_array().unwrap())
+    {
+        assert_eq!(got["label"], want["prediction"]);
+        assert!(
+            (got["score"].as_f64().unwrap() - want["probability"].as_f64().unwrap()).abs() < 1e-6
+        );
+    }
+    // A column the model does not know, and a number that is not one.
+    let unknown = server.post(
+        "/v1/models/titanic:predict",
+        &json!({"instances": [{"Sx": "male"}]}),
+    );
+    assert_eq!(
+        (unknown.status, unknown.error_code().as_str()),
+        (400, "invalid_input")
+    );
+    assert!(
+        unknown.text().contains("no column 'Sx'"),
+        "{}",
+        unknown.text()
+    );
+    let bad = server.post(
+        "/v1/models/titanic:predict",
+        &json!({"instances": [{"Age": "old"}]}),
+    );
+    assert!(bad.text().contains("instances[0].Age"), "{}", bad.text());
+    // Every column missing: imputed, still an answer.
+    let empty = server.post("/v1/models/titanic:predict", &json!({"instances": [{}]}));
+    assert_eq!(empty.status, 200, "{}", empty.text());
+}
+
+#[test]
+fn faq_and_embeddings_answer_as_ember_ask_and_embed_do() {
+    let m = models();
+    let (Some(faq), Some(encoder)) = (&m.faq, &m.encoder) else {
+        return;
+    };
+    let scratch = Scratch::new("serve-text");
+    let encoder = encoder.display().to_string();
+    let server = start(&scratch, &[faq, &encoder]);
+    let question = "how can I run the test suite?";
+    let expected: Value =
+        serde_json::from_str(&ok(&["ask", faq, question, "--json", "--top-k", "2"])).unwrap();
+    let answer = server.post("/v1/faq/faq/ask", &json!({"query": question, "top_k": 2}));
+    assert_eq!(answer.status, 200, "{}", answer.text());
+    let answers = answer.json()["answers"].clone();
+    assert_eq!(answers[0]["question"], expected[0]["question"]);
+    assert_eq!(answers[0]["question"], "How do I run the tests?");
+    assert!(
+        (answers[0]["score"].as_f64().unwrap() - expected[0]["score"].as_f64().unwrap()).abs()
+            < 1e-5
+    );
+
+    // OpenAI's shape; floats, or base64 of little-endian f32s as the openai client asks.
+    let texts = ["The cat sat on the mat.", "Refunds take five days."];
+    let expected: Value = serde_json::from_str(&ok(&[
+        "embed",
+        "--encoder",
+        &encoder,
+        "--json",
+        texts[0],
+        texts[1],
+    ]))
+    .unwrap();
+    let reply = server.post(
+        "/v1/embeddings",
+        &json!({"model": "all-minilm-l6-v2", "input": texts}),
+    );
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    let body = reply.json();
+    assert_eq!(body["object"], "list");
+    assert_eq!(body["model"], "all-minilm-l6-v2");
+    assert!(body["usage"]["prompt_tokens"].as_u64().unwrap() >= 10);
+    for i in 0..2 {
+        assert_eq!(body["data"][i]["object"], "embedding");
+        assert_eq!(body["data"][i]["index"], i);
+        let got: Vec<f64> = body["data"][i]["embedding"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_f64().unwrap())
+            .collect();
+        let want: Vec<f64> = expected[i]["embedding"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_f64().unwrap())
+            .collect();
+        assert_eq!(got.len(), 384);
+        let worst = got
+            .iter()
+            .zip(&want)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0, f64::max);
+        assert!(worst < 1e-5, "embedding {i} differs by {worst}");
+    }
+    let b64 = server.post(
+        "/v1/embeddings",
+        &json!({"model": "all-minilm-l6-v2", "input": texts[0], "encoding_format": "base64"}),
+    );
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(b64.json()["data"][0]["embedding"].as_str().unwrap())
+        .unwrap();
+    let first = body["data"][0]["embedding"][0].as_f64().unwrap() as f32;
+    assert!((f32::from_le_bytes(bytes[..4].try_into().unwrap()) - first).abs() < 1e-6);
+    assert_eq!(bytes.len(), 384 * 4);
+    // The encoder through KServe v2: BYTES in, FP32 out.
+    let v2 = server.post(
+        "/v2/models/all-minilm-l6-v2/infer",
+        &json!({"inputs": [{"name": "text", "shape": [1], "datatype": "BYTES", "data": [texts[0]]}]}),
+    );
+    assert_eq!(v2.json()["outputs"][0]["shape"], json!([1, 384]));
+    // Wrong kinds are the client's mistake.
+    let wrong = server.post("/v1/embeddings", &json!({"model": "faq", "input": "x"}));
+    assert_eq!(wrong.status, 400);
+    assert_eq!(
+        server
+            .post("/v1/faq/faq/ask", &json!({"query": "  "}))
+            .status,
+        400
+    );
+    assert_eq!(
+        server
+            .post("/v1/faq/nope/ask", &json!({"query": "x"}))
+            .error_code(),
+        "unknown_model"
+    );
+}
+
+#[test]
+fn concurrent_requests_are_batched_and_equal_single_predictions() {
+    let m = models();
+    let scratch = Scratch::new("serve-batch");
+    // A long wait, so that the concurrent requests surely meet in batches.
+    let server = start(
+        &scratch,
+        &[&m.mnist, "--max-wait-us", "20000", "--max-batch", "16"],
+    );
+    let images = test_images(32);
+    let single: Vec<Vec<(String, Vec<f32>)>> = images
+        .iter()
+        .map(|image| {
+            labels_and_scores(&server.post(
+                "/v1/models/mnist:predict",
+                &json!({"instances": [image], "top_k": 10}),
+            ))
+        })
+        .collect();
+    let before = batches(&server);
+    assert_eq!(
+        before,
+        (32.0, 32.0),
+        "one at a time: a batch of one row each"
+    );
+    let together: Vec<Vec<(String, Vec<f32>)>> = std::thread::scope(|s| {
+        let handles: Vec<_> = images
+            .iter()
+            .map(|image| {
+                let server = &server;
+                s.spawn(move || {
+                    labels_and_scores(&server.post(
+                        "/v1/models/mnist:predict",
+                        &json!({"instances": [image], "top_k": 10}),
+                    ))
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    assert_eq!(
+        together, single,
+        "batched predictions equal single ones exactly"
+    );
+    let (count, rows) = batches(&server);
+    let (count, rows) = (count - before.0, rows - before.1);
+    assert_eq!(rows, 32.0);
+    assert!(
+        count < 32.0,
+        "32 concurrent requests ran in {count} batches: none merged"
+    );
+}
+
+/// (batches run, rows in them) so far, from `/metrics`.
+fn batches(server: &Server) -> (f64, f64) {
+    let text = server.get("/metrics").text();
+    let value = |name: &str| {
+        text.lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    (
+        value(r#"ember_batch_rows_count{model="mnist"}"#),
+        value(r#"ember_batch_rows_sum{model="mnist"}"#),
+    )
+}
+
+#[test]
+fn a_changed_file_is_reloaded_and_a_broken_one_keeps_the_old_model() {
+    let m = models();
+    let scratch = Scratch::new("serve-reload");
+    let folder = scratch.path().join("models");
+    std::fs::create_dir(&folder).unwrap();
+    let served = folder.join("digits.safetensors");
+    std::fs::copy(&m.mnist, &served).unwrap();
+    let folder_arg = folder.display().to_string();
+    let server = start(&scratch, &[&folder_arg, "--reload-ms", "50"]);
+    let image = &test_images(1)[0];
+    let ask = || {
+        labels_and_scores(&server.post("/v1/models/digits:predict", &json!({"instances": [image]})))
+    };
+    let reference = |file: &str| {
+        let png = scratch.path().join("d.png");
+        png_of(image, &png);
+        let p: Value = serde_json::from_str(&ok(&[
+            "predict",
+            file,
+            &png.display().to_string(),
+            "--json",
+        ]))
+        .unwrap();
+        p[0]["top"][0]["score"].as_f64().unwrap() as f32
+    };
+    let (old_score, new_score) = (reference(&m.mnist), reference(&m.mnist_other));
+    assert_ne!(old_score, new_score);
+    let near = |a: f32, b: f32| (a - b).abs() < 1e-6;
+    assert!(near(ask()[0].1[0], old_score));
+    let wait_for = |what: &str, done: &dyn Fn() -> bool| {
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while !done() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{what} within 20 s: {}",
+                server.log_text()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    // A new file, written elsewhere and renamed in (atomically, as `ember train` writes).
+    let staged = scratch.path().join("staged.safetensors");
+    std::fs::copy(&m.mnist_other, &staged).unwrap();
+    std::fs::rename(&staged, &served).unwrap();
+    wait_for("the new model", &|| near(ask()[0].1[0], new_score));
+    // A broken file: the model stays, the failure is logged and counted.
+    std::fs::write(&served, b"not a model at all").unwrap();
+    wait_for("the failed reload", &|| {
+        server.log_text().contains("reload_failed")
+    });
+    assert!(near(ask()[0].1[0], new_score), "the old model answers on");
+    let metrics = server.get("/metrics").text();
+    assert!(
+        metrics.contains(r#"ember_model_reloads_total{model="digits",outcome="failed"} 1"#),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains(r#"ember_model_reloads_total{model="digits",outcome="ok"} 1"#),
+        "{metrics}"
+    );
+    let log = server.log_text();
+    let failure = log.lines().find(|l| l.contains("reload_failed")).unwrap();
+    assert!(
+        failure.contains("digits.safetensors"),
+        "the log names the file: {failure}"
+    );
+    // A file added to the folder is served under its name.
+    std::fs::copy(&m.mnist, folder.join("more.safetensors")).unwrap();
+    wait_for("the added model", &|| {
+        server.get("/v2/models/more/ready").status == 200
+    });
+    let more =
+        labels_and_scores(&server.post("/v1/models/more:predict", &json!({"instances": [image]})));
+    assert!(near(more[0].1[0], old_score));
+}
+
+#[test]
+fn sigterm_lets_requests_in_flight_finish() {
+    let m = models();
+    let scratch = Scratch::new("serve-shutdown");
+    // A request waits 1.5 s in its batch: it is in flight when SIGTERM comes.
+    let server = start(&scratch, &[&m.mnist, "--max-wait-us", "1500000"]);
+    let addr = server.addr.clone();
+    let image = test_images(1)[0].clone();
+    let in_flight = std::thread::spawn(move || {
+        let body = json!({"instances": [image]}).to_string();
+        common::server::request(
+            &addr,
+            "POST",
+            "/v1/models/mnist:predict",
+            &[],
+            body.as_bytes(),
+        )
+    });
+    std::thread::sleep(Duration::from_millis(400));
+    let addr = server.addr.clone();
+    let status = server.terminate(Duration::from_secs(20));
+    let reply = in_flight.join().unwrap();
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    assert_eq!(reply.json()["predictions"][0]["label"], "7");
+    assert!(status.success(), "a clean exit after SIGTERM: {status}");
+    assert!(
+        std::net::TcpStream::connect(&addr).is_err(),
+        "no longer listening"
+    );
+}
+
+#[test]
+fn an_api_key_guards_the_api_but_not_health_or_the_page() {
+    let m = models();
+    let scratch = Scratch::new("serve-auth");
+    let server = Server::start(
+        &[&m.mnist],
+        &[("EMBER_API_KEY", "s3cret")],
+        &scratch.path().join("log"),
+    );
+    let body = json!({"instances": [test_images(1)[0]]}).to_string();
+    let predict = |headers: &[(&str, &str)]| {
+        server.request("POST", "/v1/models/mnist:predict", headers, body.as_bytes())
+    };
+    let none = predict(&[]);
+    assert_eq!(
+        (none.status, none.error_code().as_str()),
+        (401, "unauthorized")
+    );
+    assert_eq!(none.header("www-authenticate"), Some("Bearer"));
+    assert_eq!(predict(&[("Authorization", "Bearer wrong")]).status, 401);
+    assert_eq!(predict(&[("Authorization", "Bearer s3cret")]).status, 200);
+    assert_eq!(server.get("/v1/models").status, 401);
+    assert_eq!(server.get("/metrics").status, 401);
+    assert_eq!(server.get("/v2/health/ready").status, 200);
+    assert_eq!(server.get("/").status, 200);
+    // --api-key on the command line does the same.
+    let scratch = Scratch::new("serve-auth-flag");
+    let server = start(&scratch, &[&m.mnist, "--api-key", "k2"]);
+    assert_eq!(server.get("/v1/models").status, 401);
+    assert_eq!(
+        server
+            .request("GET", "/v1/models", &[("Authorization", "Bearer k2")], b"")
+            .status,
+        200
+    );
+}
+
+#[test]
+fn limits_answer_with_clear_4xx_and_a_full_queue_with_503() {
+    let m = models();
+    let scratch = Scratch::new("serve-limits");
+    let server = start(
+        &scratch,
+        &[
+            &m.mnist,
+            "--max-body-bytes",
+            "100000",
+            "--max-instances",
+            "3",
+        ],
+    );
+    let image = &test_images(1)[0];
+    let many = server.post(
+        "/v1/models/mnist:predict",
+        &json!({"instances": [image, image, image, image]}),
+    );
+    assert_eq!(
+        (many.status, many.error_code().as_str()),
+        (413, "too_many_instances")
+    );
+    let huge = vec![0u8; 200_000];
+    let big = server.request("POST", "/v1/models/mnist:predict", &[], &huge);
+    assert_eq!(
+        (big.status, big.error_code().as_str()),
+        (413, "body_too_large")
+    );
+    // Headers sent too slowly: the connection is closed, the server goes on.
+    let scratch = Scratch::new("serve-slow");
+    let server = start(&scratch, &[&m.mnist, "--header-timeout-ms", "300"]);
+    let mut slow = std::net::TcpStream::connect(&server.addr).unwrap();
+    std::io::Write::write_all(&mut slow, b"GET /v2/health/live HTTP/1.1\r\nHost: x\r\n").unwrap();
+    slow.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let started = std::time::Instant::now();
+    let mut rest = Vec::new();
+    let _ = std::io::Read::read_to_end(&mut slow, &mut rest);
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "closed after the header timeout"
+    );
+    assert_eq!(server.get("/v2/health/live").status, 200);
+
+    // The queue: one request running (a long batch of texts), one waiting, the next refused.
+    let Some(encoder) = &m.encoder else { return };
+    let scratch = Scratch::new("serve-queue");
+    let encoder = encoder.display().to_string();
+    let server = start(&scratch, &[&encoder, "--queue", "1", "--max-wait-us", "0"]);
+    let long = "word ".repeat(300);
+    let slow_body =
+        json!({"model": "all-minilm-l6-v2", "input": vec![long.as_str(); 64]}).to_string();
+    let statuses: Vec<Reply> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..6)
+            .map(|i| {
+                let (addr, body) = (&server.addr, &slow_body);
+                s.spawn(move || {
+                    std::thread::sleep(Duration::from_millis(100 * i));
+                    common::server::request(addr, "POST", "/v1/embeddings", &[], body.as_bytes())
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let busy: Vec<&Reply> = statuses.iter().filter(|r| r.status == 503).collect();
+    assert!(
+        !busy.is_empty(),
+        "{:?}",
+        statuses.iter().map(|r| r.status).collect::<Vec<_>>()
+    );
+    assert!(statuses.iter().all(|r| r.status == 200 || r.status == 503));
+    assert_eq!(busy[0].error_code(), "queue_full");
+    assert_eq!(busy[0].header("retry-after"), Some("1"));
+}
+
+#[test]
+fn a_thousand_hostile_requests_get_4xx_and_the_server_answers_on() {
+    let m = models();
+    let scratch = Scratch::new("serve-hostile");
+    let mut args: Vec<&str> = vec![&m.mnist, "--max-body-bytes", "2000000"];
+    if let Some(t) = &m.titanic {
+        args.push(t);
+    }
+    let server = start(&scratch, &args);
+    let image = &test_images(1)[0];
+    let good = json!({"instances": [image]}).to_string();
+    let mut rng = 0x2545_f491_4f6c_dd1du64;
+    let mut next = move || {
+        // xorshift: reproducible noise.
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        rng
+    };
+    let deep = "[".repeat(100_000) + &"]".repeat(100_000);
+    let fixed: Vec<(&str, &str, Vec<u8>)> = vec![
+        ("POST", "/v1/models/mnist:predict", b"{\"instances\": [[1, 2,".to_vec()),
+        ("POST", "/v1/models/mnist:predict", b"{\"instances\": \"seven\"}".to_vec()),
+        ("POST", "/v1/models/mnist:predict", b"{\"instances\": [[1e999]]}".to_vec()),
+        ("POST", "/v1/models/mnist:predict", b"{\"instances\": [{\"b64\": \"%%%not base64%%%\"}]}".to_vec()),
+        ("POST", "/v1/models/mnist:predict", format!("{{\"instances\": [{{\"b64\": \"{}\"}}]}}", base64::engine::general_purpose::STANDARD.encode(b"\x89PNG\r\n\x1a\nbroken")).into_bytes()),
+        ("POST", "/v1/models/mnist:predict", format!("{{\"instances\": [{}]}}", vec!["1"; 200_000].join(",")).into_bytes()),
+        ("POST", "/v1/models/mnist:predict", format!("{{\"instances\": [[{}]]}}", vec!["9e30"; 784].join(",")).into_bytes()),
+        ("POST", "/v1/models/mnist:predict", deep.clone().into_bytes()),
+        ("POST", "/v1/models/mnist:predict", format!("{{\"instances\": {deep}}}").into_bytes()),
+        ("POST", "/v1/models/mnist:predict", b"{\"instances\": [], \"top_k\": -1}".to_vec()),
+        ("POST", "/v1/models/ghost:predict", good.clone().into_bytes()),
+        ("POST", "/v1/models/mnist:explain", good.clone().into_bytes()),
+        ("POST", "/v1/models/titanic:predict", b"{\"instances\": [[1, 2, 3]]}".to_vec()),
+        ("POST", "/v1/models/titanic:predict", b"{\"instances\": [{\"Age\": [1]}]}".to_vec()),
+        ("POST", "/v2/models/mnist/infer", b"{\"inputs\": [{\"name\": \"input\", \"shape\": [1, 783], \"datatype\": \"FP32\", \"data\": [0]}]}".to_vec()),
+        ("POST", "/v2/models/mnist/infer", b"{\"inputs\": [{\"name\": \"input\", \"shape\": [9223372036854775807, 784], \"datatype\": \"FP32\", \"data\": []}]}".to_vec()),
+        ("POST", "/v2/models/mnist/infer", b"{\"inputs\": [{\"name\": \"input\", \"shape\": [1, 784], \"datatype\": \"FP16\", \"data\": []}]}".to_vec()),
+        ("POST", "/v2/models/mnist/infer", b"{\"inputs\": [{\"name\": \"input\", \"shape\": [1, 784], \"datatype\": \"UINT8\", \"data\": [300]}]}".to_vec()),
+        ("POST", "/v2/models/mnist/infer", b"{\"inputs\": [{\"name\": \"x\", \"shape\": [1, 784], \"datatype\": \"FP32\", \"data\": [0]}]}".to_vec()),
+        ("POST", "/v2/models/mnist/infer", b"{\"inputs\": [{\"name\": \"input\", \"shape\": [1, 784], \"datatype\": \"FP32\", \"parameters\": {\"binary_data_size\": 3136}}]}".to_vec()),
+        ("POST", "/v2/models/mnist/infer", b"{\"inputs\": []}".to_vec()),
+        ("GET", "/v2/models/mnist/infer", Vec::new()),
+        ("DELETE", "/v1/models", Vec::new()),
+        ("POST", "/v1/embeddings", b"{\"model\": \"mnist\", \"input\": \"x\"}".to_vec()),
+        ("POST", "/v1/faq/mnist/ask", b"{\"query\": \"x\"}".to_vec()),
+        ("GET", "/../../etc/passwd", Vec::new()),
+        ("GET", "/v2/models/%ff%fe", Vec::new()),
+    ];
+    let check = |reply: Reply, what: &str| {
+        assert!(
+            (400..500).contains(&reply.status),
+            "{what}: {} {}",
+            reply.status,
+            reply.text()
+        );
+        if reply
+            .header("content-type")
+            .is_some_and(|t| t.contains("json"))
+        {
+            reply.error_code();
+        }
+    };
+    let mut answers = 0;
+    for (method, path, body) in &fixed {
+        check(
+            server.request(method, path, &[], body),
+            &format!("{method} {path}"),
+        );
+        answers += 1;
+    }
+    // The rest: good requests cut short, bytes flipped, random bytes, and random HTTP.
+    while answers < 1000 {
+        let kind = next() % 4;
+        let mut body = good.clone().into_bytes();
+        let what = match kind {
+            0 => {
+                body.truncate((next() as usize) % (body.len() - 1));
+                "truncated JSON"
+            }
+            1 => {
+                for _ in 0..1 + next() % 8 {
+                    let i = (next() as usize) % body.len();
+                    body[i] = b"{}[]\",:x0-e."[(next() % 12) as usize];
+                }
+                if body == good.as_bytes() {
+                    continue;
+                }
+                "bytes flipped"
+            }
+            2 => {
+                body = (0..next() % 4096).map(|_| next() as u8).collect();
+                "random body"
+            }
+            _ => {
+                // Random bytes on the socket, not HTTP at all: a 400 or a closed connection.
+                let noise: Vec<u8> = (0..1 + next() % 2048).map(|_| next() as u8).collect();
+                if let Ok(reply) = raw(&server.addr, &noise) {
+                    check(reply, "random bytes");
+                }
+                answers += 1;
+                continue;
+            }
+        };
+        let reply = server.request("POST", "/v1/models/mnist:predict", &[], &body);
+        if reply.status == 200 {
+            // A flip can leave valid JSON with valid pixels (a digit changed): fine.
+            answers += 1;
+            continue;
+        }
+        check(reply, what);
+        answers += 1;
+    }
+    let answer =
+        labels_and_scores(&server.post("/v1/models/mnist:predict", &json!({"instances": [image]})));
+    assert_eq!(answer[0].0, "7", "a good request after 1,000 hostile ones");
+    let metrics = server.get("/metrics").text();
+    assert!(!metrics.contains("status=\"5"), "no 5xx: {metrics}");
+}
+
+#[test]
+fn bad_paths_and_names_fail_at_start_with_the_file_named() {
+    let scratch = Scratch::new("serve-start");
+    let broken = scratch.write("broken.safetensors", b"nope");
+    common::fails_with(&["serve", &broken, "--port", "0"], &["broken.safetensors"]);
+    common::fails_with(
+        &["serve", &scratch.file("absent.safetensors"), "--port", "0"],
+        &["absent.safetensors"],
+    );
+    let m = models();
+    let twin = scratch.path().join("twin");
+    std::fs::create_dir(&twin).unwrap();
+    std::fs::copy(&m.mnist, twin.join("mnist.safetensors")).unwrap();
+    common::fails_with(
+        &[
+            "serve",
+            &m.mnist,
+            &twin.display().to_string(),
+            "--port",
+            "0",
+        ],
+        &["a second model named 'mnist'"],
+    );
+    let empty = scratch.path().join("empty");
+    std::fs::create_dir(&empty).unwrap();
+    common::fails_with(
+        &["serve", &empty.display().to_string(), "--port", "0"],
+        &["no .safetensors or .index"],
+    );
+    let _ = &m.dir;
+}

@@ -1,0 +1,20 @@
+//! `ember serve`: saved Ember models behind HTTP, speaking the protocols clients already use —
+//! the Open Inference Protocol (KServe v2), a TensorFlow-Serving-style REST API, OpenAI
+//! embeddings and FAQ answers — with dynamic batching, Prometheus metrics, hot reload and a
+//! web playground.
+
+mod batch;
+mod error;
+mod log;
+mod metrics;
+mod openai;
+mod playground;
+mod registry;
+mod request;
+mod served;
+mod server;
+mod v1;
+mod v2;
+
+pub use error::ApiError;
+pub use server::{serve, ServeOptions};

@@ -1,0 +1,313 @@
+//! The friendly REST API, in TensorFlow Serving's shape: `GET /v1/models`, `GET
+//! /v1/models/{name}` and `POST /v1/models/{name}:predict` with `{"instances": [...]}`, each
+//! instance what its kind of model takes — raw sample values, `{"b64": image}`, a table row
+//! of raw column values, a text.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{Path as UrlPath, State};
+use axum::Json;
+use base64::Engine as _;
+use ember::data::preprocess::{Feature, Target};
+use ember::data::table::{parse_number, Table};
+use ember::saved::{classify, ClassPrediction, NetworkModel, TableModel};
+use ember::Tensor;
+use serde_json::{json, Value};
+
+use crate::batch::{concat_rows, Rows};
+use crate::error::{ApiError, ApiResult};
+use crate::request;
+use crate::served::{Kind, Served};
+use crate::server::AppState;
+
+/// `GET /v1/models`: every model with its kind, summary and input schema; also in the shape
+/// of OpenAI's model list (`object`, `data[].id`), so its clients can list them.
+pub async fn list(State(state): State<Arc<AppState>>) -> Json<Value> {
+    let models: Vec<Value> = state
+        .registry
+        .all()
+        .iter()
+        .map(|m| {
+            json!({
+                "id": m.name,
+                "object": "model",
+                "owned_by": "ember",
+                "name": m.name,
+                "kind": m.kind_name(),
+                "summary": m.summary(),
+                "input": m.input_schema(),
+            })
+        })
+        .collect();
+    Json(json!({ "object": "list", "data": models }))
+}
+
+/// `GET /v1/models/{name}`: TensorFlow Serving's model status.
+pub async fn status(
+    State(state): State<Arc<AppState>>,
+    UrlPath(name): UrlPath<String>,
+) -> ApiResult<Json<Value>> {
+    state.registry.get(&name)?;
+    Ok(Json(json!({
+        "model_version_status": [{
+            "version": "1",
+            "state": "AVAILABLE",
+            "status": {"error_code": "OK", "error_message": ""}
+        }]
+    })))
+}
+
+/// `POST /v1/models/{name}:predict`.
+pub async fn predict(
+    State(state): State<Arc<AppState>>,
+    UrlPath(target): UrlPath<String>,
+    body: Result<Bytes, BytesRejection>,
+) -> ApiResult<Json<Value>> {
+    let Some(name) = target.strip_suffix(":predict") else {
+        return Err(ApiError::not_found(
+            "unknown_route",
+            format!("POST /v1/models/{target}: the route is POST /v1/models/NAME:predict"),
+        ));
+    };
+    let served = state.registry.get(name)?;
+    let body = request::body(body)?;
+    let request: Value = request::json(&body)?;
+    let instances = request
+        .get("instances")
+        .and_then(Value::as_array)
+        .ok_or_else(|| ApiError::invalid("the body must be {\"instances\": [...]}"))?;
+    state.check_instances(instances.len())?;
+    let top_k = request::top_k(request.get("top_k"), 3)?;
+    let predictions = match &served.kind {
+        Kind::Network(network) => {
+            let x = network_rows(network, &served, instances)?;
+            let out = served.batcher.submit(Rows::Tensor(x)).await?;
+            let classes = &network
+                .data(&served.source)
+                .map_err(ApiError::from_ember)?
+                .classes;
+            classifications(&out, top_k, classes)?
+        }
+        Kind::Table(table) => {
+            let x = table_rows(table, instances)?;
+            let out = served.batcher.submit(Rows::Tensor(x)).await?;
+            table_predictions(table, &out, top_k)?
+        }
+        Kind::Text { classifier, .. } => {
+            let out = served
+                .batcher
+                .submit(Rows::Texts(texts(instances)?))
+                .await?;
+            classifications(&out, top_k, &classifier.spec.classes)?
+        }
+        Kind::Encoder(_) => {
+            let out = served
+                .batcher
+                .submit(Rows::Texts(texts(instances)?))
+                .await?;
+            out.data()
+                .chunks(out.row_len().max(1))
+                .map(|row| json!({ "embedding": row }))
+                .collect()
+        }
+        Kind::Faq { .. } => {
+            return Err(ApiError::invalid(format!(
+                "'{name}' is a FAQ index: POST /v1/faq/{name}/ask with {{\"query\": …}}"
+            )))
+        }
+    };
+    Ok(Json(json!({ "predictions": predictions })))
+}
+
+/// Each instance of a network: raw sample values (nested or flat, as the data files hold
+/// them: MNIST pixels 0–255) or `{"b64": PNG or JPEG}`, prepared as the training data was.
+fn network_rows(network: &NetworkModel, served: &Served, instances: &[Value]) -> ApiResult<Tensor> {
+    let data = network.data(&served.source).map_err(ApiError::from_ember)?;
+    let sample = data.sample_shape();
+    let numel: usize = sample.iter().product();
+    let mut rows = Vec::with_capacity(instances.len());
+    for (i, instance) in instances.iter().enumerate() {
+        let field = format!("instances[{i}]");
+        let x = match instance {
+            Value::Object(o) => {
+                let Some(Value::String(text)) = o.get("b64") else {
+                    return Err(ApiError::invalid(format!(
+                        "{field}: an object instance is an image, {{\"b64\": \"<PNG or JPEG>\"}}"
+                    )));
+                };
+                let bytes = base64::engine::general_purpose::STANDARD
+                    .decode(text.trim())
+                    .map_err(|e| ApiError::invalid(format!("{field}.b64: not base64 ({e})")))?;
+                if !(bytes.starts_with(b"\x89PNG") || bytes.starts_with(&[0xFF, 0xD8, 0xFF])) {
+                    return Err(ApiError::invalid(format!(
+                        "{field}.b64: not a PNG or JPEG image"
+                    )));
+                }
+                network
+                    .read_input_bytes(&bytes, Path::new(&field), data)
+                    .map_err(ApiError::from_ember)?
+            }
+            Value::Array(_) => {
+                let mut values = Vec::with_capacity(numel);
+                request::numbers(instance, &field, numel, &mut values)?;
+                if values.len() != numel {
+                    return Err(ApiError::invalid(format!(
+                        "{field}: {} values, the model's samples have {numel} ({sample:?})",
+                        values.len()
+                    )));
+                }
+                let values: Vec<f32> = values.into_iter().map(|v| v as f32).collect();
+                let mut shape = vec![1];
+                shape.extend_from_slice(&sample);
+                let raw = Tensor::new(&shape, values).map_err(ApiError::from_ember)?;
+                network
+                    .prepare(raw, Path::new(&field), data)
+                    .map_err(ApiError::from_ember)?
+            }
+            other => {
+                return Err(ApiError::invalid(format!(
+                    "{field}: expected an array of numbers or {{\"b64\": image}}, found {}",
+                    request::type_name(other)
+                )))
+            }
+        };
+        rows.push(x);
+    }
+    concat_rows(&rows).map_err(ApiError::from_ember)
+}
+
+/// Each instance of a table model: an object of raw column values (numbers, strings,
+/// booleans; null or absent where missing), prepared by the saved preprocessing. A column the
+/// model does not know is an error, unless the model left it out on purpose (an identifier,
+/// the target).
+fn table_rows(table: &TableModel, instances: &[Value]) -> ApiResult<Tensor> {
+    let pre = &table.model.preprocessor;
+    let columns: Vec<(&str, bool)> = pre
+        .features
+        .iter()
+        .map(|f| match f {
+            Feature::Numeric { column, .. } => (column.as_str(), true),
+            Feature::Categorical { column, .. } => (column.as_str(), false),
+        })
+        .collect();
+    let target = match &pre.target {
+        Target::Classes { column, .. } | Target::Regression { column, .. } => column.as_str(),
+    };
+    let mut cells: Vec<Vec<Option<String>>> =
+        vec![Vec::with_capacity(instances.len()); columns.len()];
+    for (i, instance) in instances.iter().enumerate() {
+        let field = format!("instances[{i}]");
+        let Value::Object(row) = instance else {
+            return Err(ApiError::invalid(format!(
+                "{field}: expected an object of column values, found {}",
+                request::type_name(instance)
+            )));
+        };
+        if let Some(unknown) = row.keys().find(|k| {
+            k.as_str() != target
+                && !columns.iter().any(|(c, _)| c == k)
+                && !pre.skipped.iter().any(|(c, _)| c == *k)
+        }) {
+            let known: Vec<&str> = columns.iter().map(|(c, _)| *c).collect();
+            return Err(ApiError::invalid(format!(
+                "{field}: the model has no column '{unknown}' (columns: {})",
+                known.join(", ")
+            )));
+        }
+        for (c, &(column, numeric)) in columns.iter().enumerate() {
+            let cell = match row.get(column) {
+                None | Some(Value::Null) => None,
+                Some(Value::String(s)) => Some(s.clone()),
+                Some(Value::Number(n)) => Some(n.to_string()),
+                Some(Value::Bool(b)) => Some(b.to_string()),
+                Some(other) => {
+                    return Err(ApiError::invalid(format!(
+                        "{field}.{column}: expected a number, a string or null, found {}",
+                        request::type_name(other)
+                    )))
+                }
+            };
+            if let (true, Some(text)) = (numeric, &cell) {
+                if parse_number(text).is_none() {
+                    return Err(ApiError::invalid(format!(
+                        "{field}.{column}: '{text}' is not a finite number"
+                    )));
+                }
+            }
+            cells[c].push(cell);
+        }
+    }
+    let names = columns.iter().map(|(c, _)| c.to_string()).collect();
+    let lines = (1..=instances.len() as u64).collect();
+    let table_of = Table::from_columns(Path::new("instances"), names, cells, lines);
+    let rows: Vec<usize> = (0..instances.len()).collect();
+    pre.transform(&table_of, &rows)
+        .map_err(ApiError::from_ember)
+}
+
+/// Each instance of a text model: a string.
+fn texts(instances: &[Value]) -> ApiResult<Vec<String>> {
+    instances
+        .iter()
+        .enumerate()
+        .map(|(i, v)| match v {
+            Value::String(s) => Ok(s.clone()),
+            other => Err(ApiError::invalid(format!(
+                "instances[{i}]: expected a string, found {}",
+                request::type_name(other)
+            ))),
+        })
+        .collect()
+}
+
+/// A classification as the API writes it: `{"label", "score", "top": [{"label", "score"}]}`,
+/// labels as class names where the model has them, else class numbers.
+fn prediction_json(p: &ClassPrediction) -> Value {
+    let label = |class: &Option<String>, index: usize| class.clone().unwrap_or(index.to_string());
+    let best = &p.top[0];
+    json!({
+        "label": label(&p.class, p.label),
+        "score": best.score,
+        "top": p.top.iter().map(|t| json!({"label": label(&t.class, t.label), "score": t.score})).collect::<Vec<_>>(),
+    })
+}
+
+/// A network's output rows as classifications; an output that is not finite (an input far
+/// beyond the training data) is an error naming the instance.
+fn classifications(out: &Tensor, top_k: usize, classes: &[String]) -> ApiResult<Vec<Value>> {
+    let width = out.row_len().max(1);
+    out.data()
+        .chunks(width)
+        .enumerate()
+        .map(|(i, row)| {
+            if row.iter().any(|v| !v.is_finite()) {
+                return Err(ApiError::invalid(format!(
+                    "instances[{i}]: the model's output is not a finite number (an input far \
+                     outside the range it was trained on?)"
+                )));
+            }
+            Ok(prediction_json(&classify(
+                Path::new(""),
+                i,
+                row,
+                top_k,
+                classes,
+            )))
+        })
+        .collect()
+}
+
+fn table_predictions(table: &TableModel, out: &Tensor, top_k: usize) -> ApiResult<Vec<Value>> {
+    match &table.model.preprocessor.target {
+        Target::Classes { labels, .. } => classifications(out, top_k, labels),
+        Target::Regression { .. } => Ok(table
+            .model
+            .predictions(out)
+            .iter()
+            .map(|p| json!({ "value": p.value }))
+            .collect()),
+    }
+}
