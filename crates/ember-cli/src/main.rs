@@ -42,7 +42,7 @@ enum Command {
     Ask(commands::faq::AskArgs),
     /// Serve saved models over HTTP: KServe v2, REST, OpenAI embeddings, a web playground.
     Serve(Box<commands::serve::ServeArgs>),
-    /// Time workloads against baselines measured in the same run (mlp, cnn, conv, embed, search, predict, tune).
+    /// Time workloads against baselines measured in the same run (mlp, cnn, conv, embed, search, predict, tune, serve).
     Bench(bench::BenchArgs),
     /// Print a shell completion script: `ember completions bash > /etc/bash_completion.d/ember`.
     Completions {

@@ -330,7 +330,7 @@ function predictDigit() {
     return;
   }
   drawPreview(pixels);
-  tracked(result, predictPath(model.name), { instances: [pixels] },
+  tracked(result, predictPath(model.name), { instances: [pixels], top_k: 1000 },
     (data) => showPrediction(result, bars, firstPrediction(data), model.input.classes || []),
     (msg) => { result.textContent = msg; });
 }
@@ -405,7 +405,7 @@ function predictTable() {
     if (raw === "") instance[col.name] = null;
     else instance[col.name] = col.kind === "categorical" ? raw : Number(raw);
   }
-  tracked(result, predictPath(model.name), { instances: [instance] },
+  tracked(result, predictPath(model.name), { instances: [instance], top_k: 1000 },
     (data) => showPrediction(result, bars, firstPrediction(data)),
     (msg) => { result.textContent = msg; });
 }
@@ -419,7 +419,7 @@ function predictText() {
   if (!name) return;
   resetResult(result);
   bars.replaceChildren();
-  tracked(result, predictPath(name), { instances: [$("text-input").value] },
+  tracked(result, predictPath(name), { instances: [$("text-input").value], top_k: 1000 },
     (data) => showPrediction(result, bars, firstPrediction(data)),
     (msg) => { result.textContent = msg; });
 }
@@ -458,7 +458,7 @@ async function loadModels() {
   status.className = "status";
   try {
     const data = await api("/v1/models");
-    models = new Map((data.models || []).map((m) => [m.name, m]));
+    models = new Map((data.data || []).map((m) => [m.name, m]));
     renderModelsList();
     buildSections();
     status.textContent = `${models.size} model${models.size === 1 ? "" : "s"} loaded.`;

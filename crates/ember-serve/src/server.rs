@@ -58,7 +58,7 @@ impl Default for ServeOptions {
             host: "127.0.0.1".into(),
             port: 8080,
             max_batch: 64,
-            max_wait: Duration::from_micros(500),
+            max_wait: Duration::ZERO,
             queue: 1024,
             max_body_bytes: 16 << 20,
             max_instances: 1024,

@@ -11,7 +11,9 @@
 //! - `predict`: tape-free inference of a saved MNIST MLP and convnet, single-sample latency
 //!   and batch throughput, from one thread and from two threads sharing one model;
 //! - `tune`: Ember's TPE sampler against Optuna's on the same search and training
-//!   (bench/tune_optuna.py, with `--python`).
+//!   (bench/tune_optuna.py, with `--python`);
+//! - `serve`: `ember serve` under 1, 8 and 64 connections, MNIST MLP and MiniLM, a memory soak,
+//!   against FastAPI + uvicorn + PyTorch (bench/serve_fastapi.py, with `--python`).
 
 mod baseline;
 mod cnn;
@@ -20,6 +22,7 @@ mod embed;
 mod mlp;
 mod predict;
 mod search;
+mod serve;
 mod tune;
 
 use std::path::PathBuf;
@@ -42,6 +45,8 @@ pub enum Workload {
     Predict,
     /// Ember's TPE against Optuna's on the same search and training (with --python).
     Tune,
+    /// `ember serve` under load, against FastAPI + uvicorn + PyTorch (with --python).
+    Serve,
 }
 
 #[derive(Args)]
@@ -88,6 +93,12 @@ pub struct BenchArgs {
     /// predict: the batch size of the throughput runs.
     #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u64).range(1..))]
     batch_size: u64,
+    /// serve: seconds timed at each number of connections.
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    seconds: u64,
+    /// serve: seconds of the memory soak.
+    #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=86400))]
+    soak: u64,
 }
 
 pub fn run(args: BenchArgs) -> ember::Result<()> {
@@ -100,6 +111,7 @@ pub fn run(args: BenchArgs) -> ember::Result<()> {
         Workload::Search => search::run(&args),
         Workload::Predict => predict::run(&args),
         Workload::Tune => tune::run(&args),
+        Workload::Serve => serve::run(&args),
     }
 }
 

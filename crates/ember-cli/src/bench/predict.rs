@@ -67,7 +67,7 @@ impl Latency {
 
 /// The `p`-th percentile (0–100) of ascending `sorted` values, interpolating linearly between
 /// the two nearest ranks (numpy's default), so that the 50th is the usual median.
-fn percentile(sorted: &[f64], p: f64) -> f64 {
+pub(super) fn percentile(sorted: &[f64], p: f64) -> f64 {
     match sorted.len() {
         0 => f64::NAN,
         n => {

@@ -24,8 +24,9 @@ pub struct ServeArgs {
     /// Rows merged into one batch at most.
     #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u64).range(1..=65536))]
     max_batch: u64,
-    /// Microseconds a batch's first request waits for others.
-    #[arg(long, default_value_t = 500, value_parser = clap::value_parser!(u64).range(0..=10_000_000))]
+    /// Microseconds a batch's first request waits for others. With 0, a batch is the
+    /// requests that queued while the model was busy: no wait when idle, batches under load.
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u64).range(0..=10_000_000))]
     max_wait_us: u64,
     /// Requests that may wait per model; beyond, requests get 503 with Retry-After.
     #[arg(long, default_value_t = 1024, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]

@@ -179,8 +179,26 @@ pub fn raw(addr: &str, bytes: &[u8]) -> std::io::Result<Reply> {
     stream.set_read_timeout(Some(Duration::from_secs(60)))?;
     // The server may answer (413, say) and close before reading everything.
     let _ = stream.write_all(bytes);
+    // To the end of the body its Content-Length gives (a peer may keep the connection
+    // open whatever `Connection: close` asked), or else to the end of the stream.
     let mut answer = Vec::new();
-    let _ = stream.read_to_end(&mut answer);
+    let mut chunk = [0u8; 65536];
+    loop {
+        match stream.read(&mut chunk) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => answer.extend_from_slice(&chunk[..n]),
+        }
+        if let Some(end) = answer.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&answer[..end]).to_ascii_lowercase();
+            let length = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length:"))
+                .and_then(|v| v.trim().parse::<usize>().ok());
+            if length.is_some_and(|n| answer.len() >= end + 4 + n) {
+                break;
+            }
+        }
+    }
     parse(&answer)
 }
 
