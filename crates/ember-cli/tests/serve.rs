@@ -252,6 +252,32 @@ fn every_endpoint_answers_for_a_network_as_ember_predict_does() {
     );
     assert_eq!(uint8.status, 200, "{}", uint8.text());
 
+    // Errors in the protocol's shape, whose message tritonclient shows.
+    let wrong = server.post(
+        "/v2/models/mnist/infer",
+        &json!({"inputs": [{"name": "input", "shape": [1, 783], "datatype": "FP32", "data": vec![0.0; 783]}]}),
+    );
+    assert_eq!(
+        (wrong.status, wrong.error_code().as_str()),
+        (400, "invalid_input")
+    );
+    assert_eq!(
+        wrong.json()["error"],
+        "inputs[0].shape: [1, 783], the model takes [n, 784]"
+    );
+    let far = server.post(
+        "/v2/models/mnist/infer",
+        &json!({"inputs": [{"name": "input", "shape": [1, 784], "datatype": "UINT8", "data": images[0]}]}),
+    );
+    assert!(
+        far.json()["error"]
+            .as_str()
+            .unwrap()
+            .contains("far outside the values the model was trained on (0 to 1)"),
+        "in the network's units: {}",
+        far.text()
+    );
+
     // The binary tensor extension, as tritonclient sends it: JSON, then little-endian data.
     let header = json!({
         "inputs": [{"name": "input", "shape": [1, 784], "datatype": "FP32", "parameters": {"binary_data_size": 784 * 4}}],

@@ -51,9 +51,10 @@ impl ApiError {
     }
 }
 
-/// The code of the error a response carries, for the request log.
-#[derive(Clone, Copy, Debug)]
-pub struct ErrorCode(pub &'static str);
+/// The code and message of the error a response carries, for the request log and for the
+/// v2 routes' own error shape.
+#[derive(Clone, Debug)]
+pub struct ErrorCode(pub &'static str, pub String);
 
 /// Seconds a client told "busy" waits before trying again.
 pub const RETRY_AFTER_SECONDS: u32 = 1;
@@ -61,10 +62,12 @@ pub const RETRY_AFTER_SECONDS: u32 = 1;
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = serde_json::json!({
-            "error": { "code": self.code, "message": self.message }
+            "error": { "code": self.code, "message": &self.message }
         });
         let mut response = (self.status, axum::Json(body)).into_response();
-        response.extensions_mut().insert(ErrorCode(self.code));
+        response
+            .extensions_mut()
+            .insert(ErrorCode(self.code, self.message));
         if self.status == StatusCode::SERVICE_UNAVAILABLE {
             response
                 .headers_mut()
@@ -72,6 +75,18 @@ impl IntoResponse for ApiError {
         }
         response
     }
+}
+
+/// An error answer in the Open Inference Protocol's shape, `{"error": "<message>"}` (which
+/// tritonclient reads as the exception's text), the code beside it; headers kept.
+pub fn as_v2_error(response: Response) -> Response {
+    let Some(ErrorCode(code, message)) = response.extensions().get::<ErrorCode>().cloned() else {
+        return response;
+    };
+    let (mut parts, _) = response.into_parts();
+    let body = serde_json::json!({ "error": message, "code": code }).to_string();
+    parts.headers.remove(header::CONTENT_LENGTH);
+    Response::from_parts(parts, axum::body::Body::from(body))
 }
 
 pub type ApiResult<T> = std::result::Result<T, ApiError>;

@@ -20,7 +20,7 @@ use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 
 use crate::batch::BatchLimits;
-use crate::error::{ApiError, ApiResult, ErrorCode};
+use crate::error::{as_v2_error, ApiError, ApiResult, ErrorCode};
 use crate::metrics::{Metrics, CONTENT_TYPE};
 use crate::registry::Registry;
 use crate::{log, openai, playground, v1, v2};
@@ -155,6 +155,11 @@ async fn guard(State(state): State<Arc<AppState>>, request: Request, next: Next)
             )
             .into_response(),
         }
+    };
+    // The Open Inference Protocol has errors of its own shape, which its clients parse.
+    let response = match path.starts_with("/v2") {
+        true => as_v2_error(response),
+        false => response,
     };
     let seconds = started.elapsed().as_secs_f64();
     let status = response.status().as_u16();

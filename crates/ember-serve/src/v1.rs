@@ -45,13 +45,17 @@ pub async fn list(State(state): State<Arc<AppState>>) -> Json<Value> {
     Json(json!({ "object": "list", "data": models }))
 }
 
-/// `GET /v1/models/{name}`: TensorFlow Serving's model status.
+/// `GET /v1/models/{name}`: TensorFlow Serving's model status (and OpenAI's model object).
 pub async fn status(
     State(state): State<Arc<AppState>>,
     UrlPath(name): UrlPath<String>,
 ) -> ApiResult<Json<Value>> {
-    state.registry.get(&name)?;
+    let served = state.registry.get(&name)?;
+    // TensorFlow Serving's status, with OpenAI's model fields for its `models.retrieve`.
     Ok(Json(json!({
+        "id": served.name,
+        "object": "model",
+        "owned_by": "ember",
         "model_version_status": [{
             "version": "1",
             "state": "AVAILABLE",

@@ -368,7 +368,7 @@ async fn run_infer(
         let x = Tensor::new(&shape, values).map_err(ApiError::from_ember)?;
         if let Kind::Network(network) = &served.kind {
             let data = network.data(&served.source).map_err(ApiError::from_ember)?;
-            data.check_input_range(&x, Path::new(field))
+            data.check_prepared_range(&x, Path::new(field))
                 .map_err(ApiError::from_ember)?;
         }
         Rows::Tensor(x)

@@ -49,9 +49,14 @@ impl Reply {
         String::from_utf8_lossy(&self.body).into_owned()
     }
 
-    /// The API's error shape, `{"error": {"code", "message"}}`: its code.
+    /// The API's error shape, `{"error": {"code", "message"}}` — on the KServe v2 routes the
+    /// protocol's `{"error": "<message>", "code"}` — and its code.
     pub fn error_code(&self) -> String {
         let v = self.json();
+        if let Value::String(message) = &v["error"] {
+            assert!(!message.is_empty(), "an error with a message: {v}");
+            return v["code"].as_str().unwrap_or_default().to_string();
+        }
         assert!(
             v["error"]["message"].is_string(),
             "an error with a message: {v}"

@@ -248,42 +248,50 @@ impl DataSpec {
     /// Refuses prepared inputs `x` (read from `path`) with a value further outside the
     /// training inputs' range than that range is wide: a network meeting values it never saw
     /// the like of (an IDX of 3e38 floats for a model trained on pixels) answers with
-    /// confidence and means nothing. Values a little outside (a brighter photo) pass.
+    /// confidence and means nothing. Values a little outside (a brighter photo) pass. The
+    /// error gives values in the file's own units (before the scale the model divides by).
     pub fn check_input_range(&self, x: &Tensor, path: &Path) -> Result<()> {
+        self.check_range(x, path, self.scale)
+    }
+
+    /// [`DataSpec::check_input_range`] for inputs given already prepared (a server's tensor
+    /// requests), the error in the network's units.
+    pub fn check_prepared_range(&self, x: &Tensor, path: &Path) -> Result<()> {
+        self.check_range(x, path, 1.0)
+    }
+
+    fn check_range(&self, x: &Tensor, path: &Path, units: f32) -> Result<()> {
         let Some([lo, hi]) = self.input_range else {
             return Ok(());
         };
         let margin = (hi - lo).max(f32::MIN_POSITIVE);
         let row_len = x.row_len().max(1);
-        match x
+        let Some(i) = x
             .data()
             .iter()
             .position(|&v| !(v >= lo - margin && v <= hi + margin))
-        {
-            None => Ok(()),
-            Some(i) => {
-                // In the file's own units (before the scale the model divides by).
-                let raw = |v: f32| {
-                    let v = v * self.scale;
-                    match v.abs() {
-                        a if a != 0.0 && !(1e-4..1e6).contains(&a) => format!("{v:e}"),
-                        _ => format!("{v}"),
-                    }
-                };
-                Err(Error::data(
-                    path,
-                    format!(
-                        "sample {} holds {} (value {}), far outside the values the model was \
-                         trained on ({} to {}): refusing to answer for it",
-                        i / row_len,
-                        raw(x.data()[i]),
-                        i % row_len,
-                        raw(lo),
-                        raw(hi)
-                    ),
-                ))
+        else {
+            return Ok(());
+        };
+        let shown = |v: f32| {
+            let v = v * units;
+            match v.abs() {
+                a if a != 0.0 && !(1e-4..1e6).contains(&a) => format!("{v:e}"),
+                _ => format!("{v}"),
             }
-        }
+        };
+        Err(Error::data(
+            path,
+            format!(
+                "sample {} holds {} at position {}, far outside the values the model was \
+                 trained on ({} to {}): refusing to answer for it",
+                i / row_len,
+                shown(x.data()[i]),
+                i % row_len,
+                shown(lo),
+                shown(hi)
+            ),
+        ))
     }
 
     /// Reads one input image the way this data section reads its training images.
