@@ -4,7 +4,7 @@
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::http::StatusCode;
-use serde::de::DeserializeOwned;
+use serde::Deserialize;
 use serde_json::Value;
 
 use crate::error::{ApiError, ApiResult};
@@ -22,7 +22,7 @@ pub fn body(body: Result<Bytes, BytesRejection>) -> ApiResult<Bytes> {
 }
 
 /// The body as JSON of type `T`; malformed JSON or a wrong field is a 400 saying where.
-pub fn json<T: DeserializeOwned>(bytes: &[u8]) -> ApiResult<T> {
+pub fn json<'a, T: Deserialize<'a>>(bytes: &'a [u8]) -> ApiResult<T> {
     serde_json::from_slice(bytes).map_err(|e| {
         let code = match e.classify() {
             serde_json::error::Category::Data => "invalid_request",

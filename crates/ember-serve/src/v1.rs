@@ -14,7 +14,9 @@ use base64::Engine as _;
 use ember::data::preprocess::{Feature, Target};
 use ember::data::table::{parse_number, Table};
 use ember::saved::{classify, ClassPrediction, NetworkModel, TableModel};
+use ember::spec::DataSpec;
 use ember::Tensor;
+use serde_json::value::RawValue;
 use serde_json::{json, Value};
 
 use crate::batch::{concat_rows, Rows};
@@ -64,6 +66,21 @@ pub async fn status(
     })))
 }
 
+#[derive(serde::Deserialize)]
+struct FlatRequest {
+    instances: Vec<Vec<f32>>,
+    #[serde(default)]
+    top_k: Option<Value>,
+}
+
+#[derive(serde::Deserialize)]
+struct PredictRequest<'a> {
+    #[serde(borrow)]
+    instances: Vec<&'a RawValue>,
+    #[serde(default)]
+    top_k: Option<Value>,
+}
+
 /// `POST /v1/models/{name}:predict`.
 pub async fn predict(
     State(state): State<Arc<AppState>>,
@@ -78,16 +95,38 @@ pub async fn predict(
     };
     let served = state.registry.get(name)?;
     let body = request::body(body)?;
-    let request: Value = request::json(&body)?;
-    let instances = request
-        .get("instances")
-        .and_then(Value::as_array)
-        .ok_or_else(|| ApiError::invalid("the body must be {\"instances\": [...]}"))?;
-    state.check_instances(instances.len())?;
-    let top_k = request::top_k(request.get("top_k"), 3)?;
+    // The common request to a network, flat arrays of numbers, in one pass into floats.
+    if let Kind::Network(network) = &served.kind {
+        if let Ok(flat) = serde_json::from_slice::<FlatRequest>(&body) {
+            state.check_instances(flat.instances.len())?;
+            let top_k = request::top_k(flat.top_k.as_ref(), 3)?;
+            let data = network.data(&served.source).map_err(ApiError::from_ember)?;
+            let rows = flat
+                .instances
+                .into_iter()
+                .enumerate()
+                .map(|(i, values)| sample_tensor(network, data, values, &format!("instances[{i}]")))
+                .collect::<ApiResult<Vec<Tensor>>>()?;
+            let x = concat_rows(&rows).map_err(ApiError::from_ember)?;
+            let out = served.batcher.submit(Rows::Tensor(x)).await?;
+            let predictions = classifications(&out, top_k, &data.classes)?;
+            return Ok(Json(json!({ "predictions": predictions })));
+        }
+    }
+    let request: PredictRequest = request::json(&body)?;
+    let raw = &request.instances;
+    state.check_instances(raw.len())?;
+    let top_k = request::top_k(request.top_k.as_ref(), 3)?;
+    // Each instance is parsed by what its model takes: a network's numbers straight into
+    // floats (no tree of JSON values per pixel), others as JSON values.
+    let values = || -> ApiResult<Vec<Value>> {
+        raw.iter()
+            .map(|r| serde_json::from_str(r.get()).map_err(|e| ApiError::invalid(e.to_string())))
+            .collect()
+    };
     let predictions = match &served.kind {
         Kind::Network(network) => {
-            let x = network_rows(network, &served, instances)?;
+            let x = network_rows(network, &served, raw)?;
             let out = served.batcher.submit(Rows::Tensor(x)).await?;
             let classes = &network
                 .data(&served.source)
@@ -96,21 +135,21 @@ pub async fn predict(
             classifications(&out, top_k, classes)?
         }
         Kind::Table(table) => {
-            let x = table_rows(table, instances)?;
+            let x = table_rows(table, &values()?)?;
             let out = served.batcher.submit(Rows::Tensor(x)).await?;
             table_predictions(table, &out, top_k)?
         }
         Kind::Text { classifier, .. } => {
             let out = served
                 .batcher
-                .submit(Rows::Texts(texts(instances)?))
+                .submit(Rows::Texts(texts(&values()?)?))
                 .await?;
             classifications(&out, top_k, &classifier.spec.classes)?
         }
         Kind::Encoder(_) => {
             let out = served
                 .batcher
-                .submit(Rows::Texts(texts(instances)?))
+                .submit(Rows::Texts(texts(&values()?)?))
                 .await?;
             out.data()
                 .chunks(out.row_len().max(1))
@@ -128,14 +167,25 @@ pub async fn predict(
 
 /// Each instance of a network: raw sample values (nested or flat, as the data files hold
 /// them: MNIST pixels 0–255) or `{"b64": PNG or JPEG}`, prepared as the training data was.
-fn network_rows(network: &NetworkModel, served: &Served, instances: &[Value]) -> ApiResult<Tensor> {
+fn network_rows(
+    network: &NetworkModel,
+    served: &Served,
+    instances: &[&RawValue],
+) -> ApiResult<Tensor> {
     let data = network.data(&served.source).map_err(ApiError::from_ember)?;
     let sample = data.sample_shape();
     let numel: usize = sample.iter().product();
     let mut rows = Vec::with_capacity(instances.len());
-    for (i, instance) in instances.iter().enumerate() {
+    for (i, raw) in instances.iter().enumerate() {
         let field = format!("instances[{i}]");
-        let x = match instance {
+        // The common case first: a flat array of numbers, read straight into floats.
+        if let Ok(values) = serde_json::from_str::<Vec<f32>>(raw.get()) {
+            rows.push(sample_tensor(network, data, values, &field)?);
+            continue;
+        }
+        let instance: Value = serde_json::from_str(raw.get())
+            .map_err(|e| ApiError::invalid(format!("{field}: {e}")))?;
+        let x = match &instance {
             Value::Object(o) => {
                 let Some(Value::String(text)) = o.get("b64") else {
                     return Err(ApiError::invalid(format!(
@@ -156,20 +206,9 @@ fn network_rows(network: &NetworkModel, served: &Served, instances: &[Value]) ->
             }
             Value::Array(_) => {
                 let mut values = Vec::with_capacity(numel);
-                request::numbers(instance, &field, numel, &mut values)?;
-                if values.len() != numel {
-                    return Err(ApiError::invalid(format!(
-                        "{field}: {} values, the model's samples have {numel} ({sample:?})",
-                        values.len()
-                    )));
-                }
-                let values: Vec<f32> = values.into_iter().map(|v| v as f32).collect();
-                let mut shape = vec![1];
-                shape.extend_from_slice(&sample);
-                let raw = Tensor::new(&shape, values).map_err(ApiError::from_ember)?;
-                network
-                    .prepare(raw, Path::new(&field), data)
-                    .map_err(ApiError::from_ember)?
+                request::numbers(&instance, &field, numel, &mut values)?;
+                let values = values.into_iter().map(|v| v as f32).collect();
+                sample_tensor(network, data, values, &field)?
             }
             other => {
                 return Err(ApiError::invalid(format!(
@@ -181,6 +220,29 @@ fn network_rows(network: &NetworkModel, served: &Served, instances: &[Value]) ->
         rows.push(x);
     }
     concat_rows(&rows).map_err(ApiError::from_ember)
+}
+
+/// One sample's raw values as the network's prepared input (1, …).
+fn sample_tensor(
+    network: &NetworkModel,
+    data: &DataSpec,
+    values: Vec<f32>,
+    field: &str,
+) -> ApiResult<Tensor> {
+    let sample = data.sample_shape();
+    let numel: usize = sample.iter().product();
+    if values.len() != numel {
+        return Err(ApiError::invalid(format!(
+            "{field}: {} values, the model's samples have {numel} ({sample:?})",
+            values.len()
+        )));
+    }
+    let mut shape = vec![1];
+    shape.extend_from_slice(&sample);
+    let raw = Tensor::new(&shape, values).map_err(ApiError::from_ember)?;
+    network
+        .prepare(raw, Path::new(field), data)
+        .map_err(ApiError::from_ember)
 }
 
 /// Each instance of a table model: an object of raw column values (numbers, strings,
