@@ -270,4 +270,13 @@ fn strokes_on_the_canvas_and_a_faq_question_get_the_right_answers() {
     );
     let first = browser.attribute("#faq-answers li", "data-question");
     assert_eq!(first, json!("How do I run the tests?"));
+    // EMBER_SCREENSHOT=FILE keeps a picture of the page as the test left it (the README's).
+    if let Some(file) = std::env::var_os("EMBER_SCREENSHOT") {
+        use base64::Engine as _;
+        let png = browser.call("GET", "/screenshot", json!({}));
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(png.as_str().unwrap())
+            .unwrap();
+        std::fs::write(file, bytes).unwrap();
+    }
 }

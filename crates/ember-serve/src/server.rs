@@ -290,9 +290,15 @@ pub fn serve(
         .enable_all()
         .build()
         .map_err(|e| ember::Error::invalid(format!("cannot start the server's runtime: {e}")))?;
-    let address = format!("{}:{}", options.host, options.port);
+    let address = match options.host.contains(':') {
+        true => format!("[{}]:{}", options.host, options.port), // IPv6
+        false => format!("{}:{}", options.host, options.port),
+    };
     let listener = runtime
-        .block_on(tokio::net::TcpListener::bind(&address))
+        .block_on(tokio::net::TcpListener::bind((
+            options.host.as_str(),
+            options.port,
+        )))
         .map_err(|e| ember::Error::invalid(format!("cannot listen on {address}: {e}")))?;
     let local = listener
         .local_addr()
