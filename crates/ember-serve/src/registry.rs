@@ -41,8 +41,9 @@ pub struct Registry {
     sources: Vec<Source>,
     /// Each model file's signature when last read (successfully or not).
     seen: Mutex<HashMap<PathBuf, Signature>>,
-    /// Encoders by folder, shared by the models that use the same one.
-    encoders: Mutex<HashMap<PathBuf, Arc<SentenceEncoder>>>,
+    /// Encoders by folder, with their weights' key (hashed once: the weights are large),
+    /// shared by the models that use the same one.
+    encoders: Mutex<HashMap<PathBuf, (Arc<SentenceEncoder>, String)>>,
     limits: BatchLimits,
     pub metrics: Arc<Metrics>,
 }
@@ -190,16 +191,16 @@ impl Registry {
     fn encoder(&self, dir: &Path, key: Option<&str>) -> ember::Result<Arc<SentenceEncoder>> {
         let canonical = std::fs::canonicalize(dir).map_err(|e| Error::io(dir, e))?;
         let mut encoders = self.encoders.lock().unwrap_or_else(|e| e.into_inner());
-        let encoder = match encoders.get(&canonical) {
-            Some(e) => e.clone(),
+        let (encoder, actual) = match encoders.get(&canonical) {
+            Some(known) => known.clone(),
             None => {
                 let e = Arc::new(SentenceEncoder::load(dir)?);
-                encoders.insert(canonical, e.clone());
-                e
+                let known = (e.clone(), encoder_key(&e)?);
+                encoders.insert(canonical, known.clone());
+                known
             }
         };
         if let Some(key) = key {
-            let actual = encoder_key(&encoder)?;
             if actual != key {
                 return Err(Error::data(
                     dir,

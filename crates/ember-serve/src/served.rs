@@ -178,11 +178,11 @@ fn runner(kind: &Kind) -> Run {
     match kind {
         Kind::Network(n) => {
             let n = n.clone();
-            Box::new(move |inputs| run_network(&n.model, inputs, |_| None))
+            Box::new(move |inputs| run_network(&n.model, inputs, takes_no_texts))
         }
         Kind::Table(t) => {
             let t = t.clone();
-            Box::new(move |inputs| run_network(&t.model.model, inputs, |_| None))
+            Box::new(move |inputs| run_network(&t.model.model, inputs, takes_no_texts))
         }
         Kind::Text {
             classifier,
@@ -191,7 +191,7 @@ fn runner(kind: &Kind) -> Run {
             let (classifier, encoder) = (classifier.clone(), encoder.clone());
             Box::new(move |inputs| {
                 run_network(&classifier.model, inputs, |texts| {
-                    Some(classifier.features_with(encoder.as_deref(), texts, None))
+                    classifier.features_with(encoder.as_deref(), texts, None)
                 })
             })
         }
@@ -219,28 +219,28 @@ fn all_texts<'a>(rows: &[&'a Rows]) -> ember::Result<Vec<&'a str>> {
     Ok(texts)
 }
 
-/// Requests' rows through `model` in one pass; texts become features by `featurize`
-/// (`None` for a model that takes no texts).
+/// The featurizer of a network that reads no texts.
+fn takes_no_texts(_: &[&str]) -> ember::Result<Tensor> {
+    Err(ember::Error::invalid("this model takes tensors"))
+}
+
+/// Requests' rows through `model` in one pass; texts become features by `featurize`.
 fn run_network(
     model: &ember::Model,
     inputs: Vec<Rows>,
-    featurize: impl Fn(&[&str]) -> Option<ember::Result<Tensor>>,
+    featurize: impl Fn(&[&str]) -> ember::Result<Tensor>,
 ) -> Vec<crate::error::ApiResult<Tensor>> {
     run_together(inputs, |rows| {
         let x = match all_texts(&rows) {
             // Every request is texts: their features at once.
-            Ok(texts) => featurize(&texts)
-                .unwrap_or_else(|| Err(ember::Error::invalid("this model takes tensors")))?,
+            Ok(texts) => featurize(&texts)?,
             Err(_) => {
                 let tensors = rows
                     .iter()
                     .map(|r| match r {
                         Rows::Tensor(t) => Ok(t.clone()),
                         Rows::Texts(t) => {
-                            let refs: Vec<&str> = t.iter().map(String::as_str).collect();
-                            featurize(&refs).unwrap_or_else(|| {
-                                Err(ember::Error::invalid("this model takes tensors"))
-                            })
+                            featurize(&t.iter().map(String::as_str).collect::<Vec<_>>())
                         }
                     })
                     .collect::<ember::Result<Vec<Tensor>>>()?;

@@ -108,8 +108,7 @@ pub async fn predict(
                 .map(|(i, values)| sample_tensor(network, data, values, &format!("instances[{i}]")))
                 .collect::<ApiResult<Vec<Tensor>>>()?;
             let x = concat_rows(&rows).map_err(ApiError::from_ember)?;
-            let out = served.batcher.submit(Rows::Tensor(x)).await?;
-            let predictions = classifications(&out, top_k, &data.classes)?;
+            let predictions = classify_network(&served, x, top_k, &data.classes).await?;
             return Ok(Json(json!({ "predictions": predictions })));
         }
     }
@@ -127,12 +126,8 @@ pub async fn predict(
     let predictions = match &served.kind {
         Kind::Network(network) => {
             let x = network_rows(network, &served, raw)?;
-            let out = served.batcher.submit(Rows::Tensor(x)).await?;
-            let classes = &network
-                .data(&served.source)
-                .map_err(ApiError::from_ember)?
-                .classes;
-            classifications(&out, top_k, classes)?
+            let data = network.data(&served.source).map_err(ApiError::from_ember)?;
+            classify_network(&served, x, top_k, &data.classes).await?
         }
         Kind::Table(table) => {
             let x = table_rows(table, &values()?)?;
@@ -163,6 +158,17 @@ pub async fn predict(
         }
     };
     Ok(Json(json!({ "predictions": predictions })))
+}
+
+/// A network's prepared rows through its batcher, as classifications.
+async fn classify_network(
+    served: &Served,
+    x: Tensor,
+    top_k: usize,
+    classes: &[String],
+) -> ApiResult<Vec<Value>> {
+    let out = served.batcher.submit(Rows::Tensor(x)).await?;
+    classifications(&out, top_k, classes)
 }
 
 /// Each instance of a network: raw sample values (nested or flat, as the data files hold
