@@ -40,6 +40,8 @@ enum Command {
     Index(commands::faq::IndexArgs),
     /// Ask a FAQ index: the closest answers with their cosine similarity.
     Ask(commands::faq::AskArgs),
+    /// Recommenders from ratings: train, evaluate, top-k, similar items, cross-validation, splits.
+    Recommend(commands::recommend::RecommendArgs),
     /// Serve saved models over HTTP: KServe v2, REST, OpenAI embeddings, a web playground.
     Serve(Box<commands::serve::ServeArgs>),
     /// Time workloads against baselines measured in the same run (mlp, cnn, conv, embed, search, predict, tune, serve).
@@ -76,6 +78,7 @@ fn main() -> ExitCode {
         Command::Embed(args) => commands::embed::run(args),
         Command::Index(args) => commands::faq::index(args),
         Command::Ask(args) => commands::faq::ask(args),
+        Command::Recommend(args) => commands::recommend::run(args),
         Command::Serve(args) => commands::serve::run(*args),
         Command::Bench(args) => bench::run(args),
         Command::Completions { shell } => {

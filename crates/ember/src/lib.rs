@@ -26,6 +26,7 @@ pub mod loss;
 pub mod metrics;
 pub mod nn;
 pub mod optim;
+pub mod recommend;
 pub mod report;
 pub mod saved;
 pub mod spec;

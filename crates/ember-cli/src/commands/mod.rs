@@ -6,6 +6,7 @@ pub mod embed;
 pub mod evaluate;
 pub mod faq;
 pub mod predict;
+pub mod recommend;
 pub mod serve;
 pub mod summary;
 pub mod table;

@@ -2,11 +2,13 @@
 //! classification report (confusion matrix, precision / recall / F1, top-k accuracy).
 
 mod classification;
+pub mod ranking;
 mod scores;
 
 pub use classification::{
     top_k_accuracy, true_and_predicted, ClassScores, ClassificationReport, ConfusionMatrix,
 };
+pub use ranking::{ranking_at_k, MeanRanking, RankingMeans, RankingScores};
 pub use scores::{regression_scores, roc_auc, RegressionScores};
 
 use serde::{Deserialize, Serialize};

@@ -11,6 +11,7 @@ pub mod conv2d;
 pub mod denormal;
 pub mod elementwise;
 pub mod embedding;
+pub mod factorization;
 pub mod forward;
 pub mod linear;
 pub mod loss;

@@ -45,6 +45,14 @@ impl Rng {
         }
     }
 
+    /// Normal with mean 0 and standard deviation `std` (Box–Muller).
+    pub fn normal(&mut self, std: f32) -> f32 {
+        // 1 − u is in (0, 1]: the logarithm is finite.
+        let radius = (-2.0 * (1.0 - self.uniform_f64()).ln()).sqrt();
+        let angle = std::f64::consts::TAU * self.uniform_f64();
+        (radius * angle.cos()) as f32 * std
+    }
+
     /// Fisher–Yates shuffle.
     pub fn shuffle<T>(&mut self, items: &mut [T]) {
         for i in (1..items.len()).rev() {

@@ -1,0 +1,652 @@
+//! `ember recommend train|evaluate|top|similar|cv|split`: recommenders from ratings files.
+
+use std::path::{Path, PathBuf};
+
+use clap::{Args, Subcommand};
+use ember::data::interactions::{Duplicates, InteractionOptions, Interactions};
+use ember::data::side_features::SideFeatures;
+use ember::recommend::{
+    self, EvaluateOptions, Evaluation, ModelKind, RecommendConfig, Recommender,
+};
+
+#[derive(Args)]
+pub struct RecommendArgs {
+    #[command(subcommand)]
+    command: RecommendCommand,
+}
+
+#[derive(Subcommand)]
+enum RecommendCommand {
+    /// Train a recommender on a ratings file; prints held-out figures at the end.
+    Train(Box<TrainArgs>),
+    /// Held-out figures of a saved recommender (and its baselines) on a test ratings file.
+    Evaluate(EvaluateArgs),
+    /// A user's top-k items, without those they have seen.
+    Top(TopArgs),
+    /// The items closest to an item.
+    Similar(SimilarArgs),
+    /// k-fold cross-validation over ratings (Surprise's protocol: seeded random folds).
+    Cv(Box<CvArgs>),
+    /// Write a seeded leave-n-out split: n random ratings of every user held out.
+    Split(SplitArgs),
+}
+
+/// How to read a ratings file.
+#[derive(Args, Clone)]
+struct ReadArgs {
+    /// Field delimiter (default: sniffed among tab, comma, `|`, `;` and `::`).
+    #[arg(long)]
+    delimiter: Option<char>,
+    /// The first line is a header (default: detected).
+    #[arg(long, conflicts_with = "no_header")]
+    header: bool,
+    /// The first line is a row.
+    #[arg(long)]
+    no_header: bool,
+    /// The user column: a header name or a 1-based position (default: `user`, `user_id`, … or 1).
+    #[arg(long, value_name = "COLUMN")]
+    user_column: Option<String>,
+    /// The item column (default: `item`, `item_id`, `movie_id`, … or 2).
+    #[arg(long, value_name = "COLUMN")]
+    item_column: Option<String>,
+    /// The rating column (default: `rating`, … or 3).
+    #[arg(long, value_name = "COLUMN")]
+    rating_column: Option<String>,
+    /// The timestamp column (default: `timestamp`, … or 4).
+    #[arg(long, value_name = "COLUMN")]
+    timestamp_column: Option<String>,
+    /// No rating column: every row is one interaction (implicit feedback).
+    #[arg(long)]
+    implicit: bool,
+    /// The valid ratings, inclusive, as `MIN,MAX` (default: any number).
+    #[arg(long, value_name = "MIN,MAX", value_parser = parse_range)]
+    rating_range: Option<(f32, f32)>,
+    /// A repeated (user, item) pair: error, or keep the first or last and count the rest.
+    #[arg(long, default_value = "error", value_parser = ["error", "first", "last"])]
+    duplicates: String,
+    /// Drop rows with a bad rating or too few fields (counted) instead of failing.
+    #[arg(long)]
+    drop_bad_rows: bool,
+}
+
+fn parse_range(text: &str) -> Result<(f32, f32), String> {
+    let (lo, hi) = text
+        .split_once(',')
+        .ok_or_else(|| format!("'{text}' is not MIN,MAX"))?;
+    let parse = |s: &str| {
+        s.trim()
+            .parse::<f32>()
+            .ok()
+            .filter(|v| v.is_finite())
+            .ok_or_else(|| format!("'{s}' is not a number"))
+    };
+    let (lo, hi) = (parse(lo)?, parse(hi)?);
+    if lo > hi {
+        return Err(format!("{lo} is above {hi}"));
+    }
+    Ok((lo, hi))
+}
+
+impl ReadArgs {
+    fn options(&self) -> InteractionOptions {
+        InteractionOptions {
+            delimiter: self.delimiter,
+            header: match (self.header, self.no_header) {
+                (true, _) => Some(true),
+                (_, true) => Some(false),
+                _ => None,
+            },
+            user: self.user_column.clone(),
+            item: self.item_column.clone(),
+            rating: self.rating_column.clone(),
+            timestamp: self.timestamp_column.clone(),
+            implicit: self.implicit,
+            rating_range: self.rating_range,
+            duplicates: match self.duplicates.as_str() {
+                "first" => Duplicates::First,
+                "last" => Duplicates::Last,
+                _ => Duplicates::Error,
+            },
+            drop_bad_rows: self.drop_bad_rows,
+        }
+    }
+
+    /// Reads a ratings file and says what was left out of it.
+    fn read(&self, path: &Path) -> ember::Result<Interactions> {
+        let data = Interactions::read(path, &self.options())?;
+        let r = &data.report;
+        if r.duplicates_dropped > 0 {
+            println!(
+                "{}: {} repeated (user, item) rows dropped (--duplicates {})",
+                path.display(),
+                r.duplicates_dropped,
+                self.duplicates
+            );
+        }
+        if r.bad_rows_dropped > 0 {
+            println!(
+                "{}: {} bad rows dropped, first: {}",
+                path.display(),
+                r.bad_rows_dropped,
+                r.first_bad_rows.join("; ")
+            );
+        }
+        Ok(data)
+    }
+}
+
+/// A recommender's settings; unset ones take the model's defaults.
+#[derive(Args, Clone)]
+struct ModelArgs {
+    /// mf, svdpp, als, bpr, warp or two-tower.
+    #[arg(long, default_value = "mf", value_parser = ModelKind::NAMES)]
+    model: String,
+    /// Seed for initialisation, sampling and order.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Length of the user and item vectors.
+    #[arg(long)]
+    factors: Option<usize>,
+    /// Passes over the training data (ALS: alternations).
+    #[arg(long)]
+    epochs: Option<usize>,
+    /// Learning rate.
+    #[arg(long)]
+    lr: Option<f32>,
+    /// Multiply the learning rate by this after each epoch.
+    #[arg(long)]
+    lr_decay: Option<f32>,
+    /// L2 regularisation.
+    #[arg(long)]
+    reg: Option<f32>,
+    /// Standard deviation of the initial factors.
+    #[arg(long)]
+    init_std: Option<f32>,
+    /// Ratings at least this are "liked" (the positives of bpr, warp and two-tower).
+    #[arg(long)]
+    positive_min: Option<f32>,
+    /// Train a rating model (mf, svdpp, als, bpmf) on the liked pairs only, to rank
+    /// (always so for a file without ratings).
+    #[arg(long)]
+    implicit_feedback: bool,
+    /// Implicit ALS: confidence α of a liked pair.
+    #[arg(long)]
+    confidence: Option<f32>,
+    /// Unliked items sampled per liked pair (two-tower; rating models on implicit feedback).
+    #[arg(long)]
+    negatives: Option<usize>,
+    /// Two-tower: batch size.
+    #[arg(long)]
+    batch_size: Option<usize>,
+    /// A user table (u.user, .user): the two-tower model's user features.
+    #[arg(long, value_name = "FILE")]
+    users: Option<PathBuf>,
+    /// An item table (.item): titles, and the two-tower model's item features.
+    #[arg(long, value_name = "FILE")]
+    items: Option<PathBuf>,
+    /// Threads for the numeric kernels.
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    threads: Option<u64>,
+}
+
+impl ModelArgs {
+    /// The settings; `implicit_file` when the ratings file is read without ratings.
+    fn config(&self, implicit_file: bool) -> ember::Result<RecommendConfig> {
+        let mut c = RecommendConfig::for_feedback(
+            ModelKind::from_name(&self.model)?,
+            self.implicit_feedback || implicit_file,
+        );
+        c.seed = self.seed;
+        macro_rules! set {
+            ($($field:ident),*) => { $( if let Some(v) = self.$field { c.$field = v; } )* };
+        }
+        set!(
+            factors,
+            epochs,
+            lr,
+            lr_decay,
+            reg,
+            init_std,
+            positive_min,
+            confidence,
+            negatives,
+            batch_size
+        );
+        c.check()?;
+        Ok(c)
+    }
+
+    fn tables(&self) -> ember::Result<(Option<SideFeatures>, Option<SideFeatures>)> {
+        let read = |path: &Option<PathBuf>, what: &str| -> ember::Result<Option<SideFeatures>> {
+            let Some(path) = path else { return Ok(None) };
+            let table = SideFeatures::read(path)?;
+            println!(
+                "{}: {} {what}; {}",
+                path.display(),
+                table.ids.len(),
+                table.describe()
+            );
+            Ok(Some(table))
+        };
+        Ok((read(&self.users, "users")?, read(&self.items, "items")?))
+    }
+
+    fn inputs(&self) -> Vec<&Path> {
+        self.users
+            .iter()
+            .chain(&self.items)
+            .map(|p| p.as_path())
+            .collect()
+    }
+}
+
+#[derive(Args)]
+struct TrainArgs {
+    /// The ratings file (CSV or TSV; a `user, item, rating, timestamp` header needs no flags).
+    #[arg(long, value_name = "FILE")]
+    ratings: PathBuf,
+    #[command(flatten)]
+    read: ReadArgs,
+    #[command(flatten)]
+    model: ModelArgs,
+    /// Where to save the recommender.
+    #[arg(long, short, value_name = "FILE")]
+    output: PathBuf,
+    /// A test ratings file for the held-out figures (default: a seeded random
+    /// --validation-split of the ratings, left out of training).
+    #[arg(long, value_name = "FILE")]
+    test: Option<PathBuf>,
+    /// Share of the ratings held out for the figures when there is no --test; 0 trains on all.
+    #[arg(long, default_value_t = 0.1)]
+    validation_split: f64,
+    #[command(flatten)]
+    protocol: ProtocolArgs,
+}
+
+/// The ranking protocol.
+#[derive(Args, Clone, Copy)]
+struct ProtocolArgs {
+    /// Cut-off of the ranking metrics.
+    #[arg(short, long = "k", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=10_000))]
+    k: u64,
+    /// Test ratings at least this are a user's relevant items.
+    #[arg(long, default_value_t = 4.0)]
+    relevant_min: f32,
+}
+
+impl ProtocolArgs {
+    fn options(self) -> EvaluateOptions {
+        EvaluateOptions {
+            k: self.k as usize,
+            relevant_min: self.relevant_min,
+        }
+    }
+}
+
+#[derive(Args)]
+struct EvaluateArgs {
+    /// The saved recommender.
+    model: PathBuf,
+    /// The test ratings file.
+    #[arg(long, value_name = "FILE")]
+    ratings: PathBuf,
+    #[command(flatten)]
+    read: ReadArgs,
+    #[command(flatten)]
+    protocol: ProtocolArgs,
+}
+
+#[derive(Args)]
+struct TopArgs {
+    /// The saved recommender.
+    model: PathBuf,
+    /// The user id.
+    #[arg(long)]
+    user: String,
+    /// How many items.
+    #[arg(short, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=10_000))]
+    k: u64,
+    /// Say why: the user's liked items closest to each one.
+    #[arg(long)]
+    explain: bool,
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args)]
+struct SimilarArgs {
+    /// The saved recommender.
+    model: PathBuf,
+    /// The item id.
+    #[arg(long)]
+    item: String,
+    #[arg(short, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=10_000))]
+    k: u64,
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args)]
+struct CvArgs {
+    /// The ratings file.
+    #[arg(long, value_name = "FILE")]
+    ratings: PathBuf,
+    /// Number of folds.
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(2..=100))]
+    folds: u64,
+    /// Seed of the folds (default: --seed).
+    #[arg(long)]
+    fold_seed: Option<u64>,
+    #[command(flatten)]
+    read: ReadArgs,
+    #[command(flatten)]
+    model: ModelArgs,
+    #[command(flatten)]
+    protocol: ProtocolArgs,
+}
+
+#[derive(Args)]
+struct SplitArgs {
+    /// The ratings file.
+    #[arg(long, value_name = "FILE")]
+    ratings: PathBuf,
+    /// Ratings held out per user (users with no more than this stay whole in training).
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
+    holdout: u64,
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Where to write the training ratings (u.data's layout).
+    #[arg(long, value_name = "FILE")]
+    train: PathBuf,
+    /// Where to write the held-out ratings.
+    #[arg(long, value_name = "FILE")]
+    test: PathBuf,
+    #[command(flatten)]
+    read: ReadArgs,
+}
+
+pub fn run(args: RecommendArgs) -> ember::Result<()> {
+    match args.command {
+        RecommendCommand::Train(args) => train(*args),
+        RecommendCommand::Evaluate(args) => evaluate(args),
+        RecommendCommand::Top(args) => top(args),
+        RecommendCommand::Similar(args) => similar(args),
+        RecommendCommand::Cv(args) => cv(*args),
+        RecommendCommand::Split(args) => split(args),
+    }
+}
+
+fn describe(data: &Interactions) -> String {
+    format!(
+        "{}: {} {} of {} users on {} items",
+        data.path.display(),
+        data.len(),
+        if data.explicit {
+            "ratings"
+        } else {
+            "interactions"
+        },
+        data.users.len(),
+        data.items.len()
+    )
+}
+
+fn train(args: TrainArgs) -> ember::Result<()> {
+    super::set_threads(args.model.threads)?;
+    let mut inputs = vec![args.ratings.as_path()];
+    inputs.extend(args.model.inputs());
+    inputs.extend(args.test.as_deref());
+    ember::atomic::check_output(&args.output, &inputs)?;
+    let config = args.model.config(args.read.implicit)?;
+    if !(0.0..1.0).contains(&args.validation_split) {
+        return Err(ember::Error::invalid(format!(
+            "--validation-split must be in [0, 1), got {}",
+            args.validation_split
+        )));
+    }
+    let data = args.read.read(&args.ratings)?;
+    println!("{}", describe(&data));
+    let (users, items) = args.model.tables()?;
+    let (train, test) = match &args.test {
+        Some(path) => (data, Some(args.read.read(path)?)),
+        None if args.validation_split > 0.0 => {
+            let mut order: Vec<usize> = (0..data.len()).collect();
+            ember::tensor::random::Rng::seed(config.seed).shuffle(&mut order);
+            let cut = ((data.len() as f64) * args.validation_split).round() as usize;
+            if cut == 0 || cut == data.len() {
+                return Err(ember::Error::invalid(format!(
+                    "--validation-split {} of {} ratings leaves one side empty",
+                    args.validation_split,
+                    data.len()
+                )));
+            }
+            let (held, kept) = order.split_at(cut);
+            let (mut held, mut kept) = (held.to_vec(), kept.to_vec());
+            held.sort_unstable();
+            kept.sort_unstable();
+            println!(
+                "holding out {} random ratings (--validation-split {}) for the figures",
+                held.len(),
+                args.validation_split
+            );
+            (data.subset(&kept), Some(data.subset(&held)))
+        }
+        None => (data, None),
+    };
+    let started = std::time::Instant::now();
+    let model = recommend::train(&train, users.as_ref(), items.as_ref(), &config)?;
+    println!(
+        "trained {} ({} factors, {} epochs) on {} ratings in {:.2} s",
+        config.model.name(),
+        config.factors,
+        config.epochs,
+        train.len(),
+        started.elapsed().as_secs_f64()
+    );
+    model.save(&args.output)?;
+    println!("saved {}", args.output.display());
+    if let Some(test) = test {
+        report(&model, &test, args.protocol.options());
+    }
+    Ok(())
+}
+
+/// Prints the model's figures (the fixed lines) and its baselines beside them.
+fn report(model: &Recommender, test: &Interactions, options: EvaluateOptions) {
+    let (evaluations, coverage) = recommend::evaluate(model, test, &options);
+    let k = options.k;
+    println!(
+        "{}: {} test rows; ranking {} users (relevant: rating >= {}; {} without relevant items and {} unknown users skipped; {} rows with an unknown user or item)",
+        test.path.display(),
+        coverage.test_rows,
+        evaluations[0].ranking.users,
+        options.relevant_min,
+        coverage.users_without_relevant,
+        coverage.unknown_users,
+        coverage.unknown_rows
+    );
+    for line in figure_lines(&evaluations[0], k) {
+        println!("{line}");
+    }
+    println!("Baselines (same protocol):");
+    for e in &evaluations[1..] {
+        println!("  {:<11} {}", e.name, figure_lines(e, k).join("  "));
+    }
+}
+
+/// `Test RMSE: x`, `Test MAE: x` (for a model that predicts ratings), then the ranking lines.
+fn figure_lines(e: &Evaluation, k: usize) -> Vec<String> {
+    let mut lines = Vec::new();
+    if let Some(r) = &e.ratings {
+        lines.push(format!("Test RMSE: {:.4}", r.rmse));
+        lines.push(format!("Test MAE: {:.4}", r.mae));
+    }
+    let m = &e.ranking;
+    lines.push(format!("Precision@{k}: {:.4}", m.precision));
+    lines.push(format!("Recall@{k}: {:.4}", m.recall));
+    lines.push(format!("NDCG@{k}: {:.4}", m.ndcg));
+    lines.push(format!("MAP@{k}: {:.4}", m.map));
+    lines.push(format!("Hit rate@{k}: {:.4}", m.hit_rate));
+    lines.push(format!("AUC: {:.4}", m.auc));
+    lines
+}
+
+fn evaluate(args: EvaluateArgs) -> ember::Result<()> {
+    let model = Recommender::load(&args.model)?;
+    let test = args.read.read(&args.ratings)?;
+    println!("{} ({})", args.model.display(), model.kind());
+    report(&model, &test, args.protocol.options());
+    Ok(())
+}
+
+fn top(args: TopArgs) -> ember::Result<()> {
+    let model = Recommender::load(&args.model)?;
+    let list = model.top(&args.user, args.k as usize, args.explain)?;
+    if args.json {
+        let json = serde_json::to_string_pretty(&list)
+            .map_err(|e| ember::Error::invalid(format!("cannot write JSON: {e}")))?;
+        println!("{json}");
+        return Ok(());
+    }
+    if let Some(note) = &list.fallback {
+        println!("note: {note}");
+    }
+    println!(
+        "Top {} for user {} ({}):",
+        list.items.len(),
+        list.user,
+        model.kind()
+    );
+    print_items(&list.items);
+    Ok(())
+}
+
+fn print_items(items: &[recommend::Recommendation]) {
+    for (rank, r) in items.iter().enumerate() {
+        match &r.title {
+            Some(title) => println!("{:>3}. {title} (item {})  {:.4}", rank + 1, r.item, r.score),
+            None => println!("{:>3}. item {}  {:.4}", rank + 1, r.item, r.score),
+        }
+        if !r.because.is_empty() {
+            let because: Vec<String> = r
+                .because
+                .iter()
+                .map(|(name, s)| format!("{name} ({s:.2})"))
+                .collect();
+            println!("     because you liked {}", because.join(", "));
+        }
+    }
+}
+
+fn similar(args: SimilarArgs) -> ember::Result<()> {
+    let model = Recommender::load(&args.model)?;
+    let items = model.similar(&args.item, args.k as usize)?;
+    if args.json {
+        let json = serde_json::to_string_pretty(&items)
+            .map_err(|e| ember::Error::invalid(format!("cannot write JSON: {e}")))?;
+        println!("{json}");
+        return Ok(());
+    }
+    let i = model.items.get(&args.item).unwrap_or(0);
+    println!("Closest to {} ({}):", model.display(i), model.kind());
+    print_items(&items);
+    Ok(())
+}
+
+fn cv(args: CvArgs) -> ember::Result<()> {
+    super::set_threads(args.model.threads)?;
+    let config = args.model.config(args.read.implicit)?;
+    let data = args.read.read(&args.ratings)?;
+    let (users, items) = args.model.tables()?;
+    let folds = recommend::k_folds(
+        data.len(),
+        args.folds as usize,
+        args.fold_seed.unwrap_or(config.seed),
+    );
+    println!(
+        "{}; {}-fold cross-validation of {}",
+        describe(&data),
+        folds.len(),
+        config.model.name()
+    );
+    let options = args.protocol.options();
+    let k = options.k;
+    // (name, per-fold values) of the model's figures.
+    let mut table: Vec<(String, Vec<f64>)> = Vec::new();
+    for (f, (train_rows, test_rows)) in folds.iter().enumerate() {
+        let train = data.subset(train_rows);
+        let test = data.subset(test_rows);
+        let started = std::time::Instant::now();
+        let model = recommend::train(&train, users.as_ref(), items.as_ref(), &config)?;
+        let seconds = started.elapsed().as_secs_f64();
+        let (evaluations, _) = recommend::evaluate(&model, &test, &options);
+        let e = &evaluations[0];
+        let mut figures: Vec<(String, f64)> = Vec::new();
+        if let Some(r) = &e.ratings {
+            figures.push(("RMSE".into(), r.rmse));
+            figures.push(("MAE".into(), r.mae));
+        }
+        figures.push((format!("Precision@{k}"), e.ranking.precision));
+        figures.push((format!("NDCG@{k}"), e.ranking.ndcg));
+        let baseline: Vec<String> = evaluations[1..]
+            .iter()
+            .map(|b| match &b.ratings {
+                Some(r) => format!("{} RMSE {:.4}", b.name, r.rmse),
+                None => format!("{} Precision@{k} {:.4}", b.name, b.ranking.precision),
+            })
+            .collect();
+        println!(
+            "Fold {}: {} ({:.2} s; baselines: {})",
+            f + 1,
+            figures
+                .iter()
+                .map(|(n, v)| format!("{n} {v:.4}"))
+                .collect::<Vec<_>>()
+                .join(", "),
+            seconds,
+            baseline.join(", ")
+        );
+        for (i, (name, v)) in figures.into_iter().enumerate() {
+            if table.len() <= i {
+                table.push((name, Vec::new()));
+            }
+            table[i].1.push(v);
+        }
+    }
+    for (name, values) in &table {
+        let n = values.len() as f64;
+        let mean = values.iter().sum::<f64>() / n;
+        let std = (values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / n).sqrt();
+        println!("Mean {name}: {mean:.4} (std {std:.4})");
+    }
+    Ok(())
+}
+
+fn split(args: SplitArgs) -> ember::Result<()> {
+    for out in [&args.train, &args.test] {
+        ember::atomic::check_output(out, &[&args.ratings])?;
+    }
+    if args.train == args.test {
+        return Err(ember::Error::invalid(
+            "--train and --test are the same file",
+        ));
+    }
+    let data = args.read.read(&args.ratings)?;
+    let (train, test, whole) = recommend::leave_n_out(&data, args.holdout as usize, args.seed);
+    data.subset(&train).write_tsv(&args.train)?;
+    data.subset(&test).write_tsv(&args.test)?;
+    println!(
+        "{}: {} ratings to {}, {} ({} per user) to {}; {} users with {} or fewer ratings kept whole in training",
+        args.ratings.display(),
+        train.len(),
+        args.train.display(),
+        test.len(),
+        args.holdout,
+        args.test.display(),
+        whole,
+        args.holdout
+    );
+    Ok(())
+}
