@@ -470,12 +470,14 @@ impl Interactions {
                     }
                     continue;
                 }
-                Err(reason) => return Err(Error::data(
-                    path,
-                    format!(
+                Err(reason) => {
+                    return Err(Error::data(
+                        path,
+                        format!(
                         "line {line}: {reason} (--drop-bad-rows drops such rows and counts them)"
                     ),
-                )),
+                    ))
+                }
             };
             let u = out.users.intern(&row[user]);
             let i = out.items.intern(&row[item]);

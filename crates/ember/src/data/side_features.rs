@@ -161,9 +161,9 @@ impl SideFeatures {
                 ColumnUse::Unused {
                     reason: "every cell is empty".into(),
                 }
-            } else if numbers(&present) * 20 >= present.len() * 19 && distinct.len() > 2 {
-                // At least 95% numbers: a number column with a few bad cells, read as
-                // missing and reported.
+            } else if numbers(&present) * 100 >= present.len() * 99 && distinct.len() > 2 {
+                // At least 99% numbers: a number column with a few bad cells, read as
+                // missing and reported. (Zip codes, 2% letters, are not numbers.)
                 let values: Vec<f64> = present.iter().filter_map(|s| s.parse().ok()).collect();
                 let mean = values.iter().sum::<f64>() / values.len() as f64;
                 let var =
@@ -301,14 +301,14 @@ mod tests {
             [0.0, 1.0, 1.0]
         );
         assert!(t.describe().contains("class: 6 tokens"), "{}", t.describe());
-        // A year column with one bad cell among 20 numbers is still numbers, and says so.
+        // A year column with one bad cell among 100 numbers is still numbers, and says so.
         let mut text = String::from("item_id:token\trelease_year:token\n");
-        for i in 0..20 {
-            text.push_str(&format!("{i}\t{}\n", 1980 + i));
+        for i in 0..100 {
+            text.push_str(&format!("{i}\t{}\n", 1900 + i));
         }
-        text.push_str("20\tunkonwn\n");
+        text.push_str("100\tunkonwn\n");
         let t = SideFeatures::parse(text.as_bytes(), Path::new("ml.item")).unwrap();
-        assert_eq!(t.row(20), [0.0]);
+        assert_eq!(t.row(100), [0.0]);
         assert!(t
             .describe()
             .contains("release_year: number (1 cells not numbers, read as missing)"));
