@@ -44,7 +44,7 @@ enum Command {
     Recommend(commands::recommend::RecommendArgs),
     /// Serve saved models over HTTP: KServe v2, REST, OpenAI embeddings, a web playground.
     Serve(Box<commands::serve::ServeArgs>),
-    /// Time workloads against baselines measured in the same run (mlp, cnn, conv, embed, search, predict, tune, serve).
+    /// Time workloads against baselines measured in the same run (mlp, cnn, conv, embed, search, predict, tune, recommend, serve).
     Bench(bench::BenchArgs),
     /// Print a shell completion script: `ember completions bash > /etc/bash_completion.d/ember`.
     Completions {

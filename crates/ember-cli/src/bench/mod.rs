@@ -12,6 +12,8 @@
 //!   and batch throughput, from one thread and from two threads sharing one model;
 //! - `tune`: Ember's TPE sampler against Optuna's on the same search and training
 //!   (bench/tune_optuna.py, with `--python`);
+//! - `recommend`: MF and SVD++ training on MovieLens 100K against Surprise's SVD and SVDpp
+//!   with the same settings (bench/recommend_surprise.py, with `--python`);
 //! - `serve`: `ember serve` under 1, 8 and 64 connections, MNIST MLP and MiniLM, a memory soak,
 //!   against FastAPI + uvicorn + PyTorch (bench/serve_fastapi.py, with `--python`).
 
@@ -21,6 +23,7 @@ mod conv;
 mod embed;
 mod mlp;
 mod predict;
+mod recommend;
 mod search;
 mod serve;
 mod tune;
@@ -45,6 +48,8 @@ pub enum Workload {
     Predict,
     /// Ember's TPE against Optuna's on the same search and training (with --python).
     Tune,
+    /// MF and SVD++ training on MovieLens 100K against Surprise (with --python).
+    Recommend,
     /// `ember serve` under load, against FastAPI + uvicorn + PyTorch (with --python).
     Serve,
 }
@@ -99,6 +104,9 @@ pub struct BenchArgs {
     /// serve: seconds of the memory soak.
     #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=86400))]
     soak: u64,
+    /// recommend: the ratings file (default ../shared/data/movielens-100k/u.data).
+    #[arg(long, value_name = "FILE")]
+    ratings: Option<PathBuf>,
 }
 
 pub fn run(args: BenchArgs) -> ember::Result<()> {
@@ -111,6 +119,7 @@ pub fn run(args: BenchArgs) -> ember::Result<()> {
         Workload::Search => search::run(&args),
         Workload::Predict => predict::run(&args),
         Workload::Tune => tune::run(&args),
+        Workload::Recommend => recommend::run(&args),
         Workload::Serve => serve::run(&args),
     }
 }

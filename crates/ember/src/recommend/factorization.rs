@@ -10,8 +10,8 @@ use super::train::RecommendConfig;
 use crate::data::interactions::Interactions;
 use crate::error::{Error, Result};
 use crate::tensor::factorization::{
-    als_row, gram_matrix, implicit_als_row, mf_step, svdpp_user_step, svdpp_user_vector,
-    RatingParams, SvdppUser,
+    als_row, gram_matrix, implicit_als_row, mf_epoch, svdpp_user_step, svdpp_user_vector, MfTables,
+    SvdppUser,
 };
 use crate::tensor::random::Rng;
 
@@ -60,6 +60,7 @@ pub fn train_mf(data: &Interactions, config: &RecommendConfig, rng: &mut Rng) ->
     let mut user = normal_init(rng, data.users.len() * k, config.init_std);
     let mut item = normal_init(rng, data.items.len() * k, config.init_std);
     let mut order: Vec<u32> = Vec::new();
+    let mut rows: Vec<(u32, u32, f32)> = Vec::new();
     let mut lr = config.lr;
     for _ in 0..config.epochs {
         let fresh;
@@ -74,19 +75,19 @@ pub fn train_mf(data: &Interactions, config: &RecommendConfig, rng: &mut Rng) ->
             order = (0..triples.len() as u32).collect();
         }
         rng.shuffle(&mut order);
-        for &r in &order {
-            let (u, i) = (
-                triples.user[r as usize] as usize,
-                triples.item[r as usize] as usize,
-            );
-            let params = RatingParams {
-                user_bias: &mut user_bias[u],
-                item_bias: &mut item_bias[i],
-                user: &mut user[u * k..(u + 1) * k],
-                item: &mut item[i * k..(i + 1) * k],
-            };
-            mf_step(triples.rating[r as usize], mean, params, lr, config.reg);
-        }
+        rows.clear();
+        rows.extend(order.iter().map(|&r| {
+            let r = r as usize;
+            (triples.user[r], triples.item[r], triples.rating[r])
+        }));
+        let tables = MfTables {
+            user_bias: &mut user_bias,
+            item_bias: &mut item_bias,
+            user: &mut user,
+            item: &mut item,
+            k,
+        };
+        mf_epoch(&rows, mean, tables, lr, config.reg);
         lr *= config.lr_decay;
     }
     let scorer = Scorer {

@@ -44,6 +44,7 @@ pub fn mf_loss(rating: f32, mean: f32, p: &RatingParams, reg: f32) -> f32 {
 /// One SGD step of biased MF on one rating, as Surprise's `SVD` takes it (every parameter
 /// moves against the gradient of [`mf_loss`] at the old values). Returns the error before
 /// the step.
+#[inline(always)]
 pub fn mf_step(rating: f32, mean: f32, p: RatingParams, lr: f32, reg: f32) -> f32 {
     let err = rating - (mean + *p.user_bias + *p.item_bias + dot(p.user, p.item));
     *p.user_bias += lr * (err - reg * *p.user_bias);
@@ -54,6 +55,61 @@ pub fn mf_step(rating: f32, mean: f32, p: RatingParams, lr: f32, reg: f32) -> f3
         *qf += lr * (err * old_p - reg * old_q);
     }
     err
+}
+
+/// The tables of a biased factorisation: biases, and k-wide factor rows.
+pub struct MfTables<'a> {
+    pub user_bias: &'a mut [f32],
+    pub item_bias: &'a mut [f32],
+    pub user: &'a mut [f32],
+    pub item: &'a mut [f32],
+    pub k: usize,
+}
+
+/// One SGD epoch of biased MF: [`mf_step`] on every (user, item, rating) of `rows`, in
+/// order. With AVX2 + FMA or AVX-512 where the CPU has them (chosen at run time; the
+/// arithmetic is the same, only wider, so the results do not depend on it).
+pub fn mf_epoch(rows: &[(u32, u32, f32)], mean: f32, tables: MfTables, lr: f32, reg: f32) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::arch::is_x86_feature_detected!("avx512f") {
+            // SAFETY: the CPU has AVX-512F, checked just above.
+            return unsafe { mf_epoch_avx512(rows, mean, tables, lr, reg) };
+        }
+        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
+        {
+            // SAFETY: the CPU has AVX2 and FMA, checked just above.
+            return unsafe { mf_epoch_avx2(rows, mean, tables, lr, reg) };
+        }
+    }
+    mf_epoch_portable(rows, mean, tables, lr, reg)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+fn mf_epoch_avx512(rows: &[(u32, u32, f32)], mean: f32, tables: MfTables, lr: f32, reg: f32) {
+    mf_epoch_portable(rows, mean, tables, lr, reg)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+fn mf_epoch_avx2(rows: &[(u32, u32, f32)], mean: f32, tables: MfTables, lr: f32, reg: f32) {
+    mf_epoch_portable(rows, mean, tables, lr, reg)
+}
+
+#[inline(always)]
+fn mf_epoch_portable(rows: &[(u32, u32, f32)], mean: f32, t: MfTables, lr: f32, reg: f32) {
+    let k = t.k;
+    for &(u, i, rating) in rows {
+        let (u, i) = (u as usize, i as usize);
+        let params = RatingParams {
+            user_bias: &mut t.user_bias[u],
+            item_bias: &mut t.item_bias[i],
+            user: &mut t.user[u * k..(u + 1) * k],
+            item: &mut t.item[i * k..(i + 1) * k],
+        };
+        mf_step(rating, mean, params, lr, reg);
+    }
 }
 
 /// `out = p_u + |N(u)|^−½ Σ_{j ∈ N(u)} y_j`: SVD++'s user vector, from the implicit factors
