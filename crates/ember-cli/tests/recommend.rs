@@ -112,12 +112,11 @@ fn five_fold_cross_validation_on_u_data_beats_surprises_published_rmse() {
         svdpp < mf - 0.005 && svdpp <= 0.925,
         "SVD++ {svdpp} against MF {mf}"
     );
-    // Every fold also reports the bias baseline, which every model beats.
-    let biases = figure(
-        &bpmf.replace("biases RMSE", "\nbiases RMSE:"),
-        "biases RMSE:",
-    );
-    assert!(biases > rmse + 0.02, "biases {biases}, BPMF {rmse}");
+    // The bias baseline is reported beside it (Surprise's BaselineOnly: 0.944 measured),
+    // and beaten by far.
+    let biases = figure(&bpmf, "Mean RMSE (biases):");
+    assert!((0.935..0.955).contains(&biases), "{bpmf}");
+    assert!(biases > rmse + 0.03, "biases {biases}, BPMF {rmse}");
 }
 
 #[test]

@@ -590,12 +590,17 @@ fn cv(args: CvArgs) -> ember::Result<()> {
         }
         figures.push((format!("Precision@{k}"), e.ranking.precision));
         figures.push((format!("NDCG@{k}"), e.ranking.ndcg));
-        let baseline: Vec<String> = evaluations[1..]
+        // Each baseline's headline figure: RMSE where it predicts ratings.
+        let baselines: Vec<(String, f64)> = evaluations[1..]
             .iter()
             .map(|b| match &b.ratings {
-                Some(r) => format!("{} RMSE {:.4}", b.name, r.rmse),
-                None => format!("{} Precision@{k} {:.4}", b.name, b.ranking.precision),
+                Some(r) => (format!("RMSE ({})", b.name), r.rmse),
+                None => (format!("Precision@{k} ({})", b.name), b.ranking.precision),
             })
+            .collect();
+        let baseline: Vec<String> = baselines
+            .iter()
+            .map(|(n, v)| format!("{n} {v:.4}"))
             .collect();
         println!(
             "Fold {}: {} ({:.2} s; baselines: {})",
@@ -608,7 +613,7 @@ fn cv(args: CvArgs) -> ember::Result<()> {
             seconds,
             baseline.join(", ")
         );
-        for (i, (name, v)) in figures.into_iter().enumerate() {
+        for (i, (name, v)) in figures.into_iter().chain(baselines).enumerate() {
             if table.len() <= i {
                 table.push((name, Vec::new()));
             }
