@@ -43,22 +43,49 @@ fn implicit_positives(data: &Interactions, config: &RecommendConfig) -> Result<O
     }
 }
 
-/// Biased MF by SGD over the ratings in a fresh seeded order every epoch. On implicit
-/// feedback the targets are 1 for liked pairs and 0 for unliked items sampled afresh every
-/// epoch (`config.negatives` per liked pair), and the mean is 0.
-pub fn train_mf(data: &Interactions, config: &RecommendConfig, rng: &mut Rng) -> Result<Scorer> {
+/// Where MF and SVD++ start: the liked pairs on implicit feedback, the mean rating (0 on
+/// implicit feedback), zero biases and N(0, init_std²) factors, users' drawn first.
+struct Start {
+    positives: Option<Positives>,
+    mean: f32,
+    user_bias: Vec<f32>,
+    item_bias: Vec<f32>,
+    user: Vec<f32>,
+    item: Vec<f32>,
+}
+
+fn start(data: &Interactions, config: &RecommendConfig, rng: &mut Rng) -> Result<Start> {
     let k = config.factors;
     let positives = implicit_positives(data, config)?;
-    let explicit = Triples::of(data);
     let mean = if positives.is_some() {
         0.0
     } else {
         mean_rating(data)
     };
-    let mut user_bias = vec![0.0f32; data.users.len()];
-    let mut item_bias = vec![0.0f32; data.items.len()];
-    let mut user = normal_init(rng, data.users.len() * k, config.init_std);
-    let mut item = normal_init(rng, data.items.len() * k, config.init_std);
+    Ok(Start {
+        positives,
+        mean,
+        user_bias: vec![0.0; data.users.len()],
+        item_bias: vec![0.0; data.items.len()],
+        user: normal_init(rng, data.users.len() * k, config.init_std),
+        item: normal_init(rng, data.items.len() * k, config.init_std),
+    })
+}
+
+/// Biased MF by SGD over the ratings in a fresh seeded order every epoch. On implicit
+/// feedback the targets are 1 for liked pairs and 0 for unliked items sampled afresh every
+/// epoch (`config.negatives` per liked pair), and the mean is 0.
+pub fn train_mf(data: &Interactions, config: &RecommendConfig, rng: &mut Rng) -> Result<Scorer> {
+    let k = config.factors;
+    let Start {
+        positives,
+        mean,
+        mut user_bias,
+        mut item_bias,
+        mut user,
+        mut item,
+    } = start(data, config, rng)?;
+    let explicit = Triples::of(data);
     let mut order: Vec<u32> = Vec::new();
     let mut rows: Vec<(u32, u32, f32)> = Vec::new();
     let mut lr = config.lr;
@@ -108,16 +135,14 @@ pub fn train_mf(data: &Interactions, config: &RecommendConfig, rng: &mut Rng) ->
 /// and the targets are those of [`train_mf`].
 pub fn train_svdpp(data: &Interactions, config: &RecommendConfig, rng: &mut Rng) -> Result<Scorer> {
     let k = config.factors;
-    let positives = implicit_positives(data, config)?;
-    let mean = if positives.is_some() {
-        0.0
-    } else {
-        mean_rating(data)
-    };
-    let mut user_bias = vec![0.0f32; data.users.len()];
-    let mut item_bias = vec![0.0f32; data.items.len()];
-    let mut p = normal_init(rng, data.users.len() * k, config.init_std);
-    let mut q = normal_init(rng, data.items.len() * k, config.init_std);
+    let Start {
+        positives,
+        mean,
+        mut user_bias,
+        mut item_bias,
+        user: mut p,
+        item: mut q,
+    } = start(data, config, rng)?;
     let mut y = normal_init(rng, data.items.len() * k, config.init_std);
     let mut ratings = Triples::of(data).by_user(data.users.len());
     let implicit: Vec<Vec<u32>> = match &positives {

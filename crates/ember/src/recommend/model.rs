@@ -72,11 +72,20 @@ impl Scorer {
     /// Every value finite and every length consistent with `users` × `items`.
     pub fn check(&self, users: usize, items: usize) -> std::result::Result<(), String> {
         let k = self.factors;
+        let too_large = || format!("{k} factors of {users} users and {items} items is too large");
         let lengths = [
             ("user_bias", self.user_bias.len(), users),
             ("item_bias", self.item_bias.len(), items),
-            ("user_factors", self.user_factors.len(), users * k),
-            ("item_factors", self.item_factors.len(), items * k),
+            (
+                "user_factors",
+                self.user_factors.len(),
+                users.checked_mul(k).ok_or_else(too_large)?,
+            ),
+            (
+                "item_factors",
+                self.item_factors.len(),
+                items.checked_mul(k).ok_or_else(too_large)?,
+            ),
         ];
         for (name, got, want) in lengths {
             if got != want {

@@ -197,6 +197,12 @@ impl Recommender {
             }
             seen[u as usize].push((i, r));
         }
+        let (lo, hi) = info.rating_bounds;
+        if !(lo.is_finite() && hi.is_finite() && lo <= hi) {
+            return Err(bad(format!(
+                "damaged recommender: the rating range {lo}..{hi}"
+            )));
+        }
         if info.titles.as_ref().is_some_and(|t| t.len() != items.len())
             || info.trained_users > users.len()
             || info.trained_items > items.len()
