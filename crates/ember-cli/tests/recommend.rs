@@ -215,6 +215,12 @@ fn evaluate_prints_the_fixed_lines_in_order_and_agrees_with_train() {
     }
     let rmse = figure(&out, "Test RMSE:");
     assert!((0.85..0.97).contains(&rmse), "{out}");
+    // Evaluating on the training data is flagged.
+    let out = ok(&["recommend", "evaluate", &model, "--ratings", &train]);
+    assert!(
+        out.contains("warning: 90570 test rows are (user, item) pairs of the training data"),
+        "{out}"
+    );
     // -k changes the cut-off in the labels.
     let at5 = ok(&[
         "recommend",
@@ -519,6 +525,14 @@ fn bad_ratings_files_models_and_outputs_are_clear_errors() {
         &range,
         &["--rating-range", "1,5"],
         &["range.tsv: line 2: rating 7 is outside the declared range 1..5"],
+    );
+    let commas = scratch.write("commas.csv", ",,,\n\"\",\n");
+    train(&commas, &[], &["commas.csv: is empty"]);
+    let unrated = scratch.write("unrated.csv", "user,item\na,x\nb,y\n");
+    train(
+        &unrated,
+        &[],
+        &["unrated.csv: no rating column", "--implicit"],
     );
     let empty = scratch.write("empty.tsv", "");
     train(&empty, &[], &["empty.tsv: is empty"]);

@@ -69,6 +69,13 @@ struct ReadArgs {
     drop_bad_rows: bool,
 }
 
+fn finite(text: &str) -> Result<f32, String> {
+    text.parse::<f32>()
+        .ok()
+        .filter(|v| v.is_finite())
+        .ok_or_else(|| format!("'{text}' is not a finite number"))
+}
+
 fn parse_range(text: &str) -> Result<(f32, f32), String> {
     let (lo, hi) = text
         .split_once(',')
@@ -138,7 +145,7 @@ impl ReadArgs {
 /// A recommender's settings; unset ones take the model's defaults.
 #[derive(Args, Clone)]
 struct ModelArgs {
-    /// mf, svdpp, als, bpr, warp or two-tower.
+    /// mf, svdpp, als, bpmf, bpr, warp or two-tower.
     #[arg(long, default_value = "mf", value_parser = ModelKind::NAMES)]
     model: String,
     /// Seed for initialisation, sampling and order.
@@ -162,7 +169,8 @@ struct ModelArgs {
     /// Standard deviation of the initial factors.
     #[arg(long)]
     init_std: Option<f32>,
-    /// Ratings at least this are "liked" (the positives of bpr, warp and two-tower).
+    /// Ratings at least this are "liked": the positives of the implicit models and of
+    /// --implicit-feedback, and the items --explain cites.
     #[arg(long)]
     positive_min: Option<f32>,
     /// Train a rating model (mf, svdpp, als, bpmf) on the liked pairs only, to rank
@@ -270,7 +278,7 @@ struct ProtocolArgs {
     #[arg(short, long = "k", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=10_000))]
     k: u64,
     /// Test ratings at least this are a user's relevant items.
-    #[arg(long, default_value_t = 4.0)]
+    #[arg(long, default_value_t = 4.0, value_parser = finite)]
     relevant_min: f32,
 }
 
@@ -399,7 +407,7 @@ fn train(args: TrainArgs) -> ember::Result<()> {
     inputs.extend(args.model.inputs());
     inputs.extend(args.test.as_deref());
     ember::atomic::check_output(&args.output, &inputs)?;
-    let config = args.model.config(args.read.implicit)?;
+    args.model.config(args.read.implicit)?; // the flags, checked before any reading
     if !(0.0..1.0).contains(&args.validation_split) {
         return Err(ember::Error::invalid(format!(
             "--validation-split must be in [0, 1), got {}",
@@ -407,6 +415,8 @@ fn train(args: TrainArgs) -> ember::Result<()> {
         )));
     }
     let data = args.read.read(&args.ratings)?;
+    // A file read without ratings trains with the implicit defaults.
+    let config = args.model.config(!data.explicit)?;
     println!("{}", describe(&data));
     let (users, items) = args.model.tables()?;
     let (train, test) = match &args.test {
@@ -467,6 +477,12 @@ fn report(model: &Recommender, test: &Interactions, options: EvaluateOptions) {
         coverage.unknown_users,
         coverage.unknown_rows
     );
+    if coverage.seen_rows > 0 {
+        println!(
+            "warning: {} test rows are (user, item) pairs of the training data: these figures are optimistic, and those items are not ranked",
+            coverage.seen_rows
+        );
+    }
     for line in figure_lines(&evaluations[0], k) {
         println!("{line}");
     }
@@ -557,8 +573,16 @@ fn similar(args: SimilarArgs) -> ember::Result<()> {
 
 fn cv(args: CvArgs) -> ember::Result<()> {
     super::set_threads(args.model.threads)?;
-    let config = args.model.config(args.read.implicit)?;
+    args.model.config(args.read.implicit)?;
     let data = args.read.read(&args.ratings)?;
+    let config = args.model.config(!data.explicit)?;
+    if args.folds as usize > data.len() {
+        return Err(ember::Error::invalid(format!(
+            "--folds {} is more than the {} ratings",
+            args.folds,
+            data.len()
+        )));
+    }
     let (users, items) = args.model.tables()?;
     let folds = recommend::k_folds(
         data.len(),

@@ -236,6 +236,9 @@ pub(crate) fn split_lines(
             }
         }
     }
+    if rows.is_empty() {
+        return Err(Error::data(path, "is empty: there are no rows to read"));
+    }
     Ok(rows)
 }
 
@@ -369,7 +372,7 @@ impl Interactions {
         let rating = if options.implicit {
             None
         } else {
-            find_column(
+            let column = find_column(
                 path,
                 h,
                 options.rating.as_deref(),
@@ -377,7 +380,15 @@ impl Interactions {
                 2,
                 fields,
                 "rating",
-            )?
+            )?;
+            Some(column.ok_or_else(|| {
+                Error::data(
+                    path,
+                    format!(
+                        "no rating column (line {first_line} has {fields} fields): --rating-column names it, --implicit reads a file without ratings"
+                    ),
+                )
+            })?)
         };
         let timestamp = find_column(
             path,

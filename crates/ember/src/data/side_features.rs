@@ -52,9 +52,14 @@ pub struct SideFeatures {
     pub titles: Option<Vec<String>>,
 }
 
+/// A cell as a finite number (`NaN` and `inf` are not).
+fn number(cell: &str) -> Option<f64> {
+    cell.parse::<f64>().ok().filter(|v| v.is_finite())
+}
+
 /// How many of `cells` are numbers.
 fn numbers(cells: &[&str]) -> usize {
-    cells.iter().filter(|s| s.parse::<f64>().is_ok()).count()
+    cells.iter().filter(|s| number(s).is_some()).count()
 }
 
 const KEY_NAMES: [&str; 6] = ["id", "user_id", "item_id", "movie_id", "user", "item"];
@@ -164,7 +169,7 @@ impl SideFeatures {
             } else if numbers(&present) * 100 >= present.len() * 99 && distinct.len() > 2 {
                 // At least 99% numbers: a number column with a few bad cells, read as
                 // missing and reported. (Zip codes, 2% letters, are not numbers.)
-                let values: Vec<f64> = present.iter().filter_map(|s| s.parse().ok()).collect();
+                let values: Vec<f64> = present.iter().filter_map(|s| number(s)).collect();
                 let mean = values.iter().sum::<f64>() / values.len() as f64;
                 let var =
                     values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / values.len() as f64;
@@ -203,9 +208,7 @@ impl SideFeatures {
             for (cell, use_) in row.iter().zip(&uses) {
                 match use_ {
                     ColumnUse::Numeric { mean, std, .. } => {
-                        out[at] = cell
-                            .parse::<f64>()
-                            .map_or(0.0, |v| ((v - mean) / std) as f32);
+                        out[at] = number(cell).map_or(0.0, |v| ((v - mean) / std) as f32);
                         at += 1;
                     }
                     ColumnUse::Categories { values } => {

@@ -1,5 +1,6 @@
 //! Ranking metrics of one user's top-k list against the items relevant to them: precision,
-//! recall, NDCG, average precision and hit rate at k, and the AUC of the whole ranking.
+//! recall, NDCG, average precision and hit rate at k, and the AUC of the whole ranking
+//! (per user, over the candidates not seen in training).
 
 use std::collections::HashSet;
 
@@ -41,6 +42,37 @@ pub fn ranking_at_k(ranked: &[u32], relevant: &HashSet<u32>, k: usize) -> Rankin
         },
         hit: if hits > 0 { 1.0 } else { 0.0 },
     }
+}
+
+/// The share of (relevant, irrelevant) candidate pairs ranked the right way round, ties
+/// half; relevant items the model does not know count as ranked last.
+pub fn user_auc(scores: &[f32], seen: &HashSet<u32>, relevant: &HashSet<u32>) -> f64 {
+    let n = scores.len() as u32;
+    let mut positive: Vec<f32> = Vec::new();
+    let mut negative: Vec<f32> = Vec::new();
+    for i in 0..n {
+        if seen.contains(&i) {
+            continue;
+        }
+        if relevant.contains(&i) {
+            positive.push(scores[i as usize]);
+        } else {
+            negative.push(scores[i as usize]);
+        }
+    }
+    let unknown = relevant.iter().filter(|&&i| i >= n).count();
+    let pairs = (positive.len() + unknown) as f64 * negative.len() as f64;
+    if pairs == 0.0 {
+        return 0.5;
+    }
+    negative.sort_by(f32::total_cmp);
+    let mut right = 0.0;
+    for p in positive {
+        let below = negative.partition_point(|&x| x < p);
+        let ties = negative[below..].partition_point(|&x| x <= p);
+        right += below as f64 + 0.5 * ties as f64;
+    }
+    right / pairs
 }
 
 /// Averages of [`RankingScores`] over users, with the AUC beside them.
@@ -119,6 +151,20 @@ mod tests {
         assert_eq!(s.precision, 2.0 / 3.0);
         let s = ranking_at_k(&[1, 2, 3], &relevant, 3);
         assert_eq!(s, RankingScores::default());
+    }
+
+    #[test]
+    fn auc_counts_pairs_ranked_the_right_way_with_ties_half() {
+        let scores = [0.9, 0.5, 0.5, 0.1, 0.7];
+        let relevant: HashSet<u32> = [1].into();
+        // Item 4 seen. Relevant 0.5 against 0.9 (wrong), 0.5 (tie), 0.1 (right): 1.5 / 3.
+        let auc = user_auc(&scores, &[4].into(), &relevant);
+        assert!((auc - 0.5).abs() < 1e-12);
+        let auc = user_auc(&scores, &HashSet::new(), &[0].into());
+        assert_eq!(auc, 1.0);
+        // An unknown relevant item is ranked last: 0 of its 4 pairs right.
+        let auc = user_auc(&scores, &HashSet::new(), &[0, 99].into());
+        assert!((auc - 4.0 / 8.0).abs() < 1e-12);
     }
 
     #[test]

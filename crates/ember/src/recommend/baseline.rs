@@ -9,15 +9,21 @@ use crate::data::interactions::Interactions;
 /// `positive_min`, or interacted at all with implicit feedback); ties go to the item with
 /// more interactions of any kind.
 pub fn popularity(data: &Interactions, positive_min: f32) -> Scorer {
-    let mut score = vec![0.0f32; data.items.len()];
+    let (mut liked, mut other) = (vec![0u32; data.items.len()], vec![0u32; data.items.len()]);
     for (&i, &r) in data.item.iter().zip(&data.rating) {
-        // A liked item counts 1, any other interaction a tie-breaking 1/1e6.
-        score[i as usize] += if !data.explicit || r >= positive_min {
-            1.0
+        if !data.explicit || r >= positive_min {
+            liked[i as usize] += 1;
         } else {
-            1e-6
-        };
+            other[i as usize] += 1;
+        }
     }
+    // Likes, plus the other interactions as a fraction below one like.
+    let users = (data.users.len() + 1) as f64;
+    let score: Vec<f32> = liked
+        .iter()
+        .zip(&other)
+        .map(|(&l, &o)| (l as f64 + o as f64 / users) as f32)
+        .collect();
     Scorer {
         predicts_ratings: false,
         mean: 0.0,

@@ -162,15 +162,6 @@ impl Recommender {
         self.seen[u as usize].iter().map(|&(i, _)| i).collect()
     }
 
-    /// The predicted rating of `user` for `item` by `scorer`, clipped to the training
-    /// ratings' range.
-    pub fn predict_rating(&self, scorer: &Scorer, user: &str, item: &str) -> f32 {
-        let (lo, hi) = self.rating_bounds;
-        scorer
-            .score(self.users.get(user), self.items.get(item))
-            .clamp(lo, hi)
-    }
-
     /// The k best items for user `u` by `scorer` that are not in `exclude`, best first.
     pub fn rank(
         &self,
@@ -237,7 +228,12 @@ impl Recommender {
     /// The items a user rated at least the positive threshold in training (every item, for
     /// implicit feedback).
     fn liked(&self, u: u32) -> Vec<u32> {
-        let threshold = self.config.positive_min;
+        // The bias baseline predicts ratings exactly when the training data had them.
+        let threshold = if self.biases.predicts_ratings {
+            self.config.positive_min
+        } else {
+            f32::NEG_INFINITY
+        };
         self.seen[u as usize]
             .iter()
             .filter(|&&(_, r)| r >= threshold)
@@ -312,6 +308,9 @@ fn check_k(k: usize) -> Result<()> {
 
 /// The indices of the k largest scores not in `exclude`, best first (ties by index).
 pub fn top_k(scores: &[f32], exclude: &HashSet<u32>, k: usize) -> Vec<(u32, f32)> {
+    if k == 0 {
+        return Vec::new();
+    }
     let mut candidates: Vec<(u32, f32)> = scores
         .iter()
         .enumerate()

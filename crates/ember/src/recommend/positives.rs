@@ -54,9 +54,10 @@ impl Positives {
             .map(|r| (data.user[r], data.item[r]))
             .collect();
         if pairs.is_empty() {
-            return Err(Error::invalid(format!(
-                "no training rating is at least {positive_min} (--positive-min): there is nothing to rank"
-            )));
+            return Err(Error::data(
+                &data.path,
+                format!("no training rating is at least {positive_min} (--positive-min): there is nothing to rank"),
+            ));
         }
         let mut liked: Vec<HashSet<u32>> = vec![HashSet::new(); users];
         for &(u, i) in &pairs {
@@ -64,7 +65,8 @@ impl Positives {
         }
         let items = data.items.len();
         if liked.iter().all(|l| l.len() >= items) {
-            return Err(Error::invalid(
+            return Err(Error::data(
+                &data.path,
                 "every user likes every item: there are no negatives to sample",
             ));
         }

@@ -237,3 +237,43 @@ impl Recommender {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::data::interactions::{InteractionOptions, Interactions};
+    use crate::recommend::{train, ModelKind};
+
+    #[test]
+    fn a_saved_recommender_loads_back_the_same() {
+        let text = "a\tx\t5\na\ty\t3\nb\tx\t4\nb\tz\t2\nc\tz\t5\n";
+        let data = Interactions::parse(
+            text.as_bytes(),
+            Path::new("r"),
+            &InteractionOptions::default(),
+        )
+        .unwrap();
+        let config = RecommendConfig {
+            factors: 3,
+            epochs: 5,
+            ..RecommendConfig::new(ModelKind::Mf)
+        };
+        let model = train(&data, None, None, &config).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("m.rec");
+        model.save(&path).unwrap();
+        let back = Recommender::load(&path).unwrap();
+        assert_eq!(back.config, model.config);
+        assert_eq!(back.users, model.users);
+        assert_eq!(back.items, model.items);
+        assert_eq!(back.model, model.model);
+        assert_eq!(back.popularity, model.popularity);
+        assert_eq!(back.biases, model.biases);
+        assert_eq!(back.seen, model.seen);
+        assert_eq!(back.rating_bounds, model.rating_bounds);
+        assert_eq!(
+            back.top("a", 2, true).unwrap(),
+            model.top("a", 2, true).unwrap()
+        );
+    }
+}
