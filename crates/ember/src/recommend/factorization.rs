@@ -146,15 +146,7 @@ pub fn train_svdpp(data: &Interactions, config: &RecommendConfig, rng: &mut Rng)
     let mut y = normal_init(rng, data.items.len() * k, config.init_std);
     let mut ratings = Triples::of(data).by_user(data.users.len());
     let implicit: Vec<Vec<u32>> = match &positives {
-        Some(positives) => positives
-            .liked
-            .iter()
-            .map(|l| {
-                let mut items: Vec<u32> = l.iter().copied().collect();
-                items.sort_unstable();
-                items
-            })
-            .collect(),
+        Some(positives) => positives.sorted_liked(),
         None => ratings
             .iter()
             .map(|rs| rs.iter().map(|&(i, _)| i).collect())
@@ -326,16 +318,7 @@ fn train_implicit_als(
     rng: &mut Rng,
 ) -> Result<Scorer> {
     let k = config.factors;
-    let sorted = |sets: &[std::collections::HashSet<u32>]| -> Vec<Vec<u32>> {
-        sets.iter()
-            .map(|l| {
-                let mut v: Vec<u32> = l.iter().copied().collect();
-                v.sort_unstable();
-                v
-            })
-            .collect()
-    };
-    let by_user = sorted(&positives.liked);
+    let by_user = positives.sorted_liked();
     let mut by_item = vec![Vec::new(); data.items.len()];
     for (u, items) in by_user.iter().enumerate() {
         for &i in items {

@@ -77,6 +77,18 @@ impl Positives {
         })
     }
 
+    /// Each user's liked items, in index order (a fixed order, so runs are reproducible).
+    pub fn sorted_liked(&self) -> Vec<Vec<u32>> {
+        self.liked
+            .iter()
+            .map(|l| {
+                let mut items: Vec<u32> = l.iter().copied().collect();
+                items.sort_unstable();
+                items
+            })
+            .collect()
+    }
+
     /// A random item user `u` did not like; None when they like them all.
     pub fn negative(&self, u: u32, rng: &mut Rng) -> Option<u32> {
         let liked = &self.liked[u as usize];
