@@ -189,7 +189,7 @@ pub fn train_bpmf(data: &Interactions, config: &RecommendConfig, rng: &mut Rng) 
             k,
             rng,
         )?;
-        if sweep >= BURN_IN && (sweep - BURN_IN) % every == 0 {
+        if sweep >= BURN_IN && (sweep - BURN_IN).is_multiple_of(every) {
             kept_users.push(users.clone());
             kept_items.push(items.clone());
         }

@@ -66,7 +66,9 @@ impl BertConfig {
                 config.position_embedding_type
             ))
         } else if config.num_attention_heads == 0
-            || config.hidden_size % config.num_attention_heads != 0
+            || !config
+                .hidden_size
+                .is_multiple_of(config.num_attention_heads)
         {
             Some(format!(
                 "hidden_size {} does not split into {} heads",
