@@ -22,6 +22,7 @@ pub mod callbacks;
 pub mod data;
 mod error;
 pub mod io;
+pub mod llm;
 pub mod loss;
 pub mod metrics;
 pub mod nn;

@@ -4,6 +4,7 @@
 //! during training are saves too (`ModelCheckpoint`).
 
 mod checkpoint;
+pub mod gguf;
 
 use std::collections::HashMap;
 use std::path::Path;

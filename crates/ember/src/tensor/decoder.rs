@@ -1,0 +1,309 @@
+//! The kernels of a decoder-only transformer's inference: RMS normalisation, rotary position
+//! embeddings, causal grouped-query attention over a key–value cache, SwiGLU and softmax.
+//!
+//! They follow ggml's arithmetic where it shows in the results: sums of squares in `f64`,
+//! RoPE angles built by repeated multiplication in `f32`, queries and attention weights
+//! rounded to `f16` as llama.cpp's `f16` cache makes them, so that logits agree with
+//! llama.cpp's to a few thousandths.
+
+use half::f16;
+use rayon::prelude::*;
+
+use super::matmul::{matmul_serial, MatRef};
+
+/// `x ← x / rms(x) · weight`, row by row (`weight.len()` wide).
+pub fn rms_norm(x: &mut [f32], weight: &[f32], eps: f32) {
+    let n = weight.len();
+    for row in x.chunks_exact_mut(n) {
+        let sum: f64 = row.iter().map(|&v| (v * v) as f64).sum();
+        let scale = 1.0 / ((sum / n as f64) as f32 + eps).sqrt();
+        for (v, w) in row.iter_mut().zip(weight) {
+            *v = *v * scale * w;
+        }
+    }
+}
+
+/// How RoPE pairs a head's dimensions: adjacent ones (llama's layout in GGUF files, whose
+/// converter permutes the Q and K rows for it) or the two halves (GPT-NeoX, Qwen2).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RopeLayout {
+    Adjacent,
+    Halves,
+}
+
+/// Rotary embeddings: for each of `tokens` rows of `heads` heads of `head_dim`, at positions
+/// `first..`, rotates pair `i` by `position · base^(-2i/head_dim) / factors[i]`.
+pub fn rope(
+    x: &mut [f32],
+    heads: usize,
+    head_dim: usize,
+    first: usize,
+    base: f32,
+    factors: Option<&[f32]>,
+    layout: RopeLayout,
+) {
+    let half = head_dim / 2;
+    let step = base.powf(-2.0 / head_dim as f32);
+    let mut cos_sin = vec![(0f32, 0f32); half];
+    for (t, row) in x.chunks_exact_mut(heads * head_dim).enumerate() {
+        let mut theta = (first + t) as f32;
+        for (i, cs) in cos_sin.iter_mut().enumerate() {
+            let angle = theta / factors.map_or(1.0, |f| f[i]);
+            *cs = (angle.cos(), angle.sin());
+            theta *= step;
+        }
+        for head in row.chunks_exact_mut(head_dim) {
+            for (i, &(c, s)) in cos_sin.iter().enumerate() {
+                let (a, b) = match layout {
+                    RopeLayout::Adjacent => (2 * i, 2 * i + 1),
+                    RopeLayout::Halves => (i, i + half),
+                };
+                let (x0, x1) = (head[a], head[b]);
+                head[a] = x0 * c - x1 * s;
+                head[b] = x0 * s + x1 * c;
+            }
+        }
+    }
+}
+
+/// `gate ← silu(gate) · up`.
+pub fn swiglu(gate: &mut [f32], up: &[f32]) {
+    for (g, &u) in gate.iter_mut().zip(up) {
+        *g = *g / (1.0 + (-*g).exp()) * u;
+    }
+}
+
+/// `x` rounded to the nearest `f16`, as a value stored in an `f16` cache reads back.
+pub fn round_f16(x: &mut [f32]) {
+    for v in x {
+        *v = f16::from_f32(*v).to_f32();
+    }
+}
+
+/// One layer's key–value cache: per key–value head, the keys and the values of every
+/// position so far, `head_dim` each, contiguous.
+#[derive(Clone, Debug, Default)]
+pub struct LayerCache {
+    pub keys: Vec<Vec<f32>>,
+    pub values: Vec<Vec<f32>>,
+}
+
+impl LayerCache {
+    pub fn new(kv_heads: usize) -> Self {
+        LayerCache {
+            keys: vec![Vec::new(); kv_heads],
+            values: vec![Vec::new(); kv_heads],
+        }
+    }
+
+    /// Appends `tokens` rows of keys and values (kv_heads × head_dim each), rounded to
+    /// `f16` as llama.cpp's cache stores them.
+    pub fn append(&mut self, k: &[f32], v: &[f32], head_dim: usize) {
+        let kv_heads = self.keys.len();
+        for (rk, rv) in k
+            .chunks_exact(kv_heads * head_dim)
+            .zip(v.chunks_exact(kv_heads * head_dim))
+        {
+            for h in 0..kv_heads {
+                let at = self.keys[h].len();
+                self.keys[h].extend_from_slice(&rk[h * head_dim..][..head_dim]);
+                round_f16(&mut self.keys[h][at..]);
+                self.values[h].extend_from_slice(&rv[h * head_dim..][..head_dim]);
+                round_f16(&mut self.values[h][at..]);
+            }
+        }
+    }
+
+    /// Drops every position from `len` on.
+    pub fn truncate(&mut self, len: usize, head_dim: usize) {
+        for k in self.keys.iter_mut().chain(self.values.iter_mut()) {
+            k.truncate(len * head_dim);
+        }
+    }
+}
+
+/// Causal attention of `tokens` queries (tokens × heads × head_dim, already rotated), the
+/// last `tokens` of the cache's positions, over every cached position up to each query's
+/// own; the result (tokens × heads × head_dim) goes to `out`. Query head `h` reads key–value
+/// head `h / (heads / kv_heads)`.
+pub fn causal_attention(
+    q: &[f32],
+    cache: &LayerCache,
+    heads: usize,
+    head_dim: usize,
+    out: &mut [f32],
+) {
+    let kv_heads = cache.keys.len();
+    let group = heads / kv_heads;
+    let tokens = q.len() / (heads * head_dim);
+    let len = cache.keys[0].len() / head_dim;
+    let first = len - tokens;
+    let scale = 1.0 / (head_dim as f32).sqrt();
+    let one_head = |h: usize| -> Vec<f32> {
+        let (keys, values) = (&cache.keys[h / group], &cache.values[h / group]);
+        let mut qh = vec![0f32; tokens * head_dim];
+        for t in 0..tokens {
+            qh[t * head_dim..][..head_dim]
+                .copy_from_slice(&q[(t * heads + h) * head_dim..][..head_dim]);
+        }
+        round_f16(&mut qh);
+        let mut scores = vec![0f32; tokens * len];
+        matmul_serial(
+            &mut scores,
+            MatRef::new(&qh, tokens, head_dim),
+            MatRef::new(keys, len, head_dim).t(),
+            false,
+        );
+        for (t, row) in scores.chunks_exact_mut(len).enumerate() {
+            let visible = first + t + 1;
+            softmax(&mut row[..visible], scale);
+            row[visible..].fill(0.0);
+            round_f16(&mut row[..visible]);
+        }
+        let mut oh = vec![0f32; tokens * head_dim];
+        matmul_serial(
+            &mut oh,
+            MatRef::new(&scores, tokens, len),
+            MatRef::new(values, len, head_dim),
+            false,
+        );
+        oh
+    };
+    let per_head: Vec<Vec<f32>> = if tokens * len >= 4096 {
+        (0..heads).into_par_iter().map(one_head).collect()
+    } else {
+        (0..heads).map(one_head).collect()
+    };
+    for (h, oh) in per_head.iter().enumerate() {
+        for t in 0..tokens {
+            out[(t * heads + h) * head_dim..][..head_dim]
+                .copy_from_slice(&oh[t * head_dim..][..head_dim]);
+        }
+    }
+}
+
+/// `x ← softmax(scale · x)`, with the sum in `f64`.
+pub fn softmax(x: &mut [f32], scale: f32) {
+    let max = x.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v * scale));
+    let mut sum = 0f64;
+    for v in x.iter_mut() {
+        *v = (*v * scale - max).exp();
+        sum += *v as f64;
+    }
+    let inv = (1.0 / sum) as f32;
+    for v in x.iter_mut() {
+        *v *= inv;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rms_norm_matches_hand_computation() {
+        let mut x = vec![3.0, 4.0, 0.0, -4.0, 0.0, 3.0];
+        rms_norm(&mut x, &[1.0, 2.0, 0.5], 0.0);
+        // rms of (3, 4, 0) is 5/√3.
+        let r = 5.0 / 3f32.sqrt();
+        let want = [3.0 / r, 8.0 / r, 0.0, -4.0 / r, 0.0, 1.5 / r];
+        for (a, b) in x.iter().zip(want) {
+            assert!((a - b).abs() < 1e-6, "{a} {b}");
+        }
+    }
+
+    #[test]
+    fn rope_rotates_pairs_by_position_times_frequency() {
+        // One head of 4: pairs (0,1) at frequency 1 and (2,3) at base^(-1/2) = 0.01.
+        let mut x = vec![1.0, 0.0, 1.0, 0.0];
+        rope(&mut x, 1, 4, 3, 10000.0, None, RopeLayout::Adjacent);
+        let want = [3f32.cos(), 3f32.sin(), 0.03f32.cos(), 0.03f32.sin()];
+        for (a, b) in x.iter().zip(want) {
+            assert!((a - b).abs() < 1e-6, "{a} {b}");
+        }
+        let mut y = vec![1.0, 1.0, 0.0, 0.0];
+        rope(
+            &mut y,
+            1,
+            4,
+            3,
+            10000.0,
+            Some(&[1.0, 3.0]),
+            RopeLayout::Halves,
+        );
+        let want = [3f32.cos(), 0.01f32.cos(), 3f32.sin(), 0.01f32.sin()];
+        for (a, b) in y.iter().zip(want) {
+            assert!((a - b).abs() < 1e-6, "{a} {b}");
+        }
+        // Rotations keep norms, and position 0 is the identity.
+        let mut z = vec![0.3, -0.7, 0.2, 0.9];
+        let before = z.clone();
+        rope(&mut z, 1, 4, 0, 10000.0, None, RopeLayout::Adjacent);
+        assert_eq!(z, before);
+    }
+
+    /// Attention over the cache equals the textbook formula computed directly, for a
+    /// prompt and then one more token, with two query heads sharing each key–value head.
+    #[test]
+    fn causal_attention_matches_the_formula() {
+        let (heads, kv_heads, d) = (4, 2, 8);
+        let mut rng = crate::tensor::random::Rng::seed(9);
+        let mut gen = |n: usize| -> Vec<f32> { (0..n).map(|_| rng.normal(1.0)).collect() };
+        let (q, k, v) = (
+            gen(5 * heads * d),
+            gen(5 * kv_heads * d),
+            gen(5 * kv_heads * d),
+        );
+        let reference = |t: usize, h: usize| -> Vec<f32> {
+            let g = h / 2;
+            let f = |x: f32| f16::from_f32(x).to_f32();
+            let mut w: Vec<f32> = (0..=t)
+                .map(|j| {
+                    (0..d)
+                        .map(|i| f(q[(t * heads + h) * d + i]) * f(k[(j * kv_heads + g) * d + i]))
+                        .sum::<f32>()
+                })
+                .collect();
+            softmax(&mut w, 1.0 / (d as f32).sqrt());
+            (0..d)
+                .map(|i| {
+                    (0..=t)
+                        .map(|j| f(w[j]) * f(v[(j * kv_heads + g) * d + i]))
+                        .sum()
+                })
+                .collect()
+        };
+        let mut cache = LayerCache::new(kv_heads);
+        cache.append(&k[..4 * kv_heads * d], &v[..4 * kv_heads * d], d);
+        let mut out = vec![0f32; 4 * heads * d];
+        causal_attention(&q[..4 * heads * d], &cache, heads, d, &mut out);
+        cache.append(&k[4 * kv_heads * d..], &v[4 * kv_heads * d..], d);
+        let mut last = vec![0f32; heads * d];
+        causal_attention(&q[4 * heads * d..], &cache, heads, d, &mut last);
+        out.extend(last);
+        for t in 0..5 {
+            for h in 0..heads {
+                let want = reference(t, h);
+                let got = &out[(t * heads + h) * d..][..d];
+                for (a, b) in got.iter().zip(&want) {
+                    assert!((a - b).abs() < 1e-4, "t{t} h{h}: {a} {b}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn swiglu_and_softmax() {
+        let mut g = vec![0.0, 1.0, -2.0];
+        swiglu(&mut g, &[5.0, 2.0, 1.0]);
+        let silu = |x: f32| x / (1.0 + (-x).exp());
+        assert_eq!(g, vec![0.0, silu(1.0) * 2.0, silu(-2.0)]);
+        let mut p = vec![1.0, 2.0, 3.0];
+        softmax(&mut p, 2.0);
+        let e: Vec<f64> = [2f64, 4., 6.].iter().map(|x| x.exp()).collect();
+        let s: f64 = e.iter().sum();
+        for (a, b) in p.iter().zip(&e) {
+            assert!((*a as f64 - b / s).abs() < 1e-6);
+        }
+    }
+}
