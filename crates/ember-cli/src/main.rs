@@ -38,13 +38,17 @@ enum Command {
     Embed(commands::embed::EmbedArgs),
     /// Build a FAQ search index from a CSV of questions and answers.
     Index(commands::faq::IndexArgs),
-    /// Ask a FAQ index: the closest answers with their cosine similarity.
+    /// Ask a FAQ index: the closest answers with their cosine similarity; with --llm, a generated reply from them.
     Ask(commands::faq::AskArgs),
+    /// Continue a prompt with a GGUF language model (SmolLM2, Qwen2.5, Llama 3 …); the text to stdout as it comes.
+    Generate(Box<commands::generate::GenerateArgs>),
+    /// Chat with a GGUF language model in its chat template, one message per line of input.
+    Chat(Box<commands::generate::ChatArgs>),
     /// Recommenders from ratings: train, evaluate, top-k, similar items, cross-validation, splits.
     Recommend(commands::recommend::RecommendArgs),
     /// Serve saved models over HTTP: KServe v2, REST, OpenAI embeddings, a web playground.
     Serve(Box<commands::serve::ServeArgs>),
-    /// Time workloads against baselines measured in the same run (mlp, cnn, conv, embed, search, predict, tune, recommend, serve).
+    /// Time workloads against baselines measured in the same run (mlp, cnn, conv, embed, search, predict, tune, recommend, serve, generate).
     Bench(bench::BenchArgs),
     /// Print a shell completion script: `ember completions bash > /etc/bash_completion.d/ember`.
     Completions {
@@ -78,6 +82,8 @@ fn main() -> ExitCode {
         Command::Embed(args) => commands::embed::run(args),
         Command::Index(args) => commands::faq::index(args),
         Command::Ask(args) => commands::faq::ask(args),
+        Command::Generate(args) => commands::generate::run_generate(*args),
+        Command::Chat(args) => commands::generate::run_chat(*args),
         Command::Recommend(args) => commands::recommend::run(args),
         Command::Serve(args) => commands::serve::run(*args),
         Command::Bench(args) => bench::run(args),

@@ -14,6 +14,9 @@
 //!   (bench/tune_optuna.py, with `--python`);
 //! - `recommend`: MF and SVD++ training on MovieLens 100K against Surprise's SVD and SVDpp
 //!   with the same settings (bench/recommend_surprise.py, with `--python`);
+//! - `generate`: a GGUF language model's prompt processing and generation in tokens/s at
+//!   1 and 2 threads, against llama.cpp on the same file (bench/generate_llamacpp.py, with
+//!   `--python`);
 //! - `serve`: `ember serve` under 1, 8 and 64 connections, MNIST MLP and MiniLM, a memory soak,
 //!   against FastAPI + uvicorn + PyTorch (bench/serve_fastapi.py, with `--python`).
 
@@ -21,6 +24,7 @@ mod baseline;
 mod cnn;
 mod conv;
 mod embed;
+mod generate;
 mod mlp;
 mod predict;
 mod recommend;
@@ -52,6 +56,8 @@ pub enum Workload {
     Recommend,
     /// `ember serve` under load, against FastAPI + uvicorn + PyTorch (with --python).
     Serve,
+    /// GGUF language model prompt processing and generation against llama.cpp (with --python).
+    Generate,
 }
 
 #[derive(Args)]
@@ -62,7 +68,7 @@ pub struct BenchArgs {
     /// MNIST folder (the four IDX files, plain or .gz).
     #[arg(long, value_name = "DIR", default_value = "data/mnist")]
     data: PathBuf,
-    /// Epochs to time for each side (default: 5 for mlp, 3 for cnn).
+    /// Epochs to time for each side (default: 5 for mlp, 3 for cnn); generate: timed runs per side (default 3).
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
     epochs: Option<u64>,
     /// Threads for the numeric kernels, on both sides.
@@ -79,7 +85,8 @@ pub struct BenchArgs {
     #[arg(long, value_name = "DIR")]
     encoder: Option<PathBuf>,
     /// cnn: the model file to time (default models/mnist-cnn.toml); tune: the model file
-    /// whose [tune] section to search (default bench/tune/mnist-tpe.toml).
+    /// whose [tune] section to search (default bench/tune/mnist-tpe.toml); generate: the GGUF
+    /// file (default target/models/SmolLM2-135M-Instruct.Q4_1.gguf).
     #[arg(long, value_name = "FILE")]
     model: Option<PathBuf>,
     /// tune: the sampler seeds, one search per seed and side.
@@ -104,6 +111,12 @@ pub struct BenchArgs {
     /// serve: seconds of the memory soak.
     #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=86400))]
     soak: u64,
+    /// generate: the thread counts to time, each side in a process of its own.
+    #[arg(long, value_name = "LIST", default_value = "1,2")]
+    thread_counts: String,
+    /// generate: run one measurement in this process and print it as JSON (used by the bench itself).
+    #[arg(long, hide = true)]
+    worker: bool,
     /// recommend: the ratings file (default ../shared/data/movielens-100k/u.data).
     #[arg(long, value_name = "FILE")]
     ratings: Option<PathBuf>,
@@ -121,6 +134,7 @@ pub fn run(args: BenchArgs) -> ember::Result<()> {
         Workload::Tune => tune::run(&args),
         Workload::Recommend => recommend::run(&args),
         Workload::Serve => serve::run(&args),
+        Workload::Generate => generate::run(&args),
     }
 }
 

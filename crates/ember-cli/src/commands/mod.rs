@@ -5,6 +5,7 @@ pub mod data;
 pub mod embed;
 pub mod evaluate;
 pub mod faq;
+pub mod generate;
 pub mod predict;
 pub mod recommend;
 pub mod serve;

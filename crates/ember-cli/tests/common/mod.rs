@@ -37,6 +37,23 @@ pub fn encoder_dir() -> Option<PathBuf> {
     }
 }
 
+/// SmolLM2-135M-Instruct (`$EMBER_LLM_MODEL`, else where scripts/fetch-smollm2.sh puts it);
+/// absent, as [`data_dir`].
+pub fn llm_model() -> Option<String> {
+    let path = std::env::var_os("EMBER_LLM_MODEL")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo_root().join("target/models/SmolLM2-135M-Instruct.Q4_1.gguf"));
+    if path.is_file() {
+        Some(path.display().to_string())
+    } else {
+        missing(&format!(
+            "no SmolLM2 model at {} (run scripts/fetch-smollm2.sh)",
+            path.display()
+        ));
+        None
+    }
+}
+
 /// Skips a test whose data is missing, except under CI=true, where it fails.
 pub fn missing(what: &str) {
     assert!(

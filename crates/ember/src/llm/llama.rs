@@ -3,7 +3,7 @@
 //! → RMSNorm → SwiGLU feed-forward, each added back to the residual stream, a last RMSNorm
 //! and the output head (the embedding itself when the file ties them).
 
-use std::fs::File;
+use std::io::{Read, Seek};
 use std::path::Path;
 
 use crate::error::{Error, Result};
@@ -177,12 +177,12 @@ pub enum Logits {
 }
 
 /// Reads tensors from a GGUF file, checking each one's type and shape.
-struct Loader<'a> {
+struct Loader<'a, R> {
     gguf: &'a Gguf,
-    file: File,
+    file: R,
 }
 
-impl Loader<'_> {
+impl<R: Read + Seek> Loader<'_, R> {
     fn info(&self, name: &str) -> Result<&TensorInfo> {
         self.gguf
             .tensor(name)
@@ -251,8 +251,9 @@ impl Llama {
         Llama::from_gguf(&gguf, file)
     }
 
-    /// The decoder described by `gguf`, reading its tensors from `file`.
-    pub fn from_gguf(gguf: &Gguf, file: File) -> Result<Llama> {
+    /// The decoder described by `gguf`, reading its tensors from `file` (the file, or its
+    /// bytes, that `gguf` was parsed from).
+    pub fn from_gguf(gguf: &Gguf, file: impl Read + Seek) -> Result<Llama> {
         let c = LlamaConfig::from_gguf(gguf)?;
         let mut l = Loader { gguf, file };
         let (h, q_dim, kv_dim) = (c.hidden, c.heads * c.head_dim, c.kv_heads * c.head_dim);

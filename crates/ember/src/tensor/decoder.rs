@@ -7,7 +7,6 @@
 //! llama.cpp's to a few thousandths.
 
 use half::f16;
-use rayon::prelude::*;
 
 use super::matmul::{matmul_serial, MatRef};
 
@@ -169,11 +168,15 @@ pub fn causal_attention(
         );
         oh
     };
-    let per_head: Vec<Vec<f32>> = if tokens * len >= 4096 {
-        (0..heads).into_par_iter().map(one_head).collect()
-    } else {
-        (0..heads).map(one_head).collect()
-    };
+    let per_head: Vec<std::sync::Mutex<Vec<f32>>> =
+        (0..heads).map(|_| Default::default()).collect();
+    super::team::parallel_for(heads, &|h| {
+        *per_head[h].lock().unwrap_or_else(|e| e.into_inner()) = one_head(h);
+    });
+    let per_head: Vec<Vec<f32>> = per_head
+        .into_iter()
+        .map(|m| m.into_inner().unwrap_or_else(|e| e.into_inner()))
+        .collect();
     for (h, oh) in per_head.iter().enumerate() {
         for t in 0..tokens {
             out[(t * heads + h) * head_dim..][..head_dim]

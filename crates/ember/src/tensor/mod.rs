@@ -21,6 +21,7 @@ pub mod normalization;
 pub mod quant;
 pub mod random;
 pub mod reduce;
+pub mod team;
 pub mod threads;
 pub mod update;
 pub mod warp;

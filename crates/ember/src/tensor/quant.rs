@@ -11,7 +11,6 @@
 use std::fmt;
 
 use half::{bf16, f16};
-use rayon::prelude::*;
 
 use crate::error::{Error, Result};
 
@@ -218,7 +217,7 @@ pub fn quantize_q8(x: &[f32], out: &mut Vec<Q8Block>) {
         let mut qs = [0i8; 32];
         let mut sum = 0i32;
         for (q, &x) in qs.iter_mut().zip(v) {
-            *q = (x * id).round_ties_even() as i8;
+            *q = round_half_even(x * id) as i8;
             sum += *q as i32;
         }
         Q8Block {
@@ -228,6 +227,14 @@ pub fn quantize_q8(x: &[f32], out: &mut Vec<Q8Block>) {
             sum,
         }
     }));
+}
+
+/// `x` rounded to the nearest integer, ties to even, for |x| ≤ 2²²: adding and taking away
+/// 1.5·2²³ leaves no fraction bits, and the default rounding mode rounds ties to even. (A
+/// plain `round_ties_even` calls libm's `rintf` on x86-64 without SSE4.1.)
+fn round_half_even(x: f32) -> f32 {
+    const MAGIC: f32 = 12_582_912.0;
+    (x + MAGIC) - MAGIC
 }
 
 /// A matrix of `rows` rows of `cols` elements in one of ggml's formats: a linear layer's
@@ -337,19 +344,20 @@ impl QMatrix {
         });
     }
 
-    /// Runs `f(first, end)` over chunks of rows, in parallel when the work is worth it.
+    /// Runs `f(first, end)` over chunks of rows, on the thread team when the work is worth
+    /// it (a token step runs hundreds of these products of a few microseconds each).
     fn for_row_chunks(&self, n: usize, f: impl Fn(usize, usize) + Sync) {
         let threads = crate::tensor::threads::num_threads();
         let work = self.data.len() * n.div_ceil(TOKENS);
-        if threads == 1 || work < 1 << 15 {
+        if threads == 1 || work < 1 << 14 {
             return f(0, self.rows);
         }
         // A few chunks per thread balance the load; chunks of at least 16 rows keep the
         // scheduling cost small.
         let chunk = self.rows.div_ceil(threads * 4).max(16);
-        (0..self.rows.div_ceil(chunk))
-            .into_par_iter()
-            .for_each(|c| f(c * chunk, ((c + 1) * chunk).min(self.rows)));
+        crate::tensor::team::parallel_for(self.rows.div_ceil(chunk), &|c| {
+            f(c * chunk, ((c + 1) * chunk).min(self.rows))
+        });
     }
 }
 

@@ -1,0 +1,203 @@
+//! Generative language models from GGUF files: `ember generate --model FILE "prompt"`
+//! writes the continuation of a raw prompt; `ember chat --model FILE` holds a conversation
+//! in the model's chat template. Text goes to stdout as it is generated; progress and
+//! timings go to stderr.
+
+use std::io::{BufRead, IsTerminal, Write};
+use std::path::{Path, PathBuf};
+
+use clap::Args;
+use ember::llm::{generate, Chat, GenerateOptions, Generation, LanguageModel, Sampling};
+use ember::Error;
+
+/// The sampling flags `generate`, `chat` and `ask --llm` share (llama.cpp's defaults).
+#[derive(Args, Clone, Debug)]
+pub struct SamplingArgs {
+    /// Most tokens to generate.
+    #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    pub max_tokens: u64,
+    /// Sampling temperature; 0 is greedy (the most likely token every time).
+    #[arg(long)]
+    pub temperature: Option<f32>,
+    /// Sample among the k most likely tokens (0: all).
+    #[arg(long, default_value_t = 40)]
+    pub top_k: usize,
+    /// Sample among the most likely tokens whose probabilities sum to p.
+    #[arg(long, default_value_t = 0.95)]
+    pub top_p: f32,
+    /// Drop tokens less likely than this fraction of the most likely one.
+    #[arg(long, default_value_t = 0.05)]
+    pub min_p: f32,
+    /// Penalise the last 64 tokens' repetition (1: off).
+    #[arg(long, default_value_t = 1.0)]
+    pub repeat_penalty: f32,
+    /// Random seed: the same seed gives the same text.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Stop before this text (repeatable); it is not written.
+    #[arg(long, value_name = "TEXT")]
+    pub stop: Vec<String>,
+}
+
+impl SamplingArgs {
+    /// The options, with `temperature` when the flag is not given.
+    pub fn options(&self, temperature: f32) -> ember::Result<GenerateOptions> {
+        let sampling = Sampling {
+            temperature: self.temperature.unwrap_or(temperature),
+            top_k: self.top_k,
+            top_p: self.top_p,
+            min_p: self.min_p,
+            repeat_penalty: self.repeat_penalty,
+            seed: self.seed,
+            ..Sampling::default()
+        };
+        sampling.check()?;
+        Ok(GenerateOptions {
+            max_tokens: self.max_tokens as usize,
+            sampling,
+            stop: self.stop.clone(),
+        })
+    }
+}
+
+#[derive(Args)]
+pub struct GenerateArgs {
+    /// A GGUF model file (llama-family: SmolLM2, Qwen2.5, Llama 3 …).
+    #[arg(long, value_name = "FILE")]
+    model: PathBuf,
+    /// The prompt, used as written: special tokens in it (`<|im_start|>`) are read as those
+    /// tokens, and no chat template is applied. `-` reads it from standard input.
+    prompt: String,
+    #[command(flatten)]
+    sampling: SamplingArgs,
+    /// Threads for the numeric kernels (default: EMBER_NUM_THREADS, else all cores).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    threads: Option<u64>,
+}
+
+#[derive(Args)]
+pub struct ChatArgs {
+    /// A GGUF model file with a chat template (ChatML or Llama 3's).
+    #[arg(long, value_name = "FILE")]
+    model: PathBuf,
+    /// The system prompt (default: the one the model's template writes, if any).
+    #[arg(long)]
+    system: Option<String>,
+    #[command(flatten)]
+    sampling: SamplingArgs,
+    /// Threads for the numeric kernels (default: EMBER_NUM_THREADS, else all cores).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    threads: Option<u64>,
+}
+
+/// Loads a model, saying so on stderr.
+pub fn load(path: &Path) -> ember::Result<LanguageModel> {
+    let started = std::time::Instant::now();
+    let model = LanguageModel::load(path)?;
+    let c = &model.llama.config;
+    let types: Vec<String> = model
+        .llama
+        .weight_types()
+        .iter()
+        .map(|(k, n)| format!("{n} {k}"))
+        .collect();
+    eprintln!(
+        "loaded {} ({}, {} layers, hidden {}, vocabulary {}; matrices {}) in {:.2}s",
+        path.display(),
+        model.name.as_deref().unwrap_or(&c.architecture),
+        c.layers,
+        c.hidden,
+        c.vocab,
+        types.join(", "),
+        started.elapsed().as_secs_f64()
+    );
+    Ok(model)
+}
+
+/// The timing line of a generation.
+pub fn timing(g: &Generation) -> String {
+    let rate = |n: usize, s: f64| if s > 0.0 { n as f64 / s } else { 0.0 };
+    format!(
+        "prompt: {} tokens in {:.2}s ({:.1} tokens/s); generated: {} tokens in {:.2}s ({:.1} tokens/s); finished by {}",
+        g.prompt_tokens,
+        g.prompt_seconds,
+        rate(g.prompt_tokens, g.prompt_seconds),
+        g.tokens.len(),
+        g.generate_seconds,
+        rate(g.tokens.len(), g.generate_seconds),
+        match g.finish {
+            ember::llm::Finish::End => "the end token",
+            ember::llm::Finish::Stop => "a stop string",
+            ember::llm::Finish::Length => "--max-tokens",
+        }
+    )
+}
+
+/// Writes streamed text to stdout at once.
+pub fn print_stream(text: &str) -> ember::Result<()> {
+    let mut out = std::io::stdout().lock();
+    out.write_all(text.as_bytes())
+        .and_then(|_| out.flush())
+        .map_err(|e| Error::invalid(format!("cannot write to standard output: {e}")))
+}
+
+pub fn run_generate(args: GenerateArgs) -> ember::Result<()> {
+    super::set_threads(args.threads)?;
+    let options = args.sampling.options(0.8)?;
+    let prompt = if args.prompt == "-" {
+        std::io::read_to_string(std::io::stdin()).map_err(|e| {
+            Error::invalid(format!("cannot read the prompt from standard input: {e}"))
+        })?
+    } else {
+        args.prompt.clone()
+    };
+    if prompt.is_empty() {
+        return Err(Error::invalid("the prompt is empty"));
+    }
+    let model = load(&args.model)?;
+    let ids = model.vocab.prompt(&prompt)?;
+    let mut cache = model.llama.cache();
+    let g = generate(&model, &mut cache, &ids, &options, print_stream)?;
+    print_stream("\n")?;
+    eprintln!("{}", timing(&g));
+    Ok(())
+}
+
+pub fn run_chat(args: ChatArgs) -> ember::Result<()> {
+    super::set_threads(args.threads)?;
+    let options = args.sampling.options(0.8)?;
+    let model = load(&args.model)?;
+    let mut chat = Chat::new(&model, args.system.as_deref())?;
+    let interactive = std::io::stdin().is_terminal();
+    if interactive {
+        eprintln!(
+            "type a message and press Enter; /reset forgets the conversation, /exit or Ctrl-D ends"
+        );
+    }
+    let stdin = std::io::stdin();
+    let mut lines = stdin.lock().lines();
+    loop {
+        if interactive {
+            eprint!("> ");
+        }
+        let Some(line) = lines.next() else { break };
+        let line = line.map_err(|e| Error::invalid(format!("cannot read standard input: {e}")))?;
+        let text = line.trim();
+        match text {
+            "" => continue,
+            "/exit" | "/quit" => break,
+            "/reset" => {
+                chat.reset();
+                eprintln!("(conversation forgotten)");
+                continue;
+            }
+            _ => {}
+        }
+        let g = chat.say(text, &options, print_stream)?;
+        print_stream("\n")?;
+        if interactive {
+            eprintln!("[{}]", timing(&g));
+        }
+    }
+    Ok(())
+}
