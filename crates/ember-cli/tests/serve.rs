@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use base64::Engine as _;
 use common::server::{raw, Reply, Server};
-use common::{ok, repo_root, Scratch};
+use common::{ok, ok_with_stdin, repo_root, Scratch};
 use serde_json::{json, Value};
 
 /// Models trained once for every test here.
@@ -974,4 +974,109 @@ fn bad_paths_and_names_fail_at_start_with_the_file_named() {
         &["no .safetensors or .index"],
     );
     let _ = &m.dir;
+}
+
+/// OpenAI-compatible chat completions from a GGUF language model: the whole reply equals
+/// `ember chat`'s greedy one, and the streamed events add up to it, ending with `[DONE]`.
+#[test]
+fn chat_completions_answer_whole_and_streamed() {
+    let Some(model) = common::llm_model() else {
+        return;
+    };
+    let scratch = Scratch::new("serve-chat");
+    let server = start(&scratch, &[&model]);
+    let name = "SmolLM2-135M-Instruct.Q4_1";
+    let request = json!({
+        "model": name,
+        "messages": [{"role": "user", "content": "What is 2+2?"}],
+        "temperature": 0,
+        "max_tokens": 24,
+    });
+    let reply = server.post("/v1/chat/completions", &request);
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    let body = reply.json();
+    assert_eq!(body["object"], "chat.completion");
+    assert_eq!(body["choices"][0]["message"]["role"], "assistant");
+    let text = body["choices"][0]["message"]["content"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let cli = ok_with_stdin(
+        &[
+            "chat",
+            "--model",
+            &model,
+            "--temperature",
+            "0",
+            "--max-tokens",
+            "24",
+        ],
+        b"What is 2+2?\n",
+    );
+    assert_eq!(
+        cli.trim_end(),
+        text,
+        "the server and `ember chat` give the same reply"
+    );
+    let usage = &body["usage"];
+    assert_eq!(
+        usage["total_tokens"].as_u64(),
+        Some(
+            usage["prompt_tokens"].as_u64().unwrap() + usage["completion_tokens"].as_u64().unwrap()
+        )
+    );
+
+    let mut streamed = request.clone();
+    streamed["stream"] = json!(true);
+    let reply = server.post("/v1/chat/completions", &streamed);
+    assert_eq!(reply.status, 200);
+    assert!(reply
+        .header("content-type")
+        .unwrap()
+        .starts_with("text/event-stream"));
+    let events: Vec<String> = reply
+        .text()
+        .lines()
+        .filter_map(|l| l.strip_prefix("data: ").map(str::to_string))
+        .collect();
+    assert_eq!(events.last().map(String::as_str), Some("[DONE]"));
+    let mut joined = String::new();
+    for e in &events[..events.len() - 1] {
+        let chunk: Value = serde_json::from_str(e).unwrap();
+        assert_eq!(chunk["object"], "chat.completion.chunk");
+        joined.push_str(
+            chunk["choices"][0]["delta"]["content"]
+                .as_str()
+                .unwrap_or(""),
+        );
+    }
+    assert_eq!(joined, text);
+
+    for (bad, code) in [
+        (json!({"model": name, "messages": []}), "invalid_input"),
+        (
+            json!({"model": name, "messages": [{"role": "robot", "content": "x"}]}),
+            "invalid_input",
+        ),
+        (
+            json!({"model": name, "messages": [{"role": "user", "content": "x"}], "max_tokens": 0}),
+            "invalid_input",
+        ),
+        (
+            json!({"model": name, "messages": [{"role": "user", "content": "x"}], "temperature": -2}),
+            "invalid_input",
+        ),
+        (
+            json!({"model": "absent", "messages": [{"role": "user", "content": "x"}]}),
+            "unknown_model",
+        ),
+    ] {
+        let reply = server.post("/v1/chat/completions", &bad);
+        assert!(
+            (400..500).contains(&reply.status),
+            "{bad}: {}",
+            reply.text()
+        );
+        assert_eq!(reply.error_code(), code, "{bad}");
+    }
 }

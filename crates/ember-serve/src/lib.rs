@@ -4,6 +4,7 @@
 //! web playground.
 
 mod batch;
+mod chat;
 mod error;
 mod log;
 mod metrics;

@@ -215,6 +215,11 @@ impl Registry {
         if path.is_dir() {
             return Ok(Kind::Encoder(self.encoder(path, None)?));
         }
+        if is_gguf(path)? {
+            return Ok(Kind::Language(Arc::new(ember::llm::LanguageModel::load(
+                path,
+            )?)));
+        }
         Ok(match SavedModel::load(path)? {
             SavedModel::Network(n) => {
                 if n.model.inputs().len() != 1 {
@@ -326,4 +331,12 @@ impl Registry {
             }
         }
     }
+}
+
+/// Whether `path` starts with GGUF's magic number.
+fn is_gguf(path: &Path) -> ember::Result<bool> {
+    use std::io::Read;
+    let mut magic = [0u8; 4];
+    let mut file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    Ok(file.read(&mut magic).map_err(|e| Error::io(path, e))? == 4 && &magic == b"GGUF")
 }

@@ -32,6 +32,8 @@ pub enum Kind {
     },
     /// A sentence encoder folder: texts in, embeddings out.
     Encoder(Arc<SentenceEncoder>),
+    /// A generative language model (a GGUF file), for `/v1/chat/completions`.
+    Language(Arc<ember::llm::LanguageModel>),
 }
 
 pub struct Served {
@@ -68,6 +70,7 @@ impl Served {
             Kind::Text { .. } => "text",
             Kind::Faq { .. } => "faq",
             Kind::Encoder(_) => "encoder",
+            Kind::Language(_) => "language",
         }
     }
 
@@ -77,7 +80,7 @@ impl Served {
             Kind::Network(n) => Some(&n.model),
             Kind::Table(t) => Some(&t.model.model),
             Kind::Text { classifier, .. } => Some(&classifier.model),
-            Kind::Faq { .. } | Kind::Encoder(_) => None,
+            Kind::Faq { .. } | Kind::Encoder(_) | Kind::Language(_) => None,
         }
     }
 
@@ -90,6 +93,13 @@ impl Served {
                 encoder.dir.display()
             ),
             Kind::Encoder(e) => encoder_summary(e),
+            Kind::Language(m) => {
+                let c = &m.llama.config;
+                format!(
+                    "{} language model: {} layers, hidden {}, {} attention heads ({} key-value), vocabulary {}, context {}",
+                    c.architecture, c.layers, c.hidden, c.heads, c.kv_heads, c.vocab, c.context
+                )
+            }
             _ => self
                 .network()
                 .map(ember::Model::summary)
@@ -148,6 +158,7 @@ impl Served {
             }
             Kind::Faq { index, .. } => json!({"type": "faq", "questions": index.questions.len()}),
             Kind::Encoder(e) => json!({"type": "text", "dim": e.dim()}),
+            Kind::Language(m) => json!({"type": "chat", "context": m.llama.config.context}),
         }
     }
 }
@@ -195,6 +206,16 @@ fn runner(kind: &Kind) -> Run {
                 })
             })
         }
+        Kind::Language(_) => Box::new(|inputs: Vec<Rows>| {
+            inputs
+                .iter()
+                .map(|_| {
+                    Err(crate::error::ApiError::invalid(
+                        "a language model answers POST /v1/chat/completions",
+                    ))
+                })
+                .collect()
+        }),
         Kind::Faq { encoder, .. } | Kind::Encoder(encoder) => {
             let encoder = encoder.clone();
             Box::new(move |inputs| {

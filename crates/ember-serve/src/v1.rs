@@ -156,6 +156,11 @@ pub async fn predict(
                 "'{name}' is a FAQ index: POST /v1/faq/{name}/ask with {{\"query\": …}}"
             )))
         }
+        Kind::Language(_) => {
+            return Err(ApiError::invalid(format!(
+                "'{name}' is a language model: POST /v1/chat/completions with {{\"model\": \"{name}\", \"messages\": …}}"
+            )))
+        }
     };
     Ok(Json(json!({ "predictions": predictions })))
 }
