@@ -1,5 +1,5 @@
 //! Any bytes given to the GGUF loader give a language model or an error, never a panic or an
-//! allocation larger than the input allows.
+//! allocation beyond a small multiple of the input's size.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;

@@ -133,11 +133,19 @@ fn chat_answers_each_line_in_one_conversation() {
             "--max-tokens",
             "24",
         ],
-        b"What is the capital of France?\n\n/reset\nAnd of Italy?\n",
+        b"What is 2+2?\nAnd what is 3+3?\n\n/reset\nWhat is 3+3?\n",
     );
     let replies: Vec<&str> = out.lines().filter(|l| !l.trim().is_empty()).collect();
-    assert!(replies.len() >= 2, "{out}");
-    assert!(out.contains("Paris"), "{out}");
+    assert_eq!(
+        replies.len(),
+        3,
+        "one reply per question, none for the blank line: {out}"
+    );
+    assert!(replies[0].contains('4'), "{out}");
+    // The second question only makes sense in the conversation.
+    assert!(replies[1].contains('6'), "{out}");
+    // After /reset the same question starts a new conversation.
+    assert!(replies[2].contains('6'), "{out}");
 }
 
 /// The customer-service bot: the README's questions get the right FAQ entries shown, then

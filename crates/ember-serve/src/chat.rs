@@ -27,6 +27,11 @@ use crate::server::AppState;
 
 /// The most tokens one reply may ask for.
 const MAX_TOKENS: usize = 4096;
+/// The longest stop string.
+const MAX_STOP_BYTES: usize = 256;
+/// Generations running at once; more requests wait their turn (each holds a key–value cache
+/// and keeps cores busy).
+static GENERATIONS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(4);
 
 #[derive(Deserialize)]
 struct ChatMessage {
@@ -122,10 +127,26 @@ fn plan(state: &AppState, body: &[u8]) -> ApiResult<(Plan, bool)> {
         ..Sampling::default()
     };
     sampling.check().map_err(ApiError::from_ember)?;
+    if let Some(long) = stop
+        .iter()
+        .find(|s| s.len() > MAX_STOP_BYTES || s.is_empty())
+    {
+        return Err(ApiError::invalid(format!(
+            "stop: each stop string has 1 to {MAX_STOP_BYTES} bytes, not {}",
+            long.len()
+        )));
+    }
     let template = Template::of(model).map_err(ApiError::from_ember)?;
     let prompt = template
         .prompt(model, &messages)
         .map_err(ApiError::from_ember)?;
+    let context = model.llama.config.context;
+    if prompt.len() > context {
+        return Err(ApiError::invalid(format!(
+            "messages: {} tokens leave no room in the model's context of {context}",
+            prompt.len()
+        )));
+    }
     Ok((
         Plan {
             model: model.clone(),
@@ -162,7 +183,23 @@ pub async fn completions(
     body: Result<Bytes, BytesRejection>,
 ) -> ApiResult<Response> {
     let body = request::body(body)?;
-    let (plan, stream) = plan(&state, &body)?;
+    // Tokenizing up to the body limit of text is blocking work.
+    let (plan, stream) = tokio::task::spawn_blocking(move || plan(&state, &body))
+        .await
+        .map_err(|e| {
+            ApiError::new(
+                axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                e.to_string(),
+            )
+        })??;
+    let permit = GENERATIONS.acquire().await.map_err(|e| {
+        ApiError::new(
+            axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            e.to_string(),
+        )
+    })?;
     let (id, created) = (completion_id(), now());
     if !stream {
         let Plan {
@@ -172,6 +209,7 @@ pub async fn completions(
             options,
         } = plan;
         let g = tokio::task::spawn_blocking(move || {
+            let _permit = permit;
             generate(&model, &mut model.llama.cache(), &prompt, &options, |_| {
                 Ok(())
             })
@@ -219,6 +257,7 @@ pub async fn completions(
         }
     };
     tokio::task::spawn_blocking(move || {
+        let _permit = permit;
         let Plan {
             model,
             prompt,

@@ -343,3 +343,56 @@ fn sampling_is_reproducible() {
     assert_eq!(run(7), run(7));
     assert_ne!(run(7), run(8));
 }
+
+/// The chat template gives llama.cpp's ChatML prompt, default system prompt included; a
+/// conversation's second turn, run after the first from the kept cache, gives what the whole
+/// conversation run from an empty cache gives.
+#[test]
+fn chat_turns_reuse_the_cache_and_match_a_fresh_run() {
+    use ember::llm::{Chat, Message, Role, Template};
+    let Some(m) = model() else { return };
+    let template = Template::of(m).unwrap();
+    assert_eq!(
+        template,
+        Template::ChatMl {
+            default_system: Some(
+                "You are a helpful AI assistant named SmolLM, trained by Hugging Face".into()
+            )
+        }
+    );
+    let run = &reference()["greedy"]["runs"][0];
+    let question = "What is the capital of France?";
+    assert!(run["prompt"].as_str().unwrap().contains(question));
+    let ids_of = |messages: &[Message]| template.prompt(m, messages).unwrap();
+    assert_eq!(
+        ids_of(&[Message::new(Role::User, question)]),
+        ids(&run["prompt_ids"])
+    );
+
+    let options = GenerateOptions {
+        max_tokens: 16,
+        sampling: Sampling {
+            repeat_penalty: 1.3,
+            ..Sampling::greedy()
+        },
+        stop: vec![],
+    };
+    let mut chat = Chat::new(m, None).unwrap();
+    let first = chat.say(question, &options, |_| Ok(())).unwrap();
+    let second = chat.say("And of Italy?", &options, |_| Ok(())).unwrap();
+    assert!(
+        second.prompt_tokens < ids_of(&chat.messages[..3]).len(),
+        "the second turn runs only its new tokens"
+    );
+    let fresh = generate(
+        m,
+        &mut m.llama.cache(),
+        &ids_of(&chat.messages[..3]),
+        &options,
+        |_| Ok(()),
+    )
+    .unwrap();
+    assert_eq!(second.tokens, fresh.tokens);
+    assert_eq!(chat.messages.len(), 4);
+    assert_eq!(chat.messages[1].content, first.text.trim());
+}

@@ -102,10 +102,11 @@ pub fn load(path: &Path) -> ember::Result<LanguageModel> {
         .map(|(k, n)| format!("{n} {k}"))
         .collect();
     eprintln!(
-        "loaded {} ({}, {} layers, hidden {}, vocabulary {}; matrices {}) in {:.2}s",
+        "loaded {} ({}, {} layer{}, hidden {}, vocabulary {}; matrices {}) in {:.2}s",
         path.display(),
         model.name.as_deref().unwrap_or(&c.architecture),
         c.layers,
+        if c.layers == 1 { "" } else { "s" },
         c.hidden,
         c.vocab,
         types.join(", "),

@@ -6,7 +6,8 @@
 //! from the next multiple of `general.alignment` (32 unless the file says otherwise), the
 //! tensors' data. Every count, length, dimension and offset is checked against the file's
 //! size before anything is allocated, so a truncated or hostile file is an error naming the
-//! file and the field, never a panic or an allocation larger than the file.
+//! file and the field, never a panic; what is allocated stays within a small multiple of the
+//! file's size (at most 8 bytes per byte of an array of 1-byte integers).
 
 use std::fs::File;
 use std::io::{BufReader, Read, Seek, SeekFrom};
@@ -181,11 +182,12 @@ impl Gguf {
         r.check_count(tensor_count, 24, "the tensor count")?;
 
         let mut metadata = Vec::with_capacity(kv_count as usize);
+        let mut keys = std::collections::HashSet::new();
         for i in 0..kv_count {
             let key = r.string(&format!("the key of metadata entry {i}"))?;
             let kind = r.u32(&format!("the type of '{key}'"))?;
             let value = r.value(kind, &key, 0)?;
-            if metadata.iter().any(|(k, _): &(String, Value)| *k == key) {
+            if !keys.insert(key.clone()) {
                 return Err(r.error(format!("metadata key '{key}' appears twice")));
             }
             metadata.push((key, value));
@@ -228,6 +230,7 @@ impl Gguf {
         }
 
         let mut tensors: Vec<TensorInfo> = Vec::with_capacity(records.len());
+        let mut names = std::collections::HashSet::new();
         for (name, dims, type_id, offset) in records {
             let bad = |m: String| Error::data(path, format!("tensor '{name}': {m}"));
             let kind = QuantType::from_ggml(type_id).ok_or_else(|| {
@@ -268,7 +271,7 @@ impl Gguf {
                     len - data_start
                 )));
             }
-            if tensors.iter().any(|t| t.name == name) {
+            if !names.insert(name.clone()) {
                 return Err(bad("the name appears twice".into()));
             }
             tensors.push(TensorInfo {

@@ -3,7 +3,7 @@
 //! template: a user who types `<|im_end|>` gets those characters, not the token.
 
 use crate::error::{Error, Result};
-use crate::llm::generate::{generate, GenerateOptions, Generation};
+use crate::llm::generate::{generate_after, GenerateOptions, Generation};
 use crate::llm::llama::KvCache;
 use crate::llm::LanguageModel;
 
@@ -73,13 +73,22 @@ impl Template {
         if t.contains("<|im_start|>") {
             // SmolLM2's and Qwen2.5's templates write a default system message, as a quoted
             // literal, when the first message is not the system's.
-            let marker = "<|im_start|>system\\n";
-            let default_system = t.find(marker).and_then(|at| {
-                let rest = &t[at + marker.len()..];
-                let end = rest.find("<|im_end|>")?;
-                let text = &rest[..end];
-                (!text.contains("{{") && !text.contains("{%")).then(|| text.replace("\\n", "\n"))
-            });
+            // The template's newlines are written as newlines or as `\n` escapes.
+            // The first such literal without template syntax in it (Qwen2.5's first one is
+            // its tools branch).
+            let default_system = ["<|im_start|>system\n", "<|im_start|>system\\n"]
+                .iter()
+                .flat_map(|marker| {
+                    t.match_indices(marker)
+                        .map(move |(at, _)| at + marker.len())
+                })
+                .find_map(|start| {
+                    let rest = &t[start..];
+                    let end = rest.find("<|im_end|>")?;
+                    let text = &rest[..end];
+                    (!text.contains("{{") && !text.contains("{%") && !text.contains('\''))
+                        .then(|| text.replace("\\n", "\n"))
+                });
             return Ok(Template::ChatMl { default_system });
         }
         if t.contains("<|start_header_id|>") {
@@ -207,9 +216,10 @@ impl<'m> Chat<'m> {
         let keep = common.min(prompt.len() - 1);
         self.cache.truncate(keep);
         self.cached.truncate(keep);
-        let g = generate(
+        let g = generate_after(
             self.model,
             &mut self.cache,
+            &prompt[..keep],
             &prompt[keep..],
             options,
             on_text,

@@ -71,13 +71,27 @@ pub fn generate(
     cache: &mut KvCache,
     prompt: &[u32],
     options: &GenerateOptions,
+    on_text: impl FnMut(&str) -> Result<()>,
+) -> Result<Generation> {
+    generate_after(model, cache, &[], prompt, options, on_text)
+}
+
+/// [`generate`] for a prompt whose first tokens, `cached`, the cache already holds: only
+/// `prompt` is run, and the repetition penalty sees `cached` too, so the result is that of
+/// running `cached` + `prompt` from an empty cache.
+pub fn generate_after(
+    model: &LanguageModel,
+    cache: &mut KvCache,
+    cached: &[u32],
+    prompt: &[u32],
+    options: &GenerateOptions,
     mut on_text: impl FnMut(&str) -> Result<()>,
 ) -> Result<Generation> {
     if prompt.is_empty() {
         return Err(Error::invalid("the prompt is empty"));
     }
     let context = model.llama.config.context;
-    if cache.len() + prompt.len() >= context {
+    if cache.len() + prompt.len() > context {
         return Err(Error::invalid(format!(
             "the prompt's {} tokens leave no room in the model's context of {context}{}",
             prompt.len(),
@@ -96,7 +110,7 @@ pub fn generate(
     }
     let prompt_seconds = started.elapsed().as_secs_f64();
     let started = Instant::now();
-    let mut history: Vec<u32> = prompt.to_vec();
+    let mut history: Vec<u32> = cached.iter().chain(prompt).copied().collect();
     let mut stream = TextStream::new(&options.stop);
     let mut tokens = Vec::new();
     let finish = loop {
@@ -116,7 +130,7 @@ pub fn generate(
         if stopped {
             break Finish::Stop;
         }
-        if cache.len() + 1 >= context {
+        if cache.len() + 1 > context {
             break Finish::Length;
         }
         logits = model.llama.forward(&[next], cache, Logits::Last)?;
@@ -163,15 +177,32 @@ impl<'a> TextStream<'a> {
     /// appeared (the text then ends before it).
     fn push(&mut self, piece: &[u8]) -> (String, bool) {
         self.bytes.extend_from_slice(piece);
-        let valid = match std::str::from_utf8(&self.bytes) {
-            Ok(s) => s.len(),
-            // An invalid sequence (not merely unfinished) is replaced, as lossy decoding does.
-            Err(e) if e.error_len().is_some() => self.bytes.len(),
-            Err(e) => e.valid_up_to(),
-        };
-        let decoded = String::from_utf8_lossy(&self.bytes[..valid]).into_owned();
-        self.bytes.drain(..valid);
-        self.held.push_str(&decoded);
+        // Whole characters move on; an invalid sequence (not merely an unfinished one at the
+        // end) becomes U+FFFD, as lossy decoding does.
+        loop {
+            match std::str::from_utf8(&self.bytes) {
+                Ok(s) => {
+                    self.held.push_str(s);
+                    self.bytes.clear();
+                    break;
+                }
+                Err(e) => {
+                    let valid = e.valid_up_to();
+                    let text = std::str::from_utf8(&self.bytes[..valid]).expect("valid up to here");
+                    self.held.push_str(text);
+                    match e.error_len() {
+                        Some(bad) => {
+                            self.held.push('\u{fffd}');
+                            self.bytes.drain(..valid + bad);
+                        }
+                        None => {
+                            self.bytes.drain(..valid);
+                            break;
+                        }
+                    }
+                }
+            }
+        }
         if let Some(at) = self
             .stop
             .iter()
@@ -250,5 +281,8 @@ mod tests {
             ("\u{fffd}a".into(), false),
             "invalid bytes replaced"
         );
+        // An invalid byte does not take a character that has only begun with it.
+        assert_eq!(s.push(&[0xff, 0xe2]), ("\u{fffd}".into(), false));
+        assert_eq!(s.push(&[0x82, 0xac]), ("€".into(), false));
     }
 }

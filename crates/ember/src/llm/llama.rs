@@ -36,8 +36,8 @@ impl LlamaConfig {
     fn from_gguf(g: &Gguf) -> Result<LlamaConfig> {
         let arch = g.str("general.architecture")?.to_string();
         let rope_layout = match arch.as_str() {
-            "llama" | "mistral" | "granite" => RopeLayout::Adjacent,
-            "qwen2" | "qwen3" => RopeLayout::Halves,
+            "llama" | "mistral" => RopeLayout::Adjacent,
+            "qwen2" => RopeLayout::Halves,
             other => {
                 return Err(Error::data(
                     &g.path,
@@ -258,7 +258,9 @@ impl Llama {
         let mut l = Loader { gguf, file };
         let (h, q_dim, kv_dim) = (c.hidden, c.heads * c.head_dim, c.kv_heads * c.head_dim);
         let embedding = l.matrix("token_embd.weight", c.vocab, h)?;
-        let mut blocks = Vec::with_capacity(c.layers);
+        // Not preallocated: the count is the file's word, and each block must find its
+        // tensors in the file before the next is made.
+        let mut blocks = Vec::new();
         for i in 0..c.layers {
             let n = |s: &str| format!("blk.{i}.{s}");
             blocks.push(Block {

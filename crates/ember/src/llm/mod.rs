@@ -25,7 +25,7 @@ pub mod vocab;
 use std::path::{Path, PathBuf};
 
 pub use chat::{Chat, Message, Role, Template};
-pub use generate::{generate, Finish, GenerateOptions, Generation};
+pub use generate::{generate, generate_after, Finish, GenerateOptions, Generation};
 pub use llama::{KvCache, Llama, LlamaConfig, Logits};
 pub use sample::{Sampler, Sampling};
 pub use vocab::Vocab;
@@ -87,6 +87,12 @@ impl LanguageModel {
     pub fn perplexity(&self, ids: &[u32]) -> Result<f64> {
         if ids.len() < 2 {
             return Err(crate::Error::invalid("perplexity needs at least 2 tokens"));
+        }
+        if let Some(&bad) = ids.iter().find(|&&t| t as usize >= self.llama.config.vocab) {
+            return Err(crate::Error::invalid(format!(
+                "token id {bad} is outside the vocabulary of {}",
+                self.llama.config.vocab
+            )));
         }
         let mut cache = self.llama.cache();
         let vocab = self.llama.config.vocab;
@@ -252,7 +258,12 @@ mod tests {
         let mut cache = m.llama.cache();
         assert!(m.llama.forward(&[9999], &mut cache, Logits::Last).is_err());
         assert!(m.llama.forward(&[1; 65], &mut cache, Logits::Last).is_err());
-        let long = vec![1u32; 64];
+        // A prompt that fills the context still yields the one token its logits give; one
+        // token more is an error.
+        let full = vec![1u32; 64];
+        let g = generate(&m, &mut m.llama.cache(), &full, &options, |_| Ok(())).unwrap();
+        assert!(g.tokens.len() <= 1 && g.finish != Finish::Stop, "{g:?}");
+        let long = vec![1u32; 65];
         assert!(generate(&m, &mut m.llama.cache(), &long, &options, |_| Ok(())).is_err());
     }
 

@@ -118,6 +118,25 @@ impl Sampler {
                 })
                 .0;
         }
+        // Probabilities at the temperature, in f64 after taking the largest logit away, so
+        // that no temperature overflows.
+        let temperature = s.temperature as f64;
+        let probabilities = |c: &[(u32, f32)], temperature: f64| -> Vec<f64> {
+            let max = c
+                .iter()
+                .fold(f64::NEG_INFINITY, |m, &(_, l)| m.max(l as f64));
+            let e: Vec<f64> = c
+                .iter()
+                .map(|&(_, l)| ((l as f64 - max) / temperature).exp())
+                .collect();
+            let sum: f64 = e.iter().sum();
+            e.into_iter().map(|v| v / sum).collect()
+        };
+        if s.top_k == 0 && s.top_p >= 1.0 && s.min_p == 0.0 {
+            // No filter: a draw from the whole vocabulary, unsorted.
+            let p = probabilities(c, temperature);
+            return draw(&mut self.rng, &p, c);
+        }
         // Most likely first; ties by id, so the order is the same on every run.
         let by_logit = |a: &(u32, f32), b: &(u32, f32)| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0));
         if s.top_k > 0 && s.top_k < c.len() {
@@ -125,14 +144,9 @@ impl Sampler {
             c.truncate(s.top_k);
         }
         c.sort_unstable_by(by_logit);
-        let probabilities = |c: &[(u32, f32)]| -> Vec<f64> {
-            let max = c[0].1 as f64;
-            let e: Vec<f64> = c.iter().map(|&(_, l)| (l as f64 - max).exp()).collect();
-            let sum: f64 = e.iter().sum();
-            e.into_iter().map(|v| v / sum).collect()
-        };
+        // Top-p and min-p look at the probabilities at temperature 1, as llama.cpp's do.
         if s.top_p < 1.0 {
-            let p = probabilities(c);
+            let p = probabilities(c, 1.0);
             let mut cumulative = 0.0;
             let keep = p
                 .iter()
@@ -148,19 +162,34 @@ impl Sampler {
             let keep = c.iter().take_while(|&&(_, l)| l >= floor).count().max(1);
             c.truncate(keep);
         }
-        for (_, l) in c.iter_mut() {
-            *l /= s.temperature;
-        }
-        let p = probabilities(c);
-        let mut u = self.rng.uniform_f64();
-        for (q, &(id, _)) in p.iter().zip(c.iter()) {
-            if u < *q {
-                return id;
-            }
-            u -= q;
-        }
-        c[c.len() - 1].0
+        let p = probabilities(c, temperature);
+        draw(&mut self.rng, &p, c)
     }
+}
+
+/// A draw from `candidates` with probabilities `p`.
+fn draw(rng: &mut Rng, p: &[f64], candidates: &[(u32, f32)]) -> u32 {
+    let mut u = rng.uniform_f64();
+    for (q, &(id, _)) in p.iter().zip(candidates) {
+        if u < *q {
+            return id;
+        }
+        u -= q;
+    }
+    // Rounding left u just above the total: the most likely candidate.
+    p.iter()
+        .zip(candidates)
+        .fold(
+            (f64::NEG_INFINITY, candidates[0].0),
+            |best, (&q, &(id, _))| {
+                if q > best.0 {
+                    (q, id)
+                } else {
+                    best
+                }
+            },
+        )
+        .1
 }
 
 #[cfg(test)]
@@ -236,16 +265,31 @@ mod tests {
         // Frequencies follow the softmax: token 0 about 64% of 4000 draws.
         let n = counts(all.clone(), &logits, 4000);
         assert!((2400..2720).contains(&n[0]), "{n:?}");
-        // A low temperature sharpens.
+        // A low temperature sharpens; a tiny one is greedy, not a NaN.
         let n = counts(
             Sampling {
                 temperature: 0.1,
-                ..all
+                ..all.clone()
             },
             &logits,
             1000,
         );
         assert!(n[0] > 990, "{n:?}");
+        let n = counts(
+            Sampling {
+                temperature: 1e-30,
+                ..all
+            },
+            &logits,
+            100,
+        );
+        assert_eq!(n[0], 100, "{n:?}");
+        let tiny = Sampling {
+            temperature: 1e-30,
+            top_k: 2,
+            ..Sampling::default()
+        };
+        assert_eq!(counts(tiny, &logits, 100)[0], 100);
     }
 
     #[test]
