@@ -51,46 +51,16 @@ import ctypes
 import json
 import os
 import pathlib
-import resource
 import statistics
 import sys
 import time
+
+from peer import existing_file, peak_rss_mib, positive_int, rss_mib
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 N_CTX, N_BATCH, N_UBATCH = 1024, 512, 512
 # The generation prompt: the first this many ids of the text.
 GENERATE_PROMPT = 16
-
-
-def existing_file(path):
-    if not os.path.isfile(path):
-        raise argparse.ArgumentTypeError(f"no such file: {path}")
-    return path
-
-
-def positive_int(text):
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
-
-
-def rss_mib():
-    """The resident set now, from /proc/self/status (Linux), in MiB; None elsewhere."""
-    try:
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1]) / 1024.0  # the field is in kB
-    except OSError:
-        pass
-    return None
-
-
-def peak_rss_mib():
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    # ru_maxrss is in KiB on Linux, in bytes on macOS.
-    return peak / (1024.0 * 1024.0) if sys.platform == "darwin" else peak / 1024.0
 
 
 def parse_args():

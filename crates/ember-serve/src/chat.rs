@@ -186,20 +186,11 @@ pub async fn completions(
     // Tokenizing up to the body limit of text is blocking work.
     let (plan, stream) = tokio::task::spawn_blocking(move || plan(&state, &body))
         .await
-        .map_err(|e| {
-            ApiError::new(
-                axum::http::StatusCode::INTERNAL_SERVER_ERROR,
-                "internal",
-                e.to_string(),
-            )
-        })??;
-    let permit = GENERATIONS.acquire().await.map_err(|e| {
-        ApiError::new(
-            axum::http::StatusCode::INTERNAL_SERVER_ERROR,
-            "internal",
-            e.to_string(),
-        )
-    })?;
+        .map_err(|e| ApiError::internal(e.to_string()))??;
+    let permit = GENERATIONS
+        .acquire()
+        .await
+        .map_err(|e| ApiError::internal(e.to_string()))?;
     let (id, created) = (completion_id(), now());
     if !stream {
         let Plan {
@@ -215,13 +206,7 @@ pub async fn completions(
             })
         })
         .await
-        .map_err(|e| {
-            ApiError::new(
-                axum::http::StatusCode::INTERNAL_SERVER_ERROR,
-                "internal",
-                e.to_string(),
-            )
-        })?
+        .map_err(|e| ApiError::internal(e.to_string()))?
         .map_err(ApiError::from_ember)?;
         let completion = g.tokens.len();
         return Ok(Json(json!({
