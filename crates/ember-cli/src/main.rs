@@ -32,6 +32,8 @@ enum Command {
     Evaluate(commands::evaluate::EvaluateArgs),
     /// Predict the class of images, IDX samples or CSV rows with a saved model.
     Predict(commands::predict::PredictArgs),
+    /// Explain a saved model's predictions: saliency, SmoothGrad, Integrated Gradients, Grad-CAM, permutation importance.
+    Explain(commands::explain::ExplainArgs),
     /// Print a model file's layers, output shapes and parameter counts.
     Summary(commands::summary::SummaryArgs),
     /// Sentence embeddings from a pretrained encoder folder (all-MiniLM-L6-v2).
@@ -78,6 +80,7 @@ fn main() -> ExitCode {
         Command::Data(args) => commands::data::run(args),
         Command::Evaluate(args) => commands::evaluate::run(args),
         Command::Predict(args) => commands::predict::run(args),
+        Command::Explain(args) => commands::explain::run(args),
         Command::Summary(args) => commands::summary::run(args),
         Command::Embed(args) => commands::embed::run(args),
         Command::Index(args) => commands::faq::index(args),

@@ -21,6 +21,7 @@ pub mod autograd;
 pub mod callbacks;
 pub mod data;
 mod error;
+pub mod explain;
 pub mod io;
 pub mod llm;
 pub mod loss;

@@ -316,7 +316,7 @@ fn read_raw(bytes: &[u8], path: &Path, data: &DataSpec) -> Result<Tensor> {
 }
 
 /// The inputs with each folder replaced by the image files in it (sorted by name).
-fn expand_folders(inputs: &[PathBuf]) -> Result<Vec<PathBuf>> {
+pub(crate) fn expand_folders(inputs: &[PathBuf]) -> Result<Vec<PathBuf>> {
     let mut files = Vec::new();
     for input in inputs {
         if !input.is_dir() {

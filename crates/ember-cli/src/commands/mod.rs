@@ -4,6 +4,7 @@ pub mod cv;
 pub mod data;
 pub mod embed;
 pub mod evaluate;
+pub mod explain;
 pub mod faq;
 pub mod generate;
 pub mod predict;

@@ -1,7 +1,10 @@
 //! Training and evaluation reports for people: the history as CSV and JSON, loss and accuracy
 //! curves, and the confusion matrix, as PNG and SVG. Every file is written atomically.
 
+mod bars;
 pub(crate) mod plot;
+
+pub use bars::Bars;
 
 use std::path::{Path, PathBuf};
 

@@ -4,6 +4,7 @@
 mod assess;
 mod callback;
 mod fit;
+mod gradients;
 mod graph;
 mod history;
 mod model;
@@ -15,6 +16,7 @@ mod summary;
 pub use assess::Assessment;
 pub use callback::{Callback, Control};
 pub use fit::{split_point, Evaluation, FitOptions, Verbosity};
+pub use gradients::OutputGradients;
 pub(crate) use graph::check_input_shape;
 pub use graph::{Graph, GraphLayer, SymbolicTensor};
 pub use history::{decimal, EpochLog, History};

@@ -203,7 +203,7 @@ impl Model {
         }
     }
 
-    fn no_layer(&self, name: &str) -> Error {
+    pub(crate) fn no_layer(&self, name: &str) -> Error {
         let names: Vec<&str> = self.layers.iter().map(|e| e.name.as_str()).collect();
         Error::invalid(format!(
             "the model has no layer named '{name}' (it has {})",
@@ -512,6 +512,20 @@ impl Model {
         training: bool,
         logits: bool,
     ) -> Result<Vec<(Var, Activation)>> {
+        Ok(Self::record_values(layers, graph, tape, weights, inputs, training, logits)?.1)
+    }
+
+    /// [`Model::record`], also returning the value of every call, in call order.
+    #[allow(clippy::type_complexity)]
+    pub(crate) fn record_values(
+        layers: &[Entry],
+        graph: &GraphView,
+        tape: &mut Tape,
+        weights: &StepWeights,
+        inputs: &[Var],
+        training: bool,
+        logits: bool,
+    ) -> Result<(Vec<Var>, Vec<(Var, Activation)>)> {
         let mut values: Vec<Var> = Vec::with_capacity(graph.calls.len());
         let value = |values: &[Var], s: Source| match s {
             Source::Input(i) => inputs[i],
@@ -544,7 +558,7 @@ impl Model {
             };
             values.push(out);
         }
-        Ok(graph
+        let outputs = graph
             .outputs
             .iter()
             .map(|&s| {
@@ -554,7 +568,8 @@ impl Model {
                 };
                 (value(&values, s), activation)
             })
-            .collect())
+            .collect();
+        Ok((values, outputs))
     }
 
     /// The calls, outputs and fusable outputs, apart from the layers (so that a training step

@@ -1,0 +1,282 @@
+//! `ember explain` through the binary: a convnet trained on real MNIST digits (PNG files),
+//! every image method with its JSON and heat maps, and a Titanic table model's rows and
+//! permutation importance.
+
+mod common;
+
+use common::{data_dir, ember, fails_with, ok, repo_root, stderr, stdout, Scratch};
+use serde_json::Value;
+
+fn json(args: &[&str]) -> Value {
+    serde_json::from_str(&ok(args)).unwrap()
+}
+
+#[test]
+fn images_are_explained_by_every_method_with_json_and_heat_maps() {
+    let dir = Scratch::new("explain-images");
+    let mnist = repo_root().join("data/mnist");
+    let digits = dir.file("digits");
+    ok(&[
+        "data",
+        "export-images",
+        &mnist
+            .join("t10k-images-idx3-ubyte.gz")
+            .display()
+            .to_string(),
+        &mnist
+            .join("t10k-labels-idx1-ubyte.gz")
+            .display()
+            .to_string(),
+        "--output",
+        &digits,
+        "--limit",
+        "1000",
+    ]);
+    let model = dir.file("cnn.safetensors");
+    ok(&[
+        "train",
+        "models/digits-folder.toml",
+        "--data",
+        &digits,
+        "--epochs",
+        "4",
+        "--output",
+        &model,
+    ]);
+    let seven = format!("{digits}/7/00000.png");
+    let maps = dir.file("maps");
+    for method in ["saliency", "smoothgrad", "integrated-gradients", "grad-cam"] {
+        let v = json(&[
+            "explain", &model, &seven, "--method", method, "--json", "--output", &maps,
+        ]);
+        let results = v["results"].as_array().unwrap();
+        assert_eq!(results.len(), 1, "{v}");
+        let r = &results[0];
+        assert_eq!(r["input"], seven.as_str());
+        assert_eq!(r["target"], r["label"], "the predicted class by default");
+        let attributions: Vec<f64> = r["attributions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a.as_f64().unwrap())
+            .collect();
+        assert_eq!(attributions.len(), 784, "one per pixel");
+        assert!(attributions.iter().any(|&a| a != 0.0), "{method}: all zero");
+        let (score, baseline) = (
+            r["score"].as_f64().unwrap(),
+            r["baseline_score"].as_f64().unwrap(),
+        );
+        assert!((0.0..=1.0).contains(&score) && (0.0..=1.0).contains(&baseline));
+        if method == "integrated-gradients" {
+            let sum: f64 = attributions.iter().sum();
+            assert!(
+                (sum - (score - baseline)).abs() <= 0.01 * (score - baseline).abs(),
+                "{sum} vs {score} − {baseline}"
+            );
+        } else {
+            assert!(
+                attributions.iter().all(|&a| a >= 0.0),
+                "{method}: magnitudes"
+            );
+        }
+        let png = std::fs::read(format!("{maps}/00000.{method}.png")).unwrap();
+        // The PNG's IHDR: the image beside its map, enlarged ten times.
+        assert!(png.starts_with(b"\x89PNG\r\n\x1a\n"));
+        let size = |at: usize| u32::from_be_bytes(png[at..at + 4].try_into().unwrap());
+        assert_eq!((size(16), size(20)), (2 * 280 + 8, 280));
+    }
+    // Another class on request, by name; a blurred baseline; the text form.
+    let v = json(&[
+        "explain",
+        &model,
+        &seven,
+        "--target",
+        "3",
+        "--baseline",
+        "blur",
+        "--json",
+    ]);
+    assert_eq!(v["results"][0]["target"], "3");
+    let text = ok(&["explain", &model, &seven, "--steps", "32"]);
+    assert!(
+        text.contains("label 7, target 7")
+            && text.contains("attributions sum")
+            && text.contains("strongest: ("),
+        "{text}"
+    );
+    // The same seed gives the same SmoothGrad.
+    let a = ok(&[
+        "explain",
+        &model,
+        &seven,
+        "--method",
+        "smoothgrad",
+        "--samples",
+        "4",
+        "--json",
+    ]);
+    assert_eq!(
+        a,
+        ok(&[
+            "explain",
+            &model,
+            &seven,
+            "--method",
+            "smoothgrad",
+            "--samples",
+            "4",
+            "--json"
+        ])
+    );
+    // Clear errors.
+    fails_with(
+        &["explain", &model, &seven, "--method", "lime"],
+        &["unknown method 'lime'"],
+    );
+    fails_with(
+        &["explain", &model, &seven, "--target", "cat"],
+        &["--target 'cat'"],
+    );
+    fails_with(
+        &["explain", &model, &seven, "--method", "permutation"],
+        &["table model"],
+    );
+    fails_with(
+        &[
+            "explain", &model, &seven, "--layer", "nope", "--method", "grad-cam",
+        ],
+        &["nope"],
+    );
+    fails_with(&["explain", &model, &seven, "--steps", "0"], &["steps"]);
+    fails_with(
+        &["explain", &model, &seven, "--output", &seven],
+        &["not a folder"],
+    );
+    fails_with(
+        &["explain", &model, &format!("{digits}/missing.png")],
+        &["missing.png"],
+    );
+    fails_with(&["explain", &model], &["inputs"]);
+}
+
+#[test]
+fn table_rows_are_explained_per_column_and_columns_by_permutation() {
+    let Some(data) = data_dir() else { return };
+    let dir = Scratch::new("explain-table");
+    let titanic = data.join("titanic/titanic.csv").display().to_string();
+    let model = dir.file("titanic.safetensors");
+    ok(&[
+        "train", "--csv", &titanic, "--target", "Survived", "--output", &model,
+    ]);
+    let rows = dir.write(
+        "passengers.csv",
+        "PassengerId,Pclass,Name,Sex,Age,SibSp,Parch,Ticket,Fare,Cabin,Embarked\n\
+         1,3,\"Braund, Mr. Owen Harris\",male,22,1,0,A/5 21171,7.25,,S\n\
+         2,1,\"Cumings, Mrs. John Bradley\",female,38,1,0,PC 17599,71.2833,C85,C\n",
+    );
+    let v = json(&["explain", &model, &rows, "--json", "--target", "1"]);
+    let results = v["results"].as_array().unwrap();
+    assert_eq!(results.len(), 2);
+    for r in results {
+        let features: Vec<&str> = r["features"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| f.as_str().unwrap())
+            .collect();
+        assert!(
+            features.contains(&"Sex")
+                && features.contains(&"Pclass")
+                && !features.contains(&"Name"),
+            "{features:?}"
+        );
+        let attributions: Vec<f64> = r["attributions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a.as_f64().unwrap())
+            .collect();
+        assert_eq!(attributions.len(), features.len());
+        let (score, baseline) = (
+            r["score"].as_f64().unwrap(),
+            r["baseline_score"].as_f64().unwrap(),
+        );
+        let sum: f64 = attributions.iter().sum();
+        assert!(
+            (sum - (score - baseline)).abs() <= 0.01 * (score - baseline).abs().max(1e-3),
+            "{sum} vs {score} − {baseline}"
+        );
+        assert_eq!(r["target"], "1");
+    }
+    // Being a woman in first class raises the survival probability; a man in third, lowers it.
+    let sex = |r: &Value| {
+        let f = r["features"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .position(|f| f == "Sex")
+            .unwrap();
+        r["attributions"][f].as_f64().unwrap()
+    };
+    assert!(sex(&results[0]) < 0.0 && sex(&results[1]) > 0.0, "{v}");
+    let charts = dir.file("charts");
+    let v = json(&[
+        "explain",
+        &model,
+        "--method",
+        "permutation",
+        "--csv",
+        &titanic,
+        "--repeats",
+        "3",
+        "--json",
+        "--output",
+        &charts,
+    ]);
+    let importances = v["importances"].as_array().unwrap();
+    assert_eq!(importances.len(), 11, "every column but the target");
+    let top = importances
+        .iter()
+        .max_by(|a, b| {
+            a["mean"]
+                .as_f64()
+                .unwrap()
+                .total_cmp(&b["mean"].as_f64().unwrap())
+        })
+        .unwrap();
+    assert_eq!(top["column"], "Sex", "{v}");
+    assert!(
+        std::fs::metadata(format!("{charts}/permutation-importance.png"))
+            .unwrap()
+            .len()
+            > 1000
+    );
+    let o = ember(&[
+        "explain",
+        &model,
+        "--method",
+        "permutation",
+        "--csv",
+        &titanic,
+        "--repeats",
+        "2",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stdout(&o).contains("Permutation importance on 891 rows"),
+        "{}",
+        stdout(&o)
+    );
+    fails_with(
+        &["explain", &model, "--method", "permutation"],
+        &["--csv FILE"],
+    );
+    fails_with(
+        &["explain", &model, &rows, "--method", "saliency"],
+        &["integrated-gradients"],
+    );
+    fails_with(
+        &["explain", &model, &rows, "--target", "2"],
+        &["--target '2'"],
+    );
+}
