@@ -280,3 +280,85 @@ fn table_rows_are_explained_per_column_and_columns_by_permutation() {
         &["--target '2'"],
     );
 }
+
+#[test]
+fn e_mails_are_explained_word_by_word_with_a_page() {
+    let Some(data) = data_dir() else { return };
+    let dir = Scratch::new("explain-text");
+    let mail = data.join("spamassassin");
+    let model = dir.file("spam.safetensors");
+    ok(&[
+        "train",
+        "--text-dir",
+        &mail.display().to_string(),
+        "--email",
+        "--class",
+        "ham=easy-ham-1,easy-ham-2,hard-ham-1",
+        "--class",
+        "spam=spam-1,spam-2",
+        "--output",
+        &model,
+    ]);
+    let spam = mail
+        .join("spam-1/00001.7848dde101aa985090474a91ec93fcf0.txt")
+        .display()
+        .to_string();
+    let pages = dir.file("pages");
+    let v = json(&["explain", &model, &spam, "--json", "--output", &pages]);
+    let r = &v["results"][0];
+    assert_eq!(
+        (r["label"].as_str(), r["target"].as_str()),
+        (Some("spam"), Some("spam"))
+    );
+    let words: Vec<&str> = r["features"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| w.as_str().unwrap())
+        .collect();
+    let attributions: Vec<f64> = r["attributions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a.as_f64().unwrap())
+        .collect();
+    assert_eq!(words.len(), attributions.len());
+    // Completeness through the TF-IDF features, word by word.
+    let (score, baseline) = (
+        r["score"].as_f64().unwrap(),
+        r["baseline_score"].as_f64().unwrap(),
+    );
+    let sum: f64 = attributions.iter().sum();
+    assert!(
+        (sum - (score - baseline)).abs() <= 0.01 * (score - baseline).abs(),
+        "{sum} vs {score} − {baseline}"
+    );
+    // The strongest words for spam are spam's words.
+    let mut order: Vec<usize> = (0..words.len()).collect();
+    order.sort_by(|&a, &b| attributions[b].total_cmp(&attributions[a]));
+    let top: Vec<String> = order[..10]
+        .iter()
+        .map(|&i| words[i].to_lowercase())
+        .collect();
+    assert!(
+        top.iter().any(
+            |w| ["money", "investment", "financial", "dollars", "remove"].contains(&w.as_str())
+        ),
+        "{top:?}"
+    );
+    let page = std::fs::read_to_string(format!(
+        "{pages}/00001.7848dde101aa985090474a91ec93fcf0.txt.integrated-gradients.html"
+    ))
+    .unwrap();
+    assert!(page.starts_with("<!doctype html>") && page.contains("<span style=\"background:rgba("));
+    // Occlusion, word by word; one score per word.
+    let v = json(&["explain", &model, &spam, "--method", "occlusion", "--json"]);
+    assert_eq!(
+        v["results"][0]["attributions"].as_array().unwrap().len(),
+        words.len()
+    );
+    fails_with(
+        &["explain", &model, &spam, "--method", "grad-cam"],
+        &["occlusion"],
+    );
+}

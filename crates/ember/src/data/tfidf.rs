@@ -22,7 +22,42 @@ fn words(text: &str) -> impl Iterator<Item = String> + '_ {
         .map(str::to_lowercase)
 }
 
+/// The byte spans of the runs of letters and digits in `text`: the words a document is
+/// shown and explained by (the vocabulary keeps those of 2 to 40 bytes, lowercased).
+pub fn words_with_spans(text: &str) -> impl Iterator<Item = (usize, usize)> + '_ {
+    let mut spans = Vec::new();
+    let mut start = None;
+    for (i, c) in text.char_indices() {
+        match (c.is_alphanumeric(), start) {
+            (true, None) => start = Some(i),
+            (false, Some(s)) => {
+                spans.push((s, i));
+                start = None;
+            }
+            _ => {}
+        }
+    }
+    if let Some(s) = start {
+        spans.push((s, text.len()));
+    }
+    spans.into_iter()
+}
+
 impl TfIdf {
+    /// Each word's index in the vocabulary, if it is a term (after lowercasing).
+    pub fn term_indices(&self, words: &[&str]) -> Vec<Option<usize>> {
+        let index: HashMap<&str, usize> = self
+            .vocabulary
+            .iter()
+            .enumerate()
+            .map(|(i, w)| (w.as_str(), i))
+            .collect();
+        words
+            .iter()
+            .map(|w| index.get(w.to_lowercase().as_str()).copied())
+            .collect()
+    }
+
     /// Fits the vocabulary (at most `max_features` words found in at least `min_df`
     /// documents, most frequent first) and the inverse document frequencies.
     pub fn fit(texts: &[&str], max_features: usize, min_df: usize) -> Self {

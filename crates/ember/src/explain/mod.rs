@@ -5,6 +5,8 @@
 //!   2017), for any network with one input: images, table rows, TF-IDF vectors.
 //! - Tables ([`table`]): permutation importance over a held-out set (scikit-learn's
 //!   definition) and per-prediction Integrated Gradients mapped back to the raw columns.
+//! - Text ([`text`]): per-word Integrated Gradients through TF-IDF features, occlusion
+//!   word by word for any text classifier, and a page of coloured words.
 //! - Pictures ([`render`]): a heat map over the input image, a bar chart of columns.
 //!
 //! Every method explains one target class per sample: the probability the model gives it is
@@ -15,6 +17,7 @@ pub mod network;
 pub mod quadrature;
 pub mod render;
 pub mod table;
+pub mod text;
 
 use crate::error::{Error, Result};
 
@@ -29,15 +32,17 @@ pub enum Method {
     IntegratedGradients,
     GradCam,
     Permutation,
+    Occlusion,
 }
 
 impl Method {
-    pub const ALL: [Method; 5] = [
+    pub const ALL: [Method; 6] = [
         Method::Saliency,
         Method::SmoothGrad,
         Method::IntegratedGradients,
         Method::GradCam,
         Method::Permutation,
+        Method::Occlusion,
     ];
 
     pub fn name(self) -> &'static str {
@@ -47,6 +52,7 @@ impl Method {
             Method::IntegratedGradients => "integrated-gradients",
             Method::GradCam => "grad-cam",
             Method::Permutation => "permutation",
+            Method::Occlusion => "occlusion",
         }
     }
 
@@ -66,7 +72,7 @@ impl Method {
     /// Whether the attributions are signed contributions that add up to the change in score
     /// (true), or magnitudes of importance (false).
     pub fn is_additive(self) -> bool {
-        self == Method::IntegratedGradients
+        matches!(self, Method::IntegratedGradients | Method::Occlusion)
     }
 }
 

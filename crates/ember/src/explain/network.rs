@@ -146,7 +146,8 @@ impl NetworkModel {
             }
             other => {
                 return Err(Error::invalid(format!(
-                    "--method {} explains table models; this is a network of {}",
+                    "--method {} does not explain a network of {}: use saliency, smoothgrad, \
+                     integrated-gradients or grad-cam",
                     other.name(),
                     if self.image_geometry(model_path)?.is_some() {
                         "images"
