@@ -128,10 +128,50 @@ fn images_are_explained_by_every_method_with_json_and_heat_maps() {
             "--json"
         ])
     );
+    // `ember predict --explain`: the predictions, then the explanations; one JSON object.
+    let text = ok(&["predict", &model, &seven, "--explain", "saliency"]);
+    assert!(
+        text.contains("00000.png: 7")
+            && text.contains("Explanations (saliency):")
+            && text.contains("strongest: ("),
+        "{text}"
+    );
+    let both = json(&["predict", &model, &seven, "--explain", "--json"]);
+    assert_eq!(both["predictions"][0]["label"], 7, "{both}");
+    let results = &both["explanations"]["results"];
+    assert_eq!(results[0]["attributions"].as_array().unwrap().len(), 784);
+    fails_with(&["predict", &model, "-", "--explain"], &["standard input"]);
+    // A picture never replaces an input: x.png's map would be x.saliency.png, given too.
+    let own = dir.file("own");
+    std::fs::create_dir_all(&own).unwrap();
+    let (x, map) = (format!("{own}/x.png"), format!("{own}/x.saliency.png"));
+    std::fs::copy(&seven, &x).unwrap();
+    std::fs::copy(&seven, &map).unwrap();
+    let o = ember(&[
+        "explain", &model, &x, &map, "--method", "saliency", "--output", &own,
+    ]);
+    assert!(
+        !o.status.success() && stderr(&o).contains("x.saliency.png"),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(std::fs::read(&map).unwrap(), std::fs::read(&seven).unwrap());
     // Clear errors.
     fails_with(
         &["explain", &model, &seven, "--method", "lime"],
         &["unknown method 'lime'"],
+    );
+    fails_with(
+        &[
+            "explain",
+            &model,
+            &seven,
+            "--method",
+            "smoothgrad",
+            "--samples",
+            "100000",
+        ],
+        &["10000 samples"],
     );
     fails_with(
         &["explain", &model, &seven, "--target", "cat"],
@@ -361,4 +401,66 @@ fn e_mails_are_explained_word_by_word_with_a_page() {
         &["explain", &model, &spam, "--method", "grad-cam"],
         &["occlusion"],
     );
+}
+
+/// Occlusion through a frozen sentence encoder (all-MiniLM-L6-v2), on a classifier trained on
+/// twenty SpamAssassin mails.
+#[test]
+fn occlusion_explains_a_frozen_encoder_classifier() {
+    let (Some(data), Some(encoder)) = (data_dir(), common::encoder_dir()) else {
+        return;
+    };
+    let dir = Scratch::new("explain-encoder");
+    for (class, folder) in [("ham", "easy-ham-1"), ("spam", "spam-1")] {
+        let target = dir.0.join("mail").join(class);
+        std::fs::create_dir_all(&target).unwrap();
+        let mut files: Vec<_> = std::fs::read_dir(data.join("spamassassin").join(folder))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|e| e == "txt"))
+            .collect();
+        files.sort();
+        for f in &files[..10] {
+            std::fs::copy(f, target.join(f.file_name().unwrap())).unwrap();
+        }
+    }
+    let model = dir.file("spam.safetensors");
+    ok(&[
+        "train",
+        "--text-dir",
+        &dir.file("mail"),
+        "--email",
+        "--encoder",
+        &encoder.display().to_string(),
+        "--output",
+        &model,
+    ]);
+    let note = dir.write(
+        "note.eml",
+        "Subject: Win money now\r\n\r\nClick here to claim your free prize!\r\n",
+    );
+    let v = json(&["explain", &model, &note, "--method", "occlusion", "--json"]);
+    let r = &v["results"][0];
+    let words: Vec<&str> = r["features"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| w.as_str().unwrap())
+        .collect();
+    // The subject and the body, as the classifier reads e-mails.
+    for w in ["Win", "money", "Click", "prize"] {
+        assert!(words.contains(&w), "{words:?}");
+    }
+    let attributions = r["attributions"].as_array().unwrap();
+    assert_eq!(attributions.len(), words.len());
+    assert!(
+        attributions.iter().any(|a| a.as_f64().unwrap() != 0.0),
+        "{v}"
+    );
+    // The same answer twice (the encoder's features are cached, not changed).
+    assert_eq!(
+        v,
+        json(&["explain", &model, &note, "--method", "occlusion", "--json"])
+    );
+    fails_with(&["explain", &model, &note], &["occlusion"]);
 }

@@ -72,20 +72,34 @@ pub struct ExplainArgs {
 
 pub fn run(args: ExplainArgs) -> ember::Result<()> {
     super::set_threads(args.threads)?;
-    let method = Method::parse(&args.method)?;
+    Method::parse(&args.method)?;
     if let Some(dir) = &args.output {
         ember::atomic::check_output_dir(dir)?;
     }
     let saved = SavedModel::load(&args.model)?;
+    print!("{}", explain(&saved, &args)?);
+    Ok(())
+}
+
+impl ExplainArgs {
+    /// The method's name, as given.
+    pub fn method(&self) -> &str {
+        &self.method
+    }
+}
+
+/// The explanation `args` ask of the loaded model: text, or JSON with `--json`.
+pub fn explain(saved: &SavedModel, args: &ExplainArgs) -> ember::Result<String> {
+    let method = Method::parse(&args.method)?;
     if method == Method::Permutation {
-        let SavedModel::Table(table) = &saved else {
+        let SavedModel::Table(table) = saved else {
             return Err(Error::invalid(format!(
                 "--method permutation explains a table model; {} is a {} model",
                 args.model.display(),
                 saved.kind()
             )));
         };
-        return permutation(table, &args);
+        return permutation(table, args);
     }
     if args.csv.is_some() {
         return Err(Error::invalid("--csv is for --method permutation"));
@@ -93,10 +107,10 @@ pub fn run(args: ExplainArgs) -> ember::Result<()> {
     if args.inputs.is_empty() {
         return Err(Error::invalid("give the inputs to explain"));
     }
-    match &saved {
-        SavedModel::Network(network) => explain_network(network, method, &args),
-        SavedModel::Table(table) => explain_rows(table, method, &args),
-        SavedModel::Text(classifier) => explain_texts(classifier, method, &args),
+    match saved {
+        SavedModel::Network(network) => explain_network(network, method, args),
+        SavedModel::Table(table) => explain_rows(table, method, args),
+        SavedModel::Text(classifier) => explain_texts(classifier, method, args),
         other => Err(Error::invalid(format!(
             "{} is a {} model: explain takes networks, table models and text classifiers",
             args.model.display(),
@@ -105,11 +119,35 @@ pub fn run(args: ExplainArgs) -> ember::Result<()> {
     }
 }
 
+/// `ember explain MODEL INPUT… --method METHOD [--json]` with every other setting at its
+/// default: what `ember predict --explain` runs.
+pub fn default_args(
+    model: &Path,
+    inputs: &[PathBuf],
+    method: &str,
+    json: bool,
+) -> ember::Result<ExplainArgs> {
+    #[derive(clap::Parser)]
+    struct Cli {
+        #[command(flatten)]
+        args: ExplainArgs,
+    }
+    let mut words: Vec<std::ffi::OsString> = vec!["explain".into(), model.into()];
+    words.extend(inputs.iter().map(|p| p.into()));
+    words.extend(["--method".into(), method.into()]);
+    if json {
+        words.push("--json".into());
+    }
+    <Cli as clap::Parser>::try_parse_from(words)
+        .map(|cli| cli.args)
+        .map_err(|e| Error::invalid(e.to_string().lines().next().unwrap_or("").to_string()))
+}
+
 fn explain_network(
     network: &NetworkModel,
     method: Method,
     args: &ExplainArgs,
-) -> ember::Result<()> {
+) -> ember::Result<String> {
     let geometry = network.image_geometry(&args.model)?;
     let baseline = match args.baseline.as_str() {
         "black" => Baseline::Black,
@@ -149,13 +187,13 @@ fn explain_network(
                 method.is_additive(),
             )?;
             let file = dir.join(picture_name(r, method));
-            ember::atomic::write_atomically(&file, &png)?;
+            write_file(args, &file, &png)?;
             eprintln!("wrote {}", file.display());
         }
     }
     if args.json {
         let results: Vec<_> = results.iter().map(|r| sample_json(r, None)).collect();
-        return print_json(&json!({ "results": results }));
+        return json_text(&json!({ "results": results }));
     }
     let mut out = String::new();
     for r in &results {
@@ -182,8 +220,7 @@ fn explain_network(
             .collect();
         let _ = writeln!(out, "\n  strongest: {}", shown.join(", "));
     }
-    print!("{out}");
-    Ok(())
+    Ok(out)
 }
 
 /// Text documents: a score per word, and a page of coloured words per document.
@@ -191,7 +228,7 @@ fn explain_texts(
     classifier: &ember::text::TextClassifier,
     method: Method,
     args: &ExplainArgs,
-) -> ember::Result<()> {
+) -> ember::Result<String> {
     let cache = Path::new(".ember-cache");
     let classes = &classifier.spec.classes;
     let (files, texts) = classifier.read_documents(&args.inputs)?;
@@ -223,7 +260,7 @@ fn explain_texts(
                 .file_name()
                 .map_or_else(|| "input".into(), |s| s.to_string_lossy().into_owned());
             let page_file = dir.join(format!("{stem}.{}.html", method.name()));
-            ember::atomic::write_atomically(&page_file, page.as_bytes())?;
+            write_file(args, &page_file, page.as_bytes())?;
             eprintln!("wrote {}", page_file.display());
         }
         let names: Vec<String> = words.iter().map(|w| w.text.clone()).collect();
@@ -254,10 +291,18 @@ fn explain_texts(
         }
     }
     if args.json {
-        return print_json(&json!({ "results": results }));
+        return json_text(&json!({ "results": results }));
     }
-    print!("{out}");
-    Ok(())
+    Ok(out)
+}
+
+/// Writes one of `--output`'s files, never over the model or an input.
+fn write_file(args: &ExplainArgs, file: &Path, bytes: &[u8]) -> ember::Result<()> {
+    let mut inputs: Vec<&Path> = vec![args.model.as_path()];
+    inputs.extend(args.inputs.iter().map(PathBuf::as_path));
+    inputs.extend(args.csv.as_deref());
+    ember::atomic::check_output(file, &inputs)?;
+    ember::atomic::write_atomically(file, bytes)
 }
 
 /// A signed attribution, four decimals, or four significant digits when smaller.
@@ -318,15 +363,18 @@ fn sample_json(r: &SampleExplanation, features: Option<&[String]>) -> serde_json
     v
 }
 
-fn print_json(value: &serde_json::Value) -> ember::Result<()> {
+fn json_text(value: &serde_json::Value) -> ember::Result<String> {
     let text = serde_json::to_string(value)
         .map_err(|e| Error::invalid(format!("cannot write JSON: {e}")))?;
-    println!("{text}");
-    Ok(())
+    Ok(text + "\n")
 }
 
 /// Table rows: Integrated Gradients on the prepared features, summed per raw column.
-fn explain_rows(table_model: &TableModel, method: Method, args: &ExplainArgs) -> ember::Result<()> {
+fn explain_rows(
+    table_model: &TableModel,
+    method: Method,
+    args: &ExplainArgs,
+) -> ember::Result<String> {
     if method != Method::IntegratedGradients {
         return Err(Error::invalid(format!(
             "--method {} explains networks of images or numbers; for a table model use \
@@ -395,7 +443,7 @@ fn explain_rows(table_model: &TableModel, method: Method, args: &ExplainArgs) ->
                     .file_stem()
                     .map_or_else(|| "input".into(), |s| s.to_string_lossy().into_owned());
                 let file = dir.join(format!("{stem}-line{line}.integrated-gradients.png"));
-                ember::atomic::write_atomically(&file, &bars.render()?.0)?;
+                write_file(args, &file, &bars.render()?.0)?;
                 eprintln!("wrote {}", file.display());
             }
             if args.json {
@@ -424,10 +472,9 @@ fn explain_rows(table_model: &TableModel, method: Method, args: &ExplainArgs) ->
         }
     }
     if args.json {
-        return print_json(&json!({ "results": results }));
+        return json_text(&json!({ "results": results }));
     }
-    print!("{text}");
-    Ok(())
+    Ok(text)
 }
 
 /// Names and values, largest magnitude first.
@@ -440,7 +487,7 @@ fn sorted(names: &[String], values: &[f32]) -> (Vec<String>, Vec<f64>) {
     )
 }
 
-fn permutation(table_model: &TableModel, args: &ExplainArgs) -> ember::Result<()> {
+fn permutation(table_model: &TableModel, args: &ExplainArgs) -> ember::Result<String> {
     let Some(csv) = &args.csv else {
         return Err(Error::invalid(
             "--method permutation needs --csv FILE: labelled held-out rows",
@@ -484,7 +531,7 @@ fn permutation(table_model: &TableModel, args: &ExplainArgs) -> ember::Result<()
             errors: Some(ranked.iter().map(|c| c.std).collect()),
         };
         let file = dir.join("permutation-importance.png");
-        ember::atomic::write_atomically(&file, &bars.render()?.0)?;
+        write_file(args, &file, &bars.render()?.0)?;
         eprintln!("wrote {}", file.display());
     }
     if args.json {
@@ -493,7 +540,7 @@ fn permutation(table_model: &TableModel, args: &ExplainArgs) -> ember::Result<()
             .iter()
             .map(|c| json!({"column": c.column, "mean": c.mean, "std": c.std}))
             .collect();
-        return print_json(&json!({ "importances": importances }));
+        return json_text(&json!({ "importances": importances }));
     }
     let mut out = format!(
         "Permutation importance on {} rows of {} ({}: {:.4}, {} repeats, seed {}):\n",
@@ -512,6 +559,5 @@ fn permutation(table_model: &TableModel, args: &ExplainArgs) -> ember::Result<()
     for c in &ranked {
         let _ = writeln!(out, "  {:<wide$}  {:+.4} ± {:.4}", c.column, c.mean, c.std);
     }
-    print!("{out}");
-    Ok(())
+    Ok(out)
 }

@@ -31,6 +31,10 @@ pub struct PredictArgs {
     /// Threads for the numeric kernels (default: EMBER_NUM_THREADS, else all cores).
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
     threads: Option<u64>,
+    /// Also explain each prediction, as `ember explain --method METHOD` does (default
+    /// integrated-gradients); with --json the output is {"predictions", "explanations"}.
+    #[arg(long, value_name = "METHOD", num_args = 0..=1, default_missing_value = "integrated-gradients")]
+    explain: Option<String>,
     /// For a table model: how to read the CSV inputs (default: as its training file was read).
     #[command(flatten)]
     csv: super::table::CsvArgs,
@@ -64,8 +68,23 @@ pub fn run(args: PredictArgs) -> ember::Result<()> {
         inputs.extend(args.inputs.iter().map(PathBuf::as_path));
         ember::atomic::check_output(file, &inputs)?;
     }
-    let text = match SavedModel::load(&args.model)? {
-        SavedModel::Table(table) => predict_rows(&table, &args)?,
+    if args.explain.is_some() && args.inputs.iter().any(|p| is_stdin(p)) {
+        return Err(Error::invalid(
+            "--explain reads its inputs again: give files, not standard input",
+        ));
+    }
+    let explain = match &args.explain {
+        Some(method) => Some(super::explain::default_args(
+            &args.model,
+            &args.inputs,
+            method,
+            args.json,
+        )?),
+        None => None,
+    };
+    let saved = SavedModel::load(&args.model)?;
+    let mut text = match &saved {
+        SavedModel::Table(table) => predict_rows(table, &args)?,
         SavedModel::Text(classifier) => {
             let cache = Path::new(".ember-cache");
             let mut predictions = Vec::new();
@@ -95,8 +114,29 @@ pub fn run(args: PredictArgs) -> ember::Result<()> {
                 "a FAQ index answers questions: use `ember ask INDEX QUESTION`",
             ))
         }
-        SavedModel::Network(network) => predict_network(&network, &args)?,
+        SavedModel::Network(network) => predict_network(network, &args)?,
     };
+    if let Some(explain) = &explain {
+        let explanations = super::explain::explain(&saved, explain)?;
+        text = if args.json {
+            let parse = |t: &str| {
+                serde_json::from_str::<serde_json::Value>(t)
+                    .map_err(|e| Error::invalid(format!("cannot read back JSON: {e}")))
+            };
+            let both = serde_json::json!({
+                "predictions": parse(&text)?,
+                "explanations": parse(&explanations)?,
+            });
+            serde_json::to_string_pretty(&both)
+                .map_err(|e| Error::invalid(format!("cannot write JSON: {e}")))?
+                + "\n"
+        } else {
+            format!(
+                "{text}\nExplanations ({}):\n{explanations}",
+                explain_method(explain)
+            )
+        };
+    }
     match &args.output {
         Some(file) => ember::atomic::write_atomically(file, text.as_bytes()),
         None => {
@@ -104,6 +144,10 @@ pub fn run(args: PredictArgs) -> ember::Result<()> {
             Ok(())
         }
     }
+}
+
+fn explain_method(args: &super::explain::ExplainArgs) -> &str {
+    args.method()
 }
 
 /// A network's predictions, a line per sample (or JSON).

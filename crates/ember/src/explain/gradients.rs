@@ -80,9 +80,11 @@ pub fn smooth_grad(
     options: SmoothGrad,
 ) -> Result<Vec<Explanation>> {
     check(x, targets, baseline)?;
-    if options.samples == 0 || !(options.noise.is_finite() && options.noise >= 0.0) {
+    if !(1..=10_000).contains(&options.samples)
+        || !(options.noise.is_finite() && options.noise >= 0.0)
+    {
         return Err(Error::invalid(format!(
-            "SmoothGrad needs at least one sample and a noise level ≥ 0, got {} and {}",
+            "SmoothGrad takes 1 to 10000 samples and a noise level ≥ 0, got {} and {}",
             options.samples, options.noise
         )));
     }
