@@ -7,6 +7,24 @@ mod common;
 use common::{data_dir, ember, fails_with, ok, repo_root, stderr, stdout, Scratch};
 use serde_json::Value;
 
+/// A JSON array of numbers.
+fn numbers(v: &Value) -> Vec<f64> {
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_f64().unwrap())
+        .collect()
+}
+
+/// A JSON array of strings.
+fn strings(v: &Value) -> Vec<&str> {
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_str().unwrap())
+        .collect()
+}
+
 fn json(args: &[&str]) -> Value {
     serde_json::from_str(&ok(args)).unwrap()
 }
@@ -54,12 +72,7 @@ fn images_are_explained_by_every_method_with_json_and_heat_maps() {
         let r = &results[0];
         assert_eq!(r["input"], seven.as_str());
         assert_eq!(r["target"], r["label"], "the predicted class by default");
-        let attributions: Vec<f64> = r["attributions"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|a| a.as_f64().unwrap())
-            .collect();
+        let attributions: Vec<f64> = numbers(&r["attributions"]);
         assert_eq!(attributions.len(), 784, "one per pixel");
         assert!(attributions.iter().any(|&a| a != 0.0), "{method}: all zero");
         let (score, baseline) = (
@@ -218,24 +231,14 @@ fn table_rows_are_explained_per_column_and_columns_by_permutation() {
     let results = v["results"].as_array().unwrap();
     assert_eq!(results.len(), 2);
     for r in results {
-        let features: Vec<&str> = r["features"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|f| f.as_str().unwrap())
-            .collect();
+        let features: Vec<&str> = strings(&r["features"]);
         assert!(
             features.contains(&"Sex")
                 && features.contains(&"Pclass")
                 && !features.contains(&"Name"),
             "{features:?}"
         );
-        let attributions: Vec<f64> = r["attributions"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|a| a.as_f64().unwrap())
-            .collect();
+        let attributions: Vec<f64> = numbers(&r["attributions"]);
         assert_eq!(attributions.len(), features.len());
         let (score, baseline) = (
             r["score"].as_f64().unwrap(),
@@ -350,18 +353,8 @@ fn e_mails_are_explained_word_by_word_with_a_page() {
         (r["label"].as_str(), r["target"].as_str()),
         (Some("spam"), Some("spam"))
     );
-    let words: Vec<&str> = r["features"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|w| w.as_str().unwrap())
-        .collect();
-    let attributions: Vec<f64> = r["attributions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|a| a.as_f64().unwrap())
-        .collect();
+    let words: Vec<&str> = strings(&r["features"]);
+    let attributions: Vec<f64> = numbers(&r["attributions"]);
     assert_eq!(words.len(), attributions.len());
     // Completeness through the TF-IDF features, word by word.
     let (score, baseline) = (
@@ -441,12 +434,7 @@ fn occlusion_explains_a_frozen_encoder_classifier() {
     );
     let v = json(&["explain", &model, &note, "--method", "occlusion", "--json"]);
     let r = &v["results"][0];
-    let words: Vec<&str> = r["features"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|w| w.as_str().unwrap())
-        .collect();
+    let words: Vec<&str> = strings(&r["features"]);
     // The subject and the body, as the classifier reads e-mails.
     for w in ["Win", "money", "Click", "prize"] {
         assert!(words.contains(&w), "{words:?}");

@@ -44,14 +44,18 @@ pub fn words_with_spans(text: &str) -> impl Iterator<Item = (usize, usize)> + '_
 }
 
 impl TfIdf {
-    /// Each word's index in the vocabulary, if it is a term (after lowercasing).
-    pub fn term_indices(&self, words: &[&str]) -> Vec<Option<usize>> {
-        let index: HashMap<&str, usize> = self
-            .vocabulary
+    /// Each vocabulary term's position.
+    fn index(&self) -> HashMap<&str, usize> {
+        self.vocabulary
             .iter()
             .enumerate()
             .map(|(i, w)| (w.as_str(), i))
-            .collect();
+            .collect()
+    }
+
+    /// Each word's index in the vocabulary, if it is a term (after lowercasing).
+    pub fn term_indices(&self, words: &[&str]) -> Vec<Option<usize>> {
+        let index = self.index();
         words
             .iter()
             .map(|w| index.get(w.to_lowercase().as_str()).copied())
@@ -90,12 +94,7 @@ impl TfIdf {
 
     /// The documents as rows of (1 + ln tf) · idf, L2-normalized.
     pub fn transform(&self, texts: &[&str]) -> Result<Tensor> {
-        let index: HashMap<&str, usize> = self
-            .vocabulary
-            .iter()
-            .enumerate()
-            .map(|(i, w)| (w.as_str(), i))
-            .collect();
+        let index = self.index();
         let width = self.width();
         let mut data = vec![0.0f32; texts.len() * width];
         for (row, text) in data.chunks_mut(width.max(1)).zip(texts) {

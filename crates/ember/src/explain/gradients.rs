@@ -31,13 +31,8 @@ pub fn saliency(
     check(x, targets, baseline)?;
     let baseline_scores = scores(model, baseline, targets)?;
     let mut out = Vec::with_capacity(x.rows());
-    for start in (0..x.rows()).step_by(CHUNK) {
-        let rows: Vec<usize> = (start..(start + CHUNK).min(x.rows())).collect();
-        let g = model.output_gradients(
-            &x.gather_rows(&rows)?,
-            &targets[start..start + rows.len()],
-            None,
-        )?;
+    for rows in chunks(x.rows()) {
+        let g = model.output_gradients(&x.gather_rows(&rows)?, &pick(targets, &rows), None)?;
         for (k, &r) in rows.iter().enumerate() {
             out.push(Explanation {
                 target: targets[r],
@@ -80,9 +75,10 @@ pub fn smooth_grad(
     options: SmoothGrad,
 ) -> Result<Vec<Explanation>> {
     check(x, targets, baseline)?;
-    if !(1..=10_000).contains(&options.samples)
-        || !(options.noise.is_finite() && options.noise >= 0.0)
-    {
+    let valid = (1..=10_000).contains(&options.samples)
+        && options.noise.is_finite()
+        && options.noise >= 0.0;
+    if !valid {
         return Err(Error::invalid(format!(
             "SmoothGrad takes 1 to 10000 samples and a noise level ≥ 0, got {} and {}",
             options.samples, options.noise
@@ -231,13 +227,9 @@ pub fn grad_cam(
     };
     let baseline_scores = scores(model, baseline, targets)?;
     let mut out = Vec::with_capacity(x.rows());
-    for start in (0..x.rows()).step_by(CHUNK) {
-        let rows: Vec<usize> = (start..(start + CHUNK).min(x.rows())).collect();
-        let g = model.logit_gradients(
-            &x.gather_rows(&rows)?,
-            &targets[start..start + rows.len()],
-            Some(layer),
-        )?;
+    for rows in chunks(x.rows()) {
+        let g =
+            model.logit_gradients(&x.gather_rows(&rows)?, &pick(targets, &rows), Some(layer))?;
         let (activations, gradients) =
             g.layer.ok_or_else(|| Error::invalid("no layer gradient"))?;
         for (i, &r) in rows.iter().enumerate() {
@@ -285,6 +277,17 @@ pub fn scores(model: &Model, x: &Tensor, targets: &[usize]) -> Result<Vec<f32>> 
             _ => out.data()[r * width + t],
         })
         .collect())
+}
+
+/// The row numbers 0..n in runs of at most [`CHUNK`].
+fn chunks(n: usize) -> impl Iterator<Item = Vec<usize>> {
+    (0..n)
+        .step_by(CHUNK)
+        .map(move |start| (start..(start + CHUNK).min(n)).collect())
+}
+
+fn pick(targets: &[usize], rows: &[usize]) -> Vec<usize> {
+    rows.iter().map(|&r| targets[r]).collect()
 }
 
 /// Row `r` of a batch.
