@@ -262,6 +262,15 @@ fn table_rows_are_explained_per_column_and_columns_by_permutation() {
         r["attributions"][f].as_f64().unwrap()
     };
     assert!(sex(&results[0]) < 0.0 && sex(&results[1]) > 0.0, "{v}");
+    // Shapley values: exact over the 7 columns used, adding up to the change exactly.
+    let v = json(&[
+        "explain", &model, &rows, "--method", "shap", "--json", "--target", "1",
+    ]);
+    for r in v["results"].as_array().unwrap() {
+        let sum: f64 = numbers(&r["attributions"]).iter().sum();
+        let change = r["score"].as_f64().unwrap() - r["baseline_score"].as_f64().unwrap();
+        assert!((sum - change).abs() < 1e-5, "{sum} vs {change}");
+    }
     let charts = dir.file("charts");
     let v = json(&[
         "explain",

@@ -398,6 +398,22 @@ fn titanic_importances_put_sex_class_and_age_on_top_and_attributions_add_up() {
             assert!(worst <= 0.01, "{:.3}% at {steps} steps", 100.0 * worst);
         }
     }
+    // Shapley values over the 7 columns the model reads: exact, and they add up exactly.
+    let (names, shap) =
+        ember::explain::column_shap(&model, &table, &test[..40], &targets, 0, 0).unwrap();
+    let sex = names.iter().position(|n| n == "Sex").unwrap();
+    let mut largest_sex = 0;
+    for e in &shap {
+        let sum: f64 = e.attributions.iter().map(|&a| a as f64).sum();
+        let change = (e.score - e.baseline_score) as f64;
+        assert!((sum - change).abs() < 1e-5, "{sum} vs {change}");
+        let top = (0..names.len())
+            .max_by(|&a, &b| e.attributions[a].abs().total_cmp(&e.attributions[b].abs()))
+            .unwrap();
+        largest_sex += (top == sex) as usize;
+    }
+    eprintln!("titanic: Sex has the largest Shapley value in {largest_sex} of 40 rows");
+    assert!(largest_sex >= 20, "{largest_sex}");
 }
 
 /// The networks of bench/explain_captum.py, their weights drawn from NumPy's RandomState(0)

@@ -21,7 +21,8 @@ pub struct ExplainArgs {
     /// Inputs, as `ember predict` takes them: images, IDX files, CSV files.
     inputs: Vec<PathBuf>,
     /// saliency, smoothgrad, integrated-gradients, grad-cam (networks); integrated-gradients
-    /// (table rows, per column); permutation (a table model, with --csv).
+    /// or shap (table rows, per column); permutation (a table model, with --csv);
+    /// integrated-gradients (TF-IDF) or occlusion (text).
     #[arg(long, default_value = "integrated-gradients")]
     method: String,
     /// The class to explain, by name or number (default: each sample's predicted class).
@@ -45,9 +46,10 @@ pub struct ExplainArgs {
     /// image's smaller side).
     #[arg(long)]
     blur_sigma: Option<f32>,
-    /// SmoothGrad: noisy copies per input.
-    #[arg(long, default_value_t = 50)]
-    samples: usize,
+    /// SmoothGrad: noisy copies per input (default 50); SHAP beyond 12 columns: coalitions
+    /// sampled per row (default 2048).
+    #[arg(long)]
+    samples: Option<usize>,
     /// SmoothGrad: the noise's standard deviation, as a fraction of the input's range.
     #[arg(long, default_value_t = 0.15)]
     noise: f32,
@@ -170,7 +172,7 @@ fn explain_network(
             .steps
             .unwrap_or(ember::explain::gradients::DEFAULT_STEPS),
         smooth: SmoothGrad {
-            samples: args.samples,
+            samples: args.samples.unwrap_or(50),
             noise: args.noise,
             seed: args.seed as u64,
         },
@@ -375,10 +377,10 @@ fn explain_rows(
     method: Method,
     args: &ExplainArgs,
 ) -> ember::Result<String> {
-    if method != Method::IntegratedGradients {
+    if !matches!(method, Method::IntegratedGradients | Method::Shap) {
         return Err(Error::invalid(format!(
             "--method {} explains networks of images or numbers; for a table model use \
-             integrated-gradients (per row) or permutation (with --csv)",
+             integrated-gradients or shap (per row), or permutation (with --csv)",
             method.name()
         )));
     }
@@ -405,13 +407,24 @@ fn explain_rows(
             Some(t) => vec![class_index(t, &labels)?; rows.len()],
             None => predicted.clone(),
         };
-        let (features, explanations) = ember::explain::column_attributions(
-            model,
-            &table,
-            &rows,
-            &targets,
-            args.steps.unwrap_or(ember::explain::table::DEFAULT_STEPS),
-        )?;
+        let (features, explanations) = if method == Method::Shap {
+            ember::explain::column_shap(
+                model,
+                &table,
+                &rows,
+                &targets,
+                args.samples.unwrap_or(2048),
+                args.seed as u64,
+            )?
+        } else {
+            ember::explain::column_attributions(
+                model,
+                &table,
+                &rows,
+                &targets,
+                args.steps.unwrap_or(ember::explain::table::DEFAULT_STEPS),
+            )?
+        };
         for (r, e) in explanations.into_iter().enumerate() {
             let line = table.lines[r];
             let sample = SampleExplanation {
@@ -442,7 +455,7 @@ fn explain_rows(
                 let stem = input
                     .file_stem()
                     .map_or_else(|| "input".into(), |s| s.to_string_lossy().into_owned());
-                let file = dir.join(format!("{stem}-line{line}.integrated-gradients.png"));
+                let file = dir.join(format!("{stem}-line{line}.{}.png", method.name()));
                 write_file(args, &file, &bars.render()?.0)?;
                 eprintln!("wrote {}", file.display());
             }

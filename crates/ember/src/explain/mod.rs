@@ -4,7 +4,8 @@
 //!   2017), Integrated Gradients (Sundararajan et al., 2017) and Grad-CAM (Selvaraju et al.,
 //!   2017), for any network with one input: images, table rows, TF-IDF vectors.
 //! - Tables ([`table`]): permutation importance over a held-out set (scikit-learn's
-//!   definition) and per-prediction Integrated Gradients mapped back to the raw columns.
+//!   definition) and per-prediction Integrated Gradients or Shapley values ([`shap`]) over
+//!   the raw columns.
 //! - Text ([`text`]): per-word Integrated Gradients through TF-IDF features, occlusion
 //!   word by word for any text classifier, and a page of coloured words.
 //! - Pictures ([`render`]): a heat map over the input image, a bar chart of columns.
@@ -16,13 +17,14 @@ pub mod gradients;
 pub mod network;
 pub mod quadrature;
 pub mod render;
+pub mod shap;
 pub mod table;
 pub mod text;
 
 use crate::error::{Error, Result};
 
 pub use gradients::{grad_cam, integrated_gradients, saliency, smooth_grad, SmoothGrad};
-pub use table::{column_attributions, permutation_importance, ColumnImportance};
+pub use table::{column_attributions, column_shap, permutation_importance, ColumnImportance};
 
 /// An attribution method, named as on the command line.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -32,16 +34,18 @@ pub enum Method {
     IntegratedGradients,
     GradCam,
     Permutation,
+    Shap,
     Occlusion,
 }
 
 impl Method {
-    pub const ALL: [Method; 6] = [
+    pub const ALL: [Method; 7] = [
         Method::Saliency,
         Method::SmoothGrad,
         Method::IntegratedGradients,
         Method::GradCam,
         Method::Permutation,
+        Method::Shap,
         Method::Occlusion,
     ];
 
@@ -52,6 +56,7 @@ impl Method {
             Method::IntegratedGradients => "integrated-gradients",
             Method::GradCam => "grad-cam",
             Method::Permutation => "permutation",
+            Method::Shap => "shap",
             Method::Occlusion => "occlusion",
         }
     }
@@ -72,7 +77,10 @@ impl Method {
     /// Whether the attributions are signed contributions that add up to the change in score
     /// (true), or magnitudes of importance (false).
     pub fn is_additive(self) -> bool {
-        matches!(self, Method::IntegratedGradients | Method::Occlusion)
+        matches!(
+            self,
+            Method::IntegratedGradients | Method::Shap | Method::Occlusion
+        )
     }
 }
 
