@@ -87,7 +87,6 @@ pub fn smooth_grad(
     let baseline_scores = scores(model, baseline, targets)?;
     let clean = scores(model, x, targets)?;
     let mut rng = Rng::seed(options.seed);
-    let width = x.row_len();
     let mut out = Vec::with_capacity(x.rows());
     for r in 0..x.rows() {
         let sample = row(x, r);
@@ -97,28 +96,14 @@ pub fn smooth_grad(
                 (lo.min(v), hi.max(v))
             });
         let std = options.noise * (hi - lo);
-        let mut sum = vec![0.0f64; width];
-        let mut done = 0;
-        while done < options.samples {
-            let count = CHUNK.min(options.samples - done);
-            let mut data = Vec::with_capacity(count * width);
-            for _ in 0..count {
-                data.extend(sample.iter().map(|&v| v + rng.normal(std)));
-            }
-            let mut shape = x.shape().to_vec();
-            shape[0] = count;
-            let g = model.output_gradients(
-                &Tensor::new(&shape, data)?,
-                &vec![targets[r]; count],
-                None,
-            )?;
-            for k in 0..count {
-                for (s, v) in sum.iter_mut().zip(row(&g.input, k)) {
-                    *s += v.abs() as f64;
-                }
-            }
-            done += count;
-        }
+        let sum = gradient_sum(
+            model,
+            x.shape(),
+            targets[r],
+            options.samples,
+            |_, data| data.extend(sample.iter().map(|&v| v + rng.normal(std))),
+            |_, g| g.abs() as f64,
+        )?;
         out.push(Explanation {
             target: targets[r],
             score: clean[r],
@@ -150,34 +135,22 @@ pub fn integrated_gradients(
         )));
     }
     let (alphas, weights) = gauss_legendre(steps);
-    let width = x.row_len();
     let clean = scores(model, x, targets)?;
     let baseline_scores = scores(model, baseline, targets)?;
     let mut out = Vec::with_capacity(x.rows());
     for r in 0..x.rows() {
         let (sample, base) = (row(x, r), row(baseline, r));
-        let mut integral = vec![0.0f64; width];
-        for start in (0..steps).step_by(CHUNK) {
-            let points = start..(start + CHUNK).min(steps);
-            let count = points.len();
-            let mut data = Vec::with_capacity(count * width);
-            for &a in &alphas[points.clone()] {
-                let a = a as f32;
+        let integral = gradient_sum(
+            model,
+            x.shape(),
+            targets[r],
+            steps,
+            |k, data| {
+                let a = alphas[k] as f32;
                 data.extend(sample.iter().zip(base).map(|(&v, &b)| b + a * (v - b)));
-            }
-            let mut shape = x.shape().to_vec();
-            shape[0] = count;
-            let g = model.output_gradients(
-                &Tensor::new(&shape, data)?,
-                &vec![targets[r]; count],
-                None,
-            )?;
-            for (k, &w) in weights[points].iter().enumerate() {
-                for (s, &v) in integral.iter_mut().zip(row(&g.input, k)) {
-                    *s += w * v as f64;
-                }
-            }
-        }
+            },
+            |k, g| weights[k] * g as f64,
+        )?;
         out.push(Explanation {
             target: targets[r],
             score: clean[r],
@@ -277,6 +250,37 @@ pub fn scores(model: &Model, x: &Tensor, targets: &[usize]) -> Result<Vec<f32>> 
             _ => out.data()[r * width + t],
         })
         .collect())
+}
+
+/// Σₖ term(k, ∂p/∂x at point k) over `points` inputs of one sample's shape, each written by
+/// `point(k, row)`, run through the model [`CHUNK`] at a time: SmoothGrad's noisy copies,
+/// Integrated Gradients' points along the path.
+fn gradient_sum(
+    model: &Model,
+    shape: &[usize],
+    target: usize,
+    points: usize,
+    mut point: impl FnMut(usize, &mut Vec<f32>),
+    term: impl Fn(usize, f32) -> f64,
+) -> Result<Vec<f64>> {
+    let width: usize = shape[1..].iter().product();
+    let mut sum = vec![0.0f64; width];
+    for rows in chunks(points) {
+        let mut data = Vec::with_capacity(rows.len() * width);
+        for &k in &rows {
+            point(k, &mut data);
+        }
+        let mut batch = shape.to_vec();
+        batch[0] = rows.len();
+        let g =
+            model.output_gradients(&Tensor::new(&batch, data)?, &vec![target; rows.len()], None)?;
+        for (i, &k) in rows.iter().enumerate() {
+            for (s, &v) in sum.iter_mut().zip(row(&g.input, i)) {
+                *s += term(k, v);
+            }
+        }
+    }
+    Ok(sum)
 }
 
 /// The row numbers 0..n in runs of at most [`CHUNK`].
