@@ -67,4 +67,13 @@ impl Error {
     pub fn invalid(message: impl Into<String>) -> Self {
         Error::InvalidArgument(message.into())
     }
+
+    /// The message without its kind's prefix, to be wrapped in a caller's context (an
+    /// invalid argument's text alone; every other error as displayed).
+    pub fn detail(&self) -> String {
+        match self {
+            Error::InvalidArgument(message) => message.clone(),
+            other => other.to_string(),
+        }
+    }
 }

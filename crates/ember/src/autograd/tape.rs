@@ -50,10 +50,13 @@ pub struct Tape {
     pub(crate) scratch: Scratch,
 }
 
-/// A reusable buffer for backward passes that need a temporary.
+/// What a backward pass carries besides the nodes: a reusable temporary, and whether
+/// weights' gradients are kept per sample.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct Scratch {
     pub first: Vec<f32>,
+    /// `Some(batch)` during [`Tape::backward_per_example`].
+    pub per_example: Option<usize>,
 }
 
 impl Tape {
@@ -164,6 +167,70 @@ impl Tape {
             .map(|node| (&mut node.value, node.has_grad.then_some(&node.grad)))
     }
 
+    /// The gradients of this step's trainable weights that the last `backward` reached, in
+    /// the order the weights were moved in: what a gradient transform changes before the
+    /// optimizer's update.
+    pub fn trainable_grads_mut(&mut self) -> Vec<&mut Tensor> {
+        self.nodes[..self.num_params]
+            .iter_mut()
+            .filter(|n| n.requires_grad && n.has_grad)
+            .map(|n| &mut n.grad)
+            .collect()
+    }
+
+    /// Back-propagates a `loss` that is the mean of `batch` samples' own losses, keeping
+    /// each sample's share of the weights' gradients apart: afterwards a trainable weight's
+    /// [`Tape::grad`] has shape (batch, …the weight's shape), row i the gradient of sample
+    /// i's own loss. One backward pass: the weight-gradient rules keep their per-sample
+    /// terms instead of summing them (as Opacus's per-layer rules do). Weights may be read
+    /// by dense and convolution ops; any other op reading a trained weight is an error
+    /// naming it, as is a batch that does not divide an op's rows.
+    pub fn backward_per_example(&mut self, loss: Var, batch: usize) -> Result<()> {
+        if batch == 0 {
+            return Err(Error::invalid(
+                "per-example gradients need at least one sample",
+            ));
+        }
+        if self.value(loss).len() != 1 {
+            return Err(Error::shape(
+                "backward_per_example",
+                format!(
+                    "the loss must be a scalar, got shape {:?}",
+                    self.value(loss).shape()
+                ),
+            ));
+        }
+        for node in &self.nodes[self.num_params..self.len] {
+            for v in ops::per_example_unsupported(&node.op) {
+                if v.0 < self.num_params && self.nodes[v.0].requires_grad {
+                    return Err(Error::invalid(format!(
+                        "per-example gradients: a trained weight is read by {}, which has no \
+                         per-example rule (dense and convolution layers have one; freeze the \
+                         others)",
+                        ops::name(&node.op)
+                    )));
+                }
+            }
+            if let Some(rows) = ops::per_example_rows(&node.op, &self.nodes) {
+                if rows % batch != 0 {
+                    return Err(Error::shape(
+                        "backward_per_example",
+                        format!(
+                            "{} has {rows} rows, not a multiple of the batch {batch}",
+                            ops::name(&node.op)
+                        ),
+                    ));
+                }
+            }
+        }
+        // The mean's 1/batch undone: each sample's term is its own loss's gradient.
+        let seed = Tensor::full(self.value(loss).shape(), batch as f32);
+        self.scratch.per_example = Some(batch);
+        let result = self.backward_from(loss, &seed);
+        self.scratch.per_example = None;
+        result
+    }
+
     /// Back-propagates from a scalar `loss`: afterwards [`Tape::grad`] holds d loss / d v.
     pub fn backward(&mut self, loss: Var) -> Result<()> {
         let shape = self.value(loss).shape();
@@ -254,6 +321,28 @@ impl GradOut {
             var: v.0,
             buf,
             accumulate,
+        })
+    }
+
+    /// Takes a weight's gradient buffer for per-sample terms, shaped (batch, …value's shape),
+    /// zeroed when not accumulating.
+    pub fn take_per_example(nodes: &mut [Node], v: Var, batch: usize) -> Option<GradOut> {
+        let node = &mut nodes[v.0];
+        if !node.requires_grad {
+            return None;
+        }
+        let mut buf = mem::take(&mut node.grad);
+        let accumulate = node.has_grad;
+        if !accumulate {
+            let mut shape = vec![batch];
+            shape.extend_from_slice(node.value.shape());
+            buf.reset_to_shape(&shape);
+            buf.data_mut().fill(0.0);
+        }
+        Some(GradOut {
+            var: v.0,
+            buf,
+            accumulate: true,
         })
     }
 

@@ -15,6 +15,15 @@ pub struct Adam {
     pub beta_1: f32,
     pub beta_2: f32,
     pub epsilon: f32,
+    /// Keras's gradient clipping, applied before the update (default none for each):
+    /// every gradient within its own norm `clipnorm`, all of them within `global_clipnorm`
+    /// together, every element within ±`clipvalue`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub clipnorm: Option<f32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub global_clipnorm: Option<f32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub clipvalue: Option<f32>,
     #[serde(skip)]
     pub(crate) iterations: u64,
     #[serde(skip)]
@@ -27,6 +36,9 @@ impl Default for Adam {
     fn default() -> Self {
         Adam {
             learning_rate: 0.001,
+            clipnorm: None,
+            global_clipnorm: None,
+            clipvalue: None,
             beta_1: 0.9,
             beta_2: 0.999,
             epsilon: 1e-7,

@@ -5,11 +5,15 @@ mod adam;
 pub mod lbfgs;
 mod rmsprop;
 mod sgd;
+mod transform;
 
 pub use adam::Adam;
 pub use lbfgs::{Lbfgs, Minimum};
 pub use rmsprop::RmsProp;
 pub use sgd::Sgd;
+pub use transform::{
+    apply_all, keras_clipping, GlobalNormClip, GradientTransform, NormClip, Scale, ValueClip,
+};
 
 use serde::{Deserialize, Serialize};
 
@@ -52,6 +56,38 @@ impl Optimizer {
         }
     }
 
+    /// The gradient transforms its Keras clipping options stand for (`clipnorm`,
+    /// `clipvalue`, `global_clipnorm`), in the order they run.
+    pub fn clipping(&self) -> crate::Result<Vec<Box<dyn GradientTransform>>> {
+        let (clipnorm, clipvalue, global) = match self {
+            Optimizer::Sgd(o) => (o.clipnorm, o.clipvalue, o.global_clipnorm),
+            Optimizer::Adam(o) => (o.clipnorm, o.clipvalue, o.global_clipnorm),
+            Optimizer::Rmsprop(o) => (o.clipnorm, o.clipvalue, o.global_clipnorm),
+        };
+        keras_clipping(clipnorm, clipvalue, global)
+    }
+
+    /// Keras's `global_clipnorm`: all gradients together clipped to this norm before each
+    /// update.
+    pub fn global_clipnorm(mut self, limit: f32) -> Self {
+        match &mut self {
+            Optimizer::Sgd(o) => o.global_clipnorm = Some(limit),
+            Optimizer::Adam(o) => o.global_clipnorm = Some(limit),
+            Optimizer::Rmsprop(o) => o.global_clipnorm = Some(limit),
+        }
+        self
+    }
+
+    /// Keras's `clipnorm`: each weight's gradient clipped to this norm before each update.
+    pub fn clipnorm(mut self, limit: f32) -> Self {
+        match &mut self {
+            Optimizer::Sgd(o) => o.clipnorm = Some(limit),
+            Optimizer::Adam(o) => o.clipnorm = Some(limit),
+            Optimizer::Rmsprop(o) => o.clipnorm = Some(limit),
+        }
+        self
+    }
+
     /// Keras's name for it.
     pub fn name(&self) -> &'static str {
         match self {
@@ -77,6 +113,7 @@ impl Optimizer {
                 Err(format!("{name} must be in [0, 1), got {v}"))
             }
         };
+        self.clipping().map_err(|e| e.detail())?;
         match self {
             Optimizer::Sgd(o) => {
                 positive("learning_rate", o.learning_rate)?;

@@ -14,6 +14,15 @@ pub struct RmsProp {
     pub rho: f32,
     pub momentum: f32,
     pub epsilon: f32,
+    /// Keras's gradient clipping, applied before the update (default none for each):
+    /// every gradient within its own norm `clipnorm`, all of them within `global_clipnorm`
+    /// together, every element within ±`clipvalue`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub clipnorm: Option<f32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub global_clipnorm: Option<f32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub clipvalue: Option<f32>,
     #[serde(skip)]
     pub(crate) mean_square: Slots,
     #[serde(skip)]
@@ -26,6 +35,9 @@ impl Default for RmsProp {
     fn default() -> Self {
         RmsProp {
             learning_rate: 0.001,
+            clipnorm: None,
+            global_clipnorm: None,
+            clipvalue: None,
             rho: 0.9,
             momentum: 0.0,
             epsilon: 1e-7,

@@ -13,6 +13,15 @@ pub struct Sgd {
     pub learning_rate: f32,
     pub momentum: f32,
     pub nesterov: bool,
+    /// Keras's gradient clipping, applied before the update (default none for each):
+    /// every gradient within its own norm `clipnorm`, all of them within `global_clipnorm`
+    /// together, every element within ±`clipvalue`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub clipnorm: Option<f32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub global_clipnorm: Option<f32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub clipvalue: Option<f32>,
     #[serde(skip)]
     pub(crate) velocity: Slots,
     #[serde(skip)]
@@ -23,6 +32,9 @@ impl Default for Sgd {
     fn default() -> Self {
         Sgd {
             learning_rate: 0.01,
+            clipnorm: None,
+            global_clipnorm: None,
+            clipvalue: None,
             momentum: 0.0,
             nesterov: false,
             velocity: Slots::default(),

@@ -414,6 +414,16 @@ metrics = ["accuracy"]
     fn parses_with_keras_defaults_and_round_trips() {
         let spec = ModelSpec::parse(VALID, Path::new("m.toml")).unwrap();
         assert_eq!(spec.fit, FitSpec::default());
+        let clipped = ModelSpec::parse(
+            &VALID.replace("type = \"adam\"", "type = \"adam\", global_clipnorm = 1.5"),
+            Path::new("m.toml"),
+        )
+        .unwrap();
+        assert_eq!(
+            clipped.compile.optimizer.clipping().unwrap()[0].name(),
+            "global_clipnorm"
+        );
+        assert!(clipped.to_toml().unwrap().contains("global_clipnorm = 1.5"));
         let Optimizer::Adam(adam) = &spec.compile.optimizer else {
             panic!()
         };
@@ -588,6 +598,19 @@ metrics = ["accuracy"]
         let e = error(&VALID.replace("type = \"adam\"", "type = \"adam\", learning_rate = -1.0"));
         assert!(
             e.contains("compile.optimizer: learning_rate must be a positive number"),
+            "{e}"
+        );
+        let e = error(&VALID.replace(
+            "type = \"adam\"",
+            "type = \"adam\", clipnorm = 1.0, global_clipnorm = 1.0",
+        ));
+        assert!(
+            e.contains("compile.optimizer: clipnorm and global_clipnorm cannot both be set"),
+            "{e}"
+        );
+        let e = error(&VALID.replace("type = \"adam\"", "type = \"sgd\", global_clipnorm = 0.0"));
+        assert!(
+            e.contains("compile.optimizer: global_clipnorm must be a positive number"),
             "{e}"
         );
         let e = ModelSpec::from_file("/nonexistent/model.toml")

@@ -257,6 +257,54 @@ pub fn conv2d_backward(
     }
 }
 
+/// Each sample's own kernel and bias gradients (per-example gradients): sample i adds its
+/// patchesᵀ · dz to its (patch, filters) block of `kernel_grads` and its dz's column sums to
+/// its block of `bias_grads`; `(y, dy)` are the op's output and its gradient.
+pub fn conv2d_per_sample_grads(
+    x: &[f32],
+    window: &Window,
+    filters: usize,
+    activation: Activation,
+    (y, dy): (&[f32], &[f32]),
+    kernel_grads: Option<&mut [f32]>,
+    bias_grads: Option<&mut [f32]>,
+) {
+    let batch = window.batch;
+    let one = window.with_batch(1);
+    let k = window.patch_len();
+    let out_len = window.positions_per_sample() * filters;
+    let mut k_blocks: Vec<Option<&mut [f32]>> = match kernel_grads {
+        Some(g) => g.chunks_mut(k * filters).map(Some).collect(),
+        None => (0..batch).map(|_| None).collect(),
+    };
+    let mut b_blocks: Vec<Option<&mut [f32]>> = match bias_grads {
+        Some(g) => g.chunks_mut(filters).map(Some).collect(),
+        None => (0..batch).map(|_| None).collect(),
+    };
+    let jobs: Vec<_> = x
+        .chunks(window.input_len())
+        .zip(y.chunks(out_len).zip(dy.chunks(out_len)))
+        .zip(k_blocks.iter_mut().map(Option::take))
+        .zip(b_blocks.iter_mut().map(Option::take))
+        .collect();
+    run_jobs(jobs, |(((x, (y, dy)), kernel), bias)| {
+        let mut dz_buf = Vec::new();
+        let dz: &[f32] = if activation == Activation::Linear {
+            dy
+        } else {
+            dz_buf.resize(y.len(), 0.0);
+            activation.backward(y, dy, &mut dz_buf, filters, false);
+            &dz_buf
+        };
+        if let Some(kernel) = kernel {
+            direct_conv_kernel_grad(x, &one, dz, filters, kernel);
+        }
+        if let Some(bias) = bias {
+            add_column_sums(dz, filters, bias);
+        }
+    });
+}
+
 /// Max pooling (or, with `average`, average pooling) of the whole batch of `window`.
 pub fn pool2d(x: &[f32], window: &Window, average: bool, out: &mut [f32]) {
     let kernel = if average { avg_pool } else { max_pool };

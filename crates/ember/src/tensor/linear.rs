@@ -1,7 +1,8 @@
 //! The dense layer's kernels: `activation(x · w + b)` in one pass, and the bias gradient.
 
 use super::activation::Activation;
-use super::matmul::{matmul, MatRef};
+use super::matmul::{matmul, matmul_serial, MatRef};
+use super::threads::run_jobs;
 use crate::error::{Error, Result};
 
 /// Checks a matrix product's operands, (m, k) · (k, n): returns (m, k, n).
@@ -81,6 +82,44 @@ pub fn linear(
 }
 
 /// Adds the column sums of `dz` (rows of `units` values) into `dst`: a bias's gradient.
+/// Each sample's own dense-weight gradients (per-example gradients): sample i owns the
+/// `rows / batch` consecutive rows of `x` (rows, inputs) and `dz` (rows, units), and adds
+/// `x_iᵀ · dz_i` to its (inputs, units) block of `w_grads` and the column sums of `dz_i` to
+/// its block of `b_grads`.
+pub fn linear_per_sample_grads(
+    x: &[f32],
+    dz: &[f32],
+    (batch, inputs, units): (usize, usize, usize),
+    w_grads: Option<&mut [f32]>,
+    b_grads: Option<&mut [f32]>,
+) {
+    let per = x.len() / inputs.max(1) / batch.max(1);
+    let mut w_blocks: Vec<Option<&mut [f32]>> = match w_grads {
+        Some(w) => w.chunks_mut(inputs * units).map(Some).collect(),
+        None => (0..batch).map(|_| None).collect(),
+    };
+    let mut b_blocks: Vec<Option<&mut [f32]>> = match b_grads {
+        Some(b) => b.chunks_mut(units).map(Some).collect(),
+        None => (0..batch).map(|_| None).collect(),
+    };
+    let jobs: Vec<_> = x
+        .chunks(per * inputs)
+        .zip(dz.chunks(per * units))
+        .zip(w_blocks.iter_mut().map(Option::take))
+        .zip(b_blocks.iter_mut().map(Option::take))
+        .collect();
+    // One job a sample: each writes only its own blocks, so any thread count agrees.
+    run_jobs(jobs, |(((x, dz), w), b)| {
+        if let Some(w) = w {
+            let x = MatRef::new(x, per, inputs);
+            matmul_serial(w, x.t(), MatRef::new(dz, per, units), true);
+        }
+        if let Some(b) = b {
+            add_column_sums(dz, units, b);
+        }
+    });
+}
+
 pub fn add_column_sums(dz: &[f32], units: usize, dst: &mut [f32]) {
     for row in dz.chunks(units) {
         dst.iter_mut().zip(row).for_each(|(d, v)| *d += v);

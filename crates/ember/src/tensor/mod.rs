@@ -163,6 +163,16 @@ impl Tensor {
         self.data.iter_mut().for_each(|v| *v *= factor);
     }
 
+    /// Limits every element to `[lo, hi]`, in place (NaN stays NaN).
+    pub fn clamp_in_place(&mut self, lo: f32, hi: f32) {
+        self.data.iter_mut().for_each(|v| *v = v.clamp(lo, hi));
+    }
+
+    /// `Σ x²` over every element, in f64.
+    pub fn sum_of_squares(&self) -> f64 {
+        reduce::sum_of_squares(&self.data)
+    }
+
     /// Rows `rows` (indices along the first axis), gathered into a new tensor.
     pub fn gather_rows(&self, rows: &[usize]) -> Result<Tensor> {
         let mut out = Tensor::default();

@@ -9,6 +9,11 @@ pub fn scaled_sum(x: &[f32], factor: f32) -> f32 {
     (total * factor as f64) as f32
 }
 
+/// `Σ x²`, accumulated in f64 (a gradient's squared norm, for clipping).
+pub fn sum_of_squares(x: &[f32]) -> f64 {
+    x.iter().map(|&v| v as f64 * v as f64).sum()
+}
+
 /// The factor of a mean over `len` elements.
 pub fn mean_factor(len: usize) -> f32 {
     1.0 / len.max(1) as f32

@@ -423,7 +423,36 @@ impl Model {
     /// gradient with respect to every weight, in the order of [`Model::weights`]: zeros for
     /// weights the loss does not reach or `fit` does not train. Nothing is updated.
     pub fn loss_gradients(&mut self, xs: &[&Tensor], ys: &[&Tensor]) -> Result<(f32, Vec<Tensor>)> {
-        let loss_fn = self.compiled("loss_gradients")?.loss;
+        self.batch_gradients(xs, ys, false)
+    }
+
+    /// Each sample's own gradient, from one vectorised backward pass (not a pass per
+    /// sample): for every weight, in the order of [`Model::weights`], a tensor of shape
+    /// (samples, …the weight's shape) whose row i is the gradient of sample i's loss alone
+    /// (zeros for weights `fit` does not train). Weight penalties, which belong to no
+    /// sample, are left out; the loss returned is the batch's mean without them. This is
+    /// what differentially private training clips one sample at a time. Trained weights may
+    /// belong to Dense and Conv2D layers; another trained layer is an error naming it
+    /// (freeze it with `set_trainable`).
+    pub fn per_example_gradients(
+        &mut self,
+        xs: &[&Tensor],
+        ys: &[&Tensor],
+    ) -> Result<(f32, Vec<Tensor>)> {
+        self.batch_gradients(xs, ys, true)
+    }
+
+    fn batch_gradients(
+        &mut self,
+        xs: &[&Tensor],
+        ys: &[&Tensor],
+        per_example: bool,
+    ) -> Result<(f32, Vec<Tensor>)> {
+        let call = match per_example {
+            true => "per_example_gradients",
+            false => "loss_gradients",
+        };
+        let loss_fn = self.compiled(call)?.loss;
         let data = Data {
             x: xs.to_vec(),
             y: ys.to_vec(),
@@ -434,7 +463,8 @@ impl Model {
         let Model { layers, .. } = self;
         let weights = Model::weights_onto(layers, &mut tape);
         let result = (|| {
-            let rows: Vec<usize> = (0..xs[0].rows()).collect();
+            let n = xs[0].rows();
+            let rows: Vec<usize> = (0..n).collect();
             let xs = xs
                 .iter()
                 .map(|x| tape.constant_rows(x, &rows))
@@ -453,15 +483,26 @@ impl Model {
                 });
             }
             let total = total.ok_or_else(|| Error::invalid("the model has no outputs"))?;
-            let loss = Model::with_penalties(layers, &mut tape, &weights, total)?;
-            tape.backward(loss)?;
+            let loss = match per_example {
+                true => {
+                    tape.backward_per_example(total, n)?;
+                    total
+                }
+                false => {
+                    let loss = Model::with_penalties(layers, &mut tape, &weights, total)?;
+                    tape.backward(loss)?;
+                    loss
+                }
+            };
             let grads = weights
                 .iter()
                 .flatten()
                 .map(|&v| {
-                    tape.grad(v)
-                        .cloned()
-                        .unwrap_or_else(|| Tensor::zeros(tape.value(v).shape()))
+                    tape.grad(v).cloned().unwrap_or_else(|| {
+                        let mut shape = if per_example { vec![n] } else { vec![] };
+                        shape.extend_from_slice(tape.value(v).shape());
+                        Tensor::zeros(&shape)
+                    })
                 })
                 .collect();
             Ok((tape.value(loss).item()?, grads))
@@ -531,7 +572,7 @@ impl Model {
             let total = total.ok_or_else(|| Error::invalid("the model has no outputs"))?;
             let loss = Model::with_penalties(layers, tape, &weights, total)?;
             tape.backward(loss)?;
-            compiled.optimizer.step(tape);
+            compiled.apply_gradients(tape)?;
             let value = tape.value(loss).item()?;
             running.add_loss(value, rows.len());
             if let (Some(kind), Some(output)) = (compiled.accuracy, first_output) {

@@ -7,7 +7,7 @@ use crate::error::{Error, Result};
 use crate::loss::Loss;
 use crate::metrics::{AccuracyKind, Metric};
 use crate::nn::{self, Layer, LayerConfig, Merge, WeightRef};
-use crate::optim::Optimizer;
+use crate::optim::{GradientTransform, Optimizer};
 use crate::tensor::activation::Activation;
 use crate::tensor::random::Rng;
 use crate::tensor::Tensor;
@@ -79,6 +79,24 @@ pub(crate) struct Compiled {
     pub optimizer: Optimizer,
     pub loss: Loss,
     pub accuracy: Option<AccuracyKind>,
+    /// What a step's gradients go through before the update, after the caller's own
+    /// (all-reduce, privacy noise): the optimizer's Keras clipping comes last.
+    pub transforms: Vec<Box<dyn GradientTransform>>,
+}
+
+impl Compiled {
+    /// The second half of a training step, after `backward`: the gradients on `tape` go
+    /// through the transforms, then the optimizer's clipping, then its update.
+    pub fn apply_gradients(&mut self, tape: &mut Tape) -> Result<()> {
+        let mut clipping = self.optimizer.clipping()?;
+        if !(self.transforms.is_empty() && clipping.is_empty()) {
+            let mut grads = tape.trainable_grads_mut();
+            crate::optim::apply_all(&mut self.transforms, &mut grads)?;
+            crate::optim::apply_all(&mut clipping, &mut grads)?;
+        }
+        self.optimizer.step(tape);
+        Ok(())
+    }
 }
 
 /// A model: layers called on inputs and on each other's outputs, from `inputs` to `outputs`
@@ -128,7 +146,21 @@ impl Model {
             optimizer,
             loss,
             accuracy,
+            transforms: Vec::new(),
         });
+        Ok(())
+    }
+
+    /// Adds a stage between back-propagation and the optimizer's update: each training
+    /// step's gradients go through the transforms in the order they were added, then
+    /// through the optimizer's own clipping (`clipnorm`, `global_clipnorm`, `clipvalue`).
+    /// Call after `compile`; compiling again removes them.
+    pub fn add_gradient_transform(&mut self, transform: Box<dyn GradientTransform>) -> Result<()> {
+        self.compiled
+            .as_mut()
+            .ok_or_else(|| Error::invalid("call compile() before add_gradient_transform()"))?
+            .transforms
+            .push(transform);
         Ok(())
     }
 

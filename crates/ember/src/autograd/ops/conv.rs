@@ -6,7 +6,9 @@ use crate::error::Result;
 use crate::tensor::activation::Activation;
 use crate::tensor::conv::Window;
 pub use crate::tensor::conv::{force_conv_algorithm, ConvAlgorithm};
-use crate::tensor::conv2d::{conv2d, conv2d_backward, conv2d_window, pool2d, pool2d_backward};
+use crate::tensor::conv2d::{
+    conv2d, conv2d_backward, conv2d_per_sample_grads, conv2d_window, pool2d, pool2d_backward,
+};
 
 impl Tape {
     /// `activation(conv2d(x, kernel) + bias)`. x: (batch, height, width, channels);
@@ -138,12 +140,21 @@ pub(crate) fn backward_conv2d(
     window: &Window,
     out: &Node,
     nodes: &mut [Node],
+    per_example: Option<usize>,
 ) {
     let filters = *out.value.shape().last().expect("conv output is 4-D");
-    let mut kernel_grad = GradOut::take(nodes, kernel);
+    // Per-example weights (see `Tape::backward_per_example`) keep each sample's terms
+    // apart; the input and any other weight take the batch's sums as usual.
+    let kernel_batch = super::per_example_weight(nodes, kernel, per_example);
+    let bias_batch = bias.and_then(|b| super::per_example_weight(nodes, b, per_example));
+    let mut kernel_grad = kernel_batch
+        .is_none()
+        .then(|| GradOut::take(nodes, kernel))
+        .flatten();
     let mut input_grad = GradOut::take(nodes, x);
-    // The bias gradient is the sum of every run's partial: start from zero unless accumulating.
-    let mut bias_grad = bias.and_then(|b| GradOut::take_zeroed(nodes, b));
+    let mut bias_grad = bias
+        .filter(|_| bias_batch.is_none())
+        .and_then(|b| GradOut::take_zeroed(nodes, b));
     conv2d_backward(
         nodes[x.0].value.data(),
         window,
@@ -158,6 +169,25 @@ pub(crate) fn backward_conv2d(
     for mut grad in [kernel_grad, bias_grad, input_grad].into_iter().flatten() {
         grad.accumulate = true;
         grad.put(nodes);
+    }
+    if let Some(batch) = kernel_batch.or(bias_batch) {
+        let mut kernel_grad =
+            kernel_batch.and_then(|_| GradOut::take_per_example(nodes, kernel, batch));
+        let mut bias_grad = bias
+            .filter(|_| bias_batch.is_some())
+            .and_then(|b| GradOut::take_per_example(nodes, b, batch));
+        conv2d_per_sample_grads(
+            nodes[x.0].value.data(),
+            window,
+            filters,
+            activation,
+            (out.value.data(), out.grad.data()),
+            kernel_grad.as_mut().map(|g| g.buf.data_mut()),
+            bias_grad.as_mut().map(|g| g.buf.data_mut()),
+        );
+        for grad in [kernel_grad, bias_grad].into_iter().flatten() {
+            grad.put(nodes);
+        }
     }
 }
 

@@ -1,9 +1,11 @@
 //! Matrix products: plain `matmul`, and the fused dense op `activation(x · w + b)`.
 
-use crate::autograd::tape::{GradOut, Node, Tape, Var};
+use crate::autograd::tape::{GradOut, Node, Scratch, Tape, Var};
 use crate::error::Result;
 use crate::tensor::activation::Activation;
-use crate::tensor::linear::{add_column_sums, linear, linear_dims, linear_shape, matmul_dims};
+use crate::tensor::linear::{
+    add_column_sums, linear, linear_dims, linear_per_sample_grads, linear_shape, matmul_dims,
+};
 use crate::tensor::matmul::{matmul, MatRef};
 
 impl Tape {
@@ -97,8 +99,10 @@ pub(crate) fn backward_linear(
     activation: Activation,
     out: &Node,
     nodes: &mut [Node],
-    scratch: &mut Vec<f32>,
+    scratch: &mut Scratch,
 ) {
+    let per_example = scratch.per_example;
+    let scratch = &mut scratch.first;
     let units = *out
         .value
         .shape()
@@ -115,14 +119,37 @@ pub(crate) fn backward_linear(
         scratch
     };
     let dz_mat = MatRef::new(dz, rows, units);
-    if let Some(mut grad) = GradOut::take(nodes, w) {
+    // Per-example weights (see `Tape::backward_per_example`) keep each sample's xᵢᵀ · dzᵢ
+    // and column sums apart; other weights take the batch's sums.
+    let w_batch = super::per_example_weight(nodes, w, per_example);
+    let b_batch = b.and_then(|b| super::per_example_weight(nodes, b, per_example));
+    if let Some(batch) = w_batch.or(b_batch) {
+        let mut w_grad = w_batch.and_then(|_| GradOut::take_per_example(nodes, w, batch));
+        let mut b_grad = b
+            .filter(|_| b_batch.is_some())
+            .and_then(|b| GradOut::take_per_example(nodes, b, batch));
+        linear_per_sample_grads(
+            nodes[x.0].value.data(),
+            dz,
+            (batch, inputs, units),
+            w_grad.as_mut().map(|g| g.buf.data_mut()),
+            b_grad.as_mut().map(|g| g.buf.data_mut()),
+        );
+        for grad in [w_grad, b_grad].into_iter().flatten() {
+            grad.put(nodes);
+        }
+    }
+    if let Some(mut grad) = w_batch.is_none().then(|| GradOut::take(nodes, w)).flatten() {
         // dw = xᵀ · dz
         let acc = grad.accumulate;
         let xv = MatRef::new(nodes[x.0].value.data(), rows, inputs);
         matmul(grad.buf.data_mut(), xv.t(), dz_mat, acc);
         grad.put(nodes);
     }
-    if let Some(mut grad) = b.and_then(|b| GradOut::take_zeroed(nodes, b)) {
+    if let Some(mut grad) = b
+        .filter(|_| b_batch.is_none())
+        .and_then(|b| GradOut::take_zeroed(nodes, b))
+    {
         // db = column sums of dz
         add_column_sums(dz, units, grad.buf.data_mut());
         grad.put(nodes);

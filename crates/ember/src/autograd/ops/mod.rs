@@ -128,14 +128,23 @@ pub(crate) fn backward(out: &Node, before: &mut [Node], scratch: &mut Scratch) {
             w,
             b,
             activation,
-        } => linear::backward_linear(x, w, b, activation, out, before, &mut scratch.first),
+        } => linear::backward_linear(x, w, b, activation, out, before, scratch),
         Op::Conv2d {
             x,
             kernel,
             bias,
             activation,
             window,
-        } => conv::backward_conv2d(x, kernel, bias, activation, &window, out, before),
+        } => conv::backward_conv2d(
+            x,
+            kernel,
+            bias,
+            activation,
+            &window,
+            out,
+            before,
+            scratch.per_example,
+        ),
         Op::MaxPool2d { x, window } => conv::backward_pool(x, &window, false, out, before),
         Op::AvgPool2d { x, window } => conv::backward_pool(x, &window, true, out, before),
         Op::BatchNorm {
@@ -160,6 +169,89 @@ pub(crate) fn backward(out: &Node, before: &mut [Node], scratch: &mut Scratch) {
             weights,
         } => loss::backward(op, prediction, target, weights, out, before),
     }
+}
+
+/// The op's name in messages.
+pub(crate) fn name(op: &Op) -> &'static str {
+    match op {
+        Op::Leaf => "a weight or input",
+        Op::Binary(..) => "an elementwise op",
+        Op::Unary(..) => "an elementwise function",
+        Op::Scale(..) => "a scaling",
+        Op::Activation(..) => "an activation",
+        Op::Reshape(..) => "a reshape",
+        Op::Sum(..) | Op::Mean(..) => "a reduction",
+        Op::MatMul(..) => "a matrix product",
+        Op::Concat(..) => "a concatenation",
+        Op::Linear { .. } => "a dense op",
+        Op::Conv2d { .. } => "a convolution",
+        Op::AvgPool2d { .. } | Op::MaxPool2d { .. } => "a pooling",
+        Op::BatchNorm { .. } => "a batch normalization",
+        Op::Embedding { .. } => "an embedding lookup",
+        Op::BatchMatMul(..) => "a batched matrix product",
+        Op::Attention { .. } => "an attention",
+        Op::LayerNorm { .. } => "a layer normalization",
+        Op::Warp { .. } => "an image warp",
+        Op::Loss { .. } => "a loss",
+    }
+}
+
+/// The inputs of `op` that may not be trained weights during a per-example backward pass:
+/// every input but a dense op's or a convolution's weight and bias.
+pub(crate) fn per_example_unsupported(op: &Op) -> Vec<Var> {
+    match *op {
+        Op::Leaf => vec![],
+        Op::Binary(_, a, b) | Op::MatMul(a, b) | Op::Concat(a, b) | Op::BatchMatMul(a, b) => {
+            vec![a, b]
+        }
+        Op::Unary(_, x)
+        | Op::Scale(x, _)
+        | Op::Activation(_, x)
+        | Op::Reshape(x)
+        | Op::Sum(x)
+        | Op::Mean(x)
+        | Op::Linear { x, .. }
+        | Op::Conv2d { x, .. }
+        | Op::AvgPool2d { x, .. }
+        | Op::MaxPool2d { x, .. }
+        | Op::Warp { x, .. } => vec![x],
+        Op::BatchNorm { x, gamma, beta, .. } | Op::LayerNorm { x, gamma, beta } => {
+            [Some(x), gamma, beta].into_iter().flatten().collect()
+        }
+        Op::Embedding { table, ids } => vec![table, ids],
+        Op::Attention { q, k, v, .. } => vec![q, k, v],
+        Op::Loss {
+            prediction,
+            target,
+            weights,
+            ..
+        } => [Some(prediction), Some(target), weights]
+            .into_iter()
+            .flatten()
+            .collect(),
+    }
+}
+
+/// How many rows (samples × positions) a per-example weight rule splits among the samples.
+pub(crate) fn per_example_rows(op: &Op, nodes: &[Node]) -> Option<usize> {
+    match *op {
+        Op::Linear { x, w, .. } => {
+            let inputs = nodes[w.0].value.shape().first().copied()?;
+            Some(nodes[x.0].value.len() / inputs.max(1))
+        }
+        Op::Conv2d { window, .. } => Some(window.batch),
+        _ => None,
+    }
+}
+
+/// Whether `v` is a trained weight whose gradient a per-example pass keeps per sample.
+pub(crate) fn per_example_weight(
+    nodes: &[Node],
+    v: Var,
+    per_example: Option<usize>,
+) -> Option<usize> {
+    let node = &nodes[v.0];
+    per_example.filter(|_| matches!(node.op, Op::Leaf) && node.requires_grad)
 }
 
 /// A gradient buffer taken out of its node, as the kernels fill it.
