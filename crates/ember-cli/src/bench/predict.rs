@@ -6,6 +6,7 @@ use std::hint::black_box;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use ember::autograd::{Pass, Value};
 use ember::metrics::{accuracy_counts, AccuracyKind};
 use ember::spec::Dataset;
 use ember::tensor::threads::serial;
@@ -420,7 +421,10 @@ fn layer_breakdown(
     let chained = median_of(&|i| {
         layers
             .iter()
-            .try_fold(samples[i].clone(), |x, (_, layer)| layer.forward_owned(x))
+            .try_fold(Value::from(samples[i].clone()), |x, (_, layer)| {
+                layer.call(&mut Pass::eager(), x, None)
+            })?
+            .into_tensor()
     })?;
     let predict = median_of(&|i| model.predict(&samples[i], 1))?;
     // Rounded so that noise of a few nanoseconds does not print as "-0.0".

@@ -3,12 +3,10 @@
 use serde::{Deserialize, Serialize};
 
 use super::{Layer, LayerConfig};
-use crate::autograd::{Tape, Var};
+use crate::autograd::{Pass, Value};
 use crate::error::Result;
 use crate::tensor::activation::Activation;
-use crate::tensor::forward;
 use crate::tensor::random::Rng;
-use crate::tensor::Tensor;
 
 /// `type = "activation"` in a model file.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -51,30 +49,11 @@ impl Layer for ActivationLayer {
         Ok(self.config.shape_and_params(input_shape)?.0)
     }
 
-    fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        self.forward_owned(x.clone())
-    }
-
-    fn forward_owned(&self, x: Tensor) -> Result<Tensor> {
-        Ok(forward::activation(self.config.activation, x))
-    }
-
-    fn forward_logits(&self, x: &Tensor) -> Result<Tensor> {
-        Ok(x.clone())
-    }
-
-    fn record(&self, tape: &mut Tape, _weights: &[Var], x: Var, _training: bool) -> Result<Var> {
-        tape.activation(self.config.activation, x)
-    }
-
-    fn record_logits(
-        &self,
-        _tape: &mut Tape,
-        _weights: &[Var],
-        x: Var,
-        _training: bool,
-    ) -> Result<Var> {
-        Ok(x)
+    fn call(&self, pass: &mut Pass, x: Value, _mask: Option<Value>) -> Result<Value<'static>> {
+        match pass.activation(self.config.activation) {
+            Activation::Linear => Ok(x.into_owned()),
+            activation => pass.activation_of(activation, x),
+        }
     }
 
     fn final_activation(&self) -> Activation {
@@ -96,6 +75,9 @@ mod tests {
         let mut layer = ActivationLayer::new(Activation::Sigmoid);
         assert_eq!(layer.build(&[7], &mut Rng::seed(0)).unwrap(), vec![7]);
         assert!(layer.weights().is_empty());
-        check_gradients(&[&[2, 7]], 4, |tape, v| layer.record(tape, &[], v[0], true)).unwrap();
+        check_gradients(&[&[2, 7]], 4, |tape, v| {
+            crate::nn::call_on_tape(&layer, tape, &[], v[0], None, true)
+        })
+        .unwrap();
     }
 }

@@ -6,10 +6,9 @@ use serde::{Deserialize, Serialize};
 
 use super::dropout::SeedStream;
 use super::{Layer, LayerConfig};
-use crate::autograd::{Affine, FillMode, Tape, Var};
+use crate::autograd::{Affine, FillMode, Pass, Value};
 use crate::error::{Error, Result};
 use crate::tensor::random::Rng;
-use crate::tensor::Tensor;
 
 /// Which axes `RandomFlip` may mirror.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -261,19 +260,11 @@ impl Layer for Augment {
         Ok(output)
     }
 
-    fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        Ok(x.clone())
-    }
-
-    fn forward_owned(&self, x: Tensor) -> Result<Tensor> {
-        Ok(x)
-    }
-
-    fn record(&self, tape: &mut Tape, _weights: &[Var], x: Var, training: bool) -> Result<Var> {
-        if !training {
-            return Ok(x);
+    fn call(&self, pass: &mut Pass, x: Value, _mask: Option<Value>) -> Result<Value<'static>> {
+        if !pass.training() {
+            return Ok(x.into_owned());
         }
-        let shape = tape.value(x).shape().to_vec();
+        let shape = pass.shape(&x)?.to_vec();
         let &[batch, height, width, _] = shape.as_slice() else {
             return Err(Error::shape(
                 self.kind(),
@@ -285,7 +276,7 @@ impl Layer for Augment {
         let transforms: Vec<Affine> = (0..batch)
             .map(|_| self.draw(&mut rng, height, width))
             .collect();
-        tape.warp(x, &transforms, self.fill())
+        pass.warp(&x, &transforms, self.fill())
     }
 
     fn config(&self) -> LayerConfig {
@@ -300,6 +291,7 @@ impl Layer for Augment {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::autograd::{Tape, Var};
     use crate::Tensor;
 
     fn image(tape: &mut Tape) -> (Var, Tensor) {
@@ -319,10 +311,13 @@ mod tests {
             let mut tape = Tape::new();
             layer.build(&[6, 6, 2], &mut Rng::seed(1)).unwrap();
             let (x, original) = image(&mut tape);
-            assert_eq!(layer.record(&mut tape, &[], x, false).unwrap(), x);
+            assert_eq!(
+                crate::nn::call_on_tape(&layer, &mut tape, &[], x, None, false).unwrap(),
+                x
+            );
             let outputs: Vec<Tensor> = (0..4)
                 .map(|_| {
-                    let y = layer.record(&mut tape, &[], x, true).unwrap();
+                    let y = crate::nn::call_on_tape(&layer, &mut tape, &[], x, None, true).unwrap();
                     tape.value(y).clone()
                 })
                 .collect();
@@ -343,7 +338,7 @@ mod tests {
         let x = tape.constant(&Tensor::new(&[1, 1, 3, 1], vec![1.0, 2.0, 3.0]).unwrap());
         let mut seen = Vec::new();
         for _ in 0..16 {
-            let y = layer.record(&mut tape, &[], x, true).unwrap();
+            let y = crate::nn::call_on_tape(&layer, &mut tape, &[], x, None, true).unwrap();
             seen.push(tape.value(y).data().to_vec());
         }
         assert!(seen

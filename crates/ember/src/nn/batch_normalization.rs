@@ -3,10 +3,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{built, weight_ref, weight_var, Layer, LayerConfig, WeightRef};
-use crate::autograd::{NormStats, Tape, Var};
+use super::{weight_ref, Layer, LayerConfig, WeightRef};
+use crate::autograd::{Pass, Value};
 use crate::error::{Error, Result};
-use crate::tensor::forward;
 use crate::tensor::random::Rng;
 use crate::tensor::Tensor;
 
@@ -145,52 +144,33 @@ impl Layer for BatchNormalization {
         Ok(output)
     }
 
-    fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        const LAYER: &str = "BatchNormalization";
-        let (mean, variance) = (
-            built(&self.moving_mean, LAYER)?,
-            built(&self.moving_variance, LAYER)?,
-        );
-        let (gamma, beta) = (self.gamma.as_ref(), self.beta.as_ref());
-        forward::batch_norm(x, gamma, beta, mean, variance, self.config.epsilon)
-    }
-
-    fn record(&self, tape: &mut Tape, weights: &[Var], x: Var, training: bool) -> Result<Var> {
+    fn call(&self, pass: &mut Pass, x: Value, _mask: Option<Value>) -> Result<Value<'static>> {
         // Weights in order: gamma (if scale), beta (if center), moving mean, moving variance.
         const LAYER: &str = "BatchNormalization";
+        let gamma = match &self.gamma {
+            Some(gamma) => Some(pass.weight(0, Some(gamma), LAYER)?),
+            None => None,
+        };
+        let mut next = gamma.is_some() as usize;
+        let beta = match &self.beta {
+            Some(beta) => {
+                next += 1;
+                Some(pass.weight(next - 1, Some(beta), LAYER)?)
+            }
+            None => None,
+        };
+        let mean = pass.weight(next, self.moving_mean.as_ref(), LAYER)?;
+        let variance = pass.weight(next + 1, self.moving_variance.as_ref(), LAYER)?;
         let BatchNormalizationConfig {
-            momentum: m,
-            epsilon,
-            center,
-            scale,
+            momentum, epsilon, ..
         } = self.config;
-        let mut next = 0;
-        let mut take = |present: bool| -> Result<Option<Var>> {
-            if !present {
-                return Ok(None);
-            }
-            next += 1;
-            weight_var(weights, next - 1, LAYER).map(Some)
-        };
-        let gamma = take(scale)?;
-        let beta = take(center)?;
-        let (mean, variance) = match (take(true)?, take(true)?) {
-            (Some(mean), Some(variance)) => (mean, variance),
-            _ => return Err(Error::invalid("BatchNormalization has no moving averages")),
-        };
-        if !training {
-            let stats = NormStats::Given { mean, variance };
-            return tape.batch_norm(x, gamma, beta, stats, epsilon);
-        }
-        let y = tape.batch_norm(x, gamma, beta, NormStats::Batch, epsilon)?;
-        let (batch_mean, batch_variance) = tape.batch_moments(y);
-        let (batch_mean, batch_variance) = (batch_mean.to_vec(), batch_variance.to_vec());
-        for (moving, batch) in [(mean, batch_mean), (variance, batch_variance)] {
-            for (a, b) in tape.param_mut(moving).data_mut().iter_mut().zip(batch) {
-                *a = m * *a + (1.0 - m) * b;
-            }
-        }
-        Ok(y)
+        pass.batch_norm(
+            &x,
+            (gamma.as_ref(), beta.as_ref()),
+            (&mean, &variance),
+            epsilon,
+            momentum,
+        )
     }
 
     fn weights(&self) -> Vec<WeightRef<'_>> {
@@ -226,6 +206,7 @@ impl Layer for BatchNormalization {
 mod tests {
     use super::*;
     use crate::autograd::gradcheck::check_gradients_with;
+    use crate::autograd::{Tape, Var};
 
     fn built(channels: usize) -> BatchNormalization {
         let mut layer = BatchNormalization::new().momentum(0.9);
@@ -253,7 +234,7 @@ mod tests {
             .collect();
         assert_eq!(tape.trainable_len(), 2 * x.shape()[x.shape().len() - 1]);
         let xv = tape.constant(x);
-        let y = layer.record(&mut tape, &vars, xv, training).unwrap();
+        let y = crate::nn::call_on_tape(&*layer, &mut tape, &vars, xv, None, training).unwrap();
         let out = tape.value(y).clone();
         for (w, v) in layer.weights_mut().into_iter().zip(vars) {
             *w = tape.take_value(v);
@@ -321,7 +302,7 @@ mod tests {
         inputs
             .push(Tensor::new(&[4, 3], (0..12).map(|i| (i as f32 * 0.7).sin()).collect()).unwrap());
         check_gradients_with(&[], 7, Some(&inputs), |tape, v| {
-            layer.record(tape, &v[..4], v[4], true)
+            crate::nn::call_on_tape(&layer, tape, &v[..4], v[4], None, true)
         })
         .unwrap();
     }

@@ -83,7 +83,7 @@ fn conform_with(config: LayerConfig, input: &[usize], vocabulary: Option<usize>)
             Some(_) => tape.constant(&x_value),
             None => v[x_index],
         };
-        let y = layer.record(tape, &v[..weights], x, false)?;
+        let y = crate::nn::call_on_tape(&*layer, tape, &v[..weights], x, None, false)?;
         let mut expected = vec![2];
         expected.extend_from_slice(&declared_shape);
         assert_eq!(
@@ -99,16 +99,23 @@ fn conform_with(config: LayerConfig, input: &[usize], vocabulary: Option<usize>)
     let mut tape = Tape::new();
     let vars: Vec<_> = params.iter().map(|w| tape.param(w.clone())).collect();
     let x = tape.constant(&x_value);
-    let recorded = layer.record(&mut tape, &vars, x, false).unwrap();
+    let recorded = crate::nn::call_on_tape(&*layer, &mut tape, &vars, x, None, false).unwrap();
     assert_eq!(
         &layer.forward(&x_value).unwrap(),
         tape.value(recorded),
         "{name}: tape-free forward"
     );
     assert_eq!(
-        layer.forward_owned(x_value.clone()).unwrap(),
+        layer
+            .call(
+                &mut crate::autograd::Pass::eager(),
+                crate::autograd::Value::from(x_value.clone()),
+                None
+            )
+            .and_then(crate::autograd::Value::into_tensor)
+            .unwrap(),
         layer.forward(&x_value).unwrap(),
-        "{name}: forward_owned"
+        "{name}: an owned input"
     );
 
     // In a model: summary, save / load round trip with bit-identical outputs.
@@ -334,7 +341,7 @@ fn dropout_zeroes_a_fraction_in_training_only_and_keeps_the_mean() {
     layer.build(&[10_000], &mut Rng::seed(1)).unwrap();
     let ones = Tensor::full(&[1, 10_000], 1.0);
     let x = tape.constant(&ones);
-    let train = layer.record(&mut tape, &[], x, true).unwrap();
+    let train = crate::nn::call_on_tape(&layer, &mut tape, &[], x, None, true).unwrap();
     let values = tape.value(train).data();
     let zeros = values.iter().filter(|&&v| v == 0.0).count() as f64 / 10_000.0;
     let mean = values.iter().map(|&v| v as f64).sum::<f64>() / 10_000.0;
@@ -343,13 +350,13 @@ fn dropout_zeroes_a_fraction_in_training_only_and_keeps_the_mean() {
     assert!(values
         .iter()
         .all(|&v| v == 0.0 || (v - 1.0 / 0.7).abs() < 1e-6));
-    let again = layer.record(&mut tape, &[], x, true).unwrap();
+    let again = crate::nn::call_on_tape(&layer, &mut tape, &[], x, None, true).unwrap();
     assert_ne!(
         tape.value(again).data(),
         tape.value(train).data(),
         "a new mask each step"
     );
-    let eval = layer.record(&mut tape, &[], x, false).unwrap();
+    let eval = crate::nn::call_on_tape(&layer, &mut tape, &[], x, None, false).unwrap();
     assert_eq!(eval, x, "identity at inference");
     assert_eq!(
         layer.forward(&ones).unwrap(),

@@ -2,12 +2,11 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{built, init, weight_var, Layer, LayerConfig, WeightRef};
-use crate::autograd::{Tape, Var};
+use super::{init, Layer, LayerConfig, WeightRef};
+use crate::autograd::{Pass, Value};
 use crate::error::{Error, Result};
 use crate::tensor::activation::Activation;
 use crate::tensor::conv::Window;
-use crate::tensor::forward;
 use crate::tensor::random::Rng;
 use crate::tensor::Tensor;
 
@@ -140,37 +139,6 @@ impl Conv2D {
         self.config.use_bias = use_bias;
         self
     }
-
-    fn run(&self, x: &Tensor, activation: Activation) -> Result<Tensor> {
-        let kernel = built(&self.kernel, "Conv2D")?;
-        let c = &self.config;
-        let same = c.padding == Padding::Same;
-        forward::conv2d(
-            x,
-            kernel,
-            self.bias.as_ref(),
-            c.strides.dims(),
-            same,
-            activation,
-        )
-    }
-
-    fn record_with(
-        &self,
-        tape: &mut Tape,
-        weights: &[Var],
-        x: Var,
-        activation: Activation,
-    ) -> Result<Var> {
-        let c = &self.config;
-        let kernel = weight_var(weights, 0, "Conv2D")?;
-        let bias = match c.use_bias {
-            true => Some(weight_var(weights, 1, "Conv2D")?),
-            false => None,
-        };
-        let same = c.padding == Padding::Same;
-        tape.conv2d(x, kernel, bias, c.strides.dims(), same, activation)
-    }
 }
 
 impl Layer for Conv2D {
@@ -194,26 +162,16 @@ impl Layer for Conv2D {
         Ok(output)
     }
 
-    fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        self.run(x, self.config.activation)
-    }
-
-    fn forward_logits(&self, x: &Tensor) -> Result<Tensor> {
-        self.run(x, Activation::Linear)
-    }
-
-    fn record(&self, tape: &mut Tape, weights: &[Var], x: Var, _training: bool) -> Result<Var> {
-        self.record_with(tape, weights, x, self.config.activation)
-    }
-
-    fn record_logits(
-        &self,
-        tape: &mut Tape,
-        weights: &[Var],
-        x: Var,
-        _training: bool,
-    ) -> Result<Var> {
-        self.record_with(tape, weights, x, Activation::Linear)
+    fn call(&self, pass: &mut Pass, x: Value, _mask: Option<Value>) -> Result<Value<'static>> {
+        let c = &self.config;
+        let kernel = pass.weight(0, self.kernel.as_ref(), "Conv2D")?;
+        let bias = match &self.bias {
+            Some(bias) => Some(pass.weight(1, Some(bias), "Conv2D")?),
+            None => None,
+        };
+        let window = (c.strides.dims(), c.padding == Padding::Same);
+        let activation = pass.activation(c.activation);
+        pass.conv2d(&x, &kernel, bias.as_ref(), window, activation)
     }
 
     fn final_activation(&self) -> Activation {

@@ -2,11 +2,10 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{built, init, weight_var, Layer, LayerConfig, WeightRef};
-use crate::autograd::{Tape, Var};
+use super::{init, Layer, LayerConfig, WeightRef};
+use crate::autograd::{Pass, Value};
 use crate::error::{Error, Result};
 use crate::tensor::activation::Activation;
-use crate::tensor::forward;
 use crate::tensor::random::Rng;
 use crate::tensor::Tensor;
 
@@ -129,26 +128,6 @@ impl Dense {
     pub fn units(&self) -> usize {
         self.config.units
     }
-
-    fn run(&self, x: &Tensor, activation: Activation) -> Result<Tensor> {
-        let kernel = built(&self.kernel, "Dense")?;
-        forward::linear(x, kernel, self.bias.as_ref(), activation)
-    }
-
-    fn record_with(
-        &self,
-        tape: &mut Tape,
-        weights: &[Var],
-        x: Var,
-        activation: Activation,
-    ) -> Result<Var> {
-        let kernel = weight_var(weights, 0, "Dense")?;
-        let bias = match self.config.use_bias {
-            true => Some(weight_var(weights, 1, "Dense")?),
-            false => None,
-        };
-        tape.linear(x, kernel, bias, activation)
-    }
 }
 
 impl Layer for Dense {
@@ -164,26 +143,14 @@ impl Layer for Dense {
         Ok(output)
     }
 
-    fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        self.run(x, self.config.activation)
-    }
-
-    fn forward_logits(&self, x: &Tensor) -> Result<Tensor> {
-        self.run(x, Activation::Linear)
-    }
-
-    fn record(&self, tape: &mut Tape, weights: &[Var], x: Var, _training: bool) -> Result<Var> {
-        self.record_with(tape, weights, x, self.config.activation)
-    }
-
-    fn record_logits(
-        &self,
-        tape: &mut Tape,
-        weights: &[Var],
-        x: Var,
-        _training: bool,
-    ) -> Result<Var> {
-        self.record_with(tape, weights, x, Activation::Linear)
+    fn call(&self, pass: &mut Pass, x: Value, _mask: Option<Value>) -> Result<Value<'static>> {
+        let kernel = pass.weight(0, self.kernel.as_ref(), "Dense")?;
+        let bias = match &self.bias {
+            Some(bias) => Some(pass.weight(1, Some(bias), "Dense")?),
+            None => None,
+        };
+        let activation = pass.activation(self.config.activation);
+        pass.linear(&x, &kernel, bias.as_ref(), activation)
     }
 
     fn final_activation(&self) -> Activation {
@@ -259,7 +226,7 @@ mod tests {
             let x = Tensor::new(&[2, 4], vec![0.5, -1.0, 1.5, 0.3, -0.7, 0.9, -1.2, 0.4]).unwrap();
             let inputs = [x, weights[0].clone(), weights[1].clone()];
             check_gradients_with(&[], 5, Some(&inputs), |tape, v| {
-                dense.record(tape, &v[1..], v[0], true)
+                crate::nn::call_on_tape(&dense, tape, &v[1..], v[0], None, true)
             })
             .unwrap_or_else(|e| panic!("{act:?}: {e}"));
         }

@@ -5,10 +5,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use serde::{Deserialize, Serialize};
 
 use super::{Layer, LayerConfig};
-use crate::autograd::{Tape, Var};
+use crate::autograd::{BinaryOp, Pass, Value};
 use crate::error::{Error, Result};
-use crate::tensor::random::Rng;
-use crate::tensor::Tensor;
+use crate::tensor::random::{self, Rng};
 
 /// `type = "dropout"` in a model file.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -88,38 +87,14 @@ impl Layer for Dropout {
         Ok(output)
     }
 
-    fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        Ok(x.clone())
-    }
-
-    fn forward_owned(&self, x: Tensor) -> Result<Tensor> {
-        Ok(x)
-    }
-
-    fn record(&self, tape: &mut Tape, _weights: &[Var], x: Var, training: bool) -> Result<Var> {
+    fn call(&self, pass: &mut Pass, x: Value, _mask: Option<Value>) -> Result<Value<'static>> {
         let rate = self.config.rate;
-        if !training || rate == 0.0 {
-            return Ok(x);
+        if !pass.training() || rate == 0.0 {
+            return Ok(x.into_owned());
         }
-        let seed = self.next_seed.next();
-        let mut rng = Rng::seed(seed);
-        let keep = 1.0 / (1.0 - rate);
-        let shape = tape.value(x).shape().to_vec();
-        let mut mask = Tensor::zeros(&shape);
-        // Two draws per 64 random bits: keep when a 32-bit uniform lies at or above the rate.
-        let threshold = (rate as f64 * 4_294_967_296.0) as u64;
-        let value = |bits: u64| if bits >= threshold { keep } else { 0.0 };
-        let mut pairs = mask.data_mut().chunks_exact_mut(2);
-        for pair in &mut pairs {
-            let bits = rng.next_u64();
-            pair[0] = value(bits >> 32);
-            pair[1] = value(bits & 0xFFFF_FFFF);
-        }
-        if let [last] = pairs.into_remainder() {
-            *last = value(rng.next_u64() >> 32);
-        }
-        let mask = tape.constant(&mask);
-        tape.mul(x, mask)
+        let mask = random::dropout_mask(pass.shape(&x)?, rate, self.next_seed.next());
+        let mask = pass.constant(mask);
+        pass.binary(BinaryOp::Mul, &x, &mask)
     }
 
     fn config(&self) -> LayerConfig {

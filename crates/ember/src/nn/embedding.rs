@@ -2,10 +2,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{built, weight_var, Layer, LayerConfig, WeightRef};
-use crate::autograd::{Tape, Var};
+use super::{Layer, LayerConfig, WeightRef};
+use crate::autograd::{Pass, Value};
 use crate::error::{Error, Result};
-use crate::tensor::forward;
 use crate::tensor::random::Rng;
 use crate::tensor::Tensor;
 
@@ -83,12 +82,9 @@ impl Layer for Embedding {
         Ok(output)
     }
 
-    fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        forward::embedding(built(&self.table, "Embedding")?, x)
-    }
-
-    fn record(&self, tape: &mut Tape, weights: &[Var], x: Var, _training: bool) -> Result<Var> {
-        tape.embedding(weight_var(weights, 0, "Embedding")?, x)
+    fn call(&self, pass: &mut Pass, x: Value, _mask: Option<Value>) -> Result<Value<'static>> {
+        let table = pass.weight(0, self.table.as_ref(), "Embedding")?;
+        pass.embedding(&table, &x)
     }
 
     fn weights(&self) -> Vec<WeightRef<'_>> {

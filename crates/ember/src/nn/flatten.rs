@@ -3,10 +3,9 @@
 use serde::{Deserialize, Serialize};
 
 use super::{Layer, LayerConfig};
-use crate::autograd::{Tape, Var};
+use crate::autograd::{Pass, Value};
 use crate::error::Result;
 use crate::tensor::random::Rng;
-use crate::tensor::Tensor;
 
 /// (batch, …) → (batch, product of the rest).
 fn flat(shape: &[usize]) -> [usize; 2] {
@@ -45,18 +44,9 @@ impl Layer for Flatten {
         Ok(FlattenConfig {}.shape_and_params(input_shape)?.0)
     }
 
-    fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        self.forward_owned(x.clone())
-    }
-
-    fn forward_owned(&self, x: Tensor) -> Result<Tensor> {
-        let shape = flat(x.shape());
-        x.reshape(&shape)
-    }
-
-    fn record(&self, tape: &mut Tape, _weights: &[Var], x: Var, _training: bool) -> Result<Var> {
-        let shape = flat(tape.value(x).shape());
-        tape.reshape(x, &shape)
+    fn call(&self, pass: &mut Pass, x: Value, _mask: Option<Value>) -> Result<Value<'static>> {
+        let shape = flat(pass.shape(&x)?);
+        pass.reshape(x, &shape)
     }
 
     fn config(&self) -> LayerConfig {

@@ -3,10 +3,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{weight_ref, weight_var, Layer, LayerConfig, WeightRef};
-use crate::autograd::{Tape, Var};
+use super::{weight_ref, Layer, LayerConfig, WeightRef};
+use crate::autograd::{Pass, Value};
 use crate::error::{Error, Result};
-use crate::tensor::forward;
 use crate::tensor::random::Rng;
 use crate::tensor::Tensor;
 
@@ -114,28 +113,18 @@ impl Layer for LayerNormalization {
         Ok(output)
     }
 
-    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+    fn call(&self, pass: &mut Pass, x: Value, _mask: Option<Value>) -> Result<Value<'static>> {
         self.check_built()?;
-        let epsilon = self.config.epsilon;
-        forward::layer_norm(x, self.gamma.as_ref(), self.beta.as_ref(), epsilon)
-    }
-
-    fn record(&self, tape: &mut Tape, weights: &[Var], x: Var, _training: bool) -> Result<Var> {
-        self.check_built()?;
-        let LayerNormalizationConfig {
-            epsilon,
-            center,
-            scale,
-        } = self.config;
-        let gamma = match scale {
-            true => Some(weight_var(weights, 0, "LayerNormalization")?),
-            false => None,
+        const LAYER: &str = "LayerNormalization";
+        let gamma = match &self.gamma {
+            Some(gamma) => Some(pass.weight(0, Some(gamma), LAYER)?),
+            None => None,
         };
-        let beta = match center {
-            true => Some(weight_var(weights, scale as usize, "LayerNormalization")?),
-            false => None,
+        let beta = match &self.beta {
+            Some(beta) => Some(pass.weight(gamma.is_some() as usize, Some(beta), LAYER)?),
+            None => None,
         };
-        tape.layer_norm(x, gamma, beta, epsilon)
+        pass.layer_norm(&x, gamma.as_ref(), beta.as_ref(), self.config.epsilon)
     }
 
     fn weights(&self) -> Vec<WeightRef<'_>> {

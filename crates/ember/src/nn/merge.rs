@@ -4,11 +4,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::autograd::ops::concat::concat_shape;
-use crate::autograd::{BinaryOp, Tape, Var};
+use crate::autograd::{BinaryOp, Pass, Value};
 use crate::error::{Error, Result};
-use crate::tensor::concat::concat_last;
-use crate::tensor::forward;
+use crate::tensor::concat::concat_shape;
 use crate::tensor::Tensor;
 
 /// How a merge layer combines its inputs. In a model file: `type = "add"` (or
@@ -84,75 +82,45 @@ impl Merge {
         }
     }
 
-    /// The merged value of a batch, at inference.
-    pub fn forward(&self, xs: &[&Tensor]) -> Result<Tensor> {
-        let shapes: Vec<&[usize]> = xs
+    /// The merged value of a batch, computed through `pass` (at once, or recorded).
+    pub fn call(&self, pass: &mut Pass, xs: &[Value]) -> Result<Value<'static>> {
+        let shapes = xs
             .iter()
-            .map(|x| &x.shape()[1.min(x.shape().len())..])
-            .collect();
-        self.output_shape(&shapes)?;
-        match self {
-            Merge::Add {} | Merge::Multiply {} => {
-                let op = self.binary_op();
-                let mut total = forward::binary(op, xs[0], xs[1])?;
-                for x in &xs[2..] {
-                    total = forward::binary(op, &total, x)?;
-                }
-                Ok(total)
-            }
-            Merge::Concatenate {} => {
-                let mut joined = xs[0].clone();
-                for x in &xs[1..] {
-                    let shape = concat_shape(joined.shape(), x.shape())?;
-                    let mut out = Tensor::zeros(&shape);
-                    let (m, n) = (last(joined.shape()), last(x.shape()));
-                    concat_last(joined.data(), m, x.data(), n, out.data_mut());
-                    joined = out;
-                }
-                Ok(joined)
-            }
-            Merge::Dot {} => {
-                let (rows, n) = (xs[0].rows(), last(xs[0].shape()));
-                let a = xs[0].clone().reshape(&[rows, 1, n])?;
-                let b = xs[1].clone().reshape(&[rows, n, 1])?;
-                forward::batch_matmul(&a, &b)?.reshape(&[rows, 1])
-            }
-        }
-    }
-
-    /// The merge recorded on a tape.
-    pub fn record(&self, tape: &mut Tape, xs: &[Var]) -> Result<Var> {
-        let shapes: Vec<Vec<usize>> = xs
-            .iter()
-            .map(|&x| tape.value(x).shape().iter().skip(1).copied().collect())
-            .collect();
+            .map(|x| Ok(pass.shape(x)?.iter().skip(1).copied().collect()))
+            .collect::<Result<Vec<Vec<usize>>>>()?;
         let shapes: Vec<&[usize]> = shapes.iter().map(Vec::as_slice).collect();
         self.output_shape(&shapes)?;
         match self {
             Merge::Add {} | Merge::Multiply {} => {
                 let op = self.binary_op();
-                let mut total = tape.binary(op, xs[0], xs[1])?;
-                for &x in &xs[2..] {
-                    total = tape.binary(op, total, x)?;
+                let mut total = pass.binary(op, &xs[0], &xs[1])?;
+                for x in &xs[2..] {
+                    total = pass.binary(op, &total, x)?;
                 }
                 Ok(total)
             }
             Merge::Concatenate {} => {
-                let mut joined = xs[0];
-                for &x in &xs[1..] {
-                    joined = tape.concat(joined, x)?;
+                let mut joined = pass.concat(&xs[0], &xs[1])?;
+                for x in &xs[2..] {
+                    joined = pass.concat(&joined, x)?;
                 }
                 Ok(joined)
             }
             Merge::Dot {} => {
-                let shape = tape.value(xs[0]).shape().to_vec();
+                let shape = pass.shape(&xs[0])?.to_vec();
                 let (rows, n) = (shape[0], last(&shape));
-                let a = tape.reshape(xs[0], &[rows, 1, n])?;
-                let b = tape.reshape(xs[1], &[rows, n, 1])?;
-                let dot = tape.batch_matmul(a, b)?;
-                tape.reshape(dot, &[rows, 1])
+                let a = pass.reshape(xs[0].view(), &[rows, 1, n])?;
+                let b = pass.reshape(xs[1].view(), &[rows, n, 1])?;
+                let dot = pass.batch_matmul(&a, &b)?;
+                pass.reshape(dot, &[rows, 1])
             }
         }
+    }
+
+    /// The merged value of a batch, at inference.
+    pub fn forward(&self, xs: &[&Tensor]) -> Result<Tensor> {
+        let xs: Vec<Value> = xs.iter().map(|&x| Value::from(x)).collect();
+        self.call(&mut Pass::eager(), &xs)?.into_tensor()
     }
 
     fn binary_op(&self) -> BinaryOp {
@@ -171,6 +139,7 @@ fn last(shape: &[usize]) -> usize {
 mod tests {
     use super::*;
     use crate::autograd::gradcheck::check_gradients;
+    use crate::autograd::{Tape, Var};
 
     #[test]
     fn shapes_follow_keras_and_mismatches_are_named() {
@@ -218,8 +187,13 @@ mod tests {
         ] {
             let inputs = if matches!(merge, Merge::Dot {}) { 2 } else { 3 };
             let shapes: Vec<&[usize]> = vec![&[3, 4]; inputs];
-            check_gradients(&shapes, 3, |tape, v| merge.record(tape, v))
-                .unwrap_or_else(|e| panic!("{merge:?}: {e}"));
+            let record = |tape: &mut Tape, v: &[Var]| {
+                let xs: Vec<Value> = v.iter().map(|&v| Value::Var(v)).collect();
+                merge
+                    .call(&mut Pass::record(tape, vec![], true), &xs)?
+                    .var()
+            };
+            check_gradients(&shapes, 3, record).unwrap_or_else(|e| panic!("{merge:?}: {e}"));
             let xs: Vec<Tensor> = (0..inputs)
                 .map(|k| {
                     Tensor::new(
@@ -232,7 +206,7 @@ mod tests {
             let refs: Vec<&Tensor> = xs.iter().collect();
             let mut tape = Tape::new();
             let vars: Vec<Var> = xs.iter().map(|x| tape.constant(x)).collect();
-            let recorded = merge.record(&mut tape, &vars).unwrap();
+            let recorded = record(&mut tape, &vars).unwrap();
             assert_eq!(
                 tape.value(recorded),
                 &merge.forward(&refs).unwrap(),

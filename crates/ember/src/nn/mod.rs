@@ -1,5 +1,5 @@
-//! Layers: each a plain struct with `build` (create parameters for an input shape) and
-//! `forward`; one layer per file, with its config, output shape and parameter count.
+//! Layers: each a plain struct with `build` (create parameters for an input shape) and one
+//! forward, `call`; one layer per file, with its config, output shape and parameter count.
 
 mod activation;
 mod augment;
@@ -41,7 +41,7 @@ pub use transformer::{
     MultiHeadAttention, MultiHeadAttentionConfig, TransformerEncoder, TransformerEncoderConfig,
 };
 
-use crate::autograd::{Tape, Var};
+use crate::autograd::{Pass, Tape, Value, Var};
 use crate::error::{Error, Result};
 use crate::tensor::activation::Activation;
 use crate::tensor::random::Rng;
@@ -59,9 +59,9 @@ pub struct WeightRef<'a> {
 /// A network layer: its configuration and, once built, its own weights. Shapes exclude the
 /// batch axis.
 ///
-/// A layer runs two ways: [`Layer::forward`] computes its output for a batch directly (no
-/// tape, nothing recorded: inference), and [`Layer::record`] records the same computation on
-/// a training step's tape, with the layer's weights moved onto it by the caller.
+/// A layer computes its output once, in [`Layer::call`], through the ops of a
+/// [`Pass`]: the same code runs eagerly at inference and records itself on a tape in
+/// training. [`Layer::forward`] is the eager call on one tensor.
 ///
 /// ```
 /// use ember::prelude::*;
@@ -78,34 +78,13 @@ pub trait Layer: Send + Sync {
     /// Creates the layer's weights for inputs of `input_shape`, and returns the output shape.
     fn build(&mut self, input_shape: &[usize], rng: &mut Rng) -> Result<Vec<usize>>;
 
-    /// The layer's output for a batch `x`, at inference (dropout and augmentation do nothing).
-    fn forward(&self, x: &Tensor) -> Result<Tensor>;
-
-    /// Like [`Layer::forward`], consuming `x`: layers that only reshape or pass their input on
-    /// reuse its buffer instead of copying it.
-    fn forward_owned(&self, x: Tensor) -> Result<Tensor> {
-        self.forward(&x)
-    }
-
-    /// The output before [`Layer::final_activation`], at inference.
-    fn forward_logits(&self, x: &Tensor) -> Result<Tensor> {
-        self.forward(x)
-    }
-
-    /// Records the layer on `tape` for a batch `x`; `weights` are this layer's weights on the
-    /// tape, in the order of [`Layer::weights`].
-    fn record(&self, tape: &mut Tape, weights: &[Var], x: Var, training: bool) -> Result<Var>;
-
-    /// Like [`Layer::record`], stopping before [`Layer::final_activation`].
-    fn record_logits(
-        &self,
-        tape: &mut Tape,
-        weights: &[Var],
-        x: Var,
-        training: bool,
-    ) -> Result<Var> {
-        self.record(tape, weights, x, training)
-    }
+    /// The layer's output for a batch `x` (Keras's `call`): its one forward, written against
+    /// `pass`'s ops, which compute at once or record on a tape. Its weights come from
+    /// [`Pass::weight`]; [`Pass::training`] says whether dropout and the like act;
+    /// [`Pass::activation`] whether to stop before [`Layer::final_activation`]. `mask`, for
+    /// layers that [take one](Layer::takes_mask), is a padding mask (batch, sequence) of 1
+    /// for tokens and 0 for padding.
+    fn call(&self, pass: &mut Pass, x: Value, mask: Option<Value>) -> Result<Value<'static>>;
 
     /// The activation the layer ends with, which a loss may fuse (softmax or sigmoid
     /// with a cross-entropy).
@@ -139,23 +118,28 @@ pub trait Layer: Send + Sync {
         takes_mask(self.kind())
     }
 
-    /// [`Layer::forward`] with a padding mask (batch, sequence) of 1 for tokens and 0 for
-    /// padding, for layers that [take one](Layer::takes_mask).
-    fn forward_with_mask(&self, _x: &Tensor, _mask: &Tensor) -> Result<Tensor> {
-        Err(no_mask(self.kind()))
+    /// The layer at inference on one batch: [`Layer::call`] in an eager pass.
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        self.call(&mut Pass::eager(), Value::from(x), None)?
+            .into_tensor()
     }
+}
 
-    /// [`Layer::record`] with a padding mask on the tape.
-    fn record_with_mask(
-        &self,
-        _tape: &mut Tape,
-        _weights: &[Var],
-        _x: Var,
-        _mask: Var,
-        _training: bool,
-    ) -> Result<Var> {
-        Err(no_mask(self.kind()))
-    }
+/// Records `layer`'s call on `tape` for an input `x` (and a padding mask), with `weights`
+/// its weights already on the tape in the order of [`Layer::weights`]: one layer's
+/// training-mode forward outside a model, for gradient checks.
+pub fn call_on_tape(
+    layer: &dyn Layer,
+    tape: &mut Tape,
+    weights: &[Var],
+    x: Var,
+    mask: Option<Var>,
+    training: bool,
+) -> Result<Var> {
+    let mut pass = Pass::record(tape, vec![weights.to_vec()], training);
+    layer
+        .call(&mut pass, Value::Var(x), mask.map(Value::Var))?
+        .var()
 }
 
 /// The most weights one layer, or one model file, may declare: 2^30 (4 GiB of f32). A
@@ -266,18 +250,11 @@ pub fn shape_text(shape: &[usize]) -> String {
     format!("({})", dims.join(", "))
 }
 
-fn no_mask(kind: &str) -> Error {
+pub(crate) fn no_mask(kind: &str) -> Error {
     Error::invalid(format!(
         "{kind} takes one input, not a padding mask (only MultiHeadAttention and \
          TransformerEncoder take one)"
     ))
-}
-
-/// A built weight, or an error naming the layer that was used before `build`.
-pub(crate) fn built<'a>(weight: &'a Option<Tensor>, layer: &str) -> Result<&'a Tensor> {
-    weight
-        .as_ref()
-        .ok_or_else(|| Error::invalid(format!("{layer} layer used before it was built")))
 }
 
 /// A weight of a layer, when built.
@@ -290,15 +267,5 @@ pub(crate) fn weight_ref<'a>(
         name,
         value,
         trainable,
-    })
-}
-
-/// The tape variable of weight `i`, or an error when the caller passed too few.
-pub(crate) fn weight_var(weights: &[Var], i: usize, layer: &str) -> Result<Var> {
-    weights.get(i).copied().ok_or_else(|| {
-        Error::invalid(format!(
-            "{layer} needs weight {i} on the tape, got {} (was it built?)",
-            weights.len()
-        ))
     })
 }

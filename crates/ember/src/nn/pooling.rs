@@ -4,12 +4,10 @@ use serde::{Deserialize, Serialize};
 
 use super::conv2d::{Padding, Size2};
 use super::{Layer, LayerConfig};
-use crate::autograd::{Tape, Var};
+use crate::autograd::{Pass, Value};
 use crate::error::{Error, Result};
 use crate::tensor::conv::Window;
-use crate::tensor::forward;
 use crate::tensor::random::Rng;
-use crate::tensor::Tensor;
 
 /// `type = "max_pooling2d"` or `type = "average_pooling2d"` in a model file.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -130,14 +128,9 @@ impl Layer for MaxPooling2D {
         Ok(self.config.shape_and_params(input_shape)?.0)
     }
 
-    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+    fn call(&self, pass: &mut Pass, x: Value, _mask: Option<Value>) -> Result<Value<'static>> {
         let c = &self.config;
-        forward::max_pool2d(x, c.pool(), c.strides(), c.same())
-    }
-
-    fn record(&self, tape: &mut Tape, _weights: &[Var], x: Var, _training: bool) -> Result<Var> {
-        let c = &self.config;
-        tape.max_pool2d(x, c.pool(), c.strides(), c.same())
+        pass.pool2d(&x, c.pool(), c.strides(), c.same(), false)
     }
 
     fn config(&self) -> LayerConfig {
@@ -154,14 +147,9 @@ impl Layer for AveragePooling2D {
         Ok(self.config.shape_and_params(input_shape)?.0)
     }
 
-    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+    fn call(&self, pass: &mut Pass, x: Value, _mask: Option<Value>) -> Result<Value<'static>> {
         let c = &self.config;
-        forward::avg_pool2d(x, c.pool(), c.strides(), c.same())
-    }
-
-    fn record(&self, tape: &mut Tape, _weights: &[Var], x: Var, _training: bool) -> Result<Var> {
-        let c = &self.config;
-        tape.avg_pool2d(x, c.pool(), c.strides(), c.same())
+        pass.pool2d(&x, c.pool(), c.strides(), c.same(), true)
     }
 
     fn config(&self) -> LayerConfig {
@@ -208,16 +196,11 @@ impl Layer for GlobalAveragePooling2D {
             .0)
     }
 
-    fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let [n, h, w, c] = global_dims(x.shape())?;
+    fn call(&self, pass: &mut Pass, x: Value, _mask: Option<Value>) -> Result<Value<'static>> {
+        let [n, h, w, c] = global_dims(pass.shape(&x)?)?;
         // One window over the whole image, then drop the 1×1 spatial axes.
-        forward::avg_pool2d(x, (h, w), (h, w), false)?.reshape(&[n, c])
-    }
-
-    fn record(&self, tape: &mut Tape, _weights: &[Var], x: Var, _training: bool) -> Result<Var> {
-        let [n, h, w, c] = global_dims(tape.value(x).shape())?;
-        let pooled = tape.avg_pool2d(x, (h, w), (h, w), false)?;
-        tape.reshape(pooled, &[n, c])
+        let pooled = pass.pool2d(&x, (h, w), (h, w), false, true)?;
+        pass.reshape(pooled, &[n, c])
     }
 
     fn config(&self) -> LayerConfig {

@@ -4,10 +4,9 @@ use serde::{Deserialize, Serialize};
 
 use super::config::numel;
 use super::{Layer, LayerConfig};
-use crate::autograd::{Tape, Var};
+use crate::autograd::{Pass, Value};
 use crate::error::{Error, Result};
 use crate::tensor::random::Rng;
-use crate::tensor::Tensor;
 
 /// `type = "reshape"` in a model file.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -66,18 +65,10 @@ impl Layer for Reshape {
         Ok(self.config.shape_and_params(input_shape)?.0)
     }
 
-    fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        self.forward_owned(x.clone())
-    }
-
-    fn forward_owned(&self, x: Tensor) -> Result<Tensor> {
-        let shape = self.batch_shape(x.rows());
-        x.reshape(&shape)
-    }
-
-    fn record(&self, tape: &mut Tape, _weights: &[Var], x: Var, _training: bool) -> Result<Var> {
-        let shape = self.batch_shape(tape.value(x).rows());
-        tape.reshape(x, &shape)
+    fn call(&self, pass: &mut Pass, x: Value, _mask: Option<Value>) -> Result<Value<'static>> {
+        let rows = pass.shape(&x)?.first().copied().unwrap_or(1);
+        let shape = self.batch_shape(rows);
+        pass.reshape(x, &shape)
     }
 
     fn config(&self) -> LayerConfig {

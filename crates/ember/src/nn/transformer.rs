@@ -5,10 +5,9 @@
 use serde::{Deserialize, Serialize};
 
 use super::{init, Dropout, Layer, LayerConfig, LayerNormalization, WeightRef};
-use crate::autograd::{BinaryOp, Tape, Var};
+use crate::autograd::{BinaryOp, Pass, Value};
 use crate::error::{Error, Result};
 use crate::tensor::activation::Activation;
-use crate::tensor::forward;
 use crate::tensor::random::Rng;
 use crate::tensor::Tensor;
 
@@ -27,8 +26,18 @@ impl Projection {
         }
     }
 
-    fn apply(&self, x: &Tensor, activation: Activation) -> Result<Tensor> {
-        forward::linear(x, &self.kernel, Some(&self.bias), activation)
+    /// `activation(x · kernel + bias)`, the kernel and bias being the layer's weights `first`
+    /// and `first + 1`.
+    fn call(
+        &self,
+        pass: &mut Pass,
+        first: usize,
+        x: &Value,
+        activation: Activation,
+    ) -> Result<Value<'static>> {
+        let kernel = pass.weight(first, Some(&self.kernel), "a projection")?;
+        let bias = pass.weight(first + 1, Some(&self.bias), "a projection")?;
+        pass.linear(x, &kernel, Some(&bias), activation)
     }
 
     fn weights(&self, kernel: &'static str, bias: &'static str) -> [WeightRef<'_>; 2] {
@@ -48,21 +57,6 @@ impl Projection {
 
     fn weights_mut(&mut self) -> [&mut Tensor; 2] {
         [&mut self.kernel, &mut self.bias]
-    }
-}
-
-/// A projection's kernel and bias on a tape: `weights[0]` and `weights[1]`.
-fn record_projection(
-    tape: &mut Tape,
-    weights: &[Var],
-    x: Var,
-    activation: Activation,
-) -> Result<Var> {
-    match weights {
-        [kernel, bias, ..] => tape.linear(x, *kernel, Some(*bias), activation),
-        _ => Err(Error::invalid(
-            "a projection needs its kernel and bias on the tape",
-        )),
     }
 }
 
@@ -151,34 +145,19 @@ impl MultiHeadAttention {
 
     /// Self-attention of `x` (batch, sequence, features); `mask` (batch, sequence) marks
     /// real positions with 1 and padding with 0.
-    pub fn attend(&self, x: &Tensor, mask: Option<&Tensor>) -> Result<Tensor> {
-        let [q, k, v, o] = self.built()?;
-        let queries = q.apply(x, Activation::Linear)?;
-        let keys = k.apply(x, Activation::Linear)?;
-        let values = v.apply(x, Activation::Linear)?;
-        let attended = forward::attention(&queries, &keys, &values, mask, self.config.num_heads)?;
-        o.apply(&attended, Activation::Linear)
-    }
-
-    /// [`MultiHeadAttention::attend`] on a tape, with the layer's eight weights.
-    pub fn record_attend(
+    pub fn attend(
         &self,
-        tape: &mut Tape,
-        weights: &[Var],
-        x: Var,
-        mask: Option<Var>,
-    ) -> Result<Var> {
-        self.built()?;
-        if weights.len() < 8 {
-            return Err(Error::invalid(
-                "MultiHeadAttention needs its eight weights on the tape",
-            ));
-        }
-        let queries = record_projection(tape, &weights[0..], x, Activation::Linear)?;
-        let keys = record_projection(tape, &weights[2..], x, Activation::Linear)?;
-        let values = record_projection(tape, &weights[4..], x, Activation::Linear)?;
-        let attended = tape.attention(queries, keys, values, mask, self.config.num_heads)?;
-        record_projection(tape, &weights[6..], attended, Activation::Linear)
+        pass: &mut Pass,
+        x: &Value,
+        mask: Option<&Value>,
+    ) -> Result<Value<'static>> {
+        let [q, k, v, o] = self.built()?;
+        let queries = q.call(pass, 0, x, Activation::Linear)?;
+        let keys = k.call(pass, 2, x, Activation::Linear)?;
+        let values = v.call(pass, 4, x, Activation::Linear)?;
+        let heads = self.config.num_heads;
+        let attended = pass.attention((&queries, &keys, &values), mask, heads)?;
+        o.call(pass, 6, &attended, Activation::Linear)
     }
 }
 
@@ -200,27 +179,8 @@ impl Layer for MultiHeadAttention {
         Ok(output)
     }
 
-    fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        self.attend(x, None)
-    }
-
-    fn record(&self, tape: &mut Tape, weights: &[Var], x: Var, _training: bool) -> Result<Var> {
-        self.record_attend(tape, weights, x, None)
-    }
-
-    fn forward_with_mask(&self, x: &Tensor, mask: &Tensor) -> Result<Tensor> {
-        self.attend(x, Some(mask))
-    }
-
-    fn record_with_mask(
-        &self,
-        tape: &mut Tape,
-        weights: &[Var],
-        x: Var,
-        mask: Var,
-        _training: bool,
-    ) -> Result<Var> {
-        self.record_attend(tape, weights, x, Some(mask))
+    fn call(&self, pass: &mut Pass, x: Value, mask: Option<Value>) -> Result<Value<'static>> {
+        self.attend(pass, &x, mask.as_ref())
     }
 
     fn weights(&self) -> Vec<WeightRef<'_>> {
@@ -378,49 +338,6 @@ impl TransformerEncoder {
             )),
         }
     }
-
-    /// The block on `x` (batch, sequence, features) with an optional padding mask, at
-    /// inference.
-    fn run(&self, x: &Tensor, mask: Option<&Tensor>) -> Result<Tensor> {
-        let (intermediate, output) = self.feed_forward()?;
-        let attended = self.attention.attend(x, mask)?;
-        let h = forward::binary(BinaryOp::Add, x, &attended)?;
-        let h = self.attention_norm.forward(&h)?;
-        let inner = intermediate.apply(&h, Activation::Gelu)?;
-        let out = output.apply(&inner, Activation::Linear)?;
-        let out = forward::binary(BinaryOp::Add, &h, &out)?;
-        self.output_norm.forward(&out)
-    }
-
-    /// [`TransformerEncoder::run`] on a tape, with the block's sixteen weights in the order
-    /// of [`Layer::weights`]; dropout only in training.
-    fn record_run(
-        &self,
-        tape: &mut Tape,
-        weights: &[Var],
-        x: Var,
-        mask: Option<Var>,
-        training: bool,
-    ) -> Result<Var> {
-        self.feed_forward()?;
-        if weights.len() < 16 {
-            return Err(Error::invalid(
-                "TransformerEncoder needs its sixteen weights on the tape",
-            ));
-        }
-        let attended = self.attention.record_attend(tape, &weights[..8], x, mask)?;
-        let attended = self.drop.record(tape, &[], attended, training)?;
-        let h = tape.add(x, attended)?;
-        let h = self
-            .attention_norm
-            .record(tape, &weights[8..10], h, training)?;
-        let inner = record_projection(tape, &weights[10..12], h, Activation::Gelu)?;
-        let out = record_projection(tape, &weights[12..14], inner, Activation::Linear)?;
-        let out = self.drop.record(tape, &[], out, training)?;
-        let out = tape.add(h, out)?;
-        self.output_norm
-            .record(tape, &weights[14..16], out, training)
-    }
 }
 
 /// The names of a [`TransformerEncoder`]'s weights after its attention's, in order.
@@ -462,27 +379,20 @@ impl Layer for TransformerEncoder {
         Ok(output)
     }
 
-    fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        self.run(x, None)
-    }
-
-    fn record(&self, tape: &mut Tape, weights: &[Var], x: Var, training: bool) -> Result<Var> {
-        self.record_run(tape, weights, x, None, training)
-    }
-
-    fn forward_with_mask(&self, x: &Tensor, mask: &Tensor) -> Result<Tensor> {
-        self.run(x, Some(mask))
-    }
-
-    fn record_with_mask(
-        &self,
-        tape: &mut Tape,
-        weights: &[Var],
-        x: Var,
-        mask: Var,
-        training: bool,
-    ) -> Result<Var> {
-        self.record_run(tape, weights, x, Some(mask), training)
+    /// The block on `x` (batch, sequence, features) with an optional padding mask; its
+    /// sixteen weights in the order of [`Layer::weights`]: the attention's eight, then the
+    /// norms' and the feed-forward network's. Dropout acts only in training.
+    fn call(&self, pass: &mut Pass, x: Value, mask: Option<Value>) -> Result<Value<'static>> {
+        let (intermediate, output) = self.feed_forward()?;
+        let attended = self.attention.attend(pass, &x, mask.as_ref())?;
+        let attended = self.drop.call(pass, attended, None)?;
+        let h = pass.binary(BinaryOp::Add, &x, &attended)?;
+        let h = pass.sublayer(8, |pass| self.attention_norm.call(pass, h, None))?;
+        let inner = intermediate.call(pass, 10, &h, Activation::Gelu)?;
+        let out = output.call(pass, 12, &inner, Activation::Linear)?;
+        let out = self.drop.call(pass, out, None)?;
+        let out = pass.binary(BinaryOp::Add, &h, &out)?;
+        pass.sublayer(14, |pass| self.output_norm.call(pass, out, None))
     }
 
     fn weights(&self) -> Vec<WeightRef<'_>> {

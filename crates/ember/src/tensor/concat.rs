@@ -1,5 +1,24 @@
 //! Joining and splitting along the last axis: the kernels of `Concatenate`.
 
+use crate::error::{Error, Result};
+
+fn last(shape: &[usize]) -> usize {
+    shape.last().copied().unwrap_or(1)
+}
+
+/// The shape of `a` and `b` joined along their last axis, or an error when other axes differ.
+pub fn concat_shape(a: &[usize], b: &[usize]) -> Result<Vec<usize>> {
+    if a.is_empty() || a.len() != b.len() || a[..a.len() - 1] != b[..b.len() - 1] {
+        return Err(Error::shape(
+            "concatenate",
+            format!("cannot join {a:?} and {b:?} along the last axis"),
+        ));
+    }
+    let mut shape = a.to_vec();
+    *shape.last_mut().expect("checked non-empty") += last(b);
+    Ok(shape)
+}
+
 /// Writes each row of `a` (rows of `a_width`) followed by the same row of `b` (rows of
 /// `b_width`) into `out`.
 pub fn concat_last(a: &[f32], a_width: usize, b: &[f32], b_width: usize, out: &mut [f32]) {

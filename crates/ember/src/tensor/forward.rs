@@ -214,6 +214,15 @@ pub fn attention(
 }
 
 /// `a · b` for each of a batch of matrices: (batch, m, k) · (batch, k, n) → (batch, m, n).
+/// `a` and `b` joined along their last axis.
+pub fn concat(a: &Tensor, b: &Tensor) -> Result<Tensor> {
+    let shape = super::concat::concat_shape(a.shape(), b.shape())?;
+    let (m, n) = (a.row_len_last(), b.row_len_last());
+    let mut out = Tensor::zeros(&shape);
+    super::concat::concat_last(a.data(), m, b.data(), n, out.data_mut());
+    Ok(out)
+}
+
 pub fn batch_matmul(a: &Tensor, b: &Tensor) -> Result<Tensor> {
     let dims = batch_matmul_dims(a.shape(), b.shape())?;
     let [batch, m, _, n] = dims;

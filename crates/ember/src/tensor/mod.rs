@@ -168,6 +168,11 @@ impl Tensor {
         self.data.iter_mut().for_each(|v| *v = v.clamp(lo, hi));
     }
 
+    /// The size of the last axis (1 for a scalar).
+    pub fn row_len_last(&self) -> usize {
+        self.shape.last().copied().unwrap_or(1)
+    }
+
     /// `Σ x²` over every element, in f64.
     pub fn sum_of_squares(&self) -> f64 {
         reduce::sum_of_squares(&self.data)

@@ -298,3 +298,11 @@ pub fn layer_norm_input_grad(
     }
     store(dx, values.into_iter(), accumulate);
 }
+
+/// Keras's moving average of a batch statistic: `moving = momentum · moving + (1 − momentum) ·
+/// batch`, per channel.
+pub fn update_moving_average(moving: &mut super::Tensor, batch: &[f32], momentum: f32) {
+    for (a, &b) in moving.data_mut().iter_mut().zip(batch) {
+        *a = momentum * *a + (1.0 - momentum) * b;
+    }
+}

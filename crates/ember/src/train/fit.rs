@@ -4,7 +4,8 @@ use std::time::Instant;
 
 use super::callback::{Callback, Control};
 use super::history::{EpochLog, History};
-use super::model::{GraphView, Model};
+use super::interpreter::GraphView;
+use super::model::Model;
 use super::progress::Progress;
 use crate::autograd::{Tape, Var};
 use crate::error::{Error, Result};
@@ -473,7 +474,8 @@ impl Model {
                 .iter()
                 .map(|y| tape.constant_rows(y, &rows))
                 .collect::<Result<Vec<Var>>>()?;
-            let outputs = Model::record(layers, &graph, &mut tape, &weights, &xs, false, true)?;
+            let (outputs, _) =
+                Model::record(layers, &graph, &mut tape, &weights, &xs, false, true)?;
             let mut total = None;
             for ((logits, activation), &target) in outputs.into_iter().zip(&ys) {
                 let (loss, _) = loss_fn.record(&mut tape, logits, activation, target)?;
@@ -552,7 +554,7 @@ impl Model {
                 }
                 None => None,
             };
-            let outputs = Model::record(layers, graph, tape, &weights, &xs, true, true)?;
+            let (outputs, _) = Model::record(layers, graph, tape, &weights, &xs, true, true)?;
             let mut total = None;
             let mut first_output = None;
             for ((logits, activation), &target) in outputs.into_iter().zip(&ys) {

@@ -95,7 +95,7 @@ impl Model {
             .collect();
         let input = tape.param(x.clone());
         let graph = self.graph();
-        let (values, outputs) = Model::record_values(
+        let (outputs, values) = Model::record(
             &self.layers,
             &graph,
             &mut tape,

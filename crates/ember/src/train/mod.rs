@@ -7,6 +7,7 @@ mod fit;
 mod gradients;
 mod graph;
 mod history;
+mod interpreter;
 mod model;
 mod progress;
 mod sequential;

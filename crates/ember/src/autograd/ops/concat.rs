@@ -1,8 +1,8 @@
 //! Concatenation of two tensors along their last axis.
 
 use crate::autograd::tape::{GradOut, Node, Tape, Var};
-use crate::error::{Error, Result};
-use crate::tensor::concat::{concat_last, split_last};
+use crate::error::Result;
+use crate::tensor::concat::{concat_last, concat_shape, split_last};
 
 impl Tape {
     /// `a` and `b` side by side along the last axis: (…, m) and (…, n) → (…, m + n); every
@@ -26,19 +26,6 @@ impl Tape {
 
 fn last(shape: &[usize]) -> usize {
     shape.last().copied().unwrap_or(1)
-}
-
-/// The shape of `a` and `b` joined along their last axis, or an error when other axes differ.
-pub fn concat_shape(a: &[usize], b: &[usize]) -> Result<Vec<usize>> {
-    if a.is_empty() || a.len() != b.len() || a[..a.len() - 1] != b[..b.len() - 1] {
-        return Err(Error::shape(
-            "concatenate",
-            format!("cannot join {a:?} and {b:?} along the last axis"),
-        ));
-    }
-    let mut shape = a.to_vec();
-    *shape.last_mut().expect("checked non-empty") += last(b);
-    Ok(shape)
 }
 
 pub(crate) fn backward_concat(a: Var, b: Var, out: &Node, nodes: &mut [Node]) {
