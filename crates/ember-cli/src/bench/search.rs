@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use ember::tensor::random::Rng;
+use ember::tensor::stats;
 use ember::text::FaqIndex;
 use ember::Tensor;
 
@@ -20,8 +21,7 @@ fn unit_rows(rows: usize, rng: &mut Rng) -> Tensor {
     for row in t.data_mut().chunks_mut(DIM) {
         row.iter_mut()
             .for_each(|v| *v = rng.uniform_range(-1.0, 1.0));
-        let norm = row.iter().map(|v| v * v).sum::<f32>().sqrt();
-        row.iter_mut().for_each(|v| *v /= norm);
+        stats::l2_normalize(row);
     }
     t
 }

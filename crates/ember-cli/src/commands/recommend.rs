@@ -645,9 +645,7 @@ fn cv(args: CvArgs) -> ember::Result<()> {
         }
     }
     for (name, values) in &table {
-        let n = values.len() as f64;
-        let mean = values.iter().sum::<f64>() / n;
-        let std = (values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / n).sqrt();
+        let (mean, std) = ember::tensor::stats::mean_std(values, 0);
         println!("Mean {name}: {mean:.4} (std {std:.4})");
     }
     Ok(())

@@ -21,7 +21,8 @@
 //! let mut tape = Tape::new();
 //! let wv = tape.param(w.clone());
 //! let xv = tape.constant(&x);
-//! let mut pass = Pass::record(&mut tape, vec![vec![wv]], true);
+//! let weights = [vec![wv]];
+//! let mut pass = Pass::record(&mut tape, &weights, true);
 //! let y = layer(&mut pass, Value::Var(xv), &w).unwrap().var().unwrap();
 //! assert_eq!(tape.value(y).data(), &[1.0]);
 //! ```
@@ -121,7 +122,7 @@ fn tensor_of<'v>(v: Option<&'v Value>) -> Result<Option<&'v Tensor>> {
 pub struct Pass<'t> {
     tape: Option<&'t mut Tape>,
     /// Each layer's weights on the tape, in the order of its `weights()`.
-    weights: Vec<Vec<Var>>,
+    weights: &'t [Vec<Var>],
     /// The layer being called, and where its current sublayer's weights start.
     layer: usize,
     offset: usize,
@@ -134,7 +135,7 @@ impl Pass<'static> {
     pub fn eager() -> Self {
         Pass {
             tape: None,
-            weights: Vec::new(),
+            weights: &[],
             layer: 0,
             offset: 0,
             training: false,
@@ -147,7 +148,7 @@ impl<'t> Pass<'t> {
     /// A pass recording on `tape`, with each layer's weights already on it (`weights[l]` for
     /// layer l). `training` turns on what only training does (dropout, augmentation, batch
     /// statistics).
-    pub fn record(tape: &'t mut Tape, weights: Vec<Vec<Var>>, training: bool) -> Self {
+    pub fn record(tape: &'t mut Tape, weights: &'t [Vec<Var>], training: bool) -> Self {
         Pass {
             tape: Some(tape),
             weights,

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use super::table::{parse_number, ColumnKind, Table};
 use crate::error::{Error, Result};
-use crate::tensor::Tensor;
+use crate::tensor::{stats, Tensor};
 
 /// How missing numbers are filled in.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -335,10 +335,7 @@ impl Table {
 }
 
 fn mean_std(values: &[f64]) -> (f64, f64) {
-    let n = values.len().max(1) as f64;
-    let mean = values.iter().sum::<f64>() / n;
-    let var = values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / n;
-    (mean, var.sqrt())
+    stats::mean_std(values, 0)
 }
 
 fn numeric_feature(name: &str, cells: &[Option<&str>], options: &PreprocessOptions) -> Feature {

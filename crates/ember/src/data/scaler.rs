@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::tensor::Tensor;
+use crate::tensor::{stats, Tensor};
 
 /// Per-column means and standard deviations fitted on training rows.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -22,22 +22,11 @@ impl StandardScaler {
         if rows == 0 || width == 0 {
             return Err(Error::invalid("cannot fit a scaler on no samples"));
         }
-        // Sums in f64: thousands of rows of f32 would otherwise lose digits.
-        let mut sum = vec![0.0f64; width];
-        let mut squares = vec![0.0f64; width];
-        for row in x.data().chunks_exact(width) {
-            for ((s, q), &v) in sum.iter_mut().zip(&mut squares).zip(row) {
-                *s += v as f64;
-                *q += v as f64 * v as f64;
-            }
-        }
-        let n = rows as f64;
-        let mean: Vec<f64> = sum.iter().map(|s| s / n).collect();
-        let scale = squares
+        let (mean, variance) = stats::column_moments(x.data(), width);
+        let scale = variance
             .iter()
-            .zip(&mean)
-            .map(|(q, m)| {
-                let std = (q / n - m * m).max(0.0).sqrt();
+            .map(|v| {
+                let std = v.sqrt();
                 if std > 1e-12 {
                     std as f32
                 } else {
@@ -61,11 +50,7 @@ impl StandardScaler {
             )));
         }
         let mut out = x.clone();
-        for row in out.data_mut().chunks_exact_mut(width.max(1)) {
-            for ((v, m), s) in row.iter_mut().zip(&self.mean).zip(&self.scale) {
-                *v = (*v - m) / s;
-            }
-        }
+        out.standardize_columns(&self.mean, &self.scale);
         Ok(out)
     }
 }

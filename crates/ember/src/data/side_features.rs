@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use super::interactions::{bare_name, split_lines};
 use crate::error::{Error, Result};
+use crate::tensor::stats;
 
 /// Categorical columns with more distinct values than this are left out (zip codes, names).
 const MAX_CATEGORIES: usize = 64;
@@ -170,12 +171,10 @@ impl SideFeatures {
                 // At least 99% numbers: a number column with a few bad cells, read as
                 // missing and reported. (Zip codes, 2% letters, are not numbers.)
                 let values: Vec<f64> = present.iter().filter_map(|s| number(s)).collect();
-                let mean = values.iter().sum::<f64>() / values.len() as f64;
-                let var =
-                    values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / values.len() as f64;
+                let (mean, std) = stats::mean_std(&values, 0);
                 ColumnUse::Numeric {
                     mean,
-                    std: if var > 0.0 { var.sqrt() } else { 1.0 },
+                    std: if std > 0.0 { std } else { 1.0 },
                     not_numbers: present.len() - values.len(),
                 }
             } else if distinct.len() <= MAX_CATEGORIES {

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use serde::{Deserialize, Serialize};
 
 use crate::error::Result;
-use crate::tensor::Tensor;
+use crate::tensor::{stats, Tensor};
 
 /// TF-IDF with a vocabulary of the most frequent words of the training documents
 /// (scikit-learn's `TfidfVectorizer(sublinear_tf=True)` in spirit): words are runs of two or
@@ -108,10 +108,7 @@ impl TfIdf {
                     *v = (1.0 + v.ln()) * idf;
                 }
             }
-            let norm = row.iter().map(|v| v * v).sum::<f32>().sqrt();
-            if norm > 0.0 {
-                row.iter_mut().for_each(|v| *v /= norm);
-            }
+            stats::l2_normalize(row);
         }
         Tensor::new(&[texts.len(), width], data)
     }

@@ -8,7 +8,7 @@ use crate::data::table::Table;
 use crate::error::{Error, Result};
 use crate::tabular::{TabularModel, Task};
 use crate::tensor::mt19937::RandomState;
-use crate::tensor::Tensor;
+use crate::tensor::{stats, Tensor};
 
 use super::gradients::{integrated_gradients, scores};
 use super::shap::shapley_values;
@@ -127,8 +127,7 @@ pub fn permutation_importance(
             }
             drops.push(baseline - score(&permuted)?);
         }
-        let mean = drops.iter().sum::<f64>() / repeats as f64;
-        let std = (drops.iter().map(|d| (d - mean).powi(2)).sum::<f64>() / repeats as f64).sqrt();
+        let (mean, std) = stats::mean_std(&drops, 0);
         columns.push(ColumnImportance {
             column: name.clone(),
             mean,

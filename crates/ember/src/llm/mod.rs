@@ -102,9 +102,7 @@ impl LanguageModel {
             let logits = self.llama.forward(batch, &mut cache, Logits::All)?;
             for (t, row) in logits.chunks_exact(vocab).enumerate() {
                 let next = ids[done + t + 1] as usize;
-                let max = row.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v)) as f64;
-                let sum: f64 = row.iter().map(|&v| (v as f64 - max).exp()).sum();
-                nll += max + sum.ln() - row[next] as f64;
+                nll += crate::tensor::loss::logits_nll_f64(row, next);
             }
             done += batch.len();
         }

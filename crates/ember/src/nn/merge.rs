@@ -189,9 +189,7 @@ mod tests {
             let shapes: Vec<&[usize]> = vec![&[3, 4]; inputs];
             let record = |tape: &mut Tape, v: &[Var]| {
                 let xs: Vec<Value> = v.iter().map(|&v| Value::Var(v)).collect();
-                merge
-                    .call(&mut Pass::record(tape, vec![], true), &xs)?
-                    .var()
+                merge.call(&mut Pass::record(tape, &[], true), &xs)?.var()
             };
             check_gradients(&shapes, 3, record).unwrap_or_else(|e| panic!("{merge:?}: {e}"));
             let xs: Vec<Tensor> = (0..inputs)

@@ -136,7 +136,8 @@ pub fn call_on_tape(
     mask: Option<Var>,
     training: bool,
 ) -> Result<Var> {
-    let mut pass = Pass::record(tape, vec![weights.to_vec()], training);
+    let weights = [weights.to_vec()];
+    let mut pass = Pass::record(tape, &weights, training);
     layer
         .call(&mut pass, Value::Var(x), mask.map(Value::Var))?
         .var()

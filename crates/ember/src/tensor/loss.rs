@@ -288,3 +288,22 @@ fn check_target(op: LossOp, prediction: &[usize], target: &Tensor) -> Result<()>
     }
     Ok(())
 }
+
+/// One sample's softmax cross-entropy in f64, for full-batch solvers: `z` holds the logits
+/// and becomes the probabilities; returns −log p(label), computed stably as
+/// log Σ exp(z − max) + max − z[label].
+pub fn softmax_cross_entropy_f64(z: &mut [f64], label: usize) -> f64 {
+    let top = z.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+    let total: f64 = z.iter().map(|zi| (zi - top).exp()).sum();
+    let loss = total.ln() + top - z[label];
+    z.iter_mut().for_each(|zi| *zi = (*zi - top).exp() / total);
+    loss
+}
+
+/// −log softmax(`logits`)[`label`] in f64: a language model's next-token loss, summed for
+/// perplexity.
+pub fn logits_nll_f64(logits: &[f32], label: usize) -> f64 {
+    let max = logits.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v)) as f64;
+    let sum: f64 = logits.iter().map(|&v| (v as f64 - max).exp()).sum();
+    max + sum.ln() - logits[label] as f64
+}

@@ -23,6 +23,7 @@ pub mod normalization;
 pub mod quant;
 pub mod random;
 pub mod reduce;
+pub mod stats;
 pub mod team;
 pub mod threads;
 pub mod update;
@@ -171,6 +172,40 @@ impl Tensor {
     /// The size of the last axis (1 for a scalar).
     pub fn row_len_last(&self) -> usize {
         self.shape.last().copied().unwrap_or(1)
+    }
+
+    /// Each row divided by its L2 norm (PyTorch's `F.normalize`), in place.
+    pub fn l2_normalize_rows(&mut self) {
+        let width = self.row_len().max(1);
+        self.data.chunks_mut(width).for_each(stats::l2_normalize);
+    }
+
+    /// `(x − mean) / scale` for each column of the rows, in place.
+    pub fn standardize_columns(&mut self, mean: &[f32], scale: &[f32]) {
+        stats::standardize_columns(&mut self.data, mean, scale);
+    }
+
+    /// A tensor of `shape` whose row i is `rows[i]` where given, zeros elsewhere.
+    pub fn from_rows(
+        shape: &[usize],
+        rows: impl IntoIterator<Item = (usize, Vec<f32>)>,
+    ) -> Result<Tensor> {
+        let mut t = Tensor::zeros(shape);
+        let width = t.row_len();
+        for (i, row) in rows {
+            let Some(target) = t
+                .data
+                .get_mut(i * width..(i + 1) * width)
+                .filter(|_| row.len() == width)
+            else {
+                return Err(Error::shape(
+                    "from_rows",
+                    format!("row {i} of {} values does not fit {shape:?}", row.len()),
+                ));
+            };
+            target.copy_from_slice(&row);
+        }
+        Ok(t)
     }
 
     /// `Σ x²` over every element, in f64.

@@ -13,7 +13,7 @@ use super::sentence::SentenceEncoder;
 use crate::data::table::Table;
 use crate::error::{Error, Result};
 use crate::tensor::matmul::{matmul, MatRef};
-use crate::tensor::Tensor;
+use crate::tensor::{stats, Tensor};
 
 /// What an index file records beside its vectors.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -79,7 +79,7 @@ impl FaqIndex {
         }
         let refs: Vec<&str> = questions.iter().map(String::as_str).collect();
         let mut embeddings = encoder.encode(&refs, 32)?;
-        normalize_rows(&mut embeddings);
+        Tensor::l2_normalize_rows(&mut embeddings);
         Ok(FaqIndex {
             questions,
             answers,
@@ -131,7 +131,7 @@ impl FaqIndex {
         if query.iter().any(|v| !v.is_finite()) {
             return Err(Error::NonFinite("the query holds NaN or infinity".into()));
         }
-        let norm = query.iter().map(|v| v * v).sum::<f32>().sqrt().max(1e-12);
+        let norm = stats::l2_norm(query).max(1e-12);
         // Every similarity at once: one matrix–vector product through gemm.
         let mut scores = vec![0.0f32; rows];
         matmul(
@@ -243,7 +243,7 @@ impl FaqIndex {
         // Every vector was normalized when the index was built: anything else is damage
         // (a NaN would otherwise rank first).
         for (i, row) in data.chunks(shape[1].max(1)).enumerate() {
-            let norm = row.iter().map(|v| v * v).sum::<f32>().sqrt();
+            let norm = stats::l2_norm(row);
             if !(norm - 1.0).abs().lt(&1e-3) {
                 return Err(bad(format!(
                     "damaged index: the vector of question {} ({:?}) is not of unit length \
@@ -260,14 +260,6 @@ impl FaqIndex {
             encoder: info.encoder,
             encoder_key: info.encoder_key,
         })
-    }
-}
-
-fn normalize_rows(t: &mut Tensor) {
-    let dim = t.row_len().max(1);
-    for row in t.data_mut().chunks_mut(dim) {
-        let norm = row.iter().map(|v| v * v).sum::<f32>().sqrt().max(1e-12);
-        row.iter_mut().for_each(|v| *v /= norm);
     }
 }
 

@@ -9,7 +9,7 @@ use serde::Deserialize;
 use super::bert::BertEncoder;
 use super::tokenizer::TextTokenizer;
 use crate::error::{Error, Result};
-use crate::tensor::Tensor;
+use crate::tensor::{stats, Tensor};
 
 /// How token vectors become one sentence vector.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -237,11 +237,7 @@ impl SentenceEncoder {
                 })
                 .collect::<Result<_>>()?
         };
-        let mut out = Tensor::zeros(&[ids.len(), width]);
-        for (i, row) in rows.into_iter().flatten() {
-            out.data_mut()[i * width..(i + 1) * width].copy_from_slice(&row);
-        }
-        Ok(out)
+        Tensor::from_rows(&[ids.len(), width], rows.into_iter().flatten())
     }
 }
 
@@ -261,9 +257,7 @@ fn pool_sentence(
         Pooling::Max => max_over_tokens(rows, keep, target),
     }
     if normalize {
-        // torch.nn.functional.normalize: divide by max(‖x‖, 1e-12).
-        let norm = target.iter().map(|v| v * v).sum::<f32>().sqrt().max(1e-12);
-        target.iter_mut().for_each(|v| *v /= norm);
+        stats::l2_normalize(target);
     }
 }
 

@@ -187,7 +187,7 @@ impl Model {
         training: bool,
         logits: bool,
     ) -> Result<(Vec<(Var, Activation)>, Vec<Var>)> {
-        let mut pass = Pass::record(tape, weights.clone(), training);
+        let mut pass = Pass::record(tape, weights, training);
         let inputs: Vec<Value> = inputs.iter().map(|&v| Value::Var(v)).collect();
         let run = run(
             layers,

@@ -11,6 +11,7 @@ use crate::metrics::Metric;
 use crate::nn::Dense;
 use crate::optim::{Adam, Lbfgs, Minimum};
 use crate::tensor::activation::Activation;
+use crate::tensor::loss::softmax_cross_entropy_f64;
 use crate::tensor::matmul::{matmul, MatRef};
 use crate::tensor::Tensor;
 
@@ -126,12 +127,11 @@ impl Problem<'_> {
             .zip(residual.chunks_exact_mut(k))
             .zip(self.labels)
         {
-            let z: Vec<f64> = row.iter().zip(b).map(|(&v, bi)| v as f64 + bi).collect();
-            let top = z.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
-            let total: f64 = z.iter().map(|zi| (zi - top).exp()).sum();
-            loss += total.ln() + top - z[label];
+            for ((pc, &v), bi) in p.iter_mut().zip(row).zip(b) {
+                *pc = v as f64 + bi;
+            }
+            loss += softmax_cross_entropy_f64(&mut p, label);
             for c in 0..k {
-                p[c] = (z[c] - top).exp() / total;
                 let g = (p[c] - f64::from(u8::from(c == label))) / n as f64;
                 r[c] = g as f32;
                 bias_grad[c] += g;
