@@ -534,6 +534,143 @@ fn faq_and_embeddings_answer_as_ember_ask_and_embed_do() {
     );
 }
 
+/// The FAQ bot over HTTP: `"llm"` names a served language model, and the reply and its
+/// sources are `ember ask --llm --json`'s (the same job runs); an off-topic question gets
+/// "I don't know"; a missing or wrong model, or bad settings, are clear 4xx.
+#[test]
+fn the_faq_bot_replies_over_http_as_ember_ask_llm_does() {
+    let m = models();
+    let (Some(faq), Some(model)) = (&m.faq, common::llm_model()) else {
+        return;
+    };
+    let scratch = Scratch::new("serve-bot");
+    let server = start(&scratch, &[faq, &model]);
+    let llm = "SmolLM2-135M-Instruct.Q4_1";
+    let question = "can I use my own pictures to train?";
+    let cli: Value = serde_json::from_str(&ok(&[
+        "ask",
+        faq,
+        question,
+        "--llm",
+        &model,
+        "--top-k",
+        "2",
+        "--max-tokens",
+        "32",
+        "--json",
+    ]))
+    .unwrap();
+    assert_eq!(cli["known"], true, "{cli}");
+    let reply = server.post(
+        "/v1/faq/faq/ask",
+        &json!({"query": question, "top_k": 2, "llm": llm, "max_tokens": 32}),
+    );
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    let body = reply.json();
+    assert_eq!(body["known"], true, "{body}");
+    assert_eq!(body["generated_by"], llm);
+    assert!(!body["reply"].as_str().unwrap().is_empty(), "{body}");
+    assert_eq!(
+        body["reply"], cli["reply"],
+        "the server runs `ember ask`'s job"
+    );
+    let questions = |entries: &Value| -> Vec<String> {
+        entries
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["question"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(questions(&body["answers"]), questions(&cli["entries"]));
+    assert_eq!(
+        questions(&body["answers"])[0],
+        "How do I train on my own folder of images?"
+    );
+    let usage = &body["usage"];
+    let completion = usage["completion_tokens"].as_u64().unwrap();
+    assert!((1..=32).contains(&completion), "{usage}");
+    assert_eq!(
+        usage["total_tokens"].as_u64(),
+        Some(usage["prompt_tokens"].as_u64().unwrap() + completion)
+    );
+    // Without "llm", the top_k entries alone, as before; the reply's sources are those
+    // that reach min_score.
+    let plain = server
+        .post("/v1/faq/faq/ask", &json!({"query": question, "top_k": 2}))
+        .json();
+    assert!(plain.get("reply").is_none(), "{plain}");
+    let entries = plain["answers"].as_array().unwrap();
+    assert_eq!(entries.len(), 2, "{plain}");
+    let sources: Vec<Value> = entries
+        .iter()
+        .filter(|e| e["score"].as_f64().unwrap() >= 0.5)
+        .cloned()
+        .collect();
+    assert_eq!(questions(&json!(sources)), questions(&body["answers"]));
+
+    let off_topic = "who won the football world cup in 2018?";
+    let unknown = server
+        .post("/v1/faq/faq/ask", &json!({"query": off_topic, "llm": llm}))
+        .json();
+    assert_eq!(unknown["known"], false, "{unknown}");
+    assert_eq!(unknown["answers"], json!([]));
+    assert!(unknown["reply"]
+        .as_str()
+        .unwrap()
+        .starts_with("I don't know: no FAQ entry answers this question"));
+
+    for (bad, status, code, needle) in [
+        (
+            json!({"llm": "absent"}),
+            404,
+            "unknown_model",
+            "llm: no model named 'absent'",
+        ),
+        (
+            json!({"llm": "faq"}),
+            400,
+            "invalid_input",
+            "not a language model",
+        ),
+        (
+            json!({"llm": true}),
+            400,
+            "invalid_input",
+            "llm: the name of a served language model",
+        ),
+        (
+            json!({"llm": llm, "min_score": 2}),
+            400,
+            "invalid_input",
+            "min_score",
+        ),
+        (
+            json!({"llm": llm, "max_tokens": 0}),
+            400,
+            "invalid_input",
+            "max_tokens",
+        ),
+        (
+            json!({"llm": llm, "temperature": -1}),
+            400,
+            "invalid_input",
+            "temperature",
+        ),
+    ] {
+        let mut request = bad.clone();
+        request["query"] = json!(question);
+        let reply = server.post("/v1/faq/faq/ask", &request);
+        assert_eq!(reply.status, status, "{bad}: {}", reply.text());
+        assert_eq!(reply.error_code(), code, "{bad}");
+        let message = reply.json()["error"]["message"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        assert!(message.contains(needle), "{bad}: {message}");
+    }
+}
+
 #[test]
 fn concurrent_requests_are_batched_and_equal_single_predictions() {
     let m = models();

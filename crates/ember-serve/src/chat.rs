@@ -26,12 +26,12 @@ use crate::served::Kind;
 use crate::server::AppState;
 
 /// The most tokens one reply may ask for.
-const MAX_TOKENS: usize = 4096;
+pub(crate) const MAX_TOKENS: usize = 4096;
 /// The longest stop string.
 const MAX_STOP_BYTES: usize = 256;
-/// Generations running at once; more requests wait their turn (each holds a key–value cache
-/// and keeps cores busy).
-static GENERATIONS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(4);
+/// Generations running at once, chat completions and FAQ replies together; more requests wait
+/// their turn (each holds a key–value cache and keeps cores busy).
+pub(crate) static GENERATIONS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(4);
 
 #[derive(Deserialize)]
 struct ChatMessage {

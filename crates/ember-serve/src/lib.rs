@@ -1,11 +1,12 @@
 //! `ember serve`: saved Ember models behind HTTP, speaking the protocols clients already use —
 //! the Open Inference Protocol (KServe v2), a TensorFlow-Serving-style REST API, OpenAI
-//! embeddings and FAQ answers — with dynamic batching, Prometheus metrics, hot reload and a
+//! embeddings, FAQ answers (with replies from a language model) — with dynamic batching, Prometheus metrics, hot reload and a
 //! web playground.
 
 mod batch;
 mod chat;
 mod error;
+mod faq;
 mod log;
 mod metrics;
 mod openai;

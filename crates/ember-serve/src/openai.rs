@@ -1,12 +1,11 @@
-//! Text endpoints: OpenAI-compatible embeddings (`POST /v1/embeddings`, so that the `openai`
-//! client with a `base_url` works) for sentence encoders, and answers from FAQ indexes
-//! (`POST /v1/faq/{name}/ask`).
+//! OpenAI-compatible embeddings (`POST /v1/embeddings`, so that the `openai` client with a
+//! `base_url` works) for sentence encoders.
 
 use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{Path as UrlPath, State};
+use axum::extract::State;
 use axum::Json;
 use base64::Engine as _;
 use serde::Deserialize;
@@ -110,45 +109,4 @@ pub async fn embeddings(
         "model": served.name,
         "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
     })))
-}
-
-#[derive(Deserialize)]
-struct AskRequest {
-    query: String,
-    #[serde(default)]
-    top_k: Option<Value>,
-}
-
-pub async fn ask(
-    State(state): State<Arc<AppState>>,
-    UrlPath(name): UrlPath<String>,
-    body: Result<Bytes, BytesRejection>,
-) -> ApiResult<Json<Value>> {
-    let served = state.registry.get(&name)?;
-    let Kind::Faq { index, .. } = &served.kind else {
-        return Err(ApiError::invalid(format!(
-            "model '{name}' is a {} model, not a FAQ index",
-            served.kind_name()
-        )));
-    };
-    let body = request::body(body)?;
-    let request: AskRequest = request::json(&body)?;
-    if request.query.trim().is_empty() {
-        return Err(ApiError::invalid("query: the question is empty"));
-    }
-    let top_k = request::top_k(request.top_k.as_ref(), 3)?;
-    let query = served
-        .batcher
-        .submit(Rows::Texts(vec![request.query]))
-        .await?;
-    let hits = index
-        .search(query.data(), top_k)
-        .map_err(ApiError::from_ember)?;
-    let answers: Vec<Value> = hits
-        .iter()
-        .map(|&(i, score)| {
-            json!({"question": index.questions[i], "answer": index.answers[i], "score": score})
-        })
-        .collect();
-    Ok(Json(json!({ "answers": answers })))
 }

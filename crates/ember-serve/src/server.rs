@@ -238,7 +238,7 @@ fn router(state: Arc<AppState>, max_body_bytes: usize) -> Router {
         .route("/v1/models/{target}", get(v1::status).post(v1::predict))
         .route("/v1/embeddings", post(openai::embeddings))
         .route("/v1/chat/completions", post(crate::chat::completions))
-        .route("/v1/faq/{name}/ask", post(openai::ask))
+        .route("/v1/faq/{name}/ask", post(crate::faq::ask))
         .fallback(not_found)
         .layer(axum::middleware::from_fn_with_state(state.clone(), guard))
         .layer(DefaultBodyLimit::max(max_body_bytes))

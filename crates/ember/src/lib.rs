@@ -23,6 +23,7 @@ pub mod data;
 mod error;
 pub mod explain;
 pub mod io;
+pub mod jobs;
 pub mod llm;
 pub mod loss;
 pub mod metrics;

@@ -111,7 +111,7 @@ impl LanguageModel {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::io::gguf::tests::Builder;
     use crate::tensor::random::Rng;
@@ -146,8 +146,13 @@ mod tests {
     }
 
     /// A tiny llama in a GGUF file: 2 layers, hidden 32, 2 heads sharing 1 key-value head,
-    /// a byte-level vocabulary of 256 tokens, "ab" and 2 ChatML tokens.
+    /// a context of 64 tokens, a byte-level vocabulary of 256 tokens, "ab" and 2 ChatML tokens.
     pub(crate) fn tiny_gguf() -> Vec<u8> {
+        tiny_gguf_with_context(64)
+    }
+
+    /// [`tiny_gguf`] with room for a longer prompt.
+    pub(crate) fn tiny_gguf_with_context(context: u32) -> Vec<u8> {
         let mut tokens: Vec<String> = (0..=255u8).map(|b| byte_char(b).to_string()).collect();
         tokens.extend(["ab".into(), "<|im_start|>".into(), "<|im_end|>".into()]);
         let types: Vec<i32> = (0..tokens.len())
@@ -157,7 +162,7 @@ mod tests {
         let mut b = Builder::new()
             .kv_str("general.architecture", "llama")
             .kv_u32("llama.block_count", 2)
-            .kv_u32("llama.context_length", 64)
+            .kv_u32("llama.context_length", context)
             .kv_u32("llama.embedding_length", 32)
             .kv_u32("llama.feed_forward_length", 64)
             .kv_u32("llama.attention.head_count", 2)

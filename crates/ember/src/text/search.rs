@@ -98,6 +98,12 @@ impl FaqIndex {
         question: &str,
         k: usize,
     ) -> Result<Vec<(usize, f32)>> {
+        self.search(&self.embed_question(encoder, question)?, k)
+    }
+
+    /// The query embedding of `question` by `encoder`, for [`FaqIndex::search`]; an empty
+    /// question, or an encoder of another width than the index's vectors, is an error.
+    pub fn embed_question(&self, encoder: &SentenceEncoder, question: &str) -> Result<Vec<f32>> {
         if question.trim().is_empty() {
             return Err(Error::invalid("the question is empty"));
         }
@@ -111,8 +117,7 @@ impl FaqIndex {
                 ),
             ));
         }
-        let query = encoder.encode(&[question], 1)?;
-        self.search(query.data(), k)
+        Ok(encoder.encode(&[question], 1)?.data().to_vec())
     }
 
     /// The `k` best entries for a query embedding: (entry, cosine similarity), best first; a

@@ -1,0 +1,167 @@
+//! Answers from FAQ indexes (`POST /v1/faq/{name}/ask`): the closest entries and, with
+//! `"llm": NAME` naming a served language model, the reply it writes from them, or "I don't
+//! know" when none is close enough — the job `ember ask --llm` runs.
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{Path as UrlPath, State};
+use axum::Json;
+use ember::jobs::faq::{self, FaqOptions, Reply};
+use ember::llm::LanguageModel;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use crate::batch::Rows;
+use crate::chat::{GENERATIONS, MAX_TOKENS};
+use crate::error::{ApiError, ApiResult};
+use crate::request;
+use crate::served::Kind;
+use crate::server::AppState;
+
+#[derive(Deserialize)]
+struct AskRequest {
+    query: String,
+    #[serde(default)]
+    top_k: Option<Value>,
+    /// The name of a served language model that writes a reply from the entries found.
+    #[serde(default)]
+    llm: Option<Value>,
+    #[serde(default)]
+    min_score: Option<f32>,
+    #[serde(default)]
+    max_tokens: Option<usize>,
+    #[serde(default)]
+    temperature: Option<f32>,
+    #[serde(default)]
+    seed: Option<u64>,
+}
+
+pub async fn ask(
+    State(state): State<Arc<AppState>>,
+    UrlPath(name): UrlPath<String>,
+    body: Result<Bytes, BytesRejection>,
+) -> ApiResult<Json<Value>> {
+    let served = state.registry.get(&name)?;
+    let Kind::Faq { index, .. } = &served.kind else {
+        return Err(ApiError::invalid(format!(
+            "model '{name}' is a {} model, not a FAQ index",
+            served.kind_name()
+        )));
+    };
+    let body = request::body(body)?;
+    let request: AskRequest = request::json(&body)?;
+    if request.query.trim().is_empty() {
+        return Err(ApiError::invalid("query: the question is empty"));
+    }
+    let defaults = FaqOptions::default();
+    let options = FaqOptions {
+        top_k: request::top_k(request.top_k.as_ref(), defaults.top_k)?,
+        min_score: request.min_score.unwrap_or(defaults.min_score),
+        max_tokens: request.max_tokens.unwrap_or(defaults.max_tokens),
+        temperature: request.temperature.unwrap_or(defaults.temperature),
+        seed: request.seed.unwrap_or(defaults.seed),
+    };
+    let llm = language_model(&state, request.llm.as_ref())?;
+    if llm.is_some() {
+        check(&options)?;
+    }
+    let query = served
+        .batcher
+        .submit(Rows::Texts(vec![request.query.clone()]))
+        .await?;
+    let Some((llm_name, model)) = llm else {
+        let answer = faq::ask(index, &request.query, query.data(), None, &options, |_| {
+            Ok(())
+        })
+        .map_err(ApiError::from_ember)?;
+        return Ok(Json(json!({ "answers": answer.entries })));
+    };
+    let permit = GENERATIONS
+        .acquire()
+        .await
+        .map_err(|e| ApiError::internal(e.to_string()))?;
+    let (index, min_score) = (index.clone(), options.min_score);
+    let answer = tokio::task::spawn_blocking(move || {
+        let _permit = permit;
+        faq::ask(
+            &index,
+            &request.query,
+            query.data(),
+            Some(&model),
+            &options,
+            |_| Ok(()),
+        )
+    })
+    .await
+    .map_err(|e| ApiError::internal(e.to_string()))?
+    .map_err(ApiError::from_ember)?;
+    Ok(Json(match answer.reply {
+        Some(Reply::Generated(g)) => json!({
+            "answers": answer.entries,
+            "known": true,
+            "reply": g.text.trim(),
+            "generated_by": llm_name,
+            "finish_reason": g.finish.reason(),
+            "usage": {
+                "prompt_tokens": g.prompt_tokens,
+                "completion_tokens": g.tokens.len(),
+                "total_tokens": g.prompt_tokens + g.tokens.len(),
+            },
+        }),
+        Some(Reply::Unknown { best_score }) => json!({
+            "answers": answer.entries,
+            "known": false,
+            "reply": faq::unknown_text(best_score, min_score, "min_score"),
+            "best_score": best_score,
+        }),
+        None => return Err(ApiError::internal("a language model gave no reply")),
+    }))
+}
+
+/// The served language model `llm` names, if any.
+fn language_model(
+    state: &AppState,
+    llm: Option<&Value>,
+) -> ApiResult<Option<(String, Arc<LanguageModel>)>> {
+    let name = match llm {
+        None | Some(Value::Null) => return Ok(None),
+        Some(Value::String(name)) => name,
+        Some(other) => {
+            return Err(ApiError::invalid(format!(
+                "llm: the name of a served language model, not {}",
+                request::type_name(other)
+            )))
+        }
+    };
+    let served = state.registry.get(name).map_err(|e| ApiError {
+        message: format!("llm: {}", e.message),
+        ..e
+    })?;
+    match &served.kind {
+        Kind::Language(model) => Ok(Some((served.name.clone(), model.clone()))),
+        _ => Err(ApiError::invalid(format!(
+            "llm: model '{name}' is a {} model, not a language model",
+            served.kind_name()
+        ))),
+    }
+}
+
+/// The reply's settings, named as the request names them.
+fn check(options: &FaqOptions) -> ApiResult<()> {
+    if !(-1.0..=1.0).contains(&options.min_score) {
+        return Err(ApiError::invalid(format!(
+            "min_score: a cosine similarity in [-1, 1], not {}",
+            options.min_score
+        )));
+    }
+    if options.max_tokens == 0 || options.max_tokens > MAX_TOKENS {
+        return Err(ApiError::invalid(format!(
+            "max_tokens: between 1 and {MAX_TOKENS}, not {}",
+            options.max_tokens
+        )));
+    }
+    options.generation().map_err(ApiError::from_ember)?;
+    Ok(())
+}

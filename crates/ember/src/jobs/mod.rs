@@ -1,0 +1,6 @@
+//! What a user asks for, as functions: called by the CLI, tune, the server and the Python
+//! package alike. Each job takes a plain options struct, reports its progress through a
+//! callback and returns a plain result; printing and HTTP stay with the callers.
+
+pub mod cv;
+pub mod faq;
