@@ -6,7 +6,7 @@ use crate::data::split::k_fold;
 use crate::data::table::Table;
 use crate::error::Result;
 use crate::tabular::{class_of_rows, TabularModel, TabularOptions, TabularScores, Task};
-use crate::tensor::reduce::mean_and_sample_std;
+use crate::tensor::stats;
 use crate::train::Verbosity;
 
 /// What to cross-validate: the rows of a table (those whose target is present) and how to
@@ -96,7 +96,7 @@ pub fn cross_validate(
                 .iter()
                 .filter_map(|f| f.scores.iter().find(|s| s.0 == name).map(|s| s.1))
                 .collect();
-            let (mean, std) = mean_and_sample_std(&values);
+            let (mean, std) = stats::mean_std(&values, 1);
             ScoreSummary { name, mean, std }
         })
         .collect();

@@ -19,15 +19,6 @@ pub fn mean_factor(len: usize) -> f32 {
     1.0 / len.max(1) as f32
 }
 
-/// The mean of `x` and its sample standard deviation (divided by n − 1, as for scores over
-/// cross-validation folds).
-pub fn mean_and_sample_std(x: &[f64]) -> (f64, f64) {
-    let n = x.len() as f64;
-    let mean = x.iter().sum::<f64>() / n;
-    let std = (x.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1.0)).sqrt();
-    (mean, std)
-}
-
 /// The gradient of `factor · Σ x`: every element receives `factor` times the scalar's gradient.
 pub fn scaled_sum_backward(grad_y: f32, factor: f32, grad_x: &mut [f32], accumulate: bool) {
     let g = grad_y * factor;
@@ -47,17 +38,5 @@ pub fn min_max(x: &[f32]) -> Option<(f32, f32)> {
     match x.iter().any(|v| v.is_nan()) {
         true => None,
         false => Some((lo, hi)),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn mean_and_sample_std_divide_by_n_minus_one() {
-        let (mean, std) = mean_and_sample_std(&[2.0, 4.0, 4.0, 4.0, 5.0, 5.0, 7.0, 9.0]);
-        assert_eq!(mean, 5.0);
-        assert!((std - (32.0f64 / 7.0).sqrt()).abs() < 1e-12);
     }
 }
