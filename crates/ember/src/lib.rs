@@ -22,6 +22,7 @@ pub mod callbacks;
 pub mod data;
 mod error;
 pub mod explain;
+pub mod gguf;
 pub mod io;
 pub mod jobs;
 pub mod llm;
@@ -62,10 +63,9 @@ pub use train::{
 /// Everything a training script needs, in one `use`.
 pub mod prelude {
     pub use crate::callbacks::{
-        CsvLogger, EarlyStopping, LearningRateScheduler, ReduceLrOnPlateau, Schedule,
-        TerminateOnNan,
+        CsvLogger, EarlyStopping, LearningRateScheduler, ModelCheckpoint, ReduceLrOnPlateau,
+        Schedule, TerminateOnNan,
     };
-    pub use crate::io::ModelCheckpoint;
     pub use crate::{
         to_categorical, Activation, ActivationLayer, Adam, AveragePooling2D, BatchNormalization,
         Callback, Conv2D, Dense, Dropout, FitOptions, Flatten, GlobalAveragePooling2D, Graph,

@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use clap::Args;
-use ember::io::ModelCheckpoint;
+use ember::callbacks::ModelCheckpoint;
 use ember::spec::CallbackConfig;
 use ember::train::Callback;
 use ember::{io, report, ModelSpec};
@@ -256,7 +256,7 @@ pub fn run(args: TrainArgs) -> ember::Result<()> {
         );
     }
 
-    let mut callbacks: Vec<Box<dyn Callback>> = io::callbacks_of(&spec);
+    let mut callbacks: Vec<Box<dyn Callback>> = ember::callbacks::from_spec(&spec);
     if let Some(file) = &args.checkpoint {
         callbacks.push(Box::new(ModelCheckpoint::new(file).with_context(
             spec.fit.clone(),

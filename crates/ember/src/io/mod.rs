@@ -1,18 +1,13 @@
 //! Save and load: one `.safetensors` file holding the weights, the optimizer's state and, in
 //! its metadata, the model file (spec, preprocessing, training settings), the epochs done and
 //! Ember's format version. Writes are atomic: a temporary file, then a rename. Checkpoints
-//! during training are saves too (`ModelCheckpoint`).
-
-mod checkpoint;
-pub mod gguf;
+//! during training are saves too (the `ModelCheckpoint` callback calls [`save_with`]).
 
 use std::collections::HashMap;
 use std::path::Path;
 
 use safetensors::tensor::{Dtype, TensorView};
 use safetensors::SafeTensors;
-
-pub use checkpoint::ModelCheckpoint;
 
 use crate::atomic::write_atomically;
 use crate::error::{Error, Result};
@@ -253,24 +248,6 @@ fn to_tensor(view: &TensorView) -> Result<Tensor, String> {
         return Err(format!("holds {v}"));
     }
     Tensor::new(view.shape(), data).map_err(|e| e.to_string())
-}
-
-/// The callbacks a model file lists, ready for `fit`: checkpoints record the file's training
-/// settings, so that they can be resumed.
-pub fn callbacks_of(spec: &ModelSpec) -> Vec<Box<dyn crate::train::Callback>> {
-    spec.callbacks
-        .iter()
-        .map(|c| match c {
-            crate::spec::CallbackConfig::ModelCheckpoint(config) => {
-                Box::new(ModelCheckpoint::from_config(config.clone()).with_context(
-                    spec.fit.clone(),
-                    spec.data.clone(),
-                    spec.callbacks.clone(),
-                ))
-            }
-            other => other.to_callback().expect("only checkpoints are io's"),
-        })
-        .collect()
 }
 
 /// Saves a checkpoint for the CLI and callbacks: spec built from the model plus the given

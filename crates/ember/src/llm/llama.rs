@@ -7,7 +7,7 @@ use std::io::{Read, Seek};
 use std::path::Path;
 
 use crate::error::{Error, Result};
-use crate::io::gguf::{Array, Gguf, TensorInfo};
+use crate::gguf::{Array, Gguf, TensorInfo};
 use crate::tensor::decoder::{causal_attention, rms_norm, rope, swiglu, LayerCache, RopeLayout};
 use crate::tensor::quant::{dequantize_row, quantize_q8, Q8Block, QMatrix, QuantType};
 

@@ -31,7 +31,7 @@ pub use sample::{Sampler, Sampling};
 pub use vocab::Vocab;
 
 use crate::error::Result;
-use crate::io::gguf::Gguf;
+use crate::gguf::Gguf;
 
 /// A decoder and its tokenizer, read from one GGUF file.
 pub struct LanguageModel {
@@ -113,7 +113,7 @@ impl LanguageModel {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use crate::io::gguf::tests::Builder;
+    use crate::gguf::tests::Builder;
     use crate::tensor::random::Rng;
 
     /// GPT-2's printable stand-in for byte `b`.

@@ -12,7 +12,7 @@ use tokenizers::pre_tokenizers::PreTokenizerWrapper;
 use tokenizers::{AddedToken, SplitDelimiterBehavior, Tokenizer};
 
 use crate::error::{Error, Result};
-use crate::io::gguf::{Array, Gguf};
+use crate::gguf::{Array, Gguf};
 
 /// llama.cpp's token types.
 const CONTROL: i64 = 3;

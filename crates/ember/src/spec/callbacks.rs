@@ -17,10 +17,8 @@ use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 
 use crate::callbacks::{
-    CsvLogger, EarlyStopping, LearningRateScheduler, Mode, ReduceLrOnPlateau, Schedule,
-    TerminateOnNan,
+    CsvLogger, EarlyStopping, Mode, ReduceLrOnPlateau, Schedule, TerminateOnNan,
 };
-use crate::train::Callback;
 
 /// One `[[callbacks]]` table, tagged by `type`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -46,7 +44,7 @@ pub struct SchedulerConfig {
 
 /// `[[callbacks]] type = "model_checkpoint"`: Keras `ModelCheckpoint(filepath,
 /// monitor="val_loss", save_best_only=False, mode="auto")`; the callback is
-/// [`crate::io::ModelCheckpoint`].
+/// [`crate::callbacks::ModelCheckpoint`].
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ModelCheckpointConfig {
@@ -230,22 +228,6 @@ impl CallbackConfig {
                 .map_err(|m| ("filepath", m))?;
         }
         Ok(())
-    }
-
-    /// A fresh callback, or None for a checkpoint: saving is [`crate::io`]'s, which builds it
-    /// (see `io::callbacks_of`).
-    pub fn to_callback(&self) -> Option<Box<dyn Callback>> {
-        Some(match self {
-            CallbackConfig::EarlyStopping(c) => Box::new(c.clone()),
-            CallbackConfig::ModelCheckpoint(_) => return None,
-            CallbackConfig::ReduceLrOnPlateau(c) => Box::new(c.clone()),
-            CallbackConfig::LearningRateScheduler(c) => Box::new(match c.initial_learning_rate {
-                Some(lr) => LearningRateScheduler::starting_at(c.schedule.clone(), lr),
-                None => LearningRateScheduler::new(c.schedule.clone()),
-            }),
-            CallbackConfig::CsvLogger(c) => Box::new(c.clone()),
-            CallbackConfig::TerminateOnNan(c) => Box::new(c.clone()),
-        })
     }
 
     /// Checks values that parse but make no sense; returns the message.

@@ -37,6 +37,7 @@ pub use graph::{InputEntry, LayerEntry, LayerKind, ModelSection};
 
 mod callbacks;
 pub mod graph;
+pub mod table;
 
 use crate::data::preprocess::Preprocessor;
 use crate::data::tfidf::TfIdf;
@@ -45,8 +46,8 @@ use crate::loss::Loss;
 use crate::metrics::Metric;
 use crate::nn::LayerConfig;
 use crate::optim::Optimizer;
-use crate::tabular::{TabularOptions, Task};
 use crate::train::{FitOptions, Model};
+use table::{TabularOptions, Task};
 
 /// A whole model file.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -122,7 +122,7 @@ impl Trainer for ModelFileTrainer {
                 CallbackConfig::ModelCheckpoint(_) | CallbackConfig::CsvLogger(_)
             )
         });
-        let mut callbacks: Vec<Box<dyn Callback>> = crate::io::callbacks_of(&run);
+        let mut callbacks: Vec<Box<dyn Callback>> = crate::callbacks::from_spec(&run);
         let mut hooks: Vec<&mut dyn Callback> = callbacks
             .iter_mut()
             .map(|c| c.as_mut() as &mut dyn Callback)

@@ -11,8 +11,8 @@ use crate::train::{Callback, Control, EpochLog, Model};
 /// `{epoch}` (or `{epoch:03d}`, `{val_loss:.4f}`, …) in the file path is filled in as Keras
 /// does. Files are written atomically,
 /// so a crash never leaves a half-written checkpoint, and `ember train --resume FILE` picks
-/// up where it stopped. It lives with saving (its model-file form,
-/// [`ModelCheckpointConfig`], lives with the model file).
+/// up where it stopped. Its model-file form, [`ModelCheckpointConfig`], lives with the model
+/// file.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ModelCheckpoint {
     pub config: ModelCheckpointConfig,
@@ -90,7 +90,7 @@ impl Callback for ModelCheckpoint {
             self.best = Some(current);
         }
         let (fit, data, callbacks) = self.context.clone().unwrap_or_default();
-        super::save_with(
+        crate::io::save_with(
             self.path_for(log)?,
             model,
             &fit,
