@@ -3,6 +3,8 @@
 
 mod assess;
 mod callback;
+mod checks;
+mod evaluate;
 mod fit;
 mod gradients;
 mod graph;
@@ -12,11 +14,13 @@ mod model;
 mod progress;
 mod sequential;
 mod softmax_regression;
+mod step;
 mod summary;
 
 pub use assess::Assessment;
 pub use callback::{Callback, Control};
-pub use fit::{split_point, Evaluation, FitOptions, Verbosity};
+pub use evaluate::Evaluation;
+pub use fit::{split_point, FitOptions, Verbosity};
 pub use gradients::OutputGradients;
 pub(crate) use graph::check_input_shape;
 pub use graph::{Graph, GraphLayer, SymbolicTensor};

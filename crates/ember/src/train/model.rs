@@ -83,21 +83,6 @@ pub(crate) struct Compiled {
     pub transforms: Vec<Box<dyn GradientTransform>>,
 }
 
-impl Compiled {
-    /// The second half of a training step, after `backward`: the gradients on `tape` go
-    /// through the transforms, then the optimizer's clipping, then its update.
-    pub fn apply_gradients(&mut self, tape: &mut Tape) -> Result<()> {
-        let mut clipping = self.optimizer.clipping()?;
-        if !(self.transforms.is_empty() && clipping.is_empty()) {
-            let mut grads = tape.trainable_grads_mut();
-            crate::optim::apply_all(&mut self.transforms, &mut grads)?;
-            crate::optim::apply_all(&mut clipping, &mut grads)?;
-        }
-        self.optimizer.step(tape);
-        Ok(())
-    }
-}
-
 /// A model: layers called on inputs and on each other's outputs, from `inputs` to `outputs`
 /// (Keras `Model(inputs, outputs)`); built with [`crate::Graph`] or as a [`crate::Sequential`].
 /// Inference (`predict`, `evaluate`) takes `&self`, records nothing, and may run from many
