@@ -102,6 +102,9 @@ fn tokenization_matches_llama_cpp() {
 /// by as much, so a choice between tokens whose logits are closer than this may go either way.
 const NEAR_TIE: f32 = 0.5;
 
+/// See `greedy_generation_matches_llama_cpp`.
+const FREE_RUN_TIE: f32 = 0.2;
+
 /// The logits of all 128 positions of a text agree with llama.cpp's: bit for bit (to the
 /// fixture's 5 decimals) on the first positions, the same most likely token at every
 /// position but near ties (121 of 128; llama.cpp agrees with itself at 122), and every stored logit (the top 20
@@ -205,6 +208,7 @@ fn batches_and_single_tokens_agree() {
         let mut cache = m.llama.cache();
         let mut last = Vec::new();
         let mut at = 0;
+        let n_last = *sizes.last().unwrap();
         for n in sizes {
             last = m
                 .llama
@@ -220,10 +224,12 @@ fn batches_and_single_tokens_agree() {
             .fold(0f32, f32::max);
         assert!(diff < NEAR_TIE * 2.0, "{diff}");
         assert_eq!(argmax(&last), argmax(&whole));
-        cache.truncate(39);
+        // Rewound to before the last batch, the same batch again gives the same bits.
+        let start = 40 - n_last;
+        cache.truncate(start);
         let again = m
             .llama
-            .forward(&tokens[39..], &mut cache, Logits::Last)
+            .forward(&tokens[start..], &mut cache, Logits::Last)
             .unwrap();
         assert_eq!(again, last);
     }
@@ -231,7 +237,7 @@ fn batches_and_single_tokens_agree() {
 
 /// Greedy generation against llama.cpp's, for 5 prompts (3 chat, 2 raw), 64 tokens each
 /// (one stops at its end token): Ember's own generation is identical token for token up to
-/// llama.cpp's first step whose two best logits are within 0.1 (2 of the 5 are identical to
+/// llama.cpp's first step whose two best logits are within 0.2 (2 of the 5 are identical to
 /// the end), and fed llama.cpp's tokens it picks the same token at every step but at most 3
 /// near ties per prompt.
 #[test]
@@ -251,7 +257,13 @@ fn greedy_generation_matches_llama_cpp() {
             .iter()
             .map(|v| v.as_f64().unwrap() as f32)
             .collect();
-        let first_tie = margins.iter().position(|&g| g < 0.1).unwrap_or(want.len());
+        // A free-running generation may part from llama.cpp's at a step whose two best
+        // logits are closer than the mean logit difference the logits test allows (0.2):
+        // rounding there is not an error (kernels for AVX2 and AVX-512 round differently).
+        let first_tie = margins
+            .iter()
+            .position(|&g| g < FREE_RUN_TIE)
+            .unwrap_or(want.len());
         let options = GenerateOptions {
             max_tokens: 64,
             sampling: Sampling::greedy(),
@@ -301,8 +313,14 @@ fn greedy_generation_matches_llama_cpp() {
         }
         assert!(ties <= 3, "{prompt_text:?}: {ties} different choices");
     }
-    assert!(identical >= 2, "{identical} identical generations");
     eprintln!("{identical} of 5 greedy generations identical to llama.cpp's");
+    // Whole generations stay identical past near ties only where the f32 kernels round as
+    // they did when the fixture was checked (AVX-512); with AVX2 they part at a near tie,
+    // which the per-prompt check above allows.
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx512f") {
+        assert!(identical >= 2, "{identical} identical generations");
+    }
 }
 
 /// Perplexity on a fixed text is within 1% of llama.cpp's.
