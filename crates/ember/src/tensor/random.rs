@@ -66,6 +66,27 @@ impl Rng {
     }
 }
 
+/// Dropout's mask for a tensor of `shape`: each element kept (as 1 / (1 − rate), Keras's
+/// inverted dropout) when a 32-bit uniform lies at or above `rate`, else 0; two draws per 64
+/// random bits of a generator seeded with `seed`.
+pub fn dropout_mask(shape: &[usize], rate: f32, seed: u64) -> super::Tensor {
+    let mut rng = Rng::seed(seed);
+    let keep = 1.0 / (1.0 - rate);
+    let mut mask = super::Tensor::zeros(shape);
+    let threshold = (rate as f64 * 4_294_967_296.0) as u64;
+    let value = |bits: u64| if bits >= threshold { keep } else { 0.0 };
+    let mut pairs = mask.data_mut().chunks_exact_mut(2);
+    for pair in &mut pairs {
+        let bits = rng.next_u64();
+        pair[0] = value(bits >> 32);
+        pair[1] = value(bits & 0xFFFF_FFFF);
+    }
+    if let [last] = pairs.into_remainder() {
+        *last = value(rng.next_u64() >> 32);
+    }
+    mask
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -104,25 +125,4 @@ mod tests {
         v.sort();
         assert_eq!(v, (0..100).collect::<Vec<_>>());
     }
-}
-
-/// Dropout's mask for a tensor of `shape`: each element kept (as 1 / (1 − rate), Keras's
-/// inverted dropout) when a 32-bit uniform lies at or above `rate`, else 0; two draws per 64
-/// random bits of a generator seeded with `seed`.
-pub fn dropout_mask(shape: &[usize], rate: f32, seed: u64) -> super::Tensor {
-    let mut rng = Rng::seed(seed);
-    let keep = 1.0 / (1.0 - rate);
-    let mut mask = super::Tensor::zeros(shape);
-    let threshold = (rate as f64 * 4_294_967_296.0) as u64;
-    let value = |bits: u64| if bits >= threshold { keep } else { 0.0 };
-    let mut pairs = mask.data_mut().chunks_exact_mut(2);
-    for pair in &mut pairs {
-        let bits = rng.next_u64();
-        pair[0] = value(bits >> 32);
-        pair[1] = value(bits & 0xFFFF_FFFF);
-    }
-    if let [last] = pairs.into_remainder() {
-        *last = value(rng.next_u64() >> 32);
-    }
-    mask
 }

@@ -16,6 +16,9 @@ pub(crate) struct GraphView {
     pub outputs: Vec<Source>,
 }
 
+/// A recorded graph: each output with the activation left to apply, and every call's value.
+pub(crate) type Recorded = (Vec<(Var, Activation)>, Vec<Var>);
+
 /// What a run returns: each target with the activation left to apply to it (a fused
 /// output's), and the value of every call still held (all of them when recording).
 pub(crate) struct Run {
@@ -186,7 +189,7 @@ impl Model {
         inputs: &[Var],
         training: bool,
         logits: bool,
-    ) -> Result<(Vec<(Var, Activation)>, Vec<Var>)> {
+    ) -> Result<Recorded> {
         let mut pass = Pass::record(tape, weights, training);
         let inputs: Vec<Value> = inputs.iter().map(|&v| Value::Var(v)).collect();
         let run = run(
