@@ -147,7 +147,10 @@ pub fn run(args: TrainArgs) -> ember::Result<()> {
         Some(file) => Start::Resume(file.clone()),
         None => {
             let (spec, path) = super::read_spec(args.model.clone())?;
-            Start::File { spec, path }
+            Start::File {
+                spec: Box::new(spec),
+                path,
+            }
         }
     };
     let source = match &start {

@@ -16,7 +16,7 @@ use crate::{Metric, Optimizer};
 pub enum Start {
     /// A model file, parsed, read from `path` (relative data folders are taken from its
     /// folder).
-    File { spec: ModelSpec, path: PathBuf },
+    File { spec: Box<ModelSpec>, path: PathBuf },
     /// A checkpoint or saved model, trained on from where it stopped.
     Resume(PathBuf),
 }
@@ -87,7 +87,7 @@ pub fn train_file(
             let epochs = checkpoint.epochs_done;
             (checkpoint.spec, Some(checkpoint.model), epochs, file)
         }
-        Start::File { spec, path } => (spec, None, 0, path),
+        Start::File { spec, path } => (*spec, None, 0, path),
     };
     let resumed = model.is_some().then_some(source.as_path());
     if let Some(epochs) = job.epochs {
