@@ -105,11 +105,6 @@ pub fn report_skipped(skipped: &[(PathBuf, String)]) {
     }
 }
 
-/// An absolute form of `path` (for recording a data folder in a saved model).
-pub fn absolute(path: &Path) -> PathBuf {
-    std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf())
-}
-
 /// Prints loss, accuracy and, when present, top-k accuracy, the classification report and
 /// the confusion matrix.
 /// Per-class precision, recall and F1 under the class names, then the test loss and

@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use clap::{Args, Subcommand};
 use ember::data::interactions::{Duplicates, InteractionOptions, Interactions};
 use ember::data::side_features::SideFeatures;
+use ember::jobs::recommend::{self as jobs, validation_split};
 use ember::recommend::{
     self, EvaluateOptions, Evaluation, ModelKind, RecommendConfig, Recommender,
 };
@@ -422,26 +423,13 @@ fn train(args: TrainArgs) -> ember::Result<()> {
     let (train, test) = match &args.test {
         Some(path) => (data, Some(args.read.read(path)?)),
         None if args.validation_split > 0.0 => {
-            let mut order: Vec<usize> = (0..data.len()).collect();
-            ember::tensor::random::Rng::seed(config.seed).shuffle(&mut order);
-            let cut = ((data.len() as f64) * args.validation_split).round() as usize;
-            if cut == 0 || cut == data.len() {
-                return Err(ember::Error::invalid(format!(
-                    "--validation-split {} of {} ratings leaves one side empty",
-                    args.validation_split,
-                    data.len()
-                )));
-            }
-            let (held, kept) = order.split_at(cut);
-            let (mut held, mut kept) = (held.to_vec(), kept.to_vec());
-            held.sort_unstable();
-            kept.sort_unstable();
+            let (kept, held) = validation_split(&data, args.validation_split, config.seed)?;
             println!(
                 "holding out {} random ratings (--validation-split {}) for the figures",
                 held.len(),
                 args.validation_split
             );
-            (data.subset(&kept), Some(data.subset(&held)))
+            (kept, Some(held))
         }
         None => (data, None),
     };
@@ -576,19 +564,9 @@ fn cv(args: CvArgs) -> ember::Result<()> {
     args.model.config(args.read.implicit)?;
     let data = args.read.read(&args.ratings)?;
     let config = args.model.config(!data.explicit)?;
-    if args.folds as usize > data.len() {
-        return Err(ember::Error::invalid(format!(
-            "--folds {} is more than the {} ratings",
-            args.folds,
-            data.len()
-        )));
-    }
+    let fold_seed = args.fold_seed.unwrap_or(config.seed);
+    let folds = jobs::folds(&data, args.folds as usize, fold_seed)?;
     let (users, items) = args.model.tables()?;
-    let folds = recommend::k_folds(
-        data.len(),
-        args.folds as usize,
-        args.fold_seed.unwrap_or(config.seed),
-    );
     println!(
         "{}; {}-fold cross-validation of {}",
         describe(&data),
@@ -596,57 +574,28 @@ fn cv(args: CvArgs) -> ember::Result<()> {
         config.model.name()
     );
     let options = args.protocol.options();
-    let k = options.k;
-    // (name, per-fold values) of the model's figures.
-    let mut table: Vec<(String, Vec<f64>)> = Vec::new();
-    for (f, (train_rows, test_rows)) in folds.iter().enumerate() {
-        let train = data.subset(train_rows);
-        let test = data.subset(test_rows);
-        let started = std::time::Instant::now();
-        let model = recommend::train(&train, users.as_ref(), items.as_ref(), &config)?;
-        let seconds = started.elapsed().as_secs_f64();
-        let (evaluations, _) = recommend::evaluate(&model, &test, &options);
-        let e = &evaluations[0];
-        let mut figures: Vec<(String, f64)> = Vec::new();
-        if let Some(r) = &e.ratings {
-            figures.push(("RMSE".into(), r.rmse));
-            figures.push(("MAE".into(), r.mae));
-        }
-        figures.push((format!("Precision@{k}"), e.ranking.precision));
-        figures.push((format!("NDCG@{k}"), e.ranking.ndcg));
-        // Each baseline's headline figure: RMSE where it predicts ratings.
-        let baselines: Vec<(String, f64)> = evaluations[1..]
-            .iter()
-            .map(|b| match &b.ratings {
-                Some(r) => (format!("RMSE ({})", b.name), r.rmse),
-                None => (format!("Precision@{k} ({})", b.name), b.ranking.precision),
-            })
-            .collect();
-        let baseline: Vec<String> = baselines
-            .iter()
-            .map(|(n, v)| format!("{n} {v:.4}"))
-            .collect();
+    let cv = jobs::RecommendCv {
+        data: &data,
+        folds: &folds,
+        config: &config,
+        users: users.as_ref(),
+        items: items.as_ref(),
+        evaluate: &options,
+    };
+    let summary = jobs::cross_validate(cv, |f, fold| {
+        let text = |figures: &[(String, f64)]| -> Vec<String> {
+            figures.iter().map(|(n, v)| format!("{n} {v:.4}")).collect()
+        };
         println!(
             "Fold {}: {} ({:.2} s; baselines: {})",
             f + 1,
-            figures
-                .iter()
-                .map(|(n, v)| format!("{n} {v:.4}"))
-                .collect::<Vec<_>>()
-                .join(", "),
-            seconds,
-            baseline.join(", ")
+            text(&fold.figures).join(", "),
+            fold.seconds,
+            text(&fold.baselines).join(", ")
         );
-        for (i, (name, v)) in figures.into_iter().chain(baselines).enumerate() {
-            if table.len() <= i {
-                table.push((name, Vec::new()));
-            }
-            table[i].1.push(v);
-        }
-    }
-    for (name, values) in &table {
-        let (mean, std) = ember::tensor::stats::mean_std(values, 0);
-        println!("Mean {name}: {mean:.4} (std {std:.4})");
+    })?;
+    for s in &summary {
+        println!("Mean {}: {:.4} (std {:.4})", s.name, s.mean, s.std);
     }
     Ok(())
 }

@@ -3,11 +3,9 @@
 use std::path::{Path, PathBuf};
 
 use clap::Args;
-use ember::data::split::train_test_split;
 use ember::data::table::{CsvOptions, Table};
-use ember::tabular::{
-    class_of_rows, infer_task, rows_with_target, TabularOptions, TabularScores, Task,
-};
+use ember::jobs::table::TableData;
+use ember::tabular::{TabularOptions, TabularScores, Task};
 use ember::Error;
 
 /// How to read the CSV file.
@@ -194,34 +192,23 @@ fn read_options(path: &Path) -> ember::Result<TabularOptions> {
     Ok(options)
 }
 
-/// A table with its usable rows (target present) and its task; prints what was left out.
-pub struct Loaded {
-    pub table: Table,
-    pub rows: Vec<usize>,
-    pub task: Task,
-    pub target: usize,
+/// Reads the table and finds its target, printing what was left out.
+pub fn load(file: &Path, options: &TabularOptions) -> ember::Result<TableData> {
+    let data = ember::jobs::table::load(file, options, report_rejected)?;
+    report_missing_target(&data);
+    Ok(data)
 }
 
-pub fn load(file: &PathBuf, options: &TabularOptions) -> ember::Result<Loaded> {
-    let table = Table::read(file, &options.csv)?;
-    report_rejected(&table);
-    let target = table.column(&options.target)?;
-    let (rows, missing) = rows_with_target(&table, target);
-    if !missing.is_empty() {
+/// Prints the rows left out because their target is missing.
+pub fn report_missing_target(data: &TableData) {
+    if !data.missing_target.is_empty() {
         println!(
             "Left out {} row(s) whose target '{}' is missing (lines {})",
-            missing.len(),
-            table.names[target],
-            preview(&missing)
+            data.missing_target.len(),
+            data.table.names[data.target],
+            preview(&data.missing_target)
         );
     }
-    let task = options.task.unwrap_or_else(|| infer_task(&table, target));
-    Ok(Loaded {
-        table,
-        rows,
-        task,
-        target,
-    })
 }
 
 /// Prints the rows a reader dropped, with their lines and reasons, and the cells of number
@@ -256,16 +243,6 @@ pub fn preview(lines: &[u64]) -> String {
         text.push("…".into());
     }
     text.join(", ")
-}
-
-/// A stratified (for classification) split of the usable rows into table row indices.
-pub fn split(data: &Loaded, test_size: f32, seed: u64) -> ember::Result<(Vec<usize>, Vec<usize>)> {
-    let classes = class_of_rows(&data.table, data.target, &data.rows, data.task);
-    let (train, test) = train_test_split(data.rows.len(), classes.as_deref(), test_size, seed)?;
-    Ok((
-        train.iter().map(|&i| data.rows[i]).collect(),
-        test.iter().map(|&i| data.rows[i]).collect(),
-    ))
 }
 
 pub fn task_name(task: Task) -> &'static str {

@@ -6,10 +6,9 @@
 use std::path::{Path, PathBuf};
 
 use clap::Args;
+use ember::jobs::train_text::{train_text, TextSource, TrainTextEvent};
 use ember::text::classifier::Head;
-use ember::text::{
-    read_text_folder, ClassFolders, Documents, TextClassifier, TextFeatures, TextTraining,
-};
+use ember::text::{ClassFolders, Documents, TextFeatures, TextTraining, TrainedText};
 use ember::Error;
 
 #[derive(Args, Default)]
@@ -78,7 +77,6 @@ impl TextArgs {
 
 /// The training settings shared with `ember train`.
 pub struct TrainText<'a> {
-    pub dir: &'a Path,
     pub test_size: f32,
     pub seed: u64,
     pub epochs: Option<usize>,
@@ -102,39 +100,28 @@ fn check_head(args: &TextArgs, options: &TrainText) -> ember::Result<()> {
     Ok(())
 }
 
-pub fn train(args: &TextArgs, options: TrainText) -> ember::Result<()> {
-    check_head(args, &options)?;
-    let groups: Vec<ClassFolders> = args
+/// The documents of a folder, `--class` groups parsed.
+pub fn folder(dir: &Path, args: &TextArgs, options: &TrainText) -> ember::Result<TextSource> {
+    check_head(args, options)?;
+    let classes: Vec<ClassFolders> = args
         .classes
         .iter()
         .map(|c| ClassFolders::parse(c))
         .collect::<ember::Result<_>>()?;
-    let docs = read_text_folder(options.dir, &groups, args.email)?;
-    train_documents(args, docs, options)
+    Ok(TextSource::Folder {
+        dir: dir.to_path_buf(),
+        classes,
+        email: args.email,
+    })
 }
 
-/// Trains, reports and saves a classifier on documents already read.
-pub fn train_documents(args: &TextArgs, docs: Documents, options: TrainText) -> ember::Result<()> {
-    check_head(args, &options)?;
-    let counts: Vec<String> = docs
-        .classes
-        .iter()
-        .enumerate()
-        .map(|(c, name)| format!("{name} {}", docs.labels.iter().filter(|&&l| l == c).count()))
-        .collect();
-    println!(
-        "{}: {} documents ({}); {} not valid UTF-8 (decoded with replacement characters)",
-        options.dir.display(),
-        docs.texts.len(),
-        counts.join(", "),
-        docs.lossy
-    );
-    for (path, reason) in &docs.unparsed {
-        eprintln!(
-            "warning: {}: not a parsable e-mail ({reason}); read as plain text",
-            path.display()
-        );
-    }
+/// Trains, reports and saves a classifier on the documents of `source` (named `name`).
+pub fn train(
+    args: &TextArgs,
+    source: TextSource,
+    name: &Path,
+    options: TrainText,
+) -> ember::Result<()> {
     let training = TextTraining {
         encoder: args.encoder.clone(),
         encoder_layers: args.encoder_layers.clone(),
@@ -151,10 +138,49 @@ pub fn train_documents(args: &TextArgs, docs: Documents, options: TrainText) -> 
         seed: options.seed,
         epochs: options.epochs,
     };
-    let trained = TextClassifier::train(&docs, &training)?;
+    let job = train_text(&source, &training, options.output, |event| {
+        match event {
+            TrainTextEvent::Read(docs) => {
+                check_head(args, &options)?;
+                print_documents(name, docs);
+            }
+            TrainTextEvent::Trained(trained) => print_training(trained, options.seed),
+            TrainTextEvent::Saved(path) => println!("Saved the model to {}", path.display()),
+        }
+        Ok(())
+    })?;
+    super::print_named_assessment(&job.trained.assessment, &job.classes);
+    Ok(())
+}
+
+/// The documents per class, and those read with difficulty.
+fn print_documents(name: &Path, docs: &Documents) {
+    let counts: Vec<String> = docs
+        .classes
+        .iter()
+        .enumerate()
+        .map(|(c, name)| format!("{name} {}", docs.labels.iter().filter(|&&l| l == c).count()))
+        .collect();
+    println!(
+        "{}: {} documents ({}); {} not valid UTF-8 (decoded with replacement characters)",
+        name.display(),
+        docs.texts.len(),
+        counts.join(", "),
+        docs.lossy
+    );
+    for (path, reason) in &docs.unparsed {
+        eprintln!(
+            "warning: {}: not a parsable e-mail ({reason}); read as plain text",
+            path.display()
+        );
+    }
+}
+
+/// The features and how the head was fitted.
+fn print_training(trained: &TrainedText, seed: u64) {
     let classifier = &trained.classifier;
     println!(
-        "features: {} ({} wide) in {:.1}s; training on {}, testing on {} (seed {})",
+        "features: {} ({} wide) in {:.1}s; training on {}, testing on {} (seed {seed})",
         match &classifier.spec.features {
             TextFeatures::Pretrained { .. } => "pretrained encoder states",
             TextFeatures::Tfidf(_) => "TF-IDF",
@@ -163,35 +189,22 @@ pub fn train_documents(args: &TextArgs, docs: Documents, options: TrainText) -> 
         trained.feature_seconds,
         trained.train_documents,
         trained.test_documents,
-        options.seed
     );
-    let epochs = match trained.head {
+    match trained.head {
         Head::SoftmaxRegression {
             l2,
             iterations,
             converged,
-        } => {
-            println!(
-                "fitted a softmax regression (l2 {l2:.3e}) in {iterations} L-BFGS iterations{}",
-                if converged {
-                    ""
-                } else {
-                    " (stopped before converging)"
-                }
-            );
-            0
-        }
-        Head::Mlp { epochs } => {
-            println!("trained {epochs} epochs");
-            epochs
-        }
-    };
-    if let Some(path) = options.output {
-        classifier.save(path, trained.fit.clone(), epochs)?;
-        println!("Saved the model to {}", path.display());
+        } => println!(
+            "fitted a softmax regression (l2 {l2:.3e}) in {iterations} L-BFGS iterations{}",
+            if converged {
+                ""
+            } else {
+                " (stopped before converging)"
+            }
+        ),
+        Head::Mlp { epochs } => println!("trained {epochs} epochs"),
     }
-    super::print_named_assessment(&trained.assessment, &docs.classes);
-    Ok(())
 }
 
 /// `ember predict`'s output for a text classifier's predictions: a line each, or JSON.

@@ -4,10 +4,9 @@
 use std::path::{Path, PathBuf};
 
 use clap::Args;
-use ember::callbacks::ModelCheckpoint;
-use ember::spec::CallbackConfig;
-use ember::train::Callback;
-use ember::{io, report, ModelSpec};
+use ember::jobs::outputs::OutputFiles;
+use ember::jobs::train_file::{train_file, Start, TrainFileEvent, TrainFileOptions};
+use ember::jobs::train_text::TextSource;
 
 #[derive(Args)]
 pub struct TrainArgs {
@@ -113,194 +112,104 @@ pub fn run(args: TrainArgs) -> ember::Result<()> {
     super::set_threads(args.threads)?;
     refuse_unused(&args)?;
     if let Some(file) = &args.csv {
-        check_outputs(&args, &[file])?;
+        outputs(&args).check(&[file], args.resume.as_deref())?;
     } else if let Some(dir) = &args.text.text_dir {
         let mut inputs = vec![dir.as_path()];
         inputs.extend(args.text.encoder.as_deref());
-        check_outputs(&args, &inputs)?;
+        outputs(&args).check(&inputs, args.resume.as_deref())?;
     }
+    let text_options = || super::text::TrainText {
+        test_size: args.test_size.unwrap_or(0.2),
+        seed: args.seed.unwrap_or(1),
+        epochs: args.epochs.map(|e| e as usize),
+        output: args.output.as_deref(),
+        learning_rate: args.learning_rate,
+    };
     if let (Some(file), Some(column)) = (&args.csv, &args.text.text_column) {
         let target = args.table.target.as_deref().ok_or_else(|| {
             ember::Error::invalid("--text-column needs --target COLUMN (the class column)")
         })?;
-        let docs = ember::text::read_csv_documents(
-            file,
-            column,
-            target,
-            &ember::text::documents::document_csv_options(),
-        )?;
-        let options = super::text::TrainText {
-            dir: file,
-            test_size: args.test_size.unwrap_or(0.2),
-            seed: args.seed.unwrap_or(1),
-            epochs: args.epochs.map(|e| e as usize),
-            output: args.output.as_deref(),
-            learning_rate: args.learning_rate,
+        let source = TextSource::Table {
+            file: file.clone(),
+            text_column: column.clone(),
+            target: target.to_string(),
         };
-        return super::text::train_documents(&args.text, docs, options);
+        return super::text::train(&args.text, source, file, text_options());
     }
     if let Some(file) = &args.csv {
         return run_table(file, &args);
     }
     if let Some(dir) = &args.text.text_dir {
-        let options = super::text::TrainText {
-            dir,
-            test_size: args.test_size.unwrap_or(0.2),
-            seed: args.seed.unwrap_or(1),
-            epochs: args.epochs.map(|e| e as usize),
-            output: args.output.as_deref(),
-            learning_rate: args.learning_rate,
-        };
-        return super::text::train(&args.text, options);
+        let source = super::text::folder(dir, &args.text, &text_options())?;
+        return super::text::train(&args.text, source, dir, text_options());
     }
-    let (mut spec, mut model, epochs_done, source) = match &args.resume {
-        Some(file) => {
-            let checkpoint = io::load(file)?;
-            (
-                checkpoint.spec,
-                Some(checkpoint.model),
-                checkpoint.epochs_done,
-                file.clone(),
-            )
-        }
+    let start = match &args.resume {
+        Some(file) => Start::Resume(file.clone()),
         None => {
             let (spec, path) = super::read_spec(args.model.clone())?;
-            (spec, None, 0, path)
+            Start::File {
+                spec: Box::new(spec),
+                path,
+            }
         }
     };
-    if let Some(epochs) = args.epochs {
-        spec.fit.epochs = epochs as usize;
-    }
-    if let Some(batch_size) = args.batch_size {
-        spec.fit.batch_size = batch_size as usize;
-    }
-    if let Some(seed) = args.seed {
-        spec.fit.seed = seed;
-    }
-    if let Some(split) = args.validation_split {
-        spec.fit.validation_split = split;
-    }
-    if let Some(name) = args.optimizer {
-        spec.compile.optimizer = name.optimizer();
-    }
-    if let Some(metrics) = &args.metrics {
-        if metrics.len() > 1 && metrics.contains(&MetricName::None) {
+    let source = match &start {
+        Start::Resume(path) | Start::File { path, .. } => path.clone(),
+    };
+    let metrics = match &args.metrics {
+        Some(metrics) if metrics.len() > 1 && metrics.contains(&MetricName::None) => {
             return Err(ember::Error::invalid(
                 "--metrics none means no metric: it cannot be listed with others",
-            ));
+            ))
         }
-        spec.compile.metrics = match metrics.contains(&MetricName::Accuracy) {
+        Some(metrics) => Some(match metrics.contains(&MetricName::Accuracy) {
             true => vec![ember::Metric::Accuracy],
             false => Vec::new(),
-        };
-    }
-    // The changed file must still make sense (a callback watching val_accuracy needs it).
-    spec.check(&source)?;
-    let mut data_spec = super::data_spec(&spec, &source)?;
-    let base = source.parent().unwrap_or(Path::new("."));
-    let data_dir = args
-        .data
-        .clone()
-        .unwrap_or_else(|| base.join(&data_spec.dir));
-    check_outputs(&args, &[&source, &data_dir])?;
-    let data = super::load_data(&data_spec, args.data.as_deref(), base)?;
-    super::report_skipped(&data.skipped);
-    // Record what prediction needs to read new inputs as these were read.
-    data_spec.record_read(&data, &data_dir);
-    if epochs_done == 0 {
-        data_spec.record_input_range(&data.x_train);
-    }
-    spec.data = Some(data_spec);
-    if let Some(rate) = args.learning_rate {
-        spec.compile.optimizer.set_learning_rate(rate);
-    }
-    let mut model = match model.take() {
-        Some(m) => m,
-        None => {
-            fix_schedule_starts(&mut spec);
-            spec.build()?
-        }
+        }),
+        None => None,
     };
-    if let Some(rate) = args.learning_rate {
-        // A resumed model goes on from its saved optimizer state at the new rate.
-        model.set_learning_rate(rate)?;
-    }
-
-    // Labels that do not fit the model are errors now, naming the data, not after training.
-    for (y, which) in [(&data.y_train, "training"), (&data.y_test, "test")] {
-        model.check_targets(
-            &[y],
-            &format!("the {which} labels in {}", data_dir.display()),
-        )?;
-    }
-    let n = data.x_train.rows();
-    let n_train = ember::train::split_point(n, spec.fit.validation_split)?;
-    if epochs_done >= spec.fit.epochs {
-        println!(
+    let job = TrainFileOptions {
+        start,
+        data: args.data.clone(),
+        epochs: args.epochs.map(|e| e as usize),
+        batch_size: args.batch_size.map(|b| b as usize),
+        seed: args.seed,
+        validation_split: args.validation_split,
+        optimizer: args.optimizer.map(OptimizerName::optimizer),
+        metrics,
+        learning_rate: args.learning_rate,
+        verbose: verbosity(&args),
+        outputs: outputs(&args),
+    };
+    let trained = train_file(job, |event| {
+        match event {
+        TrainFileEvent::Skipped(skipped) => super::report_skipped(skipped),
+        TrainFileEvent::AlreadyTrained { epochs_done } => println!(
             "{} has already been trained for {epochs_done} epochs; pass --epochs N (N > {epochs_done}) to train further",
             source.display()
-        );
-    } else {
-        let verb = if epochs_done > 0 {
-            "Resuming"
-        } else {
-            "Training"
-        };
-        println!(
-            "{verb} {} on {n_train} samples, validating on {}, testing on {} ({}, seed {})",
+        ),
+        TrainFileEvent::Started {
+            epochs_done,
+            train,
+            validation,
+            test,
+            seed,
+        } => println!(
+            "{} {} on {train} samples, validating on {validation}, testing on {test} ({}, seed {seed})",
+            if epochs_done > 0 { "Resuming" } else { "Training" },
             source.display(),
-            n - n_train,
-            data.x_test.rows(),
             super::threads_text(ember::num_threads()),
-            spec.fit.seed
-        );
+        ),
+        TrainFileEvent::StoppedEarly { epoch } => {
+            println!("Training stopped early after epoch {epoch}")
+        }
+        TrainFileEvent::Saved(file) => println!("Saved the model to {}", file.display()),
+        TrainFileEvent::Report { files, dir } => {
+            println!("Report: {files} files in {}", dir.display())
+        }
     }
-
-    let mut callbacks: Vec<Box<dyn Callback>> = ember::callbacks::from_spec(&spec);
-    if let Some(file) = &args.checkpoint {
-        callbacks.push(Box::new(ModelCheckpoint::new(file).with_context(
-            spec.fit.clone(),
-            spec.data.clone(),
-            spec.callbacks.clone(),
-        )));
-    }
-    let mut hooks: Vec<&mut dyn Callback> = callbacks
-        .iter_mut()
-        .map(|c| c.as_mut() as &mut dyn Callback)
-        .collect();
-    let options = ember::FitOptions {
-        initial_epoch: epochs_done,
-        verbose: verbosity(&args).unwrap_or_default(),
-        ..spec.fit.options()
-    };
-    let history = model.fit_with_callbacks(&data.x_train, &data.y_train, &options, &mut hooks)?;
-    drop(hooks);
-    let epochs_now = history.last().map_or(epochs_done, |e| e.epoch);
-    if history.stopped_early {
-        println!("Training stopped early after epoch {epochs_now}");
-    }
-    if let Some(file) = &args.output {
-        io::save_with(
-            file,
-            &model,
-            &spec.fit,
-            spec.data.as_ref(),
-            &spec.callbacks,
-            epochs_now,
-        )?;
-        println!("Saved the model to {}", file.display());
-    }
-    let assessment = model.assess(&data.x_test, &data.y_test, spec.fit.batch_size, 5)?;
-    if let Some(dir) = &args.report {
-        let mut files = report::write_history(dir, &history)?;
-        files.extend(report::write_evaluation(
-            dir,
-            &assessment,
-            assessment.confusion_matrix.as_ref(),
-        )?);
-        println!("Report: {} files in {}", files.len(), dir.display());
-    }
-    super::print_assessment(&assessment, false);
+    })?;
+    super::print_assessment(&trained.assessment, false);
     Ok(())
 }
 
@@ -404,48 +313,21 @@ fn refuse_unused(args: &TrainArgs) -> ember::Result<()> {
     Ok(())
 }
 
-/// Refuses, before any data is read or any epoch run, an output, checkpoint or report
-/// folder that could not be written at the end, or that would overwrite one of `inputs`
-/// (the model file or resumed checkpoint, the data folder, the table, the text folder).
-/// A checkpoint may be the file being resumed: that is how a killed run goes on.
-fn check_outputs(args: &TrainArgs, inputs: &[&Path]) -> ember::Result<()> {
-    if let Some(file) = &args.output {
-        ember::atomic::check_output(file, inputs)?;
-    }
-    if let Some(file) = &args.checkpoint {
-        let resumed = args.resume.as_deref();
-        let others: Vec<&Path> = inputs
-            .iter()
-            .copied()
-            .filter(|&p| Some(p) != resumed)
-            .collect();
-        ember::atomic::check_output(file, &others)?;
-    }
-    if let Some(dir) = &args.report {
-        ember::atomic::check_output_dir(dir)?;
-    }
-    Ok(())
-}
-
-/// Learning-rate schedules start from the optimizer's rate at the start of training; record
-/// it in their configuration so that a resumed run continues the same curve.
-fn fix_schedule_starts(spec: &mut ModelSpec) {
-    let lr = spec.compile.optimizer.learning_rate();
-    for callback in &mut spec.callbacks {
-        if let CallbackConfig::LearningRateScheduler(s) = callback {
-            s.initial_learning_rate.get_or_insert(lr);
-        }
+/// The files this run writes at the end.
+fn outputs(args: &TrainArgs) -> OutputFiles {
+    OutputFiles {
+        output: args.output.clone(),
+        checkpoint: args.checkpoint.clone(),
+        report: args.report.clone(),
     }
 }
 
 /// `ember train --csv FILE --target COLUMN`: a table model, scored on a held-out split.
 fn run_table(file: &Path, args: &TrainArgs) -> ember::Result<()> {
     use super::table;
-    use ember::spec::{FitSpec, TableSpec};
-    use ember::tabular::TabularModel;
+    use ember::jobs::train_table::{train_table, TrainTableEvent, TrainTableOptions};
 
     let mut options = args.table.options(file, args.seed)?;
-    let seed = options.seed;
     if let Some(epochs) = args.epochs {
         options.epochs = epochs as usize;
     }
@@ -458,67 +340,53 @@ fn run_table(file: &Path, args: &TrainArgs) -> ember::Result<()> {
     if let Some(batch_size) = args.batch_size {
         options.batch_size = batch_size as usize;
     }
-    let data = table::load(&file.to_path_buf(), &options)?;
-    let (train, test) = table::split(&data, args.test_size.unwrap_or(0.2), seed)?;
-    println!(
-        "{}: {} of '{}' on {} rows ({} held out for validation), testing on {} (seed {seed})",
-        file.display(),
-        table::task_name(data.task),
-        options.target,
-        train.len(),
-        train.len() - ember::train::split_point(train.len(), options.validation_split)?,
-        test.len()
-    );
-    let (model, history) = TabularModel::fit(
-        &data.table,
-        &train,
-        data.task,
-        &options,
-        verbosity(args).unwrap_or(ember::Verbosity::Silent),
-    )?;
-    for (column, reason) in &model.preprocessor.skipped {
-        println!("  not a feature: {column} ({reason})");
-    }
-    println!(
-        "  {} feature columns → {} inputs; trained {} epochs{}",
-        model.preprocessor.features.len(),
-        model.preprocessor.width(),
-        history.epochs.len(),
-        if history.stopped_early {
-            " (early stopping, best weights restored)"
-        } else {
-            ""
+    let job = TrainTableOptions {
+        file: file.to_path_buf(),
+        options,
+        test_size: args.test_size.unwrap_or(0.2),
+        verbose: verbosity(args).unwrap_or(ember::Verbosity::Silent),
+        output: args.output.clone(),
+        report: args.report.clone(),
+    };
+    let options = &job.options;
+    let trained = train_table(&job, |event| {
+        match event {
+        TrainTableEvent::Read(t) => table::report_rejected(t),
+        TrainTableEvent::Loaded(data) => table::report_missing_target(data),
+        TrainTableEvent::Split {
+            task,
+            train,
+            validation,
+            test,
+        } => println!(
+            "{}: {} of '{}' on {train} rows ({validation} held out for validation), testing on {test} (seed {})",
+            file.display(),
+            table::task_name(task),
+            options.target,
+            options.seed
+        ),
+        TrainTableEvent::Trained { model, history } => {
+            for (column, reason) in &model.preprocessor.skipped {
+                println!("  not a feature: {column} ({reason})");
+            }
+            println!(
+                "  {} feature columns → {} inputs; trained {} epochs{}",
+                model.preprocessor.features.len(),
+                model.preprocessor.width(),
+                history.epochs.len(),
+                if history.stopped_early {
+                    " (early stopping, best weights restored)"
+                } else {
+                    ""
+                }
+            );
         }
-    );
-    let scores = model.score(&data.table, &test)?;
-    let epochs = history.epochs.len();
-    if let Some(output) = &args.output {
-        let fit = FitSpec {
-            epochs: options.epochs,
-            batch_size: options.batch_size,
-            validation_split: options.validation_split,
-            shuffle: true,
-            seed,
-        };
-        let mut spec = ModelSpec::from_model(&model.model, fit, None)?;
-        spec.table = Some(TableSpec {
-            file: super::absolute(file),
-            task: data.task,
-            options: options.clone(),
-            preprocessor: model.preprocessor.clone(),
-        });
-        io::save(output, &model.model, &spec, epochs)?;
-        println!("Saved the model to {}", output.display());
+        TrainTableEvent::Saved(output) => println!("Saved the model to {}", output.display()),
+        TrainTableEvent::Report { files, dir } => {
+            println!("Report: {files} files in {}", dir.display())
+        }
     }
-    if let Some(dir) = &args.report {
-        let mut files = report::write_history(dir, &history)?;
-        files.extend(report::write_evaluation(
-            dir,
-            &scores,
-            scores.confusion_matrix.as_ref(),
-        )?);
-        println!("Report: {} files in {}", files.len(), dir.display());
-    }
-    table::print_scores(&scores, "Test");
+    })?;
+    table::print_scores(&trained.scores, "Test");
     Ok(())
 }

@@ -110,8 +110,8 @@ fn run_table(file: &Path, args: &TuneArgs, options: &TuneOptions) -> ember::Resu
             tune::tuning::TABLE_SPACE.to_string(),
         ),
     };
-    let data = table::load(&file.to_path_buf(), &base)?;
-    let (train, test) = table::split(&data, args.test_size.unwrap_or(0.2), base.seed)?;
+    let data = table::load(file, &base)?;
+    let (train, test) = ember::jobs::table::split(&data, args.test_size.unwrap_or(0.2), base.seed)?;
     println!(
         "Tuning a table model of '{}' ({}) on {} rows, testing on {} ({}, {} at a time), study in {}",
         base.target,

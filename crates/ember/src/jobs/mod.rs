@@ -4,3 +4,9 @@
 
 pub mod cv;
 pub mod faq;
+pub mod outputs;
+pub mod recommend;
+pub mod table;
+pub mod train_file;
+pub mod train_table;
+pub mod train_text;

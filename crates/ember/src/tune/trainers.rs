@@ -35,14 +35,7 @@ impl ModelFileTrainer {
             .map_err(|e| Error::invalid(format!("cannot write the trial's model file: {e}")))?;
         let mut spec = ModelSpec::parse(&text, &self.path).map_err(without_line)?;
         spec.data = Some(self.data_spec.clone());
-        // Schedules start from the optimizer's rate, recorded now so that a trial trained
-        // on at the next rung follows the same curve.
-        let lr = spec.compile.optimizer.learning_rate();
-        for callback in &mut spec.callbacks {
-            if let CallbackConfig::LearningRateScheduler(s) = callback {
-                s.initial_learning_rate.get_or_insert(lr);
-            }
-        }
+        crate::jobs::train_file::fix_schedule_starts(&mut spec);
         Ok(spec)
     }
 

@@ -125,30 +125,16 @@ pub fn tune_model_file(
         .map_err(|e| spec_error(path, &text, e))?;
     let study_path = prepare_output(options, &[path])?;
 
-    let mut data_spec = spec.data.clone().ok_or_else(|| Error::Spec {
-        path: path.to_path_buf(),
-        line: None,
-        field: "data".into(),
-        message: "there is no [data] section; pass --data DIR with a data set".into(),
-    })?;
-    let base_dir = path.parent().unwrap_or(Path::new("."));
-    let data_dir = options
-        .data_dir
-        .clone()
-        .unwrap_or_else(|| base_dir.join(&data_spec.dir));
+    let (mut data_spec, data_dir) =
+        crate::jobs::train_file::data_section(&spec, path, options.data_dir.as_deref())?;
     if std::path::absolute(&options.output).ok() == std::path::absolute(&data_dir).ok() {
         return Err(Error::invalid(format!(
             "--output {} is the data folder: choose another folder",
             options.output.display()
         )));
     }
-    let data = match &options.data_dir {
-        Some(dir) => data_spec.load_from(dir)?,
-        None => data_spec.load(base_dir)?,
-    };
     // What prediction needs to read new inputs as these were read (as `ember train` does).
-    data_spec.record_read(&data, &data_dir);
-    data_spec.record_input_range(&data.x_train);
+    let data = crate::jobs::train_file::read_data(&mut data_spec, &data_dir, true)?;
     let data_identity = data_spec.dir.display().to_string();
     let trainer = ModelFileTrainer {
         path: path.to_path_buf(),
@@ -326,24 +312,12 @@ pub fn tune_table(
             .as_bytes(),
     )?];
     if let Some(model) = &trial.model {
-        let fit = crate::spec::FitSpec {
-            epochs: trial.options.epochs,
-            batch_size: trial.options.batch_size,
-            validation_split: trial.options.validation_split,
-            shuffle: true,
-            seed: trial.options.seed,
-        };
-        let mut spec = ModelSpec::from_model(&model.model, fit, None)?;
-        spec.table = Some(crate::spec::TableSpec {
-            file: std::path::absolute(&trainer.table.path).unwrap_or(trainer.table.path.clone()),
+        crate::jobs::train_table::save(
+            &options.output.join(BEST_MODEL),
+            model,
+            &trial.options,
+            &trainer.table.path,
             task,
-            options: trial.options.clone(),
-            preprocessor: model.preprocessor.clone(),
-        });
-        crate::io::save(
-            options.output.join(BEST_MODEL),
-            &model.model,
-            &spec,
             values.len(),
         )?;
         files.push(options.output.join(BEST_MODEL));

@@ -1,0 +1,254 @@
+//! Training a model file: its spec (or a checkpoint to resume) with the caller's changes,
+//! its data read and checked against the model, the model fitted with the file's callbacks
+//! (and a checkpoint every epoch), then saved, reported and assessed on the test set.
+
+use std::path::{Path, PathBuf};
+
+use super::outputs::OutputFiles;
+use crate::data::dataset::{DataSpec, Dataset};
+use crate::error::{Error, Result};
+use crate::callbacks::ModelCheckpoint;
+use crate::io;
+use crate::spec::{CallbackConfig, ModelSpec};
+use crate::train::{split_point, Assessment, Callback, FitOptions, History, Model, Verbosity};
+use crate::{Metric, Optimizer};
+
+/// Where training starts.
+pub enum Start {
+    /// A model file, parsed, read from `path` (relative data folders are taken from its
+    /// folder).
+    File { spec: Box<ModelSpec>, path: PathBuf },
+    /// A checkpoint or saved model, trained on from where it stopped.
+    Resume(PathBuf),
+}
+
+/// What to train and how; every `Some` replaces the model file's setting.
+pub struct TrainFileOptions {
+    pub start: Start,
+    /// The data folder, instead of the model file's.
+    pub data: Option<PathBuf>,
+    /// The final epoch's number.
+    pub epochs: Option<usize>,
+    pub batch_size: Option<usize>,
+    pub seed: Option<u64>,
+    pub validation_split: Option<f32>,
+    pub optimizer: Option<Optimizer>,
+    pub metrics: Option<Vec<Metric>>,
+    /// The optimizer's rate; a resumed model goes on from its saved state at this rate.
+    pub learning_rate: Option<f32>,
+    /// The per-epoch output (default: the fit options' default).
+    pub verbose: Option<Verbosity>,
+    pub outputs: OutputFiles,
+}
+
+/// What [`train_file`] reports as it goes.
+pub enum TrainFileEvent<'a> {
+    /// Images of the data set that could not be read, left out, each with the reason.
+    Skipped(&'a [(PathBuf, String)]),
+    /// The model has already been trained for the epochs asked for: none will run.
+    AlreadyTrained {
+        epochs_done: usize,
+    },
+    /// Training starts (or resumes, after `epochs_done` epochs).
+    Started {
+        epochs_done: usize,
+        train: usize,
+        validation: usize,
+        test: usize,
+        seed: u64,
+    },
+    /// A callback ended training after this epoch.
+    StoppedEarly {
+        epoch: usize,
+    },
+    Saved(&'a Path),
+    /// The report's files were written.
+    Report {
+        files: usize,
+        dir: &'a Path,
+    },
+}
+
+/// A trained model and its assessment on the test set.
+pub struct TrainedFile {
+    pub model: Model,
+    pub spec: ModelSpec,
+    pub history: History,
+    pub assessment: Assessment,
+}
+
+/// Trains as `job` says; `on_event` hears of each step as it happens.
+pub fn train_file(
+    job: TrainFileOptions,
+    mut on_event: impl FnMut(TrainFileEvent),
+) -> Result<TrainedFile> {
+    let (mut spec, model, epochs_done, source) = match job.start {
+        Start::Resume(file) => {
+            let checkpoint = io::load(&file)?;
+            let epochs = checkpoint.epochs_done;
+            (checkpoint.spec, Some(checkpoint.model), epochs, file)
+        }
+        Start::File { spec, path } => (*spec, None, 0, path),
+    };
+    let resumed = model.is_some().then_some(source.as_path());
+    if let Some(epochs) = job.epochs {
+        spec.fit.epochs = epochs;
+    }
+    if let Some(batch_size) = job.batch_size {
+        spec.fit.batch_size = batch_size;
+    }
+    if let Some(seed) = job.seed {
+        spec.fit.seed = seed;
+    }
+    if let Some(split) = job.validation_split {
+        spec.fit.validation_split = split;
+    }
+    if let Some(optimizer) = job.optimizer {
+        spec.compile.optimizer = optimizer;
+    }
+    if let Some(metrics) = job.metrics {
+        spec.compile.metrics = metrics;
+    }
+    // The changed file must still make sense (a callback watching val_accuracy needs it).
+    spec.check(&source)?;
+    let (mut data_spec, data_dir) = data_section(&spec, &source, job.data.as_deref())?;
+    job.outputs.check(&[&source, &data_dir], resumed)?;
+    let data = read_data(&mut data_spec, &data_dir, epochs_done == 0)?;
+    if !data.skipped.is_empty() {
+        on_event(TrainFileEvent::Skipped(&data.skipped));
+    }
+    spec.data = Some(data_spec);
+    if let Some(rate) = job.learning_rate {
+        spec.compile.optimizer.set_learning_rate(rate);
+    }
+    let mut model = match model {
+        Some(m) => m,
+        None => {
+            fix_schedule_starts(&mut spec);
+            spec.build()?
+        }
+    };
+    if let Some(rate) = job.learning_rate {
+        model.set_learning_rate(rate)?;
+    }
+
+    // Labels that do not fit the model are errors now, naming the data, not after training.
+    for (y, which) in [(&data.y_train, "training"), (&data.y_test, "test")] {
+        model.check_targets(
+            &[y],
+            &format!("the {which} labels in {}", data_dir.display()),
+        )?;
+    }
+    let n = data.x_train.rows();
+    let n_train = split_point(n, spec.fit.validation_split)?;
+    on_event(match epochs_done >= spec.fit.epochs {
+        true => TrainFileEvent::AlreadyTrained { epochs_done },
+        false => TrainFileEvent::Started {
+            epochs_done,
+            train: n_train,
+            validation: n - n_train,
+            test: data.x_test.rows(),
+            seed: spec.fit.seed,
+        },
+    });
+
+    let mut callbacks: Vec<Box<dyn Callback>> = crate::callbacks::from_spec(&spec);
+    if let Some(file) = &job.outputs.checkpoint {
+        callbacks.push(Box::new(ModelCheckpoint::new(file).with_context(
+            spec.fit.clone(),
+            spec.data.clone(),
+            spec.callbacks.clone(),
+        )));
+    }
+    let mut hooks: Vec<&mut dyn Callback> = callbacks
+        .iter_mut()
+        .map(|c| c.as_mut() as &mut dyn Callback)
+        .collect();
+    let options = FitOptions {
+        initial_epoch: epochs_done,
+        verbose: job.verbose.unwrap_or_default(),
+        ..spec.fit.options()
+    };
+    let history = model.fit_with_callbacks(&data.x_train, &data.y_train, &options, &mut hooks)?;
+    drop(hooks);
+    let epochs_now = history.last().map_or(epochs_done, |e| e.epoch);
+    if history.stopped_early {
+        on_event(TrainFileEvent::StoppedEarly { epoch: epochs_now });
+    }
+    if let Some(file) = &job.outputs.output {
+        io::save_with(
+            file,
+            &model,
+            &spec.fit,
+            spec.data.as_ref(),
+            &spec.callbacks,
+            epochs_now,
+        )?;
+        on_event(TrainFileEvent::Saved(file));
+    }
+    let assessment = model.assess(&data.x_test, &data.y_test, spec.fit.batch_size, 5)?;
+    if let Some(dir) = &job.outputs.report {
+        let mut files = crate::report::write_history(dir, &history)?;
+        files.extend(crate::report::write_evaluation(
+            dir,
+            &assessment,
+            assessment.confusion_matrix.as_ref(),
+        )?);
+        on_event(TrainFileEvent::Report {
+            files: files.len(),
+            dir,
+        });
+    }
+    Ok(TrainedFile {
+        model,
+        spec,
+        history,
+        assessment,
+    })
+}
+
+/// The model file's data section and the folder to read it from: `override_dir`, else the
+/// section's folder (a relative one taken from the model file's folder).
+pub fn data_section(
+    spec: &ModelSpec,
+    source: &Path,
+    override_dir: Option<&Path>,
+) -> Result<(DataSpec, PathBuf)> {
+    let data_spec = spec.data.clone().ok_or_else(|| Error::Spec {
+        path: source.to_path_buf(),
+        line: None,
+        field: "data".into(),
+        message: "there is no [data] section; pass --data DIR with a data set".into(),
+    })?;
+    let dir = match override_dir {
+        Some(dir) => dir.to_path_buf(),
+        None => source
+            .parent()
+            .unwrap_or(Path::new("."))
+            .join(&data_spec.dir),
+    };
+    Ok((data_spec, dir))
+}
+
+/// Reads the data set from `dir` and records in `data_spec` what prediction needs to read
+/// new inputs as these were read (with the inputs' range, for a model trained from scratch).
+pub fn read_data(data_spec: &mut DataSpec, dir: &Path, from_scratch: bool) -> Result<Dataset> {
+    let data = data_spec.load_from(dir)?;
+    data_spec.record_read(&data, dir);
+    if from_scratch {
+        data_spec.record_input_range(&data.x_train);
+    }
+    Ok(data)
+}
+
+/// Learning-rate schedules start from the optimizer's rate at the start of training; record
+/// it in their configuration so that a resumed run (or a trial trained on at the next rung)
+/// continues the same curve.
+pub fn fix_schedule_starts(spec: &mut ModelSpec) {
+    let lr = spec.compile.optimizer.learning_rate();
+    for callback in &mut spec.callbacks {
+        if let CallbackConfig::LearningRateScheduler(s) = callback {
+            s.initial_learning_rate.get_or_insert(lr);
+        }
+    }
+}

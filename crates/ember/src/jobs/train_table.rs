@@ -1,0 +1,139 @@
+//! Training a table model on a CSV file: the table read and split (stratified for
+//! classification), the model trained and scored on the held-out rows; optionally saved
+//! with everything prediction needs, and a report written.
+
+use std::path::{Path, PathBuf};
+
+use super::table::{self, TableData};
+use crate::data::table::Table;
+use crate::error::Result;
+use crate::spec::{FitSpec, ModelSpec, TableSpec};
+use crate::tabular::{TabularModel, TabularOptions, TabularScores, Task};
+use crate::train::{split_point, History, Verbosity};
+
+/// What to train, on what, and what to write.
+#[derive(Clone, Debug)]
+pub struct TrainTableOptions {
+    /// The CSV file.
+    pub file: PathBuf,
+    pub options: TabularOptions,
+    /// The fraction of the rows held out for the test.
+    pub test_size: f32,
+    pub verbose: Verbosity,
+    /// Save the trained model to this file (.safetensors).
+    pub output: Option<PathBuf>,
+    /// Write the history and evaluation into this folder.
+    pub report: Option<PathBuf>,
+}
+
+/// What [`train_table`] reports as it goes.
+pub enum TrainTableEvent<'a> {
+    /// The table is read; its target is not yet looked for.
+    Read(&'a Table),
+    /// The target is found, the rows whose target is missing left out.
+    Loaded(&'a TableData),
+    /// The rows are split; training starts.
+    Split {
+        task: Task,
+        /// Training rows, those held out for validation among them, and test rows.
+        train: usize,
+        validation: usize,
+        test: usize,
+    },
+    /// The model is trained.
+    Trained {
+        model: &'a TabularModel,
+        history: &'a History,
+    },
+    Saved(&'a Path),
+    /// The report's files were written.
+    Report {
+        files: usize,
+        dir: &'a Path,
+    },
+}
+
+/// A trained table model and its scores on the test rows.
+pub struct TrainedTable {
+    pub model: TabularModel,
+    pub history: History,
+    pub scores: TabularScores,
+}
+
+/// Trains a table model as `job` says; `on_event` hears of each step as it ends.
+pub fn train_table(
+    job: &TrainTableOptions,
+    mut on_event: impl FnMut(TrainTableEvent),
+) -> Result<TrainedTable> {
+    let options = &job.options;
+    let data = table::load(&job.file, options, |t| on_event(TrainTableEvent::Read(t)))?;
+    on_event(TrainTableEvent::Loaded(&data));
+    let (train, test) = table::split(&data, job.test_size, options.seed)?;
+    on_event(TrainTableEvent::Split {
+        task: data.task,
+        train: train.len(),
+        validation: train.len() - split_point(train.len(), options.validation_split)?,
+        test: test.len(),
+    });
+    let (model, history) = TabularModel::fit(&data.table, &train, data.task, options, job.verbose)?;
+    on_event(TrainTableEvent::Trained {
+        model: &model,
+        history: &history,
+    });
+    let scores = model.score(&data.table, &test)?;
+    if let Some(output) = &job.output {
+        save(
+            output,
+            &model,
+            options,
+            &job.file,
+            data.task,
+            history.epochs.len(),
+        )?;
+        on_event(TrainTableEvent::Saved(output));
+    }
+    if let Some(dir) = &job.report {
+        let mut files = crate::report::write_history(dir, &history)?;
+        files.extend(crate::report::write_evaluation(
+            dir,
+            &scores,
+            scores.confusion_matrix.as_ref(),
+        )?);
+        on_event(TrainTableEvent::Report {
+            files: files.len(),
+            dir,
+        });
+    }
+    Ok(TrainedTable {
+        model,
+        history,
+        scores,
+    })
+}
+
+/// Saves a table model trained on `file` with `options` for `epochs` epochs, with what
+/// prediction needs to read new rows as these were read.
+pub fn save(
+    output: &Path,
+    model: &TabularModel,
+    options: &TabularOptions,
+    file: &Path,
+    task: Task,
+    epochs: usize,
+) -> Result<()> {
+    let fit = FitSpec {
+        epochs: options.epochs,
+        batch_size: options.batch_size,
+        validation_split: options.validation_split,
+        shuffle: true,
+        seed: options.seed,
+    };
+    let mut spec = ModelSpec::from_model(&model.model, fit, None)?;
+    spec.table = Some(TableSpec {
+        file: std::path::absolute(file).unwrap_or_else(|_| file.to_path_buf()),
+        task,
+        options: options.clone(),
+        preprocessor: model.preprocessor.clone(),
+    });
+    crate::io::save(output, &model.model, &spec, epochs)
+}
