@@ -5,9 +5,9 @@
 use std::path::{Path, PathBuf};
 
 use super::outputs::OutputFiles;
+use crate::callbacks::ModelCheckpoint;
 use crate::data::dataset::{DataSpec, Dataset};
 use crate::error::{Error, Result};
-use crate::callbacks::ModelCheckpoint;
 use crate::io;
 use crate::spec::{CallbackConfig, ModelSpec};
 use crate::train::{split_point, Assessment, Callback, FitOptions, History, Model, Verbosity};
