@@ -308,41 +308,42 @@ pub(crate) struct GradOut {
 impl GradOut {
     /// Takes `v`'s gradient buffer, shaped like its value, or None when `v` needs no gradient.
     pub fn take(nodes: &mut [Node], v: Var) -> Option<GradOut> {
-        let node = &mut nodes[v.0];
-        if !node.requires_grad {
-            return None;
-        }
-        let mut buf = mem::take(&mut node.grad);
-        let accumulate = node.has_grad;
-        if !accumulate {
-            buf.reset_to_shape(node.value.shape());
-        }
-        Some(GradOut {
-            var: v.0,
-            buf,
-            accumulate,
-        })
+        Self::take_shaped(nodes, v, None)
     }
 
     /// Takes a weight's gradient buffer for per-sample terms, shaped (batch, …value's shape),
     /// zeroed when not accumulating.
     pub fn take_per_example(nodes: &mut [Node], v: Var, batch: usize) -> Option<GradOut> {
+        let mut g = Self::take_shaped(nodes, v, Some(batch))?;
+        if !g.accumulate {
+            g.buf.data_mut().fill(0.0);
+            g.accumulate = true;
+        }
+        Some(g)
+    }
+
+    /// The buffer of `v`, reshaped (to the value's shape, with a leading `batch` axis when
+    /// given) unless this step already wrote to it.
+    fn take_shaped(nodes: &mut [Node], v: Var, batch: Option<usize>) -> Option<GradOut> {
         let node = &mut nodes[v.0];
         if !node.requires_grad {
             return None;
         }
         let mut buf = mem::take(&mut node.grad);
         let accumulate = node.has_grad;
-        if !accumulate {
-            let mut shape = vec![batch];
-            shape.extend_from_slice(node.value.shape());
-            buf.reset_to_shape(&shape);
-            buf.data_mut().fill(0.0);
+        match (accumulate, batch) {
+            (true, _) => {}
+            (false, None) => buf.reset_to_shape(node.value.shape()),
+            (false, Some(batch)) => {
+                let mut shape = vec![batch];
+                shape.extend_from_slice(node.value.shape());
+                buf.reset_to_shape(&shape);
+            }
         }
         Some(GradOut {
             var: v.0,
             buf,
-            accumulate: true,
+            accumulate,
         })
     }
 
