@@ -4,9 +4,9 @@
 
 use std::time::Instant;
 
+use ember::tensor::matmul::{gemm_row_major, Parallelism};
 use ember::tensor::random::Rng;
 use ember::Tensor;
-use gemm::Parallelism;
 
 const INPUTS: usize = 784;
 const HIDDEN: usize = 64;
@@ -28,25 +28,12 @@ fn gemm(
 ) {
     // SAFETY: callers pass buffers that cover the strided matrices.
     unsafe {
-        gemm::gemm(
-            m,
-            n,
-            k,
+        gemm_row_major(
             c.as_mut_ptr(),
-            1,
-            n as isize,
+            (m, n, k),
             accumulate,
-            a.as_ptr(),
-            a_strides.1,
-            a_strides.0,
-            b.as_ptr(),
-            b_strides.1,
-            b_strides.0,
-            1.0,
-            1.0,
-            false,
-            false,
-            false,
+            (a.as_ptr(), a_strides.0, a_strides.1),
+            (b.as_ptr(), b_strides.0, b_strides.1),
             Parallelism::None,
         )
     }

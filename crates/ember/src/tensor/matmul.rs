@@ -2,7 +2,7 @@
 //!
 //! Transposed operands are passed as strides, never copied.
 
-use gemm::Parallelism;
+pub use gemm_common::Parallelism;
 
 /// Below this many multiply-adds one thread is faster than waking the pool.
 const PARALLEL_MIN_WORK: usize = 1 << 22;
@@ -92,20 +92,80 @@ fn matmul_on(dst: &mut [f32], a: MatRef, b: MatRef, accumulate: bool, threads: u
     // SAFETY: every pointer covers its full matrix (checked above through the
     // dimensions and the MatRef invariant) and dst does not alias a or b.
     unsafe {
-        gemm::gemm(
-            m,
-            n,
-            k,
+        gemm_row_major(
             dst.as_mut_ptr(),
-            1,
-            n as isize,
+            (m, n, k),
             accumulate,
-            a.data.as_ptr(),
-            a_cs,
-            a_rs,
-            b.data.as_ptr(),
-            b_cs,
-            b_rs,
+            (a.data.as_ptr(), a_rs, a_cs),
+            (b.data.as_ptr(), b_rs, b_cs),
+            parallelism,
+        );
+    }
+}
+
+/// `dst (m×n, row-major) = lhs · rhs`, or `+=` with `accumulate`, through `gemm`'s `f32`
+/// kernel; `lhs` and `rhs` are (pointer, row stride, column stride), strides non-negative.
+///
+/// The kernel prefers a column-major destination, so a destination of more than one column
+/// is computed as `dstᵀ = rhsᵀ · lhsᵀ`: the transposes are the same buffers with their
+/// strides swapped.
+///
+/// # Safety
+/// Every pointer covers its matrix under its strides, `dst` covers `m × n` contiguous
+/// floats and aliases neither input.
+pub unsafe fn gemm_row_major(
+    dst: *mut f32,
+    (m, n, k): (usize, usize, usize),
+    accumulate: bool,
+    (lhs, lhs_rs, lhs_cs): (*const f32, isize, isize),
+    (rhs, rhs_rs, rhs_cs): (*const f32, isize, isize),
+    parallelism: Parallelism,
+) {
+    let kernel = gemm_f32::gemm::f32::get_gemm_fn();
+    if n == 1 {
+        // One column: row-major and column-major are the same layout.
+        // The kernel's arguments: sizes, then (pointer, column stride, row stride) each.
+        unsafe {
+            kernel(
+                m,
+                1,
+                k,
+                dst,
+                1,
+                1,
+                accumulate,
+                lhs,
+                lhs_cs,
+                lhs_rs,
+                rhs,
+                rhs_cs,
+                rhs_rs,
+                1.0,
+                1.0,
+                false,
+                false,
+                false,
+                parallelism,
+            );
+        }
+        return;
+    }
+    // dstᵀ is n × m with column stride n and row stride 1; rhsᵀ is n × k, lhsᵀ is k × m.
+    unsafe {
+        kernel(
+            n,
+            m,
+            k,
+            dst,
+            n as isize,
+            1,
+            accumulate,
+            rhs,
+            rhs_rs,
+            rhs_cs,
+            lhs,
+            lhs_rs,
+            lhs_cs,
             1.0, // dst scale, when accumulating
             1.0, // product scale
             false,
