@@ -3,6 +3,9 @@
 //! and llama.cpp (bench/generate_llamacpp.py, with `--python`) on the same file and the same
 //! token ids, at each thread count of `--thread-counts`, as llama-bench's pp512 and tg128.
 //! Each side of each thread count runs in a process of its own, whose peak RSS is reported.
+//! With `--busy-core`, both sides run beside a process that spins on one core (the last one
+//! this process may use), as on a machine shared with another job: the kernels' thread team
+//! must then back off rather than wait for a thread that has no core.
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -97,6 +100,9 @@ fn measure(args: &BenchArgs) -> ember::Result<Figures> {
 }
 
 pub fn run(args: &BenchArgs) -> ember::Result<()> {
+    if args.spin {
+        spin();
+    }
     if args.worker {
         let figures = measure(args)?;
         println!(
@@ -133,6 +139,16 @@ pub fn run(args: &BenchArgs) -> ember::Result<()> {
         "{}: pp{PROMPT_TOKENS} (one {PROMPT_TOKENS}-token prompt) and tg{NEW_TOKENS} ({NEW_TOKENS} greedy tokens after 16), median of {repeats} runs, tokens/s",
         model.display()
     );
+    let _busy = if args.busy_core {
+        let busy = BusyCore::start()?;
+        println!(
+            "beside a busy process spinning on CPU {} (--busy-core)",
+            busy.cpu
+        );
+        Some(busy)
+    } else {
+        None
+    };
     println!(
         "{:<8} {:<10} {:>10} {:>10} {:>14}",
         "threads", "engine", "pp512", "tg128", "peak RSS MiB"
@@ -206,4 +222,65 @@ fn child(model: &Path, threads: u64, repeats: u64) -> ember::Result<Figures> {
     let line = stdout.lines().last().unwrap_or_default();
     serde_json::from_str(line)
         .map_err(|e| Error::invalid(format!("unexpected output from the Ember run: {e}: {line}")))
+}
+
+/// The CPUs this process may run on.
+fn allowed_cpus() -> Vec<usize> {
+    // SAFETY: `set` is a plain bit set that sched_getaffinity fills in.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        if libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) != 0 {
+            return vec![0];
+        }
+        (0..libc::CPU_SETSIZE as usize)
+            .filter(|&c| libc::CPU_ISSET(c, &set))
+            .collect()
+    }
+}
+
+/// Pins this process to the last allowed CPU and spins until killed (`--spin`).
+fn spin() -> ! {
+    let cpu = *allowed_cpus().last().unwrap_or(&0);
+    // SAFETY: as above; a failure leaves the process unpinned, still busy.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(cpu, &mut set);
+        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set);
+    }
+    let mut x = 1.0f64;
+    loop {
+        for _ in 0..1 << 20 {
+            x = std::hint::black_box(x * 1.000_000_1 + 1e-9);
+        }
+    }
+}
+
+/// The busy process of `--busy-core`, killed when dropped.
+struct BusyCore {
+    child: std::process::Child,
+    cpu: usize,
+}
+
+impl BusyCore {
+    fn start() -> ember::Result<BusyCore> {
+        let exe = std::env::current_exe()
+            .map_err(|e| Error::invalid(format!("cannot find this program: {e}")))?;
+        let child = std::process::Command::new(&exe)
+            .args(["bench", "generate", "--spin"])
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .map_err(|e| Error::io(&exe, e))?;
+        // Let it reach its core before anything is timed.
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        let cpu = *allowed_cpus().last().unwrap_or(&0);
+        Ok(BusyCore { child, cpu })
+    }
+}
+
+impl Drop for BusyCore {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }

@@ -117,6 +117,13 @@ pub struct BenchArgs {
     /// generate: run one measurement in this process and print it as JSON (used by the bench itself).
     #[arg(long, hide = true)]
     worker: bool,
+    /// generate: time each side beside a busy process pinned to one core (the last one this
+    /// process may use), as a machine shared with another job is.
+    #[arg(long)]
+    busy_core: bool,
+    /// generate: spin on one core until killed (the busy process of `--busy-core`).
+    #[arg(long, hide = true)]
+    spin: bool,
     /// recommend: the ratings file (default ../shared/data/movielens-100k/u.data).
     #[arg(long, value_name = "FILE")]
     ratings: Option<PathBuf>,

@@ -11,14 +11,33 @@
 //! so no worker touches a job after `parallel_for` returns. Tasks are claimed from the job's
 //! own counter. A panicking task is caught, the loop finishes, and the panic is raised again
 //! in the caller.
+//!
+//! Sharing the machine. Spinning pays only while each thread has a core. When another
+//! process takes one (a second job, a build), a spinning thread uses up its share of that
+//! core waiting, the scheduler preempts it, often while it holds a task, and the whole loop
+//! waits milliseconds for it: two threads then run slower than one. So every thread of the
+//! team watches its own involuntary context switches (the kernel's count of times it was
+//! preempted, `getrusage`): when they rise, the team turns *polite* for a while. A polite
+//! worker sleeps as soon as a loop is done instead of spinning, so the scheduler sees a
+//! thread that asks for little and runs it promptly when it wakes; a polite caller yields
+//! its core while it waits. Tasks are claimed one at a time, so a late worker takes only
+//! what is left. After [`POLITE`] the team spins again, and backs off again if it must.
 
 use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
-use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicUsize, Ordering::SeqCst};
+use std::sync::atomic::{
+    AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Ordering::Relaxed, Ordering::SeqCst,
+};
 use std::sync::{Condvar, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 /// How long an idle worker spins before it sleeps.
 const SPIN: Duration = Duration::from_micros(200);
+
+/// How long the team stays polite once a thread of it was preempted.
+const POLITE: Duration = Duration::from_millis(250);
+
+/// How often a thread reads its count of involuntary context switches.
+const CHECK_EVERY: Duration = Duration::from_millis(2);
 
 /// One loop: its body and counters, on the caller's stack.
 struct Job<'a> {
@@ -60,6 +79,77 @@ struct Shared {
     /// Whether a caller is inside `parallel_for` (a nested or concurrent call runs inline).
     busy: AtomicBool,
     workers: usize,
+    /// When the team was created: the origin of `polite_until`.
+    epoch: Instant,
+    /// Until when (microseconds after `epoch`) the team is polite; 0 when it never was.
+    polite_until: AtomicU64,
+}
+
+impl Shared {
+    fn now_us(&self) -> u64 {
+        self.epoch.elapsed().as_micros() as u64
+    }
+
+    fn polite(&self) -> bool {
+        let until = self.polite_until.load(Relaxed);
+        until != 0 && self.now_us() < until
+    }
+
+    fn turn_polite(&self) {
+        self.polite_until
+            .store(self.now_us() + POLITE.as_micros() as u64, Relaxed);
+    }
+}
+
+/// One thread's watch on how often the scheduler preempts it.
+struct Preemptions {
+    checked: Instant,
+    seen: u64,
+}
+
+impl Preemptions {
+    fn new() -> Preemptions {
+        Preemptions {
+            checked: Instant::now(),
+            seen: involuntary_switches(),
+        }
+    }
+
+    /// Turns the team polite if this thread was preempted since the last look (looks at
+    /// most every [`CHECK_EVERY`]).
+    fn check(&mut self, s: &Shared) {
+        if self.checked.elapsed() < CHECK_EVERY {
+            return;
+        }
+        self.checked = Instant::now();
+        let now = involuntary_switches();
+        if contended(self.seen, now) {
+            s.turn_polite();
+        }
+        self.seen = now;
+    }
+}
+
+/// Whether a thread's involuntary switch count moving from `before` to `after` means
+/// another process competes for its core. One switch in a few milliseconds is the
+/// kernel's own housekeeping; two or more is a neighbour taking turns.
+fn contended(before: u64, after: u64) -> bool {
+    after.saturating_sub(before) >= 2
+}
+
+/// This thread's involuntary context switches so far (0 where the count is unknown).
+fn involuntary_switches() -> u64 {
+    #[cfg(target_os = "linux")]
+    {
+        // SAFETY: getrusage fills in the zeroed struct it is given.
+        unsafe {
+            let mut usage: libc::rusage = std::mem::zeroed();
+            if libc::getrusage(libc::RUSAGE_THREAD, &mut usage) == 0 {
+                return usage.ru_nivcsw as u64;
+            }
+        }
+    }
+    0
 }
 
 fn shared() -> &'static Shared {
@@ -75,6 +165,8 @@ fn shared() -> &'static Shared {
             wake: Condvar::new(),
             busy: AtomicBool::new(false),
             workers,
+            epoch: Instant::now(),
+            polite_until: AtomicU64::new(0),
         }));
         for _ in 0..workers {
             std::thread::Builder::new()
@@ -88,14 +180,17 @@ fn shared() -> &'static Shared {
 
 fn work(s: &'static Shared) {
     let mut seen = s.generation.load(SeqCst);
+    let mut preemptions = Preemptions::new();
     loop {
-        // Wait for a new generation: spin, then sleep.
+        // Wait for a new generation: spin, then sleep (at once when polite).
+        preemptions.check(s);
+        let spin = if s.polite() { Duration::ZERO } else { SPIN };
         let started = Instant::now();
         let mut spins = 0u32;
         while s.generation.load(SeqCst) == seen {
             std::hint::spin_loop();
             spins += 1;
-            if spins.is_multiple_of(1024) && started.elapsed() > SPIN {
+            if spins.is_multiple_of(64) && started.elapsed() > spin {
                 let guard = s.lock.lock().unwrap_or_else(|e| e.into_inner());
                 s.sleeping.fetch_add(1, SeqCst);
                 let guard = s
@@ -116,6 +211,11 @@ fn work(s: &'static Shared) {
         }
         s.active.fetch_sub(1, SeqCst);
     }
+}
+
+thread_local! {
+    /// The calling thread's watch on its preemptions.
+    static CALLER: std::cell::RefCell<Preemptions> = std::cell::RefCell::new(Preemptions::new());
 }
 
 /// Runs `body(i)` for every `i < tasks` on the team's threads and this one; returns when all
@@ -141,12 +241,18 @@ pub fn parallel_for(tasks: usize, body: &(dyn Fn(usize) + Sync)) {
         s.wake.notify_all();
     }
     job.run();
+    CALLER.with(|p| p.borrow_mut().check(s));
+    let wait: fn() = if s.polite() {
+        std::thread::yield_now
+    } else {
+        std::hint::spin_loop
+    };
     while job.done.load(SeqCst) < tasks {
-        std::hint::spin_loop();
+        wait();
     }
     s.job.store(std::ptr::null_mut(), SeqCst);
     while s.active.load(SeqCst) > 0 {
-        std::hint::spin_loop();
+        wait();
     }
     s.busy.store(false, SeqCst);
     if let Some(p) = job.panic.into_inner().unwrap_or_else(|e| e.into_inner()) {
@@ -180,6 +286,34 @@ mod tests {
             })
         });
         assert_eq!(total.load(SeqCst), 12);
+    }
+
+    #[test]
+    fn a_polite_team_still_runs_every_task_once() {
+        let s = shared();
+        for round in 0..500 {
+            if round % 100 == 0 {
+                s.turn_polite();
+            }
+            let n = 1 + round % 23;
+            let hits: Vec<AtomicUsize> = (0..n).map(|_| AtomicUsize::new(0)).collect();
+            parallel_for(n, &|i| {
+                hits[i].fetch_add(1, SeqCst);
+            });
+            assert!(hits.iter().all(|h| h.load(SeqCst) == 1), "round {round}");
+        }
+        assert!(s.polite_until.load(Relaxed) > 0);
+    }
+
+    #[test]
+    fn two_preemptions_in_a_look_are_a_neighbour() {
+        assert!(!contended(10, 10));
+        assert!(
+            !contended(10, 11),
+            "one switch is the kernel's housekeeping"
+        );
+        assert!(contended(10, 12));
+        assert!(!contended(12, 10), "a count never goes back; no underflow");
     }
 
     #[test]
