@@ -5,7 +5,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use ember::data::preprocess::Feature;
-use ember::saved::{NetworkModel, TableModel};
+use ember::saved::NetworkModel;
+use ember::tabular::TabularModel;
 use ember::tabular::Task;
 use ember::text::{FaqIndex, SentenceEncoder, TextClassifier};
 use ember::Tensor;
@@ -19,7 +20,7 @@ pub enum Kind {
     /// A network on tensors (images, IDX samples, rows of numbers).
     Network(Arc<NetworkModel>),
     /// A table model: raw rows in, the saved preprocessing, then its network.
-    Table(Arc<TableModel>),
+    Table(Arc<TabularModel>),
     /// A text classifier, with its sentence encoder when its features are pretrained.
     Text {
         classifier: Arc<TextClassifier>,
@@ -78,7 +79,7 @@ impl Served {
     pub fn network(&self) -> Option<&ember::Model> {
         match &self.kind {
             Kind::Network(n) => Some(&n.model),
-            Kind::Table(t) => Some(&t.model.model),
+            Kind::Table(t) => Some(&t.model),
             Kind::Text { classifier, .. } => Some(&classifier.model),
             Kind::Faq { .. } | Kind::Encoder(_) | Kind::Language(_) => None,
         }
@@ -126,7 +127,7 @@ impl Served {
                 })
             }
             Kind::Table(table) => {
-                let pre = &table.model.preprocessor;
+                let pre = &table.preprocessor;
                 let columns: Vec<Value> = pre
                     .features
                     .iter()
@@ -145,7 +146,7 @@ impl Served {
                     .collect();
                 let (target, task) = match &pre.target {
                     ember::data::preprocess::Target::Classes { column, .. } => {
-                        (column, table_task(table.model.task))
+                        (column, table_task(table.task))
                     }
                     ember::data::preprocess::Target::Regression { column, .. } => {
                         (column, "regression")
@@ -193,7 +194,7 @@ fn runner(kind: &Kind) -> Run {
         }
         Kind::Table(t) => {
             let t = t.clone();
-            Box::new(move |inputs| run_network(&t.model.model, inputs, takes_no_texts))
+            Box::new(move |inputs| run_network(&t.model, inputs, takes_no_texts))
         }
         Kind::Text {
             classifier,

@@ -13,8 +13,9 @@ use axum::Json;
 use base64::Engine as _;
 use ember::data::preprocess::{Feature, Target};
 use ember::data::table::{parse_number, Table};
-use ember::saved::{classify, ClassPrediction, NetworkModel, TableModel};
+use ember::saved::{classify, ClassPrediction, NetworkModel};
 use ember::spec::DataSpec;
+use ember::tabular::TabularModel;
 use ember::Tensor;
 use serde_json::value::RawValue;
 use serde_json::{json, Value};
@@ -260,8 +261,8 @@ fn sample_tensor(
 /// booleans; null or absent where missing), prepared by the saved preprocessing. A column the
 /// model does not know is an error, unless the model left it out on purpose (an identifier,
 /// the target).
-fn table_rows(table: &TableModel, instances: &[Value]) -> ApiResult<Tensor> {
-    let pre = &table.model.preprocessor;
+fn table_rows(table: &TabularModel, instances: &[Value]) -> ApiResult<Tensor> {
+    let pre = &table.preprocessor;
     let columns: Vec<(&str, bool)> = pre
         .features
         .iter()
@@ -377,11 +378,10 @@ fn classifications(out: &Tensor, top_k: usize, classes: &[String]) -> ApiResult<
         .collect()
 }
 
-fn table_predictions(table: &TableModel, out: &Tensor, top_k: usize) -> ApiResult<Vec<Value>> {
-    match &table.model.preprocessor.target {
+fn table_predictions(table: &TabularModel, out: &Tensor, top_k: usize) -> ApiResult<Vec<Value>> {
+    match &table.preprocessor.target {
         Target::Classes { labels, .. } => classifications(out, top_k, labels),
         Target::Regression { .. } => Ok(table
-            .model
             .predictions(out)
             .iter()
             .map(|p| json!({ "value": p.value }))

@@ -21,7 +21,7 @@ use crate::train::Model;
 /// index).
 pub enum SavedModel {
     Network(Box<NetworkModel>),
-    Table(Box<TableModel>),
+    Table(Box<TabularModel>),
     Text(Box<TextClassifier>),
     Faq(FaqIndex),
 }
@@ -32,12 +32,6 @@ pub struct NetworkModel {
     pub model: Model,
     pub spec: ModelSpec,
     pub epochs_done: usize,
-}
-
-/// A table model with the settings it reads CSV files with.
-pub struct TableModel {
-    pub model: TabularModel,
-    pub spec: crate::spec::TableSpec,
 }
 
 /// A classification of one sample: its most likely class and the top classes with their
@@ -84,14 +78,7 @@ impl SavedModel {
             epochs_done,
         } = checkpoint;
         if let Some(table) = spec.table.take() {
-            return SavedModel::Table(Box::new(TableModel {
-                model: TabularModel {
-                    model,
-                    preprocessor: table.preprocessor.clone(),
-                    task: table.task,
-                },
-                spec: table,
-            }));
+            return SavedModel::Table(Box::new(TabularModel::from_spec(model, table)));
         }
         if let Some(text) = spec.text.take() {
             return SavedModel::Text(Box::new(TextClassifier { model, spec: text }));
@@ -117,7 +104,7 @@ impl SavedModel {
     pub fn network(&self) -> Option<&Model> {
         match self {
             SavedModel::Network(n) => Some(&n.model),
-            SavedModel::Table(t) => Some(&t.model.model),
+            SavedModel::Table(t) => Some(&t.model),
             SavedModel::Text(t) => Some(&t.model),
             SavedModel::Faq(_) => None,
         }

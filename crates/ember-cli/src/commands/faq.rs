@@ -6,8 +6,6 @@ use std::path::PathBuf;
 
 use clap::Args;
 use ember::jobs::faq::{self, FaqEntry, FaqEvent, FaqOptions, Reply};
-use ember::text::{FaqIndex, SentenceEncoder};
-use ember::Error;
 
 #[derive(Args)]
 pub struct IndexArgs {
@@ -68,17 +66,9 @@ pub struct AskArgs {
 
 pub fn index(args: IndexArgs) -> ember::Result<()> {
     super::set_threads(args.threads)?;
-    ember::atomic::check_output(&args.output, &[&args.file, &args.encoder])?;
-    let (questions, answers) =
-        FaqIndex::read_pairs(&args.file, &args.question_column, &args.answer_column)?;
-    let encoder = SentenceEncoder::load(&args.encoder)?;
-    let index = FaqIndex::build(&encoder, questions, answers)?;
-    index.save(&args.output)?;
-    println!(
-        "indexed {} questions into {}",
-        index.questions.len(),
-        args.output.display()
-    );
+    let columns = (args.question_column.as_str(), args.answer_column.as_str());
+    let count = faq::index(&args.file, columns, &args.encoder, &args.output)?;
+    println!("indexed {count} questions into {}", args.output.display());
     Ok(())
 }
 
@@ -146,7 +136,7 @@ pub fn ask(args: AskArgs) -> ember::Result<()> {
         }
         Some(Reply::Generated(g)) => {
             super::generate::print_stream("\n")?;
-            eprintln!("{}", super::generate::timing(&g));
+            eprintln!("{}", ember::report::timing_text(&g));
         }
         None => {}
     }
@@ -154,23 +144,16 @@ pub fn ask(args: AskArgs) -> ember::Result<()> {
 }
 
 fn print_entries(entries: &[FaqEntry], json: bool) -> ember::Result<()> {
-    if json {
-        print_json(&entries)?;
-    } else {
-        for (rank, e) in entries.iter().enumerate() {
-            println!("{}. [{:.3}] {}", rank + 1, e.score, e.question);
-            println!("   {}", e.answer);
+    match json {
+        true => print_json(&entries),
+        false => {
+            print!("{}", ember::report::entries_text(entries));
+            Ok(())
         }
     }
-    Ok(())
 }
 
-/// Prints pretty JSON; scores go through `serde_json::Value`, which writes an f32 as the f64
-/// it widens to, as this command always has.
 fn print_json(value: &impl serde::Serialize) -> ember::Result<()> {
-    let text = serde_json::to_value(value)
-        .and_then(|v| serde_json::to_string_pretty(&v))
-        .map_err(|e| Error::invalid(format!("cannot write JSON: {e}")))?;
-    println!("{text}");
+    print!("{}", ember::report::widened_json(value)?);
     Ok(())
 }

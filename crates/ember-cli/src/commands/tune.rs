@@ -5,7 +5,8 @@
 use std::path::{Path, PathBuf};
 
 use clap::Args;
-use ember::tune::{self, Event, TrialRecord, TrialState, TuneOptions};
+use ember::report;
+use ember::tune::{self, TuneOptions};
 
 #[derive(Args)]
 pub struct TuneArgs {
@@ -79,19 +80,15 @@ pub fn run(args: TuneArgs) -> ember::Result<()> {
             println!(
                 "Tuning {} ({}, {} at a time), study in {}",
                 path.display(),
-                super::threads_text(ember::num_threads()),
+                report::threads_text(ember::num_threads()),
                 options.jobs,
                 options.output.join(tune::tuning::STUDY_FILE).display()
             );
-            let outcome = tune::tune_model_file(&path, &options, &mut |e| print_event(e))?;
-            print_outcome(&outcome, &options);
-            match outcome.last.test.get("accuracy") {
-                Some(a) => println!("Test accuracy: {a:.4}"),
-                None => println!(
-                    "Test loss: {:.4}",
-                    outcome.last.test.get("loss").copied().unwrap_or(f64::NAN)
-                ),
-            }
+            let outcome = tune::tune_model_file(&path, &options, &mut |e| {
+                print!("{}", report::tune_event_text(e))
+            })?;
+            print!("{}", report::outcome_text(&outcome, &options));
+            print!("{}", report::tuned_test_text(&outcome));
             Ok(())
         }
     }
@@ -115,10 +112,10 @@ fn run_table(file: &Path, args: &TuneArgs, options: &TuneOptions) -> ember::Resu
     println!(
         "Tuning a table model of '{}' ({}) on {} rows, testing on {} ({}, {} at a time), study in {}",
         base.target,
-        table::task_name(data.task),
+        report::task_name(data.task),
         train.len(),
         test.len(),
-        super::threads_text(ember::num_threads()),
+        report::threads_text(ember::num_threads()),
         options.jobs,
         options.output.join(tune::tuning::STUDY_FILE).display()
     );
@@ -133,121 +130,9 @@ fn run_table(file: &Path, args: &TuneArgs, options: &TuneOptions) -> ember::Resu
         &base,
         (&space_file, &space_text),
         options,
-        &mut |e| print_event(e),
+        &mut |e| print!("{}", report::tune_event_text(e)),
     )?;
-    print_outcome(&outcome, options);
-    match (scores.accuracy, &scores.regression) {
-        (Some(a), _) => println!("Test accuracy: {a:.4}"),
-        (None, Some(r)) => println!("Test RMSE: {:.4}", r.rmse),
-        (None, None) => println!("Test loss: {:.4}", scores.loss),
-    }
+    print!("{}", report::outcome_text(&outcome, options));
+    print!("{}", report::tuned_table_text(&scores));
     Ok(())
-}
-
-/// Prints each trial's result as it comes.
-fn print_event(event: Event) {
-    match event {
-        Event::Trial(t) => print_trial(t),
-        Event::OutOfTime => println!("max_seconds reached: no more trials start"),
-    }
-}
-
-fn print_trial(t: &TrialRecord) {
-    let params: Vec<String> = t
-        .params
-        .iter()
-        .map(|(k, v)| format!("{k}={}", compact(v)))
-        .collect();
-    let what = match (t.state, t.value()) {
-        (TrialState::Failed, _) => {
-            format!("failed: {}", t.reason.as_deref().unwrap_or("no reason"))
-        }
-        (TrialState::Pruned, Some(v)) => {
-            // Its figures were printed when it reached the rung.
-            println!(
-                "Trial {:>3}: stopped at epoch {} ({v:.4}: not among the rung's best)",
-                t.number,
-                t.values.len()
-            );
-            return;
-        }
-        (_, Some(v)) => match t.values.len() {
-            1 => format!("{v:.4} after 1 epoch"),
-            n => format!("{v:.4} after {n} epochs"),
-        },
-        (_, None) => "no value".into(),
-    };
-    println!(
-        "Trial {:>3}: {what} ({:.1} s) {}",
-        t.number,
-        t.seconds,
-        params.join(" ")
-    );
-}
-
-fn compact(v: &serde_json::Value) -> String {
-    match v {
-        serde_json::Value::Number(n) if n.is_f64() => {
-            let x = n.as_f64().unwrap_or(0.0);
-            if x != 0.0 && x.abs() < 0.01 {
-                format!("{x:.3e}")
-            } else {
-                format!("{x:.4}")
-            }
-        }
-        serde_json::Value::String(s) => s.clone(),
-        other => other.to_string(),
-    }
-}
-
-fn print_outcome(outcome: &tune::Outcome, options: &TuneOptions) {
-    let settings = &outcome.settings;
-    let trials = outcome.study.trials.len();
-    let failed = outcome
-        .study
-        .trials
-        .values()
-        .filter(|t| t.state == TrialState::Failed)
-        .count();
-    let t = outcome.times;
-    let trained: f64 = outcome.study.trials.values().map(|t| t.seconds).sum();
-    let training = match options.jobs {
-        1 => format!("{trained:.1} s of it training"),
-        n => format!("{trained:.1} s of training on {n} workers"),
-    };
-    println!(
-        "\nSearch: {trials} trials in {:.1} s, {training}, {:.4} s outside training (sampling {:.4} s, recording {:.4} s)",
-        t.seconds,
-        t.sampling + t.recording,
-        t.sampling,
-        t.recording
-    );
-    println!(
-        "{trials} trials ({failed} failed), best first:\n{}",
-        tune::report::results_text(&outcome.study, settings, 20)
-    );
-    if outcome.study.ignored > 0 {
-        println!(
-            "(the study file had {} unreadable line(s), left out)",
-            outcome.study.ignored
-        );
-    }
-    println!(
-        "Results, charts and the best model (trial {}) in {}",
-        outcome.best.number,
-        options.output.display()
-    );
-    if outcome.retrained_differs {
-        println!(
-            "warning: retrained, trial {} scored {:.6} instead of {:.6}",
-            outcome.best.number,
-            outcome.last.value,
-            outcome.best.value().unwrap_or(f64::NAN)
-        );
-    }
-    println!(
-        "Best {}: {:.4}",
-        settings.objective,
-        outcome.best.value().unwrap_or(f64::NAN)
-    );
 }

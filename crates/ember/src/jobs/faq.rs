@@ -105,6 +105,18 @@ pub enum FaqEvent<'a> {
     Text(&'a str),
 }
 
+/// Builds a FAQ index of the `columns` (question, answer) of a CSV file, embedded by the
+/// encoder in `encoder`, and saves it to `output` (never over an input). Returns how many
+/// questions it holds.
+pub fn index(file: &Path, columns: (&str, &str), encoder: &Path, output: &Path) -> Result<usize> {
+    crate::atomic::check_output(output, &[file, encoder])?;
+    let (questions, answers) = FaqIndex::read_pairs(file, columns.0, columns.1)?;
+    let encoder = SentenceEncoder::load(encoder)?;
+    let index = FaqIndex::build(&encoder, questions, answers)?;
+    index.save(output)?;
+    Ok(index.questions.len())
+}
+
 /// Reads a FAQ index and its sentence encoder (from `encoder` when given, else the folder the
 /// index names), which must be the encoder the index was built with.
 pub fn open(index: &Path, encoder: Option<&Path>) -> Result<(FaqIndex, SentenceEncoder)> {

@@ -69,6 +69,39 @@ pub enum TrainFileEvent<'a> {
     },
 }
 
+impl TrainFileEvent<'_> {
+    /// The event as the command line says it: the skipped images as a warning (for
+    /// stderr), the rest a line each; `source` names the model file or checkpoint.
+    pub fn text(&self, source: &Path) -> String {
+        match *self {
+            TrainFileEvent::Skipped(skipped) => crate::report::skipped_text(skipped),
+            TrainFileEvent::AlreadyTrained { epochs_done } => format!(
+                "{} has already been trained for {epochs_done} epochs; pass --epochs N (N > {epochs_done}) to train further\n",
+                source.display()
+            ),
+            TrainFileEvent::Started {
+                epochs_done,
+                train,
+                validation,
+                test,
+                seed,
+            } => format!(
+                "{} {} on {train} samples, validating on {validation}, testing on {test} ({}, seed {seed})\n",
+                if epochs_done > 0 { "Resuming" } else { "Training" },
+                source.display(),
+                crate::report::threads_text(crate::num_threads()),
+            ),
+            TrainFileEvent::StoppedEarly { epoch } => {
+                format!("Training stopped early after epoch {epoch}\n")
+            }
+            TrainFileEvent::Saved(file) => format!("Saved the model to {}\n", file.display()),
+            TrainFileEvent::Report { files, dir } => {
+                format!("Report: {files} files in {}\n", dir.display())
+            }
+        }
+    }
+}
+
 /// A trained model and its assessment on the test set.
 pub struct TrainedFile {
     pub model: Model,

@@ -312,14 +312,7 @@ pub fn tune_table(
             .as_bytes(),
     )?];
     if let Some(model) = &trial.model {
-        crate::jobs::train_table::save(
-            &options.output.join(BEST_MODEL),
-            model,
-            &trial.options,
-            &trainer.table.path,
-            task,
-            values.len(),
-        )?;
+        model.save(&options.output.join(BEST_MODEL), values.len())?;
         files.push(options.output.join(BEST_MODEL));
     }
     let outcome = finish(
