@@ -23,8 +23,9 @@ use serde_json::{json, Value};
 use crate::batch::{concat_rows, Rows};
 use crate::error::{ApiError, ApiResult};
 use crate::request;
-use crate::served::{Kind, Served};
+use crate::served::Served;
 use crate::server::AppState;
+use ember::SavedModel;
 
 /// `GET /v1/models`: every model with its kind, summary and input schema; also in the shape
 /// of OpenAI's model list (`object`, `data[].id`), so its clients can list them.
@@ -97,7 +98,7 @@ pub async fn predict(
     let served = state.registry.get(name)?;
     let body = request::body(body)?;
     // The common request to a network, flat arrays of numbers, in one pass into floats.
-    if let Kind::Network(network) = &served.kind {
+    if let SavedModel::Network(network) = &served.model {
         if let Ok(flat) = serde_json::from_slice::<FlatRequest>(&body) {
             state.check_instances(flat.instances.len())?;
             let top_k = request::top_k(flat.top_k.as_ref(), 3)?;
@@ -124,25 +125,25 @@ pub async fn predict(
             .map(|r| serde_json::from_str(r.get()).map_err(|e| ApiError::invalid(e.to_string())))
             .collect()
     };
-    let predictions = match &served.kind {
-        Kind::Network(network) => {
+    let predictions = match &served.model {
+        SavedModel::Network(network) => {
             let x = network_rows(network, &served, raw)?;
             let data = network.data(&served.source).map_err(ApiError::from_ember)?;
             classify_network(&served, x, top_k, &data.classes).await?
         }
-        Kind::Table(table) => {
+        SavedModel::Table(table) => {
             let x = table_rows(table, &values()?)?;
             let out = served.batcher.submit(Rows::Tensor(x)).await?;
             table_predictions(table, &out, top_k)?
         }
-        Kind::Text { classifier, .. } => {
+        SavedModel::Text(classifier) => {
             let out = served
                 .batcher
                 .submit(Rows::Texts(texts(&values()?)?))
                 .await?;
             classifications(&out, top_k, &classifier.spec.classes)?
         }
-        Kind::Encoder(_) => {
+        SavedModel::Encoder(_) => {
             let out = served
                 .batcher
                 .submit(Rows::Texts(texts(&values()?)?))
@@ -152,12 +153,12 @@ pub async fn predict(
                 .map(|row| json!({ "embedding": row }))
                 .collect()
         }
-        Kind::Faq { .. } => {
+        SavedModel::Faq(_) => {
             return Err(ApiError::invalid(format!(
                 "'{name}' is a FAQ index: POST /v1/faq/{name}/ask with {{\"query\": …}}"
             )))
         }
-        Kind::Language(_) => {
+        SavedModel::Language(_) => {
             return Err(ApiError::invalid(format!(
                 "'{name}' is a language model: POST /v1/chat/completions with {{\"model\": \"{name}\", \"messages\": …}}"
             )))

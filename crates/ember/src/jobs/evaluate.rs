@@ -47,9 +47,13 @@ pub fn evaluate(
     match saved {
         SavedModel::Network(network) => evaluate_network(network, options, on_event),
         SavedModel::Table(table) => evaluate_table(table, options, &mut on_event),
-        _ => Err(Error::data(
+        SavedModel::Text(_) | SavedModel::Faq(_) => Err(Error::data(
             &options.model,
             "a text classifier or FAQ index has no test set of its own: `ember train` reports its held-out figures",
+        )),
+        other => Err(Error::data(
+            &options.model,
+            format!("a {} model has no test set to evaluate", other.kind()),
         )),
     }
 }

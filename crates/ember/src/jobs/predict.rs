@@ -60,6 +60,10 @@ pub fn predict(
             &options.model,
             "a FAQ index answers questions: use `ember ask INDEX QUESTION`",
         )),
+        other => Err(Error::data(
+            &options.model,
+            format!("a {} model does not classify inputs", other.kind()),
+        )),
     }
 }
 
