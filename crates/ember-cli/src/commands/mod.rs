@@ -16,33 +16,10 @@ pub mod text;
 pub mod train;
 pub mod tune;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use ember::spec::{DataSpec, ModelSpec};
 use ember::Error;
-
-/// The model file used when none is given: the Keras MNIST reference script.
-pub const DEFAULT_MODEL: &str = "models/mnist-mlp.toml";
-
-pub fn model_path(given: Option<PathBuf>) -> PathBuf {
-    given.unwrap_or_else(|| PathBuf::from(DEFAULT_MODEL))
-}
-
-/// The reference model file, built into the binary: without a model file, `ember train`
-/// and `ember summary` work from any folder (training then reads `data/mnist` there, or
-/// `--data DIR`).
-const REFERENCE_MODEL: &str = include_str!("../../../../models/mnist-mlp.toml");
-
-/// The model file `given`, or the default: models/mnist-mlp.toml where it exists, else the
-/// built-in copy of it (named by that path).
-pub fn read_spec(given: Option<PathBuf>) -> ember::Result<(ModelSpec, PathBuf)> {
-    let defaulted = given.is_none();
-    let path = model_path(given);
-    if defaulted && !path.exists() {
-        return Ok((ModelSpec::parse(REFERENCE_MODEL, &path)?, path));
-    }
-    Ok((ModelSpec::from_file(&path)?, path))
-}
 
 /// The names of the flags set among `flags` (name, whether it was given), in order.
 pub fn given(flags: &[(&'static str, bool)]) -> Vec<&'static str> {

@@ -147,7 +147,7 @@ pub fn run(args: TrainArgs) -> ember::Result<()> {
     let start = match &args.resume {
         Some(file) => Start::Resume(file.clone()),
         None => {
-            let (spec, path) = super::read_spec(args.model.clone())?;
+            let (spec, path) = ember::jobs::train_file::read_model_file(args.model.clone())?;
             Start::File {
                 spec: Box::new(spec),
                 path,
