@@ -77,13 +77,7 @@ pub fn run(args: TuneArgs) -> ember::Result<()> {
         Some(file) => run_table(file, &args, &options),
         None => {
             let path = args.model.clone().unwrap_or_default();
-            println!(
-                "Tuning {} ({}, {} at a time), study in {}",
-                path.display(),
-                report::threads_text(ember::num_threads()),
-                options.jobs,
-                options.output.join(tune::tuning::STUDY_FILE).display()
-            );
+            print!("{}", report::tune_file_text(&path, &options));
             let outcome = tune::tune_model_file(&path, &options, &mut |e| {
                 print!("{}", report::tune_event_text(e))
             })?;
@@ -95,36 +89,11 @@ pub fn run(args: TuneArgs) -> ember::Result<()> {
 }
 
 fn run_table(file: &Path, args: &TuneArgs, options: &TuneOptions) -> ember::Result<()> {
-    use super::table;
     let base = args.table.options(file, args.seed)?;
-    let (space_file, space_text) = match &args.space {
-        Some(path) => (
-            path.clone(),
-            std::fs::read_to_string(path).map_err(|e| ember::Error::io(path, e))?,
-        ),
-        None => (
-            PathBuf::from("(the built-in table space)"),
-            tune::tuning::TABLE_SPACE.to_string(),
-        ),
-    };
-    let data = table::load(file, &base)?;
-    let (train, test) = ember::jobs::table::split(&data, args.test_size.unwrap_or(0.2), base.seed)?;
-    println!(
-        "Tuning a table model of '{}' ({}) on {} rows, testing on {} ({}, {} at a time), study in {}",
-        base.target,
-        report::task_name(data.task),
-        train.len(),
-        test.len(),
-        report::threads_text(ember::num_threads()),
-        options.jobs,
-        options.output.join(tune::tuning::STUDY_FILE).display()
-    );
-    let split = tune::TableSplit {
-        table: data.table,
-        train_rows: train,
-        test_rows: test,
-        task: data.task,
-    };
+    let (space_file, space_text) = tune::tuning::table_space(args.space.as_deref())?;
+    let data = super::table::load(file, &base)?;
+    let split = tune::TableSplit::new(data, args.test_size.unwrap_or(0.2), base.seed)?;
+    print!("{}", report::tune_table_text(&split, &base.target, options));
     let (outcome, scores) = tune::tune_table(
         split,
         &base,

@@ -17,7 +17,10 @@ pub use tables::{
     inspect_text, missing_target_text, preview, rejected_text, scores_text, table_evaluation_text,
     task_name,
 };
-pub use tune::{outcome_text, tune_event_text, tuned_table_text, tuned_test_text};
+pub use tune::{
+    outcome_text, tune_event_text, tune_file_text, tune_table_text, tuned_table_text,
+    tuned_test_text,
+};
 
 use std::path::{Path, PathBuf};
 

@@ -4,7 +4,10 @@
 use std::fmt::Write as _;
 
 use crate::tabular::TabularScores;
-use crate::tune::{self, Event, Outcome, TrialRecord, TrialState, TuneOptions};
+use std::path::Path;
+
+use crate::tune::tuning::STUDY_FILE;
+use crate::tune::{self, Event, Outcome, TableSplit, TrialRecord, TrialState, TuneOptions};
 
 /// The line of a search's event.
 pub fn tune_event_text(event: Event) -> String {
@@ -139,4 +142,28 @@ pub fn tuned_table_text(scores: &TabularScores) -> String {
         (None, Some(r)) => format!("Test RMSE: {:.4}\n", r.rmse),
         (None, None) => format!("Test loss: {:.4}\n", scores.loss),
     }
+}
+
+/// The line a model file's search starts with.
+pub fn tune_file_text(path: &Path, options: &TuneOptions) -> String {
+    format!(
+        "Tuning {} ({}, {} at a time), study in {}\n",
+        path.display(),
+        super::threads_text(crate::num_threads()),
+        options.jobs,
+        options.output.join(STUDY_FILE).display()
+    )
+}
+
+/// The line a table model's search starts with; `target` is the target column.
+pub fn tune_table_text(split: &TableSplit, target: &str, options: &TuneOptions) -> String {
+    format!(
+        "Tuning a table model of '{target}' ({}) on {} rows, testing on {} ({}, {} at a time), study in {}\n",
+        super::task_name(split.task),
+        split.train_rows.len(),
+        split.test_rows.len(),
+        super::threads_text(crate::num_threads()),
+        options.jobs,
+        options.output.join(STUDY_FILE).display()
+    )
 }
