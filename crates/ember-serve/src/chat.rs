@@ -22,8 +22,8 @@ use tokio::sync::mpsc;
 
 use crate::error::{ApiError, ApiResult};
 use crate::request;
-use crate::served::Kind;
 use crate::server::AppState;
+use ember::SavedModel;
 
 /// The most tokens one reply may ask for.
 pub(crate) const MAX_TOKENS: usize = 4096;
@@ -70,7 +70,7 @@ struct Plan {
 fn plan(state: &AppState, body: &[u8]) -> ApiResult<(Plan, bool)> {
     let request: ChatRequest = request::json(body)?;
     let served = state.registry.get(&request.model)?;
-    let Kind::Language(model) = &served.kind else {
+    let SavedModel::Language(model) = &served.model else {
         return Err(ApiError::invalid(format!(
             "model '{}' is a {} model, not a language model",
             request.model,

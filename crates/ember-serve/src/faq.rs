@@ -17,8 +17,8 @@ use crate::batch::Rows;
 use crate::chat::{GENERATIONS, MAX_TOKENS};
 use crate::error::{ApiError, ApiResult};
 use crate::request;
-use crate::served::Kind;
 use crate::server::AppState;
+use ember::SavedModel;
 
 #[derive(Deserialize)]
 struct AskRequest {
@@ -44,7 +44,7 @@ pub async fn ask(
     body: Result<Bytes, BytesRejection>,
 ) -> ApiResult<Json<Value>> {
     let served = state.registry.get(&name)?;
-    let Kind::Faq { index, .. } = &served.kind else {
+    let SavedModel::Faq(index) = &served.model else {
         return Err(ApiError::invalid(format!(
             "model '{name}' is a {} model, not a FAQ index",
             served.kind_name()
@@ -139,8 +139,8 @@ fn language_model(
         message: format!("llm: {}", e.message),
         ..e
     })?;
-    match &served.kind {
-        Kind::Language(model) => Ok(Some((served.name.clone(), model.clone()))),
+    match &served.model {
+        SavedModel::Language(model) => Ok(Some((served.name.clone(), model.clone()))),
         _ => Err(ApiError::invalid(format!(
             "llm: model '{name}' is a {} model, not a language model",
             served.kind_name()

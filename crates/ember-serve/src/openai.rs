@@ -14,8 +14,8 @@ use serde_json::{json, Value};
 use crate::batch::Rows;
 use crate::error::{ApiError, ApiResult};
 use crate::request;
-use crate::served::Kind;
 use crate::server::AppState;
+use ember::SavedModel;
 
 #[derive(Deserialize)]
 struct EmbeddingsRequest {
@@ -36,7 +36,7 @@ pub async fn embeddings(
     let body = request::body(body)?;
     let request: EmbeddingsRequest = request::json(&body)?;
     let served = state.registry.get(&request.model)?;
-    let Kind::Encoder(encoder) = &served.kind else {
+    let SavedModel::Encoder(encoder) = &served.model else {
         return Err(ApiError::invalid(format!(
             "model '{}' is a {} model, not a sentence encoder",
             request.model,

@@ -15,7 +15,7 @@ use crate::batch::BatchLimits;
 use crate::error::ApiError;
 use crate::log;
 use crate::metrics::Metrics;
-use crate::served::{Kind, Served};
+use crate::served::Served;
 
 /// What a path given to `ember serve` is.
 #[derive(Clone, Debug, PartialEq)]
@@ -62,10 +62,6 @@ fn check_name(name: &str, path: &Path) -> ember::Result<()> {
             format!("'{name}' cannot name a model in a URL: rename the file with letters, digits, '-', '_' or '.'"),
         ))
     }
-}
-
-fn is_encoder_folder(dir: &Path) -> bool {
-    dir.join("config.json").is_file() && dir.join("tokenizer.json").is_file()
 }
 
 /// The model files of a served folder, by name: `.safetensors` and `.index` files, hidden
@@ -119,7 +115,7 @@ impl Registry {
         let mut sources = Vec::new();
         for path in paths {
             let meta = std::fs::metadata(path).map_err(|e| Error::io(path, e))?;
-            sources.push(match (meta.is_dir(), is_encoder_folder(path)) {
+            sources.push(match (meta.is_dir(), SentenceEncoder::is_folder(path)) {
                 (true, true) => Source::Encoder(path.clone()),
                 (true, false) => Source::Folder(path.clone()),
                 (false, _) => Source::File(path.clone()),
@@ -144,8 +140,8 @@ impl Registry {
                     ),
                 ));
             }
-            let kind = registry.load_kind(&path)?;
-            registry.insert(&name, path.clone(), kind);
+            let (model, encoder) = registry.load_model(&path)?;
+            registry.insert(&name, path.clone(), model, encoder);
             origin.insert(name, path);
         }
         if origin.is_empty() {
@@ -172,11 +168,24 @@ impl Registry {
         Ok(all)
     }
 
-    fn insert(&self, name: &str, path: PathBuf, kind: Kind) {
+    fn insert(
+        &self,
+        name: &str,
+        path: PathBuf,
+        model: SavedModel,
+        encoder: Option<Arc<SentenceEncoder>>,
+    ) {
         if let Some(sig) = signature(&path) {
             self.lock_seen().insert(path.clone(), sig);
         }
-        let served = Arc::new(Served::start(name, path, kind, self.limits, &self.metrics));
+        let served = Arc::new(Served::start(
+            name,
+            path,
+            model,
+            encoder,
+            self.limits,
+            &self.metrics,
+        ));
         self.models
             .write()
             .unwrap_or_else(|e| e.into_inner())
@@ -211,16 +220,13 @@ impl Registry {
         Ok(encoder)
     }
 
-    fn load_kind(&self, path: &Path) -> ember::Result<Kind> {
+    /// The model in `path`, with the encoder it embeds with (loaded once per folder).
+    fn load_model(&self, path: &Path) -> ember::Result<(SavedModel, Option<Arc<SentenceEncoder>>)> {
         if path.is_dir() {
-            return Ok(Kind::Encoder(self.encoder(path, None)?));
+            return Ok((SavedModel::Encoder(self.encoder(path, None)?), None));
         }
-        if is_gguf(path)? {
-            return Ok(Kind::Language(Arc::new(ember::llm::LanguageModel::load(
-                path,
-            )?)));
-        }
-        Ok(match SavedModel::load(path)? {
+        let model = SavedModel::load(path)?;
+        let encoder = match &model {
             SavedModel::Network(n) => {
                 if n.model.inputs().len() != 1 {
                     return Err(Error::data(
@@ -229,23 +235,16 @@ impl Registry {
                     ));
                 }
                 n.data(path)?;
-                Kind::Network(Arc::new(*n))
+                None
             }
-            SavedModel::Table(t) => Kind::Table(Arc::new(*t)),
-            SavedModel::Text(classifier) => {
-                let encoder = match &classifier.spec.features {
-                    TextFeatures::Pretrained {
-                        encoder,
-                        encoder_key,
-                        ..
-                    } => Some(self.encoder(encoder, Some(encoder_key))?),
-                    TextFeatures::Tfidf(_) => None,
-                };
-                Kind::Text {
-                    classifier: Arc::new(*classifier),
+            SavedModel::Text(classifier) => match &classifier.spec.features {
+                TextFeatures::Pretrained {
                     encoder,
-                }
-            }
+                    encoder_key,
+                    ..
+                } => Some(self.encoder(encoder, Some(encoder_key))?),
+                TextFeatures::Tfidf(_) => None,
+            },
             SavedModel::Faq(index) => {
                 let encoder = self.encoder(&index.encoder, Some(&index.encoder_key))?;
                 if encoder.dim() != index.embeddings.row_len() {
@@ -254,12 +253,11 @@ impl Registry {
                         "the index's vectors are not its encoder's width",
                     ));
                 }
-                Kind::Faq {
-                    index: Arc::new(index),
-                    encoder,
-                }
+                Some(encoder)
             }
-        })
+            SavedModel::Table(_) | SavedModel::Encoder(_) | SavedModel::Language(_) => None,
+        };
+        Ok((model, encoder))
     }
 
     /// The model named `name`, or a 404 listing those there are.
@@ -314,9 +312,9 @@ impl Registry {
                 }
             }
             let file = path.display().to_string();
-            match self.load_kind(&path) {
-                Ok(kind) => {
-                    self.insert(&name, path.clone(), kind);
+            match self.load_model(&path) {
+                Ok((model, encoder)) => {
+                    self.insert(&name, path.clone(), model, encoder);
                     self.metrics.reload(&name, true);
                     log::event("reloaded", &[("model", &name), ("file", &file)]);
                 }
@@ -331,12 +329,4 @@ impl Registry {
             }
         }
     }
-}
-
-/// Whether `path` starts with GGUF's magic number.
-fn is_gguf(path: &Path) -> ember::Result<bool> {
-    use std::io::Read;
-    let mut magic = [0u8; 4];
-    let mut file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
-    Ok(file.read(&mut magic).map_err(|e| Error::io(path, e))? == 4 && &magic == b"GGUF")
 }

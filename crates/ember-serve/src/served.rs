@@ -5,42 +5,22 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use ember::data::preprocess::Feature;
-use ember::saved::{NetworkModel, TableModel};
+use ember::saved::SavedModel;
 use ember::tabular::Task;
-use ember::text::{FaqIndex, SentenceEncoder, TextClassifier};
+use ember::text::SentenceEncoder;
 use ember::Tensor;
 use serde_json::{json, Value};
 
 use crate::batch::{concat_rows, run_together, BatchLimits, Batcher, Rows, Run};
 use crate::metrics::Metrics;
 
-/// A model as the server holds it (shared with its worker thread).
-pub enum Kind {
-    /// A network on tensors (images, IDX samples, rows of numbers).
-    Network(Arc<NetworkModel>),
-    /// A table model: raw rows in, the saved preprocessing, then its network.
-    Table(Arc<TableModel>),
-    /// A text classifier, with its sentence encoder when its features are pretrained.
-    Text {
-        classifier: Arc<TextClassifier>,
-        encoder: Option<Arc<SentenceEncoder>>,
-    },
-    /// A FAQ index and the encoder that embeds its questions.
-    Faq {
-        index: Arc<FaqIndex>,
-        encoder: Arc<SentenceEncoder>,
-    },
-    /// A sentence encoder folder: texts in, embeddings out.
-    Encoder(Arc<SentenceEncoder>),
-    /// A generative language model (a GGUF file), for `/v1/chat/completions`.
-    Language(Arc<ember::llm::LanguageModel>),
-}
-
 pub struct Served {
     pub name: String,
     /// The file (or encoder folder) it was loaded from.
     pub source: PathBuf,
-    pub kind: Kind,
+    pub model: SavedModel,
+    /// The encoder a FAQ index, or a text classifier on pretrained features, embeds with.
+    pub encoder: Option<Arc<SentenceEncoder>>,
     pub batcher: Batcher,
 }
 
@@ -49,51 +29,45 @@ impl Served {
     pub fn start(
         name: &str,
         source: PathBuf,
-        kind: Kind,
+        model: SavedModel,
+        encoder: Option<Arc<SentenceEncoder>>,
         limits: BatchLimits,
         metrics: &Metrics,
     ) -> Served {
-        let batcher = Batcher::start(name, limits, metrics.batch(name), runner(&kind));
+        let run = runner(&model, encoder.clone());
+        let batcher = Batcher::start(name, limits, metrics.batch(name), run);
         Served {
             name: name.to_string(),
             source,
-            kind,
+            model,
+            encoder,
             batcher,
         }
     }
 
-    /// "network", "table", "text", "faq" or "encoder".
+    /// "network", "table", "text", "faq", "encoder" or "language".
     pub fn kind_name(&self) -> &'static str {
-        match &self.kind {
-            Kind::Network(_) => "network",
-            Kind::Table(_) => "table",
-            Kind::Text { .. } => "text",
-            Kind::Faq { .. } => "faq",
-            Kind::Encoder(_) => "encoder",
-            Kind::Language(_) => "language",
-        }
+        self.model.kind()
     }
 
     /// The network inside, for the kinds that have one.
     pub fn network(&self) -> Option<&ember::Model> {
-        match &self.kind {
-            Kind::Network(n) => Some(&n.model),
-            Kind::Table(t) => Some(&t.model.model),
-            Kind::Text { classifier, .. } => Some(&classifier.model),
-            Kind::Faq { .. } | Kind::Encoder(_) | Kind::Language(_) => None,
-        }
+        self.model.network()
     }
 
     /// A human-readable summary: the network's layers, or what an index or encoder holds.
     pub fn summary(&self) -> String {
-        match &self.kind {
-            Kind::Faq { index, encoder } => format!(
+        match &self.model {
+            SavedModel::Faq(index) => format!(
                 "FAQ index of {} questions, embedded by {}",
                 index.questions.len(),
-                encoder.dir.display()
+                self.encoder
+                    .as_ref()
+                    .map_or(&index.encoder, |e| &e.dir)
+                    .display()
             ),
-            Kind::Encoder(e) => encoder_summary(e),
-            Kind::Language(m) => {
+            SavedModel::Encoder(e) => encoder_summary(e),
+            SavedModel::Language(m) => {
                 let c = &m.llama.config;
                 format!(
                     "{} language model: {} layers, hidden {}, {} attention heads ({} key-value), vocabulary {}, context {}",
@@ -109,8 +83,8 @@ impl Served {
 
     /// What `/v1/models/{name}:predict` takes, for clients and the playground.
     pub fn input_schema(&self) -> Value {
-        match &self.kind {
-            Kind::Network(network) => {
+        match &self.model {
+            SavedModel::Network(network) => {
                 let data = network.spec.data.as_ref();
                 let shape = data.map(|d| d.sample_shape()).unwrap_or_default();
                 let image = match shape.as_slice() {
@@ -125,8 +99,8 @@ impl Served {
                     "classes": data.map(|d| d.classes.clone()).unwrap_or_default(),
                 })
             }
-            Kind::Table(table) => {
-                let pre = &table.model.preprocessor;
+            SavedModel::Table(table) => {
+                let pre = &table.preprocessor;
                 let columns: Vec<Value> = pre
                     .features
                     .iter()
@@ -145,7 +119,7 @@ impl Served {
                     .collect();
                 let (target, task) = match &pre.target {
                     ember::data::preprocess::Target::Classes { column, .. } => {
-                        (column, table_task(table.model.task))
+                        (column, table_task(table.task))
                     }
                     ember::data::preprocess::Target::Regression { column, .. } => {
                         (column, "regression")
@@ -153,12 +127,12 @@ impl Served {
                 };
                 json!({"type": "table", "columns": columns, "target": target, "task": task})
             }
-            Kind::Text { classifier, .. } => {
+            SavedModel::Text(classifier) => {
                 json!({"type": "text", "classes": classifier.spec.classes})
             }
-            Kind::Faq { index, .. } => json!({"type": "faq", "questions": index.questions.len()}),
-            Kind::Encoder(e) => json!({"type": "text", "dim": e.dim()}),
-            Kind::Language(m) => json!({"type": "chat", "context": m.llama.config.context}),
+            SavedModel::Faq(index) => json!({"type": "faq", "questions": index.questions.len()}),
+            SavedModel::Encoder(e) => json!({"type": "text", "dim": e.dim()}),
+            SavedModel::Language(m) => json!({"type": "chat", "context": m.llama.config.context}),
         }
     }
 }
@@ -185,28 +159,25 @@ fn encoder_summary(e: &SentenceEncoder) -> String {
 
 /// How a kind's worker runs a batch: the requests' rows together through the network (or
 /// the encoder), in one pass.
-fn runner(kind: &Kind) -> Run {
-    match kind {
-        Kind::Network(n) => {
+fn runner(model: &SavedModel, encoder: Option<Arc<SentenceEncoder>>) -> Run {
+    match model {
+        SavedModel::Network(n) => {
             let n = n.clone();
             Box::new(move |inputs| run_network(&n.model, inputs, takes_no_texts))
         }
-        Kind::Table(t) => {
+        SavedModel::Table(t) => {
             let t = t.clone();
-            Box::new(move |inputs| run_network(&t.model.model, inputs, takes_no_texts))
+            Box::new(move |inputs| run_network(&t.model, inputs, takes_no_texts))
         }
-        Kind::Text {
-            classifier,
-            encoder,
-        } => {
-            let (classifier, encoder) = (classifier.clone(), encoder.clone());
+        SavedModel::Text(classifier) => {
+            let classifier = classifier.clone();
             Box::new(move |inputs| {
                 run_network(&classifier.model, inputs, |texts| {
                     classifier.features_with(encoder.as_deref(), texts, None)
                 })
             })
         }
-        Kind::Language(_) => Box::new(|inputs: Vec<Rows>| {
+        SavedModel::Language(_) => Box::new(|inputs: Vec<Rows>| {
             inputs
                 .iter()
                 .map(|_| {
@@ -216,11 +187,17 @@ fn runner(kind: &Kind) -> Run {
                 })
                 .collect()
         }),
-        Kind::Faq { encoder, .. } | Kind::Encoder(encoder) => {
-            let encoder = encoder.clone();
+        SavedModel::Faq(_) | SavedModel::Encoder(_) => {
+            let encoder = match model {
+                SavedModel::Encoder(e) => Some(e.clone()),
+                _ => encoder,
+            };
             Box::new(move |inputs| {
                 run_together(inputs, |rows| {
                     let texts = all_texts(&rows)?;
+                    let encoder = encoder
+                        .as_deref()
+                        .ok_or_else(|| ember::Error::invalid("this model has no encoder"))?;
                     encoder.encode(&texts, 32)
                 })
             })

@@ -13,8 +13,9 @@ use axum::Json;
 use base64::Engine as _;
 use ember::data::preprocess::{Feature, Target};
 use ember::data::table::{parse_number, Table};
-use ember::saved::{classify, ClassPrediction, NetworkModel, TableModel};
+use ember::saved::{classify, ClassPrediction, NetworkModel};
 use ember::spec::DataSpec;
+use ember::tabular::TabularModel;
 use ember::Tensor;
 use serde_json::value::RawValue;
 use serde_json::{json, Value};
@@ -22,8 +23,9 @@ use serde_json::{json, Value};
 use crate::batch::{concat_rows, Rows};
 use crate::error::{ApiError, ApiResult};
 use crate::request;
-use crate::served::{Kind, Served};
+use crate::served::Served;
 use crate::server::AppState;
+use ember::SavedModel;
 
 /// `GET /v1/models`: every model with its kind, summary and input schema; also in the shape
 /// of OpenAI's model list (`object`, `data[].id`), so its clients can list them.
@@ -96,7 +98,7 @@ pub async fn predict(
     let served = state.registry.get(name)?;
     let body = request::body(body)?;
     // The common request to a network, flat arrays of numbers, in one pass into floats.
-    if let Kind::Network(network) = &served.kind {
+    if let SavedModel::Network(network) = &served.model {
         if let Ok(flat) = serde_json::from_slice::<FlatRequest>(&body) {
             state.check_instances(flat.instances.len())?;
             let top_k = request::top_k(flat.top_k.as_ref(), 3)?;
@@ -123,25 +125,25 @@ pub async fn predict(
             .map(|r| serde_json::from_str(r.get()).map_err(|e| ApiError::invalid(e.to_string())))
             .collect()
     };
-    let predictions = match &served.kind {
-        Kind::Network(network) => {
+    let predictions = match &served.model {
+        SavedModel::Network(network) => {
             let x = network_rows(network, &served, raw)?;
             let data = network.data(&served.source).map_err(ApiError::from_ember)?;
             classify_network(&served, x, top_k, &data.classes).await?
         }
-        Kind::Table(table) => {
+        SavedModel::Table(table) => {
             let x = table_rows(table, &values()?)?;
             let out = served.batcher.submit(Rows::Tensor(x)).await?;
             table_predictions(table, &out, top_k)?
         }
-        Kind::Text { classifier, .. } => {
+        SavedModel::Text(classifier) => {
             let out = served
                 .batcher
                 .submit(Rows::Texts(texts(&values()?)?))
                 .await?;
             classifications(&out, top_k, &classifier.spec.classes)?
         }
-        Kind::Encoder(_) => {
+        SavedModel::Encoder(_) => {
             let out = served
                 .batcher
                 .submit(Rows::Texts(texts(&values()?)?))
@@ -151,12 +153,12 @@ pub async fn predict(
                 .map(|row| json!({ "embedding": row }))
                 .collect()
         }
-        Kind::Faq { .. } => {
+        SavedModel::Faq(_) => {
             return Err(ApiError::invalid(format!(
                 "'{name}' is a FAQ index: POST /v1/faq/{name}/ask with {{\"query\": …}}"
             )))
         }
-        Kind::Language(_) => {
+        SavedModel::Language(_) => {
             return Err(ApiError::invalid(format!(
                 "'{name}' is a language model: POST /v1/chat/completions with {{\"model\": \"{name}\", \"messages\": …}}"
             )))
@@ -260,8 +262,8 @@ fn sample_tensor(
 /// booleans; null or absent where missing), prepared by the saved preprocessing. A column the
 /// model does not know is an error, unless the model left it out on purpose (an identifier,
 /// the target).
-fn table_rows(table: &TableModel, instances: &[Value]) -> ApiResult<Tensor> {
-    let pre = &table.model.preprocessor;
+fn table_rows(table: &TabularModel, instances: &[Value]) -> ApiResult<Tensor> {
+    let pre = &table.preprocessor;
     let columns: Vec<(&str, bool)> = pre
         .features
         .iter()
@@ -377,11 +379,10 @@ fn classifications(out: &Tensor, top_k: usize, classes: &[String]) -> ApiResult<
         .collect()
 }
 
-fn table_predictions(table: &TableModel, out: &Tensor, top_k: usize) -> ApiResult<Vec<Value>> {
-    match &table.model.preprocessor.target {
+fn table_predictions(table: &TabularModel, out: &Tensor, top_k: usize) -> ApiResult<Vec<Value>> {
+    match &table.preprocessor.target {
         Target::Classes { labels, .. } => classifications(out, top_k, labels),
         Target::Regression { .. } => Ok(table
-            .model
             .predictions(out)
             .iter()
             .map(|p| json!({ "value": p.value }))

@@ -19,8 +19,9 @@ use serde_json::{json, Map, Value};
 use crate::batch::Rows;
 use crate::error::{ApiError, ApiResult};
 use crate::request;
-use crate::served::{Kind, Served};
+use crate::served::Served;
 use crate::server::AppState;
+use ember::SavedModel;
 
 /// The header giving the JSON part's length when binary tensor data follows it.
 const HEADER_LENGTH: &str = "inference-header-content-length";
@@ -63,7 +64,7 @@ fn tensor_meta(name: &str, datatype: &str, sample: &[usize]) -> Value {
 
 /// The model's input and output tensors: (input, output) metadata.
 fn io_meta(served: &Served) -> ApiResult<(Value, Value)> {
-    if let Kind::Encoder(e) = &served.kind {
+    if let SavedModel::Encoder(e) = &served.model {
         return Ok((
             tensor_meta("text", "BYTES", &[]),
             tensor_meta("embedding", "FP32", &[e.dim()]),
@@ -339,7 +340,7 @@ async fn run_infer(
             ))
         })?),
     };
-    let rows_in = if let Kind::Encoder(_) = served.kind {
+    let rows_in = if let SavedModel::Encoder(_) = served.model {
         if datatype != DataType::Bytes || !(input.shape.len() == 1 || input.shape[1..] == [1]) {
             return Err(ApiError::invalid(format!(
                 "{field}: an encoder takes texts, BYTES of shape [n] (got {} {:?})",
@@ -366,7 +367,7 @@ async fn run_infer(
         let values = numbers(&data, datatype, count, field)?;
         let shape: Vec<usize> = input.shape.iter().map(|&d| d as usize).collect();
         let x = Tensor::new(&shape, values).map_err(ApiError::from_ember)?;
-        if let Kind::Network(network) = &served.kind {
+        if let SavedModel::Network(network) = &served.model {
             let data = network.data(&served.source).map_err(ApiError::from_ember)?;
             data.check_prepared_range(&x, Path::new(field))
                 .map_err(ApiError::from_ember)?;

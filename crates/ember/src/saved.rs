@@ -1,8 +1,11 @@
 //! A saved model of any kind, as `load` finds it: a network on tensors, a table model, a text
-//! classifier or a FAQ index. Each kind reads its own inputs and predicts itself, so that a
-//! command line or a server only says which files to use.
+//! classifier, a FAQ index, a sentence encoder or a language model. Each kind reads its own
+//! inputs and predicts itself, so that a command line or a server only says which files to
+//! use.
 
+use std::io::Read as _;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use serde::Serialize;
 
@@ -11,19 +14,27 @@ use crate::data::image_folder::is_image_file;
 use crate::data::rows::parse_numeric_rows;
 use crate::error::{Error, Result};
 use crate::io::Checkpoint;
+use crate::llm::LanguageModel;
 use crate::spec::{DataSpec, ModelSpec};
 use crate::tabular::TabularModel;
 use crate::tensor::Tensor;
-use crate::text::{FaqIndex, TextClassifier};
+use crate::text::{FaqIndex, SentenceEncoder, TextClassifier};
 use crate::train::Model;
 
-/// What a saved file holds (the model kinds boxed: a model and its spec are large beside an
-/// index).
+/// What a saved file or folder holds, shared: a server hands each model to its worker
+/// thread and to the requests in flight, and one encoder to the indexes that embed with it.
+#[derive(Clone)]
 pub enum SavedModel {
-    Network(Box<NetworkModel>),
-    Table(Box<TableModel>),
-    Text(Box<TextClassifier>),
-    Faq(FaqIndex),
+    /// A network on tensors (images, IDX samples, rows of numbers).
+    Network(Arc<NetworkModel>),
+    /// A table model: raw rows in, the saved preprocessing, then its network.
+    Table(Arc<TabularModel>),
+    Text(Arc<TextClassifier>),
+    Faq(Arc<FaqIndex>),
+    /// A sentence encoder folder: texts in, embeddings out.
+    Encoder(Arc<SentenceEncoder>),
+    /// A generative language model (a GGUF file).
+    Language(Arc<LanguageModel>),
 }
 
 /// A network trained on a data set (images, IDX samples, numeric rows): its inputs are read
@@ -32,12 +43,6 @@ pub struct NetworkModel {
     pub model: Model,
     pub spec: ModelSpec,
     pub epochs_done: usize,
-}
-
-/// A table model with the settings it reads CSV files with.
-pub struct TableModel {
-    pub model: TabularModel,
-    pub spec: crate::spec::TableSpec,
 }
 
 /// A classification of one sample: its most likely class and the top classes with their
@@ -67,11 +72,17 @@ pub struct TopClass {
 }
 
 impl SavedModel {
-    /// Loads a file saved by Ember: a model (`ember train --output`, a checkpoint) or a FAQ
-    /// index (`ember index`).
+    /// Loads a file saved by Ember (a model from `ember train --output`, a checkpoint, a FAQ
+    /// index from `ember index`), a sentence encoder folder or a GGUF language model.
     pub fn load(path: &Path) -> Result<SavedModel> {
+        if path.is_dir() && SentenceEncoder::is_folder(path) {
+            return Ok(SavedModel::Encoder(Arc::new(SentenceEncoder::load(path)?)));
+        }
+        if is_gguf(path)? {
+            return Ok(SavedModel::Language(Arc::new(LanguageModel::load(path)?)));
+        }
         if FaqIndex::is_index(path)? {
-            return Ok(SavedModel::Faq(FaqIndex::load(path)?));
+            return Ok(SavedModel::Faq(Arc::new(FaqIndex::load(path)?)));
         }
         Ok(Self::from_checkpoint(crate::io::load(path)?))
     }
@@ -84,44 +95,49 @@ impl SavedModel {
             epochs_done,
         } = checkpoint;
         if let Some(table) = spec.table.take() {
-            return SavedModel::Table(Box::new(TableModel {
-                model: TabularModel {
-                    model,
-                    preprocessor: table.preprocessor.clone(),
-                    task: table.task,
-                },
-                spec: table,
-            }));
+            return SavedModel::Table(Arc::new(TabularModel::from_spec(model, table)));
         }
         if let Some(text) = spec.text.take() {
-            return SavedModel::Text(Box::new(TextClassifier { model, spec: text }));
+            return SavedModel::Text(Arc::new(TextClassifier { model, spec: text }));
         }
-        SavedModel::Network(Box::new(NetworkModel {
+        SavedModel::Network(Arc::new(NetworkModel {
             model,
             spec,
             epochs_done,
         }))
     }
 
-    /// "network", "table", "text" or "faq".
+    /// "network", "table", "text", "faq", "encoder" or "language".
     pub fn kind(&self) -> &'static str {
         match self {
             SavedModel::Network(_) => "network",
             SavedModel::Table(_) => "table",
             SavedModel::Text(_) => "text",
             SavedModel::Faq(_) => "faq",
+            SavedModel::Encoder(_) => "encoder",
+            SavedModel::Language(_) => "language",
         }
     }
 
-    /// The network inside (a FAQ index has none).
+    /// The network inside, for the kinds that have one.
     pub fn network(&self) -> Option<&Model> {
         match self {
             SavedModel::Network(n) => Some(&n.model),
-            SavedModel::Table(t) => Some(&t.model.model),
+            SavedModel::Table(t) => Some(&t.model),
             SavedModel::Text(t) => Some(&t.model),
-            SavedModel::Faq(_) => None,
+            SavedModel::Faq(_) | SavedModel::Encoder(_) | SavedModel::Language(_) => None,
         }
     }
+}
+
+/// Whether `path` is a file that starts with GGUF's magic number.
+pub fn is_gguf(path: &Path) -> Result<bool> {
+    if path.is_dir() {
+        return Ok(false);
+    }
+    let mut magic = [0u8; 4];
+    let mut file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    Ok(file.read(&mut magic).map_err(|e| Error::io(path, e))? == 4 && &magic == b"GGUF")
 }
 
 impl NetworkModel {

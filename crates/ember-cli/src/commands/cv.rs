@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use clap::Args;
-use ember::jobs::cv::{cross_validate, CvData, CvEvent};
+use ember::jobs::cv::{cross_validate, summary_text, CvData};
 
 #[derive(Args)]
 pub struct CvArgs {
@@ -34,34 +34,9 @@ pub fn run(args: CvArgs) -> ember::Result<()> {
         task: data.task,
     };
     let cv = cross_validate(cv_data, args.folds as usize, &options, |event| {
-        match event {
-            CvEvent::Split { folds } => println!(
-                "{}: {folds}-fold cross-validation, {} of '{}' on {} rows",
-                args.csv.display(),
-                super::table::task_name(data.task),
-                options.target,
-                data.rows.len()
-            ),
-            CvEvent::Fold { fold, scores } => {
-                let text: Vec<String> = scores
-                    .scores
-                    .iter()
-                    .map(|(n, v)| format!("{n} {v:.4}"))
-                    .collect();
-                println!(
-                    "fold {}: {} ({} epochs)",
-                    fold + 1,
-                    text.join(", "),
-                    scores.epochs
-                );
-            }
-        }
+        print!("{}", event.text(&args.csv, &options.target, &cv_data));
         Ok(())
     })?;
-    // Every score the test split reports, as mean ± standard deviation over the folds; the
-    // headline score (RMSE, or accuracy) comes last.
-    for s in &cv.summary {
-        println!("CV {}: {:.4} ± {:.4}", s.name, s.mean, s.std);
-    }
+    print!("{}", summary_text(&cv));
     Ok(())
 }

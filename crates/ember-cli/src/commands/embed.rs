@@ -5,7 +5,7 @@ use std::io::Write;
 use std::path::PathBuf;
 
 use clap::Args;
-use ember::text::SentenceEncoder;
+use ember::jobs::embed;
 use ember::Error;
 
 #[derive(Args)]
@@ -32,42 +32,10 @@ pub struct EmbedArgs {
 
 pub fn run(args: EmbedArgs) -> ember::Result<()> {
     super::set_threads(args.threads)?;
-    let mut texts = args.texts.clone();
-    if let Some(file) = &args.file {
-        let bytes = std::fs::read(file).map_err(|e| Error::io(file, e))?;
-        texts.extend(
-            String::from_utf8_lossy(&bytes)
-                .lines()
-                .filter(|l| !l.trim().is_empty())
-                .map(str::to_string),
-        );
-    }
-    if texts.is_empty() {
-        return Err(Error::invalid(
-            "no texts to embed: give TEXT arguments or --file FILE",
-        ));
-    }
-    let encoder = SentenceEncoder::load(&args.encoder)?;
-    let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
-    let embeddings = encoder.encode(&refs, args.batch_size as usize)?;
-    let dim = encoder.dim();
-    let stdout = std::io::stdout();
-    let mut out = std::io::BufWriter::new(stdout.lock());
-    let write_error = |e: std::io::Error| Error::invalid(format!("cannot write the output: {e}"));
-    if args.json {
-        let records: Vec<_> = texts
-            .iter()
-            .zip(embeddings.data().chunks(dim))
-            .map(|(t, e)| serde_json::json!({ "text": t, "embedding": e }))
-            .collect();
-        serde_json::to_writer(&mut out, &records)
-            .map_err(|e| Error::invalid(format!("cannot write JSON: {e}")))?;
-        writeln!(out).map_err(write_error)?;
-    } else {
-        for row in embeddings.data().chunks(dim) {
-            let line: Vec<String> = row.iter().map(|v| format!("{v}")).collect();
-            writeln!(out, "{}", line.join(" ")).map_err(write_error)?;
-        }
-    }
-    out.flush().map_err(write_error)
+    let texts = embed::texts(&args.texts, args.file.as_deref())?;
+    let text = embed::embed(&args.encoder, &texts, args.batch_size as usize, args.json)?;
+    std::io::stdout()
+        .lock()
+        .write_all(text.as_bytes())
+        .map_err(|e| Error::invalid(format!("cannot write the output: {e}")))
 }

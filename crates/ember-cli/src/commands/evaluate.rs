@@ -4,8 +4,8 @@
 use std::path::PathBuf;
 
 use clap::Args;
-use ember::report;
-use ember::saved::{SavedModel, TableModel};
+use ember::jobs::evaluate::{evaluate, EvaluateEvent, EvaluateOptions};
+use ember::saved::SavedModel;
 
 #[derive(Args)]
 pub struct EvaluateArgs {
@@ -39,123 +39,25 @@ pub fn run(args: EvaluateArgs) -> ember::Result<()> {
     if let Some(dir) = &args.report {
         ember::atomic::check_output_dir(dir)?;
     }
-    let network = match SavedModel::load(&args.model)? {
-        SavedModel::Network(network) => network,
-        SavedModel::Table(table) => return evaluate_table(&table, &args),
-        SavedModel::Text(_) | SavedModel::Faq(_) => {
-            return Err(ember::Error::data(
-                &args.model,
-                "a text classifier or FAQ index has no test set of its own: `ember train` reports its held-out figures",
-            ))
-        }
+    let saved = SavedModel::load(&args.model)?;
+    let options = EvaluateOptions {
+        model: args.model.clone(),
+        data: args.data.clone(),
+        top_k: args.top_k as usize,
+        json: args.json,
+        report: args.report.clone(),
+        csv: args.csv.clone(),
+        csv_options: args.csv_options.given_options(),
     };
-    let data = super::load_data(
-        network.data(&args.model)?,
-        args.data.as_deref(),
-        std::path::Path::new("."),
-    )?;
-    super::report_skipped(&data.skipped);
-    let batch = network.spec.fit.batch_size;
-    let assessment =
-        network
-            .model
-            .assess(&data.x_test, &data.y_test, batch, args.top_k as usize)?;
-    if let Some(dir) = &args.report {
-        report::write_evaluation(dir, &assessment, assessment.confusion_matrix.as_ref())?;
-    }
-    if args.json {
-        let text = serde_json::to_string_pretty(&assessment)
-            .map_err(|e| ember::Error::InvalidArgument(format!("cannot write JSON: {e}")))?;
-        println!("{text}");
-    } else {
-        println!(
-            "{}: {} test samples, trained {} epochs",
-            args.model.display(),
-            assessment.samples,
-            network.epochs_done
-        );
-        super::print_assessment(&assessment, true);
-    }
-    Ok(())
-}
-
-/// A table model scored on the rows of `--csv FILE`.
-fn evaluate_table(table_model: &TableModel, args: &EvaluateArgs) -> ember::Result<()> {
-    use ember::data::table::Table;
-    use ember::tabular::rows_with_target;
-
-    let (tabular, spec) = (&table_model.model, &table_model.spec);
-
-    let file = args.csv.as_ref().ok_or_else(|| ember::Error::Data {
-        path: args.model.clone(),
-        message: format!(
-            "a table model is evaluated on rows it has not seen: pass --csv FILE (it was trained on {})",
-            spec.file.display()
+    let text = evaluate(&saved, &options, |event| match event {
+        EvaluateEvent::Skipped(skipped) => eprint!("{}", ember::report::skipped_text(skipped)),
+        EvaluateEvent::Read(table) => print!("{}", ember::report::rejected_text(table)),
+        EvaluateEvent::MissingTarget(lines) => println!(
+            "Left out {} row(s) whose target is missing (lines {})",
+            lines.len(),
+            ember::report::preview(lines)
         ),
     })?;
-    let table = Table::read(file, &args.csv_options.or(&spec.options.csv))?;
-    super::table::report_rejected(&table);
-    let target_name = match &spec.preprocessor.target {
-        ember::data::preprocess::Target::Classes { column, .. }
-        | ember::data::preprocess::Target::Regression { column, .. } => column.clone(),
-    };
-    let target = table.column_named(&target_name)?;
-    let (rows, missing) = rows_with_target(&table, target);
-    if !missing.is_empty() {
-        println!(
-            "Left out {} row(s) whose target is missing (lines {})",
-            missing.len(),
-            super::table::preview(&missing)
-        );
-    }
-    let scores = tabular.score(&table, &rows)?;
-    if let Some(dir) = &args.report {
-        report::write_evaluation(dir, &scores, scores.confusion_matrix.as_ref())?;
-    }
-    // The file the model was trained on holds its training rows: no held-out figures then.
-    let same_file = match (
-        std::fs::canonicalize(file),
-        std::fs::canonicalize(&spec.file),
-    ) {
-        (Ok(a), Ok(b)) => a == b,
-        _ => false,
-    };
-    if args.json {
-        let text = serde_json::to_string_pretty(&scores)
-            .map_err(|e| ember::Error::InvalidArgument(format!("cannot write JSON: {e}")))?;
-        println!("{text}");
-    } else {
-        println!(
-            "{}: {} rows of {}",
-            args.model.display(),
-            scores.samples,
-            file.display()
-        );
-        if same_file {
-            println!(
-                "note: this is the file the model was trained on, so these rows include its \
-                 training rows and the scores are not held-out figures"
-            );
-        }
-        if let Some(report) = &scores.report {
-            println!("{}", report.to_text_named(&scores.classes));
-        }
-        if let Some(matrix) = &scores.confusion_matrix {
-            println!("Confusion matrix (rows: true class, columns: predicted class)");
-            print!("{}", matrix.to_text());
-            if scores
-                .classes
-                .iter()
-                .enumerate()
-                .any(|(c, n)| *n != c.to_string())
-            {
-                for (c, name) in scores.classes.iter().enumerate() {
-                    println!("  {c}: {name}");
-                }
-            }
-        }
-        println!("Test loss: {:.4}", scores.loss);
-        super::table::print_scores(&scores, "Test");
-    }
+    print!("{text}");
     Ok(())
 }

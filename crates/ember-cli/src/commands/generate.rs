@@ -7,7 +7,8 @@ use std::io::{BufRead, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 
 use clap::Args;
-use ember::llm::{generate, Chat, GenerateOptions, Generation, LanguageModel, Sampling};
+use ember::llm::{generate, Chat, GenerateOptions, LanguageModel, Sampling};
+use ember::report::timing_text;
 use ember::Error;
 
 /// The sampling flags `generate`, `chat` and `ask --llm` share (llama.cpp's defaults).
@@ -94,44 +95,9 @@ pub struct ChatArgs {
 pub fn load(path: &Path) -> ember::Result<LanguageModel> {
     let started = std::time::Instant::now();
     let model = LanguageModel::load(path)?;
-    let c = &model.llama.config;
-    let types: Vec<String> = model
-        .llama
-        .weight_types()
-        .iter()
-        .map(|(k, n)| format!("{n} {k}"))
-        .collect();
-    eprintln!(
-        "loaded {} ({}, {} layer{}, hidden {}, vocabulary {}; matrices {}) in {:.2}s",
-        path.display(),
-        model.name.as_deref().unwrap_or(&c.architecture),
-        c.layers,
-        if c.layers == 1 { "" } else { "s" },
-        c.hidden,
-        c.vocab,
-        types.join(", "),
-        started.elapsed().as_secs_f64()
-    );
+    let seconds = started.elapsed().as_secs_f64();
+    eprintln!("{}", ember::report::loaded_text(path, &model, seconds));
     Ok(model)
-}
-
-/// The timing line of a generation.
-pub fn timing(g: &Generation) -> String {
-    let rate = |n: usize, s: f64| if s > 0.0 { n as f64 / s } else { 0.0 };
-    format!(
-        "prompt: {} tokens in {:.2}s ({:.1} tokens/s); generated: {} tokens in {:.2}s ({:.1} tokens/s); finished by {}",
-        g.prompt_tokens,
-        g.prompt_seconds,
-        rate(g.prompt_tokens, g.prompt_seconds),
-        g.tokens.len(),
-        g.generate_seconds,
-        rate(g.tokens.len(), g.generate_seconds),
-        match g.finish {
-            ember::llm::Finish::End => "the end token",
-            ember::llm::Finish::Stop => "a stop string",
-            ember::llm::Finish::Length => "--max-tokens",
-        }
-    )
 }
 
 /// Writes streamed text to stdout at once.
@@ -160,7 +126,7 @@ pub fn run_generate(args: GenerateArgs) -> ember::Result<()> {
     let mut cache = model.llama.cache();
     let g = generate(&model, &mut cache, &ids, &options, print_stream)?;
     print_stream("\n")?;
-    eprintln!("{}", timing(&g));
+    eprintln!("{}", timing_text(&g));
     Ok(())
 }
 
@@ -197,7 +163,7 @@ pub fn run_chat(args: ChatArgs) -> ember::Result<()> {
         let g = chat.say(text, &options, print_stream)?;
         print_stream("\n")?;
         if interactive {
-            eprintln!("[{}]", timing(&g));
+            eprintln!("[{}]", timing_text(&g));
         }
     }
     Ok(())

@@ -6,9 +6,8 @@ use clap::{Args, Subcommand};
 use ember::data::interactions::{Duplicates, InteractionOptions, Interactions};
 use ember::data::side_features::SideFeatures;
 use ember::jobs::recommend::{self as jobs, validation_split};
-use ember::recommend::{
-    self, EvaluateOptions, Evaluation, ModelKind, RecommendConfig, Recommender,
-};
+use ember::recommend::{EvaluateOptions, ModelKind, RecommendConfig, Recommender};
+use ember::report::recommend as report;
 
 #[derive(Args)]
 pub struct RecommendArgs {
@@ -122,23 +121,10 @@ impl ReadArgs {
     /// Reads a ratings file and says what was left out of it.
     fn read(&self, path: &Path) -> ember::Result<Interactions> {
         let data = Interactions::read(path, &self.options())?;
-        let r = &data.report;
-        if r.duplicates_dropped > 0 {
-            println!(
-                "{}: {} repeated (user, item) rows dropped (--duplicates {})",
-                path.display(),
-                r.duplicates_dropped,
-                self.duplicates
-            );
-        }
-        if r.bad_rows_dropped > 0 {
-            println!(
-                "{}: {} bad rows dropped, first: {}",
-                path.display(),
-                r.bad_rows_dropped,
-                r.first_bad_rows.join("; ")
-            );
-        }
+        print!(
+            "{}",
+            report::dropped_ratings_text(&data, path, &self.duplicates)
+        );
         Ok(data)
     }
 }
@@ -229,12 +215,7 @@ impl ModelArgs {
         let read = |path: &Option<PathBuf>, what: &str| -> ember::Result<Option<SideFeatures>> {
             let Some(path) = path else { return Ok(None) };
             let table = SideFeatures::read(path)?;
-            println!(
-                "{}: {} {what}; {}",
-                path.display(),
-                table.ids.len(),
-                table.describe()
-            );
+            print!("{}", report::side_features_text(&table, path, what));
             Ok(Some(table))
         };
         Ok((read(&self.users, "users")?, read(&self.items, "items")?))
@@ -387,21 +368,6 @@ pub fn run(args: RecommendArgs) -> ember::Result<()> {
     }
 }
 
-fn describe(data: &Interactions) -> String {
-    format!(
-        "{}: {} {} of {} users on {} items",
-        data.path.display(),
-        data.len(),
-        if data.explicit {
-            "ratings"
-        } else {
-            "interactions"
-        },
-        data.users.len(),
-        data.items.len()
-    )
-}
-
 fn train(args: TrainArgs) -> ember::Result<()> {
     super::set_threads(args.model.threads)?;
     let mut inputs = vec![args.ratings.as_path()];
@@ -418,7 +384,7 @@ fn train(args: TrainArgs) -> ember::Result<()> {
     let data = args.read.read(&args.ratings)?;
     // A file read without ratings trains with the implicit defaults.
     let config = args.model.config(!data.explicit)?;
-    println!("{}", describe(&data));
+    print!("{}", report::ratings_text(&data));
     let (users, items) = args.model.tables()?;
     let (train, test) = match &args.test {
         Some(path) => (data, Some(args.read.read(path)?)),
@@ -433,129 +399,48 @@ fn train(args: TrainArgs) -> ember::Result<()> {
         }
         None => (data, None),
     };
-    let started = std::time::Instant::now();
-    let model = recommend::train(&train, users.as_ref(), items.as_ref(), &config)?;
-    println!(
-        "trained {} ({} factors, {} epochs) on {} ratings in {:.2} s",
-        config.model.name(),
-        config.factors,
-        config.epochs,
-        train.len(),
-        started.elapsed().as_secs_f64()
-    );
-    model.save(&args.output)?;
+    let side = (users.as_ref(), items.as_ref());
+    let model = jobs::train_and_save(&train, side, &config, &args.output, |seconds| {
+        print!("{}", jobs::trained_text(&config, train.len(), seconds))
+    })?;
     println!("saved {}", args.output.display());
     if let Some(test) = test {
-        report(&model, &test, args.protocol.options());
-    }
-    Ok(())
-}
-
-/// Prints the model's figures (the fixed lines) and its baselines beside them.
-fn report(model: &Recommender, test: &Interactions, options: EvaluateOptions) {
-    let (evaluations, coverage) = recommend::evaluate(model, test, &options);
-    let k = options.k;
-    println!(
-        "{}: {} test rows; ranking {} users (relevant: rating >= {}; {} without relevant items and {} unknown users skipped; {} rows with an unknown user or item)",
-        test.path.display(),
-        coverage.test_rows,
-        evaluations[0].ranking.users,
-        options.relevant_min,
-        coverage.users_without_relevant,
-        coverage.unknown_users,
-        coverage.unknown_rows
-    );
-    if coverage.seen_rows > 0 {
-        println!(
-            "warning: {} test rows are (user, item) pairs of the training data: these figures are optimistic, and those items are not ranked",
-            coverage.seen_rows
+        print!(
+            "{}",
+            report::evaluation_text(&model, &test, &args.protocol.options())
         );
     }
-    for line in figure_lines(&evaluations[0], k) {
-        println!("{line}");
-    }
-    println!("Baselines (same protocol):");
-    for e in &evaluations[1..] {
-        println!("  {:<11} {}", e.name, figure_lines(e, k).join("  "));
-    }
-}
-
-/// `Test RMSE: x`, `Test MAE: x` (for a model that predicts ratings), then the ranking lines.
-fn figure_lines(e: &Evaluation, k: usize) -> Vec<String> {
-    let mut lines = Vec::new();
-    if let Some(r) = &e.ratings {
-        lines.push(format!("Test RMSE: {:.4}", r.rmse));
-        lines.push(format!("Test MAE: {:.4}", r.mae));
-    }
-    let m = &e.ranking;
-    lines.push(format!("Precision@{k}: {:.4}", m.precision));
-    lines.push(format!("Recall@{k}: {:.4}", m.recall));
-    lines.push(format!("NDCG@{k}: {:.4}", m.ndcg));
-    lines.push(format!("MAP@{k}: {:.4}", m.map));
-    lines.push(format!("Hit rate@{k}: {:.4}", m.hit_rate));
-    lines.push(format!("AUC: {:.4}", m.auc));
-    lines
+    Ok(())
 }
 
 fn evaluate(args: EvaluateArgs) -> ember::Result<()> {
     let model = Recommender::load(&args.model)?;
     let test = args.read.read(&args.ratings)?;
     println!("{} ({})", args.model.display(), model.kind());
-    report(&model, &test, args.protocol.options());
+    print!(
+        "{}",
+        report::evaluation_text(&model, &test, &args.protocol.options())
+    );
     Ok(())
 }
 
 fn top(args: TopArgs) -> ember::Result<()> {
     let model = Recommender::load(&args.model)?;
     let list = model.top(&args.user, args.k as usize, args.explain)?;
-    if args.json {
-        let json = serde_json::to_string_pretty(&list)
-            .map_err(|e| ember::Error::invalid(format!("cannot write JSON: {e}")))?;
-        println!("{json}");
-        return Ok(());
+    match args.json {
+        true => print!("{}", ember::report::pretty_json(&list)?),
+        false => print!("{}", report::top_text(&model, &list)),
     }
-    if let Some(note) = &list.fallback {
-        println!("note: {note}");
-    }
-    println!(
-        "Top {} for user {} ({}):",
-        list.items.len(),
-        list.user,
-        model.kind()
-    );
-    print_items(&list.items);
     Ok(())
-}
-
-fn print_items(items: &[recommend::Recommendation]) {
-    for (rank, r) in items.iter().enumerate() {
-        match &r.title {
-            Some(title) => println!("{:>3}. {title} (item {})  {:.4}", rank + 1, r.item, r.score),
-            None => println!("{:>3}. item {}  {:.4}", rank + 1, r.item, r.score),
-        }
-        if !r.because.is_empty() {
-            let because: Vec<String> = r
-                .because
-                .iter()
-                .map(|(name, s)| format!("{name} ({s:.2})"))
-                .collect();
-            println!("     because you liked {}", because.join(", "));
-        }
-    }
 }
 
 fn similar(args: SimilarArgs) -> ember::Result<()> {
     let model = Recommender::load(&args.model)?;
     let items = model.similar(&args.item, args.k as usize)?;
-    if args.json {
-        let json = serde_json::to_string_pretty(&items)
-            .map_err(|e| ember::Error::invalid(format!("cannot write JSON: {e}")))?;
-        println!("{json}");
-        return Ok(());
+    match args.json {
+        true => print!("{}", ember::report::pretty_json(&items)?),
+        false => print!("{}", report::similar_text(&model, &args.item, &items)),
     }
-    let i = model.items.get(&args.item).unwrap_or(0);
-    println!("Closest to {} ({}):", model.display(i), model.kind());
-    print_items(&items);
     Ok(())
 }
 
@@ -569,7 +454,7 @@ fn cv(args: CvArgs) -> ember::Result<()> {
     let (users, items) = args.model.tables()?;
     println!(
         "{}; {}-fold cross-validation of {}",
-        describe(&data),
+        report::ratings_text(&data).trim_end(),
         folds.len(),
         config.model.name()
     );
@@ -582,18 +467,7 @@ fn cv(args: CvArgs) -> ember::Result<()> {
         items: items.as_ref(),
         evaluate: &options,
     };
-    let summary = jobs::cross_validate(cv, |f, fold| {
-        let text = |figures: &[(String, f64)]| -> Vec<String> {
-            figures.iter().map(|(n, v)| format!("{n} {v:.4}")).collect()
-        };
-        println!(
-            "Fold {}: {} ({:.2} s; baselines: {})",
-            f + 1,
-            text(&fold.figures).join(", "),
-            fold.seconds,
-            text(&fold.baselines).join(", ")
-        );
-    })?;
+    let summary = jobs::cross_validate(cv, |f, fold| print!("{}", report::fold_text(f, fold)))?;
     for s in &summary {
         println!("Mean {}: {:.4} (std {:.4})", s.name, s.mean, s.std);
     }
@@ -610,19 +484,10 @@ fn split(args: SplitArgs) -> ember::Result<()> {
         ));
     }
     let data = args.read.read(&args.ratings)?;
-    let (train, test, whole) = recommend::leave_n_out(&data, args.holdout as usize, args.seed);
-    data.subset(&train).write_tsv(&args.train)?;
-    data.subset(&test).write_tsv(&args.test)?;
-    println!(
-        "{}: {} ratings to {}, {} ({} per user) to {}; {} users with {} or fewer ratings kept whole in training",
-        args.ratings.display(),
-        train.len(),
-        args.train.display(),
-        test.len(),
-        args.holdout,
-        args.test.display(),
-        whole,
-        args.holdout
+    let holdout = args.holdout as usize;
+    print!(
+        "{}",
+        jobs::split_file(&data, holdout, args.seed, &args.train, &args.test)?
     );
     Ok(())
 }

@@ -15,12 +15,6 @@ pub struct SummaryArgs {
 
 pub fn run(args: SummaryArgs) -> ember::Result<()> {
     super::set_threads(args.threads)?;
-    let path = super::model_path(args.model.clone());
-    let table = if args.model.is_none() && !path.exists() {
-        super::read_spec(None)?.0.summary()?
-    } else {
-        ember::io::summary_of(&path)?
-    };
-    print!("{table}");
+    print!("{}", ember::jobs::train_file::summary(args.model)?);
     Ok(())
 }

@@ -1,11 +1,12 @@
-//! What the table commands share: CSV flags, loading, splitting, fitting and printing scores.
+//! What the table commands share: CSV flags, the table-model flags, loading.
 
 use std::path::{Path, PathBuf};
 
 use clap::Args;
-use ember::data::table::{CsvOptions, Table};
+use ember::data::table::CsvOptions;
 use ember::jobs::table::TableData;
-use ember::tabular::{TabularOptions, TabularScores, Task};
+use ember::report::rejected_text;
+use ember::tabular::{TabularOptions, Task};
 use ember::Error;
 
 /// How to read the CSV file.
@@ -45,19 +46,14 @@ impl CsvArgs {
         super::given(&flags)
     }
 
+    /// The given options, or None (a model's training options) when no flag was given.
+    pub fn given_options(&self) -> Option<CsvOptions> {
+        (!self.given().is_empty()).then(|| self.options())
+    }
+
     /// The given options, or `saved` (a model's training options) when no flag was given.
     pub fn or(&self, saved: &CsvOptions) -> CsvOptions {
-        let given = self.delimiter.is_some()
-            || self.header
-            || self.no_header
-            || self.skip_rows.is_some()
-            || self.missing.is_some()
-            || self.drop_bad_rows;
-        if given {
-            self.options()
-        } else {
-            saved.clone()
-        }
+        self.given_options().unwrap_or_else(|| saved.clone())
     }
 
     pub fn options(&self) -> CsvOptions {
@@ -144,7 +140,7 @@ impl TableArgs {
             message: "pass --target COLUMN to say what to predict".into(),
         })?;
         let base = match &self.options {
-            Some(path) => read_options(path)?,
+            Some(path) => TabularOptions::from_file(path)?,
             None => TabularOptions::default(),
         };
         let mut options = TabularOptions {
@@ -167,111 +163,9 @@ impl TableArgs {
     }
 }
 
-/// Table-model settings from a TOML file; errors name the file, line and field.
-fn read_options(path: &Path) -> ember::Result<TabularOptions> {
-    let text = std::fs::read_to_string(path).map_err(|e| Error::Io {
-        path: path.to_path_buf(),
-        source: e,
-    })?;
-    let options: TabularOptions = toml::from_str(&text).map_err(|e| Error::Spec {
-        path: path.to_path_buf(),
-        line: e
-            .span()
-            .map(|s| text[..s.start.min(text.len())].matches('\n').count() + 1),
-        field: "options".into(),
-        message: e.message().trim().to_string(),
-    })?;
-    if options.hidden.contains(&0) || options.epochs == 0 || options.batch_size == 0 {
-        return Err(Error::Spec {
-            path: path.to_path_buf(),
-            line: None,
-            field: "options".into(),
-            message: "hidden sizes, epochs and batch_size must be positive".into(),
-        });
-    }
-    Ok(options)
-}
-
 /// Reads the table and finds its target, printing what was left out.
 pub fn load(file: &Path, options: &TabularOptions) -> ember::Result<TableData> {
-    let data = ember::jobs::table::load(file, options, report_rejected)?;
-    report_missing_target(&data);
+    let data = ember::jobs::table::load(file, options, |t| print!("{}", rejected_text(t)))?;
+    print!("{}", ember::report::missing_target_text(&data));
     Ok(data)
-}
-
-/// Prints the rows left out because their target is missing.
-pub fn report_missing_target(data: &TableData) {
-    if !data.missing_target.is_empty() {
-        println!(
-            "Left out {} row(s) whose target '{}' is missing (lines {})",
-            data.missing_target.len(),
-            data.table.names[data.target],
-            preview(&data.missing_target)
-        );
-    }
-}
-
-/// Prints the rows a reader dropped, with their lines and reasons, and the cells of number
-/// columns it read as missing.
-pub fn report_rejected(table: &Table) {
-    if !table.rejected.is_empty() {
-        println!("Dropped {} malformed rows:", table.rejected.len());
-        for r in table.rejected.iter().take(10) {
-            println!("  line {}: {}", r.line, r.reason);
-        }
-        if table.rejected.len() > 10 {
-            println!("  … and {} more", table.rejected.len() - 10);
-        }
-    }
-    if !table.bad_cells.is_empty() {
-        println!(
-            "Read {} cells of number columns that are not numbers as missing:",
-            table.bad_cells.len()
-        );
-        for b in table.bad_cells.iter().take(10) {
-            println!("  line {}: column '{}': {:?}", b.line, b.column, b.text);
-        }
-        if table.bad_cells.len() > 10 {
-            println!("  … and {} more", table.bad_cells.len() - 10);
-        }
-    }
-}
-
-pub fn preview(lines: &[u64]) -> String {
-    let mut text: Vec<String> = lines.iter().take(8).map(|l| l.to_string()).collect();
-    if lines.len() > 8 {
-        text.push("…".into());
-    }
-    text.join(", ")
-}
-
-pub fn task_name(task: Task) -> &'static str {
-    match task {
-        Task::Binary => "binary classification",
-        Task::Multiclass => "multiclass classification",
-        Task::Regression => "regression",
-    }
-}
-
-/// Prints scores; the last line is `Test accuracy: …` or `Test RMSE: …`.
-pub fn print_scores(scores: &TabularScores, prefix: &str) {
-    let show = |name: &str, v: Option<f64>| {
-        if let Some(v) = v {
-            println!("{prefix} {name}: {v:.4}");
-        }
-    };
-    match &scores.regression {
-        Some(r) => {
-            println!("{prefix} MAE: {:.4}", r.mae);
-            println!("{prefix} R²: {:.4}", r.r2);
-            println!("{prefix} RMSE: {:.4}", r.rmse);
-        }
-        None => {
-            show("precision", scores.precision);
-            show("recall", scores.recall);
-            show("F1", scores.f1);
-            show("ROC AUC", scores.roc_auc);
-            show("accuracy", scores.accuracy);
-        }
-    }
 }

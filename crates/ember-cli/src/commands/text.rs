@@ -7,8 +7,7 @@ use std::path::{Path, PathBuf};
 
 use clap::Args;
 use ember::jobs::train_text::{train_text, TextSource, TrainTextEvent};
-use ember::text::classifier::Head;
-use ember::text::{ClassFolders, Documents, TextFeatures, TextTraining, TrainedText};
+use ember::text::{ClassFolders, TextTraining};
 use ember::Error;
 
 #[derive(Args, Default)]
@@ -139,96 +138,14 @@ pub fn train(
         epochs: options.epochs,
     };
     let job = train_text(&source, &training, options.output, |event| {
-        match event {
-            TrainTextEvent::Read(docs) => {
-                check_head(args, &options)?;
-                print_documents(name, docs);
-            }
-            TrainTextEvent::Trained(trained) => print_training(trained, options.seed),
-            TrainTextEvent::Saved(path) => println!("Saved the model to {}", path.display()),
+        if let TrainTextEvent::Read(_) = event {
+            check_head(args, &options)?;
         }
+        print!("{}", event.text(name, options.seed));
+        eprint!("{}", event.warnings());
         Ok(())
     })?;
-    super::print_named_assessment(&job.trained.assessment, &job.classes);
+    let text = ember::report::named_assessment_text(&job.trained.assessment, &job.classes);
+    print!("{text}");
     Ok(())
-}
-
-/// The documents per class, and those read with difficulty.
-fn print_documents(name: &Path, docs: &Documents) {
-    let counts: Vec<String> = docs
-        .classes
-        .iter()
-        .enumerate()
-        .map(|(c, name)| format!("{name} {}", docs.labels.iter().filter(|&&l| l == c).count()))
-        .collect();
-    println!(
-        "{}: {} documents ({}); {} not valid UTF-8 (decoded with replacement characters)",
-        name.display(),
-        docs.texts.len(),
-        counts.join(", "),
-        docs.lossy
-    );
-    for (path, reason) in &docs.unparsed {
-        eprintln!(
-            "warning: {}: not a parsable e-mail ({reason}); read as plain text",
-            path.display()
-        );
-    }
-}
-
-/// The features and how the head was fitted.
-fn print_training(trained: &TrainedText, seed: u64) {
-    let classifier = &trained.classifier;
-    println!(
-        "features: {} ({} wide) in {:.1}s; training on {}, testing on {} (seed {seed})",
-        match &classifier.spec.features {
-            TextFeatures::Pretrained { .. } => "pretrained encoder states",
-            TextFeatures::Tfidf(_) => "TF-IDF",
-        },
-        classifier.model.input_shape().iter().product::<usize>(),
-        trained.feature_seconds,
-        trained.train_documents,
-        trained.test_documents,
-    );
-    match trained.head {
-        Head::SoftmaxRegression {
-            l2,
-            iterations,
-            converged,
-        } => println!(
-            "fitted a softmax regression (l2 {l2:.3e}) in {iterations} L-BFGS iterations{}",
-            if converged {
-                ""
-            } else {
-                " (stopped before converging)"
-            }
-        ),
-        Head::Mlp { epochs } => println!("trained {epochs} epochs"),
-    }
-}
-
-/// `ember predict`'s output for a text classifier's predictions: a line each, or JSON.
-pub fn render_predictions(
-    predictions: &[ember::text::TextPrediction],
-    json: bool,
-) -> ember::Result<String> {
-    if json {
-        let records: Vec<serde_json::Value> = predictions
-            .iter()
-            .map(|p| {
-                serde_json::json!({
-                    "input": p.input,
-                    "class": p.class,
-                    "probability": p.probability,
-                })
-            })
-            .collect();
-        let text = serde_json::to_string_pretty(&records)
-            .map_err(|e| Error::invalid(format!("cannot write JSON: {e}")))?;
-        return Ok(text + "\n");
-    }
-    Ok(predictions
-        .iter()
-        .map(|p| format!("{}: {} ({:.4})\n", p.input, p.class, p.probability))
-        .collect())
 }

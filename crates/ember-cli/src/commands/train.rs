@@ -7,6 +7,7 @@ use clap::Args;
 use ember::jobs::outputs::OutputFiles;
 use ember::jobs::train_file::{train_file, Start, TrainFileEvent, TrainFileOptions};
 use ember::jobs::train_text::TextSource;
+use ember::report::{assessment_text, scores_text};
 
 #[derive(Args)]
 pub struct TrainArgs {
@@ -146,7 +147,7 @@ pub fn run(args: TrainArgs) -> ember::Result<()> {
     let start = match &args.resume {
         Some(file) => Start::Resume(file.clone()),
         None => {
-            let (spec, path) = super::read_spec(args.model.clone())?;
+            let (spec, path) = ember::jobs::train_file::read_model_file(args.model.clone())?;
             Start::File {
                 spec: Box::new(spec),
                 path,
@@ -181,35 +182,11 @@ pub fn run(args: TrainArgs) -> ember::Result<()> {
         verbose: verbosity(&args),
         outputs: outputs(&args),
     };
-    let trained = train_file(job, |event| {
-        match event {
-        TrainFileEvent::Skipped(skipped) => super::report_skipped(skipped),
-        TrainFileEvent::AlreadyTrained { epochs_done } => println!(
-            "{} has already been trained for {epochs_done} epochs; pass --epochs N (N > {epochs_done}) to train further",
-            source.display()
-        ),
-        TrainFileEvent::Started {
-            epochs_done,
-            train,
-            validation,
-            test,
-            seed,
-        } => println!(
-            "{} {} on {train} samples, validating on {validation}, testing on {test} ({}, seed {seed})",
-            if epochs_done > 0 { "Resuming" } else { "Training" },
-            source.display(),
-            super::threads_text(ember::num_threads()),
-        ),
-        TrainFileEvent::StoppedEarly { epoch } => {
-            println!("Training stopped early after epoch {epoch}")
-        }
-        TrainFileEvent::Saved(file) => println!("Saved the model to {}", file.display()),
-        TrainFileEvent::Report { files, dir } => {
-            println!("Report: {files} files in {}", dir.display())
-        }
-    }
+    let trained = train_file(job, |event| match event {
+        TrainFileEvent::Skipped(_) => eprint!("{}", event.text(&source)),
+        _ => print!("{}", event.text(&source)),
     })?;
-    super::print_assessment(&trained.assessment, false);
+    print!("{}", assessment_text(&trained.assessment, false));
     Ok(())
 }
 
@@ -324,8 +301,7 @@ fn outputs(args: &TrainArgs) -> OutputFiles {
 
 /// `ember train --csv FILE --target COLUMN`: a table model, scored on a held-out split.
 fn run_table(file: &Path, args: &TrainArgs) -> ember::Result<()> {
-    use super::table;
-    use ember::jobs::train_table::{train_table, TrainTableEvent, TrainTableOptions};
+    use ember::jobs::train_table::{train_table, TrainTableOptions};
 
     let mut options = args.table.options(file, args.seed)?;
     if let Some(epochs) = args.epochs {
@@ -348,45 +324,7 @@ fn run_table(file: &Path, args: &TrainArgs) -> ember::Result<()> {
         output: args.output.clone(),
         report: args.report.clone(),
     };
-    let options = &job.options;
-    let trained = train_table(&job, |event| {
-        match event {
-        TrainTableEvent::Read(t) => table::report_rejected(t),
-        TrainTableEvent::Loaded(data) => table::report_missing_target(data),
-        TrainTableEvent::Split {
-            task,
-            train,
-            validation,
-            test,
-        } => println!(
-            "{}: {} of '{}' on {train} rows ({validation} held out for validation), testing on {test} (seed {})",
-            file.display(),
-            table::task_name(task),
-            options.target,
-            options.seed
-        ),
-        TrainTableEvent::Trained { model, history } => {
-            for (column, reason) in &model.preprocessor.skipped {
-                println!("  not a feature: {column} ({reason})");
-            }
-            println!(
-                "  {} feature columns → {} inputs; trained {} epochs{}",
-                model.preprocessor.features.len(),
-                model.preprocessor.width(),
-                history.epochs.len(),
-                if history.stopped_early {
-                    " (early stopping, best weights restored)"
-                } else {
-                    ""
-                }
-            );
-        }
-        TrainTableEvent::Saved(output) => println!("Saved the model to {}", output.display()),
-        TrainTableEvent::Report { files, dir } => {
-            println!("Report: {files} files in {}", dir.display())
-        }
-    }
-    })?;
-    table::print_scores(&trained.scores, "Test");
+    let trained = train_table(&job, |event| print!("{}", event.text(&job)))?;
+    print!("{}", scores_text(&trained.scores, "Test"));
     Ok(())
 }

@@ -5,7 +5,8 @@
 use std::path::{Path, PathBuf};
 
 use clap::Args;
-use ember::tune::{self, Event, TrialRecord, TrialState, TuneOptions};
+use ember::report;
+use ember::tune::{self, TuneOptions};
 
 #[derive(Args)]
 pub struct TuneArgs {
@@ -76,178 +77,31 @@ pub fn run(args: TuneArgs) -> ember::Result<()> {
         Some(file) => run_table(file, &args, &options),
         None => {
             let path = args.model.clone().unwrap_or_default();
-            println!(
-                "Tuning {} ({}, {} at a time), study in {}",
-                path.display(),
-                super::threads_text(ember::num_threads()),
-                options.jobs,
-                options.output.join(tune::tuning::STUDY_FILE).display()
-            );
-            let outcome = tune::tune_model_file(&path, &options, &mut |e| print_event(e))?;
-            print_outcome(&outcome, &options);
-            match outcome.last.test.get("accuracy") {
-                Some(a) => println!("Test accuracy: {a:.4}"),
-                None => println!(
-                    "Test loss: {:.4}",
-                    outcome.last.test.get("loss").copied().unwrap_or(f64::NAN)
-                ),
-            }
+            print!("{}", report::tune_file_text(&path, &options));
+            let outcome = tune::tune_model_file(&path, &options, &mut |e| {
+                print!("{}", report::tune_event_text(e))
+            })?;
+            print!("{}", report::outcome_text(&outcome, &options));
+            print!("{}", report::tuned_test_text(&outcome));
             Ok(())
         }
     }
 }
 
 fn run_table(file: &Path, args: &TuneArgs, options: &TuneOptions) -> ember::Result<()> {
-    use super::table;
     let base = args.table.options(file, args.seed)?;
-    let (space_file, space_text) = match &args.space {
-        Some(path) => (
-            path.clone(),
-            std::fs::read_to_string(path).map_err(|e| ember::Error::io(path, e))?,
-        ),
-        None => (
-            PathBuf::from("(the built-in table space)"),
-            tune::tuning::TABLE_SPACE.to_string(),
-        ),
-    };
-    let data = table::load(file, &base)?;
-    let (train, test) = ember::jobs::table::split(&data, args.test_size.unwrap_or(0.2), base.seed)?;
-    println!(
-        "Tuning a table model of '{}' ({}) on {} rows, testing on {} ({}, {} at a time), study in {}",
-        base.target,
-        table::task_name(data.task),
-        train.len(),
-        test.len(),
-        super::threads_text(ember::num_threads()),
-        options.jobs,
-        options.output.join(tune::tuning::STUDY_FILE).display()
-    );
-    let split = tune::TableSplit {
-        table: data.table,
-        train_rows: train,
-        test_rows: test,
-        task: data.task,
-    };
+    let (space_file, space_text) = tune::tuning::table_space(args.space.as_deref())?;
+    let data = super::table::load(file, &base)?;
+    let split = tune::TableSplit::new(data, args.test_size.unwrap_or(0.2), base.seed)?;
+    print!("{}", report::tune_table_text(&split, &base.target, options));
     let (outcome, scores) = tune::tune_table(
         split,
         &base,
         (&space_file, &space_text),
         options,
-        &mut |e| print_event(e),
+        &mut |e| print!("{}", report::tune_event_text(e)),
     )?;
-    print_outcome(&outcome, options);
-    match (scores.accuracy, &scores.regression) {
-        (Some(a), _) => println!("Test accuracy: {a:.4}"),
-        (None, Some(r)) => println!("Test RMSE: {:.4}", r.rmse),
-        (None, None) => println!("Test loss: {:.4}", scores.loss),
-    }
+    print!("{}", report::outcome_text(&outcome, options));
+    print!("{}", report::tuned_table_text(&scores));
     Ok(())
-}
-
-/// Prints each trial's result as it comes.
-fn print_event(event: Event) {
-    match event {
-        Event::Trial(t) => print_trial(t),
-        Event::OutOfTime => println!("max_seconds reached: no more trials start"),
-    }
-}
-
-fn print_trial(t: &TrialRecord) {
-    let params: Vec<String> = t
-        .params
-        .iter()
-        .map(|(k, v)| format!("{k}={}", compact(v)))
-        .collect();
-    let what = match (t.state, t.value()) {
-        (TrialState::Failed, _) => {
-            format!("failed: {}", t.reason.as_deref().unwrap_or("no reason"))
-        }
-        (TrialState::Pruned, Some(v)) => {
-            // Its figures were printed when it reached the rung.
-            println!(
-                "Trial {:>3}: stopped at epoch {} ({v:.4}: not among the rung's best)",
-                t.number,
-                t.values.len()
-            );
-            return;
-        }
-        (_, Some(v)) => match t.values.len() {
-            1 => format!("{v:.4} after 1 epoch"),
-            n => format!("{v:.4} after {n} epochs"),
-        },
-        (_, None) => "no value".into(),
-    };
-    println!(
-        "Trial {:>3}: {what} ({:.1} s) {}",
-        t.number,
-        t.seconds,
-        params.join(" ")
-    );
-}
-
-fn compact(v: &serde_json::Value) -> String {
-    match v {
-        serde_json::Value::Number(n) if n.is_f64() => {
-            let x = n.as_f64().unwrap_or(0.0);
-            if x != 0.0 && x.abs() < 0.01 {
-                format!("{x:.3e}")
-            } else {
-                format!("{x:.4}")
-            }
-        }
-        serde_json::Value::String(s) => s.clone(),
-        other => other.to_string(),
-    }
-}
-
-fn print_outcome(outcome: &tune::Outcome, options: &TuneOptions) {
-    let settings = &outcome.settings;
-    let trials = outcome.study.trials.len();
-    let failed = outcome
-        .study
-        .trials
-        .values()
-        .filter(|t| t.state == TrialState::Failed)
-        .count();
-    let t = outcome.times;
-    let trained: f64 = outcome.study.trials.values().map(|t| t.seconds).sum();
-    let training = match options.jobs {
-        1 => format!("{trained:.1} s of it training"),
-        n => format!("{trained:.1} s of training on {n} workers"),
-    };
-    println!(
-        "\nSearch: {trials} trials in {:.1} s, {training}, {:.4} s outside training (sampling {:.4} s, recording {:.4} s)",
-        t.seconds,
-        t.sampling + t.recording,
-        t.sampling,
-        t.recording
-    );
-    println!(
-        "{trials} trials ({failed} failed), best first:\n{}",
-        tune::report::results_text(&outcome.study, settings, 20)
-    );
-    if outcome.study.ignored > 0 {
-        println!(
-            "(the study file had {} unreadable line(s), left out)",
-            outcome.study.ignored
-        );
-    }
-    println!(
-        "Results, charts and the best model (trial {}) in {}",
-        outcome.best.number,
-        options.output.display()
-    );
-    if outcome.retrained_differs {
-        println!(
-            "warning: retrained, trial {} scored {:.6} instead of {:.6}",
-            outcome.best.number,
-            outcome.last.value,
-            outcome.best.value().unwrap_or(f64::NAN)
-        );
-    }
-    println!(
-        "Best {}: {:.4}",
-        settings.objective,
-        outcome.best.value().unwrap_or(f64::NAN)
-    );
 }

@@ -81,6 +81,15 @@ pub enum Target {
     },
 }
 
+impl Target {
+    /// The target column's name.
+    pub fn column(&self) -> &str {
+        match self {
+            Target::Classes { column, .. } | Target::Regression { column, .. } => column,
+        }
+    }
+}
+
 /// The fitted pipeline.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -273,9 +273,7 @@ fn feature_spans(model: &TabularModel) -> Vec<(&str, (usize, usize))> {
 }
 
 fn target_column(model: &TabularModel) -> &str {
-    match &model.preprocessor.target {
-        Target::Classes { column, .. } | Target::Regression { column, .. } => column,
-    }
+    model.preprocessor.target.column()
 }
 
 /// Accuracy of class predictions, or R² of values in the target's units.

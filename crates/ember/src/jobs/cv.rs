@@ -2,6 +2,8 @@
 //! classification), a model trained on all folds but one and scored on that one, in turn;
 //! every score per fold and as mean ± standard deviation over the folds.
 
+use std::path::Path;
+
 use crate::data::split::k_fold;
 use crate::data::table::Table;
 use crate::error::Result;
@@ -54,6 +56,43 @@ pub enum CvEvent<'a> {
     Split { folds: usize },
     /// A fold's model is trained and scored (`fold` counts from 0).
     Fold { fold: usize, scores: &'a FoldScores },
+}
+
+impl CvEvent<'_> {
+    /// The event as the command line says it: `data` is what is cross-validated, `file`
+    /// and `target` name the table and its target column.
+    pub fn text(&self, file: &Path, target: &str, data: &CvData) -> String {
+        match self {
+            CvEvent::Split { folds } => format!(
+                "{}: {folds}-fold cross-validation, {} of '{target}' on {} rows\n",
+                file.display(),
+                crate::report::task_name(data.task),
+                data.rows.len()
+            ),
+            CvEvent::Fold { fold, scores } => {
+                let text: Vec<String> = scores
+                    .scores
+                    .iter()
+                    .map(|(n, v)| format!("{n} {v:.4}"))
+                    .collect();
+                format!(
+                    "fold {}: {} ({} epochs)\n",
+                    fold + 1,
+                    text.join(", "),
+                    scores.epochs
+                )
+            }
+        }
+    }
+}
+
+/// Every score over the folds, as mean ± standard deviation; the headline score (RMSE, or
+/// accuracy) comes last.
+pub fn summary_text(cv: &CrossValidation) -> String {
+    cv.summary
+        .iter()
+        .map(|s| format!("CV {}: {:.4} ± {:.4}\n", s.name, s.mean, s.std))
+        .collect()
 }
 
 /// Cross-validates a table model over `folds` folds, split and trained with `options.seed`;

@@ -3,8 +3,13 @@
 //! callback and returns a plain result; printing and HTTP stay with the callers.
 
 pub mod cv;
+pub mod data;
+pub mod embed;
+pub mod evaluate;
+pub mod explain;
 pub mod faq;
 pub mod outputs;
+pub mod predict;
 pub mod recommend;
 pub mod table;
 pub mod train_file;

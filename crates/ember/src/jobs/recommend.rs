@@ -2,12 +2,13 @@
 //! cross-validation (Surprise's protocol: seeded random folds) with every fold's figures
 //! beside its baselines'.
 
+use std::path::Path;
 use std::time::Instant;
 
 use crate::data::interactions::Interactions;
 use crate::data::side_features::SideFeatures;
 use crate::error::{Error, Result};
-use crate::recommend::{self, EvaluateOptions, RecommendConfig};
+use crate::recommend::{self, EvaluateOptions, RecommendConfig, Recommender};
 use crate::tensor::random::Rng;
 use crate::tensor::stats;
 
@@ -132,4 +133,52 @@ pub fn cross_validate(
             FigureSummary { name, mean, std }
         })
         .collect())
+}
+
+/// Trains a recommender on `train` and saves it to `output`; `on_trained` hears of the
+/// training time in seconds before it is saved.
+pub fn train_and_save(
+    train: &Interactions,
+    side: (Option<&SideFeatures>, Option<&SideFeatures>),
+    config: &RecommendConfig,
+    output: &Path,
+    on_trained: impl FnOnce(f64),
+) -> Result<Recommender> {
+    let started = Instant::now();
+    let model = recommend::train(train, side.0, side.1, config)?;
+    on_trained(started.elapsed().as_secs_f64());
+    model.save(output)?;
+    Ok(model)
+}
+
+/// The line of a recommender trained on `ratings` ratings in `seconds`.
+pub fn trained_text(config: &RecommendConfig, ratings: usize, seconds: f64) -> String {
+    format!(
+        "trained {} ({} factors, {} epochs) on {ratings} ratings in {seconds:.2} s\n",
+        config.model.name(),
+        config.factors,
+        config.epochs,
+    )
+}
+
+/// Writes a seeded leave-n-out split of `data`: `holdout` random ratings of every user to
+/// `test`, the rest to `train` (never over the ratings file). Returns the line that says so.
+pub fn split_file(
+    data: &Interactions,
+    holdout: usize,
+    seed: u64,
+    train: &Path,
+    test: &Path,
+) -> Result<String> {
+    let (train_rows, test_rows, whole) = recommend::leave_n_out(data, holdout, seed);
+    data.subset(&train_rows).write_tsv(train)?;
+    data.subset(&test_rows).write_tsv(test)?;
+    Ok(format!(
+        "{}: {} ratings to {}, {} ({holdout} per user) to {}; {whole} users with {holdout} or fewer ratings kept whole in training\n",
+        data.path.display(),
+        train_rows.len(),
+        train.display(),
+        test_rows.len(),
+        test.display(),
+    ))
 }

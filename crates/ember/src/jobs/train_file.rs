@@ -13,6 +13,35 @@ use crate::spec::{CallbackConfig, ModelSpec};
 use crate::train::{split_point, Assessment, Callback, FitOptions, History, Model, Verbosity};
 use crate::{Metric, Optimizer};
 
+/// The model file used when none is given: the Keras MNIST reference script.
+pub const DEFAULT_MODEL: &str = "models/mnist-mlp.toml";
+
+/// The reference model file, built in: without a model file, training and summaries work
+/// from any folder (training then reads `data/mnist` there, or the data folder given).
+const REFERENCE_MODEL: &str = include_str!("../../../../models/mnist-mlp.toml");
+
+/// The model file `given`, or the default: models/mnist-mlp.toml where it exists, else the
+/// built-in copy of it (named by that path).
+pub fn read_model_file(given: Option<PathBuf>) -> Result<(ModelSpec, PathBuf)> {
+    let defaulted = given.is_none();
+    let path = given.unwrap_or_else(|| PathBuf::from(DEFAULT_MODEL));
+    if defaulted && !path.exists() {
+        return Ok((ModelSpec::parse(REFERENCE_MODEL, &path)?, path));
+    }
+    Ok((ModelSpec::from_file(&path)?, path))
+}
+
+/// The Keras summary table of a model file or a saved model (default: as
+/// [`read_model_file`] finds it).
+pub fn summary(given: Option<PathBuf>) -> Result<String> {
+    let defaulted = given.is_none();
+    let path = given.unwrap_or_else(|| PathBuf::from(DEFAULT_MODEL));
+    if defaulted && !path.exists() {
+        return read_model_file(None)?.0.summary();
+    }
+    io::summary_of(&path)
+}
+
 /// Where training starts.
 pub enum Start {
     /// A model file, parsed, read from `path` (relative data folders are taken from its
@@ -67,6 +96,39 @@ pub enum TrainFileEvent<'a> {
         files: usize,
         dir: &'a Path,
     },
+}
+
+impl TrainFileEvent<'_> {
+    /// The event as the command line says it: the skipped images as a warning (for
+    /// stderr), the rest a line each; `source` names the model file or checkpoint.
+    pub fn text(&self, source: &Path) -> String {
+        match *self {
+            TrainFileEvent::Skipped(skipped) => crate::report::skipped_text(skipped),
+            TrainFileEvent::AlreadyTrained { epochs_done } => format!(
+                "{} has already been trained for {epochs_done} epochs; pass --epochs N (N > {epochs_done}) to train further\n",
+                source.display()
+            ),
+            TrainFileEvent::Started {
+                epochs_done,
+                train,
+                validation,
+                test,
+                seed,
+            } => format!(
+                "{} {} on {train} samples, validating on {validation}, testing on {test} ({}, seed {seed})\n",
+                if epochs_done > 0 { "Resuming" } else { "Training" },
+                source.display(),
+                crate::report::threads_text(crate::num_threads()),
+            ),
+            TrainFileEvent::StoppedEarly { epoch } => {
+                format!("Training stopped early after epoch {epoch}\n")
+            }
+            TrainFileEvent::Saved(file) => format!("Saved the model to {}\n", file.display()),
+            TrainFileEvent::Report { files, dir } => {
+                format!("Report: {files} files in {}\n", dir.display())
+            }
+        }
+    }
 }
 
 /// A trained model and its assessment on the test set.

@@ -7,7 +7,6 @@ use std::path::{Path, PathBuf};
 use super::table::{self, TableData};
 use crate::data::table::Table;
 use crate::error::Result;
-use crate::spec::{FitSpec, ModelSpec, TableSpec};
 use crate::tabular::{TabularModel, TabularOptions, TabularScores, Task};
 use crate::train::{split_point, History, Verbosity};
 
@@ -53,6 +52,50 @@ pub enum TrainTableEvent<'a> {
     },
 }
 
+impl TrainTableEvent<'_> {
+    /// The event as the command line says it, lines ending in newlines (none when there is
+    /// nothing to say): `job` is what was asked for.
+    pub fn text(&self, job: &TrainTableOptions) -> String {
+        match self {
+            TrainTableEvent::Read(t) => crate::report::rejected_text(t),
+            TrainTableEvent::Loaded(data) => crate::report::missing_target_text(data),
+            TrainTableEvent::Split {
+                task,
+                train,
+                validation,
+                test,
+            } => format!(
+                "{}: {} of '{}' on {train} rows ({validation} held out for validation), testing on {test} (seed {})\n",
+                job.file.display(),
+                crate::report::task_name(*task),
+                job.options.target,
+                job.options.seed
+            ),
+            TrainTableEvent::Trained { model, history } => {
+                let mut out = String::new();
+                for (column, reason) in &model.preprocessor.skipped {
+                    out += &format!("  not a feature: {column} ({reason})\n");
+                }
+                out + &format!(
+                    "  {} feature columns → {} inputs; trained {} epochs{}\n",
+                    model.preprocessor.features.len(),
+                    model.preprocessor.width(),
+                    history.epochs.len(),
+                    if history.stopped_early {
+                        " (early stopping, best weights restored)"
+                    } else {
+                        ""
+                    }
+                )
+            }
+            TrainTableEvent::Saved(output) => format!("Saved the model to {}\n", output.display()),
+            TrainTableEvent::Report { files, dir } => {
+                format!("Report: {files} files in {}\n", dir.display())
+            }
+        }
+    }
+}
+
 /// A trained table model and its scores on the test rows.
 pub struct TrainedTable {
     pub model: TabularModel,
@@ -82,14 +125,7 @@ pub fn train_table(
     });
     let scores = model.score(&data.table, &test)?;
     if let Some(output) = &job.output {
-        save(
-            output,
-            &model,
-            options,
-            &job.file,
-            data.task,
-            history.epochs.len(),
-        )?;
+        model.save(output, history.epochs.len())?;
         on_event(TrainTableEvent::Saved(output));
     }
     if let Some(dir) = &job.report {
@@ -109,31 +145,4 @@ pub fn train_table(
         history,
         scores,
     })
-}
-
-/// Saves a table model trained on `file` with `options` for `epochs` epochs, with what
-/// prediction needs to read new rows as these were read.
-pub fn save(
-    output: &Path,
-    model: &TabularModel,
-    options: &TabularOptions,
-    file: &Path,
-    task: Task,
-    epochs: usize,
-) -> Result<()> {
-    let fit = FitSpec {
-        epochs: options.epochs,
-        batch_size: options.batch_size,
-        validation_split: options.validation_split,
-        shuffle: true,
-        seed: options.seed,
-    };
-    let mut spec = ModelSpec::from_model(&model.model, fit, None)?;
-    spec.table = Some(TableSpec {
-        file: std::path::absolute(file).unwrap_or_else(|_| file.to_path_buf()),
-        task,
-        options: options.clone(),
-        preprocessor: model.preprocessor.clone(),
-    });
-    crate::io::save(output, &model.model, &spec, epochs)
 }

@@ -8,8 +8,8 @@ use crate::error::Result;
 use crate::text::classifier::Head;
 use crate::text::documents::document_csv_options;
 use crate::text::{
-    read_csv_documents, read_text_folder, ClassFolders, Documents, TextClassifier, TextTraining,
-    TrainedText,
+    read_csv_documents, read_text_folder, ClassFolders, Documents, TextClassifier, TextFeatures,
+    TextTraining, TrainedText,
 };
 
 /// Where the documents are.
@@ -35,6 +35,83 @@ pub enum TrainTextEvent<'a> {
     /// The classifier is trained and assessed.
     Trained(&'a TrainedText),
     Saved(&'a Path),
+}
+
+impl TrainTextEvent<'_> {
+    /// The event as the command line says it (for stdout): `name` is the folder or table
+    /// the documents come from, `seed` the split's.
+    pub fn text(&self, name: &Path, seed: u64) -> String {
+        match self {
+            TrainTextEvent::Read(docs) => {
+                let counts: Vec<String> = docs
+                    .classes
+                    .iter()
+                    .enumerate()
+                    .map(|(c, class)| {
+                        let n = docs.labels.iter().filter(|&&l| l == c).count();
+                        format!("{class} {n}")
+                    })
+                    .collect();
+                format!(
+                    "{}: {} documents ({}); {} not valid UTF-8 (decoded with replacement characters)\n",
+                    name.display(),
+                    docs.texts.len(),
+                    counts.join(", "),
+                    docs.lossy
+                )
+            }
+            TrainTextEvent::Trained(trained) => training_text(trained, seed),
+            TrainTextEvent::Saved(path) => format!("Saved the model to {}\n", path.display()),
+        }
+    }
+
+    /// The documents read with difficulty, a warning each (for stderr).
+    pub fn warnings(&self) -> String {
+        let TrainTextEvent::Read(docs) = self else {
+            return String::new();
+        };
+        docs.unparsed
+            .iter()
+            .map(|(path, reason)| {
+                format!(
+                    "warning: {}: not a parsable e-mail ({reason}); read as plain text\n",
+                    path.display()
+                )
+            })
+            .collect()
+    }
+}
+
+/// The features and how the head was fitted.
+fn training_text(trained: &TrainedText, seed: u64) -> String {
+    let classifier = &trained.classifier;
+    let features = format!(
+        "features: {} ({} wide) in {:.1}s; training on {}, testing on {} (seed {seed})\n",
+        match &classifier.spec.features {
+            TextFeatures::Pretrained { .. } => "pretrained encoder states",
+            TextFeatures::Tfidf(_) => "TF-IDF",
+        },
+        classifier.model.input_shape().iter().product::<usize>(),
+        trained.feature_seconds,
+        trained.train_documents,
+        trained.test_documents,
+    );
+    features
+        + &match trained.head {
+            Head::SoftmaxRegression {
+                l2,
+                iterations,
+                converged,
+            } => format!(
+                "fitted a softmax regression (l2 {l2:.3e}) in {iterations} L-BFGS iterations{}\n",
+                if converged {
+                    ""
+                } else {
+                    " (stopped before converging)"
+                }
+            ),
+            Head::Mlp { epochs } => format!("trained {epochs} epochs\n"),
+        }
 }
 
 /// A trained classifier and its classes' names.

@@ -1,10 +1,26 @@
 //! Training and evaluation reports for people: the history as CSV and JSON, loss and accuracy
-//! curves, and the confusion matrix, as PNG and SVG. Every file is written atomically.
+//! curves, and the confusion matrix, as PNG and SVG (every file written atomically); and the
+//! text the command line prints, so that every front end says the same.
 
+mod assessment;
 mod bars;
+mod generation;
 pub(crate) mod plot;
+pub mod recommend;
+mod tables;
+mod tune;
 
+pub use assessment::{assessment_text, named_assessment_text, skipped_text};
 pub use bars::Bars;
+pub use generation::{entries_text, loaded_text, timing_text, widened_json};
+pub use tables::{
+    inspect_text, missing_target_text, preview, rejected_text, scores_text, table_evaluation_text,
+    task_name,
+};
+pub use tune::{
+    outcome_text, tune_event_text, tune_file_text, tune_table_text, tuned_table_text,
+    tuned_test_text,
+};
 
 use std::path::{Path, PathBuf};
 
@@ -14,6 +30,14 @@ use crate::atomic::write_atomically;
 use crate::error::{Error, Result};
 use crate::metrics::ConfusionMatrix;
 use crate::train::History;
+
+/// "1 thread", "2 threads".
+pub fn threads_text(n: usize) -> String {
+    match n {
+        1 => "1 thread".into(),
+        n => format!("{n} threads"),
+    }
+}
 
 /// Writes history.csv, history.json and the loss (and accuracy) curves into `dir`.
 /// Returns the files written.
@@ -95,6 +119,13 @@ fn metric(history: &History, epoch: usize, name: &str) -> f64 {
         .position(|e| e.epoch == epoch)
         .unwrap_or(0);
     history.metric(name).get(index).copied().unwrap_or(f64::NAN)
+}
+
+/// Pretty JSON and a newline, as the command line prints it.
+pub fn pretty_json(value: &impl Serialize) -> Result<String> {
+    let text = serde_json::to_string_pretty(value)
+        .map_err(|e| Error::invalid(format!("cannot write JSON: {e}")))?;
+    Ok(text + "\n")
 }
 
 pub(crate) fn json_bytes(value: &impl Serialize) -> Result<Vec<u8>> {

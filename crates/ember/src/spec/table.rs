@@ -1,9 +1,12 @@
 //! The `[table]` section of a saved table model: what a table is to be learnt as, and how.
 
+use std::path::Path;
+
 use serde::{Deserialize, Serialize};
 
 use crate::data::preprocess::PreprocessOptions;
 use crate::data::table::CsvOptions;
+use crate::error::{Error, Result};
 
 /// What the model predicts.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -65,5 +68,33 @@ impl Default for TabularOptions {
             balanced_class_weights: false,
             seed: 1,
         }
+    }
+}
+
+impl TabularOptions {
+    /// Table-model settings from a TOML file (`ember train --csv … --options FILE`); errors
+    /// name the file, line and field.
+    pub fn from_file(path: &Path) -> Result<TabularOptions> {
+        let text = std::fs::read_to_string(path).map_err(|e| Error::Io {
+            path: path.to_path_buf(),
+            source: e,
+        })?;
+        let options: TabularOptions = toml::from_str(&text).map_err(|e| Error::Spec {
+            path: path.to_path_buf(),
+            line: e
+                .span()
+                .map(|s| text[..s.start.min(text.len())].matches('\n').count() + 1),
+            field: "options".into(),
+            message: e.message().trim().to_string(),
+        })?;
+        if options.hidden.contains(&0) || options.epochs == 0 || options.batch_size == 0 {
+            return Err(Error::Spec {
+                path: path.to_path_buf(),
+                line: None,
+                field: "options".into(),
+                message: "hidden sizes, epochs and batch_size must be positive".into(),
+            });
+        }
+        Ok(options)
     }
 }

@@ -1,6 +1,8 @@
 //! Models on tables: infer the task from the target, fit the preprocessing on training rows,
 //! build a sensible MLP, train it with early stopping, and score it on held-out rows.
 
+use std::path::{Path, PathBuf};
+
 use serde::Serialize;
 
 use crate::callbacks::EarlyStopping;
@@ -12,6 +14,7 @@ use crate::metrics::{
 };
 use crate::nn::{Dense, Dropout};
 use crate::optim::Adam;
+use crate::spec::{FitSpec, ModelSpec, TableSpec};
 use crate::tensor::activation::Activation;
 use crate::train::{FitOptions, History, Model, Sequential, Verbosity};
 use crate::{Loss, Metric};
@@ -56,11 +59,16 @@ pub struct TablePrediction {
     pub positive: Option<(String, f32)>,
 }
 
-/// A trained table model: the network and the preprocessing it was trained with.
+/// A trained table model: the network, the preprocessing it was trained with, and what it
+/// was trained on and how (prediction reads new CSV files as `options.csv` says).
 pub struct TabularModel {
     pub model: Model,
     pub preprocessor: Preprocessor,
     pub task: Task,
+    /// The settings it was trained with.
+    pub options: TabularOptions,
+    /// The table it was trained on (absolute where it could be made so).
+    pub file: PathBuf,
 }
 
 /// The task a target column calls for: text or booleans are classes; integers with at most
@@ -134,6 +142,38 @@ pub fn class_of_rows(
 }
 
 impl TabularModel {
+    /// A saved table model: its network and the `[table]` section saved with it.
+    pub fn from_spec(model: Model, spec: TableSpec) -> TabularModel {
+        TabularModel {
+            model,
+            preprocessor: spec.preprocessor,
+            task: spec.task,
+            options: spec.options,
+            file: spec.file,
+        }
+    }
+
+    /// Saves the model after `epochs` epochs, with what prediction needs to read new rows
+    /// as the training rows were read.
+    pub fn save(&self, output: &Path, epochs: usize) -> Result<()> {
+        let options = &self.options;
+        let fit = FitSpec {
+            epochs: options.epochs,
+            batch_size: options.batch_size,
+            validation_split: options.validation_split,
+            shuffle: true,
+            seed: options.seed,
+        };
+        let mut spec = ModelSpec::from_model(&self.model, fit, None)?;
+        spec.table = Some(TableSpec {
+            file: self.file.clone(),
+            task: self.task,
+            options: options.clone(),
+            preprocessor: self.preprocessor.clone(),
+        });
+        crate::io::save(output, &self.model, &spec, epochs)
+    }
+
     /// Fits the preprocessing and the network on `rows` of `table`.
     pub fn fit(
         table: &Table,
@@ -249,6 +289,8 @@ impl TabularModel {
                 model: model.into_model(),
                 preprocessor,
                 task,
+                options: options.clone(),
+                file: std::path::absolute(&table.path).unwrap_or_else(|_| table.path.clone()),
             },
             history,
         ))

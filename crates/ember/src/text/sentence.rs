@@ -63,6 +63,11 @@ pub struct SentenceEncoder {
 }
 
 impl SentenceEncoder {
+    /// Whether `dir` looks like an encoder folder: a configuration and a tokenizer.
+    pub fn is_folder(dir: &Path) -> bool {
+        dir.join("config.json").is_file() && dir.join("tokenizer.json").is_file()
+    }
+
     /// Loads a sentence-transformers folder (or a plain BERT folder: mean pooling, no
     /// normalization, when it has no `modules.json`).
     pub fn load(dir: &Path) -> Result<Self> {

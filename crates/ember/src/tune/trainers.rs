@@ -223,13 +223,15 @@ impl Trainer for TableTrainer {
     fn train(&self, trial: &mut TableTrial, epochs: usize) -> Result<Vec<f64>> {
         let mut options = trial.options.clone();
         options.epochs = epochs;
-        let (model, history) = TabularModel::fit(
+        let (mut model, history) = TabularModel::fit(
             &self.table,
             &self.train_rows,
             self.task,
             &options,
             Verbosity::Silent,
         )?;
+        // Saved with the trial's options: its epochs are the budget, not this stretch's.
+        model.options = trial.options.clone();
         let mut values = history.metric(&self.objective);
         if history.stopped_early {
             let losses = history.metric("val_loss");

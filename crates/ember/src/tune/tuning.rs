@@ -12,6 +12,7 @@ use super::trainers::{ModelFileTrainer, TableTrainer};
 use super::{best_trial, report, split_file, TuneSettings};
 use crate::data::table::Table;
 use crate::error::{Error, Result};
+use crate::jobs::table::TableData;
 use crate::spec::ModelSpec;
 use crate::tabular::{TabularOptions, TabularScores, Task};
 
@@ -222,6 +223,35 @@ pub struct TableSplit {
     pub task: Task,
 }
 
+impl TableSplit {
+    /// A loaded table split for a search: `test_size` of its usable rows held out for the
+    /// test (stratified for classification), chosen with `seed`.
+    pub fn new(data: TableData, test_size: f32, seed: u64) -> Result<TableSplit> {
+        let (train_rows, test_rows) = crate::jobs::table::split(&data, test_size, seed)?;
+        Ok(TableSplit {
+            table: data.table,
+            train_rows,
+            test_rows,
+            task: data.task,
+        })
+    }
+}
+
+/// The search space of a table model: the `[tune]` file `path` when given, else the
+/// built-in one. Returns its name for errors and its text.
+pub fn table_space(path: Option<&Path>) -> Result<(PathBuf, String)> {
+    Ok(match path {
+        Some(path) => (
+            path.to_path_buf(),
+            std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?,
+        ),
+        None => (
+            PathBuf::from("(the built-in table space)"),
+            TABLE_SPACE.to_string(),
+        ),
+    })
+}
+
 /// Searches a table model's options (`hidden`, `learning_rate`, `l2`, `dropout`,
 /// `preprocess.scaling`, …) by the `[tune]` section of `space_text` (the file `space_file`,
 /// named in errors) over [`TabularOptions`]' fields. Returns the outcome and the best
@@ -312,14 +342,7 @@ pub fn tune_table(
             .as_bytes(),
     )?];
     if let Some(model) = &trial.model {
-        crate::jobs::train_table::save(
-            &options.output.join(BEST_MODEL),
-            model,
-            &trial.options,
-            &trainer.table.path,
-            task,
-            values.len(),
-        )?;
+        model.save(&options.output.join(BEST_MODEL), values.len())?;
         files.push(options.output.join(BEST_MODEL));
     }
     let outcome = finish(

@@ -1,0 +1,142 @@
+//! Evaluate a saved model: a network on its data set's test split (loss, accuracy, top-k
+//! accuracy, per-class scores, confusion matrix), a table model on a labelled CSV file.
+
+use std::path::{Path, PathBuf};
+
+use crate::data::table::{CsvOptions, Table};
+use crate::error::{Error, Result};
+use crate::report::{self, pretty_json};
+use crate::saved::{NetworkModel, SavedModel};
+use crate::tabular::{rows_with_target, TabularModel};
+
+/// What to evaluate, and how to say it.
+#[derive(Clone, Debug, Default)]
+pub struct EvaluateOptions {
+    /// The saved model's file, for messages.
+    pub model: PathBuf,
+    /// A network's data folder, instead of the one recorded in the model.
+    pub data: Option<PathBuf>,
+    /// Top-k accuracy for this k.
+    pub top_k: usize,
+    /// JSON instead of text.
+    pub json: bool,
+    /// A folder for evaluation.json and the confusion matrix.
+    pub report: Option<PathBuf>,
+    /// A table model's labelled rows.
+    pub csv: Option<PathBuf>,
+    /// How to read `csv` (default: as the model's training file was read).
+    pub csv_options: Option<CsvOptions>,
+}
+
+/// What an evaluation meets on the way.
+pub enum EvaluateEvent<'a> {
+    /// Images of the data set that could not be read, with the reason for each.
+    Skipped(&'a [(PathBuf, String)]),
+    /// A table was read (its rejected rows and unreadable cells).
+    Read(&'a Table),
+    /// The file lines of the rows left out because their target is missing.
+    MissingTarget(&'a [u64]),
+}
+
+/// Evaluates `saved` as `options` say: the text (or JSON) to print.
+pub fn evaluate(
+    saved: &SavedModel,
+    options: &EvaluateOptions,
+    mut on_event: impl FnMut(EvaluateEvent),
+) -> Result<String> {
+    match saved {
+        SavedModel::Network(network) => evaluate_network(network, options, on_event),
+        SavedModel::Table(table) => evaluate_table(table, options, &mut on_event),
+        SavedModel::Text(_) | SavedModel::Faq(_) => Err(Error::data(
+            &options.model,
+            "a text classifier or FAQ index has no test set of its own: `ember train` reports its held-out figures",
+        )),
+        other => Err(Error::data(
+            &options.model,
+            format!("a {} model has no test set to evaluate", other.kind()),
+        )),
+    }
+}
+
+fn evaluate_network(
+    network: &NetworkModel,
+    options: &EvaluateOptions,
+    mut on_event: impl FnMut(EvaluateEvent),
+) -> Result<String> {
+    let data_spec = network.data(&options.model)?;
+    let data = match &options.data {
+        Some(dir) => data_spec.load_from(dir)?,
+        None => data_spec.load(Path::new("."))?,
+    };
+    if !data.skipped.is_empty() {
+        on_event(EvaluateEvent::Skipped(&data.skipped));
+    }
+    let batch = network.spec.fit.batch_size;
+    let assessment = network
+        .model
+        .assess(&data.x_test, &data.y_test, batch, options.top_k)?;
+    if let Some(dir) = &options.report {
+        report::write_evaluation(dir, &assessment, assessment.confusion_matrix.as_ref())?;
+    }
+    if options.json {
+        return pretty_json(&assessment);
+    }
+    Ok(format!(
+        "{}: {} test samples, trained {} epochs\n{}",
+        options.model.display(),
+        assessment.samples,
+        network.epochs_done,
+        report::assessment_text(&assessment, true)
+    ))
+}
+
+/// A table model scored on the rows of `options.csv`.
+fn evaluate_table(
+    model: &TabularModel,
+    options: &EvaluateOptions,
+    on_event: &mut impl FnMut(EvaluateEvent),
+) -> Result<String> {
+    let file = options.csv.as_ref().ok_or_else(|| Error::Data {
+        path: options.model.clone(),
+        message: format!(
+            "a table model is evaluated on rows it has not seen: pass --csv FILE (it was trained on {})",
+            model.file.display()
+        ),
+    })?;
+    let csv = options.csv_options.as_ref().unwrap_or(&model.options.csv);
+    let table = Table::read(file, csv)?;
+    on_event(EvaluateEvent::Read(&table));
+    let target = table.column_named(model.preprocessor.target.column())?;
+    let (rows, missing) = rows_with_target(&table, target);
+    if !missing.is_empty() {
+        on_event(EvaluateEvent::MissingTarget(&missing));
+    }
+    let scores = model.score(&table, &rows)?;
+    if let Some(dir) = &options.report {
+        report::write_evaluation(dir, &scores, scores.confusion_matrix.as_ref())?;
+    }
+    if options.json {
+        return pretty_json(&scores);
+    }
+    // The file the model was trained on holds its training rows: no held-out figures then.
+    let same_file = match (
+        std::fs::canonicalize(file),
+        std::fs::canonicalize(&model.file),
+    ) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => false,
+    };
+    let mut out = format!(
+        "{}: {} rows of {}\n",
+        options.model.display(),
+        scores.samples,
+        file.display()
+    );
+    if same_file {
+        out.push_str(
+            "note: this is the file the model was trained on, so these rows include its \
+             training rows and the scores are not held-out figures\n",
+        );
+    }
+    Ok(out + &report::table_evaluation_text(&scores))
+}

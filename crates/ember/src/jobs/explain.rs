@@ -1,0 +1,545 @@
+//! Explain a saved model's predictions: per-input attributions for networks of images or
+//! numbers, for table rows and for text documents; permutation importance of a table
+//! model's columns over a labelled CSV; heat maps, word pages and bar charts on request.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use serde_json::json;
+
+use crate::data::table::{CsvOptions, Table};
+use crate::error::{Error, Result};
+use crate::explain::network::{class_index, Baseline, Options, SampleExplanation};
+use crate::explain::{Method, SmoothGrad};
+use crate::report::Bars;
+use crate::saved::{NetworkModel, SavedModel};
+use crate::tabular::TabularModel;
+
+/// What to explain, and how (`ember explain`'s settings).
+#[derive(Clone, Debug)]
+pub struct ExplainOptions {
+    /// The saved model's file, for messages (and never written over).
+    pub model: PathBuf,
+    /// Images, IDX files, CSV files or text documents.
+    pub inputs: Vec<PathBuf>,
+    pub method: Method,
+    /// The class to explain, by name or number (default: each sample's predicted class).
+    pub target: Option<String>,
+    /// A folder for a picture per explanation.
+    pub output: Option<PathBuf>,
+    /// JSON instead of text.
+    pub json: bool,
+    /// Integrated Gradients' points along the path (default: 64 for images and text, 1024
+    /// for table rows).
+    pub steps: Option<usize>,
+    /// Integrated Gradients' baseline for images: "black" or "blur".
+    pub baseline: String,
+    /// The blurred baseline's standard deviation in pixels (default: a tenth of the
+    /// image's smaller side).
+    pub blur_sigma: Option<f32>,
+    /// SmoothGrad's noisy copies (default 50); SHAP's coalitions per row (default 2048).
+    pub samples: Option<usize>,
+    /// SmoothGrad's noise, as a fraction of the input's range.
+    pub noise: f32,
+    /// SmoothGrad's noise and permutation's shuffles.
+    pub seed: u32,
+    /// Grad-CAM's layer (default: the last convolution).
+    pub layer: Option<String>,
+    /// Permutation importance's labelled held-out rows.
+    pub csv: Option<PathBuf>,
+    /// Permutation importance's shuffles per column.
+    pub repeats: usize,
+    /// How to read CSV inputs (default: as the table model's training file was read).
+    pub csv_options: Option<CsvOptions>,
+}
+
+/// What an explanation meets on the way.
+pub enum ExplainEvent<'a> {
+    /// A table was read (its rejected rows and unreadable cells).
+    Read(&'a Table),
+    /// Permutation importance left out the rows on these lines: their target is missing.
+    MissingTarget(&'a [u64]),
+    /// A picture or page was written.
+    Wrote(&'a Path),
+}
+
+impl ExplainEvent<'_> {
+    /// The event as the command line says it.
+    pub fn text(&self) -> String {
+        match self {
+            ExplainEvent::Read(table) => crate::report::rejected_text(table),
+            ExplainEvent::MissingTarget(lines) => format!(
+                "{} rows without a target left out (lines {:?})\n",
+                lines.len(),
+                &lines[..lines.len().min(10)]
+            ),
+            ExplainEvent::Wrote(file) => format!("wrote {}\n", file.display()),
+        }
+    }
+}
+
+/// The explanation `args` ask of the loaded model: text, or JSON with `json`; `on_event`
+/// hears of the tables read, the rows left out and the pictures written.
+pub fn explain(
+    saved: &SavedModel,
+    args: &ExplainOptions,
+    mut on_event: impl FnMut(ExplainEvent),
+) -> Result<String> {
+    let method = args.method;
+    if method == Method::Permutation {
+        let SavedModel::Table(table) = saved else {
+            return Err(Error::invalid(format!(
+                "--method permutation explains a table model; {} is a {} model",
+                args.model.display(),
+                saved.kind()
+            )));
+        };
+        return permutation(table, args, &mut on_event);
+    }
+    if args.csv.is_some() {
+        return Err(Error::invalid("--csv is for --method permutation"));
+    }
+    if args.inputs.is_empty() {
+        return Err(Error::invalid("give the inputs to explain"));
+    }
+    match saved {
+        SavedModel::Network(network) => explain_network(network, method, args, &mut on_event),
+        SavedModel::Table(table) => explain_rows(table, method, args, &mut on_event),
+        SavedModel::Text(classifier) => explain_texts(classifier, method, args, &mut on_event),
+        other => Err(Error::invalid(format!(
+            "{} is a {} model: explain takes networks, table models and text classifiers",
+            args.model.display(),
+            other.kind()
+        ))),
+    }
+}
+
+fn explain_network(
+    network: &NetworkModel,
+    method: Method,
+    args: &ExplainOptions,
+    on_event: &mut dyn FnMut(ExplainEvent),
+) -> Result<String> {
+    let geometry = network.image_geometry(&args.model)?;
+    let baseline = match args.baseline.as_str() {
+        "black" => Baseline::Black,
+        "blur" => {
+            let (h, w, _) = geometry
+                .ok_or_else(|| Error::invalid("--baseline blur needs a model of images"))?;
+            Baseline::Blur(args.blur_sigma.unwrap_or((h.min(w) as f32 / 10.0).max(1.0)))
+        }
+        other => {
+            return Err(Error::invalid(format!(
+                "--baseline '{other}': expected black or blur"
+            )))
+        }
+    };
+    let options = Options {
+        method,
+        target: args.target.clone(),
+        baseline,
+        steps: args
+            .steps
+            .unwrap_or(crate::explain::gradients::DEFAULT_STEPS),
+        smooth: SmoothGrad {
+            samples: args.samples.unwrap_or(50),
+            noise: args.noise,
+            seed: args.seed as u64,
+        },
+        layer: args.layer.clone(),
+    };
+    let results = network.explain_files(&args.inputs, &args.model, &options)?;
+    if let (Some(dir), Some(shape)) = (&args.output, geometry) {
+        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+        for r in &results {
+            let png = crate::explain::render::heat_map(
+                &r.values,
+                shape,
+                &r.explanation.attributions,
+                method.is_additive(),
+            )?;
+            let file = dir.join(picture_name(r, method));
+            write_file(args, &file, &png, on_event)?;
+        }
+    }
+    if args.json {
+        let results: Vec<_> = results.iter().map(|r| sample_json(r, None)).collect();
+        return json_text(&json!({ "results": results }));
+    }
+    let mut out = String::new();
+    for r in &results {
+        let e = &r.explanation;
+        let _ = write!(
+            out,
+            "{}: label {}, target {}: score {:.4}, baseline {:.4}",
+            name_of(r),
+            r.label,
+            r.target,
+            e.score,
+            e.baseline_score
+        );
+        let sum: f64 = e.attributions.iter().map(|&a| a as f64).sum();
+        if method.is_additive() {
+            let _ = write!(out, ", attributions sum {sum:+.4}");
+        }
+        let mut top: Vec<usize> = (0..e.attributions.len()).collect();
+        top.sort_by(|&a, &b| e.attributions[b].abs().total_cmp(&e.attributions[a].abs()));
+        let shown: Vec<String> = top
+            .iter()
+            .take(5)
+            .map(|&i| format!("{} {}", position(i, geometry), signed(e.attributions[i])))
+            .collect();
+        let _ = writeln!(out, "\n  strongest: {}", shown.join(", "));
+    }
+    Ok(out)
+}
+
+/// Text documents: a score per word, and a page of coloured words per document.
+fn explain_texts(
+    classifier: &crate::text::TextClassifier,
+    method: Method,
+    args: &ExplainOptions,
+    on_event: &mut dyn FnMut(ExplainEvent),
+) -> Result<String> {
+    let cache = Path::new(".ember-cache");
+    let classes = &classifier.spec.classes;
+    let (files, texts) = classifier.read_documents(&args.inputs)?;
+    let mut results = Vec::new();
+    let mut out = String::new();
+    for (file, text) in files.iter().zip(&texts) {
+        let (label, _) = classifier
+            .predict(&[text.as_str()], cache)?
+            .pop()
+            .ok_or_else(|| Error::invalid("no prediction"))?;
+        let target = match &args.target {
+            Some(t) => class_index(t, classes)?,
+            None => classes.iter().position(|c| *c == label).unwrap_or(0),
+        };
+        let (words, e) = crate::explain::text::word_attributions(
+            classifier,
+            text,
+            target,
+            method,
+            args.steps
+                .unwrap_or(crate::explain::gradients::DEFAULT_STEPS),
+            cache,
+        )?;
+        let input = file.display().to_string();
+        if let Some(dir) = &args.output {
+            std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+            let page = crate::explain::text::word_page(&input, text, &words, &e, &classes[target]);
+            let stem = file
+                .file_name()
+                .map_or_else(|| "input".into(), |s| s.to_string_lossy().into_owned());
+            let page_file = dir.join(format!("{stem}.{}.html", method.name()));
+            write_file(args, &page_file, page.as_bytes(), on_event)?;
+        }
+        let names: Vec<String> = words.iter().map(|w| w.text.clone()).collect();
+        if args.json {
+            let sample = SampleExplanation {
+                input,
+                sample: 0,
+                samples_in_input: 1,
+                label,
+                target: classes[target].clone(),
+                explanation: e,
+                values: Vec::new(),
+            };
+            results.push(sample_json(&sample, Some(&names)));
+        } else {
+            let (ranked, values) = sorted(&names, &e.attributions);
+            let shown: Vec<String> = ranked
+                .iter()
+                .zip(&values)
+                .take(8)
+                .map(|(n, v)| format!("{n} {}", signed(*v as f32)))
+                .collect();
+            let _ = writeln!(
+                out,
+                "{input}: label {label}, target {}: score {:.4}, baseline {:.4}\n  strongest words: {}",
+                classes[target], e.score, e.baseline_score, shown.join(", ")
+            );
+        }
+    }
+    if args.json {
+        return json_text(&json!({ "results": results }));
+    }
+    Ok(out)
+}
+
+/// Writes one of `--output`'s files, never over the model or an input.
+fn write_file(
+    args: &ExplainOptions,
+    file: &Path,
+    bytes: &[u8],
+    on_event: &mut dyn FnMut(ExplainEvent),
+) -> Result<()> {
+    let mut inputs: Vec<&Path> = vec![args.model.as_path()];
+    inputs.extend(args.inputs.iter().map(PathBuf::as_path));
+    inputs.extend(args.csv.as_deref());
+    crate::atomic::check_output(file, &inputs)?;
+    crate::atomic::write_atomically(file, bytes)?;
+    on_event(ExplainEvent::Wrote(file));
+    Ok(())
+}
+
+/// A signed attribution, four decimals, or four significant digits when smaller.
+fn signed(v: f32) -> String {
+    if v != 0.0 && v.abs() < 1e-3 {
+        format!("{v:+.3e}")
+    } else {
+        format!("{v:+.4}")
+    }
+}
+
+/// Where value `i` is: (row, column) in an image, else its index.
+fn position(i: usize, geometry: Option<(usize, usize, usize)>) -> String {
+    match geometry {
+        Some((_, w, 1)) => format!("({}, {})", i / w, i % w),
+        Some((_, w, c)) => format!("({}, {}, channel {})", i / c / w, (i / c) % w, i % c),
+        None => format!("[{i}]"),
+    }
+}
+
+fn name_of(r: &SampleExplanation) -> String {
+    if r.samples_in_input > 1 {
+        format!("{}#{}", r.input, r.sample)
+    } else {
+        r.input.clone()
+    }
+}
+
+/// `digit.integrated-gradients.png`, `test.idx-3.saliency.png`.
+fn picture_name(r: &SampleExplanation, method: Method) -> String {
+    let stem = Path::new(&r.input)
+        .file_stem()
+        .map_or_else(|| "input".to_string(), |s| s.to_string_lossy().into_owned());
+    if r.samples_in_input > 1 {
+        format!("{stem}-{}.{}.png", r.sample, method.name())
+    } else {
+        format!("{stem}.{}.png", method.name())
+    }
+}
+
+fn sample_json(r: &SampleExplanation, features: Option<&[String]>) -> serde_json::Value {
+    let e = &r.explanation;
+    let mut v = json!({
+        "input": r.input,
+        "label": r.label,
+        "target": r.target,
+        "score": e.score,
+        "baseline_score": e.baseline_score,
+        // −0 (a zero pixel times a negative gradient) is written 0.
+        "attributions": e.attributions.iter().map(|&a| if a == 0.0 { 0.0 } else { a }).collect::<Vec<f32>>(),
+    });
+    if r.samples_in_input > 1 {
+        v["sample"] = json!(r.sample);
+    }
+    if let Some(features) = features {
+        v["features"] = json!(features);
+    }
+    v
+}
+
+fn json_text(value: &serde_json::Value) -> Result<String> {
+    let text = serde_json::to_string(value)
+        .map_err(|e| Error::invalid(format!("cannot write JSON: {e}")))?;
+    Ok(text + "\n")
+}
+
+/// Table rows: Integrated Gradients on the prepared features, summed per raw column.
+fn explain_rows(
+    model: &TabularModel,
+    method: Method,
+    args: &ExplainOptions,
+    on_event: &mut dyn FnMut(ExplainEvent),
+) -> Result<String> {
+    if !matches!(method, Method::IntegratedGradients | Method::Shap) {
+        return Err(Error::invalid(format!(
+            "--method {} explains networks of images or numbers; for a table model use \
+             integrated-gradients or shap (per row), or permutation (with --csv)",
+            method.name()
+        )));
+    }
+    let labels = match &model.preprocessor.target {
+        crate::data::preprocess::Target::Classes { labels, .. } => labels.clone(),
+        crate::data::preprocess::Target::Regression { .. } => {
+            return Err(Error::invalid("a regression's rows cannot be explained per class; use --method permutation --csv FILE"))
+        }
+    };
+    let mut results = Vec::new();
+    let mut text = String::new();
+    for input in &args.inputs {
+        let csv = args.csv_options.as_ref().unwrap_or(&model.options.csv);
+        let table = Table::read(input, csv)?;
+        on_event(ExplainEvent::Read(&table));
+        let rows: Vec<usize> = (0..table.rows()).collect();
+        let predictions = model.predict(&table)?;
+        let predicted: Vec<usize> = predictions
+            .iter()
+            .map(|p| labels.iter().position(|l| *l == p.label).unwrap_or(0))
+            .collect();
+        let targets = match &args.target {
+            Some(t) => vec![class_index(t, &labels)?; rows.len()],
+            None => predicted.clone(),
+        };
+        let (features, explanations) = if method == Method::Shap {
+            crate::explain::column_shap(
+                model,
+                &table,
+                &rows,
+                &targets,
+                args.samples.unwrap_or(2048),
+                args.seed as u64,
+            )?
+        } else {
+            crate::explain::column_attributions(
+                model,
+                &table,
+                &rows,
+                &targets,
+                args.steps.unwrap_or(crate::explain::table::DEFAULT_STEPS),
+            )?
+        };
+        for (r, e) in explanations.into_iter().enumerate() {
+            let line = table.lines[r];
+            let sample = SampleExplanation {
+                input: input.display().to_string(),
+                sample: r,
+                samples_in_input: rows.len(),
+                label: labels[predicted[r]].clone(),
+                target: labels[e.target].clone(),
+                explanation: e,
+                values: Vec::new(),
+            };
+            if let Some(dir) = &args.output {
+                std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+                let (names, values) = sorted(&features, &sample.explanation.attributions);
+                let bars = Bars {
+                    title: format!(
+                        "Line {line}: why {} (p = {:.3})",
+                        sample.target, sample.explanation.score
+                    ),
+                    x_label: format!(
+                        "contribution to p({}) from the baseline's {:.3}",
+                        sample.target, sample.explanation.baseline_score
+                    ),
+                    names,
+                    values,
+                    errors: None,
+                };
+                let stem = input
+                    .file_stem()
+                    .map_or_else(|| "input".into(), |s| s.to_string_lossy().into_owned());
+                let file = dir.join(format!("{stem}-line{line}.{}.png", method.name()));
+                write_file(args, &file, &bars.render()?.0, on_event)?;
+            }
+            if args.json {
+                let mut v = sample_json(&sample, Some(&features));
+                v["line"] = json!(line);
+                results.push(v);
+            } else {
+                let e = &sample.explanation;
+                let (names, values) = sorted(&features, &e.attributions);
+                let shown: Vec<String> = names
+                    .iter()
+                    .zip(&values)
+                    .map(|(n, v)| format!("{n} {}", signed(*v as f32)))
+                    .collect();
+                let _ = writeln!(
+                    text,
+                    "{} line {line}: label {}, target {}: score {:.4}, baseline {:.4}\n  {}",
+                    sample.input,
+                    sample.label,
+                    sample.target,
+                    e.score,
+                    e.baseline_score,
+                    shown.join(", ")
+                );
+            }
+        }
+    }
+    if args.json {
+        return json_text(&json!({ "results": results }));
+    }
+    Ok(text)
+}
+
+/// Names and values, largest magnitude first.
+fn sorted(names: &[String], values: &[f32]) -> (Vec<String>, Vec<f64>) {
+    let mut order: Vec<usize> = (0..names.len()).collect();
+    order.sort_by(|&a, &b| values[b].abs().total_cmp(&values[a].abs()));
+    (
+        order.iter().map(|&i| names[i].clone()).collect(),
+        order.iter().map(|&i| values[i] as f64).collect(),
+    )
+}
+
+fn permutation(
+    model: &TabularModel,
+    args: &ExplainOptions,
+    on_event: &mut dyn FnMut(ExplainEvent),
+) -> Result<String> {
+    let Some(csv) = &args.csv else {
+        return Err(Error::invalid(
+            "--method permutation needs --csv FILE: labelled held-out rows",
+        ));
+    };
+    if !args.inputs.is_empty() {
+        return Err(Error::invalid(
+            "--method permutation reads --csv FILE, not inputs",
+        ));
+    }
+    let csv_options = args.csv_options.as_ref().unwrap_or(&model.options.csv);
+    let table = Table::read(csv, csv_options)?;
+    on_event(ExplainEvent::Read(&table));
+    let rows: Vec<usize> = (0..table.rows()).collect();
+    let imp =
+        crate::explain::permutation_importance(model, &table, &rows, args.repeats, args.seed)?;
+    if !imp.missing_target.is_empty() {
+        on_event(ExplainEvent::MissingTarget(&imp.missing_target));
+    }
+    let mut ranked = imp.columns.clone();
+    ranked.sort_by(|a, b| b.mean.total_cmp(&a.mean));
+    if let Some(dir) = &args.output {
+        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+        let bars = Bars {
+            title: format!(
+                "Permutation importance ({} rows, {} repeats)",
+                imp.rows, args.repeats
+            ),
+            x_label: format!("drop in {} (mean ± std)", imp.scorer),
+            names: ranked.iter().map(|c| c.column.clone()).collect(),
+            values: ranked.iter().map(|c| c.mean).collect(),
+            errors: Some(ranked.iter().map(|c| c.std).collect()),
+        };
+        let file = dir.join("permutation-importance.png");
+        write_file(args, &file, &bars.render()?.0, on_event)?;
+    }
+    if args.json {
+        let importances: Vec<_> = imp
+            .columns
+            .iter()
+            .map(|c| json!({"column": c.column, "mean": c.mean, "std": c.std}))
+            .collect();
+        return json_text(&json!({ "importances": importances }));
+    }
+    let mut out = format!(
+        "Permutation importance on {} rows of {} ({}: {:.4}, {} repeats, seed {}):\n",
+        imp.rows,
+        csv.display(),
+        imp.scorer,
+        imp.baseline,
+        args.repeats,
+        args.seed
+    );
+    let wide = ranked
+        .iter()
+        .map(|c| c.column.chars().count())
+        .max()
+        .unwrap_or(6);
+    for c in &ranked {
+        let _ = writeln!(out, "  {:<wide$}  {:+.4} ± {:.4}", c.column, c.mean, c.std);
+    }
+    Ok(out)
+}

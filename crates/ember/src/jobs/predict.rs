@@ -1,0 +1,282 @@
+//! Predict with a saved model: labels and top-k probabilities for images, IDX samples and
+//! rows of numbers; a table model's CSV rows back with their predictions; a text
+//! classifier's class per document. The text (or JSON) to print comes back whole.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use crate::data::table::{CsvOptions, Table};
+use crate::error::{Error, Result};
+use crate::report::pretty_json;
+use crate::saved::{ClassPrediction, NetworkModel, SavedModel};
+use crate::tabular::{TabularModel, Task};
+use crate::text::{TextClassifier, TextPrediction};
+
+/// The name standard input goes by among the inputs.
+pub const STDIN: &str = "-";
+
+/// Whether an input names standard input.
+pub fn is_stdin(path: &Path) -> bool {
+    path.as_os_str() == STDIN
+}
+
+/// What to predict, and how to say it.
+#[derive(Clone, Debug, Default)]
+pub struct PredictOptions {
+    /// The saved model's file, for messages.
+    pub model: PathBuf,
+    /// Images, IDX files, CSV files or documents; [`STDIN`] stands for `stdin`.
+    pub inputs: Vec<PathBuf>,
+    /// Standard input's bytes, when one of the inputs is [`STDIN`].
+    pub stdin: Option<Vec<u8>>,
+    /// How many of the most likely classes to give.
+    pub top_k: usize,
+    /// JSON instead of text.
+    pub json: bool,
+    /// How a table model reads its CSV inputs (default: as its training file was read).
+    pub csv_options: Option<CsvOptions>,
+}
+
+impl PredictOptions {
+    fn stdin(&self) -> Result<&[u8]> {
+        self.stdin
+            .as_deref()
+            .ok_or_else(|| Error::invalid("standard input was not read"))
+    }
+}
+
+/// The predictions of `saved` on the inputs: a line per sample, CSV rows, or JSON.
+/// `on_read` hears of each table read (its rejected rows and unreadable cells).
+pub fn predict(
+    saved: &SavedModel,
+    options: &PredictOptions,
+    on_read: impl FnMut(&Table),
+) -> Result<String> {
+    match saved {
+        SavedModel::Table(table) => predict_rows(table, options, on_read),
+        SavedModel::Text(classifier) => predict_texts(classifier, options),
+        SavedModel::Network(network) => predict_network(network, options),
+        SavedModel::Faq(_) => Err(Error::data(
+            &options.model,
+            "a FAQ index answers questions: use `ember ask INDEX QUESTION`",
+        )),
+        other => Err(Error::data(
+            &options.model,
+            format!("a {} model does not classify inputs", other.kind()),
+        )),
+    }
+}
+
+/// Predictions and explanations together: `{"predictions", "explanations"}` in JSON, else
+/// the explanations under the predictions, headed by the method's name.
+pub fn with_explanations(
+    predictions: &str,
+    explanations: &str,
+    method: &str,
+    json: bool,
+) -> Result<String> {
+    if !json {
+        return Ok(format!(
+            "{predictions}\nExplanations ({method}):\n{explanations}"
+        ));
+    }
+    let parse = |t: &str| {
+        serde_json::from_str::<serde_json::Value>(t)
+            .map_err(|e| Error::invalid(format!("cannot read back JSON: {e}")))
+    };
+    let both = serde_json::json!({
+        "predictions": parse(predictions)?,
+        "explanations": parse(explanations)?,
+    });
+    pretty_json(&both)
+}
+
+fn predict_texts(classifier: &TextClassifier, options: &PredictOptions) -> Result<String> {
+    let cache = Path::new(".ember-cache");
+    let mut predictions = Vec::new();
+    for input in &options.inputs {
+        if is_stdin(input) {
+            let text = classifier.document_text(options.stdin()?);
+            let (class, probability) = classifier
+                .predict(&[text.as_str()], cache)?
+                .pop()
+                .ok_or_else(|| Error::invalid("no prediction for standard input"))?;
+            predictions.push(TextPrediction {
+                input: STDIN.to_string(),
+                class,
+                probability,
+            });
+        } else {
+            predictions.extend(classifier.predict_files(std::slice::from_ref(input), cache)?);
+        }
+    }
+    text_predictions(&predictions, options.json)
+}
+
+/// A text classifier's predictions: `input: class (probability)` a line each, or JSON.
+pub fn text_predictions(predictions: &[TextPrediction], json: bool) -> Result<String> {
+    if json {
+        let records: Vec<serde_json::Value> = predictions
+            .iter()
+            .map(|p| {
+                serde_json::json!({
+                    "input": p.input,
+                    "class": p.class,
+                    "probability": p.probability,
+                })
+            })
+            .collect();
+        return pretty_json(&records);
+    }
+    Ok(predictions
+        .iter()
+        .map(|p| format!("{}: {} ({:.4})\n", p.input, p.class, p.probability))
+        .collect())
+}
+
+/// A network's predictions, a line per sample (or JSON).
+fn predict_network(network: &NetworkModel, options: &PredictOptions) -> Result<String> {
+    let top_k = options.top_k;
+    let mut predictions = Vec::new();
+    for input in &options.inputs {
+        if is_stdin(input) {
+            predictions.extend(network.predict_bytes(
+                options.stdin()?,
+                input,
+                top_k,
+                &options.model,
+            )?);
+        } else {
+            predictions.extend(network.predict_files(
+                std::slice::from_ref(input),
+                top_k,
+                &options.model,
+            )?);
+        }
+    }
+    if options.json {
+        return pretty_json(&predictions);
+    }
+    let classes = &network.data(&options.model)?.classes;
+    let mut out = String::new();
+    for (i, p) in predictions.iter().enumerate() {
+        // Class names where the model knows its classes, numbers otherwise.
+        let name = |c: usize| match (&p.class, classes.get(c)) {
+            (Some(_), Some(name)) => name.clone(),
+            _ => c.to_string(),
+        };
+        let top: Vec<String> = p
+            .top
+            .iter()
+            .map(|t| format!("{} {:.4}", name(t.label), t.score))
+            .collect();
+        // `#N` numbers the samples of a file that holds several (IDX, CSV), not an image.
+        let same_input = |q: &&ClassPrediction| q.input == p.input;
+        let several = predictions[i.saturating_sub(1)..(i + 2).min(predictions.len())]
+            .iter()
+            .filter(same_input)
+            .count()
+            > 1;
+        let sample = if several {
+            format!("#{}", p.sample)
+        } else {
+            String::new()
+        };
+        let _ = writeln!(
+            out,
+            "{}{sample}: {}  (top: {})",
+            p.input,
+            name(p.label),
+            top.join(", ")
+        );
+    }
+    Ok(out)
+}
+
+/// A table model on raw CSV rows (missing values and all): the rows come back as written,
+/// with a `prediction` column, and `probability` for classifiers.
+fn predict_rows(
+    model: &TabularModel,
+    options: &PredictOptions,
+    mut on_read: impl FnMut(&Table),
+) -> Result<String> {
+    let mut records = Vec::new();
+    let mut first_names = Vec::new();
+    let mut out = csv::Writer::from_writer(Vec::new());
+    let csv_error = |e: csv::Error| Error::InvalidArgument(format!("cannot write CSV: {e}"));
+    let csv_options = options.csv_options.as_ref().unwrap_or(&model.options.csv);
+    for (n, input) in options.inputs.iter().enumerate() {
+        let table = match is_stdin(input) {
+            true => Table::parse(options.stdin()?, input, csv_options)?,
+            false => Table::read(input, csv_options)?,
+        };
+        on_read(&table);
+        let predictions = model.predict(&table)?;
+        if options.json {
+            for (r, p) in predictions.into_iter().enumerate() {
+                // A regression's prediction is a number; a class is its label.
+                let prediction = match p.value {
+                    Some(v) => serde_json::json!(v),
+                    None => serde_json::json!(p.label),
+                };
+                let mut record = serde_json::json!({
+                    "input": input.display().to_string(),
+                    "line": table.lines[r],
+                    "prediction": prediction,
+                });
+                if let Some(probability) = p.probability {
+                    record["probability"] = serde_json::json!(probability);
+                }
+                if let Some((class, probability)) = p.positive {
+                    record[format!("probability_{class}")] = serde_json::json!(probability);
+                }
+                records.push(record);
+            }
+            continue;
+        }
+        let classifier = model.task != Task::Regression;
+        if n > 0 && table.names != first_names {
+            return Err(Error::Data {
+                path: input.clone(),
+                message: format!(
+                    "its columns differ from those of {}",
+                    options.inputs[0].display()
+                ),
+            });
+        }
+        if n == 0 {
+            first_names = table.names.clone();
+            let mut header = table.names.clone();
+            header.push("prediction".into());
+            if classifier {
+                header.push("probability".into());
+            }
+            // A binary classifier also gives its positive class's probability, named.
+            if let Some(Some((class, _))) = predictions.first().map(|p| &p.positive) {
+                header.push(format!("probability_{class}"));
+            }
+            out.write_record(&header).map_err(csv_error)?;
+        }
+        for (r, p) in predictions.into_iter().enumerate() {
+            // Each cell as the file wrote it: `NA` stays `NA`.
+            let mut row: Vec<String> = (0..table.columns.len())
+                .map(|c| table.as_written(c, r).to_string())
+                .collect();
+            row.push(p.label);
+            if let Some(probability) = p.probability {
+                row.push(format!("{probability:.4}"));
+            }
+            if let Some((_, probability)) = p.positive {
+                row.push(format!("{probability:.4}"));
+            }
+            out.write_record(&row).map_err(csv_error)?;
+        }
+    }
+    if options.json {
+        return pretty_json(&records);
+    }
+    let bytes = out
+        .into_inner()
+        .map_err(|e| Error::InvalidArgument(format!("cannot write CSV: {e}")))?;
+    String::from_utf8(bytes).map_err(|e| Error::InvalidArgument(format!("cannot write CSV: {e}")))
+}
