@@ -104,10 +104,12 @@ fn check_against_finite_differences(model: &Model, x: &Tensor, targets: &[usize]
     let eps = 1e-2f32;
     let mut worst = 0.0f32;
     for i in 0..x.len() {
-        let mut plus = x.clone();
-        plus.data_mut()[i] += eps;
-        let mut minus = x.clone();
-        minus.data_mut()[i] -= eps;
+        let nudged = |delta: f32| {
+            let mut values = x.data().to_vec();
+            values[i] += delta;
+            Tensor::new(x.shape(), values).unwrap()
+        };
+        let (plus, minus) = (nudged(eps), nudged(-eps));
         let row = i / x.row_len();
         let up = scores(model, &plus, targets).unwrap()[row];
         let down = scores(model, &minus, targets).unwrap()[row];

@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use ember::autograd::{force_conv_algorithm, ConvAlgorithm};
 use ember::tensor::matmul::{matmul, MatRef};
-use ember::tensor::random::Rng;
+use ember::tensor::random::{uniform_tensor, Rng};
 use ember::{Activation, Tape, Tensor};
 
 use super::{median, BenchArgs};
@@ -41,11 +41,7 @@ const CASES: [Case; 2] = [
 ];
 
 fn random(shape: &[usize], rng: &mut Rng) -> Tensor {
-    let mut t = Tensor::zeros(shape);
-    t.data_mut()
-        .iter_mut()
-        .for_each(|v| *v = rng.uniform_range(-1.0, 1.0));
-    t
+    uniform_tensor(shape, -1.0, 1.0, rng)
 }
 
 /// Median seconds of `reps` calls of `f`, after one warm-up call.

@@ -5,8 +5,7 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
-use ember::tensor::random::Rng;
-use ember::tensor::stats;
+use ember::tensor::random::{uniform_tensor, Rng};
 use ember::text::FaqIndex;
 use ember::Tensor;
 
@@ -17,12 +16,8 @@ const DIM: usize = 384;
 const QUERIES: usize = 200;
 
 fn unit_rows(rows: usize, rng: &mut Rng) -> Tensor {
-    let mut t = Tensor::zeros(&[rows, DIM]);
-    for row in t.data_mut().chunks_mut(DIM) {
-        row.iter_mut()
-            .for_each(|v| *v = rng.uniform_range(-1.0, 1.0));
-        stats::l2_normalize(row);
-    }
+    let mut t = uniform_tensor(&[rows, DIM], -1.0, 1.0, rng);
+    t.l2_normalize_rows();
     t
 }
 

@@ -7,7 +7,7 @@
 use super::{Tape, Var};
 use crate::error::Result;
 use crate::tensor::random::Rng;
-use crate::tensor::Tensor;
+use crate::tensor::{numel, Tensor};
 
 /// Step of the central difference; f32 round-off and curvature balance near here.
 const STEP: f32 = 5e-3;
@@ -33,33 +33,48 @@ pub fn check_gradients_with(
     build: impl Fn(&mut Tape, &[Var]) -> Result<Var>,
 ) -> Result<(), String> {
     let mut rng = Rng::seed(seed);
-    let mut inputs: Vec<Tensor> = match inputs {
-        Some(given) => given.to_vec(),
+    // Each input as its shape and values, which the numeric pass perturbs one at a time.
+    let mut inputs: Vec<(Vec<usize>, Vec<f32>)> = match inputs {
+        Some(given) => given
+            .iter()
+            .map(|t| (t.shape().to_vec(), t.data().to_vec()))
+            .collect(),
         None => shapes
             .iter()
             .map(|shape| {
-                let mut t = Tensor::zeros(shape);
-                for v in t.data_mut() {
-                    let magnitude = rng.uniform_range(0.2, 2.0);
-                    *v = if rng.below(2) == 0 {
-                        magnitude
-                    } else {
-                        -magnitude
-                    };
-                }
-                t
+                let values = (0..numel(shape))
+                    .map(|_| {
+                        let magnitude = rng.uniform_range(0.2, 2.0);
+                        if rng.below(2) == 0 {
+                            magnitude
+                        } else {
+                            -magnitude
+                        }
+                    })
+                    .collect();
+                (shape.to_vec(), values)
             })
             .collect(),
+    };
+    let params = |tape: &mut Tape, inputs: &[(Vec<usize>, Vec<f32>)]| -> Vec<Var> {
+        inputs
+            .iter()
+            .map(|(shape, values)| {
+                let value = Tensor::new(shape, values.clone()).expect("lengths agree");
+                tape.param(value)
+            })
+            .collect()
     };
 
     // Analytic gradients.
     let mut tape = Tape::new();
-    let vars: Vec<Var> = inputs.iter().map(|t| tape.param(t.clone())).collect();
+    let vars = params(&mut tape, &inputs);
     let out = build(&mut tape, &vars).map_err(|e| format!("forward failed: {e}"))?;
-    let mut projection = tape.value(out).clone();
-    for v in projection.data_mut() {
-        *v = rng.uniform_range(-1.0, 1.0);
-    }
+    let out_shape = tape.value(out).shape().to_vec();
+    let weights = (0..numel(&out_shape))
+        .map(|_| rng.uniform_range(-1.0, 1.0))
+        .collect();
+    let projection = Tensor::new(&out_shape, weights).expect("lengths agree");
     tape.backward_from(out, &projection)
         .map_err(|e| format!("backward failed: {e}"))?;
     let analytic: Vec<Tensor> = vars
@@ -72,9 +87,9 @@ pub fn check_gradients_with(
         .collect();
 
     // Numeric gradients, one element at a time.
-    let objective = |inputs: &[Tensor]| -> Result<f64, String> {
+    let objective = |inputs: &[(Vec<usize>, Vec<f32>)]| -> Result<f64, String> {
         let mut tape = Tape::new();
-        let vars: Vec<Var> = inputs.iter().map(|t| tape.param(t.clone())).collect();
+        let vars = params(&mut tape, inputs);
         let out = build(&mut tape, &vars).map_err(|e| e.to_string())?;
         Ok(tape
             .value(out)
@@ -85,13 +100,13 @@ pub fn check_gradients_with(
             .sum())
     };
     for i in 0..inputs.len() {
-        for k in 0..inputs[i].len() {
-            let original = inputs[i].data()[k];
-            inputs[i].data_mut()[k] = original + STEP;
+        for k in 0..inputs[i].1.len() {
+            let original = inputs[i].1[k];
+            inputs[i].1[k] = original + STEP;
             let plus = objective(&inputs)?;
-            inputs[i].data_mut()[k] = original - STEP;
+            inputs[i].1[k] = original - STEP;
             let minus = objective(&inputs)?;
-            inputs[i].data_mut()[k] = original;
+            inputs[i].1[k] = original;
             let numeric = (plus - minus) / (2.0 * STEP as f64);
             let got = analytic[i].data()[k] as f64;
             let tolerance = ABSOLUTE_TOLERANCE + RELATIVE_TOLERANCE * got.abs().max(numeric.abs());
@@ -118,7 +133,7 @@ mod tests {
             let i = tape.push(Op::Scale(v[0], 1.0), &[3], true);
             let values = tape.value(square).data().to_vec();
             let (_, out) = tape.split(i);
-            out.value.data_mut().copy_from_slice(&values);
+            out.value.copy_from_slice(&values);
             Ok(Var(i))
         });
         assert!(result.is_err(), "the checker must reject a wrong gradient");

@@ -97,7 +97,7 @@ impl Tape {
     /// Records a constant input (no gradient), copying `value`.
     pub fn constant(&mut self, value: &Tensor) -> Var {
         let i = self.push(Op::Leaf, value.shape(), false);
-        self.nodes[i].value.data_mut().copy_from_slice(value.data());
+        self.nodes[i].value.copy_from_slice(value.data());
         Var(i)
     }
 
@@ -316,7 +316,7 @@ impl GradOut {
     pub fn take_per_example(nodes: &mut [Node], v: Var, batch: usize) -> Option<GradOut> {
         let mut g = Self::take_shaped(nodes, v, Some(batch))?;
         if !g.accumulate {
-            g.buf.data_mut().fill(0.0);
+            g.buf.fill(0.0);
             g.accumulate = true;
         }
         Some(g)
@@ -351,23 +351,10 @@ impl GradOut {
     pub fn take_zeroed(nodes: &mut [Node], v: Var) -> Option<GradOut> {
         let mut g = Self::take(nodes, v)?;
         if !g.accumulate {
-            g.buf.data_mut().fill(0.0);
+            g.buf.fill(0.0);
             g.accumulate = true;
         }
         Some(g)
-    }
-
-    /// Writes `values` into the buffer, or adds them when accumulating.
-    #[inline(always)]
-    pub fn fill_from(&mut self, values: impl Iterator<Item = f32>) {
-        let accumulate = self.accumulate;
-        for (d, v) in self.buf.data_mut().iter_mut().zip(values) {
-            if accumulate {
-                *d += v;
-            } else {
-                *d = v;
-            }
-        }
     }
 
     pub fn put(self, nodes: &mut [Node]) {

@@ -155,9 +155,9 @@ mod tests {
             let w: Vec<Tensor> = m
                 .get_weights()
                 .into_iter()
-                .map(|mut t| {
-                    t.data_mut().iter_mut().for_each(|v| *v += 1.0);
-                    t
+                .map(|t| {
+                    let plus_one = t.data().iter().map(|v| v + 1.0).collect();
+                    Tensor::new(t.shape(), plus_one).unwrap()
                 })
                 .collect();
             m.set_weights(w).unwrap();

@@ -30,13 +30,12 @@ pub fn to_categorical(labels: &Tensor, num_classes: Option<usize>) -> Result<Ten
         }
         classes = n;
     }
-    let mut out = Tensor::zeros(&[labels.len(), classes]);
-    if classes > 0 {
-        for (row, &v) in out.data_mut().chunks_mut(classes).zip(labels.data()) {
-            row[v as usize] = 1.0;
-        }
-    }
-    Ok(out)
+    let ones = labels
+        .data()
+        .iter()
+        .enumerate()
+        .map(|(r, &v)| (r * classes + v as usize, 1.0));
+    Tensor::from_entries(&[labels.len(), classes], ones)
 }
 
 #[cfg(test)]

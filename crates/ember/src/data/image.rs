@@ -193,10 +193,8 @@ mod tests {
     #[test]
     fn native_size_round_trips_and_large_dark_on_light_is_normalised() {
         let scratch = tempfile::tempdir().unwrap();
-        let mut t = Tensor::zeros(&[28, 28]);
-        for y in 8..20 {
-            t.data_mut()[y * 28 + 14] = 255.0; // a vertical stroke
-        }
+        let stroke = (8..20).map(|y| (y * 28 + 14, 255.0)); // a vertical stroke
+        let t = Tensor::from_entries(&[28, 28], stroke).unwrap();
         let path = scratch.path().join("one.png");
         save_png(&path, &t).unwrap();
         assert_eq!(load_image(&path, 28, 28).unwrap(), t);

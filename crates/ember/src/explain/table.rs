@@ -89,7 +89,6 @@ pub fn permutation_importance(
     let baseline = score(&x)?;
     let spans = feature_spans(model);
     let column_seed = RandomState::new(seed).randint_i32();
-    let width = x.row_len();
     let mut columns = Vec::new();
     for (c, name) in table.names.iter().enumerate() {
         if c == target {
@@ -115,16 +114,7 @@ pub fn permutation_importance(
         for _ in 0..repeats {
             rng.shuffle(&mut order);
             // X[:, col] = X[order, col], from the column as it stands.
-            let current: Vec<f32> = (0..rows.len())
-                .flat_map(|r| {
-                    permuted.data()[r * width + offset..r * width + offset + span].to_vec()
-                })
-                .collect();
-            let data = permuted.data_mut();
-            for (r, &from) in order.iter().enumerate() {
-                data[r * width + offset..r * width + offset + span]
-                    .copy_from_slice(&current[from * span..(from + 1) * span]);
-            }
+            permuted.permute_columns(offset..offset + span, &order);
             drops.push(baseline - score(&permuted)?);
         }
         let (mean, std) = stats::mean_std(&drops, 0);

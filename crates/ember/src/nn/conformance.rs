@@ -5,16 +5,12 @@ use crate::autograd::gradcheck::check_gradients_with;
 use crate::autograd::FillMode;
 use crate::nn::*;
 use crate::prelude::*;
-use crate::tensor::random::Rng;
+use crate::tensor::numel;
+use crate::tensor::random::{uniform_tensor, Rng};
 use crate::{Activation, Tape};
 
 fn random(shape: &[usize], seed: u64) -> Tensor {
-    let mut rng = Rng::seed(seed);
-    let mut t = Tensor::zeros(shape);
-    t.data_mut()
-        .iter_mut()
-        .for_each(|v| *v = rng.uniform_range(-1.0, 1.0));
-    t
+    uniform_tensor(shape, -1.0, 1.0, &mut Rng::seed(seed))
 }
 
 /// Runs every check on one layer configuration for samples of `input`.
@@ -24,14 +20,12 @@ fn conform(config: LayerConfig, input: &[usize]) {
 
 /// Random samples for a layer: values in [−1, 1], or integer ids below `vocabulary`.
 fn samples(shape: &[usize], seed: u64, vocabulary: Option<usize>) -> Tensor {
-    let mut t = random(shape, seed);
-    if let Some(v) = vocabulary {
-        let mut rng = Rng::seed(seed);
-        t.data_mut()
-            .iter_mut()
-            .for_each(|x| *x = rng.below(v) as f32);
-    }
-    t
+    let Some(v) = vocabulary else {
+        return random(shape, seed);
+    };
+    let mut rng = Rng::seed(seed);
+    let ids = (0..numel(shape)).map(|_| rng.below(v) as f32).collect();
+    Tensor::new(shape, ids).unwrap()
 }
 
 /// [`conform`], for layers whose inputs are token ids below `vocabulary` (no gradient with

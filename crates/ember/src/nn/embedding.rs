@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use super::{Layer, LayerConfig, WeightRef};
 use crate::autograd::{Pass, Value};
 use crate::error::{Error, Result};
-use crate::tensor::random::Rng;
+use crate::tensor::random::{uniform_tensor, Rng};
 use crate::tensor::Tensor;
 
 /// Keras `Embedding(input_dim, output_dim)`: samples of integer ids (stored as f32) become
@@ -74,11 +74,8 @@ impl Layer for Embedding {
 
     fn build(&mut self, input_shape: &[usize], rng: &mut Rng) -> Result<Vec<usize>> {
         let (output, _) = self.config.shape_and_params(input_shape)?;
-        let mut table = Tensor::zeros(&[self.config.input_dim, self.config.output_dim]);
-        for v in table.data_mut() {
-            *v = rng.uniform_range(-0.05, 0.05);
-        }
-        self.table = Some(table);
+        let shape = [self.config.input_dim, self.config.output_dim];
+        self.table = Some(uniform_tensor(&shape, -0.05, 0.05, rng));
         Ok(output)
     }
 

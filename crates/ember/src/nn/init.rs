@@ -1,16 +1,12 @@
 //! Weight initialisers, with Keras's definitions.
 
-use crate::tensor::random::Rng;
+use crate::tensor::random::{uniform_tensor, Rng};
 use crate::tensor::Tensor;
 
 /// Glorot (Xavier) uniform: U(-l, l) with l = sqrt(6 / (fan_in + fan_out)); Keras's default kernel.
 pub fn glorot_uniform(shape: &[usize], fan_in: usize, fan_out: usize, rng: &mut Rng) -> Tensor {
     let limit = (6.0 / (fan_in + fan_out).max(1) as f32).sqrt();
-    let mut t = Tensor::zeros(shape);
-    for v in t.data_mut() {
-        *v = rng.uniform_range(-limit, limit);
-    }
-    t
+    uniform_tensor(shape, -limit, limit, rng)
 }
 
 #[cfg(test)]

@@ -67,8 +67,8 @@ impl Adam {
             let m = self.m.get(i, w);
             let v = self.v.get(i, w);
             update::adam(
-                w.data_mut(),
-                g.data(),
+                w,
+                g,
                 m,
                 v,
                 update::AdamStep {

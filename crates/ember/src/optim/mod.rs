@@ -271,14 +271,14 @@ pub(crate) struct Slots(pub(crate) Vec<Tensor>);
 
 impl Slots {
     /// The slot for parameter `index`, shaped like `like`.
-    pub fn get(&mut self, index: usize, like: &Tensor) -> &mut [f32] {
+    pub fn get(&mut self, index: usize, like: &Tensor) -> &mut Tensor {
         if self.0.len() <= index {
             self.0.resize_with(index + 1, Tensor::default);
         }
         if self.0[index].shape() != like.shape() {
             self.0[index] = Tensor::zeros(like.shape());
         }
-        self.0[index].data_mut()
+        &mut self.0[index]
     }
 }
 

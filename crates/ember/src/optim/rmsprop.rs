@@ -68,10 +68,10 @@ impl RmsProp {
             let Some(g) = g else { continue };
             let ms = self.mean_square.get(i, w);
             if mu == 0.0 {
-                update::rmsprop(w.data_mut(), g.data(), ms, step);
+                update::rmsprop(w, g, ms, step);
             } else {
                 let velocity = self.velocity.get(i, w);
-                update::rmsprop_momentum(w.data_mut(), g.data(), ms, velocity, mu, step);
+                update::rmsprop_momentum(w, g, ms, velocity, mu, step);
             }
         }
     }

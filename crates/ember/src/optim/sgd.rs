@@ -63,11 +63,11 @@ impl Sgd {
         for (i, (w, g)) in tape.params_and_grads_mut().enumerate() {
             let Some(g) = g else { continue };
             if mu == 0.0 {
-                update::sgd(w.data_mut(), g.data(), lr);
+                update::sgd(w, g, lr);
                 continue;
             }
             let velocity = self.velocity.get(i, w);
-            update::sgd_momentum(w.data_mut(), g.data(), velocity, lr, mu, nesterov);
+            update::sgd_momentum(w, g, velocity, lr, mu, nesterov);
         }
     }
 }

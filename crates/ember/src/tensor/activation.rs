@@ -44,6 +44,29 @@ impl Activation {
         }
     }
 
+    /// Applies the activation to a tensor in place, softmax over its last axis.
+    pub fn apply_to(self, x: &mut super::Tensor) {
+        let row_len = x.row_len_last();
+        self.apply(x.data_mut(), row_len);
+    }
+
+    /// The gradient of `y = activation(x)` from `x`, `y` and the output's gradient `grad_y`,
+    /// written into `grad_x` (shaped like `x`), or added with `accumulate`.
+    pub fn gradient(
+        self,
+        (x, y): (&[f32], &[f32]),
+        grad_y: &[f32],
+        grad_x: &mut super::Tensor,
+        accumulate: bool,
+    ) {
+        let row_len = grad_x.row_len_last();
+        if self.needs_input() {
+            self.backward_from_input(x, grad_y, grad_x.data_mut(), accumulate);
+        } else {
+            self.backward(y, grad_y, grad_x.data_mut(), row_len, accumulate);
+        }
+    }
+
     /// Whether the gradient needs the activation's input (GELU) rather than its output.
     pub fn needs_input(self) -> bool {
         self == Activation::Gelu

@@ -10,6 +10,7 @@ use super::activation::softmax_fast;
 use super::elementwise::store;
 use super::matmul::{matmul_serial, MatRef};
 use super::threads::run_jobs;
+use super::Tensor;
 use crate::error::{Error, Result};
 
 /// Checks a batched product's operands, (batch, m, k) and (batch, k, n): returns
@@ -31,8 +32,9 @@ pub fn batch_matmul_dims(a: &[usize], b: &[usize]) -> Result<[usize; 4]> {
 }
 
 /// `out` (batch, m, n) = `a` (batch, m, k) · `b` (batch, k, n), matrix by matrix.
-pub fn batch_matmul(a: &[f32], b: &[f32], [_, m, k, n]: [usize; 4], out: &mut [f32]) {
+pub fn batch_matmul(a: &[f32], b: &[f32], [_, m, k, n]: [usize; 4], out: &mut Tensor) {
     let jobs: Vec<_> = out
+        .data_mut()
         .chunks_mut((m * n).max(1))
         .zip(a.chunks((m * k).max(1)))
         .zip(b.chunks((k * n).max(1)))
@@ -47,10 +49,11 @@ pub fn batch_matmul_grad_a(
     g: &[f32],
     b: &[f32],
     [batch, m, k, n]: [usize; 4],
-    da: &mut [f32],
+    da: &mut Tensor,
     accumulate: bool,
 ) {
     for ((da, g), bm) in da
+        .data_mut()
         .chunks_mut((m * k).max(1))
         .zip(g.chunks((m * n).max(1)))
         .zip(b.chunks((k * n).max(1)))
@@ -70,10 +73,11 @@ pub fn batch_matmul_grad_b(
     g: &[f32],
     a: &[f32],
     [batch, m, k, n]: [usize; 4],
-    db: &mut [f32],
+    db: &mut Tensor,
     accumulate: bool,
 ) {
     for ((db, g), am) in db
+        .data_mut()
         .chunks_mut((k * n).max(1))
         .zip(g.chunks((m * n).max(1)))
         .zip(a.chunks((m * k).max(1)))
@@ -143,10 +147,10 @@ pub fn attention(
     mask: Option<&[f32]>,
     dims: [usize; 3],
     heads: usize,
-    out: &mut [f32],
+    out: &mut Tensor,
     probs: &mut [f32],
 ) {
-    attention_samples(inputs, mask, dims, heads, out, Some(probs));
+    attention_samples(inputs, mask, dims, heads, out.data_mut(), Some(probs));
 }
 
 /// [`attention`] for inference: the same output, with no probabilities kept (each sample's
@@ -208,9 +212,9 @@ pub struct AttentionGrads(Vec<[Vec<f32>; 3]>);
 
 impl AttentionGrads {
     /// Writes (or adds, when accumulating) the gradient of input `which` (0: q, 1: k, 2: v).
-    pub fn store(&self, which: usize, dst: &mut [f32], accumulate: bool) {
+    pub fn store(&self, which: usize, dst: &mut Tensor, accumulate: bool) {
         let values = self.0.iter().flat_map(|g| g[which].iter().copied());
-        store(dst, values, accumulate);
+        store(dst.data_mut(), values, accumulate);
     }
 }
 

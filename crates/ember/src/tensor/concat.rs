@@ -1,5 +1,6 @@
 //! Joining and splitting along the last axis: the kernels of `Concatenate`.
 
+use super::Tensor;
 use crate::error::{Error, Result};
 
 fn last(shape: &[usize]) -> usize {
@@ -21,9 +22,9 @@ pub fn concat_shape(a: &[usize], b: &[usize]) -> Result<Vec<usize>> {
 
 /// Writes each row of `a` (rows of `a_width`) followed by the same row of `b` (rows of
 /// `b_width`) into `out`.
-pub fn concat_last(a: &[f32], a_width: usize, b: &[f32], b_width: usize, out: &mut [f32]) {
+pub fn concat_last(a: &[f32], a_width: usize, b: &[f32], b_width: usize, out: &mut Tensor) {
     let width = a_width + b_width;
-    for (row, out) in out.chunks_exact_mut(width.max(1)).enumerate() {
+    for (row, out) in out.data_mut().chunks_exact_mut(width.max(1)).enumerate() {
         out[..a_width].copy_from_slice(&a[row * a_width..(row + 1) * a_width]);
         out[a_width..].copy_from_slice(&b[row * b_width..(row + 1) * b_width]);
     }
@@ -37,10 +38,14 @@ pub fn split_last(
     width: usize,
     start: usize,
     part_width: usize,
-    part: &mut [f32],
+    part: &mut Tensor,
     accumulate: bool,
 ) {
-    for (row, part) in part.chunks_exact_mut(part_width.max(1)).enumerate() {
+    for (row, part) in part
+        .data_mut()
+        .chunks_exact_mut(part_width.max(1))
+        .enumerate()
+    {
         let from = &joined[row * width + start..row * width + start + part_width];
         if accumulate {
             part.iter_mut().zip(from).for_each(|(p, g)| *p += g);

@@ -13,7 +13,7 @@ use super::conv::{
 use super::linear::add_column_sums;
 use super::matmul::{matmul_serial, short_k_outer_sum, short_k_product, MatRef, SHORT_K};
 use super::threads::run_jobs;
-use super::GradBuf;
+use super::{GradBuf, Tensor};
 use crate::error::{Error, Result};
 
 /// Samples per job: the batch is cut into runs this long, spread over the threads. Small
@@ -93,8 +93,9 @@ pub fn conv2d(
     bias: Option<&[f32]>,
     filters: usize,
     activation: Activation,
-    out: &mut [f32],
+    out: &mut Tensor,
 ) {
+    let out = out.data_mut();
     // Each job takes a run of samples: im2col, one product, bias and activation. The
     // patches are not kept: the backward pass recomputes them, which is cheaper than
     // reading them back from memory.
@@ -160,7 +161,7 @@ pub fn conv2d_backward(
     activation: Activation,
     (y, dy): (&[f32], &[f32]),
     kernel_grad: Option<GradBuf>,
-    bias_grad: Option<&mut [f32]>,
+    bias_grad: Option<&mut Tensor>,
     input_grad: Option<GradBuf>,
 ) {
     let k = window.patch_len();
@@ -176,6 +177,7 @@ pub fn conv2d_backward(
     let mut dx_chunks: Vec<Option<&mut [f32]>> = match input_grad {
         Some(g) => g
             .buf
+            .data_mut()
             .chunks_mut(per * window.input_len())
             .map(Some)
             .collect(),
@@ -246,13 +248,20 @@ pub fn conv2d_backward(
             if n == 0 && !grad.accumulate {
                 grad.buf.copy_from_slice(partial);
             } else {
-                grad.buf.iter_mut().zip(partial).for_each(|(d, v)| *d += v);
+                grad.buf
+                    .data_mut()
+                    .iter_mut()
+                    .zip(partial)
+                    .for_each(|(d, v)| *d += v);
             }
         }
     }
     if let Some(buf) = bias_grad {
         for (_, partial) in &partials {
-            buf.iter_mut().zip(partial).for_each(|(d, v)| *d += v);
+            buf.data_mut()
+                .iter_mut()
+                .zip(partial)
+                .for_each(|(d, v)| *d += v);
         }
     }
 }
@@ -266,19 +275,19 @@ pub fn conv2d_per_sample_grads(
     filters: usize,
     activation: Activation,
     (y, dy): (&[f32], &[f32]),
-    kernel_grads: Option<&mut [f32]>,
-    bias_grads: Option<&mut [f32]>,
+    kernel_grads: Option<&mut Tensor>,
+    bias_grads: Option<&mut Tensor>,
 ) {
     let batch = window.batch;
     let one = window.with_batch(1);
     let k = window.patch_len();
     let out_len = window.positions_per_sample() * filters;
     let mut k_blocks: Vec<Option<&mut [f32]>> = match kernel_grads {
-        Some(g) => g.chunks_mut(k * filters).map(Some).collect(),
+        Some(g) => g.data_mut().chunks_mut(k * filters).map(Some).collect(),
         None => (0..batch).map(|_| None).collect(),
     };
     let mut b_blocks: Vec<Option<&mut [f32]>> = match bias_grads {
-        Some(g) => g.chunks_mut(filters).map(Some).collect(),
+        Some(g) => g.data_mut().chunks_mut(filters).map(Some).collect(),
         None => (0..batch).map(|_| None).collect(),
     };
     let jobs: Vec<_> = x
@@ -306,12 +315,15 @@ pub fn conv2d_per_sample_grads(
 }
 
 /// Max pooling (or, with `average`, average pooling) of the whole batch of `window`.
-pub fn pool2d(x: &[f32], window: &Window, average: bool, out: &mut [f32]) {
+pub fn pool2d(x: &[f32], window: &Window, average: bool, out: &mut Tensor) {
     let kernel = if average { avg_pool } else { max_pool };
     let per = SAMPLES_PER_JOB;
     let jobs: Vec<_> = x
         .chunks(per * window.input_len())
-        .zip(out.chunks_mut(per * window.positions_per_sample() * window.channels))
+        .zip(
+            out.data_mut()
+                .chunks_mut(per * window.positions_per_sample() * window.channels),
+        )
         .collect();
     run_jobs(jobs, |(x, out)| {
         kernel(x, &window.with_batch(x.len() / window.input_len()), out)
@@ -331,7 +343,7 @@ pub fn pool2d_backward(
     let outputs = per * window.positions_per_sample() * window.channels;
     let jobs: Vec<_> = x
         .chunks(per * window.input_len())
-        .zip(dx.buf.chunks_mut(per * window.input_len()))
+        .zip(dx.buf.data_mut().chunks_mut(per * window.input_len()))
         .zip(y.chunks(outputs))
         .zip(dy.chunks(outputs))
         .collect();

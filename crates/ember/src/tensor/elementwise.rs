@@ -2,6 +2,7 @@
 //! values into a gradient buffer.
 
 use super::broadcast::for_each_offset;
+use super::Tensor;
 
 /// Binary elementwise operations, with NumPy broadcasting.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -86,8 +87,9 @@ pub fn binary(
     out_shape: &[usize],
     (a, a_shape): (&[f32], &[usize]),
     (b, b_shape): (&[f32], &[usize]),
-    out: &mut [f32],
+    out: &mut Tensor,
 ) {
+    let out = out.data_mut();
     if a_shape == b_shape {
         // No broadcasting: a straight zip, which vectorises.
         for ((o, &x), &y) in out.iter_mut().zip(a).zip(b) {
@@ -109,8 +111,9 @@ pub fn binary_backward(
     (a, a_shape): (&[f32], &[usize]),
     (b, b_shape): (&[f32], &[usize]),
     grad_out: &[f32],
-    dst: &mut [f32],
+    dst: &mut Tensor,
 ) {
+    let dst = dst.data_mut();
     for_each_offset(out_shape, a_shape, b_shape, |o, ia, ib| {
         let (da, db) = op.partials(a[ia], b[ib]);
         if which == 0 {
@@ -122,8 +125,8 @@ pub fn binary_backward(
 }
 
 /// `out = op(x)`.
-pub fn unary(op: UnaryOp, x: &[f32], out: &mut [f32]) {
-    for (o, &v) in out.iter_mut().zip(x) {
+pub fn unary(op: UnaryOp, x: &[f32], out: &mut Tensor) {
+    for (o, &v) in out.data_mut().iter_mut().zip(x) {
         *o = op.apply(v);
     }
 }
@@ -134,7 +137,7 @@ pub fn unary_backward(
     x: &[f32],
     y: &[f32],
     grad_y: &[f32],
-    grad_x: &mut [f32],
+    grad_x: &mut Tensor,
     accumulate: bool,
 ) {
     let values = x
@@ -142,17 +145,21 @@ pub fn unary_backward(
         .zip(y)
         .zip(grad_y)
         .map(|((&x, &y), &g)| g * op.derivative(x, y));
-    store(grad_x, values, accumulate);
+    store(grad_x.data_mut(), values, accumulate);
 }
 
 /// `out = x · factor`.
-pub fn scale(x: &[f32], factor: f32, out: &mut [f32]) {
-    for (o, &v) in out.iter_mut().zip(x) {
+pub fn scale(x: &[f32], factor: f32, out: &mut Tensor) {
+    for (o, &v) in out.data_mut().iter_mut().zip(x) {
         *o = v * factor;
     }
 }
 
 /// The gradient of `x · factor`: written, or added when accumulating.
-pub fn scale_backward(grad_y: &[f32], factor: f32, grad_x: &mut [f32], accumulate: bool) {
-    store(grad_x, grad_y.iter().map(|&g| g * factor), accumulate);
+pub fn scale_backward(grad_y: &[f32], factor: f32, grad_x: &mut Tensor, accumulate: bool) {
+    store(
+        grad_x.data_mut(),
+        grad_y.iter().map(|&g| g * factor),
+        accumulate,
+    );
 }

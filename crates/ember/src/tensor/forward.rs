@@ -36,16 +36,7 @@ pub fn linear(
     // product: the same values as applying it here.
     let fused = fused(activation);
     let b = b.map(Tensor::data);
-    linear_kernel(
-        x.data(),
-        w.data(),
-        b,
-        rows,
-        inputs,
-        units,
-        fused,
-        out.data_mut(),
-    );
+    linear_kernel(x.data(), w.data(), b, rows, inputs, units, fused, &mut out);
     Ok(apply_unfused(activation, out))
 }
 
@@ -87,7 +78,7 @@ pub fn conv2d(
         bias.map(Tensor::data),
         filters,
         fused(activation),
-        out.data_mut(),
+        &mut out,
     );
     Ok(apply_unfused(activation, out))
 }
@@ -120,7 +111,7 @@ fn pooling(x: &Tensor, window: Window, average: bool) -> Result<Tensor> {
         window.channels,
     ];
     let mut out = Tensor::zeros(&shape);
-    pool2d(x.data(), &window, average, out.data_mut());
+    pool2d(x.data(), &window, average, &mut out);
     Ok(out)
 }
 
@@ -149,7 +140,7 @@ pub fn batch_norm(
         Some((mean.data(), variance.data())),
         epsilon,
         &mut stats,
-        out.data_mut(),
+        &mut out,
     );
     Ok(out)
 }
@@ -176,7 +167,7 @@ pub fn layer_norm(
         beta.map(Tensor::data),
         epsilon,
         &mut stats,
-        out.data_mut(),
+        &mut out,
     );
     Ok(out)
 }
@@ -213,21 +204,21 @@ pub fn attention(
     Ok(out)
 }
 
-/// `a · b` for each of a batch of matrices: (batch, m, k) · (batch, k, n) → (batch, m, n).
 /// `a` and `b` joined along their last axis.
 pub fn concat(a: &Tensor, b: &Tensor) -> Result<Tensor> {
     let shape = super::concat::concat_shape(a.shape(), b.shape())?;
     let (m, n) = (a.row_len_last(), b.row_len_last());
     let mut out = Tensor::zeros(&shape);
-    super::concat::concat_last(a.data(), m, b.data(), n, out.data_mut());
+    super::concat::concat_last(a.data(), m, b.data(), n, &mut out);
     Ok(out)
 }
 
+/// `a · b` for each of a batch of matrices: (batch, m, k) · (batch, k, n) → (batch, m, n).
 pub fn batch_matmul(a: &Tensor, b: &Tensor) -> Result<Tensor> {
     let dims = batch_matmul_dims(a.shape(), b.shape())?;
     let [batch, m, _, n] = dims;
     let mut out = Tensor::zeros(&[batch, m, n]);
-    batch_matmul_kernel(a.data(), b.data(), dims, out.data_mut());
+    batch_matmul_kernel(a.data(), b.data(), dims, &mut out);
     Ok(out)
 }
 
@@ -240,7 +231,7 @@ pub fn binary(op: BinaryOp, a: &Tensor, b: &Tensor) -> Result<Tensor> {
         &shape,
         (a.data(), a.shape()),
         (b.data(), b.shape()),
-        out.data_mut(),
+        &mut out,
     );
     Ok(out)
 }
@@ -248,21 +239,20 @@ pub fn binary(op: BinaryOp, a: &Tensor, b: &Tensor) -> Result<Tensor> {
 /// Any unary elementwise op.
 pub fn unary(op: UnaryOp, x: &Tensor) -> Result<Tensor> {
     let mut out = Tensor::zeros(x.shape());
-    elementwise::unary(op, x.data(), out.data_mut());
+    elementwise::unary(op, x.data(), &mut out);
     Ok(out)
 }
 
 /// `x * factor`.
 pub fn scale(x: &Tensor, factor: f32) -> Tensor {
     let mut out = Tensor::zeros(x.shape());
-    elementwise::scale(x.data(), factor, out.data_mut());
+    elementwise::scale(x.data(), factor, &mut out);
     out
 }
 
 /// `activation(x)` in place; softmax runs over the last axis.
 pub fn activation(activation: Activation, mut x: Tensor) -> Tensor {
-    let row_len = x.shape().last().copied().unwrap_or(1);
-    activation.apply(x.data_mut(), row_len);
+    activation.apply_to(&mut x);
     x
 }
 

@@ -3,6 +3,7 @@
 use super::activation::Activation;
 use super::matmul::{matmul, matmul_serial, MatRef};
 use super::threads::run_jobs;
+use super::Tensor;
 use crate::error::{Error, Result};
 
 /// Checks a matrix product's operands, (m, k) · (k, n): returns (m, k, n).
@@ -65,8 +66,9 @@ pub fn linear(
     inputs: usize,
     units: usize,
     activation: Activation,
-    out: &mut [f32],
+    out: &mut Tensor,
 ) {
+    let out = out.data_mut();
     if let Some(b) = b {
         for row in out.chunks_mut(units) {
             row.copy_from_slice(b);
@@ -81,7 +83,6 @@ pub fn linear(
     activation.apply(out, units);
 }
 
-/// Adds the column sums of `dz` (rows of `units` values) into `dst`: a bias's gradient.
 /// Each sample's own dense-weight gradients (per-example gradients): sample i owns the
 /// `rows / batch` consecutive rows of `x` (rows, inputs) and `dz` (rows, units), and adds
 /// `x_iᵀ · dz_i` to its (inputs, units) block of `w_grads` and the column sums of `dz_i` to
@@ -90,16 +91,16 @@ pub fn linear_per_sample_grads(
     x: &[f32],
     dz: &[f32],
     (batch, inputs, units): (usize, usize, usize),
-    w_grads: Option<&mut [f32]>,
-    b_grads: Option<&mut [f32]>,
+    w_grads: Option<&mut Tensor>,
+    b_grads: Option<&mut Tensor>,
 ) {
     let per = x.len() / inputs.max(1) / batch.max(1);
     let mut w_blocks: Vec<Option<&mut [f32]>> = match w_grads {
-        Some(w) => w.chunks_mut(inputs * units).map(Some).collect(),
+        Some(w) => w.data_mut().chunks_mut(inputs * units).map(Some).collect(),
         None => (0..batch).map(|_| None).collect(),
     };
     let mut b_blocks: Vec<Option<&mut [f32]>> = match b_grads {
-        Some(b) => b.chunks_mut(units).map(Some).collect(),
+        Some(b) => b.data_mut().chunks_mut(units).map(Some).collect(),
         None => (0..batch).map(|_| None).collect(),
     };
     let jobs: Vec<_> = x
@@ -120,6 +121,13 @@ pub fn linear_per_sample_grads(
     });
 }
 
+/// The bias gradient of the dense op: the column sums of `dz` (rows of `units` values) added
+/// into `grad`.
+pub fn bias_grad(dz: &[f32], units: usize, grad: &mut Tensor) {
+    add_column_sums(dz, units, grad.data_mut());
+}
+
+/// Adds the column sums of `dz` (rows of `units` values) into `dst`: a bias's gradient.
 pub fn add_column_sums(dz: &[f32], units: usize, dst: &mut [f32]) {
     for row in dz.chunks(units) {
         dst.iter_mut().zip(row).for_each(|(d, v)| *d += v);

@@ -154,9 +154,10 @@ pub fn loss_backward(
     weights: Option<&[f32]>,
     probs: &[f32],
     grad_loss: f32,
-    dx: &mut [f32],
+    dx: &mut Tensor,
     accumulate: bool,
 ) {
+    let dx = dx.data_mut();
     let weight = |r: usize| weights.map_or(1.0, |w| w[r]);
     let rows = pd.len() / classes.max(1);
     let count = if op.per_row() { rows } else { pd.len() };

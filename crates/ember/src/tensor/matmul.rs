@@ -63,6 +63,11 @@ pub fn matmul(dst: &mut [f32], a: MatRef, b: MatRef, accumulate: bool) {
     matmul_on(dst, a, b, accumulate, super::threads::kernel_threads());
 }
 
+/// [`matmul`] into a tensor holding (m, n) values.
+pub fn matmul_into(dst: &mut super::Tensor, a: MatRef, b: MatRef, accumulate: bool) {
+    matmul(dst.data_mut(), a, b, accumulate);
+}
+
 /// [`matmul`] on one thread: for callers that already split the work across threads.
 pub fn matmul_serial(dst: &mut [f32], a: MatRef, b: MatRef, accumulate: bool) {
     matmul_on(dst, a, b, accumulate, 1);

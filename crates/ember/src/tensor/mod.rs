@@ -1,6 +1,13 @@
 //! `Tensor`: a shape plus contiguous row-major `f32` storage, and every numeric kernel Ember runs.
 //!
-//! Kernels live here, and only here, so that another backend can later be added in one place.
+//! Only this module writes a tensor's storage: code outside it reads values (`data`) and asks
+//! for results through the kernels here, which take their outputs as `&mut Tensor` (or a
+//! [`GradBuf`]). That makes `tensor/` the one room a GPU backend would replace: it would
+//! implement the storage (a device buffer behind `Tensor`, with `new` / `data` copying to and
+//! from the host) and the kernels of these files — elementwise maths and broadcasting,
+//! reductions, matrix products, the dense and convolution layers with their gradients, pooling,
+//! normalisation, attention, embeddings, warps, losses, activations, optimiser updates,
+//! quantised matmul, statistics and L2 normalisation.
 
 pub mod activation;
 pub mod attention;
@@ -41,8 +48,14 @@ pub struct Tensor {
 /// A gradient buffer a backward kernel fills: written, or added to when `accumulate` (another
 /// path already wrote this step's gradient).
 pub struct GradBuf<'a> {
-    pub buf: &'a mut [f32],
-    pub accumulate: bool,
+    buf: &'a mut Tensor,
+    accumulate: bool,
+}
+
+impl<'a> GradBuf<'a> {
+    pub fn new(buf: &'a mut Tensor, accumulate: bool) -> Self {
+        GradBuf { buf, accumulate }
+    }
 }
 
 /// Number of elements of a shape (1 for a scalar, whose shape is `[]`).
@@ -109,7 +122,8 @@ impl Tensor {
         &self.data
     }
 
-    pub fn data_mut(&mut self) -> &mut [f32] {
+    /// The storage, writable: only the kernels of this module use it.
+    fn data_mut(&mut self) -> &mut [f32] {
         &mut self.data
     }
 
@@ -159,6 +173,16 @@ impl Tensor {
         Ok(self)
     }
 
+    /// Sets every element to `value`.
+    pub fn fill(&mut self, value: f32) {
+        self.data.fill(value);
+    }
+
+    /// Overwrites the elements with `values` (of the same length), keeping the shape.
+    pub fn copy_from_slice(&mut self, values: &[f32]) {
+        self.data.copy_from_slice(values);
+    }
+
     /// Multiplies every element by `factor`, in place.
     pub fn scale_in_place(&mut self, factor: f32) {
         self.data.iter_mut().for_each(|v| *v *= factor);
@@ -206,6 +230,54 @@ impl Tensor {
             target.copy_from_slice(&row);
         }
         Ok(t)
+    }
+
+    /// A tensor of `shape`, zero but for `entries`, each (index into the row-major data, value).
+    pub fn from_entries(
+        shape: &[usize],
+        entries: impl IntoIterator<Item = (usize, f32)>,
+    ) -> Result<Tensor> {
+        let mut t = Tensor::zeros(shape);
+        for (i, value) in entries {
+            let Some(slot) = t.data.get_mut(i) else {
+                return Err(Error::shape(
+                    "from_entries",
+                    format!("index {i} is outside {shape:?}"),
+                ));
+            };
+            *slot = value;
+        }
+        Ok(t)
+    }
+
+    /// The transpose of a matrix: (rows, cols) → (cols, rows).
+    pub fn transpose(&self) -> Result<Tensor> {
+        let &[rows, cols] = self.shape.as_slice() else {
+            return Err(Error::shape(
+                "transpose",
+                format!("expected a matrix, shape is {:?}", self.shape),
+            ));
+        };
+        let mut t = Tensor::zeros(&[cols, rows]);
+        for (r, row) in self.data.chunks_exact(cols.max(1)).enumerate() {
+            for (c, &v) in row.iter().enumerate() {
+                t.data[c * rows + r] = v;
+            }
+        }
+        Ok(t)
+    }
+
+    /// Reorders the rows' values in `columns` (a range of each row): row r takes what row
+    /// `order[r]` held there. Permutation importance shuffles one feature this way.
+    pub fn permute_columns(&mut self, columns: std::ops::Range<usize>, order: &[usize]) {
+        let (width, span) = (self.row_len(), columns.len());
+        let current: Vec<f32> = (0..self.rows())
+            .flat_map(|r| self.data[r * width + columns.start..r * width + columns.end].to_vec())
+            .collect();
+        for (r, &from) in order.iter().enumerate() {
+            self.data[r * width + columns.start..r * width + columns.end]
+                .copy_from_slice(&current[from * span..(from + 1) * span]);
+        }
     }
 
     /// `Σ x²` over every element, in f64.

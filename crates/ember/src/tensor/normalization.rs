@@ -2,6 +2,7 @@
 //! normalization per channel (the last axis) and layer normalization per row, with gradients.
 
 use super::elementwise::store;
+use super::Tensor;
 use crate::error::{Error, Result};
 
 /// Checks a batch normalization's operands, x (batch, …, channels) and the per-channel values
@@ -42,8 +43,9 @@ pub fn batch_norm(
     given: Option<(&[f32], &[f32])>,
     epsilon: f32,
     stats: &mut [f32],
-    out: &mut [f32],
+    out: &mut Tensor,
 ) {
+    let out = out.data_mut();
     let (mean, rest) = stats.split_at_mut(channels);
     let (inv_std, variance) = rest.split_at_mut(channels);
     match given {
@@ -139,7 +141,7 @@ pub fn batch_norm_input_grad(
     stats: &[f32],
     sums: &NormSums,
     batch_stats: bool,
-    dx: &mut [f32],
+    dx: &mut Tensor,
     accumulate: bool,
 ) {
     let channels = stats.len() / 3;
@@ -163,7 +165,7 @@ pub fn batch_norm_input_grad(
                 k * d
             }
         });
-    store(dx, values, accumulate);
+    store(dx.data_mut(), values, accumulate);
 }
 
 /// The gradients of given statistics (mean, variance):
@@ -217,8 +219,9 @@ pub fn layer_norm(
     beta: Option<&[f32]>,
     epsilon: f32,
     stats: &mut [f32],
-    out: &mut [f32],
+    out: &mut Tensor,
 ) {
+    let out = out.data_mut();
     let rows = input.len() / features;
     for (r, (y, xr)) in out
         .chunks_exact_mut(features)
@@ -268,7 +271,7 @@ pub fn layer_norm_input_grad(
     input: &[f32],
     scale: &[f32],
     stats: &[f32],
-    dx: &mut [f32],
+    dx: &mut Tensor,
     accumulate: bool,
 ) {
     let features = scale.len();
@@ -296,7 +299,7 @@ pub fn layer_norm_input_grad(
             values.push((inv_std[r] as f64 * (g - g_mean - xhat * gx_mean)) as f32);
         }
     }
-    store(dx, values.into_iter(), accumulate);
+    store(dx.data_mut(), values.into_iter(), accumulate);
 }
 
 /// Keras's moving average of a batch statistic: `moving = momentum · moving + (1 − momentum) ·

@@ -66,6 +66,15 @@ impl Rng {
     }
 }
 
+/// A tensor of `shape` drawn uniformly from `[low, high)`, element by element in order.
+pub fn uniform_tensor(shape: &[usize], low: f32, high: f32, rng: &mut Rng) -> super::Tensor {
+    let mut t = super::Tensor::zeros(shape);
+    for v in t.data_mut() {
+        *v = rng.uniform_range(low, high);
+    }
+    t
+}
+
 /// Dropout's mask for a tensor of `shape`: each element kept (as 1 / (1 − rate), Keras's
 /// inverted dropout) when a 32-bit uniform lies at or above `rate`, else 0; two draws per 64
 /// random bits of a generator seeded with `seed`.

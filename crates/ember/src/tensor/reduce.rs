@@ -1,6 +1,7 @@
 //! Reductions of all elements to a scalar, and their gradients.
 
 use super::elementwise::store;
+use super::Tensor;
 
 /// `factor · Σ x`, accumulated in f64: a long f32 sum loses digits the gradient checker would
 /// notice.
@@ -20,14 +21,14 @@ pub fn mean_factor(len: usize) -> f32 {
 }
 
 /// The gradient of `factor · Σ x`: every element receives `factor` times the scalar's gradient.
-pub fn scaled_sum_backward(grad_y: f32, factor: f32, grad_x: &mut [f32], accumulate: bool) {
+pub fn scaled_sum_backward(grad_y: f32, factor: f32, grad_x: &mut Tensor, accumulate: bool) {
     let g = grad_y * factor;
-    store(grad_x, std::iter::repeat(g), accumulate);
+    store(grad_x.data_mut(), std::iter::repeat(g), accumulate);
 }
 
 /// Copies `src` into `dst`, or adds it when accumulating (the gradient of a reshape).
-pub fn copy_backward(src: &[f32], dst: &mut [f32], accumulate: bool) {
-    store(dst, src.iter().copied(), accumulate);
+pub fn copy_backward(src: &[f32], dst: &mut Tensor, accumulate: bool) {
+    store(dst.data_mut(), src.iter().copied(), accumulate);
 }
 
 /// The smallest and largest of `x` (None if it is empty or holds a NaN).

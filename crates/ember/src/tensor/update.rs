@@ -5,9 +5,11 @@
 //! AVX2, chosen at run time. Both versions round identically (no fused multiply-add), so
 //! results do not depend on the machine.
 
+use super::Tensor;
+
 /// Plain SGD: `w -= lr · g`.
-pub fn sgd(w: &mut [f32], g: &[f32], lr: f32) {
-    for (w, &g) in w.iter_mut().zip(g) {
+pub fn sgd(w: &mut Tensor, g: &Tensor, lr: f32) {
+    for (w, &g) in w.data_mut().iter_mut().zip(g.data()) {
         *w -= lr * g;
     }
 }
@@ -15,14 +17,15 @@ pub fn sgd(w: &mut [f32], g: &[f32], lr: f32) {
 /// SGD with momentum `mu`, Keras's formulation: `m = mu · m − lr · g`, then `w += m` (or,
 /// Nesterov, `w += mu · m − lr · g`).
 pub fn sgd_momentum(
-    w: &mut [f32],
-    g: &[f32],
-    velocity: &mut [f32],
+    w: &mut Tensor,
+    g: &Tensor,
+    velocity: &mut Tensor,
     lr: f32,
     mu: f32,
     nesterov: bool,
 ) {
-    for ((w, &g), m) in w.iter_mut().zip(g).zip(velocity) {
+    let velocity = velocity.data_mut();
+    for ((w, &g), m) in w.data_mut().iter_mut().zip(g.data()).zip(velocity) {
         *m = mu * *m - lr * g;
         *w += if nesterov { mu * *m - lr * g } else { *m };
     }
@@ -38,9 +41,10 @@ pub struct RmsPropStep {
 
 /// One RMSprop step, Keras's formulation (epsilon inside the square root): the mean square
 /// `s` updated in place, then `w -= lr · g / sqrt(s + epsilon)`.
-pub fn rmsprop(w: &mut [f32], g: &[f32], mean_square: &mut [f32], step: RmsPropStep) {
+pub fn rmsprop(w: &mut Tensor, g: &Tensor, mean_square: &mut Tensor, step: RmsPropStep) {
     let RmsPropStep { lr, rho, epsilon } = step;
-    for ((w, &g), s) in w.iter_mut().zip(g).zip(mean_square) {
+    let mean_square = mean_square.data_mut();
+    for ((w, &g), s) in w.data_mut().iter_mut().zip(g.data()).zip(mean_square) {
         *s = rho * *s + (1.0 - rho) * g * g;
         *w -= lr * g / (*s + epsilon).sqrt();
     }
@@ -48,15 +52,17 @@ pub fn rmsprop(w: &mut [f32], g: &[f32], mean_square: &mut [f32], step: RmsPropS
 
 /// RMSprop with momentum `mu`: `m = mu · m + lr · g / sqrt(s + epsilon)`, then `w -= m`.
 pub fn rmsprop_momentum(
-    w: &mut [f32],
-    g: &[f32],
-    mean_square: &mut [f32],
-    velocity: &mut [f32],
+    w: &mut Tensor,
+    g: &Tensor,
+    mean_square: &mut Tensor,
+    velocity: &mut Tensor,
     mu: f32,
     step: RmsPropStep,
 ) {
     let RmsPropStep { lr, rho, epsilon } = step;
-    for (((w, &g), s), m) in w.iter_mut().zip(g).zip(mean_square).zip(velocity) {
+    let (mean_square, velocity) = (mean_square.data_mut(), velocity.data_mut());
+    let w = w.data_mut().iter_mut();
+    for (((w, &g), s), m) in w.zip(g.data()).zip(mean_square).zip(velocity) {
         *s = rho * *s + (1.0 - rho) * g * g;
         *m = mu * *m + lr * g / (*s + epsilon).sqrt();
         *w -= *m;
@@ -75,7 +81,12 @@ pub struct AdamStep {
 
 /// One Adam step over a parameter: moments `m`, `v` updated in place, then
 /// `w -= alpha · m / (sqrt(v) + epsilon)`.
-pub fn adam(w: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32], step: AdamStep) {
+pub fn adam(w: &mut Tensor, g: &Tensor, m: &mut Tensor, v: &mut Tensor, step: AdamStep) {
+    adam_dispatch(w.data_mut(), g.data(), m.data_mut(), v.data_mut(), step);
+}
+
+/// [`adam`] over slices: the AVX2 build where the CPU has it.
+fn adam_dispatch(w: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32], step: AdamStep) {
     #[cfg(target_arch = "x86_64")]
     if std::arch::is_x86_feature_detected!("avx2") {
         // SAFETY: the CPU supports AVX2, checked just above.
@@ -118,7 +129,7 @@ mod tests {
         let (mut w1, mut m1, mut v1) = (vec![0.5f32; n], vec![1e-4f32; n], vec![1e-8f32; n]);
         let (mut w2, mut m2, mut v2) = (w1.clone(), m1.clone(), v1.clone());
         for _ in 0..5 {
-            adam(&mut w1, &g, &mut m1, &mut v1, step);
+            adam_dispatch(&mut w1, &g, &mut m1, &mut v1, step);
             adam_portable(&mut w2, &g, &mut m2, &mut v2, step);
         }
         assert_eq!((w1, m1, v1), (w2, m2, v2));

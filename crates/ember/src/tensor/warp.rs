@@ -7,6 +7,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::threads::run_jobs;
+use super::Tensor;
 use crate::error::{Error, Result};
 
 /// How points outside the image are filled (Keras's `fill_mode`).
@@ -201,12 +202,12 @@ pub fn warp(
     [_, height, width, channels]: [usize; 4],
     transforms: &[Affine],
     fill: FillMode,
-    out: &mut [f32],
+    out: &mut Tensor,
 ) {
     let image = height * width * channels;
     let jobs: Vec<_> = x
         .chunks(image.max(1))
-        .zip(out.chunks_mut(image.max(1)))
+        .zip(out.data_mut().chunks_mut(image.max(1)))
         .zip(transforms)
         .collect();
     run_jobs(jobs, |((src, dst), &t)| {
@@ -227,10 +228,11 @@ pub fn warp_backward(
     [_, height, width, channels]: [usize; 4],
     transforms: &[f32],
     fill: FillMode,
-    dx: &mut [f32],
+    dx: &mut Tensor,
 ) {
     let image = height * width * channels;
     for ((dx, dy), t) in dx
+        .data_mut()
         .chunks_mut(image.max(1))
         .zip(dy.chunks(image.max(1)))
         .zip(transforms.chunks_exact(6))

@@ -334,14 +334,7 @@ impl Weights<'_> {
         let &[inputs, outputs] = shape else {
             return Err(Error::invalid(format!("'{name}' is not a matrix")));
         };
-        let weight = self.get(name, &[outputs, inputs])?;
-        let mut kernel = Tensor::zeros(&[inputs, outputs]);
-        for (o, row) in weight.data().chunks_exact(inputs).enumerate() {
-            for (i, &v) in row.iter().enumerate() {
-                kernel.data_mut()[i * outputs + o] = v;
-            }
-        }
-        Ok(kernel)
+        self.get(name, &[outputs, inputs])?.transpose()
     }
 
     /// A LayerNorm's weight or bias, under its name or its old one (gamma, beta).

@@ -306,8 +306,10 @@ mod tests {
         // Vectors that are not of unit length (a NaN, a zero, a hand-edited file) are damage.
         for bad in [f32::NAN, 0.0, 3.0] {
             let mut damaged = index.clone();
-            damaged.embeddings.data_mut()[2] = bad;
-            damaged.embeddings.data_mut()[3] = 0.0;
+            let mut values = index.embeddings.data().to_vec();
+            values[2] = bad;
+            values[3] = 0.0;
+            damaged.embeddings = Tensor::new(index.embeddings.shape(), values).unwrap();
             damaged.save(&path).unwrap();
             let err = FaqIndex::load(&path).unwrap_err().to_string();
             assert!(

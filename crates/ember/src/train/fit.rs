@@ -338,7 +338,9 @@ mod tests {
             (-1.0, "label -1 of sample 3"),
             (0.5, "label 0.5 of sample 3"),
         ] {
-            y.data_mut()[3] = bad;
+            let mut labels = y.data().to_vec();
+            labels[3] = bad;
+            y = Tensor::new(y.shape(), labels).unwrap();
             let err = m.fit(&x, &y, &quiet(1)).unwrap_err().to_string();
             assert!(err.contains(says), "{err}");
             let err = m.evaluate(&x, &y, 32).unwrap_err().to_string();
@@ -470,8 +472,9 @@ mod tests {
         assert!(m.predict(&wrong, 32).is_err());
         let short_y = Tensor::zeros(&[5]);
         assert!(m.fit(&x, &short_y, &quiet(1)).is_err());
-        let mut nan_x = x.clone();
-        nan_x.data_mut()[7] = f32::NAN;
+        let mut values = x.data().to_vec();
+        values[7] = f32::NAN;
+        let nan_x = Tensor::new(x.shape(), values).unwrap();
         assert!(m
             .fit(&nan_x, &y, &quiet(1))
             .unwrap_err()

@@ -105,29 +105,24 @@ impl Model {
             logits,
         )?;
         let (out, activation) = outputs[0];
-        let probabilities = {
-            let mut p = tape.value(out).clone();
-            let row_len = p.row_len();
-            activation.apply(p.data_mut(), row_len);
-            p
-        };
-        let mut seed = Tensor::zeros(tape.value(out).shape());
+        let mut probabilities = tape.value(out).clone();
+        activation.apply_to(&mut probabilities);
+        let probabilities = probabilities.data();
+        // The output's gradient: 1 at each target (±1 for a one-unit output).
         let mut scores = Vec::with_capacity(rows);
-        {
-            let probabilities = probabilities.data();
-            let seed = seed.data_mut();
-            for (r, &t) in targets.iter().enumerate() {
-                if width == 1 {
-                    let p = probabilities[r];
-                    let (score, sign) = if t == 1 { (p, 1.0) } else { (1.0 - p, -1.0) };
-                    scores.push(score);
-                    seed[r] = sign;
-                } else {
-                    scores.push(probabilities[r * width + t]);
-                    seed[r * width + t] = 1.0;
-                }
+        let mut seed = Vec::with_capacity(rows);
+        for (r, &t) in targets.iter().enumerate() {
+            if width == 1 {
+                let p = probabilities[r];
+                let (score, sign) = if t == 1 { (p, 1.0) } else { (1.0 - p, -1.0) };
+                scores.push(score);
+                seed.push((r, sign));
+            } else {
+                scores.push(probabilities[r * width + t]);
+                seed.push((r * width + t, 1.0));
             }
         }
+        let seed = Tensor::from_entries(tape.value(out).shape(), seed)?;
         tape.backward_from(out, &seed)?;
         let gradient = |v| {
             tape.grad(v)

@@ -431,15 +431,10 @@ impl Model {
 #[cfg(test)]
 mod tests {
     use crate::prelude::*;
-    use crate::tensor::random::Rng;
+    use crate::tensor::random::{uniform_tensor, Rng};
 
     fn random(shape: &[usize], seed: u64) -> Tensor {
-        let mut rng = Rng::seed(seed);
-        let mut t = Tensor::zeros(shape);
-        t.data_mut()
-            .iter_mut()
-            .for_each(|v| *v = rng.uniform_range(-1.0, 1.0));
-        t
+        uniform_tensor(shape, -1.0, 1.0, &mut Rng::seed(seed))
     }
 
     /// Compares every weight's gradient from `loss_gradients` with central differences of
@@ -463,8 +458,9 @@ mod tests {
                 .clone();
             for i in 0..original.len() {
                 let mut at = |delta: f32| {
-                    let mut w = original.clone();
-                    w.data_mut()[i] += delta;
+                    let mut values = original.data().to_vec();
+                    values[i] += delta;
+                    let w = Tensor::new(original.shape(), values).unwrap();
                     model.set_weight(name, w).unwrap();
                     model.evaluate_many(xs, ys, 1000).unwrap().loss
                 };

@@ -8,17 +8,14 @@ impl Tape {
     /// `activation(x)`; softmax runs over the last axis.
     pub fn activation(&mut self, activation: Activation, x: Var) -> Result<Var> {
         let shape = self.value(x).shape().to_vec();
-        let row_len = shape.last().copied().unwrap_or(1);
         let i = self.push(
             super::Op::Activation(activation, x),
             &shape,
             self.requires_grad(x),
         );
         let (before, out) = self.split(i);
-        out.value
-            .data_mut()
-            .copy_from_slice(before[x.0].value.data());
-        activation.apply(out.value.data_mut(), row_len);
+        out.value.copy_from_slice(before[x.0].value.data());
+        activation.apply_to(&mut out.value);
         Ok(Var(i))
     }
 
@@ -43,21 +40,9 @@ pub(crate) fn backward(activation: Activation, x: Var, out: &Node, nodes: &mut [
     let Some(mut grad) = GradOut::take(nodes, x) else {
         return;
     };
-    let row_len = out.value.shape().last().copied().unwrap_or(1);
     let acc = grad.accumulate;
-    if activation.needs_input() {
-        let input = nodes[x.0].value.data();
-        activation.backward_from_input(input, out.grad.data(), grad.buf.data_mut(), acc);
-        grad.put(nodes);
-        return;
-    }
-    activation.backward(
-        out.value.data(),
-        out.grad.data(),
-        grad.buf.data_mut(),
-        row_len,
-        acc,
-    );
+    let (input, output) = (nodes[x.0].value.data(), out.value.data());
+    activation.gradient((input, output), out.grad.data(), &mut grad.buf, acc);
     grad.put(nodes);
 }
 

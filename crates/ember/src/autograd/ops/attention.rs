@@ -17,7 +17,7 @@ impl Tape {
         let i = self.push(super::Op::BatchMatMul(a, b), &[batch, m, n], requires_grad);
         let (before, out) = self.split(i);
         let (av, bv) = (before[a.0].value.data(), before[b.0].value.data());
-        batch_matmul(av, bv, dims, out.value.data_mut());
+        batch_matmul(av, bv, dims, &mut out.value);
         Ok(Var(i))
     }
 
@@ -52,14 +52,7 @@ impl Tape {
             before[v.0].value.data(),
         );
         let mask = mask.map(|m| before[m.0].value.data());
-        attention(
-            inputs,
-            mask,
-            dims,
-            heads,
-            out.value.data_mut(),
-            &mut out.aux,
-        );
+        attention(inputs, mask, dims, heads, &mut out.value, &mut out.aux);
         Ok(Var(i))
     }
 }
@@ -84,7 +77,7 @@ pub(crate) fn backward_attention(
     for (which, var) in [q, k, v].into_iter().enumerate() {
         if let Some(mut grad) = GradOut::take(nodes, var) {
             let acc = grad.accumulate;
-            grads.store(which, grad.buf.data_mut(), acc);
+            grads.store(which, &mut grad.buf, acc);
             grad.put(nodes);
         }
     }
@@ -98,12 +91,12 @@ pub(crate) fn backward_batch_matmul(a: Var, b: Var, out: &Node, nodes: &mut [Nod
     let g = out.grad.data();
     if let Some(mut grad) = GradOut::take(nodes, a) {
         let acc = grad.accumulate;
-        batch_matmul_grad_a(g, nodes[b.0].value.data(), dims, grad.buf.data_mut(), acc);
+        batch_matmul_grad_a(g, nodes[b.0].value.data(), dims, &mut grad.buf, acc);
         grad.put(nodes);
     }
     if let Some(mut grad) = GradOut::take(nodes, b) {
         let acc = grad.accumulate;
-        batch_matmul_grad_b(g, nodes[a.0].value.data(), dims, grad.buf.data_mut(), acc);
+        batch_matmul_grad_b(g, nodes[a.0].value.data(), dims, &mut grad.buf, acc);
         grad.put(nodes);
     }
 }

@@ -18,7 +18,7 @@ impl Tape {
             m,
             before[b.0].value.data(),
             n,
-            out.value.data_mut(),
+            &mut out.value,
         );
         Ok(Var(i))
     }
@@ -41,7 +41,7 @@ pub(crate) fn backward_concat(a: Var, b: Var, out: &Node, nodes: &mut [Node]) {
                 m + n,
                 start,
                 width,
-                grad.buf.data_mut(),
+                &mut grad.buf,
                 accumulate,
             );
             grad.put(nodes);

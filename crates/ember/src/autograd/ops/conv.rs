@@ -54,7 +54,7 @@ impl Tape {
             bias.map(|b| before[b.0].value.data()),
             filters,
             activation,
-            out.value.data_mut(),
+            &mut out.value,
         );
         Ok(Var(i))
     }
@@ -103,12 +103,7 @@ impl Tape {
         };
         let i = self.push(op, &shape, self.requires_grad(x));
         let (before, out) = self.split(i);
-        pool2d(
-            before[x.0].value.data(),
-            &window,
-            average,
-            out.value.data_mut(),
-        );
+        pool2d(before[x.0].value.data(), &window, average, &mut out.value);
         Ok(Var(i))
     }
 }
@@ -163,7 +158,7 @@ pub(crate) fn backward_conv2d(
         activation,
         (out.value.data(), out.grad.data()),
         kernel_grad.as_mut().map(super::grad_buf),
-        bias_grad.as_mut().map(|g| g.buf.data_mut()),
+        bias_grad.as_mut().map(|g| &mut g.buf),
         input_grad.as_mut().map(super::grad_buf),
     );
     for mut grad in [kernel_grad, bias_grad, input_grad].into_iter().flatten() {
@@ -182,8 +177,8 @@ pub(crate) fn backward_conv2d(
             filters,
             activation,
             (out.value.data(), out.grad.data()),
-            kernel_grad.as_mut().map(|g| g.buf.data_mut()),
-            bias_grad.as_mut().map(|g| g.buf.data_mut()),
+            kernel_grad.as_mut().map(|g| &mut g.buf),
+            bias_grad.as_mut().map(|g| &mut g.buf),
         );
         for grad in [kernel_grad, bias_grad].into_iter().flatten() {
             grad.put(nodes);

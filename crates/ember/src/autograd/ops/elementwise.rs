@@ -39,7 +39,7 @@ impl Tape {
             &shape,
             (av.data(), av.shape()),
             (bv.data(), bv.shape()),
-            out.value.data_mut(),
+            &mut out.value,
         );
         Ok(Var(i))
     }
@@ -49,7 +49,7 @@ impl Tape {
         let shape = self.value(x).shape().to_vec();
         let i = self.push(super::Op::Unary(op, x), &shape, self.requires_grad(x));
         let (before, out) = self.split(i);
-        elementwise::unary(op, before[x.0].value.data(), out.value.data_mut());
+        elementwise::unary(op, before[x.0].value.data(), &mut out.value);
         Ok(Var(i))
     }
 
@@ -78,7 +78,7 @@ impl Tape {
         let shape = self.value(x).shape().to_vec();
         let i = self.push(super::Op::Scale(x, factor), &shape, self.requires_grad(x));
         let (before, out) = self.split(i);
-        elementwise::scale(before[x.0].value.data(), factor, out.value.data_mut());
+        elementwise::scale(before[x.0].value.data(), factor, &mut out.value);
         Ok(Var(i))
     }
 }
@@ -97,7 +97,7 @@ pub(crate) fn backward_binary(op: BinaryOp, a: Var, b: Var, out: &Node, nodes: &
             (av.data(), av.shape()),
             (bv.data(), bv.shape()),
             out.grad.data(),
-            grad.buf.data_mut(),
+            &mut grad.buf,
         );
         grad.put(nodes);
     }
@@ -109,7 +109,7 @@ pub(crate) fn backward_unary(op: UnaryOp, x: Var, out: &Node, nodes: &mut [Node]
     };
     let acc = grad.accumulate;
     let (xd, yd, g) = (nodes[x.0].value.data(), out.value.data(), out.grad.data());
-    elementwise::unary_backward(op, xd, yd, g, grad.buf.data_mut(), acc);
+    elementwise::unary_backward(op, xd, yd, g, &mut grad.buf, acc);
     grad.put(nodes);
 }
 
@@ -118,7 +118,7 @@ pub(crate) fn backward_scale(x: Var, factor: f32, out: &Node, nodes: &mut [Node]
         return;
     };
     let acc = grad.accumulate;
-    elementwise::scale_backward(out.grad.data(), factor, grad.buf.data_mut(), acc);
+    elementwise::scale_backward(out.grad.data(), factor, &mut grad.buf, acc);
     grad.put(nodes);
 }
 

@@ -3,7 +3,7 @@
 
 use crate::autograd::tape::{GradOut, Node, Tape, Var};
 use crate::error::Result;
-use crate::tensor::embedding::{embedding_dim, gather, scatter_add};
+use crate::tensor::embedding::{embedding_dim, embedding_lookup, scatter_add};
 
 impl Tape {
     /// Rows of `table` (vocabulary, dim) at the integer ids in `ids` (any shape, stored as
@@ -20,7 +20,7 @@ impl Tape {
         );
         let (before, out) = self.split(i);
         let (rows, id_values) = (before[table.0].value.data(), before[ids.0].value.data());
-        gather(rows, dim, id_values, out.value.data_mut());
+        embedding_lookup(rows, dim, id_values, &mut out.value);
         Ok(Var(i))
     }
 }
@@ -31,7 +31,7 @@ pub(crate) fn backward_embedding(table: Var, ids: Var, out: &Node, nodes: &mut [
     };
     let dim = *grad.buf.shape().last().expect("a 2-D table");
     let id_values = nodes[ids.0].value.data();
-    scatter_add(out.grad.data(), dim, id_values, grad.buf.data_mut());
+    scatter_add(out.grad.data(), dim, id_values, &mut grad.buf);
     grad.put(nodes);
 }
 

@@ -4,9 +4,9 @@ use crate::autograd::tape::{GradOut, Node, Scratch, Tape, Var};
 use crate::error::Result;
 use crate::tensor::activation::Activation;
 use crate::tensor::linear::{
-    add_column_sums, linear, linear_dims, linear_per_sample_grads, linear_shape, matmul_dims,
+    bias_grad, linear, linear_dims, linear_per_sample_grads, linear_shape, matmul_dims,
 };
-use crate::tensor::matmul::{matmul, MatRef};
+use crate::tensor::matmul::{matmul_into, MatRef};
 
 impl Tape {
     /// Matrix product of two 2-D tensors: (m, k) · (k, n) → (m, n).
@@ -15,8 +15,8 @@ impl Tape {
         let requires_grad = self.requires_grad(a) || self.requires_grad(b);
         let i = self.push(super::Op::MatMul(a, b), &[m, n], requires_grad);
         let (before, out) = self.split(i);
-        matmul(
-            out.value.data_mut(),
+        matmul_into(
+            &mut out.value,
             MatRef::new(before[a.0].value.data(), m, k),
             MatRef::new(before[b.0].value.data(), k, n),
             false,
@@ -66,7 +66,7 @@ impl Tape {
             inputs,
             units,
             activation,
-            out.value.data_mut(),
+            &mut out.value,
         );
         Ok(Var(i))
     }
@@ -80,14 +80,14 @@ pub(crate) fn backward_matmul(a: Var, b: Var, out: &Node, nodes: &mut [Node]) {
         // da = g · bᵀ
         let acc = grad.accumulate;
         let bv = MatRef::new(nodes[b.0].value.data(), k, n);
-        matmul(grad.buf.data_mut(), MatRef::new(g, m, n), bv.t(), acc);
+        matmul_into(&mut grad.buf, MatRef::new(g, m, n), bv.t(), acc);
         grad.put(nodes);
     }
     if let Some(mut grad) = GradOut::take(nodes, b) {
         // db = aᵀ · g
         let acc = grad.accumulate;
         let av = MatRef::new(nodes[a.0].value.data(), m, k);
-        matmul(grad.buf.data_mut(), av.t(), MatRef::new(g, m, n), acc);
+        matmul_into(&mut grad.buf, av.t(), MatRef::new(g, m, n), acc);
         grad.put(nodes);
     }
 }
@@ -132,8 +132,8 @@ pub(crate) fn backward_linear(
             nodes[x.0].value.data(),
             dz,
             (batch, inputs, units),
-            w_grad.as_mut().map(|g| g.buf.data_mut()),
-            b_grad.as_mut().map(|g| g.buf.data_mut()),
+            w_grad.as_mut().map(|g| &mut g.buf),
+            b_grad.as_mut().map(|g| &mut g.buf),
         );
         for grad in [w_grad, b_grad].into_iter().flatten() {
             grad.put(nodes);
@@ -143,7 +143,7 @@ pub(crate) fn backward_linear(
         // dw = xᵀ · dz
         let acc = grad.accumulate;
         let xv = MatRef::new(nodes[x.0].value.data(), rows, inputs);
-        matmul(grad.buf.data_mut(), xv.t(), dz_mat, acc);
+        matmul_into(&mut grad.buf, xv.t(), dz_mat, acc);
         grad.put(nodes);
     }
     if let Some(mut grad) = b
@@ -151,14 +151,14 @@ pub(crate) fn backward_linear(
         .and_then(|b| GradOut::take_zeroed(nodes, b))
     {
         // db = column sums of dz
-        add_column_sums(dz, units, grad.buf.data_mut());
+        bias_grad(dz, units, &mut grad.buf);
         grad.put(nodes);
     }
     if let Some(mut grad) = GradOut::take(nodes, x) {
         // dx = dz · wᵀ (skipped for inputs: the first layer never pays for it)
         let acc = grad.accumulate;
         let wv = MatRef::new(nodes[w.0].value.data(), inputs, units);
-        matmul(grad.buf.data_mut(), dz_mat, wv.t(), acc);
+        matmul_into(&mut grad.buf, dz_mat, wv.t(), acc);
         grad.put(nodes);
     }
 }

@@ -40,7 +40,8 @@ impl Tape {
         let classes = *p.shape().last().unwrap_or(&1);
         let y = before[target.0].value.data();
         let w = weights.map(|w| before[w.0].value.data());
-        out.value.data_mut()[0] = loss(op, p.data(), classes, y, w, &mut out.aux);
+        let value = loss(op, p.data(), classes, y, w, &mut out.aux);
+        out.value.fill(value);
         Ok(Var(i))
     }
 }
@@ -62,7 +63,7 @@ pub(crate) fn backward(
     let y = nodes[target.0].value.data();
     let w = weights.map(|w| nodes[w.0].value.data());
     let (probs, grad_loss) = (&out.aux, out.grad.data()[0]);
-    let dx = grad.buf.data_mut();
+    let dx = &mut grad.buf;
     loss_backward(op, p.data(), classes, y, w, probs, grad_loss, dx, acc);
     grad.put(nodes);
 }

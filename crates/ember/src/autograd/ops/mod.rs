@@ -256,8 +256,5 @@ pub(crate) fn per_example_weight(
 
 /// A gradient buffer taken out of its node, as the kernels fill it.
 pub(crate) fn grad_buf(grad: &mut GradOut) -> GradBuf<'_> {
-    GradBuf {
-        accumulate: grad.accumulate,
-        buf: grad.buf.data_mut(),
-    }
+    GradBuf::new(&mut grad.buf, grad.accumulate)
 }

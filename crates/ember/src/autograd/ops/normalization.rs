@@ -11,6 +11,7 @@ use crate::tensor::normalization::{
     batch_norm, batch_norm_channels, batch_norm_input_grad, batch_norm_stats_grads,
     batch_norm_sums, layer_norm, layer_norm_features, layer_norm_input_grad, layer_norm_sums,
 };
+use crate::tensor::reduce::copy_backward;
 
 /// Where the normalising statistics come from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -80,7 +81,7 @@ impl Tape {
             given,
             epsilon,
             &mut out.aux,
-            out.value.data_mut(),
+            &mut out.value,
         );
         Ok(Var(i))
     }
@@ -122,7 +123,7 @@ impl Tape {
             beta.map(|b| before[b.0].value.data()),
             epsilon,
             &mut out.aux,
-            out.value.data_mut(),
+            &mut out.value,
         );
         Ok(Var(i))
     }
@@ -157,7 +158,7 @@ pub(crate) fn backward_batch_norm(
         let acc = grad.accumulate;
         let batch = matches!(stats, NormStats::Batch);
         let input = nodes[x.0].value.data();
-        let dx = grad.buf.data_mut();
+        let dx = &mut grad.buf;
         batch_norm_input_grad(dy, input, &scale, &out.aux, &sums, batch, dx, acc);
         grad.put(nodes);
     }
@@ -188,7 +189,7 @@ pub(crate) fn backward_layer_norm(
     if let Some(mut grad) = GradOut::take(nodes, x) {
         let acc = grad.accumulate;
         let input = nodes[x.0].value.data();
-        layer_norm_input_grad(dy, input, &scale, &out.aux, grad.buf.data_mut(), acc);
+        layer_norm_input_grad(dy, input, &scale, &out.aux, &mut grad.buf, acc);
         grad.put(nodes);
     }
     if let Some(g) = gamma {
@@ -202,7 +203,8 @@ pub(crate) fn backward_layer_norm(
 /// Writes per-channel gradients the kernels computed into `v`'s gradient.
 fn per_channel(nodes: &mut [Node], v: Var, values: &[f32]) {
     if let Some(mut grad) = GradOut::take(nodes, v) {
-        grad.fill_from(values.iter().copied());
+        let acc = grad.accumulate;
+        copy_backward(values, &mut grad.buf, acc);
         grad.put(nodes);
     }
 }

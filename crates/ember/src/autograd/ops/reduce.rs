@@ -20,7 +20,7 @@ impl Tape {
     fn reduce(&mut self, op: super::Op, x: Var, factor: f32) -> Result<Var> {
         let i = self.push(op, &[], self.requires_grad(x));
         let (before, out) = self.split(i);
-        out.value.data_mut()[0] = scaled_sum(before[x.0].value.data(), factor);
+        out.value.fill(scaled_sum(before[x.0].value.data(), factor));
         Ok(Var(i))
     }
 
@@ -35,9 +35,7 @@ impl Tape {
         }
         let i = self.push(super::Op::Reshape(x), shape, self.requires_grad(x));
         let (before, out) = self.split(i);
-        out.value
-            .data_mut()
-            .copy_from_slice(before[x.0].value.data());
+        out.value.copy_from_slice(before[x.0].value.data());
         Ok(Var(i))
     }
 }
@@ -48,7 +46,7 @@ pub(crate) fn backward_sum(x: Var, factor: f32, out: &Node, nodes: &mut [Node]) 
         return;
     };
     let acc = grad.accumulate;
-    scaled_sum_backward(out.grad.data()[0], factor, grad.buf.data_mut(), acc);
+    scaled_sum_backward(out.grad.data()[0], factor, &mut grad.buf, acc);
     grad.put(nodes);
 }
 
@@ -57,7 +55,7 @@ pub(crate) fn backward_reshape(x: Var, out: &Node, nodes: &mut [Node]) {
         return;
     };
     let acc = grad.accumulate;
-    copy_backward(out.grad.data(), grad.buf.data_mut(), acc);
+    copy_backward(out.grad.data(), &mut grad.buf, acc);
     grad.put(nodes);
 }
 

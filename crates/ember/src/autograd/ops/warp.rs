@@ -20,7 +20,7 @@ impl Tape {
             dims,
             transforms,
             fill,
-            out.value.data_mut(),
+            &mut out.value,
         );
         Ok(Var(i))
     }
@@ -34,7 +34,7 @@ pub(crate) fn backward_warp(x: Var, fill: FillMode, out: &Node, nodes: &mut [Nod
         return;
     };
     let dims = [batch, height, width, channels];
-    warp_backward(out.grad.data(), dims, &out.aux, fill, grad.buf.data_mut());
+    warp_backward(out.grad.data(), dims, &out.aux, fill, &mut grad.buf);
     grad.put(nodes);
 }
 
