@@ -403,6 +403,20 @@ mod tests {
     }
 
     #[test]
+    fn built_from_entries_transposed_and_permuted() {
+        let t = Tensor::from_entries(&[2, 3], [(1, 5.0), (5, -1.0)]).unwrap();
+        assert_eq!(t.data(), &[0., 5., 0., 0., 0., -1.]);
+        assert!(Tensor::from_entries(&[2, 3], [(6, 1.0)]).is_err());
+        let t = t.transpose().unwrap();
+        assert_eq!(t.shape(), &[3, 2]);
+        assert_eq!(t.data(), &[0., 0., 5., 0., 0., -1.]);
+        assert!(Tensor::zeros(&[2]).transpose().is_err());
+        let mut t = Tensor::new(&[3, 3], (0..9).map(|v| v as f32).collect()).unwrap();
+        t.permute_columns(1..3, &[2, 0, 1]);
+        assert_eq!(t.data(), &[0., 7., 8., 3., 1., 2., 6., 4., 5.]);
+    }
+
+    #[test]
     fn argmax_takes_first_of_ties() {
         let t = Tensor::new(&[2, 3], vec![1., 3., 3., 0., -1., -2.]).unwrap();
         assert_eq!(t.argmax_rows(), vec![1, 0]);
