@@ -224,7 +224,16 @@ thread_local! {
 pub fn parallel_for(tasks: usize, body: &(dyn Fn(usize) + Sync)) {
     let s = shared();
     if tasks <= 1 || s.workers == 0 || s.busy.swap(true, SeqCst) {
-        (0..tasks).for_each(body);
+        // Inline, with the team's rule for panics: every task runs, then the first panic.
+        let mut panic = None;
+        for i in 0..tasks {
+            if let Err(p) = catch_unwind(AssertUnwindSafe(|| body(i))) {
+                panic.get_or_insert(p);
+            }
+        }
+        if let Some(p) = panic {
+            resume_unwind(p);
+        }
         return;
     }
     let job = Job {
