@@ -8,7 +8,9 @@ use std::path::Path;
 
 use crate::error::{Error, Result};
 use crate::gguf::{Array, Gguf, TensorInfo};
-use crate::tensor::decoder::{causal_attention, rms_norm, rope, swiglu, LayerCache, RopeLayout};
+use crate::tensor::decoder::{
+    causal_attention, rms_norm, rope, swiglu, LayerCache, Rope, RopeLayout,
+};
 use crate::tensor::quant::{dequantize_row, quantize_q8, Q8Block, QMatrix, QuantType};
 
 /// The sizes a llama-family model declares in its GGUF metadata.
@@ -384,24 +386,14 @@ impl Llama {
                 }
             }
             let factors = self.rope_factors.as_deref();
-            rope(
-                &mut q,
-                c.heads,
-                c.head_dim,
-                first,
-                c.rope_base,
-                factors,
-                c.rope_layout,
-            );
-            rope(
-                &mut k,
-                c.kv_heads,
-                c.head_dim,
-                first,
-                c.rope_base,
-                factors,
-                c.rope_layout,
-            );
+            let spec = |heads| Rope {
+                heads,
+                head_dim: c.head_dim,
+                base: c.rope_base,
+                layout: c.rope_layout,
+            };
+            rope(&mut q, &spec(c.heads), first, factors);
+            rope(&mut k, &spec(c.kv_heads), first, factors);
             layer.append(&k, &v, c.head_dim);
             causal_attention(&q, layer, c.heads, c.head_dim, &mut attended);
             linear_q8(

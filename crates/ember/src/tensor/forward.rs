@@ -9,6 +9,9 @@ use super::attention::{
 use super::broadcast::broadcast_shape;
 use super::conv::Window;
 use super::conv2d::{conv2d as conv2d_kernel, conv2d_window, pool2d};
+use super::decoder::{
+    self, cached_attention_head_dim, rms_norm_features, rope_check, swiglu_check, LayerCache, Rope,
+};
 use super::elementwise::{self, BinaryOp, UnaryOp};
 use super::embedding::{embedding_dim, gather};
 use super::linear::{linear as linear_kernel, linear_dims, linear_shape, matmul_dims};
@@ -18,9 +21,10 @@ use super::normalization::{
     batch_norm as batch_norm_kernel, batch_norm_channels, layer_norm as layer_norm_kernel,
     layer_norm_features,
 };
+use super::quant::{self, QMatrix};
 use super::reduce::{mean_factor, scaled_sum};
 use super::Tensor;
-use crate::error::Result;
+use crate::error::{Error, Result};
 
 /// The dense layer, `activation(x · w + b)`: x (…, in), w (in, units), b (units).
 pub fn linear(
@@ -178,6 +182,73 @@ pub fn layer_norm(
         &mut stats,
         out.data_mut(),
     );
+    Ok(out)
+}
+
+/// RMS normalisation over the last axis, scaled by `weight` (features).
+pub fn rms_norm(x: &Tensor, weight: &Tensor, eps: f32) -> Result<Tensor> {
+    rms_norm_features(x.shape(), weight.shape(), eps)?;
+    let mut out = x.clone();
+    decoder::rms_norm(out.data_mut(), weight.data(), eps);
+    Ok(out)
+}
+
+/// Rotary position embeddings of `x` (tokens, heads · head_dim), its rows at positions
+/// `first..`, in its own buffer.
+pub fn rope(mut x: Tensor, spec: &Rope, first: usize, factors: Option<&[f32]>) -> Result<Tensor> {
+    rope_check(x.shape(), spec, factors)?;
+    decoder::rope(x.data_mut(), spec, first, factors);
+    Ok(x)
+}
+
+/// `silu(gate) · up`, in `gate`'s buffer.
+pub fn swiglu(mut gate: Tensor, up: &Tensor) -> Result<Tensor> {
+    swiglu_check(gate.shape(), up.shape())?;
+    decoder::swiglu(gate.data_mut(), up.data());
+    Ok(gate)
+}
+
+/// `x · wᵀ` for each quantised matrix `w` (outputs × inputs) of `ws`: x (…, inputs) →
+/// (…, outputs), one tensor per matrix, `x` quantised once for all of them.
+pub fn qlinear(x: &Tensor, ws: &[&QMatrix]) -> Result<Vec<Tensor>> {
+    let mut outs = ws
+        .iter()
+        .map(|w| Ok(Tensor::zeros(&quant::matmul_shape(x.shape(), w)?)))
+        .collect::<Result<Vec<_>>>()?;
+    let rows = x.len() / x.row_len_last().max(1);
+    let mut bufs: Vec<&mut [f32]> = outs.iter_mut().map(Tensor::data_mut).collect();
+    quant::matmul_shared(ws, x.data(), rows, &mut bufs);
+    Ok(outs)
+}
+
+/// Rows of a quantised `table` (vocabulary, dim) at `ids`, expanded to `f32`: (ids, dim).
+pub fn qembedding(table: &QMatrix, ids: &[u32]) -> Result<Tensor> {
+    if let Some(&bad) = ids.iter().find(|&&id| id as usize >= table.rows) {
+        return Err(Error::invalid(format!(
+            "id {bad} is outside a table of {} rows",
+            table.rows
+        )));
+    }
+    let mut out = Tensor::zeros(&[ids.len(), table.cols]);
+    for (row, &id) in out.data_mut().chunks_exact_mut(table.cols).zip(ids) {
+        table.row_f32(id as usize, row);
+    }
+    Ok(out)
+}
+
+/// Causal attention of the queries `q` (tokens, heads · head_dim) over `cache` once the
+/// new keys `k` and values `v` (tokens, kv_heads · head_dim) are appended to it.
+pub fn cached_attention(
+    q: &Tensor,
+    k: &Tensor,
+    v: &Tensor,
+    cache: &mut LayerCache,
+    heads: usize,
+) -> Result<Tensor> {
+    let head_dim = cached_attention_head_dim(q.shape(), k.shape(), v.shape(), cache, heads)?;
+    cache.append(k.data(), v.data(), head_dim);
+    let mut out = Tensor::zeros(q.shape());
+    decoder::causal_attention(q.data(), cache, heads, head_dim, out.data_mut());
     Ok(out)
 }
 
