@@ -149,7 +149,7 @@ pub fn swiglu(gate: &mut [f32], up: &[f32]) {
 /// Checks that `x` (…, heads · head_dim) fits `spec`, with `factors` (head_dim / 2) if given.
 pub fn rope_check(x: &[usize], spec: &Rope, factors: Option<&[f32]>) -> Result<()> {
     let width = x.last().copied().unwrap_or(0);
-    if spec.head_dim % 2 != 0 || spec.heads * spec.head_dim != width || width == 0 {
+    if !spec.head_dim.is_multiple_of(2) || spec.heads * spec.head_dim != width || width == 0 {
         return Err(Error::shape(
             "rope",
             format!(
@@ -350,14 +350,14 @@ pub fn cached_attention_head_dim(
     if q.len() != 2 || k != v || k.len() != 2 || q[0] != k[0] || q[0] == 0 {
         return bad("need (tokens, width) each, as many tokens in each");
     }
-    if heads == 0 || kv_heads == 0 || heads % kv_heads != 0 {
+    if heads == 0 || kv_heads == 0 || !heads.is_multiple_of(kv_heads) {
         return bad("the heads must share the key-value heads evenly");
     }
     let head_dim = q[1] / heads;
     if head_dim == 0 || q[1] != heads * head_dim || k[1] != kv_heads * head_dim {
         return bad("query and key heads differ in size");
     }
-    if cache.keys.iter().any(|c| c.len() % head_dim != 0) {
+    if cache.keys.iter().any(|c| !c.len().is_multiple_of(head_dim)) {
         return bad("the cache holds heads of another size");
     }
     Ok(head_dim)
