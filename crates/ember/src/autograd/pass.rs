@@ -130,6 +130,8 @@ pub struct Pass<'t> {
     offset: usize,
     training: bool,
     logits: bool,
+    /// Buffers an eager pass reuses from op to op.
+    scratch: forward::Scratch,
 }
 
 impl Pass<'static> {
@@ -142,6 +144,7 @@ impl Pass<'static> {
             offset: 0,
             training: false,
             logits: false,
+            scratch: forward::Scratch::default(),
         }
     }
 }
@@ -158,6 +161,7 @@ impl<'t> Pass<'t> {
             offset: 0,
             training,
             logits: false,
+            scratch: forward::Scratch::default(),
         }
     }
 
@@ -284,6 +288,18 @@ impl<'t> Pass<'t> {
             None => Ok(forward::binary(op, a.tensor()?, b.tensor()?)?.into()),
             Some(tape) => Ok(tape.binary(op, a.var()?, b.var()?)?.into()),
         }
+    }
+
+    /// [`Pass::binary`] taking its operands by value: an eager pass writes the result into
+    /// `a`'s buffer when `a` is owned and the result has its shape (a residual added to the
+    /// stream, a bias to its rows), and keeps an owned `b`'s for a later op.
+    pub fn binary_owned(&mut self, op: BinaryOp, a: Value, b: Value) -> Result<Value<'static>> {
+        let y = match &mut self.tape {
+            None => forward::binary_owned(op, a.into_tensor()?, b.tensor()?)?.into(),
+            Some(tape) => tape.binary(op, a.var()?, b.var()?)?.into(),
+        };
+        self.recycle(b);
+        Ok(y)
     }
 
     /// The dense op `activation(x · w + b)` over the last axis of `x`.
@@ -415,7 +431,10 @@ impl<'t> Pass<'t> {
     /// RMS normalisation over the last axis, scaled by `weight` (features).
     pub fn rms_norm(&mut self, x: &Value, weight: &Value, eps: f32) -> Result<Value<'static>> {
         match &mut self.tape {
-            None => Ok(forward::rms_norm(x.tensor()?, weight.tensor()?, eps)?.into()),
+            None => {
+                let y = forward::rms_norm(x.tensor()?, weight.tensor()?, eps, &mut self.scratch)?;
+                Ok(y.into())
+            }
             Some(tape) => Ok(tape.rms_norm(x.var()?, weight.var()?, eps)?.into()),
         }
     }
@@ -436,16 +455,18 @@ impl<'t> Pass<'t> {
     }
 
     /// `silu(gate) · up`, in `gate`'s buffer when it is owned.
-    pub fn swiglu(&mut self, gate: Value, up: &Value) -> Result<Value<'static>> {
-        match &mut self.tape {
-            None => Ok(forward::swiglu(gate.into_tensor()?, up.tensor()?)?.into()),
-            Some(tape) => Ok(tape.swiglu(gate.var()?, up.var()?)?.into()),
-        }
+    pub fn swiglu(&mut self, gate: Value, up: Value) -> Result<Value<'static>> {
+        let y = match &mut self.tape {
+            None => forward::swiglu(gate.into_tensor()?, up.tensor()?)?.into(),
+            Some(tape) => tape.swiglu(gate.var()?, up.var()?)?.into(),
+        };
+        self.recycle(up);
+        Ok(y)
     }
 
     /// `x · wᵀ` for a quantised matrix `w` (outputs × inputs): a frozen constant, so the
     /// gradient flows to `x` alone.
-    pub fn qlinear(&mut self, x: &Value, w: &QMatrix) -> Result<Value<'static>> {
+    pub fn qlinear(&mut self, x: Value, w: &QMatrix) -> Result<Value<'static>> {
         let [y] = self.qlinear_many(x, [w])?;
         Ok(y)
     }
@@ -454,11 +475,11 @@ impl<'t> Pass<'t> {
     /// `x` once for all of them (a block's Q, K and V share it, as do its gate and up).
     pub fn qlinear_many<const N: usize>(
         &mut self,
-        x: &Value,
+        x: Value,
         ws: [&QMatrix; N],
     ) -> Result<[Value<'static>; N]> {
         let outs: Vec<Value<'static>> = match &mut self.tape {
-            None => forward::qlinear(x.tensor()?, &ws)?
+            None => forward::qlinear(x.tensor()?, &ws, &mut self.scratch)?
                 .into_iter()
                 .map(Value::from)
                 .collect(),
@@ -469,6 +490,7 @@ impl<'t> Pass<'t> {
                     .collect::<Result<_>>()?
             }
         };
+        self.recycle(x);
         outs.try_into()
             .map_err(|_| Error::invalid("internal: a product per matrix"))
     }
@@ -479,21 +501,29 @@ impl<'t> Pass<'t> {
     /// recording it is an error, so a decoder cannot yet be trained through its cache.
     pub fn cached_attention(
         &mut self,
-        (q, k, v): (&Value, &Value, &Value),
+        (q, k, v): (Value, Value, Value),
         cache: &mut LayerCache,
         heads: usize,
     ) -> Result<Value<'static>> {
-        match &mut self.tape {
-            None => {
-                Ok(
-                    forward::cached_attention(q.tensor()?, k.tensor()?, v.tensor()?, cache, heads)?
-                        .into(),
-                )
-            }
-            Some(_) => Err(Error::invalid(
+        if self.tape.is_some() {
+            return Err(Error::invalid(
                 "attention over a key-value cache runs only in inference (eager) passes; \
                  it has no gradient yet",
-            )),
+            ));
+        }
+        let (qt, kt, vt) = (q.tensor()?, k.tensor()?, v.tensor()?);
+        let y = forward::cached_attention(qt, kt, vt, cache, heads, &mut self.scratch)?;
+        for spent in [q, k, v] {
+            self.recycle(spent);
+        }
+        Ok(y.into())
+    }
+
+    /// Keeps the buffer of an owned eager value that an op has used up, for a later op's
+    /// output.
+    fn recycle(&mut self, spent: Value) {
+        if let Value::Tensor(Cow::Owned(t)) = spent {
+            self.scratch.recycle(t);
         }
     }
 

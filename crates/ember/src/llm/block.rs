@@ -48,7 +48,7 @@ impl Block {
         // x = x + attention(rms_norm(x))
         let norm = pass.weight(0, Some(&self.attn_norm), NAME)?;
         let normed = pass.rms_norm(&x, &norm, self.rms_eps)?;
-        let [q, k, v] = pass.qlinear_many(&normed, [&self.q, &self.k, &self.v])?;
+        let [q, k, v] = pass.qlinear_many(normed, [&self.q, &self.k, &self.v])?;
         let mut bias_index = 2;
         let q = add_bias(pass, q, self.q_bias.as_ref(), &mut bias_index)?;
         let k = add_bias(pass, k, self.k_bias.as_ref(), &mut bias_index)?;
@@ -56,17 +56,17 @@ impl Block {
         let factors = self.rope_factors.as_deref();
         let q = pass.rope(q, &self.query_rope, first, factors)?;
         let k = pass.rope(k, &self.key_rope, first, factors)?;
-        let attended = pass.cached_attention((&q, &k, &v), cache, self.query_rope.heads)?;
-        let projected = pass.qlinear(&attended, &self.output)?;
-        let x = pass.binary(BinaryOp::Add, &x, &projected)?;
+        let attended = pass.cached_attention((q, k, v), cache, self.query_rope.heads)?;
+        let projected = pass.qlinear(attended, &self.output)?;
+        let x = pass.binary_owned(BinaryOp::Add, x, projected)?;
 
         // x = x + feed_forward(rms_norm(x))
         let norm = pass.weight(1, Some(&self.ffn_norm), NAME)?;
         let normed = pass.rms_norm(&x, &norm, self.rms_eps)?;
-        let [gate, up] = pass.qlinear_many(&normed, [&self.gate, &self.up])?;
-        let hidden = pass.swiglu(gate, &up)?;
-        let projected = pass.qlinear(&hidden, &self.down)?;
-        pass.binary(BinaryOp::Add, &x, &projected)
+        let [gate, up] = pass.qlinear_many(normed, [&self.gate, &self.up])?;
+        let hidden = pass.swiglu(gate, up)?;
+        let projected = pass.qlinear(hidden, &self.down)?;
+        pass.binary_owned(BinaryOp::Add, x, projected)
     }
 }
 
@@ -82,5 +82,5 @@ fn add_bias(
     };
     let bias = pass.weight(*index, Some(bias), NAME)?;
     *index += 1;
-    pass.binary(BinaryOp::Add, &y, &bias)
+    pass.binary_owned(BinaryOp::Add, y, bias)
 }

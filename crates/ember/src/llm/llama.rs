@@ -359,6 +359,6 @@ impl Llama {
         };
         let normed = pass.rms_norm(&Value::from(rows), &Value::from(&self.norm), c.rms_eps)?;
         let head = self.head.as_ref().unwrap_or(&self.embedding);
-        Ok(pass.qlinear(&normed, head)?.into_tensor()?.into_data())
+        Ok(pass.qlinear(normed, head)?.into_tensor()?.into_data())
     }
 }

@@ -301,7 +301,7 @@ impl QMatrix {
     /// `out[t][r] = Σ_c x[t][c] · self[r][c]` for the `n` rows of `x` (n × cols, row-major);
     /// `out` is n × rows.
     pub fn matmul(&self, x: &[f32], n: usize, out: &mut [f32]) {
-        matmul_shared(&[self], x, n, &mut [out]);
+        matmul_shared(&[self], x, n, &mut [out], &mut Vec::new());
     }
 
     /// Whether products with this matrix quantise their activations to 8 bits first.
@@ -387,19 +387,25 @@ pub fn matmul_shape(x: &[usize], w: &QMatrix) -> Result<Vec<usize>> {
 
 /// [`QMatrix::matmul`] of each matrix of `ws` with the same `x` into `outs`: `x` is
 /// quantised to 8 bits once for all of them (a block's Q, K and V share it, as do its gate
-/// and up).
-pub fn matmul_shared(ws: &[&QMatrix], x: &[f32], n: usize, outs: &mut [&mut [f32]]) {
-    let mut quantised: Option<Vec<Q8Block>> = None;
+/// and up), into `quantised`, a buffer the caller keeps so that a model's every product
+/// reuses one.
+pub fn matmul_shared(
+    ws: &[&QMatrix],
+    x: &[f32],
+    n: usize,
+    outs: &mut [&mut [f32]],
+    quantised: &mut Vec<Q8Block>,
+) {
+    let mut fresh = true;
     for (w, out) in ws.iter().zip(outs.iter_mut()) {
         assert_eq!(x.len(), n * w.cols, "QMatrix::matmul input");
         assert_eq!(out.len(), n * w.rows, "QMatrix::matmul output");
         if w.reads_q8() {
-            let q = quantised.get_or_insert_with(|| {
-                let mut q = Vec::new();
-                quantize_q8(x, &mut q);
-                q
-            });
-            w.matmul_q8(q, n, out);
+            if fresh {
+                quantize_q8(x, quantised);
+                fresh = false;
+            }
+            w.matmul_q8(quantised, n, out);
         } else {
             w.matmul_f32(x, n, out);
         }

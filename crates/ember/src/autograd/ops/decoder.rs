@@ -78,6 +78,7 @@ impl Tape {
             input,
             input.len() / w.cols,
             &mut [out.value.data_mut()],
+            &mut Vec::new(),
         );
         // aux = the matrix in f32 (rows × cols), for the backward pass.
         w.dequantize(&mut out.aux);
@@ -230,7 +231,7 @@ mod tests {
         let (q, kv) = (Tensor::full(&[1, 8], 0.5), Tensor::full(&[1, 4], 0.25));
         let mut cache = LayerCache::new(1);
         let eager = Pass::eager().cached_attention(
-            (&Value::from(&q), &Value::from(&kv), &Value::from(&kv)),
+            (Value::from(&q), Value::from(&kv), Value::from(&kv)),
             &mut cache,
             2,
         );
@@ -240,7 +241,7 @@ mod tests {
         let (qv, kvv) = (tape.param(q), tape.param(kv));
         let mut pass = Pass::record(&mut tape, &[], false);
         let (qv, kvv) = (Value::Var(qv), Value::Var(kvv));
-        let recorded = pass.cached_attention((&qv, &kvv, &kvv), &mut cache, 2);
+        let recorded = pass.cached_attention((qv, kvv.clone(), kvv), &mut cache, 2);
         assert!(recorded.unwrap_err().to_string().contains("inference"));
     }
 }

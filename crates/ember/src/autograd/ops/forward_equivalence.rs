@@ -309,9 +309,11 @@ fn attention_and_batch_matmul() {
 
 #[test]
 fn elementwise_reductions_and_activations() {
-    let shapes: [(&[usize], &[usize]); 4] = [
+    let shapes: [(&[usize], &[usize]); 6] = [
         (&[2, 3], &[2, 3]),
         (&[2, 3], &[3]),
+        (&[2, 3], &[1, 3]),
+        (&[2, 3], &[]),
         (&[2, 1], &[1, 3]),
         (&[], &[2, 2]),
     ];
@@ -322,6 +324,9 @@ fn elementwise_reductions_and_activations() {
             let (av, bv) = (tape.constant(&a), tape.constant(&b));
             let y = tape.binary(op, av, bv);
             assert_same(&tape, y, forward::binary(op, &a, &b));
+            // In `a`'s buffer where the result has its shape, into a new one elsewhere.
+            let y = tape.binary(op, av, bv);
+            assert_same(&tape, y, forward::binary_owned(op, a, &b));
         }
     }
     let (a, c) = (values(&[2, 2], 0.5), values(&[3], 0.5));
@@ -430,7 +435,11 @@ fn decoder_ops() {
         tape.constant(&up),
     );
     let y = tape.rms_norm(xv, wv, 1e-5);
-    assert_same(&tape, y, forward::rms_norm(&x, &weight, 1e-5));
+    assert_same(
+        &tape,
+        y,
+        forward::rms_norm(&x, &weight, 1e-5, &mut forward::Scratch::default()),
+    );
     let y = tape.swiglu(xv, uv);
     assert_same(&tape, y, forward::swiglu(x.clone(), &up));
     let factors = [1.0, 2.0];
@@ -456,11 +465,14 @@ fn decoder_ops() {
     let x32 = values(&[2, 32], 0.6);
     let x32v = tape.constant(&x32);
     let y = tape.qlinear(x32v, &q);
-    let mut eager = forward::qlinear(&x32, &[&q]).unwrap();
+    let mut eager = forward::qlinear(&x32, &[&q], &mut forward::Scratch::default()).unwrap();
     assert_same(&tape, y, Ok(eager.remove(0)));
     // Errors: a weight of the wrong length, shapes that differ, a row that is not whole
     // heads, an input that does not match the matrix.
-    assert_same_error(tape.rms_norm(xv, xv, 1e-5), forward::rms_norm(&x, &x, 1e-5));
+    assert_same_error(
+        tape.rms_norm(xv, xv, 1e-5),
+        forward::rms_norm(&x, &x, 1e-5, &mut forward::Scratch::default()),
+    );
     assert_same_error(tape.swiglu(xv, wv), forward::swiglu(x.clone(), &weight));
     let spec = Rope {
         heads: 3,
@@ -472,5 +484,8 @@ fn decoder_ops() {
         tape.rope(xv, &spec, 0, None),
         forward::rope(x.clone(), &spec, 0, None),
     );
-    assert_same_error(tape.qlinear(xv, &q), forward::qlinear(&x, &[&q]));
+    assert_same_error(
+        tape.qlinear(xv, &q),
+        forward::qlinear(&x, &[&q], &mut forward::Scratch::default()),
+    );
 }
