@@ -34,6 +34,8 @@ use super::ops::warp::{Affine, FillMode};
 use super::{BinaryOp, Tape, Var};
 use crate::error::{Error, Result};
 use crate::tensor::activation::Activation;
+use crate::tensor::decoder::{LayerCache, Rope};
+use crate::tensor::quant::QMatrix;
 use crate::tensor::{forward, normalization, Tensor};
 
 /// A value in a pass: a tensor (eager; borrowed while another reader still needs it, owned
@@ -128,6 +130,8 @@ pub struct Pass<'t> {
     offset: usize,
     training: bool,
     logits: bool,
+    /// Buffers an eager pass reuses from op to op.
+    scratch: forward::Scratch,
 }
 
 impl Pass<'static> {
@@ -140,6 +144,7 @@ impl Pass<'static> {
             offset: 0,
             training: false,
             logits: false,
+            scratch: forward::Scratch::default(),
         }
     }
 }
@@ -156,6 +161,7 @@ impl<'t> Pass<'t> {
             offset: 0,
             training,
             logits: false,
+            scratch: forward::Scratch::default(),
         }
     }
 
@@ -284,6 +290,18 @@ impl<'t> Pass<'t> {
         }
     }
 
+    /// [`Pass::binary`] taking its operands by value: an eager pass writes the result into
+    /// `a`'s buffer when `a` is owned and the result has its shape (a residual added to the
+    /// stream, a bias to its rows), and keeps an owned `b`'s for a later op.
+    pub fn binary_owned(&mut self, op: BinaryOp, a: Value, b: Value) -> Result<Value<'static>> {
+        let y = match &mut self.tape {
+            None => forward::binary_owned(op, a.into_tensor()?, b.tensor()?)?.into(),
+            Some(tape) => tape.binary(op, a.var()?, b.var()?)?.into(),
+        };
+        self.recycle(b);
+        Ok(y)
+    }
+
     /// The dense op `activation(x · w + b)` over the last axis of `x`.
     pub fn linear(
         &mut self,
@@ -407,6 +425,105 @@ impl<'t> Pass<'t> {
             Some(tape) => Ok(tape
                 .layer_norm(x.var()?, var_of(gamma)?, var_of(beta)?, epsilon)?
                 .into()),
+        }
+    }
+
+    /// RMS normalisation over the last axis, scaled by `weight` (features).
+    pub fn rms_norm(&mut self, x: &Value, weight: &Value, eps: f32) -> Result<Value<'static>> {
+        match &mut self.tape {
+            None => {
+                let y = forward::rms_norm(x.tensor()?, weight.tensor()?, eps, &mut self.scratch)?;
+                Ok(y.into())
+            }
+            Some(tape) => Ok(tape.rms_norm(x.var()?, weight.var()?, eps)?.into()),
+        }
+    }
+
+    /// Rotary position embeddings of `x` (tokens, heads · head_dim), its rows at positions
+    /// `first..`, in place when `x` is owned; the frequency `factors` are constants.
+    pub fn rope(
+        &mut self,
+        x: Value,
+        spec: &Rope,
+        first: usize,
+        factors: Option<&[f32]>,
+    ) -> Result<Value<'static>> {
+        match &mut self.tape {
+            None => Ok(forward::rope(x.into_tensor()?, spec, first, factors)?.into()),
+            Some(tape) => Ok(tape.rope(x.var()?, spec, first, factors)?.into()),
+        }
+    }
+
+    /// `silu(gate) · up`, in `gate`'s buffer when it is owned.
+    pub fn swiglu(&mut self, gate: Value, up: Value) -> Result<Value<'static>> {
+        let y = match &mut self.tape {
+            None => forward::swiglu(gate.into_tensor()?, up.tensor()?)?.into(),
+            Some(tape) => tape.swiglu(gate.var()?, up.var()?)?.into(),
+        };
+        self.recycle(up);
+        Ok(y)
+    }
+
+    /// `x · wᵀ` for a quantised matrix `w` (outputs × inputs): a frozen constant, so the
+    /// gradient flows to `x` alone.
+    pub fn qlinear(&mut self, x: Value, w: &QMatrix) -> Result<Value<'static>> {
+        let [y] = self.qlinear_many(x, [w])?;
+        Ok(y)
+    }
+
+    /// [`Pass::qlinear`] of several matrices reading the same `x`; an eager pass quantises
+    /// `x` once for all of them (a block's Q, K and V share it, as do its gate and up).
+    pub fn qlinear_many<const N: usize>(
+        &mut self,
+        x: Value,
+        ws: [&QMatrix; N],
+    ) -> Result<[Value<'static>; N]> {
+        let outs: Vec<Value<'static>> = match &mut self.tape {
+            None => forward::qlinear(x.tensor()?, &ws, &mut self.scratch)?
+                .into_iter()
+                .map(Value::from)
+                .collect(),
+            Some(tape) => {
+                let x = x.var()?;
+                ws.iter()
+                    .map(|w| Ok(Value::from(tape.qlinear(x, w)?)))
+                    .collect::<Result<_>>()?
+            }
+        };
+        self.recycle(x);
+        outs.try_into()
+            .map_err(|_| Error::invalid("internal: a product per matrix"))
+    }
+
+    /// Causal attention of the queries `q` (tokens, heads · head_dim) over a layer's
+    /// key–value cache, once the new keys `k` and values `v` (tokens, kv_heads · head_dim)
+    /// are appended to it: the llama decoder's grouped-query attention. Eager only for now:
+    /// recording it is an error, so a decoder cannot yet be trained through its cache.
+    pub fn cached_attention(
+        &mut self,
+        (q, k, v): (Value, Value, Value),
+        cache: &mut LayerCache,
+        heads: usize,
+    ) -> Result<Value<'static>> {
+        if self.tape.is_some() {
+            return Err(Error::invalid(
+                "attention over a key-value cache runs only in inference (eager) passes; \
+                 it has no gradient yet",
+            ));
+        }
+        let (qt, kt, vt) = (q.tensor()?, k.tensor()?, v.tensor()?);
+        let y = forward::cached_attention(qt, kt, vt, cache, heads, &mut self.scratch)?;
+        for spent in [q, k, v] {
+            self.recycle(spent);
+        }
+        Ok(y.into())
+    }
+
+    /// Keeps the buffer of an owned eager value that an op has used up, for a later op's
+    /// output.
+    fn recycle(&mut self, spent: Value) {
+        if let Value::Tensor(Cow::Owned(t)) = spent {
+            self.scratch.recycle(t);
         }
     }
 

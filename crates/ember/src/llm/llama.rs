@@ -1,15 +1,20 @@
 //! The llama decoder (and Qwen2, its relative with biased Q/K/V projections and NeoX RoPE)
 //! from a GGUF file: token embedding, blocks of RMSNorm → grouped-query attention with RoPE
 //! → RMSNorm → SwiGLU feed-forward, each added back to the residual stream, a last RMSNorm
-//! and the output head (the embedding itself when the file ties them).
+//! and the output head (the embedding itself when the file ties them). The blocks
+//! (`block.rs`) are written over the op API, as every layer is; inference runs them in
+//! an eager pass.
 
 use std::io::{Read, Seek};
 use std::path::Path;
 
+use super::block::Block;
+use crate::autograd::{Pass, Value};
 use crate::error::{Error, Result};
 use crate::gguf::{Array, Gguf, TensorInfo};
-use crate::tensor::decoder::{causal_attention, rms_norm, rope, swiglu, LayerCache, RopeLayout};
-use crate::tensor::quant::{dequantize_row, quantize_q8, Q8Block, QMatrix, QuantType};
+use crate::tensor::decoder::{LayerCache, Rope, RopeLayout};
+use crate::tensor::quant::{dequantize_row, QMatrix, QuantType};
+use crate::tensor::{forward, Tensor};
 
 /// The sizes a llama-family model declares in its GGUF metadata.
 #[derive(Clone, Debug, PartialEq)]
@@ -114,30 +119,14 @@ impl LlamaConfig {
     }
 }
 
-struct Block {
-    attn_norm: Vec<f32>,
-    q: QMatrix,
-    k: QMatrix,
-    v: QMatrix,
-    q_bias: Option<Vec<f32>>,
-    k_bias: Option<Vec<f32>>,
-    v_bias: Option<Vec<f32>>,
-    output: QMatrix,
-    ffn_norm: Vec<f32>,
-    gate: QMatrix,
-    up: QMatrix,
-    down: QMatrix,
-}
-
 /// A llama-family decoder with its weights, quantised as the file stores them.
 pub struct Llama {
     pub config: LlamaConfig,
     embedding: QMatrix,
     blocks: Vec<Block>,
-    norm: Vec<f32>,
+    norm: Tensor,
     /// None when the output head is the token embedding.
     head: Option<QMatrix>,
-    rope_factors: Option<Vec<f32>>,
 }
 
 /// The key–value cache of one conversation: every layer's keys and values so far.
@@ -212,7 +201,7 @@ impl<R: Read + Seek> Loader<'_, R> {
     }
 
     /// A vector of `len` numbers (norm weights, biases), expanded to `f32` and checked finite.
-    fn vector(&mut self, name: &str, len: usize) -> Result<Vec<f32>> {
+    fn vector(&mut self, name: &str, len: usize) -> Result<Tensor> {
         let t = self.info(name)?.clone();
         self.check(&t, &[len])?;
         if t.kind.block_len() != 1 {
@@ -233,10 +222,10 @@ impl<R: Read + Seek> Loader<'_, R> {
                 format!("tensor '{name}' holds {v}"),
             ));
         }
-        Ok(out)
+        Tensor::new(&[len], out)
     }
 
-    fn optional_vector(&mut self, name: &str, len: usize) -> Result<Option<Vec<f32>>> {
+    fn optional_vector(&mut self, name: &str, len: usize) -> Result<Option<Tensor>> {
         match self.gguf.tensor(name) {
             Some(_) => self.vector(name, len).map(Some),
             None => Ok(None),
@@ -258,6 +247,15 @@ impl Llama {
         let mut l = Loader { gguf, file };
         let (h, q_dim, kv_dim) = (c.hidden, c.heads * c.head_dim, c.kv_heads * c.head_dim);
         let embedding = l.matrix("token_embd.weight", c.vocab, h)?;
+        let rope_factors = l
+            .optional_vector("rope_freqs.weight", c.head_dim / 2)?
+            .map(Tensor::into_data);
+        let rope = |heads| Rope {
+            heads,
+            head_dim: c.head_dim,
+            base: c.rope_base,
+            layout: c.rope_layout,
+        };
         // Not preallocated: the count is the file's word, and each block must find its
         // tensors in the file before the next is made.
         let mut blocks = Vec::new();
@@ -276,6 +274,10 @@ impl Llama {
                 gate: l.matrix(&n("ffn_gate.weight"), c.feed_forward, h)?,
                 up: l.matrix(&n("ffn_up.weight"), c.feed_forward, h)?,
                 down: l.matrix(&n("ffn_down.weight"), h, c.feed_forward)?,
+                rms_eps: c.rms_eps,
+                query_rope: rope(c.heads),
+                key_rope: rope(c.kv_heads),
+                rope_factors: rope_factors.clone(),
             });
         }
         let norm = l.vector("output_norm.weight", h)?;
@@ -283,14 +285,12 @@ impl Llama {
             Some(_) => Some(l.matrix("output.weight", c.vocab, h)?),
             None => None,
         };
-        let rope_factors = l.optional_vector("rope_freqs.weight", c.head_dim / 2)?;
         Ok(Llama {
             config: c,
             embedding,
             blocks,
             norm,
             head,
-            rope_factors,
         })
     }
 
@@ -345,130 +345,20 @@ impl Llama {
                 n, c.context, cache.len
             )));
         }
-        let (h, q_dim, kv_dim, ff) = (
-            c.hidden,
-            c.heads * c.head_dim,
-            c.kv_heads * c.head_dim,
-            c.feed_forward,
-        );
-        let mut x = vec![0f32; n * h];
-        for (t, &id) in tokens.iter().enumerate() {
-            self.embedding
-                .row_f32(id as usize, &mut x[t * h..(t + 1) * h]);
-        }
-        let mut normed = vec![0f32; n * h];
-        let mut quantised = Quantised::default();
-        let (mut q, mut k, mut v) = (
-            vec![0f32; n * q_dim],
-            vec![0f32; n * kv_dim],
-            vec![0f32; n * kv_dim],
-        );
-        let mut attended = vec![0f32; n * q_dim];
-        let mut projected = vec![0f32; n * h];
-        let (mut gate, mut up) = (vec![0f32; n * ff], vec![0f32; n * ff]);
+        let mut pass = Pass::eager();
+        let mut x = Value::from(forward::qembedding(&self.embedding, tokens)?); // (tokens, hidden)
         let first = cache.len;
         for (block, layer) in self.blocks.iter().zip(&mut cache.layers) {
-            normed.copy_from_slice(&x);
-            rms_norm(&mut normed, &block.attn_norm, c.rms_eps);
-            // Q, K and V share one quantisation of their input.
-            linear_q8(&block.q, &normed, n, &mut quantised, &mut q, true);
-            linear_q8(&block.k, &normed, n, &mut quantised, &mut k, false);
-            linear_q8(&block.v, &normed, n, &mut quantised, &mut v, false);
-            for (out, bias) in [
-                (&mut q, &block.q_bias),
-                (&mut k, &block.k_bias),
-                (&mut v, &block.v_bias),
-            ] {
-                if let Some(b) = bias {
-                    add_rows(out, b);
-                }
-            }
-            let factors = self.rope_factors.as_deref();
-            rope(
-                &mut q,
-                c.heads,
-                c.head_dim,
-                first,
-                c.rope_base,
-                factors,
-                c.rope_layout,
-            );
-            rope(
-                &mut k,
-                c.kv_heads,
-                c.head_dim,
-                first,
-                c.rope_base,
-                factors,
-                c.rope_layout,
-            );
-            layer.append(&k, &v, c.head_dim);
-            causal_attention(&q, layer, c.heads, c.head_dim, &mut attended);
-            linear_q8(
-                &block.output,
-                &attended,
-                n,
-                &mut quantised,
-                &mut projected,
-                true,
-            );
-            add(&mut x, &projected);
-
-            normed.copy_from_slice(&x);
-            rms_norm(&mut normed, &block.ffn_norm, c.rms_eps);
-            linear_q8(&block.gate, &normed, n, &mut quantised, &mut gate, true);
-            linear_q8(&block.up, &normed, n, &mut quantised, &mut up, false);
-            swiglu(&mut gate, &up);
-            linear_q8(&block.down, &gate, n, &mut quantised, &mut projected, true);
-            add(&mut x, &projected);
+            x = block.call(&mut pass, x, layer, first)?;
         }
         cache.len += n;
+        let x = x.into_tensor()?;
         let rows = match which {
-            Logits::Last => &mut x[(n - 1) * h..],
-            Logits::All => &mut x[..],
+            Logits::Last => x.slice_rows(n - 1, n)?,
+            Logits::All => x,
         };
-        rms_norm(rows, &self.norm, c.rms_eps);
-        let count = rows.len() / h;
+        let normed = pass.rms_norm(&Value::from(rows), &Value::from(&self.norm), c.rms_eps)?;
         let head = self.head.as_ref().unwrap_or(&self.embedding);
-        let mut logits = vec![0f32; count * c.vocab];
-        linear_q8(head, rows, count, &mut quantised, &mut logits, true);
-        Ok(logits)
-    }
-}
-
-/// An input quantised to 8 bits, kept for the next product with the same input.
-#[derive(Default)]
-struct Quantised {
-    blocks: Vec<Q8Block>,
-    valid: bool,
-}
-
-/// `out = x · wᵀ`. `fresh` says `x` is a new input; otherwise its quantisation, if an earlier
-/// product made one, is reused (Q, K and V share theirs, as do gate and up).
-fn linear_q8(w: &QMatrix, x: &[f32], n: usize, q8: &mut Quantised, out: &mut [f32], fresh: bool) {
-    if fresh {
-        q8.valid = false;
-    }
-    match w.kind {
-        QuantType::Q4_0 | QuantType::Q4_1 | QuantType::Q8_0 => {
-            if !q8.valid {
-                quantize_q8(x, &mut q8.blocks);
-                q8.valid = true;
-            }
-            w.matmul_q8(&q8.blocks, n, out);
-        }
-        _ => w.matmul(x, n, out),
-    }
-}
-
-fn add(x: &mut [f32], y: &[f32]) {
-    for (a, b) in x.iter_mut().zip(y) {
-        *a += b;
-    }
-}
-
-fn add_rows(x: &mut [f32], bias: &[f32]) {
-    for row in x.chunks_exact_mut(bias.len()) {
-        add(row, bias);
+        Ok(pass.qlinear(normed, head)?.into_tensor()?.into_data())
     }
 }

@@ -16,6 +16,7 @@
 //! assert!(reply.tokens.len() <= 16);
 //! ```
 
+mod block;
 pub mod chat;
 pub mod generate;
 pub mod llama;

@@ -1,5 +1,6 @@
-//! The kernels of a decoder-only transformer's inference: RMS normalisation, rotary position
-//! embeddings, causal grouped-query attention over a key–value cache, SwiGLU and softmax.
+//! The kernels of a decoder-only transformer: RMS normalisation, rotary position embeddings,
+//! causal grouped-query attention over a key–value cache, SwiGLU and softmax, and the
+//! gradients of the normalisation, the rotation and SwiGLU.
 //!
 //! They follow ggml's arithmetic where it shows in the results: sums of squares in `f64`,
 //! RoPE angles built by repeated multiplication in `f32`, queries and attention weights
@@ -9,6 +10,8 @@
 use half::f16;
 
 use super::matmul::{matmul_serial, MatRef};
+use super::GradBuf;
+use crate::error::{Error, Result};
 
 /// `x ← x / rms(x) · weight`, row by row (`weight.len()` wide).
 pub fn rms_norm(x: &mut [f32], weight: &[f32], eps: f32) {
@@ -22,6 +25,59 @@ pub fn rms_norm(x: &mut [f32], weight: &[f32], eps: f32) {
     }
 }
 
+/// The gradients of [`rms_norm`] from its output's `dy`: the input's into `dx`, the weight's
+/// into `dweight` (each skipped when None).
+pub fn rms_norm_backward(
+    dy: &[f32],
+    x: &[f32],
+    weight: &[f32],
+    eps: f32,
+    mut dx: Option<GradBuf>,
+    dweight: Option<GradBuf>,
+) {
+    let n = weight.len();
+    let mut dw = vec![0f32; if dweight.is_some() { n } else { 0 }];
+    for (r, (xr, dyr)) in x.chunks_exact(n).zip(dy.chunks_exact(n)).enumerate() {
+        let sum: f64 = xr.iter().map(|&v| (v * v) as f64).sum();
+        let scale = 1.0 / ((sum / n as f64) as f32 + eps).sqrt();
+        if let Some(g) = &mut dx {
+            // d scale / d x_j = −scale³ · x_j / n.
+            let dot: f64 = (0..n).map(|j| (dyr[j] * weight[j] * xr[j]) as f64).sum();
+            let k = dot as f32 * scale * scale * scale / n as f32;
+            let out = &mut g.buf[r * n..][..n];
+            for j in 0..n {
+                let v = scale * weight[j] * dyr[j] - k * xr[j];
+                store(&mut out[j], v, g.accumulate);
+            }
+        }
+        for (j, d) in dw.iter_mut().enumerate() {
+            *d += dyr[j] * xr[j] * scale;
+        }
+    }
+    if let Some(g) = dweight {
+        for (d, &v) in g.buf.iter_mut().zip(&dw) {
+            store(d, v, g.accumulate);
+        }
+    }
+}
+
+/// The feature count of an RMS normalisation of `x` (…, features) by `weight` (features).
+pub fn rms_norm_features(x: &[usize], weight: &[usize], eps: f32) -> Result<usize> {
+    let features = x.last().copied().unwrap_or(0);
+    if weight != [features] || features == 0 {
+        return Err(Error::shape(
+            "rms_norm",
+            format!("input {x:?} and weight {weight:?} (must be [features])"),
+        ));
+    }
+    if !(eps.is_finite() && eps > 0.0) {
+        return Err(Error::invalid(format!(
+            "rms_norm epsilon must be positive, got {eps}"
+        )));
+    }
+    Ok(features)
+}
+
 /// How RoPE pairs a head's dimensions: adjacent ones (llama's layout in GGUF files, whose
 /// converter permutes the Q and K rows for it) or the two halves (GPT-NeoX, Qwen2).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -30,17 +86,34 @@ pub enum RopeLayout {
     Halves,
 }
 
-/// Rotary embeddings: for each of `tokens` rows of `heads` heads of `head_dim`, at positions
-/// `first..`, rotates pair `i` by `position · base^(-2i/head_dim) / factors[i]`.
-pub fn rope(
-    x: &mut [f32],
-    heads: usize,
-    head_dim: usize,
-    first: usize,
-    base: f32,
-    factors: Option<&[f32]>,
-    layout: RopeLayout,
-) {
+/// A model's rotary position embedding: rows of `heads` heads of `head_dim`, pair `i` of a
+/// head at position `p` rotated by `p · base^(-2i/head_dim) / factors[i]`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Rope {
+    pub heads: usize,
+    pub head_dim: usize,
+    pub base: f32,
+    pub layout: RopeLayout,
+}
+
+/// Rotary embeddings of `x`'s rows, at positions `first..`, in place.
+pub fn rope(x: &mut [f32], spec: &Rope, first: usize, factors: Option<&[f32]>) {
+    rotate(x, spec, first, factors, false);
+}
+
+/// The gradient of [`rope`], in place: `dy` rotated back by the same angles (a rotation's
+/// transpose is its inverse).
+pub fn rope_backward(dy: &mut [f32], spec: &Rope, first: usize, factors: Option<&[f32]>) {
+    rotate(dy, spec, first, factors, true);
+}
+
+fn rotate(x: &mut [f32], spec: &Rope, first: usize, factors: Option<&[f32]>, back: bool) {
+    let Rope {
+        heads,
+        head_dim,
+        base,
+        layout,
+    } = *spec;
     let half = head_dim / 2;
     let step = base.powf(-2.0 / head_dim as f32);
     let mut cos_sin = vec![(0f32, 0f32); half];
@@ -48,7 +121,8 @@ pub fn rope(
         let mut theta = (first + t) as f32;
         for (i, cs) in cos_sin.iter_mut().enumerate() {
             let angle = theta / factors.map_or(1.0, |f| f[i]);
-            *cs = (angle.cos(), angle.sin());
+            let sin = angle.sin();
+            *cs = (angle.cos(), if back { -sin } else { sin });
             theta *= step;
         }
         for head in row.chunks_exact_mut(head_dim) {
@@ -69,6 +143,78 @@ pub fn rope(
 pub fn swiglu(gate: &mut [f32], up: &[f32]) {
     for (g, &u) in gate.iter_mut().zip(up) {
         *g = *g / (1.0 + (-*g).exp()) * u;
+    }
+}
+
+/// Checks that `x` (…, heads · head_dim) fits `spec`, with `factors` (head_dim / 2) if given.
+pub fn rope_check(x: &[usize], spec: &Rope, factors: Option<&[f32]>) -> Result<()> {
+    let width = x.last().copied().unwrap_or(0);
+    if !spec.head_dim.is_multiple_of(2) || spec.heads * spec.head_dim != width || width == 0 {
+        return Err(Error::shape(
+            "rope",
+            format!(
+                "input {x:?} is not rows of {} heads of an even {}",
+                spec.heads, spec.head_dim
+            ),
+        ));
+    }
+    if let Some(f) = factors.filter(|f| f.len() != spec.head_dim / 2) {
+        return Err(Error::shape(
+            "rope",
+            format!(
+                "{} frequency factors for heads of {}",
+                f.len(),
+                spec.head_dim
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// The gradients of [`swiglu`] from its output's `dy`, into `dgate` and `dup` (each skipped
+/// when None).
+pub fn swiglu_backward(
+    dy: &[f32],
+    gate: &[f32],
+    up: &[f32],
+    dgate: Option<GradBuf>,
+    dup: Option<GradBuf>,
+) {
+    if let Some(g) = dgate {
+        for (((d, &dy), &x), &u) in g.buf.iter_mut().zip(dy).zip(gate).zip(up) {
+            // silu'(x) = σ(x) · (1 + x · (1 − σ(x))).
+            let sigmoid = 1.0 / (1.0 + (-x).exp());
+            store(
+                d,
+                dy * u * sigmoid * (1.0 + x * (1.0 - sigmoid)),
+                g.accumulate,
+            );
+        }
+    }
+    if let Some(g) = dup {
+        for ((d, &dy), &x) in g.buf.iter_mut().zip(dy).zip(gate) {
+            store(d, dy * x / (1.0 + (-x).exp()), g.accumulate);
+        }
+    }
+}
+
+/// Checks that SwiGLU's gate and up have one shape.
+pub fn swiglu_check(gate: &[usize], up: &[usize]) -> Result<()> {
+    if gate != up {
+        return Err(Error::shape(
+            "swiglu",
+            format!("gate {gate:?} and up {up:?} differ"),
+        ));
+    }
+    Ok(())
+}
+
+/// Writes `v` into a gradient element, or adds it when accumulating.
+fn store(d: &mut f32, v: f32, accumulate: bool) {
+    if accumulate {
+        *d += v;
+    } else {
+        *d = v;
     }
 }
 
@@ -185,6 +331,38 @@ pub fn causal_attention(
     }
 }
 
+/// The head size of causal attention of `q` (tokens, heads · head_dim) with new keys `k` and
+/// values `v` (tokens, kv_heads · head_dim) over `cache` (kv_heads heads).
+pub fn cached_attention_head_dim(
+    q: &[usize],
+    k: &[usize],
+    v: &[usize],
+    cache: &LayerCache,
+    heads: usize,
+) -> Result<usize> {
+    let kv_heads = cache.keys.len();
+    let bad = |why: &str| {
+        Err(Error::shape(
+            "cached_attention",
+            format!("q {q:?}, k {k:?}, v {v:?}, {heads} heads, a cache of {kv_heads}: {why}"),
+        ))
+    };
+    if q.len() != 2 || k != v || k.len() != 2 || q[0] != k[0] || q[0] == 0 {
+        return bad("need (tokens, width) each, as many tokens in each");
+    }
+    if heads == 0 || kv_heads == 0 || !heads.is_multiple_of(kv_heads) {
+        return bad("the heads must share the key-value heads evenly");
+    }
+    let head_dim = q[1] / heads;
+    if head_dim == 0 || q[1] != heads * head_dim || k[1] != kv_heads * head_dim {
+        return bad("query and key heads differ in size");
+    }
+    if cache.keys.iter().any(|c| !c.len().is_multiple_of(head_dim)) {
+        return bad("the cache holds heads of another size");
+    }
+    Ok(head_dim)
+}
+
 /// `x ← softmax(scale · x)`, with the sum in `f64`.
 pub fn softmax(x: &mut [f32], scale: f32) {
     let max = x.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v * scale));
@@ -218,22 +396,20 @@ mod tests {
     #[test]
     fn rope_rotates_pairs_by_position_times_frequency() {
         // One head of 4: pairs (0,1) at frequency 1 and (2,3) at base^(-1/2) = 0.01.
+        let spec = |layout| Rope {
+            heads: 1,
+            head_dim: 4,
+            base: 10000.0,
+            layout,
+        };
         let mut x = vec![1.0, 0.0, 1.0, 0.0];
-        rope(&mut x, 1, 4, 3, 10000.0, None, RopeLayout::Adjacent);
+        rope(&mut x, &spec(RopeLayout::Adjacent), 3, None);
         let want = [3f32.cos(), 3f32.sin(), 0.03f32.cos(), 0.03f32.sin()];
         for (a, b) in x.iter().zip(want) {
             assert!((a - b).abs() < 1e-6, "{a} {b}");
         }
         let mut y = vec![1.0, 1.0, 0.0, 0.0];
-        rope(
-            &mut y,
-            1,
-            4,
-            3,
-            10000.0,
-            Some(&[1.0, 3.0]),
-            RopeLayout::Halves,
-        );
+        rope(&mut y, &spec(RopeLayout::Halves), 3, Some(&[1.0, 3.0]));
         let want = [3f32.cos(), 0.01f32.cos(), 3f32.sin(), 0.01f32.sin()];
         for (a, b) in y.iter().zip(want) {
             assert!((a - b).abs() < 1e-6, "{a} {b}");
@@ -241,8 +417,14 @@ mod tests {
         // Rotations keep norms, and position 0 is the identity.
         let mut z = vec![0.3, -0.7, 0.2, 0.9];
         let before = z.clone();
-        rope(&mut z, 1, 4, 0, 10000.0, None, RopeLayout::Adjacent);
+        rope(&mut z, &spec(RopeLayout::Adjacent), 0, None);
         assert_eq!(z, before);
+        // Rotating back undoes a rotation.
+        rope(&mut z, &spec(RopeLayout::Halves), 5, Some(&[1.0, 3.0]));
+        rope_backward(&mut z, &spec(RopeLayout::Halves), 5, Some(&[1.0, 3.0]));
+        for (a, b) in z.iter().zip(&before) {
+            assert!((a - b).abs() < 1e-6, "{a} {b}");
+        }
     }
 
     /// Attention over the cache equals the textbook formula computed directly, for a

@@ -102,6 +102,27 @@ pub fn binary(
     }
 }
 
+/// `a ← op(a, b)`, for `b` broadcast to `a`'s shape (the output's: the caller checks).
+pub fn binary_in_place(
+    op: BinaryOp,
+    (a, a_shape): (&mut [f32], &[usize]),
+    (b, b_shape): (&[f32], &[usize]),
+) {
+    if a_shape.ends_with(b_shape) && !b.is_empty() {
+        // `b` repeats row by row (equal shapes, or a bias over the last axes): a straight
+        // zip per row, which vectorises.
+        for row in a.chunks_exact_mut(b.len()) {
+            for (x, &y) in row.iter_mut().zip(b) {
+                *x = op.apply(*x, y);
+            }
+        }
+    } else {
+        for_each_offset(a_shape, a_shape, b_shape, |o, _, ib| {
+            a[o] = op.apply(a[o], b[ib])
+        });
+    }
+}
+
 /// Adds the gradient of `op(a, b)` with respect to operand `which` (0: a, 1: b) into `dst`
 /// (shaped like that operand); broadcast axes sum their contributions.
 pub fn binary_backward(

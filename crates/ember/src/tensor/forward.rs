@@ -9,6 +9,9 @@ use super::attention::{
 use super::broadcast::broadcast_shape;
 use super::conv::Window;
 use super::conv2d::{conv2d as conv2d_kernel, conv2d_window, pool2d};
+use super::decoder::{
+    self, cached_attention_head_dim, rms_norm_features, rope_check, swiglu_check, LayerCache, Rope,
+};
 use super::elementwise::{self, BinaryOp, UnaryOp};
 use super::embedding::{embedding_dim, gather};
 use super::linear::{linear as linear_kernel, linear_dims, linear_shape, matmul_dims};
@@ -18,9 +21,10 @@ use super::normalization::{
     batch_norm as batch_norm_kernel, batch_norm_channels, layer_norm as layer_norm_kernel,
     layer_norm_features,
 };
+use super::quant::{self, Q8Block, QMatrix};
 use super::reduce::{mean_factor, scaled_sum};
 use super::Tensor;
-use crate::error::Result;
+use crate::error::{Error, Result};
 
 /// The dense layer, `activation(x · w + b)`: x (…, in), w (in, units), b (units).
 pub fn linear(
@@ -172,6 +176,153 @@ pub fn layer_norm(
     Ok(out)
 }
 
+/// RMS normalisation over the last axis, scaled by `weight` (features), into a buffer from
+/// `scratch`.
+pub fn rms_norm(x: &Tensor, weight: &Tensor, eps: f32, scratch: &mut Scratch) -> Result<Tensor> {
+    rms_norm_features(x.shape(), weight.shape(), eps)?;
+    let mut out = scratch.copy(x);
+    decoder::rms_norm(out.data_mut(), weight.data(), eps);
+    Ok(out)
+}
+
+/// Rotary position embeddings of `x` (tokens, heads · head_dim), its rows at positions
+/// `first..`, in its own buffer.
+pub fn rope(mut x: Tensor, spec: &Rope, first: usize, factors: Option<&[f32]>) -> Result<Tensor> {
+    rope_check(x.shape(), spec, factors)?;
+    decoder::rope(x.data_mut(), spec, first, factors);
+    Ok(x)
+}
+
+/// `silu(gate) · up`, in `gate`'s buffer.
+pub fn swiglu(mut gate: Tensor, up: &Tensor) -> Result<Tensor> {
+    swiglu_check(gate.shape(), up.shape())?;
+    decoder::swiglu(gate.data_mut(), up.data());
+    Ok(gate)
+}
+
+/// What an eager pass keeps from op to op rather than allocating it afresh: the 8-bit
+/// quantisation of a quantised product's input, and the buffers of values it no longer
+/// needs (megabytes each in a long prompt: reused, they spare the page faults and cache
+/// misses of fresh ones, as a hand-written decoder's preallocated buffers would).
+#[derive(Debug, Default)]
+pub struct Scratch {
+    q8: Vec<Q8Block>,
+    spare: Vec<Vec<f32>>,
+}
+
+/// The most spare buffers a [`Scratch`] keeps: a decoder block has a few values alive at once.
+const SPARE_BUFFERS: usize = 8;
+
+impl Scratch {
+    /// Keeps `t`'s buffer for a later output.
+    pub fn recycle(&mut self, t: Tensor) {
+        if self.spare.len() < SPARE_BUFFERS {
+            self.spare.push(t.data);
+        }
+    }
+
+    /// The smallest spare buffer that holds `len` values, emptied; a new one when none does.
+    fn buffer(&mut self, len: usize) -> Vec<f32> {
+        let best = (0..self.spare.len())
+            .filter(|&i| self.spare[i].capacity() >= len)
+            .min_by_key(|&i| self.spare[i].capacity());
+        match best {
+            Some(i) => {
+                let mut data = self.spare.swap_remove(i);
+                data.clear();
+                data
+            }
+            None => Vec::with_capacity(len),
+        }
+    }
+
+    /// A tensor of `shape` for a kernel that writes every element: a spare buffer long
+    /// enough keeps its old values rather than being zeroed first.
+    fn output(&mut self, shape: &[usize]) -> Tensor {
+        let len = super::numel(shape);
+        let fit = (0..self.spare.len())
+            .filter(|&i| self.spare[i].len() >= len)
+            .min_by_key(|&i| self.spare[i].len());
+        let mut data = match fit {
+            Some(i) => self.spare.swap_remove(i),
+            None => self.buffer(len),
+        };
+        data.truncate(len);
+        data.resize(len, 0.0);
+        Tensor {
+            shape: shape.to_vec(),
+            data,
+        }
+    }
+
+    /// A tensor of zeros.
+    fn zeros(&mut self, shape: &[usize]) -> Tensor {
+        let len = super::numel(shape);
+        let mut data = self.buffer(len);
+        data.resize(len, 0.0);
+        Tensor {
+            shape: shape.to_vec(),
+            data,
+        }
+    }
+
+    /// A copy of `x`.
+    fn copy(&mut self, x: &Tensor) -> Tensor {
+        let mut data = self.buffer(x.len());
+        data.extend_from_slice(x.data());
+        Tensor {
+            shape: x.shape.clone(),
+            data,
+        }
+    }
+}
+
+/// `x · wᵀ` for each quantised matrix `w` (outputs × inputs) of `ws`: x (…, inputs) →
+/// (…, outputs), one tensor per matrix, `x` quantised once for all of them (into `scratch`).
+pub fn qlinear(x: &Tensor, ws: &[&QMatrix], scratch: &mut Scratch) -> Result<Vec<Tensor>> {
+    let mut outs = ws
+        .iter()
+        // Every element is written: no need to zero.
+        .map(|w| Ok(scratch.output(&quant::matmul_shape(x.shape(), w)?)))
+        .collect::<Result<Vec<_>>>()?;
+    let rows = x.len() / x.row_len_last().max(1);
+    let mut bufs: Vec<&mut [f32]> = outs.iter_mut().map(Tensor::data_mut).collect();
+    quant::matmul_shared(ws, x.data(), rows, &mut bufs, &mut scratch.q8);
+    Ok(outs)
+}
+
+/// Rows of a quantised `table` (vocabulary, dim) at `ids`, expanded to `f32`: (ids, dim).
+pub fn qembedding(table: &QMatrix, ids: &[u32]) -> Result<Tensor> {
+    if let Some(&bad) = ids.iter().find(|&&id| id as usize >= table.rows) {
+        return Err(Error::invalid(format!(
+            "id {bad} is outside a table of {} rows",
+            table.rows
+        )));
+    }
+    let mut out = Tensor::zeros(&[ids.len(), table.cols]);
+    for (row, &id) in out.data_mut().chunks_exact_mut(table.cols).zip(ids) {
+        table.row_f32(id as usize, row);
+    }
+    Ok(out)
+}
+
+/// Causal attention of the queries `q` (tokens, heads · head_dim) over `cache` once the
+/// new keys `k` and values `v` (tokens, kv_heads · head_dim) are appended to it.
+pub fn cached_attention(
+    q: &Tensor,
+    k: &Tensor,
+    v: &Tensor,
+    cache: &mut LayerCache,
+    heads: usize,
+    scratch: &mut Scratch,
+) -> Result<Tensor> {
+    let head_dim = cached_attention_head_dim(q.shape(), k.shape(), v.shape(), cache, heads)?;
+    cache.append(k.data(), v.data(), head_dim);
+    let mut out = scratch.zeros(q.shape());
+    decoder::causal_attention(q.data(), cache, heads, head_dim, out.data_mut());
+    Ok(out)
+}
+
 /// Rows of `table` (vocabulary, dim) at the integer ids in `ids`: shape `ids.shape + [dim]`.
 pub fn embedding(table: &Tensor, ids: &Tensor) -> Result<Tensor> {
     let dim = embedding_dim(table.shape(), ids.data())?;
@@ -234,6 +385,17 @@ pub fn binary(op: BinaryOp, a: &Tensor, b: &Tensor) -> Result<Tensor> {
         &mut out,
     );
     Ok(out)
+}
+
+/// [`binary`] in `a`'s own buffer when the result has `a`'s shape (a residual added to the
+/// stream it belongs to, a bias to its rows); otherwise into a new one.
+pub fn binary_owned(op: BinaryOp, mut a: Tensor, b: &Tensor) -> Result<Tensor> {
+    let shape = broadcast_shape(a.shape(), b.shape())?;
+    if shape != a.shape() {
+        return binary(op, &a, b);
+    }
+    elementwise::binary_in_place(op, (&mut a.data, &a.shape), (b.data(), b.shape()));
+    Ok(a)
 }
 
 /// Any unary elementwise op.

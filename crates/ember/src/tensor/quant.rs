@@ -12,6 +12,8 @@ use std::fmt;
 
 use half::{bf16, f16};
 
+use super::matmul::MatRef;
+use super::GradBuf;
 use crate::error::{Error, Result};
 
 /// The element types of ggml tensors that Ember reads.
@@ -287,19 +289,27 @@ impl QMatrix {
         dequantize_row(self.kind, self.row(r), out);
     }
 
+    /// The whole matrix expanded to `f32` (rows × cols, row-major) into `out`.
+    pub fn dequantize(&self, out: &mut Vec<f32>) {
+        out.clear();
+        out.resize(self.rows * self.cols, 0.0);
+        for (r, row) in out.chunks_exact_mut(self.cols).enumerate() {
+            self.row_f32(r, row);
+        }
+    }
+
     /// `out[t][r] = Σ_c x[t][c] · self[r][c]` for the `n` rows of `x` (n × cols, row-major);
     /// `out` is n × rows.
     pub fn matmul(&self, x: &[f32], n: usize, out: &mut [f32]) {
-        assert_eq!(x.len(), n * self.cols, "QMatrix::matmul input");
-        assert_eq!(out.len(), n * self.rows, "QMatrix::matmul output");
-        match self.kind {
-            QuantType::Q4_0 | QuantType::Q4_1 | QuantType::Q8_0 => {
-                let mut q = Vec::new();
-                quantize_q8(x, &mut q);
-                self.matmul_q8(&q, n, out);
-            }
-            _ => self.matmul_f32(x, n, out),
-        }
+        matmul_shared(&[self], x, n, &mut [out], &mut Vec::new());
+    }
+
+    /// Whether products with this matrix quantise their activations to 8 bits first.
+    fn reads_q8(&self) -> bool {
+        matches!(
+            self.kind,
+            QuantType::Q4_0 | QuantType::Q4_1 | QuantType::Q8_0
+        )
     }
 
     /// The product with activations already quantised by [`quantize_q8`] (n × cols/32
@@ -359,6 +369,60 @@ impl QMatrix {
             f(c * chunk, ((c + 1) * chunk).min(self.rows))
         });
     }
+}
+
+/// The output shape of `x · wᵀ` for `x` (…, cols): (…, rows).
+pub fn matmul_shape(x: &[usize], w: &QMatrix) -> Result<Vec<usize>> {
+    match x.split_last() {
+        Some((&cols, lead)) if cols == w.cols => Ok([lead, &[w.rows]].concat()),
+        _ => Err(Error::shape(
+            "qlinear",
+            format!(
+                "input {x:?} against a {} × {} {} matrix",
+                w.rows, w.cols, w.kind
+            ),
+        )),
+    }
+}
+
+/// [`QMatrix::matmul`] of each matrix of `ws` with the same `x` into `outs`: `x` is
+/// quantised to 8 bits once for all of them (a block's Q, K and V share it, as do its gate
+/// and up), into `quantised`, a buffer the caller keeps so that a model's every product
+/// reuses one.
+pub fn matmul_shared(
+    ws: &[&QMatrix],
+    x: &[f32],
+    n: usize,
+    outs: &mut [&mut [f32]],
+    quantised: &mut Vec<Q8Block>,
+) {
+    let mut fresh = true;
+    for (w, out) in ws.iter().zip(outs.iter_mut()) {
+        assert_eq!(x.len(), n * w.cols, "QMatrix::matmul input");
+        assert_eq!(out.len(), n * w.rows, "QMatrix::matmul output");
+        if w.reads_q8() {
+            if fresh {
+                quantize_q8(x, quantised);
+                fresh = false;
+            }
+            w.matmul_q8(quantised, n, out);
+        } else {
+            w.matmul_f32(x, n, out);
+        }
+    }
+}
+
+/// The gradient of `y = x · wᵀ` with respect to `x`: `dx = dy · w` for `dy` (n × rows) and
+/// the matrix expanded to `f32` (rows × cols, from [`QMatrix::dequantize`]); written into
+/// `dx` (n × cols), or added to it when accumulating.
+pub fn matmul_input_grad(dy: &[f32], w: &[f32], rows: usize, cols: usize, dx: GradBuf) {
+    let n = dy.len() / rows.max(1);
+    super::matmul::matmul(
+        dx.buf,
+        MatRef::new(dy, n, rows),
+        MatRef::new(w, rows, cols),
+        dx.accumulate,
+    );
 }
 
 /// A pointer to an output that tasks write disjoint elements of.

@@ -309,9 +309,11 @@ fn attention_and_batch_matmul() {
 
 #[test]
 fn elementwise_reductions_and_activations() {
-    let shapes: [(&[usize], &[usize]); 4] = [
+    let shapes: [(&[usize], &[usize]); 6] = [
         (&[2, 3], &[2, 3]),
         (&[2, 3], &[3]),
+        (&[2, 3], &[1, 3]),
+        (&[2, 3], &[]),
         (&[2, 1], &[1, 3]),
         (&[], &[2, 2]),
     ];
@@ -322,6 +324,9 @@ fn elementwise_reductions_and_activations() {
             let (av, bv) = (tape.constant(&a), tape.constant(&b));
             let y = tape.binary(op, av, bv);
             assert_same(&tape, y, forward::binary(op, &a, &b));
+            // In `a`'s buffer where the result has its shape, into a new one elsewhere.
+            let y = tape.binary(op, av, bv);
+            assert_same(&tape, y, forward::binary_owned(op, a, &b));
         }
     }
     let (a, c) = (values(&[2, 2], 0.5), values(&[3], 0.5));
@@ -411,5 +416,76 @@ fn losses_with_and_without_weights() {
     assert_same_error(
         tape.weighted_loss(op, pv, ov, Some(sv)),
         forward::loss(op, &logits, &onehot, Some(&short)),
+    );
+}
+
+#[test]
+fn decoder_ops() {
+    use crate::tensor::decoder::{Rope, RopeLayout};
+    use crate::tensor::quant::{QMatrix, QuantType};
+    let mut tape = Tape::new();
+    let (x, weight, up) = (
+        values(&[3, 8], 0.3),
+        values(&[8], 0.8),
+        values(&[3, 8], 1.1),
+    );
+    let (xv, wv, uv) = (
+        tape.constant(&x),
+        tape.constant(&weight),
+        tape.constant(&up),
+    );
+    let y = tape.rms_norm(xv, wv, 1e-5);
+    assert_same(
+        &tape,
+        y,
+        forward::rms_norm(&x, &weight, 1e-5, &mut forward::Scratch::default()),
+    );
+    let y = tape.swiglu(xv, uv);
+    assert_same(&tape, y, forward::swiglu(x.clone(), &up));
+    let factors = [1.0, 2.0];
+    for layout in [RopeLayout::Adjacent, RopeLayout::Halves] {
+        let spec = Rope {
+            heads: 2,
+            head_dim: 4,
+            base: 10000.0,
+            layout,
+        };
+        let y = tape.rope(xv, &spec, 7, Some(&factors));
+        assert_same(&tape, y, forward::rope(x.clone(), &spec, 7, Some(&factors)));
+    }
+    // A Q8_0 matrix of 3 rows of 32: an f16 scale, then 32 signed bytes per row.
+    let bytes: Vec<u8> = (0..3u8)
+        .flat_map(|r| {
+            let mut row = half::f16::from_f32(0.01).to_le_bytes().to_vec();
+            row.extend((0..32u8).map(|c| c.wrapping_mul(7).wrapping_add(r * 40)));
+            row
+        })
+        .collect();
+    let q = QMatrix::new(QuantType::Q8_0, 3, 32, bytes).unwrap();
+    let x32 = values(&[2, 32], 0.6);
+    let x32v = tape.constant(&x32);
+    let y = tape.qlinear(x32v, &q);
+    let mut eager = forward::qlinear(&x32, &[&q], &mut forward::Scratch::default()).unwrap();
+    assert_same(&tape, y, Ok(eager.remove(0)));
+    // Errors: a weight of the wrong length, shapes that differ, a row that is not whole
+    // heads, an input that does not match the matrix.
+    assert_same_error(
+        tape.rms_norm(xv, xv, 1e-5),
+        forward::rms_norm(&x, &x, 1e-5, &mut forward::Scratch::default()),
+    );
+    assert_same_error(tape.swiglu(xv, wv), forward::swiglu(x.clone(), &weight));
+    let spec = Rope {
+        heads: 3,
+        head_dim: 4,
+        base: 10000.0,
+        layout: RopeLayout::Adjacent,
+    };
+    assert_same_error(
+        tape.rope(xv, &spec, 0, None),
+        forward::rope(x.clone(), &spec, 0, None),
+    );
+    assert_same_error(
+        tape.qlinear(xv, &q),
+        forward::qlinear(&x, &[&q], &mut forward::Scratch::default()),
     );
 }

@@ -5,6 +5,7 @@ pub(crate) mod activation;
 pub(crate) mod attention;
 pub(crate) mod concat;
 pub(crate) mod conv;
+pub(crate) mod decoder;
 pub(crate) mod elementwise;
 pub(crate) mod embedding;
 #[cfg(test)]
@@ -18,6 +19,7 @@ pub(crate) mod warp;
 use super::tape::{GradOut, Node, Scratch, Var};
 use crate::tensor::activation::Activation;
 use crate::tensor::conv::Window;
+use crate::tensor::decoder::Rope;
 use crate::tensor::GradBuf;
 use elementwise::{BinaryOp, UnaryOp};
 use loss::LossOp;
@@ -97,6 +99,27 @@ pub(crate) enum Op {
         x: Var,
         fill: FillMode,
     },
+    /// RMS normalisation over the last axis, scaled by `weight`.
+    RmsNorm {
+        x: Var,
+        weight: Var,
+        eps: f32,
+    },
+    /// Rotary position embeddings of rows at positions `first..`; the factors kept in `aux`.
+    Rope {
+        x: Var,
+        spec: Rope,
+        first: usize,
+    },
+    /// `silu(gate) · up`.
+    Swiglu {
+        gate: Var,
+        up: Var,
+    },
+    /// `x · wᵀ` for a constant quantised matrix, kept expanded to `f32` in `aux`.
+    QLinear {
+        x: Var,
+    },
     /// A loss of `prediction` against a constant `target`, averaged over the batch, each
     /// sample's term optionally multiplied by a constant weight.
     Loss {
@@ -162,6 +185,10 @@ pub(crate) fn backward(out: &Node, before: &mut [Node], scratch: &mut Scratch) {
             normalization::backward_layer_norm(x, gamma, beta, out, before)
         }
         Op::Warp { x, fill } => warp::backward_warp(x, fill, out, before),
+        Op::RmsNorm { x, weight, eps } => decoder::backward_rms_norm(x, weight, eps, out, before),
+        Op::Rope { x, spec, first } => decoder::backward_rope(x, &spec, first, out, before),
+        Op::Swiglu { gate, up } => decoder::backward_swiglu(gate, up, out, before),
+        Op::QLinear { x } => decoder::backward_qlinear(x, out, before),
         Op::Loss {
             op,
             prediction,
@@ -192,6 +219,10 @@ pub(crate) fn name(op: &Op) -> &'static str {
         Op::Attention { .. } => "an attention",
         Op::LayerNorm { .. } => "a layer normalization",
         Op::Warp { .. } => "an image warp",
+        Op::RmsNorm { .. } => "an RMS normalisation",
+        Op::Rope { .. } => "a rotary position embedding",
+        Op::Swiglu { .. } => "a SwiGLU",
+        Op::QLinear { .. } => "a quantised dense op",
         Op::Loss { .. } => "a loss",
     }
 }
@@ -214,7 +245,11 @@ pub(crate) fn per_example_unsupported(op: &Op) -> Vec<Var> {
         | Op::Conv2d { x, .. }
         | Op::AvgPool2d { x, .. }
         | Op::MaxPool2d { x, .. }
-        | Op::Warp { x, .. } => vec![x],
+        | Op::Warp { x, .. }
+        | Op::Rope { x, .. }
+        | Op::QLinear { x } => vec![x],
+        Op::RmsNorm { x, weight, .. } => vec![x, weight],
+        Op::Swiglu { gate, up } => vec![gate, up],
         Op::BatchNorm { x, gamma, beta, .. } | Op::LayerNorm { x, gamma, beta } => {
             [Some(x), gamma, beta].into_iter().flatten().collect()
         }
