@@ -10,7 +10,7 @@
 use half::f16;
 
 use super::matmul::{matmul_serial, MatRef};
-use super::GradBuf;
+use super::{GradBuf, Tensor};
 use crate::error::{Error, Result};
 
 /// `x ← x / rms(x) · weight`, row by row (`weight.len()` wide).
@@ -44,7 +44,7 @@ pub fn rms_norm_backward(
             // d scale / d x_j = −scale³ · x_j / n.
             let dot: f64 = (0..n).map(|j| (dyr[j] * weight[j] * xr[j]) as f64).sum();
             let k = dot as f32 * scale * scale * scale / n as f32;
-            let out = &mut g.buf[r * n..][..n];
+            let out = &mut g.buf.data_mut()[r * n..][..n];
             for j in 0..n {
                 let v = scale * weight[j] * dyr[j] - k * xr[j];
                 store(&mut out[j], v, g.accumulate);
@@ -55,7 +55,7 @@ pub fn rms_norm_backward(
         }
     }
     if let Some(g) = dweight {
-        for (d, &v) in g.buf.iter_mut().zip(&dw) {
+        for (d, &v) in g.buf.data_mut().iter_mut().zip(&dw) {
             store(d, v, g.accumulate);
         }
     }
@@ -76,6 +76,40 @@ pub fn rms_norm_features(x: &[usize], weight: &[usize], eps: f32) -> Result<usiz
         )));
     }
     Ok(features)
+}
+
+/// [`rms_norm`] of `x` into `out`, a tensor of `x`'s shape (the tape's output).
+pub fn rms_norm_into(out: &mut Tensor, x: &Tensor, weight: &Tensor, eps: f32) {
+    let y = out.data_mut();
+    y.copy_from_slice(x.data());
+    rms_norm(y, weight.data(), eps);
+}
+
+/// [`rope`] of `x` into `out`, a tensor of `x`'s shape (the tape's output).
+pub fn rope_into(out: &mut Tensor, x: &Tensor, spec: &Rope, first: usize, factors: Option<&[f32]>) {
+    let y = out.data_mut();
+    y.copy_from_slice(x.data());
+    rope(y, spec, first, factors);
+}
+
+/// The gradient of [`rope`]: `dy` rotated back, written into `dx` or added to it.
+pub fn rope_backward_into(
+    dy: &[f32],
+    spec: &Rope,
+    first: usize,
+    factors: Option<&[f32]>,
+    dx: GradBuf,
+) {
+    let mut d = dy.to_vec();
+    rope_backward(&mut d, spec, first, factors);
+    super::reduce::copy_backward(&d, dx.buf, dx.accumulate);
+}
+
+/// [`swiglu`] of `gate` and `up` into `out`, a tensor of their shape (the tape's output).
+pub fn swiglu_into(out: &mut Tensor, gate: &Tensor, up: &Tensor) {
+    let y = out.data_mut();
+    y.copy_from_slice(gate.data());
+    swiglu(y, up.data());
 }
 
 /// How RoPE pairs a head's dimensions: adjacent ones (llama's layout in GGUF files, whose
@@ -181,7 +215,7 @@ pub fn swiglu_backward(
     dup: Option<GradBuf>,
 ) {
     if let Some(g) = dgate {
-        for (((d, &dy), &x), &u) in g.buf.iter_mut().zip(dy).zip(gate).zip(up) {
+        for (((d, &dy), &x), &u) in g.buf.data_mut().iter_mut().zip(dy).zip(gate).zip(up) {
             // silu'(x) = σ(x) · (1 + x · (1 − σ(x))).
             let sigmoid = 1.0 / (1.0 + (-x).exp());
             store(
@@ -192,7 +226,7 @@ pub fn swiglu_backward(
         }
     }
     if let Some(g) = dup {
-        for ((d, &dy), &x) in g.buf.iter_mut().zip(dy).zip(gate) {
+        for ((d, &dy), &x) in g.buf.data_mut().iter_mut().zip(dy).zip(gate) {
             store(d, dy * x / (1.0 + (-x).exp()), g.accumulate);
         }
     }

@@ -13,7 +13,7 @@ use std::fmt;
 use half::{bf16, f16};
 
 use super::matmul::MatRef;
-use super::GradBuf;
+use super::{GradBuf, Tensor};
 use crate::error::{Error, Result};
 
 /// The element types of ggml tensors that Ember reads.
@@ -412,13 +412,26 @@ pub fn matmul_shared(
     }
 }
 
+/// `out = x · wᵀ` into the tape's output tensor `out` (…, rows), quantising `x` for the
+/// product as inference does.
+pub fn matmul_into(w: &QMatrix, x: &Tensor, out: &mut Tensor) {
+    let input = x.data();
+    matmul_shared(
+        &[w],
+        input,
+        input.len() / w.cols.max(1),
+        &mut [out.data_mut()],
+        &mut Vec::new(),
+    );
+}
+
 /// The gradient of `y = x · wᵀ` with respect to `x`: `dx = dy · w` for `dy` (n × rows) and
 /// the matrix expanded to `f32` (rows × cols, from [`QMatrix::dequantize`]); written into
 /// `dx` (n × cols), or added to it when accumulating.
 pub fn matmul_input_grad(dy: &[f32], w: &[f32], rows: usize, cols: usize, dx: GradBuf) {
     let n = dy.len() / rows.max(1);
     super::matmul::matmul(
-        dx.buf,
+        dx.buf.data_mut(),
         MatRef::new(dy, n, rows),
         MatRef::new(w, rows, cols),
         dx.accumulate,

@@ -5,8 +5,8 @@
 use crate::autograd::tape::{GradOut, Node, Tape, Var};
 use crate::error::Result;
 use crate::tensor::decoder::{
-    rms_norm, rms_norm_backward, rms_norm_features, rope, rope_backward, rope_check, swiglu,
-    swiglu_backward, swiglu_check, Rope,
+    rms_norm_backward, rms_norm_features, rms_norm_into, rope_backward_into, rope_check, rope_into,
+    swiglu_backward, swiglu_check, swiglu_into, Rope,
 };
 use crate::tensor::quant::{self, QMatrix};
 
@@ -20,9 +20,12 @@ impl Tape {
         let requires_grad = self.requires_grad(x) || self.requires_grad(weight);
         let i = self.push(Op::RmsNorm { x, weight, eps }, &shape, requires_grad);
         let (before, out) = self.split(i);
-        let y = out.value.data_mut();
-        y.copy_from_slice(before[x.0].value.data());
-        rms_norm(y, before[weight.0].value.data(), eps);
+        rms_norm_into(
+            &mut out.value,
+            &before[x.0].value,
+            &before[weight.0].value,
+            eps,
+        );
         Ok(Var(i))
     }
 
@@ -47,9 +50,7 @@ impl Tape {
         // aux = the factors, empty when there are none.
         out.aux.clear();
         out.aux.extend_from_slice(factors.unwrap_or_default());
-        let y = out.value.data_mut();
-        y.copy_from_slice(before[x.0].value.data());
-        rope(y, spec, first, factors);
+        rope_into(&mut out.value, &before[x.0].value, spec, first, factors);
         Ok(Var(i))
     }
 
@@ -60,9 +61,7 @@ impl Tape {
         let requires_grad = self.requires_grad(gate) || self.requires_grad(up);
         let i = self.push(Op::Swiglu { gate, up }, &shape, requires_grad);
         let (before, out) = self.split(i);
-        let y = out.value.data_mut();
-        y.copy_from_slice(before[gate.0].value.data());
-        swiglu(y, before[up.0].value.data());
+        swiglu_into(&mut out.value, &before[gate.0].value, &before[up.0].value);
         Ok(Var(i))
     }
 
@@ -72,14 +71,7 @@ impl Tape {
         let shape = quant::matmul_shape(self.value(x).shape(), w)?;
         let i = self.push(Op::QLinear { x }, &shape, self.requires_grad(x));
         let (before, out) = self.split(i);
-        let input = before[x.0].value.data();
-        quant::matmul_shared(
-            &[w],
-            input,
-            input.len() / w.cols,
-            &mut [out.value.data_mut()],
-            &mut Vec::new(),
-        );
+        quant::matmul_into(w, &before[x.0].value, &mut out.value);
         // aux = the matrix in f32 (rows × cols), for the backward pass.
         w.dequantize(&mut out.aux);
         Ok(Var(i))
@@ -107,9 +99,7 @@ pub(crate) fn backward_rope(x: Var, spec: &Rope, first: usize, out: &Node, nodes
         return;
     };
     let factors = (!out.aux.is_empty()).then_some(&out.aux[..]);
-    let mut dx = out.grad.data().to_vec();
-    rope_backward(&mut dx, spec, first, factors);
-    grad.fill_from(dx.into_iter());
+    rope_backward_into(out.grad.data(), spec, first, factors, grad_buf(&mut grad));
     grad.put(nodes);
 }
 
