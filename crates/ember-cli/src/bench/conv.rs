@@ -81,18 +81,23 @@ pub fn run(args: &BenchArgs) -> ember::Result<()> {
         let flops = (2 * p * k * f * products) as f64;
 
         // The convolution through the tape: forward, then backward to kernel, bias (and input).
+        // A reset tape forgets its weights too: each step moves them in again, as training does.
         let mut tape = Tape::new();
-        let kernel = tape.param(random(&[case.kernel, case.kernel, channels, f], &mut rng));
-        let bias = tape.param(Tensor::zeros(&[f]));
+        let kernel_value = random(&[case.kernel, case.kernel, channels, f], &mut rng);
+        let bias_value = Tensor::zeros(&[f]);
         let input = random(&case.input, &mut rng);
-        let x_param = case.input_grad.then(|| tape.param(input.clone()));
         let seed = random(&[batch, oh, ow, f], &mut rng);
         let mut failure = None;
         let mut conv = |algorithm| {
             force_conv_algorithm(Some(algorithm));
             let seconds = time(reps, || {
                 tape.reset();
-                let x = x_param.unwrap_or_else(|| tape.constant(&input));
+                let kernel = tape.param(kernel_value.clone());
+                let bias = tape.param(bias_value.clone());
+                let x = match case.input_grad {
+                    true => tape.param(input.clone()),
+                    false => tape.constant(&input),
+                };
                 let result = tape
                     .conv2d(x, kernel, Some(bias), (1, 1), false, Activation::Relu)
                     .and_then(|y| tape.backward_from(y, &seed));
