@@ -130,6 +130,11 @@ pub struct BenchArgs {
 }
 
 pub fn run(args: BenchArgs) -> ember::Result<()> {
+    if (args.busy_core || args.spin) && !matches!(args.workload, Workload::Generate) {
+        return Err(ember::Error::invalid(
+            "--busy-core is for `ember bench generate` only",
+        ));
+    }
     ember::set_num_threads(args.threads as usize)?;
     match args.workload {
         Workload::Mlp => mlp::run(&args),
