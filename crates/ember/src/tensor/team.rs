@@ -17,7 +17,7 @@
 //! core waiting, the scheduler preempts it, often while it holds a task, and the whole loop
 //! waits milliseconds for it: two threads then run slower than one. So every thread of the
 //! team watches its own involuntary context switches (the kernel's count of times it was
-//! preempted, `getrusage`): when they rise, the team turns *polite* for a while. A polite
+//! preempted, `getrusage`): when they keep rising, the team turns *polite* for a while. A polite
 //! worker sleeps as soon as a loop is done instead of spinning, so the scheduler sees a
 //! thread that asks for little and runs it promptly when it wakes; a polite caller yields
 //! its core while it waits. Tasks are claimed one at a time, so a late worker takes only
@@ -38,6 +38,11 @@ const POLITE: Duration = Duration::from_millis(250);
 
 /// How often a thread reads its count of involuntary context switches.
 const CHECK_EVERY: Duration = Duration::from_millis(2);
+
+/// How many contended looks in a row turn the team polite: a neighbour that keeps a core
+/// busy is seen at every look, while a short burst (a command starting, the kernel's own
+/// work) is seen once and should not cost 250 ms of spinning.
+const CONTENDED_LOOKS: u32 = 2;
 
 /// One loop: its body and counters, on the caller's stack.
 struct Job<'a> {
@@ -105,6 +110,8 @@ impl Shared {
 struct Preemptions {
     checked: Instant,
     seen: u64,
+    /// Contended looks in a row.
+    streak: u32,
 }
 
 impl Preemptions {
@@ -112,11 +119,12 @@ impl Preemptions {
         Preemptions {
             checked: Instant::now(),
             seen: involuntary_switches(),
+            streak: 0,
         }
     }
 
-    /// Turns the team polite if this thread was preempted since the last look (looks at
-    /// most every [`CHECK_EVERY`]).
+    /// Turns the team polite if this thread was preempted at [`CONTENDED_LOOKS`] looks in a
+    /// row (it looks at most every [`CHECK_EVERY`]).
     fn check(&mut self, s: &Shared) {
         if self.checked.elapsed() < CHECK_EVERY {
             return;
@@ -124,7 +132,12 @@ impl Preemptions {
         self.checked = Instant::now();
         let now = involuntary_switches();
         if contended(self.seen, now) {
-            s.turn_polite();
+            self.streak += 1;
+            if self.streak >= CONTENDED_LOOKS {
+                s.turn_polite();
+            }
+        } else {
+            self.streak = 0;
         }
         self.seen = now;
     }
