@@ -56,8 +56,8 @@ impl Optimizer {
         }
     }
 
-    /// The gradient transforms its Keras clipping options stand for (`clipnorm`,
-    /// `clipvalue`, `global_clipnorm`), in the order they run.
+    /// The gradient transform its Keras clipping option stands for (`clipnorm`,
+    /// `clipvalue` or `global_clipnorm`; at most one may be set, as in Keras 3).
     pub fn clipping(&self) -> crate::Result<Vec<Box<dyn GradientTransform>>> {
         let (clipnorm, clipvalue, global) = match self {
             Optimizer::Sgd(o) => (o.clipnorm, o.clipvalue, o.global_clipnorm),

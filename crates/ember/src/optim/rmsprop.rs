@@ -14,7 +14,7 @@ pub struct RmsProp {
     pub rho: f32,
     pub momentum: f32,
     pub epsilon: f32,
-    /// Keras's gradient clipping, applied before the update (default none for each):
+    /// Keras's gradient clipping, applied before the update (default none; at most one):
     /// every gradient within its own norm `clipnorm`, all of them within `global_clipnorm`
     /// together, every element within ±`clipvalue`.
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -13,7 +13,7 @@ pub struct Sgd {
     pub learning_rate: f32,
     pub momentum: f32,
     pub nesterov: bool,
-    /// Keras's gradient clipping, applied before the update (default none for each):
+    /// Keras's gradient clipping, applied before the update (default none; at most one):
     /// every gradient within its own norm `clipnorm`, all of them within `global_clipnorm`
     /// together, every element within ±`clipvalue`.
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -220,29 +220,37 @@ impl GradientTransform for Scale {
     }
 }
 
-/// Keras's clipping options of an optimizer (`clipnorm`, `clipvalue`, `global_clipnorm`),
-/// as the transforms they stand for, in Keras's order: value, then per weight, then global.
+/// Keras's clipping options of an optimizer (`clipnorm`, `clipvalue`, `global_clipnorm`) as
+/// the transform it stands for. As in Keras 3, at most one may be set: combined, Keras 3
+/// refuses them and Keras 2 applied only one, so a combination has no single meaning.
 pub fn keras_clipping(
     clipnorm: Option<f32>,
     clipvalue: Option<f32>,
     global_clipnorm: Option<f32>,
 ) -> Result<Vec<Box<dyn GradientTransform>>> {
-    if clipnorm.is_some() && global_clipnorm.is_some() {
-        return Err(Error::invalid(
-            "clipnorm and global_clipnorm cannot both be set (as in Keras): choose one",
-        ));
+    let set = [clipnorm, clipvalue, global_clipnorm]
+        .iter()
+        .filter(|o| o.is_some())
+        .count();
+    if set > 1 {
+        let show = |o: Option<f32>| o.map_or("none".to_string(), |v| v.to_string());
+        return Err(Error::invalid(format!(
+            "only one of clipnorm, clipvalue and global_clipnorm can be set (as in Keras); got clipnorm = {}, clipvalue = {}, global_clipnorm = {}",
+            show(clipnorm),
+            show(clipvalue),
+            show(global_clipnorm)
+        )));
     }
-    let mut transforms: Vec<Box<dyn GradientTransform>> = Vec::new();
-    if let Some(limit) = clipvalue {
-        transforms.push(Box::new(ValueClip::new(limit)?));
-    }
-    if let Some(limit) = clipnorm {
-        transforms.push(Box::new(NormClip::new(limit)?));
-    }
-    if let Some(limit) = global_clipnorm {
-        transforms.push(Box::new(GlobalNormClip::new(limit)?));
-    }
-    Ok(transforms)
+    let transform: Option<Box<dyn GradientTransform>> = if let Some(limit) = clipvalue {
+        Some(Box::new(ValueClip::new(limit)?))
+    } else if let Some(limit) = clipnorm {
+        Some(Box::new(NormClip::new(limit)?))
+    } else if let Some(limit) = global_clipnorm {
+        Some(Box::new(GlobalNormClip::new(limit)?))
+    } else {
+        None
+    };
+    Ok(transform.into_iter().collect())
 }
 
 #[cfg(test)]
@@ -293,17 +301,31 @@ mod tests {
     }
 
     #[test]
-    fn bad_limits_and_both_norms_are_refused() {
+    fn bad_limits_and_combined_options_are_refused() {
         for bad in [0.0, -1.0, f32::NAN, f32::INFINITY] {
             assert!(GlobalNormClip::new(bad).is_err());
             assert!(NormClip::new(bad).is_err());
             assert!(ValueClip::new(bad).is_err());
         }
-        let err = keras_clipping(Some(1.0), None, Some(1.0)).unwrap_err();
-        assert!(err.to_string().contains("cannot both"), "{err}");
-        let chain = keras_clipping(Some(1.0), Some(2.0), None).unwrap();
-        let names: Vec<&str> = chain.iter().map(|t| t.name()).collect();
-        assert_eq!(names, ["clipvalue", "clipnorm"]);
+        // Keras 3 refuses any two of the three.
+        for (norm, value, global) in [
+            (Some(1.0), None, Some(1.0)),
+            (Some(1.0), Some(2.0), None),
+            (None, Some(2.0), Some(1.0)),
+        ] {
+            let err = keras_clipping(norm, value, global).unwrap_err();
+            assert!(err.to_string().contains("only one of"), "{err}");
+        }
+        for (options, name) in [
+            ((Some(1.0), None, None), "clipnorm"),
+            ((None, Some(1.0), None), "clipvalue"),
+            ((None, None, Some(1.0)), "global_clipnorm"),
+        ] {
+            let chain = keras_clipping(options.0, options.1, options.2).unwrap();
+            let names: Vec<&str> = chain.iter().map(|t| t.name()).collect();
+            assert_eq!(names, [name]);
+        }
+        assert!(keras_clipping(None, None, None).unwrap().is_empty());
     }
 
     #[test]
