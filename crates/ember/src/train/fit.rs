@@ -44,7 +44,8 @@ pub struct FitOptions<'a> {
     /// Shuffle the training samples before each epoch (default true).
     pub shuffle: bool,
     /// Weight of each class's samples in the training loss (Keras `class_weight`), indexed
-    /// by class; for one sigmoid output, classes 0 and 1.
+    /// by class: a one-hot target's argmax, or a single target value rounded (a class index,
+    /// or 0 and 1 for one sigmoid output). Models with one output only, as in Keras.
     pub class_weight: Option<Vec<f32>>,
     /// Seed for shuffling; None derives it from the model's seed.
     pub seed: Option<u64>,
@@ -139,6 +140,12 @@ impl Model {
         self.check_data(&data, "x", "y")?;
         if options.batch_size == 0 {
             return Err(Error::invalid("batch_size must be at least 1"));
+        }
+        if options.class_weight.is_some() && ys.len() > 1 {
+            return Err(Error::invalid(format!(
+                "class_weight is only supported for a model with one output (as in Keras); this one has {}",
+                ys.len()
+            )));
         }
         if !(0.0..1.0).contains(&options.validation_split) {
             return Err(Error::invalid(format!(

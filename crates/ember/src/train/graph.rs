@@ -832,6 +832,21 @@ mod tests {
             ..FitOptions::default()
         };
         let before = model.layer("block").unwrap().weights()[0].value.clone();
+        // Keras refuses class weights for a model of several outputs: so does fit.
+        let weighted = FitOptions {
+            class_weight: Some(vec![1.0, 2.0, 3.0]),
+            ..options.clone()
+        };
+        let err = model
+            .fit_many(
+                &[&ids, &mask],
+                &[&targets.0, &targets.1],
+                &weighted,
+                &mut [],
+            )
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("one output"), "{err}");
         model
             .fit_many(&[&ids, &mask], &[&targets.0, &targets.1], &options, &mut [])
             .unwrap();

@@ -6,7 +6,9 @@ use super::interpreter::GraphView;
 use super::model::{Compiled, Model};
 use crate::autograd::{Tape, Var};
 use crate::error::{Error, Result};
+use crate::loss::Loss;
 use crate::metrics::{accuracy_counts, RunningMetrics};
+use crate::tensor::activation::Activation;
 use crate::tensor::Tensor;
 
 /// A training step's samples, and the next step's (loaded into the caches while this one
@@ -17,22 +19,32 @@ pub(super) struct Batch<'a> {
     pub next: Option<&'a [usize]>,
 }
 
-/// Each sample's weight from its class: the class index (one per row), the one-hot row's
-/// argmax, or for a single 0/1 target, 0 or 1.
+/// Each sample's weight from its class, as Keras finds it: a one-hot (or probability) row's
+/// argmax, or a single target value rounded half to even — a class index (n,) or (n, 1), or
+/// 0 / 1 for one sigmoid output.
 fn sample_weights(y: &Tensor, class_weight: &[f32]) -> Result<Tensor> {
     let width = y.row_len().max(1);
     let weights = y
         .data()
         .chunks(width)
-        .map(|row| {
+        .enumerate()
+        .map(|(i, row)| {
             let class = match row {
-                [t] if width == 1 && y.shape().len() > 1 => (*t > 0.5) as usize,
-                [t] => *t as usize,
+                [t] => {
+                    let c = t.round_ties_even();
+                    if !(c >= 0.0 && c < class_weight.len() as f32) {
+                        return Err(Error::invalid(format!(
+                            "class_weight has {} entries, but sample {i}'s target {t} is not one of their classes",
+                            class_weight.len()
+                        )));
+                    }
+                    c as usize
+                }
                 many => crate::tensor::argmax(many),
             };
             class_weight.get(class).copied().ok_or_else(|| {
                 Error::invalid(format!(
-                    "class_weight has {} entries, but a sample has class {class}",
+                    "class_weight has {} entries, but sample {i} has class {class}",
                     class_weight.len()
                 ))
             })
@@ -40,6 +52,26 @@ fn sample_weights(y: &Tensor, class_weight: &[f32]) -> Result<Tensor> {
         .collect::<Result<Vec<f32>>>()?;
     let n = weights.len();
     Tensor::new(&[n], weights)
+}
+
+/// The training loss of a recorded pass: the sum of every output's loss (each sample's term
+/// weighted by `weights` when given), and the first output's activation.
+fn summed_loss(
+    loss: Loss,
+    tape: &mut Tape,
+    outputs: Vec<(Var, Activation)>,
+    ys: &[Var],
+    weights: Option<Var>,
+) -> Result<(Var, Var)> {
+    let mut total: Option<(Var, Var)> = None;
+    for ((logits, activation), &target) in outputs.into_iter().zip(ys) {
+        let (term, output) = loss.record_weighted(tape, logits, activation, target, weights)?;
+        total = Some(match total {
+            None => (term, output),
+            Some((sum, first)) => (tape.add(sum, term)?, first),
+        });
+    }
+    total.ok_or_else(|| Error::invalid("the model has no outputs"))
 }
 
 impl Model {
@@ -99,15 +131,7 @@ impl Model {
                 .collect::<Result<Vec<Var>>>()?;
             let (outputs, _) =
                 Model::record(layers, &graph, &mut tape, &weights, &xs, false, true)?;
-            let mut total = None;
-            for ((logits, activation), &target) in outputs.into_iter().zip(&ys) {
-                let (loss, _) = loss_fn.record(&mut tape, logits, activation, target)?;
-                total = Some(match total {
-                    None => loss,
-                    Some(t) => tape.add(t, loss)?,
-                });
-            }
-            let total = total.ok_or_else(|| Error::invalid("the model has no outputs"))?;
+            let (total, _) = summed_loss(loss_fn, &mut tape, outputs, &ys, None)?;
             let loss = match per_example {
                 true => {
                     tape.backward_per_example(total, n)?;
@@ -178,32 +202,17 @@ impl Model {
                 None => None,
             };
             let (outputs, _) = Model::record(layers, graph, tape, &weights, &xs, true, true)?;
-            let mut total = None;
-            let mut first_output = None;
-            for ((logits, activation), &target) in outputs.into_iter().zip(&ys) {
-                let (loss, output) = compiled.loss.record_weighted(
-                    tape,
-                    logits,
-                    activation,
-                    target,
-                    sample_weights,
-                )?;
-                first_output.get_or_insert(output);
-                total = Some(match total {
-                    None => loss,
-                    Some(t) => tape.add(t, loss)?,
-                });
-            }
-            let total = total.ok_or_else(|| Error::invalid("the model has no outputs"))?;
+            let (total, first_output) =
+                summed_loss(compiled.loss, tape, outputs, &ys, sample_weights)?;
             let loss = Model::with_penalties(layers, tape, &weights, total)?;
             tape.backward(loss)?;
             compiled.apply_gradients(tape)?;
             let value = tape.value(loss).item()?;
             running.add_loss(value, rows.len());
-            if let (Some(kind), Some(output)) = (compiled.accuracy, first_output) {
+            if let Some(kind) = compiled.accuracy {
                 running.add_accuracy(accuracy_counts(
                     kind,
-                    tape.value(output),
+                    tape.value(first_output),
                     tape.value(ys[0]),
                 )?);
             }
@@ -226,5 +235,37 @@ impl Compiled {
         }
         self.optimizer.step(tape);
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn weights(shape: &[usize], y: &[f32]) -> Result<Vec<f32>> {
+        let y = Tensor::new(shape, y.to_vec()).unwrap();
+        Ok(sample_weights(&y, &[10.0, 20.0, 30.0])?.data().to_vec())
+    }
+
+    #[test]
+    fn a_sample_s_class_is_found_as_keras_finds_it() {
+        // Class indices, as (n,) or (n, 1): label 2 is class 2, not "above 0.5".
+        assert_eq!(weights(&[3], &[2.0, 0.0, 1.0]).unwrap(), [30.0, 10.0, 20.0]);
+        assert_eq!(
+            weights(&[3, 1], &[2.0, 0.0, 1.0]).unwrap(),
+            [30.0, 10.0, 20.0]
+        );
+        // One-hot rows (or probabilities): the argmax.
+        let one_hot = [0.0, 0.0, 1.0, 0.1, 0.7, 0.2];
+        assert_eq!(weights(&[2, 3], &one_hot).unwrap(), [30.0, 20.0]);
+        // Rounded half to even, as numpy's round: 0.5 → 0, 1.5 → 2, 0.7 → 1.
+        assert_eq!(weights(&[3], &[0.5, 1.5, 0.7]).unwrap(), [10.0, 30.0, 20.0]);
+        for bad in [-1.0, 3.0, f32::NAN] {
+            let err = weights(&[2, 1], &[0.0, bad]).unwrap_err().to_string();
+            assert!(
+                err.contains("sample 1") && err.contains("3 entries"),
+                "{err}"
+            );
+        }
     }
 }
