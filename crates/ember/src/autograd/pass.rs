@@ -165,11 +165,6 @@ impl<'t> Pass<'t> {
         }
     }
 
-    /// The tape, when recording.
-    pub fn tape(&mut self) -> Option<&mut Tape> {
-        self.tape.as_deref_mut()
-    }
-
     /// Whether ops record themselves.
     pub fn is_recording(&self) -> bool {
         self.tape.is_some()

@@ -14,15 +14,14 @@ use super::decoder::{
 };
 use super::elementwise::{self, BinaryOp, UnaryOp};
 use super::embedding::{embedding_dim, gather};
-use super::linear::{linear as linear_kernel, linear_dims, linear_shape, matmul_dims};
+use super::linear::{linear as linear_kernel, linear_dims, linear_shape};
 use super::loss::{check_loss, loss as loss_kernel, LossOp};
-use super::matmul::{matmul as matmul_kernel, MatRef};
 use super::normalization::{
     batch_norm as batch_norm_kernel, batch_norm_channels, layer_norm as layer_norm_kernel,
     layer_norm_features,
 };
 use super::quant::{self, Q8Block, QMatrix};
-use super::reduce::{mean_factor, scaled_sum};
+use super::reduce::scaled_sum;
 use super::Tensor;
 use crate::error::{Error, Result};
 
@@ -42,19 +41,6 @@ pub fn linear(
     let b = b.map(Tensor::data);
     linear_kernel(x.data(), w.data(), b, rows, inputs, units, fused, &mut out);
     Ok(apply_unfused(activation, out))
-}
-
-/// Matrix product of two 2-D tensors: (m, k) · (k, n) → (m, n).
-pub fn matmul(a: &Tensor, b: &Tensor) -> Result<Tensor> {
-    let (m, k, n) = matmul_dims(a.shape(), b.shape())?;
-    let mut out = Tensor::zeros(&[m, n]);
-    matmul_kernel(
-        out.data_mut(),
-        MatRef::new(a.data(), m, k),
-        MatRef::new(b.data(), k, n),
-        false,
-    );
-    Ok(out)
 }
 
 /// `activation(conv2d(x, kernel) + bias)`, channels last: x (batch, height, width, channels),
@@ -421,11 +407,6 @@ pub fn activation(activation: Activation, mut x: Tensor) -> Tensor {
 /// Sum of all elements, as a scalar.
 pub fn sum(x: &Tensor) -> Tensor {
     Tensor::scalar(scaled_sum(x.data(), 1.0))
-}
-
-/// Mean of all elements, as a scalar.
-pub fn mean(x: &Tensor) -> Tensor {
-    Tensor::scalar(scaled_sum(x.data(), mean_factor(x.len())))
 }
 
 /// The value Tape::weighted_loss would record (same kernel, same f32 result).
