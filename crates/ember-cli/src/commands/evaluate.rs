@@ -50,13 +50,8 @@ pub fn run(args: EvaluateArgs) -> ember::Result<()> {
         csv_options: args.csv_options.given_options(),
     };
     let text = evaluate(&saved, &options, |event| match event {
-        EvaluateEvent::Skipped(skipped) => eprint!("{}", ember::report::skipped_text(skipped)),
-        EvaluateEvent::Read(table) => print!("{}", ember::report::rejected_text(table)),
-        EvaluateEvent::MissingTarget(lines) => println!(
-            "Left out {} row(s) whose target is missing (lines {})",
-            lines.len(),
-            ember::report::preview(lines)
-        ),
+        EvaluateEvent::Skipped(_) => eprint!("{}", event.text()),
+        _ => print!("{}", event.text()),
     })?;
     print!("{text}");
     Ok(())

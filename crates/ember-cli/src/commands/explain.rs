@@ -2,13 +2,12 @@
 //! attributions for networks of images or numbers and for table rows, permutation importance
 //! of a table model's columns over a labelled CSV; heat maps and bar charts with `--output`.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use clap::Args;
 use ember::explain::Method;
 use ember::jobs::explain::{ExplainEvent, ExplainOptions};
 use ember::saved::SavedModel;
-use ember::Error;
 
 #[derive(Args)]
 pub struct ExplainArgs {
@@ -36,7 +35,7 @@ pub struct ExplainArgs {
     #[arg(long)]
     steps: Option<usize>,
     /// Integrated Gradients' baseline for images: black, or blur (the input blurred).
-    #[arg(long, default_value = "black")]
+    #[arg(long, default_value = ExplainOptions::BASELINE)]
     baseline: String,
     /// The blurred baseline's standard deviation in pixels (default: a tenth of the
     /// image's smaller side).
@@ -47,7 +46,7 @@ pub struct ExplainArgs {
     #[arg(long)]
     samples: Option<usize>,
     /// SmoothGrad: the noise's standard deviation, as a fraction of the input's range.
-    #[arg(long, default_value_t = 0.15)]
+    #[arg(long, default_value_t = ExplainOptions::NOISE)]
     noise: f32,
     /// SmoothGrad's noise and permutation's shuffles: the same seed gives the same result.
     #[arg(long, default_value_t = 0)]
@@ -59,7 +58,7 @@ pub struct ExplainArgs {
     #[arg(long, value_name = "FILE")]
     csv: Option<PathBuf>,
     /// Permutation importance: shuffles per column.
-    #[arg(long, default_value_t = 5)]
+    #[arg(long, default_value_t = ExplainOptions::REPEATS)]
     repeats: usize,
     /// Threads for the numeric kernels (default: EMBER_NUM_THREADS, else all cores).
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
@@ -75,16 +74,11 @@ pub fn run(args: ExplainArgs) -> ember::Result<()> {
         ember::atomic::check_output_dir(dir)?;
     }
     let saved = SavedModel::load(&args.model)?;
-    print!("{}", explain(&saved, &args)?);
+    print!("{}", explain(&saved, &args.options()?)?);
     Ok(())
 }
 
 impl ExplainArgs {
-    /// The method's name, as given.
-    pub fn method(&self) -> &str {
-        &self.method
-    }
-
     fn options(&self) -> ember::Result<ExplainOptions> {
         Ok(ExplainOptions {
             model: self.model.clone(),
@@ -107,35 +101,11 @@ impl ExplainArgs {
     }
 }
 
-/// The explanation `args` ask of the loaded model: text, or JSON with `--json`; tables'
+/// The explanation `options` ask of the loaded model: text, or JSON with `--json`; tables'
 /// rejected rows to stdout, the files written to stderr.
-pub fn explain(saved: &SavedModel, args: &ExplainArgs) -> ember::Result<String> {
-    ember::jobs::explain::explain(saved, &args.options()?, |event| match event {
+pub fn explain(saved: &SavedModel, options: &ExplainOptions) -> ember::Result<String> {
+    ember::jobs::explain::explain(saved, options, |event| match event {
         ExplainEvent::Read(_) => print!("{}", event.text()),
         _ => eprint!("{}", event.text()),
     })
-}
-
-/// `ember explain MODEL INPUT… --method METHOD [--json]` with every other setting at its
-/// default: what `ember predict --explain` runs.
-pub fn default_args(
-    model: &Path,
-    inputs: &[PathBuf],
-    method: &str,
-    json: bool,
-) -> ember::Result<ExplainArgs> {
-    #[derive(clap::Parser)]
-    struct Cli {
-        #[command(flatten)]
-        args: ExplainArgs,
-    }
-    let mut words: Vec<std::ffi::OsString> = vec!["explain".into(), model.into()];
-    words.extend(inputs.iter().map(|p| p.into()));
-    words.extend(["--method".into(), method.into()]);
-    if json {
-        words.push("--json".into());
-    }
-    <Cli as clap::Parser>::try_parse_from(words)
-        .map(|cli| cli.args)
-        .map_err(|e| Error::invalid(e.to_string().lines().next().unwrap_or("").to_string()))
 }

@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use clap::Args;
-use ember::jobs::faq::{self, FaqEvent, FaqOptions, Reply};
+use ember::jobs::faq::{self, FaqEvent, FaqOptions, FaqQuestion, Reply};
 
 #[derive(Args)]
 pub struct IndexArgs {
@@ -74,45 +74,29 @@ pub fn index(args: IndexArgs) -> ember::Result<()> {
 
 pub fn ask(args: AskArgs) -> ember::Result<()> {
     super::set_threads(args.threads)?;
-    let (index, encoder) = faq::open(&args.index, args.encoder.as_deref())?;
-    let query = index.embed_question(&encoder, &args.query)?;
-    let options = FaqOptions {
-        top_k: args.top_k as usize,
-        min_score: args.min_score,
-        max_tokens: args.max_tokens as usize,
-        temperature: args.temperature,
-        seed: args.seed,
-    };
-    let Some(llm_path) = &args.llm else {
-        let answer = faq::ask(&index, &args.query, &query, None, &options, |_| Ok(()))?;
-        match args.json {
-            true => print!(
-                "{}",
-                answer.to_json(args.min_score, "--min-score", Path::new(""))?
-            ),
-            false => print!("{}", ember::report::entries_text(&answer.entries)),
-        }
-        return Ok(());
-    };
-    // The settings are checked before the model is loaded.
-    options.generation()?;
-    let model = super::generate::load(llm_path)?;
-    let json = args.json;
-    let answer = faq::ask(
-        &index,
-        &args.query,
-        &query,
-        Some(&model),
-        &options,
-        |event| match event {
-            _ if json => Ok(()),
-            FaqEvent::Sources(entries) => {
-                print!("{}", faq::sources_text(entries, llm_path));
-                Ok(())
-            }
-            FaqEvent::Text(text) => super::generate::print_stream(text),
+    let question = FaqQuestion {
+        index: args.index.clone(),
+        encoder: args.encoder.clone(),
+        question: args.query.clone(),
+        llm: args.llm.clone(),
+        options: FaqOptions {
+            top_k: args.top_k as usize,
+            min_score: args.min_score,
+            max_tokens: args.max_tokens as usize,
+            temperature: args.temperature,
+            seed: args.seed,
         },
-    )?;
+    };
+    let llm_path = args.llm.as_deref().unwrap_or(Path::new(""));
+    let json = args.json;
+    let answer = faq::ask_index(&question, super::generate::load, |event| match event {
+        _ if json => Ok(()),
+        FaqEvent::Sources(entries) => {
+            print!("{}", faq::sources_text(entries, llm_path));
+            Ok(())
+        }
+        FaqEvent::Text(text) => super::generate::print_stream(text),
+    })?;
     if json {
         print!(
             "{}",
@@ -131,7 +115,7 @@ pub fn ask(args: AskArgs) -> ember::Result<()> {
             super::generate::print_stream("\n")?;
             eprintln!("{}", ember::report::timing_text(&g));
         }
-        None => {}
+        None => print!("{}", ember::report::entries_text(&answer.entries)),
     }
     Ok(())
 }

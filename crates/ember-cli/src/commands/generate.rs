@@ -7,7 +7,8 @@ use std::io::{BufRead, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 
 use clap::Args;
-use ember::llm::{generate, Chat, GenerateOptions, LanguageModel, Sampling};
+use ember::jobs::generate::complete;
+use ember::llm::{Chat, GenerateOptions, LanguageModel, Sampling};
 use ember::report::timing_text;
 use ember::Error;
 
@@ -93,11 +94,9 @@ pub struct ChatArgs {
 
 /// Loads a model, saying so on stderr.
 pub fn load(path: &Path) -> ember::Result<LanguageModel> {
-    let started = std::time::Instant::now();
-    let model = LanguageModel::load(path)?;
-    let seconds = started.elapsed().as_secs_f64();
-    eprintln!("{}", ember::report::loaded_text(path, &model, seconds));
-    Ok(model)
+    ember::jobs::generate::load(path, |model, seconds| {
+        eprintln!("{}", ember::report::loaded_text(path, model, seconds))
+    })
 }
 
 /// Writes streamed text to stdout at once.
@@ -118,13 +117,7 @@ pub fn run_generate(args: GenerateArgs) -> ember::Result<()> {
     } else {
         args.prompt.clone()
     };
-    if prompt.is_empty() {
-        return Err(Error::invalid("the prompt is empty"));
-    }
-    let model = load(&args.model)?;
-    let ids = model.vocab.prompt(&prompt)?;
-    let mut cache = model.llama.cache();
-    let g = generate(&model, &mut cache, &ids, &options, print_stream)?;
+    let g = complete(&args.model, &prompt, &options, load, print_stream)?;
     print_stream("\n")?;
     eprintln!("{}", timing_text(&g));
     Ok(())

@@ -6,7 +6,11 @@ use std::io::Read as _;
 use std::path::{Path, PathBuf};
 
 use clap::Args;
-use ember::jobs::predict::{is_stdin, predict, with_explanations, PredictOptions, STDIN};
+use ember::explain::Method;
+use ember::jobs::explain::ExplainOptions;
+use ember::jobs::predict::{
+    check_inputs, is_stdin, predict, with_explanations, PredictOptions, STDIN,
+};
 use ember::saved::SavedModel;
 use ember::Error;
 
@@ -51,30 +55,8 @@ fn read_stdin() -> ember::Result<Vec<u8>> {
 
 pub fn run(args: PredictArgs) -> ember::Result<()> {
     super::set_threads(args.threads)?;
-    if args.inputs.iter().filter(|p| is_stdin(p)).count() > 1 {
-        return Err(Error::invalid(
-            "standard input ('-') can be read once: give it as one input only",
-        ));
-    }
-    if let Some(file) = &args.output {
-        let mut inputs: Vec<&Path> = vec![args.model.as_path()];
-        inputs.extend(args.inputs.iter().map(PathBuf::as_path));
-        ember::atomic::check_output(file, &inputs)?;
-    }
-    if args.explain.is_some() && args.inputs.iter().any(|p| is_stdin(p)) {
-        return Err(Error::invalid(
-            "--explain reads its inputs again: give files, not standard input",
-        ));
-    }
-    let explain = match &args.explain {
-        Some(method) => Some(super::explain::default_args(
-            &args.model,
-            &args.inputs,
-            method,
-            args.json,
-        )?),
-        None => None,
-    };
+    let output = args.output.as_deref();
+    check_inputs(&args.model, &args.inputs, output, args.explain.is_some())?;
     let saved = SavedModel::load(&args.model)?;
     let options = PredictOptions {
         model: args.model.clone(),
@@ -90,9 +72,14 @@ pub fn run(args: PredictArgs) -> ember::Result<()> {
     let mut text = predict(&saved, &options, |table| {
         print!("{}", ember::report::rejected_text(table))
     })?;
-    if let Some(explain) = &explain {
-        let explanations = super::explain::explain(&saved, explain)?;
-        text = with_explanations(&text, &explanations, explain.method(), args.json)?;
+    if let Some(method) = &args.explain {
+        let (model, inputs) = (args.model.clone(), args.inputs.clone());
+        let options = ExplainOptions {
+            json: args.json,
+            ..ExplainOptions::new(model, inputs, Method::parse(method)?)
+        };
+        let explanations = super::explain::explain(&saved, &options)?;
+        text = with_explanations(&text, &explanations, method, args.json)?;
     }
     match &args.output {
         Some(file) => ember::atomic::write_atomically(file, text.as_bytes()),

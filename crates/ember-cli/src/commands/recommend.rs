@@ -1,12 +1,11 @@
 //! `ember recommend train|evaluate|top|similar|cv|split`: recommenders from ratings files.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use clap::{Args, Subcommand};
-use ember::data::interactions::{Duplicates, InteractionOptions, Interactions};
-use ember::data::side_features::SideFeatures;
-use ember::jobs::recommend::{self as jobs, validation_split};
-use ember::recommend::{EvaluateOptions, ModelKind, RecommendConfig, Recommender};
+use ember::data::interactions::{Duplicates, InteractionOptions};
+use ember::jobs::recommend::{self as jobs, RecommendEvent, RecommendSettings};
+use ember::recommend::{EvaluateOptions, ModelKind, Recommender};
 use ember::report::recommend as report;
 
 #[derive(Args)]
@@ -117,16 +116,11 @@ impl ReadArgs {
             drop_bad_rows: self.drop_bad_rows,
         }
     }
+}
 
-    /// Reads a ratings file and says what was left out of it.
-    fn read(&self, path: &Path) -> ember::Result<Interactions> {
-        let data = Interactions::read(path, &self.options())?;
-        print!(
-            "{}",
-            report::dropped_ratings_text(&data, path, &self.duplicates)
-        );
-        Ok(data)
-    }
+/// Says what a job reports.
+fn print(event: RecommendEvent) {
+    print!("{}", event.text());
 }
 
 /// A recommender's settings; unset ones take the model's defaults.
@@ -185,48 +179,24 @@ struct ModelArgs {
 }
 
 impl ModelArgs {
-    /// The settings; `implicit_file` when the ratings file is read without ratings.
-    fn config(&self, implicit_file: bool) -> ember::Result<RecommendConfig> {
-        let mut c = RecommendConfig::for_feedback(
-            ModelKind::from_name(&self.model)?,
-            self.implicit_feedback || implicit_file,
-        );
-        c.seed = self.seed;
-        macro_rules! set {
-            ($($field:ident),*) => { $( if let Some(v) = self.$field { c.$field = v; } )* };
+    fn settings(&self) -> RecommendSettings {
+        RecommendSettings {
+            model: self.model.clone(),
+            seed: self.seed,
+            factors: self.factors,
+            epochs: self.epochs,
+            lr: self.lr,
+            lr_decay: self.lr_decay,
+            reg: self.reg,
+            init_std: self.init_std,
+            positive_min: self.positive_min,
+            implicit_feedback: self.implicit_feedback,
+            confidence: self.confidence,
+            negatives: self.negatives,
+            batch_size: self.batch_size,
+            users: self.users.clone(),
+            items: self.items.clone(),
         }
-        set!(
-            factors,
-            epochs,
-            lr,
-            lr_decay,
-            reg,
-            init_std,
-            positive_min,
-            confidence,
-            negatives,
-            batch_size
-        );
-        c.check()?;
-        Ok(c)
-    }
-
-    fn tables(&self) -> ember::Result<(Option<SideFeatures>, Option<SideFeatures>)> {
-        let read = |path: &Option<PathBuf>, what: &str| -> ember::Result<Option<SideFeatures>> {
-            let Some(path) = path else { return Ok(None) };
-            let table = SideFeatures::read(path)?;
-            print!("{}", report::side_features_text(&table, path, what));
-            Ok(Some(table))
-        };
-        Ok((read(&self.users, "users")?, read(&self.items, "items")?))
-    }
-
-    fn inputs(&self) -> Vec<&Path> {
-        self.users
-            .iter()
-            .chain(&self.items)
-            .map(|p| p.as_path())
-            .collect()
     }
 }
 
@@ -370,44 +340,19 @@ pub fn run(args: RecommendArgs) -> ember::Result<()> {
 
 fn train(args: TrainArgs) -> ember::Result<()> {
     super::set_threads(args.model.threads)?;
-    let mut inputs = vec![args.ratings.as_path()];
-    inputs.extend(args.model.inputs());
-    inputs.extend(args.test.as_deref());
-    ember::atomic::check_output(&args.output, &inputs)?;
-    args.model.config(args.read.implicit)?; // the flags, checked before any reading
-    if !(0.0..1.0).contains(&args.validation_split) {
-        return Err(ember::Error::invalid(format!(
-            "--validation-split must be in [0, 1), got {}",
-            args.validation_split
-        )));
-    }
-    let data = args.read.read(&args.ratings)?;
-    // A file read without ratings trains with the implicit defaults.
-    let config = args.model.config(!data.explicit)?;
-    print!("{}", report::ratings_text(&data));
-    let (users, items) = args.model.tables()?;
-    let (train, test) = match &args.test {
-        Some(path) => (data, Some(args.read.read(path)?)),
-        None if args.validation_split > 0.0 => {
-            let (kept, held) = validation_split(&data, args.validation_split, config.seed)?;
-            println!(
-                "holding out {} random ratings (--validation-split {}) for the figures",
-                held.len(),
-                args.validation_split
-            );
-            (kept, Some(held))
-        }
-        None => (data, None),
+    let job = jobs::TrainRecommender {
+        ratings: args.ratings,
+        read: args.read.options(),
+        settings: args.model.settings(),
+        output: args.output,
+        test: args.test,
+        validation_split: args.validation_split,
     };
-    let side = (users.as_ref(), items.as_ref());
-    let model = jobs::train_and_save(&train, side, &config, &args.output, |seconds| {
-        print!("{}", jobs::trained_text(&config, train.len(), seconds))
-    })?;
-    println!("saved {}", args.output.display());
-    if let Some(test) = test {
+    let trained = jobs::train_recommender(&job, print)?;
+    if let Some(test) = trained.test {
         print!(
             "{}",
-            report::evaluation_text(&model, &test, &args.protocol.options())
+            report::evaluation_text(&trained.model, &test, &args.protocol.options())
         );
     }
     Ok(())
@@ -415,7 +360,7 @@ fn train(args: TrainArgs) -> ember::Result<()> {
 
 fn evaluate(args: EvaluateArgs) -> ember::Result<()> {
     let model = Recommender::load(&args.model)?;
-    let test = args.read.read(&args.ratings)?;
+    let test = jobs::read_ratings(&args.ratings, &args.read.options(), print)?;
     println!("{} ({})", args.model.display(), model.kind());
     print!(
         "{}",
@@ -446,48 +391,28 @@ fn similar(args: SimilarArgs) -> ember::Result<()> {
 
 fn cv(args: CvArgs) -> ember::Result<()> {
     super::set_threads(args.model.threads)?;
-    args.model.config(args.read.implicit)?;
-    let data = args.read.read(&args.ratings)?;
-    let config = args.model.config(!data.explicit)?;
-    let fold_seed = args.fold_seed.unwrap_or(config.seed);
-    let folds = jobs::folds(&data, args.folds as usize, fold_seed)?;
-    let (users, items) = args.model.tables()?;
-    println!(
-        "{}; {}-fold cross-validation of {}",
-        report::ratings_text(&data).trim_end(),
-        folds.len(),
-        config.model.name()
-    );
-    let options = args.protocol.options();
-    let cv = jobs::RecommendCv {
-        data: &data,
-        folds: &folds,
-        config: &config,
-        users: users.as_ref(),
-        items: items.as_ref(),
-        evaluate: &options,
+    let job = jobs::RecommendCv {
+        ratings: args.ratings,
+        read: args.read.options(),
+        settings: args.model.settings(),
+        folds: args.folds as usize,
+        fold_seed: args.fold_seed,
+        evaluate: args.protocol.options(),
     };
-    let summary = jobs::cross_validate(cv, |f, fold| print!("{}", report::fold_text(f, fold)))?;
-    for s in &summary {
-        println!("Mean {}: {:.4} (std {:.4})", s.name, s.mean, s.std);
-    }
+    let summary = jobs::cross_validate(&job, print)?;
+    print!("{}", report::cv_summary_text(&summary));
     Ok(())
 }
 
 fn split(args: SplitArgs) -> ember::Result<()> {
-    for out in [&args.train, &args.test] {
-        ember::atomic::check_output(out, &[&args.ratings])?;
-    }
-    if args.train == args.test {
-        return Err(ember::Error::invalid(
-            "--train and --test are the same file",
-        ));
-    }
-    let data = args.read.read(&args.ratings)?;
-    let holdout = args.holdout as usize;
-    print!(
-        "{}",
-        jobs::split_file(&data, holdout, args.seed, &args.train, &args.test)?
-    );
+    let job = jobs::SplitRatings {
+        ratings: args.ratings,
+        read: args.read.options(),
+        holdout: args.holdout as usize,
+        seed: args.seed,
+        train: args.train,
+        test: args.test,
+    };
+    print!("{}", jobs::split_ratings(&job, print)?);
     Ok(())
 }

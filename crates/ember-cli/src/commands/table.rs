@@ -4,10 +4,9 @@ use std::path::{Path, PathBuf};
 
 use clap::Args;
 use ember::data::table::CsvOptions;
-use ember::jobs::table::TableData;
+use ember::jobs::table::{TableData, TableSettings};
 use ember::report::rejected_text;
 use ember::tabular::{TabularOptions, Task};
-use ember::Error;
 
 /// How to read the CSV file.
 #[derive(Args, Clone, Debug, Default)]
@@ -49,11 +48,6 @@ impl CsvArgs {
     /// The given options, or None (a model's training options) when no flag was given.
     pub fn given_options(&self) -> Option<CsvOptions> {
         (!self.given().is_empty()).then(|| self.options())
-    }
-
-    /// The given options, or `saved` (a model's training options) when no flag was given.
-    pub fn or(&self, saved: &CsvOptions) -> CsvOptions {
-        self.given_options().unwrap_or_else(|| saved.clone())
     }
 
     pub fn options(&self) -> CsvOptions {
@@ -131,35 +125,25 @@ impl TableArgs {
         super::given(&flags)
     }
 
-    /// The options for training, with `seed`.
     /// The options for training: the `--options` file (or the defaults) with the flags on
     /// top; `seed` overrides the file's when given.
     pub fn options(&self, file: &Path, seed: Option<u64>) -> ember::Result<TabularOptions> {
-        let target = self.target.clone().ok_or_else(|| Error::Data {
-            path: file.to_path_buf(),
-            message: "pass --target COLUMN to say what to predict".into(),
-        })?;
-        let base = match &self.options {
-            Some(path) => TabularOptions::from_file(path)?,
-            None => TabularOptions::default(),
+        let exclude = match &self.exclude {
+            Some(list) => list.split(',').map(|c| c.trim().to_string()).collect(),
+            None => Vec::new(),
         };
-        let mut options = TabularOptions {
-            target,
-            task: self.task.or(base.task),
-            log_target: self.log_target || base.log_target,
-            seed: seed.unwrap_or(base.seed),
-            csv: self.csv.or(&base.csv),
-            ..base
+        let settings = TableSettings {
+            target: self.target.clone(),
+            task: self.task,
+            log_target: self.log_target,
+            exclude,
+            missing_indicators: self.missing_indicators,
+            balanced_class_weights: self.class_weight.is_some(),
+            options_file: self.options.clone(),
+            csv: self.csv.given_options(),
+            seed,
         };
-        options.preprocess.missing_indicators |= self.missing_indicators;
-        options.balanced_class_weights |= self.class_weight.is_some();
-        if let Some(list) = &self.exclude {
-            options
-                .preprocess
-                .exclude
-                .extend(list.split(',').map(|c| c.trim().to_string()));
-        }
-        Ok(options)
+        settings.options(file)
     }
 }
 

@@ -6,9 +6,8 @@
 use std::path::{Path, PathBuf};
 
 use clap::Args;
-use ember::jobs::train_text::{train_text, TextSource, TrainTextEvent};
+use ember::jobs::train_text::{train_text, TextSource};
 use ember::text::{ClassFolders, TextTraining};
-use ember::Error;
 
 #[derive(Args, Default)]
 pub struct TextArgs {
@@ -84,24 +83,8 @@ pub struct TrainText<'a> {
     pub learning_rate: Option<f32>,
 }
 
-/// Refuses --learning-rate where the head is the exact softmax regression (no learning rate).
-fn check_head(args: &TextArgs, options: &TrainText) -> ember::Result<()> {
-    let exact = args
-        .hidden
-        .unwrap_or(if args.encoder.is_some() { 0 } else { 64 })
-        == 0;
-    if exact && options.learning_rate.is_some() {
-        return Err(Error::invalid(
-            "--learning-rate does nothing for a softmax regression fitted exactly; \
-             give --hidden N for an MLP head trained with Adam",
-        ));
-    }
-    Ok(())
-}
-
 /// The documents of a folder, `--class` groups parsed.
-pub fn folder(dir: &Path, args: &TextArgs, options: &TrainText) -> ember::Result<TextSource> {
-    check_head(args, options)?;
+pub fn folder(dir: &Path, args: &TextArgs) -> ember::Result<TextSource> {
     let classes: Vec<ClassFolders> = args
         .classes
         .iter()
@@ -114,34 +97,24 @@ pub fn folder(dir: &Path, args: &TextArgs, options: &TrainText) -> ember::Result
     })
 }
 
-/// Trains, reports and saves a classifier on the documents of `source` (named `name`).
-pub fn train(
-    args: &TextArgs,
-    source: TextSource,
-    name: &Path,
-    options: TrainText,
-) -> ember::Result<()> {
+/// Trains, reports and saves a classifier on the documents of `source`.
+pub fn train(args: &TextArgs, source: TextSource, options: TrainText) -> ember::Result<()> {
+    let defaults = TextTraining::default();
     let training = TextTraining {
         encoder: args.encoder.clone(),
         encoder_layers: args.encoder_layers.clone(),
-        cache: args
-            .cache
-            .clone()
-            .unwrap_or_else(|| PathBuf::from(".ember-cache")),
-        max_features: args.max_features.unwrap_or(5000),
+        cache: args.cache.clone().unwrap_or(defaults.cache),
+        max_features: args.max_features.unwrap_or(defaults.max_features),
         hidden: args.hidden,
         l2: args.l2,
-        learning_rate: options.learning_rate.unwrap_or(0.001),
+        learning_rate: options.learning_rate,
         email: args.email,
         test_size: options.test_size,
         seed: options.seed,
         epochs: options.epochs,
     };
     let job = train_text(&source, &training, options.output, |event| {
-        if let TrainTextEvent::Read(_) = event {
-            check_head(args, &options)?;
-        }
-        print!("{}", event.text(name, options.seed));
+        print!("{}", event.text(source.path(), options.seed));
         eprint!("{}", event.warnings());
         Ok(())
     })?;

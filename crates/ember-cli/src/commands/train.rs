@@ -112,13 +112,6 @@ enum MetricName {
 pub fn run(args: TrainArgs) -> ember::Result<()> {
     super::set_threads(args.threads)?;
     refuse_unused(&args)?;
-    if let Some(file) = &args.csv {
-        outputs(&args).check(&[file], args.resume.as_deref())?;
-    } else if let Some(dir) = &args.text.text_dir {
-        let mut inputs = vec![dir.as_path()];
-        inputs.extend(args.text.encoder.as_deref());
-        outputs(&args).check(&inputs, args.resume.as_deref())?;
-    }
     let text_options = || super::text::TrainText {
         test_size: args.test_size.unwrap_or(0.2),
         seed: args.seed.unwrap_or(1),
@@ -135,14 +128,14 @@ pub fn run(args: TrainArgs) -> ember::Result<()> {
             text_column: column.clone(),
             target: target.to_string(),
         };
-        return super::text::train(&args.text, source, file, text_options());
+        return super::text::train(&args.text, source, text_options());
     }
     if let Some(file) = &args.csv {
         return run_table(file, &args);
     }
     if let Some(dir) = &args.text.text_dir {
-        let source = super::text::folder(dir, &args.text, &text_options())?;
-        return super::text::train(&args.text, source, dir, text_options());
+        let source = super::text::folder(dir, &args.text)?;
+        return super::text::train(&args.text, source, text_options());
     }
     let start = match &args.resume {
         Some(file) => Start::Resume(file.clone()),
@@ -180,7 +173,11 @@ pub fn run(args: TrainArgs) -> ember::Result<()> {
         metrics,
         learning_rate: args.learning_rate,
         verbose: verbosity(&args),
-        outputs: outputs(&args),
+        outputs: OutputFiles {
+            output: args.output.clone(),
+            checkpoint: args.checkpoint.clone(),
+            report: args.report.clone(),
+        },
     };
     let trained = train_file(job, |event| match event {
         TrainFileEvent::Skipped(_) => eprint!("{}", event.text(&source)),
@@ -272,53 +269,20 @@ fn refuse_unused(args: &TrainArgs) -> ember::Result<()> {
             }
         )));
     }
-    if let Some(rate) = args.learning_rate.filter(|r| !(r.is_finite() && *r > 0.0)) {
-        return Err(ember::Error::invalid(format!(
-            "--learning-rate must be a positive number, got {rate}"
-        )));
-    }
-    if let Some(split) = args.validation_split.filter(|s| !(0.0..1.0).contains(s)) {
-        return Err(ember::Error::invalid(format!(
-            "--validation-split must be in [0, 1), got {split}"
-        )));
-    }
-    if let Some(size) = args.test_size.filter(|s| !(*s > 0.0 && *s < 1.0)) {
-        return Err(ember::Error::invalid(format!(
-            "--test-size must be in (0, 1), got {size}"
-        )));
-    }
     Ok(())
-}
-
-/// The files this run writes at the end.
-fn outputs(args: &TrainArgs) -> OutputFiles {
-    OutputFiles {
-        output: args.output.clone(),
-        checkpoint: args.checkpoint.clone(),
-        report: args.report.clone(),
-    }
 }
 
 /// `ember train --csv FILE --target COLUMN`: a table model, scored on a held-out split.
 fn run_table(file: &Path, args: &TrainArgs) -> ember::Result<()> {
     use ember::jobs::train_table::{train_table, TrainTableOptions};
 
-    let mut options = args.table.options(file, args.seed)?;
-    if let Some(epochs) = args.epochs {
-        options.epochs = epochs as usize;
-    }
-    if let Some(rate) = args.learning_rate {
-        options.learning_rate = rate;
-    }
-    if let Some(split) = args.validation_split {
-        options.validation_split = split;
-    }
-    if let Some(batch_size) = args.batch_size {
-        options.batch_size = batch_size as usize;
-    }
     let job = TrainTableOptions {
         file: file.to_path_buf(),
-        options,
+        options: args.table.options(file, args.seed)?,
+        epochs: args.epochs.map(|e| e as usize),
+        batch_size: args.batch_size.map(|b| b as usize),
+        learning_rate: args.learning_rate,
+        validation_split: args.validation_split,
         test_size: args.test_size.unwrap_or(0.2),
         verbose: verbosity(args).unwrap_or(ember::Verbosity::Silent),
         output: args.output.clone(),

@@ -58,19 +58,14 @@ pub fn run(args: TuneArgs) -> ember::Result<()> {
             )));
         }
     }
-    let name = args
-        .csv
-        .as_ref()
-        .or(args.model.as_ref())
-        .and_then(|p| p.file_stem())
-        .map_or("study".into(), |s| s.to_string_lossy().into_owned());
+    let source = args.csv.as_deref().or(args.model.as_deref());
     let options = TuneOptions {
         data_dir: args.data.clone(),
         jobs: args.jobs as usize,
         output: args
             .output
             .clone()
-            .unwrap_or_else(|| PathBuf::from(format!("tune-{name}"))),
+            .unwrap_or_else(|| TuneOptions::default_output(source)),
         resume: args.resume,
     };
     match &args.csv {

@@ -23,6 +23,17 @@ pub enum Duplicates {
     Last,
 }
 
+impl Duplicates {
+    /// The policy's name: error, first or last.
+    pub fn name(self) -> &'static str {
+        match self {
+            Duplicates::Error => "error",
+            Duplicates::First => "first",
+            Duplicates::Last => "last",
+        }
+    }
+}
+
 /// How to read an interactions file. The defaults read MovieLens's `u.data`, RecBole's
 /// `.inter` files and any file with a `user, item, rating, timestamp` header.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

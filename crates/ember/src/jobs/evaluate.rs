@@ -38,6 +38,22 @@ pub enum EvaluateEvent<'a> {
     MissingTarget(&'a [u64]),
 }
 
+impl EvaluateEvent<'_> {
+    /// The event as the command line says it: the skipped images as a warning (for
+    /// stderr), the rest for stdout.
+    pub fn text(&self) -> String {
+        match self {
+            EvaluateEvent::Skipped(skipped) => report::skipped_text(skipped),
+            EvaluateEvent::Read(table) => report::rejected_text(table),
+            EvaluateEvent::MissingTarget(lines) => format!(
+                "Left out {} row(s) whose target is missing (lines {})\n",
+                lines.len(),
+                report::preview(lines)
+            ),
+        }
+    }
+}
+
 /// Evaluates `saved` as `options` say: the text (or JSON) to print.
 pub fn evaluate(
     saved: &SavedModel,

@@ -53,6 +53,38 @@ pub struct ExplainOptions {
     pub csv_options: Option<CsvOptions>,
 }
 
+impl ExplainOptions {
+    /// Integrated Gradients' baseline for images unless another is asked for.
+    pub const BASELINE: &'static str = "black";
+    /// SmoothGrad's noise unless another is asked for.
+    pub const NOISE: f32 = 0.15;
+    /// Permutation importance's shuffles per column unless others are asked for.
+    pub const REPEATS: usize = 5;
+
+    /// Explain `inputs` to `model` by `method`, every other setting at its default (what
+    /// `ember predict --explain` asks for).
+    pub fn new(model: PathBuf, inputs: Vec<PathBuf>, method: Method) -> ExplainOptions {
+        ExplainOptions {
+            model,
+            inputs,
+            method,
+            target: None,
+            output: None,
+            json: false,
+            steps: None,
+            baseline: Self::BASELINE.into(),
+            blur_sigma: None,
+            samples: None,
+            noise: Self::NOISE,
+            seed: 0,
+            layer: None,
+            csv: None,
+            repeats: Self::REPEATS,
+            csv_options: None,
+        }
+    }
+}
+
 /// What an explanation meets on the way.
 pub enum ExplainEvent<'a> {
     /// A table was read (its rejected rows and unreadable cells).

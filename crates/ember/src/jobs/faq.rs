@@ -2,7 +2,7 @@
 //! and, with a language model, a reply written from those entries alone — or "I don't know"
 //! when none is close enough.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
@@ -212,6 +212,48 @@ pub fn ask(
         entries,
         reply: Some(Reply::Generated(g)),
     })
+}
+
+/// A question for a FAQ index on disk, and how to answer it.
+#[derive(Clone, Debug)]
+pub struct FaqQuestion {
+    /// An index written by [`index`].
+    pub index: PathBuf,
+    /// The encoder folder, if it has moved since the index was built (its weights must be
+    /// the same).
+    pub encoder: Option<PathBuf>,
+    pub question: String,
+    /// A GGUF language model that writes a reply from the entries found.
+    pub llm: Option<PathBuf>,
+    pub options: FaqOptions,
+}
+
+/// Answers a question from an index on disk: the index and its encoder opened, the question
+/// embedded and, with a language model, the reply's settings checked before `load` loads
+/// it. `on_event` hears what [`ask`] reports.
+pub fn ask_index(
+    question: &FaqQuestion,
+    load: impl FnOnce(&Path) -> Result<LanguageModel>,
+    on_event: impl FnMut(FaqEvent) -> Result<()>,
+) -> Result<FaqAnswer> {
+    let (index, encoder) = open(&question.index, question.encoder.as_deref())?;
+    let query = index.embed_question(&encoder, &question.question)?;
+    let model = match &question.llm {
+        Some(path) => {
+            question.options.generation()?;
+            Some(load(path)?)
+        }
+        None => None,
+    };
+    let options = &question.options;
+    ask(
+        &index,
+        &question.question,
+        &query,
+        model.as_ref(),
+        options,
+        on_event,
+    )
 }
 
 /// The bot's instructions followed by the entries it may answer from.

@@ -2,12 +2,14 @@
 //! package alike. Each job takes a plain options struct, reports its progress through a
 //! callback and returns a plain result; printing and HTTP stay with the callers.
 
+mod checks;
 pub mod cv;
 pub mod data;
 pub mod embed;
 pub mod evaluate;
 pub mod explain;
 pub mod faq;
+pub mod generate;
 pub mod outputs;
 pub mod predict;
 pub mod recommend;

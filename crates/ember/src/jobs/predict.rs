@@ -20,6 +20,33 @@ pub fn is_stdin(path: &Path) -> bool {
     path.as_os_str() == STDIN
 }
 
+/// Refuses, before anything is read: standard input among the `inputs` more than once, an
+/// `output` file that would replace the `model` or an input, and standard input where the
+/// predictions are also `explained` (an explanation reads its inputs again).
+pub fn check_inputs(
+    model: &Path,
+    inputs: &[PathBuf],
+    output: Option<&Path>,
+    explained: bool,
+) -> Result<()> {
+    if inputs.iter().filter(|p| is_stdin(p)).count() > 1 {
+        return Err(Error::invalid(
+            "standard input ('-') can be read once: give it as one input only",
+        ));
+    }
+    if let Some(file) = output {
+        let mut read: Vec<&Path> = vec![model];
+        read.extend(inputs.iter().map(PathBuf::as_path));
+        crate::atomic::check_output(file, &read)?;
+    }
+    if explained && inputs.iter().any(|p| is_stdin(p)) {
+        return Err(Error::invalid(
+            "--explain reads its inputs again: give files, not standard input",
+        ));
+    }
+    Ok(())
+}
+
 /// What to predict, and how to say it.
 #[derive(Clone, Debug, Default)]
 pub struct PredictOptions {

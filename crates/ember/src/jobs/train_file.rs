@@ -4,6 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
+use super::checks;
 use super::outputs::OutputFiles;
 use crate::callbacks::ModelCheckpoint;
 use crate::data::dataset::{DataSpec, Dataset};
@@ -144,6 +145,8 @@ pub fn train_file(
     job: TrainFileOptions,
     mut on_event: impl FnMut(TrainFileEvent),
 ) -> Result<TrainedFile> {
+    checks::learning_rate(job.learning_rate)?;
+    checks::validation_split(job.validation_split)?;
     let (mut spec, model, epochs_done, source) = match job.start {
         Start::Resume(file) => {
             let checkpoint = io::load(&file)?;

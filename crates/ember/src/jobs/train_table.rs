@@ -4,6 +4,8 @@
 
 use std::path::{Path, PathBuf};
 
+use super::checks;
+use super::outputs::OutputFiles;
 use super::table::{self, TableData};
 use crate::data::table::Table;
 use crate::error::Result;
@@ -16,6 +18,11 @@ pub struct TrainTableOptions {
     /// The CSV file.
     pub file: PathBuf,
     pub options: TabularOptions,
+    /// Each `Some` replaces the setting of `options`.
+    pub epochs: Option<usize>,
+    pub batch_size: Option<usize>,
+    pub learning_rate: Option<f32>,
+    pub validation_split: Option<f32>,
     /// The fraction of the rows held out for the test.
     pub test_size: f32,
     pub verbose: Verbosity,
@@ -103,12 +110,35 @@ pub struct TrainedTable {
     pub scores: TabularScores,
 }
 
-/// Trains a table model as `job` says; `on_event` hears of each step as it ends.
+/// Trains a table model as `job` says; `on_event` hears of each step as it ends. The
+/// settings and the files to write are checked before the table is read.
 pub fn train_table(
     job: &TrainTableOptions,
     mut on_event: impl FnMut(TrainTableEvent),
 ) -> Result<TrainedTable> {
-    let options = &job.options;
+    checks::learning_rate(job.learning_rate)?;
+    checks::validation_split(job.validation_split)?;
+    checks::test_size(job.test_size)?;
+    let outputs = OutputFiles {
+        output: job.output.clone(),
+        checkpoint: None,
+        report: job.report.clone(),
+    };
+    outputs.check(&[&job.file], None)?;
+    let mut options = job.options.clone();
+    if let Some(epochs) = job.epochs {
+        options.epochs = epochs;
+    }
+    if let Some(batch_size) = job.batch_size {
+        options.batch_size = batch_size;
+    }
+    if let Some(rate) = job.learning_rate {
+        options.learning_rate = rate;
+    }
+    if let Some(split) = job.validation_split {
+        options.validation_split = split;
+    }
+    let options = &options;
     let data = table::load(&job.file, options, |t| on_event(TrainTableEvent::Read(t)))?;
     on_event(TrainTableEvent::Loaded(&data));
     let (train, test) = table::split(&data, job.test_size, options.seed)?;

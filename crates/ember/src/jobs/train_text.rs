@@ -4,7 +4,8 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::error::Result;
+use super::checks;
+use crate::error::{Error, Result};
 use crate::text::classifier::Head;
 use crate::text::documents::document_csv_options;
 use crate::text::{
@@ -26,6 +27,16 @@ pub enum TextSource {
         text_column: String,
         target: String,
     },
+}
+
+impl TextSource {
+    /// The folder or table the documents come from.
+    pub fn path(&self) -> &Path {
+        match self {
+            TextSource::Folder { dir, .. } => dir,
+            TextSource::Table { file, .. } => file,
+        }
+    }
 }
 
 /// What [`train_text`] reports as it goes; a callback's error ends the job.
@@ -121,13 +132,27 @@ pub struct TrainedTextJob {
 }
 
 /// Reads the documents, trains a classifier as `training` says and saves it to `output`;
-/// `on_event` hears of each step as it ends.
+/// `on_event` hears of each step as it ends. The settings and the output are checked
+/// before any document is read.
 pub fn train_text(
     source: &TextSource,
     training: &TextTraining,
     output: Option<&Path>,
     mut on_event: impl FnMut(TrainTextEvent) -> Result<()>,
 ) -> Result<TrainedTextJob> {
+    checks::learning_rate(training.learning_rate)?;
+    checks::test_size(training.test_size)?;
+    if let Some(file) = output {
+        let mut inputs = vec![source.path()];
+        inputs.extend(training.encoder.as_deref());
+        crate::atomic::check_output(file, &inputs)?;
+    }
+    if training.hidden_units() == 0 && training.learning_rate.is_some() {
+        return Err(Error::invalid(
+            "--learning-rate does nothing for a softmax regression fitted exactly; \
+             give --hidden N for an MLP head trained with Adam",
+        ));
+    }
     let docs = match source {
         TextSource::Folder {
             dir,

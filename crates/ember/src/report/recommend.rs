@@ -4,9 +4,9 @@
 use std::fmt::Write as _;
 use std::path::Path;
 
-use crate::data::interactions::Interactions;
+use crate::data::interactions::{Duplicates, Interactions};
 use crate::data::side_features::SideFeatures;
-use crate::jobs::recommend::FoldFigures;
+use crate::jobs::recommend::{FigureSummary, FoldFigures};
 use crate::recommend::{self, EvaluateOptions, Evaluation, Recommendation, Recommender, TopList};
 
 /// `u.data: 100000 ratings of 943 users on 1682 items`.
@@ -26,16 +26,17 @@ pub fn ratings_text(data: &Interactions) -> String {
 }
 
 /// The rows a ratings reader dropped (repeated pairs, bad rows); `duplicates` is the
-/// policy's name as given.
-pub fn dropped_ratings_text(data: &Interactions, path: &Path, duplicates: &str) -> String {
+/// policy the file was read with.
+pub fn dropped_ratings_text(data: &Interactions, path: &Path, duplicates: Duplicates) -> String {
     let r = &data.report;
     let mut out = String::new();
     if r.duplicates_dropped > 0 {
         let _ = writeln!(
             out,
-            "{}: {} repeated (user, item) rows dropped (--duplicates {duplicates})",
+            "{}: {} repeated (user, item) rows dropped (--duplicates {})",
             path.display(),
             r.duplicates_dropped,
+            duplicates.name(),
         );
     }
     if r.bad_rows_dropped > 0 {
@@ -172,4 +173,12 @@ pub fn fold_text(fold: usize, figures: &FoldFigures) -> String {
         figures.seconds,
         text(&figures.baselines).join(", ")
     )
+}
+
+/// Each figure's mean and standard deviation over the folds.
+pub fn cv_summary_text(summary: &[FigureSummary]) -> String {
+    summary
+        .iter()
+        .map(|s| format!("Mean {}: {:.4} (std {:.4})\n", s.name, s.mean, s.std))
+        .collect()
 }

@@ -606,7 +606,9 @@ metrics = ["accuracy"]
             "type = \"adam\", clipnorm = 1.0, global_clipnorm = 1.0",
         ));
         assert!(
-            e.contains("compile.optimizer: only one of clipnorm, clipvalue and global_clipnorm can be set"),
+            e.contains(
+                "compile.optimizer: only one of clipnorm, clipvalue and global_clipnorm can be set"
+            ),
             "{e}"
         );
         let e = error(&VALID.replace("type = \"adam\"", "type = \"sgd\", global_clipnorm = 0.0"));

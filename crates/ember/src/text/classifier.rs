@@ -36,8 +36,9 @@ pub struct TextTraining {
     /// L2 penalty on the kernels (default: 1 / training documents for a softmax regression,
     /// none for an MLP).
     pub l2: Option<f32>,
-    /// Adam's learning rate for the MLP (default 0.001).
-    pub learning_rate: f32,
+    /// Adam's learning rate for the MLP (default 0.001); a softmax regression, fitted
+    /// exactly, has none.
+    pub learning_rate: Option<f32>,
     /// The documents are e-mails: their first line is the subject.
     pub email: bool,
     /// Fraction of the documents held out for the test (default 0.2).
@@ -56,12 +57,21 @@ impl Default for TextTraining {
             max_features: 5000,
             hidden: None,
             l2: None,
-            learning_rate: 0.001,
+            learning_rate: None,
             email: false,
             test_size: 0.2,
             seed: 1,
             epochs: None,
         }
+    }
+}
+
+impl TextTraining {
+    /// Units of the hidden layer, defaults resolved: 0 is a softmax regression fitted
+    /// exactly.
+    pub fn hidden_units(&self) -> usize {
+        self.hidden
+            .unwrap_or(if self.encoder.is_some() { 0 } else { 64 })
     }
 }
 
@@ -231,7 +241,6 @@ impl TextClassifier {
         };
         let feature_seconds = started.elapsed().as_secs_f64();
         let (y_train, y_test) = (labels(&train_rows)?, labels(&test_rows)?);
-        let pretrained = matches!(features, TextFeatures::Pretrained { .. });
         let fit = FitSpec {
             epochs: options.epochs.unwrap_or(40),
             batch_size: 32,
@@ -240,7 +249,7 @@ impl TextClassifier {
             ..FitSpec::default()
         };
         let classes = docs.classes.len();
-        let (model, head) = match options.hidden.unwrap_or(if pretrained { 0 } else { 64 }) {
+        let (model, head) = match options.hidden_units() {
             0 => {
                 // scikit-learn's LogisticRegression(C=1) for two classes.
                 let l2 = options.l2.unwrap_or(1.0 / train_rows.len() as f32);
@@ -269,7 +278,7 @@ impl TextClassifier {
                         .kernel_l2(l2),
                 )?;
                 model.compile(
-                    Adam::new(options.learning_rate),
+                    Adam::new(options.learning_rate.unwrap_or(0.001)),
                     Loss::SparseCategoricalCrossentropy,
                     &[Metric::Accuracy],
                 )?;

@@ -49,6 +49,17 @@ pub struct TuneOptions {
     pub resume: bool,
 }
 
+impl TuneOptions {
+    /// The folder a search of the model file or table `source` goes to unless another is
+    /// given: tune-NAME, NAME being the file's stem (tune-study without one).
+    pub fn default_output(source: Option<&Path>) -> PathBuf {
+        let name = source
+            .and_then(|p| p.file_stem())
+            .map_or("study".into(), |s| s.to_string_lossy().into_owned());
+        PathBuf::from(format!("tune-{name}"))
+    }
+}
+
 /// What a finished search produced.
 pub struct Outcome {
     pub settings: TuneSettings,

@@ -1,0 +1,138 @@
+//! k-fold cross-validation of a recommender over a ratings file (Surprise's protocol:
+//! seeded random folds), every fold's figures beside its baselines'.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use super::{read_ratings, RecommendEvent, RecommendSettings};
+use crate::data::interactions::{InteractionOptions, Interactions};
+use crate::data::side_features::SideFeatures;
+use crate::error::{Error, Result};
+use crate::recommend::{self, EvaluateOptions, RecommendConfig};
+use crate::tensor::stats;
+
+/// What to cross-validate.
+#[derive(Clone, Debug)]
+pub struct RecommendCv {
+    /// The ratings file.
+    pub ratings: PathBuf,
+    /// How to read it.
+    pub read: InteractionOptions,
+    pub settings: RecommendSettings,
+    /// Number of folds.
+    pub folds: usize,
+    /// Seed of the folds (default: the settings' seed).
+    pub fold_seed: Option<u64>,
+    pub evaluate: EvaluateOptions,
+}
+
+/// One fold's figures.
+#[derive(Clone, Debug, PartialEq)]
+pub struct FoldFigures {
+    /// The model's: RMSE and MAE (for a model that predicts ratings), Precision@k, NDCG@k.
+    pub figures: Vec<(String, f64)>,
+    /// Each baseline's headline figure: RMSE where it predicts ratings, else Precision@k.
+    pub baselines: Vec<(String, f64)>,
+    /// Training time.
+    pub seconds: f64,
+}
+
+/// A figure over the folds.
+#[derive(Clone, Debug, PartialEq)]
+pub struct FigureSummary {
+    pub name: String,
+    pub mean: f64,
+    /// The population standard deviation over the folds (Surprise's).
+    pub std: f64,
+}
+
+/// The seeded random folds of `data`'s ratings, (train rows, test rows) each; refuses more
+/// folds than ratings.
+pub fn folds(
+    data: &Interactions,
+    folds: usize,
+    seed: u64,
+) -> Result<Vec<(Vec<usize>, Vec<usize>)>> {
+    if folds > data.len() {
+        return Err(Error::invalid(format!(
+            "--folds {folds} is more than the {} ratings",
+            data.len()
+        )));
+    }
+    Ok(recommend::k_folds(data.len(), folds, seed))
+}
+
+/// Reads the ratings and trains and evaluates a recommender on each fold in turn;
+/// `on_event` hears of the reading and of each fold as it ends. Returns every figure, the
+/// model's then the baselines', over the folds.
+pub fn cross_validate(
+    job: &RecommendCv,
+    mut on_event: impl FnMut(RecommendEvent),
+) -> Result<Vec<FigureSummary>> {
+    job.settings.config(job.read.implicit)?;
+    let data = read_ratings(&job.ratings, &job.read, &mut on_event)?;
+    let config = job.settings.config(!data.explicit)?;
+    let folds = folds(&data, job.folds, job.fold_seed.unwrap_or(config.seed))?;
+    let (users, items) = job.settings.read_tables(&mut on_event)?;
+    on_event(RecommendEvent::CrossValidating {
+        data: &data,
+        folds: folds.len(),
+        model: config.model,
+    });
+    let side = (users.as_ref(), items.as_ref());
+    let mut table: Vec<(String, Vec<f64>)> = Vec::new();
+    for (f, (train_rows, test_rows)) in folds.iter().enumerate() {
+        let fold = fold_figures(&data, (train_rows, test_rows), side, &config, &job.evaluate)?;
+        on_event(RecommendEvent::Fold(f, &fold));
+        for (i, (name, v)) in fold.figures.into_iter().chain(fold.baselines).enumerate() {
+            if table.len() <= i {
+                table.push((name, Vec::new()));
+            }
+            table[i].1.push(v);
+        }
+    }
+    Ok(table
+        .into_iter()
+        .map(|(name, values)| {
+            let (mean, std) = stats::mean_std(&values, 0);
+            FigureSummary { name, mean, std }
+        })
+        .collect())
+}
+
+/// Trains on a fold's training rows and evaluates on its test rows.
+fn fold_figures(
+    data: &Interactions,
+    (train_rows, test_rows): (&[usize], &[usize]),
+    (users, items): (Option<&SideFeatures>, Option<&SideFeatures>),
+    config: &RecommendConfig,
+    evaluate: &EvaluateOptions,
+) -> Result<FoldFigures> {
+    let k = evaluate.k;
+    let train = data.subset(train_rows);
+    let test = data.subset(test_rows);
+    let started = Instant::now();
+    let model = recommend::train(&train, users, items, config)?;
+    let seconds = started.elapsed().as_secs_f64();
+    let (evaluations, _) = recommend::evaluate(&model, &test, evaluate);
+    let e = &evaluations[0];
+    let mut figures: Vec<(String, f64)> = Vec::new();
+    if let Some(r) = &e.ratings {
+        figures.push(("RMSE".into(), r.rmse));
+        figures.push(("MAE".into(), r.mae));
+    }
+    figures.push((format!("Precision@{k}"), e.ranking.precision));
+    figures.push((format!("NDCG@{k}"), e.ranking.ndcg));
+    let baselines: Vec<(String, f64)> = evaluations[1..]
+        .iter()
+        .map(|b| match &b.ratings {
+            Some(r) => (format!("RMSE ({})", b.name), r.rmse),
+            None => (format!("Precision@{k} ({})", b.name), b.ranking.precision),
+        })
+        .collect();
+    Ok(FoldFigures {
+        figures,
+        baselines,
+        seconds,
+    })
+}
