@@ -145,8 +145,7 @@ pub struct Gguf {
 impl Gguf {
     /// Reads the header of the GGUF file at `path`.
     pub fn open(path: &Path) -> Result<(Gguf, File)> {
-        let file = File::open(path).map_err(|e| Error::io(path, e))?;
-        let len = file.metadata().map_err(|e| Error::io(path, e))?.len();
+        let (file, len) = crate::read::open(path)?;
         let mut reader = BufReader::with_capacity(1 << 16, file);
         let gguf = Gguf::parse(&mut reader, len, path)?;
         Ok((gguf, reader.into_inner()))

@@ -30,6 +30,7 @@ pub mod loss;
 pub mod metrics;
 pub mod nn;
 pub mod optim;
+pub mod read;
 pub mod recommend;
 pub mod report;
 pub mod saved;

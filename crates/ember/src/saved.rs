@@ -15,6 +15,7 @@ use crate::data::rows::parse_numeric_rows;
 use crate::error::{Error, Result};
 use crate::io::Checkpoint;
 use crate::llm::LanguageModel;
+use crate::read::{self, Limit};
 use crate::spec::{DataSpec, ModelSpec};
 use crate::tabular::TabularModel;
 use crate::tensor::Tensor;
@@ -136,7 +137,7 @@ pub fn is_gguf(path: &Path) -> Result<bool> {
         return Ok(false);
     }
     let mut magic = [0u8; 4];
-    let mut file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    let (mut file, _) = read::open(path)?;
     Ok(file.read(&mut magic).map_err(|e| Error::io(path, e))? == 4 && &magic == b"GGUF")
 }
 
@@ -157,7 +158,7 @@ impl NetworkModel {
     /// of numbers (one sample per row). A sample that is not the model's shape, or holds NaN
     /// or infinity, is an error naming the file.
     pub fn read_input(&self, path: &Path, data: &DataSpec) -> Result<Tensor> {
-        let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+        let bytes = read::file(path, Limit::INPUT)?;
         self.read_input_bytes(&bytes, path, data)
     }
 
@@ -199,7 +200,7 @@ impl NetworkModel {
     ) -> Result<Vec<ClassPrediction>> {
         let mut predictions = Vec::new();
         for input in &expand_folders(inputs)? {
-            let bytes = std::fs::read(input).map_err(|e| Error::io(input, e))?;
+            let bytes = read::file(input, Limit::INPUT)?;
             predictions.extend(self.predict_bytes(&bytes, input, top_k, model_path)?);
         }
         Ok(predictions)

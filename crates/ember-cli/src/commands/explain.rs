@@ -37,8 +37,8 @@ pub struct ExplainArgs {
     /// Integrated Gradients' baseline for images: black, or blur (the input blurred).
     #[arg(long, default_value = ExplainOptions::BASELINE)]
     baseline: String,
-    /// The blurred baseline's standard deviation in pixels (default: a tenth of the
-    /// image's smaller side).
+    /// The blurred baseline's standard deviation in pixels, above 0 and at most the image's
+    /// larger side (default: a tenth of the image's smaller side).
     #[arg(long)]
     blur_sigma: Option<f32>,
     /// SmoothGrad: noisy copies per input (default 50); SHAP beyond 12 columns: coalitions

@@ -115,7 +115,7 @@ pub fn ask(args: AskArgs) -> ember::Result<()> {
             super::generate::print_stream("\n")?;
             eprintln!("{}", ember::report::timing_text(&g));
         }
-        None => print!("{}", ember::report::entries_text(&answer.entries)),
+        None => print!("{}", ember::jobs::faq::entries_text(&answer.entries)),
     }
     Ok(())
 }

@@ -3,12 +3,13 @@
 //! in the model's chat template. Text goes to stdout as it is generated; progress and
 //! timings go to stderr.
 
-use std::io::{BufRead, IsTerminal, Write};
+use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 
 use clap::Args;
 use ember::jobs::generate::complete;
 use ember::llm::{Chat, GenerateOptions, LanguageModel, Sampling};
+use ember::read::{self, Limit};
 use ember::report::timing_text;
 use ember::Error;
 
@@ -111,9 +112,9 @@ pub fn run_generate(args: GenerateArgs) -> ember::Result<()> {
     super::set_threads(args.threads)?;
     let options = args.sampling.options(0.8)?;
     let prompt = if args.prompt == "-" {
-        std::io::read_to_string(std::io::stdin()).map_err(|e| {
-            Error::invalid(format!("cannot read the prompt from standard input: {e}"))
-        })?
+        let bytes = read::stdin(Limit::PROMPT)?;
+        String::from_utf8(bytes)
+            .map_err(|_| Error::invalid("the prompt on standard input is not UTF-8 text"))?
     } else {
         args.prompt.clone()
     };
@@ -135,13 +136,13 @@ pub fn run_chat(args: ChatArgs) -> ember::Result<()> {
         );
     }
     let stdin = std::io::stdin();
-    let mut lines = stdin.lock().lines();
+    let mut lines = read::lines(stdin.lock(), Limit::CHAT, Path::new(read::STDIN));
     loop {
         if interactive {
             eprint!("> ");
         }
         let Some(line) = lines.next() else { break };
-        let line = line.map_err(|e| Error::invalid(format!("cannot read standard input: {e}")))?;
+        let line = line?;
         let text = line.trim();
         match text {
             "" => continue,

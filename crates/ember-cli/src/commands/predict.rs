@@ -2,17 +2,13 @@
 //! size), IDX files and CSV rows, prepared as the model's training data was; `-` reads an
 //! input from standard input, `--output FILE` writes the predictions to a file.
 
-use std::io::Read as _;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use clap::Args;
 use ember::explain::Method;
 use ember::jobs::explain::ExplainOptions;
-use ember::jobs::predict::{
-    check_inputs, is_stdin, predict, with_explanations, PredictOptions, STDIN,
-};
+use ember::jobs::predict::{check_inputs, is_stdin, predict, with_explanations, PredictOptions};
 use ember::saved::SavedModel;
-use ember::Error;
 
 #[derive(Args)]
 pub struct PredictArgs {
@@ -44,13 +40,9 @@ pub struct PredictArgs {
     csv: super::table::CsvArgs,
 }
 
-/// Standard input's bytes, read whole.
+/// Standard input's bytes, read whole, as much as an input file may hold.
 fn read_stdin() -> ember::Result<Vec<u8>> {
-    let mut bytes = Vec::new();
-    std::io::stdin()
-        .read_to_end(&mut bytes)
-        .map_err(|e| Error::io(Path::new(STDIN), e))?;
-    Ok(bytes)
+    ember::read::stdin(ember::read::Limit::INPUT)
 }
 
 pub fn run(args: PredictArgs) -> ember::Result<()> {

@@ -400,7 +400,7 @@ fn cv(args: CvArgs) -> ember::Result<()> {
         evaluate: args.protocol.options(),
     };
     let summary = jobs::cross_validate(&job, print)?;
-    print!("{}", report::cv_summary_text(&summary));
+    print!("{}", ember::jobs::recommend::cv_summary_text(&summary));
     Ok(())
 }
 

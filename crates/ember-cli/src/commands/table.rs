@@ -150,6 +150,6 @@ impl TableArgs {
 /// Reads the table and finds its target, printing what was left out.
 pub fn load(file: &Path, options: &TabularOptions) -> ember::Result<TableData> {
     let data = ember::jobs::table::load(file, options, |t| print!("{}", rejected_text(t)))?;
-    print!("{}", ember::report::missing_target_text(&data));
+    print!("{}", ember::jobs::table::missing_target_text(&data));
     Ok(data)
 }

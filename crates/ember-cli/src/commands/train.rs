@@ -16,7 +16,7 @@ pub struct TrainArgs {
     /// Data folder, instead of the model file's (for MNIST: the four IDX files, plain or .gz).
     #[arg(long, value_name = "DIR")]
     data: Option<PathBuf>,
-    /// Number of epochs (the final epoch's number, when resuming).
+    /// Number of epochs, 1 to 100000 (the final epoch's number, when resuming).
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
     epochs: Option<u64>,
     /// Batch size, instead of the model file's.
@@ -227,17 +227,6 @@ fn refuse_unused(args: &TrainArgs) -> ember::Result<()> {
     }
     if text_csv {
         unused.extend(args.text.given().into_iter().filter(|&f| f == "--class"));
-    }
-    if args.resume.is_some() && (args.optimizer.is_some() || args.metrics.is_some()) {
-        return Err(ember::Error::invalid(format!(
-            "{} cannot change a resumed model: it goes on with the optimizer and metrics it was \
-             compiled with (train a model file to choose others)",
-            if args.optimizer.is_some() {
-                "--optimizer"
-            } else {
-                "--metrics"
-            }
-        )));
     }
     if !model_file && args.optimizer.is_some() {
         unused.push("--optimizer");

@@ -296,7 +296,7 @@ impl DataSpec {
 
     /// Reads one input image the way this data section reads its training images.
     pub fn load_image(&self, path: &Path) -> Result<Tensor> {
-        let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+        let bytes = crate::read::file(path, crate::read::Limit::IMAGE)?;
         self.load_image_bytes(&bytes, path)
     }
 

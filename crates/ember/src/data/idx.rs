@@ -3,8 +3,7 @@
 //! Layout: two zero bytes, a type code, the number of dimensions, each dimension as a
 //! big-endian u32, then the values, big-endian.
 
-use std::fs::File;
-use std::io::{BufReader, ErrorKind, Read};
+use std::io::{BufReader, ErrorKind, Read, Seek, SeekFrom};
 use std::path::Path;
 
 use flate2::read::MultiGzDecoder;
@@ -22,7 +21,8 @@ const MAX_RESERVE: usize = 1 << 26;
 /// trailing bytes, corrupt compression.
 pub fn read_idx(path: impl AsRef<Path>) -> Result<Tensor> {
     let path = path.as_ref();
-    let mut file = File::open(path).map_err(|e| Error::io(path, e))?;
+    // Streamed, not read whole: what it allocates is bounded by MAX_VALUES instead.
+    let (mut file, _) = crate::read::open(path)?;
     let mut magic = [0u8; 2];
     let gzip = match file.read_exact(&mut magic) {
         Ok(()) => magic == [0x1f, 0x8b],
@@ -34,7 +34,8 @@ pub fn read_idx(path: impl AsRef<Path>) -> Result<Tensor> {
         }
         Err(e) => return Err(Error::io(path, e)),
     };
-    let file = File::open(path).map_err(|e| Error::io(path, e))?;
+    file.seek(SeekFrom::Start(0))
+        .map_err(|e| Error::io(path, e))?;
     let reader: Box<dyn Read> = if gzip {
         Box::new(BufReader::new(MultiGzDecoder::new(BufReader::new(file))))
     } else {

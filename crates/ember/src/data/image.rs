@@ -16,7 +16,7 @@ use crate::tensor::Tensor;
 /// the target, keeping its aspect ratio, and placed so that its centre of mass is at the
 /// centre.
 pub fn load_image(path: &Path, height: usize, width: usize) -> Result<Tensor> {
-    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    let bytes = crate::read::file(path, crate::read::Limit::IMAGE)?;
     load_image_bytes(&bytes, path, height, width)
 }
 
@@ -43,7 +43,7 @@ pub fn load_image_bytes(bytes: &[u8], path: &Path, height: usize, width: usize) 
 /// Decodes an image file (PNG or JPEG, told by its content), within the decoder's memory
 /// limits. A JPEG cut short is an error: the decoder would quietly fill the missing part.
 pub fn decode(path: &Path) -> Result<image::DynamicImage> {
-    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    let bytes = crate::read::file(path, crate::read::Limit::IMAGE)?;
     decode_bytes(&bytes, path)
 }
 

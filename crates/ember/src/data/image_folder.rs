@@ -65,7 +65,7 @@ pub fn load_image_file(
     width: usize,
     color: ColorMode,
 ) -> Result<Tensor> {
-    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    let bytes = crate::read::file(path, crate::read::Limit::IMAGE)?;
     image_from_bytes(&bytes, path, height, width, color)
 }
 

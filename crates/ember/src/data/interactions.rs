@@ -306,7 +306,7 @@ impl Interactions {
     /// Reads an interactions file.
     pub fn read(path: impl AsRef<Path>, options: &InteractionOptions) -> Result<Interactions> {
         let path = path.as_ref();
-        let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+        let bytes = crate::read::file(path, crate::read::Limit::RATINGS)?;
         Self::parse(&bytes, path, options)
     }
 

@@ -10,7 +10,7 @@ use crate::tensor::Tensor;
 /// and header detected as for any table). Ragged rows and cells that are not finite numbers
 /// (empty ones included) are errors naming line and column.
 pub fn read_numeric_rows(path: &Path) -> Result<Tensor> {
-    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    let bytes = crate::read::file(path, crate::read::Limit::TABLE)?;
     parse_numeric_rows(&bytes, path)
 }
 

@@ -70,7 +70,7 @@ impl SideFeatures {
     /// Reads a side table: the first column is the id.
     pub fn read(path: impl AsRef<Path>) -> Result<SideFeatures> {
         let path = path.as_ref();
-        let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+        let bytes = crate::read::file(path, crate::read::Limit::RATINGS)?;
         Self::parse(&bytes, path)
     }
 

@@ -110,7 +110,7 @@ impl Table {
     /// Reads a CSV file.
     pub fn read(path: impl AsRef<Path>, options: &CsvOptions) -> Result<Table> {
         let path = path.as_ref();
-        let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+        let bytes = crate::read::file(path, crate::read::Limit::TABLE)?;
         Self::parse(&bytes, path, options)
     }
 

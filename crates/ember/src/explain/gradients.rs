@@ -5,7 +5,7 @@
 //! in the input's order (an image's pixels row by row, channels last).
 
 use crate::error::{Error, Result};
-use crate::tensor::filter::resize_bilinear;
+use crate::tensor::filter::{grad_cam_map, resize_bilinear};
 use crate::tensor::random::Rng;
 use crate::tensor::Tensor;
 use crate::train::Model;
@@ -207,20 +207,7 @@ pub fn grad_cam(
             g.layer.ok_or_else(|| Error::invalid("no layer gradient"))?;
         for (i, &r) in rows.iter().enumerate() {
             let (a, d) = (row(&activations, i), row(&gradients, i));
-            let mut alpha = vec![0.0f64; k];
-            for p in 0..h * w {
-                for c in 0..k {
-                    alpha[c] += d[p * k + c] as f64;
-                }
-            }
-            let cam: Vec<f32> = (0..h * w)
-                .map(|p| {
-                    let v: f64 = (0..k)
-                        .map(|c| alpha[c] / (h * w) as f64 * a[p * k + c] as f64)
-                        .sum();
-                    v.max(0.0) as f32
-                })
-                .collect();
+            let cam = grad_cam_map(a, d, k);
             let map = resize_bilinear(&cam, (h, w), (height, width))?;
             out.push(Explanation {
                 target: targets[r],

@@ -78,7 +78,7 @@ impl NetworkModel {
     ) -> Result<Vec<SampleExplanation>> {
         let mut out = Vec::new();
         for input in &crate::saved::expand_folders(inputs)? {
-            let bytes = std::fs::read(input).map_err(|e| Error::io(input, e))?;
+            let bytes = crate::read::file(input, crate::read::Limit::INPUT)?;
             out.extend(self.explain_bytes(&bytes, input, model_path, options)?);
         }
         Ok(out)

@@ -3,7 +3,7 @@
 //! with the players outside it set to the baseline.
 
 use crate::error::{Error, Result};
-use crate::tensor::factorization::ridge_solve;
+use crate::tensor::factorization::{add_outer_f64, ridge_solve};
 use crate::tensor::random::Rng;
 
 /// Up to this many players every coalition is evaluated and the values are exact.
@@ -89,12 +89,8 @@ pub fn shapley_values(
         let last = z[d] as u8 as f64;
         let x: Vec<f64> = (0..d).map(|i| z[i] as u8 as f64 - last).collect();
         let y = vz - empty - last * change;
-        for i in 0..d {
-            rhs[i] += x[i] * y;
-            for j in 0..d {
-                gram[i * d + j] += x[i] * x[j];
-            }
-        }
+        add_outer_f64(&mut gram, 1.0, &x, &x);
+        rhs.iter_mut().zip(&x).for_each(|(r, xi)| *r += xi * y);
     }
     ridge_solve(&gram, 1e-9, &mut rhs)?;
     let rest: f64 = rhs.iter().sum();

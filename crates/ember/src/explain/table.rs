@@ -286,18 +286,7 @@ fn scorer(model: &TabularModel, out: &Tensor, y: &Tensor) -> f64 {
             };
             let truth: Vec<f64> = y.data().iter().map(|&v| value(v)).collect();
             let predicted: Vec<f64> = out.data().iter().map(|&v| value(v)).collect();
-            let mean = truth.iter().sum::<f64>() / rows as f64;
-            let total: f64 = truth.iter().map(|t| (t - mean).powi(2)).sum();
-            let residual: f64 = truth
-                .iter()
-                .zip(&predicted)
-                .map(|(t, p)| (t - p).powi(2))
-                .sum();
-            if total == 0.0 {
-                // scikit-learn's r2_score of a constant target: 1 if perfect, else 0.
-                return if residual == 0.0 { 1.0 } else { 0.0 };
-            }
-            1.0 - residual / total
+            crate::metrics::regression_scores(&predicted, &truth).r2
         }
         _ => {
             let correct = out

@@ -12,6 +12,7 @@ use safetensors::SafeTensors;
 use crate::atomic::write_atomically;
 use crate::error::{Error, Result};
 use crate::optim::OptimizerState;
+use crate::read::{self, Limit};
 use crate::spec::{DataSpec, FitSpec, ModelSpec};
 use crate::tensor::Tensor;
 use crate::train::Model;
@@ -102,7 +103,7 @@ pub fn to_bytes(model: &Model, spec: &ModelSpec, epochs_done: usize) -> Result<V
 /// Loads a saved model file.
 pub fn load(path: impl AsRef<Path>) -> Result<Checkpoint> {
     let path = path.as_ref();
-    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    let bytes = read::file(path, Limit::MODEL)?;
     from_bytes(&bytes, path)
 }
 
@@ -111,7 +112,7 @@ pub fn load(path: impl AsRef<Path>) -> Result<Checkpoint> {
 pub fn is_saved_model(path: &Path) -> Result<bool> {
     use std::io::Read;
     let mut start = [0u8; 9];
-    let mut file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    let (mut file, _) = read::open(path)?;
     let read = file.read(&mut start).map_err(|e| Error::io(path, e))?;
     Ok(read == start.len() && start[8] == b'{' && start[..8].iter().any(|&b| b != 0))
 }

@@ -39,6 +39,9 @@ pub struct ScoreSummary {
     pub mean: f64,
     /// The sample standard deviation over the folds.
     pub std: f64,
+    /// The folds that have this score (ROC AUC needs both classes in a fold's held-out
+    /// rows): the mean and deviation are over these.
+    pub folds: usize,
 }
 
 /// What a cross-validation gives.
@@ -91,7 +94,17 @@ impl CvEvent<'_> {
 pub fn summary_text(cv: &CrossValidation) -> String {
     cv.summary
         .iter()
-        .map(|s| format!("CV {}: {:.4} ± {:.4}\n", s.name, s.mean, s.std))
+        .map(|s| {
+            let over = match s.folds == cv.folds.len() {
+                true => String::new(),
+                false => format!(
+                    " (over the {} of {} folds that have it)",
+                    s.folds,
+                    cv.folds.len()
+                ),
+            };
+            format!("CV {}: {:.4} ± {:.4}{over}\n", s.name, s.mean, s.std)
+        })
         .collect()
 }
 
@@ -124,25 +137,44 @@ pub fn cross_validate(
         })?;
         results.push(fold);
     }
-    let names = results
-        .first()
-        .map(|f| f.scores.clone())
-        .unwrap_or_default();
-    let summary = names
+    let summary = summarise(&results);
+    Ok(CrossValidation {
+        folds: results,
+        summary,
+    })
+}
+
+/// Each score over the folds that have it, as mean and sample deviation: every score any
+/// fold has, in the order the folds give them, the headline one (accuracy, or RMSE) last.
+fn summarise(results: &[FoldScores]) -> Vec<ScoreSummary> {
+    let mut names: Vec<&'static str> = Vec::new();
+    for fold in results {
+        for &(name, _) in &fold.scores {
+            if !names.contains(&name) {
+                names.push(name);
+            }
+        }
+    }
+    if let Some(i) = names.iter().position(|&n| n == "accuracy" || n == "RMSE") {
+        let headline = names.remove(i);
+        names.push(headline);
+    }
+    names
         .iter()
-        .map(|&(name, _)| {
+        .map(|&name| {
             let values: Vec<f64> = results
                 .iter()
                 .filter_map(|f| f.scores.iter().find(|s| s.0 == name).map(|s| s.1))
                 .collect();
             let (mean, std) = stats::mean_std(&values, 1);
-            ScoreSummary { name, mean, std }
+            ScoreSummary {
+                name,
+                mean,
+                std,
+                folds: values.len(),
+            }
         })
-        .collect();
-    Ok(CrossValidation {
-        folds: results,
-        summary,
-    })
+        .collect()
 }
 
 /// Every score a held-out split reports, by name, the headline one (RMSE, or accuracy) last.
@@ -210,9 +242,33 @@ mod tests {
             .collect();
         let mean = accuracies.iter().sum::<f64>() / 3.0;
         assert!((cv.summary.last().unwrap().mean - mean).abs() < 1e-12);
+        assert!(cv.summary.iter().all(|s| s.folds == 3));
+        assert!(!summary_text(&cv).contains("folds that have it"));
         assert!(
             cross_validate(data, 31, &options, |_| Ok(())).is_err(),
             "more folds than rows"
         );
+    }
+
+    #[test]
+    fn a_score_some_folds_lack_is_summarised_over_those_that_have_it() {
+        let fold = |scores: Vec<(&'static str, f64)>| FoldScores { scores, epochs: 1 };
+        let mut cv = CrossValidation {
+            folds: vec![
+                fold(vec![("accuracy", 0.5)]),
+                fold(vec![("ROC AUC", 0.8), ("accuracy", 0.7)]),
+                fold(vec![("ROC AUC", 0.6), ("accuracy", 0.9)]),
+            ],
+            summary: Vec::new(),
+        };
+        cv.summary = summarise(&cv.folds);
+        let names: Vec<(&str, usize)> = cv.summary.iter().map(|s| (s.name, s.folds)).collect();
+        assert_eq!(names, [("ROC AUC", 2), ("accuracy", 3)]);
+        let text = summary_text(&cv);
+        assert!(
+            text.contains("CV ROC AUC: 0.7000 ± 0.1414 (over the 2 of 3 folds that have it)\n"),
+            "{text}"
+        );
+        assert!(text.contains("CV accuracy: 0.7000 ± 0.2000\n"), "{text}");
     }
 }

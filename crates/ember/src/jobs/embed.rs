@@ -4,13 +4,14 @@
 use std::path::Path;
 
 use crate::error::{Error, Result};
+use crate::read::{self, Limit};
 use crate::text::SentenceEncoder;
 
 /// The texts given, then the non-empty lines of `file` when given.
 pub fn texts(given: &[String], file: Option<&Path>) -> Result<Vec<String>> {
     let mut texts = given.to_vec();
     if let Some(file) = file {
-        let bytes = std::fs::read(file).map_err(|e| Error::io(file, e))?;
+        let bytes = read::file(file, Limit::TEXT_LINES)?;
         texts.extend(
             String::from_utf8_lossy(&bytes)
                 .lines()

@@ -34,8 +34,9 @@ pub struct ExplainOptions {
     pub steps: Option<usize>,
     /// Integrated Gradients' baseline for images: "black" or "blur".
     pub baseline: String,
-    /// The blurred baseline's standard deviation in pixels (default: a tenth of the
-    /// image's smaller side).
+    /// The blurred baseline's standard deviation in pixels: above 0, at most the image's
+    /// larger side (a wider blur is a flat grey already). Default: a tenth of the image's
+    /// smaller side.
     pub blur_sigma: Option<f32>,
     /// SmoothGrad's noisy copies (default 50); SHAP's coalitions per row (default 2048).
     pub samples: Option<usize>,
@@ -158,7 +159,15 @@ fn explain_network(
         "blur" => {
             let (h, w, _) = geometry
                 .ok_or_else(|| Error::invalid("--baseline blur needs a model of images"))?;
-            Baseline::Blur(args.blur_sigma.unwrap_or((h.min(w) as f32 / 10.0).max(1.0)))
+            let sigma = args.blur_sigma.unwrap_or((h.min(w) as f32 / 10.0).max(1.0));
+            let widest = h.max(w) as f32;
+            if !(sigma > 0.0 && sigma <= widest) {
+                return Err(Error::invalid(format!(
+                    "--blur-sigma {sigma}: the blur's standard deviation is a number of pixels \
+                     above 0 and at most the image's larger side ({widest})"
+                )));
+            }
+            Baseline::Blur(sigma)
         }
         other => {
             return Err(Error::invalid(format!(

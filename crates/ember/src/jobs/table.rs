@@ -108,3 +108,16 @@ pub fn split(data: &TableData, test_size: f32, seed: u64) -> Result<(Vec<usize>,
         test.iter().map(|&i| data.rows[i]).collect(),
     ))
 }
+
+/// The rows left out because their target is missing; empty when there were none.
+pub fn missing_target_text(data: &TableData) -> String {
+    if data.missing_target.is_empty() {
+        return String::new();
+    }
+    format!(
+        "Left out {} row(s) whose target '{}' is missing (lines {})\n",
+        data.missing_target.len(),
+        data.table.names[data.target],
+        crate::report::preview(&data.missing_target)
+    )
+}

@@ -147,16 +147,25 @@ pub fn train_file(
 ) -> Result<TrainedFile> {
     checks::learning_rate(job.learning_rate)?;
     checks::validation_split(job.validation_split)?;
-    let (mut spec, model, epochs_done, source) = match job.start {
-        Start::Resume(file) => {
-            let checkpoint = io::load(&file)?;
-            let epochs = checkpoint.epochs_done;
-            (checkpoint.spec, Some(checkpoint.model), epochs, file)
-        }
-        Start::File { spec, path } => (*spec, None, 0, path),
-    };
+    let (mut spec, model, epochs_done, source) =
+        match job.start {
+            Start::Resume(file) => {
+                if job.optimizer.is_some() || job.metrics.is_some() {
+                    return Err(Error::invalid(format!(
+                    "{} cannot change a resumed model: it goes on with the optimizer and metrics \
+                     it was compiled with (train a model file to choose others)",
+                    if job.optimizer.is_some() { "the optimizer" } else { "the metrics" }
+                )));
+                }
+                let checkpoint = io::load(&file)?;
+                let epochs = checkpoint.epochs_done;
+                (checkpoint.spec, Some(checkpoint.model), epochs, file)
+            }
+            Start::File { spec, path } => (*spec, None, 0, path),
+        };
     let resumed = model.is_some().then_some(source.as_path());
     if let Some(epochs) = job.epochs {
+        crate::train::check_epochs(epochs)?;
         spec.fit.epochs = epochs;
     }
     if let Some(batch_size) = job.batch_size {

@@ -65,7 +65,7 @@ impl TrainTableEvent<'_> {
     pub fn text(&self, job: &TrainTableOptions) -> String {
         match self {
             TrainTableEvent::Read(t) => crate::report::rejected_text(t),
-            TrainTableEvent::Loaded(data) => crate::report::missing_target_text(data),
+            TrainTableEvent::Loaded(data) => super::table::missing_target_text(data),
             TrainTableEvent::Split {
                 task,
                 train,
@@ -139,6 +139,7 @@ pub fn train_table(
         options.validation_split = split;
     }
     let options = &options;
+    crate::train::check_epochs(options.epochs)?;
     let data = table::load(&job.file, options, |t| on_event(TrainTableEvent::Read(t)))?;
     on_event(TrainTableEvent::Loaded(&data));
     let (train, test) = table::split(&data, job.test_size, options.seed)?;

@@ -140,6 +140,9 @@ pub fn train_text(
     output: Option<&Path>,
     mut on_event: impl FnMut(TrainTextEvent) -> Result<()>,
 ) -> Result<TrainedTextJob> {
+    if let Some(epochs) = training.epochs {
+        crate::train::check_epochs(epochs)?;
+    }
     checks::learning_rate(training.learning_rate)?;
     checks::test_size(training.test_size)?;
     if let Some(file) = output {

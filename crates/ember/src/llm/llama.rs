@@ -132,7 +132,7 @@ pub struct Llama {
 /// The key–value cache of one conversation: every layer's keys and values so far.
 #[derive(Clone, Debug)]
 pub struct KvCache {
-    layers: Vec<LayerCache>,
+    pub(super) layers: Vec<LayerCache>,
     len: usize,
     head_dim: usize,
 }
@@ -337,6 +337,15 @@ impl Llama {
             return Err(Error::invalid(format!(
                 "token id {bad} is outside the vocabulary of {}",
                 c.vocab
+            )));
+        }
+        if cache.layers.len() != self.blocks.len() || cache.head_dim != c.head_dim {
+            return Err(Error::invalid(format!(
+                "the cache was made for another model ({} layers of head size {}; this one has {} of {})",
+                cache.layers.len(),
+                cache.head_dim,
+                self.blocks.len(),
+                c.head_dim
             )));
         }
         if cache.len + n > c.context {

@@ -262,6 +262,15 @@ pub(crate) mod tests {
         let mut cache = m.llama.cache();
         assert!(m.llama.forward(&[9999], &mut cache, Logits::Last).is_err());
         assert!(m.llama.forward(&[1; 65], &mut cache, Logits::Last).is_err());
+        // A cache made for another model (here: one layer short).
+        let mut short = m.llama.cache();
+        short.layers.pop();
+        let e = m.llama.forward(&[1], &mut short, Logits::Last).unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("the cache was made for another model"),
+            "{e}"
+        );
         // A prompt that fills the context still yields the one token its logits give; one
         // token more is an error.
         let full = vec![1u32; 64];

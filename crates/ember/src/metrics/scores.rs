@@ -32,7 +32,7 @@ pub fn roc_auc(scores: &[f32], positive: &[bool]) -> Option<f64> {
 pub struct RegressionScores {
     pub rmse: f64,
     pub mae: f64,
-    /// Coefficient of determination: 1 - SS_res / SS_tot.
+    /// Coefficient of determination: 1 - SS_res / SS_tot (scikit-learn's `r2_score`).
     pub r2: f64,
 }
 
@@ -53,10 +53,11 @@ pub fn regression_scores(predicted: &[f64], truth: &[f64]) -> RegressionScores {
             .map(|(p, t)| (p - t).abs())
             .sum::<f64>()
             / n,
-        r2: if ss_tot > 0.0 {
-            1.0 - ss_res / ss_tot
-        } else {
-            0.0
+        // scikit-learn's r2_score: of a constant target, 1 if the prediction is perfect, else 0.
+        r2: match (ss_tot > 0.0, ss_res == 0.0) {
+            (true, _) => 1.0 - ss_res / ss_tot,
+            (false, true) => 1.0,
+            (false, false) => 0.0,
         },
     }
 }
@@ -82,5 +83,8 @@ mod tests {
         assert!((s.rmse - 0.375f64.sqrt()).abs() < 1e-12);
         assert!((s.mae - 0.5).abs() < 1e-12);
         assert!((s.r2 - 0.948_608_137).abs() < 1e-8);
+        // scikit-learn's r2_score of a constant target: 1 if perfect, else 0.
+        assert_eq!(regression_scores(&[2.0, 2.0], &[2.0, 2.0]).r2, 1.0);
+        assert_eq!(regression_scores(&[2.0, 3.0], &[2.0, 2.0]).r2, 0.0);
     }
 }

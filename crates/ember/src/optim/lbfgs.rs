@@ -4,6 +4,8 @@
 
 use std::collections::VecDeque;
 
+use crate::tensor::factorization::dot_f64 as dot;
+
 /// Settings of the minimizer, with commented defaults.
 #[derive(Clone, Debug)]
 pub struct Lbfgs {
@@ -36,10 +38,6 @@ pub struct Minimum {
     pub iterations: usize,
     /// False when it ran out of iterations or the line search found no lower point.
     pub converged: bool,
-}
-
-fn dot(a: &[f64], b: &[f64]) -> f64 {
-    a.iter().zip(b).map(|(x, y)| x * y).sum()
 }
 
 impl Lbfgs {

@@ -12,7 +12,9 @@ use super::positives::{Positives, Triples};
 use super::train::RecommendConfig;
 use crate::data::interactions::Interactions;
 use crate::error::Result;
-use crate::tensor::factorization::{gaussian_from_precision, wishart_from_inverse_scale};
+use crate::tensor::factorization::{
+    add_outer_f64, gaussian_from_precision, matvec_f64, wishart_from_inverse_scale,
+};
 use crate::tensor::random::Rng;
 
 /// Precision of a rating around its prediction on a 1–5 scale (the paper's α = 2); other
@@ -43,20 +45,14 @@ fn sample_prior(rows: &[f64], k: usize, rng: &mut Rng) -> Result<Prior> {
     // W*⁻¹ = I + N S + β₀N/(β₀+N) x̄ x̄ᵀ, with N S the scatter about the mean.
     let mut inverse_scale = vec![0.0f64; k * k];
     for row in rows.chunks_exact(k) {
-        for a in 0..k {
-            let da = row[a] - mean[a];
-            for b in 0..k {
-                inverse_scale[a * k + b] += da * (row[b] - mean[b]);
-            }
-        }
+        let centred: Vec<f64> = row.iter().zip(&mean).map(|(r, m)| r - m).collect();
+        add_outer_f64(&mut inverse_scale, 1.0, &centred, &centred);
     }
     let shrink = beta0 * n / (beta0 + n);
     for a in 0..k {
         inverse_scale[a * k + a] += 1.0;
-        for b in 0..k {
-            inverse_scale[a * k + b] += shrink * mean[a] * mean[b];
-        }
     }
+    add_outer_f64(&mut inverse_scale, shrink, &mean, &mean);
     let nu = k + n as usize;
     let chi: Vec<f64> = (0..k)
         .map(|i| (0..nu - i).map(|_| (rng.normal(1.0) as f64).powi(2)).sum())
@@ -67,9 +63,7 @@ fn sample_prior(rows: &[f64], k: usize, rng: &mut Rng) -> Result<Prior> {
     let beta = beta0 + n;
     let mut scaled: Vec<f64> = precision.iter().map(|p| p * beta).collect();
     let centre: Vec<f64> = mean.iter().map(|m| m * n / beta).collect();
-    let mut h: Vec<f64> = (0..k)
-        .map(|a| (0..k).map(|b| scaled[a * k + b] * centre[b]).sum())
-        .collect();
+    let mut h = matvec_f64(&scaled, &centre);
     let z: Vec<f64> = (0..k).map(|_| rng.normal(1.0) as f64).collect();
     gaussian_from_precision(&mut scaled, &mut h, &z)?;
     Ok(Prior { mean: h, precision })
@@ -89,13 +83,7 @@ fn sample_side(
     // Each row its own generator, forked in order: the same seed gives the same draws on
     // any number of threads.
     let seeds: Vec<u64> = (0..rows.len()).map(|_| rng.next_u64()).collect();
-    let prior_h: Vec<f64> = (0..k)
-        .map(|a| {
-            (0..k)
-                .map(|b| prior.precision[a * k + b] * prior.mean[b])
-                .sum()
-        })
-        .collect();
+    let prior_h = matvec_f64(&prior.precision, &prior.mean);
     solve
         .par_chunks_mut(k)
         .zip(rows.par_iter())

@@ -106,7 +106,7 @@ impl Recommender {
     /// file, is an error naming the file and the part.
     pub fn load(path: &Path) -> Result<Recommender> {
         let bad = |m: String| Error::data(path, m);
-        let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+        let bytes = crate::read::file(path, crate::read::Limit::MODEL)?;
         let (_, header) = SafeTensors::read_metadata(&bytes)
             .map_err(|e| bad(format!("not a recommender file: {e}")))?;
         let info = header

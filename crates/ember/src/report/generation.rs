@@ -1,11 +1,9 @@
 //! Language models and FAQ answers as the command line prints them: a loaded model, a
 //! generation's timings, the entries found for a question.
 
-use std::fmt::Write as _;
 use std::path::Path;
 
 use crate::error::Result;
-use crate::jobs::faq::FaqEntry;
 use crate::llm::{Finish, Generation, LanguageModel};
 
 /// A loaded model: its name, shape and matrix types, and how long loading took.
@@ -46,16 +44,6 @@ pub fn timing_text(g: &Generation) -> String {
             Finish::Length => "--max-tokens",
         }
     )
-}
-
-/// The FAQ entries found, best first: `1. [0.912] question`, then the answer indented.
-pub fn entries_text(entries: &[FaqEntry]) -> String {
-    let mut out = String::new();
-    for (rank, e) in entries.iter().enumerate() {
-        let _ = writeln!(out, "{}. [{:.3}] {}", rank + 1, e.score, e.question);
-        let _ = writeln!(out, "   {}", e.answer);
-    }
-    out
 }
 
 /// Pretty JSON and a newline; scores go through `serde_json::Value`, which writes an f32 as

@@ -12,10 +12,9 @@ mod tune;
 
 pub use assessment::{assessment_text, named_assessment_text, skipped_text};
 pub use bars::Bars;
-pub use generation::{entries_text, loaded_text, timing_text, widened_json};
+pub use generation::{loaded_text, timing_text, widened_json};
 pub use tables::{
-    inspect_text, missing_target_text, preview, rejected_text, scores_text, table_evaluation_text,
-    task_name,
+    inspect_text, preview, rejected_text, scores_text, table_evaluation_text, task_name,
 };
 pub use tune::{
     outcome_text, tune_event_text, tune_file_text, tune_table_text, tuned_table_text,

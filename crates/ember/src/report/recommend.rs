@@ -6,7 +6,6 @@ use std::path::Path;
 
 use crate::data::interactions::{Duplicates, Interactions};
 use crate::data::side_features::SideFeatures;
-use crate::jobs::recommend::{FigureSummary, FoldFigures};
 use crate::recommend::{self, EvaluateOptions, Evaluation, Recommendation, Recommender, TopList};
 
 /// `u.data: 100000 ratings of 943 users on 1682 items`.
@@ -159,26 +158,4 @@ fn items_text(items: &[Recommendation]) -> String {
         }
     }
     out
-}
-
-/// One fold's figures and time, and its baselines'; `fold` counts from 0.
-pub fn fold_text(fold: usize, figures: &FoldFigures) -> String {
-    let text = |figures: &[(String, f64)]| -> Vec<String> {
-        figures.iter().map(|(n, v)| format!("{n} {v:.4}")).collect()
-    };
-    format!(
-        "Fold {}: {} ({:.2} s; baselines: {})\n",
-        fold + 1,
-        text(&figures.figures).join(", "),
-        figures.seconds,
-        text(&figures.baselines).join(", ")
-    )
-}
-
-/// Each figure's mean and standard deviation over the folds.
-pub fn cv_summary_text(summary: &[FigureSummary]) -> String {
-    summary
-        .iter()
-        .map(|s| format!("Mean {}: {:.4} (std {:.4})\n", s.name, s.mean, s.std))
-        .collect()
 }

@@ -4,7 +4,6 @@
 use std::fmt::Write as _;
 
 use crate::data::table::{ColumnKind, Table};
-use crate::jobs::table::TableData;
 use crate::tabular::{TabularScores, Task};
 
 /// The rows a reader dropped, with their lines and reasons, and the cells of number columns
@@ -38,19 +37,6 @@ pub fn rejected_text(table: &Table) -> String {
         }
     }
     out
-}
-
-/// The rows left out because their target is missing; empty when there were none.
-pub fn missing_target_text(data: &TableData) -> String {
-    if data.missing_target.is_empty() {
-        return String::new();
-    }
-    format!(
-        "Left out {} row(s) whose target '{}' is missing (lines {})\n",
-        data.missing_target.len(),
-        data.table.names[data.target],
-        preview(&data.missing_target)
-    )
 }
 
 /// The first eight line numbers, comma-separated, then `…` if there are more.

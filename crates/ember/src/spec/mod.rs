@@ -46,7 +46,7 @@ use crate::loss::Loss;
 use crate::metrics::Metric;
 use crate::nn::LayerConfig;
 use crate::optim::Optimizer;
-use crate::train::{FitOptions, Model};
+use crate::train::{FitOptions, Model, MAX_EPOCHS};
 use table::{TabularOptions, Task};
 
 /// A whole model file.
@@ -169,7 +169,7 @@ impl ModelSpec {
     /// Reads and checks a model file. Errors name the file, the line and the field.
     pub fn from_file(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref();
-        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+        let text = crate::read::text(path, crate::read::Limit::SETTINGS)?;
         Self::parse(&text, path)
     }
 
@@ -246,8 +246,11 @@ impl ModelSpec {
             .optimizer
             .validate()
             .map_err(|m| ("compile.optimizer".to_string(), m))?;
-        if self.fit.epochs == 0 {
-            return Err(("fit.epochs".into(), "must be at least 1".into()));
+        if !(1..=MAX_EPOCHS).contains(&self.fit.epochs) {
+            return Err((
+                "fit.epochs".into(),
+                format!("must be 1 to {MAX_EPOCHS}, got {}", self.fit.epochs),
+            ));
         }
         if self.fit.batch_size == 0 {
             return Err(("fit.batch_size".into(), "must be at least 1".into()));

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use crate::data::preprocess::PreprocessOptions;
 use crate::data::table::CsvOptions;
 use crate::error::{Error, Result};
+use crate::train::MAX_EPOCHS;
 
 /// What the model predicts.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -75,10 +76,7 @@ impl TabularOptions {
     /// Table-model settings from a TOML file (`ember train --csv … --options FILE`); errors
     /// name the file, line and field.
     pub fn from_file(path: &Path) -> Result<TabularOptions> {
-        let text = std::fs::read_to_string(path).map_err(|e| Error::Io {
-            path: path.to_path_buf(),
-            source: e,
-        })?;
+        let text = crate::read::text(path, crate::read::Limit::SETTINGS)?;
         let options: TabularOptions = toml::from_str(&text).map_err(|e| Error::Spec {
             path: path.to_path_buf(),
             line: e
@@ -87,12 +85,20 @@ impl TabularOptions {
             field: "options".into(),
             message: e.message().trim().to_string(),
         })?;
-        if options.hidden.contains(&0) || options.epochs == 0 || options.batch_size == 0 {
+        if !(1..=MAX_EPOCHS).contains(&options.epochs) {
+            return Err(Error::Spec {
+                path: path.to_path_buf(),
+                line: None,
+                field: "epochs".into(),
+                message: format!("must be 1 to {MAX_EPOCHS}, got {}", options.epochs),
+            });
+        }
+        if options.hidden.contains(&0) || options.batch_size == 0 {
             return Err(Error::Spec {
                 path: path.to_path_buf(),
                 line: None,
                 field: "options".into(),
-                message: "hidden sizes, epochs and batch_size must be positive".into(),
+                message: "hidden sizes and batch_size must be positive".into(),
             });
         }
         Ok(options)

@@ -437,6 +437,25 @@ pub fn als_row(features: &[&[f32]], targets: &[f32], lambda: f32, out: &mut [f32
     Ok(())
 }
 
+/// `a · b` in double precision.
+pub fn dot_f64(a: &[f64], b: &[f64]) -> f64 {
+    a.iter().zip(b).map(|(x, y)| x * y).sum()
+}
+
+/// `A x` for the k × k matrix `a` (row-major) and the k-vector `x`, in double precision.
+pub fn matvec_f64(a: &[f64], x: &[f64]) -> Vec<f64> {
+    a.chunks_exact(x.len()).map(|row| dot_f64(row, x)).collect()
+}
+
+/// `A += s · x yᵀ` for the `x.len()` × `y.len()` matrix `a` (row-major), in double precision.
+pub fn add_outer_f64(a: &mut [f64], s: f64, x: &[f64], y: &[f64]) {
+    for (row, &xi) in a.chunks_exact_mut(y.len()).zip(x) {
+        for (v, &yj) in row.iter_mut().zip(y) {
+            *v += s * xi * yj;
+        }
+    }
+}
+
 /// `Yᵀ Y` (k × k, double precision) of the rows of `rows` (n × k).
 pub fn gram_matrix(rows: &[f32], k: usize) -> Vec<f64> {
     let mut gram = vec![0.0f64; k * k];
@@ -694,6 +713,18 @@ mod tests {
         *params.negative_bias = 30.0;
         // x = −60: −ln σ(−60) ≈ 60.
         assert!((bpr_loss(&params, 0.0) - 60.0).abs() < 1e-4);
+    }
+
+    #[test]
+    fn double_precision_products_match_hand_sums() {
+        assert_eq!(dot_f64(&[1.0, 2.0, 3.0], &[4.0, 5.0, 6.0]), 32.0);
+        assert_eq!(
+            matvec_f64(&[1.0, 2.0, 3.0, 4.0], &[1.0, -1.0]),
+            [-1.0, -1.0]
+        );
+        let mut a = vec![1.0; 6];
+        add_outer_f64(&mut a, 2.0, &[1.0, 2.0], &[1.0, 0.0, -1.0]);
+        assert_eq!(a, [3.0, 1.0, -1.0, 5.0, 1.0, -3.0]);
     }
 
     #[test]

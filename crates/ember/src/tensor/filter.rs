@@ -5,8 +5,9 @@ use crate::error::{Error, Result};
 use crate::tensor::Tensor;
 
 /// Blurs each image of `x` (samples, height, width, channels) with a Gaussian of standard
-/// deviation `sigma` pixels, separably, the kernel cut at 3σ and renormalised at the edges
-/// (edge pixels average only the pixels that exist).
+/// deviation `sigma` pixels, separably, the kernel cut at 3σ (or at the image's larger side,
+/// beyond which it reaches no pixel) and renormalised at the edges (edge pixels average only
+/// the pixels that exist).
 pub fn gaussian_blur(x: &Tensor, sigma: f32) -> Result<Tensor> {
     let &[n, h, w, c] = x.shape() else {
         return Err(Error::shape(
@@ -22,7 +23,7 @@ pub fn gaussian_blur(x: &Tensor, sigma: f32) -> Result<Tensor> {
             "blur sigma must be > 0, got {sigma}"
         )));
     }
-    let radius = (3.0 * sigma).ceil() as isize;
+    let radius = ((3.0 * sigma).ceil() as isize).min(h.max(w) as isize);
     let kernel: Vec<f32> = (-radius..=radius)
         .map(|d| (-(d as f32).powi(2) / (2.0 * sigma * sigma)).exp())
         .collect();
@@ -59,6 +60,27 @@ pub fn gaussian_blur(x: &Tensor, sigma: f32) -> Result<Tensor> {
     Tensor::new(x.shape(), out)
 }
 
+/// Grad-CAM's map (Selvaraju et al. 2017) over the positions of one image's layer output:
+/// each channel weighted by its gradient's mean over the positions, summed, negatives cut.
+/// `activations` and `gradients` are (positions, channels).
+pub fn grad_cam_map(activations: &[f32], gradients: &[f32], channels: usize) -> Vec<f32> {
+    let positions = activations.len() / channels;
+    let mut weights = vec![0.0f64; channels];
+    for row in gradients.chunks_exact(channels) {
+        for (w, &g) in weights.iter_mut().zip(row) {
+            *w += g as f64;
+        }
+    }
+    weights.iter_mut().for_each(|w| *w /= positions as f64);
+    activations
+        .chunks_exact(channels)
+        .map(|row| {
+            let v: f64 = row.iter().zip(&weights).map(|(&a, w)| a as f64 * w).sum();
+            v.max(0.0) as f32
+        })
+        .collect()
+}
+
 /// Resizes a one-channel map of `from` (height, width) to `to`, bilinearly with half-pixel
 /// centres (TensorFlow's `resize(…, "bilinear")`, PyTorch's `align_corners=False`).
 pub fn resize_bilinear(map: &[f32], from: (usize, usize), to: (usize, usize)) -> Result<Vec<f32>> {
@@ -91,6 +113,14 @@ pub fn resize_bilinear(map: &[f32], from: (usize, usize), to: (usize, usize)) ->
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn grad_cam_weights_channels_by_their_mean_gradient_and_cuts_negatives() {
+        // Two positions, two channels: weights (mean gradients) 1 and -0.5.
+        let activations = [2.0, 1.0, 1.0, 4.0];
+        let gradients = [1.0, 0.0, 1.0, -1.0];
+        assert_eq!(grad_cam_map(&activations, &gradients, 2), [1.5, 0.0]);
+    }
 
     #[test]
     fn a_blur_keeps_a_constant_image_and_spreads_a_point_symmetrically() {

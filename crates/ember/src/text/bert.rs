@@ -52,7 +52,7 @@ fn absolute() -> String {
 impl BertConfig {
     /// Reads and checks `config.json`.
     pub fn from_file(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+        let text = crate::read::text(path, crate::read::Limit::SETTINGS)?;
         let config: BertConfig = serde_json::from_str(&text)
             .map_err(|e| Error::data(path, format!("not a BERT config: {e}")))?;
         let problem = if config.hidden_act != "gelu" {
@@ -184,7 +184,7 @@ impl BertEncoder {
         let config = BertConfig::from_file(&dir.join("config.json"))?;
         let mut encoder = Self::new(config, 0)?;
         let path = dir.join("model.safetensors");
-        let bytes = std::fs::read(&path).map_err(|e| Error::io(&path, e))?;
+        let bytes = crate::read::file(&path, crate::read::Limit::MODEL)?;
         let tensors = SafeTensors::deserialize(&bytes)
             .map_err(|e| Error::data(&path, format!("not a safetensors file: {e}")))?;
         let weights = Weights {

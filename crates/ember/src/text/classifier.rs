@@ -44,7 +44,7 @@ pub struct TextTraining {
     /// Fraction of the documents held out for the test (default 0.2).
     pub test_size: f32,
     pub seed: u64,
-    /// Epochs of the MLP (default 40, with early stopping).
+    /// Epochs of the MLP (default 40, with early stopping; at most 100000).
     pub epochs: Option<usize>,
 }
 
@@ -403,7 +403,7 @@ impl TextClassifier {
         }
         let mut texts = Vec::with_capacity(files.len());
         for file in &files {
-            let bytes = std::fs::read(file).map_err(|e| Error::io(file, e))?;
+            let bytes = crate::read::file(file, crate::read::Limit::DOCUMENT)?;
             texts.push(self.document_text(&bytes));
         }
         Ok((files, texts))

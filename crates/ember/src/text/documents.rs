@@ -161,7 +161,7 @@ pub fn read_text_folder(dir: &Path, groups: &[ClassFolders], email: bool) -> Res
                 .collect();
             files.sort();
             for file in files {
-                let bytes = std::fs::read(&file).map_err(|e| Error::io(&file, e))?;
+                let bytes = crate::read::file(&file, crate::read::Limit::DOCUMENT)?;
                 let lossy = std::str::from_utf8(&bytes).is_err();
                 let text = if email {
                     match email_text(&bytes) {

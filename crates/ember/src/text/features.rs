@@ -7,6 +7,7 @@ use std::path::Path;
 
 use super::sentence::SentenceEncoder;
 use crate::error::{Error, Result};
+use crate::read::{self, Limit};
 use crate::tensor::Tensor;
 
 /// 64-bit FNV-1a: a stable content hash (the same in every Ember build and platform).
@@ -29,7 +30,7 @@ pub fn encoder_key(encoder: &SentenceEncoder) -> Result<String> {
     let mut parts = Vec::new();
     for name in ["config.json", "model.safetensors", "tokenizer.json"] {
         let path = encoder.dir.join(name);
-        parts.push(std::fs::read(&path).map_err(|e| Error::io(&path, e))?);
+        parts.push(read::file(&path, Limit::MODEL)?);
     }
     let length = encoder.tokenizer.max_length().to_le_bytes();
     let mut chunks: Vec<&[u8]> = parts.iter().map(Vec::as_slice).collect();
@@ -88,7 +89,11 @@ pub fn embed_cached(
 
 /// Cache file: records of (hash u64 LE, dim × f32 LE).
 fn read_cache(path: &Path, dim: usize) -> Result<HashMap<u64, Vec<f32>>> {
-    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    let cache = Limit {
+        what: "an embedding cache",
+        ..Limit::MODEL
+    };
+    let bytes = read::file(path, cache)?;
     let record = 8 + 4 * dim;
     if bytes.len() % record != 0 {
         return Err(Error::data(

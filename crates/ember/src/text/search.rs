@@ -187,7 +187,7 @@ impl FaqIndex {
     /// metadata has `ember.faq`), read from its header alone.
     pub fn is_index(path: &Path) -> Result<bool> {
         use std::io::Read;
-        let mut file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+        let (mut file, _) = crate::read::open(path)?;
         let mut length = [0u8; 8];
         if file.read_exact(&mut length).is_err() {
             return Ok(false);
@@ -213,7 +213,7 @@ impl FaqIndex {
     /// Reads an index written by [`FaqIndex::save`]; anything else is an error naming the file.
     pub fn load(path: &Path) -> Result<Self> {
         let bad = |m: String| Error::data(path, m);
-        let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+        let bytes = crate::read::file(path, crate::read::Limit::MODEL)?;
         let (_, header) = SafeTensors::read_metadata(&bytes)
             .map_err(|e| bad(format!("not an index file: {e}")))?;
         let info = header

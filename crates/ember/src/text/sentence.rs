@@ -48,7 +48,7 @@ struct SentenceConfig {
 }
 
 fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<T> {
-    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+    let text = crate::read::text(path, crate::read::Limit::SETTINGS)?;
     serde_json::from_str(&text).map_err(|e| Error::data(path, format!("malformed JSON: {e}")))
 }
 

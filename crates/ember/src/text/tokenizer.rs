@@ -16,7 +16,9 @@ pub struct TextTokenizer {
 
 impl TextTokenizer {
     pub fn from_file(path: &Path, max_length: usize) -> Result<Self> {
-        let mut inner = Tokenizer::from_file(path)
+        let json = crate::read::text(path, crate::read::Limit::TOKENIZER)?;
+        let mut inner: Tokenizer = json
+            .parse()
             .map_err(|e| Error::data(path, format!("cannot read the tokenizer: {e}")))?;
         inner.with_padding(None::<PaddingParams>);
         inner

@@ -1,4 +1,5 @@
-//! `fit`, `evaluate` and `predict`: the training loop and batched inference.
+//! `fit`: the training loop (its options, the epochs, validation, callbacks); `evaluate` and
+//! `predict` are in evaluate.rs.
 
 use std::time::Instant;
 
@@ -27,10 +28,24 @@ pub enum Verbosity {
     Auto,
 }
 
+/// The most epochs one training runs, as the recommenders: more is a slip of the keyboard,
+/// not a plan, and would run for ever.
+pub const MAX_EPOCHS: usize = 100_000;
+
+/// An error unless `epochs` is 1 to [`MAX_EPOCHS`].
+pub fn check_epochs(epochs: usize) -> Result<()> {
+    match (1..=MAX_EPOCHS).contains(&epochs) {
+        true => Ok(()),
+        false => Err(Error::invalid(format!(
+            "epochs must be 1 to {MAX_EPOCHS}, got {epochs}"
+        ))),
+    }
+}
+
 /// Options of `fit`, with Keras's defaults.
 #[derive(Clone, Debug)]
 pub struct FitOptions<'a> {
-    /// Passes over the training data (default 1).
+    /// Passes over the training data (default 1; at most [`MAX_EPOCHS`]).
     pub epochs: usize,
     /// Samples per gradient update (default 32).
     pub batch_size: usize,
@@ -147,6 +162,7 @@ impl Model {
                 ys.len()
             )));
         }
+        check_epochs(options.epochs)?;
         if !(0.0..1.0).contains(&options.validation_split) {
             return Err(Error::invalid(format!(
                 "validation_split must be in [0, 1), got {}",

@@ -20,7 +20,7 @@ mod summary;
 pub use assess::Assessment;
 pub use callback::{Callback, Control};
 pub use evaluate::Evaluation;
-pub use fit::{split_point, FitOptions, Verbosity};
+pub use fit::{check_epochs, split_point, FitOptions, Verbosity, MAX_EPOCHS};
 pub use gradients::OutputGradients;
 pub(crate) use graph::check_input_shape;
 pub use graph::{Graph, GraphLayer, SymbolicTensor};

@@ -128,7 +128,7 @@ impl Study {
 
     /// Reads a study file to go on with it; its settings must be `header`'s.
     pub fn resume(path: &Path, header: StudyHeader) -> Result<Study> {
-        let mut text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+        let mut text = crate::read::text(path, crate::read::Limit::STUDY)?;
         // A line a crash cut short is cut off the file, so that the next line starts afresh.
         let mut cut = 0;
         if !text.is_empty() && !text.ends_with('\n') {

@@ -85,7 +85,7 @@ pub fn tune_model_file(
     options: &TuneOptions,
     report: &mut dyn FnMut(Event),
 ) -> Result<Outcome> {
-    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+    let text = crate::read::text(path, crate::read::Limit::SETTINGS)?;
     let spec = ModelSpec::parse(&text, path)?;
     let (doc, tune) = split_file(&text, path)?;
     let tune = tune.ok_or_else(|| Error::Spec {
@@ -254,7 +254,7 @@ pub fn table_space(path: Option<&Path>) -> Result<(PathBuf, String)> {
     Ok(match path {
         Some(path) => (
             path.to_path_buf(),
-            std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?,
+            crate::read::text(path, crate::read::Limit::SETTINGS)?,
         ),
         None => (
             PathBuf::from("(the built-in table space)"),

@@ -53,6 +53,11 @@ pub fn folds(
     folds: usize,
     seed: u64,
 ) -> Result<Vec<(Vec<usize>, Vec<usize>)>> {
+    if folds < 2 {
+        return Err(Error::invalid(format!(
+            "--folds {folds}: cross-validation needs at least 2 folds"
+        )));
+    }
     if folds > data.len() {
         return Err(Error::invalid(format!(
             "--folds {folds} is more than the {} ratings",
@@ -135,4 +140,51 @@ fn fold_figures(
         baselines,
         seconds,
     })
+}
+
+/// One fold's figures and time, and its baselines'; `fold` counts from 0.
+pub fn fold_text(fold: usize, figures: &FoldFigures) -> String {
+    let text = |figures: &[(String, f64)]| -> Vec<String> {
+        figures.iter().map(|(n, v)| format!("{n} {v:.4}")).collect()
+    };
+    format!(
+        "Fold {}: {} ({:.2} s; baselines: {})\n",
+        fold + 1,
+        text(&figures.figures).join(", "),
+        figures.seconds,
+        text(&figures.baselines).join(", ")
+    )
+}
+
+/// Each figure's mean and standard deviation over the folds.
+pub fn cv_summary_text(summary: &[FigureSummary]) -> String {
+    summary
+        .iter()
+        .map(|s| format!("Mean {}: {:.4} (std {:.4})\n", s.name, s.mean, s.std))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+
+    #[test]
+    fn folds_are_two_to_the_number_of_ratings() {
+        let csv = b"user,item,rating\n1,10,4\n1,11,3\n2,10,5\n";
+        let data =
+            Interactions::parse(csv, Path::new("r.csv"), &InteractionOptions::default()).unwrap();
+        for bad in [0, 1] {
+            let e = folds(&data, bad, 7).unwrap_err().to_string();
+            assert!(e.contains("needs at least 2 folds"), "{e}");
+        }
+        let e = folds(&data, 4, 7).unwrap_err().to_string();
+        assert!(e.contains("more than the 3 ratings"), "{e}");
+        let split = folds(&data, 3, 7).unwrap();
+        assert_eq!(split.len(), 3);
+        let mut held: Vec<usize> = split.iter().flat_map(|(_, v)| v.clone()).collect();
+        held.sort_unstable();
+        assert_eq!(held, [0, 1, 2], "each rating is held out once");
+    }
 }

@@ -9,7 +9,9 @@ mod train;
 
 use std::path::{Path, PathBuf};
 
-pub use cv::{cross_validate, folds, FigureSummary, FoldFigures, RecommendCv};
+pub use cv::{
+    cross_validate, cv_summary_text, fold_text, folds, FigureSummary, FoldFigures, RecommendCv,
+};
 pub use split::{split_ratings, SplitRatings};
 pub use train::{train_recommender, validation_split, TrainRecommender, TrainedRecommender};
 
@@ -173,7 +175,7 @@ impl RecommendEvent<'_> {
                 report::ratings_text(data).trim_end(),
                 model.name()
             ),
-            RecommendEvent::Fold(fold, figures) => report::fold_text(*fold, figures),
+            RecommendEvent::Fold(fold, figures) => cv::fold_text(*fold, figures),
         }
     }
 }
