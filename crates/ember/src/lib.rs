@@ -28,6 +28,7 @@ pub mod jobs;
 pub mod llm;
 pub mod loss;
 pub mod metrics;
+pub mod model;
 pub mod nn;
 pub mod optim;
 pub mod read;
@@ -38,7 +39,6 @@ pub mod spec;
 pub mod tabular;
 pub mod tensor;
 pub mod text;
-pub mod train;
 pub mod tune;
 
 pub use autograd::{Tape, Var};
@@ -46,6 +46,10 @@ pub use data::{read_idx, to_categorical, Mnist};
 pub use error::{Error, Result};
 pub use loss::Loss;
 pub use metrics::Metric;
+pub use model::{
+    Callback, Control, EpochLog, Evaluation, FitOptions, Graph, GraphLayer, History, InputSpec,
+    Model, Sequential, SoftmaxRegression, SymbolicTensor, Verbosity,
+};
 pub use nn::{
     ActivationLayer, AveragePooling2D, BatchNormalization, Conv2D, Dense, Dropout, Flatten,
     GlobalAveragePooling2D, Layer, LayerConfig, MaxPooling2D, Merge, Padding, Reshape,
@@ -56,10 +60,6 @@ pub use spec::ModelSpec;
 pub use tensor::activation::Activation;
 pub use tensor::threads::{num_threads, set_num_threads};
 pub use tensor::Tensor;
-pub use train::{
-    Callback, Control, EpochLog, Evaluation, FitOptions, Graph, GraphLayer, History, InputSpec,
-    Model, Sequential, SoftmaxRegression, SymbolicTensor, Verbosity,
-};
 
 /// Everything a training script needs, in one `use`.
 pub mod prelude {

@@ -15,12 +15,12 @@ use crate::data::rows::parse_numeric_rows;
 use crate::error::{Error, Result};
 use crate::io::Checkpoint;
 use crate::llm::LanguageModel;
+use crate::model::Model;
 use crate::read::{self, Limit};
 use crate::spec::{DataSpec, ModelSpec};
 use crate::tabular::TabularModel;
 use crate::tensor::Tensor;
 use crate::text::{FaqIndex, SentenceEncoder, TextClassifier};
-use crate::train::Model;
 
 /// What a saved file or folder holds, shared: a server hands each model to its worker
 /// thread and to the requests in flight, and one encoder to the indexes that embed with it.

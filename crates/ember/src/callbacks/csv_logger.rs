@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::train::{decimal, Callback, Control, EpochLog, Model};
+use crate::model::{decimal, Callback, Control, EpochLog, Model};
 
 /// Keras `CSVLogger(filename, separator=",", append=False)`. Columns: epoch (from 1, as
 /// printed), then the metrics in alphabetical order, learning_rate included.
@@ -117,7 +117,7 @@ impl Callback for CsvLogger {
         Ok(Control::Continue)
     }
 
-    fn on_train_end(&mut self, _model: &mut Model, _history: &crate::train::History) -> Result<()> {
+    fn on_train_end(&mut self, _model: &mut Model, _history: &crate::model::History) -> Result<()> {
         self.writer = None;
         Ok(())
     }

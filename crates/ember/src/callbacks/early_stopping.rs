@@ -4,8 +4,8 @@ use serde::{Deserialize, Serialize};
 
 use super::monitor::{improves, value, Mode};
 use crate::error::Result;
+use crate::model::{Callback, Control, EpochLog, Model};
 use crate::tensor::Tensor;
-use crate::train::{Callback, Control, EpochLog, Model};
 
 /// Keras `EarlyStopping`: monitor "val_loss", min_delta 0, patience 0, mode auto,
 /// restore_best_weights false, no baseline, start_from_epoch 0.

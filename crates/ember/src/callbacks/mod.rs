@@ -1,6 +1,6 @@
 //! Keras's callbacks, with its names and defaults: early stopping, learning-rate schedules,
 //! CSV logging, stopping on NaN, checkpoints. Each is a plain struct implementing
-//! [`Callback`](crate::train::Callback); their model-file form is
+//! [`Callback`](crate::model::Callback); their model-file form is
 //! [`crate::spec::CallbackConfig`], and [`from_spec`] builds the ones a model file lists.
 
 mod csv_logger;
@@ -19,8 +19,8 @@ pub use reduce_lr::ReduceLrOnPlateau;
 pub use scheduler::{LearningRateScheduler, Schedule};
 pub use terminate_on_nan::TerminateOnNan;
 
+use crate::model::Callback;
 use crate::spec::{CallbackConfig, ModelSpec};
-use crate::train::Callback;
 
 /// The callbacks a model file lists, ready for `fit`, in its order: checkpoints record the
 /// file's training settings, so that they can be resumed.

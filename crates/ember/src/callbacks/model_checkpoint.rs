@@ -4,8 +4,8 @@ use std::path::PathBuf;
 
 use crate::callbacks::monitor::{improves, value};
 use crate::error::Result;
+use crate::model::{Callback, Control, EpochLog, Model};
 use crate::spec::{CallbackConfig, DataSpec, FitSpec, ModelCheckpointConfig};
-use crate::train::{Callback, Control, EpochLog, Model};
 
 /// Keras `ModelCheckpoint(filepath, monitor="val_loss", save_best_only=False, mode="auto")`.
 /// `{epoch}` (or `{epoch:03d}`, `{val_loss:.4f}`, …) in the file path is filled in as Keras

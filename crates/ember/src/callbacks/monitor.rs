@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::train::EpochLog;
+use crate::model::EpochLog;
 
 /// Whether the monitored value should go down or up; `auto` infers it from the name
 /// ("accuracy" goes up, anything else down), as Keras does.
@@ -29,7 +29,7 @@ impl Mode {
 /// The value of `monitor` ("val_loss", "accuracy", "learning_rate", …) in `log`.
 pub fn value(log: &EpochLog, monitor: &str) -> Option<f64> {
     if monitor == "learning_rate" {
-        return Some(crate::train::decimal(log.learning_rate));
+        return Some(crate::model::decimal(log.learning_rate));
     }
     log.metrics()
         .into_iter()

@@ -4,7 +4,7 @@ use serde::{Deserialize, Serialize};
 
 use super::monitor::{value, Mode};
 use crate::error::Result;
-use crate::train::{Callback, Control, EpochLog, Model};
+use crate::model::{Callback, Control, EpochLog, Model};
 
 /// Keras `ReduceLROnPlateau`: monitor "val_loss", factor 0.1, patience 10, mode auto,
 /// min_delta 1e-4, cooldown 0, min_lr 0.

@@ -5,7 +5,7 @@ use std::f32::consts::PI;
 use serde::{Deserialize, Serialize};
 
 use crate::error::Result;
-use crate::train::{Callback, Model};
+use crate::model::{Callback, Model};
 
 /// A learning-rate schedule. `epoch` counts from 0 (Keras's convention for schedules) and
 /// `initial` is the learning rate the schedule starts from.

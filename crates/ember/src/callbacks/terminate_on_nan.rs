@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::error::Result;
-use crate::train::{Callback, Control, Model};
+use crate::model::{Callback, Control, Model};
 
 /// Keras `TerminateOnNaN`. Without it, a NaN loss makes `fit` return an error; with it,
 /// `fit` stops and returns the history so far.

@@ -5,10 +5,10 @@
 //! in the input's order (an image's pixels row by row, channels last).
 
 use crate::error::{Error, Result};
+use crate::model::Model;
 use crate::tensor::filter::{grad_cam_map, resize_bilinear};
 use crate::tensor::random::Rng;
 use crate::tensor::Tensor;
-use crate::train::Model;
 
 use super::quadrature::gauss_legendre;
 use super::Explanation;

@@ -11,11 +11,11 @@ use safetensors::SafeTensors;
 
 use crate::atomic::write_atomically;
 use crate::error::{Error, Result};
+use crate::model::Model;
 use crate::optim::OptimizerState;
 use crate::read::{self, Limit};
 use crate::spec::{DataSpec, FitSpec, ModelSpec};
 use crate::tensor::Tensor;
-use crate::train::Model;
 
 /// The file format version this Ember writes and reads.
 pub const FORMAT_VERSION: u32 = 1;

@@ -7,9 +7,9 @@ use std::path::Path;
 use crate::data::split::k_fold;
 use crate::data::table::Table;
 use crate::error::Result;
+use crate::model::Verbosity;
 use crate::tabular::{class_of_rows, TabularModel, TabularOptions, TabularScores, Task};
 use crate::tensor::stats;
-use crate::train::Verbosity;
 
 /// What to cross-validate: the rows of a table (those whose target is present) and how to
 /// train on them.

@@ -10,8 +10,8 @@ use crate::callbacks::ModelCheckpoint;
 use crate::data::dataset::{DataSpec, Dataset};
 use crate::error::{Error, Result};
 use crate::io;
+use crate::model::{split_point, Assessment, Callback, FitOptions, History, Model, Verbosity};
 use crate::spec::{CallbackConfig, ModelSpec};
-use crate::train::{split_point, Assessment, Callback, FitOptions, History, Model, Verbosity};
 use crate::{Metric, Optimizer};
 
 /// The model file used when none is given: the Keras MNIST reference script.
@@ -165,7 +165,7 @@ pub fn train_file(
         };
     let resumed = model.is_some().then_some(source.as_path());
     if let Some(epochs) = job.epochs {
-        crate::train::check_epochs(epochs)?;
+        crate::model::check_epochs(epochs)?;
         spec.fit.epochs = epochs;
     }
     if let Some(batch_size) = job.batch_size {

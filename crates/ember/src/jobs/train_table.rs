@@ -9,8 +9,8 @@ use super::outputs::OutputFiles;
 use super::table::{self, TableData};
 use crate::data::table::Table;
 use crate::error::Result;
+use crate::model::{split_point, History, Verbosity};
 use crate::tabular::{TabularModel, TabularOptions, TabularScores, Task};
-use crate::train::{split_point, History, Verbosity};
 
 /// What to train, on what, and what to write.
 #[derive(Clone, Debug)]
@@ -139,7 +139,7 @@ pub fn train_table(
         options.validation_split = split;
     }
     let options = &options;
-    crate::train::check_epochs(options.epochs)?;
+    crate::model::check_epochs(options.epochs)?;
     let data = table::load(&job.file, options, |t| on_event(TrainTableEvent::Read(t)))?;
     on_event(TrainTableEvent::Loaded(&data));
     let (train, test) = table::split(&data, job.test_size, options.seed)?;

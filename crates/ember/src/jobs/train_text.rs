@@ -141,7 +141,7 @@ pub fn train_text(
     mut on_event: impl FnMut(TrainTextEvent) -> Result<()>,
 ) -> Result<TrainedTextJob> {
     if let Some(epochs) = training.epochs {
-        crate::train::check_epochs(epochs)?;
+        crate::model::check_epochs(epochs)?;
     }
     checks::learning_rate(training.learning_rate)?;
     checks::test_size(training.test_size)?;

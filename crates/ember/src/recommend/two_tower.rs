@@ -11,11 +11,11 @@ use super::train::RecommendConfig;
 use crate::data::interactions::{Ids, Interactions};
 use crate::data::side_features::SideFeatures;
 use crate::error::{Error, Result};
+use crate::model::{FitOptions, Graph, Model, SymbolicTensor, Verbosity};
 use crate::nn::{ActivationLayer, Dense, Embedding, Flatten, Merge};
 use crate::optim::Adam;
 use crate::tensor::random::Rng;
 use crate::tensor::Tensor;
-use crate::train::{FitOptions, Graph, Model, SymbolicTensor, Verbosity};
 use crate::{Activation, Loss};
 
 /// The share of training pairs that see a tower's "unknown" id instead of the real one.

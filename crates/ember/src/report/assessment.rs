@@ -4,7 +4,7 @@
 use std::fmt::Write as _;
 use std::path::PathBuf;
 
-use crate::train::Assessment;
+use crate::model::Assessment;
 
 /// The test loss and accuracy lines, after (with `with_tables`) the top-k accuracy, the
 /// classification report and the confusion matrix.

@@ -28,7 +28,7 @@ use serde::Serialize;
 use crate::atomic::write_atomically;
 use crate::error::{Error, Result};
 use crate::metrics::ConfusionMatrix;
-use crate::train::History;
+use crate::model::History;
 
 /// "1 thread", "2 threads".
 pub fn threads_text(n: usize) -> String {

@@ -29,10 +29,10 @@ use std::collections::HashMap;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::nn::{DenseConfig, LayerConfig, Merge};
-use crate::train::{
+use crate::model::{
     Graph, GraphLayer, KindCounts, Model, Sequential, SummaryRow, SummaryTable, SymbolicTensor,
 };
+use crate::nn::{DenseConfig, LayerConfig, Merge};
 
 /// `[model]`: the inputs (one shape for a stack, or named inputs) and, for a graph, the
 /// layers whose outputs the model returns.
@@ -431,8 +431,8 @@ impl ShapeCheck {
         *seen += 1;
         match (name, *seen - 1) {
             (Some(name), _) => name.to_string(),
-            (None, 0) => crate::train::snake_case(kind),
-            (None, k) => format!("{}_{k}", crate::train::snake_case(kind)),
+            (None, 0) => crate::model::snake_case(kind),
+            (None, k) => format!("{}_{k}", crate::model::snake_case(kind)),
         }
     }
 }
@@ -441,7 +441,7 @@ impl Visit for ShapeCheck {
     type Value = Vec<usize>;
 
     fn input(&mut self, name: &str, shape: &[usize]) -> Result<Vec<usize>> {
-        crate::train::check_input_shape(name, shape)?;
+        crate::model::check_input_shape(name, shape)?;
         Ok(shape.to_vec())
     }
 
@@ -1163,14 +1163,14 @@ loss = "mean_squared_error"
             assert!(err.contains(says), "{layer}: {err}");
         }
         // The same through the Rust API, and for graph inputs.
-        let mut model = crate::train::Sequential::with_seed(&[784], 1);
+        let mut model = crate::model::Sequential::with_seed(&[784], 1);
         let err = model
             .add(crate::nn::Dense::new(1 << 31))
             .err()
             .unwrap()
             .to_string();
         assert!(err.contains("more than Ember's limit"), "{err}");
-        let g = crate::train::Graph::new();
+        let g = crate::model::Graph::new();
         assert!(g.input("x", &[1 << 20, 1 << 20]).is_err());
         // Within the limits, all is as before.
         let fine = stack("[784]", "type = \"dense\"\nunits = 64");

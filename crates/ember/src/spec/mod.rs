@@ -44,9 +44,9 @@ use crate::data::tfidf::TfIdf;
 use crate::error::{Error, Result};
 use crate::loss::Loss;
 use crate::metrics::Metric;
+use crate::model::{FitOptions, Model, MAX_EPOCHS};
 use crate::nn::LayerConfig;
 use crate::optim::Optimizer;
-use crate::train::{FitOptions, Model, MAX_EPOCHS};
 use table::{TabularOptions, Task};
 
 /// A whole model file.

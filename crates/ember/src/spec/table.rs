@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use crate::data::preprocess::PreprocessOptions;
 use crate::data::table::CsvOptions;
 use crate::error::{Error, Result};
-use crate::train::MAX_EPOCHS;
+use crate::model::MAX_EPOCHS;
 
 /// What the model predicts.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]

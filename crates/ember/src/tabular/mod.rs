@@ -12,11 +12,11 @@ use crate::error::{Error, Result};
 use crate::metrics::{
     regression_scores, roc_auc, ClassificationReport, ConfusionMatrix, RegressionScores,
 };
+use crate::model::{FitOptions, History, Model, Sequential, Verbosity};
 use crate::nn::{Dense, Dropout};
 use crate::optim::Adam;
 use crate::spec::{FitSpec, ModelSpec, TableSpec};
 use crate::tensor::activation::Activation;
-use crate::train::{FitOptions, History, Model, Sequential, Verbosity};
 use crate::{Loss, Metric};
 
 pub use crate::spec::table::{TabularOptions, Task};

@@ -10,9 +10,9 @@ use safetensors::SafeTensors;
 use serde::Deserialize;
 
 use crate::error::{Error, Result};
+use crate::model::{Graph, Model, SymbolicTensor};
 use crate::nn::{Embedding, LayerNormalization, Merge, TransformerEncoder, ANY};
 use crate::tensor::Tensor;
-use crate::train::{Graph, Model, SymbolicTensor};
 
 /// The fields of a BERT `config.json` the encoder uses.
 #[derive(Clone, Debug, Deserialize, PartialEq)]

@@ -12,8 +12,8 @@ use crate::data::split::train_test_split;
 use crate::data::tfidf::TfIdf;
 use crate::data::StandardScaler;
 use crate::error::{Error, Result};
+use crate::model::{Assessment, FitOptions, Model, Sequential, SoftmaxRegression, Verbosity};
 use crate::spec::{FitSpec, ModelSpec, TextFeatures, TextSpec};
-use crate::train::{Assessment, FitOptions, Model, Sequential, SoftmaxRegression, Verbosity};
 use crate::{Activation, Adam, Dense, Dropout, Loss, Metric, Tensor};
 
 /// How to train a text classifier. Defaults: TF-IDF of 5,000 words and an MLP of 64 units

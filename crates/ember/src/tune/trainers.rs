@@ -6,9 +6,9 @@ use std::path::{Path, PathBuf};
 use super::search::Trainer;
 use crate::data::table::Table;
 use crate::error::{Error, Result};
+use crate::model::{split_point, Callback, FitOptions, Model, Verbosity};
 use crate::spec::{CallbackConfig, DataSpec, Dataset, ModelSpec};
 use crate::tabular::{TabularModel, TabularOptions, TabularScores, Task};
-use crate::train::{split_point, Callback, FitOptions, Model, Verbosity};
 
 /// Trials of a model file: its data set, read once.
 pub struct ModelFileTrainer {
@@ -58,7 +58,7 @@ impl ModelFileTrainer {
     }
 
     /// The test set's loss and (when compiled with it) accuracy.
-    pub fn test(&self, trial: &ModelTrial) -> Result<crate::train::Evaluation> {
+    pub fn test(&self, trial: &ModelTrial) -> Result<crate::model::Evaluation> {
         trial.model.evaluate(
             &self.data.x_test,
             &self.data.y_test,

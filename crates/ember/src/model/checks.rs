@@ -2,7 +2,7 @@
 //! and its loss, named in errors.
 
 use super::fit::Data;
-use super::model::Model;
+use super::functional::Model;
 use crate::error::{Error, Result};
 use crate::tensor::Tensor;
 

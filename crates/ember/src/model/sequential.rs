@@ -2,7 +2,7 @@
 
 use std::ops::{Deref, DerefMut};
 
-use super::model::{Call, Entry, InputSpec, KindCounts, Model, ModelKind, Operation, Source};
+use super::functional::{Call, Entry, InputSpec, KindCounts, Model, ModelKind, Operation, Source};
 use crate::error::Result;
 use crate::nn::Layer;
 use crate::tensor::random::Rng;

@@ -2,8 +2,8 @@
 //! transforms, then the optimizer's update.
 
 use super::fit::Data;
+use super::functional::{Compiled, Model};
 use super::interpreter::GraphView;
-use super::model::{Compiled, Model};
 use crate::autograd::{Tape, Var};
 use crate::error::{Error, Result};
 use crate::loss::Loss;

@@ -4,8 +4,8 @@
 use std::time::Instant;
 
 use super::callback::{Callback, Control};
+use super::functional::Model;
 use super::history::{EpochLog, History};
-use super::model::Model;
 use super::progress::Progress;
 use super::step::Batch;
 use crate::autograd::Tape;
@@ -466,7 +466,7 @@ mod tests {
 
     #[test]
     fn split_point_is_keras_floor() {
-        use crate::train::split_point;
+        use crate::model::split_point;
         assert_eq!(split_point(60000, 0.2).unwrap(), 48000);
         assert_eq!(split_point(60000, 0.1).unwrap(), 54000);
         assert_eq!(split_point(10, 0.25).unwrap(), 7);

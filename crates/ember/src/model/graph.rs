@@ -17,7 +17,7 @@
 use std::cell::RefCell;
 use std::rc::Rc;
 
-use super::model::{Call, Entry, InputSpec, KindCounts, Model, ModelKind, Operation, Source};
+use super::functional::{Call, Entry, InputSpec, KindCounts, Model, ModelKind, Operation, Source};
 use crate::error::{Error, Result};
 use crate::nn::{self, Layer, Merge};
 use crate::tensor::random::Rng;

@@ -5,7 +5,7 @@ use crate::autograd::Tape;
 use crate::error::{Error, Result};
 use crate::tensor::Tensor;
 
-use super::model::{Model, Source, StepWeights};
+use super::functional::{Model, Source, StepWeights};
 
 /// What [`Model::output_gradients`] found for a batch.
 #[derive(Clone, Debug)]

@@ -2,7 +2,7 @@
 //! inference (`&self`, nothing recorded, each value dropped after its last reader) and
 //! recording on a tape in training and for gradients.
 
-use super::model::{Call, Entry, Model, Operation, Source, StepWeights};
+use super::functional::{Call, Entry, Model, Operation, Source, StepWeights};
 use crate::autograd::{Pass, Tape, Value, Var};
 use crate::error::{Error, Result};
 use crate::nn;

@@ -1,6 +1,6 @@
 //! `summary()`: the Keras table of layers, output shapes and parameter counts.
 
-use super::model::{Model, Operation, Source};
+use super::functional::{Model, Operation, Source};
 
 /// Keras's column widths, each including a space either side; a functional model adds
 /// "Connected to".
@@ -38,7 +38,7 @@ impl Model {
             ),
         };
         // Each layer's calls, gathered once (not a scan of every call per layer).
-        let mut calls_of: Vec<Vec<&super::model::Call>> = vec![Vec::new(); self.layers.len()];
+        let mut calls_of: Vec<Vec<&super::functional::Call>> = vec![Vec::new(); self.layers.len()];
         for call in &self.calls {
             calls_of[call.layer].push(call);
         }

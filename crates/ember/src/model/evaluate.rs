@@ -1,7 +1,7 @@
 //! Inference on data sets: `evaluate` (loss and accuracy in batches) and `predict`.
 
 use super::fit::Data;
-use super::model::Model;
+use super::functional::Model;
 use crate::error::{Error, Result};
 use crate::metrics::{accuracy_counts, RunningMetrics};
 use crate::tensor::denormal::FlushDenormals;
