@@ -753,10 +753,6 @@ fn optimizer_and_metrics_flags_replace_the_model_files() {
         &["train", "--resume", &model, "--optimizer", "adam"],
         &["the optimizer cannot change a resumed model"],
     );
-    fails_with(
-        &["train", "--resume", &model, "--metrics", "accuracy"],
-        &["the metrics cannot change a resumed model"],
-    );
     let csv = dir.write("t.csv", "a,y\n1,0\n2,1\n");
     fails_with(
         &[
