@@ -604,6 +604,21 @@ fn bad_ratings_files_models_and_outputs_are_clear_errors() {
         &model,
     ]);
     assert!(out.contains("bad.tsv: 2 bad rows dropped, first: line 2: rating 'good' is not a number; line 4: has 2 fields, 3 needed"), "{out}");
+    // A test set with nothing in common with the model is an error, not figures of 0.
+    let strangers = scratch.write("strangers.tsv", "9\t9\t4\n8\t8\t5\n");
+    fails_with(
+        &["recommend", "evaluate", &model, "--ratings", &strangers],
+        &["strangers.tsv: none of its 2 rows has a user and an item the model knows"],
+    );
+    let unranked = scratch.write("unranked.tsv", "9\t1\t4\n8\t2\t5\n1\t1\t1\n");
+    fails_with(
+        &["recommend", "evaluate", &model, "--ratings", &unranked],
+        &["unranked.tsv: no user can be ranked: 2 of its users are unknown to the model and 1 have no relevant item (rating >= 4)"],
+    );
+    fails_with(
+        &["recommend", "evaluate", &model, "--ratings", "/dev/zero"],
+        &["/dev/zero: is a character device, not a file"],
+    );
     // Damaged or foreign model files.
     let bytes = std::fs::read(&model).unwrap();
     let cut = scratch.write("cut.rec", &bytes[..bytes.len() / 2]);

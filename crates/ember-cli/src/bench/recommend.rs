@@ -147,7 +147,7 @@ fn time_ember(
     }
     let after = rss_mib().unwrap_or(0.0);
     let model = model.ok_or_else(|| Error::invalid("no fit"))?;
-    let (evaluations, _) = recommend::evaluate(&model, test, &EvaluateOptions::default());
+    let (evaluations, _) = recommend::evaluate(&model, test, &EvaluateOptions::default())?;
     let errors = evaluations[0]
         .ratings
         .ok_or_else(|| Error::invalid("the model predicts no ratings"))?;

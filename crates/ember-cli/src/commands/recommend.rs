@@ -352,7 +352,7 @@ fn train(args: TrainArgs) -> ember::Result<()> {
     if let Some(test) = trained.test {
         print!(
             "{}",
-            report::evaluation_text(&trained.model, &test, &args.protocol.options())
+            report::evaluation_text(&trained.model, &test, &args.protocol.options())?
         );
     }
     Ok(())
@@ -364,7 +364,7 @@ fn evaluate(args: EvaluateArgs) -> ember::Result<()> {
     println!("{} ({})", args.model.display(), model.kind());
     print!(
         "{}",
-        report::evaluation_text(&model, &test, &args.protocol.options())
+        report::evaluation_text(&model, &test, &args.protocol.options())?
     );
     Ok(())
 }

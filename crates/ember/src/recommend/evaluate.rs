@@ -12,6 +12,7 @@ use std::collections::{HashMap, HashSet};
 
 use super::model::{Recommender, Scorer};
 use crate::data::interactions::Interactions;
+use crate::error::{Error, Result};
 use crate::metrics::ranking::user_auc;
 use crate::metrics::{ranking_at_k, MeanRanking, RankingMeans};
 use crate::tensor::random::Rng;
@@ -71,7 +72,7 @@ pub fn evaluate(
     model: &Recommender,
     test: &Interactions,
     options: &EvaluateOptions,
-) -> (Vec<Evaluation>, Coverage) {
+) -> Result<(Vec<Evaluation>, Coverage)> {
     let mut coverage = Coverage {
         test_rows: test.len(),
         ..Default::default()
@@ -127,6 +128,25 @@ pub fn evaluate(
             (false, Some(u)) => users.push((u, items.clone())),
         }
     }
+    // Figures over nothing would read as a model that gets everything wrong.
+    if coverage.unknown_rows == coverage.test_rows {
+        return Err(Error::data(
+            &test.path,
+            format!(
+                "none of its {} rows has a user and an item the model knows: is it a test set of the data the model was trained on?",
+                coverage.test_rows
+            ),
+        ));
+    }
+    if users.is_empty() {
+        return Err(Error::data(
+            &test.path,
+            format!(
+                "no user can be ranked: {} of its users are unknown to the model and {} have no relevant item (rating >= {})",
+                coverage.unknown_users, coverage.users_without_relevant, options.relevant_min
+            ),
+        ));
+    }
     let scorers: [(&str, &Scorer); 3] = [
         (model.kind(), &model.model),
         ("popularity", &model.popularity),
@@ -142,7 +162,7 @@ pub fn evaluate(
             ranking: ranking(model, scorer, &users, options.k),
         })
         .collect();
-    (evaluations, coverage)
+    Ok((evaluations, coverage))
 }
 
 fn rating_errors(

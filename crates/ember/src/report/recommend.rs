@@ -6,6 +6,7 @@ use std::path::Path;
 
 use crate::data::interactions::{Duplicates, Interactions};
 use crate::data::side_features::SideFeatures;
+use crate::error::Result;
 use crate::recommend::{self, EvaluateOptions, Evaluation, Recommendation, Recommender, TopList};
 
 /// `u.data: 100000 ratings of 943 users on 1682 items`.
@@ -65,8 +66,8 @@ pub fn evaluation_text(
     model: &Recommender,
     test: &Interactions,
     options: &EvaluateOptions,
-) -> String {
-    let (evaluations, coverage) = recommend::evaluate(model, test, options);
+) -> Result<String> {
+    let (evaluations, coverage) = recommend::evaluate(model, test, options)?;
     let k = options.k;
     let mut out = format!(
         "{}: {} test rows; ranking {} users (relevant: rating >= {}; {} without relevant items and {} unknown users skipped; {} rows with an unknown user or item)\n",
@@ -92,7 +93,7 @@ pub fn evaluation_text(
     for e in &evaluations[1..] {
         let _ = writeln!(out, "  {:<11} {}", e.name, figure_lines(e, k).join("  "));
     }
-    out
+    Ok(out)
 }
 
 /// `Test RMSE: x`, `Test MAE: x` (for a model that predicts ratings), then the ranking lines.

@@ -119,7 +119,7 @@ fn fold_figures(
     let started = Instant::now();
     let model = recommend::train(&train, users, items, config)?;
     let seconds = started.elapsed().as_secs_f64();
-    let (evaluations, _) = recommend::evaluate(&model, &test, evaluate);
+    let (evaluations, _) = recommend::evaluate(&model, &test, evaluate)?;
     let e = &evaluations[0];
     let mut figures: Vec<(String, f64)> = Vec::new();
     if let Some(r) = &e.ratings {
