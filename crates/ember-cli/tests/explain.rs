@@ -169,6 +169,30 @@ fn images_are_explained_by_every_method_with_json_and_heat_maps() {
         stderr(&o)
     );
     assert_eq!(std::fs::read(&map).unwrap(), std::fs::read(&seven).unwrap());
+    assert!(
+        !std::path::Path::new(&format!("{own}/x.saliency.saliency.png")).exists(),
+        "the clash is found before any picture is written"
+    );
+    // Two inputs of one name would share a picture: refused, nothing written.
+    let (a, b, maps) = (dir.file("a"), dir.file("b"), dir.file("twin-maps"));
+    std::fs::create_dir_all(&a).unwrap();
+    std::fs::create_dir_all(&b).unwrap();
+    std::fs::copy(&seven, format!("{a}/digit.png")).unwrap();
+    std::fs::copy(&seven, format!("{b}/digit.png")).unwrap();
+    fails_with(
+        &[
+            "explain",
+            &model,
+            &format!("{a}/digit.png"),
+            &format!("{b}/digit.png"),
+            "--method",
+            "saliency",
+            "--output",
+            &maps,
+        ],
+        &["would both be written to", "digit.saliency.png"],
+    );
+    assert!(!std::path::Path::new(&maps).exists(), "nothing written");
     // Clear errors.
     fails_with(
         &["explain", &model, &seven, "--method", "lime"],

@@ -191,6 +191,11 @@ fn explain_network(
     };
     let results = network.explain_files(&args.inputs, &args.model, &options)?;
     if let (Some(dir), Some(shape)) = (&args.output, geometry) {
+        let planned: Vec<(PathBuf, String)> = results
+            .iter()
+            .map(|r| (dir.join(picture_name(r, method)), name_of(r)))
+            .collect();
+        check_planned(args, &planned)?;
         std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
         for r in &results {
             let png = crate::explain::render::heat_map(
@@ -245,6 +250,18 @@ fn explain_texts(
     let cache = Path::new(".ember-cache");
     let classes = &classifier.spec.classes;
     let (files, texts) = classifier.read_documents(&args.inputs)?;
+    if let Some(dir) = &args.output {
+        let planned: Vec<(PathBuf, String)> = files
+            .iter()
+            .map(|file| {
+                (
+                    dir.join(page_name(file, method)),
+                    file.display().to_string(),
+                )
+            })
+            .collect();
+        check_planned(args, &planned)?;
+    }
     let mut results = Vec::new();
     let mut out = String::new();
     for (file, text) in files.iter().zip(&texts) {
@@ -269,10 +286,7 @@ fn explain_texts(
         if let Some(dir) = &args.output {
             std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
             let page = crate::explain::text::word_page(&input, text, &words, &e, &classes[target]);
-            let stem = file
-                .file_name()
-                .map_or_else(|| "input".into(), |s| s.to_string_lossy().into_owned());
-            let page_file = dir.join(format!("{stem}.{}.html", method.name()));
+            let page_file = dir.join(page_name(file, method));
             write_file(args, &page_file, page.as_bytes(), on_event)?;
         }
         let names: Vec<String> = words.iter().map(|w| w.text.clone()).collect();
@@ -306,6 +320,30 @@ fn explain_texts(
         return json_text(&json!({ "results": results }));
     }
     Ok(out)
+}
+
+/// Checks every file `--output` is to receive before the first is written: two sources
+/// whose pictures or pages would share a name (`a/digit.png` and `b/digit.png`), or a name
+/// that is an input's, is an error and nothing is written. `planned` pairs each file with
+/// the input it is made from.
+fn check_planned(args: &ExplainOptions, planned: &[(PathBuf, String)]) -> Result<()> {
+    let mut seen: std::collections::HashMap<&Path, &str> = std::collections::HashMap::new();
+    let mut inputs: Vec<&Path> = vec![args.model.as_path()];
+    inputs.extend(args.inputs.iter().map(PathBuf::as_path));
+    inputs.extend(args.csv.as_deref());
+    for (file, source) in planned {
+        if let Some(first) = seen.insert(file, source) {
+            return Err(Error::invalid(format!(
+                "--output: {first} and {source} would both be written to {}; explain them in two runs or give inputs with different names",
+                file.display()
+            )));
+        }
+        // A folder yet to be made holds no input to clash with.
+        if file.parent().is_some_and(Path::is_dir) {
+            crate::atomic::check_output(file, &inputs)?;
+        }
+    }
+    Ok(())
 }
 
 /// Writes one of `--output`'s files, never over the model or an input.
@@ -348,6 +386,14 @@ fn name_of(r: &SampleExplanation) -> String {
     } else {
         r.input.clone()
     }
+}
+
+/// `ham-0001.txt.integrated-gradients.html`: a document's page.
+fn page_name(file: &Path, method: Method) -> String {
+    let name = file
+        .file_name()
+        .map_or_else(|| "input".into(), |s| s.to_string_lossy().into_owned());
+    format!("{name}.{}.html", method.name())
 }
 
 /// `digit.integrated-gradients.png`, `test.idx-3.saliency.png`.
@@ -410,6 +456,22 @@ fn explain_rows(
     };
     let mut results = Vec::new();
     let mut text = String::new();
+    if args.output.is_some() {
+        // Each row's chart is named by its file's stem and line: two files of one stem clash.
+        let mut stems: std::collections::HashMap<String, &Path> = Default::default();
+        for input in &args.inputs {
+            let stem = input
+                .file_stem()
+                .map_or_else(|| "input".into(), |s| s.to_string_lossy().into_owned());
+            if let Some(first) = stems.insert(stem.clone(), input) {
+                return Err(Error::invalid(format!(
+                    "--output: {} and {} would both be written to {stem}-line….png; explain them in two runs or give inputs with different names",
+                    first.display(),
+                    input.display()
+                )));
+            }
+        }
+    }
     for input in &args.inputs {
         let csv = args.csv_options.as_ref().unwrap_or(&model.options.csv);
         let table = Table::read(input, csv)?;
