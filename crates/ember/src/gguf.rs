@@ -281,6 +281,26 @@ impl Gguf {
                 size: size as usize,
             });
         }
+        // Each tensor its own bytes: a record whose type was changed (Q8_0 to F16, say) can
+        // keep its offset and reach into its neighbour's data.
+        let mut by_offset: Vec<&TensorInfo> = tensors.iter().collect();
+        by_offset.sort_by_key(|t| t.offset);
+        for pair in by_offset.windows(2) {
+            let (a, b) = (pair[0], pair[1]);
+            if a.offset + a.size as u64 > b.offset {
+                return Err(Error::data(
+                    path,
+                    format!(
+                        "tensor '{}': its {} bytes at offset {} overlap tensor '{}' at offset {}",
+                        a.name,
+                        a.size,
+                        a.offset - data_start,
+                        b.name,
+                        b.offset - data_start
+                    ),
+                ));
+            }
+        }
         Ok(Gguf {
             path: path.to_path_buf(),
             version,
@@ -793,6 +813,10 @@ pub(crate) mod tests {
         assert!(error(&b).contains("offset 7 is not a multiple of the alignment 32"));
         b[pos..pos + 8].copy_from_slice(&(u64::MAX - 31).to_le_bytes());
         assert!(error(&b).contains("is past the end of the file"));
+        // Two tensors sharing bytes.
+        b[pos..pos + 8].copy_from_slice(&0u64.to_le_bytes());
+        let e = error(&b);
+        assert!(e.contains("overlap tensor"), "{e}");
     }
 
     fn find(haystack: &[u8], needle: &[u8]) -> usize {
