@@ -48,7 +48,7 @@ pub enum Direction {
 /// The largest grid a search lists (a million points).
 const MAX_GRID: u64 = 1_000_000;
 /// The most trials a study may ask for.
-const MAX_TRIALS: usize = 1_000_000;
+pub(crate) const MAX_TRIALS: usize = 1_000_000;
 /// The longest time limit a study may have.
 const MAX_SECONDS: f64 = 1e9;
 /// The most epochs a trial may be given (and Hyperband's largest factor).

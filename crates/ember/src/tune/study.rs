@@ -92,6 +92,9 @@ enum Line {
 /// The study in memory and its file.
 pub struct Study {
     path: PathBuf,
+    /// The study file, locked (`flock`) for as long as this run writes it: a second run on
+    /// the same folder is refused, and the lock goes with the process, however it ends.
+    _lock: std::fs::File,
     pub header: StudyHeader,
     /// Each trial's latest record.
     pub trials: BTreeMap<usize, TrialRecord>,
@@ -104,7 +107,7 @@ impl Study {
     /// Starts a new study file; an error if one exists (resume it or choose another folder).
     pub fn create(path: &Path, header: StudyHeader) -> Result<Study> {
         // create_new: of two runs started on one folder, the second fails here.
-        std::fs::OpenOptions::new()
+        let file = std::fs::OpenOptions::new()
             .write(true)
             .create_new(true)
             .open(path)
@@ -115,8 +118,10 @@ impl Study {
                 )),
                 _ => Error::io(path, e),
             })?;
+        lock(&file, path)?;
         let study = Study {
             path: path.to_path_buf(),
+            _lock: file,
             header,
             trials: BTreeMap::new(),
             last: None,
@@ -128,6 +133,8 @@ impl Study {
 
     /// Reads a study file to go on with it; its settings must be `header`'s.
     pub fn resume(path: &Path, header: StudyHeader) -> Result<Study> {
+        let (file, _) = crate::read::open(path)?;
+        lock(&file, path)?;
         let mut text = crate::read::text(path, crate::read::Limit::STUDY)?;
         // A line a crash cut short is cut off the file, so that the next line starts afresh.
         let mut cut = 0;
@@ -170,19 +177,37 @@ impl Study {
                 ));
             }
         }
+        let range = objective_range(&stored.tune);
         let mut study = Study {
             path: path.to_path_buf(),
+            _lock: file,
             header: stored,
             trials: BTreeMap::new(),
             last: None,
             ignored: cut,
         };
-        for line in lines.filter(|l| !l.trim().is_empty()) {
+        for (i, line) in lines.enumerate() {
+            if line.trim().is_empty() {
+                continue;
+            }
+            // Line 1 is the header.
+            let number = i + 2;
             match serde_json::from_str::<Line>(line) {
                 Ok(Line::Trial(t)) => {
+                    let earlier = study.trials.get(&t.number);
+                    check_record(&t, earlier, range)
+                        .map_err(|m| Error::data(path, format!("line {number}: {m}")))?;
                     study.trials.insert(t.number, t);
                 }
-                Ok(Line::Final(f)) => study.last = Some(f),
+                Ok(Line::Final(f)) => {
+                    if !study.trials.contains_key(&f.trial) || !f.value.is_finite() {
+                        return Err(Error::data(
+                            path,
+                            format!("line {number}: a final record of trial {} that the study does not hold", f.trial),
+                        ));
+                    }
+                    study.last = Some(f)
+                }
                 Ok(Line::Study(_)) | Err(_) => study.ignored += 1,
             }
         }
@@ -222,6 +247,89 @@ impl Study {
     }
 }
 
+/// Takes the study file's lock, or says which run holds it.
+fn lock(file: &std::fs::File, path: &Path) -> Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::fd::AsRawFd;
+        // SAFETY: flock on a descriptor this function borrows; no memory is involved.
+        let taken = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0;
+        if !taken {
+            return Err(Error::invalid(format!(
+                "{} is being written by another `ember tune`: let it finish (or stop it) before resuming",
+                path.display()
+            )));
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = (file, path);
+    Ok(())
+}
+
+/// The values an objective can take: accuracies and areas in [0, 1], losses and errors at
+/// least 0, anything finite otherwise. `tune` is the study's `[tune]` section.
+fn objective_range(tune: &str) -> (f64, f64) {
+    let objective = toml::from_str::<toml::Table>(tune)
+        .ok()
+        .and_then(|t| t.get("objective")?.as_str().map(str::to_string))
+        .unwrap_or_default();
+    let bounded = ["accuracy", "auc", "precision", "recall", "f1"];
+    let positive = ["loss", "mae", "mse", "rmse", "error"];
+    if bounded.iter().any(|b| objective.ends_with(b)) {
+        (0.0, 1.0)
+    } else if positive.iter().any(|p| objective.ends_with(p)) {
+        (0.0, f64::MAX)
+    } else {
+        (f64::MIN, f64::MAX)
+    }
+}
+
+/// A trial record as only Ember writes one: a number below the most trials a study may
+/// have, objective values the objective can take, and, for a trial recorded before, the
+/// same parameters, a paused earlier state and the earlier values continued.
+fn check_record(
+    t: &TrialRecord,
+    earlier: Option<&TrialRecord>,
+    (lo, hi): (f64, f64),
+) -> std::result::Result<(), String> {
+    if t.number >= super::MAX_TRIALS {
+        return Err(format!(
+            "trial {} is beyond the {} trials a study can have",
+            t.number,
+            super::MAX_TRIALS
+        ));
+    }
+    if let Some(v) = t
+        .values
+        .iter()
+        .find(|v| !(v.is_finite() && (lo..=hi).contains(*v)))
+    {
+        return Err(format!(
+            "trial {} has the objective value {}, which the objective cannot take",
+            t.number,
+            match v.abs() {
+                a if a != 0.0 && !(1e-4..1e6).contains(&a) => format!("{v:e}"),
+                _ => format!("{v}"),
+            }
+        ));
+    }
+    if !(t.seconds.is_finite() && t.seconds >= 0.0) {
+        return Err(format!("trial {} took {} seconds", t.number, t.seconds));
+    }
+    if let Some(e) = earlier {
+        let continued = e.state == TrialState::Paused
+            && e.params == t.params
+            && t.values.starts_with(&e.values);
+        if !continued {
+            return Err(format!(
+                "trial {} again, not as the continuation of its earlier record (the study file was edited?)",
+                t.number
+            ));
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -233,6 +341,14 @@ mod tests {
             base: "[model]".into(),
             batch: 1,
             data: "/data".into(),
+        }
+    }
+
+    /// The header of a study that maximises val_accuracy.
+    fn accuracy() -> StudyHeader {
+        StudyHeader {
+            tune: "algorithm = \"random\"\nobjective = \"val_accuracy\"".into(),
+            ..header()
         }
     }
 
@@ -271,10 +387,18 @@ mod tests {
         study
             .record(trial(2, TrialState::Complete, vec![0.9]))
             .unwrap();
+        drop(study);
         let study = Study::resume(&path, header()).unwrap();
         assert_eq!(study.trials[&2].value(), Some(0.9));
         assert_eq!(study.trials[&0].value(), Some(0.7));
         assert_eq!(study.trials[&1].value(), None);
+        // While a run holds the study, another cannot resume it.
+        let e = Study::resume(&path, header()).err().unwrap().to_string();
+        assert!(
+            e.contains("is being written by another `ember tune`"),
+            "{e}"
+        );
+        drop(study);
         assert!(Study::create(&path, header())
             .err()
             .unwrap()
@@ -284,6 +408,38 @@ mod tests {
         other.tune = "algorithm = \"tpe\"".into();
         let e = Study::resume(&path, other).err().unwrap().to_string();
         assert!(e.contains("another [tune] section"), "{e}");
+        // Forged lines: a finished trial again, an impossible value, an absurd number.
+        let path = dir.path().join("accuracy.jsonl");
+        let mut study = Study::create(&path, accuracy()).unwrap();
+        study
+            .record(trial(0, TrialState::Paused, vec![0.5]))
+            .unwrap();
+        study
+            .record(trial(0, TrialState::Complete, vec![0.5, 0.7]))
+            .unwrap();
+        drop(study);
+        let good = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(Study::resume(&path, accuracy()).unwrap().trials.len(), 1);
+        let line = |t: TrialRecord| serde_json::to_string(&Line::Trial(t)).unwrap() + "\n";
+        let forged = [
+            (
+                trial(0, TrialState::Complete, vec![0.5, 0.9133]),
+                "trial 0 again",
+            ),
+            (
+                trial(3, TrialState::Complete, vec![1e308]),
+                "objective value 1e308",
+            ),
+            (
+                trial(1_000_000_000_000_000_000, TrialState::Complete, vec![0.5]),
+                "beyond the",
+            ),
+        ];
+        for (record, needle) in forged {
+            std::fs::write(&path, good.clone() + &line(record)).unwrap();
+            let e = Study::resume(&path, accuracy()).err().unwrap().to_string();
+            assert!(e.contains(needle) && e.contains("line "), "{e}");
+        }
         std::fs::write(&path, "not json\n").unwrap();
         let e = Study::resume(&path, header()).err().unwrap().to_string();
         assert!(e.contains("not a study file"), "{e}");
