@@ -374,3 +374,34 @@ fn malformed_tables_are_clear_errors() {
         &["absent.csv"],
     );
 }
+
+#[test]
+fn a_compressed_table_and_standard_input_train_as_the_plain_file() {
+    use std::io::Write;
+    let Some(data) = data_dir() else { return };
+    let titanic = data.join("titanic/titanic.csv");
+    let text = std::fs::read(&titanic).unwrap();
+    let dir = Scratch::new("titanic-compressed");
+    let gz = dir.0.join("titanic.csv.gz");
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    encoder.write_all(&text).unwrap();
+    std::fs::write(&gz, encoder.finish().unwrap()).unwrap();
+    let train = |file: &str| -> String {
+        let out = ok(&["train", "--csv", file, "--target", "Survived"]);
+        // The figures, not the lines that name the file.
+        out.lines()
+            .filter(|l| l.starts_with("Test "))
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    let plain = train(&titanic.display().to_string());
+    assert!(plain.contains("Test accuracy: "), "{plain}");
+    assert_eq!(train(&gz.display().to_string()), plain);
+    let inspect = ok(&["data", "inspect", &gz.display().to_string()]);
+    assert!(inspect.contains("891 rows, 12 columns"), "{inspect}");
+    let piped = common::ok_with_stdin(&["data", "inspect", "-"], &text);
+    assert!(piped.contains("891 rows, 12 columns"), "{piped}");
+    let piped = common::ok_with_stdin(&["train", "--csv", "-", "--target", "Survived"], &text);
+    let figures: Vec<&str> = piped.lines().filter(|l| l.starts_with("Test ")).collect();
+    assert_eq!(figures.join("\n"), plain);
+}

@@ -10,6 +10,7 @@
 //! out, and line-oriented kinds bound a single line too. Readers that stream a file of any
 //! size (GGUF, IDX) take [`open`]'s file and check what they allocate against its length.
 
+use std::borrow::Cow;
 use std::fs::File;
 use std::io::{BufRead, Read};
 use std::path::Path;
@@ -182,6 +183,47 @@ fn read_bounded(reader: impl Read, limit: Limit, name: &Path, bytes: &mut Vec<u8
     }
     Ok(())
 }
+
+/// `bytes` as a reader takes them: gzip- or zstd-compressed data (told by its magic
+/// bytes, whatever the file's name) decompressed, at most `limit.bytes` of it, so that a
+/// small file cannot unpack into all of memory; anything else as it is. Corrupt compressed
+/// data is an error naming `name`.
+pub fn decompressed<'a>(bytes: &'a [u8], limit: Limit, name: &Path) -> Result<Cow<'a, [u8]>> {
+    let corrupt = |kind: &str, e: std::io::Error| {
+        Error::data(
+            name,
+            format!("is {kind}-compressed, but its data is corrupt: {e}"),
+        )
+    };
+    if bytes.starts_with(&[0x1F, 0x8B]) {
+        let decoder = flate2::read::MultiGzDecoder::new(bytes);
+        let mut out = Vec::new();
+        return match read_bounded(decoder, limit, name, &mut out) {
+            Ok(()) => Ok(Cow::Owned(out)),
+            Err(Error::Io { source, .. }) => Err(corrupt("gzip", source)),
+            Err(e) => Err(e),
+        };
+    }
+    if bytes.starts_with(&ZSTD_MAGIC) {
+        // A zstd stream is one frame or more, one after the other.
+        let mut rest = bytes;
+        let mut out = Vec::new();
+        while !rest.is_empty() {
+            let decoder = ruzstd::decoding::StreamingDecoder::new(&mut rest)
+                .map_err(|e| corrupt("zstd", std::io::Error::other(e.to_string())))?;
+            // Each frame read to the limit of the whole (the total is checked after each).
+            match read_bounded(decoder, limit, name, &mut out) {
+                Ok(()) => {}
+                Err(Error::Io { source, .. }) => return Err(corrupt("zstd", source)),
+                Err(e) => return Err(e),
+            }
+        }
+        return Ok(Cow::Owned(out));
+    }
+    Ok(Cow::Borrowed(bytes))
+}
+
+const ZSTD_MAGIC: [u8; 4] = [0x28, 0xB5, 0x2F, 0xFD];
 
 /// The lines of `reader` (a line ends at `\n`, a `\r` before it dropped), each at most
 /// `limit.line` bytes long (unbounded without one); a longer line, or one that is not UTF-8,

@@ -107,9 +107,14 @@ pub struct ColumnSummary {
 }
 
 impl Table {
-    /// Reads a CSV file.
+    /// Reads a CSV file (plain, gzip- or zstd-compressed); `-` reads standard input, and
+    /// errors then name it "standard input".
     pub fn read(path: impl AsRef<Path>, options: &CsvOptions) -> Result<Table> {
         let path = path.as_ref();
+        if path.as_os_str() == "-" {
+            let bytes = crate::read::stdin(crate::read::Limit::TABLE)?;
+            return Self::parse(&bytes, Path::new(crate::read::STDIN), options);
+        }
         let bytes = crate::read::file(path, crate::read::Limit::TABLE)?;
         Self::parse(&bytes, path, options)
     }
@@ -135,11 +140,13 @@ impl Table {
 
     /// Parses CSV bytes; `path` names the file in errors.
     pub fn parse(bytes: &[u8], path: &Path, options: &CsvOptions) -> Result<Table> {
+        // A gzip- or zstd-compressed table (`.csv.gz`, `.csv.zst`) is read as its text.
+        let bytes = &*crate::read::decompressed(bytes, crate::read::Limit::TABLE, path)?;
         // A binary file given where a table belongs: say what it looks like.
         let kind = [
             (&b"\x89PNG"[..], "a PNG image"),
             (&[0xFF, 0xD8, 0xFF][..], "a JPEG image"),
-            (&[0x1F, 0x8B][..], "gzip-compressed"),
+            (&b"PAR1"[..], "an Apache Parquet file"),
             (&[0, 0][..], "binary (an IDX file?)"),
         ]
         .into_iter()
@@ -762,7 +769,11 @@ mod tests {
                 "is a PNG image, not a CSV table",
             ),
             (&[0xFF, 0xD8, 0xFF, 0xE0, 1][..], "is a JPEG image"),
-            (&[0x1F, 0x8B, 8, 0][..], "is gzip-compressed"),
+            (
+                &[0x1F, 0x8B, 8, 0][..],
+                "is gzip-compressed, but its data is corrupt",
+            ),
+            (&b"PAR1\x15\x04"[..], "is an Apache Parquet file"),
             (&[0, 0, 8, 1, 0, 0, 0, 1, 7][..], "binary (an IDX file?)"),
             (&b"a,b\n1,\x002\n"[..], "is binary"),
         ] {
@@ -771,6 +782,51 @@ mod tests {
                 .to_string();
             assert!(e.contains("x.png") && e.contains(says), "{e}");
         }
+    }
+
+    #[test]
+    fn a_compressed_table_reads_as_its_text_and_a_bomb_stops_at_the_limit() {
+        use std::io::Write;
+        let text = "a,b,y\n1,2,x\n3,4,z\n";
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        gz.write_all(text.as_bytes()).unwrap();
+        let gz = gz.finish().unwrap();
+        let zst = ruzstd::encoding::compress_to_vec(
+            text.as_bytes(),
+            ruzstd::encoding::CompressionLevel::Fastest,
+        );
+        let plain = parse(text, &CsvOptions::default()).unwrap();
+        for bytes in [&gz, &zst] {
+            let t = Table::parse(bytes, Path::new("t.csv.gz"), &CsvOptions::default()).unwrap();
+            assert_eq!(
+                (t.names.clone(), t.columns.clone()),
+                (plain.names.clone(), plain.columns.clone())
+            );
+        }
+        // A gzip member that unpacks past the limit is refused, not unpacked into memory.
+        let small = crate::read::Limit {
+            bytes: 1 << 20,
+            ..crate::read::Limit::TABLE
+        };
+        let mut bomb = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+        bomb.write_all(&vec![b'1'; 2 << 20]).unwrap();
+        let bomb = bomb.finish().unwrap();
+        let e = crate::read::decompressed(&bomb, small, Path::new("bomb.csv.gz"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("bomb.csv.gz: holds more than the 1 MiB"), "{e}");
+        // Cut short: corrupt, named.
+        let e = Table::parse(
+            &gz[..gz.len() / 2],
+            Path::new("cut.csv.gz"),
+            &CsvOptions::default(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("cut.csv.gz: is gzip-compressed, but its data is corrupt"),
+            "{e}"
+        );
     }
 
     #[test]
