@@ -69,6 +69,9 @@ pub enum ColumnKind {
 pub struct Table {
     pub path: PathBuf,
     pub names: Vec<String>,
+    /// Whether the file named its columns on its first line (else they are `column_1`,
+    /// `column_2`, …).
+    pub header: bool,
     /// Column-major cells.
     pub columns: Vec<Vec<Option<String>>>,
     /// 1-based file line of each row.
@@ -115,7 +118,8 @@ impl Table {
     }
 
     /// A table of cells given column by column (`None` where missing), as a CSV file of them
-    /// would read: `path` names it in errors, `lines` numbers its rows.
+    /// with a header of `names` would read: `path` names it in errors, `lines` numbers its
+    /// rows.
     pub fn from_columns(
         path: &Path,
         names: Vec<String>,
@@ -125,6 +129,7 @@ impl Table {
         Table {
             path: path.to_path_buf(),
             names,
+            header: true,
             columns,
             lines,
             rejected: Vec::new(),
@@ -290,6 +295,7 @@ impl Table {
         let mut table = Table {
             path: path.to_path_buf(),
             names,
+            header,
             columns,
             lines,
             rejected,
