@@ -88,6 +88,9 @@ fn evaluate_network(
     if !data.skipped.is_empty() {
         on_event(EvaluateEvent::Skipped(&data.skipped));
     }
+    if let Some(classes) = network.model.classes() {
+        data.check_labels(classes)?;
+    }
     let batch = network.spec.fit.batch_size;
     let assessment = network
         .model
