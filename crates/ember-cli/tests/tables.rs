@@ -306,6 +306,22 @@ fn regression_and_cross_validation_last_lines() {
             "{explained}"
         );
     }
+    // Rows, dropped rows and errors all name the file's lines (CRLF, a blank line).
+    let crlf = dir.write(
+        "crlf.csv",
+        "5.1,3.5,1.4,0.2\r\n\r\n6.7,3.0,5.2,2.3\r\n5.9,3.0,4.2\r\n",
+    );
+    let json = ok(&["predict", &model, &crlf, "--json", "--drop-bad-rows"]);
+    assert!(
+        json.contains("Dropped 1 malformed rows:\n  line 4: 3 fields, expected 4")
+            && json.contains("\"line\": 1,")
+            && json.contains("\"line\": 3,"),
+        "{json}"
+    );
+    fails_with(
+        &["predict", &model, &crlf],
+        &["crlf.csv: line 4: 3 fields, expected 4"],
+    );
     // Without its flags, the training file's line of counts reads as a header: an error
     // that says how the model's columns run, not rows lost.
     fails_with(
