@@ -243,11 +243,50 @@ fn labels_that_do_not_fit_the_model_are_named_before_training() {
     assert_fails(
         &o,
         &[
-            "the training labels in",
-            "data/mnist",
-            "output 'dense_1' gives [5]",
-            "10 one-hot classes for 5 output units",
+            "data/mnist/train-labels-idx1-ubyte",
+            "sample 0 has label 5, outside the model's 5 classes (0 to 4)",
+            "give the last layer as many units as there are classes",
         ],
+    );
+    assert!(!stdout(&o).contains("Epoch"), "{}", stdout(&o));
+}
+
+#[test]
+fn a_stray_label_is_named_by_its_file_and_sample() {
+    use std::io::{Read, Write};
+    let Some(shared) = common::data_dir() else {
+        return;
+    };
+    let dir = Scratch::new("stray-label");
+    for name in [
+        "train-images-idx3-ubyte.gz",
+        "train-labels-idx1-ubyte.gz",
+        "t10k-images-idx3-ubyte.gz",
+    ] {
+        std::fs::copy(shared.join("mnist").join(name), dir.path().join(name)).unwrap();
+    }
+    // The real test labels with one byte rewritten: sample 4242 (after the 8-byte header).
+    let gz = std::fs::read(shared.join("mnist/t10k-labels-idx1-ubyte.gz")).unwrap();
+    let mut labels = Vec::new();
+    flate2::read::GzDecoder::new(&gz[..])
+        .read_to_end(&mut labels)
+        .unwrap();
+    labels[8 + 4242] = 77;
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    encoder.write_all(&labels).unwrap();
+    let file = dir.write("t10k-labels-idx1-ubyte.gz", encoder.finish().unwrap());
+    let data = dir.path().display().to_string();
+    let o = ember(&["train", "--data", &data, "--epochs", "1"]);
+    assert_fails(
+        &o,
+        &[&format!(
+            "{file}: sample 4242 has label 77, outside the model's 10 classes (0 to 9)"
+        )],
+    );
+    let err = stderr(&o);
+    assert!(
+        !err.contains("training labels") && !err.contains("other samples"),
+        "{err}"
     );
     assert!(!stdout(&o).contains("Epoch"), "{}", stdout(&o));
 }

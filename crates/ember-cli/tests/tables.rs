@@ -235,7 +235,18 @@ fn regression_and_cross_validation_last_lines() {
         &model,
     ]);
     let report = dir.0.join("report").display().to_string();
-    let scored = ok(&["evaluate", &model, "--csv", &iris, "--report", &report]);
+    // The file is read with its own flags: they belong to the file, not to the model.
+    let scored = ok(&[
+        "evaluate",
+        &model,
+        "--csv",
+        &iris,
+        "--skip-rows",
+        "1",
+        "--no-header",
+        "--report",
+        &report,
+    ]);
     assert!(
         scored.contains("150 rows")
             && scored
@@ -271,6 +282,52 @@ fn regression_and_cross_validation_last_lines() {
         .map(|l| l.split(',').nth(4).unwrap())
         .collect();
     assert_eq!(predicted, vec!["0", "2"], "{out}");
+    // A plain rows file with no flags: every row in is a row out, numbered by its line,
+    // though the training file needed --skip-rows 1.
+    let new3 = dir.write(
+        "new3.csv",
+        "5.1,3.5,1.4,0.2\n6.7,3.0,5.2,2.3\n5.9,3.0,4.2,1.5\n",
+    );
+    let out = ok(&["predict", &model, &new3]);
+    let predicted: Vec<&str> = out
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').nth(4).unwrap())
+        .collect();
+    assert_eq!(predicted, vec!["0", "2", "1"], "{out}");
+    let json = ok(&["predict", &model, &new3, "--json"]);
+    for line in 1..=3 {
+        assert!(json.contains(&format!("\"line\": {line},")), "{json}");
+    }
+    let explained = ok(&["explain", &model, &new3]);
+    for line in 1..=3 {
+        assert!(
+            explained.contains(&format!("new3.csv line {line}: ")),
+            "{explained}"
+        );
+    }
+    // Rows, dropped rows and errors all name the file's lines (CRLF, a blank line).
+    let crlf = dir.write(
+        "crlf.csv",
+        "5.1,3.5,1.4,0.2\r\n\r\n6.7,3.0,5.2,2.3\r\n5.9,3.0,4.2\r\n",
+    );
+    let json = ok(&["predict", &model, &crlf, "--json", "--drop-bad-rows"]);
+    assert!(
+        json.contains("Dropped 1 malformed rows:\n  line 4: 3 fields, expected 4")
+            && json.contains("\"line\": 1,")
+            && json.contains("\"line\": 3,"),
+        "{json}"
+    );
+    fails_with(
+        &["predict", &model, &crlf],
+        &["crlf.csv: line 4: 3 fields, expected 4"],
+    );
+    // Without its flags, the training file's line of counts reads as a header: an error
+    // that says how the model's columns run, not rows lost.
+    fails_with(
+        &["evaluate", &model, "--csv", &iris],
+        &["needs a column 'column_1'", "column_5", "--no-header"],
+    );
     let out = ok(&[
         "cv",
         "--csv",

@@ -26,7 +26,8 @@ pub struct EvaluateArgs {
     /// For a table model: the CSV rows to score (with the target column).
     #[arg(long, value_name = "FILE")]
     csv: Option<PathBuf>,
-    /// For a table model: how to read --csv (default: as its training file was read).
+    /// For a table model: how to read --csv, whatever the training file needed (default:
+    /// delimiter and header detected, no lines skipped).
     #[command(flatten)]
     csv_options: super::table::CsvArgs,
     /// Threads for the numeric kernels.
@@ -47,7 +48,7 @@ pub fn run(args: EvaluateArgs) -> ember::Result<()> {
         json: args.json,
         report: args.report.clone(),
         csv: args.csv.clone(),
-        csv_options: args.csv_options.given_options(),
+        csv_options: args.csv_options.options(),
     };
     let text = evaluate(&saved, &options, |event| match event {
         EvaluateEvent::Skipped(_) => eprint!("{}", event.text()),

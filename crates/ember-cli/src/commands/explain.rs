@@ -63,6 +63,8 @@ pub struct ExplainArgs {
     /// Threads for the numeric kernels (default: EMBER_NUM_THREADS, else all cores).
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
     threads: Option<u64>,
+    /// For a table model: how to read the CSV inputs and --csv, whatever the training file
+    /// needed (default: delimiter and header detected, no lines skipped).
     #[command(flatten)]
     csv_options: super::table::CsvArgs,
 }
@@ -96,7 +98,7 @@ impl ExplainArgs {
             layer: self.layer.clone(),
             csv: self.csv.clone(),
             repeats: self.repeats,
-            csv_options: self.csv_options.given_options(),
+            csv_options: self.csv_options.options(),
         })
     }
 }

@@ -35,7 +35,9 @@ pub struct PredictArgs {
     /// integrated-gradients); with --json the output is {"predictions", "explanations"}.
     #[arg(long, value_name = "METHOD", num_args = 0..=1, default_missing_value = "integrated-gradients")]
     explain: Option<String>,
-    /// For a table model: how to read the CSV inputs (default: as its training file was read).
+    /// For a table model: how to read the CSV inputs, whatever the training file needed
+    /// (default: delimiter and header detected, no lines skipped). With a header, columns
+    /// are found by name; without (--no-header), by position as in the training file.
     #[command(flatten)]
     csv: super::table::CsvArgs,
 }
@@ -59,7 +61,7 @@ pub fn run(args: PredictArgs) -> ember::Result<()> {
         },
         top_k: args.top_k as usize,
         json: args.json,
-        csv_options: args.csv.given_options(),
+        csv_options: args.csv.options(),
     };
     let mut text = predict(&saved, &options, |table| {
         print!("{}", ember::report::rejected_text(table))
@@ -68,6 +70,7 @@ pub fn run(args: PredictArgs) -> ember::Result<()> {
         let (model, inputs) = (args.model.clone(), args.inputs.clone());
         let options = ExplainOptions {
             json: args.json,
+            csv_options: args.csv.options(),
             ..ExplainOptions::new(model, inputs, Method::parse(method)?)
         };
         let explanations = super::explain::explain(&saved, &options)?;

@@ -92,6 +92,50 @@ pub struct Dataset {
     pub skipped: Vec<(PathBuf, String)>,
     /// (height, width) of 2-D image samples, for recording in a saved model.
     pub image_size: Option<[usize; 2]>,
+    /// The IDX files the training and test labels were read from (None for an image
+    /// folder, whose labels are its class folders).
+    pub label_files: Option<[PathBuf; 2]>,
+}
+
+impl Dataset {
+    /// Refuses a label outside the `classes` a model tells apart (0 to `classes` − 1),
+    /// naming its file, its sample and its value. One stray label would otherwise widen the
+    /// one-hot targets of both sets, and be reported as a shape mismatch of whichever set
+    /// is checked first. An image folder's labels are checked with the model's shape.
+    pub fn check_labels(&self, classes: usize) -> Result<()> {
+        let Some(files) = &self.label_files else {
+            return Ok(());
+        };
+        for (y, file) in [&self.y_train, &self.y_test].into_iter().zip(files) {
+            // One-hot rows (n, k) hold their label as the position of the 1.
+            let labels: Vec<f32> = match y.shape() {
+                [_, _] => y.argmax_rows().into_iter().map(|l| l as f32).collect(),
+                _ => y.data().to_vec(),
+            };
+            let outside = |v: f32| !(v >= 0.0 && v.fract() == 0.0 && (v as usize) < classes);
+            let Some(sample) = labels.iter().position(|&v| outside(v)) else {
+                continue;
+            };
+            let others = labels.iter().filter(|&&v| outside(v)).count() - 1;
+            let more = match others {
+                0 => String::new(),
+                n => format!(
+                    "; {n} other samples' labels are outside them too: give the last layer as \
+                     many units as there are classes"
+                ),
+            };
+            return Err(Error::data(
+                file,
+                format!(
+                    "sample {sample} has label {}, outside the model's {classes} classes \
+                     (0 to {}){more}",
+                    labels[sample],
+                    classes.saturating_sub(1)
+                ),
+            ));
+        }
+        Ok(())
+    }
 }
 
 impl DataSpec {
@@ -121,6 +165,7 @@ impl DataSpec {
                     classes: Vec::new(),
                     skipped: Vec::new(),
                     image_size: Some([28, 28]),
+                    label_files: Some(Mnist::label_files(dir)?),
                 })
             }
             DataFormat::ImageFolder => self.load_image_folder(dir),
@@ -130,11 +175,12 @@ impl DataSpec {
                         "an idx data section needs files = { train_images, train_labels, test_images, test_labels }",
                     )
                 })?;
+                let label_files = [dir.join(&files.train_labels), dir.join(&files.test_labels)];
                 let set = Mnist::load_files(IdxFiles {
                     train_images: &dir.join(&files.train_images),
-                    train_labels: &dir.join(&files.train_labels),
+                    train_labels: &label_files[0],
                     test_images: &dir.join(&files.test_images),
-                    test_labels: &dir.join(&files.test_labels),
+                    test_labels: &label_files[1],
                 })?;
                 let classes = set
                     .train_labels
@@ -155,6 +201,7 @@ impl DataSpec {
                     y_test: self.prepare_labels(&set.test_labels, classes)?,
                     classes: Vec::new(),
                     skipped: Vec::new(),
+                    label_files: Some(label_files),
                 })
             }
         }
@@ -224,6 +271,7 @@ impl DataSpec {
             classes,
             skipped,
             image_size: Some([height, width]),
+            label_files: None,
         })
     }
 

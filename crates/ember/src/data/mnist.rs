@@ -39,6 +39,11 @@ impl Mnist {
             test_labels,
         })
     }
+
+    /// The training and test label files [`Mnist::load`] reads in `dir`.
+    pub fn label_files(dir: &Path) -> Result<[PathBuf; 2]> {
+        Ok([find(dir, TRAIN_LABELS)?, find(dir, TEST_LABELS)?])
+    }
 }
 
 /// The four files of an IDX image set under any names: training images and labels, test

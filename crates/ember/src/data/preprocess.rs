@@ -66,6 +66,15 @@ pub enum Feature {
     },
 }
 
+impl Feature {
+    /// The input column's name.
+    pub fn column(&self) -> &str {
+        match self {
+            Feature::Numeric { column, .. } | Feature::Categorical { column, .. } => column,
+        }
+    }
+}
+
 /// How the target column becomes model outputs.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]

@@ -69,6 +69,9 @@ pub enum ColumnKind {
 pub struct Table {
     pub path: PathBuf,
     pub names: Vec<String>,
+    /// Whether the file named its columns on its first line (else they are `column_1`,
+    /// `column_2`, …).
+    pub header: bool,
     /// Column-major cells.
     pub columns: Vec<Vec<Option<String>>>,
     /// 1-based file line of each row.
@@ -120,7 +123,8 @@ impl Table {
     }
 
     /// A table of cells given column by column (`None` where missing), as a CSV file of them
-    /// would read: `path` names it in errors, `lines` numbers its rows.
+    /// with a header of `names` would read: `path` names it in errors, `lines` numbers its
+    /// rows.
     pub fn from_columns(
         path: &Path,
         names: Vec<String>,
@@ -130,6 +134,7 @@ impl Table {
         Table {
             path: path.to_path_buf(),
             names,
+            header: true,
             columns,
             lines,
             rejected: Vec::new(),
@@ -207,9 +212,10 @@ impl Table {
             .trim(csv::Trim::All)
             .from_reader(body.as_bytes());
         let mut records = Vec::new();
+        let mut lines = LineCounter::new(body);
         for record in reader.records() {
             let record = record.map_err(|e| Error::data(path, format!("{e}")))?;
-            let line = record.position().map_or(0, |p| p.line()) + skipped;
+            let line = lines.line_at(record.position().map_or(0, |p| p.byte())) + skipped;
             // A blank line is no row; a line of empty fields (",,,") is a row of missing values.
             if record.len() == 1 && record[0].is_empty() {
                 continue;
@@ -297,6 +303,7 @@ impl Table {
         let mut table = Table {
             path: path.to_path_buf(),
             names,
+            header,
             columns,
             lines,
             rejected,
@@ -523,6 +530,42 @@ fn unclosed_quote(body: &str, delimiter: u8) -> Option<(usize, usize)> {
     quoted.then(|| (opened, last - opened + 1))
 }
 
+/// The file line a record starts on. The csv reader's own line count skips blank lines and
+/// counts a CRLF file's lines short, so that rows and errors would name different lines;
+/// its byte position is where it began reading the record (the end of the one before, blank
+/// lines and all): the record starts after the line breaks there, and its line is one more
+/// than the line breaks before it.
+struct LineCounter<'a> {
+    text: &'a [u8],
+    /// A byte offset and the 1-based line it lies on, counted up to so far.
+    counted: (usize, u64),
+}
+
+impl<'a> LineCounter<'a> {
+    fn new(text: &'a str) -> Self {
+        LineCounter {
+            text: text.as_bytes(),
+            counted: (0, 1),
+        }
+    }
+
+    /// The line of the record the reader began reading at `byte` (records come in order).
+    fn line_at(&mut self, byte: u64) -> u64 {
+        let mut start = (byte as usize).min(self.text.len());
+        while matches!(self.text.get(start), Some(b'\r' | b'\n')) {
+            start += 1;
+        }
+        let (from, line) = self.counted;
+        let from = from.min(start);
+        let breaks = self.text[from..start]
+            .iter()
+            .filter(|&&b| b == b'\n')
+            .count();
+        self.counted = (start, line + breaks as u64);
+        self.counted.1
+    }
+}
+
 fn skip_lines(text: &str, n: usize) -> &str {
     let mut rest = text;
     for _ in 0..n {
@@ -653,6 +696,44 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("no column 'species'"));
+    }
+
+    #[test]
+    fn rows_are_numbered_by_their_file_lines() {
+        let lines = |text: &str, options: &CsvOptions| {
+            let t = parse(text, options).unwrap();
+            let rejected: Vec<u64> = t.rejected.iter().map(|r| r.line).collect();
+            (t.lines, rejected)
+        };
+        let drop = CsvOptions {
+            drop_bad_rows: true,
+            ..CsvOptions::default()
+        };
+        // Blank lines, before the header and between rows, are lines of the file.
+        assert_eq!(
+            lines("\na,b\n1,2\n\n\n3\n4,5\n", &drop),
+            (vec![3, 7], vec![6])
+        );
+        // CRLF line ends, and a blank CRLF line.
+        assert_eq!(
+            lines("1,2\r\n3,4\r\n\r\n5\r\n6,7\r\n", &drop),
+            (vec![1, 2, 5], vec![4])
+        );
+        // A quoted cell over two lines: the row after it is on the line after both.
+        assert_eq!(lines("a,b\n\"x\ny\",1\n2,3\n", &drop), (vec![2, 4], vec![]));
+        let skip = CsvOptions {
+            skip_rows: 1,
+            ..drop
+        };
+        assert_eq!(
+            lines("3,2,counts\r\n\r\n1,2\r\n3\r\n", &skip),
+            (vec![3], vec![4])
+        );
+        // Errors name the same lines.
+        let e = parse("a,b\r\n1,2\r\n\r\n3\r\n", &CsvOptions::default())
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("line 4: 1 fields, expected 2"), "{e}");
     }
 
     #[test]

@@ -24,8 +24,9 @@ pub struct EvaluateOptions {
     pub report: Option<PathBuf>,
     /// A table model's labelled rows.
     pub csv: Option<PathBuf>,
-    /// How to read `csv` (default: as the model's training file was read).
-    pub csv_options: Option<CsvOptions>,
+    /// How to read `csv`: its own options, not the training file's (default: delimiter and
+    /// header detected, no lines skipped).
+    pub csv_options: CsvOptions,
 }
 
 /// What an evaluation meets on the way.
@@ -87,6 +88,9 @@ fn evaluate_network(
     if !data.skipped.is_empty() {
         on_event(EvaluateEvent::Skipped(&data.skipped));
     }
+    if let Some(classes) = network.model.classes() {
+        data.check_labels(classes)?;
+    }
     let batch = network.spec.fit.batch_size;
     let assessment = network
         .model
@@ -119,8 +123,8 @@ fn evaluate_table(
             model.file.display()
         ),
     })?;
-    let csv = options.csv_options.as_ref().unwrap_or(&model.options.csv);
-    let table = Table::read(file, csv)?;
+    let mut table = Table::read(file, &options.csv_options)?;
+    model.name_columns(&mut table)?;
     on_event(EvaluateEvent::Read(&table));
     let target = table.column_named(model.preprocessor.target.column())?;
     let (rows, missing) = rows_with_target(&table, target);

@@ -50,8 +50,9 @@ pub struct ExplainOptions {
     pub csv: Option<PathBuf>,
     /// Permutation importance's shuffles per column.
     pub repeats: usize,
-    /// How to read CSV inputs (default: as the table model's training file was read).
-    pub csv_options: Option<CsvOptions>,
+    /// How to read a table model's CSV inputs: their own options, not the training file's
+    /// (default: delimiter and header detected, no lines skipped).
+    pub csv_options: CsvOptions,
 }
 
 impl ExplainOptions {
@@ -81,7 +82,7 @@ impl ExplainOptions {
             layer: None,
             csv: None,
             repeats: Self::REPEATS,
-            csv_options: None,
+            csv_options: CsvOptions::default(),
         }
     }
 }
@@ -473,8 +474,8 @@ fn explain_rows(
         }
     }
     for input in &args.inputs {
-        let csv = args.csv_options.as_ref().unwrap_or(&model.options.csv);
-        let table = Table::read(input, csv)?;
+        let mut table = Table::read(input, &args.csv_options)?;
+        model.name_columns(&mut table)?;
         on_event(ExplainEvent::Read(&table));
         let rows: Vec<usize> = (0..table.rows()).collect();
         let predictions = model.predict(&table)?;
@@ -593,8 +594,8 @@ fn permutation(
             "--method permutation reads --csv FILE, not inputs",
         ));
     }
-    let csv_options = args.csv_options.as_ref().unwrap_or(&model.options.csv);
-    let table = Table::read(csv, csv_options)?;
+    let mut table = Table::read(csv, &args.csv_options)?;
+    model.name_columns(&mut table)?;
     on_event(ExplainEvent::Read(&table));
     let rows: Vec<usize> = (0..table.rows()).collect();
     let imp =

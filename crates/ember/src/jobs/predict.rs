@@ -60,8 +60,9 @@ pub struct PredictOptions {
     pub top_k: usize,
     /// JSON instead of text.
     pub json: bool,
-    /// How a table model reads its CSV inputs (default: as its training file was read).
-    pub csv_options: Option<CsvOptions>,
+    /// How a table model's CSV inputs are read: their own options, not the training
+    /// file's (default: delimiter and header detected, no lines skipped).
+    pub csv_options: CsvOptions,
 }
 
 impl PredictOptions {
@@ -231,12 +232,13 @@ fn predict_rows(
     let mut first_names = Vec::new();
     let mut out = csv::Writer::from_writer(Vec::new());
     let csv_error = |e: csv::Error| Error::InvalidArgument(format!("cannot write CSV: {e}"));
-    let csv_options = options.csv_options.as_ref().unwrap_or(&model.options.csv);
+    let csv_options = &options.csv_options;
     for (n, input) in options.inputs.iter().enumerate() {
-        let table = match is_stdin(input) {
+        let mut table = match is_stdin(input) {
             true => Table::parse(options.stdin()?, input, csv_options)?,
             false => Table::read(input, csv_options)?,
         };
+        model.name_columns(&mut table)?;
         on_read(&table);
         let predictions = model.predict(&table)?;
         if options.json {

@@ -207,6 +207,9 @@ pub fn train_file(
     }
 
     // Labels that do not fit the model are errors now, naming the data, not after training.
+    if let Some(classes) = model.classes() {
+        data.check_labels(classes)?;
+    }
     for (y, which) in [(&data.y_train, "training"), (&data.y_test, "test")] {
         model.check_targets(
             &[y],

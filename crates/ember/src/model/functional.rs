@@ -428,6 +428,17 @@ impl Model {
         self.compiled.as_ref().map(|c| c.loss)
     }
 
+    /// How many classes the model tells apart: its one output's units, when it is compiled
+    /// with a categorical (or sparse categorical) cross-entropy; None for any other model.
+    pub fn classes(&self) -> Option<usize> {
+        match (self.loss()?, self.output_shapes().as_slice()) {
+            (Loss::CategoricalCrossentropy | Loss::SparseCategoricalCrossentropy, [shape]) => {
+                shape.last().copied()
+            }
+            _ => None,
+        }
+    }
+
     /// Which accuracy the model reports, if compiled with it.
     pub fn accuracy_kind(&self) -> Option<AccuracyKind> {
         self.compiled.as_ref().and_then(|c| c.accuracy)

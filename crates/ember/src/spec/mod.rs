@@ -108,11 +108,16 @@ pub enum TextFeatures {
     Tfidf(TfIdf),
 }
 
-/// `[table]`: how a table model reads its rows and prepares them (fitted on training rows).
+/// `[table]`: what a table model was trained on and how it prepares rows (fitted on training
+/// rows).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TableSpec {
     pub file: PathBuf,
+    /// The training file's columns in order, the target among them: a file read without a
+    /// header gives its columns by these positions. Empty in models saved before it was kept.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub columns: Vec<String>,
     pub task: Task,
     pub options: TabularOptions,
     pub preprocessor: Preprocessor,

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use crate::callbacks::EarlyStopping;
-use crate::data::preprocess::{Preprocessor, Target};
+use crate::data::preprocess::{Feature, Preprocessor, Target};
 use crate::data::table::{parse_number, ColumnKind, Table};
 use crate::error::{Error, Result};
 use crate::metrics::{
@@ -60,7 +60,9 @@ pub struct TablePrediction {
 }
 
 /// A trained table model: the network, the preprocessing it was trained with, and what it
-/// was trained on and how (prediction reads new CSV files as `options.csv` says).
+/// was trained on and how. How its training file was read (`options.csv`) is no part of it:
+/// each file it predicts on is read with that file's own options (see
+/// [`TabularModel::name_columns`]).
 pub struct TabularModel {
     pub model: Model,
     pub preprocessor: Preprocessor,
@@ -69,6 +71,9 @@ pub struct TabularModel {
     pub options: TabularOptions,
     /// The table it was trained on (absolute where it could be made so).
     pub file: PathBuf,
+    /// The training table's columns in order, the target among them (empty for models saved
+    /// before they were kept).
+    pub columns: Vec<String>,
 }
 
 /// The task a target column calls for: text or booleans are classes; integers with at most
@@ -150,7 +155,65 @@ impl TabularModel {
             task: spec.task,
             options: spec.options,
             file: spec.file,
+            columns: spec.columns,
         }
+    }
+
+    /// Names the columns of a table read to predict on (or to score) as the model knows
+    /// them. A file with a header names its own columns, found by name; one without gives
+    /// them by position, in the training table's order, with or without the target column.
+    /// Models saved before the order was kept find `column_1`, `column_2`, … by name.
+    pub fn name_columns(&self, table: &mut Table) -> Result<()> {
+        if self.columns.is_empty() {
+            return Ok(());
+        }
+        let target = self.preprocessor.target.column();
+        let order = format!("the model's columns, in order: {}", self.columns.join(", "));
+        if table.header {
+            let needed = self.preprocessor.features.iter().map(Feature::column);
+            if let Some(missing) = needed
+                .into_iter()
+                .find(|c| !table.names.iter().any(|n| n == c))
+            {
+                return Err(Error::data(
+                    &table.path,
+                    format!(
+                        "the model needs a column '{missing}', which is missing ({order}; a \
+                         file without a header gives them by position, with --no-header)"
+                    ),
+                ));
+            }
+            return Ok(());
+        }
+        let without_target: Vec<String> = self
+            .columns
+            .iter()
+            .filter(|c| *c != target)
+            .cloned()
+            .collect();
+        let width = table.names.len();
+        let names = if width == self.columns.len() {
+            self.columns.clone()
+        } else if width == without_target.len() {
+            without_target
+        } else {
+            return Err(Error::data(
+                &table.path,
+                format!(
+                    "without a header, columns are taken by position: this file has {width}, \
+                     the model {} with the target '{target}' or {} without ({order})",
+                    self.columns.len(),
+                    without_target.len()
+                ),
+            ));
+        };
+        for cell in &mut table.bad_cells {
+            if let Some(c) = table.names.iter().position(|n| *n == cell.column) {
+                cell.column = names[c].clone();
+            }
+        }
+        table.names = names;
+        Ok(())
     }
 
     /// Saves the model after `epochs` epochs, with what prediction needs to read new rows
@@ -167,6 +230,7 @@ impl TabularModel {
         let mut spec = ModelSpec::from_model(&self.model, fit, None)?;
         spec.table = Some(TableSpec {
             file: self.file.clone(),
+            columns: self.columns.clone(),
             task: self.task,
             options: options.clone(),
             preprocessor: self.preprocessor.clone(),
@@ -291,6 +355,7 @@ impl TabularModel {
                 task,
                 options: options.clone(),
                 file: std::path::absolute(&table.path).unwrap_or_else(|_| table.path.clone()),
+                columns: table.names.clone(),
             },
             history,
         ))
@@ -419,6 +484,67 @@ mod tests {
             csv += &format!("{x},{},{}\n", 1.0 - x, if x > 0.5 { "a" } else { "b" });
         }
         Table::parse(csv.as_bytes(), Path::new("t.csv"), &CsvOptions::default()).unwrap()
+    }
+
+    #[test]
+    fn columns_are_found_by_name_with_a_header_and_by_position_without() {
+        let table = table();
+        let rows: Vec<usize> = (0..40).collect();
+        let options = TabularOptions {
+            target: "label".into(),
+            epochs: 2,
+            ..TabularOptions::default()
+        };
+        let (mut model, _) =
+            TabularModel::fit(&table, &rows, Task::Binary, &options, Verbosity::Silent).unwrap();
+        assert_eq!(model.columns, vec!["x", "y", "label"]);
+        let read = |text: &str| {
+            Table::parse(
+                text.as_bytes(),
+                Path::new("new.csv"),
+                &CsvOptions::default(),
+            )
+            .unwrap()
+        };
+        let named = |model: &TabularModel, text: &str| {
+            let mut t = read(text);
+            model.name_columns(&mut t).map(|()| t.names)
+        };
+        // Without a header: the training order, with or without the target.
+        assert_eq!(named(&model, "0.1,0.9\n0.8,0.2\n").unwrap(), ["x", "y"]);
+        assert_eq!(
+            named(&model, "0.1,0.9,b\n0.8,0.2,a\n").unwrap(),
+            ["x", "y", "label"]
+        );
+        let e = named(&model, "1,2,3,4\n").unwrap_err().to_string();
+        assert!(
+            e.contains("new.csv: without a header")
+                && e.contains("this file has 4")
+                && e.contains("in order: x, y, label"),
+            "{e}"
+        );
+        // With one: by name, in any order; a missing column says how the model's run.
+        let mut swapped = read("y,x\n0.9,0.1\n0.2,0.8\n");
+        model.name_columns(&mut swapped).unwrap();
+        let mut plain = read("0.1,0.9\n0.8,0.2\n");
+        model.name_columns(&mut plain).unwrap();
+        assert_eq!(
+            model.predict(&swapped).unwrap(),
+            model.predict(&plain).unwrap()
+        );
+        let e = named(&model, "a,b\n1,2\n").unwrap_err().to_string();
+        assert!(
+            e.contains("needs a column 'x'")
+                && e.contains("in order: x, y, label")
+                && e.contains("--no-header"),
+            "{e}"
+        );
+        // A model saved before the order was kept finds column_1, … by name, as it did.
+        model.columns.clear();
+        assert_eq!(
+            named(&model, "0.1,0.9\n").unwrap(),
+            ["column_1", "column_2"]
+        );
     }
 
     #[test]

@@ -87,6 +87,9 @@ impl Trainer for ModelFileTrainer {
     fn start(&self, config: &toml::Table) -> Result<ModelTrial> {
         let spec = self.spec_of(config)?;
         let model = spec.build()?;
+        if let Some(classes) = model.classes() {
+            self.data.check_labels(classes)?;
+        }
         model.check_targets(&[&self.data.y_train], "the training labels")?;
         Ok(ModelTrial {
             spec,
