@@ -40,6 +40,8 @@ pub enum Finish {
     Stop,
     /// `max_tokens` were written.
     Length,
+    /// The model's context window is full.
+    Context,
 }
 
 impl Finish {
@@ -47,7 +49,8 @@ impl Finish {
     pub fn reason(self) -> &'static str {
         match self {
             Finish::End | Finish::Stop => "stop",
-            Finish::Length => "length",
+            // OpenAI has no reason of its own for a full context.
+            Finish::Length | Finish::Context => "length",
         }
     }
 }
@@ -131,7 +134,7 @@ pub fn generate_after(
             break Finish::Stop;
         }
         if cache.len() + 1 > context {
-            break Finish::Length;
+            break Finish::Context;
         }
         logits = model.llama.forward(&[next], cache, Logits::Last)?;
     };

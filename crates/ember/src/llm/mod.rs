@@ -280,6 +280,31 @@ pub(crate) mod tests {
         assert!(generate(&m, &mut m.llama.cache(), &long, &options, |_| Ok(())).is_err());
     }
 
+    /// A generation the context window ends says so, not that `max_tokens` ended it.
+    #[test]
+    fn a_full_context_is_its_own_finish() {
+        let m = LanguageModel::from_bytes(&tiny_gguf(), Path::new("tiny.gguf")).unwrap();
+        let options = GenerateOptions {
+            max_tokens: 1000,
+            sampling: Sampling::greedy(),
+            stop: vec![],
+        };
+        let g = generate(&m, &mut m.llama.cache(), &[104; 60], &options, |_| Ok(())).unwrap();
+        assert_eq!((g.finish, g.tokens.len()), (Finish::Context, 5), "{g:?}");
+        assert_eq!(g.finish.reason(), "length", "OpenAI's name");
+        let line = crate::report::timing_text(&g);
+        assert!(
+            line.ends_with("finished by the model's full context window"),
+            "{line}"
+        );
+        let short = GenerateOptions {
+            max_tokens: 3,
+            ..options
+        };
+        let g = generate(&m, &mut m.llama.cache(), &[104; 10], &short, |_| Ok(())).unwrap();
+        assert_eq!(g.finish, Finish::Length);
+    }
+
     /// Truncated and corrupted copies of a real (tiny) model file give errors naming the file.
     #[test]
     fn damaged_model_files_are_errors() {
