@@ -27,8 +27,6 @@ use ember::SavedModel;
 
 /// The most tokens one reply may ask for.
 pub(crate) const MAX_TOKENS: usize = 4096;
-/// The longest stop string.
-const MAX_STOP_BYTES: usize = 256;
 /// Generations running at once, chat completions and FAQ replies together; more requests wait
 /// their turn (each holds a key–value cache and keeps cores busy).
 pub(crate) static GENERATIONS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(4);
@@ -126,16 +124,12 @@ fn plan(state: &AppState, body: &[u8]) -> ApiResult<(Plan, bool)> {
         seed: request.seed.unwrap_or(0),
         ..Sampling::default()
     };
-    sampling.check().map_err(ApiError::from_ember)?;
-    if let Some(long) = stop
-        .iter()
-        .find(|s| s.len() > MAX_STOP_BYTES || s.is_empty())
-    {
-        return Err(ApiError::invalid(format!(
-            "stop: each stop string has 1 to {MAX_STOP_BYTES} bytes, not {}",
-            long.len()
-        )));
-    }
+    let options = GenerateOptions {
+        max_tokens,
+        sampling,
+        stop,
+    };
+    options.check().map_err(ApiError::from_ember)?;
     let template = Template::of(model).map_err(ApiError::from_ember)?;
     let prompt = template
         .prompt(model, &messages)
@@ -152,11 +146,7 @@ fn plan(state: &AppState, body: &[u8]) -> ApiResult<(Plan, bool)> {
             model: model.clone(),
             name: served.name.clone(),
             prompt,
-            options: GenerateOptions {
-                max_tokens,
-                sampling,
-                stop,
-            },
+            options,
         },
         request.stream,
     ))

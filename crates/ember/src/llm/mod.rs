@@ -305,6 +305,31 @@ pub(crate) mod tests {
         assert_eq!(g.finish, Finish::Length);
     }
 
+    /// An empty stop string would end every generation before its text: refused, as a
+    /// stop string longer than the limit is.
+    #[test]
+    fn stop_strings_have_one_to_max_bytes() {
+        let m = LanguageModel::from_bytes(&tiny_gguf(), Path::new("tiny.gguf")).unwrap();
+        let with_stop = |stop: &str| GenerateOptions {
+            max_tokens: 2,
+            sampling: Sampling::greedy(),
+            stop: vec!["x".into(), stop.into()],
+        };
+        let run = |o: &GenerateOptions| generate(&m, &mut m.llama.cache(), &[104], o, |_| Ok(()));
+        for (stop, len) in [("", 0), (&*"s".repeat(257), 257)] {
+            let e = with_stop(stop).check().unwrap_err().to_string();
+            assert!(
+                e.contains(&format!(
+                    "a stop string must have 1 to 256 bytes, got {len}"
+                )),
+                "{e}"
+            );
+            assert_eq!(run(&with_stop(stop)).unwrap_err().to_string(), e);
+        }
+        assert!(with_stop(&"s".repeat(256)).check().is_ok());
+        assert!(run(&with_stop("y")).is_ok());
+    }
+
     /// Truncated and corrupted copies of a real (tiny) model file give errors naming the file.
     #[test]
     fn damaged_model_files_are_errors() {
