@@ -330,6 +330,30 @@ pub(crate) mod tests {
         assert!(run(&with_stop("y")).is_ok());
     }
 
+    /// A file without a chat template cannot chat (no layout is guessed for it); raw
+    /// generation still works.
+    #[test]
+    fn a_model_without_a_chat_template_refuses_to_chat() {
+        let mut bytes = tiny_gguf();
+        let key = b"tokenizer.chat_template";
+        let at = bytes.windows(key.len()).position(|w| w == key).unwrap();
+        bytes[at + key.len() - 1] = b'X';
+        let m = LanguageModel::from_bytes(&bytes, Path::new("plain.gguf")).unwrap();
+        assert_eq!(m.vocab.chat_template, None);
+        let e = Template::of(&m).unwrap_err().to_string();
+        assert!(
+            e.contains("no chat template") && e.contains("`ember generate` still"),
+            "{e}"
+        );
+        assert_eq!(Chat::new(&m, None).err().unwrap().to_string(), e);
+        let options = GenerateOptions {
+            max_tokens: 2,
+            sampling: Sampling::greedy(),
+            stop: vec![],
+        };
+        assert!(generate(&m, &mut m.llama.cache(), &[104], &options, |_| Ok(())).is_ok());
+    }
+
     /// Truncated and corrupted copies of a real (tiny) model file give errors naming the file.
     #[test]
     fn damaged_model_files_are_errors() {
