@@ -4,6 +4,8 @@
 
 mod common;
 
+use std::io::Write;
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 use std::time::Duration;
@@ -1215,5 +1217,93 @@ fn chat_completions_answer_whole_and_streamed() {
             reply.text()
         );
         assert_eq!(reply.error_code(), code, "{bad}");
+    }
+}
+
+/// A story SmolLM2 never ends when greedy: it repeats itself up to any `max_tokens`.
+const ENDLESS: &str = "Write a very long story about a dragon, at least 5000 words.";
+const LLM: &str = "SmolLM2-135M-Instruct.Q4_1";
+
+fn chat_request(content: &str, max_tokens: usize) -> Value {
+    json!({
+        "model": LLM,
+        "messages": [{"role": "user", "content": content}],
+        "temperature": 0,
+        "max_tokens": max_tokens,
+    })
+}
+
+/// The bytes of a chat completion request.
+fn chat_bytes(request: &Value) -> Vec<u8> {
+    let body = request.to_string();
+    format!(
+        "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .into_bytes()
+}
+
+/// A generation lives as long as its request: a client that hangs up, a request that times
+/// out and a server shutting down each end theirs. Otherwise abandoned generations hold the
+/// 4 slots (later requests wait, then time out) and SIGTERM waits for them past --grace-s.
+#[test]
+fn generations_end_with_their_requests() {
+    let Some(model) = common::llm_model() else {
+        return;
+    };
+    let scratch = Scratch::new("serve-cancel");
+    let server = start(&scratch, &[&model, "--timeout-ms", "4000"]);
+    let endless = chat_bytes(&chat_request(ENDLESS, 4096));
+    // More clients than slots hang up while their replies are generated.
+    for _ in 0..5 {
+        let mut socket = TcpStream::connect(&server.addr).unwrap();
+        socket.write_all(&endless).unwrap();
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    // As many as there are slots time out.
+    let timed_out: Vec<Reply> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..4)
+            .map(|_| s.spawn(|| raw(&server.addr, &endless).unwrap()))
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    for reply in &timed_out {
+        assert_eq!(
+            (reply.status, reply.error_code().as_str()),
+            (503, "timeout"),
+            "{}",
+            reply.text()
+        );
+    }
+    // The slots are free: a short request is answered within the timeout.
+    let reply = server.post("/v1/chat/completions", &chat_request("Hi", 4));
+    assert_eq!(reply.status, 200, "{}", reply.text());
+
+    // SIGTERM with generations in flight, whole and streamed: after the grace period the
+    // process ends.
+    let scratch = Scratch::new("serve-cancel-stop");
+    let server = start(&scratch, &[&model, "--grace-s", "1"]);
+    let mut streamed = chat_request(ENDLESS, 4096);
+    streamed["stream"] = json!(true);
+    let in_flight: Vec<_> = [endless.clone(), chat_bytes(&streamed)]
+        .into_iter()
+        .map(|bytes| {
+            let addr = server.addr.clone();
+            std::thread::spawn(move || {
+                let _ = raw(&addr, &bytes);
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(1500));
+    let log = server.log.clone();
+    let status = server.terminate(Duration::from_secs(20));
+    assert!(status.success(), "{status}");
+    let log = std::fs::read_to_string(log).unwrap();
+    assert!(
+        log.contains("shutdown_forced") && log.contains(r#""event":"stopped""#),
+        "{log}"
+    );
+    for client in in_flight {
+        client.join().unwrap();
     }
 }

@@ -1,7 +1,8 @@
 //! OpenAI-compatible chat completions (`POST /v1/chat/completions`) for language models: the
 //! messages laid out in the model's chat template, the reply generated on a blocking thread,
 //! returned whole or, with `"stream": true`, as server-sent events of `chat.completion.chunk`
-//! objects ending with `data: [DONE]`, as the `openai` client reads them.
+//! objects ending with `data: [DONE]`, as the `openai` client reads them. A request that goes
+//! away (hung up, timed out) ends its generation.
 
 use std::convert::Infallible;
 use std::pin::Pin;
@@ -21,15 +22,13 @@ use serde_json::{json, Value};
 use tokio::sync::mpsc;
 
 use crate::error::{ApiError, ApiResult};
+use crate::generation::{self, Tie};
 use crate::request;
 use crate::server::AppState;
 use ember::SavedModel;
 
 /// The most tokens one reply may ask for.
 pub(crate) const MAX_TOKENS: usize = 4096;
-/// Generations running at once, chat completions and FAQ replies together; more requests wait
-/// their turn (each holds a key–value cache and keeps cores busy).
-pub(crate) static GENERATIONS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(4);
 
 #[derive(Deserialize)]
 struct ChatMessage {
@@ -177,10 +176,6 @@ pub async fn completions(
     let (plan, stream) = tokio::task::spawn_blocking(move || plan(&state, &body))
         .await
         .map_err(|e| ApiError::internal(e.to_string()))??;
-    let permit = GENERATIONS
-        .acquire()
-        .await
-        .map_err(|e| ApiError::internal(e.to_string()))?;
     let (id, created) = (completion_id(), now());
     if !stream {
         let Plan {
@@ -189,14 +184,12 @@ pub async fn completions(
             prompt,
             options,
         } = plan;
-        let g = tokio::task::spawn_blocking(move || {
-            let _permit = permit;
+        let g = generation::run(move |cancel| {
             generate(&model, &mut model.llama.cache(), &prompt, &options, |_| {
-                Ok(())
+                cancel.check()
             })
         })
-        .await
-        .map_err(|e| ApiError::internal(e.to_string()))?
+        .await?
         .map_err(ApiError::from_ember)?;
         let completion = g.tokens.len();
         return Ok(Json(json!({
@@ -231,8 +224,7 @@ pub async fn completions(
             .to_string()
         }
     };
-    tokio::task::spawn_blocking(move || {
-        let _permit = permit;
+    let (_, tie) = generation::start(move |cancel| {
         let Plan {
             model,
             prompt,
@@ -249,6 +241,7 @@ pub async fn completions(
             &prompt,
             &options,
             |text| {
+                cancel.check()?;
                 // A client that hung up ends the generation.
                 sender
                     .blocking_send(chunk(json!({"content": text}), Value::Null))
@@ -262,18 +255,27 @@ pub async fn completions(
         };
         let _ = sender.blocking_send(last);
         let _ = sender.blocking_send("[DONE]".to_string());
-    });
-    Ok(Sse::new(Events(receiver)).into_response())
+    })
+    .await?;
+    Ok(Sse::new(Events {
+        chunks: receiver,
+        _generation: tie,
+    })
+    .into_response())
 }
 
-/// The generated chunks as server-sent events.
-struct Events(mpsc::Receiver<String>);
+/// The generated chunks as server-sent events; the generation is tied to them.
+struct Events {
+    chunks: mpsc::Receiver<String>,
+    /// Dropped with the response body (the client hung up, the server shut down).
+    _generation: Tie,
+}
 
 impl futures_core::Stream for Events {
     type Item = Result<Event, Infallible>;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        self.0
+        self.chunks
             .poll_recv(cx)
             .map(|m| m.map(|data| Ok(Event::default().data(data))))
     }

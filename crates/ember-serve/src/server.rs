@@ -4,8 +4,7 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
@@ -305,14 +304,14 @@ pub fn serve(
         .local_addr()
         .map_err(|e| ember::Error::invalid(format!("cannot listen on {address}: {e}")))?;
 
-    let stop = Arc::new(AtomicBool::new(false));
+    // The reload thread stops as soon as `stop` is dropped, not at its next check.
+    let (stop, stopped) = mpsc::channel::<()>();
     let reloader = {
-        let (stop, registry, interval) = (stop.clone(), registry.clone(), options.reload_interval);
+        let (registry, interval) = (registry.clone(), options.reload_interval);
         std::thread::Builder::new()
             .name("reload".into())
             .spawn(move || {
-                while !stop.load(Ordering::Relaxed) {
-                    std::thread::sleep(interval);
+                while let Err(mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(interval) {
                     registry.reload_changed();
                 }
             })
@@ -328,8 +327,12 @@ pub fn serve(
     log::event("listening", &[("address", &local.to_string())]);
     let app = router(state, options.max_body_bytes);
     runtime.block_on(accept_until_shutdown(listener, app, &options));
-    stop.store(true, Ordering::Relaxed);
+    drop(stop);
     let _ = reloader.join();
+    // Drops every task left after the grace period, and with them their requests, which
+    // cancels their generations; a blocking thread still busy (a long prompt is run without
+    // a check) is not waited for longer than this.
+    runtime.shutdown_timeout(Duration::from_secs(2));
     log::event("stopped", &[]);
     Ok(())
 }
