@@ -4,11 +4,11 @@
 
 mod common;
 
-use std::io::Write;
+use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use common::server::{raw, Reply, Server};
@@ -1218,6 +1218,46 @@ fn chat_completions_answer_whole_and_streamed() {
         );
         assert_eq!(reply.error_code(), code, "{bad}");
     }
+}
+
+/// Until its first request, a connection has the header timeout to live, whatever it sends:
+/// nothing, HTTP/2's preface, or the preface and part of a request's HEADERS frame.
+#[test]
+fn connections_without_a_request_close_at_the_header_timeout() {
+    let m = models();
+    let scratch = Scratch::new("serve-idle");
+    let server = start(&scratch, &[&m.mnist, "--header-timeout-ms", "300"]);
+    let preface: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+    // An empty SETTINGS frame, then a HEADERS frame on stream 1 that promises 64 bytes and
+    // brings 3.
+    let settings: &[u8] = &[0, 0, 0, 4, 0, 0, 0, 0, 0];
+    let headers: &[u8] = &[0, 0, 64, 1, 4, 0, 0, 0, 1, 0x82, 0x86, 0x84];
+    for (what, bytes) in [
+        ("nothing", Vec::new()),
+        ("the HTTP/2 preface", preface.to_vec()),
+        (
+            "part of an HTTP/2 request",
+            [preface, settings, headers].concat(),
+        ),
+    ] {
+        let mut socket = TcpStream::connect(&server.addr).unwrap();
+        socket.write_all(&bytes).unwrap();
+        socket
+            .set_read_timeout(Some(Duration::from_secs(20)))
+            .unwrap();
+        let started = Instant::now();
+        let mut answer = Vec::new();
+        let closed = match socket.read_to_end(&mut answer) {
+            Ok(_) => true,
+            Err(e) => e.kind() == std::io::ErrorKind::ConnectionReset,
+        };
+        assert!(
+            closed && started.elapsed() < Duration::from_secs(10),
+            "{what}: still open after {:?}",
+            started.elapsed()
+        );
+    }
+    assert_eq!(server.get("/v2/health/live").status, 200);
 }
 
 /// A story SmolLM2 never ends when greedy: it repeats itself up to any `max_tokens`.

@@ -4,6 +4,7 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
@@ -13,10 +14,12 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
+use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
+use tower::ServiceExt as _;
 
 use crate::batch::BatchLimits;
 use crate::error::{as_v2_error, ApiError, ApiResult, ErrorCode};
@@ -357,7 +360,15 @@ async fn accept_until_shutdown(
                     }
                 };
                 let _ = stream.set_nodelay(true);
-                let service = TowerToHyperService::new(app.clone());
+                // Whether a request's headers have come on this connection.
+                let requested = Arc::new(AtomicBool::new(false));
+                let service = {
+                    let requested = requested.clone();
+                    TowerToHyperService::new(app.clone().map_request(move |r: Request<Incoming>| {
+                        requested.store(true, Ordering::Relaxed);
+                        r
+                    }))
+                };
                 let mut builder = auto::Builder::new(TokioExecutor::new());
                 builder
                     .http1()
@@ -368,8 +379,18 @@ async fn accept_until_shutdown(
                     .serve_connection(TokioIo::new(stream), service)
                     .into_owned();
                 let watched = graceful.watch(connection);
+                let header_timeout = options.header_timeout;
                 tokio::spawn(async move {
-                    let _ = watched.await;
+                    // hyper times out an HTTP/1 request's headers, but not a connection
+                    // silent from the start, nor one that speaks HTTP/2 and sends no
+                    // request: until its first request, a connection has the header
+                    // timeout to live.
+                    let mut watched = std::pin::pin!(watched);
+                    if tokio::time::timeout(header_timeout, watched.as_mut()).await.is_err()
+                        && requested.load(Ordering::Relaxed)
+                    {
+                        let _ = watched.await;
+                    }
                 });
             }
             _ = &mut shutdown => break,
