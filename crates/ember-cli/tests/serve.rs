@@ -1260,6 +1260,60 @@ fn connections_without_a_request_close_at_the_header_timeout() {
     assert_eq!(server.get("/v2/health/live").status, 200);
 }
 
+/// A body declared larger than --max-body-bytes is refused at once, without waiting for it
+/// (nor for --timeout-ms); a chunked one as soon as what came passes the limit.
+#[test]
+fn oversized_bodies_are_refused_before_they_arrive() {
+    let m = models();
+    let scratch = Scratch::new("serve-declared");
+    let server = start(
+        &scratch,
+        &[
+            &m.mnist,
+            "--max-body-bytes",
+            "100000",
+            "--timeout-ms",
+            "30000",
+        ],
+    );
+    let head = |framing: &str| {
+        format!("POST /v1/models/mnist:predict HTTP/1.1\r\nHost: x\r\nConnection: close\r\n{framing}\r\n\r\n")
+            .into_bytes()
+    };
+    let chunk_past_the_limit = [
+        head("Transfer-Encoding: chunked"),
+        b"186a1\r\n".to_vec(),
+        vec![b' '; 100_001],
+    ]
+    .concat();
+    for (what, bytes) in [
+        ("one byte too many", head("Content-Length: 100001")),
+        ("2^63 bytes", head("Content-Length: 9223372036854775808")),
+        ("a chunk past the limit", chunk_past_the_limit),
+    ] {
+        let started = Instant::now();
+        let reply = raw(&server.addr, &bytes).unwrap();
+        assert_eq!(
+            (reply.status, reply.error_code().as_str()),
+            (413, "body_too_large"),
+            "{what}: {}",
+            reply.text()
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "{what}: answered at once"
+        );
+    }
+    let reply = raw(&server.addr, &head("Content-Length: 100001")).unwrap();
+    assert!(
+        reply
+            .text()
+            .contains("declares 100001 bytes; at most 100000"),
+        "{}",
+        reply.text()
+    );
+}
+
 /// A story SmolLM2 never ends when greedy: it repeats itself up to any `max_tokens`.
 const ENDLESS: &str = "Write a very long story about a dragon, at least 5000 words.";
 const LLM: &str = "SmolLM2-135M-Instruct.Q4_1";

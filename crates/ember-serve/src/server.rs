@@ -1,6 +1,6 @@
-//! The HTTP server: routes, the guard every request passes (auth, timeout, JSON errors,
-//! metrics, the request log), the connection loop (slow-header timeout, graceful shutdown on
-//! SIGTERM or Ctrl-C) and the thread that reloads changed model files.
+//! The HTTP server: routes, the guard every request passes (auth, body size, timeout, JSON
+//! errors, metrics, the request log), the connection loop (slow-header timeout, graceful
+//! shutdown on SIGTERM or Ctrl-C) and the thread that reloads changed model files.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -79,6 +79,7 @@ pub struct AppState {
     max_instances: usize,
     api_key: Option<String>,
     request_timeout: Duration,
+    max_body_bytes: usize,
 }
 
 impl AppState {
@@ -133,6 +134,12 @@ async fn guard(State(state): State<Arc<AppState>>, request: Request, next: Next)
         .extensions()
         .get::<MatchedPath>()
         .map_or("unmatched".to_string(), |m| m.as_str().to_string());
+    let too_large = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
+        .filter(|&n| n > state.max_body_bytes as u64);
     let response = if !is_open(&path) && !authorized(&state.api_key, request.headers()) {
         let mut response = ApiError::new(
             StatusCode::UNAUTHORIZED,
@@ -144,6 +151,18 @@ async fn guard(State(state): State<Arc<AppState>>, request: Request, next: Next)
             .headers_mut()
             .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         response
+    } else if let Some(declared) = too_large {
+        // Refused before a byte of the body is read (a body that has no length declared
+        // fails as soon as it passes the limit, by `DefaultBodyLimit`).
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "body_too_large",
+            format!(
+                "the body declares {declared} bytes; at most {} (--max-body-bytes)",
+                state.max_body_bytes
+            ),
+        )
+        .into_response()
     } else {
         match tokio::time::timeout(state.request_timeout, next.run(request)).await {
             Ok(response) => as_json_error(response),
@@ -287,6 +306,7 @@ pub fn serve(
         max_instances: options.max_instances,
         api_key: options.api_key.clone().filter(|k| !k.is_empty()),
         request_timeout: options.request_timeout,
+        max_body_bytes: options.max_body_bytes,
     });
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(std::thread::available_parallelism().map_or(2, |n| n.get().min(4)))
