@@ -875,6 +875,15 @@ fn an_api_key_guards_the_api_but_not_health_or_the_page() {
     assert_eq!(server.get("/metrics").status, 401);
     assert_eq!(server.get("/v2/health/ready").status, 200);
     assert_eq!(server.get("/").status, 200);
+    assert!(
+        server.log_text().contains(r#""auth":"bearer key""#),
+        "the log says a key is needed: {}",
+        server.log_text()
+    );
+    // An empty key is not taken to mean "no key".
+    let empty = ["the API key (--api-key or EMBER_API_KEY) is empty"];
+    fails_to_start(&[&m.mnist, "--api-key", ""], &[], &empty);
+    fails_to_start(&[&m.mnist], &[("EMBER_API_KEY", "")], &empty);
     // --api-key on the command line does the same.
     let scratch = Scratch::new("serve-auth-flag");
     let server = start(&scratch, &[&m.mnist, "--api-key", "k2"]);
@@ -885,6 +894,31 @@ fn an_api_key_guards_the_api_but_not_health_or_the_page() {
             .status,
         200
     );
+}
+
+/// `ember serve ARGS --port 0` with `env`, which must fail with one line holding every
+/// needle; a server that starts instead is stopped after a minute, and the test fails.
+fn fails_to_start(args: &[&str], env: &[(&str, &str)], needles: &[&str]) {
+    let mut command = common::command(&["serve", "--port", "0"]);
+    command.args(args);
+    for (k, v) in env {
+        command.env(k, v);
+    }
+    let mut child = command
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("ember serve {args:?} with {env:?} started instead of failing");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    common::assert_fails(&child.wait_with_output().unwrap(), needles);
 }
 
 #[test]

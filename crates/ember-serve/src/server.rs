@@ -295,6 +295,16 @@ pub fn serve(
     options: ServeOptions,
     on_listening: impl FnOnce(SocketAddr, &[(String, &'static str, PathBuf)]),
 ) -> ember::Result<()> {
+    if options
+        .api_key
+        .as_ref()
+        .is_some_and(|k| k.trim().is_empty())
+    {
+        // An empty key would mean no key: say so rather than serve without one.
+        return Err(ember::Error::invalid(
+            "the API key (--api-key or EMBER_API_KEY) is empty; give a key, or leave both unset to serve without one",
+        ));
+    }
     let limits = BatchLimits {
         max_batch: options.max_batch.max(1),
         max_wait: options.max_wait,
@@ -304,7 +314,7 @@ pub fn serve(
     let state = Arc::new(AppState {
         registry: registry.clone(),
         max_instances: options.max_instances,
-        api_key: options.api_key.clone().filter(|k| !k.is_empty()),
+        api_key: options.api_key.clone(),
         request_timeout: options.request_timeout,
         max_body_bytes: options.max_body_bytes,
     });
@@ -347,7 +357,14 @@ pub fn serve(
         .map(|m| (m.name.clone(), m.kind_name(), m.source.clone()))
         .collect();
     on_listening(local, &models);
-    log::event("listening", &[("address", &local.to_string())]);
+    let auth = match options.api_key {
+        Some(_) => "bearer key",
+        None => "none",
+    };
+    log::event(
+        "listening",
+        &[("address", &local.to_string()), ("auth", auth)],
+    );
     let app = router(state, options.max_body_bytes);
     runtime.block_on(accept_until_shutdown(listener, app, &options));
     drop(stop);
