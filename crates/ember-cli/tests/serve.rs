@@ -1435,3 +1435,85 @@ fn generations_end_with_their_requests() {
         client.join().unwrap();
     }
 }
+
+/// What a chat completion cannot do is refused, naming the field; `ember chat` and the
+/// server refuse an empty stop string alike; a language model's v2 metadata says what it is.
+#[test]
+fn chat_refusals_name_what_is_wrong() {
+    let Some(model) = common::llm_model() else {
+        return;
+    };
+    let scratch = Scratch::new("serve-chat-refusals");
+    let server = start(&scratch, &[&model]);
+    let empty_stop = "a stop string must have 1 to 256 bytes, got 0";
+    let mut two = chat_request("Hi", 2);
+    two["n"] = json!(2);
+    let mut stop = chat_request("Hi", 2);
+    stop["stop"] = json!(["\n", ""]);
+    for (request, needle) in [
+        (
+            two,
+            "n: only one choice per request is generated (n = 1), not 2",
+        ),
+        (stop, empty_stop),
+    ] {
+        let reply = server.post("/v1/chat/completions", &request);
+        assert_eq!(
+            (reply.status, reply.error_code().as_str()),
+            (400, "invalid_input"),
+            "{request}: {}",
+            reply.text()
+        );
+        assert!(reply.text().contains(needle), "{}", reply.text());
+    }
+    let mut one = chat_request("Hi", 2);
+    one["n"] = json!(1);
+    assert_eq!(server.post("/v1/chat/completions", &one).status, 200);
+    common::fails_with(&["chat", "--model", &model, "--stop", ""], &[empty_stop]);
+    common::fails_with(
+        &["generate", "--model", &model, "--stop", "", "Hi"],
+        &[empty_stop],
+    );
+    let meta = server.get(&format!("/v2/models/{LLM}"));
+    assert_eq!(meta.status, 404);
+    let message = meta.json()["error"].as_str().unwrap().to_string();
+    assert!(
+        message.contains("is a language model: POST /v1/chat/completions")
+            && !message.contains("FAQ"),
+        "{message}"
+    );
+}
+
+/// A GGUF file without a chat template is not given one it was not trained on: chat is
+/// refused, by the server and by `ember chat` alike, and `ember generate` still works.
+#[test]
+fn a_model_without_a_chat_template_is_refused_chat() {
+    let Some(model) = common::llm_model() else {
+        return;
+    };
+    let scratch = Scratch::new("serve-no-template");
+    let mut bytes = std::fs::read(&model).unwrap();
+    // A same-length rename of the key keeps every offset in the file valid.
+    let key = b"tokenizer.chat_template";
+    let at = bytes.windows(key.len()).position(|w| w == key).unwrap();
+    bytes[at + key.len() - 1] = b'X';
+    let plain = scratch.write("plain.gguf", &bytes);
+    drop(bytes);
+    let server = start(&scratch, &[&plain]);
+    let mut request = chat_request("Hi", 2);
+    request["model"] = json!("plain");
+    let reply = server.post("/v1/chat/completions", &request);
+    assert_eq!(reply.status, 400, "{}", reply.text());
+    let needle = "the model's file has no chat template, so it cannot chat; `ember generate` still continues a prompt written out";
+    assert!(reply.text().contains(needle), "{}", reply.text());
+    let cli = common::command(&["chat", "--model", &plain])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    let err = common::stderr(&cli);
+    assert!(
+        !cli.status.success() && err.trim_end().ends_with(needle),
+        "{err}"
+    );
+    ok(&["generate", "--model", &plain, "--max-tokens", "2", "Hi"]);
+}

@@ -54,6 +54,9 @@ struct ChatRequest {
     stop: Option<Value>,
     #[serde(default)]
     stream: bool,
+    /// Choices to generate: only one is.
+    #[serde(default)]
+    n: Option<Value>,
 }
 
 /// What the request asks for, checked.
@@ -74,6 +77,15 @@ fn plan(state: &AppState, body: &[u8]) -> ApiResult<(Plan, bool)> {
             served.kind_name()
         )));
     };
+    match &request.n {
+        None | Some(Value::Null) => {}
+        Some(n) if n.as_u64() == Some(1) => {}
+        Some(n) => {
+            return Err(ApiError::invalid(format!(
+                "n: only one choice per request is generated (n = 1), not {n}"
+            )))
+        }
+    }
     if request.messages.is_empty() {
         return Err(ApiError::invalid("messages: the conversation is empty"));
     }
