@@ -970,7 +970,20 @@ fn limits_answer_with_clear_4xx_and_a_full_queue_with_503() {
     let Some(encoder) = &m.encoder else { return };
     let scratch = Scratch::new("serve-queue");
     let encoder = encoder.display().to_string();
-    let server = start(&scratch, &[&encoder, "--queue", "1", "--max-wait-us", "0"]);
+    // A timeout long enough for the queued request to run even on a machine busy with
+    // other tests: only the full queue answers 503.
+    let server = start(
+        &scratch,
+        &[
+            &encoder,
+            "--queue",
+            "1",
+            "--max-wait-us",
+            "0",
+            "--timeout-ms",
+            "300000",
+        ],
+    );
     let long = "word ".repeat(300);
     let slow_body =
         json!({"model": "all-minilm-l6-v2", "input": vec![long.as_str(); 64]}).to_string();
