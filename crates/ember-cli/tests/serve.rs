@@ -4,9 +4,11 @@
 
 mod common;
 
+use std::io::{Read, Write};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use common::server::{raw, Reply, Server};
@@ -873,6 +875,15 @@ fn an_api_key_guards_the_api_but_not_health_or_the_page() {
     assert_eq!(server.get("/metrics").status, 401);
     assert_eq!(server.get("/v2/health/ready").status, 200);
     assert_eq!(server.get("/").status, 200);
+    assert!(
+        server.log_text().contains(r#""auth":"bearer key""#),
+        "the log says a key is needed: {}",
+        server.log_text()
+    );
+    // An empty key is not taken to mean "no key".
+    let empty = ["the API key (--api-key or EMBER_API_KEY) is empty"];
+    fails_to_start(&[&m.mnist, "--api-key", ""], &[], &empty);
+    fails_to_start(&[&m.mnist], &[("EMBER_API_KEY", "")], &empty);
     // --api-key on the command line does the same.
     let scratch = Scratch::new("serve-auth-flag");
     let server = start(&scratch, &[&m.mnist, "--api-key", "k2"]);
@@ -883,6 +894,31 @@ fn an_api_key_guards_the_api_but_not_health_or_the_page() {
             .status,
         200
     );
+}
+
+/// `ember serve ARGS --port 0` with `env`, which must fail with one line holding every
+/// needle; a server that starts instead is stopped after a minute, and the test fails.
+fn fails_to_start(args: &[&str], env: &[(&str, &str)], needles: &[&str]) {
+    let mut command = common::command(&["serve", "--port", "0"]);
+    command.args(args);
+    for (k, v) in env {
+        command.env(k, v);
+    }
+    let mut child = command
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("ember serve {args:?} with {env:?} started instead of failing");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    common::assert_fails(&child.wait_with_output().unwrap(), needles);
 }
 
 #[test]
@@ -934,7 +970,20 @@ fn limits_answer_with_clear_4xx_and_a_full_queue_with_503() {
     let Some(encoder) = &m.encoder else { return };
     let scratch = Scratch::new("serve-queue");
     let encoder = encoder.display().to_string();
-    let server = start(&scratch, &[&encoder, "--queue", "1", "--max-wait-us", "0"]);
+    // A timeout long enough for the queued request to run even on a machine busy with
+    // other tests: only the full queue answers 503.
+    let server = start(
+        &scratch,
+        &[
+            &encoder,
+            "--queue",
+            "1",
+            "--max-wait-us",
+            "0",
+            "--timeout-ms",
+            "300000",
+        ],
+    );
     let long = "word ".repeat(300);
     let slow_body =
         json!({"model": "all-minilm-l6-v2", "input": vec![long.as_str(); 64]}).to_string();
@@ -1216,4 +1265,268 @@ fn chat_completions_answer_whole_and_streamed() {
         );
         assert_eq!(reply.error_code(), code, "{bad}");
     }
+}
+
+/// Until its first request, a connection has the header timeout to live, whatever it sends:
+/// nothing, HTTP/2's preface, or the preface and part of a request's HEADERS frame.
+#[test]
+fn connections_without_a_request_close_at_the_header_timeout() {
+    let m = models();
+    let scratch = Scratch::new("serve-idle");
+    let server = start(&scratch, &[&m.mnist, "--header-timeout-ms", "300"]);
+    let preface: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+    // An empty SETTINGS frame, then a HEADERS frame on stream 1 that promises 64 bytes and
+    // brings 3.
+    let settings: &[u8] = &[0, 0, 0, 4, 0, 0, 0, 0, 0];
+    let headers: &[u8] = &[0, 0, 64, 1, 4, 0, 0, 0, 1, 0x82, 0x86, 0x84];
+    for (what, bytes) in [
+        ("nothing", Vec::new()),
+        ("the HTTP/2 preface", preface.to_vec()),
+        (
+            "part of an HTTP/2 request",
+            [preface, settings, headers].concat(),
+        ),
+    ] {
+        let mut socket = TcpStream::connect(&server.addr).unwrap();
+        socket.write_all(&bytes).unwrap();
+        socket
+            .set_read_timeout(Some(Duration::from_secs(20)))
+            .unwrap();
+        let started = Instant::now();
+        let mut answer = Vec::new();
+        let closed = match socket.read_to_end(&mut answer) {
+            Ok(_) => true,
+            Err(e) => e.kind() == std::io::ErrorKind::ConnectionReset,
+        };
+        assert!(
+            closed && started.elapsed() < Duration::from_secs(10),
+            "{what}: still open after {:?}",
+            started.elapsed()
+        );
+    }
+    assert_eq!(server.get("/v2/health/live").status, 200);
+}
+
+/// A body declared larger than --max-body-bytes is refused at once, without waiting for it
+/// (nor for --timeout-ms); a chunked one as soon as what came passes the limit.
+#[test]
+fn oversized_bodies_are_refused_before_they_arrive() {
+    let m = models();
+    let scratch = Scratch::new("serve-declared");
+    let server = start(
+        &scratch,
+        &[
+            &m.mnist,
+            "--max-body-bytes",
+            "100000",
+            "--timeout-ms",
+            "30000",
+        ],
+    );
+    let head = |framing: &str| {
+        format!("POST /v1/models/mnist:predict HTTP/1.1\r\nHost: x\r\nConnection: close\r\n{framing}\r\n\r\n")
+            .into_bytes()
+    };
+    let chunk_past_the_limit = [
+        head("Transfer-Encoding: chunked"),
+        b"186a1\r\n".to_vec(),
+        vec![b' '; 100_001],
+    ]
+    .concat();
+    for (what, bytes) in [
+        ("one byte too many", head("Content-Length: 100001")),
+        ("2^63 bytes", head("Content-Length: 9223372036854775808")),
+        ("a chunk past the limit", chunk_past_the_limit),
+    ] {
+        let started = Instant::now();
+        let reply = raw(&server.addr, &bytes).unwrap();
+        assert_eq!(
+            (reply.status, reply.error_code().as_str()),
+            (413, "body_too_large"),
+            "{what}: {}",
+            reply.text()
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "{what}: answered at once"
+        );
+    }
+    let reply = raw(&server.addr, &head("Content-Length: 100001")).unwrap();
+    assert!(
+        reply
+            .text()
+            .contains("declares 100001 bytes; at most 100000"),
+        "{}",
+        reply.text()
+    );
+}
+
+/// A story SmolLM2 never ends when greedy: it repeats itself up to any `max_tokens`.
+const ENDLESS: &str = "Write a very long story about a dragon, at least 5000 words.";
+const LLM: &str = "SmolLM2-135M-Instruct.Q4_1";
+
+fn chat_request(content: &str, max_tokens: usize) -> Value {
+    json!({
+        "model": LLM,
+        "messages": [{"role": "user", "content": content}],
+        "temperature": 0,
+        "max_tokens": max_tokens,
+    })
+}
+
+/// The bytes of a chat completion request.
+fn chat_bytes(request: &Value) -> Vec<u8> {
+    let body = request.to_string();
+    format!(
+        "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .into_bytes()
+}
+
+/// A generation lives as long as its request: a client that hangs up, a request that times
+/// out and a server shutting down each end theirs. Otherwise abandoned generations hold the
+/// 4 slots (later requests wait, then time out) and SIGTERM waits for them past --grace-s.
+#[test]
+fn generations_end_with_their_requests() {
+    let Some(model) = common::llm_model() else {
+        return;
+    };
+    let scratch = Scratch::new("serve-cancel");
+    let server = start(&scratch, &[&model, "--timeout-ms", "4000"]);
+    let endless = chat_bytes(&chat_request(ENDLESS, 4096));
+    // More clients than slots hang up while their replies are generated.
+    for _ in 0..5 {
+        let mut socket = TcpStream::connect(&server.addr).unwrap();
+        socket.write_all(&endless).unwrap();
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    // As many as there are slots time out.
+    let timed_out: Vec<Reply> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..4)
+            .map(|_| s.spawn(|| raw(&server.addr, &endless).unwrap()))
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    for reply in &timed_out {
+        assert_eq!(
+            (reply.status, reply.error_code().as_str()),
+            (503, "timeout"),
+            "{}",
+            reply.text()
+        );
+    }
+    // The slots are free: a short request is answered within the timeout.
+    let reply = server.post("/v1/chat/completions", &chat_request("Hi", 4));
+    assert_eq!(reply.status, 200, "{}", reply.text());
+
+    // SIGTERM with generations in flight, whole and streamed: after the grace period the
+    // process ends.
+    let scratch = Scratch::new("serve-cancel-stop");
+    let server = start(&scratch, &[&model, "--grace-s", "1"]);
+    let mut streamed = chat_request(ENDLESS, 4096);
+    streamed["stream"] = json!(true);
+    let in_flight: Vec<_> = [endless.clone(), chat_bytes(&streamed)]
+        .into_iter()
+        .map(|bytes| {
+            let addr = server.addr.clone();
+            std::thread::spawn(move || {
+                let _ = raw(&addr, &bytes);
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(1500));
+    let log = server.log.clone();
+    let status = server.terminate(Duration::from_secs(20));
+    assert!(status.success(), "{status}");
+    let log = std::fs::read_to_string(log).unwrap();
+    assert!(
+        log.contains("shutdown_forced") && log.contains(r#""event":"stopped""#),
+        "{log}"
+    );
+    for client in in_flight {
+        client.join().unwrap();
+    }
+}
+
+/// What a chat completion cannot do is refused, naming the field; `ember chat` and the
+/// server refuse an empty stop string alike; a language model's v2 metadata says what it is.
+#[test]
+fn chat_refusals_name_what_is_wrong() {
+    let Some(model) = common::llm_model() else {
+        return;
+    };
+    let scratch = Scratch::new("serve-chat-refusals");
+    let server = start(&scratch, &[&model]);
+    let empty_stop = "a stop string must have 1 to 256 bytes, got 0";
+    let mut two = chat_request("Hi", 2);
+    two["n"] = json!(2);
+    let mut stop = chat_request("Hi", 2);
+    stop["stop"] = json!(["\n", ""]);
+    for (request, needle) in [
+        (
+            two,
+            "n: only one choice per request is generated (n = 1), not 2",
+        ),
+        (stop, empty_stop),
+    ] {
+        let reply = server.post("/v1/chat/completions", &request);
+        assert_eq!(
+            (reply.status, reply.error_code().as_str()),
+            (400, "invalid_input"),
+            "{request}: {}",
+            reply.text()
+        );
+        assert!(reply.text().contains(needle), "{}", reply.text());
+    }
+    let mut one = chat_request("Hi", 2);
+    one["n"] = json!(1);
+    assert_eq!(server.post("/v1/chat/completions", &one).status, 200);
+    common::fails_with(&["chat", "--model", &model, "--stop", ""], &[empty_stop]);
+    common::fails_with(
+        &["generate", "--model", &model, "--stop", "", "Hi"],
+        &[empty_stop],
+    );
+    let meta = server.get(&format!("/v2/models/{LLM}"));
+    assert_eq!(meta.status, 404);
+    let message = meta.json()["error"].as_str().unwrap().to_string();
+    assert!(
+        message.contains("is a language model: POST /v1/chat/completions")
+            && !message.contains("FAQ"),
+        "{message}"
+    );
+}
+
+/// A GGUF file without a chat template is not given one it was not trained on: chat is
+/// refused, by the server and by `ember chat` alike, and `ember generate` still works.
+#[test]
+fn a_model_without_a_chat_template_is_refused_chat() {
+    let Some(model) = common::llm_model() else {
+        return;
+    };
+    let scratch = Scratch::new("serve-no-template");
+    let mut bytes = std::fs::read(&model).unwrap();
+    // A same-length rename of the key keeps every offset in the file valid.
+    let key = b"tokenizer.chat_template";
+    let at = bytes.windows(key.len()).position(|w| w == key).unwrap();
+    bytes[at + key.len() - 1] = b'X';
+    let plain = scratch.write("plain.gguf", &bytes);
+    drop(bytes);
+    let server = start(&scratch, &[&plain]);
+    let mut request = chat_request("Hi", 2);
+    request["model"] = json!("plain");
+    let reply = server.post("/v1/chat/completions", &request);
+    assert_eq!(reply.status, 400, "{}", reply.text());
+    let needle = "the model's file has no chat template, so it cannot chat; `ember generate` still continues a prompt written out";
+    assert!(reply.text().contains(needle), "{}", reply.text());
+    let cli = common::command(&["chat", "--model", &plain])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    let err = common::stderr(&cli);
+    assert!(
+        !cli.status.success() && err.trim_end().ends_with(needle),
+        "{err}"
+    );
+    ok(&["generate", "--model", &plain, "--max-tokens", "2", "Hi"]);
 }

@@ -1,7 +1,8 @@
 //! OpenAI-compatible chat completions (`POST /v1/chat/completions`) for language models: the
 //! messages laid out in the model's chat template, the reply generated on a blocking thread,
 //! returned whole or, with `"stream": true`, as server-sent events of `chat.completion.chunk`
-//! objects ending with `data: [DONE]`, as the `openai` client reads them.
+//! objects ending with `data: [DONE]`, as the `openai` client reads them. A request that goes
+//! away (hung up, timed out) ends its generation.
 
 use std::convert::Infallible;
 use std::pin::Pin;
@@ -21,17 +22,13 @@ use serde_json::{json, Value};
 use tokio::sync::mpsc;
 
 use crate::error::{ApiError, ApiResult};
+use crate::generation::{self, Tie};
 use crate::request;
 use crate::server::AppState;
 use ember::SavedModel;
 
 /// The most tokens one reply may ask for.
 pub(crate) const MAX_TOKENS: usize = 4096;
-/// The longest stop string.
-const MAX_STOP_BYTES: usize = 256;
-/// Generations running at once, chat completions and FAQ replies together; more requests wait
-/// their turn (each holds a key–value cache and keeps cores busy).
-pub(crate) static GENERATIONS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(4);
 
 #[derive(Deserialize)]
 struct ChatMessage {
@@ -57,6 +54,9 @@ struct ChatRequest {
     stop: Option<Value>,
     #[serde(default)]
     stream: bool,
+    /// Choices to generate: only one is.
+    #[serde(default)]
+    n: Option<Value>,
 }
 
 /// What the request asks for, checked.
@@ -77,6 +77,15 @@ fn plan(state: &AppState, body: &[u8]) -> ApiResult<(Plan, bool)> {
             served.kind_name()
         )));
     };
+    match &request.n {
+        None | Some(Value::Null) => {}
+        Some(n) if n.as_u64() == Some(1) => {}
+        Some(n) => {
+            return Err(ApiError::invalid(format!(
+                "n: only one choice per request is generated (n = 1), not {n}"
+            )))
+        }
+    }
     if request.messages.is_empty() {
         return Err(ApiError::invalid("messages: the conversation is empty"));
     }
@@ -126,16 +135,12 @@ fn plan(state: &AppState, body: &[u8]) -> ApiResult<(Plan, bool)> {
         seed: request.seed.unwrap_or(0),
         ..Sampling::default()
     };
-    sampling.check().map_err(ApiError::from_ember)?;
-    if let Some(long) = stop
-        .iter()
-        .find(|s| s.len() > MAX_STOP_BYTES || s.is_empty())
-    {
-        return Err(ApiError::invalid(format!(
-            "stop: each stop string has 1 to {MAX_STOP_BYTES} bytes, not {}",
-            long.len()
-        )));
-    }
+    let options = GenerateOptions {
+        max_tokens,
+        sampling,
+        stop,
+    };
+    options.check().map_err(ApiError::from_ember)?;
     let template = Template::of(model).map_err(ApiError::from_ember)?;
     let prompt = template
         .prompt(model, &messages)
@@ -152,11 +157,7 @@ fn plan(state: &AppState, body: &[u8]) -> ApiResult<(Plan, bool)> {
             model: model.clone(),
             name: served.name.clone(),
             prompt,
-            options: GenerateOptions {
-                max_tokens,
-                sampling,
-                stop,
-            },
+            options,
         },
         request.stream,
     ))
@@ -187,10 +188,6 @@ pub async fn completions(
     let (plan, stream) = tokio::task::spawn_blocking(move || plan(&state, &body))
         .await
         .map_err(|e| ApiError::internal(e.to_string()))??;
-    let permit = GENERATIONS
-        .acquire()
-        .await
-        .map_err(|e| ApiError::internal(e.to_string()))?;
     let (id, created) = (completion_id(), now());
     if !stream {
         let Plan {
@@ -199,14 +196,12 @@ pub async fn completions(
             prompt,
             options,
         } = plan;
-        let g = tokio::task::spawn_blocking(move || {
-            let _permit = permit;
+        let g = generation::run(move |cancel| {
             generate(&model, &mut model.llama.cache(), &prompt, &options, |_| {
-                Ok(())
+                cancel.check()
             })
         })
-        .await
-        .map_err(|e| ApiError::internal(e.to_string()))?
+        .await?
         .map_err(ApiError::from_ember)?;
         let completion = g.tokens.len();
         return Ok(Json(json!({
@@ -241,8 +236,7 @@ pub async fn completions(
             .to_string()
         }
     };
-    tokio::task::spawn_blocking(move || {
-        let _permit = permit;
+    let (_, tie) = generation::start(move |cancel| {
         let Plan {
             model,
             prompt,
@@ -259,6 +253,7 @@ pub async fn completions(
             &prompt,
             &options,
             |text| {
+                cancel.check()?;
                 // A client that hung up ends the generation.
                 sender
                     .blocking_send(chunk(json!({"content": text}), Value::Null))
@@ -272,18 +267,27 @@ pub async fn completions(
         };
         let _ = sender.blocking_send(last);
         let _ = sender.blocking_send("[DONE]".to_string());
-    });
-    Ok(Sse::new(Events(receiver)).into_response())
+    })
+    .await?;
+    Ok(Sse::new(Events {
+        chunks: receiver,
+        _generation: tie,
+    })
+    .into_response())
 }
 
-/// The generated chunks as server-sent events.
-struct Events(mpsc::Receiver<String>);
+/// The generated chunks as server-sent events; the generation is tied to them.
+struct Events {
+    chunks: mpsc::Receiver<String>,
+    /// Dropped with the response body (the client hung up, the server shut down).
+    _generation: Tie,
+}
 
 impl futures_core::Stream for Events {
     type Item = Result<Event, Infallible>;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        self.0
+        self.chunks
             .poll_recv(cx)
             .map(|m| m.map(|data| Ok(Event::default().data(data))))
     }

@@ -14,8 +14,9 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::batch::Rows;
-use crate::chat::{GENERATIONS, MAX_TOKENS};
+use crate::chat::MAX_TOKENS;
 use crate::error::{ApiError, ApiResult};
+use crate::generation;
 use crate::request;
 use crate::server::AppState;
 use ember::SavedModel;
@@ -78,24 +79,18 @@ pub async fn ask(
         .map_err(ApiError::from_ember)?;
         return Ok(Json(json!({ "answers": answer.entries })));
     };
-    let permit = GENERATIONS
-        .acquire()
-        .await
-        .map_err(|e| ApiError::internal(e.to_string()))?;
     let (index, min_score) = (index.clone(), options.min_score);
-    let answer = tokio::task::spawn_blocking(move || {
-        let _permit = permit;
+    let answer = generation::run(move |cancel| {
         faq::ask(
             &index,
             &request.query,
             query.data(),
             Some(&model),
             &options,
-            |_| Ok(()),
+            |_| cancel.check(),
         )
     })
-    .await
-    .map_err(|e| ApiError::internal(e.to_string()))?
+    .await?
     .map_err(ApiError::from_ember)?;
     Ok(Json(match answer.reply {
         Some(Reply::Generated(g)) => json!({

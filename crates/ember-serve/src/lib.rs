@@ -7,6 +7,7 @@ mod batch;
 mod chat;
 mod error;
 mod faq;
+mod generation;
 mod log;
 mod metrics;
 mod openai;

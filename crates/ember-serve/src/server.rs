@@ -1,11 +1,11 @@
-//! The HTTP server: routes, the guard every request passes (auth, timeout, JSON errors,
-//! metrics, the request log), the connection loop (slow-header timeout, graceful shutdown on
-//! SIGTERM or Ctrl-C) and the thread that reloads changed model files.
+//! The HTTP server: routes, the guard every request passes (auth, body size, timeout, JSON
+//! errors, metrics, the request log), the connection loop (slow-header timeout, graceful
+//! shutdown on SIGTERM or Ctrl-C) and the thread that reloads changed model files.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
@@ -14,10 +14,12 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
+use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
+use tower::ServiceExt as _;
 
 use crate::batch::BatchLimits;
 use crate::error::{as_v2_error, ApiError, ApiResult, ErrorCode};
@@ -77,6 +79,7 @@ pub struct AppState {
     max_instances: usize,
     api_key: Option<String>,
     request_timeout: Duration,
+    max_body_bytes: usize,
 }
 
 impl AppState {
@@ -131,6 +134,12 @@ async fn guard(State(state): State<Arc<AppState>>, request: Request, next: Next)
         .extensions()
         .get::<MatchedPath>()
         .map_or("unmatched".to_string(), |m| m.as_str().to_string());
+    let too_large = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
+        .filter(|&n| n > state.max_body_bytes as u64);
     let response = if !is_open(&path) && !authorized(&state.api_key, request.headers()) {
         let mut response = ApiError::new(
             StatusCode::UNAUTHORIZED,
@@ -142,6 +151,18 @@ async fn guard(State(state): State<Arc<AppState>>, request: Request, next: Next)
             .headers_mut()
             .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         response
+    } else if let Some(declared) = too_large {
+        // Refused before a byte of the body is read (a body that has no length declared
+        // fails as soon as it passes the limit, by `DefaultBodyLimit`).
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "body_too_large",
+            format!(
+                "the body declares {declared} bytes; at most {} (--max-body-bytes)",
+                state.max_body_bytes
+            ),
+        )
+        .into_response()
     } else {
         match tokio::time::timeout(state.request_timeout, next.run(request)).await {
             Ok(response) => as_json_error(response),
@@ -274,6 +295,16 @@ pub fn serve(
     options: ServeOptions,
     on_listening: impl FnOnce(SocketAddr, &[(String, &'static str, PathBuf)]),
 ) -> ember::Result<()> {
+    if options
+        .api_key
+        .as_ref()
+        .is_some_and(|k| k.trim().is_empty())
+    {
+        // An empty key would mean no key: say so rather than serve without one.
+        return Err(ember::Error::invalid(
+            "the API key (--api-key or EMBER_API_KEY) is empty; give a key, or leave both unset to serve without one",
+        ));
+    }
     let limits = BatchLimits {
         max_batch: options.max_batch.max(1),
         max_wait: options.max_wait,
@@ -283,8 +314,9 @@ pub fn serve(
     let state = Arc::new(AppState {
         registry: registry.clone(),
         max_instances: options.max_instances,
-        api_key: options.api_key.clone().filter(|k| !k.is_empty()),
+        api_key: options.api_key.clone(),
         request_timeout: options.request_timeout,
+        max_body_bytes: options.max_body_bytes,
     });
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(std::thread::available_parallelism().map_or(2, |n| n.get().min(4)))
@@ -305,14 +337,14 @@ pub fn serve(
         .local_addr()
         .map_err(|e| ember::Error::invalid(format!("cannot listen on {address}: {e}")))?;
 
-    let stop = Arc::new(AtomicBool::new(false));
+    // The reload thread stops as soon as `stop` is dropped, not at its next check.
+    let (stop, stopped) = mpsc::channel::<()>();
     let reloader = {
-        let (stop, registry, interval) = (stop.clone(), registry.clone(), options.reload_interval);
+        let (registry, interval) = (registry.clone(), options.reload_interval);
         std::thread::Builder::new()
             .name("reload".into())
             .spawn(move || {
-                while !stop.load(Ordering::Relaxed) {
-                    std::thread::sleep(interval);
+                while let Err(mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(interval) {
                     registry.reload_changed();
                 }
             })
@@ -325,11 +357,22 @@ pub fn serve(
         .map(|m| (m.name.clone(), m.kind_name(), m.source.clone()))
         .collect();
     on_listening(local, &models);
-    log::event("listening", &[("address", &local.to_string())]);
+    let auth = match options.api_key {
+        Some(_) => "bearer key",
+        None => "none",
+    };
+    log::event(
+        "listening",
+        &[("address", &local.to_string()), ("auth", auth)],
+    );
     let app = router(state, options.max_body_bytes);
     runtime.block_on(accept_until_shutdown(listener, app, &options));
-    stop.store(true, Ordering::Relaxed);
+    drop(stop);
     let _ = reloader.join();
+    // Drops every task left after the grace period, and with them their requests, which
+    // cancels their generations; a blocking thread still busy (a long prompt is run without
+    // a check) is not waited for longer than this.
+    runtime.shutdown_timeout(Duration::from_secs(2));
     log::event("stopped", &[]);
     Ok(())
 }
@@ -354,7 +397,15 @@ async fn accept_until_shutdown(
                     }
                 };
                 let _ = stream.set_nodelay(true);
-                let service = TowerToHyperService::new(app.clone());
+                // Whether a request's headers have come on this connection.
+                let requested = Arc::new(AtomicBool::new(false));
+                let service = {
+                    let requested = requested.clone();
+                    TowerToHyperService::new(app.clone().map_request(move |r: Request<Incoming>| {
+                        requested.store(true, Ordering::Relaxed);
+                        r
+                    }))
+                };
                 let mut builder = auto::Builder::new(TokioExecutor::new());
                 builder
                     .http1()
@@ -365,8 +416,18 @@ async fn accept_until_shutdown(
                     .serve_connection(TokioIo::new(stream), service)
                     .into_owned();
                 let watched = graceful.watch(connection);
+                let header_timeout = options.header_timeout;
                 tokio::spawn(async move {
-                    let _ = watched.await;
+                    // hyper times out an HTTP/1 request's headers, but not a connection
+                    // silent from the start, nor one that speaks HTTP/2 and sends no
+                    // request: until its first request, a connection has the header
+                    // timeout to live.
+                    let mut watched = std::pin::pin!(watched);
+                    if tokio::time::timeout(header_timeout, watched.as_mut()).await.is_err()
+                        && requested.load(Ordering::Relaxed)
+                    {
+                        let _ = watched.await;
+                    }
                 });
             }
             _ = &mut shutdown => break,

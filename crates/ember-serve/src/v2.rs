@@ -71,13 +71,14 @@ fn io_meta(served: &Served) -> ApiResult<(Value, Value)> {
         ));
     }
     let model = served.network().ok_or_else(|| {
-        ApiError::not_found(
-            "not_a_tensor_model",
-            format!(
-                "'{0}' is a FAQ index: POST /v1/faq/{0}/ask answers its questions",
-                served.name
+        let name = &served.name;
+        let what = match &served.model {
+            SavedModel::Language(_) => format!(
+                "a language model: POST /v1/chat/completions with {{\"model\": \"{name}\", \"messages\": …}} answers it"
             ),
-        )
+            _ => format!("a FAQ index: POST /v1/faq/{name}/ask answers its questions"),
+        };
+        ApiError::not_found("not_a_tensor_model", format!("'{name}' is {what}"))
     })?;
     let input = &model.inputs()[0];
     let output = model.output_names().first().cloned().unwrap_or_default();

@@ -37,7 +37,7 @@ pub struct SamplingArgs {
     /// Random seed: the same seed gives the same text.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
-    /// Stop before this text (repeatable); it is not written.
+    /// Stop before this text (repeatable, 1 to 256 bytes); it is not written.
     #[arg(long, value_name = "TEXT")]
     pub stop: Vec<String>,
 }
@@ -54,12 +54,14 @@ impl SamplingArgs {
             seed: self.seed,
             ..Sampling::default()
         };
-        sampling.check()?;
-        Ok(GenerateOptions {
+        let options = GenerateOptions {
             max_tokens: self.max_tokens as usize,
             sampling,
             stop: self.stop.clone(),
-        })
+        };
+        // Checked before the model loads.
+        options.check()?;
+        Ok(options)
     }
 }
 

@@ -63,12 +63,13 @@ pub enum Template {
 }
 
 impl Template {
-    /// The layout of the model's template (ChatML when the file has none).
+    /// The layout of the model's template; a file without one is refused rather than given
+    /// a layout it was not trained on.
     pub fn of(model: &LanguageModel) -> Result<Template> {
         let Some(t) = &model.vocab.chat_template else {
-            return Ok(Template::ChatMl {
-                default_system: None,
-            });
+            return Err(Error::invalid(
+                "the model's file has no chat template, so it cannot chat; `ember generate` still continues a prompt written out",
+            ));
         };
         if t.contains("<|im_start|>") {
             // SmolLM2's and Qwen2.5's templates write a default system message, as a quoted

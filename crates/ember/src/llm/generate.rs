@@ -11,6 +11,8 @@ use crate::llm::LanguageModel;
 
 /// Prompt tokens run through the model at once.
 pub const PROMPT_BATCH: usize = 512;
+/// The longest stop string, in bytes.
+pub const MAX_STOP_BYTES: usize = 256;
 
 /// What to generate.
 #[derive(Clone, Debug, PartialEq)]
@@ -19,6 +21,25 @@ pub struct GenerateOptions {
     pub sampling: Sampling,
     /// Generation stops before the first of these; the stop string is not part of the text.
     pub stop: Vec<String>,
+}
+
+impl GenerateOptions {
+    /// Whether the options can run: the sampling settings, and stop strings of 1 to
+    /// [`MAX_STOP_BYTES`] bytes (an empty one would end every generation before its text).
+    pub fn check(&self) -> Result<()> {
+        self.sampling.check()?;
+        if let Some(bad) = self
+            .stop
+            .iter()
+            .find(|s| s.is_empty() || s.len() > MAX_STOP_BYTES)
+        {
+            return Err(Error::invalid(format!(
+                "a stop string must have 1 to {MAX_STOP_BYTES} bytes, got {}",
+                bad.len()
+            )));
+        }
+        Ok(())
+    }
 }
 
 impl Default for GenerateOptions {
@@ -40,6 +61,8 @@ pub enum Finish {
     Stop,
     /// `max_tokens` were written.
     Length,
+    /// The model's context window is full.
+    Context,
 }
 
 impl Finish {
@@ -47,7 +70,8 @@ impl Finish {
     pub fn reason(self) -> &'static str {
         match self {
             Finish::End | Finish::Stop => "stop",
-            Finish::Length => "length",
+            // OpenAI has no reason of its own for a full context.
+            Finish::Length | Finish::Context => "length",
         }
     }
 }
@@ -87,6 +111,7 @@ pub fn generate_after(
     options: &GenerateOptions,
     mut on_text: impl FnMut(&str) -> Result<()>,
 ) -> Result<Generation> {
+    options.check()?;
     if prompt.is_empty() {
         return Err(Error::invalid("the prompt is empty"));
     }
@@ -131,7 +156,7 @@ pub fn generate_after(
             break Finish::Stop;
         }
         if cache.len() + 1 > context {
-            break Finish::Length;
+            break Finish::Context;
         }
         logits = model.llama.forward(&[next], cache, Logits::Last)?;
     };
@@ -206,7 +231,6 @@ impl<'a> TextStream<'a> {
         if let Some(at) = self
             .stop
             .iter()
-            .filter(|s| !s.is_empty())
             .filter_map(|s| self.held.find(s.as_str()))
             .min()
         {

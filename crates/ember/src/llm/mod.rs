@@ -280,6 +280,80 @@ pub(crate) mod tests {
         assert!(generate(&m, &mut m.llama.cache(), &long, &options, |_| Ok(())).is_err());
     }
 
+    /// A generation the context window ends says so, not that `max_tokens` ended it.
+    #[test]
+    fn a_full_context_is_its_own_finish() {
+        let m = LanguageModel::from_bytes(&tiny_gguf(), Path::new("tiny.gguf")).unwrap();
+        let options = GenerateOptions {
+            max_tokens: 1000,
+            sampling: Sampling::greedy(),
+            stop: vec![],
+        };
+        let g = generate(&m, &mut m.llama.cache(), &[104; 60], &options, |_| Ok(())).unwrap();
+        assert_eq!((g.finish, g.tokens.len()), (Finish::Context, 5), "{g:?}");
+        assert_eq!(g.finish.reason(), "length", "OpenAI's name");
+        let line = crate::report::timing_text(&g);
+        assert!(
+            line.ends_with("finished by the model's full context window"),
+            "{line}"
+        );
+        let short = GenerateOptions {
+            max_tokens: 3,
+            ..options
+        };
+        let g = generate(&m, &mut m.llama.cache(), &[104; 10], &short, |_| Ok(())).unwrap();
+        assert_eq!(g.finish, Finish::Length);
+    }
+
+    /// An empty stop string would end every generation before its text: refused, as a
+    /// stop string longer than the limit is.
+    #[test]
+    fn stop_strings_have_one_to_max_bytes() {
+        let m = LanguageModel::from_bytes(&tiny_gguf(), Path::new("tiny.gguf")).unwrap();
+        let with_stop = |stop: &str| GenerateOptions {
+            max_tokens: 2,
+            sampling: Sampling::greedy(),
+            stop: vec!["x".into(), stop.into()],
+        };
+        let run = |o: &GenerateOptions| generate(&m, &mut m.llama.cache(), &[104], o, |_| Ok(()));
+        for (stop, len) in [("", 0), (&*"s".repeat(257), 257)] {
+            let e = with_stop(stop).check().unwrap_err().to_string();
+            assert!(
+                e.contains(&format!(
+                    "a stop string must have 1 to 256 bytes, got {len}"
+                )),
+                "{e}"
+            );
+            assert_eq!(run(&with_stop(stop)).unwrap_err().to_string(), e);
+        }
+        assert!(with_stop(&"s".repeat(256)).check().is_ok());
+        assert!(run(&with_stop("y")).is_ok());
+    }
+
+    /// A file without a chat template cannot chat (no layout is guessed for it); raw
+    /// generation still works.
+    #[test]
+    fn a_model_without_a_chat_template_refuses_to_chat() {
+        let mut bytes = tiny_gguf();
+        let key = b"tokenizer.chat_template";
+        let at = bytes.windows(key.len()).position(|w| w == key).unwrap();
+        bytes[at + key.len() - 1] = b'X';
+        let m = LanguageModel::from_bytes(&bytes, Path::new("plain.gguf")).unwrap();
+        assert_eq!(m.vocab.chat_template, None);
+        let e = Template::of(&m).unwrap_err().to_string();
+        assert!(
+            e.contains("no chat template") && e.contains("`ember generate` still"),
+            "{e}"
+        );
+        assert_eq!(Chat::new(&m, None).err().unwrap().to_string(), e);
+        let options = GenerateOptions {
+            max_tokens: 2,
+            sampling: Sampling::greedy(),
+            stop: vec![],
+        };
+        assert!(generate(&m, &mut m.llama.cache(), &[104], &options, |_| Ok(())).is_ok());
+    }
+
     /// Truncated and corrupted copies of a real (tiny) model file give errors naming the file.
     #[test]
     fn damaged_model_files_are_errors() {

@@ -42,6 +42,7 @@ pub fn timing_text(g: &Generation) -> String {
             Finish::End => "the end token",
             Finish::Stop => "a stop string",
             Finish::Length => "--max-tokens",
+            Finish::Context => "the model's full context window",
         }
     )
 }
