@@ -343,6 +343,65 @@ fn table_rows_are_explained_per_column_and_columns_by_permutation() {
         "{}",
         stdout(&o)
     );
+    // scikit-learn's scorers by name: the drop in ROC AUC, which Sex still leads.
+    let v = json(&[
+        "explain",
+        &model,
+        "--method",
+        "permutation",
+        "--csv",
+        &titanic,
+        "--repeats",
+        "2",
+        "--scoring",
+        "roc_auc",
+        "--json",
+    ]);
+    assert_eq!(v["scoring"], "roc_auc", "{v}");
+    assert!(v["baseline"].as_f64().unwrap() > 0.8, "{v}");
+    let top = v["importances"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .max_by(|a, b| {
+            a["mean"]
+                .as_f64()
+                .unwrap()
+                .total_cmp(&b["mean"].as_f64().unwrap())
+        })
+        .unwrap()
+        .clone();
+    assert_eq!(top["column"], "Sex", "{v}");
+    fails_with(
+        &[
+            "explain",
+            &model,
+            "--method",
+            "permutation",
+            "--csv",
+            &titanic,
+            "--scoring",
+            "r2",
+        ],
+        &["scoring 'r2' is for regressions"],
+    );
+    fails_with(
+        &[
+            "explain",
+            &model,
+            "--method",
+            "permutation",
+            "--csv",
+            &titanic,
+            "--scoring",
+            "auc",
+        ],
+        &["unknown scoring 'auc'", "roc_auc"],
+    );
+    fails_with(
+        &["explain", &model, &rows, "--scoring", "roc_auc"],
+        &["--scoring is for --method permutation"],
+    );
     fails_with(
         &["explain", &model, "--method", "permutation"],
         &["--csv FILE"],

@@ -345,7 +345,7 @@ fn titanic_importances_put_sex_class_and_age_on_top_and_attributions_add_up() {
         let (model, _) =
             TabularModel::fit(&table, &train, task, &options, Verbosity::Silent).unwrap();
         let importances =
-            ember::explain::permutation_importance(&model, &table, &test, 10, 0).unwrap();
+            ember::explain::permutation_importance(&model, &table, &test, 10, 0, None).unwrap();
         assert_eq!(importances.columns.len(), table.names.len() - 1);
         assert_eq!(importances.rows, test.len());
         // Columns the model does not read (the name, the ticket) are worth exactly nothing.

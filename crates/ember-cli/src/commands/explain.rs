@@ -60,6 +60,12 @@ pub struct ExplainArgs {
     /// Permutation importance: shuffles per column.
     #[arg(long, default_value_t = ExplainOptions::REPEATS)]
     repeats: usize,
+    /// Permutation importance: the score whose drop is measured, by scikit-learn's name
+    /// (accuracy, balanced_accuracy, roc_auc, f1, f1_macro, precision, recall, neg_log_loss;
+    /// r2, neg_root_mean_squared_error, neg_mean_absolute_error, neg_mean_squared_error).
+    /// Default: accuracy, or r2 for a regression.
+    #[arg(long, value_name = "NAME")]
+    scoring: Option<String>,
     /// Threads for the numeric kernels (default: EMBER_NUM_THREADS, else all cores).
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
     threads: Option<u64>,
@@ -98,6 +104,7 @@ impl ExplainArgs {
             layer: self.layer.clone(),
             csv: self.csv.clone(),
             repeats: self.repeats,
+            scoring: self.scoring.clone(),
             csv_options: self.csv_options.options(),
         })
     }

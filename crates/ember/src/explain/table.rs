@@ -6,6 +6,7 @@
 use crate::data::preprocess::{Feature, Target};
 use crate::data::table::Table;
 use crate::error::{Error, Result};
+use crate::metrics::{Predictions, Scoring};
 use crate::tabular::{TabularModel, Task};
 use crate::tensor::mt19937::RandomState;
 use crate::tensor::{stats, Tensor};
@@ -34,7 +35,8 @@ pub struct ColumnImportance {
 /// What permutation importance measured, over which rows.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Importances {
-    /// "accuracy" for a classifier, "r2" for a regression.
+    /// scikit-learn's name of the scorer: by default "accuracy" for a classifier, "r2" for
+    /// a regression.
     pub scorer: &'static str,
     /// The score on the unshuffled rows.
     pub baseline: f64,
@@ -47,7 +49,8 @@ pub struct Importances {
 
 /// Permutation importance (Breiman, 2001) exactly as scikit-learn's
 /// `permutation_importance(model, X, y, n_repeats=repeats, random_state=seed)` computes it:
-/// the scorer is accuracy (classifiers) or R² (regressions, in the target's units); one seed
+/// the scorer is `scoring` (scikit-learn's names), by default accuracy (classifiers) or R²
+/// (regressions, in the target's units); one seed
 /// is drawn from `seed`, each column starts a `RandomState` from it and shuffles the row
 /// order `repeats` times in place, each time moving the column's current values by it. A
 /// column the model does not use has importance 0. `rows` are the held-out rows; those whose
@@ -58,7 +61,12 @@ pub fn permutation_importance(
     rows: &[usize],
     repeats: usize,
     seed: u32,
+    scoring: Option<Scoring>,
 ) -> Result<Importances> {
+    let scoring = scoring.unwrap_or(match model.task {
+        Task::Regression => Scoring::R2,
+        _ => Scoring::Accuracy,
+    });
     if repeats == 0 || repeats > 10_000 {
         return Err(Error::invalid(format!(
             "permutation importance takes 1 to 10000 repeats, got {repeats}"
@@ -85,7 +93,7 @@ pub fn permutation_importance(
     let x = model.preprocessor.transform(table, &rows)?;
     let y = model.preprocessor.targets(table, &rows)?;
     let score =
-        |x: &Tensor| -> Result<f64> { Ok(scorer(model, &model.model.predict(x, 256)?, &y)) };
+        |x: &Tensor| -> Result<f64> { scorer(model, scoring, &model.model.predict(x, 256)?, &y) };
     let baseline = score(&x)?;
     let spans = feature_spans(model);
     let column_seed = RandomState::new(seed).randint_i32();
@@ -126,11 +134,7 @@ pub fn permutation_importance(
         });
     }
     Ok(Importances {
-        scorer: if model.task == Task::Regression {
-            "r2"
-        } else {
-            "accuracy"
-        },
+        scorer: scoring.name(),
         baseline,
         rows: rows.len(),
         missing_target,
@@ -266,10 +270,9 @@ fn target_column(model: &TabularModel) -> &str {
     model.preprocessor.target.column()
 }
 
-/// Accuracy of class predictions, or R² of values in the target's units.
-fn scorer(model: &TabularModel, out: &Tensor, y: &Tensor) -> f64 {
-    let width = out.row_len().max(1);
-    let rows = y.rows();
+/// `scoring` of the model's outputs `out` against the targets `y`: class probabilities
+/// against class indices, or values in the target's units.
+fn scorer(model: &TabularModel, scoring: Scoring, out: &Tensor, y: &Tensor) -> Result<f64> {
     match model.task {
         Task::Regression => {
             let log = matches!(
@@ -286,23 +289,18 @@ fn scorer(model: &TabularModel, out: &Tensor, y: &Tensor) -> f64 {
             };
             let truth: Vec<f64> = y.data().iter().map(|&v| value(v)).collect();
             let predicted: Vec<f64> = out.data().iter().map(|&v| value(v)).collect();
-            crate::metrics::regression_scores(&predicted, &truth).r2
+            scoring.score(&Predictions::Values {
+                predicted: &predicted,
+                truth: &truth,
+            })
         }
         _ => {
-            let correct = out
-                .data()
-                .chunks(width)
-                .zip(y.data())
-                .filter(|(row, &t)| {
-                    let predicted = if width == 1 {
-                        (row[0] > 0.5) as usize
-                    } else {
-                        crate::tensor::argmax(row)
-                    };
-                    predicted == t as usize
-                })
-                .count();
-            correct as f64 / rows as f64
+            let truth: Vec<usize> = y.data().iter().map(|&t| t as usize).collect();
+            scoring.score(&Predictions::Classes {
+                probabilities: out.data(),
+                width: out.row_len().max(1),
+                truth: &truth,
+            })
         }
     }
 }

@@ -50,6 +50,9 @@ pub struct ExplainOptions {
     pub csv: Option<PathBuf>,
     /// Permutation importance's shuffles per column.
     pub repeats: usize,
+    /// Permutation importance's scorer, by scikit-learn's name (default: accuracy for a
+    /// classifier, r2 for a regression).
+    pub scoring: Option<String>,
     /// How to read a table model's CSV inputs: their own options, not the training file's
     /// (default: delimiter and header detected, no lines skipped).
     pub csv_options: CsvOptions,
@@ -78,6 +81,7 @@ impl ExplainOptions {
             blur_sigma: None,
             samples: None,
             noise: Self::NOISE,
+            scoring: None,
             seed: 0,
             layer: None,
             csv: None,
@@ -132,6 +136,9 @@ pub fn explain(
     }
     if args.csv.is_some() {
         return Err(Error::invalid("--csv is for --method permutation"));
+    }
+    if args.scoring.is_some() {
+        return Err(Error::invalid("--scoring is for --method permutation"));
     }
     if args.inputs.is_empty() {
         return Err(Error::invalid("give the inputs to explain"));
@@ -598,8 +605,19 @@ fn permutation(
     model.name_columns(&mut table)?;
     on_event(ExplainEvent::Read(&table));
     let rows: Vec<usize> = (0..table.rows()).collect();
-    let imp =
-        crate::explain::permutation_importance(model, &table, &rows, args.repeats, args.seed)?;
+    let scoring = args
+        .scoring
+        .as_deref()
+        .map(crate::metrics::Scoring::from_name)
+        .transpose()?;
+    let imp = crate::explain::permutation_importance(
+        model,
+        &table,
+        &rows,
+        args.repeats,
+        args.seed,
+        scoring,
+    )?;
     if !imp.missing_target.is_empty() {
         on_event(ExplainEvent::MissingTarget(&imp.missing_target));
     }
@@ -626,7 +644,12 @@ fn permutation(
             .iter()
             .map(|c| json!({"column": c.column, "mean": c.mean, "std": c.std}))
             .collect();
-        return json_text(&json!({ "importances": importances }));
+        return json_text(&json!({
+            "scoring": imp.scorer,
+            "baseline": imp.baseline,
+            "rows": imp.rows,
+            "importances": importances,
+        }));
     }
     let mut out = format!(
         "Permutation importance on {} rows of {} ({}: {:.4}, {} repeats, seed {}):\n",

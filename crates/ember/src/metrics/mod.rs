@@ -1,15 +1,18 @@
 //! Metrics: accuracy in its three Keras flavours, running means over an epoch, and the
-//! classification report (confusion matrix, precision / recall / F1, top-k accuracy).
+//! classification report (confusion matrix, precision / recall / F1, top-k accuracy);
+//! scikit-learn's scorers by name (scoring.rs).
 
 mod classification;
 pub mod ranking;
 mod scores;
+mod scoring;
 
 pub use classification::{
     top_k_accuracy, true_and_predicted, ClassScores, ClassificationReport, ConfusionMatrix,
 };
 pub use ranking::{ranking_at_k, MeanRanking, RankingMeans, RankingScores};
 pub use scores::{regression_scores, roc_auc, RegressionScores};
+pub use scoring::{Predictions, Scoring};
 
 use serde::{Deserialize, Serialize};
 
