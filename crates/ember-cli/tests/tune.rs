@@ -393,6 +393,45 @@ seed = 3
     // The best table model predicts raw rows like any saved table model.
     let predicted = ok(&["predict", &dir.file("study/best.safetensors"), &titanic]);
     assert!(predicted.lines().count() > 800, "{predicted}");
+    // scikit-learn's scorers are objectives too, measured on the validation rows and
+    // maximised: ROC AUC, here.
+    let auc_space = dir.write(
+        "auc.toml",
+        "[tune]\nalgorithm = \"random\"\nmax_trials = 2\nmax_epochs = 30\nseed = 3\nobjective = \"roc_auc\"\n\n[tune.space]\n\"hidden\" = { choice = [[16], [8]] }\n",
+    );
+    let out = ok(&[
+        "tune",
+        "--csv",
+        &titanic,
+        "--target",
+        "Survived",
+        "--exclude",
+        "PassengerId,Name,Ticket,Cabin",
+        "--space",
+        &auc_space,
+        "--output",
+        &dir.file("auc"),
+    ]);
+    assert!(figure(&out, "Best roc_auc:") > 0.8, "{out}");
+    // A binary-only scorer of a regression, or a regression scorer of classes, is refused.
+    let r2_space = dir.write(
+        "r2.toml",
+        "[tune]\nobjective = \"r2\"\n[tune.space]\n\"hidden\" = { choice = [[8]] }\n",
+    );
+    fails_with(
+        &[
+            "tune",
+            "--csv",
+            &titanic,
+            "--target",
+            "Survived",
+            "--space",
+            &r2_space,
+            "--output",
+            &dir.file("r2"),
+        ],
+        &["'r2' is not logged", "roc_auc"],
+    );
     // Table options the space does not know are errors naming them.
     let bad = dir.write(
         "bad.toml",

@@ -3,10 +3,10 @@
 //! standardised number, a missing-value flag, one-hot categories) to the columns they came
 //! from.
 
-use crate::data::preprocess::{Feature, Target};
+use crate::data::preprocess::Feature;
 use crate::data::table::Table;
 use crate::error::{Error, Result};
-use crate::metrics::{Predictions, Scoring};
+use crate::metrics::Scoring;
 use crate::tabular::{TabularModel, Task};
 use crate::tensor::mt19937::RandomState;
 use crate::tensor::{stats, Tensor};
@@ -270,37 +270,6 @@ fn target_column(model: &TabularModel) -> &str {
     model.preprocessor.target.column()
 }
 
-/// `scoring` of the model's outputs `out` against the targets `y`: class probabilities
-/// against class indices, or values in the target's units.
 fn scorer(model: &TabularModel, scoring: Scoring, out: &Tensor, y: &Tensor) -> Result<f64> {
-    match model.task {
-        Task::Regression => {
-            let log = matches!(
-                model.preprocessor.target,
-                Target::Regression { log: true, .. }
-            );
-            let value = |v: f32| {
-                let v = model.preprocessor.unscale(v);
-                if log {
-                    v.exp()
-                } else {
-                    v
-                }
-            };
-            let truth: Vec<f64> = y.data().iter().map(|&v| value(v)).collect();
-            let predicted: Vec<f64> = out.data().iter().map(|&v| value(v)).collect();
-            scoring.score(&Predictions::Values {
-                predicted: &predicted,
-                truth: &truth,
-            })
-        }
-        _ => {
-            let truth: Vec<usize> = y.data().iter().map(|&t| t as usize).collect();
-            scoring.score(&Predictions::Classes {
-                probabilities: out.data(),
-                width: out.row_len().max(1),
-                truth: &truth,
-            })
-        }
-    }
+    crate::tabular::score_outputs(&model.preprocessor, model.task, scoring, out, y)
 }

@@ -81,6 +81,18 @@ impl Scoring {
             })
     }
 
+    /// The scorers that fit a task: regression scorers, or classification scorers (those
+    /// for binary targets only when `binary`).
+    pub fn for_task(regression: bool, binary: bool) -> impl Iterator<Item = Scoring> {
+        NAMES.iter().map(|&(_, s)| s).filter(move |s| {
+            let binary_only = matches!(
+                s,
+                Scoring::RocAuc | Scoring::F1 | Scoring::Precision | Scoring::Recall
+            );
+            s.is_regression() == regression && (binary || !binary_only)
+        })
+    }
+
     /// scikit-learn's name of this scorer.
     pub fn name(self) -> &'static str {
         NAMES

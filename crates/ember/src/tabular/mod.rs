@@ -12,11 +12,15 @@ use crate::error::{Error, Result};
 use crate::metrics::{
     regression_scores, roc_auc, ClassificationReport, ConfusionMatrix, RegressionScores,
 };
-use crate::model::{FitOptions, History, Model, Sequential, Verbosity};
+use crate::metrics::{Predictions, Scoring};
+use crate::model::{
+    Callback, Control, EpochLog, FitOptions, History, Model, Sequential, Verbosity,
+};
 use crate::nn::{Dense, Dropout};
 use crate::optim::Adam;
 use crate::spec::{FitSpec, ModelSpec, TableSpec};
 use crate::tensor::activation::Activation;
+use crate::tensor::Tensor;
 use crate::{Loss, Metric};
 
 pub use crate::spec::table::{TabularOptions, Task};
@@ -246,6 +250,20 @@ impl TabularModel {
         options: &TabularOptions,
         verbose: Verbosity,
     ) -> Result<(TabularModel, History)> {
+        let (model, history, _) = Self::fit_scored(table, rows, task, options, verbose, None)?;
+        Ok((model, history))
+    }
+
+    /// [`fit`](Self::fit), and with `scoring` that scorer on the validation rows after each
+    /// epoch (an error when `options.validation_split` holds out none).
+    pub fn fit_scored(
+        table: &Table,
+        rows: &[usize],
+        task: Task,
+        options: &TabularOptions,
+        verbose: Verbosity,
+        scoring: Option<Scoring>,
+    ) -> Result<(TabularModel, History, Vec<f64>)> {
         let target = table.column(&options.target)?;
         if options.log_target && task != Task::Regression {
             return Err(Error::invalid("log_target applies to regression only"));
@@ -347,7 +365,31 @@ impl TabularModel {
             verbose,
             ..FitOptions::default()
         };
-        let history = model.fit_with_callbacks(&x, &y, &fit, &mut [&mut early])?;
+        let mut scored = match scoring {
+            Some(scoring) => {
+                let at = crate::model::split_point(x.rows(), options.validation_split)?;
+                if at == x.rows() {
+                    return Err(Error::invalid(format!(
+                        "scoring '{}' is measured on the validation rows: give validation_split above 0",
+                        scoring.name()
+                    )));
+                }
+                Some(ValidationScore {
+                    x: x.slice_rows(at, x.rows())?,
+                    y: y.slice_rows(at, y.rows())?,
+                    scoring,
+                    preprocessor: preprocessor.clone(),
+                    task,
+                    values: Vec::new(),
+                })
+            }
+            None => None,
+        };
+        let history = match &mut scored {
+            Some(scored) => model.fit_with_callbacks(&x, &y, &fit, &mut [&mut early, scored])?,
+            None => model.fit_with_callbacks(&x, &y, &fit, &mut [&mut early])?,
+        };
+        let values = scored.map(|s| s.values).unwrap_or_default();
         Ok((
             TabularModel {
                 model: model.into_model(),
@@ -358,6 +400,7 @@ impl TabularModel {
                 columns: table.names.clone(),
             },
             history,
+            values,
         ))
     }
 
@@ -471,6 +514,63 @@ impl TabularModel {
     }
 }
 
+/// `scoring` of a table model's outputs `out` against its targets `y`: class probabilities
+/// against class indices, or values in the target's units (unscaled, and exponentiated for
+/// a log target).
+pub fn score_outputs(
+    preprocessor: &Preprocessor,
+    task: Task,
+    scoring: Scoring,
+    out: &Tensor,
+    y: &Tensor,
+) -> Result<f64> {
+    match task {
+        Task::Regression => {
+            let log = matches!(preprocessor.target, Target::Regression { log: true, .. });
+            let value = |v: f32| {
+                let v = preprocessor.unscale(v);
+                if log {
+                    v.exp()
+                } else {
+                    v
+                }
+            };
+            let truth: Vec<f64> = y.data().iter().map(|&v| value(v)).collect();
+            let predicted: Vec<f64> = out.data().iter().map(|&v| value(v)).collect();
+            scoring.score(&Predictions::Values {
+                predicted: &predicted,
+                truth: &truth,
+            })
+        }
+        _ => {
+            let truth: Vec<usize> = y.data().iter().map(|&t| t as usize).collect();
+            scoring.score(&Predictions::Classes {
+                probabilities: out.data(),
+                width: out.row_len().max(1),
+                truth: &truth,
+            })
+        }
+    }
+}
+
+/// A scorer measured on the validation rows after each epoch.
+struct ValidationScore {
+    x: Tensor,
+    y: Tensor,
+    scoring: Scoring,
+    preprocessor: Preprocessor,
+    task: Task,
+    values: Vec<f64>,
+}
+
+impl Callback for ValidationScore {
+    fn on_epoch_end(&mut self, model: &mut Model, _log: &EpochLog) -> Result<Control> {
+        let out = model.predict(&self.x, 256)?;
+        let value = score_outputs(&self.preprocessor, self.task, self.scoring, &out, &self.y)?;
+        self.values.push(value);
+        Ok(Control::Continue)
+    }
+}
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -136,12 +136,15 @@ impl TuneSettings {
                 ),
             ));
         }
-        let direction = raw
-            .direction
-            .unwrap_or(match objective.contains("accuracy") {
+        let direction = raw.direction.unwrap_or(
+            // Accuracies and scikit-learn's scorers (losses negated) are better high.
+            match objective.contains("accuracy")
+                || crate::metrics::Scoring::from_name(&objective).is_ok()
+            {
                 true => Direction::Maximize,
                 false => Direction::Minimize,
-            });
+            },
+        );
         if !(1..=MAX_TRIALS).contains(&raw.max_trials) {
             return Err((
                 "tune.max_trials".into(),

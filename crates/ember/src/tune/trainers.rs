@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use super::search::Trainer;
 use crate::data::table::Table;
 use crate::error::{Error, Result};
+use crate::metrics::Scoring;
 use crate::model::{split_point, Callback, FitOptions, Model, Verbosity};
 use crate::spec::{CallbackConfig, DataSpec, Dataset, ModelSpec};
 use crate::tabular::{TabularModel, TabularOptions, TabularScores, Task};
@@ -182,12 +183,16 @@ pub struct TableTrial {
 }
 
 impl TableTrainer {
-    /// The metrics a table model logs.
+    /// The metrics a table model logs, then scikit-learn's scorers that fit its task
+    /// (measured on the validation rows after each epoch when one is the objective).
     pub fn logged(task: Task) -> Vec<&'static str> {
-        match task {
+        let mut logged = match task {
             Task::Regression => vec!["loss", "val_loss"],
             _ => vec!["loss", "accuracy", "val_loss", "val_accuracy"],
-        }
+        };
+        let scorers = Scoring::for_task(task == Task::Regression, task == Task::Binary);
+        logged.extend(scorers.map(Scoring::name));
+        logged
     }
 
     /// Held-out scores of a trained trial on the test rows.
@@ -226,16 +231,21 @@ impl Trainer for TableTrainer {
     fn train(&self, trial: &mut TableTrial, epochs: usize) -> Result<Vec<f64>> {
         let mut options = trial.options.clone();
         options.epochs = epochs;
-        let (mut model, history) = TabularModel::fit(
+        let scoring = Scoring::from_name(&self.objective).ok();
+        let (mut model, history, scored) = TabularModel::fit_scored(
             &self.table,
             &self.train_rows,
             self.task,
             &options,
             Verbosity::Silent,
+            scoring,
         )?;
         // Saved with the trial's options: its epochs are the budget, not this stretch's.
         model.options = trial.options.clone();
-        let mut values = history.metric(&self.objective);
+        let mut values = match scoring {
+            Some(_) => scored,
+            None => history.metric(&self.objective),
+        };
         if history.stopped_early {
             let losses = history.metric("val_loss");
             let best = (0..losses.len())
