@@ -14,6 +14,10 @@ use clap::{Parser, Subcommand};
     about = "Train, evaluate and benchmark neural networks"
 )]
 struct Cli {
+    /// No progress output: no bars while encoding, indexing, training, explaining or
+    /// reading a prompt, and no per-epoch lines (Keras's verbose 0). Any subcommand takes it.
+    #[arg(short, long, global = true)]
+    quiet: bool,
     #[command(subcommand)]
     command: Command,
 }
@@ -73,8 +77,12 @@ fn main() -> ExitCode {
         eprintln!("error: {err}");
         return ExitCode::FAILURE;
     }
+    ember::progress::set_enabled(!cli.quiet);
     let result = match cli.command {
-        Command::Train(args) => commands::train::run(*args),
+        Command::Train(mut args) => {
+            args.quiet = cli.quiet;
+            commands::train::run(*args)
+        }
         Command::Tune(args) => commands::tune::run(*args),
         Command::Cv(args) => commands::cv::run(args),
         Command::Data(args) => commands::data::run(args),

@@ -338,3 +338,54 @@ fn every_command_takes_threads_and_completions_are_printed() {
     let o = ember(&["completions", "cmd"]);
     assert!(!o.status.success() && stderr(&o).contains("possible values"));
 }
+
+/// Long jobs report their progress: a bar on a terminal, a closing line each with
+/// EMBER_PROGRESS=lines, nothing with -q (any subcommand takes it) or when piped.
+#[test]
+fn long_jobs_report_progress_unless_quiet_or_piped() {
+    let Some(encoder) = common::encoder_dir() else {
+        return;
+    };
+    let encoder = encoder.display().to_string();
+    let run = |args: &[&str], lines: bool| {
+        let mut command = common::command(args);
+        if lines {
+            command.env("EMBER_PROGRESS", "lines");
+        }
+        let out = command.output().unwrap();
+        assert!(out.status.success(), "{}", common::stderr(&out));
+        common::stderr(&out)
+    };
+    let embed = [
+        "embed",
+        "--encoder",
+        &encoder,
+        "a first text",
+        "a second one",
+    ];
+    let err = run(&embed, true);
+    assert!(err.contains("Encoding: 2/2 texts in "), "{err}");
+    assert!(!run(&embed, false).contains("Encoding"), "piped: no bar");
+    let quiet: Vec<&str> = embed.iter().copied().chain(["-q"]).collect();
+    assert!(!run(&quiet, true).contains("Encoding"), "-q: nothing");
+    let Some(data) = common::data_dir() else {
+        return;
+    };
+    let ratings = data.join("movielens-100k/u.data").display().to_string();
+    let dir = common::Scratch::new("progress");
+    let model = dir.file("mf.rec");
+    let err = run(
+        &[
+            "recommend",
+            "train",
+            "--ratings",
+            &ratings,
+            "--epochs",
+            "3",
+            "--output",
+            &model,
+        ],
+        true,
+    );
+    assert!(err.contains("Training: 3/3 epochs in "), "{err}");
+}

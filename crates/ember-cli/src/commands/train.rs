@@ -53,11 +53,11 @@ pub struct TrainArgs {
     learning_rate: Option<f32>,
     /// Keras's verbose: 0 silent, 1 a progress bar per epoch, 2 one line per epoch (default:
     /// a bar on a terminal, lines otherwise, for a model file; silent for a table).
-    #[arg(long, value_name = "0|1|2", value_parser = clap::value_parser!(u8).range(0..=2), conflicts_with = "quiet")]
+    #[arg(long, value_name = "0|1|2", value_parser = clap::value_parser!(u8).range(0..=2))]
     verbose: Option<u8>,
-    /// No per-epoch output (--verbose 0).
-    #[arg(long, short)]
-    quiet: bool,
+    /// `-q`, given to any subcommand (main.rs): no per-epoch output (--verbose 0).
+    #[arg(skip)]
+    pub quiet: bool,
     /// The fraction of the training rows held out for validation (Keras's validation_split:
     /// the last rows), instead of the model file's or the table model's.
     #[arg(long, value_name = "FRACTION")]
@@ -246,8 +246,13 @@ fn refuse_unused(args: &TrainArgs) -> ember::Result<()> {
     if (text_csv || text_dir) && args.report.is_some() {
         unused.push("--report");
     }
-    if (text_csv || text_dir) && (args.verbose.is_some() || args.quiet) {
-        unused.push(if args.quiet { "--quiet" } else { "--verbose" });
+    if args.quiet && args.verbose.is_some() {
+        return Err(ember::Error::invalid(
+            "--quiet and --verbose say different things: give one",
+        ));
+    }
+    if (text_csv || text_dir) && args.verbose.is_some() {
+        unused.push("--verbose");
     }
     if let Some(flag) = unused.first() {
         return Err(ember::Error::invalid(format!(

@@ -77,7 +77,10 @@ impl NetworkModel {
         options: &Options,
     ) -> Result<Vec<SampleExplanation>> {
         let mut out = Vec::new();
-        for input in &crate::saved::expand_folders(inputs)? {
+        let inputs = crate::saved::expand_folders(inputs)?;
+        let progress = crate::progress::Progress::new("Explaining", inputs.len(), "inputs");
+        for input in &inputs {
+            progress.advance(1);
             let bytes = crate::read::file(input, crate::read::Limit::INPUT)?;
             out.extend(self.explain_bytes(&bytes, input, model_path, options)?);
         }

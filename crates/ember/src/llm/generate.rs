@@ -130,9 +130,13 @@ pub fn generate_after(
     let mut sampler = Sampler::new(options.sampling.clone())?;
     let started = Instant::now();
     let mut logits = Vec::new();
+    let progress = crate::progress::Progress::new("Reading the prompt", prompt.len(), "tokens");
     for batch in prompt.chunks(PROMPT_BATCH) {
         logits = model.llama.forward(batch, cache, Logits::Last)?;
+        progress.advance(batch.len());
     }
+    // The bar ends before the reply is written.
+    drop(progress);
     let prompt_seconds = started.elapsed().as_secs_f64();
     let started = Instant::now();
     let mut history: Vec<u32> = cached.iter().chain(prompt).copied().collect();

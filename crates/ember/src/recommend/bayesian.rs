@@ -156,7 +156,10 @@ pub fn train_bpmf(data: &Interactions, config: &RecommendConfig, rng: &mut Rng) 
     let every = sweeps_kept.div_ceil(MAX_KEPT);
     let mut kept_users: Vec<Vec<f64>> = Vec::new();
     let mut kept_items: Vec<Vec<f64>> = Vec::new();
+    let progress =
+        crate::progress::Progress::new("Training", config.epochs.max(BURN_IN + 1), "epochs");
     for sweep in 0..config.epochs.max(BURN_IN + 1) {
+        progress.advance(1);
         let prior = sample_prior(&items, k, rng)?;
         sample_side(
             &by_item,

@@ -89,7 +89,9 @@ pub fn train_mf(data: &Interactions, config: &RecommendConfig, rng: &mut Rng) ->
     let mut order: Vec<u32> = Vec::new();
     let mut rows: Vec<(u32, u32, f32)> = Vec::new();
     let mut lr = config.lr;
+    let progress = crate::progress::Progress::new("Training", config.epochs, "epochs");
     for _ in 0..config.epochs {
+        progress.advance(1);
         let fresh;
         let triples = match &positives {
             Some(p) => {
@@ -155,7 +157,9 @@ pub fn train_svdpp(data: &Interactions, config: &RecommendConfig, rng: &mut Rng)
     let mut users: Vec<usize> = (0..ratings.len()).collect();
     let mut scratch = vec![0.0f32; 2 * k];
     let mut lr = config.lr;
+    let progress = crate::progress::Progress::new("Training", config.epochs, "epochs");
     for _ in 0..config.epochs {
+        progress.advance(1);
         if let Some(positives) = &positives {
             ratings = positives
                 .pointwise(config.negatives, rng)
@@ -258,7 +262,9 @@ pub fn train_als(data: &Interactions, config: &RecommendConfig, rng: &mut Rng) -
     for row in items.chunks_exact_mut(width) {
         row[k] = 0.0;
     }
+    let progress = crate::progress::Progress::new("Training", config.epochs, "epochs");
     for _ in 0..config.epochs {
+        progress.advance(1);
         als_half_step(&by_user, &mut users, &items, mean, k, config.reg)?;
         als_half_step(&by_item, &mut items, &users, mean, k, config.reg)?;
     }
@@ -327,7 +333,9 @@ fn train_implicit_als(
     }
     let mut users = vec![0.0f32; data.users.len() * k];
     let mut items = normal_init(rng, data.items.len() * k, config.init_std);
+    let progress = crate::progress::Progress::new("Training", config.epochs, "epochs");
     for _ in 0..config.epochs {
+        progress.advance(1);
         implicit_half_step(
             &by_user,
             &mut users,

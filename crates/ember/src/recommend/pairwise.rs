@@ -30,7 +30,9 @@ pub fn train_pairwise(
     let mut item = normal_init(rng, n_items * k, config.init_std);
     let mut bias = vec![0.0f32; n_items];
     let mut lr = config.lr;
+    let progress = crate::progress::Progress::new("Training", config.epochs, "epochs");
     for _ in 0..config.epochs {
+        progress.advance(1);
         for _ in 0..positives.pairs.len() {
             let (u, i) = positives.pairs[rng.below(positives.pairs.len())];
             let Some(first) = positives.negative(u, rng) else {

@@ -163,7 +163,9 @@ pub fn train_two_tower(
     let mut model = Model::new(&inputs, &[&probability])?;
     model.compile(Adam::new(config.lr), Loss::BinaryCrossentropy, &[])?;
 
+    let progress = crate::progress::Progress::new("Training", config.epochs, "epochs");
     for _ in 0..config.epochs {
+        progress.advance(1);
         // A fresh set of negatives every epoch: for each liked pair, `negatives` items
         // the user did not like.
         let pairs = positives.pointwise(config.negatives, rng);

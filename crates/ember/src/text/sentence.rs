@@ -203,11 +203,13 @@ impl SentenceEncoder {
             .min(batches.len())
             .max(1);
         let encoder = &self.encoder;
+        let progress = crate::progress::Progress::new("Encoding", ids.len(), "texts");
         // One batch: (index in `ids`, pooled row) for each of its sequences.
         let run = |chunk: &[usize]| -> Result<Vec<(usize, Vec<f32>)>> {
             let batch: Vec<Vec<u32>> = chunk.iter().map(|&i| ids[i].clone()).collect();
             let (states, mask) = encoder.layer_states(&batch, pad, layers)?;
             let seq = mask.shape()[1];
+            progress.advance(chunk.len());
             Ok(chunk
                 .iter()
                 .enumerate()
