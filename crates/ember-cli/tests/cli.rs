@@ -215,9 +215,14 @@ fn libc_sigpipe() -> i32 {
 
 #[test]
 fn thread_counts_are_checked() {
-    let o = ember(&["train", "--threads", "100000", "--epochs", "1"]);
-    assert_fails(&o, &["between 1 and 1024, got 100000"]);
-    assert!(!stdout(&o).contains("Epoch"), "{}", stdout(&o));
+    // 1 to 1024, as the README says, for every command's --threads.
+    for bad in ["100000", "0"] {
+        let o = ember(&["train", "--threads", bad, "--epochs", "1"]);
+        assert_fails(&o, &[&format!("{bad} is not in 1..=1024")]);
+        assert!(!stdout(&o).contains("Epoch"), "{}", stdout(&o));
+    }
+    let o = ember(&["data", "inspect", "--threads", "0", "models/mnist-mlp.toml"]);
+    assert_fails(&o, &["0 is not in 1..=1024"]);
     for bad in ["abc", "0", "-3", ""] {
         let o = common::command(&["summary", "models/mnist-mlp.toml"])
             .env("EMBER_NUM_THREADS", bad)

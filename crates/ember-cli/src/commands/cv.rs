@@ -19,7 +19,7 @@ pub struct CvArgs {
     #[command(flatten)]
     table: super::table::TableArgs,
     /// Threads for the numeric kernels.
-    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=1024))]
     threads: Option<u64>,
 }
 

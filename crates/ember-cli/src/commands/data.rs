@@ -43,11 +43,15 @@ struct InspectArgs {
     /// Print JSON instead of a table.
     #[arg(long)]
     json: bool,
+    /// Threads for the numeric kernels (default: EMBER_NUM_THREADS, else all cores).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=1024))]
+    threads: Option<u64>,
 }
 
 pub fn run(args: DataArgs) -> ember::Result<()> {
     match args.command {
         DataCommand::Inspect(args) => {
+            super::set_threads(args.threads)?;
             let text = data::inspect(&args.file, &args.csv.options(), args.json)?;
             print!("{text}");
         }

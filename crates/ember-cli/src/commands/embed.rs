@@ -23,7 +23,7 @@ pub struct EmbedArgs {
     #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u64).range(1..))]
     batch_size: u64,
     /// Threads for the numeric kernels (default: EMBER_NUM_THREADS, else all cores).
-    #[arg(long)]
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=1024))]
     threads: Option<u64>,
     /// Print JSON ([{"text", "embedding"}]) instead of one line of numbers per text.
     #[arg(long)]

@@ -31,7 +31,7 @@ pub struct EvaluateArgs {
     #[command(flatten)]
     csv_options: super::table::CsvArgs,
     /// Threads for the numeric kernels.
-    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=1024))]
     threads: Option<u64>,
 }
 

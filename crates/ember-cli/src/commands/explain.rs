@@ -67,7 +67,7 @@ pub struct ExplainArgs {
     #[arg(long, value_name = "NAME")]
     scoring: Option<String>,
     /// Threads for the numeric kernels (default: EMBER_NUM_THREADS, else all cores).
-    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=1024))]
     threads: Option<u64>,
     /// For a table model: how to read the CSV inputs and --csv, whatever the training file
     /// needed (default: delimiter and header detected, no lines skipped).

@@ -22,7 +22,7 @@ pub struct IndexArgs {
     #[arg(long, default_value = "answer")]
     answer_column: String,
     /// Threads for the numeric kernels (default: EMBER_NUM_THREADS, else all cores).
-    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=1024))]
     threads: Option<u64>,
 }
 
@@ -60,7 +60,7 @@ pub struct AskArgs {
     #[arg(long, default_value_t = 0)]
     seed: u64,
     /// Threads for the numeric kernels (default: EMBER_NUM_THREADS, else all cores).
-    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=1024))]
     threads: Option<u64>,
 }
 

@@ -29,7 +29,7 @@ pub struct PredictArgs {
     #[arg(long, short, value_name = "FILE")]
     output: Option<PathBuf>,
     /// Threads for the numeric kernels (default: EMBER_NUM_THREADS, else all cores).
-    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=1024))]
     threads: Option<u64>,
     /// Also explain each prediction, as `ember explain --method METHOD` does (default
     /// integrated-gradients); with --json the output is {"predictions", "explanations"}.

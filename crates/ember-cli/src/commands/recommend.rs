@@ -174,7 +174,7 @@ struct ModelArgs {
     #[arg(long, value_name = "FILE")]
     items: Option<PathBuf>,
     /// Threads for the numeric kernels.
-    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=1024))]
     threads: Option<u64>,
 }
 

@@ -54,7 +54,7 @@ pub struct ServeArgs {
     #[arg(long, env = "EMBER_API_KEY", hide_env_values = true)]
     api_key: Option<String>,
     /// Threads for the numeric kernels (default: EMBER_NUM_THREADS, else all cores).
-    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=1024))]
     threads: Option<u64>,
 }
 

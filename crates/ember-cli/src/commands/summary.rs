@@ -9,7 +9,7 @@ pub struct SummaryArgs {
     /// Model file or saved model (.safetensors) (default: models/mnist-mlp.toml).
     model: Option<PathBuf>,
     /// Threads for the numeric kernels (default: EMBER_NUM_THREADS, else all cores).
-    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=1024))]
     threads: Option<u64>,
 }
 

@@ -26,7 +26,7 @@ pub struct TrainArgs {
     #[arg(long)]
     seed: Option<u64>,
     /// Threads for the numeric kernels (default: EMBER_NUM_THREADS, else all cores).
-    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=1024))]
     threads: Option<u64>,
     /// Save the trained model to this file (.safetensors).
     #[arg(long, short, value_name = "FILE")]

@@ -28,7 +28,7 @@ pub struct TuneArgs {
     #[arg(long)]
     resume: bool,
     /// Threads for all trials together (default: EMBER_NUM_THREADS, else all cores).
-    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=1024))]
     threads: Option<u64>,
     /// Tune a table model instead of a model file: a CSV file, with --target.
     #[arg(long, value_name = "FILE", conflicts_with = "model")]
