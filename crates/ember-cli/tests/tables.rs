@@ -207,7 +207,7 @@ fn regression_and_cross_validation_last_lines() {
     );
     assert!(out
         .lines()
-        .any(|l| l.starts_with("fold 1: MAE ") && l.contains(", RMSE ")));
+        .any(|l| l.starts_with("Fold 1: MAE ") && l.contains(", RMSE ")));
     assert!(
         out.trim_end()
             .lines()
@@ -284,7 +284,7 @@ fn regression_and_cross_validation_last_lines() {
         "3",
     ]);
     assert_eq!(
-        out.lines().filter(|l| l.starts_with("fold ")).count(),
+        out.lines().filter(|l| l.starts_with("Fold ")).count(),
         3,
         "{out}"
     );
