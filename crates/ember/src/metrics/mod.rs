@@ -6,7 +6,8 @@ pub mod ranking;
 mod scores;
 
 pub use classification::{
-    top_k_accuracy, true_and_predicted, ClassScores, ClassificationReport, ConfusionMatrix,
+    top_k_accuracy, true_and_predicted, ClassEntry, ClassScores, ClassificationReport,
+    ConfusionMatrix,
 };
 pub use ranking::{ranking_at_k, MeanRanking, RankingMeans, RankingScores};
 pub use scores::{regression_scores, roc_auc, RegressionScores};
