@@ -38,7 +38,7 @@ class EmberModel(ClassifierMixin, BaseEstimator):
             X.to_csv(f.name, index=False)
             out = subprocess.run([self.ember, "predict", self.model, f.name, "--json"],
                                  check=True, capture_output=True, text=True).stdout
-        return np.array([str(r["prediction"]) for r in json.loads(out)])
+        return np.array([r["label"] for r in json.loads(out)])
 
 
 def main():

@@ -7,8 +7,8 @@ named as Keras names them ("dense", "dense_1", ...), and whose metadata `ember.s
 file (TOML): the layers, and in `[data]` the scale the inputs are divided by (255 for pixels).
 
     POST /v1/models/{name}:predict  {"instances": [[784 numbers], ...]}
-      -> {"predictions": [{"label": "7", "score": 0.997,
-                           "top": [{"label": "7", "score": 0.997}, ...]}]}
+      -> {"predictions": [{"label": "7", "index": 7, "score": 0.997,
+                           "top": [{"label": "7", "index": 7, "score": 0.997}, ...]}]}
     GET  /v2/health/ready           200 once the model is loaded
 
     python bench/serve_fastapi.py --model FILE.safetensors --port N [--host 127.0.0.1]
@@ -44,11 +44,13 @@ class PredictRequest(BaseModel):
 
 class Top(BaseModel):
     label: str
+    index: int
     score: float
 
 
 class Prediction(BaseModel):
     label: str
+    index: int
     score: float
     top: list[Top]
 
@@ -116,8 +118,10 @@ def create_app():
             scores, indices = torch.topk(model(x), k=min(TOP_K, outputs), dim=1)
         predictions = []
         for row_scores, row_indices in zip(scores.tolist(), indices.tolist()):
-            top = [Top(label=label(i), score=s) for s, i in zip(row_scores, row_indices)]
-            predictions.append(Prediction(label=top[0].label, score=top[0].score, top=top))
+            top = [Top(label=label(i), index=i, score=s) for s, i in zip(row_scores, row_indices)]
+            best = top[0]
+            predictions.append(
+                Prediction(label=best.label, index=best.index, score=best.score, top=top))
         return PredictResponse(predictions=predictions)
 
     return app

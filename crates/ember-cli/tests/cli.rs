@@ -230,6 +230,19 @@ fn thread_counts_are_checked() {
             .unwrap();
         assert_fails(&o, &["EMBER_NUM_THREADS", "from 1 to 1024"]);
     }
+    // The error's kind is said once, before the variable it is about.
+    for args in [&["summary"][..], &["predict", "model.safetensors", "x.png"]] {
+        let o = common::command(args)
+            .env("EMBER_NUM_THREADS", "abc")
+            .output()
+            .unwrap();
+        assert_eq!(o.status.code(), Some(1));
+        assert_eq!(
+            stderr(&o),
+            "error: invalid argument: EMBER_NUM_THREADS: threads must be an integer from 1 to \
+             1024, got 'abc'\n"
+        );
+    }
     let o = common::command(&["summary", "models/mnist-mlp.toml"])
         .env("EMBER_NUM_THREADS", "2")
         .output()

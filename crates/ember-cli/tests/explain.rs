@@ -150,7 +150,7 @@ fn images_are_explained_by_every_method_with_json_and_heat_maps() {
         "{text}"
     );
     let both = json(&["predict", &model, &seven, "--explain", "--json"]);
-    assert_eq!(both["predictions"][0]["label"], 7, "{both}");
+    assert_eq!(both["predictions"][0]["label"], "7", "{both}");
     let results = &both["explanations"]["results"];
     assert_eq!(results[0]["attributions"].as_array().unwrap().len(), 784);
     fails_with(&["predict", &model, "-", "--explain"], &["standard input"]);

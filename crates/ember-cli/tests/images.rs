@@ -91,7 +91,7 @@ fn a_model_trained_on_an_image_folder_predicts_new_image_files() {
     let correct = predictions
         .iter()
         .zip(&truth)
-        .filter(|(p, t)| p["class"].as_str() == Some(t.as_str()))
+        .filter(|(p, t)| p["label"].as_str() == Some(t.as_str()))
         .count();
     assert!(correct >= 36, "{correct} of {} right", files.len());
 

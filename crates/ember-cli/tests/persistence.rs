@@ -45,6 +45,19 @@ fn saved_model_evaluates_to_the_accuracy_train_printed_and_predicts_digits() {
         json["confusion_matrix"]["counts"].as_array().unwrap().len(),
         100
     );
+    // Top-k accuracy as an object; each class's scores under its label, as predict says it.
+    let top = &json["top_k_accuracy"];
+    assert_eq!(top["k"], 5, "{top}");
+    assert!(top["accuracy"].as_f64().unwrap() >= accuracy, "{top}");
+    let per_class = json["report"]["per_class"].as_array().unwrap();
+    assert_eq!(per_class.len(), 10);
+    for (c, entry) in per_class.iter().enumerate() {
+        assert_eq!(entry["label"], c.to_string(), "{entry}");
+        assert_eq!(entry["index"], c, "{entry}");
+        for key in ["precision", "recall", "f1", "support"] {
+            assert!(entry[key].is_number(), "{key} in {entry}");
+        }
+    }
 
     for file in [
         "history.csv",
@@ -108,14 +121,15 @@ fn saved_model_evaluates_to_the_accuracy_train_printed_and_predicts_digits() {
         .as_array()
         .unwrap()
         .iter()
-        .map(|p| p["label"].as_u64().unwrap() as usize)
+        .map(|p| p["index"].as_u64().unwrap() as usize)
         .collect();
     let mut expected = labels.clone();
     expected.push(labels[0]);
     assert_eq!(predicted, expected, "labels of test digits {labels:?}");
     let top = predictions[0]["top"].as_array().unwrap();
     assert_eq!(top.len(), 3);
-    assert_eq!(top[0]["label"].as_u64(), Some(labels[0] as u64));
+    assert_eq!(top[0]["label"], labels[0].to_string());
+    assert_eq!(top[0]["index"].as_u64(), Some(labels[0] as u64));
     assert!(top[0]["score"].as_f64().unwrap() > top[1]["score"].as_f64().unwrap());
 
     // An image is one sample: no `#0` after its name.
@@ -652,8 +666,9 @@ fn keras_settings_take_effect_and_flags_that_would_do_nothing_are_refused() {
     ]);
     let json = ok(&["predict", &regression, &csv, "--json"]);
     let records: serde_json::Value = serde_json::from_str(&json).unwrap();
-    assert!(records[0]["prediction"].is_f64(), "{json}");
-    assert!(records[0].get("probability").is_none(), "{json}");
+    assert!(records[0]["value"].is_f64(), "{json}");
+    assert!(records[0]["line"].as_u64() == Some(2), "{json}");
+    assert!(records[0].get("label").is_none(), "{json}");
     // Keras's verbose: 0 (or --quiet) prints no epoch, 2 a line per epoch, tables included.
     for (flags, epochs) in [
         (&["--verbose", "0"][..], 0),

@@ -101,20 +101,20 @@ fn five_fold_cross_validation_on_u_data_beats_surprises_published_rmse() {
         bpmf.contains("100000 ratings of 943 users on 1682 items"),
         "{bpmf}"
     );
-    let rmse = figure(&bpmf, "Mean RMSE:");
+    let rmse = figure(&bpmf, "CV RMSE:");
     assert!(rmse <= 0.905, "BPMF 5-fold RMSE {rmse}\n{bpmf}");
     // MF with Surprise's SVD defaults lands where Surprise's SVD does (0.934 published,
     // 0.935 measured with its KFold), and SVD++ below it (0.920 published).
-    let mf = figure(&cv("mf"), "Mean RMSE:");
+    let mf = figure(&cv("mf"), "CV RMSE:");
     assert!((0.925..=0.945).contains(&mf), "MF 5-fold RMSE {mf}");
-    let svdpp = figure(&cv("svdpp"), "Mean RMSE:");
+    let svdpp = figure(&cv("svdpp"), "CV RMSE:");
     assert!(
         svdpp < mf - 0.005 && svdpp <= 0.925,
         "SVD++ {svdpp} against MF {mf}"
     );
     // The bias baseline is reported beside it (Surprise's BaselineOnly: 0.944 measured),
     // and beaten by far.
-    let biases = figure(&bpmf, "Mean RMSE (biases):");
+    let biases = figure(&bpmf, "CV RMSE (biases):");
     assert!((0.935..0.955).contains(&biases), "{bpmf}");
     assert!(biases > rmse + 0.03, "biases {biases}, BPMF {rmse}");
 }
@@ -643,4 +643,48 @@ fn bad_ratings_files_models_and_outputs_are_clear_errors() {
     );
     let out = ember(&["recommend", "top", &model, "--user", "1", "-k", "0"]);
     assert!(!out.status.success() && common::stderr(&out).contains("0 is not in 1..=10000"));
+}
+
+#[test]
+fn cross_validation_writes_its_figures_as_ember_cv_does() {
+    let scratch = Scratch::new("recommend-cv-lines");
+    let mut csv = String::from("user,item,rating\n");
+    for user in 0..30 {
+        for item in 0..12 {
+            if (user + item) % 3 != 0 {
+                csv += &format!("{user},{item},{}\n", 1 + (user * 7 + item * 3) % 5);
+            }
+        }
+    }
+    let ratings = scratch.write("ratings.csv", csv);
+    let out = ok(&[
+        "recommend",
+        "cv",
+        "--ratings",
+        &ratings,
+        "--folds",
+        "3",
+        "--model",
+        "mf",
+    ]);
+    assert!(out.lines().any(|l| l.starts_with("Fold 1: RMSE ")), "{out}");
+    // `CV NAME: mean ± std`, four decimals each, as `ember cv` writes a figure over folds.
+    let figures: Vec<&str> = out.lines().filter(|l| l.starts_with("CV ")).collect();
+    assert_eq!(figures.len(), 6, "{out}");
+    for line in &figures {
+        let (_, numbers) = line.rsplit_once(": ").unwrap();
+        let (mean, std) = numbers
+            .split_once(" ± ")
+            .unwrap_or_else(|| panic!("{line}"));
+        for v in [mean, std] {
+            let decimals = v.split_once('.').map(|(_, d)| d.len());
+            assert_eq!(decimals, Some(4), "{line}");
+        }
+    }
+    assert!(figures[0].starts_with("CV RMSE: "), "{out}");
+    assert!(
+        figures.iter().any(|l| l.starts_with("CV RMSE (biases): ")),
+        "{out}"
+    );
+    assert!(!out.contains("Mean ") && !out.contains("(std "), "{out}");
 }

@@ -136,6 +136,78 @@ fn assert_close(got: &[(String, Vec<f32>)], want: &[(String, Vec<f32>)]) {
     }
 }
 
+/// A server's prediction `got` is `ember predict --json`'s `want` without the keys that say
+/// where its input was (`input`, `sample`, `line`): the same keys, labels and indexes, and
+/// scores equal to 1e-6 (see [`assert_close`]).
+fn assert_same_prediction(got: &Value, want: &Value) {
+    let mut want = want.clone();
+    for key in ["input", "sample", "line"] {
+        want.as_object_mut().unwrap().remove(key);
+    }
+    fn same(got: &Value, want: &Value, at: &str) {
+        match (got, want) {
+            (Value::Object(g), Value::Object(w)) => {
+                let keys = |m: &serde_json::Map<String, Value>| {
+                    let mut k: Vec<String> = m.keys().cloned().collect();
+                    k.sort();
+                    k
+                };
+                assert_eq!(keys(g), keys(w), "keys at {at}");
+                for (k, v) in w {
+                    same(&g[k], v, &format!("{at}.{k}"));
+                }
+            }
+            (Value::Array(g), Value::Array(w)) => {
+                assert_eq!(g.len(), w.len(), "length at {at}");
+                for (i, (a, b)) in g.iter().zip(w).enumerate() {
+                    same(a, b, &format!("{at}[{i}]"));
+                }
+            }
+            (Value::Number(a), Value::Number(b)) if a.is_f64() || b.is_f64() => {
+                let (a, b) = (a.as_f64().unwrap(), b.as_f64().unwrap());
+                assert!((a - b).abs() < 1e-6, "{a} and {b} at {at}");
+            }
+            _ => assert_eq!(got, want, "at {at}"),
+        }
+    }
+    same(got, &want, "prediction");
+}
+
+#[test]
+fn the_server_and_ember_predict_json_give_one_object_for_one_digit() {
+    let m = models();
+    let scratch = Scratch::new("serve-same-object");
+    let image = &test_images(1)[0];
+    let png = scratch.path().join("digit.png");
+    let bytes = png_of(image, &png);
+    let cli: Value = serde_json::from_str(&ok(&[
+        "predict",
+        &m.mnist,
+        &png.display().to_string(),
+        "--json",
+    ]))
+    .unwrap();
+    let cli = &cli[0];
+    assert_eq!(cli["input"], png.display().to_string());
+    assert_eq!(cli["sample"], 0);
+    // A model whose classes are the digits without names: the label is the digit, as text,
+    // beside its index.
+    assert_eq!((&cli["label"], &cli["index"]), (&json!("7"), &json!(7)));
+    assert_eq!(cli["top"][0]["label"], "7");
+    assert_eq!(cli["top"][0]["index"], 7);
+    assert_eq!(cli["score"], cli["top"][0]["score"]);
+    let server = start(&scratch, &[&m.mnist]);
+    let b64 = base64::engine::general_purpose::STANDARD.encode(bytes);
+    for body in [
+        json!({"instances": [{"b64": b64}]}),
+        json!({"instances": [image]}),
+    ] {
+        let reply = server.post("/v1/models/mnist:predict", &body);
+        assert_eq!(reply.status, 200, "{}", reply.text());
+        assert_same_prediction(&reply.json()["predictions"][0], cli);
+    }
+}
+
 #[test]
 fn every_endpoint_answers_for_a_network_as_ember_predict_does() {
     let m = models();
@@ -190,7 +262,7 @@ fn every_endpoint_answers_for_a_network_as_ember_predict_does() {
         .map(|p| {
             let top = p["top"].as_array().unwrap();
             (
-                p["label"].as_u64().unwrap().to_string(),
+                p["label"].as_str().unwrap().to_string(),
                 top.iter()
                     .map(|t| t["score"].as_f64().unwrap() as f32)
                     .collect(),
@@ -409,10 +481,7 @@ fn a_table_model_takes_raw_rows_with_its_saved_preprocessing() {
         .iter()
         .zip(expected.as_array().unwrap())
     {
-        assert_eq!(got["label"], want["prediction"]);
-        assert!(
-            (got["score"].as_f64().unwrap() - want["probability"].as_f64().unwrap()).abs() < 1e-6
-        );
+        assert_same_prediction(got, want);
     }
     // A column the model does not know, and a number that is not one.
     let unknown = server.post(

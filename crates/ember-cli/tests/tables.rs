@@ -99,11 +99,19 @@ fn titanic_inspect_train_save_and_predict_raw_rows() {
     assert!((woman[0] - woman[1]).abs() < 2e-4, "{predicted}");
     let json = ok(&["predict", &model, &rows.display().to_string(), "--json"]);
     let records: serde_json::Value = serde_json::from_str(&json).unwrap();
-    assert_eq!(records[0]["prediction"], "0");
-    assert!(
-        records[0]["probability_1"].as_f64().unwrap() < 0.5,
-        "{json}"
+    // The same keys as every classification: label, index, score, the top classes.
+    assert_eq!(
+        (&records[0]["label"], &records[0]["index"]),
+        (&"0".into(), &0.into())
     );
+    assert_eq!(records[0]["line"], 2, "the header is line 1");
+    let survived = records[0]["top"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["label"] == "1")
+        .unwrap();
+    assert!(survived["score"].as_f64().unwrap() < 0.5, "{json}");
     // Cells come back as the file wrote them (`NA` stays `NA`), rows may come from standard
     // input, and --output writes the same text to a file (never over an input).
     let na_rows = dir.write(
@@ -207,7 +215,7 @@ fn regression_and_cross_validation_last_lines() {
     );
     assert!(out
         .lines()
-        .any(|l| l.starts_with("fold 1: MAE ") && l.contains(", RMSE ")));
+        .any(|l| l.starts_with("Fold 1: MAE ") && l.contains(", RMSE ")));
     assert!(
         out.trim_end()
             .lines()
@@ -341,7 +349,7 @@ fn regression_and_cross_validation_last_lines() {
         "3",
     ]);
     assert_eq!(
-        out.lines().filter(|l| l.starts_with("fold ")).count(),
+        out.lines().filter(|l| l.starts_with("Fold ")).count(),
         3,
         "{out}"
     );

@@ -114,7 +114,7 @@ fn pretrained_embeddings_spam_filter_per_seed() {
     assert!(std::fs::read_dir(&cache).unwrap().count() == 1);
     let spam = dir.write("offer.eml", SPAM_MAIL);
     let out = ok(&["predict", &model, &spam, "--json"]);
-    assert!(out.contains("\"class\": \"spam\""), "{out}");
+    assert!(out.contains("\"label\": \"spam\""), "{out}");
 }
 
 #[test]

@@ -96,12 +96,7 @@ fn plan(state: &AppState, body: &[u8]) -> ApiResult<(Plan, bool)> {
         .map(|(i, m)| {
             Role::parse(&m.role)
                 .map(|role| Message::new(role, m.content.clone()))
-                .map_err(|e| {
-                    ApiError::invalid(format!(
-                        "messages[{i}].role: {}",
-                        e.to_string().trim_start_matches("invalid argument: ")
-                    ))
-                })
+                .map_err(|e| ApiError::invalid(format!("messages[{i}].role: {}", e.detail())))
         })
         .collect::<ApiResult<Vec<_>>>()?;
     let stop = match &request.stop {

@@ -46,8 +46,10 @@ impl ApiError {
 
     /// A library error met while answering a request: the request's inputs caused it
     /// (wrong shape, values out of range, an undecodable image), so it is the client's.
+    /// The code says it is invalid input; the message says what, without the library's
+    /// "invalid argument: " in front of it again.
     pub fn from_ember(error: ember::Error) -> Self {
-        Self::invalid(error.to_string())
+        Self::invalid(error.detail())
     }
 }
 

@@ -9,11 +9,13 @@ use std::sync::Arc;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path as UrlPath, State};
+use axum::response::{IntoResponse, Response};
 use axum::Json;
 use base64::Engine as _;
 use ember::data::preprocess::{Feature, Target};
 use ember::data::table::{parse_number, Table};
-use ember::saved::{classify, ClassPrediction, NetworkModel};
+use ember::prediction::{classify, Outcome};
+use ember::saved::NetworkModel;
 use ember::spec::DataSpec;
 use ember::tabular::TabularModel;
 use ember::Tensor;
@@ -83,12 +85,19 @@ struct PredictRequest<'a> {
     top_k: Option<Value>,
 }
 
+/// `{"predictions": [...]}`, each prediction's keys in the order `ember predict --json`
+/// writes them (a `Value` would sort them).
+#[derive(serde::Serialize)]
+struct Predictions<T> {
+    predictions: Vec<T>,
+}
+
 /// `POST /v1/models/{name}:predict`.
 pub async fn predict(
     State(state): State<Arc<AppState>>,
     UrlPath(target): UrlPath<String>,
     body: Result<Bytes, BytesRejection>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Response> {
     let Some(name) = target.strip_suffix(":predict") else {
         return Err(ApiError::not_found(
             "unknown_route",
@@ -111,7 +120,7 @@ pub async fn predict(
                 .collect::<ApiResult<Vec<Tensor>>>()?;
             let x = concat_rows(&rows).map_err(ApiError::from_ember)?;
             let predictions = classify_network(&served, x, top_k, &data.classes).await?;
-            return Ok(Json(json!({ "predictions": predictions })));
+            return Ok(Json(Predictions { predictions }).into_response());
         }
     }
     let request: PredictRequest = request::json(&body)?;
@@ -148,10 +157,15 @@ pub async fn predict(
                 .batcher
                 .submit(Rows::Texts(texts(&values()?)?))
                 .await?;
-            out.data()
+            let embeddings: Vec<Value> = out
+                .data()
                 .chunks(out.row_len().max(1))
                 .map(|row| json!({ "embedding": row }))
-                .collect()
+                .collect();
+            return Ok(Json(Predictions {
+                predictions: embeddings,
+            })
+            .into_response());
         }
         SavedModel::Faq(_) => {
             return Err(ApiError::invalid(format!(
@@ -164,7 +178,7 @@ pub async fn predict(
             )))
         }
     };
-    Ok(Json(json!({ "predictions": predictions })))
+    Ok(Json(Predictions { predictions }).into_response())
 }
 
 /// A network's prepared rows through its batcher, as classifications.
@@ -173,7 +187,7 @@ async fn classify_network(
     x: Tensor,
     top_k: usize,
     classes: &[String],
-) -> ApiResult<Vec<Value>> {
+) -> ApiResult<Vec<Outcome>> {
     let out = served.batcher.submit(Rows::Tensor(x)).await?;
     classifications(&out, top_k, classes)
 }
@@ -342,21 +356,9 @@ fn texts(instances: &[Value]) -> ApiResult<Vec<String>> {
         .collect()
 }
 
-/// A classification as the API writes it: `{"label", "score", "top": [{"label", "score"}]}`,
-/// labels as class names where the model has them, else class numbers.
-fn prediction_json(p: &ClassPrediction) -> Value {
-    let label = |class: &Option<String>, index: usize| class.clone().unwrap_or(index.to_string());
-    let best = &p.top[0];
-    json!({
-        "label": label(&p.class, p.label),
-        "score": best.score,
-        "top": p.top.iter().map(|t| json!({"label": label(&t.class, t.label), "score": t.score})).collect::<Vec<_>>(),
-    })
-}
-
 /// A network's output rows as classifications; an output that is not finite (an input far
 /// beyond the training data) is an error naming the instance.
-fn classifications(out: &Tensor, top_k: usize, classes: &[String]) -> ApiResult<Vec<Value>> {
+fn classifications(out: &Tensor, top_k: usize, classes: &[String]) -> ApiResult<Vec<Outcome>> {
     let width = out.row_len().max(1);
     out.data()
         .chunks(width)
@@ -368,24 +370,14 @@ fn classifications(out: &Tensor, top_k: usize, classes: &[String]) -> ApiResult<
                      outside the range it was trained on?)"
                 )));
             }
-            Ok(prediction_json(&classify(
-                Path::new(""),
-                i,
-                row,
-                top_k,
-                classes,
-            )))
+            Ok(Outcome::Class(classify(row, top_k, classes)))
         })
         .collect()
 }
 
-fn table_predictions(table: &TabularModel, out: &Tensor, top_k: usize) -> ApiResult<Vec<Value>> {
+fn table_predictions(table: &TabularModel, out: &Tensor, top_k: usize) -> ApiResult<Vec<Outcome>> {
     match &table.preprocessor.target {
         Target::Classes { labels, .. } => classifications(out, top_k, labels),
-        Target::Regression { .. } => Ok(table
-            .predictions(out)
-            .iter()
-            .map(|p| json!({ "value": p.value }))
-            .collect()),
+        Target::Regression { .. } => Ok(table.outcomes(out, top_k)),
     }
 }

@@ -31,6 +31,7 @@ pub mod metrics;
 pub mod model;
 pub mod nn;
 pub mod optim;
+pub mod prediction;
 pub mod progress;
 pub mod read;
 pub mod recommend;

@@ -7,8 +7,6 @@ use std::io::Read as _;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use serde::Serialize;
-
 use crate::data::idx::read_idx_bytes;
 use crate::data::image_folder::is_image_file;
 use crate::data::rows::parse_numeric_rows;
@@ -16,6 +14,7 @@ use crate::error::{Error, Result};
 use crate::io::Checkpoint;
 use crate::llm::LanguageModel;
 use crate::model::Model;
+use crate::prediction::{classify, Classification, Prediction};
 use crate::read::{self, Limit};
 use crate::spec::{DataSpec, ModelSpec};
 use crate::tabular::TabularModel;
@@ -44,32 +43,6 @@ pub struct NetworkModel {
     pub model: Model,
     pub spec: ModelSpec,
     pub epochs_done: usize,
-}
-
-/// A classification of one sample: its most likely class and the top classes with their
-/// probabilities, best first.
-#[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct ClassPrediction {
-    pub input: String,
-    /// Sample number within the input (0 for an image).
-    pub sample: usize,
-    pub label: usize,
-    /// The label's class name, for models that know their classes (image folders).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub class: Option<String>,
-    /// The most likely classes, best first.
-    pub top: Vec<TopClass>,
-}
-
-/// One of a sample's most likely classes: `{"label": 7, "score": 0.997}` in JSON, with
-/// `"class"` where the model knows its class names.
-#[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct TopClass {
-    pub label: usize,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub class: Option<String>,
-    /// The model's probability of the class.
-    pub score: f32,
 }
 
 impl SavedModel {
@@ -197,7 +170,7 @@ impl NetworkModel {
         inputs: &[PathBuf],
         top_k: usize,
         model_path: &Path,
-    ) -> Result<Vec<ClassPrediction>> {
+    ) -> Result<Vec<Prediction<Classification>>> {
         let mut predictions = Vec::new();
         for input in &expand_folders(inputs)? {
             let bytes = read::file(input, Limit::INPUT)?;
@@ -214,7 +187,7 @@ impl NetworkModel {
         input: &Path,
         top_k: usize,
         model_path: &Path,
-    ) -> Result<Vec<ClassPrediction>> {
+    ) -> Result<Vec<Prediction<Classification>>> {
         let data = self.data(model_path)?;
         let mut predictions = Vec::new();
         let x = self.read_input_bytes(bytes, input, data)?;
@@ -232,7 +205,8 @@ impl NetworkModel {
             ));
         }
         for (sample, row) in outputs.data().chunks(width).enumerate() {
-            predictions.push(classify(input, sample, row, top_k, &data.classes));
+            let class = classify(row, top_k, &data.classes);
+            predictions.push(Prediction::of_sample(input, sample, class));
         }
         Ok(predictions)
     }
@@ -355,64 +329,4 @@ pub(crate) fn expand_folders(inputs: &[PathBuf]) -> Result<Vec<PathBuf>> {
         files.extend(images);
     }
     Ok(files)
-}
-
-/// The `k` most likely classes of one sample's outputs (a single sigmoid output is the
-/// probability of class 1), ties broken by the lower class.
-pub fn classify(
-    input: &Path,
-    sample: usize,
-    outputs: &[f32],
-    k: usize,
-    classes: &[String],
-) -> ClassPrediction {
-    let probabilities: Vec<f32> = match outputs {
-        [p] => vec![1.0 - p, *p],
-        many => many.to_vec(),
-    };
-    let mut order: Vec<usize> = (0..probabilities.len()).collect();
-    order.sort_by(|&a, &b| {
-        probabilities[b]
-            .total_cmp(&probabilities[a])
-            .then(a.cmp(&b))
-    });
-    let named = !classes.is_empty() && classes.len() == probabilities.len();
-    ClassPrediction {
-        input: input.display().to_string(),
-        sample,
-        label: order[0],
-        class: named.then(|| classes[order[0]].clone()),
-        top: order
-            .iter()
-            .take(k)
-            .map(|&c| TopClass {
-                label: c,
-                class: named.then(|| classes[c].clone()),
-                score: probabilities[c],
-            })
-            .collect(),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn classify_orders_by_probability_and_names_known_classes() {
-        let p = classify(Path::new("x.png"), 0, &[0.1, 0.7, 0.2], 2, &[]);
-        assert_eq!((p.label, p.class.clone()), (1, None));
-        let top: Vec<(usize, f32)> = p.top.iter().map(|t| (t.label, t.score)).collect();
-        assert_eq!(top, vec![(1, 0.7), (2, 0.2)]);
-        let names: Vec<String> = ["cat", "dog", "eel"].map(String::from).to_vec();
-        let p = classify(Path::new("x.png"), 3, &[0.5, 0.5, 0.0], 3, &names);
-        assert_eq!(
-            p.class.as_deref(),
-            Some("cat"),
-            "ties go to the lower class"
-        );
-        let sigmoid = classify(Path::new("r.csv"), 0, &[0.8], 2, &[]);
-        assert_eq!(sigmoid.label, 1);
-        assert!((sigmoid.top[1].score - 0.2).abs() < 1e-6);
-    }
 }

@@ -118,7 +118,7 @@ pub fn train(args: &TextArgs, source: TextSource, options: TrainText) -> ember::
         eprint!("{}", event.warnings());
         Ok(())
     })?;
-    let text = ember::report::named_assessment_text(&job.trained.assessment, &job.classes);
+    let text = ember::report::per_class_assessment_text(&job.trained.assessment);
     print!("{text}");
     Ok(())
 }

@@ -250,7 +250,7 @@ impl DataSpec {
                 fraction,
                 0,
             )
-            .map_err(|e| Error::data(dir, format!("cannot hold out a test set: {e}")))?;
+            .map_err(|e| Error::data(dir, format!("cannot hold out a test set: {}", e.detail())))?;
             let pick = |rows: &[usize]| -> Result<(Tensor, Tensor)> {
                 let labels: Vec<usize> = rows.iter().map(|&r| all.labels[r]).collect();
                 Ok((all.images.gather_rows(rows)?, labels_tensor(&labels)?))

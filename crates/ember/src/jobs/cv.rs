@@ -37,7 +37,8 @@ pub struct FoldScores {
 pub struct ScoreSummary {
     pub name: &'static str,
     pub mean: f64,
-    /// The sample standard deviation over the folds.
+    /// The population standard deviation over the folds (numpy's `std()`, what
+    /// scikit-learn's `cross_val_score(...).std()` and Surprise give).
     pub std: f64,
     /// The folds that have this score (ROC AUC needs both classes in a fold's held-out
     /// rows): the mean and deviation are over these.
@@ -79,7 +80,7 @@ impl CvEvent<'_> {
                     .map(|(n, v)| format!("{n} {v:.4}"))
                     .collect();
                 format!(
-                    "fold {}: {} ({} epochs)\n",
+                    "Fold {}: {} ({} epochs)\n",
                     fold + 1,
                     text.join(", "),
                     scores.epochs
@@ -89,8 +90,8 @@ impl CvEvent<'_> {
     }
 }
 
-/// Every score over the folds, as mean ± standard deviation; the headline score (RMSE, or
-/// accuracy) comes last.
+/// Every score over the folds, as `CV NAME: mean ± std` (see [`figure_over_folds`]); the
+/// headline score (RMSE, or accuracy) comes last.
 pub fn summary_text(cv: &CrossValidation) -> String {
     cv.summary
         .iter()
@@ -103,9 +104,16 @@ pub fn summary_text(cv: &CrossValidation) -> String {
                     cv.folds.len()
                 ),
             };
-            format!("CV {}: {:.4} ± {:.4}{over}\n", s.name, s.mean, s.std)
+            format!("{}{over}\n", figure_over_folds(s.name, s.mean, s.std))
         })
         .collect()
+}
+
+/// A figure over cross-validation's folds, as every command writes one:
+/// `CV RMSE: 0.9021 ± 0.0035`, the mean and the population standard deviation to four
+/// decimals.
+pub fn figure_over_folds(name: &str, mean: f64, std: f64) -> String {
+    format!("CV {name}: {mean:.4} ± {std:.4}")
 }
 
 /// Cross-validates a table model over `folds` folds, split and trained with `options.seed`;
@@ -144,7 +152,7 @@ pub fn cross_validate(
     })
 }
 
-/// Each score over the folds that have it, as mean and sample deviation: every score any
+/// Each score over the folds that have it, as mean and population deviation: every score any
 /// fold has, in the order the folds give them, the headline one (accuracy, or RMSE) last.
 fn summarise(results: &[FoldScores]) -> Vec<ScoreSummary> {
     let mut names: Vec<&'static str> = Vec::new();
@@ -166,7 +174,7 @@ fn summarise(results: &[FoldScores]) -> Vec<ScoreSummary> {
                 .iter()
                 .filter_map(|f| f.scores.iter().find(|s| s.0 == name).map(|s| s.1))
                 .collect();
-            let (mean, std) = stats::mean_std(&values, 1);
+            let (mean, std) = stats::mean_std(&values, 0);
             ScoreSummary {
                 name,
                 mean,
@@ -266,9 +274,9 @@ mod tests {
         assert_eq!(names, [("ROC AUC", 2), ("accuracy", 3)]);
         let text = summary_text(&cv);
         assert!(
-            text.contains("CV ROC AUC: 0.7000 ± 0.1414 (over the 2 of 3 folds that have it)\n"),
+            text.contains("CV ROC AUC: 0.7000 ± 0.1000 (over the 2 of 3 folds that have it)\n"),
             "{text}"
         );
-        assert!(text.contains("CV accuracy: 0.7000 ± 0.2000\n"), "{text}");
+        assert!(text.contains("CV accuracy: 0.7000 ± 0.1633\n"), "{text}");
     }
 }

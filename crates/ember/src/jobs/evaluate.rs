@@ -94,7 +94,8 @@ fn evaluate_network(
     let batch = network.spec.fit.batch_size;
     let assessment = network
         .model
-        .assess(&data.x_test, &data.y_test, batch, options.top_k)?;
+        .assess(&data.x_test, &data.y_test, batch, options.top_k)?
+        .named(&data_spec.classes);
     if let Some(dir) = &options.report {
         report::write_evaluation(dir, &assessment, assessment.confusion_matrix.as_ref())?;
     }

@@ -217,7 +217,14 @@ fn explain_network(
         }
     }
     if args.json {
-        let results: Vec<_> = results.iter().map(|r| sample_json(r, None)).collect();
+        let results: Vec<_> = results
+            .iter()
+            .map(|r| {
+                let mut v = sample_json(r, None);
+                v["sample"] = json!(r.sample);
+                v
+            })
+            .collect();
         return json_text(&json!({ "results": results }));
     }
     let mut out = String::new();
@@ -273,10 +280,11 @@ fn explain_texts(
     let mut results = Vec::new();
     let mut out = String::new();
     for (file, text) in files.iter().zip(&texts) {
-        let (label, _) = classifier
-            .predict(&[text.as_str()], cache)?
+        let label = classifier
+            .classify(&[text.as_str()], cache, 1)?
             .pop()
-            .ok_or_else(|| Error::invalid("no prediction"))?;
+            .ok_or_else(|| Error::invalid("no prediction"))?
+            .label;
         let target = match &args.target {
             Some(t) => class_index(t, classes)?,
             None => classes.iter().position(|c| *c == label).unwrap_or(0),
@@ -416,6 +424,9 @@ fn picture_name(r: &SampleExplanation, method: Method) -> String {
     }
 }
 
+/// An explanation in JSON: `{"input", "label", "target", "score", "baseline_score",
+/// "attributions"}` and the `"features"` they are for; the caller adds where in the input
+/// it is (`"sample"` for a network, `"line"` for a table row), as predictions say it.
 fn sample_json(r: &SampleExplanation, features: Option<&[String]>) -> serde_json::Value {
     let e = &r.explanation;
     let mut v = json!({
@@ -427,9 +438,6 @@ fn sample_json(r: &SampleExplanation, features: Option<&[String]>) -> serde_json
         // −0 (a zero pixel times a negative gradient) is written 0.
         "attributions": e.attributions.iter().map(|&a| if a == 0.0 { 0.0 } else { a }).collect::<Vec<f32>>(),
     });
-    if r.samples_in_input > 1 {
-        v["sample"] = json!(r.sample);
-    }
     if let Some(features) = features {
         v["features"] = json!(features);
     }

@@ -7,10 +7,11 @@ use std::path::{Path, PathBuf};
 
 use crate::data::table::{CsvOptions, Table};
 use crate::error::{Error, Result};
+use crate::prediction::{Classification, Prediction};
 use crate::report::pretty_json;
-use crate::saved::{ClassPrediction, NetworkModel, SavedModel};
+use crate::saved::{NetworkModel, SavedModel};
 use crate::tabular::{TabularModel, Task};
-use crate::text::{TextClassifier, TextPrediction};
+use crate::text::TextClassifier;
 
 /// The name standard input goes by among the inputs.
 pub const STDIN: &str = "-";
@@ -125,40 +126,30 @@ fn predict_texts(classifier: &TextClassifier, options: &PredictOptions) -> Resul
     for input in &options.inputs {
         if is_stdin(input) {
             let text = classifier.document_text(options.stdin()?);
-            let (class, probability) = classifier
-                .predict(&[text.as_str()], cache)?
+            let class = classifier
+                .classify(&[text.as_str()], cache, options.top_k)?
                 .pop()
                 .ok_or_else(|| Error::invalid("no prediction for standard input"))?;
-            predictions.push(TextPrediction {
-                input: STDIN.to_string(),
-                class,
-                probability,
-            });
+            predictions.push(Prediction::of_input(input, class));
         } else {
-            predictions.extend(classifier.predict_files(std::slice::from_ref(input), cache)?);
+            predictions.extend(classifier.classify_files(
+                std::slice::from_ref(input),
+                cache,
+                options.top_k,
+            )?);
         }
     }
-    text_predictions(&predictions, options.json)
-}
-
-/// A text classifier's predictions: `input: class (probability)` a line each, or JSON.
-pub fn text_predictions(predictions: &[TextPrediction], json: bool) -> Result<String> {
-    if json {
-        let records: Vec<serde_json::Value> = predictions
-            .iter()
-            .map(|p| {
-                serde_json::json!({
-                    "input": p.input,
-                    "class": p.class,
-                    "probability": p.probability,
-                })
-            })
-            .collect();
-        return pretty_json(&records);
+    if options.json {
+        return pretty_json(&predictions);
     }
     Ok(predictions
         .iter()
-        .map(|p| format!("{}: {} ({:.4})\n", p.input, p.class, p.probability))
+        .map(|p| {
+            format!(
+                "{}: {} ({:.4})\n",
+                p.input, p.outcome.label, p.outcome.score
+            )
+        })
         .collect())
 }
 
@@ -185,36 +176,30 @@ fn predict_network(network: &NetworkModel, options: &PredictOptions) -> Result<S
     if options.json {
         return pretty_json(&predictions);
     }
-    let classes = &network.data(&options.model)?.classes;
     let mut out = String::new();
     for (i, p) in predictions.iter().enumerate() {
-        // Class names where the model knows its classes, numbers otherwise.
-        let name = |c: usize| match (&p.class, classes.get(c)) {
-            (Some(_), Some(name)) => name.clone(),
-            _ => c.to_string(),
-        };
         let top: Vec<String> = p
+            .outcome
             .top
             .iter()
-            .map(|t| format!("{} {:.4}", name(t.label), t.score))
+            .map(|t| format!("{} {:.4}", t.label, t.score))
             .collect();
         // `#N` numbers the samples of a file that holds several (IDX, CSV), not an image.
-        let same_input = |q: &&ClassPrediction| q.input == p.input;
+        let same_input = |q: &&Prediction<Classification>| q.input == p.input;
         let several = predictions[i.saturating_sub(1)..(i + 2).min(predictions.len())]
             .iter()
             .filter(same_input)
             .count()
             > 1;
-        let sample = if several {
-            format!("#{}", p.sample)
-        } else {
-            String::new()
+        let sample = match (several, p.sample) {
+            (true, Some(n)) => format!("#{n}"),
+            _ => String::new(),
         };
         let _ = writeln!(
             out,
             "{}{sample}: {}  (top: {})",
             p.input,
-            name(p.label),
+            p.outcome.label,
             top.join(", ")
         );
     }
@@ -240,29 +225,15 @@ fn predict_rows(
         };
         model.name_columns(&mut table)?;
         on_read(&table);
-        let predictions = model.predict(&table)?;
+        let outputs = model.outputs(&table)?;
         if options.json {
-            for (r, p) in predictions.into_iter().enumerate() {
-                // A regression's prediction is a number; a class is its label.
-                let prediction = match p.value {
-                    Some(v) => serde_json::json!(v),
-                    None => serde_json::json!(p.label),
-                };
-                let mut record = serde_json::json!({
-                    "input": input.display().to_string(),
-                    "line": table.lines[r],
-                    "prediction": prediction,
-                });
-                if let Some(probability) = p.probability {
-                    record["probability"] = serde_json::json!(probability);
-                }
-                if let Some((class, probability)) = p.positive {
-                    record[format!("probability_{class}")] = serde_json::json!(probability);
-                }
-                records.push(record);
+            let outcomes = model.outcomes(&outputs, options.top_k);
+            for (&line, outcome) in table.lines.iter().zip(outcomes) {
+                records.push(Prediction::of_line(input, line, outcome));
             }
             continue;
         }
+        let predictions = model.predictions(&outputs);
         let classifier = model.task != Task::Regression;
         if n > 0 && table.names != first_names {
             return Err(Error::Data {

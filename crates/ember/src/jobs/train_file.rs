@@ -263,7 +263,10 @@ pub fn train_file(
         )?;
         on_event(TrainFileEvent::Saved(file));
     }
-    let assessment = model.assess(&data.x_test, &data.y_test, spec.fit.batch_size, 5)?;
+    let classes = spec.data.as_ref().map_or(&[][..], |d| &d.classes[..]);
+    let assessment = model
+        .assess(&data.x_test, &data.y_test, spec.fit.batch_size, 5)?
+        .named(classes);
     if let Some(dir) = &job.outputs.report {
         let mut files = crate::report::write_history(dir, &history)?;
         files.extend(crate::report::write_evaluation(

@@ -23,11 +23,23 @@ pub struct ClassScores {
     pub support: usize,
 }
 
+/// One class's scores under its label: `{"label", "index", "precision", "recall", "f1",
+/// "support"}` in JSON, the class named as predictions name it.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct ClassEntry {
+    /// The class as the model names it (its number, as text, where it has no name).
+    pub label: String,
+    /// The class's number among the model's outputs.
+    pub index: usize,
+    #[serde(flatten)]
+    pub scores: ClassScores,
+}
+
 /// Everything `ember evaluate` reports about a classifier.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct ClassificationReport {
     pub accuracy: f64,
-    pub per_class: Vec<ClassScores>,
+    pub per_class: Vec<ClassEntry>,
     pub macro_avg: ClassScores,
     pub weighted_avg: ClassScores,
 }
@@ -168,7 +180,15 @@ impl ConfusionMatrix {
             accuracy: ratio(hits, total),
             macro_avg: average(&|_| 1.0),
             weighted_avg: average(&|s| s.support as f64),
-            per_class,
+            per_class: per_class
+                .into_iter()
+                .enumerate()
+                .map(|(c, scores)| ClassEntry {
+                    label: c.to_string(),
+                    index: c,
+                    scores,
+                })
+                .collect(),
         }
     }
 
@@ -202,13 +222,19 @@ impl ConfusionMatrix {
 }
 
 impl ClassificationReport {
-    /// scikit-learn's `classification_report` layout, classes numbered.
-    pub fn to_text(&self) -> String {
-        self.to_text_named(&[])
+    /// The classes under their names, when `names` names every class (else they keep their
+    /// numbers).
+    pub fn named(mut self, names: &[String]) -> Self {
+        if names.len() == self.per_class.len() {
+            for (entry, name) in self.per_class.iter_mut().zip(names) {
+                entry.label = name.clone();
+            }
+        }
+        self
     }
 
-    /// The same, each class under its name in `names` (numbered where there is none).
-    pub fn to_text_named(&self, names: &[String]) -> String {
+    /// scikit-learn's `classification_report` layout, each class under its label.
+    pub fn to_text(&self) -> String {
         let mut out = format!(
             "{:>12} {:>9} {:>9} {:>9} {:>9}\n",
             "class", "precision", "recall", "f1-score", "support"
@@ -219,9 +245,8 @@ impl ClassificationReport {
                 s.precision, s.recall, s.f1, s.support
             )
         };
-        for (c, s) in self.per_class.iter().enumerate() {
-            let name = names.get(c).cloned().unwrap_or_else(|| c.to_string());
-            out += &row(name, s);
+        for entry in &self.per_class {
+            out += &row(entry.label.clone(), &entry.scores);
         }
         out += &row("macro avg".into(), &self.macro_avg);
         out += &row("weighted avg".into(), &self.weighted_avg);
@@ -259,8 +284,11 @@ mod tests {
         let r = cm.report();
         let close = |a: f64, b: f64| (a - b).abs() < 1e-4;
         assert!(close(r.accuracy, 4.0 / 6.0));
-        assert!(close(r.per_class[0].recall, 2.0 / 3.0) && close(r.per_class[0].precision, 1.0));
-        assert!(close(r.per_class[2].f1, 2.0 / 3.0));
+        assert!(
+            close(r.per_class[0].scores.recall, 2.0 / 3.0)
+                && close(r.per_class[0].scores.precision, 1.0)
+        );
+        assert!(close(r.per_class[2].scores.f1, 2.0 / 3.0));
         assert!(close(r.macro_avg.f1, (0.8 + 0.5 + 2.0 / 3.0) / 3.0));
         assert!(close(
             r.weighted_avg.f1,
@@ -270,6 +298,29 @@ mod tests {
         assert!(cm.to_text().contains("true\\pred"));
         assert!(r.to_text().contains("weighted avg"));
         assert!(ConfusionMatrix::new(2, &[0, 2], &[0, 1]).is_err());
+    }
+
+    #[test]
+    fn each_class_is_reported_under_its_label() {
+        let cm = ConfusionMatrix::new(2, &[0, 1, 1], &[0, 1, 0]).unwrap();
+        let json = serde_json::to_value(cm.report()).unwrap();
+        let first = &json["per_class"][0];
+        assert_eq!((&first["label"], &first["index"]), (&"0".into(), &0.into()));
+        assert_eq!(first["support"], 1);
+        let names = ["cat".to_string(), "dog".to_string()];
+        let named = cm.report().named(&names);
+        let labels: Vec<&str> = named.per_class.iter().map(|e| e.label.as_str()).collect();
+        assert_eq!(labels, ["cat", "dog"]);
+        assert!(
+            named.to_text().contains("         dog "),
+            "{}",
+            named.to_text()
+        );
+        let partial = cm.report().named(&names[..1]);
+        assert_eq!(
+            partial.per_class[0].label, "0",
+            "names for some classes only: numbers"
+        );
     }
 
     #[test]
@@ -285,9 +336,9 @@ mod tests {
         let r = cm.report();
         assert_eq!(
             (
-                r.per_class[1].precision,
-                r.per_class[1].recall,
-                r.per_class[1].f1
+                r.per_class[1].scores.precision,
+                r.per_class[1].scores.recall,
+                r.per_class[1].scores.f1
             ),
             (0.0, 0.0, 0.0)
         );

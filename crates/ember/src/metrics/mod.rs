@@ -8,7 +8,8 @@ mod scores;
 mod scoring;
 
 pub use classification::{
-    top_k_accuracy, true_and_predicted, ClassScores, ClassificationReport, ConfusionMatrix,
+    top_k_accuracy, true_and_predicted, ClassEntry, ClassScores, ClassificationReport,
+    ConfusionMatrix,
 };
 pub use ranking::{ranking_at_k, MeanRanking, RankingMeans, RankingScores};
 pub use scores::{regression_scores, roc_auc, RegressionScores};

@@ -14,10 +14,26 @@ pub struct Assessment {
     pub samples: usize,
     pub loss: f64,
     pub accuracy: Option<f64>,
-    /// (k, accuracy) when the model has more than k classes.
-    pub top_k_accuracy: Option<(usize, f64)>,
+    /// When the model has more than k classes: `{"k": 5, "accuracy": 0.9993}`.
+    pub top_k_accuracy: Option<TopKAccuracy>,
     pub report: Option<ClassificationReport>,
     pub confusion_matrix: Option<ConfusionMatrix>,
+}
+
+/// The fraction of samples whose true class is among the model's `k` most likely.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+pub struct TopKAccuracy {
+    pub k: usize,
+    pub accuracy: f64,
+}
+
+impl Assessment {
+    /// The classification report's classes under their names, when `names` names every
+    /// class (an image folder's classes; MNIST's digits keep their numbers).
+    pub fn named(mut self, names: &[String]) -> Self {
+        self.report = self.report.map(|r| r.named(names));
+        self
+    }
 }
 
 impl Model {
@@ -49,7 +65,10 @@ impl Model {
         let width = self.output_shape().last().copied().unwrap_or(1);
         let classes = width.max(2);
         if width > top_k {
-            assessment.top_k_accuracy = Some((top_k, top_k_accuracy(&outputs, &truth, top_k)));
+            assessment.top_k_accuracy = Some(TopKAccuracy {
+                k: top_k,
+                accuracy: top_k_accuracy(&outputs, &truth, top_k),
+            });
         }
         let confusion = ConfusionMatrix::new(classes, &truth, &predicted)?;
         assessment.report = Some(confusion.report());

@@ -184,7 +184,7 @@ impl Graph {
         let shapes: Vec<&[usize]> = inputs.iter().map(|t| t.shape()).collect();
         let output_shape = merge
             .output_shape(&shapes)
-            .map_err(|e| Error::invalid(format!("layer '{name}': {e}")))?;
+            .map_err(|e| Error::invalid(format!("layer '{name}': {}", e.detail())))?;
         let layer = self.add(name.to_string(), Operation::Merge(merge))?;
         self.push_call(layer.index, inputs, output_shape)
     }
@@ -294,7 +294,7 @@ impl GraphLayer {
                 )));
             };
             nn::check_call(layer.kind(), &x.shape, mask.map(|m| m.shape()))
-                .map_err(|e| Error::invalid(format!("layer '{}': {e}", entry.name)))?;
+                .map_err(|e| Error::invalid(format!("layer '{}': {}", entry.name, e.detail())))?;
             match &built_for[self.index] {
                 Some(shape) if *shape != x.shape => {
                     return Err(Error::invalid(format!(
@@ -310,7 +310,9 @@ impl GraphLayer {
                 None => {
                     let mut init_rng = rng.fork();
                     let shape = nn::build_checked(layer.as_mut(), &x.shape, &mut init_rng)
-                        .map_err(|e| Error::invalid(format!("layer '{}': {e}", entry.name)))?;
+                        .map_err(|e| {
+                            Error::invalid(format!("layer '{}': {}", entry.name, e.detail()))
+                        })?;
                     built_for[self.index] = Some(x.shape.clone());
                     shape
                 }
@@ -528,6 +530,23 @@ mod tests {
             .compile(Sgd::new(0.1), Loss::BinaryCrossentropy, &[Metric::Accuracy])
             .unwrap();
         model
+    }
+
+    #[test]
+    fn a_layer_that_cannot_be_built_is_named_and_the_kind_said_once() {
+        let g = Graph::new();
+        let x = g.input("x", &[784]).unwrap();
+        let e = g
+            .named("huge", Dense::new(1 << 31))
+            .unwrap()
+            .call(&x)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("invalid argument: layer 'huge': Dense would have "),
+            "{e}"
+        );
+        assert_eq!(e.matches("invalid argument").count(), 1, "{e}");
     }
 
     #[test]

@@ -17,7 +17,7 @@ mod softmax_regression;
 mod step;
 mod summary;
 
-pub use assess::Assessment;
+pub use assess::{Assessment, TopKAccuracy};
 pub use callback::{Callback, Control};
 pub use evaluate::Evaluation;
 pub use fit::{check_epochs, split_point, FitOptions, Verbosity, MAX_EPOCHS};

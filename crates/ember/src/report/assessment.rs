@@ -11,8 +11,8 @@ use crate::model::Assessment;
 pub fn assessment_text(a: &Assessment, with_tables: bool) -> String {
     let mut out = String::new();
     if with_tables {
-        if let Some((k, acc)) = a.top_k_accuracy {
-            let _ = writeln!(out, "Top-{k} accuracy: {acc:.4}");
+        if let Some(top) = a.top_k_accuracy {
+            let _ = writeln!(out, "Top-{} accuracy: {:.4}", top.k, top.accuracy);
         }
         if let Some(report) = &a.report {
             let _ = writeln!(out, "\n{}", report.to_text());
@@ -35,9 +35,9 @@ pub fn assessment_text(a: &Assessment, with_tables: bool) -> String {
     out
 }
 
-/// Per-class precision, recall and F1 under the class names, then the test loss and
+/// Per-class precision, recall and F1 under the class labels, then the test loss and
 /// accuracy lines.
-pub fn named_assessment_text(a: &Assessment, classes: &[String]) -> String {
+pub fn per_class_assessment_text(a: &Assessment) -> String {
     let mut out = String::new();
     if let Some(report) = &a.report {
         let _ = writeln!(
@@ -45,11 +45,12 @@ pub fn named_assessment_text(a: &Assessment, classes: &[String]) -> String {
             "{:<16} {:>9} {:>9} {:>9} {:>9}",
             "class", "precision", "recall", "f1", "support"
         );
-        for (name, s) in classes.iter().zip(&report.per_class) {
+        for entry in &report.per_class {
+            let s = &entry.scores;
             let _ = writeln!(
                 out,
                 "{:<16} {:>9.4} {:>9.4} {:>9.4} {:>9}",
-                name, s.precision, s.recall, s.f1, s.support
+                entry.label, s.precision, s.recall, s.f1, s.support
             );
         }
     }

@@ -10,7 +10,7 @@ pub mod recommend;
 mod tables;
 mod tune;
 
-pub use assessment::{assessment_text, named_assessment_text, skipped_text};
+pub use assessment::{assessment_text, per_class_assessment_text, skipped_text};
 pub use bars::Bars;
 pub use generation::{loaded_text, timing_text, widened_json};
 pub use tables::{

@@ -87,20 +87,16 @@ pub fn scores_text(scores: &TabularScores, prefix: &str) -> String {
 /// class numbers), the loss and the scores of a table model on a labelled file.
 pub fn table_evaluation_text(scores: &TabularScores) -> String {
     let mut out = String::new();
+    let classes = scores.report.as_ref().map_or(&[][..], |r| &r.per_class[..]);
     if let Some(report) = &scores.report {
-        let _ = writeln!(out, "{}", report.to_text_named(&scores.classes));
+        let _ = writeln!(out, "{}", report.to_text());
     }
     if let Some(matrix) = &scores.confusion_matrix {
         out.push_str("Confusion matrix (rows: true class, columns: predicted class)\n");
         out.push_str(&matrix.to_text());
-        let numbered = scores
-            .classes
-            .iter()
-            .enumerate()
-            .all(|(c, n)| *n == c.to_string());
-        if !numbered {
-            for (c, name) in scores.classes.iter().enumerate() {
-                let _ = writeln!(out, "  {c}: {name}");
+        if classes.iter().any(|c| c.label != c.index.to_string()) {
+            for c in classes {
+                let _ = writeln!(out, "  {}: {}", c.index, c.label);
             }
         }
     }

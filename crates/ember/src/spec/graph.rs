@@ -237,13 +237,13 @@ pub(crate) fn build(
                 let config = entry.config().expect("a stack has plain layers");
                 stack
                     .add_boxed(config.to_layer())
-                    .map_err(|e| (format!("layers[{i}]"), e.to_string()))?;
+                    .map_err(|e| (format!("layers[{i}]"), e.detail()))?;
                 if !entry.trainable {
                     let name = stack.layers().last().map(|(n, _)| n.to_string());
                     if let Some(name) = name {
                         stack
                             .set_trainable(&name, false)
-                            .map_err(|e| (format!("layers[{i}]"), e.to_string()))?;
+                            .map_err(|e| (format!("layers[{i}]"), e.detail()))?;
                     }
                 }
             }
@@ -305,7 +305,7 @@ fn walk<V: Visit>(
         }
         let t = visit
             .input(&input.name, &input.shape)
-            .map_err(|e| (field, e.to_string()))?;
+            .map_err(|e| (field, e.detail()))?;
         values.insert(input.name.clone(), t.clone());
         inputs.push(t);
     }
@@ -313,7 +313,7 @@ fn walk<V: Visit>(
     let mut names = Vec::with_capacity(layers.len());
     for (i, entry) in layers.iter().enumerate() {
         let field = format!("layers[{i}]");
-        let fail = |e: Error| (field.clone(), e.to_string());
+        let fail = |e: Error| (field.clone(), e.detail());
         let read: Vec<V::Value> = match &entry.inputs {
             Some(names) => names
                 .iter()
@@ -546,7 +546,7 @@ pub(crate) fn param_count(
                         crate::nn::check_size(config.kind_name(), params, &out)?;
                         Ok((out, params))
                     })
-                    .map_err(|e| (format!("layers[{i}]"), e.to_string()))?;
+                    .map_err(|e| (format!("layers[{i}]"), e.detail()))?;
                 total = total.checked_add(params).ok_or_else(overflow)?;
                 sample = out;
             }
@@ -579,7 +579,7 @@ pub(crate) fn summary(
 ) -> Result<SummaryTable, (String, String)> {
     // Every shape and size checked, the entry at fault named.
     param_count(model, layers)?;
-    let field = |i: usize| move |e: Error| (format!("layers[{i}]"), e.to_string());
+    let field = |i: usize| move |e: Error| (format!("layers[{i}]"), e.detail());
     match plan(model, layers)? {
         Plan::Stack(shape) => {
             let mut kinds = KindCounts::default();
@@ -809,13 +809,12 @@ fn build_graph(
     let walked = walk(model, layers, &mut visit)?;
     let inputs: Vec<&SymbolicTensor> = walked.inputs.iter().collect();
     let outputs: Vec<&SymbolicTensor> = walked.outputs.iter().collect();
-    let mut model =
-        Model::new(&inputs, &outputs).map_err(|e| ("model".to_string(), e.to_string()))?;
+    let mut model = Model::new(&inputs, &outputs).map_err(|e| ("model".to_string(), e.detail()))?;
     for (i, (entry, name)) in layers.iter().zip(&walked.names).enumerate() {
         if !entry.trainable {
             model
                 .set_trainable(name, false)
-                .map_err(|e| (format!("layers[{i}].trainable"), e.to_string()))?;
+                .map_err(|e| (format!("layers[{i}].trainable"), e.detail()))?;
         }
     }
     Ok(model)
@@ -1161,6 +1160,10 @@ loss = "mean_squared_error"
         ] {
             let err = error(&stack(input, layer));
             assert!(err.contains(says), "{layer}: {err}");
+            assert!(
+                !err.contains("invalid argument"),
+                "no kind inside the field's message: {err}"
+            );
         }
         // The same through the Rust API, and for graph inputs.
         let mut model = crate::model::Sequential::with_seed(&[784], 1);

@@ -18,6 +18,7 @@ use crate::model::{
 };
 use crate::nn::{Dense, Dropout};
 use crate::optim::Adam;
+use crate::prediction::{classify, Outcome};
 use crate::spec::{FitSpec, ModelSpec, TableSpec};
 use crate::tensor::activation::Activation;
 use crate::tensor::Tensor;
@@ -32,10 +33,8 @@ pub struct TabularScores {
     pub samples: usize,
     /// The training loss (the compiled one, on these rows).
     pub loss: f64,
-    /// Class names, for the report and the matrix (classification only).
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub classes: Vec<String>,
-    /// Per-class precision, recall, F1 and support (classification only).
+    /// Per-class precision, recall, F1 and support under the class labels (classification
+    /// only).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub report: Option<ClassificationReport>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -417,7 +416,6 @@ impl TabularModel {
         let mut scores = TabularScores {
             samples: rows.len(),
             loss,
-            classes,
             ..Default::default()
         };
         match self.task {
@@ -427,12 +425,12 @@ impl TabularModel {
                     out.data().iter().map(|&p| (p > 0.5) as usize).collect();
                 let t: Vec<usize> = truth.iter().map(|&b| b as usize).collect();
                 let matrix = ConfusionMatrix::new(2, &t, &predicted)?;
-                let report = matrix.report();
+                let report = matrix.report().named(&classes);
                 scores.confusion_matrix = Some(matrix);
                 scores.accuracy = Some(report.accuracy);
-                scores.precision = Some(report.per_class[1].precision);
-                scores.recall = Some(report.per_class[1].recall);
-                scores.f1 = Some(report.per_class[1].f1);
+                scores.precision = Some(report.per_class[1].scores.precision);
+                scores.recall = Some(report.per_class[1].scores.recall);
+                scores.f1 = Some(report.per_class[1].scores.f1);
                 scores.roc_auc = roc_auc(out.data(), &truth);
                 scores.report = Some(report);
             }
@@ -440,7 +438,7 @@ impl TabularModel {
                 let truth: Vec<usize> = y.data().iter().map(|&t| t as usize).collect();
                 let matrix =
                     ConfusionMatrix::new(self.preprocessor.outputs(), &truth, &out.argmax_rows())?;
-                let report = matrix.report();
+                let report = matrix.report().named(&classes);
                 scores.accuracy = Some(report.accuracy);
                 scores.precision = Some(report.macro_avg.precision);
                 scores.recall = Some(report.macro_avg.recall);
@@ -467,10 +465,43 @@ impl TabularModel {
 
     /// Predictions for every row of `table`.
     pub fn predict(&self, table: &Table) -> Result<Vec<TablePrediction>> {
+        Ok(self.predictions(&self.outputs(table)?))
+    }
+
+    /// The network's outputs for every row of `table`, prepared as in training.
+    pub fn outputs(&self, table: &Table) -> Result<crate::tensor::Tensor> {
         let rows: Vec<usize> = (0..table.rows()).collect();
         let x = self.preprocessor.transform(table, &rows)?;
-        let out = self.model.predict(&x, 256)?;
-        Ok(self.predictions(&out))
+        self.model.predict(&x, 256)
+    }
+
+    /// The network's outputs for prepared rows as predictions in their written form: each
+    /// row's `top_k` most likely classes, or its value.
+    pub fn outcomes(&self, out: &crate::tensor::Tensor, top_k: usize) -> Vec<Outcome> {
+        match &self.preprocessor.target {
+            Target::Classes { labels, .. } => out
+                .data()
+                .chunks(out.row_len().max(1))
+                .map(|row| Outcome::Class(classify(row, top_k, labels)))
+                .collect(),
+            Target::Regression { log, .. } => out
+                .data()
+                .chunks(out.row_len().max(1))
+                .map(|row| Outcome::Value {
+                    value: self.value(row[0], *log),
+                })
+                .collect(),
+        }
+    }
+
+    /// A regression's output in the target's units (undoing a log-transform).
+    fn value(&self, output: f32, log: bool) -> f64 {
+        let v = self.preprocessor.unscale(output);
+        if log {
+            v.exp()
+        } else {
+            v
+        }
     }
 
     /// The predictions the network's outputs for prepared rows (see
@@ -500,8 +531,7 @@ impl TabularModel {
                     }
                 }
                 (Target::Regression { log, .. }, _) => {
-                    let v = self.preprocessor.unscale(row[0]);
-                    let v = if *log { v.exp() } else { v };
+                    let v = self.value(row[0], *log);
                     TablePrediction {
                         label: format!("{v}"),
                         value: Some(v),

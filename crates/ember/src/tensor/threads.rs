@@ -46,7 +46,7 @@ pub fn threads_from_env() -> Result<Option<usize>> {
     match std::env::var("EMBER_NUM_THREADS") {
         Ok(v) => parse_threads(&v)
             .map(Some)
-            .map_err(|e| Error::invalid(format!("EMBER_NUM_THREADS: {e}"))),
+            .map_err(|e| Error::invalid(format!("EMBER_NUM_THREADS: {}", e.detail()))),
         Err(std::env::VarError::NotPresent) => Ok(None),
         Err(std::env::VarError::NotUnicode(_)) => Err(Error::invalid(
             "EMBER_NUM_THREADS: threads must be a positive integer, got a value that is not text",

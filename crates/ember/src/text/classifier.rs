@@ -13,6 +13,7 @@ use crate::data::tfidf::TfIdf;
 use crate::data::StandardScaler;
 use crate::error::{Error, Result};
 use crate::model::{Assessment, FitOptions, Model, Sequential, SoftmaxRegression, Verbosity};
+use crate::prediction::{classify, Classification, Prediction};
 use crate::spec::{FitSpec, ModelSpec, TextFeatures, TextSpec};
 use crate::{Activation, Adam, Dense, Dropout, Loss, Metric, Tensor};
 
@@ -106,14 +107,6 @@ pub struct TrainedText {
 pub struct TextClassifier {
     pub model: Model,
     pub spec: TextSpec,
-}
-
-/// One document's most likely class and its probability.
-#[derive(Clone, Debug, PartialEq, serde::Serialize)]
-pub struct TextPrediction {
-    pub input: String,
-    pub class: String,
-    pub probability: f32,
 }
 
 /// Characters from the end of a document that make its tail view.
@@ -295,7 +288,7 @@ impl TextClassifier {
                 (model.into_model(), head)
             }
         };
-        let assessment = model.assess(&x_test, &y_test, 256, 1)?;
+        let assessment = model.assess(&x_test, &y_test, 256, 1)?.named(&docs.classes);
         Ok(TrainedText {
             classifier: TextClassifier {
                 model,
@@ -420,36 +413,36 @@ impl TextClassifier {
         }
     }
 
-    /// Each document's most likely class and its probability.
-    pub fn predict(&self, texts: &[&str], cache: &Path) -> Result<Vec<(String, f32)>> {
+    /// Each document's `top_k` most likely classes, best first.
+    pub fn classify(
+        &self,
+        texts: &[&str],
+        cache: &Path,
+        top_k: usize,
+    ) -> Result<Vec<Classification>> {
         let x = self.features(texts, cache)?;
         let outputs = self.model.predict(&x, 256)?;
-        let width = outputs.row_len();
         Ok(outputs
             .data()
-            .chunks(width.max(1))
-            .map(|row| {
-                let best = (0..width)
-                    .max_by(|&a, &b| row[a].total_cmp(&row[b]))
-                    .unwrap_or(0);
-                (self.spec.classes[best].clone(), row[best])
-            })
+            .chunks(outputs.row_len().max(1))
+            .map(|row| classify(row, top_k, &self.spec.classes))
             .collect())
     }
 
-    /// [`TextClassifier::predict`] on the documents of `inputs` (see
+    /// [`TextClassifier::classify`] on the documents of `inputs` (see
     /// [`TextClassifier::read_documents`]).
-    pub fn predict_files(&self, inputs: &[PathBuf], cache: &Path) -> Result<Vec<TextPrediction>> {
+    pub fn classify_files(
+        &self,
+        inputs: &[PathBuf],
+        cache: &Path,
+        top_k: usize,
+    ) -> Result<Vec<Prediction<Classification>>> {
         let (files, texts) = self.read_documents(inputs)?;
         let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
         Ok(files
             .iter()
-            .zip(self.predict(&refs, cache)?)
-            .map(|(file, (class, probability))| TextPrediction {
-                input: file.display().to_string(),
-                class,
-                probability,
-            })
+            .zip(self.classify(&refs, cache, top_k)?)
+            .map(|(file, class)| Prediction::of_input(file, class))
             .collect())
     }
 }

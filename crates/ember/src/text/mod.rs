@@ -23,7 +23,7 @@ pub mod tokenizer;
 pub use crate::data::tfidf::TfIdf;
 pub use crate::spec::TextFeatures;
 pub use bert::{BertConfig, BertEncoder};
-pub use classifier::{TextClassifier, TextPrediction, TextTraining, TrainedText};
+pub use classifier::{TextClassifier, TextTraining, TrainedText};
 pub use documents::{read_csv_documents, read_text_folder, ClassFolders, Documents};
 pub use search::FaqIndex;
 pub use sentence::{Pooling, SentenceEncoder};

@@ -8,6 +8,7 @@ use super::{read_ratings, RecommendEvent, RecommendSettings};
 use crate::data::interactions::{InteractionOptions, Interactions};
 use crate::data::side_features::SideFeatures;
 use crate::error::{Error, Result};
+use crate::jobs::cv::figure_over_folds;
 use crate::recommend::{self, EvaluateOptions, RecommendConfig};
 use crate::tensor::stats;
 
@@ -156,11 +157,11 @@ pub fn fold_text(fold: usize, figures: &FoldFigures) -> String {
     )
 }
 
-/// Each figure's mean and standard deviation over the folds.
+/// Each figure over the folds, as `ember cv` writes one: `CV RMSE: 0.9021 ± 0.0035`.
 pub fn cv_summary_text(summary: &[FigureSummary]) -> String {
     summary
         .iter()
-        .map(|s| format!("Mean {}: {:.4} (std {:.4})\n", s.name, s.mean, s.std))
+        .map(|s| figure_over_folds(&s.name, s.mean, s.std) + "\n")
         .collect()
 }
 
@@ -169,6 +170,26 @@ mod tests {
     use std::path::Path;
 
     use super::*;
+
+    #[test]
+    fn figures_over_folds_read_as_ember_cv_writes_them() {
+        let summary = [
+            FigureSummary {
+                name: "RMSE".into(),
+                mean: 0.90214,
+                std: 0.00349,
+            },
+            FigureSummary {
+                name: "RMSE (biases)".into(),
+                mean: 0.9439,
+                std: 0.0061,
+            },
+        ];
+        assert_eq!(
+            cv_summary_text(&summary),
+            "CV RMSE: 0.9021 ± 0.0035\nCV RMSE (biases): 0.9439 ± 0.0061\n"
+        );
+    }
 
     #[test]
     fn folds_are_two_to_the_number_of_ratings() {
