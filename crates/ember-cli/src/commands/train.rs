@@ -183,7 +183,7 @@ pub fn run(args: TrainArgs) -> ember::Result<()> {
         TrainFileEvent::Skipped(_) => eprint!("{}", event.text(&source)),
         _ => print!("{}", event.text(&source)),
     })?;
-    print!("{}", assessment_text(&trained.assessment, false));
+    print!("{}", assessment_text(&trained.assessment, &[], false));
     Ok(())
 }
 

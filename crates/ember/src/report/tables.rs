@@ -83,8 +83,8 @@ pub fn scores_text(scores: &TabularScores, prefix: &str) -> String {
     out
 }
 
-/// The per-class report, the confusion matrix (with the class names when they are not the
-/// class numbers), the loss and the scores of a table model on a labelled file.
+/// The per-class report and the confusion matrix under the class names, the loss and the
+/// scores of a table model on a labelled file.
 pub fn table_evaluation_text(scores: &TabularScores) -> String {
     let mut out = String::new();
     if let Some(report) = &scores.report {
@@ -92,17 +92,7 @@ pub fn table_evaluation_text(scores: &TabularScores) -> String {
     }
     if let Some(matrix) = &scores.confusion_matrix {
         out.push_str("Confusion matrix (rows: true class, columns: predicted class)\n");
-        out.push_str(&matrix.to_text());
-        let numbered = scores
-            .classes
-            .iter()
-            .enumerate()
-            .all(|(c, n)| *n == c.to_string());
-        if !numbered {
-            for (c, name) in scores.classes.iter().enumerate() {
-                let _ = writeln!(out, "  {c}: {name}");
-            }
-        }
+        out.push_str(&matrix.to_text_named(&scores.classes));
     }
     let _ = writeln!(out, "Test loss: {:.4}", scores.loss);
     out + &scores_text(scores, "Test")
