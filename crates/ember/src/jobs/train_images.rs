@@ -96,30 +96,27 @@ fn describe(
     );
     let [height, width] = image_size;
     let [most_h, most_w] = survey.sizes[0].0;
-    let source = match survey.sizes.len() {
-        1 => "every image's size".to_string(),
-        n => format!(
-            "the most common of {n} sizes, {} of {} images; the others are resized to it",
-            survey.sizes[0].1,
-            survey.images()
+    let (most, images) = (survey.sizes[0].1, survey.images());
+    let fit = format!("scaled to fit {MIN_SIDE} to {MAX_SIDE} pixels a side");
+    let size = match (survey.sizes.len(), image_size == [most_h, most_w]) {
+        (1, true) => "every image's size".to_string(),
+        (1, false) => format!("every image is {most_h}×{most_w}, {fit}"),
+        (n, true) => format!(
+            "the most common of {n} sizes ({most} of {images} images); the others are resized \
+             to it"
         ),
-    };
-    let resized = match image_size == [most_h, most_w] {
-        true => String::new(),
-        false => {
-            format!(", {most_h}×{most_w} resized to fit {MIN_SIDE} to {MAX_SIDE} pixels a side")
-        }
+        (n, false) => format!(
+            "the most common of {n} sizes is {most_h}×{most_w} ({most} of {images} images), \
+             {fit}; every image is resized to it"
+        ),
     };
     let colour = match (color_mode, survey.in_colour) {
         (ColorMode::Grayscale, _) => "every image is stored in gray levels".to_string(),
-        (ColorMode::Rgb, n) if n == survey.images() => "every image is in colour".into(),
-        (ColorMode::Rgb, n) => format!("{n} of {} images are in colour", survey.images()),
+        (ColorMode::Rgb, n) if n == images => "every image is in colour".into(),
+        (ColorMode::Rgb, n) => format!("{n} of {images} images are in colour"),
     };
-    let _ = writeln!(
-        out,
-        "image size {height}×{width} ({source}{resized}); color mode {} ({colour})",
-        color_name(color_mode)
-    );
+    let _ = writeln!(out, "image size {height}×{width}: {size}");
+    let _ = writeln!(out, "color mode {}: {colour}", color_name(color_mode));
     out
 }
 
@@ -425,8 +422,10 @@ mod tests {
         let description = made.description(Path::new("pets"));
         assert!(
             description.starts_with("pets: 3 images in 3 classes (cat 1, dog 1, eel 1)")
-                && description.contains("image size 30×40 (the most common of 2 sizes, 2 of 3")
-                && description.contains("color mode rgb (every image is in colour)"),
+                && description.contains(
+                    "image size 30×40: the most common of 2 sizes (2 of 3 images); the others"
+                )
+                && description.contains("color mode rgb: every image is in colour"),
             "{description}"
         );
         assert!(made.text.starts_with("# A convnet for an image folder"));
@@ -448,5 +447,25 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("one class folder ('cat')"), "{err}");
+
+        // A folder with its own test images takes no --test-size.
+        for split in ["train", "test"] {
+            for class in ["cat", "dog"] {
+                let folder = dir.join(split).join(class);
+                std::fs::create_dir_all(&folder).unwrap();
+                image::GrayImage::new(12, 12)
+                    .save(folder.join("x.png"))
+                    .unwrap();
+            }
+        }
+        let made = image_model_file(&dir, &ImageFolderSettings::default()).unwrap();
+        assert_eq!(made.color_mode, ColorMode::Grayscale);
+        assert_eq!(made.spec.data.as_ref().unwrap().test_split, None);
+        let split = ImageFolderSettings {
+            test_size: Some(0.3),
+            ..Default::default()
+        };
+        let err = image_model_file(&dir, &split).unwrap_err().to_string();
+        assert!(err.contains("--test-size does nothing here"), "{err}");
     }
 }
