@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{command, last_line, ok, repo_root, stderr, stdout, Scratch};
+use common::{command, fails_with, last_line, ok, repo_root, stderr, stdout, Scratch};
 
 /// `ember data export-images` of the first `n` images of one MNIST file pair into `dir`.
 fn export(prefix: &str, n: usize, dir: &str) {
@@ -100,6 +100,110 @@ fn a_model_trained_on_an_image_folder_predicts_new_image_files() {
     let text = ok(&["predict", &model, &one_class]);
     assert!(text.lines().count() >= 3, "{text}");
     assert!(text.lines().all(|l| l.contains("(top: ")), "{text}");
+}
+
+/// A folder of `per_class` real MNIST digits (28×28 grayscale PNG) for each of 0, 1 and 2,
+/// in class folders named "zero", "one" and "two".
+fn three_digit_folder(dir: &Scratch, per_class: usize) -> String {
+    let all = dir.file("all");
+    export("train", 12 * per_class, &all);
+    let digits = dir.file("digits");
+    for (label, name) in ["zero", "one", "two"].iter().enumerate() {
+        let (from, to) = (format!("{all}/{label}"), format!("{digits}/{name}"));
+        std::fs::create_dir_all(&to).unwrap();
+        let mut files: Vec<_> = std::fs::read_dir(&from)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        files.sort();
+        assert!(files.len() >= per_class, "{} digits {label}", files.len());
+        for file in &files[..per_class] {
+            std::fs::copy(
+                file,
+                format!("{to}/{}", file.file_name().unwrap().to_string_lossy()),
+            )
+            .unwrap();
+        }
+    }
+    digits
+}
+
+#[test]
+fn an_image_folder_trains_without_a_model_file_and_names_its_classes() {
+    let dir = Scratch::new("image-dir");
+    let digits = three_digit_folder(&dir, 60);
+    let model = dir.file("digits.safetensors");
+    let out = ok(&[
+        "train",
+        "--image-dir",
+        &digits,
+        "--epochs",
+        "15",
+        "--output",
+        &model,
+    ]);
+    // What was read, before training.
+    assert!(
+        out.contains("digits: 180 images in 3 classes (one 60, two 60, zero 60)")
+            && out.contains("image size 28×28: every image's size\n")
+            && out.contains("color mode grayscale: every image is stored in gray levels\n")
+            && out.contains("Dense 3 softmax"),
+        "{out}"
+    );
+    // 20% of each class held out for the test, 20% of the rest for validation.
+    assert!(
+        out.contains("on 115 samples, validating on 29, testing on 36"),
+        "{out}"
+    );
+    let trained = accuracy(&out);
+    assert!(trained > 0.75, "test accuracy {trained} (chance: 0.33)");
+
+    // The model file it wrote is an ordinary one: printed, it reads back.
+    let text = ok(&["train", "--image-dir", &digits, "--print-model-file"]);
+    assert!(
+        text.starts_with("# A convnet for an image folder"),
+        "{text}"
+    );
+    let file = dir.write("digits.toml", &text);
+    let summary = ok(&["summary", &file]);
+    assert!(summary.contains("(None, 3)"), "{summary}");
+
+    // Every image of the tree, its path shown, mostly in its own folder's class.
+    let predicted = ok(&["predict", &model, &digits]);
+    assert_eq!(predicted.lines().count(), 180, "{predicted}");
+    let right = predicted
+        .lines()
+        .filter(|line| {
+            let (path, class) = line.split_once(": ").unwrap();
+            let folder = std::path::Path::new(path).parent().unwrap();
+            assert!(folder.starts_with(&digits), "{line}");
+            class.starts_with(&*folder.file_name().unwrap().to_string_lossy())
+        })
+        .count();
+    assert!(right >= 150, "{right} of 180 right:\n{predicted}");
+
+    // Evaluated on the same test images, the classes under their folder names.
+    let evaluated = ok(&["evaluate", &model]);
+    assert!(
+        evaluated.contains(&format!("Test accuracy: {trained:.4}")),
+        "{evaluated}"
+    );
+    assert!(
+        evaluated.contains("true\\pred │  one  two zero") && evaluated.contains("\n     zero │"),
+        "{evaluated}"
+    );
+    assert!(
+        evaluated
+            .lines()
+            .any(|l| l.trim_start().starts_with("zero ") && l.ends_with(" 12")),
+        "{evaluated}"
+    );
+
+    // Flags the generated model has no use for are refused, by name.
+    fails_with(
+        &["train", "--image-dir", &digits, "--optimizer", "sgd"],
+        &["--optimizer does nothing when training a convnet on an image folder"],
+    );
 }
 
 #[test]

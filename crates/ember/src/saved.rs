@@ -306,7 +306,8 @@ fn read_raw(bytes: &[u8], path: &Path, data: &DataSpec) -> Result<Tensor> {
     }
 }
 
-/// The inputs with each folder replaced by the image files in it (sorted by name).
+/// The inputs with each folder replaced by the image files in it and in its subfolders, at
+/// any depth (an image folder's class subfolders, say), sorted by path.
 pub(crate) fn expand_folders(inputs: &[PathBuf]) -> Result<Vec<PathBuf>> {
     let mut files = Vec::new();
     for input in inputs {
@@ -314,19 +315,71 @@ pub(crate) fn expand_folders(inputs: &[PathBuf]) -> Result<Vec<PathBuf>> {
             files.push(input.clone());
             continue;
         }
-        let mut images: Vec<PathBuf> = std::fs::read_dir(input)
-            .map_err(|e| Error::io(input, e))?
-            .filter_map(|entry| entry.ok().map(|e| e.path()))
-            .filter(|p| p.is_file() && is_image_file(p))
-            .collect();
+        let mut images = Vec::new();
+        let mut visited = std::collections::HashSet::new();
+        images_in(input, &mut images, &mut visited)?;
         if images.is_empty() {
             return Err(Error::data(
                 input,
-                "the folder holds no .png/.jpg/.jpeg images",
+                "the folder and its subfolders hold no .png/.jpg/.jpeg images",
             ));
         }
         images.sort();
         files.extend(images);
     }
     Ok(files)
+}
+
+/// Adds the image files of `dir` and of its subfolders to `images`; `visited` holds the
+/// folders already walked, so that a link back up the tree is walked once.
+fn images_in(
+    dir: &Path,
+    images: &mut Vec<PathBuf>,
+    visited: &mut std::collections::HashSet<PathBuf>,
+) -> Result<()> {
+    let real = std::fs::canonicalize(dir).map_err(|e| Error::io(dir, e))?;
+    if !visited.insert(real) {
+        return Ok(());
+    }
+    for entry in std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))? {
+        let path = entry.map_err(|e| Error::io(dir, e))?.path();
+        if path.is_dir() {
+            images_in(&path, images, visited)?;
+        } else if path.is_file() && is_image_file(&path) {
+            images.push(path);
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_folder_input_is_every_image_in_its_tree() {
+        let scratch = tempfile::tempdir().unwrap();
+        let dir = scratch.path();
+        for file in ["b/2.png", "a/deeper/1.jpg", "0.PNG", "a/notes.txt"] {
+            let path = dir.join(file);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, b"").unwrap();
+        }
+        #[cfg(unix)]
+        std::os::unix::fs::symlink(dir, dir.join("a/loop")).unwrap();
+        let found = expand_folders(&[dir.to_path_buf()]).unwrap();
+        let names: Vec<_> = found.iter().map(|p| p.strip_prefix(dir).unwrap()).collect();
+        assert_eq!(
+            names,
+            [
+                Path::new("0.PNG"),
+                Path::new("a/deeper/1.jpg"),
+                Path::new("b/2.png")
+            ]
+        );
+        let empty = dir.join("a/deeper/empty");
+        std::fs::create_dir_all(&empty).unwrap();
+        let err = expand_folders(&[empty]).unwrap_err().to_string();
+        assert!(err.contains("no .png/.jpg/.jpeg images"), "{err}");
+    }
 }

@@ -7,7 +7,7 @@ use clap::Args;
 use ember::jobs::outputs::OutputFiles;
 use ember::jobs::train_file::{train_file, Start, TrainFileEvent, TrainFileOptions};
 use ember::jobs::train_text::TextSource;
-use ember::report::{assessment_text, scores_text};
+use ember::report::{assessment_text, per_class_assessment_text, scores_text};
 
 #[derive(Args)]
 pub struct TrainArgs {
@@ -43,8 +43,8 @@ pub struct TrainArgs {
     /// Train on a table instead of a model file: a CSV file, with --target.
     #[arg(long, value_name = "FILE", conflicts_with_all = ["model", "resume", "checkpoint", "data"])]
     csv: Option<PathBuf>,
-    /// With --csv or --text-dir: the fraction of the rows or documents held out for the
-    /// test, stratified by class (default: 0.2).
+    /// With --csv, --text-dir or --image-dir: the fraction of the rows, documents or
+    /// images held out for the test, stratified by class (default: 0.2).
     #[arg(long, value_name = "FRACTION")]
     test_size: Option<f32>,
     /// The optimizer's learning rate, instead of the model file's or the table model's (for
@@ -76,6 +76,15 @@ pub struct TrainArgs {
         conflicts_with = "resume"
     )]
     metrics: Option<Vec<MetricName>>,
+    /// Train a convnet on a folder of images, one subfolder of PNG / JPEG files per class,
+    /// without a model file: the classes, image size and colour mode are read from the
+    /// images (a train/ and a test/ folder of that form are the training and test images).
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["model", "resume", "data", "csv", "text_dir"])]
+    image_dir: Option<PathBuf>,
+    /// With --image-dir: print the model file written for the folder (to edit, and train
+    /// with `ember train FILE`) instead of training it.
+    #[arg(long, requires = "image_dir")]
+    print_model_file: bool,
     #[command(flatten)]
     table: super::table::TableArgs,
     #[command(flatten)]
@@ -137,6 +146,9 @@ pub fn run(args: TrainArgs) -> ember::Result<()> {
         let source = super::text::folder(dir, &args.text)?;
         return super::text::train(&args.text, source, text_options());
     }
+    if let Some(dir) = &args.image_dir {
+        return run_images(dir, &args);
+    }
     let start = match &args.resume {
         Some(file) => Start::Resume(file.clone()),
         None => {
@@ -183,7 +195,7 @@ pub fn run(args: TrainArgs) -> ember::Result<()> {
         TrainFileEvent::Skipped(_) => eprint!("{}", event.text(&source)),
         _ => print!("{}", event.text(&source)),
     })?;
-    print!("{}", assessment_text(&trained.assessment, false));
+    print!("{}", assessment_text(&trained.assessment, &[], false));
     Ok(())
 }
 
@@ -204,13 +216,31 @@ fn refuse_unused(args: &TrainArgs) -> ember::Result<()> {
     let text_csv = args.csv.is_some() && args.text.text_column.is_some();
     let table = args.csv.is_some() && !text_csv;
     let text_dir = args.text.text_dir.is_some();
-    let model_file = !table && !text_csv && !text_dir;
+    let image_dir = args.image_dir.is_some();
+    let model_file = !table && !text_csv && !text_dir && !image_dir;
+    if args.print_model_file {
+        let outputs = [
+            ("--output", args.output.is_some()),
+            ("--checkpoint", args.checkpoint.is_some()),
+            ("--report", args.report.is_some()),
+            ("--verbose", args.verbose.is_some()),
+            ("--quiet", args.quiet),
+        ];
+        if let Some(flag) = super::given(&outputs).first() {
+            return Err(ember::Error::invalid(format!(
+                "{flag} does nothing with --print-model-file: it prints the model file and \
+                 trains nothing"
+            )));
+        }
+    }
     let mode = if table {
         "a table model (--csv without --text-column)"
     } else if text_csv {
         "a text classifier on a table's column"
     } else if text_dir {
         "a text classifier on a folder"
+    } else if image_dir {
+        "a convnet on an image folder"
     } else {
         "a model file"
     };
@@ -222,7 +252,7 @@ fn refuse_unused(args: &TrainArgs) -> ember::Result<()> {
         unused.extend(table_flags);
         unused.extend(args.table.csv.given());
     }
-    if table || model_file {
+    if table || model_file || image_dir {
         unused.extend(args.text.given());
     }
     if text_csv {
@@ -284,5 +314,44 @@ fn run_table(file: &Path, args: &TrainArgs) -> ember::Result<()> {
     };
     let trained = train_table(&job, |event| print!("{}", event.text(&job)))?;
     print!("{}", scores_text(&trained.scores, "Test"));
+    Ok(())
+}
+
+/// `ember train --image-dir DIR`: a convnet written for the folder's images and trained as
+/// a model file; or, with --print-model-file, that model file printed.
+fn run_images(dir: &Path, args: &TrainArgs) -> ember::Result<()> {
+    use ember::jobs::train_images::{
+        image_model_file, train_image_folder, ImageFolderSettings, TrainImagesEvent,
+        TrainImagesOptions,
+    };
+
+    let settings = ImageFolderSettings {
+        epochs: args.epochs.map(|e| e as usize),
+        batch_size: args.batch_size.map(|b| b as usize),
+        seed: args.seed,
+        validation_split: args.validation_split,
+        learning_rate: args.learning_rate,
+        test_size: args.test_size,
+    };
+    if args.print_model_file {
+        print!("{}", image_model_file(dir, &settings)?.text);
+        return Ok(());
+    }
+    let job = TrainImagesOptions {
+        dir: dir.to_path_buf(),
+        settings,
+        verbose: verbosity(args),
+        outputs: OutputFiles {
+            output: args.output.clone(),
+            checkpoint: args.checkpoint.clone(),
+            report: args.report.clone(),
+        },
+    };
+    let trained = train_image_folder(job, |event| match event {
+        TrainImagesEvent::Training(TrainFileEvent::Skipped(_)) => eprint!("{}", event.text(dir)),
+        _ => print!("{}", event.text(dir)),
+    })?;
+    let assessment = trained.trained.assessment.clone().named(&trained.classes);
+    print!("{}", per_class_assessment_text(&assessment));
     Ok(())
 }

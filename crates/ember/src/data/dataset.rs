@@ -138,6 +138,13 @@ impl Dataset {
     }
 }
 
+/// An image folder's train/ and test/ subfolders, when it has both: then they are its
+/// training and test images, each a folder of class subfolders.
+pub fn split_folders(dir: &Path) -> Option<[PathBuf; 2]> {
+    let (train, test) = (dir.join("train"), dir.join("test"));
+    (train.is_dir() && test.is_dir()).then_some([train, test])
+}
+
 impl DataSpec {
     /// Loads and prepares the data; a relative `dir` is taken from `base` (the model file's folder).
     pub fn load(&self, base: &Path) -> Result<Dataset> {
@@ -221,22 +228,28 @@ impl DataSpec {
         Ok((height, width, self.color_mode.unwrap_or_default()))
     }
 
-    /// Reads an image folder: its train/ and test/ subfolders when it has both, otherwise
-    /// every class folder, split per class (stratified, seed 0, so every training run of
-    /// the folder tests on the same images).
+    /// Reads an image folder: its train/ and test/ subfolders when it has both (the
+    /// training images shuffled, seed 0, as Keras's `image_dataset_from_directory` does, so
+    /// that a validation split of the last ones holds every class), otherwise every class
+    /// folder, split per class (stratified, seed 0, so every training run of the folder
+    /// tests on the same images).
     fn load_image_folder(&self, dir: &Path) -> Result<Dataset> {
         let (height, width, color) = self.image_geometry()?;
         let known = (!self.classes.is_empty()).then_some(self.classes.as_slice());
-        let (train_dir, test_dir) = (dir.join("train"), dir.join("test"));
         let labels_tensor = |labels: &[usize]| {
             Tensor::new(&[labels.len()], labels.iter().map(|&l| l as f32).collect())
         };
-        let (train, test, classes, skipped) = if train_dir.is_dir() && test_dir.is_dir() {
+        let (train, test, classes, skipped) = if let Some([train_dir, test_dir]) =
+            split_folders(dir)
+        {
             let train = read_image_folder(&train_dir, height, width, color, known)?;
             let test = read_image_folder(&test_dir, height, width, color, Some(&train.classes))?;
+            let mut order: Vec<usize> = (0..train.labels.len()).collect();
+            crate::tensor::random::Rng::seed(0).shuffle(&mut order);
+            let labels: Vec<usize> = order.iter().map(|&r| train.labels[r]).collect();
             let skipped = [train.skipped, test.skipped].concat();
             (
-                (train.images, labels_tensor(&train.labels)?),
+                (train.images.gather_rows(&order)?, labels_tensor(&labels)?),
                 (test.images, labels_tensor(&test.labels)?),
                 train.classes,
                 skipped,
@@ -400,5 +413,42 @@ impl DataSpec {
         } else {
             Ok(y.clone())
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_train_folder_is_shuffled_so_its_last_images_are_not_one_class() {
+        let scratch = tempfile::tempdir().unwrap();
+        for (split, per_class) in [("train", 8), ("test", 2)] {
+            for (class, level) in [("dark", 20u8), ("light", 220)] {
+                let folder = scratch.path().join(split).join(class);
+                std::fs::create_dir_all(&folder).unwrap();
+                for i in 0..per_class {
+                    let image = image::GrayImage::from_pixel(4, 4, image::Luma([level]));
+                    image.save(folder.join(format!("{i}.png"))).unwrap();
+                }
+            }
+        }
+        let spec: DataSpec = toml::from_str(
+            "format = \"image_folder\"\ndir = \".\"\nimage_size = [4, 4]\ncolor_mode = \"grayscale\"",
+        )
+        .unwrap();
+        let data = spec.load_from(scratch.path()).unwrap();
+        assert_eq!(data.classes, ["dark", "light"]);
+        let labels = data.y_train.data();
+        assert_eq!(labels.iter().filter(|&&l| l == 1.0).count(), 8);
+        // The last quarter (a validation split of 0.25) holds both classes.
+        let last = &labels[12..];
+        assert!(last.contains(&0.0) && last.contains(&1.0), "{labels:?}");
+        // Each image keeps its label: dark images are class 0.
+        for (row, &label) in data.x_train.data().chunks(16).zip(labels) {
+            assert_eq!(row[0] > 127.0, label == 1.0);
+        }
+        // The test images stay in class order.
+        assert_eq!(data.y_test.data(), &[0.0, 0.0, 1.0, 1.0]);
     }
 }

@@ -101,7 +101,6 @@ pub fn image_from_bytes(
     Tensor::new(&[height, width, color.channels()], data)
 }
 
-/// The class subfolders of `dir`, sorted by name.
 /// The class subfolders of a folder of `what` ("images", "documents"), sorted by name; a
 /// symbolic link to a folder counts as one.
 pub fn class_folders(dir: &Path, what: &str) -> Result<Vec<String>> {
@@ -122,6 +121,32 @@ pub fn class_folders(dir: &Path, what: &str) -> Result<Vec<String>> {
         ));
     }
     Ok(classes)
+}
+
+/// The image files of `dir`'s subfolders named `classes`, each with its class index (class
+/// by class, sorted by name within a class; a missing folder has none), and the count of
+/// other files, left alone.
+pub fn class_files(dir: &Path, classes: &[String]) -> Result<(Vec<(PathBuf, usize)>, usize)> {
+    let mut files = Vec::new();
+    let mut ignored = 0;
+    for (label, class) in classes.iter().enumerate() {
+        let folder = dir.join(class);
+        if !folder.is_dir() {
+            continue;
+        }
+        let mut in_class = Vec::new();
+        for entry in std::fs::read_dir(&folder).map_err(|e| Error::io(&folder, e))? {
+            let path = entry.map_err(|e| Error::io(&folder, e))?.path();
+            if path.is_file() && is_image_file(&path) {
+                in_class.push(path);
+            } else if path.is_file() {
+                ignored += 1;
+            }
+        }
+        in_class.sort();
+        files.extend(in_class.into_iter().map(|p| (p, label)));
+    }
+    Ok((files, ignored))
 }
 
 /// Reads every image of `dir`'s class subfolders. With `classes`, those subfolders in that
@@ -150,25 +175,7 @@ pub fn read_image_folder(
         }
         None => found,
     };
-    let mut files = Vec::new();
-    let mut ignored = 0;
-    for (label, class) in classes.iter().enumerate() {
-        let folder = dir.join(class);
-        if !folder.is_dir() {
-            continue;
-        }
-        let mut in_class = Vec::new();
-        for entry in std::fs::read_dir(&folder).map_err(|e| Error::io(&folder, e))? {
-            let path = entry.map_err(|e| Error::io(&folder, e))?.path();
-            if path.is_file() && is_image_file(&path) {
-                in_class.push(path);
-            } else if path.is_file() {
-                ignored += 1;
-            }
-        }
-        in_class.sort();
-        files.extend(in_class.into_iter().map(|p| (p, label)));
-    }
+    let (files, ignored) = class_files(dir, &classes)?;
     let decoded: Vec<Result<Tensor>> = files
         .par_iter()
         .map(|(path, _)| load_image_file(path, height, width, color))

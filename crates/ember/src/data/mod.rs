@@ -5,6 +5,7 @@ mod encode;
 pub mod idx;
 pub mod image;
 pub mod image_folder;
+pub mod image_survey;
 pub mod interactions;
 mod mnist;
 pub mod preprocess;

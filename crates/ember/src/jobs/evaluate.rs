@@ -107,7 +107,7 @@ fn evaluate_network(
         options.model.display(),
         assessment.samples,
         network.epochs_done,
-        report::assessment_text(&assessment, true)
+        report::assessment_text(&assessment, &data.classes, true)
     ))
 }
 

@@ -15,5 +15,6 @@ pub mod predict;
 pub mod recommend;
 pub mod table;
 pub mod train_file;
+pub mod train_images;
 pub mod train_table;
 pub mod train_text;

@@ -192,26 +192,33 @@ impl ConfusionMatrix {
         }
     }
 
-    /// The matrix as a text table, rows true classes and columns predictions.
+    /// The matrix as a text table, rows true classes and columns predictions, numbered.
     pub fn to_text(&self) -> String {
-        let width = self
-            .counts
-            .iter()
-            .max()
-            .map_or(1, |m| m.to_string().len())
-            .max(self.classes.to_string().len())
-            + 1;
-        let mut out = format!("{:>w$} │", "true\\pred", w = 9);
-        for c in 0..self.classes {
-            out += &format!("{c:>width$}");
+        self.to_text_named(&[])
+    }
+
+    /// The same, each class under its name in `names` (numbered where there is none).
+    pub fn to_text_named(&self, names: &[String]) -> String {
+        let names: Vec<String> = (0..self.classes)
+            .map(|c| names.get(c).cloned().unwrap_or_else(|| c.to_string()))
+            .collect();
+        let chars = |s: &String| s.chars().count();
+        let counts = self.counts.iter().max().map_or(1, |m| m.to_string().len());
+        let width = names.iter().map(chars).max().unwrap_or(1).max(counts) + 1;
+        let label = names.iter().map(chars).max().unwrap_or(1).max(9);
+        // Padding by characters, not bytes: `{:>w$}` would count a name's UTF-8 bytes.
+        let pad = |s: &String, w: usize| " ".repeat(w.saturating_sub(chars(s))) + s;
+        let mut out = pad(&"true\\pred".to_string(), label) + " │";
+        for name in &names {
+            out += &pad(name, width);
         }
         out += &format!(
             "\n{}┼{}\n",
-            "─".repeat(10),
+            "─".repeat(label + 1),
             "─".repeat(width * self.classes)
         );
-        for t in 0..self.classes {
-            out += &format!("{t:>9} │");
+        for (t, name) in names.iter().enumerate() {
+            out += &(pad(name, label) + " │");
             for p in 0..self.classes {
                 out += &format!("{:>width$}", self.count(t, p));
             }
@@ -296,6 +303,12 @@ mod tests {
         ));
         assert_eq!(r.weighted_avg.support, 6);
         assert!(cm.to_text().contains("true\\pred"));
+        let names: Vec<String> = ["ant", "bee", "café"].map(String::from).to_vec();
+        let named = cm.to_text_named(&names);
+        let lines: Vec<&str> = named.lines().collect();
+        assert_eq!(lines[0], "true\\pred │  ant  bee café");
+        assert_eq!(lines[2], "      ant │    2    1    0");
+        assert_eq!(lines[4], "     café │    0    0    1");
         assert!(r.to_text().contains("weighted avg"));
         assert!(ConfusionMatrix::new(2, &[0, 2], &[0, 1]).is_err());
     }

@@ -7,21 +7,22 @@ use std::path::PathBuf;
 use crate::model::Assessment;
 
 /// The test loss and accuracy lines, after (with `with_tables`) the top-k accuracy, the
-/// classification report and the confusion matrix.
-pub fn assessment_text(a: &Assessment, with_tables: bool) -> String {
+/// classification report and the confusion matrix, their classes under their names in
+/// `classes` (numbered where there is none: MNIST's digits, say).
+pub fn assessment_text(a: &Assessment, classes: &[String], with_tables: bool) -> String {
     let mut out = String::new();
     if with_tables {
         if let Some(top) = a.top_k_accuracy {
             let _ = writeln!(out, "Top-{} accuracy: {:.4}", top.k, top.accuracy);
         }
         if let Some(report) = &a.report {
-            let _ = writeln!(out, "\n{}", report.to_text());
+            let _ = writeln!(out, "\n{}", report.clone().named(classes).to_text());
         }
         if let Some(cm) = &a.confusion_matrix {
             let _ = writeln!(
                 out,
                 "Confusion matrix (rows: true class, columns: predicted class)\n{}",
-                cm.to_text()
+                cm.to_text_named(classes)
             );
         }
     }
@@ -54,7 +55,7 @@ pub fn per_class_assessment_text(a: &Assessment) -> String {
             );
         }
     }
-    out + &assessment_text(a, false)
+    out + &assessment_text(a, &[], false)
 }
 
 /// The images left out of a data set, with the reason for each, as a warning; empty when

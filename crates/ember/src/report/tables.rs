@@ -83,22 +83,19 @@ pub fn scores_text(scores: &TabularScores, prefix: &str) -> String {
     out
 }
 
-/// The per-class report, the confusion matrix (with the class names when they are not the
-/// class numbers), the loss and the scores of a table model on a labelled file.
+/// The per-class report and the confusion matrix under the class names, the loss and the
+/// scores of a table model on a labelled file.
 pub fn table_evaluation_text(scores: &TabularScores) -> String {
     let mut out = String::new();
-    let classes = scores.report.as_ref().map_or(&[][..], |r| &r.per_class[..]);
     if let Some(report) = &scores.report {
         let _ = writeln!(out, "{}", report.to_text());
     }
     if let Some(matrix) = &scores.confusion_matrix {
         out.push_str("Confusion matrix (rows: true class, columns: predicted class)\n");
-        out.push_str(&matrix.to_text());
-        if classes.iter().any(|c| c.label != c.index.to_string()) {
-            for c in classes {
-                let _ = writeln!(out, "  {}: {}", c.index, c.label);
-            }
-        }
+        let names: Vec<String> = scores.report.as_ref().map_or_else(Vec::new, |r| {
+            r.per_class.iter().map(|c| c.label.clone()).collect()
+        });
+        out.push_str(&matrix.to_text_named(&names));
     }
     let _ = writeln!(out, "Test loss: {:.4}", scores.loss);
     out + &scores_text(scores, "Test")
