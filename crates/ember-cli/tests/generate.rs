@@ -231,4 +231,14 @@ fn the_bot_shows_its_sources_and_knows_what_it_does_not_know() {
         &["ask", &index, "hi", "--llm", &model, "--min-score", "2"],
         &["--min-score must be a cosine similarity"],
     );
+    // The reply's settings without a model to write the reply: refused, not ignored.
+    for flag in [
+        ["--min-score", "0.7"],
+        ["--max-tokens", "9"],
+        ["--temperature", "0.5"],
+    ] {
+        let mut args = vec!["ask", index.as_str(), "hi"];
+        args.extend(flag);
+        fails_with(&args, &[flag[0], "does nothing without --llm"]);
+    }
 }

@@ -47,18 +47,20 @@ pub struct AskArgs {
     #[arg(long, value_name = "FILE")]
     llm: Option<PathBuf>,
     /// Below this cosine similarity an entry does not answer the question; when none
-    /// reaches it, the bot says it does not know (with --llm).
-    #[arg(long, default_value_t = 0.5)]
-    min_score: f32,
-    /// Most tokens of the generated reply (it also ends at its first blank line).
-    #[arg(long, default_value_t = 96, value_parser = clap::value_parser!(u64).range(1..=100_000))]
-    max_tokens: u64,
-    /// Sampling temperature of the reply; 0, the default, is greedy (the same reply every time).
-    #[arg(long, default_value_t = 0.0)]
-    temperature: f32,
-    /// Random seed of the reply's sampling.
-    #[arg(long, default_value_t = 0)]
-    seed: u64,
+    /// reaches it, the bot says it does not know (with --llm; default 0.5).
+    #[arg(long)]
+    min_score: Option<f32>,
+    /// Most tokens of the generated reply (it also ends at its first blank line; with --llm,
+    /// default 96).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=100_000))]
+    max_tokens: Option<u64>,
+    /// Sampling temperature of the reply; 0, the default, is greedy (the same reply every
+    /// time). With --llm.
+    #[arg(long)]
+    temperature: Option<f32>,
+    /// Random seed of the reply's sampling (with --llm; default 0).
+    #[arg(long)]
+    seed: Option<u64>,
     /// Threads for the numeric kernels (default: EMBER_NUM_THREADS, else all cores).
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..=1024))]
     threads: Option<u64>,
@@ -74,6 +76,21 @@ pub fn index(args: IndexArgs) -> ember::Result<()> {
 
 pub fn ask(args: AskArgs) -> ember::Result<()> {
     super::set_threads(args.threads)?;
+    if args.llm.is_none() {
+        let given = [
+            ("--min-score", args.min_score.is_some()),
+            ("--max-tokens", args.max_tokens.is_some()),
+            ("--temperature", args.temperature.is_some()),
+            ("--seed", args.seed.is_some()),
+        ];
+        if let Some((flag, _)) = given.iter().find(|(_, given)| *given) {
+            return Err(ember::Error::invalid(format!(
+                "{flag} sets the generated reply: it does nothing without --llm FILE"
+            )));
+        }
+    }
+    // Checked by the job, with the model.
+    let min_score = args.min_score.unwrap_or(0.5);
     let question = FaqQuestion {
         index: args.index.clone(),
         encoder: args.encoder.clone(),
@@ -81,10 +98,10 @@ pub fn ask(args: AskArgs) -> ember::Result<()> {
         llm: args.llm.clone(),
         options: FaqOptions {
             top_k: args.top_k as usize,
-            min_score: args.min_score,
-            max_tokens: args.max_tokens as usize,
-            temperature: args.temperature,
-            seed: args.seed,
+            min_score,
+            max_tokens: args.max_tokens.unwrap_or(96) as usize,
+            temperature: args.temperature.unwrap_or(0.0),
+            seed: args.seed.unwrap_or(0),
         },
     };
     let llm_path = args.llm.as_deref().unwrap_or(Path::new(""));
@@ -98,17 +115,14 @@ pub fn ask(args: AskArgs) -> ember::Result<()> {
         FaqEvent::Text(text) => super::generate::print_stream(text),
     })?;
     if json {
-        print!(
-            "{}",
-            answer.to_json(args.min_score, "--min-score", llm_path)?
-        );
+        print!("{}", answer.to_json(min_score, "--min-score", llm_path)?);
         return Ok(());
     }
     match answer.reply {
         Some(Reply::Unknown { best_score }) => {
             println!(
                 "{}",
-                faq::unknown_text(best_score, args.min_score, "--min-score")
+                faq::unknown_text(best_score, min_score, "--min-score")
             )
         }
         Some(Reply::Generated(g)) => {
