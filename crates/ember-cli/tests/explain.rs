@@ -402,6 +402,18 @@ fn table_rows_are_explained_per_column_and_columns_by_permutation() {
         &["explain", &model, &rows, "--scoring", "roc_auc"],
         &["--scoring is for --method permutation"],
     );
+    // Each setting belongs to some methods: elsewhere it is refused, not ignored.
+    for (method, flag, value) in [
+        ("shap", "--steps", "10"),
+        ("integrated-gradients", "--samples", "10"),
+        ("shap", "--layer", "dense"),
+        ("integrated-gradients", "--repeats", "3"),
+    ] {
+        fails_with(
+            &["explain", &model, &rows, "--method", method, flag, value],
+            &[&format!("{flag} does nothing with --method {method}")],
+        );
+    }
     fails_with(
         &["explain", &model, "--method", "permutation"],
         &["--csv FILE"],

@@ -124,6 +124,7 @@ pub fn explain(
     mut on_event: impl FnMut(ExplainEvent),
 ) -> Result<String> {
     let method = args.method;
+    refuse_unused(args)?;
     if method == Method::Permutation {
         let SavedModel::Table(table) = saved else {
             return Err(Error::invalid(format!(
@@ -336,6 +337,54 @@ fn explain_texts(
         return json_text(&json!({ "results": results }));
     }
     Ok(out)
+}
+
+/// Refuses a setting the chosen method does not use: each applies to some methods only
+/// (`--steps` to Integrated Gradients, `--samples` to SmoothGrad and SHAP, `--layer` to
+/// Grad-CAM, a blurred baseline to Integrated Gradients on images).
+fn refuse_unused(args: &ExplainOptions) -> Result<()> {
+    use Method::*;
+    let method = args.method;
+    let unused = [
+        (
+            "--steps",
+            args.steps.is_some(),
+            method != IntegratedGradients,
+        ),
+        (
+            "--samples",
+            args.samples.is_some(),
+            !matches!(method, SmoothGrad | Shap),
+        ),
+        ("--layer", args.layer.is_some(), method != GradCam),
+        (
+            "--blur-sigma",
+            args.blur_sigma.is_some(),
+            method != IntegratedGradients,
+        ),
+        (
+            "--baseline",
+            args.baseline != ExplainOptions::BASELINE,
+            method != IntegratedGradients,
+        ),
+        (
+            "--repeats",
+            args.repeats != ExplainOptions::REPEATS,
+            method != Permutation,
+        ),
+        (
+            "--noise",
+            args.noise != ExplainOptions::NOISE,
+            method != SmoothGrad,
+        ),
+    ];
+    match unused.iter().find(|(_, given, unused)| *given && *unused) {
+        Some((flag, _, _)) => Err(Error::invalid(format!(
+            "{flag} does nothing with --method {}",
+            method.name()
+        ))),
+        None => Ok(()),
+    }
 }
 
 /// Checks every file `--output` is to receive before the first is written: two sources
