@@ -1,7 +1,9 @@
 //! The web playground in a real headless browser (Debian's chromium, driven through
 //! chromedriver by the W3C WebDriver protocol — a handful of JSON calls, sent with the
 //! serving tests' HTTP client): digits drawn on the canvas as pointer strokes, traced from
-//! real MNIST test images, come back as their labels; the FAQ box gives the expected answer.
+//! real MNIST test images, come back as their labels; the FAQ box gives the expected answer;
+//! the chat box streams the FAQ bot's reply and a free chat's, each the server's whole reply;
+//! a user id gives the top-k list `ember recommend top` prints.
 
 mod common;
 
@@ -166,13 +168,34 @@ fn strokes(image: &[u8]) -> Vec<(f64, f64, f64)> {
     strokes
 }
 
+/// Sends `text` from the chat box and waits for the answer to end; returns what the page
+/// shows of it.
+fn chat(browser: &Browser, text: &str) -> String {
+    let input = browser.find("#chat-input");
+    browser.call(
+        "POST",
+        &format!("/element/{input}/value"),
+        json!({"text": text}),
+    );
+    browser.click("#chat-send");
+    browser.wait_for(
+        "the chat's answer",
+        "return document.getElementById('chat-log').dataset.state === 'done'",
+    );
+    let said = browser.script(
+        "const all = document.querySelectorAll('#chat-log .msg.assistant .msg-text'); \
+         return all[all.length - 1].textContent",
+    );
+    said.as_str().unwrap().to_string()
+}
+
 fn tool(env: &str, default: &str) -> Option<std::path::PathBuf> {
     let path = std::env::var_os(env).map_or_else(|| default.into(), std::path::PathBuf::from);
     path.is_file().then_some(path)
 }
 
 #[test]
-fn strokes_on_the_canvas_and_a_faq_question_get_the_right_answers() {
+fn strokes_questions_chat_and_a_user_id_get_the_right_answers() {
     let (Some(chromium), Some(chromedriver)) = (
         tool("EMBER_CHROMIUM", "/usr/bin/chromium"),
         tool("EMBER_CHROMEDRIVER", "/usr/bin/chromedriver"),
@@ -203,7 +226,36 @@ fn strokes_on_the_canvas_and_a_faq_question_get_the_right_answers() {
         "--output",
         &faq,
     ]);
-    let server = Server::start(&[&mnist, &faq], &[], &scratch.path().join("server.log"));
+    let llm = common::llm_model();
+    let recommender = common::data_dir()
+        .map(|data| data.join("movielens-100k"))
+        .filter(|ml| ml.join("u.data").is_file())
+        .map(|ml| {
+            let out = scratch.file("movies.rec");
+            ok(&[
+                "recommend",
+                "train",
+                "--ratings",
+                &ml.join("u.data").display().to_string(),
+                "--items",
+                &ml.join("ml-100k.item").display().to_string(),
+                "--model",
+                "als",
+                "--factors",
+                "16",
+                "--epochs",
+                "5",
+                "--validation-split",
+                "0",
+                "--output",
+                &out,
+            ]);
+            out
+        });
+    let mut served = vec![mnist.as_str(), faq.as_str()];
+    served.extend(llm.as_deref());
+    served.extend(recommender.as_deref());
+    let server = Server::start(&served, &[], &scratch.path().join("server.log"));
     let profile = scratch.path().join("profile");
     let browser = Browser::start(&chromium, &chromedriver, &profile);
     browser.call(
@@ -270,6 +322,77 @@ fn strokes_on_the_canvas_and_a_faq_question_get_the_right_answers() {
     );
     let first = browser.attribute("#faq-answers li", "data-question");
     assert_eq!(first, json!("How do I run the tests?"));
+
+    if llm.is_some() {
+        let llm = "SmolLM2-135M-Instruct.Q4_1";
+        let default = browser.script("return document.getElementById('chat-faq').value");
+        assert_eq!(
+            default,
+            json!("faq"),
+            "the bot answers from the index at first"
+        );
+        // Free chat: the reply streamed into the page is the whole reply
+        // /v1/chat/completions gives.
+        browser.script(
+            "const s = document.getElementById('chat-faq'); s.value = ''; \
+             s.dispatchEvent(new Event('change')); return true",
+        );
+        let whole = server
+            .post(
+                "/v1/chat/completions",
+                &json!({"model": llm, "messages": [{"role": "user", "content": "What is 2+2?"}],
+                        "temperature": 0, "max_tokens": 256}),
+            )
+            .json();
+        let said = chat(&browser, "What is 2+2?");
+        assert_eq!(json!(said), whole["choices"][0]["message"]["content"]);
+        // The bot: its reply is the server's whole reply, below its sources.
+        browser.script(
+            "const s = document.getElementById('chat-faq'); s.value = 'faq'; \
+             s.dispatchEvent(new Event('change')); return true",
+        );
+        let question = "can I use my own pictures to train?";
+        let whole = server
+            .post("/v1/faq/faq/ask", &json!({"query": question, "llm": llm}))
+            .json();
+        let said = chat(&browser, question);
+        assert_eq!(json!(said), whole["reply"]);
+        let source = browser.attribute("#chat-log .sources li", "data-question");
+        assert_eq!(source, whole["answers"][0]["question"]);
+    }
+
+    if let Some(recommender) = &recommender {
+        let user = browser.find("#recommend-user");
+        browser.call(
+            "POST",
+            &format!("/element/{user}/value"),
+            json!({"text": "196"}),
+        );
+        browser.click("#recommend-go");
+        browser.wait_for(
+            "recommendations",
+            "return document.getElementById('recommend-items').dataset.state === 'done'",
+        );
+        let shown = browser.script(
+            "return [...document.querySelectorAll('#recommend-items li')].map(li => li.dataset.item)",
+        );
+        let top: Value = serde_json::from_str(&ok(&[
+            "recommend",
+            "top",
+            recommender,
+            "--user",
+            "196",
+            "--json",
+        ]))
+        .unwrap();
+        let items: Vec<&Value> = top["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| &i["item"])
+            .collect();
+        assert_eq!(shown, json!(items));
+    }
     // EMBER_SCREENSHOT=FILE keeps a picture of the page as the test left it (the README's).
     if let Some(file) = std::env::var_os("EMBER_SCREENSHOT") {
         use base64::Engine as _;

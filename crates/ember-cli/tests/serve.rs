@@ -24,6 +24,8 @@ struct Models {
     titanic: Option<String>,
     faq: Option<String>,
     encoder: Option<PathBuf>,
+    /// ALS on MovieLens 100K, with titles: `movies`.
+    recommender: Option<String>,
 }
 
 fn models() -> &'static Models {
@@ -74,6 +76,31 @@ fn models() -> &'static Models {
             ]);
             out
         });
+        let recommender = common::data_dir()
+            .map(|data| data.join("movielens-100k"))
+            .filter(|ml| ml.join("u.data").is_file())
+            .map(|ml| {
+                let out = file("movies.rec");
+                ok(&[
+                    "recommend",
+                    "train",
+                    "--ratings",
+                    &ml.join("u.data").display().to_string(),
+                    "--items",
+                    &ml.join("ml-100k.item").display().to_string(),
+                    "--model",
+                    "als",
+                    "--factors",
+                    "16",
+                    "--epochs",
+                    "5",
+                    "--validation-split",
+                    "0",
+                    "--output",
+                    &out,
+                ]);
+                out
+            });
         Models {
             dir,
             mnist,
@@ -81,6 +108,7 @@ fn models() -> &'static Models {
             titanic,
             faq,
             encoder,
+            recommender,
         }
     })
 }
@@ -421,6 +449,34 @@ fn every_endpoint_answers_for_a_network_as_ember_predict_does() {
     );
 }
 
+/// The first `n` rows of the Titanic file, as a CSV file in `scratch` and as the instances
+/// of a request: numbers as JSON numbers, text as strings, empty cells as null.
+fn titanic_rows(scratch: &Scratch, n: usize) -> (String, Vec<Value>) {
+    let csv = common::data_dir().unwrap().join("titanic/titanic.csv");
+    let text = std::fs::read_to_string(&csv).unwrap();
+    let head: String = text.lines().take(n + 1).collect::<Vec<_>>().join("\n") + "\n";
+    let rows_file = scratch.write("rows.csv", &head);
+    let mut reader = csv::Reader::from_reader(head.as_bytes());
+    let names: Vec<String> = reader.headers().unwrap().iter().map(String::from).collect();
+    let instances = reader
+        .records()
+        .map(|r| {
+            let r = r.unwrap();
+            let mut row = serde_json::Map::new();
+            for (name, cell) in names.iter().zip(r.iter()) {
+                let value = match cell.parse::<f64>() {
+                    _ if cell.is_empty() => Value::Null,
+                    Ok(v) => json!(v),
+                    Err(_) => json!(cell),
+                };
+                row.insert(name.clone(), value);
+            }
+            Value::Object(row)
+        })
+        .collect();
+    (rows_file, instances)
+}
+
 #[test]
 fn a_table_model_takes_raw_rows_with_its_saved_preprocessing() {
     let m = models();
@@ -445,31 +501,9 @@ fn a_table_model_takes_raw_rows_with_its_saved_preprocessing() {
     categories.sort();
     assert_eq!(categories, ["female", "male"]);
     // The first rows of the file, as `ember predict` reads them.
-    let csv = common::data_dir().unwrap().join("titanic/titanic.csv");
-    let text = std::fs::read_to_string(&csv).unwrap();
-    let head: String = text.lines().take(6).collect::<Vec<_>>().join("\n") + "\n";
-    let rows_file = scratch.write("rows.csv", &head);
+    let (rows_file, instances) = titanic_rows(&scratch, 5);
     let expected: Value =
         serde_json::from_str(&ok(&["predict", titanic, &rows_file, "--json"])).unwrap();
-    let mut reader = csv::Reader::from_reader(head.as_bytes());
-    let names: Vec<String> = reader.headers().unwrap().iter().map(String::from).collect();
-    let instances: Vec<Value> = reader
-        .records()
-        .map(|r| {
-            let r = r.unwrap();
-            let mut row = serde_json::Map::new();
-            for (name, cell) in names.iter().zip(r.iter()) {
-                // Numbers as JSON numbers, text as strings, empty cells as null.
-                let value = match cell.parse::<f64>() {
-                    _ if cell.is_empty() => Value::Null,
-                    Ok(v) => json!(v),
-                    Err(_) => json!(cell),
-                };
-                row.insert(name.clone(), value);
-            }
-            Value::Object(row)
-        })
-        .collect();
     let answer = server.post(
         "/v1/models/titanic:predict",
         &json!({"instances": instances}),
@@ -665,6 +699,36 @@ fn the_faq_bot_replies_over_http_as_ember_ask_llm_does() {
         usage["total_tokens"].as_u64(),
         Some(usage["prompt_tokens"].as_u64().unwrap() + completion)
     );
+    // Streamed: the sources, the reply's pieces, then the whole answer, then [DONE].
+    let events = sse_events(&server.post(
+        "/v1/faq/faq/ask",
+        &json!({"query": question, "top_k": 2, "llm": llm, "max_tokens": 32, "stream": true}),
+    ));
+    assert_eq!(events.last().map(String::as_str), Some("[DONE]"));
+    let pieces: Vec<Value> = events[..events.len() - 1]
+        .iter()
+        .map(|e| serde_json::from_str(e).unwrap())
+        .collect();
+    assert_eq!(
+        pieces[0],
+        json!({"answers": body["answers"]}),
+        "the sources first"
+    );
+    let deltas: String = pieces[1..pieces.len() - 1]
+        .iter()
+        .map(|p| p["delta"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        deltas.trim(),
+        body["reply"],
+        "the pieces add up to the reply"
+    );
+    assert_eq!(
+        pieces.last(),
+        Some(&body),
+        "the last event is the whole answer"
+    );
+
     // Without "llm", the top_k entries alone, as before; the reply's sources are those
     // that reach min_score.
     let plain = server
@@ -690,6 +754,19 @@ fn the_faq_bot_replies_over_http_as_ember_ask_llm_does() {
         .as_str()
         .unwrap()
         .starts_with("I don't know: no FAQ entry answers this question"));
+    // Streamed, "I don't know" is the whole answer at once; without "llm", the entries.
+    let events = sse_events(&server.post(
+        "/v1/faq/faq/ask",
+        &json!({"query": off_topic, "llm": llm, "stream": true}),
+    ));
+    assert_eq!(events.len(), 2, "{events:?}");
+    assert_eq!(serde_json::from_str::<Value>(&events[0]).unwrap(), unknown);
+    let events = sse_events(&server.post(
+        "/v1/faq/faq/ask",
+        &json!({"query": question, "top_k": 2, "stream": true}),
+    ));
+    assert_eq!(serde_json::from_str::<Value>(&events[0]).unwrap(), plain);
+    assert_eq!(events[1], "[DONE]");
 
     for (bad, status, code, needle) in [
         (
@@ -739,6 +816,398 @@ fn the_faq_bot_replies_over_http_as_ember_ask_llm_does() {
             .unwrap()
             .to_string();
         assert!(message.contains(needle), "{bad}: {message}");
+    }
+}
+
+/// The data of a streamed answer's server-sent events, in order.
+fn sse_events(reply: &Reply) -> Vec<String> {
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    assert!(reply
+        .header("content-type")
+        .unwrap()
+        .starts_with("text/event-stream"));
+    reply
+        .text()
+        .lines()
+        .filter_map(|l| l.strip_prefix("data: ").map(str::to_string))
+        .collect()
+}
+
+/// A recommender over HTTP, served from a folder of `.rec` files: a user's top-k list, with
+/// its reasons, and an item's closest items are `ember recommend top` and `similar`'s JSON; a
+/// user the model does not know gets the popular items and the note; wrong requests are
+/// clear 400s.
+#[test]
+fn a_recommender_answers_as_ember_recommend_top_and_similar_do() {
+    let m = models();
+    let Some(rec) = &m.recommender else { return };
+    let scratch = Scratch::new("serve-recommend");
+    let folder = scratch.path().join("served");
+    std::fs::create_dir(&folder).unwrap();
+    std::fs::copy(rec, folder.join("movies.rec")).unwrap();
+    let server = start(&scratch, &[&folder.display().to_string(), &m.mnist]);
+    let listed = server.get("/v1/models").json();
+    let movies = listed["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["name"] == "movies")
+        .unwrap()
+        .clone();
+    assert_eq!(movies["kind"], "recommender");
+    assert_eq!(
+        movies["summary"],
+        "als recommender: 943 users, 1682 items (titled), 16 factors; predicts ratings from 1 to 5"
+    );
+    assert_eq!(
+        movies["input"],
+        json!({"type": "recommender", "users": 943, "items": 1682, "similar_items": true})
+    );
+    let cli = |args: &[&str]| -> Value {
+        let mut all = vec!["recommend"];
+        all.extend_from_slice(args);
+        all.push("--json");
+        serde_json::from_str(&ok(&all)).unwrap()
+    };
+    let top = cli(&["top", rec, "--user", "196", "-k", "10"]);
+    let reply = server.post("/v1/recommend/movies", &json!({"user": "196", "k": 10}));
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    assert_eq!(reply.json(), top, "the list `ember recommend top` prints");
+    assert_eq!(top["items"].as_array().unwrap().len(), 10);
+    // An id may be a number; k is 10 unless given.
+    assert_eq!(
+        server
+            .post("/v1/recommend/movies", &json!({"user": 196}))
+            .json(),
+        top
+    );
+    let explained = cli(&["top", rec, "--user", "196", "-k", "5", "--explain"]);
+    let reply = server.post(
+        "/v1/recommend/movies",
+        &json!({"user": "196", "k": 5, "explain": true}),
+    );
+    assert_eq!(reply.json(), explained);
+    assert!(
+        explained["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|i| i.get("because").is_some()),
+        "reasons: {explained}"
+    );
+    let stranger = server
+        .post(
+            "/v1/recommend/movies",
+            &json!({"user": "someone-new", "k": 3}),
+        )
+        .json();
+    assert_eq!(
+        stranger,
+        cli(&["top", rec, "--user", "someone-new", "-k", "3"])
+    );
+    assert!(stranger["fallback"]
+        .as_str()
+        .unwrap()
+        .contains("is not in the training data: the most popular items"));
+    let similar = cli(&["similar", rec, "--item", "50", "-k", "5"]);
+    let reply = server.post("/v1/recommend/movies", &json!({"item": 50, "k": 5}));
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    assert_eq!(reply.json(), json!({"item": "50", "items": similar}));
+
+    for (bad, needle) in [
+        (json!({}), "give \"user\""),
+        (json!({"user": "1", "item": "2"}), "not both"),
+        (
+            json!({"user": "196", "k": 0}),
+            "k must be a whole number from 1 to 10000",
+        ),
+        (
+            json!({"item": "99999"}),
+            "item '99999' is not in the model's 1682 items",
+        ),
+        (
+            json!({"item": "50", "explain": true}),
+            "explain: reasons are given for a user's list",
+        ),
+        (
+            json!({"user": [196]}),
+            "user: an id, as a string or a whole number, not an array",
+        ),
+    ] {
+        let reply = server.post("/v1/recommend/movies", &bad);
+        assert_eq!(reply.status, 400, "{bad}: {}", reply.text());
+        let message = reply.json()["error"]["message"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        assert!(message.contains(needle), "{bad}: {message}");
+    }
+    let wrong = server.post("/v1/recommend/mnist", &json!({"user": "1"}));
+    assert!(
+        wrong.text().contains("not a recommender"),
+        "{}",
+        wrong.text()
+    );
+    let wrong = server.post("/v1/models/movies:predict", &json!({"instances": [1]}));
+    assert_eq!(wrong.status, 400);
+    assert!(
+        wrong.text().contains("POST /v1/recommend/movies"),
+        "{}",
+        wrong.text()
+    );
+    assert_eq!(server.get("/v2/models/movies").status, 404);
+}
+
+/// Explanations over HTTP (`:explain`) are `ember explain --json`'s, input named
+/// `instances`: an MNIST network by saliency on three raw images and by Integrated Gradients
+/// on a PNG, a table model's rows per column; wrong methods, kinds and sizes are 4xx.
+#[test]
+fn explanations_answer_as_ember_explain_json_does() {
+    let m = models();
+    let scratch = Scratch::new("serve-explain");
+    let mut paths = vec![m.mnist.as_str()];
+    paths.extend(m.titanic.as_deref());
+    paths.extend(m.faq.as_deref());
+    let server = start(&scratch, &paths);
+    let images = test_images(3);
+    let rows: String = images
+        .iter()
+        .map(|image| {
+            image
+                .iter()
+                .map(u8::to_string)
+                .collect::<Vec<_>>()
+                .join(",")
+                + "\n"
+        })
+        .collect();
+    let csv = scratch.write("three.csv", rows);
+    let png = scratch.path().join("digit.png");
+    let b64 = base64::engine::general_purpose::STANDARD.encode(png_of(&images[0], &png));
+    let explain = |args: &[&str]| -> Value {
+        let mut all = vec!["explain"];
+        all.extend_from_slice(args);
+        all.push("--json");
+        serde_json::from_str(&ok(&all)).unwrap()
+    };
+    let cases = [
+        (
+            explain(&[&m.mnist, &csv, "--method", "saliency"]),
+            json!({"instances": images, "method": "saliency"}),
+        ),
+        (
+            explain(&[&m.mnist, &png.display().to_string(), "--steps", "32"]),
+            json!({"instances": [{"b64": b64}], "steps": 32}),
+        ),
+    ];
+    for (cli, request) in cases {
+        let reply = server.post("/v1/models/mnist:explain", &request);
+        assert_eq!(reply.status, 200, "{}", reply.text());
+        assert_same_explanations(&reply.json(), &cli);
+    }
+    if let Some(titanic) = &m.titanic {
+        let (rows_file, instances) = titanic_rows(&scratch, 4);
+        for method in ["integrated-gradients", "shap"] {
+            let cli = explain(&[titanic, &rows_file, "--method", method, "--target", "1"]);
+            let reply = server.post(
+                "/v1/models/titanic:explain",
+                &json!({"instances": instances, "method": method, "target": 1}),
+            );
+            assert_eq!(reply.status, 200, "{}", reply.text());
+            let body = reply.json();
+            assert!(body["results"][0]["features"]
+                .as_array()
+                .unwrap()
+                .contains(&json!("Sex")));
+            assert_same_explanations(&body, &cli);
+        }
+    }
+    let mut too_many = json!({"instances": vec![images[0].clone(); 65]});
+    let reply = server.post("/v1/models/mnist:explain", &too_many);
+    assert_eq!(
+        (reply.status, reply.error_code().as_str()),
+        (413, "too_many_instances")
+    );
+    too_many["instances"] = json!([images[0]]);
+    for (name, bad, needle) in [
+        (
+            "mnist",
+            json!({"method": "lime"}),
+            "method: unknown method 'lime'",
+        ),
+        (
+            "mnist",
+            json!({"method": "permutation"}),
+            "permutation importance needs labelled rows",
+        ),
+        (
+            "mnist",
+            json!({"target": "cat"}),
+            "'cat' is not one of the model's classes",
+        ),
+        ("mnist", json!({"steps": 0}), "1 to 4096 steps"),
+        (
+            "mnist",
+            json!({"target": [1]}),
+            "target: a class name or number",
+        ),
+        (
+            "faq",
+            json!({}),
+            "'faq' is a faq model: :explain explains networks and table models",
+        ),
+    ] {
+        if name == "faq" && m.faq.is_none() {
+            continue;
+        }
+        let mut request = too_many.clone();
+        for (k, v) in bad.as_object().unwrap() {
+            request[k] = v.clone();
+        }
+        let reply = server.post(&format!("/v1/models/{name}:explain"), &request);
+        assert_eq!(reply.status, 400, "{bad}: {}", reply.text());
+        let message = reply.json()["error"]["message"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        assert!(message.contains(needle), "{bad}: {message}");
+        assert!(!message.contains(&m.mnist), "no file named: {message}");
+    }
+    let reply = server.post("/v1/models/mnist:nope", &too_many);
+    assert_eq!(reply.status, 404);
+    assert!(reply.text().contains("NAME:explain"), "{}", reply.text());
+}
+
+/// Explanations equal but for the input's name (`instances` over HTTP) and a table row's
+/// file line: the same labels, targets and features, and the same numbers to 1e-6.
+fn assert_same_explanations(got: &Value, want: &Value) {
+    let (got, want) = (
+        got["results"].as_array().unwrap(),
+        want["results"].as_array().unwrap(),
+    );
+    assert_eq!(got.len(), want.len());
+    for (g, w) in got.iter().zip(want) {
+        assert_eq!(g["input"], "instances");
+        for key in ["label", "target", "sample", "features"] {
+            assert_eq!(g.get(key), w.get(key), "{key}");
+        }
+        let numbers = |v: &Value| -> Vec<f64> {
+            let mut all = vec![
+                v["score"].as_f64().unwrap(),
+                v["baseline_score"].as_f64().unwrap(),
+            ];
+            all.extend(
+                v["attributions"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|a| a.as_f64().unwrap()),
+            );
+            all
+        };
+        let (a, b) = (numbers(g), numbers(w));
+        assert_eq!(a.len(), b.len());
+        let worst = a
+            .iter()
+            .zip(&b)
+            .map(|(x, y)| (x - y).abs())
+            .fold(0.0, f64::max);
+        assert!(worst < 1e-6, "explanations differ by {worst}");
+        let mut keys: Vec<&String> = g.as_object().unwrap().keys().collect();
+        let mut expected: Vec<&String> = w
+            .as_object()
+            .unwrap()
+            .keys()
+            .filter(|k| *k != "line")
+            .collect();
+        keys.sort();
+        expected.sort();
+        assert_eq!(keys, expected, "the fields of `ember explain --json`");
+    }
+}
+
+/// No answer shows where the server's files are: summaries name an encoder by its folder's
+/// name, and metadata, statuses and errors name models by their served names.
+#[test]
+fn no_response_names_the_servers_files() {
+    let m = models();
+    let scratch = Scratch::new("serve-paths");
+    let mut paths = vec![m.mnist.clone()];
+    paths.extend(m.titanic.clone());
+    paths.extend(m.faq.clone());
+    paths.extend(m.recommender.clone());
+    paths.extend(m.encoder.as_ref().map(|e| e.display().to_string()));
+    paths.extend(common::llm_model());
+    let args: Vec<&str> = paths.iter().map(String::as_str).collect();
+    let server = start(&scratch, &args);
+    let listed = server.get("/v1/models").json();
+    let names: Vec<String> = listed["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["name"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(names.len(), paths.len());
+    let mut bodies = vec![listed.to_string()];
+    if m.faq.is_some() {
+        let faq = listed["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|d| d["kind"] == "faq")
+            .unwrap();
+        assert!(
+            faq["summary"]
+                .as_str()
+                .unwrap()
+                .ends_with("questions, embedded by all-minilm-l6-v2"),
+            "{faq}"
+        );
+    }
+    for name in &names {
+        bodies.push(server.get(&format!("/v1/models/{name}")).text());
+        bodies.push(server.get(&format!("/v2/models/{name}")).text());
+        for (route, body) in [
+            (
+                format!("/v1/models/{name}:predict"),
+                json!({"instances": [[1, 2]]}),
+            ),
+            (
+                format!("/v1/models/{name}:explain"),
+                json!({"instances": [[1, 2]]}),
+            ),
+            (format!("/v2/models/{name}/infer"), json!({"inputs": []})),
+            (format!("/v1/faq/{name}/ask"), json!({"query": "?"})),
+            (format!("/v1/recommend/{name}"), json!({"user": "x"})),
+            (
+                "/v1/embeddings".to_string(),
+                json!({"model": name, "input": "x"}),
+            ),
+            (
+                "/v1/chat/completions".to_string(),
+                json!({"model": name, "messages": [{"role": "user", "content": "hi"}], "max_tokens": 1}),
+            ),
+        ] {
+            bodies.push(server.post(&route, &body).text());
+        }
+    }
+    let mut places = vec![
+        m.dir.display().to_string(),
+        repo_root().display().to_string(),
+        std::fs::canonicalize(repo_root())
+            .unwrap()
+            .display()
+            .to_string(),
+        std::env::temp_dir().display().to_string(),
+    ];
+    if let Some(data) = common::data_dir() {
+        places.push(data.display().to_string());
+        places.push(std::fs::canonicalize(data).unwrap().display().to_string());
+    }
+    for body in &bodies {
+        for place in &places {
+            assert!(!body.contains(place.as_str()), "{place} in {body}");
+        }
     }
 }
 
@@ -1111,7 +1580,15 @@ fn a_thousand_hostile_requests_get_4xx_and_the_server_answers_on() {
         ("POST", "/v1/models/mnist:predict", format!("{{\"instances\": {deep}}}").into_bytes()),
         ("POST", "/v1/models/mnist:predict", b"{\"instances\": [], \"top_k\": -1}".to_vec()),
         ("POST", "/v1/models/ghost:predict", good.clone().into_bytes()),
-        ("POST", "/v1/models/mnist:explain", good.clone().into_bytes()),
+        ("POST", "/v1/models/mnist:classify", good.clone().into_bytes()),
+        ("POST", "/v1/models/mnist:explain", deep.clone().into_bytes()),
+        ("POST", "/v1/models/mnist:explain", format!("{{\"instances\": [{}]}}", vec!["1"; 200_000].join(",")).into_bytes()),
+        ("POST", "/v1/models/mnist:explain", format!("{{\"instances\": [[{}]]}}", vec!["9e30"; 784].join(",")).into_bytes()),
+        ("POST", "/v1/models/mnist:explain", format!("{{\"instances\": [{image:?}], \"method\": \"shap\"}}").into_bytes()),
+        ("POST", "/v1/models/mnist:explain", format!("{{\"instances\": [{image:?}], \"method\": \"smoothgrad\", \"samples\": 99999999}}").into_bytes()),
+        ("POST", "/v1/models/titanic:explain", b"{\"instances\": [{\"Age\": \"old\"}]}".to_vec()),
+        ("POST", "/v1/recommend/mnist", b"{\"user\": \"1\"}".to_vec()),
+        ("POST", "/v1/recommend/mnist", deep.clone().into_bytes()),
         ("POST", "/v1/models/titanic:predict", b"{\"instances\": [[1, 2, 3]]}".to_vec()),
         ("POST", "/v1/models/titanic:predict", b"{\"instances\": [{\"Age\": [1]}]}".to_vec()),
         ("POST", "/v2/models/mnist/infer", b"{\"inputs\": [{\"name\": \"input\", \"shape\": [1, 783], \"datatype\": \"FP32\", \"data\": [0]}]}".to_vec()),
@@ -1226,7 +1703,7 @@ fn bad_paths_and_names_fail_at_start_with_the_file_named() {
     std::fs::create_dir(&empty).unwrap();
     common::fails_with(
         &["serve", &empty.display().to_string(), "--port", "0"],
-        &["no .safetensors or .index"],
+        &["no .safetensors, .index or .rec"],
     );
     let _ = &m.dir;
 }

@@ -10,9 +10,9 @@ let models = new Map();
 
 // ---------------------------------------------------------------- API ----
 
-/** Calls the API; resolves with the parsed JSON or throws an Error whose
- *  message is suitable for the user. */
-async function api(path, body) {
+/** Sends a request (POST with a JSON body, GET without); resolves with the
+ *  response, or throws an Error whose message is suitable for the user. */
+async function send(path, body) {
   const headers = {};
   const key = $("api-key").value.trim();
   if (key) headers["Authorization"] = `Bearer ${key}`;
@@ -21,32 +21,71 @@ async function api(path, body) {
     headers["Content-Type"] = "application/json";
     init.body = JSON.stringify(body);
   }
-
-  let res;
   try {
-    res = await fetch(path, init);
+    return await fetch(path, init);
   } catch (err) {
     throw new Error(`cannot reach the server (${err.message})`);
   }
-  const text = await res.text();
-  let data = null;
-  try {
-    data = text ? JSON.parse(text) : null;
-  } catch {
-    // Not JSON (e.g. a proxy error page): fall through with data = null.
-  }
+}
 
+/** The JSON of a response's text, or null when it is not JSON (e.g. a proxy
+ *  error page). */
+function parseJson(text) {
+  try {
+    return text ? JSON.parse(text) : null;
+  } catch {
+    return null;
+  }
+}
+
+/** Throws the user-facing error of a failed response. */
+function fail(res, data) {
   if (res.status === 401) {
-    throw new Error(key
+    throw new Error($("api-key").value.trim()
       ? "The API key was rejected: check the \"API key\" field above."
       : "This server requires an API key: enter it in the \"API key\" field above.");
   }
-  if (!res.ok) {
-    const msg = data && data.error && data.error.message;
-    throw new Error(msg || `HTTP ${res.status} ${res.statusText}`.trim());
-  }
+  const msg = data && data.error && data.error.message;
+  throw new Error(msg || `HTTP ${res.status} ${res.statusText}`.trim());
+}
+
+/** Calls the API; resolves with the parsed JSON or throws an Error whose
+ *  message is suitable for the user. */
+async function api(path, body) {
+  const res = await send(path, body);
+  const data = parseJson(await res.text());
+  if (!res.ok) fail(res, data);
   if (data === null) throw new Error("the server sent an invalid response");
   return data;
+}
+
+/** Calls a streaming route: `onEvent(data)` gets each server-sent event's
+ *  JSON as it comes (until `[DONE]`); an error event throws. */
+async function stream(path, body, onEvent) {
+  const res = await send(path, body);
+  if (!res.ok) fail(res, parseJson(await res.text()));
+  const reader = res.body.getReader();
+  const decoder = new TextDecoder();
+  let buffer = "";
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) return;
+    buffer += decoder.decode(value, { stream: true });
+    let end;
+    while ((end = buffer.indexOf("\n\n")) >= 0) {
+      const event = buffer.slice(0, end);
+      buffer = buffer.slice(end + 2);
+      const text = event.split("\n")
+        .filter((line) => line.startsWith("data:"))
+        .map((line) => line.slice(5).replace(/^ /, ""))
+        .join("\n");
+      if (!text || text === "[DONE]") continue;
+      const data = parseJson(text);
+      if (data === null) continue;
+      if (data.error) throw new Error(data.error.message || "the answer failed");
+      onEvent(data);
+    }
+  }
 }
 
 const predictPath = (name) => `/v1/models/${encodeURIComponent(name)}:predict`;
@@ -106,7 +145,7 @@ function resetResult(node) {
 
 /** Fills a <select> with model names; keeps the current choice if possible. */
 function fillSelect(select, items, labelOf = (m) => m.name) {
-  const previous = select.value;
+  const previous = select.options.length > 0 ? select.value : null;
   select.replaceChildren(...items.map((m) => el("option", { value: m.name, text: labelOf(m) })));
   if (items.some((m) => m.name === previous)) select.value = previous;
 }
@@ -363,6 +402,131 @@ function askFaq() {
     (msg) => { message.textContent = msg; });
 }
 
+// -------------------------------------------------------------- chat ----
+
+// The free chat's conversation so far ({role, content}); the FAQ bot answers
+// each question on its own.
+let conversation = [];
+
+function clearChat() {
+  conversation = [];
+  resetResult($("chat-log"));
+  $("chat-message").textContent = "";
+}
+
+/** Adds a message to the log; returns its text element. */
+function addMessage(role, text) {
+  const log = $("chat-log");
+  const body = el("div", { class: "msg-text", text });
+  const message = el("div", { class: `msg ${role}` }, body);
+  log.append(message);
+  log.scrollTop = log.scrollHeight;
+  return body;
+}
+
+function sendChat() {
+  const log = $("chat-log");
+  const message = $("chat-message");
+  const model = $("chat-model").value;
+  const faq = $("chat-faq").value;
+  const input = $("chat-input");
+  const text = input.value.trim();
+  message.textContent = "";
+  if (!model) return;
+  if (!text) {
+    message.textContent = "Type a message first.";
+    return;
+  }
+  input.value = "";
+  addMessage("user", text);
+  const reply = addMessage("assistant", "");
+  const bubble = reply.parentElement;
+  const ticket = (tickets.get(log) || 0) + 1;
+  tickets.set(log, ticket);
+  log.dataset.state = bubble.dataset.state = "pending";
+  const append = (piece) => {
+    reply.textContent += piece;
+    log.scrollTop = log.scrollHeight;
+  };
+
+  let request;
+  if (faq) {
+    // The FAQ bot: its sources first, the reply as it is written, then the
+    // whole answer (whose reply is trimmed).
+    request = stream(`/v1/faq/${encodeURIComponent(faq)}/ask`, { query: text, llm: model, stream: true },
+      (data) => {
+        if (typeof data.delta === "string") {
+          append(data.delta);
+          return;
+        }
+        if (Array.isArray(data.answers) && data.answers.length > 0) {
+          bubble.querySelector(".sources")?.remove();
+          bubble.append(el("ol", { class: "sources", "aria-label": "From the FAQ" },
+            ...data.answers.map((a) => el("li", { dataset: { question: a.question },
+              text: `${a.question} (${Number(a.score).toFixed(3)})` }))));
+        }
+        if (typeof data.reply === "string") {
+          reply.textContent = data.reply;
+          bubble.dataset.known = String(data.known);
+        }
+      });
+  } else {
+    conversation.push({ role: "user", content: text });
+    const messages = [...conversation];
+    request = stream("/v1/chat/completions",
+      { model, messages, stream: true, temperature: 0, max_tokens: 256 },
+      (data) => {
+        const delta = data.choices && data.choices[0] && data.choices[0].delta;
+        if (delta && typeof delta.content === "string") append(delta.content);
+      }).then(() => conversation.push({ role: "assistant", content: reply.textContent }));
+  }
+  request.then(
+    () => {
+      bubble.dataset.state = "done";
+      if (tickets.get(log) === ticket) log.dataset.state = "done";
+    },
+    (err) => {
+      bubble.dataset.state = "error";
+      if (faq === "") conversation.pop(); // the question went unanswered
+      if (tickets.get(log) !== ticket) return;
+      message.textContent = err.message;
+      log.dataset.state = "error";
+    });
+}
+
+// --------------------------------------------------------- recommend ----
+
+function recommend() {
+  const items = $("recommend-items");
+  const note = $("recommend-note");
+  const message = $("recommend-message");
+  const name = $("recommend-model").value;
+  const user = $("recommend-user").value.trim();
+  const k = Number($("recommend-k").value) || 10;
+  resetResult(items);
+  note.textContent = "";
+  message.textContent = "";
+  if (!name) return;
+  if (!user) {
+    message.textContent = "Type a user id first.";
+    items.dataset.state = "error";
+    return;
+  }
+  tracked(items, `/v1/recommend/${encodeURIComponent(name)}`,
+    { user, k, explain: $("recommend-explain").checked },
+    (data) => {
+      note.textContent = data.fallback || "";
+      items.replaceChildren(...(data.items || []).map((r) => {
+        const because = (r.because || []).map(([title]) => title);
+        return el("li", { dataset: { item: r.item } },
+          el("div", { class: "question", text: r.title || `item ${r.item}` }),
+          ...(because.length ? [el("div", { class: "answer", text: `because of ${because.join(", ")}` })] : []),
+          el("div", { class: "score", text: `item ${r.item} · score ${Number(r.score).toFixed(3)}` }));
+      }));
+    },
+    (msg) => { message.textContent = msg; });
+}
+
 // ------------------------------------------------------------- table ----
 
 /** Rebuilds the form fields from the selected table model's columns. */
@@ -439,6 +603,8 @@ function buildSections() {
     faq: all.filter((m) => m.kind === "faq"),
     table: all.filter((m) => m.kind === "table"),
     text: all.filter((m) => m.kind === "text"),
+    chat: all.filter((m) => m.kind === "language"),
+    recommend: all.filter((m) => m.kind === "recommender"),
   };
   fillSelect($("digit-model"), groups.digit);
   fillSelect($("faq-index"), groups.faq,
@@ -446,6 +612,12 @@ function buildSections() {
   fillSelect($("table-model"), groups.table,
     (m) => (m.input && m.input.target ? `${m.name} (${m.input.target})` : m.name));
   fillSelect($("text-model"), groups.text);
+  fillSelect($("chat-model"), groups.chat);
+  // The FAQ bot when there is an index to answer from, else free chat.
+  fillSelect($("chat-faq"), [...groups.faq, { name: "" }],
+    (m) => (m.name ? `FAQ ${m.name} (the bot)` : "nothing (free chat)"));
+  fillSelect($("recommend-model"), groups.recommend,
+    (m) => (m.input && m.input.users != null ? `${m.name} (${m.input.users} users, ${m.input.items} items)` : m.name));
   for (const [kind, list] of Object.entries(groups)) {
     $(`${kind}-section`).hidden = list.length === 0;
   }
@@ -498,6 +670,19 @@ function init() {
       e.preventDefault();
       askFaq();
     }
+  });
+
+  $("chat-form").addEventListener("submit", (e) => {
+    e.preventDefault();
+    sendChat();
+  });
+  $("chat-clear").addEventListener("click", clearChat);
+  $("chat-model").addEventListener("change", clearChat);
+  $("chat-faq").addEventListener("change", clearChat);
+
+  $("recommend-form").addEventListener("submit", (e) => {
+    e.preventDefault();
+    recommend();
   });
 
   $("table-model").addEventListener("change", buildTableForm);

@@ -4,16 +4,12 @@
 //! objects ending with `data: [DONE]`, as the `openai` client reads them. A request that goes
 //! away (hung up, timed out) ends its generation.
 
-use std::convert::Infallible;
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::State;
-use axum::response::sse::{Event, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use ember::llm::{generate, GenerateOptions, LanguageModel, Message, Role, Sampling, Template};
@@ -22,7 +18,7 @@ use serde_json::{json, Value};
 use tokio::sync::mpsc;
 
 use crate::error::{ApiError, ApiResult};
-use crate::generation::{self, Tie};
+use crate::generation;
 use crate::request;
 use crate::server::AppState;
 use ember::SavedModel;
@@ -264,26 +260,5 @@ pub async fn completions(
         let _ = sender.blocking_send("[DONE]".to_string());
     })
     .await?;
-    Ok(Sse::new(Events {
-        chunks: receiver,
-        _generation: tie,
-    })
-    .into_response())
-}
-
-/// The generated chunks as server-sent events; the generation is tied to them.
-struct Events {
-    chunks: mpsc::Receiver<String>,
-    /// Dropped with the response body (the client hung up, the server shut down).
-    _generation: Tie,
-}
-
-impl futures_core::Stream for Events {
-    type Item = Result<Event, Infallible>;
-
-    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        self.chunks
-            .poll_recv(cx)
-            .map(|m| m.map(|data| Ok(Event::default().data(data))))
-    }
+    Ok(generation::events(receiver, Some(tie)))
 }

@@ -1,17 +1,21 @@
 //! Answers from FAQ indexes (`POST /v1/faq/{name}/ask`): the closest entries and, with
 //! `"llm": NAME` naming a served language model, the reply it writes from them, or "I don't
-//! know" when none is close enough — the job `ember ask --llm` runs.
+//! know" when none is close enough — the job `ember ask --llm` runs. With `"stream": true`
+//! the answer comes as server-sent events: the sources, the reply's pieces, the whole answer,
+//! `[DONE]`.
 
 use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path as UrlPath, State};
+use axum::response::{IntoResponse, Response};
 use axum::Json;
-use ember::jobs::faq::{self, FaqOptions, Reply};
+use ember::jobs::faq::{self, FaqAnswer, FaqEvent, FaqOptions, Reply};
 use ember::llm::LanguageModel;
 use serde::Deserialize;
 use serde_json::{json, Value};
+use tokio::sync::mpsc;
 
 use crate::batch::Rows;
 use crate::chat::MAX_TOKENS;
@@ -37,13 +41,17 @@ struct AskRequest {
     temperature: Option<f32>,
     #[serde(default)]
     seed: Option<u64>,
+    /// Server-sent events: the sources, the reply's pieces as generated, then the whole
+    /// answer.
+    #[serde(default)]
+    stream: bool,
 }
 
 pub async fn ask(
     State(state): State<Arc<AppState>>,
     UrlPath(name): UrlPath<String>,
     body: Result<Bytes, BytesRejection>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Response> {
     let served = state.registry.get(&name)?;
     let SavedModel::Faq(index) = &served.model else {
         return Err(ApiError::invalid(format!(
@@ -77,22 +85,64 @@ pub async fn ask(
             Ok(())
         })
         .map_err(ApiError::from_ember)?;
-        return Ok(Json(json!({ "answers": answer.entries })));
+        let whole = answer_json(&answer, "", options.min_score)?;
+        return Ok(match request.stream {
+            true => generation::events(finished(whole), None),
+            false => Json(whole).into_response(),
+        });
     };
     let (index, min_score) = (index.clone(), options.min_score);
-    let answer = generation::run(move |cancel| {
-        faq::ask(
+    if !request.stream {
+        let answer = generation::run(move |cancel| {
+            faq::ask(
+                &index,
+                &request.query,
+                query.data(),
+                Some(&model),
+                &options,
+                |_| cancel.check(),
+            )
+        })
+        .await?
+        .map_err(ApiError::from_ember)?;
+        return Ok(Json(answer_json(&answer, &llm_name, min_score)?).into_response());
+    }
+    let (sender, receiver) = mpsc::channel::<String>(64);
+    let (_, tie) = generation::start(move |cancel| {
+        let result = faq::ask(
             &index,
             &request.query,
             query.data(),
             Some(&model),
             &options,
-            |_| cancel.check(),
-        )
+            |event| {
+                cancel.check()?;
+                let piece = match event {
+                    FaqEvent::Sources(entries) => json!({ "answers": entries }),
+                    FaqEvent::Text(text) => json!({ "delta": text }),
+                };
+                // A client that hung up ends the generation.
+                sender
+                    .blocking_send(piece.to_string())
+                    .map_err(|_| ember::Error::invalid("the client went away"))
+            },
+        );
+        let last = result
+            .map_err(ApiError::from_ember)
+            .and_then(|answer| answer_json(&answer, &llm_name, min_score))
+            .unwrap_or_else(|e| json!({"error": {"code": e.code, "message": e.message}}));
+        let _ = sender.blocking_send(last.to_string());
+        let _ = sender.blocking_send("[DONE]".to_string());
     })
-    .await?
-    .map_err(ApiError::from_ember)?;
-    Ok(Json(match answer.reply {
+    .await?;
+    Ok(generation::events(receiver, Some(tie)))
+}
+
+/// The answer as the route returns it whole (and as a stream's last event): the entries
+/// alone; with a language model, its reply or "I don't know" beside its sources.
+fn answer_json(answer: &FaqAnswer, llm_name: &str, min_score: f32) -> ApiResult<Value> {
+    Ok(match &answer.reply {
+        None => json!({ "answers": answer.entries }),
         Some(Reply::Generated(g)) => json!({
             "answers": answer.entries,
             "known": true,
@@ -108,11 +158,18 @@ pub async fn ask(
         Some(Reply::Unknown { best_score }) => json!({
             "answers": answer.entries,
             "known": false,
-            "reply": faq::unknown_text(best_score, min_score, "min_score"),
+            "reply": faq::unknown_text(*best_score, min_score, "min_score"),
             "best_score": best_score,
         }),
-        None => return Err(ApiError::internal("a language model gave no reply")),
-    }))
+    })
+}
+
+/// A stream of one event, the whole answer, then `[DONE]`.
+fn finished(whole: Value) -> mpsc::Receiver<String> {
+    let (sender, receiver) = mpsc::channel(2);
+    let _ = sender.try_send(whole.to_string());
+    let _ = sender.try_send("[DONE]".to_string());
+    receiver
 }
 
 /// The served language model `llm` names, if any.

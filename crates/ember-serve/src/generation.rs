@@ -1,16 +1,23 @@
-//! Generations (chat completions, FAQ replies) on blocking threads, each tied to its request:
-//! a bounded number run at once, and one stops at its next token once its request is gone —
-//! the client hung up, the request timed out, or shutdown's grace ran out.
+//! Generations (chat completions, FAQ replies) and other long work (explanations) on blocking
+//! threads, each tied to its request: a bounded number run at once, and a generation stops at
+//! its next token once its request is gone — the client hung up, the request timed out, or
+//! shutdown's grace ran out. A streamed generation's pieces go out as server-sent events.
 
+use std::convert::Infallible;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::task::{Context, Poll};
 
+use axum::response::sse::{Event, Sse};
+use axum::response::{IntoResponse, Response};
+use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use crate::error::{ApiError, ApiResult};
 
-/// Generations running at once, chat completions and FAQ replies together; more requests wait
-/// their turn (each holds a key–value cache and keeps cores busy).
+/// Generations running at once, chat completions, FAQ replies and explanations together; more
+/// requests wait their turn (each keeps cores busy, a generation holds a key–value cache).
 pub(crate) const SLOTS: usize = 4;
 static GENERATIONS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(SLOTS);
 
@@ -63,6 +70,33 @@ pub(crate) async fn run<T: Send + 'static>(
 ) -> ApiResult<T> {
     let (handle, _tie) = start(work).await?;
     handle.await.map_err(|e| ApiError::internal(e.to_string()))
+}
+
+/// A streamed answer: each piece `pieces` receives (JSON text, or `[DONE]`) as one
+/// server-sent event, its generation (if any) tied to the response body.
+pub(crate) fn events(pieces: mpsc::Receiver<String>, tie: Option<Tie>) -> Response {
+    Sse::new(Events {
+        pieces,
+        _generation: tie,
+    })
+    .into_response()
+}
+
+/// The pieces of a generation as server-sent events; the generation is tied to them.
+struct Events {
+    pieces: mpsc::Receiver<String>,
+    /// Dropped with the response body (the client hung up, the server shut down).
+    _generation: Option<Tie>,
+}
+
+impl futures_core::Stream for Events {
+    type Item = Result<Event, Infallible>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        self.pieces
+            .poll_recv(cx)
+            .map(|m| m.map(|data| Ok(Event::default().data(data))))
+    }
 }
 
 #[cfg(test)]

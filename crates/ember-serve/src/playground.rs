@@ -1,5 +1,6 @@
 //! The web playground at `/`: a page, its script and its style, embedded in the binary. It
-//! uses only the public API (`/v1/models`, `:predict`, `/v1/faq/…/ask`).
+//! uses only the public API (`/v1/models`, `:predict`, `/v1/faq/…/ask`, `/v1/chat/completions`,
+//! `/v1/recommend/…`).
 
 use axum::http::header;
 use axum::response::IntoResponse;

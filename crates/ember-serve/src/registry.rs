@@ -1,5 +1,6 @@
 //! The models being served, by name: loaded from the paths `ember serve` was given (model
-//! files, FAQ indexes, sentence encoder folders, folders of saved models), and reloaded when a
+//! files, FAQ indexes, recommenders, sentence encoder folders, folders of saved models) as
+//! [`SavedModel`]s, the family the command line loads too, and reloaded when a
 //! file changes — swapped whole, or kept as they were when the new file is broken.
 
 use std::collections::{BTreeMap, HashMap};
@@ -20,11 +21,11 @@ use crate::served::Served;
 /// What a path given to `ember serve` is.
 #[derive(Clone, Debug, PartialEq)]
 enum Source {
-    /// A saved model file or FAQ index.
+    /// A saved model file, FAQ index, recommender or GGUF language model.
     File(PathBuf),
     /// A sentence-transformers folder.
     Encoder(PathBuf),
-    /// A folder whose `.safetensors` and `.index` files are each a model.
+    /// A folder whose `.safetensors`, `.index` and `.rec` files are each a model.
     Folder(PathBuf),
 }
 
@@ -64,8 +65,8 @@ fn check_name(name: &str, path: &Path) -> ember::Result<()> {
     }
 }
 
-/// The model files of a served folder, by name: `.safetensors` and `.index` files, hidden
-/// and temporary files left out.
+/// The model files of a served folder, by name: `.safetensors`, `.index` and `.rec` files,
+/// hidden and temporary files left out.
 fn folder_files(dir: &Path) -> ember::Result<Vec<PathBuf>> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
         .map_err(|e| Error::io(dir, e))?
@@ -77,7 +78,7 @@ fn folder_files(dir: &Path) -> ember::Result<Vec<PathBuf>> {
                 .is_none_or(|n| n.starts_with('.'));
             let model = matches!(
                 p.extension().and_then(|e| e.to_str()),
-                Some("safetensors" | "index")
+                Some("safetensors" | "index" | "rec")
             );
             !hidden && model && p.is_file()
         })
@@ -146,7 +147,7 @@ impl Registry {
         }
         if origin.is_empty() {
             return Err(Error::invalid(
-                "the folders given hold no .safetensors or .index model files",
+                "the folders given hold no .safetensors, .index or .rec model files",
             ));
         }
         Ok(registry)
@@ -255,7 +256,10 @@ impl Registry {
                 }
                 Some(encoder)
             }
-            SavedModel::Table(_) | SavedModel::Encoder(_) | SavedModel::Language(_) => None,
+            SavedModel::Table(_)
+            | SavedModel::Encoder(_)
+            | SavedModel::Language(_)
+            | SavedModel::Recommender(_) => None,
         };
         Ok((model, encoder))
     }

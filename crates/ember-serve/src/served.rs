@@ -1,7 +1,7 @@
 //! One served model: what kind it is, what it takes (its schema), and how its worker runs a
 //! batch. Loading files and folders into models is [`crate::registry`]'s.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use ember::data::preprocess::Feature;
@@ -45,7 +45,7 @@ impl Served {
         }
     }
 
-    /// "network", "table", "text", "faq", "encoder" or "language".
+    /// "network", "table", "text", "faq", "encoder", "language" or "recommender".
     pub fn kind_name(&self) -> &'static str {
         self.model.kind()
     }
@@ -55,17 +55,17 @@ impl Served {
         self.model.network()
     }
 
-    /// A human-readable summary: the network's layers, or what an index or encoder holds.
+    /// A human-readable summary: the network's layers, or what an index, encoder or
+    /// recommender holds. It names no file or folder but by its own name: a client learns
+    /// nothing of the server's file system.
     pub fn summary(&self) -> String {
         match &self.model {
             SavedModel::Faq(index) => format!(
                 "FAQ index of {} questions, embedded by {}",
                 index.questions.len(),
-                self.encoder
-                    .as_ref()
-                    .map_or(&index.encoder, |e| &e.dir)
-                    .display()
+                folder_name(self.encoder.as_ref().map_or(&index.encoder, |e| &e.dir))
             ),
+            SavedModel::Recommender(r) => ember::report::recommend::summary_text(r),
             SavedModel::Encoder(e) => encoder_summary(e),
             SavedModel::Language(m) => {
                 let c = &m.llama.config;
@@ -133,6 +133,12 @@ impl Served {
             SavedModel::Faq(index) => json!({"type": "faq", "questions": index.questions.len()}),
             SavedModel::Encoder(e) => json!({"type": "text", "dim": e.dim()}),
             SavedModel::Language(m) => json!({"type": "chat", "context": m.llama.config.context}),
+            SavedModel::Recommender(r) => json!({
+                "type": "recommender",
+                "users": r.users.len(),
+                "items": r.items.len(),
+                "similar_items": r.model.factors > 0,
+            }),
         }
     }
 }
@@ -143,6 +149,14 @@ fn table_task(task: Task) -> &'static str {
         Task::Regression => "regression",
         _ => "multiclass",
     }
+}
+
+/// A folder's own name (`all-minilm-l6-v2`), never the path to it.
+fn folder_name(dir: &Path) -> String {
+    let name = |p: &Path| p.file_name().map(|n| n.to_string_lossy().into_owned());
+    name(dir)
+        .or_else(|| std::fs::canonicalize(dir).ok().as_deref().and_then(name))
+        .unwrap_or_else(|| "its sentence encoder".to_string())
 }
 
 fn encoder_summary(e: &SentenceEncoder) -> String {
@@ -177,16 +191,10 @@ fn runner(model: &SavedModel, encoder: Option<Arc<SentenceEncoder>>) -> Run {
                 })
             })
         }
-        SavedModel::Language(_) => Box::new(|inputs: Vec<Rows>| {
-            inputs
-                .iter()
-                .map(|_| {
-                    Err(crate::error::ApiError::invalid(
-                        "a language model answers POST /v1/chat/completions",
-                    ))
-                })
-                .collect()
-        }),
+        SavedModel::Language(_) => refuse("a language model answers POST /v1/chat/completions"),
+        SavedModel::Recommender(_) => {
+            refuse("a recommender answers POST /v1/recommend/NAME with {\"user\": …}")
+        }
         SavedModel::Faq(_) | SavedModel::Encoder(_) => {
             let encoder = match model {
                 SavedModel::Encoder(e) => Some(e.clone()),
@@ -203,6 +211,16 @@ fn runner(model: &SavedModel, encoder: Option<Arc<SentenceEncoder>>) -> Run {
             })
         }
     }
+}
+
+/// The worker of a kind that takes no rows: each request refused with `message`.
+fn refuse(message: &'static str) -> Run {
+    Box::new(move |inputs: Vec<Rows>| {
+        inputs
+            .iter()
+            .map(|_| Err(crate::error::ApiError::invalid(message)))
+            .collect()
+    })
 }
 
 /// The texts of requests that are all texts.

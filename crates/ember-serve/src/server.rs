@@ -255,11 +255,12 @@ fn router(state: Arc<AppState>, max_body_bytes: usize) -> Router {
             post(v2::version_infer),
         )
         .route("/v1/models", get(v1::list))
-        // `{name}:predict` is one path segment: the handler splits it.
+        // `{name}:predict` and `{name}:explain` are one path segment: the handler splits it.
         .route("/v1/models/{target}", get(v1::status).post(v1::predict))
         .route("/v1/embeddings", post(openai::embeddings))
         .route("/v1/chat/completions", post(crate::chat::completions))
         .route("/v1/faq/{name}/ask", post(crate::faq::ask))
+        .route("/v1/recommend/{name}", post(crate::recommend::recommend))
         .fallback(not_found)
         .layer(axum::middleware::from_fn_with_state(state.clone(), guard))
         .layer(DefaultBodyLimit::max(max_body_bytes))

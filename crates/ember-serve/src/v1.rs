@@ -98,10 +98,15 @@ pub async fn predict(
     UrlPath(target): UrlPath<String>,
     body: Result<Bytes, BytesRejection>,
 ) -> ApiResult<Response> {
+    if let Some(name) = target.strip_suffix(":explain") {
+        return Ok(crate::explain::explain(&state, name, body)
+            .await?
+            .into_response());
+    }
     let Some(name) = target.strip_suffix(":predict") else {
         return Err(ApiError::not_found(
             "unknown_route",
-            format!("POST /v1/models/{target}: the route is POST /v1/models/NAME:predict"),
+            format!("POST /v1/models/{target}: the routes are POST /v1/models/NAME:predict and NAME:explain"),
         ));
     };
     let served = state.registry.get(name)?;
@@ -177,6 +182,11 @@ pub async fn predict(
                 "'{name}' is a language model: POST /v1/chat/completions with {{\"model\": \"{name}\", \"messages\": …}}"
             )))
         }
+        SavedModel::Recommender(_) => {
+            return Err(ApiError::invalid(format!(
+                "'{name}' is a recommender: POST /v1/recommend/{name} with {{\"user\": …}} or {{\"item\": …}}"
+            )))
+        }
     };
     Ok(Json(Predictions { predictions }).into_response())
 }
@@ -194,7 +204,7 @@ async fn classify_network(
 
 /// Each instance of a network: raw sample values (nested or flat, as the data files hold
 /// them: MNIST pixels 0–255) or `{"b64": PNG or JPEG}`, prepared as the training data was.
-fn network_rows(
+pub(crate) fn network_rows(
     network: &NetworkModel,
     served: &Served,
     instances: &[&RawValue],
@@ -277,6 +287,15 @@ fn sample_tensor(
 /// model does not know is an error, unless the model left it out on purpose (an identifier,
 /// the target).
 fn table_rows(table: &TabularModel, instances: &[Value]) -> ApiResult<Tensor> {
+    let rows: Vec<usize> = (0..instances.len()).collect();
+    table
+        .preprocessor
+        .transform(&table_instances(table, instances)?, &rows)
+        .map_err(ApiError::from_ember)
+}
+
+/// The instances of a table model as a table of its columns, checked as [`table_rows`] says.
+pub(crate) fn table_instances(table: &TabularModel, instances: &[Value]) -> ApiResult<Table> {
     let pre = &table.preprocessor;
     let columns: Vec<(&str, bool)> = pre
         .features
@@ -335,10 +354,12 @@ fn table_rows(table: &TabularModel, instances: &[Value]) -> ApiResult<Tensor> {
     }
     let names = columns.iter().map(|(c, _)| c.to_string()).collect();
     let lines = (1..=instances.len() as u64).collect();
-    let table_of = Table::from_columns(Path::new("instances"), names, cells, lines);
-    let rows: Vec<usize> = (0..instances.len()).collect();
-    pre.transform(&table_of, &rows)
-        .map_err(ApiError::from_ember)
+    Ok(Table::from_columns(
+        Path::new("instances"),
+        names,
+        cells,
+        lines,
+    ))
 }
 
 /// Each instance of a text model: a string.

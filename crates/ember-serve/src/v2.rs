@@ -76,6 +76,9 @@ fn io_meta(served: &Served) -> ApiResult<(Value, Value)> {
             SavedModel::Language(_) => format!(
                 "a language model: POST /v1/chat/completions with {{\"model\": \"{name}\", \"messages\": …}} answers it"
             ),
+            SavedModel::Recommender(_) => format!(
+                "a recommender: POST /v1/recommend/{name} with {{\"user\": …}} answers it"
+            ),
             _ => format!("a FAQ index: POST /v1/faq/{name}/ask answers its questions"),
         };
         ApiError::not_found("not_a_tensor_model", format!("'{name}' is {what}"))

@@ -1,5 +1,5 @@
 //! A saved model of any kind, as `load` finds it: a network on tensors, a table model, a text
-//! classifier, a FAQ index, a sentence encoder or a language model. Each kind reads its own
+//! classifier, a FAQ index, a sentence encoder, a language model or a recommender. Each kind reads its own
 //! inputs and predicts itself, so that a command line or a server only says which files to
 //! use.
 
@@ -16,6 +16,7 @@ use crate::llm::LanguageModel;
 use crate::model::Model;
 use crate::prediction::{classify, Classification, Prediction};
 use crate::read::{self, Limit};
+use crate::recommend::Recommender;
 use crate::spec::{DataSpec, ModelSpec};
 use crate::tabular::TabularModel;
 use crate::tensor::Tensor;
@@ -35,6 +36,8 @@ pub enum SavedModel {
     Encoder(Arc<SentenceEncoder>),
     /// A generative language model (a GGUF file).
     Language(Arc<LanguageModel>),
+    /// A recommender from `ember recommend train`: top-k items for a user, similar items.
+    Recommender(Arc<Recommender>),
 }
 
 /// A network trained on a data set (images, IDX samples, numeric rows): its inputs are read
@@ -47,7 +50,8 @@ pub struct NetworkModel {
 
 impl SavedModel {
     /// Loads a file saved by Ember (a model from `ember train --output`, a checkpoint, a FAQ
-    /// index from `ember index`), a sentence encoder folder or a GGUF language model.
+    /// index from `ember index`, a recommender from `ember recommend train`), a sentence
+    /// encoder folder or a GGUF language model.
     pub fn load(path: &Path) -> Result<SavedModel> {
         if path.is_dir() && SentenceEncoder::is_folder(path) {
             return Ok(SavedModel::Encoder(Arc::new(SentenceEncoder::load(path)?)));
@@ -57,6 +61,9 @@ impl SavedModel {
         }
         if FaqIndex::is_index(path)? {
             return Ok(SavedModel::Faq(Arc::new(FaqIndex::load(path)?)));
+        }
+        if Recommender::is_recommender(path)? {
+            return Ok(SavedModel::Recommender(Arc::new(Recommender::load(path)?)));
         }
         Ok(Self::from_checkpoint(crate::io::load(path)?))
     }
@@ -81,7 +88,7 @@ impl SavedModel {
         }))
     }
 
-    /// "network", "table", "text", "faq", "encoder" or "language".
+    /// "network", "table", "text", "faq", "encoder", "language" or "recommender".
     pub fn kind(&self) -> &'static str {
         match self {
             SavedModel::Network(_) => "network",
@@ -90,6 +97,7 @@ impl SavedModel {
             SavedModel::Faq(_) => "faq",
             SavedModel::Encoder(_) => "encoder",
             SavedModel::Language(_) => "language",
+            SavedModel::Recommender(_) => "recommender",
         }
     }
 
@@ -99,7 +107,10 @@ impl SavedModel {
             SavedModel::Network(n) => Some(&n.model),
             SavedModel::Table(t) => Some(&t.model),
             SavedModel::Text(t) => Some(&t.model),
-            SavedModel::Faq(_) | SavedModel::Encoder(_) | SavedModel::Language(_) => None,
+            SavedModel::Faq(_)
+            | SavedModel::Encoder(_)
+            | SavedModel::Language(_)
+            | SavedModel::Recommender(_) => None,
         }
     }
 }

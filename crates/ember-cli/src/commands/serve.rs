@@ -1,5 +1,6 @@
-//! `ember serve PATH…`: saved models, FAQ indexes and sentence encoders behind HTTP (KServe
-//! v2, a TF-Serving-style REST API, OpenAI embeddings, FAQ answers, a web playground at `/`).
+//! `ember serve PATH…`: saved models, FAQ indexes, recommenders, language models and sentence
+//! encoders behind HTTP (KServe v2, a TF-Serving-style REST API with explanations, OpenAI
+//! embeddings and chat, FAQ answers, recommendations, a web playground at `/`).
 
 use std::io::Write as _;
 use std::path::PathBuf;
@@ -10,9 +11,10 @@ use ember_serve::ServeOptions;
 
 #[derive(Args)]
 pub struct ServeArgs {
-    /// Model files (`ember train --output`), FAQ indexes (`ember index`), sentence encoder
-    /// folders, or folders of `.safetensors` / `.index` files; each model is named by its
-    /// file's stem (an encoder by its folder's name).
+    /// Model files (`ember train --output`), FAQ indexes (`ember index`), recommenders
+    /// (`ember recommend train`), GGUF language models, sentence encoder folders, or folders
+    /// of `.safetensors` / `.index` / `.rec` files; each model is named by its file's stem
+    /// (an encoder by its folder's name).
     #[arg(required = true)]
     paths: Vec<PathBuf>,
     /// The address to listen on (127.0.0.1: this machine only; 0.0.0.0: every interface).

@@ -97,9 +97,21 @@ impl NetworkModel {
     ) -> Result<Vec<SampleExplanation>> {
         let data = self.data(model_path)?;
         let x = self.read_input_bytes(bytes, input, data)?;
+        self.explain_samples(&x, &input.display().to_string(), model_path, options)
+    }
+
+    /// Explains samples already prepared as the training data was, (n, …) as
+    /// [`NetworkModel::prepare`] makes them (a server's request); `input` names them.
+    pub fn explain_samples(
+        &self,
+        x: &Tensor,
+        input: &str,
+        model_path: &Path,
+        options: &Options,
+    ) -> Result<Vec<SampleExplanation>> {
         let names = self.class_names(model_path)?;
         let predicted: Vec<usize> = {
-            let p = self.model.predict(&x, 256)?;
+            let p = self.model.predict(x, 256)?;
             let width = p.row_len().max(1);
             p.data()
                 .chunks(width)
@@ -124,12 +136,10 @@ impl NetworkModel {
             }
         };
         let explanations = match options.method {
-            Method::Saliency => saliency(&self.model, &x, &targets, &baseline)?,
-            Method::SmoothGrad => {
-                smooth_grad(&self.model, &x, &targets, &baseline, options.smooth)?
-            }
+            Method::Saliency => saliency(&self.model, x, &targets, &baseline)?,
+            Method::SmoothGrad => smooth_grad(&self.model, x, &targets, &baseline, options.smooth)?,
             Method::IntegratedGradients => {
-                integrated_gradients(&self.model, &x, &targets, &baseline, options.steps)?
+                integrated_gradients(&self.model, x, &targets, &baseline, options.steps)?
             }
             Method::GradCam => {
                 if self.model.input_shape().len() != 3 {
@@ -141,7 +151,7 @@ impl NetworkModel {
                 }
                 grad_cam(
                     &self.model,
-                    &x,
+                    x,
                     &targets,
                     &baseline,
                     options.layer.as_deref(),
@@ -165,7 +175,7 @@ impl NetworkModel {
             .into_iter()
             .enumerate()
             .map(|(sample, explanation)| SampleExplanation {
-                input: input.display().to_string(),
+                input: input.to_string(),
                 sample,
                 samples_in_input: x.rows(),
                 label: names[predicted[sample]].clone(),

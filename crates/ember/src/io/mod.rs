@@ -117,6 +117,33 @@ pub fn is_saved_model(path: &Path) -> Result<bool> {
     Ok(read == start.len() && start[8] == b'{' && start[..8].iter().any(|&b| b != 0))
 }
 
+/// Whether `path` is a safetensors file whose metadata has `key` (`ember.faq`,
+/// `ember.recommender`), read from its header alone.
+pub fn has_metadata(path: &Path, key: &str) -> Result<bool> {
+    use std::io::Read;
+    let (mut file, _) = read::open(path)?;
+    let mut length = [0u8; 8];
+    if file.read_exact(&mut length).is_err() {
+        return Ok(false);
+    }
+    let length = u64::from_le_bytes(length);
+    // safetensors caps its header at 100 MB; anything larger is not one of its files.
+    if length > 100_000_000 {
+        return Ok(false);
+    }
+    let mut header = Vec::new();
+    file.take(length)
+        .read_to_end(&mut header)
+        .map_err(|e| Error::io(path, e))?;
+    let Ok(header) = serde_json::from_slice::<serde_json::Value>(&header) else {
+        return Ok(false);
+    };
+    Ok(header
+        .get("__metadata__")
+        .and_then(|m| m.get(key))
+        .is_some())
+}
+
 /// The Keras summary table of a model file or of a saved model.
 pub fn summary_of(path: &Path) -> Result<String> {
     if is_saved_model(path)? {

@@ -68,6 +68,10 @@ pub fn evaluate(
             &options.model,
             "a text classifier or FAQ index has no test set of its own: `ember train` reports its held-out figures",
         )),
+        SavedModel::Recommender(_) => Err(Error::data(
+            &options.model,
+            "a recommender is evaluated on test ratings: use `ember recommend evaluate MODEL --ratings FILE`",
+        )),
         other => Err(Error::data(
             &options.model,
             format!("a {} model has no test set to evaluate", other.kind()),

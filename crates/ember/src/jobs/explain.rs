@@ -14,6 +14,7 @@ use crate::explain::{Method, SmoothGrad};
 use crate::report::Bars;
 use crate::saved::{NetworkModel, SavedModel};
 use crate::tabular::TabularModel;
+use crate::tensor::Tensor;
 
 /// What to explain, and how (`ember explain`'s settings).
 #[derive(Clone, Debug)]
@@ -116,6 +117,59 @@ impl ExplainEvent<'_> {
     }
 }
 
+/// Inputs held in memory (a server's request) rather than read from files.
+pub enum Instances {
+    /// A network's samples (n, …), prepared as its training data was
+    /// ([`NetworkModel::prepare`]).
+    Samples(Tensor),
+    /// A table model's rows of raw column values, named as the model's columns.
+    Rows(Table),
+}
+
+/// The explanation of `instances` as `ember explain --json` writes it, `{"results": […]}`:
+/// each result's `input` is `name`, and its `sample` the instance's number when there are
+/// several. `args` say how (`inputs`, `output`, `json` and `csv` are not read); `args.model`
+/// names the model in messages.
+pub fn explain_instances(
+    saved: &SavedModel,
+    instances: Instances,
+    name: &str,
+    args: &ExplainOptions,
+) -> Result<serde_json::Value> {
+    let method = args.method;
+    let results: Vec<serde_json::Value> = match (saved, instances) {
+        (_, _) if method == Method::Permutation => {
+            return Err(Error::invalid(
+                "permutation importance needs labelled rows: `ember explain MODEL --method permutation --csv FILE`",
+            ))
+        }
+        (SavedModel::Network(network), Instances::Samples(x)) => {
+            let options = network_options(network, method, args)?;
+            network
+                .explain_samples(&x, name, &args.model, &options)?
+                .iter()
+                .map(|r| sample_json(r, None))
+                .collect()
+        }
+        (SavedModel::Table(model), Instances::Rows(table)) => {
+            let labels = table_labels(model, method)?;
+            let (features, samples) = explain_table(model, &table, name, &labels, method, args)?;
+            samples
+                .iter()
+                .map(|r| sample_json(r, Some(&features)))
+                .collect()
+        }
+        (other, _) => {
+            return Err(Error::invalid(format!(
+                "{} is a {} model: its instances are explained for networks and table models",
+                args.model.display(),
+                other.kind()
+            )))
+        }
+    };
+    Ok(json!({ "results": results }))
+}
+
 /// The explanation `args` ask of the loaded model: text, or JSON with `json`; `on_event`
 /// hears of the tables read, the rows left out and the pictures written.
 pub fn explain(
@@ -156,12 +210,12 @@ pub fn explain(
     }
 }
 
-fn explain_network(
+/// How `args` ask a network to be explained: the baseline checked against its images.
+fn network_options(
     network: &NetworkModel,
     method: Method,
     args: &ExplainOptions,
-    on_event: &mut dyn FnMut(ExplainEvent),
-) -> Result<String> {
+) -> Result<Options> {
     let geometry = network.image_geometry(&args.model)?;
     let baseline = match args.baseline.as_str() {
         "black" => Baseline::Black,
@@ -184,7 +238,7 @@ fn explain_network(
             )))
         }
     };
-    let options = Options {
+    Ok(Options {
         method,
         target: args.target.clone(),
         baseline,
@@ -197,7 +251,17 @@ fn explain_network(
             seed: args.seed as u64,
         },
         layer: args.layer.clone(),
-    };
+    })
+}
+
+fn explain_network(
+    network: &NetworkModel,
+    method: Method,
+    args: &ExplainOptions,
+    on_event: &mut dyn FnMut(ExplainEvent),
+) -> Result<String> {
+    let geometry = network.image_geometry(&args.model)?;
+    let options = network_options(network, method, args)?;
     let results = network.explain_files(&args.inputs, &args.model, &options)?;
     if let (Some(dir), Some(shape)) = (&args.output, geometry) {
         let planned: Vec<(PathBuf, String)> = results
@@ -506,19 +570,7 @@ fn explain_rows(
     args: &ExplainOptions,
     on_event: &mut dyn FnMut(ExplainEvent),
 ) -> Result<String> {
-    if !matches!(method, Method::IntegratedGradients | Method::Shap) {
-        return Err(Error::invalid(format!(
-            "--method {} explains networks of images or numbers; for a table model use \
-             integrated-gradients or shap (per row), or permutation (with --csv)",
-            method.name()
-        )));
-    }
-    let labels = match &model.preprocessor.target {
-        crate::data::preprocess::Target::Classes { labels, .. } => labels.clone(),
-        crate::data::preprocess::Target::Regression { .. } => {
-            return Err(Error::invalid("a regression's rows cannot be explained per class; use --method permutation --csv FILE"))
-        }
-    };
+    let labels = table_labels(model, method)?;
     let mut results = Vec::new();
     let mut text = String::new();
     if args.output.is_some() {
@@ -541,45 +593,10 @@ fn explain_rows(
         let mut table = Table::read(input, &args.csv_options)?;
         model.name_columns(&mut table)?;
         on_event(ExplainEvent::Read(&table));
-        let rows: Vec<usize> = (0..table.rows()).collect();
-        let predictions = model.predict(&table)?;
-        let predicted: Vec<usize> = predictions
-            .iter()
-            .map(|p| labels.iter().position(|l| *l == p.label).unwrap_or(0))
-            .collect();
-        let targets = match &args.target {
-            Some(t) => vec![class_index(t, &labels)?; rows.len()],
-            None => predicted.clone(),
-        };
-        let (features, explanations) = if method == Method::Shap {
-            crate::explain::column_shap(
-                model,
-                &table,
-                &rows,
-                &targets,
-                args.samples.unwrap_or(2048),
-                args.seed as u64,
-            )?
-        } else {
-            crate::explain::column_attributions(
-                model,
-                &table,
-                &rows,
-                &targets,
-                args.steps.unwrap_or(crate::explain::table::DEFAULT_STEPS),
-            )?
-        };
-        for (r, e) in explanations.into_iter().enumerate() {
+        let name = input.display().to_string();
+        let (features, samples) = explain_table(model, &table, &name, &labels, method, args)?;
+        for (r, sample) in samples.into_iter().enumerate() {
             let line = table.lines[r];
-            let sample = SampleExplanation {
-                input: input.display().to_string(),
-                sample: r,
-                samples_in_input: rows.len(),
-                label: labels[predicted[r]].clone(),
-                target: labels[e.target].clone(),
-                explanation: e,
-                values: Vec::new(),
-            };
             if let Some(dir) = &args.output {
                 std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
                 let (names, values) = sorted(&features, &sample.explanation.attributions);
@@ -631,6 +648,77 @@ fn explain_rows(
         return json_text(&json!({ "results": results }));
     }
     Ok(text)
+}
+
+/// A table model's classes, when `method` explains its rows one by one.
+fn table_labels(model: &TabularModel, method: Method) -> Result<Vec<String>> {
+    if !matches!(method, Method::IntegratedGradients | Method::Shap) {
+        return Err(Error::invalid(format!(
+            "--method {} explains networks of images or numbers; for a table model use \
+             integrated-gradients or shap (per row), or permutation (with --csv)",
+            method.name()
+        )));
+    }
+    match &model.preprocessor.target {
+        crate::data::preprocess::Target::Classes { labels, .. } => Ok(labels.clone()),
+        crate::data::preprocess::Target::Regression { .. } => Err(Error::invalid(
+            "a regression's rows cannot be explained per class; use --method permutation --csv FILE",
+        )),
+    }
+}
+
+/// Every row of `table` (its columns named as the model's) explained per raw column: the
+/// columns' names, and each row's explanation; `input` names the rows.
+fn explain_table(
+    model: &TabularModel,
+    table: &Table,
+    input: &str,
+    labels: &[String],
+    method: Method,
+    args: &ExplainOptions,
+) -> Result<(Vec<String>, Vec<SampleExplanation>)> {
+    let rows: Vec<usize> = (0..table.rows()).collect();
+    let predictions = model.predict(table)?;
+    let predicted: Vec<usize> = predictions
+        .iter()
+        .map(|p| labels.iter().position(|l| *l == p.label).unwrap_or(0))
+        .collect();
+    let targets = match &args.target {
+        Some(t) => vec![class_index(t, labels)?; rows.len()],
+        None => predicted.clone(),
+    };
+    let (features, explanations) = if method == Method::Shap {
+        crate::explain::column_shap(
+            model,
+            table,
+            &rows,
+            &targets,
+            args.samples.unwrap_or(2048),
+            args.seed as u64,
+        )?
+    } else {
+        crate::explain::column_attributions(
+            model,
+            table,
+            &rows,
+            &targets,
+            args.steps.unwrap_or(crate::explain::table::DEFAULT_STEPS),
+        )?
+    };
+    let samples = explanations
+        .into_iter()
+        .enumerate()
+        .map(|(r, e)| SampleExplanation {
+            input: input.to_string(),
+            sample: r,
+            samples_in_input: rows.len(),
+            label: labels[predicted[r]].clone(),
+            target: labels[e.target].clone(),
+            explanation: e,
+            values: Vec::new(),
+        })
+        .collect();
+    Ok((features, samples))
 }
 
 /// Names and values, largest magnitude first.

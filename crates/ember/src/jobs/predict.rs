@@ -89,6 +89,10 @@ pub fn predict(
             &options.model,
             "a FAQ index answers questions: use `ember ask INDEX QUESTION`",
         )),
+        SavedModel::Recommender(_) => Err(Error::data(
+            &options.model,
+            "a recommender ranks items for a user: use `ember recommend top MODEL --user ID`",
+        )),
         other => Err(Error::data(
             &options.model,
             format!("a {} model does not classify inputs", other.kind()),

@@ -102,6 +102,12 @@ impl Recommender {
         crate::atomic::write_atomically(path, &bytes)
     }
 
+    /// Whether `path` is a recommender written by [`Recommender::save`] (a safetensors file
+    /// whose metadata has `ember.recommender`), read from its header alone.
+    pub fn is_recommender(path: &Path) -> Result<bool> {
+        crate::io::has_metadata(path, KEY)
+    }
+
     /// Reads a recommender written by [`Recommender::save`]; anything else, or a damaged
     /// file, is an error naming the file and the part.
     pub fn load(path: &Path) -> Result<Recommender> {
@@ -262,6 +268,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("m.rec");
         model.save(&path).unwrap();
+        assert!(Recommender::is_recommender(&path).unwrap());
         let back = Recommender::load(&path).unwrap();
         assert_eq!(back.config, model.config);
         assert_eq!(back.users, model.users);

@@ -113,6 +113,29 @@ fn figure_lines(e: &Evaluation, k: usize) -> Vec<String> {
     lines
 }
 
+/// What a saved recommender holds, in one line: `bpmf recommender: 943 users, 1682 items
+/// (titled), 10 factors; predicts ratings from 1 to 5`.
+pub fn summary_text(model: &Recommender) -> String {
+    let titled = match model.titles {
+        Some(_) => " (titled)",
+        None => "",
+    };
+    let scores = match model.model.predicts_ratings {
+        true => format!(
+            "predicts ratings from {} to {}",
+            model.rating_bounds.0, model.rating_bounds.1
+        ),
+        false => "ranks items (implicit feedback)".to_string(),
+    };
+    format!(
+        "{} recommender: {} users, {} items{titled}, {} factors; {scores}",
+        model.kind(),
+        model.users.len(),
+        model.items.len(),
+        model.model.factors
+    )
+}
+
 /// A user's top-k list: a note when it is not personalised, a heading, the items.
 pub fn top_text(model: &Recommender, list: &TopList) -> String {
     let mut out = String::new();

@@ -186,28 +186,7 @@ impl FaqIndex {
     /// Whether `path` is an index written by [`FaqIndex::save`] (a safetensors file whose
     /// metadata has `ember.faq`), read from its header alone.
     pub fn is_index(path: &Path) -> Result<bool> {
-        use std::io::Read;
-        let (mut file, _) = crate::read::open(path)?;
-        let mut length = [0u8; 8];
-        if file.read_exact(&mut length).is_err() {
-            return Ok(false);
-        }
-        let length = u64::from_le_bytes(length);
-        // safetensors caps its header at 100 MB; anything larger is no index.
-        if length > 100_000_000 {
-            return Ok(false);
-        }
-        let mut header = Vec::new();
-        file.take(length)
-            .read_to_end(&mut header)
-            .map_err(|e| Error::io(path, e))?;
-        let Ok(header) = serde_json::from_slice::<serde_json::Value>(&header) else {
-            return Ok(false);
-        };
-        Ok(header
-            .get("__metadata__")
-            .and_then(|m| m.get("ember.faq"))
-            .is_some())
+        crate::io::has_metadata(path, "ember.faq")
     }
 
     /// Reads an index written by [`FaqIndex::save`]; anything else is an error naming the file.
