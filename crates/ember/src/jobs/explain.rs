@@ -148,7 +148,12 @@ pub fn explain_instances(
             network
                 .explain_samples(&x, name, &args.model, &options)?
                 .iter()
-                .map(|r| sample_json(r, None))
+                .map(|r| {
+                    // A network's results say their sample, as on the command line.
+                    let mut v = sample_json(r, None);
+                    v["sample"] = json!(r.sample);
+                    v
+                })
                 .collect()
         }
         (SavedModel::Table(model), Instances::Rows(table)) => {
