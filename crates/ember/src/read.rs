@@ -149,6 +149,19 @@ pub fn stdin(limit: Limit) -> Result<Vec<u8>> {
     bounded(std::io::stdin().lock(), limit, Path::new(STDIN))
 }
 
+/// Standard input as UTF-8 text, at most `limit.bytes` of it.
+pub fn stdin_text(limit: Limit) -> Result<String> {
+    String::from_utf8(stdin(limit)?).map_err(|e| {
+        Error::data(
+            STDIN,
+            format!(
+                "is not UTF-8 text (at byte {})",
+                e.utf8_error().valid_up_to()
+            ),
+        )
+    })
+}
+
 /// Everything `reader` gives, at most `limit.bytes` (and no line longer than `limit.line`);
 /// `name` names it in errors.
 pub fn bounded(reader: impl Read, limit: Limit, name: &Path) -> Result<Vec<u8>> {

@@ -77,12 +77,11 @@ pub struct ExplainArgs {
 
 pub fn run(args: ExplainArgs) -> ember::Result<()> {
     super::set_threads(args.threads)?;
-    Method::parse(&args.method)?;
+    let options = args.options()?;
     if let Some(dir) = &args.output {
         ember::atomic::check_output_dir(dir)?;
     }
-    let saved = SavedModel::load(&args.model)?;
-    print!("{}", explain(&saved, &args.options()?)?);
+    print!("{}", explain(&SavedModel::load(&args.model)?, &options)?);
     Ok(())
 }
 

@@ -76,18 +76,15 @@ pub fn index(args: IndexArgs) -> ember::Result<()> {
 
 pub fn ask(args: AskArgs) -> ember::Result<()> {
     super::set_threads(args.threads)?;
+    let reply_flags = [
+        ("--min-score", args.min_score.is_some()),
+        ("--max-tokens", args.max_tokens.is_some()),
+        ("--temperature", args.temperature.is_some()),
+        ("--seed", args.seed.is_some()),
+    ];
     if args.llm.is_none() {
-        let given = [
-            ("--min-score", args.min_score.is_some()),
-            ("--max-tokens", args.max_tokens.is_some()),
-            ("--temperature", args.temperature.is_some()),
-            ("--seed", args.seed.is_some()),
-        ];
-        if let Some((flag, _)) = given.iter().find(|(_, given)| *given) {
-            return Err(ember::Error::invalid(format!(
-                "{flag} sets the generated reply: it does nothing without --llm FILE"
-            )));
-        }
+        let says = "sets the generated reply: it does nothing without --llm FILE";
+        ember::jobs::checks::refuse_given(&reply_flags, says)?;
     }
     // Checked by the job, with the model.
     let min_score = args.min_score.unwrap_or(0.5);

@@ -113,12 +113,9 @@ pub fn print_stream(text: &str) -> ember::Result<()> {
 pub fn run_generate(args: GenerateArgs) -> ember::Result<()> {
     super::set_threads(args.threads)?;
     let options = args.sampling.options(0.8)?;
-    let prompt = if args.prompt == "-" {
-        let bytes = read::stdin(Limit::PROMPT)?;
-        String::from_utf8(bytes)
-            .map_err(|_| Error::invalid("the prompt on standard input is not UTF-8 text"))?
-    } else {
-        args.prompt.clone()
+    let prompt = match args.prompt.as_str() {
+        "-" => read::stdin_text(Limit::PROMPT)?,
+        prompt => prompt.to_string(),
     };
     let g = complete(&args.model, &prompt, &options, load, print_stream)?;
     print_stream("\n")?;

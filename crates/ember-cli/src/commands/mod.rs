@@ -21,15 +21,6 @@ use std::path::Path;
 use ember::spec::{DataSpec, ModelSpec};
 use ember::Error;
 
-/// The names of the flags set among `flags` (name, whether it was given), in order.
-pub fn given(flags: &[(&'static str, bool)]) -> Vec<&'static str> {
-    flags
-        .iter()
-        .filter(|(_, on)| *on)
-        .map(|(f, _)| *f)
-        .collect()
-}
-
 /// Applies `--threads` (or leaves `EMBER_NUM_THREADS` / all cores in charge).
 pub fn set_threads(threads: Option<u64>) -> ember::Result<()> {
     // A bad EMBER_NUM_THREADS is an error even when --threads overrides it.

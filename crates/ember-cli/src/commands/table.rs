@@ -42,7 +42,7 @@ impl CsvArgs {
             ("--missing", self.missing.is_some()),
             ("--drop-bad-rows", self.drop_bad_rows),
         ];
-        super::given(&flags)
+        ember::jobs::checks::given(&flags)
     }
 
     /// The given options, or None (a model's training options) when no flag was given.
@@ -122,7 +122,7 @@ impl TableArgs {
             ("--class-weight", self.class_weight.is_some()),
             ("--options", self.options.is_some()),
         ];
-        super::given(&flags)
+        ember::jobs::checks::given(&flags)
     }
 
     /// The options for training: the `--options` file (or the defaults) with the flags on

@@ -69,7 +69,7 @@ impl TextArgs {
             ("--hidden", self.hidden.is_some()),
             ("--l2", self.l2.is_some()),
         ];
-        super::given(&flags)
+        ember::jobs::checks::given(&flags)
     }
 }
 

@@ -184,12 +184,8 @@ pub fn run(args: TrainArgs) -> ember::Result<()> {
         optimizer: args.optimizer.map(OptimizerName::optimizer),
         metrics,
         learning_rate: args.learning_rate,
-        verbose: verbosity(&args),
-        outputs: OutputFiles {
-            output: args.output.clone(),
-            checkpoint: args.checkpoint.clone(),
-            report: args.report.clone(),
-        },
+        verbose: ember::Verbosity::from_flags(args.quiet, args.verbose)?,
+        outputs: outputs(&args),
     };
     let trained = train_file(job, |event| match event {
         TrainFileEvent::Skipped(_) => eprint!("{}", event.text(&source)),
@@ -199,14 +195,12 @@ pub fn run(args: TrainArgs) -> ember::Result<()> {
     Ok(())
 }
 
-/// The per-epoch output asked for by --verbose or --quiet, if any.
-fn verbosity(args: &TrainArgs) -> Option<ember::Verbosity> {
-    use ember::Verbosity;
-    match (args.quiet, args.verbose) {
-        (true, _) | (_, Some(0)) => Some(Verbosity::Silent),
-        (_, Some(1)) => Some(Verbosity::ProgressBar),
-        (_, Some(_)) => Some(Verbosity::EpochLines),
-        (false, None) => None,
+/// The files this run writes.
+fn outputs(args: &TrainArgs) -> OutputFiles {
+    OutputFiles {
+        output: args.output.clone(),
+        checkpoint: args.checkpoint.clone(),
+        report: args.report.clone(),
     }
 }
 
@@ -226,12 +220,9 @@ fn refuse_unused(args: &TrainArgs) -> ember::Result<()> {
             ("--verbose", args.verbose.is_some()),
             ("--quiet", args.quiet),
         ];
-        if let Some(flag) = super::given(&outputs).first() {
-            return Err(ember::Error::invalid(format!(
-                "{flag} does nothing with --print-model-file: it prints the model file and \
-                 trains nothing"
-            )));
-        }
+        let says =
+            "does nothing with --print-model-file: it prints the model file and trains nothing";
+        ember::jobs::checks::refuse_given(&outputs, says)?;
     }
     let mode = if table {
         "a table model (--csv without --text-column)"
@@ -276,24 +267,10 @@ fn refuse_unused(args: &TrainArgs) -> ember::Result<()> {
     if (text_csv || text_dir) && args.report.is_some() {
         unused.push("--report");
     }
-    if args.quiet && args.verbose.is_some() {
-        return Err(ember::Error::invalid(
-            "--quiet and --verbose say different things: give one",
-        ));
-    }
     if (text_csv || text_dir) && args.verbose.is_some() {
         unused.push("--verbose");
     }
-    if let Some(flag) = unused.first() {
-        return Err(ember::Error::invalid(format!(
-            "{flag} does nothing when training {mode}{}",
-            match unused.len() {
-                1 => String::new(),
-                n => format!(" (nor do {})", unused[1..n].join(", ")),
-            }
-        )));
-    }
-    Ok(())
+    ember::jobs::checks::unused_flags(mode, &unused)
 }
 
 /// `ember train --csv FILE --target COLUMN`: a table model, scored on a held-out split.
@@ -308,7 +285,8 @@ fn run_table(file: &Path, args: &TrainArgs) -> ember::Result<()> {
         learning_rate: args.learning_rate,
         validation_split: args.validation_split,
         test_size: args.test_size.unwrap_or(0.2),
-        verbose: verbosity(args).unwrap_or(ember::Verbosity::Silent),
+        verbose: ember::Verbosity::from_flags(args.quiet, args.verbose)?
+            .unwrap_or(ember::Verbosity::Silent),
         output: args.output.clone(),
         report: args.report.clone(),
     };
@@ -340,12 +318,8 @@ fn run_images(dir: &Path, args: &TrainArgs) -> ember::Result<()> {
     let job = TrainImagesOptions {
         dir: dir.to_path_buf(),
         settings,
-        verbose: verbosity(args),
-        outputs: OutputFiles {
-            output: args.output.clone(),
-            checkpoint: args.checkpoint.clone(),
-            report: args.report.clone(),
-        },
+        verbose: ember::Verbosity::from_flags(args.quiet, args.verbose)?,
+        outputs: outputs(args),
     };
     let trained = train_image_folder(job, |event| match event {
         TrainImagesEvent::Training(TrainFileEvent::Skipped(_)) => eprint!("{}", event.text(dir)),

@@ -3,6 +3,38 @@
 
 use crate::error::{Error, Result};
 
+/// The flags of `flags` that are given (`true`), in order.
+pub fn given(flags: &[(&'static str, bool)]) -> Vec<&'static str> {
+    flags
+        .iter()
+        .filter(|(_, on)| *on)
+        .map(|(f, _)| *f)
+        .collect()
+}
+
+/// Refuses the first of `flags` that is given (`true`): "FLAG `says`".
+pub fn refuse_given(flags: &[(&'static str, bool)], says: &str) -> Result<()> {
+    match given(flags).first() {
+        Some(flag) => Err(Error::invalid(format!("{flag} {says}"))),
+        None => Ok(()),
+    }
+}
+
+/// Refuses the flags in `unused`, given but doing nothing when training `mode`, naming
+/// the first and listing the others: no flag is accepted and ignored.
+pub fn unused_flags(mode: &str, unused: &[&str]) -> Result<()> {
+    match unused {
+        [] => Ok(()),
+        [flag] => Err(Error::invalid(format!(
+            "{flag} does nothing when training {mode}"
+        ))),
+        [flag, rest @ ..] => Err(Error::invalid(format!(
+            "{flag} does nothing when training {mode} (nor do {})",
+            rest.join(", ")
+        ))),
+    }
+}
+
 /// Refuses a learning rate that is not a positive number.
 pub fn learning_rate(rate: Option<f32>) -> Result<()> {
     match rate.filter(|r| !(r.is_finite() && *r > 0.0)) {
@@ -36,6 +68,32 @@ pub fn test_size(size: f32) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn flags_that_do_nothing_are_named() {
+        assert!(unused_flags("a table", &[]).is_ok());
+        let e = unused_flags("a table", &["--class"])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.ends_with("--class does nothing when training a table"),
+            "{e}"
+        );
+        let e = unused_flags("x", &["--a", "--b", "--c"])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.ends_with("--a does nothing when training x (nor do --b, --c)"),
+            "{e}"
+        );
+        let flags = [("--a", false), ("--b", true), ("--c", true)];
+        assert_eq!(given(&flags), ["--b", "--c"]);
+        let e = refuse_given(&flags, "is wrong here")
+            .unwrap_err()
+            .to_string();
+        assert!(e.ends_with("--b is wrong here"), "{e}");
+        assert!(refuse_given(&[("--a", false)], "no").is_ok());
+    }
 
     #[test]
     fn out_of_range_settings_are_refused_by_name() {

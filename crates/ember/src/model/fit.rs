@@ -28,6 +28,24 @@ pub enum Verbosity {
     Auto,
 }
 
+impl Verbosity {
+    /// Keras's `verbose` as a command line gives it: `quiet` is 0; `verbose` 0, 1 (a bar)
+    /// or 2 (lines); None when neither is given. Both at once is an error.
+    pub fn from_flags(quiet: bool, verbose: Option<u8>) -> Result<Option<Verbosity>> {
+        Ok(match (quiet, verbose) {
+            (true, Some(_)) => {
+                return Err(Error::invalid(
+                    "--quiet and --verbose say different things: give one",
+                ))
+            }
+            (true, None) | (_, Some(0)) => Some(Verbosity::Silent),
+            (_, Some(1)) => Some(Verbosity::ProgressBar),
+            (_, Some(_)) => Some(Verbosity::EpochLines),
+            (false, None) => None,
+        })
+    }
+}
+
 /// The most epochs one training runs, as the recommenders: more is a slip of the keyboard,
 /// not a plan, and would run for ever.
 pub const MAX_EPOCHS: usize = 100_000;
@@ -293,6 +311,23 @@ impl Model {
 #[cfg(test)]
 mod tests {
     use crate::prelude::*;
+
+    #[test]
+    fn keras_verbose_from_the_command_line() {
+        use Verbosity::*;
+        assert_eq!(Verbosity::from_flags(false, None).unwrap(), None);
+        assert_eq!(Verbosity::from_flags(true, None).unwrap(), Some(Silent));
+        assert_eq!(Verbosity::from_flags(false, Some(0)).unwrap(), Some(Silent));
+        assert_eq!(
+            Verbosity::from_flags(false, Some(1)).unwrap(),
+            Some(ProgressBar)
+        );
+        assert_eq!(
+            Verbosity::from_flags(false, Some(2)).unwrap(),
+            Some(EpochLines)
+        );
+        assert!(Verbosity::from_flags(true, Some(2)).is_err());
+    }
 
     /// Two well-separated blobs: any working training loop reaches 100% quickly.
     fn blobs() -> (Tensor, Tensor) {
