@@ -517,6 +517,35 @@ fn a_table_model_takes_raw_rows_with_its_saved_preprocessing() {
     {
         assert_same_prediction(got, want);
     }
+    // A decision threshold, as `ember predict --threshold` takes it.
+    let expected: Value = serde_json::from_str(&ok(&[
+        "predict",
+        titanic,
+        &rows_file,
+        "--json",
+        "--threshold",
+        "0.2",
+    ]))
+    .unwrap();
+    let answer = server.post(
+        "/v1/models/titanic:predict",
+        &json!({"instances": instances, "threshold": 0.2}),
+    );
+    assert_eq!(answer.status, 200, "{}", answer.text());
+    for (got, want) in answer.json()["predictions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .zip(expected.as_array().unwrap())
+    {
+        assert_same_prediction(got, want);
+    }
+    let bad = server.post(
+        "/v1/models/titanic:predict",
+        &json!({"instances": instances, "threshold": 1.5}),
+    );
+    assert_eq!(bad.status, 400, "{}", bad.text());
+    assert!(bad.text().contains("between 0 and 1"), "{}", bad.text());
     // A column the model does not know, and a number that is not one.
     let unknown = server.post(
         "/v1/models/titanic:predict",

@@ -470,3 +470,179 @@ fn a_compressed_table_and_standard_input_train_as_the_plain_file() {
     let figures: Vec<&str> = piped.lines().filter(|l| l.starts_with("Test ")).collect();
     assert_eq!(figures.join("\n"), plain);
 }
+
+/// A classifier's prediction holds every class's probability in label order (scikit-learn's
+/// `predict_proba` row), in CSV columns and in JSON; `--threshold` decides a binary one and
+/// is refused elsewhere, as `--top-k` is where no class is listed.
+#[test]
+fn every_class_probability_a_binary_threshold_and_refused_flags() {
+    let Some(data) = data_dir() else { return };
+    let iris = data.join("sklearn-toy/iris.csv").display().to_string();
+    let dir = Scratch::new("probabilities");
+    let model = dir.file("iris.safetensors");
+    let rows = dir.write(
+        "rows.csv",
+        "5.1,3.5,1.4,0.2\n6.7,3.0,5.2,2.3\n5.9,3.0,4.2,1.5\n",
+    );
+    let read = ["--no-header", "--epochs", "30"];
+    ok(&[
+        &[
+            "train",
+            "--csv",
+            &iris,
+            "--skip-rows",
+            "1",
+            "--target",
+            "last",
+            "--output",
+            &model,
+        ][..],
+        &read[..],
+    ]
+    .concat());
+    let csv = ok(&["predict", &model, &rows, "--no-header"]);
+    let lines: Vec<&str> = csv.lines().collect();
+    assert!(
+        lines[0].ends_with(",prediction,probability,probability_0,probability_1,probability_2"),
+        "{csv}"
+    );
+    assert_eq!(lines.len(), 4, "every row in is a row out: {csv}");
+    for line in &lines[1..] {
+        let cells: Vec<f64> = line
+            .rsplit(',')
+            .take(3)
+            .map(|v| v.parse().unwrap())
+            .collect();
+        assert!((cells.iter().sum::<f64>() - 1.0).abs() < 2e-3, "{line}");
+    }
+    let json: serde_json::Value = serde_json::from_str(&ok(&[
+        "predict",
+        &model,
+        &rows,
+        "--no-header",
+        "--json",
+        "--top-k",
+        "1",
+    ]))
+    .unwrap();
+    for (record, line) in json.as_array().unwrap().iter().zip(&lines[1..]) {
+        let p: Vec<f64> = record["probabilities"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_f64().unwrap())
+            .collect();
+        assert_eq!(p.len(), 3, "{record}");
+        let best = record["index"].as_u64().unwrap() as usize;
+        assert!(p.iter().all(|&q| q <= p[best]), "{record}");
+        assert_eq!(record["top"].as_array().unwrap().len(), 1, "--top-k 1");
+        let written: Vec<f64> = line
+            .split(',')
+            .rev()
+            .take(3)
+            .map(|v| v.parse().unwrap())
+            .collect();
+        for (c, w) in written.iter().rev().enumerate() {
+            assert!(
+                (p[c] - w).abs() < 1e-4,
+                "CSV and JSON agree: {line} {record}"
+            );
+        }
+    }
+    fails_with(
+        &["predict", &model, &rows, "--no-header", "--top-k", "2"],
+        &["--top-k 2", "add --json"],
+    );
+    fails_with(
+        &[
+            "predict",
+            &model,
+            &rows,
+            "--no-header",
+            "--threshold",
+            "0.3",
+        ],
+        &["--threshold 0.3 decides between two classes", "3 classes"],
+    );
+
+    // A regression lists no classes.
+    let petal = dir.file("petal.safetensors");
+    ok(&[
+        &[
+            "train",
+            "--csv",
+            &iris,
+            "--skip-rows",
+            "1",
+            "--target",
+            "2",
+            "--task",
+            "regression",
+            "--output",
+            &petal,
+        ][..],
+        &read[..],
+    ]
+    .concat());
+    fails_with(
+        &[
+            "predict",
+            &petal,
+            &rows,
+            "--no-header",
+            "--json",
+            "--top-k",
+            "2",
+        ],
+        &["--top-k 2 lists the most likely classes", "regression"],
+    );
+
+    // A binary model: the threshold moves the decision, CSV and JSON alike.
+    let titanic = data.join("titanic/titanic.csv").display().to_string();
+    let binary = dir.file("titanic.safetensors");
+    ok(&[
+        "train", "--csv", &titanic, "--target", "Survived", "--epochs", "20", "--output", &binary,
+    ]);
+    let decided = |extra: &[&str]| -> Vec<(String, f64)> {
+        let out = ok(&[&["predict", &binary, &titanic][..], extra].concat());
+        out.lines()
+            .skip(1)
+            .map(|l| {
+                let cells: Vec<&str> = l.rsplit(',').take(3).collect();
+                (cells[2].to_string(), cells[0].parse().unwrap())
+            })
+            .collect()
+    };
+    let default = decided(&[]);
+    let low = decided(&["--threshold", "0.2"]);
+    assert_eq!(default.len(), 891);
+    for ((class, p), (low_class, low_p)) in default.iter().zip(&low) {
+        assert_eq!(p, low_p, "the probability stays");
+        assert_eq!(class, if *p > 0.5 { "1" } else { "0" });
+        assert_eq!(low_class, if *p >= 0.2 { "1" } else { "0" });
+    }
+    assert!(
+        low.iter().filter(|(c, _)| c == "1").count()
+            > default.iter().filter(|(c, _)| c == "1").count(),
+        "a lower threshold predicts more survivors"
+    );
+    let json: serde_json::Value = serde_json::from_str(&ok(&[
+        "predict",
+        &binary,
+        &titanic,
+        "--threshold",
+        "0.2",
+        "--json",
+    ]))
+    .unwrap();
+    for (record, (class, _)) in json.as_array().unwrap().iter().zip(&low) {
+        assert_eq!(record["label"].as_str().unwrap(), class);
+        assert_eq!(record["probabilities"].as_array().unwrap().len(), 2);
+    }
+    for bad in ["2", "-0.1", "NaN"] {
+        fails_with(
+            &["predict", &binary, &titanic, "--threshold", bad],
+            &["--threshold", "between 0 and 1"],
+        );
+    }
+}

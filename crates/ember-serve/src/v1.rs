@@ -75,6 +75,8 @@ struct FlatRequest {
     instances: Vec<Vec<f32>>,
     #[serde(default)]
     top_k: Option<Value>,
+    #[serde(default)]
+    threshold: Option<Value>,
 }
 
 #[derive(serde::Deserialize)]
@@ -83,6 +85,8 @@ struct PredictRequest<'a> {
     instances: Vec<&'a RawValue>,
     #[serde(default)]
     top_k: Option<Value>,
+    #[serde(default)]
+    threshold: Option<Value>,
 }
 
 /// `{"predictions": [...]}`, each prediction's keys in the order `ember predict --json`
@@ -115,7 +119,7 @@ pub async fn predict(
     if let SavedModel::Network(network) = &served.model {
         if let Ok(flat) = serde_json::from_slice::<FlatRequest>(&body) {
             state.check_instances(flat.instances.len())?;
-            let top_k = request::top_k(flat.top_k.as_ref(), 3)?;
+            let decision = Decision::read(flat.top_k.as_ref(), flat.threshold.as_ref())?;
             let data = network.data(&served.source).map_err(ApiError::from_ember)?;
             let rows = flat
                 .instances
@@ -124,14 +128,14 @@ pub async fn predict(
                 .map(|(i, values)| sample_tensor(network, data, values, &format!("instances[{i}]")))
                 .collect::<ApiResult<Vec<Tensor>>>()?;
             let x = concat_rows(&rows).map_err(ApiError::from_ember)?;
-            let predictions = classify_network(&served, x, top_k, &data.classes).await?;
+            let predictions = classify_network(&served, x, decision, &data.classes).await?;
             return Ok(Json(Predictions { predictions }).into_response());
         }
     }
     let request: PredictRequest = request::json(&body)?;
     let raw = &request.instances;
     state.check_instances(raw.len())?;
-    let top_k = request::top_k(request.top_k.as_ref(), 3)?;
+    let decision = Decision::read(request.top_k.as_ref(), request.threshold.as_ref())?;
     // Each instance is parsed by what its model takes: a network's numbers straight into
     // floats (no tree of JSON values per pixel), others as JSON values.
     let values = || -> ApiResult<Vec<Value>> {
@@ -143,19 +147,19 @@ pub async fn predict(
         SavedModel::Network(network) => {
             let x = network_rows(network, &served, raw)?;
             let data = network.data(&served.source).map_err(ApiError::from_ember)?;
-            classify_network(&served, x, top_k, &data.classes).await?
+            classify_network(&served, x, decision, &data.classes).await?
         }
         SavedModel::Table(table) => {
             let x = table_rows(table, &values()?)?;
             let out = served.batcher.submit(Rows::Tensor(x)).await?;
-            table_predictions(table, &out, top_k)?
+            table_predictions(table, &out, decision)?
         }
         SavedModel::Text(classifier) => {
             let out = served
                 .batcher
                 .submit(Rows::Texts(texts(&values()?)?))
                 .await?;
-            classifications(&out, top_k, &classifier.spec.classes)?
+            classifications(&out, decision, &classifier.spec.classes)?
         }
         SavedModel::Encoder(_) => {
             let out = served
@@ -195,11 +199,43 @@ pub async fn predict(
 async fn classify_network(
     served: &Served,
     x: Tensor,
-    top_k: usize,
+    decision: Decision,
     classes: &[String],
 ) -> ApiResult<Vec<Outcome>> {
     let out = served.batcher.submit(Rows::Tensor(x)).await?;
-    classifications(&out, top_k, classes)
+    classifications(&out, decision, classes)
+}
+
+/// How a request asks its classes decided: `"top_k"` of them listed (3 unless asked), and a
+/// binary classifier's `"threshold"` on its positive class, as `ember predict --top-k
+/// --threshold` take them.
+#[derive(Clone, Copy)]
+struct Decision {
+    top_k: Option<usize>,
+    threshold: Option<f32>,
+}
+
+impl Decision {
+    fn read(top_k: Option<&Value>, threshold: Option<&Value>) -> ApiResult<Decision> {
+        let top_k = match top_k {
+            None | Some(Value::Null) => None,
+            given => Some(request::top_k(given, 3)?),
+        };
+        let threshold = match threshold {
+            None | Some(Value::Null) => None,
+            Some(v) => Some(
+                v.as_f64()
+                    .map(|t| t as f32)
+                    .filter(|t| (0.0..=1.0).contains(t))
+                    .ok_or_else(|| {
+                        ApiError::invalid(format!(
+                            "threshold must be a probability between 0 and 1, not {v}"
+                        ))
+                    })?,
+            ),
+        };
+        Ok(Decision { top_k, threshold })
+    }
 }
 
 /// Each instance of a network: raw sample values (nested or flat, as the data files hold
@@ -378,9 +414,22 @@ fn texts(instances: &[Value]) -> ApiResult<Vec<String>> {
 }
 
 /// A network's output rows as classifications; an output that is not finite (an input far
-/// beyond the training data) is an error naming the instance.
-fn classifications(out: &Tensor, top_k: usize, classes: &[String]) -> ApiResult<Vec<Outcome>> {
+/// beyond the training data) is an error naming the instance. A threshold needs two classes.
+fn classifications(
+    out: &Tensor,
+    decision: Decision,
+    classes: &[String],
+) -> ApiResult<Vec<Outcome>> {
     let width = out.row_len().max(1);
+    if let Some(t) = decision.threshold {
+        let n = if width == 1 { 2 } else { width };
+        if n != 2 {
+            return Err(ApiError::invalid(format!(
+                "threshold {t} decides between two classes; this model has {n}"
+            )));
+        }
+    }
+    let top_k = decision.top_k.unwrap_or(3);
     out.data()
         .chunks(width)
         .enumerate()
@@ -391,14 +440,27 @@ fn classifications(out: &Tensor, top_k: usize, classes: &[String]) -> ApiResult<
                      outside the range it was trained on?)"
                 )));
             }
-            Ok(Outcome::Class(classify(row, top_k, classes)))
+            let class = classify(row, top_k, classes);
+            Ok(Outcome::Class(match decision.threshold {
+                Some(t) => class.at_threshold(t, classes),
+                None => class,
+            }))
         })
         .collect()
 }
 
-fn table_predictions(table: &TabularModel, out: &Tensor, top_k: usize) -> ApiResult<Vec<Outcome>> {
+fn table_predictions(
+    table: &TabularModel,
+    out: &Tensor,
+    decision: Decision,
+) -> ApiResult<Vec<Outcome>> {
     match &table.preprocessor.target {
-        Target::Classes { labels, .. } => classifications(out, top_k, labels),
-        Target::Regression { .. } => Ok(table.outcomes(out, top_k)),
+        Target::Classes { labels, .. } => classifications(out, decision, labels),
+        Target::Regression { .. } if decision.top_k.is_some() || decision.threshold.is_some() => {
+            Err(ApiError::invalid(
+                "top_k and threshold decide classes; this table model is a regression, which predicts a value",
+            ))
+        }
+        Target::Regression { .. } => Ok(table.outcomes(out, 1)),
     }
 }

@@ -6,9 +6,12 @@ use std::path::Path;
 
 use serde::Serialize;
 
+use crate::error::{Error, Result};
+
 /// A classification: the most likely class and its probability, then the `top` classes,
-/// best first. In JSON `{"label": "7", "index": 7, "score": 0.997, "top": [...]}`, the same
-/// from `ember predict --json` and from the server.
+/// best first, and every class's probability. In JSON `{"label": "7", "index": 7, "score":
+/// 0.997, "top": [...], "probabilities": [...]}`, the same from `ember predict --json` and
+/// from the server.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Classification {
     /// The class as the model names it; the class number, as text, for a model whose
@@ -20,6 +23,9 @@ pub struct Classification {
     pub score: f32,
     /// The most likely classes, best first.
     pub top: Vec<TopClass>,
+    /// Every class's probability, in the model's class order (class names sorted, numbers
+    /// by value: scikit-learn's `predict_proba` columns); a single sigmoid output gives two.
+    pub probabilities: Vec<f32>,
 }
 
 /// One of a sample's most likely classes: `{"label": "7", "index": 7, "score": 0.997}`.
@@ -122,6 +128,33 @@ pub fn classify(outputs: &[f32], k: usize, classes: &[String]) -> Classification
                 score: probabilities[c],
             })
             .collect(),
+        probabilities,
+    }
+}
+
+/// Checks a decision threshold: a finite probability in [0, 1].
+pub fn check_threshold(threshold: f32) -> Result<f32> {
+    if threshold.is_finite() && (0.0..=1.0).contains(&threshold) {
+        Ok(threshold)
+    } else {
+        Err(Error::invalid(format!(
+            "--threshold {threshold}: a probability between 0 and 1 is expected"
+        )))
+    }
+}
+
+impl Classification {
+    /// A binary classification decided at `threshold`: the second class (the positive one)
+    /// when its probability is at least `threshold`, as scikit-learn's
+    /// `FixedThresholdClassifier` decides; `top` stays ordered by probability.
+    pub fn at_threshold(mut self, threshold: f32, classes: &[String]) -> Classification {
+        if let [_, positive] = self.probabilities[..] {
+            let class = usize::from(positive >= threshold);
+            self.label = class_label(classes, 2, class);
+            self.index = class;
+            self.score = self.probabilities[class];
+        }
+        self
     }
 }
 
@@ -149,6 +182,33 @@ mod tests {
         let sigmoid = classify(&[0.8], 2, &[]);
         assert_eq!(sigmoid.index, 1);
         assert!((sigmoid.top[1].score - 0.2).abs() < 1e-6);
+        assert_eq!(sigmoid.probabilities.len(), 2, "a sigmoid is two classes");
+        assert_eq!(p.probabilities, vec![0.5, 0.5, 0.0], "in class order");
+    }
+
+    #[test]
+    fn a_threshold_decides_a_binary_class_by_the_positive_probability() {
+        let names: Vec<String> = ["no", "yes"].map(String::from).to_vec();
+        let p = classify(&[0.3], 1, &names);
+        assert_eq!(p.label, "no");
+        let low = p.clone().at_threshold(0.25, &names);
+        assert_eq!((low.label.as_str(), low.index), ("yes", 1));
+        assert!(
+            (low.score - 0.3).abs() < 1e-6,
+            "the decided class's probability"
+        );
+        assert_eq!(low.top, p.top, "top stays ordered by probability");
+        let exact = p.clone().at_threshold(0.3, &names);
+        assert_eq!(
+            exact.index, 1,
+            "at the threshold is positive, as scikit-learn"
+        );
+        assert_eq!(p.clone().at_threshold(0.9, &names).label, "no");
+        let three = classify(&[0.2, 0.3, 0.5], 3, &[]);
+        assert_eq!(three.clone().at_threshold(0.1, &[]), three, "binary only");
+        assert!(check_threshold(f32::NAN).is_err());
+        assert!(check_threshold(1.5).is_err());
+        assert_eq!(check_threshold(0.0).unwrap(), 0.0);
     }
 
     #[test]
@@ -162,7 +222,8 @@ mod tests {
                 "top": [
                     {"label": "yes", "index": 1, "score": 0.75},
                     {"label": "no", "index": 0, "score": 0.25}
-                ]
+                ],
+                "probabilities": [0.25, 0.75]
             })
         );
         let located = serde_json::to_value(Prediction::of_line(

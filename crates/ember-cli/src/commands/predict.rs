@@ -18,9 +18,13 @@ pub struct PredictArgs {
     /// (one sample per row), told apart by content; `-` reads one from standard input.
     #[arg(required = true)]
     inputs: Vec<PathBuf>,
-    /// How many of the most likely classes to show.
-    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..))]
-    top_k: u64,
+    /// How many of the most likely classes to show (default 3; a table model's in --json).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    top_k: Option<u64>,
+    /// A binary classifier's decision threshold: the positive (second) class when its
+    /// probability is at least this (default: the more likely class).
+    #[arg(long, value_name = "P", allow_negative_numbers = true)]
+    threshold: Option<f32>,
     /// Print JSON instead of text.
     #[arg(long)]
     json: bool,
@@ -59,7 +63,8 @@ pub fn run(args: PredictArgs) -> ember::Result<()> {
             true => Some(read_stdin()?),
             false => None,
         },
-        top_k: args.top_k as usize,
+        top_k: args.top_k.map(|k| k as usize),
+        threshold: args.threshold,
         json: args.json,
         csv_options: args.csv.options(),
     };

@@ -5,9 +5,10 @@
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
+use crate::data::preprocess::Target;
 use crate::data::table::{CsvOptions, Table};
 use crate::error::{Error, Result};
-use crate::prediction::{Classification, Prediction};
+use crate::prediction::{check_threshold, Classification, Outcome, Prediction};
 use crate::report::pretty_json;
 use crate::saved::{NetworkModel, SavedModel};
 use crate::tabular::{TabularModel, Task};
@@ -57,8 +58,11 @@ pub struct PredictOptions {
     pub inputs: Vec<PathBuf>,
     /// Standard input's bytes, when one of the inputs is [`STDIN`].
     pub stdin: Option<Vec<u8>>,
-    /// How many of the most likely classes to give.
-    pub top_k: usize,
+    /// How many of the most likely classes to give, when asked (default [`TOP_K`]).
+    pub top_k: Option<usize>,
+    /// A binary classifier's decision threshold on its positive (second) class's
+    /// probability, when asked (default: the more likely class).
+    pub threshold: Option<f32>,
     /// JSON instead of text.
     pub json: bool,
     /// How a table model's CSV inputs are read: their own options, not the training
@@ -66,7 +70,35 @@ pub struct PredictOptions {
     pub csv_options: CsvOptions,
 }
 
+/// How many classes a prediction lists when not told.
+pub const TOP_K: usize = 3;
+
 impl PredictOptions {
+    fn top_k(&self) -> usize {
+        self.top_k.unwrap_or(TOP_K)
+    }
+
+    /// `classification` decided at the threshold, when one is given.
+    fn decide(&self, classification: Classification, classes: &[String]) -> Classification {
+        match self.threshold {
+            Some(t) => classification.at_threshold(t, classes),
+            None => classification,
+        }
+    }
+
+    /// Refuses a threshold for a model that is not a binary classifier (`classes` classes,
+    /// 0 for a regression), naming what it is.
+    fn check_threshold(&self, classes: usize, what: &str) -> Result<()> {
+        match self.threshold {
+            Some(t) if classes != 2 => Err(Error::data(
+                &self.model,
+                format!("--threshold {t} decides between two classes; this is {what}",),
+            )),
+            Some(t) => check_threshold(t).map(|_| ()),
+            None => Ok(()),
+        }
+    }
+
     fn stdin(&self) -> Result<&[u8]> {
         self.stdin
             .as_deref()
@@ -126,12 +158,17 @@ pub fn with_explanations(
 
 fn predict_texts(classifier: &TextClassifier, options: &PredictOptions) -> Result<String> {
     let cache = Path::new(".ember-cache");
+    let classes = &classifier.spec.classes;
+    options.check_threshold(
+        classes.len(),
+        &format!("a text classifier of {} classes", classes.len()),
+    )?;
     let mut predictions = Vec::new();
     for input in &options.inputs {
         if is_stdin(input) {
             let text = classifier.document_text(options.stdin()?);
             let class = classifier
-                .classify(&[text.as_str()], cache, options.top_k)?
+                .classify(&[text.as_str()], cache, options.top_k())?
                 .pop()
                 .ok_or_else(|| Error::invalid("no prediction for standard input"))?;
             predictions.push(Prediction::of_input(input, class));
@@ -139,27 +176,35 @@ fn predict_texts(classifier: &TextClassifier, options: &PredictOptions) -> Resul
             predictions.extend(classifier.classify_files(
                 std::slice::from_ref(input),
                 cache,
-                options.top_k,
+                options.top_k(),
             )?);
         }
+    }
+    for p in &mut predictions {
+        p.outcome = options.decide(p.outcome.clone(), classes);
     }
     if options.json {
         return pretty_json(&predictions);
     }
     Ok(predictions
         .iter()
-        .map(|p| {
-            format!(
-                "{}: {} ({:.4})\n",
-                p.input, p.outcome.label, p.outcome.score
-            )
-        })
+        .map(|p| format!("{}: {}\n", p.input, class_line(&p.outcome)))
         .collect())
+}
+
+/// A class as a line says it: `7  (top: 7 0.9970, 1 0.0021, 9 0.0004)`.
+fn class_line(class: &Classification) -> String {
+    let top: Vec<String> = class
+        .top
+        .iter()
+        .map(|t| format!("{} {:.4}", t.label, t.score))
+        .collect();
+    format!("{}  (top: {})", class.label, top.join(", "))
 }
 
 /// A network's predictions, a line per sample (or JSON).
 fn predict_network(network: &NetworkModel, options: &PredictOptions) -> Result<String> {
-    let top_k = options.top_k;
+    let top_k = options.top_k();
     let mut predictions = Vec::new();
     for input in &options.inputs {
         if is_stdin(input) {
@@ -177,17 +222,21 @@ fn predict_network(network: &NetworkModel, options: &PredictOptions) -> Result<S
             )?);
         }
     }
+    if options.threshold.is_some() {
+        let classes = predictions
+            .first()
+            .map_or(0, |p| p.outcome.probabilities.len());
+        options.check_threshold(classes, &format!("a network of {classes} classes"))?;
+        let names = &network.data(&options.model)?.classes;
+        for p in &mut predictions {
+            p.outcome = options.decide(p.outcome.clone(), names);
+        }
+    }
     if options.json {
         return pretty_json(&predictions);
     }
     let mut out = String::new();
     for (i, p) in predictions.iter().enumerate() {
-        let top: Vec<String> = p
-            .outcome
-            .top
-            .iter()
-            .map(|t| format!("{} {:.4}", t.label, t.score))
-            .collect();
         // `#N` numbers the samples of a file that holds several (IDX, CSV), not an image.
         let same_input = |q: &&Prediction<Classification>| q.input == p.input;
         let several = predictions[i.saturating_sub(1)..(i + 2).min(predictions.len())]
@@ -199,24 +248,42 @@ fn predict_network(network: &NetworkModel, options: &PredictOptions) -> Result<S
             (true, Some(n)) => format!("#{n}"),
             _ => String::new(),
         };
-        let _ = writeln!(
-            out,
-            "{}{sample}: {}  (top: {})",
-            p.input,
-            p.outcome.label,
-            top.join(", ")
-        );
+        let _ = writeln!(out, "{}{sample}: {}", p.input, class_line(&p.outcome));
     }
     Ok(out)
 }
 
 /// A table model on raw CSV rows (missing values and all): the rows come back as written,
-/// with a `prediction` column, and `probability` for classifiers.
+/// with a `prediction` column, and for a classifier `probability` (of the predicted class)
+/// and each class's `probability_<class>` (a binary one's positive class only).
 fn predict_rows(
     model: &TabularModel,
     options: &PredictOptions,
     mut on_read: impl FnMut(&Table),
 ) -> Result<String> {
+    let labels = match &model.preprocessor.target {
+        Target::Classes { labels, .. } => labels.clone(),
+        Target::Regression { .. } => Vec::new(),
+    };
+    let what = match model.task {
+        Task::Regression => "a regression table model, which predicts a value".to_string(),
+        _ => format!("a table model of {} classes", labels.len()),
+    };
+    options.check_threshold(labels.len(), &what)?;
+    if let Some(k) = options.top_k {
+        if model.task == Task::Regression {
+            return Err(Error::data(
+                &options.model,
+                format!("--top-k {k} lists the most likely classes; this is {what}"),
+            ));
+        }
+        if !options.json {
+            return Err(Error::invalid(format!(
+                "--top-k {k} sets how many classes the JSON's \"top\" lists: add --json \
+                 (the CSV gives every class's probability)"
+            )));
+        }
+    }
     let mut records = Vec::new();
     let mut first_names = Vec::new();
     let mut out = csv::Writer::from_writer(Vec::new());
@@ -231,14 +298,17 @@ fn predict_rows(
         on_read(&table);
         let outputs = model.outputs(&table)?;
         if options.json {
-            let outcomes = model.outcomes(&outputs, options.top_k);
+            let outcomes = model.outcomes(&outputs, options.top_k());
             for (&line, outcome) in table.lines.iter().zip(outcomes) {
+                let outcome = match outcome {
+                    Outcome::Class(c) => Outcome::Class(options.decide(c, &labels)),
+                    value => value,
+                };
                 records.push(Prediction::of_line(input, line, outcome));
             }
             continue;
         }
-        let predictions = model.predictions(&outputs);
-        let classifier = model.task != Task::Regression;
+        let predictions = model.predictions(&outputs, options.threshold);
         if n > 0 && table.names != first_names {
             return Err(Error::Data {
                 path: input.clone(),
@@ -252,12 +322,16 @@ fn predict_rows(
             first_names = table.names.clone();
             let mut header = table.names.clone();
             header.push("prediction".into());
-            if classifier {
-                header.push("probability".into());
-            }
-            // A binary classifier also gives its positive class's probability, named.
-            if let Some(Some((class, _))) = predictions.first().map(|p| &p.positive) {
-                header.push(format!("probability_{class}"));
+            match model.task {
+                Task::Regression => {}
+                // A binary classifier gives its positive class's probability, named.
+                Task::Binary => {
+                    header.extend(["probability".into(), format!("probability_{}", labels[1])])
+                }
+                Task::Multiclass => {
+                    header.push("probability".into());
+                    header.extend(labels.iter().map(|l| format!("probability_{l}")));
+                }
             }
             out.write_record(&header).map_err(csv_error)?;
         }
@@ -270,8 +344,9 @@ fn predict_rows(
             if let Some(probability) = p.probability {
                 row.push(format!("{probability:.4}"));
             }
-            if let Some((_, probability)) = p.positive {
-                row.push(format!("{probability:.4}"));
+            match p.positive {
+                Some((_, probability)) => row.push(format!("{probability:.4}")),
+                None => row.extend(p.probabilities.iter().map(|q| format!("{q:.4}"))),
             }
             out.write_record(&row).map_err(csv_error)?;
         }

@@ -60,6 +60,9 @@ pub struct TablePrediction {
     /// A binary classifier's positive class (the second label) and its probability,
     /// scikit-learn's `predict_proba[:, 1]`, whichever class is predicted.
     pub positive: Option<(String, f32)>,
+    /// A classifier's probability of every class, in label order (scikit-learn's
+    /// `predict_proba` row); empty for a regression.
+    pub probabilities: Vec<f32>,
 }
 
 /// A trained table model: the network, the preprocessing it was trained with, and what it
@@ -463,9 +466,9 @@ impl TabularModel {
         Ok(scores)
     }
 
-    /// Predictions for every row of `table`.
+    /// Predictions for every row of `table` (a binary classifier's decided at 0.5).
     pub fn predict(&self, table: &Table) -> Result<Vec<TablePrediction>> {
-        Ok(self.predictions(&self.outputs(table)?))
+        Ok(self.predictions(&self.outputs(table)?, None))
     }
 
     /// The network's outputs for every row of `table`, prepared as in training.
@@ -505,20 +508,30 @@ impl TabularModel {
     }
 
     /// The predictions the network's outputs for prepared rows (see
-    /// [`Preprocessor::transform`]) stand for: a class with its probability, or a value.
-    pub fn predictions(&self, out: &crate::tensor::Tensor) -> Vec<TablePrediction> {
+    /// [`Preprocessor::transform`]) stand for: a class with its probability, or a value. A
+    /// binary classifier predicts its positive class when that class's probability is at
+    /// least `threshold` (scikit-learn's `FixedThresholdClassifier`), else above one half.
+    pub fn predictions(
+        &self,
+        out: &crate::tensor::Tensor,
+        threshold: Option<f32>,
+    ) -> Vec<TablePrediction> {
         let width = out.row_len().max(1);
         out.data()
             .chunks(width)
             .map(|row| match (&self.preprocessor.target, self.task) {
                 (Target::Classes { labels, .. }, Task::Binary) => {
-                    let positive = row[0] > 0.5;
+                    let positive = match threshold {
+                        Some(t) => row[0] >= t,
+                        None => row[0] > 0.5,
+                    };
                     let p = if positive { row[0] } else { 1.0 - row[0] };
                     TablePrediction {
                         label: labels[positive as usize].clone(),
                         value: None,
                         probability: Some(p),
                         positive: Some((labels[1].clone(), row[0])),
+                        probabilities: vec![1.0 - row[0], row[0]],
                     }
                 }
                 (Target::Classes { labels, .. }, _) => {
@@ -528,6 +541,7 @@ impl TabularModel {
                         value: None,
                         probability: Some(row[k]),
                         positive: None,
+                        probabilities: row.to_vec(),
                     }
                 }
                 (Target::Regression { log, .. }, _) => {
@@ -537,6 +551,7 @@ impl TabularModel {
                         value: Some(v),
                         probability: None,
                         positive: None,
+                        probabilities: Vec::new(),
                     }
                 }
             })
