@@ -471,6 +471,95 @@ fn a_compressed_table_and_standard_input_train_as_the_plain_file() {
     assert_eq!(figures.join("\n"), plain);
 }
 
+/// Apache Parquet files written by pyarrow from the same CSV (bench/parquet_fixture.py: Snappy
+/// in three row groups, Zstandard in one) read as that CSV does: the same columns, the same
+/// model, the same predictions row for row; damaged files and CSV-only flags are errors.
+#[test]
+fn parquet_tables_read_as_the_csv_they_were_written_from() {
+    let Some(data) = data_dir() else { return };
+    let titanic = data.join("titanic/titanic.csv").display().to_string();
+    let fixtures = common::repo_root().join("crates/ember-cli/tests/data");
+    let snappy = fixtures
+        .join("titanic.snappy.parquet")
+        .display()
+        .to_string();
+    let zstd = fixtures.join("titanic.zstd.parquet").display().to_string();
+    let table_part = |out: String| -> String {
+        // The figures and columns, not the line that names the file.
+        out.lines().skip(1).collect::<Vec<_>>().join("\n")
+    };
+    let inspect = table_part(ok(&["data", "inspect", &titanic]));
+    assert_eq!(table_part(ok(&["data", "inspect", &snappy])), inspect);
+    assert_eq!(table_part(ok(&["data", "inspect", &zstd])), inspect);
+
+    let dir = Scratch::new("parquet");
+    let model = dir.file("titanic.safetensors");
+    let figures = |out: String| -> String {
+        out.lines()
+            .filter(|l| l.starts_with("Test "))
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    let plain = figures(ok(&[
+        "train", "--csv", &titanic, "--target", "Survived", "--output", &model,
+    ]));
+    assert!(plain.contains("Test accuracy: "), "{plain}");
+    assert_eq!(
+        figures(ok(&["train", "--csv", &zstd, "--target", "Survived"])),
+        plain
+    );
+    let piped = common::ok_with_stdin(
+        &["train", "--csv", "-", "--target", "Survived"],
+        &std::fs::read(&snappy).unwrap(),
+    );
+    assert_eq!(figures(piped), plain);
+    // Every row back, cells as the CSV holds them, the same predictions.
+    let expected = ok(&["predict", &model, &titanic]);
+    assert_eq!(expected.lines().count(), 892);
+    assert_eq!(ok(&["predict", &model, &snappy]), expected);
+    assert_eq!(
+        figures(ok(&["evaluate", &model, "--csv", &zstd])),
+        figures(ok(&["evaluate", &model, "--csv", &titanic]))
+    );
+
+    fails_with(
+        &["data", "inspect", &snappy, "--skip-rows", "1"],
+        &["is an Apache Parquet file: --skip-rows is for CSV text"],
+    );
+    fails_with(
+        &["predict", &model, &snappy, "--delimiter", ";"],
+        &["--delimiter is for CSV text"],
+    );
+    fails_with(
+        &[
+            "data",
+            "inspect",
+            &fixtures.join("nested.parquet").display().to_string(),
+        ],
+        &["column 'tags' is nested"],
+    );
+    // A cut file, a damaged page: errors naming the file, never a panic.
+    let bytes = std::fs::read(&snappy).unwrap();
+    let cut = dir.write("cut.parquet", &bytes[..bytes.len() / 2]);
+    fails_with(
+        &["data", "inspect", &cut],
+        &["cut.parquet: is an Apache Parquet file, but cannot be read"],
+    );
+    let mut damaged = bytes.clone();
+    for b in &mut damaged[200..260] {
+        *b = 0xFF;
+    }
+    let damaged = dir.write("damaged.parquet", &damaged);
+    let out = common::ember(&["train", "--csv", &damaged, "--target", "Survived"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success()
+            && err.contains("damaged.parquet: is an Apache Parquet file, but cannot be read"),
+        "{err}"
+    );
+    assert!(!err.contains("panicked"), "{err}");
+}
+
 /// A classifier's prediction holds every class's probability in label order (scikit-learn's
 /// `predict_proba` row), in CSV columns and in JSON; `--threshold` decides a binary one and
 /// is refused elsewhere, as `--top-k` is where no class is listed.

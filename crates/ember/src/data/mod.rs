@@ -1,4 +1,4 @@
-//! Data: file loaders (IDX, images), encoders (one-hot), scalers and the MNIST layout.
+//! Data: file loaders (IDX, images, CSV and Parquet tables), encoders (one-hot), scalers and the MNIST layout.
 
 pub mod dataset;
 mod encode;
@@ -8,6 +8,7 @@ pub mod image_folder;
 pub mod image_survey;
 pub mod interactions;
 mod mnist;
+pub mod parquet;
 pub mod preprocess;
 pub mod rows;
 pub mod scaler;

@@ -110,7 +110,8 @@ pub struct ColumnSummary {
 }
 
 impl Table {
-    /// Reads a CSV file (plain, gzip- or zstd-compressed); `-` reads standard input, and
+    /// Reads a CSV file (plain, gzip- or zstd-compressed) or an Apache Parquet file (told by
+    /// its first bytes); `-` reads standard input, and
     /// errors then name it "standard input".
     pub fn read(path: impl AsRef<Path>, options: &CsvOptions) -> Result<Table> {
         let path = path.as_ref();
@@ -147,11 +148,13 @@ impl Table {
     pub fn parse(bytes: &[u8], path: &Path, options: &CsvOptions) -> Result<Table> {
         // A gzip- or zstd-compressed table (`.csv.gz`, `.csv.zst`) is read as its text.
         let bytes = &*crate::read::decompressed(bytes, crate::read::Limit::TABLE, path)?;
+        if super::parquet::is_parquet(bytes) {
+            return Self::from_parquet(bytes, path, options);
+        }
         // A binary file given where a table belongs: say what it looks like.
         let kind = [
             (&b"\x89PNG"[..], "a PNG image"),
             (&[0xFF, 0xD8, 0xFF][..], "a JPEG image"),
-            (&b"PAR1"[..], "an Apache Parquet file"),
             (&[0, 0][..], "binary (an IDX file?)"),
         ]
         .into_iter()
@@ -310,6 +313,17 @@ impl Table {
             bad_cells: Vec::new(),
             missing_text,
         };
+        table.bad_cells = table.clear_bad_numbers();
+        Ok(table)
+    }
+
+    /// An Apache Parquet file's table (see [`super::parquet`]): its rows numbered as the
+    /// lines of the same table written as CSV with a header (the first row is line 2).
+    fn from_parquet(bytes: &[u8], path: &Path, options: &CsvOptions) -> Result<Table> {
+        let (names, columns, missing) = super::parquet::read(bytes, path, options)?;
+        let lines = (2..columns[0].len() as u64 + 2).collect();
+        let mut table = Table::from_columns(path, names, columns, lines);
+        table.missing_text = missing.into_iter().collect();
         table.bad_cells = table.clear_bad_numbers();
         Ok(table)
     }
