@@ -29,6 +29,21 @@ fn saved_model_evaluates_to_the_accuracy_train_printed_and_predicts_digits() {
 
     let evaluated = ok(&["evaluate", &model]);
     assert_eq!(last_line(&evaluated), printed, "evaluate agrees with train");
+    // A decision threshold is a binary classifier's: refused for ten digits.
+    common::fails_with(
+        &["evaluate", &model, "--threshold", "0.5"],
+        &["--threshold 0.5 decides a binary table model's class; this is a network"],
+    );
+    common::fails_with(
+        &[
+            "predict",
+            &model,
+            "data/mnist/t10k-images-idx3-ubyte.gz",
+            "--threshold",
+            "0.5",
+        ],
+        &["--threshold 0.5 decides between two classes; this is a network of 10 classes"],
+    );
     for needle in [
         "Top-5 accuracy: ",
         "weighted avg",

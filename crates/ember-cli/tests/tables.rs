@@ -735,3 +735,70 @@ fn every_class_probability_a_binary_threshold_and_refused_flags() {
         );
     }
 }
+
+/// `evaluate --threshold` scores a binary table model at that threshold, as `predict
+/// --threshold` decides its rows; the network-only flags are refused for a table model.
+#[test]
+fn evaluate_scores_a_binary_table_model_at_a_threshold() {
+    let Some(data) = data_dir() else { return };
+    let titanic = data.join("titanic/titanic.csv").display().to_string();
+    let dir = Scratch::new("evaluate-threshold");
+    let model = dir.file("titanic.safetensors");
+    ok(&[
+        "train", "--csv", &titanic, "--target", "Survived", "--epochs", "20", "--output", &model,
+    ]);
+    let scores = |extra: &[&str]| -> serde_json::Value {
+        let out = ok(&[
+            &["evaluate", &model, "--csv", &titanic, "--json"][..],
+            extra,
+        ]
+        .concat());
+        serde_json::from_str(&out).unwrap()
+    };
+    let predicted_survivors = |extra: &[&str]| -> u64 {
+        let out = ok(&[&["predict", &model, &titanic][..], extra].concat());
+        out.lines()
+            .skip(1)
+            .filter(|l| l.rsplit(',').nth(2) == Some("1"))
+            .count() as u64
+    };
+    let column_sum = |s: &serde_json::Value| -> u64 {
+        // Predicted class 1: the second column of the 2 × 2 counts, row by row.
+        let counts = s["confusion_matrix"]["counts"].as_array().unwrap();
+        counts[1].as_u64().unwrap() + counts[3].as_u64().unwrap()
+    };
+    let default = scores(&[]);
+    let low = scores(&["--threshold", "0.2"]);
+    assert_eq!(column_sum(&default), predicted_survivors(&[]));
+    assert_eq!(
+        column_sum(&low),
+        predicted_survivors(&["--threshold", "0.2"])
+    );
+    assert!(
+        low["recall"].as_f64() > default["recall"].as_f64(),
+        "{low} {default}"
+    );
+    assert_eq!(
+        low["roc_auc"], default["roc_auc"],
+        "ranking does not depend on it"
+    );
+    fails_with(
+        &["evaluate", &model, "--csv", &titanic, "--top-k", "2"],
+        &["--top-k sets a network's top-k accuracy"],
+    );
+    fails_with(
+        &[
+            "evaluate",
+            &model,
+            "--csv",
+            &titanic,
+            "--data",
+            "data/mnist",
+        ],
+        &["--data names a network's data folder"],
+    );
+    fails_with(
+        &["evaluate", &model, "--csv", &titanic, "--threshold", "1.5"],
+        &["--threshold", "between 0 and 1"],
+    );
+}

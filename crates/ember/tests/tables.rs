@@ -58,7 +58,7 @@ fn held_out(file: &str, options: TabularOptions, task: Option<Task>) -> Option<V
         };
         let (model, _) =
             TabularModel::fit(&table, &train, task, &options, Verbosity::Silent).unwrap();
-        let scores = model.score(&table, &test).unwrap();
+        let scores = model.score(&table, &test, None).unwrap();
         eprintln!("{file} seed {seed}: {scores:?}");
         all.push(scores);
     }
@@ -156,7 +156,7 @@ fn house_prices_log_rmse_by_5_fold_cross_validation() {
         )
         .unwrap();
         let rmse = model
-            .score(&table, &validation)
+            .score(&table, &validation, None)
             .unwrap()
             .regression
             .unwrap()

@@ -14,9 +14,12 @@ pub struct EvaluateArgs {
     /// Data folder, instead of the one recorded in the model.
     #[arg(long, value_name = "DIR")]
     data: Option<PathBuf>,
-    /// Report top-k accuracy for this k.
-    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..))]
-    top_k: u64,
+    /// A network's top-k accuracy for this k (default 5).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    top_k: Option<u64>,
+    /// A binary table model's decision threshold on its positive class (default 0.5).
+    #[arg(long, value_name = "P", allow_negative_numbers = true)]
+    threshold: Option<f32>,
     /// Print JSON instead of tables.
     #[arg(long)]
     json: bool,
@@ -44,7 +47,8 @@ pub fn run(args: EvaluateArgs) -> ember::Result<()> {
     let options = EvaluateOptions {
         model: args.model.clone(),
         data: args.data.clone(),
-        top_k: args.top_k as usize,
+        top_k: args.top_k.map(|k| k as usize),
+        threshold: args.threshold,
         json: args.json,
         report: args.report.clone(),
         csv: args.csv.clone(),

@@ -136,7 +136,7 @@ pub fn cross_validate(
         let (model, history) =
             TabularModel::fit(data.table, &train, data.task, options, Verbosity::Silent)?;
         let fold = FoldScores {
-            scores: named_scores(&model.score(data.table, &validation)?),
+            scores: named_scores(&model.score(data.table, &validation, None)?),
             epochs: history.epochs.len(),
         };
         on_event(CvEvent::Fold {

@@ -16,8 +16,11 @@ pub struct EvaluateOptions {
     pub model: PathBuf,
     /// A network's data folder, instead of the one recorded in the model.
     pub data: Option<PathBuf>,
-    /// Top-k accuracy for this k.
-    pub top_k: usize,
+    /// A network's top-k accuracy for this k, when asked (default 5).
+    pub top_k: Option<usize>,
+    /// A binary table model's decision threshold on its positive class's probability, when
+    /// asked (default: above one half).
+    pub threshold: Option<f32>,
     /// JSON instead of text.
     pub json: bool,
     /// A folder for evaluation.json and the confusion matrix.
@@ -84,6 +87,12 @@ fn evaluate_network(
     options: &EvaluateOptions,
     mut on_event: impl FnMut(EvaluateEvent),
 ) -> Result<String> {
+    if let Some(t) = options.threshold {
+        return Err(Error::data(
+            &options.model,
+            format!("--threshold {t} decides a binary table model's class; this is a network"),
+        ));
+    }
     let data_spec = network.data(&options.model)?;
     let data = match &options.data {
         Some(dir) => data_spec.load_from(dir)?,
@@ -98,7 +107,12 @@ fn evaluate_network(
     let batch = network.spec.fit.batch_size;
     let assessment = network
         .model
-        .assess(&data.x_test, &data.y_test, batch, options.top_k)?
+        .assess(
+            &data.x_test,
+            &data.y_test,
+            batch,
+            options.top_k.unwrap_or(5),
+        )?
         .named(&data_spec.classes);
     if let Some(dir) = &options.report {
         report::write_evaluation(dir, &assessment, assessment.confusion_matrix.as_ref())?;
@@ -121,6 +135,28 @@ fn evaluate_table(
     options: &EvaluateOptions,
     on_event: &mut impl FnMut(EvaluateEvent),
 ) -> Result<String> {
+    let refused = [
+        (
+            options.data.is_some(),
+            "--data names a network's data folder; a table model is scored on --csv FILE",
+        ),
+        (
+            options.top_k.is_some(),
+            "--top-k sets a network's top-k accuracy; a table model reports none",
+        ),
+    ];
+    if let Some((_, message)) = refused.iter().find(|(given, _)| *given) {
+        return Err(Error::data(&options.model, *message));
+    }
+    if let Some(t) = options.threshold {
+        if model.task != crate::tabular::Task::Binary {
+            return Err(Error::data(
+                &options.model,
+                format!("--threshold {t} decides between two classes; this table model does not"),
+            ));
+        }
+        crate::prediction::check_threshold(t)?;
+    }
     let file = options.csv.as_ref().ok_or_else(|| Error::Data {
         path: options.model.clone(),
         message: format!(
@@ -136,7 +172,7 @@ fn evaluate_table(
     if !missing.is_empty() {
         on_event(EvaluateEvent::MissingTarget(&missing));
     }
-    let scores = model.score(&table, &rows)?;
+    let scores = model.score(&table, &rows, options.threshold)?;
     if let Some(dir) = &options.report {
         report::write_evaluation(dir, &scores, scores.confusion_matrix.as_ref())?;
     }

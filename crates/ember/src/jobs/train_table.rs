@@ -154,7 +154,7 @@ pub fn train_table(
         model: &model,
         history: &history,
     });
-    let scores = model.score(&data.table, &test)?;
+    let scores = model.score(&data.table, &test, None)?;
     if let Some(output) = &job.output {
         model.save(output, history.epochs.len())?;
         on_event(TrainTableEvent::Saved(output));

@@ -407,7 +407,12 @@ impl TabularModel {
     }
 
     /// Scores on `rows` of `table` (which must have the target column).
-    pub fn score(&self, table: &Table, rows: &[usize]) -> Result<TabularScores> {
+    pub fn score(
+        &self,
+        table: &Table,
+        rows: &[usize],
+        threshold: Option<f32>,
+    ) -> Result<TabularScores> {
         let x = self.preprocessor.transform(table, rows)?;
         let y = self.preprocessor.targets(table, rows)?;
         let out = self.model.predict(&x, 256)?;
@@ -424,8 +429,15 @@ impl TabularModel {
         match self.task {
             Task::Binary => {
                 let truth: Vec<bool> = y.data().iter().map(|&t| t > 0.5).collect();
-                let predicted: Vec<usize> =
-                    out.data().iter().map(|&p| (p > 0.5) as usize).collect();
+                // The positive class at the threshold, as `predictions` decides it.
+                let predicted: Vec<usize> = out
+                    .data()
+                    .iter()
+                    .map(|&p| match threshold {
+                        Some(t) => (p >= t) as usize,
+                        None => (p > 0.5) as usize,
+                    })
+                    .collect();
                 let t: Vec<usize> = truth.iter().map(|&b| b as usize).collect();
                 let matrix = ConfusionMatrix::new(2, &t, &predicted)?;
                 let report = matrix.report().named(&classes);

@@ -201,7 +201,7 @@ impl TableTrainer {
             .model
             .as_ref()
             .ok_or_else(|| Error::invalid("the trial has not been trained"))?;
-        model.score(&self.table, &self.test_rows)
+        model.score(&self.table, &self.test_rows, None)
     }
 }
 
