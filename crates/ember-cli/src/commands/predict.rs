@@ -46,11 +46,6 @@ pub struct PredictArgs {
     csv: super::table::CsvArgs,
 }
 
-/// Standard input's bytes, read whole, as much as an input file may hold.
-fn read_stdin() -> ember::Result<Vec<u8>> {
-    ember::read::stdin(ember::read::Limit::INPUT)
-}
-
 pub fn run(args: PredictArgs) -> ember::Result<()> {
     super::set_threads(args.threads)?;
     let output = args.output.as_deref();
@@ -60,7 +55,8 @@ pub fn run(args: PredictArgs) -> ember::Result<()> {
         model: args.model.clone(),
         inputs: args.inputs.clone(),
         stdin: match args.inputs.iter().any(|p| is_stdin(p)) {
-            true => Some(read_stdin()?),
+            // Read whole, as much as an input file may hold.
+            true => Some(ember::read::stdin(ember::read::Limit::INPUT)?),
             false => None,
         },
         top_k: args.top_k.map(|k| k as usize),
