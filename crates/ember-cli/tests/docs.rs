@@ -14,7 +14,8 @@
 //!   top-level entry of the repository but `target` (its `target/models/` holds the language
 //!   model), `shared/data` is the real data, so `../shared/data/…`, `data/mnist`, `models/…` and
 //!   `docs/examples/…` resolve as in a checkout, and what a command writes stays in the scratch
-//!   folder (a model trained in one block is there for the next).
+//!   folder (a model trained in one block is there for the next). The linked folders are the
+//!   checkout's own: no example writes into them.
 //! - A command ending in `&` with `--port 8080` starts a server in the background: the block
 //!   waits until it answers, shows nothing of its output, and stops it when the block ends. The
 //!   block runs on a free port in its place (its commands say 8080; outputs are read back so).
@@ -301,6 +302,9 @@ fn run_page(page: &str) {
     let file = common::repo_root().join(page);
     let text = std::fs::read_to_string(&file).unwrap_or_else(|e| panic!("{page}: {e}"));
     let blocks = console_blocks(page, &text);
+    if blocks.is_empty() {
+        return;
+    }
     let Some(root) = scratch(page) else { return };
     let overwrite = std::env::var("EMBER_DOCS").as_deref() == Ok("overwrite");
     let assert = snapbox::Assert::new().normalize_paths(false);
