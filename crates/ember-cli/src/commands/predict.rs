@@ -62,6 +62,7 @@ pub fn run(args: PredictArgs) -> ember::Result<()> {
         top_k: args.top_k as usize,
         json: args.json,
         csv_options: args.csv.options(),
+        csv_flags: args.csv.given(),
     };
     let mut text = predict(&saved, &options, |table| {
         print!("{}", ember::report::rejected_text(table))
@@ -71,6 +72,7 @@ pub fn run(args: PredictArgs) -> ember::Result<()> {
         let options = ExplainOptions {
             json: args.json,
             csv_options: args.csv.options(),
+            csv_flags: args.csv.given(),
             ..ExplainOptions::new(model, inputs, Method::parse(method)?)
         };
         let explanations = super::explain::explain(&saved, &options)?;

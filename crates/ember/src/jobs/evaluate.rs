@@ -27,6 +27,8 @@ pub struct EvaluateOptions {
     /// How to read `csv`: its own options, not the training file's (default: delimiter and
     /// header detected, no lines skipped).
     pub csv_options: CsvOptions,
+    /// The CSV reading flags given (`--delimiter`, …): refused for a network.
+    pub csv_flags: Vec<&'static str>,
 }
 
 /// What an evaluation meets on the way.
@@ -61,6 +63,7 @@ pub fn evaluate(
     options: &EvaluateOptions,
     mut on_event: impl FnMut(EvaluateEvent),
 ) -> Result<String> {
+    refuse_unused(saved, options)?;
     match saved {
         SavedModel::Network(network) => evaluate_network(network, options, on_event),
         SavedModel::Table(table) => evaluate_table(table, options, &mut on_event),
@@ -76,6 +79,26 @@ pub fn evaluate(
             &options.model,
             format!("a {} model has no test set to evaluate", other.kind()),
         )),
+    }
+}
+
+/// Refuses what the model's kind does not read: a network is evaluated on its data set
+/// (`--data`), a table model on labelled rows (`--csv` and how to read them).
+fn refuse_unused(saved: &SavedModel, options: &EvaluateOptions) -> Result<()> {
+    let here = format!("for {} (a {} model)", options.model.display(), saved.kind());
+    match saved {
+        SavedModel::Network(_) => {
+            let csv = options.csv.is_some().then_some("--csv");
+            let mut unused: Vec<&str> = csv.into_iter().collect();
+            unused.extend(&options.csv_flags);
+            let why = "it is evaluated on its data set's test split (--data DIR)";
+            super::checks::does_nothing(&here, why, &unused)
+        }
+        SavedModel::Table(_) if options.data.is_some() => {
+            let why = "it is evaluated on labelled rows (--csv FILE)";
+            super::checks::does_nothing(&here, why, &["--data"])
+        }
+        _ => Ok(()),
     }
 }
 

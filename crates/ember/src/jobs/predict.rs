@@ -64,6 +64,8 @@ pub struct PredictOptions {
     /// How a table model's CSV inputs are read: their own options, not the training
     /// file's (default: delimiter and header detected, no lines skipped).
     pub csv_options: CsvOptions,
+    /// The CSV reading flags given (`--delimiter`, …): refused for a model of another kind.
+    pub csv_flags: Vec<&'static str>,
 }
 
 impl PredictOptions {
@@ -81,6 +83,9 @@ pub fn predict(
     options: &PredictOptions,
     on_read: impl FnMut(&Table),
 ) -> Result<String> {
+    if !matches!(saved, SavedModel::Table(_)) {
+        csv_flags_unused(saved, &options.model, &options.csv_flags)?;
+    }
     match saved {
         SavedModel::Table(table) => predict_rows(table, options, on_read),
         SavedModel::Text(classifier) => predict_texts(classifier, options),
@@ -98,6 +103,14 @@ pub fn predict(
             format!("a {} model does not classify inputs", other.kind()),
         )),
     }
+}
+
+/// Refuses the CSV reading flags given to a model that is not a table model: its inputs
+/// are read as they are (a network's CSV files of numbers too).
+pub fn csv_flags_unused(saved: &SavedModel, model: &Path, flags: &[&str]) -> Result<()> {
+    let here = format!("for {} (a {} model)", model.display(), saved.kind());
+    let why = "only a table model's CSV inputs take reading options";
+    super::checks::does_nothing(&here, why, flags)
 }
 
 /// Predictions and explanations together: `{"predictions", "explanations"}` in JSON, else
@@ -146,15 +159,22 @@ fn predict_texts(classifier: &TextClassifier, options: &PredictOptions) -> Resul
     if options.json {
         return pretty_json(&predictions);
     }
+    // As a network's: the label, then the --top-k classes with their probabilities.
     Ok(predictions
         .iter()
-        .map(|p| {
-            format!(
-                "{}: {} ({:.4})\n",
-                p.input, p.outcome.label, p.outcome.score
-            )
-        })
+        .map(|p| format!("{}: {}  (top: {})\n", p.input, p.outcome.label, top_text(p)))
         .collect())
+}
+
+/// The most likely classes of a prediction: `7 0.9892, 3 0.0094`.
+fn top_text(p: &Prediction<Classification>) -> String {
+    let top: Vec<String> = p
+        .outcome
+        .top
+        .iter()
+        .map(|t| format!("{} {:.4}", t.label, t.score))
+        .collect();
+    top.join(", ")
 }
 
 /// A network's predictions, a line per sample (or JSON).
@@ -182,12 +202,6 @@ fn predict_network(network: &NetworkModel, options: &PredictOptions) -> Result<S
     }
     let mut out = String::new();
     for (i, p) in predictions.iter().enumerate() {
-        let top: Vec<String> = p
-            .outcome
-            .top
-            .iter()
-            .map(|t| format!("{} {:.4}", t.label, t.score))
-            .collect();
         // `#N` numbers the samples of a file that holds several (IDX, CSV), not an image.
         let same_input = |q: &&Prediction<Classification>| q.input == p.input;
         let several = predictions[i.saturating_sub(1)..(i + 2).min(predictions.len())]
@@ -204,7 +218,7 @@ fn predict_network(network: &NetworkModel, options: &PredictOptions) -> Result<S
             "{}{sample}: {}  (top: {})",
             p.input,
             p.outcome.label,
-            top.join(", ")
+            top_text(p)
         );
     }
     Ok(out)
