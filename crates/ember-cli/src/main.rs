@@ -5,9 +5,9 @@ mod commands;
 
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Subcommand};
 
-#[derive(Parser)]
+#[derive(clap::Parser)]
 #[command(
     name = "ember",
     version,
@@ -71,7 +71,9 @@ fn main() -> ExitCode {
     unsafe {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
-    let cli = Cli::parse();
+    // The matches are kept: `bench` asks them which flags were given.
+    let matches = Cli::command().get_matches();
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     // A bad EMBER_NUM_THREADS is an error for every command, not quietly all cores.
     if let Err(err) = ember::tensor::threads::threads_from_env() {
         eprintln!("error: {err}");
@@ -97,9 +99,8 @@ fn main() -> ExitCode {
         Command::Chat(args) => commands::generate::run_chat(*args),
         Command::Recommend(args) => commands::recommend::run(args),
         Command::Serve(args) => commands::serve::run(*args),
-        Command::Bench(args) => bench::run(args),
+        Command::Bench(args) => bench::run(args, matches.subcommand_matches("bench")),
         Command::Completions { shell } => {
-            use clap::CommandFactory;
             clap_complete::generate(shell, &mut Cli::command(), "ember", &mut std::io::stdout());
             Ok(())
         }

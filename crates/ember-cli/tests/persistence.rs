@@ -32,7 +32,7 @@ fn saved_model_evaluates_to_the_accuracy_train_printed_and_predicts_digits() {
     // A decision threshold is a binary classifier's: refused for ten digits.
     common::fails_with(
         &["evaluate", &model, "--threshold", "0.5"],
-        &["--threshold 0.5 decides a binary table model's class; this is a network"],
+        &["--threshold does nothing for", "a network model"],
     );
     common::fails_with(
         &[

@@ -784,7 +784,7 @@ fn evaluate_scores_a_binary_table_model_at_a_threshold() {
     );
     fails_with(
         &["evaluate", &model, "--csv", &titanic, "--top-k", "2"],
-        &["--top-k sets a network's top-k accuracy"],
+        &["--top-k does nothing for", "top-k accuracy is a network's"],
     );
     fails_with(
         &[
@@ -795,7 +795,7 @@ fn evaluate_scores_a_binary_table_model_at_a_threshold() {
             "--data",
             "data/mnist",
         ],
-        &["--data names a network's data folder"],
+        &["--data does nothing for", "labelled rows (--csv FILE)"],
     );
     fails_with(
         &["evaluate", &model, "--csv", &titanic, "--threshold", "1.5"],

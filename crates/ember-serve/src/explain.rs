@@ -107,11 +107,11 @@ pub async fn explain(
         }
     };
     options.steps = request.steps;
-    options.baseline = request.baseline.unwrap_or(options.baseline);
+    options.baseline = request.baseline;
     options.blur_sigma = request.blur_sigma;
     options.samples = request.samples;
-    options.noise = request.noise.unwrap_or(options.noise);
-    options.seed = request.seed.unwrap_or(options.seed);
+    options.noise = request.noise;
+    options.seed = request.seed;
     options.layer = request.layer;
     let model = served.model.clone();
     // Many passes through the model: on a blocking thread, as many at once as generations.

@@ -129,12 +129,51 @@ pub struct BenchArgs {
     ratings: Option<PathBuf>,
 }
 
-pub fn run(args: BenchArgs) -> ember::Result<()> {
-    if (args.busy_core || args.spin) && !matches!(args.workload, Workload::Generate) {
-        return Err(ember::Error::invalid(
-            "--busy-core is for `ember bench generate` only",
-        ));
+/// The flags each workload reads (every one reads --threads).
+fn flags_read(workload: &Workload) -> &'static [&'static str] {
+    match workload {
+        Workload::Mlp => &["data", "epochs", "seed"],
+        Workload::Cnn => &["data", "epochs", "seed", "python", "model"],
+        Workload::Conv | Workload::Search => &["seed"],
+        Workload::Embed => &["encoder", "python"],
+        Workload::Predict => &["data", "seed", "batch_size", "mlp", "cnn"],
+        Workload::Tune => &["model", "python", "seeds", "trials"],
+        Workload::Recommend => &["seed", "python", "ratings"],
+        Workload::Serve => &["data", "mlp", "python", "seconds", "soak", "encoder"],
+        Workload::Generate => &[
+            "epochs",
+            "model",
+            "python",
+            "thread_counts",
+            "worker",
+            "busy_core",
+            "spin",
+        ],
     }
+}
+
+/// Refuses the flags given (by `matches`) that the workload does not read.
+fn refuse_unused(args: &BenchArgs, matches: Option<&clap::ArgMatches>) -> ember::Result<()> {
+    let Some(matches) = matches else {
+        return Ok(());
+    };
+    let read = flags_read(&args.workload);
+    let command = <BenchArgs as Args>::augment_args(clap::Command::new("bench"));
+    let unused: Vec<String> = command
+        .get_arguments()
+        .map(|arg| arg.get_id().as_str())
+        .filter(|id| !["workload", "threads"].contains(id) && !read.contains(id))
+        .filter(|id| matches.value_source(id) == Some(clap::parser::ValueSource::CommandLine))
+        .map(|id| format!("--{}", id.replace('_', "-")))
+        .collect();
+    let unused: Vec<&str> = unused.iter().map(String::as_str).collect();
+    let workload = clap::ValueEnum::to_possible_value(&args.workload)
+        .map_or_else(String::new, |v| v.get_name().to_string());
+    ember::jobs::checks::does_nothing(&format!("for `ember bench {workload}`"), "", &unused)
+}
+
+pub fn run(args: BenchArgs, matches: Option<&clap::ArgMatches>) -> ember::Result<()> {
+    refuse_unused(&args, matches)?;
     ember::set_num_threads(args.threads as usize)?;
     match args.workload {
         Workload::Mlp => mlp::run(&args),

@@ -53,6 +53,7 @@ pub fn run(args: EvaluateArgs) -> ember::Result<()> {
         report: args.report.clone(),
         csv: args.csv.clone(),
         csv_options: args.csv_options.options(),
+        csv_flags: args.csv_options.given(),
     };
     let text = evaluate(&saved, &options, |event| match event {
         EvaluateEvent::Skipped(_) => eprint!("{}", event.text()),

@@ -34,9 +34,10 @@ pub struct ExplainArgs {
     /// and text, 1024 for table rows).
     #[arg(long)]
     steps: Option<usize>,
-    /// Integrated Gradients' baseline for images: black, or blur (the input blurred).
-    #[arg(long, default_value = ExplainOptions::BASELINE)]
-    baseline: String,
+    /// Integrated Gradients' baseline for images: black (the default), or blur (the input
+    /// blurred).
+    #[arg(long)]
+    baseline: Option<String>,
     /// The blurred baseline's standard deviation in pixels, above 0 and at most the image's
     /// larger side (default: a tenth of the image's smaller side).
     #[arg(long)]
@@ -45,21 +46,23 @@ pub struct ExplainArgs {
     /// sampled per row (default 2048).
     #[arg(long)]
     samples: Option<usize>,
-    /// SmoothGrad: the noise's standard deviation, as a fraction of the input's range.
-    #[arg(long, default_value_t = ExplainOptions::NOISE)]
-    noise: f32,
-    /// SmoothGrad's noise and permutation's shuffles: the same seed gives the same result.
-    #[arg(long, default_value_t = 0)]
-    seed: u32,
+    /// SmoothGrad: the noise's standard deviation, as a fraction of the input's range
+    /// (default 0.15).
+    #[arg(long)]
+    noise: Option<f32>,
+    /// SmoothGrad's noise, SHAP's coalitions and permutation's shuffles: the same seed gives
+    /// the same result (default 0).
+    #[arg(long)]
+    seed: Option<u32>,
     /// Grad-CAM's layer (default: the last convolution).
     #[arg(long)]
     layer: Option<String>,
     /// Permutation importance: a labelled CSV of held-out rows.
     #[arg(long, value_name = "FILE")]
     csv: Option<PathBuf>,
-    /// Permutation importance: shuffles per column.
-    #[arg(long, default_value_t = ExplainOptions::REPEATS)]
-    repeats: usize,
+    /// Permutation importance: shuffles per column (default 5).
+    #[arg(long)]
+    repeats: Option<usize>,
     /// Permutation importance: the score whose drop is measured, by scikit-learn's name
     /// (accuracy, balanced_accuracy, roc_auc, f1, f1_macro, precision, recall, neg_log_loss;
     /// r2, neg_root_mean_squared_error, neg_mean_absolute_error, neg_mean_squared_error).
@@ -105,6 +108,7 @@ impl ExplainArgs {
             repeats: self.repeats,
             scoring: self.scoring.clone(),
             csv_options: self.csv_options.options(),
+            csv_flags: self.csv_options.given(),
         })
     }
 }

@@ -86,6 +86,9 @@ pub fn ask(args: AskArgs) -> ember::Result<()> {
         let says = "sets the generated reply: it does nothing without --llm FILE";
         ember::jobs::checks::refuse_given(&reply_flags, says)?;
     }
+    let temperature = args.temperature.unwrap_or(0.0);
+    let drawn = [("--seed", args.seed.is_some())];
+    ember::jobs::generate::refuse_greedy_settings(temperature, &drawn)?;
     // Checked by the job, with the model.
     let min_score = args.min_score.unwrap_or(0.5);
     let question = FaqQuestion {
@@ -97,7 +100,7 @@ pub fn ask(args: AskArgs) -> ember::Result<()> {
             top_k: args.top_k as usize,
             min_score,
             max_tokens: args.max_tokens.unwrap_or(96) as usize,
-            temperature: args.temperature.unwrap_or(0.0),
+            temperature,
             seed: args.seed.unwrap_or(0),
         },
     };

@@ -22,21 +22,21 @@ pub struct SamplingArgs {
     /// Sampling temperature; 0 is greedy (the most likely token every time).
     #[arg(long)]
     pub temperature: Option<f32>,
-    /// Sample among the k most likely tokens (0: all).
-    #[arg(long, default_value_t = 40)]
-    pub top_k: usize,
-    /// Sample among the most likely tokens whose probabilities sum to p.
-    #[arg(long, default_value_t = 0.95)]
-    pub top_p: f32,
-    /// Drop tokens less likely than this fraction of the most likely one.
-    #[arg(long, default_value_t = 0.05)]
-    pub min_p: f32,
+    /// Sample among the k most likely tokens (0: all; default 40).
+    #[arg(long)]
+    pub top_k: Option<usize>,
+    /// Sample among the most likely tokens whose probabilities sum to p (default 0.95).
+    #[arg(long)]
+    pub top_p: Option<f32>,
+    /// Drop tokens less likely than this fraction of the most likely one (default 0.05).
+    #[arg(long)]
+    pub min_p: Option<f32>,
     /// Penalise the last 64 tokens' repetition (1: off).
     #[arg(long, default_value_t = 1.0)]
     pub repeat_penalty: f32,
-    /// Random seed: the same seed gives the same text.
-    #[arg(long, default_value_t = 0)]
-    pub seed: u64,
+    /// Random seed: the same seed gives the same text (default 0).
+    #[arg(long)]
+    pub seed: Option<u64>,
     /// Stop before this text (repeatable, 1 to 256 bytes); it is not written.
     #[arg(long, value_name = "TEXT")]
     pub stop: Vec<String>,
@@ -45,14 +45,23 @@ pub struct SamplingArgs {
 impl SamplingArgs {
     /// The options, with `temperature` when the flag is not given.
     pub fn options(&self, temperature: f32) -> ember::Result<GenerateOptions> {
+        let d = Sampling::default();
+        let temperature = self.temperature.unwrap_or(temperature);
+        let drawn = [
+            ("--top-k", self.top_k.is_some()),
+            ("--top-p", self.top_p.is_some()),
+            ("--min-p", self.min_p.is_some()),
+            ("--seed", self.seed.is_some()),
+        ];
+        ember::jobs::generate::refuse_greedy_settings(temperature, &drawn)?;
         let sampling = Sampling {
-            temperature: self.temperature.unwrap_or(temperature),
-            top_k: self.top_k,
-            top_p: self.top_p,
-            min_p: self.min_p,
+            temperature,
+            top_k: self.top_k.unwrap_or(d.top_k),
+            top_p: self.top_p.unwrap_or(d.top_p),
+            min_p: self.min_p.unwrap_or(d.min_p),
             repeat_penalty: self.repeat_penalty,
-            seed: self.seed,
-            ..Sampling::default()
+            seed: self.seed.unwrap_or(d.seed),
+            ..d
         };
         let options = GenerateOptions {
             max_tokens: self.max_tokens as usize,

@@ -63,6 +63,7 @@ pub fn run(args: PredictArgs) -> ember::Result<()> {
         threshold: args.threshold,
         json: args.json,
         csv_options: args.csv.options(),
+        csv_flags: args.csv.given(),
     };
     let mut text = predict(&saved, &options, |table| {
         print!("{}", ember::report::rejected_text(table))
@@ -72,6 +73,7 @@ pub fn run(args: PredictArgs) -> ember::Result<()> {
         let options = ExplainOptions {
             json: args.json,
             csv_options: args.csv.options(),
+            csv_flags: args.csv.given(),
             ..ExplainOptions::new(model, inputs, Method::parse(method)?)
         };
         let explanations = super::explain::explain(&saved, &options)?;

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use clap::{Args, Subcommand};
-use ember::data::interactions::{Duplicates, InteractionOptions};
+use ember::data::interactions::{self, Duplicates, InteractionOptions};
 use ember::jobs::recommend::{self as jobs, RecommendEvent, RecommendSettings};
 use ember::recommend::{EvaluateOptions, ModelKind, Recommender};
 use ember::report::recommend as report;
@@ -58,7 +58,7 @@ struct ReadArgs {
     #[arg(long)]
     implicit: bool,
     /// The valid ratings, inclusive, as `MIN,MAX` (default: any number).
-    #[arg(long, value_name = "MIN,MAX", value_parser = parse_range)]
+    #[arg(long, value_name = "MIN,MAX", value_parser = interactions::parse_range)]
     rating_range: Option<(f32, f32)>,
     /// A repeated (user, item) pair: error, or keep the first or last and count the rest.
     #[arg(long, default_value = "error", value_parser = ["error", "first", "last"])]
@@ -66,31 +66,6 @@ struct ReadArgs {
     /// Drop rows with a bad rating or too few fields (counted) instead of failing.
     #[arg(long)]
     drop_bad_rows: bool,
-}
-
-fn finite(text: &str) -> Result<f32, String> {
-    text.parse::<f32>()
-        .ok()
-        .filter(|v| v.is_finite())
-        .ok_or_else(|| format!("'{text}' is not a finite number"))
-}
-
-fn parse_range(text: &str) -> Result<(f32, f32), String> {
-    let (lo, hi) = text
-        .split_once(',')
-        .ok_or_else(|| format!("'{text}' is not MIN,MAX"))?;
-    let parse = |s: &str| {
-        s.trim()
-            .parse::<f32>()
-            .ok()
-            .filter(|v| v.is_finite())
-            .ok_or_else(|| format!("'{s}' is not a number"))
-    };
-    let (lo, hi) = (parse(lo)?, parse(hi)?);
-    if lo > hi {
-        return Err(format!("{lo} is above {hi}"));
-    }
-    Ok((lo, hi))
 }
 
 impl ReadArgs {
@@ -216,9 +191,10 @@ struct TrainArgs {
     /// --validation-split of the ratings, left out of training).
     #[arg(long, value_name = "FILE")]
     test: Option<PathBuf>,
-    /// Share of the ratings held out for the figures when there is no --test; 0 trains on all.
-    #[arg(long, default_value_t = 0.1)]
-    validation_split: f64,
+    /// Share of the ratings held out for the figures when there is no --test (default 0.1);
+    /// 0 trains on all.
+    #[arg(long)]
+    validation_split: Option<f64>,
     #[command(flatten)]
     protocol: ProtocolArgs,
 }
@@ -226,19 +202,20 @@ struct TrainArgs {
 /// The ranking protocol.
 #[derive(Args, Clone, Copy)]
 struct ProtocolArgs {
-    /// Cut-off of the ranking metrics.
-    #[arg(short, long = "k", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=10_000))]
-    k: u64,
-    /// Test ratings at least this are a user's relevant items.
-    #[arg(long, default_value_t = 4.0, value_parser = finite)]
-    relevant_min: f32,
+    /// Cut-off of the ranking metrics (default 10).
+    #[arg(short, long = "k", value_parser = clap::value_parser!(u64).range(1..=10_000))]
+    k: Option<u64>,
+    /// Test ratings at least this are a user's relevant items (default 4).
+    #[arg(long, value_parser = interactions::parse_finite)]
+    relevant_min: Option<f32>,
 }
 
 impl ProtocolArgs {
     fn options(self) -> EvaluateOptions {
+        let defaults = EvaluateOptions::default();
         EvaluateOptions {
-            k: self.k as usize,
-            relevant_min: self.relevant_min,
+            k: self.k.map_or(defaults.k, |k| k as usize),
+            relevant_min: self.relevant_min.unwrap_or(defaults.relevant_min),
         }
     }
 }
@@ -347,6 +324,10 @@ fn train(args: TrainArgs) -> ember::Result<()> {
         output: args.output,
         test: args.test,
         validation_split: args.validation_split,
+        figure_flags: ember::jobs::checks::given(&[
+            ("-k", args.protocol.k.is_some()),
+            ("--relevant-min", args.protocol.relevant_min.is_some()),
+        ]),
     };
     let trained = jobs::train_recommender(&job, print)?;
     if let Some(test) = trained.test {
@@ -359,6 +340,7 @@ fn train(args: TrainArgs) -> ember::Result<()> {
 }
 
 fn evaluate(args: EvaluateArgs) -> ember::Result<()> {
+    jobs::untimed(&args.read.options())?;
     let model = Recommender::load(&args.model)?;
     let test = jobs::read_ratings(&args.ratings, &args.read.options(), print)?;
     println!("{} ({})", args.model.display(), model.kind());

@@ -219,6 +219,7 @@ fn refuse_unused(args: &TrainArgs) -> ember::Result<()> {
             ("--report", args.report.is_some()),
             ("--verbose", args.verbose.is_some()),
             ("--quiet", args.quiet),
+            ("--threads", args.threads.is_some()),
         ];
         let says =
             "does nothing with --print-model-file: it prints the model file and trains nothing";

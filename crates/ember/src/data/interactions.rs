@@ -302,10 +302,46 @@ fn find_column(
     }
 }
 
+/// A finite number, as a command-line value (`--relevant-min`).
+pub fn parse_finite(text: &str) -> std::result::Result<f32, String> {
+    text.parse::<f32>()
+        .ok()
+        .filter(|v| v.is_finite())
+        .ok_or_else(|| format!("'{text}' is not a finite number"))
+}
+
+/// A rating range `MIN,MAX` of finite numbers, MIN at most MAX (`--rating-range`).
+pub fn parse_range(text: &str) -> std::result::Result<(f32, f32), String> {
+    let (low, high) = text
+        .split_once(',')
+        .ok_or_else(|| format!("'{text}' is not MIN,MAX"))?;
+    let (low, high) = (parse_finite(low.trim())?, parse_finite(high.trim())?);
+    if low > high {
+        return Err(format!("{low} is above {high}"));
+    }
+    Ok((low, high))
+}
+
+impl InteractionOptions {
+    /// Refuses the rating settings of a file read without ratings (`--implicit`).
+    pub fn check(&self) -> Result<()> {
+        let flag = match (self.rating.is_some(), self.rating_range.is_some()) {
+            _ if !self.implicit => return Ok(()),
+            (true, _) => "--rating-column",
+            (_, true) => "--rating-range",
+            _ => return Ok(()),
+        };
+        Err(Error::invalid(format!(
+            "{flag} does nothing with --implicit: the file is read without ratings"
+        )))
+    }
+}
+
 impl Interactions {
     /// Reads an interactions file.
     pub fn read(path: impl AsRef<Path>, options: &InteractionOptions) -> Result<Interactions> {
         let path = path.as_ref();
+        options.check()?;
         let bytes = crate::read::file(path, crate::read::Limit::RATINGS)?;
         Self::parse(&bytes, path, options)
     }

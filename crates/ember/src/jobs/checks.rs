@@ -23,13 +23,21 @@ pub fn refuse_given(flags: &[(&'static str, bool)], says: &str) -> Result<()> {
 /// Refuses the flags in `unused`, given but doing nothing when training `mode`, naming
 /// the first and listing the others: no flag is accepted and ignored.
 pub fn unused_flags(mode: &str, unused: &[&str]) -> Result<()> {
+    does_nothing(&format!("when training {mode}"), "", unused)
+}
+
+/// Refuses the flags in `unused`, given but doing nothing `here` ("for a network model"),
+/// saying `why` when it is not empty: "FLAG does nothing HERE (nor do …): WHY".
+pub fn does_nothing(here: &str, why: &str, unused: &[&str]) -> Result<()> {
+    let why = match why {
+        "" => String::new(),
+        why => format!(": {why}"),
+    };
     match unused {
         [] => Ok(()),
-        [flag] => Err(Error::invalid(format!(
-            "{flag} does nothing when training {mode}"
-        ))),
+        [flag] => Err(Error::invalid(format!("{flag} does nothing {here}{why}"))),
         [flag, rest @ ..] => Err(Error::invalid(format!(
-            "{flag} does nothing when training {mode} (nor do {})",
+            "{flag} does nothing {here} (nor do {}){why}",
             rest.join(", ")
         ))),
     }
@@ -93,6 +101,13 @@ mod tests {
             .to_string();
         assert!(e.ends_with("--b is wrong here"), "{e}");
         assert!(refuse_given(&[("--a", false)], "no").is_ok());
+        let e = does_nothing("for a network", "why", &["--csv", "--x"])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.ends_with("--csv does nothing for a network (nor do --x): why"),
+            "{e}"
+        );
     }
 
     #[test]

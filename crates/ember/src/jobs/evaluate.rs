@@ -30,6 +30,8 @@ pub struct EvaluateOptions {
     /// How to read `csv`: its own options, not the training file's (default: delimiter and
     /// header detected, no lines skipped).
     pub csv_options: CsvOptions,
+    /// The CSV reading flags given (`--delimiter`, …): refused for a network.
+    pub csv_flags: Vec<&'static str>,
 }
 
 /// What an evaluation meets on the way.
@@ -64,6 +66,7 @@ pub fn evaluate(
     options: &EvaluateOptions,
     mut on_event: impl FnMut(EvaluateEvent),
 ) -> Result<String> {
+    refuse_unused(saved, options)?;
     match saved {
         SavedModel::Network(network) => evaluate_network(network, options, on_event),
         SavedModel::Table(table) => evaluate_table(table, options, &mut on_event),
@@ -82,17 +85,40 @@ pub fn evaluate(
     }
 }
 
+/// Refuses what the model's kind does not read: a network is evaluated on its data set
+/// (`--data`, `--top-k`), a table model on labelled rows (`--csv` and how to read them,
+/// `--threshold` for a binary one).
+fn refuse_unused(saved: &SavedModel, options: &EvaluateOptions) -> Result<()> {
+    let here = format!("for {} (a {} model)", options.model.display(), saved.kind());
+    match saved {
+        SavedModel::Network(_) => {
+            let given = [
+                ("--csv", options.csv.is_some()),
+                ("--threshold", options.threshold.is_some()),
+            ];
+            let mut unused = super::checks::given(&given);
+            unused.extend(&options.csv_flags);
+            let why = "it is evaluated on its data set's test split (--data DIR)";
+            super::checks::does_nothing(&here, why, &unused)
+        }
+        SavedModel::Table(_) => {
+            let given = [
+                ("--data", options.data.is_some()),
+                ("--top-k", options.top_k.is_some()),
+            ];
+            let why =
+                "it is evaluated on labelled rows (--csv FILE); top-k accuracy is a network's";
+            super::checks::does_nothing(&here, why, &super::checks::given(&given))
+        }
+        _ => Ok(()),
+    }
+}
+
 fn evaluate_network(
     network: &NetworkModel,
     options: &EvaluateOptions,
     mut on_event: impl FnMut(EvaluateEvent),
 ) -> Result<String> {
-    if let Some(t) = options.threshold {
-        return Err(Error::data(
-            &options.model,
-            format!("--threshold {t} decides a binary table model's class; this is a network"),
-        ));
-    }
     let data_spec = network.data(&options.model)?;
     let data = match &options.data {
         Some(dir) => data_spec.load_from(dir)?,
@@ -135,19 +161,6 @@ fn evaluate_table(
     options: &EvaluateOptions,
     on_event: &mut impl FnMut(EvaluateEvent),
 ) -> Result<String> {
-    let refused = [
-        (
-            options.data.is_some(),
-            "--data names a network's data folder; a table model is scored on --csv FILE",
-        ),
-        (
-            options.top_k.is_some(),
-            "--top-k sets a network's top-k accuracy; a table model reports none",
-        ),
-    ];
-    if let Some((_, message)) = refused.iter().find(|(given, _)| *given) {
-        return Err(Error::data(&options.model, *message));
-    }
     if let Some(t) = options.threshold {
         if model.task != crate::tabular::Task::Binary {
             return Err(Error::data(

@@ -33,30 +33,33 @@ pub struct ExplainOptions {
     /// Integrated Gradients' points along the path (default: 64 for images and text, 1024
     /// for table rows).
     pub steps: Option<usize>,
-    /// Integrated Gradients' baseline for images: "black" or "blur".
-    pub baseline: String,
+    /// Integrated Gradients' baseline for images: "black" (the default) or "blur".
+    pub baseline: Option<String>,
     /// The blurred baseline's standard deviation in pixels: above 0, at most the image's
     /// larger side (a wider blur is a flat grey already). Default: a tenth of the image's
     /// smaller side.
     pub blur_sigma: Option<f32>,
     /// SmoothGrad's noisy copies (default 50); SHAP's coalitions per row (default 2048).
     pub samples: Option<usize>,
-    /// SmoothGrad's noise, as a fraction of the input's range.
-    pub noise: f32,
-    /// SmoothGrad's noise and permutation's shuffles.
-    pub seed: u32,
+    /// SmoothGrad's noise, as a fraction of the input's range (default [`Self::NOISE`]).
+    pub noise: Option<f32>,
+    /// SmoothGrad's noise, SHAP's coalitions and permutation's shuffles (default 0).
+    pub seed: Option<u32>,
     /// Grad-CAM's layer (default: the last convolution).
     pub layer: Option<String>,
     /// Permutation importance's labelled held-out rows.
     pub csv: Option<PathBuf>,
-    /// Permutation importance's shuffles per column.
-    pub repeats: usize,
+    /// Permutation importance's shuffles per column (default [`Self::REPEATS`]).
+    pub repeats: Option<usize>,
     /// Permutation importance's scorer, by scikit-learn's name (default: accuracy for a
     /// classifier, r2 for a regression).
     pub scoring: Option<String>,
     /// How to read a table model's CSV inputs: their own options, not the training file's
     /// (default: delimiter and header detected, no lines skipped).
     pub csv_options: CsvOptions,
+    /// The CSV reading flags given (`--delimiter`, …): refused for a network or a text
+    /// classifier.
+    pub csv_flags: Vec<&'static str>,
 }
 
 impl ExplainOptions {
@@ -78,17 +81,23 @@ impl ExplainOptions {
             output: None,
             json: false,
             steps: None,
-            baseline: Self::BASELINE.into(),
+            baseline: None,
             blur_sigma: None,
             samples: None,
-            noise: Self::NOISE,
+            noise: None,
             scoring: None,
-            seed: 0,
+            seed: None,
             layer: None,
             csv: None,
-            repeats: Self::REPEATS,
+            repeats: None,
             csv_options: CsvOptions::default(),
+            csv_flags: Vec::new(),
         }
+    }
+
+    /// The seed of the sampling methods.
+    fn seed(&self) -> u32 {
+        self.seed.unwrap_or(0)
     }
 }
 
@@ -203,6 +212,7 @@ pub fn explain(
     if args.inputs.is_empty() {
         return Err(Error::invalid("give the inputs to explain"));
     }
+    refuse_unused_by_kind(saved, args)?;
     match saved {
         SavedModel::Network(network) => explain_network(network, method, args, &mut on_event),
         SavedModel::Table(table) => explain_rows(table, method, args, &mut on_event),
@@ -222,7 +232,7 @@ fn network_options(
     args: &ExplainOptions,
 ) -> Result<Options> {
     let geometry = network.image_geometry(&args.model)?;
-    let baseline = match args.baseline.as_str() {
+    let baseline = match args.baseline.as_deref().unwrap_or(ExplainOptions::BASELINE) {
         "black" => Baseline::Black,
         "blur" => {
             let (h, w, _) = geometry
@@ -252,8 +262,8 @@ fn network_options(
             .unwrap_or(crate::explain::gradients::DEFAULT_STEPS),
         smooth: SmoothGrad {
             samples: args.samples.unwrap_or(50),
-            noise: args.noise,
-            seed: args.seed as u64,
+            noise: args.noise.unwrap_or(ExplainOptions::NOISE),
+            seed: args.seed() as u64,
         },
         layer: args.layer.clone(),
     })
@@ -266,6 +276,12 @@ fn explain_network(
     on_event: &mut dyn FnMut(ExplainEvent),
 ) -> Result<String> {
     let geometry = network.image_geometry(&args.model)?;
+    if args.output.is_some() && geometry.is_none() {
+        return Err(Error::invalid(format!(
+            "--output draws heat maps of images; {} is a network of numbers: its attributions are in the text (or --json)",
+            args.model.display()
+        )));
+    }
     let options = network_options(network, method, args)?;
     let results = network.explain_files(&args.inputs, &args.model, &options)?;
     if let (Some(dir), Some(shape)) = (&args.output, geometry) {
@@ -283,7 +299,7 @@ fn explain_network(
                 method.is_additive(),
             )?;
             let file = dir.join(picture_name(r, method));
-            write_file(args, &file, &png, on_event)?;
+            write_file(&file, &png, on_event)?;
         }
     }
     if args.json {
@@ -373,7 +389,7 @@ fn explain_texts(
             std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
             let page = crate::explain::text::word_page(&input, text, &words, &e, &classes[target]);
             let page_file = dir.join(page_name(file, method));
-            write_file(args, &page_file, page.as_bytes(), on_event)?;
+            write_file(&page_file, page.as_bytes(), on_event)?;
         }
         let names: Vec<String> = words.iter().map(|w| w.text.clone()).collect();
         if args.json {
@@ -410,7 +426,8 @@ fn explain_texts(
 
 /// Refuses a setting the chosen method does not use: each applies to some methods only
 /// (`--steps` to Integrated Gradients, `--samples` to SmoothGrad and SHAP, `--layer` to
-/// Grad-CAM, a blurred baseline to Integrated Gradients on images).
+/// Grad-CAM, a baseline to Integrated Gradients, `--seed` to the methods that sample, a
+/// `--target` class to the per-sample methods).
 fn refuse_unused(args: &ExplainOptions) -> Result<()> {
     use Method::*;
     let method = args.method;
@@ -433,19 +450,17 @@ fn refuse_unused(args: &ExplainOptions) -> Result<()> {
         ),
         (
             "--baseline",
-            args.baseline != ExplainOptions::BASELINE,
+            args.baseline.is_some(),
             method != IntegratedGradients,
         ),
+        ("--repeats", args.repeats.is_some(), method != Permutation),
+        ("--noise", args.noise.is_some(), method != SmoothGrad),
         (
-            "--repeats",
-            args.repeats != ExplainOptions::REPEATS,
-            method != Permutation,
+            "--seed",
+            args.seed.is_some(),
+            !matches!(method, SmoothGrad | Shap | Permutation),
         ),
-        (
-            "--noise",
-            args.noise != ExplainOptions::NOISE,
-            method != SmoothGrad,
-        ),
+        ("--target", args.target.is_some(), method == Permutation),
     ];
     match unused.iter().find(|(_, given, unused)| *given && *unused) {
         Some((flag, _, _)) => Err(Error::invalid(format!(
@@ -454,6 +469,24 @@ fn refuse_unused(args: &ExplainOptions) -> Result<()> {
         ))),
         None => Ok(()),
     }
+}
+
+/// Refuses a setting the model's kind does not use: CSV reading options outside table
+/// models, and an image baseline (black or blurred pixels) outside networks.
+fn refuse_unused_by_kind(saved: &SavedModel, args: &ExplainOptions) -> Result<()> {
+    if !matches!(saved, SavedModel::Table(_)) {
+        super::predict::csv_flags_unused(saved, &args.model, &args.csv_flags)?;
+    }
+    if !matches!(saved, SavedModel::Network(_)) {
+        let given = [
+            ("--baseline", args.baseline.is_some()),
+            ("--blur-sigma", args.blur_sigma.is_some()),
+        ];
+        let here = format!("for {} (a {} model)", args.model.display(), saved.kind());
+        let why = "a baseline of black or blurred pixels is for a network of images";
+        super::checks::does_nothing(&here, why, &super::checks::given(&given))?;
+    }
+    Ok(())
 }
 
 /// Checks every file `--output` is to receive before the first is written: two sources
@@ -480,17 +513,8 @@ fn check_planned(args: &ExplainOptions, planned: &[(PathBuf, String)]) -> Result
     Ok(())
 }
 
-/// Writes one of `--output`'s files, never over the model or an input.
-fn write_file(
-    args: &ExplainOptions,
-    file: &Path,
-    bytes: &[u8],
-    on_event: &mut dyn FnMut(ExplainEvent),
-) -> Result<()> {
-    let mut inputs: Vec<&Path> = vec![args.model.as_path()];
-    inputs.extend(args.inputs.iter().map(PathBuf::as_path));
-    inputs.extend(args.csv.as_deref());
-    crate::atomic::check_output(file, &inputs)?;
+/// Writes one of `--output`'s files, checked beforehand by [`check_planned`].
+fn write_file(file: &Path, bytes: &[u8], on_event: &mut dyn FnMut(ExplainEvent)) -> Result<()> {
     crate::atomic::write_atomically(file, bytes)?;
     on_event(ExplainEvent::Wrote(file));
     Ok(())
@@ -594,14 +618,37 @@ fn explain_rows(
             }
         }
     }
+    let mut explained = Vec::new();
     for input in &args.inputs {
         let mut table = Table::read(input, &args.csv_options)?;
         model.name_columns(&mut table)?;
         on_event(ExplainEvent::Read(&table));
         let name = input.display().to_string();
         let (features, samples) = explain_table(model, &table, &name, &labels, method, args)?;
+        explained.push((input, table.lines, features, samples));
+    }
+    // `data-line7.shap.png`: a row's chart, named by its file's stem and line.
+    let chart = |input: &Path, line: u64| {
+        let stem = input
+            .file_stem()
+            .map_or_else(|| "input".into(), |s| s.to_string_lossy().into_owned());
+        format!("{stem}-line{line}.{}.png", method.name())
+    };
+    if let Some(dir) = &args.output {
+        let planned: Vec<(PathBuf, String)> = explained
+            .iter()
+            .flat_map(|(input, lines, _, _)| {
+                let source = input.display().to_string();
+                lines
+                    .iter()
+                    .map(move |&line| (dir.join(chart(input, line)), source.clone()))
+            })
+            .collect();
+        check_planned(args, &planned)?;
+    }
+    for (input, lines, features, samples) in explained {
         for (r, sample) in samples.into_iter().enumerate() {
-            let line = table.lines[r];
+            let line = lines[r];
             if let Some(dir) = &args.output {
                 std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
                 let (names, values) = sorted(&features, &sample.explanation.attributions);
@@ -618,11 +665,8 @@ fn explain_rows(
                     values,
                     errors: None,
                 };
-                let stem = input
-                    .file_stem()
-                    .map_or_else(|| "input".into(), |s| s.to_string_lossy().into_owned());
-                let file = dir.join(format!("{stem}-line{line}.{}.png", method.name()));
-                write_file(args, &file, &bars.render()?.0, on_event)?;
+                let file = dir.join(chart(input, line));
+                write_file(&file, &bars.render()?.0, on_event)?;
             }
             if args.json {
                 let mut v = sample_json(&sample, Some(&features));
@@ -699,7 +743,7 @@ fn explain_table(
             &rows,
             &targets,
             args.samples.unwrap_or(2048),
-            args.seed as u64,
+            args.seed() as u64,
         )?
     } else {
         crate::explain::column_attributions(
@@ -751,6 +795,14 @@ fn permutation(
             "--method permutation reads --csv FILE, not inputs",
         ));
     }
+    let chart = args
+        .output
+        .as_ref()
+        .map(|dir| dir.join("permutation-importance.png"));
+    if let Some(file) = &chart {
+        check_planned(args, &[(file.clone(), csv.display().to_string())])?;
+    }
+    let repeats = args.repeats.unwrap_or(ExplainOptions::REPEATS);
     let mut table = Table::read(csv, &args.csv_options)?;
     model.name_columns(&mut table)?;
     on_event(ExplainEvent::Read(&table));
@@ -764,8 +816,8 @@ fn permutation(
         model,
         &table,
         &rows,
-        args.repeats,
-        args.seed,
+        repeats,
+        args.seed(),
         scoring,
     )?;
     if !imp.missing_target.is_empty() {
@@ -773,20 +825,19 @@ fn permutation(
     }
     let mut ranked = imp.columns.clone();
     ranked.sort_by(|a, b| b.mean.total_cmp(&a.mean));
-    if let Some(dir) = &args.output {
+    if let (Some(dir), Some(file)) = (&args.output, &chart) {
         std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
         let bars = Bars {
             title: format!(
-                "Permutation importance ({} rows, {} repeats)",
-                imp.rows, args.repeats
+                "Permutation importance ({} rows, {repeats} repeats)",
+                imp.rows
             ),
             x_label: format!("drop in {} (mean ± std)", imp.scorer),
             names: ranked.iter().map(|c| c.column.clone()).collect(),
             values: ranked.iter().map(|c| c.mean).collect(),
             errors: Some(ranked.iter().map(|c| c.std).collect()),
         };
-        let file = dir.join("permutation-importance.png");
-        write_file(args, &file, &bars.render()?.0, on_event)?;
+        write_file(file, &bars.render()?.0, on_event)?;
     }
     if args.json {
         let importances: Vec<_> = imp
@@ -807,8 +858,8 @@ fn permutation(
         csv.display(),
         imp.scorer,
         imp.baseline,
-        args.repeats,
-        args.seed
+        repeats,
+        args.seed()
     );
     let wide = ranked
         .iter()

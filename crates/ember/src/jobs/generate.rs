@@ -15,6 +15,18 @@ pub fn load(path: &Path, on_loaded: impl FnOnce(&LanguageModel, f64)) -> Result<
     Ok(model)
 }
 
+/// Refuses the sampling flags `given` (`--top-k`, `--seed`, …) at a `temperature` of 0:
+/// greedy decoding takes the most likely token, and draws nothing.
+pub fn refuse_greedy_settings(temperature: f32, given: &[(&'static str, bool)]) -> Result<()> {
+    match temperature == 0.0 {
+        true => super::checks::refuse_given(
+            given,
+            "does nothing at --temperature 0: greedy decoding takes the most likely token every time",
+        ),
+        false => Ok(()),
+    }
+}
+
 /// Continues `prompt`, used as written (special tokens in it are read as those tokens, and
 /// no chat template is applied), with the model in `model`: `load` loads it once the prompt
 /// is known not to be empty, and `on_text` hears the text as it is generated.

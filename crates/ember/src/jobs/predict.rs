@@ -68,6 +68,8 @@ pub struct PredictOptions {
     /// How a table model's CSV inputs are read: their own options, not the training
     /// file's (default: delimiter and header detected, no lines skipped).
     pub csv_options: CsvOptions,
+    /// The CSV reading flags given (`--delimiter`, …): refused for a model of another kind.
+    pub csv_flags: Vec<&'static str>,
 }
 
 /// How many classes a prediction lists when not told.
@@ -113,6 +115,9 @@ pub fn predict(
     options: &PredictOptions,
     on_read: impl FnMut(&Table),
 ) -> Result<String> {
+    if !matches!(saved, SavedModel::Table(_)) {
+        csv_flags_unused(saved, &options.model, &options.csv_flags)?;
+    }
     match saved {
         SavedModel::Table(table) => predict_rows(table, options, on_read),
         SavedModel::Text(classifier) => predict_texts(classifier, options),
@@ -130,6 +135,14 @@ pub fn predict(
             format!("a {} model does not classify inputs", other.kind()),
         )),
     }
+}
+
+/// Refuses the CSV reading flags given to a model that is not a table model: its inputs
+/// are read as they are (a network's CSV files of numbers too).
+pub fn csv_flags_unused(saved: &SavedModel, model: &Path, flags: &[&str]) -> Result<()> {
+    let here = format!("for {} (a {} model)", model.display(), saved.kind());
+    let why = "only a table model's CSV inputs take reading options";
+    super::checks::does_nothing(&here, why, flags)
 }
 
 /// Predictions and explanations together: `{"predictions", "explanations"}` in JSON, else
@@ -186,6 +199,7 @@ fn predict_texts(classifier: &TextClassifier, options: &PredictOptions) -> Resul
     if options.json {
         return pretty_json(&predictions);
     }
+    // As a network's: the label, then the --top-k classes with their probabilities.
     Ok(predictions
         .iter()
         .map(|p| format!("{}: {}\n", p.input, class_line(&p.outcome)))

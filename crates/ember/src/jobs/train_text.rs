@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use super::checks;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::text::classifier::Head;
 use crate::text::documents::document_csv_options;
 use crate::text::{
@@ -150,11 +150,16 @@ pub fn train_text(
         inputs.extend(training.encoder.as_deref());
         crate::atomic::check_output(file, &inputs)?;
     }
-    if training.hidden_units() == 0 && training.learning_rate.is_some() {
-        return Err(Error::invalid(
-            "--learning-rate does nothing for a softmax regression fitted exactly; \
+    if training.hidden_units() == 0 {
+        let given = [
+            ("--learning-rate", training.learning_rate.is_some()),
+            ("--epochs", training.epochs.is_some()),
+        ];
+        checks::refuse_given(
+            &given,
+            "does nothing for a softmax regression fitted exactly; \
              give --hidden N for an MLP head trained with Adam",
-        ));
+        )?;
     }
     let docs = match source {
         TextSource::Folder {

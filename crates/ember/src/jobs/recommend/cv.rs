@@ -76,6 +76,7 @@ pub fn cross_validate(
     mut on_event: impl FnMut(RecommendEvent),
 ) -> Result<Vec<FigureSummary>> {
     job.settings.config(job.read.implicit)?;
+    super::untimed(&job.read)?;
     let data = read_ratings(&job.ratings, &job.read, &mut on_event)?;
     let config = job.settings.config(!data.explicit)?;
     let folds = folds(&data, job.folds, job.fold_seed.unwrap_or(config.seed))?;

@@ -52,10 +52,10 @@ impl RecommendSettings {
     /// The checked configuration; `implicit_file` when the ratings file is read without
     /// ratings.
     pub fn config(&self, implicit_file: bool) -> Result<RecommendConfig> {
-        let mut c = RecommendConfig::for_feedback(
-            ModelKind::from_name(&self.model)?,
-            self.implicit_feedback || implicit_file,
-        );
+        let model = ModelKind::from_name(&self.model)?;
+        let implicit = self.implicit_feedback || implicit_file;
+        self.refuse_unused(model, implicit)?;
+        let mut c = RecommendConfig::for_feedback(model, implicit);
         c.seed = self.seed;
         macro_rules! set {
             ($($field:ident),*) => { $( if let Some(v) = self.$field { c.$field = v; } )* };
@@ -74,6 +74,50 @@ impl RecommendSettings {
         );
         c.check()?;
         Ok(c)
+    }
+
+    /// Refuses the settings `model` does not use (on `implicit` feedback or not), naming
+    /// them: `--lr` means nothing to ALS, `--batch-size` to anything but the two towers.
+    fn refuse_unused(&self, model: ModelKind, implicit: bool) -> Result<()> {
+        use ModelKind::*;
+        let sgd = matches!(model, Mf | Svdpp | Bpr | Warp);
+        let sampled = model == TwoTower || (implicit && matches!(model, Mf | Svdpp | Bpmf));
+        // (flag, given, used by this model)
+        let settings = [
+            ("--lr", self.lr.is_some(), sgd || model == TwoTower),
+            ("--lr-decay", self.lr_decay.is_some(), sgd),
+            (
+                "--reg",
+                self.reg.is_some(),
+                !matches!(model, Bpmf | TwoTower),
+            ),
+            ("--init-std", self.init_std.is_some(), model != TwoTower),
+            (
+                "--implicit-feedback",
+                self.implicit_feedback,
+                model.predicts_ratings(),
+            ),
+            (
+                "--confidence",
+                self.confidence.is_some(),
+                model == Als && implicit,
+            ),
+            ("--negatives", self.negatives.is_some(), sampled),
+            ("--batch-size", self.batch_size.is_some(), model == TwoTower),
+            ("--users", self.users.is_some(), model == TwoTower),
+        ];
+        let unused: Vec<&str> = settings
+            .iter()
+            .filter(|(_, given, used)| *given && !*used)
+            .map(|(flag, ..)| *flag)
+            .collect();
+        let feedback = match (model.predicts_ratings(), implicit) {
+            (false, _) => "",
+            (true, true) => " on implicit feedback",
+            (true, false) => " on ratings (see --implicit-feedback)",
+        };
+        let here = format!("for --model {}{feedback}", model.name());
+        crate::jobs::checks::does_nothing(&here, "", &unused)
     }
 
     /// The user and item tables, read; `on_event` hears of each.
@@ -181,6 +225,15 @@ impl RecommendEvent<'_> {
 }
 
 /// Reads a ratings file; `on_event` hears of what was left out of it.
+/// Refuses `--timestamp-column` where the times are not used: only `ember recommend split`
+/// writes them; no recommender trains or is evaluated on them.
+pub fn untimed(read: &InteractionOptions) -> Result<()> {
+    crate::jobs::checks::refuse_given(
+        &[("--timestamp-column", read.timestamp.is_some())],
+        "does nothing here: no recommender uses the times (`ember recommend split` writes them)",
+    )
+}
+
 pub fn read_ratings(
     path: &Path,
     options: &InteractionOptions,

@@ -23,8 +23,17 @@ pub struct TrainRecommender {
     /// A test ratings file for the held-out figures (default: a seeded random
     /// `validation_split` of the ratings, left out of training).
     pub test: Option<PathBuf>,
-    /// Share of the ratings held out when there is no test file, in [0, 1); 0 trains on all.
-    pub validation_split: f64,
+    /// Share of the ratings held out when there is no test file, in [0, 1) (default
+    /// [`TrainRecommender::VALIDATION_SPLIT`]); 0 trains on all.
+    pub validation_split: Option<f64>,
+    /// The flags of the held-out figures given (`-k`, `--relevant-min`): refused when no
+    /// rating is held out.
+    pub figure_flags: Vec<&'static str>,
+}
+
+impl TrainRecommender {
+    /// The share of the ratings held out unless another is asked for.
+    pub const VALIDATION_SPLIT: f64 = 0.1;
 }
 
 /// A trained (and saved) recommender, and the ratings held out for its figures, if any.
@@ -44,11 +53,26 @@ pub fn train_recommender(
     inputs.extend(job.test.as_deref());
     crate::atomic::check_output(&job.output, &inputs)?;
     job.settings.config(job.read.implicit)?;
-    if !(0.0..1.0).contains(&job.validation_split) {
+    super::untimed(&job.read)?;
+    let split = job
+        .validation_split
+        .unwrap_or(TrainRecommender::VALIDATION_SPLIT);
+    if !(0.0..1.0).contains(&split) {
         return Err(Error::invalid(format!(
-            "--validation-split must be in [0, 1), got {}",
-            job.validation_split
+            "--validation-split must be in [0, 1), got {split}"
         )));
+    }
+    if job.test.is_some() && job.validation_split.is_some() {
+        return Err(Error::invalid(
+            "--validation-split does nothing with --test FILE: the test file's ratings are held out",
+        ));
+    }
+    if job.test.is_none() && split == 0.0 {
+        crate::jobs::checks::does_nothing(
+            "with --validation-split 0 and no --test",
+            "no rating is held out for figures",
+            &job.figure_flags,
+        )?;
     }
     let data = read_ratings(&job.ratings, &job.read, &mut on_event)?;
     // A file read without ratings trains with the implicit defaults.
@@ -57,11 +81,11 @@ pub fn train_recommender(
     let (users, items) = job.settings.read_tables(&mut on_event)?;
     let (train, test) = match &job.test {
         Some(path) => (data, Some(read_ratings(path, &job.read, &mut on_event)?)),
-        None if job.validation_split > 0.0 => {
-            let (kept, held) = validation_split(&data, job.validation_split, config.seed)?;
+        None if split > 0.0 => {
+            let (kept, held) = validation_split(&data, split, config.seed)?;
             on_event(RecommendEvent::HeldOut {
                 ratings: held.len(),
-                fraction: job.validation_split,
+                fraction: split,
             });
             (kept, Some(held))
         }
