@@ -144,7 +144,7 @@ impl Preprocessor {
                     features.push(categorical_feature(name, &cells))
                 }
                 ColumnKind::Text => {
-                    skipped.push((name.clone(), "free text (too many distinct values)".into()))
+                    skipped.push((name.clone(), "free text: too many distinct values".into()))
                 }
                 ColumnKind::Identifier => skipped.push((name.clone(), "row identifier".into())),
                 ColumnKind::Empty => skipped.push((name.clone(), "no values".into())),

@@ -284,7 +284,7 @@ impl Table {
                 }
                 return Err(Error::data(
                     path,
-                    format!("line {line}: {reason} (use drop_bad_rows to skip such rows)"),
+                    format!("line {line}: {reason} (--drop-bad-rows skips such rows)"),
                 ));
             }
             let row = lines.len();
