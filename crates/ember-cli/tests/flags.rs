@@ -348,3 +348,41 @@ fn printing_a_model_file_and_benchmarks_refuse_flags_they_do_not_read() {
         ],
     );
 }
+
+/// A count flag out of range says its range as `--help` states it, never u64's whole range.
+#[test]
+fn count_flags_state_their_bounds() {
+    for (args, range) in [
+        (&["train", "--epochs", "0"][..], "1..=100000"),
+        (&["train", "--batch-size", "0"], "1..=16777216"),
+        (
+            &["embed", "--encoder", "x", "--batch-size", "0", "hi"],
+            "1..=65536",
+        ),
+        (&["ask", "index", "q", "--top-k", "0"], "1..=1000"),
+        (
+            &[
+                "recommend",
+                "split",
+                "--ratings",
+                "r",
+                "--train",
+                "a",
+                "--test",
+                "b",
+                "--holdout",
+                "0",
+            ],
+            "1..=1000000",
+        ),
+        (&["tune", "m.toml", "--jobs", "0"], "1..=1024"),
+        (&["predict", "m", "x", "--top-k", "0"], "1..=1000000"),
+        (&["predict", "m", "x", "--threads", "0"], "1..=1024"),
+    ] {
+        let out = common::ember(args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?}");
+        assert!(err.contains(range), "{args:?}: {err}");
+        assert!(!err.contains("18446744073709551615"), "{args:?}: {err}");
+    }
+}

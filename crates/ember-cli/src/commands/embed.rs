@@ -19,8 +19,9 @@ pub struct EmbedArgs {
     /// A file of texts, one per line (empty lines skipped).
     #[arg(long, value_name = "FILE")]
     file: Option<PathBuf>,
-    /// Texts per batch (batches hold texts of similar length, padded to their longest).
-    #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u64).range(1..))]
+    /// Texts per batch, 1 to 65536 (batches hold texts of similar length, padded to their
+    /// longest).
+    #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u64).range(1..=65_536))]
     batch_size: u64,
     /// Threads for the numeric kernels (default: EMBER_NUM_THREADS, else all cores).
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..=1024))]

@@ -32,8 +32,8 @@ pub struct AskArgs {
     index: PathBuf,
     /// The question.
     query: String,
-    /// How many answers to show.
-    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..))]
+    /// How many answers to show, 1 to 1000.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..=1000))]
     top_k: u64,
     /// The encoder folder, if it has moved since the index was built (its weights must be
     /// the same).

@@ -289,8 +289,9 @@ struct SplitArgs {
     /// The ratings file.
     #[arg(long, value_name = "FILE")]
     ratings: PathBuf,
-    /// Ratings held out per user (users with no more than this stay whole in training).
-    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
+    /// Ratings held out per user, 1 to 1000000 (users with no more than this stay whole in
+    /// training).
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
     holdout: u64,
     #[arg(long, default_value_t = 0)]
     seed: u64,

@@ -17,10 +17,10 @@ pub struct TrainArgs {
     #[arg(long, value_name = "DIR")]
     data: Option<PathBuf>,
     /// Number of epochs, 1 to 100000 (the final epoch's number, when resuming).
-    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=100_000))]
     epochs: Option<u64>,
-    /// Batch size, instead of the model file's.
-    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    /// Batch size, 1 to 16777216, instead of the model file's.
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=16_777_216))]
     batch_size: Option<u64>,
     /// Seed for weight initialisation and shuffling, instead of the model file's.
     #[arg(long)]

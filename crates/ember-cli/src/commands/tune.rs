@@ -16,8 +16,8 @@ pub struct TuneArgs {
     /// Data folder, instead of the model file's.
     #[arg(long, value_name = "DIR", conflicts_with = "csv")]
     data: Option<PathBuf>,
-    /// Trials trained at once; each gets its share of the threads.
-    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..))]
+    /// Trials trained at once, 1 to 1024; each gets its share of the threads.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=1024))]
     jobs: u64,
     /// Folder for the study, results, charts and the best model (default: tune-NAME, NAME
     /// being the model file's or table's name).
