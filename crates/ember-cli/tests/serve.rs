@@ -1075,6 +1075,17 @@ fn explanations_answer_as_ember_explain_json_does() {
             "'cat' is not one of the model's classes",
         ),
         ("mnist", json!({"steps": 0}), "1 to 4096 steps"),
+        // A setting the method does not use is refused, as `ember explain` refuses it.
+        (
+            "mnist",
+            json!({"method": "saliency", "steps": 10}),
+            "\"steps\" does nothing with \"method\": \"saliency\"",
+        ),
+        (
+            "mnist",
+            json!({"method": "smoothgrad", "layer": "conv2d"}),
+            "\"layer\" does nothing with \"method\": \"smoothgrad\"",
+        ),
         (
             "mnist",
             json!({"target": [1]}),

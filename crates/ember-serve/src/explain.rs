@@ -118,8 +118,34 @@ pub async fn explain(
     let answer =
         generation::run(move |_| explain_instances(&model, instances, "instances", &options))
             .await?
-            .map_err(ApiError::from_ember)?;
+            .map_err(|e| ApiError::invalid(request_fields(&e.detail(), method.name())))?;
     Ok(Json(answer))
+}
+
+/// A library message about `ember explain`'s flags in the request's terms: `--blur-sigma
+/// does nothing with --method saliency` reads `"blur_sigma" does nothing with "method":
+/// "saliency"`.
+fn request_fields(message: &str, method: &str) -> String {
+    let mut out = message.replace(
+        &format!("--method {method}"),
+        &format!("\"method\": \"{method}\""),
+    );
+    for field in [
+        "steps",
+        "baseline",
+        "blur-sigma",
+        "samples",
+        "noise",
+        "seed",
+        "layer",
+        "target",
+    ] {
+        out = out.replace(
+            &format!("--{field}"),
+            &format!("\"{}\"", field.replace('-', "_")),
+        );
+    }
+    out
 }
 
 /// A library error's message without its kind's prefix.

@@ -146,6 +146,8 @@ pub fn explain_instances(
     args: &ExplainOptions,
 ) -> Result<serde_json::Value> {
     let method = args.method;
+    refuse_unused(args)?;
+    refuse_unused_by_kind(saved, args)?;
     let results: Vec<serde_json::Value> = match (saved, instances) {
         (_, _) if method == Method::Permutation => {
             return Err(Error::invalid(
