@@ -38,7 +38,7 @@ enum Command {
     Predict(commands::predict::PredictArgs),
     /// Explain a saved model's predictions: saliency, SmoothGrad, Integrated Gradients, Grad-CAM, permutation importance.
     Explain(commands::explain::ExplainArgs),
-    /// Print a model file's layers, output shapes and parameter counts.
+    /// Print a model's layers, output shapes and parameter counts, or what an index holds.
     Summary(commands::summary::SummaryArgs),
     /// Sentence embeddings from a pretrained encoder folder (all-MiniLM-L6-v2).
     Embed(commands::embed::EmbedArgs),

@@ -64,6 +64,25 @@ fn summary_counts_a_huge_models_weights_without_allocating_them() {
     assert!(out.contains("Total params: 795,000,010 (2.96 GB)"), "{out}");
 }
 
+/// A model without a network inside is summed up in a line, as the server lists it.
+#[test]
+fn summary_describes_an_encoder_and_a_language_model() {
+    if let Some(encoder) = common::encoder_dir() {
+        let out = stdout(&ember(&["summary", &encoder.display().to_string()]));
+        assert!(
+            out.contains("sentence encoder: 6 layers, 12 heads, 384-dimensional embeddings"),
+            "{out}"
+        );
+    }
+    if let Some(llm) = common::llm_model() {
+        let out = stdout(&ember(&["summary", &llm]));
+        assert!(
+            out.contains("llama language model: 30 layers, hidden 576"),
+            "{out}"
+        );
+    }
+}
+
 #[test]
 fn summary_prints_the_keras_table() {
     let o = ember(&["summary"]);

@@ -187,6 +187,12 @@ fn evaluate_prints_the_fixed_lines_in_order_and_agrees_with_train() {
         "--output",
         &model,
     ]);
+    // `ember summary` says what the saved recommender holds, as the server's model list does.
+    let summary = ok(&["summary", &model]);
+    assert!(
+        summary.contains("mf recommender: ") && summary.contains("predicts ratings from 1 to 5"),
+        "{summary}"
+    );
     let out = ok(&["recommend", "evaluate", &model, "--ratings", &test]);
     let labels = [
         "Test RMSE: ",

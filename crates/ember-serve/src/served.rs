@@ -1,7 +1,7 @@
 //! One served model: what kind it is, what it takes (its schema), and how its worker runs a
 //! batch. Loading files and folders into models is [`crate::registry`]'s.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use ember::data::preprocess::Feature;
@@ -59,26 +59,12 @@ impl Served {
     /// recommender holds. It names no file or folder but by its own name: a client learns
     /// nothing of the server's file system.
     pub fn summary(&self) -> String {
-        match &self.model {
-            SavedModel::Faq(index) => format!(
-                "FAQ index of {} questions, embedded by {}",
-                index.questions.len(),
-                folder_name(self.encoder.as_ref().map_or(&index.encoder, |e| &e.dir))
-            ),
-            SavedModel::Recommender(r) => ember::report::recommend::summary_text(r),
-            SavedModel::Encoder(e) => encoder_summary(e),
-            SavedModel::Language(m) => {
-                let c = &m.llama.config;
-                format!(
-                    "{} language model: {} layers, hidden {}, {} attention heads ({} key-value), vocabulary {}, context {}",
-                    c.architecture, c.layers, c.hidden, c.heads, c.kv_heads, c.vocab, c.context
-                )
-            }
-            _ => self
-                .network()
+        let encoder = self.encoder.as_ref().map(|e| e.dir.as_path());
+        ember::report::saved::description(&self.model, encoder).unwrap_or_else(|| {
+            self.network()
                 .map(ember::Model::summary)
-                .unwrap_or_default(),
-        }
+                .unwrap_or_default()
+        })
     }
 
     /// What `/v1/models/{name}:predict` takes, for clients and the playground.
@@ -152,25 +138,6 @@ fn table_task(task: Task) -> &'static str {
 }
 
 /// A folder's own name (`all-minilm-l6-v2`), never the path to it.
-fn folder_name(dir: &Path) -> String {
-    let name = |p: &Path| p.file_name().map(|n| n.to_string_lossy().into_owned());
-    name(dir)
-        .or_else(|| std::fs::canonicalize(dir).ok().as_deref().and_then(name))
-        .unwrap_or_else(|| "its sentence encoder".to_string())
-}
-
-fn encoder_summary(e: &SentenceEncoder) -> String {
-    let c = &e.encoder.config;
-    format!(
-        "sentence encoder: {} layers, {} heads, {}-dimensional embeddings{}, up to {} tokens",
-        c.num_hidden_layers,
-        c.num_attention_heads,
-        c.hidden_size,
-        if e.normalize { " (unit length)" } else { "" },
-        e.tokenizer.max_length()
-    )
-}
-
 /// How a kind's worker runs a batch: the requests' rows together through the network (or
 /// the encoder), in one pass.
 fn runner(model: &SavedModel, encoder: Option<Arc<SentenceEncoder>>) -> Run {

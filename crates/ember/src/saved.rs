@@ -68,6 +68,15 @@ impl SavedModel {
         Ok(Self::from_checkpoint(crate::io::load(path)?))
     }
 
+    /// Whether `path` holds a model without a network inside (a sentence encoder folder, a
+    /// GGUF language model, a FAQ index, a recommender), told by its first bytes.
+    pub fn holds_no_network(path: &Path) -> Result<bool> {
+        Ok((path.is_dir() && SentenceEncoder::is_folder(path))
+            || is_gguf(path)?
+            || FaqIndex::is_index(path)?
+            || Recommender::is_recommender(path)?)
+    }
+
     /// The kind of a loaded model file.
     pub fn from_checkpoint(checkpoint: Checkpoint) -> SavedModel {
         let Checkpoint {

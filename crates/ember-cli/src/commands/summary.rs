@@ -6,7 +6,7 @@ use clap::Args;
 
 #[derive(Args)]
 pub struct SummaryArgs {
-    /// Model file or saved model (.safetensors) (default: models/mnist-mlp.toml).
+    /// A model file, saved model, FAQ index, recommender, encoder or GGUF (models/mnist-mlp.toml).
     model: Option<PathBuf>,
     /// Threads for the numeric kernels (default: EMBER_NUM_THREADS, else all cores).
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..=1024))]

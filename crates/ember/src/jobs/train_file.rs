@@ -33,12 +33,19 @@ pub fn read_model_file(given: Option<PathBuf>) -> Result<(ModelSpec, PathBuf)> {
 }
 
 /// The Keras summary table of a model file or a saved model (default: as
-/// [`read_model_file`] finds it).
+/// [`read_model_file`] finds it); what a FAQ index, a sentence encoder, a language model or
+/// a recommender holds, in a line.
 pub fn summary(given: Option<PathBuf>) -> Result<String> {
     let defaulted = given.is_none();
     let path = given.unwrap_or_else(|| PathBuf::from(DEFAULT_MODEL));
     if defaulted && !path.exists() {
         return read_model_file(None)?.0.summary();
+    }
+    if crate::saved::SavedModel::holds_no_network(&path)? {
+        let saved = crate::saved::SavedModel::load(&path)?;
+        if let Some(line) = crate::report::saved::description(&saved, None) {
+            return Ok(format!("{}: {line}\n", path.display()));
+        }
     }
     io::summary_of(&path)
 }

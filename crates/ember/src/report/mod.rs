@@ -7,6 +7,7 @@ mod bars;
 mod generation;
 pub(crate) mod plot;
 pub mod recommend;
+pub mod saved;
 mod tables;
 mod tune;
 
