@@ -56,8 +56,9 @@ pub fn run(args: DataArgs) -> ember::Result<()> {
             print!("{text}");
         }
         DataCommand::ExportImages(args) => {
-            let count = data::export_images(&args.images, &args.labels, &args.output, args.limit)?;
-            println!("wrote {count} images to {}", args.output.display());
+            let n = data::export_images(&args.images, &args.labels, &args.output, args.limit)?;
+            let (images, to) = (ember::report::count(n, "image"), args.output.display());
+            println!("wrote {images} to {to}");
         }
     }
     Ok(())

@@ -55,7 +55,6 @@ pub fn run(args: PredictArgs) -> ember::Result<()> {
         model: args.model.clone(),
         inputs: args.inputs.clone(),
         stdin: match args.inputs.iter().any(|p| is_stdin(p)) {
-            // Read whole, as much as an input file may hold.
             true => Some(ember::read::stdin(ember::read::Limit::INPUT)?),
             false => None,
         },

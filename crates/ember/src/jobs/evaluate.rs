@@ -147,10 +147,10 @@ fn evaluate_network(
         return pretty_json(&assessment);
     }
     Ok(format!(
-        "{}: {} test samples, trained {} epochs\n{}",
+        "{}: {} test samples, trained {}\n{}",
         options.model.display(),
         assessment.samples,
-        network.epochs_done,
+        report::count(network.epochs_done, "epoch"),
         report::assessment_text(&assessment, &data.classes, true)
     ))
 }

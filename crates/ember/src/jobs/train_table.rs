@@ -84,10 +84,10 @@ impl TrainTableEvent<'_> {
                     out += &format!("  not a feature: {column} ({reason})\n");
                 }
                 out + &format!(
-                    "  {} feature columns → {} inputs; trained {} epochs{}\n",
+                    "  {} feature columns → {} inputs; trained {}{}\n",
                     model.preprocessor.features.len(),
                     model.preprocessor.width(),
-                    history.epochs.len(),
+                    crate::report::count(history.epochs.len(), "epoch"),
                     if history.stopped_early {
                         " (early stopping, best weights restored)"
                     } else {

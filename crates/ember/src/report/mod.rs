@@ -28,6 +28,14 @@ use serde::Serialize;
 
 use crate::atomic::write_atomically;
 use crate::error::{Error, Result};
+
+/// `n` things, singular for one: `1 epoch`, `2 epochs` (`noun` the singular; an `s` added).
+pub fn count(n: usize, noun: &str) -> String {
+    match n {
+        1 => format!("1 {noun}"),
+        n => format!("{n} {noun}s"),
+    }
+}
 use crate::metrics::ConfusionMatrix;
 use crate::model::History;
 
