@@ -66,8 +66,22 @@ fn summary_counts_a_huge_models_weights_without_allocating_them() {
 
 /// A model without a network inside is summed up in a line, as the server lists it.
 #[test]
-fn summary_describes_an_encoder_and_a_language_model() {
+fn summary_describes_an_encoder_and_a_language_model_and_embed_reads_stdin() {
     if let Some(encoder) = common::encoder_dir() {
+        let encoder_path = encoder.display().to_string();
+        // `embed --file -` reads its texts from standard input, as every reader takes `-`.
+        let piped = common::ok_with_stdin(
+            &["embed", "--encoder", &encoder_path, "--file", "-"],
+            b"a first text\n\na second one\n",
+        );
+        let given = common::ok(&[
+            "embed",
+            "--encoder",
+            &encoder_path,
+            "a first text",
+            "a second one",
+        ]);
+        assert_eq!(piped, given);
         let out = stdout(&ember(&["summary", &encoder.display().to_string()]));
         assert!(
             out.contains("sentence encoder: 6 layers, 12 heads, 384-dimensional embeddings"),

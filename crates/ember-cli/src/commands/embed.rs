@@ -16,7 +16,7 @@ pub struct EmbedArgs {
     encoder: PathBuf,
     /// Texts to embed.
     texts: Vec<String>,
-    /// A file of texts, one per line (empty lines skipped).
+    /// A file of texts, one per line (empty lines skipped); `-` reads standard input.
     #[arg(long, value_name = "FILE")]
     file: Option<PathBuf>,
     /// Texts per batch, 1 to 65536 (batches hold texts of similar length, padded to their

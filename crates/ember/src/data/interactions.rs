@@ -489,11 +489,16 @@ impl Interactions {
                     None => 1.0,
                     Some(c) => {
                         let text = &row[c];
-                        let value = text
-                            .parse::<f32>()
-                            .ok()
-                            .filter(|v| v.is_finite())
-                            .ok_or_else(|| format!("rating '{text}' is not a number"))?;
+                        let value = match text.parse::<f32>() {
+                            Ok(v) if v.is_finite() => v,
+                            // A number, but not one a rating can be (1e39, inf, NaN).
+                            Ok(_) => {
+                                return Err(format!(
+                                    "rating '{text}' is not a finite number within f32's range"
+                                ))
+                            }
+                            Err(_) => return Err(format!("rating '{text}' is not a number")),
+                        };
                         if let Some((low, high)) = options.rating_range {
                             if !(low..=high).contains(&value) {
                                 return Err(format!(
@@ -724,6 +729,13 @@ mod tests {
         let err = parse(text, &strict).unwrap_err().to_string();
         assert!(
             err.contains("ratings.csv: line 2: rating 'five' is not a number"),
+            "{err}"
+        );
+        let err = parse("1\t1\t4\n2\t1\t1e39\n", &strict)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("line 2: rating '1e39' is not a finite number within f32's range"),
             "{err}"
         );
         let err = parse("1\t1\t4\n2\t1\t9\n", &strict)

@@ -2,7 +2,7 @@
 //! tokens), column type inference, and per-column summaries. Rows that cannot be read are
 //! errors naming the line, or — when asked — dropped and reported, never silently.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -243,13 +243,16 @@ impl Table {
                 path,
                 format!(
                     "the file has a header ({}) but no rows",
-                    records[0].1.join(", ")
+                    names_preview(&records[0].1)
                 ),
             ));
         }
         let names: Vec<String> = if header {
             let (_, first) = records.remove(0);
             let mut names: Vec<String> = Vec::with_capacity(first.len());
+            // Names taken, and each repeated name's next suffix to try: linear in the width.
+            let mut taken: HashSet<String> = HashSet::with_capacity(first.len());
+            let mut next: HashMap<String, usize> = HashMap::new();
             for (i, n) in first.into_iter().enumerate() {
                 let base = if n.is_empty() {
                     format!("column_{}", i + 1)
@@ -258,11 +261,15 @@ impl Table {
                 };
                 // Repeated names get the first free suffix: a, a_2, a_3, …
                 let mut name = base.clone();
-                let mut k = 1;
-                while names.contains(&name) {
-                    k += 1;
+                if taken.contains(&name) {
+                    let k = next.entry(base.clone()).or_insert(2);
+                    while taken.contains(&format!("{base}_{k}")) {
+                        *k += 1;
+                    }
                     name = format!("{base}_{k}");
+                    *k += 1;
                 }
+                taken.insert(name.clone());
                 names.push(name);
             }
             names
@@ -578,6 +585,23 @@ impl<'a> LineCounter<'a> {
         self.counted = (start, line + breaks as u64);
         self.counted.1
     }
+}
+
+/// The first few of a line's fields for a message, each cut at 40 characters: a header of
+/// a million names (or one 100 MB name) is not quoted whole.
+fn names_preview(fields: &[String]) -> String {
+    let mut shown: Vec<String> = fields
+        .iter()
+        .take(8)
+        .map(|f| match f.char_indices().nth(40) {
+            Some((cut, _)) => format!("{}…", &f[..cut]),
+            None => f.clone(),
+        })
+        .collect();
+    if fields.len() > 8 {
+        shown.push(format!("… {} in all", fields.len()));
+    }
+    shown.join(", ")
 }
 
 fn skip_lines(text: &str, n: usize) -> &str {
@@ -944,6 +968,28 @@ mod tests {
         }
         // One row of numbers is one row.
         assert_eq!(parse("1,2,3\n", &CsvOptions::default()).unwrap().rows(), 1);
+    }
+
+    #[test]
+    fn repeated_names_get_free_suffixes_and_a_wide_header_is_quoted_in_part() {
+        let t = default("a,b,a,a,a_2,,c\n1,2,3,4,5,6,7\n");
+        assert_eq!(t.names, ["a", "b", "a_2", "a_3", "a_2_2", "column_6", "c"]);
+        // Twenty thousand copies of one name: each its own, found in linear time.
+        let wide = vec!["x"; 20_000].join(",");
+        let t = default(&format!("{wide}\n{}\n", vec!["1"; 20_000].join(",")));
+        let distinct: std::collections::HashSet<&String> = t.names.iter().collect();
+        assert_eq!(distinct.len(), 20_000);
+        assert_eq!(t.names[19_999], "x_20000");
+        // A header with no rows under it is named in part, not quoted whole.
+        let long = "n".repeat(10_000);
+        let header: Vec<String> = (0..1000).map(|i| format!("{long}{i}")).collect();
+        let e = parse(&header.join(","), &CsvOptions::default())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("… 1000 in all) but no rows") && e.len() < 1000,
+            "{e}"
+        );
     }
 
     #[test]

@@ -146,7 +146,9 @@ pub fn has_metadata(path: &Path, key: &str) -> Result<bool> {
 
 /// The Keras summary table of a model file or of a saved model.
 pub fn summary_of(path: &Path) -> Result<String> {
-    if is_saved_model(path)? {
+    // A `.safetensors` file is read as one, broken or not: its error says what is wrong.
+    let named = path.extension().is_some_and(|e| e == "safetensors");
+    if named || is_saved_model(path)? {
         return Ok(load(path)?.model.summary());
     }
     ModelSpec::from_file(path)?.summary()

@@ -7,11 +7,14 @@ use crate::error::{Error, Result};
 use crate::read::{self, Limit};
 use crate::text::SentenceEncoder;
 
-/// The texts given, then the non-empty lines of `file` when given.
+/// The texts given, then the non-empty lines of `file` when given (`-`: standard input).
 pub fn texts(given: &[String], file: Option<&Path>) -> Result<Vec<String>> {
     let mut texts = given.to_vec();
     if let Some(file) = file {
-        let bytes = read::file(file, Limit::TEXT_LINES)?;
+        let bytes = match file.as_os_str() == "-" {
+            true => read::stdin(Limit::TEXT_LINES)?,
+            false => read::file(file, Limit::TEXT_LINES)?,
+        };
         texts.extend(
             String::from_utf8_lossy(&bytes)
                 .lines()

@@ -98,7 +98,7 @@ impl Model {
         let mut shapes: Vec<Vec<usize>> = Vec::new();
         let mut start = 0;
         while start < n {
-            let end = (start + batch_size).min(n);
+            let end = start.saturating_add(batch_size).min(n);
             let batch: Vec<Tensor> = xs
                 .iter()
                 .map(|x| x.slice_rows(start, end))
@@ -137,7 +137,7 @@ impl Model {
         let mut running = RunningMetrics::default();
         let mut start = range.start;
         while start < range.end {
-            let end = (start + batch_size).min(range.end);
+            let end = start.saturating_add(batch_size).min(range.end);
             let slice = |ts: &[&Tensor]| -> Result<Vec<Tensor>> {
                 ts.iter().map(|t| t.slice_rows(start, end)).collect()
             };

@@ -50,6 +50,10 @@ impl Verbosity {
 /// not a plan, and would run for ever.
 pub const MAX_EPOCHS: usize = 100_000;
 
+/// The largest batch: 2^24 samples, far beyond any data set held in memory here; more is a
+/// slip, and batch arithmetic must not overflow.
+pub const MAX_BATCH_SIZE: usize = 1 << 24;
+
 /// An error unless `epochs` is 1 to [`MAX_EPOCHS`].
 pub fn check_epochs(epochs: usize) -> Result<()> {
     match (1..=MAX_EPOCHS).contains(&epochs) {

@@ -20,7 +20,7 @@ mod summary;
 pub use assess::{Assessment, TopKAccuracy};
 pub use callback::{Callback, Control};
 pub use evaluate::Evaluation;
-pub use fit::{check_epochs, split_point, FitOptions, Verbosity, MAX_EPOCHS};
+pub use fit::{check_epochs, split_point, FitOptions, Verbosity, MAX_BATCH_SIZE, MAX_EPOCHS};
 pub(crate) use functional::{snake_case, KindCounts};
 pub use functional::{InputSpec, Model};
 pub use gradients::OutputGradients;

@@ -44,7 +44,7 @@ use crate::data::tfidf::TfIdf;
 use crate::error::{Error, Result};
 use crate::loss::Loss;
 use crate::metrics::Metric;
-use crate::model::{FitOptions, Model, MAX_EPOCHS};
+use crate::model::{FitOptions, Model, MAX_BATCH_SIZE, MAX_EPOCHS};
 use crate::nn::LayerConfig;
 use crate::optim::Optimizer;
 use table::{TabularOptions, Task};
@@ -257,8 +257,11 @@ impl ModelSpec {
                 format!("must be 1 to {MAX_EPOCHS}, got {}", self.fit.epochs),
             ));
         }
-        if self.fit.batch_size == 0 {
-            return Err(("fit.batch_size".into(), "must be at least 1".into()));
+        if !(1..=MAX_BATCH_SIZE).contains(&self.fit.batch_size) {
+            return Err((
+                "fit.batch_size".into(),
+                format!("must be 1 to {MAX_BATCH_SIZE}, got {}", self.fit.batch_size),
+            ));
         }
         if !(0.0..1.0).contains(&self.fit.validation_split) {
             return Err((

@@ -93,12 +93,17 @@ impl TabularOptions {
                 message: format!("must be 1 to {MAX_EPOCHS}, got {}", options.epochs),
             });
         }
-        if options.hidden.contains(&0) || options.batch_size == 0 {
+        if options.hidden.contains(&0)
+            || !(1..=crate::model::MAX_BATCH_SIZE).contains(&options.batch_size)
+        {
             return Err(Error::Spec {
                 path: path.to_path_buf(),
                 line: None,
                 field: "options".into(),
-                message: "hidden sizes and batch_size must be positive".into(),
+                message: format!(
+                    "hidden sizes must be positive and batch_size 1 to {}",
+                    crate::model::MAX_BATCH_SIZE
+                ),
             });
         }
         Ok(options)
