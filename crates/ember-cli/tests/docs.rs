@@ -248,6 +248,9 @@ fn run_script(script: &str, dir: &Path) -> Result<String, String> {
         }
         std::thread::sleep(Duration::from_millis(20));
     }
+    // Whatever the block left running in its group (a server the shell's trap did not
+    // reach, being a subshell's child) ends with it.
+    unsafe { libc::kill(-(child.id() as i32), libc::SIGKILL) };
     let out = reader.join().unwrap_or_default();
     Ok(String::from_utf8_lossy(&out).into_owned())
 }
