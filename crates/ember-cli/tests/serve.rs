@@ -1919,10 +1919,22 @@ fn oversized_bodies_are_refused_before_they_arrive() {
         vec![b' '; 100_001],
     ]
     .concat();
+    // A chunk that declares too much is refused at its size line, before its data comes
+    // (none ever does here), as are chunks that together pass the limit.
+    let declared = |sizes: &[u8]| [head("Transfer-Encoding: chunked"), sizes.to_vec()].concat();
     for (what, bytes) in [
         ("one byte too many", head("Content-Length: 100001")),
         ("2^63 bytes", head("Content-Length: 9223372036854775808")),
         ("a chunk past the limit", chunk_past_the_limit),
+        (
+            "a chunk of 2^64 - 1 bytes, no data",
+            declared(b"ffffffffffffffff\r\n"),
+        ),
+        ("a chunk of 32 MiB, no data", declared(b"2000000\r\n")),
+        (
+            "chunks past the limit together",
+            declared(&[b"c350\r\n".as_slice(), &[b' '; 50_000], b"\r\nc351\r\n"].concat()),
+        ),
     ] {
         let started = Instant::now();
         let reply = raw(&server.addr, &bytes).unwrap();
@@ -1937,6 +1949,19 @@ fn oversized_bodies_are_refused_before_they_arrive() {
             "{what}: answered at once"
         );
     }
+    // A chunked body within the limit is read as ever, in chunks of any size.
+    let body = json!({"instances": [vec![0; 784]]})
+        .to_string()
+        .into_bytes();
+    let mut chunked = head("Transfer-Encoding: chunked");
+    for piece in body.chunks(700) {
+        chunked.extend(format!("{:x};x=y\r\n", piece.len()).into_bytes());
+        chunked.extend(piece);
+        chunked.extend(b"\r\n");
+    }
+    chunked.extend(b"0\r\n\r\n");
+    let reply = raw(&server.addr, &chunked).unwrap();
+    assert_eq!(reply.status, 200, "{}", reply.text());
     let reply = raw(&server.addr, &head("Content-Length: 100001")).unwrap();
     assert!(
         reply

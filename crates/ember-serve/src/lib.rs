@@ -6,6 +6,7 @@
 
 mod batch;
 mod chat;
+mod chunks;
 mod error;
 mod explain;
 mod faq;

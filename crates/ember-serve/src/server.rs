@@ -22,6 +22,7 @@ use hyper_util::service::TowerToHyperService;
 use tower::ServiceExt as _;
 
 use crate::batch::BatchLimits;
+use crate::chunks::{Oversize, Watched};
 use crate::error::{as_v2_error, ApiError, ApiResult, ErrorCode};
 use crate::metrics::{Metrics, CONTENT_TYPE};
 use crate::registry::Registry;
@@ -163,19 +164,22 @@ async fn guard(State(state): State<Arc<AppState>>, request: Request, next: Next)
             ),
         )
         .into_response()
-    } else {
-        match tokio::time::timeout(state.request_timeout, next.run(request)).await {
-            Ok(response) => as_json_error(response),
-            Err(_) => ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "timeout",
+    } else if let Some(oversize) = chunked(&request) {
+        // A chunked body is refused as soon as a chunk declares too much (chunks.rs).
+        tokio::select! {
+            response = answer(&state, next, request) => response,
+            _ = oversize.tripped() => ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "body_too_large",
                 format!(
-                    "no answer within {:?} (the server is overloaded, or the request was sent too slowly)",
-                    state.request_timeout
+                    "the body's chunks declare more than {} bytes (--max-body-bytes)",
+                    state.max_body_bytes
                 ),
             )
             .into_response(),
         }
+    } else {
+        answer(&state, next, request).await
     };
     // The Open Inference Protocol has errors of its own shape, which its clients parse.
     let response = match path.starts_with("/v2") {
@@ -228,6 +232,37 @@ async fn metrics(State(state): State<Arc<AppState>>) -> impl IntoResponse {
 
 async fn not_found() -> ApiError {
     ApiError::not_found("unknown_route", "no such route (see GET /v1/models, /v2)")
+}
+
+/// The route's answer within the request timeout (503 beyond it).
+async fn answer(state: &AppState, next: Next, request: Request) -> Response {
+    match tokio::time::timeout(state.request_timeout, next.run(request)).await {
+        Ok(response) => as_json_error(response),
+        Err(_) => ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "timeout",
+            format!(
+                "no answer within {:?} (the server is overloaded, or the request was sent too slowly)",
+                state.request_timeout
+            ),
+        )
+        .into_response(),
+    }
+}
+
+/// A chunked request's connection signal (see chunks.rs); None for any other request.
+fn chunked(request: &Request) -> Option<Arc<Oversize>> {
+    let chunked = request
+        .headers()
+        .get_all(header::TRANSFER_ENCODING)
+        .iter()
+        .any(|v| {
+            v.to_str()
+                .is_ok_and(|v| v.to_ascii_lowercase().contains("chunked"))
+        });
+    chunked
+        .then(|| request.extensions().get::<Arc<Oversize>>().cloned())
+        .flatten()
 }
 
 fn router(state: Arc<AppState>, max_body_bytes: usize) -> Router {
@@ -400,13 +435,17 @@ async fn accept_until_shutdown(
                 let _ = stream.set_nodelay(true);
                 // Whether a request's headers have come on this connection.
                 let requested = Arc::new(AtomicBool::new(false));
+                // Tripped when a chunked body declares more than the limit (chunks.rs).
+                let oversize = Arc::new(Oversize::default());
                 let service = {
-                    let requested = requested.clone();
-                    TowerToHyperService::new(app.clone().map_request(move |r: Request<Incoming>| {
+                    let (requested, oversize) = (requested.clone(), oversize.clone());
+                    TowerToHyperService::new(app.clone().map_request(move |mut r: Request<Incoming>| {
                         requested.store(true, Ordering::Relaxed);
+                        r.extensions_mut().insert(oversize.clone());
                         r
                     }))
                 };
+                let stream = Watched::new(stream, options.max_body_bytes, oversize);
                 let mut builder = auto::Builder::new(TokioExecutor::new());
                 builder
                     .http1()
