@@ -227,31 +227,7 @@ fn strokes_questions_chat_and_a_user_id_get_the_right_answers() {
         &faq,
     ]);
     let llm = common::llm_model();
-    let recommender = common::data_dir()
-        .map(|data| data.join("movielens-100k"))
-        .filter(|ml| ml.join("u.data").is_file())
-        .map(|ml| {
-            let out = scratch.file("movies.rec");
-            ok(&[
-                "recommend",
-                "train",
-                "--ratings",
-                &ml.join("u.data").display().to_string(),
-                "--items",
-                &ml.join("ml-100k.item").display().to_string(),
-                "--model",
-                "als",
-                "--factors",
-                "16",
-                "--epochs",
-                "5",
-                "--validation-split",
-                "0",
-                "--output",
-                &out,
-            ]);
-            out
-        });
+    let recommender = common::movielens_als(scratch.file("movies.rec"));
     let mut served = vec![mnist.as_str(), faq.as_str()];
     served.extend(llm.as_deref());
     served.extend(recommender.as_deref());

@@ -76,31 +76,7 @@ fn models() -> &'static Models {
             ]);
             out
         });
-        let recommender = common::data_dir()
-            .map(|data| data.join("movielens-100k"))
-            .filter(|ml| ml.join("u.data").is_file())
-            .map(|ml| {
-                let out = file("movies.rec");
-                ok(&[
-                    "recommend",
-                    "train",
-                    "--ratings",
-                    &ml.join("u.data").display().to_string(),
-                    "--items",
-                    &ml.join("ml-100k.item").display().to_string(),
-                    "--model",
-                    "als",
-                    "--factors",
-                    "16",
-                    "--epochs",
-                    "5",
-                    "--validation-split",
-                    "0",
-                    "--output",
-                    &out,
-                ]);
-                out
-            });
+        let recommender = common::movielens_als(file("movies.rec"));
         Models {
             dir,
             mnist,

@@ -14,7 +14,7 @@ use axum::Json;
 use base64::Engine as _;
 use ember::data::preprocess::{Feature, Target};
 use ember::data::table::{parse_number, Table};
-use ember::prediction::{classify, Outcome};
+use ember::prediction::{check_threshold, classify, Outcome};
 use ember::saved::NetworkModel;
 use ember::spec::DataSpec;
 use ember::tabular::TabularModel;
@@ -223,16 +223,14 @@ impl Decision {
         };
         let threshold = match threshold {
             None | Some(Value::Null) => None,
-            Some(v) => Some(
-                v.as_f64()
-                    .map(|t| t as f32)
-                    .filter(|t| (0.0..=1.0).contains(t))
-                    .ok_or_else(|| {
-                        ApiError::invalid(format!(
-                            "threshold must be a probability between 0 and 1, not {v}"
-                        ))
-                    })?,
-            ),
+            Some(v) => {
+                let t = v.as_f64().map_or(f32::NAN, |t| t as f32);
+                Some(check_threshold(t).map_err(|_| {
+                    ApiError::invalid(format!(
+                        "threshold must be a probability between 0 and 1, not {v}"
+                    ))
+                })?)
+            }
         };
         Ok(Decision { top_k, threshold })
     }

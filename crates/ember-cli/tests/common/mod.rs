@@ -164,3 +164,31 @@ impl Drop for Scratch {
     }
 }
 pub mod server;
+
+/// ALS trained briefly on MovieLens-100K's ratings, with titles, saved to `out`; None when
+/// the shared data is absent (see [`data_dir`]).
+pub fn movielens_als(out: String) -> Option<String> {
+    let ml = data_dir()?.join("movielens-100k");
+    if !ml.join("u.data").is_file() {
+        return None;
+    }
+    ok(&[
+        "recommend",
+        "train",
+        "--ratings",
+        &ml.join("u.data").display().to_string(),
+        "--items",
+        &ml.join("ml-100k.item").display().to_string(),
+        "--model",
+        "als",
+        "--factors",
+        "16",
+        "--epochs",
+        "5",
+        "--validation-split",
+        "0",
+        "--output",
+        &out,
+    ]);
+    Some(out)
+}
