@@ -71,6 +71,11 @@ fn main() -> ExitCode {
     unsafe {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
+    // Under mpirun / srun: join the job (a binary without MPI says how to rebuild).
+    if let Err(err) = ember::distributed::init() {
+        eprintln!("error: {err}");
+        return ExitCode::FAILURE;
+    }
     // The matches are kept: `bench` asks them which flags were given.
     let matches = Cli::command().get_matches();
     let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
@@ -79,7 +84,12 @@ fn main() -> ExitCode {
         eprintln!("error: {err}");
         return ExitCode::FAILURE;
     }
-    ember::progress::set_enabled(!cli.quiet);
+    // In a data-parallel job only rank 0 prints.
+    let root = ember::distributed::is_root();
+    if !root {
+        quiet_stdout();
+    }
+    ember::progress::set_enabled(!cli.quiet && root);
     let result = match cli.command {
         Command::Train(mut args) => {
             args.quiet = cli.quiet;
@@ -105,11 +115,41 @@ fn main() -> ExitCode {
             Ok(())
         }
     };
+    let world = ember::distributed::world();
     match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(err) => {
+        Ok(()) => {
+            ember::distributed::finish();
+            ExitCode::SUCCESS
+        }
+        Err(err) if world.size() == 1 => {
             eprintln!("error: {err}");
             ExitCode::FAILURE
+        }
+        Err(err) => {
+            // The other ranks may be waiting in a collective: end the whole job. An error
+            // every rank meets (a bad file) is said once, by rank 0, whose abort ends the
+            // others before their grace second is up; one rank's own error is said by it.
+            if !root {
+                std::thread::sleep(std::time::Duration::from_secs(1));
+            }
+            match root {
+                true => eprintln!("error: {err}"),
+                false => eprintln!("error (rank {} of {}): {err}", world.rank(), world.size()),
+            }
+            world.abort(1)
+        }
+    }
+}
+
+/// Sends standard output to /dev/null: a data-parallel job's ranks other than 0 run the same
+/// command and would print everything again.
+fn quiet_stdout() {
+    #[cfg(unix)]
+    if let Ok(null) = std::fs::OpenOptions::new().write(true).open("/dev/null") {
+        use std::os::fd::AsRawFd;
+        // SAFETY: dup2 onto stdout's descriptor, before anything is printed.
+        unsafe {
+            libc::dup2(null.as_raw_fd(), libc::STDOUT_FILENO);
         }
     }
 }

@@ -10,8 +10,12 @@ use crate::error::{Error, Result};
 /// a reader (or a crash) never sees a half-written file. A symbolic link is written through
 /// (its target is replaced, the link kept); anything else that is not a regular file (a
 /// folder, a FIFO, a device) is refused, never replaced. Temporary files that killed runs
-/// left beside `path` are removed.
+/// left beside `path` are removed. In a data-parallel job only rank 0 writes: elsewhere this
+/// does nothing (every rank holds the same model, history and report).
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
+    if !crate::distributed::is_root() {
+        return Ok(());
+    }
     let path = &writable_target(path)?;
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),

@@ -20,6 +20,7 @@ pub mod atomic;
 pub mod autograd;
 pub mod callbacks;
 pub mod data;
+pub mod distributed;
 mod error;
 pub mod explain;
 pub mod gguf;

@@ -165,6 +165,14 @@ impl<'t> Pass<'t> {
         }
     }
 
+    /// In data-parallel training, where this process's `rows` samples sit in the batch
+    /// shared among processes: a random layer draws for the whole batch and keeps these
+    /// rows. None when the batch is not shared (or `rows` is not this process's share).
+    pub fn shard(&self, rows: usize) -> Option<crate::distributed::Shard> {
+        let shard = self.tape.as_ref()?.shard()?;
+        (shard.rows == rows && shard.offset + rows <= shard.batch).then_some(shard)
+    }
+
     /// Whether ops record themselves.
     pub fn is_recording(&self) -> bool {
         self.tape.is_some()

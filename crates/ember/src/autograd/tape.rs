@@ -10,6 +10,7 @@
 use std::mem;
 
 use super::ops::{self, Op};
+use crate::distributed::Shard;
 use crate::error::{Error, Result};
 use crate::tensor::Tensor;
 
@@ -48,6 +49,8 @@ pub struct Tape {
     num_params: usize,
     /// Scratch space an op's backward pass may use (reused between steps).
     pub(crate) scratch: Scratch,
+    /// In data-parallel training, which rows of the batch this process records.
+    shard: Option<Shard>,
 }
 
 /// What a backward pass carries besides the nodes: a reusable temporary, and whether
@@ -158,6 +161,63 @@ impl Tape {
     pub fn param_mut(&mut self, v: Var) -> &mut Tensor {
         assert!(v.0 < self.num_params, "{v:?} is not a parameter");
         &mut self.nodes[v.0].value
+    }
+
+    /// Says which rows of a batch shared among processes this step records (None: the
+    /// whole batch): random layers draw for the whole batch and keep these rows.
+    pub fn set_shard(&mut self, shard: Option<Shard>) {
+        self.shard = shard;
+    }
+
+    /// The rows of a shared batch this step records, if the batch is shared.
+    pub fn shard(&self) -> Option<Shard> {
+        self.shard
+    }
+
+    /// The gradient seam's all-reduce: every trainable weight's gradient times `scale`
+    /// (zeros where the last backward did not reach it, or for all of them when `reached`
+    /// is false), one reach flag per weight and `scale · loss`, packed in one buffer that
+    /// `combine` replaces (with its sum over processes); the gradients are then read back,
+    /// a weight no process reached keeping none, and the combined loss is returned.
+    pub fn combine_gradients(
+        &mut self,
+        scale: f32,
+        loss: f32,
+        reached: bool,
+        combine: impl FnOnce(&mut [f32]) -> Result<()>,
+    ) -> Result<f32> {
+        let trainable: Vec<usize> = (0..self.num_params)
+            .filter(|&i| self.nodes[i].requires_grad)
+            .collect();
+        let len: usize = trainable.iter().map(|&i| self.nodes[i].value.len()).sum();
+        let mut buffer = Vec::with_capacity(len + trainable.len() + 1);
+        for &i in &trainable {
+            let node = &self.nodes[i];
+            match reached && node.has_grad {
+                true => buffer.extend(node.grad.data().iter().map(|g| g * scale)),
+                false => buffer.resize(buffer.len() + node.value.len(), 0.0),
+            }
+        }
+        buffer.extend(
+            trainable
+                .iter()
+                .map(|&i| f32::from(reached && self.nodes[i].has_grad)),
+        );
+        buffer.push(if reached { scale * loss } else { 0.0 });
+        combine(&mut buffer)?;
+        let (grads, rest) = buffer.split_at(len);
+        let mut at = 0;
+        for (k, &i) in trainable.iter().enumerate() {
+            let node = &mut self.nodes[i];
+            let n = node.value.len();
+            node.has_grad = rest[k] > 0.0;
+            if node.has_grad {
+                node.grad.reset_to_shape(node.value.shape());
+                node.grad.copy_from_slice(&grads[at..at + n]);
+            }
+            at += n;
+        }
+        Ok(rest[trainable.len()])
     }
 
     /// Each weight's value with its gradient from the last `backward` (None if none reached it).

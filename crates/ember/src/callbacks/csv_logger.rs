@@ -72,6 +72,10 @@ impl CsvLogger {
 
 impl Callback for CsvLogger {
     fn on_train_begin(&mut self, _model: &mut Model) -> Result<()> {
+        // In a data-parallel job, rank 0 keeps the log (the others have the same epochs).
+        if !crate::distributed::is_root() {
+            return Ok(());
+        }
         let existing = self.append && self.filename.metadata().is_ok_and(|m| m.len() > 0);
         let file = OpenOptions::new()
             .create(true)

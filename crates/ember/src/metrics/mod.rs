@@ -120,6 +120,26 @@ impl RunningMetrics {
         self.loss_sum / self.samples.max(1) as f64
     }
 
+    /// The sums behind the metrics — loss × samples, samples, correct, counted — to be
+    /// added up across processes ([`RunningMetrics::from_counts`] reads them back).
+    pub fn counts(&self) -> [f64; 4] {
+        [
+            self.loss_sum,
+            self.samples as f64,
+            self.correct as f64,
+            self.counted as f64,
+        ]
+    }
+
+    pub fn from_counts([loss_sum, samples, correct, counted]: [f64; 4]) -> Self {
+        RunningMetrics {
+            loss_sum,
+            samples: samples as usize,
+            correct: correct as usize,
+            counted: counted as usize,
+        }
+    }
+
     pub fn accuracy(&self) -> f64 {
         self.correct as f64 / self.counted.max(1) as f64
     }

@@ -58,7 +58,16 @@ impl Model {
         let Some(kind) = self.accuracy_kind() else {
             return Ok(assessment);
         };
-        let outputs = self.predict(x, batch_size)?;
+        // Data-parallel: each process predicts its share of the rows, and all get them all.
+        let world = crate::distributed::world();
+        let outputs = match world.size() {
+            1 => self.predict(x, batch_size)?,
+            size => {
+                let part = crate::distributed::share(x.rows(), world.rank(), size);
+                let mine = self.predict(&x.slice_rows(part.start, part.end)?, batch_size)?;
+                crate::distributed::gather_rows(&mine, x.rows())?
+            }
+        };
         let Ok((truth, predicted)) = true_and_predicted(kind, &outputs, y) else {
             return Ok(assessment); // several binary outputs: no single class per sample
         };

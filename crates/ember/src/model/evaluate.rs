@@ -135,6 +135,10 @@ impl Model {
     ) -> Result<Evaluation> {
         let compiled = self.compiled("evaluate")?;
         let mut running = RunningMetrics::default();
+        // Data-parallel: each process evaluates its share of the rows; the sums are added.
+        let world = crate::distributed::world();
+        let part = crate::distributed::share(range.len(), world.rank(), world.size());
+        let range = range.start + part.start..range.start + part.end;
         let mut start = range.start;
         while start < range.end {
             let end = start.saturating_add(batch_size).min(range.end);
@@ -160,6 +164,7 @@ impl Model {
             }
             start = end;
         }
+        let running = super::data_parallel::summed(&running)?;
         Ok(Evaluation {
             loss: running.loss(),
             accuracy: compiled.accuracy.map(|_| running.accuracy()),

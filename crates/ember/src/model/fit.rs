@@ -4,11 +4,13 @@
 use std::time::Instant;
 
 use super::callback::{Callback, Control};
+use super::data_parallel;
 use super::functional::Model;
 use super::history::{EpochLog, History};
 use super::progress::Progress;
 use super::step::Batch;
 use crate::autograd::Tape;
+use crate::distributed;
 use crate::error::{Error, Result};
 use crate::metrics::RunningMetrics;
 use crate::tensor::denormal::FlushDenormals;
@@ -228,7 +230,12 @@ impl Model {
             }
         }
         let steps = n_train.div_ceil(options.batch_size);
-        let mut progress = Progress::new(options.verbose);
+        // Data-parallel: every process starts from rank 0's weights; only rank 0 prints.
+        self.broadcast_weights()?;
+        let mut progress = Progress::new(match distributed::is_root() {
+            true => options.verbose,
+            false => Verbosity::Silent,
+        });
         let mut history = History::default();
         // Scratch for the training steps; its buffers are reused from step to step.
         let mut tape = Tape::new();
@@ -275,6 +282,8 @@ impl Model {
                 }
                 progress.step(step + 1, &running, accuracy.is_some());
             }
+            let running = data_parallel::summed(&running)?;
+            self.synchronise_epoch(epoch)?;
             let train_seconds = started.elapsed().as_secs_f64();
             let validation = match &validation_data {
                 Some(v) => Some(self.evaluate_rows(v, 0..v.x[0].rows(), options.batch_size)?),

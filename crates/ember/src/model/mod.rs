@@ -4,6 +4,7 @@
 mod assess;
 mod callback;
 mod checks;
+mod data_parallel;
 mod evaluate;
 mod fit;
 mod functional;

@@ -5,6 +5,7 @@ use super::fit::Data;
 use super::functional::{Compiled, Model};
 use super::interpreter::GraphView;
 use crate::autograd::{Tape, Var};
+use crate::distributed::{self, Shard};
 use crate::error::{Error, Result};
 use crate::loss::Loss;
 use crate::metrics::{accuracy_counts, RunningMetrics};
@@ -160,7 +161,10 @@ impl Model {
         result
     }
 
-    /// One gradient update on the samples `batch.rows`; returns the batch loss.
+    /// One gradient update on the samples `batch.rows`; returns the batch loss. In
+    /// data-parallel training this process computes the gradient of its share of the rows
+    /// only, and the shares' gradients are summed over the processes (each weighted by its
+    /// share of the batch) before the update, so every process applies the batch's update.
     pub(super) fn train_step(
         &mut self,
         tape: &mut Tape,
@@ -170,7 +174,24 @@ impl Model {
         class_weight: Option<&[f32]>,
         running: &mut RunningMetrics,
     ) -> Result<f32> {
-        let rows = batch.rows;
+        let world = distributed::world();
+        let shared = world.size() > 1;
+        let (rows, weight) = match shared {
+            true => {
+                let part = distributed::share(batch.rows.len(), world.rank(), world.size());
+                tape.set_shard(Some(Shard {
+                    offset: part.start,
+                    rows: part.len(),
+                    batch: batch.rows.len(),
+                }));
+                let weight = part.len() as f32 / batch.rows.len() as f32;
+                (&batch.rows[part], weight)
+            }
+            false => {
+                tape.set_shard(None);
+                (batch.rows, 1.0)
+            }
+        };
         let Model {
             layers, compiled, ..
         } = self;
@@ -180,42 +201,53 @@ impl Model {
         let weights = Model::weights_onto(layers, tape);
         // The weights go back to their layers whatever the step's outcome.
         let result = (|| {
-            let xs = data
-                .x
-                .iter()
-                .map(|x| tape.constant_rows(x, rows))
-                .collect::<Result<Vec<Var>>>()?;
-            let ys = data
-                .y
-                .iter()
-                .map(|y| tape.constant_rows(y, rows))
-                .collect::<Result<Vec<Var>>>()?;
-            // The next batch's rows load while this step computes.
-            if let Some(next) = batch.next {
-                data.x.iter().for_each(|x| x.prefetch_rows(next));
-            }
-            let sample_weights = match class_weight {
-                Some(w) => {
-                    let w = sample_weights(tape.value(ys[0]), w)?;
-                    Some(tape.constant(&w))
+            let mut value = 0.0;
+            // A share may be empty (a last batch smaller than the number of processes).
+            if !rows.is_empty() {
+                let xs = data
+                    .x
+                    .iter()
+                    .map(|x| tape.constant_rows(x, rows))
+                    .collect::<Result<Vec<Var>>>()?;
+                let ys = data
+                    .y
+                    .iter()
+                    .map(|y| tape.constant_rows(y, rows))
+                    .collect::<Result<Vec<Var>>>()?;
+                // The next batch's rows load while this step computes.
+                if let Some(next) = batch.next {
+                    data.x.iter().for_each(|x| x.prefetch_rows(next));
                 }
-                None => None,
-            };
-            let (outputs, _) = Model::record(layers, graph, tape, &weights, &xs, true, true)?;
-            let (total, first_output) =
-                summed_loss(compiled.loss, tape, outputs, &ys, sample_weights)?;
-            let loss = Model::with_penalties(layers, tape, &weights, total)?;
-            tape.backward(loss)?;
-            compiled.apply_gradients(tape)?;
-            let value = tape.value(loss).item()?;
-            running.add_loss(value, rows.len());
-            if let Some(kind) = compiled.accuracy {
-                running.add_accuracy(accuracy_counts(
-                    kind,
-                    tape.value(first_output),
-                    tape.value(ys[0]),
-                )?);
+                let sample_weights = match class_weight {
+                    Some(w) => {
+                        let w = sample_weights(tape.value(ys[0]), w)?;
+                        Some(tape.constant(&w))
+                    }
+                    None => None,
+                };
+                let (outputs, _) = Model::record(layers, graph, tape, &weights, &xs, true, true)?;
+                let (total, first_output) =
+                    summed_loss(compiled.loss, tape, outputs, &ys, sample_weights)?;
+                let loss = Model::with_penalties(layers, tape, &weights, total)?;
+                tape.backward(loss)?;
+                value = tape.value(loss).item()?;
+                running.add_loss(value, rows.len());
+                if let Some(kind) = compiled.accuracy {
+                    running.add_accuracy(accuracy_counts(
+                        kind,
+                        tape.value(first_output),
+                        tape.value(ys[0]),
+                    )?);
+                }
             }
+            if shared {
+                // The gradient seam's all-reduce; the loss rides along, so every process
+                // sees the batch's loss (and stops on a non-finite one together).
+                value = tape.combine_gradients(weight, value, !rows.is_empty(), |buffer| {
+                    world.sum_f32(buffer)
+                })?;
+            }
+            compiled.apply_gradients(tape)?;
             Ok(value)
         })();
         Model::weights_back(layers, tape, &weights);

@@ -273,8 +273,14 @@ impl Layer for Augment {
         };
         let seed = self.next_seed.next();
         let mut rng = Rng::seed(seed);
-        let transforms: Vec<Affine> = (0..batch)
+        // A batch shared among processes: this one's rows of the whole batch's draws.
+        let (skip, drawn) = match pass.shard(batch) {
+            Some(shard) => (shard.offset, shard.offset + batch),
+            None => (0, batch),
+        };
+        let transforms: Vec<Affine> = (0..drawn)
             .map(|_| self.draw(&mut rng, height, width))
+            .skip(skip)
             .collect();
         pass.warp(&x, &transforms, self.fill())
     }

@@ -92,7 +92,18 @@ impl Layer for Dropout {
         if !pass.training() || rate == 0.0 {
             return Ok(x.into_owned());
         }
-        let mask = random::dropout_mask(pass.shape(&x)?, rate, self.next_seed.next());
+        let shape = pass.shape(&x)?.to_vec();
+        let seed = self.next_seed.next();
+        // A batch shared among processes: this one's rows of the whole batch's mask.
+        let mask = match shape.first().and_then(|&rows| pass.shard(rows)) {
+            Some(shard) => {
+                let mut whole = shape.clone();
+                whole[0] = shard.batch;
+                random::dropout_mask(&whole, rate, seed)
+                    .slice_rows(shard.offset, shard.offset + shard.rows)?
+            }
+            None => random::dropout_mask(&shape, rate, seed),
+        };
         let mask = pass.constant(mask);
         pass.binary(BinaryOp::Mul, &x, &mask)
     }

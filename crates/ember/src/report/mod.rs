@@ -41,9 +41,14 @@ use crate::model::History;
 
 /// "1 thread", "2 threads".
 pub fn threads_text(n: usize) -> String {
-    match n {
+    let threads = match n {
         1 => "1 thread".into(),
         n => format!("{n} threads"),
+    };
+    // In a data-parallel job: "2 processes × 1 thread".
+    match crate::distributed::world().size() {
+        1 => threads,
+        size => format!("{size} processes × {threads}"),
     }
 }
 
