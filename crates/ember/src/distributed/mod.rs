@@ -37,8 +37,8 @@ pub trait Collective: Send + Sync {
     fn sum_f64(&self, values: &mut [f64]) -> Result<()>;
     /// The smallest and the largest of every process's `value`.
     fn min_max(&self, value: u64) -> Result<(u64, u64)>;
-    /// Replaces `bytes` on every rank with rank 0's (any length).
-    fn broadcast(&self, bytes: &mut Vec<u8>) -> Result<()>;
+    /// Replaces `bytes` on every rank with rank `root`'s (any length).
+    fn broadcast(&self, root: usize, bytes: &mut Vec<u8>) -> Result<()>;
     /// Ends every process of the job at once (after an error on this one, which the others,
     /// waiting in a collective, would otherwise wait for for ever).
     fn abort(&self, code: i32) -> !;
@@ -65,7 +65,7 @@ impl Collective for Alone {
     fn min_max(&self, value: u64) -> Result<(u64, u64)> {
         Ok((value, value))
     }
-    fn broadcast(&self, _: &mut Vec<u8>) -> Result<()> {
+    fn broadcast(&self, _: usize, _: &mut Vec<u8>) -> Result<()> {
         Ok(())
     }
     fn abort(&self, code: i32) -> ! {
@@ -110,35 +110,32 @@ pub fn is_root() -> bool {
 /// variables Open MPI's `mpirun`, MPICH's Hydra (and Intel MPI) and Slurm's `srun` set: None
 /// when no launcher started it.
 pub fn launched_size() -> Option<usize> {
-    ["OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMIX_SIZE"]
+    ["OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "SLURM_STEP_NUM_TASKS"]
         .iter()
         .find_map(|name| std::env::var(name).ok()?.trim().parse().ok())
-        .or_else(|| std::env::var_os("PMIX_RANK").map(|_| 2))
 }
 
-/// Joins the MPI job that started this process, if one did; a no-op otherwise. Call it
-/// once, first thing, and [`finish`] at the end. A job of several processes started with a
-/// binary built without the `mpi` feature is an error that says how to rebuild.
+/// Joins the MPI job that started this process, if it started more than one; a world of one
+/// otherwise. Call it once, first thing, and [`finish`] at the end. A job of several
+/// processes started with a binary built without the `mpi` feature is an error that says
+/// how to rebuild.
 pub fn init() -> Result<()> {
-    let Some(size) = launched_size() else {
+    let size = launched_size().unwrap_or(1);
+    if size <= 1 {
         return Ok(());
-    };
+    }
     #[cfg(feature = "mpi")]
     {
-        let _ = size;
         let world = mpi::Mpi::join()?;
         let _ = WORLD.set(Box::new(world));
         Ok(())
     }
     #[cfg(not(feature = "mpi"))]
-    match size {
-        0 | 1 => Ok(()),
-        _ => Err(Error::invalid(format!(
-            "this ember was built without MPI, but was started as one of {size} processes: \
-             rebuild it with `cargo build --release --features mpi` (scripts/install-mpi.sh \
-             installs Open MPI) and launch that binary"
-        ))),
-    }
+    Err(Error::invalid(format!(
+        "this ember was built without MPI, but was started as one of {size} processes: \
+         rebuild it with `cargo build --release --features mpi` (scripts/install-mpi.sh \
+         installs Open MPI) and launch that binary"
+    )))
 }
 
 /// Leaves the MPI job (MPI_Finalize) after a successful run; a no-op alone.
@@ -172,6 +169,21 @@ pub struct Shard {
 /// Sums counters (sample counts, loss sums, correct predictions) over every process.
 pub fn sum_counts(values: &mut [f64]) -> Result<()> {
     world().sum_f64(values)
+}
+
+/// Every rank's `mine`, in rank order (each rank's bytes broadcast in turn).
+pub fn all_gather(mine: Vec<u8>) -> Result<Vec<Vec<u8>>> {
+    let world = world();
+    (0..world.size())
+        .map(|root| {
+            let mut bytes = match root == world.rank() {
+                true => mine.clone(),
+                false => Vec::new(),
+            };
+            world.broadcast(root, &mut bytes)?;
+            Ok(bytes)
+        })
+        .collect()
 }
 
 /// A checksum of values (their bits), equal on every rank only if the values are.

@@ -120,9 +120,9 @@ impl Collective for Mpi {
         Ok((min, max))
     }
 
-    fn broadcast(&self, bytes: &mut Vec<u8>) -> Result<()> {
+    fn broadcast(&self, root: usize, bytes: &mut Vec<u8>) -> Result<()> {
         let world = self.comm()?;
-        let root = world.0.process_at_rank(0);
+        let root = world.0.process_at_rank(root as i32);
         let mut len = bytes.len() as u64;
         root.broadcast_into(&mut len);
         let len = usize::try_from(len).map_err(|_| Error::invalid("broadcast too long"))?;

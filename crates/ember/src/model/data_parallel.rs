@@ -21,7 +21,7 @@ impl Model {
             .flat_map(|w| w.data().iter().flat_map(|v| v.to_le_bytes()))
             .collect();
         let expected = bytes.len();
-        world().broadcast(&mut bytes)?;
+        world().broadcast(0, &mut bytes)?;
         if bytes.len() != expected {
             return Err(Error::invalid(format!(
                 "rank 0's model has {} weight values, this rank's (rank {}) {}: the ranks built different models",

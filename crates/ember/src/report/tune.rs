@@ -150,7 +150,7 @@ pub fn tune_file_text(path: &Path, options: &TuneOptions) -> String {
         "Tuning {} ({}, {} at a time), study in {}\n",
         path.display(),
         super::threads_text(crate::num_threads()),
-        options.jobs,
+        options.jobs * crate::distributed::world().size(),
         options.output.join(STUDY_FILE).display()
     )
 }
@@ -163,7 +163,7 @@ pub fn tune_table_text(split: &TableSplit, target: &str, options: &TuneOptions) 
         split.train_rows.len(),
         split.test_rows.len(),
         super::threads_text(crate::num_threads()),
-        options.jobs,
+        options.jobs * crate::distributed::world().size(),
         options.output.join(STUDY_FILE).display()
     )
 }

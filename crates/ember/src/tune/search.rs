@@ -301,6 +301,7 @@ impl<T: Trainer> Run<'_, T> {
     /// Runs `tasks` on `jobs` workers, recording each result as it comes in state `after`
     /// (failures as failed); the trained states go into `keep` when given (Hyperband trains
     /// them on), else are dropped at once. True when the deadline stopped tasks from starting.
+    /// In a job of several processes the tasks are spread over them ([`Run::run_shared`]).
     fn run_tasks(
         &self,
         tasks: Vec<Task<T::State>>,
@@ -310,11 +311,100 @@ impl<T: Trainer> Run<'_, T> {
         after: TrialState,
         mut keep: Option<&mut HashMap<usize, T::State>>,
     ) -> Result<bool> {
-        let deadline = clock.deadline;
+        if crate::distributed::world().size() > 1 {
+            return self.run_shared(tasks, study, report, clock, after, keep);
+        }
+        let mut failure = None;
+        let skipped = self.execute(tasks, clock.deadline, &mut |done| {
+            let has_state = done.state.is_some();
+            let settled = Self::settle(done.record, has_state, study, report, clock, after);
+            match settled {
+                Ok(number) => {
+                    if let (Some(states), Some(state)) = (keep.as_deref_mut(), done.state) {
+                        states.insert(number, state);
+                    }
+                }
+                Err(e) => {
+                    failure.get_or_insert(e);
+                }
+            }
+        });
+        if let Some(e) = failure {
+            return Err(e);
+        }
+        Ok(skipped)
+    }
+
+    /// [`Run::run_tasks`] in a job of several processes: trial n is trained by rank
+    /// n mod size (where its Hyperband state stays from rung to rung), then every rank's
+    /// records go to every rank and are recorded in trial order, so that every rank's study
+    /// — and so the next TPE batch and the next rung's verdict — is the same; rank 0 alone
+    /// writes the study file.
+    fn run_shared(
+        &self,
+        tasks: Vec<Task<T::State>>,
+        study: &mut Study,
+        report: &mut dyn FnMut(Event),
+        clock: &mut Clock,
+        after: TrialState,
+        mut keep: Option<&mut HashMap<usize, T::State>>,
+    ) -> Result<bool> {
+        let world = crate::distributed::world();
+        let (rank, size) = (world.rank(), world.size());
+        let mine: Vec<Task<T::State>> = tasks
+            .into_iter()
+            .filter(|t| t.number % size == rank)
+            .collect();
+        let mut finished = Vec::new();
+        let skipped = self.execute(mine, clock.deadline, &mut |done| finished.push(done));
+        let mut states = HashMap::new();
+        let records: Vec<(TrialRecord, bool)> = finished
+            .into_iter()
+            .map(|done| {
+                let has_state = done.state.is_some();
+                if let Some(state) = done.state {
+                    states.insert(done.record.number, state);
+                }
+                (done.record, has_state)
+            })
+            .collect();
+        let bytes = serde_json::to_vec(&(skipped, records))
+            .map_err(|e| Error::invalid(format!("cannot send the trials' records: {e}")))?;
+        let mut all = Vec::new();
+        let mut any_skipped = false;
+        for (from, bytes) in crate::distributed::all_gather(bytes)?
+            .into_iter()
+            .enumerate()
+        {
+            let (skipped, records): (bool, Vec<(TrialRecord, bool)>) =
+                serde_json::from_slice(&bytes).map_err(|e| {
+                    Error::invalid(format!("rank {from}'s trial records do not read: {e}"))
+                })?;
+            any_skipped |= skipped;
+            all.extend(records);
+        }
+        all.sort_by_key(|(record, _)| record.number);
+        for (record, has_state) in all {
+            let number = Self::settle(record, has_state, study, report, clock, after)?;
+            if let (Some(keep), Some(state)) = (keep.as_deref_mut(), states.remove(&number)) {
+                keep.insert(number, state);
+            }
+        }
+        Ok(any_skipped)
+    }
+
+    /// Trains `tasks` on `jobs` workers, handing each result to `on_done` as it comes; true
+    /// when the deadline stopped tasks from starting. A trial trains on this process alone,
+    /// even in a job of several.
+    fn execute(
+        &self,
+        tasks: Vec<Task<T::State>>,
+        deadline: Option<Instant>,
+        on_done: &mut dyn FnMut(Done<T::State>),
+    ) -> bool {
         let queue = Mutex::new(tasks.into_iter().collect::<std::collections::VecDeque<_>>());
         let skipped = std::sync::atomic::AtomicBool::new(false);
         let (tx, rx) = mpsc::channel::<Done<T::State>>();
-        let mut failure = None;
         std::thread::scope(|scope| {
             for _ in 0..self.jobs.max(1) {
                 let tx = tx.clone();
@@ -326,40 +416,46 @@ impl<T: Trainer> Run<'_, T> {
                         skipped.store(true, std::sync::atomic::Ordering::Relaxed);
                         break;
                     }
-                    let done =
-                        crate::tensor::threads::limited(self.threads_per_trial, || self.work(task));
+                    let done = crate::distributed::alone(|| {
+                        crate::tensor::threads::limited(self.threads_per_trial, || self.work(task))
+                    });
                     if tx.send(done).is_err() {
                         break;
                     }
                 });
             }
             drop(tx);
-            for mut done in rx {
-                if done.record.state != TrialState::Failed {
-                    done.record.state = after;
-                    // Stopped by its own callbacks before the budget: nothing to go on with.
-                    if done.record.state == TrialState::Paused && done.state.is_none() {
-                        done.record.state = TrialState::Complete;
-                    }
-                }
-                let number = done.record.number;
-                let recording = Instant::now();
-                let recorded = study.record(done.record);
-                clock.times.recording += recording.elapsed().as_secs_f64();
-                if let Err(e) = recorded {
-                    failure.get_or_insert(e);
-                    continue;
-                }
-                report(Event::Trial(&study.trials[&number]));
-                if let (Some(states), Some(state)) = (keep.as_deref_mut(), done.state) {
-                    states.insert(number, state);
-                }
+            for done in rx {
+                on_done(done);
             }
         });
-        if let Some(e) = failure {
-            return Err(e);
+        skipped.into_inner()
+    }
+
+    /// Records a trial's result in state `after` (a failure as failed; a paused trial with
+    /// no state to go on from as complete) and reports it; returns its number.
+    fn settle(
+        mut record: TrialRecord,
+        has_state: bool,
+        study: &mut Study,
+        report: &mut dyn FnMut(Event),
+        clock: &mut Clock,
+        after: TrialState,
+    ) -> Result<usize> {
+        if record.state != TrialState::Failed {
+            record.state = after;
+            // Stopped by its own callbacks before the budget: nothing to go on with.
+            if record.state == TrialState::Paused && !has_state {
+                record.state = TrialState::Complete;
+            }
         }
-        Ok(skipped.into_inner())
+        let number = record.number;
+        let recording = Instant::now();
+        let recorded = study.record(record);
+        clock.times.recording += recording.elapsed().as_secs_f64();
+        recorded?;
+        report(Event::Trial(&study.trials[&number]));
+        Ok(number)
     }
 
     /// Trains one task; a failure of the trial is its record, never the search's.

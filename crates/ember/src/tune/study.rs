@@ -94,7 +94,8 @@ pub struct Study {
     path: PathBuf,
     /// The study file, locked (`flock`) for as long as this run writes it: a second run on
     /// the same folder is refused, and the lock goes with the process, however it ends.
-    _lock: std::fs::File,
+    /// None on the ranks of a data-parallel job other than 0, which only read it.
+    _lock: Option<std::fs::File>,
     pub header: StudyHeader,
     /// Each trial's latest record.
     pub trials: BTreeMap<usize, TrialRecord>,
@@ -106,6 +107,17 @@ pub struct Study {
 impl Study {
     /// Starts a new study file; an error if one exists (resume it or choose another folder).
     pub fn create(path: &Path, header: StudyHeader) -> Result<Study> {
+        // In a job of several processes, rank 0 writes the study; the others keep it in memory.
+        if !crate::distributed::is_root() {
+            return Ok(Study {
+                path: path.to_path_buf(),
+                _lock: None,
+                header,
+                trials: BTreeMap::new(),
+                last: None,
+                ignored: 0,
+            });
+        }
         // create_new: of two runs started on one folder, the second fails here.
         let file = std::fs::OpenOptions::new()
             .write(true)
@@ -121,7 +133,7 @@ impl Study {
         lock(&file, path)?;
         let study = Study {
             path: path.to_path_buf(),
-            _lock: file,
+            _lock: Some(file),
             header,
             trials: BTreeMap::new(),
             last: None,
@@ -134,17 +146,23 @@ impl Study {
     /// Reads a study file to go on with it; its settings must be `header`'s.
     pub fn resume(path: &Path, header: StudyHeader) -> Result<Study> {
         let (file, _) = crate::read::open(path)?;
-        lock(&file, path)?;
+        // Rank 0 of a job of several processes locks and mends the file; the others read it.
+        let writer = crate::distributed::is_root();
+        if writer {
+            lock(&file, path)?;
+        }
         let mut text = crate::read::text(path, crate::read::Limit::STUDY)?;
         // A line a crash cut short is cut off the file, so that the next line starts afresh.
         let mut cut = 0;
         if !text.is_empty() && !text.ends_with('\n') {
             let whole = text.rfind('\n').map_or(0, |i| i + 1);
-            let file = std::fs::OpenOptions::new()
-                .write(true)
-                .open(path)
-                .map_err(|e| Error::io(path, e))?;
-            file.set_len(whole as u64).map_err(|e| Error::io(path, e))?;
+            if writer {
+                let file = std::fs::OpenOptions::new()
+                    .write(true)
+                    .open(path)
+                    .map_err(|e| Error::io(path, e))?;
+                file.set_len(whole as u64).map_err(|e| Error::io(path, e))?;
+            }
             text.truncate(whole);
             cut = 1;
         }
@@ -180,7 +198,7 @@ impl Study {
         let range = objective_range(&stored.tune);
         let mut study = Study {
             path: path.to_path_buf(),
-            _lock: file,
+            _lock: writer.then_some(file),
             header: stored,
             trials: BTreeMap::new(),
             last: None,
@@ -232,6 +250,9 @@ impl Study {
     }
 
     fn append(&self, line: &Line) -> Result<()> {
+        if self._lock.is_none() {
+            return Ok(());
+        }
         let mut text = serde_json::to_string(line)
             .map_err(|e| Error::invalid(format!("cannot write the study: {e}")))?;
         text.push('\n');

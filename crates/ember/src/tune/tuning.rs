@@ -177,11 +177,15 @@ pub fn tune_model_file(
         let mut files = vec![options.output.join(BEST_CONFIG), model_file];
         return finish((differs, times), study, settings, best, &mut files, options);
     }
-    // The best trial, trained again from the start for its epochs: the same model.
+    // The best trial, trained again from the start for its epochs: the same model. In a job
+    // of several processes each trains it alone, as its trial was (rank 0 saves it).
     let config = config_of(&doc, &settings, &best)?;
-    let mut trial = trainer.start(&config)?;
-    let values = trainer.train(&mut trial, best.values.len())?;
-    let evaluation = trainer.test(&trial)?;
+    let (trial, values, evaluation) = crate::distributed::alone(|| -> Result<_> {
+        let mut trial = trainer.start(&config)?;
+        let values = trainer.train(&mut trial, best.values.len())?;
+        let evaluation = trainer.test(&trial)?;
+        Ok((trial, values, evaluation))
+    })?;
     let mut test = BTreeMap::from([("loss".to_string(), evaluation.loss)]);
     if let Some(a) = evaluation.accuracy {
         test.insert("accuracy".into(), a);
@@ -420,7 +424,8 @@ fn header(
         version: VERSION,
         tune: text(&identity)?,
         base: text(doc)?,
-        batch: options.jobs.max(1),
+        // Trials trained at once: --jobs on each process of the job.
+        batch: options.jobs.max(1) * crate::distributed::world().size(),
         data,
     })
 }
