@@ -50,6 +50,15 @@ def translate(images, factors):
                                      align_corners=False)
 
 
+def keras_convnet():
+    """models/mnist-cnn.toml's network (its RandomTranslation is `translate`)."""
+    return nn.Sequential(
+        nn.Conv2d(1, 32, 3), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Conv2d(32, 64, 3), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Flatten(), nn.Dropout(0.5), nn.Linear(1600, 10),
+    )
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--data", default="data/mnist")
@@ -71,11 +80,7 @@ def main():
     split = int(len(x) * 0.9)
     x_train, y_train, x_val, y_val = x[:split], y[:split], x[split:], y[split:]
 
-    model = nn.Sequential(
-        nn.Conv2d(1, 32, 3), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Conv2d(32, 64, 3), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Flatten(), nn.Dropout(0.5), nn.Linear(1600, 10),
-    )
+    model = keras_convnet()
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3, eps=1e-7)
     loss_fn = nn.CrossEntropyLoss()
     epoch_seconds = []

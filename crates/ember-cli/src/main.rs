@@ -54,7 +54,7 @@ enum Command {
     Recommend(commands::recommend::RecommendArgs),
     /// Serve saved models over HTTP: KServe v2, REST, OpenAI embeddings, a web playground.
     Serve(Box<commands::serve::ServeArgs>),
-    /// Time workloads against baselines measured in the same run (mlp, cnn, conv, embed, search, predict, tune, recommend, serve, generate).
+    /// Time workloads against baselines measured in the same run (mlp, cnn, conv, embed, search, predict, tune, recommend, serve, generate, distributed).
     Bench(bench::BenchArgs),
     /// Print a shell completion script: `ember completions bash > /etc/bash_completion.d/ember`.
     Completions {
@@ -73,7 +73,10 @@ fn main() -> ExitCode {
     }
     // Under mpirun / srun: join the job (a binary without MPI says how to rebuild).
     if let Err(err) = ember::distributed::init() {
-        eprintln!("error: {err}");
+        // Said once, by the first process, not by each of them.
+        if ember::distributed::launched_rank() == 0 {
+            eprintln!("error: {err}");
+        }
         return ExitCode::FAILURE;
     }
     // The matches are kept: `bench` asks them which flags were given.

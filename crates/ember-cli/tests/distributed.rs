@@ -172,6 +172,34 @@ fn two_ranks_train_a_table_model_as_one_process_does() {
     assert!(gap <= WEIGHTS_AGREE, "weights differ by {gap:e}");
 }
 
+#[test]
+fn random_layers_draw_for_the_whole_batch_whatever_the_number_of_ranks() {
+    let Some(bin) = mpi_binary() else { return };
+    let _one = ONE_JOB.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = Scratch::new("mpi-draws");
+    let (one, two) = (dir.file("one.safetensors"), dir.file("two.safetensors"));
+    // The convnet (random shifts, dropout) on 240 images: 6 steps of batch 128, the last of
+    // each epoch shorter. Its ranks must draw each image's shift and dropout mask as one
+    // process does: the weights then agree to float rounding. (Over a whole epoch the
+    // convnet's rounding differences grow — max pooling and ReLU switch on them — to about
+    // 1% of the weights, with the same test accuracy, as any change of summation order
+    // would make them.)
+    let args = [
+        "train",
+        "models/mnist-cnn.toml",
+        "--epochs",
+        "3",
+        "--validation-split",
+        "0.996",
+        "--verbose",
+        "0",
+    ];
+    run(alone(&bin, &[&args[..], &["-o", &one]].concat()));
+    run(mpirun(&bin, 2, &[&args[..], &["-o", &two]].concat()));
+    let gap = weight_difference(&one, &two);
+    assert!(gap <= 1e-6, "weights differ by {gap:e}");
+}
+
 /// Rank `rank`'s process among mpirun's children (found by the rank Open MPI gives it).
 fn rank_pid(mpirun: u32, rank: usize) -> Option<u32> {
     let children =
@@ -306,6 +334,18 @@ fn a_binary_without_mpi_started_as_several_processes_says_how_to_rebuild() {
             "{err}"
         );
     }
+    // The other processes of such a job say nothing.
+    let out = common::command(&["train", "--epochs", "1"])
+        .env("OMPI_COMM_WORLD_SIZE", "2")
+        .env("OMPI_COMM_WORLD_RANK", "1")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        out.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     // A launcher's world of one is a plain run.
     let out = common::command(&["summary"])
         .env("OMPI_COMM_WORLD_SIZE", "1")

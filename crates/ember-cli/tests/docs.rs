@@ -21,6 +21,9 @@
 //!   block runs on a free port in its place (its commands say 8080; outputs are read back so).
 //! - Commands run with the built `ember` first on `PATH`, `EMBER_NUM_THREADS=2` (results are
 //!   the same on any machine of this project's kind) and no other `EMBER_` variable.
+//! - A page whose examples run `mpirun` finds the binary built with `--features mpi`
+//!   (target/mpi/ember) as `ember`, and the one under test as `ember-without-mpi`; Open MPI
+//!   is told to run as root and without ptrace-based transfers, as a CI container needs.
 //! - ```sh blocks are not run: the two commands CI runs itself and a few set-up steps. An `ember`
 //!   command in one is an error (checked below).
 //! - `EMBER_DOCS=overwrite` writes the output of each command that differs into its page, in
@@ -62,6 +65,7 @@ pages! {
     tuning => "docs/tuning.md",
     serving => "docs/serving.md",
     speed => "docs/speed.md",
+    distributed => "docs/distributed.md",
     layout => "docs/layout.md",
 }
 
@@ -205,8 +209,7 @@ fn script(page: &str, block: &Block, port: &str, scratch: &Path) -> String {
 }
 
 /// Runs a script in `dir` with the docs' environment; its output, or why it did not finish.
-fn run_script(script: &str, dir: &Path) -> Result<String, String> {
-    let bin = Path::new(env!("CARGO_BIN_EXE_ember")).parent().unwrap();
+fn run_script(script: &str, dir: &Path, bin: &Path) -> Result<String, String> {
     let path = std::env::var("PATH").unwrap_or_default();
     let mut command = Command::new("bash");
     command
@@ -223,6 +226,12 @@ fn run_script(script: &str, dir: &Path) -> Result<String, String> {
         }
     }
     command.env("EMBER_NUM_THREADS", "2");
+    // mpirun as the examples show it, on a CI machine (root, in a container): root allowed,
+    // no ptrace-based single-copy transfers.
+    command
+        .env("OMPI_ALLOW_RUN_AS_ROOT", "1")
+        .env("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1")
+        .env("OMPI_MCA_btl_vader_single_copy_mechanism", "none");
     let mut child = command.spawn().expect("bash runs");
     let mut stdout = child.stdout.take().unwrap();
     let reader = std::thread::spawn(move || {
@@ -299,6 +308,32 @@ fn scratch(page: &str) -> Option<PathBuf> {
     Some(root)
 }
 
+/// The folder put first on the examples' PATH: `ember`, the binary under test, or for a page
+/// whose examples run `mpirun`, the binary built with `--features mpi` (target/mpi/ember, as
+/// tests/distributed.rs finds it; None when it is missing, which skips the page or fails it
+/// under CI=true), beside `ember-without-mpi`, the binary under test.
+fn binaries(root: &Path, mpi: bool) -> Option<PathBuf> {
+    let plain = PathBuf::from(env!("CARGO_BIN_EXE_ember"));
+    if !mpi {
+        return Some(plain.parent().unwrap().to_path_buf());
+    }
+    let built = std::env::var_os("EMBER_MPI_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| plain.parent().unwrap().parent().unwrap().join("mpi/ember"));
+    if !built.is_file() {
+        common::missing(&format!(
+            "no MPI build at {} for the examples that run mpirun (see tests/distributed.rs)",
+            built.display()
+        ));
+        return None;
+    }
+    let bin = root.join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    std::os::unix::fs::symlink(&built, bin.join("ember")).unwrap();
+    std::os::unix::fs::symlink(&plain, bin.join("ember-without-mpi")).unwrap();
+    Some(bin)
+}
+
 /// Runs every console block of a page; panics with each difference, naming page, line and
 /// command.
 fn run_page(page: &str) {
@@ -309,6 +344,9 @@ fn run_page(page: &str) {
         return;
     }
     let Some(root) = scratch(page) else { return };
+    let Some(bin) = binaries(&root, text.contains("\n$ mpirun ")) else {
+        return;
+    };
     let overwrite = std::env::var("EMBER_DOCS").as_deref() == Ok("overwrite");
     let assert = snapbox::Assert::new().normalize_paths(false);
     let mut failures = Vec::new();
@@ -324,7 +362,7 @@ fn run_page(page: &str) {
         } else {
             SHOWN_PORT.to_string()
         };
-        let out = match run_script(&script(page, block, &port, &root), &root.join("repo")) {
+        let out = match run_script(&script(page, block, &port, &root), &root.join("repo"), &bin) {
             Ok(out) => out,
             Err(why) => {
                 let first = &block.examples[0];

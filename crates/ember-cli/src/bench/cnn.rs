@@ -94,7 +94,7 @@ pub fn run(args: &BenchArgs) -> ember::Result<()> {
 
 /// The model file's RandomTranslation factors (height, width), for the PyTorch side to
 /// shift its images the same way; an error for augmentation the script cannot mirror.
-fn translation(spec: &ModelSpec) -> ember::Result<Option<(f32, f32)>> {
+pub(super) fn translation(spec: &ModelSpec) -> ember::Result<Option<(f32, f32)>> {
     let mut found = None;
     for layer in spec.layer_configs() {
         match layer {

@@ -17,12 +17,16 @@
 //! - `generate`: a GGUF language model's prompt processing and generation in tokens/s at
 //!   1 and 2 threads, against llama.cpp on the same file (bench/generate_llamacpp.py, with
 //!   `--python`);
+//! - `distributed`: the convnet's epoch on 2 MPI ranks × 1 thread against 1 process × 1 and
+//!   × 2 threads, the all-reduce's latency and bandwidth, an α–β cost model for 8–64 nodes,
+//!   against PyTorch DistributedDataParallel (bench/ddp_cnn.py, with `--python`);
 //! - `serve`: `ember serve` under 1, 8 and 64 connections, MNIST MLP and MiniLM, a memory soak,
 //!   against FastAPI + uvicorn + PyTorch (bench/serve_fastapi.py, with `--python`).
 
 mod baseline;
 mod cnn;
 mod conv;
+mod distributed;
 mod embed;
 mod generate;
 mod mlp;
@@ -58,6 +62,9 @@ pub enum Workload {
     Serve,
     /// GGUF language model prompt processing and generation against llama.cpp (with --python).
     Generate,
+    /// Data-parallel training on 2 MPI ranks against 1 process, all-reduce latency and
+    /// bandwidth, against PyTorch DDP (with --python; needs a binary built with --features mpi).
+    Distributed,
 }
 
 #[derive(Args)]
@@ -68,7 +75,7 @@ pub struct BenchArgs {
     /// MNIST folder (the four IDX files, plain or .gz).
     #[arg(long, value_name = "DIR", default_value = "data/mnist")]
     data: PathBuf,
-    /// Epochs to time for each side (default: 5 for mlp, 3 for cnn); generate: timed runs per side (default 3).
+    /// Epochs to time for each side (default: 5 for mlp, 3 for cnn, 2 for distributed); generate: timed runs per side (default 3).
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
     epochs: Option<u64>,
     /// Threads for the numeric kernels, on both sides.
@@ -77,14 +84,14 @@ pub struct BenchArgs {
     /// Seed for initialisation and shuffling.
     #[arg(long, default_value_t = 1)]
     seed: u64,
-    /// cnn, embed, tune: the Python interpreter of a virtual environment with torch (and
+    /// cnn, embed, tune, distributed: the Python interpreter of a virtual environment with torch (and
     /// sentence-transformers), or optuna, for the other side of the same run (bench/README.md).
     #[arg(long, value_name = "PYTHON")]
     python: Option<PathBuf>,
     /// embed: the sentence-transformers folder to time (all-MiniLM-L6-v2).
     #[arg(long, value_name = "DIR")]
     encoder: Option<PathBuf>,
-    /// cnn: the model file to time (default models/mnist-cnn.toml); tune: the model file
+    /// cnn, distributed: the model file to time (default models/mnist-cnn.toml); tune: the model file
     /// whose [tune] section to search (default bench/tune/mnist-tpe.toml); generate: the GGUF
     /// file (default target/models/SmolLM2-135M-Instruct.Q4_1.gguf).
     #[arg(long, value_name = "FILE")]
@@ -114,7 +121,7 @@ pub struct BenchArgs {
     /// generate: the thread counts to time, each side in a process of its own.
     #[arg(long, value_name = "LIST", default_value = "1,2")]
     thread_counts: String,
-    /// generate: run one measurement in this process and print it as JSON (used by the bench itself).
+    /// generate, distributed: run one measurement in this process and print it as JSON (used by the bench itself).
     #[arg(long, hide = true)]
     worker: bool,
     /// generate: time each side beside a busy process pinned to one core (the last one this
@@ -149,6 +156,7 @@ fn flags_read(workload: &Workload) -> &'static [&'static str] {
             "busy_core",
             "spin",
         ],
+        Workload::Distributed => &["data", "epochs", "seed", "python", "model", "worker"],
     }
 }
 
@@ -186,6 +194,7 @@ pub fn run(args: BenchArgs, matches: Option<&clap::ArgMatches>) -> ember::Result
         Workload::Recommend => recommend::run(&args),
         Workload::Serve => serve::run(&args),
         Workload::Generate => generate::run(&args),
+        Workload::Distributed => distributed::run(&args),
     }
 }
 

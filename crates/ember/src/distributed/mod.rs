@@ -115,6 +115,15 @@ pub fn launched_size() -> Option<usize> {
         .find_map(|name| std::env::var(name).ok()?.trim().parse().ok())
 }
 
+/// This process's rank as the launcher gives it (0 when no launcher started it): what
+/// decides, before MPI is joined, which process reports a failure to join.
+pub fn launched_rank() -> usize {
+    ["OMPI_COMM_WORLD_RANK", "PMI_RANK", "SLURM_PROCID"]
+        .iter()
+        .find_map(|name| std::env::var(name).ok()?.trim().parse().ok())
+        .unwrap_or(0)
+}
+
 /// Joins the MPI job that started this process, if it started more than one; a world of one
 /// otherwise. Call it once, first thing, and [`finish`] at the end. A job of several
 /// processes started with a binary built without the `mpi` feature is an error that says
