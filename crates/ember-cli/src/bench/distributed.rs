@@ -392,7 +392,7 @@ fn report(
     println!();
     println!(
         "Cost model of one step (global batch {batch}: {} of compute on 1 thread; a ring \
-         all-reduce of {}, not overlapped): efficiency = compute / (compute + all-reduce)",
+         all-reduce of {}, overlap left out): efficiency = compute / (compute + all-reduce)",
         seconds_text(step),
         bytes_text(bytes as usize)
     );

@@ -174,50 +174,39 @@ impl Tape {
         self.shard
     }
 
-    /// The gradient seam's all-reduce: every trainable weight's gradient times `scale`
-    /// (zeros where the last backward did not reach it, or for all of them when `reached`
-    /// is false), one reach flag per weight and `scale · loss`, packed in one buffer that
-    /// `combine` replaces (with its sum over processes); the gradients are then read back,
-    /// a weight no process reached keeping none, and the combined loss is returned.
-    pub fn combine_gradients(
-        &mut self,
-        scale: f32,
-        loss: f32,
-        reached: bool,
-        combine: impl FnOnce(&mut [f32]) -> Result<()>,
-    ) -> Result<f32> {
-        let trainable: Vec<usize> = (0..self.num_params)
+    /// This step's trainable weights, in the order they were moved in.
+    pub fn trainable_params(&self) -> impl Iterator<Item = Var> + '_ {
+        (0..self.num_params)
             .filter(|&i| self.nodes[i].requires_grad)
-            .collect();
-        let len: usize = trainable.iter().map(|&i| self.nodes[i].value.len()).sum();
-        let mut buffer = Vec::with_capacity(len + trainable.len() + 1);
-        for &i in &trainable {
-            let node = &self.nodes[i];
-            match reached && node.has_grad {
-                true => buffer.extend(node.grad.data().iter().map(|g| g * scale)),
-                false => buffer.resize(buffer.len() + node.value.len(), 0.0),
-            }
+            .map(Var)
+    }
+
+    /// Replaces a trainable weight's gradient with `values` (its length), or leaves it with
+    /// none (None): how gradients summed across processes come back to the step.
+    pub fn set_grad(&mut self, v: Var, values: Option<&[f32]>) -> Result<()> {
+        let node = &mut self.nodes[v.0];
+        if v.0 >= self.num_params || !node.requires_grad {
+            return Err(Error::invalid(format!("{v:?} is not a trainable weight")));
         }
-        buffer.extend(
-            trainable
-                .iter()
-                .map(|&i| f32::from(reached && self.nodes[i].has_grad)),
-        );
-        buffer.push(if reached { scale * loss } else { 0.0 });
-        combine(&mut buffer)?;
-        let (grads, rest) = buffer.split_at(len);
-        let mut at = 0;
-        for (k, &i) in trainable.iter().enumerate() {
-            let node = &mut self.nodes[i];
-            let n = node.value.len();
-            node.has_grad = rest[k] > 0.0;
-            if node.has_grad {
+        match values {
+            Some(values) if values.len() == node.value.len() => {
                 node.grad.reset_to_shape(node.value.shape());
-                node.grad.copy_from_slice(&grads[at..at + n]);
+                node.grad.copy_from_slice(values);
+                node.has_grad = true;
             }
-            at += n;
+            Some(values) => {
+                return Err(Error::shape(
+                    "set_grad",
+                    format!(
+                        "{} values for a weight of {:?}",
+                        values.len(),
+                        node.value.shape()
+                    ),
+                ))
+            }
+            None => node.has_grad = false,
         }
-        Ok(rest[trainable.len()])
+        Ok(())
     }
 
     /// Each weight's value with its gradient from the last `backward` (None if none reached it).
@@ -325,12 +314,78 @@ impl Tape {
         }
         out.grad.clone_from(seed);
         out.has_grad = true;
-        for i in (self.num_params..=output.0).rev() {
-            if !self.nodes[i].has_grad {
-                continue;
+        self.propagate(output, &mut |_, _| Ok(()))
+    }
+
+    /// Back-propagates a scalar `loss` as [`Tape::backward`] does, and as soon as backward
+    /// has passed the first use of trainable weights — their gradients are then final —
+    /// calls `ready` with them (in the order they become final); it is also called, with
+    /// none, after every other node, so that the caller may let its communication progress.
+    /// What a data-parallel step all-reduces while the rest of backward runs.
+    pub fn backward_overlapped(
+        &mut self,
+        loss: Var,
+        ready: &mut dyn FnMut(&Tape, &[Var]) -> Result<()>,
+    ) -> Result<()> {
+        if self.value(loss).len() != 1 {
+            return Err(Error::shape(
+                "backward",
+                format!(
+                    "the loss must be a scalar, got shape {:?}",
+                    self.value(loss).shape()
+                ),
+            ));
+        }
+        // Each trainable weight's first use: the last node backward reaches that reads it.
+        let n = self.num_params;
+        let mut first_use = vec![usize::MAX; n];
+        for i in n..=loss.0 {
+            for v in ops::inputs(&self.nodes[i].op) {
+                if v.0 < n {
+                    first_use[v.0] = first_use[v.0].min(i);
+                }
             }
-            let (before, rest) = self.nodes.split_at_mut(i);
-            ops::backward(&rest[0], before, &mut self.scratch);
+        }
+        let mut order: Vec<usize> = (0..n).filter(|&p| self.nodes[p].requires_grad).collect();
+        order.sort_by_key(|&p| std::cmp::Reverse(first_use[p]));
+        for node in &mut self.nodes[..self.len] {
+            node.has_grad = false;
+        }
+        let out = &mut self.nodes[loss.0];
+        if !out.requires_grad {
+            let all: Vec<Var> = order.iter().map(|&p| Var(p)).collect();
+            return ready(self, &all);
+        }
+        out.grad = Tensor::full(out.value.shape(), 1.0);
+        out.has_grad = true;
+        // Weights no node reads are final at once.
+        let mut next = order.iter().take_while(|&&p| first_use[p] > loss.0).count();
+        let unused: Vec<Var> = order[..next].iter().map(|&p| Var(p)).collect();
+        ready(self, &unused)?;
+        self.propagate(loss, &mut |tape, i| {
+            let done = order[next..]
+                .iter()
+                .take_while(|&&p| first_use[p] >= i)
+                .count();
+            let vars: Vec<Var> = order[next..next + done].iter().map(|&p| Var(p)).collect();
+            next += done;
+            ready(tape, &vars)
+        })
+    }
+
+    /// Runs the backward rules from `output` down, calling `after(tape, i)` once node i is
+    /// done (or skipped: no gradient reached it).
+    fn propagate(
+        &mut self,
+        output: Var,
+        after: &mut dyn FnMut(&Tape, usize) -> Result<()>,
+    ) -> Result<()> {
+        for i in (self.num_params..=output.0).rev() {
+            if self.nodes[i].has_grad {
+                let (before, rest) = self.nodes.split_at_mut(i);
+                ops::backward(&rest[0], before, &mut self.scratch);
+            }
+            after(self, i)?;
         }
         Ok(())
     }
@@ -421,5 +476,45 @@ impl GradOut {
         let node = &mut nodes[self.var];
         node.grad = self.buf;
         node.has_grad = true;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// sum(tanh(x · w1) · w2), with a third weight nothing reads.
+    fn record(tape: &mut Tape) -> (Var, [Var; 3]) {
+        let w1 = tape.param(Tensor::new(&[2, 3], vec![0.1, -0.2, 0.3, 0.4, 0.5, -0.6]).unwrap());
+        let w2 = tape.param(Tensor::new(&[3, 1], vec![0.7, -0.8, 0.9]).unwrap());
+        let w3 = tape.param(Tensor::new(&[2], vec![1.0, 2.0]).unwrap());
+        let x = tape.constant(&Tensor::new(&[2, 2], vec![1.0, 2.0, -1.0, 0.5]).unwrap());
+        let h = tape.matmul(x, w1).unwrap();
+        let h = tape.tanh(h).unwrap();
+        let y = tape.matmul(h, w2).unwrap();
+        (tape.sum(y).unwrap(), [w1, w2, w3])
+    }
+
+    #[test]
+    fn overlapped_backward_says_when_each_weight_is_final_and_computes_the_same() {
+        let mut plain = Tape::new();
+        let (loss, [w1, w2, _]) = record(&mut plain);
+        plain.backward(loss).unwrap();
+        let mut tape = Tape::new();
+        let (loss, weights) = record(&mut tape);
+        let mut heard: Vec<(Var, Option<Tensor>)> = Vec::new();
+        tape.backward_overlapped(loss, &mut |tape, ready| {
+            heard.extend(ready.iter().map(|&v| (v, tape.grad(v).cloned())));
+            Ok(())
+        })
+        .unwrap();
+        // Each weight once: the unused one at once, then the last layer's, then the first's,
+        // each already holding its final gradient.
+        let order: Vec<Var> = heard.iter().map(|(v, _)| *v).collect();
+        assert_eq!(order, [weights[2], weights[1], weights[0]]);
+        assert_eq!(heard[0].1, None);
+        assert_eq!(heard[1].1.as_ref(), plain.grad(w2));
+        assert_eq!(heard[2].1.as_ref(), plain.grad(w1));
+        assert_eq!(tape.grad(w1), plain.grad(w1));
     }
 }

@@ -33,6 +33,14 @@ pub trait Collective: Send + Sync {
     /// Replaces each value with its sum over all processes. A long buffer goes as
     /// [`BUCKET_FLOATS`]-sized all-reduces, all in flight before the first is waited for.
     fn sum_f32(&self, values: &mut [f32]) -> Result<()>;
+    /// Starts summing `values` over all processes, without waiting: every rank starts the
+    /// same sums, of the same lengths, in the same order. [`Collective::finish_sums`] waits
+    /// for every sum started and returns them in that order.
+    fn start_sum(&self, values: Vec<f32>) -> Result<()>;
+    /// Lets the sums started make progress (MPI moves a message on only inside its calls).
+    fn progress(&self) -> Result<()>;
+    /// Waits for every sum started since the last call; the sums, in the order started.
+    fn finish_sums(&self) -> Result<Vec<Vec<f32>>>;
     /// As [`Collective::sum_f32`], in f64 (metric sums: sample counts stay exact).
     fn sum_f64(&self, values: &mut [f64]) -> Result<()>;
     /// The smallest and the largest of every process's `value`.
@@ -46,10 +54,31 @@ pub trait Collective: Send + Sync {
     fn library(&self) -> String;
 }
 
-/// A world of one process.
-struct Alone;
+/// A world of one process (its started sums are their own result).
+struct Alone {
+    started: std::sync::Mutex<Vec<Vec<f32>>>,
+}
+
+static ALONE_WORLD: Alone = Alone {
+    started: std::sync::Mutex::new(Vec::new()),
+};
 
 impl Collective for Alone {
+    fn start_sum(&self, values: Vec<f32>) -> Result<()> {
+        self.started
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(values);
+        Ok(())
+    }
+    fn progress(&self) -> Result<()> {
+        Ok(())
+    }
+    fn finish_sums(&self) -> Result<Vec<Vec<f32>>> {
+        Ok(std::mem::take(
+            &mut *self.started.lock().unwrap_or_else(|e| e.into_inner()),
+        ))
+    }
     fn rank(&self) -> usize {
         0
     }
@@ -88,7 +117,7 @@ thread_local! {
 pub fn world() -> &'static dyn Collective {
     match WORLD.get() {
         Some(world) if !ALONE.get() => world.as_ref(),
-        _ => &Alone,
+        _ => &ALONE_WORLD,
     }
 }
 

@@ -1,11 +1,12 @@
 //! What `fit` does differently when several processes train one model (data-parallel, see
 //! [`crate::distributed`]): the weights start as rank 0's, each epoch's metrics are summed
 //! over the ranks, moving averages (batch normalization's) are averaged, and the weights
-//! are checked to be the same on every rank. The gradients' all-reduce is in the training
-//! step (step.rs); alone, every function here returns at once.
+//! are checked to be the same on every rank; and the gradients' all-reduce that the
+//! training step (step.rs) runs during backward. Alone, every function here returns at once.
 
 use super::functional::Model;
-use crate::distributed::{self, world};
+use crate::autograd::{Tape, Var};
+use crate::distributed::{self, world, BUCKET_FLOATS};
 use crate::error::{Error, Result};
 use crate::metrics::RunningMetrics;
 
@@ -95,4 +96,118 @@ pub(super) fn summed(running: &RunningMetrics) -> Result<RunningMetrics> {
     let mut counts = running.counts();
     distributed::sum_counts(&mut counts)?;
     Ok(RunningMetrics::from_counts(counts))
+}
+
+/// The all-reduce of one training step's gradients, overlapped with its backward pass. The
+/// trainable weights go in buckets of at most [`BUCKET_FLOATS`], the last layers' first (as
+/// PyTorch DDP orders them: backward reaches them first); a bucket's sum starts as soon as
+/// its weights' gradients are final and every bucket before it has started, so that every
+/// rank starts the same sums in the same order. Each message holds the bucket's gradients,
+/// weighted by this rank's share of the batch, and one flag per weight (whether backward
+/// reached it here); the batch's loss goes first, in a message of its own.
+pub(super) struct GradientExchange {
+    buckets: Vec<Vec<Var>>,
+    /// Buckets started so far.
+    started: usize,
+    /// Which of the step's weights have final gradients (by their index on the tape).
+    ready: Vec<bool>,
+    /// This rank's share of the batch.
+    weight: f32,
+}
+
+impl GradientExchange {
+    /// Plans the buckets of the weights on `tape` and starts the sum of the share's mean
+    /// `loss` (0 for an empty share).
+    pub(super) fn start(tape: &Tape, weight: f32, loss: f32) -> Result<Self> {
+        let mut buckets = Vec::new();
+        let mut bucket: Vec<Var> = Vec::new();
+        let mut floats = 0;
+        let trainable: Vec<Var> = tape.trainable_params().collect();
+        for v in trainable.into_iter().rev() {
+            let n = tape.value(v).len();
+            if !bucket.is_empty() && floats + n > BUCKET_FLOATS {
+                buckets.push(std::mem::take(&mut bucket));
+                floats = 0;
+            }
+            bucket.push(v);
+            floats += n;
+        }
+        if !bucket.is_empty() {
+            buckets.push(bucket);
+        }
+        world().start_sum(vec![weight * loss])?;
+        Ok(GradientExchange {
+            buckets,
+            started: 0,
+            ready: vec![false; tape.num_params()],
+            weight,
+        })
+    }
+
+    /// Backward has made the gradients of `vars` final: starts every bucket now complete.
+    pub(super) fn on_ready(&mut self, tape: &Tape, vars: &[Var]) -> Result<()> {
+        for v in vars {
+            self.ready[v.0] = true;
+        }
+        while let Some(bucket) = self.buckets.get(self.started) {
+            if !bucket.iter().all(|v| self.ready[v.0]) {
+                break;
+            }
+            let mut message = Vec::new();
+            for &v in bucket {
+                match tape.grad(v) {
+                    Some(g) => message.extend(g.data().iter().map(|x| x * self.weight)),
+                    None => message.resize(message.len() + tape.value(v).len(), 0.0),
+                }
+            }
+            message.extend(bucket.iter().map(|&v| f32::from(tape.grad(v).is_some())));
+            world().start_sum(message)?;
+            self.started += 1;
+        }
+        world().progress()
+    }
+
+    /// A rank with no rows in this batch: every bucket, as zeros (no gradient reached).
+    pub(super) fn nothing_reached(&mut self, tape: &Tape) -> Result<()> {
+        for bucket in &self.buckets[self.started..] {
+            let floats: usize = bucket.iter().map(|&v| tape.value(v).len()).sum();
+            world().start_sum(vec![0.0; floats + bucket.len()])?;
+        }
+        self.started = self.buckets.len();
+        Ok(())
+    }
+
+    /// Waits for every sum and writes the summed gradients back to `tape`: a weight no rank
+    /// reached keeps none. Returns the batch's loss.
+    pub(super) fn finish(self, tape: &mut Tape) -> Result<f32> {
+        if self.started != self.buckets.len() {
+            return Err(Error::invalid(format!(
+                "{} of {} gradient buckets were never started",
+                self.buckets.len() - self.started,
+                self.buckets.len()
+            )));
+        }
+        let sums = world().finish_sums()?;
+        let [loss, buckets @ ..] = sums.as_slice() else {
+            return Err(Error::invalid("the gradient all-reduce returned nothing"));
+        };
+        if buckets.len() != self.buckets.len() {
+            return Err(Error::invalid(format!(
+                "{} gradient sums for {} buckets",
+                buckets.len(),
+                self.buckets.len()
+            )));
+        }
+        for (bucket, sum) in self.buckets.iter().zip(buckets) {
+            let (grads, flags) = sum.split_at(sum.len() - bucket.len());
+            let mut at = 0;
+            for (&v, &flag) in bucket.iter().zip(flags) {
+                let n = tape.value(v).len();
+                let reached = flag > 0.0;
+                tape.set_grad(v, reached.then(|| &grads[at..at + n]))?;
+                at += n;
+            }
+        }
+        Ok(loss.first().copied().unwrap_or(f32::NAN))
+    }
 }

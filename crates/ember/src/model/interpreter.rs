@@ -181,6 +181,21 @@ impl Model {
     /// it (`weights`). Returns each output with the activation left to apply (see [`run`]),
     /// and the value of every call, in call order.
     #[allow(clippy::too_many_arguments)]
+    /// A training step of which this process has no samples (data-parallel training):
+    /// every call that would train tells its layer to move its random draws on, as
+    /// [`run`] in training would call it (trainable layers and layers without weights).
+    pub(crate) fn skip_training_step(layers: &[Entry], graph: &GraphView) {
+        let needed = needed_calls(&graph.calls, &graph.outputs);
+        for (call, _) in graph.calls.iter().zip(needed).filter(|(_, n)| *n) {
+            let entry = &layers[call.layer];
+            if let Operation::Layer(layer) = &entry.op {
+                if entry.trainable || entry.op.weights().is_empty() {
+                    layer.skip_call();
+                }
+            }
+        }
+    }
+
     pub(crate) fn record(
         layers: &[Entry],
         graph: &GraphView,

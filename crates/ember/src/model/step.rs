@@ -1,6 +1,7 @@
 //! The training step: a batch's gradients (whole, or per example), then the gradient
 //! transforms, then the optimizer's update.
 
+use super::data_parallel::GradientExchange;
 use super::fit::Data;
 use super::functional::{Compiled, Model};
 use super::interpreter::GraphView;
@@ -202,6 +203,8 @@ impl Model {
         // The weights go back to their layers whatever the step's outcome.
         let result = (|| {
             let mut value = 0.0;
+            // Data-parallel: the gradients are summed over the processes during backward.
+            let mut exchange = None;
             // A share may be empty (a last batch smaller than the number of processes).
             if !rows.is_empty() {
                 let xs = data
@@ -229,8 +232,14 @@ impl Model {
                 let (total, first_output) =
                     summed_loss(compiled.loss, tape, outputs, &ys, sample_weights)?;
                 let loss = Model::with_penalties(layers, tape, &weights, total)?;
-                tape.backward(loss)?;
                 value = tape.value(loss).item()?;
+                if shared {
+                    let mut sums = GradientExchange::start(tape, weight, value)?;
+                    tape.backward_overlapped(loss, &mut |tape, ready| sums.on_ready(tape, ready))?;
+                    exchange = Some(sums);
+                } else {
+                    tape.backward(loss)?;
+                }
                 running.add_loss(value, rows.len());
                 if let Some(kind) = compiled.accuracy {
                     running.add_accuracy(accuracy_counts(
@@ -239,13 +248,17 @@ impl Model {
                         tape.value(ys[0]),
                     )?);
                 }
+            } else if shared {
+                // No samples here: the random layers' draws move on as the others' do.
+                Model::skip_training_step(layers, graph);
+                let mut sums = GradientExchange::start(tape, weight, 0.0)?;
+                sums.nothing_reached(tape)?;
+                exchange = Some(sums);
             }
-            if shared {
-                // The gradient seam's all-reduce; the loss rides along, so every process
-                // sees the batch's loss (and stops on a non-finite one together).
-                value = tape.combine_gradients(weight, value, !rows.is_empty(), |buffer| {
-                    world.sum_f32(buffer)
-                })?;
+            // The gradient seam's all-reduce: the batch's gradients and loss, the same on
+            // every process (which so stop on a non-finite loss together).
+            if let Some(sums) = exchange {
+                value = sums.finish(tape)?;
             }
             compiled.apply_gradients(tape)?;
             Ok(value)

@@ -285,6 +285,10 @@ impl Layer for Augment {
         pass.warp(&x, &transforms, self.fill())
     }
 
+    fn skip_call(&self) {
+        self.next_seed.next();
+    }
+
     fn config(&self) -> LayerConfig {
         match &self.kind {
             Kind::Flip(c) => LayerConfig::RandomFlip(c.clone()),

@@ -108,6 +108,12 @@ impl Layer for Dropout {
         pass.binary(BinaryOp::Mul, &x, &mask)
     }
 
+    fn skip_call(&self) {
+        if self.config.rate != 0.0 {
+            self.next_seed.next();
+        }
+    }
+
     fn config(&self) -> LayerConfig {
         LayerConfig::Dropout(self.config.clone())
     }

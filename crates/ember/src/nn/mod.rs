@@ -86,6 +86,12 @@ pub trait Layer: Send + Sync {
     /// for tokens and 0 for padding.
     fn call(&self, pass: &mut Pass, x: Value, mask: Option<Value>) -> Result<Value<'static>>;
 
+    /// A training call made on other processes only (data-parallel training: this one has
+    /// no samples of the batch). A layer that draws random numbers at each training call
+    /// (dropout, augmentation) moves its generator on as the call would have, so that its
+    /// later draws stay the other processes'. Nothing to do for the others.
+    fn skip_call(&self) {}
+
     /// The activation the layer ends with, which a loss may fuse (softmax or sigmoid
     /// with a cross-entropy).
     fn final_activation(&self) -> Activation {

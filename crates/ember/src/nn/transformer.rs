@@ -395,6 +395,12 @@ impl Layer for TransformerEncoder {
         pass.sublayer(14, |pass| self.output_norm.call(pass, out, None))
     }
 
+    fn skip_call(&self) {
+        // Both residual branches' dropout.
+        self.drop.skip_call();
+        self.drop.skip_call();
+    }
+
     fn weights(&self) -> Vec<WeightRef<'_>> {
         let (Some(intermediate), Some(output)) = (&self.intermediate, &self.output) else {
             return Vec::new();

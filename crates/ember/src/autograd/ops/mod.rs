@@ -267,6 +267,17 @@ pub(crate) fn per_example_unsupported(op: &Op) -> Vec<Var> {
     }
 }
 
+/// Every input of `op`: what its backward rule may send a gradient to.
+pub(crate) fn inputs(op: &Op) -> Vec<Var> {
+    let mut vars = per_example_unsupported(op);
+    match *op {
+        Op::Linear { w, b, .. } => vars.extend([Some(w), b].into_iter().flatten()),
+        Op::Conv2d { kernel, bias, .. } => vars.extend([Some(kernel), bias].into_iter().flatten()),
+        _ => {}
+    }
+    vars
+}
+
 /// How many rows (samples × positions) a per-example weight rule splits among the samples.
 pub(crate) fn per_example_rows(op: &Op, nodes: &[Node]) -> Option<usize> {
     match *op {
