@@ -108,17 +108,27 @@ impl Collective for Mpi {
     }
 
     fn sum_f32(&self, values: &mut [f32]) -> Result<()> {
-        if !self.finish_sums()?.is_empty() {
-            return Err(Error::invalid("sums were started and not finished"));
-        }
-        // Every bucket's all-reduce is started before the first is waited for: the
-        // library pipelines them (and a large buffer is not one giant message).
-        for bucket in values.chunks(BUCKET_FLOATS) {
-            self.start_sum(bucket.to_vec())?;
-        }
-        for (bucket, sum) in values.chunks_mut(BUCKET_FLOATS).zip(self.finish_sums()?) {
-            bucket.copy_from_slice(&sum);
-        }
+        let world = self.comm()?;
+        // The sums land in `values` itself (one copy of it is sent): no buffer to allocate,
+        // which for tens of MB would cost more page faults than the transfer. Every
+        // bucket's all-reduce is started before the first is waited for: the library
+        // pipelines them (and a large buffer is not one giant message).
+        let send = values.to_vec();
+        mpi::request::multiple_scope(values.len().div_ceil(BUCKET_FLOATS), |scope, requests| {
+            for (send, recv) in send
+                .chunks(BUCKET_FLOATS)
+                .zip(values.chunks_mut(BUCKET_FLOATS))
+            {
+                requests.add(world.0.immediate_all_reduce_into(
+                    scope,
+                    send,
+                    recv,
+                    SystemOperation::sum(),
+                ));
+            }
+            let mut done = Vec::new();
+            requests.wait_all(&mut done);
+        });
         Ok(())
     }
 
