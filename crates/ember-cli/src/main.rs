@@ -93,30 +93,42 @@ fn main() -> ExitCode {
         quiet_stdout();
     }
     ember::progress::set_enabled(!cli.quiet && root);
-    let result = match cli.command {
-        Command::Train(mut args) => {
-            args.quiet = cli.quiet;
-            commands::train::run(*args)
-        }
-        Command::Tune(args) => commands::tune::run(*args),
-        Command::Cv(args) => commands::cv::run(args),
-        Command::Data(args) => commands::data::run(args),
-        Command::Evaluate(args) => commands::evaluate::run(args),
-        Command::Predict(args) => commands::predict::run(args),
-        Command::Explain(args) => commands::explain::run(args),
-        Command::Summary(args) => commands::summary::run(args),
-        Command::Embed(args) => commands::embed::run(args),
-        Command::Index(args) => commands::faq::index(args),
-        Command::Ask(args) => commands::faq::ask(args),
-        Command::Generate(args) => commands::generate::run_generate(*args),
-        Command::Chat(args) => commands::generate::run_chat(*args),
-        Command::Recommend(args) => commands::recommend::run(args),
-        Command::Serve(args) => commands::serve::run(*args),
-        Command::Bench(args) => bench::run(args, matches.subcommand_matches("bench")),
-        Command::Completions { shell } => {
-            clap_complete::generate(shell, &mut Cli::command(), "ember", &mut std::io::stdout());
-            Ok(())
-        }
+    // Under mpirun, the commands that share their work among the processes; another would
+    // run the same work on each of them (or, serving, on one port).
+    let shared = ["train", "tune", "cv", "evaluate", "bench"];
+    let command = matches.subcommand_name().unwrap_or_default();
+    let result = match ember::distributed::check_shared(command, &shared) {
+        Err(err) => Err(err),
+        Ok(()) => match cli.command {
+            Command::Train(mut args) => {
+                args.quiet = cli.quiet;
+                commands::train::run(*args)
+            }
+            Command::Tune(args) => commands::tune::run(*args),
+            Command::Cv(args) => commands::cv::run(args),
+            Command::Data(args) => commands::data::run(args),
+            Command::Evaluate(args) => commands::evaluate::run(args),
+            Command::Predict(args) => commands::predict::run(args),
+            Command::Explain(args) => commands::explain::run(args),
+            Command::Summary(args) => commands::summary::run(args),
+            Command::Embed(args) => commands::embed::run(args),
+            Command::Index(args) => commands::faq::index(args),
+            Command::Ask(args) => commands::faq::ask(args),
+            Command::Generate(args) => commands::generate::run_generate(*args),
+            Command::Chat(args) => commands::generate::run_chat(*args),
+            Command::Recommend(args) => commands::recommend::run(args),
+            Command::Serve(args) => commands::serve::run(*args),
+            Command::Bench(args) => bench::run(args, matches.subcommand_matches("bench")),
+            Command::Completions { shell } => {
+                clap_complete::generate(
+                    shell,
+                    &mut Cli::command(),
+                    "ember",
+                    &mut std::io::stdout(),
+                );
+                Ok(())
+            }
+        },
     };
     let world = ember::distributed::world();
     match result {

@@ -151,6 +151,23 @@ fn two_ranks_train_mnist_as_one_process_does_and_print_once() {
     assert!(a > 0.96, "{a}");
     let gap = weight_difference(&one, &two);
     assert!(gap <= WEIGHTS_AGREE, "weights differ by {gap:e}");
+    // Evaluation shares the test set among the ranks and adds up their sums.
+    let evaluate = ["evaluate", two.as_str()];
+    let (a, b) = (
+        stdout(&run(alone(&bin, &evaluate))),
+        stdout(&run(mpirun(&bin, 2, &evaluate))),
+    );
+    assert_eq!(a, b);
+    // A command that would do the same work on each rank is refused, once.
+    let out = mpirun(&bin, 2, &["summary"]).output().unwrap();
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert_eq!(
+        said.matches("`ember summary` does not share its work")
+            .count(),
+        1,
+        "{said}"
+    );
 }
 
 #[test]

@@ -176,6 +176,20 @@ pub fn init() -> Result<()> {
     )))
 }
 
+/// An error when this process is one of several and `command` is not among the commands
+/// that share their work among them (`shared`): it would do the same work on each.
+pub fn check_shared(command: &str, shared: &[&str]) -> Result<()> {
+    let size = world().size();
+    match size == 1 || shared.contains(&command) {
+        true => Ok(()),
+        false => Err(Error::invalid(format!(
+            "`ember {command}` does not share its work among processes: under mpirun each of \
+             the {size} would do it all; run it without mpirun (under mpirun: {})",
+            shared.join(", ")
+        ))),
+    }
+}
+
 /// Leaves the MPI job (MPI_Finalize) after a successful run; a no-op alone.
 pub fn finish() {
     #[cfg(feature = "mpi")]
