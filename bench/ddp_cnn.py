@@ -17,14 +17,13 @@ import socket
 import sys
 import time
 
-import numpy as np
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 from torch import nn
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from mnist_cnn import find, keras_convnet, read_idx, translate  # noqa: E402
+from mnist_cnn import keras_convnet, load_split, translate  # noqa: E402
 
 BATCH = 128
 
@@ -43,12 +42,8 @@ def worker(rank, args, port, results):
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
 
-    images = read_idx(find(args.data, "train-images-idx3-ubyte"))
-    labels = read_idx(find(args.data, "train-labels-idx1-ubyte"))
-    x = torch.from_numpy(images.astype(np.float32) / 255.0).unsqueeze(1)
-    y = torch.from_numpy(labels.astype(np.int64))
-    split = int(len(x) * 0.9)
-    x_train, y_train, x_val, y_val = x[:split], y[:split], x[split:], y[split:]
+    x_train, y_train, x_val, y_val = load_split(args.data)
+    split = len(x_train)
 
     # Every rank builds the same initial weights (same seed); DDP broadcasts rank 0's anyway.
     model = nn.parallel.DistributedDataParallel(keras_convnet())

@@ -50,6 +50,17 @@ def translate(images, factors):
                                      align_corners=False)
 
 
+def load_split(folder):
+    """MNIST's training images (NCHW, scaled to [0, 1]) and labels, cut as Keras's
+    validation_split = 0.1 cuts them: (x_train, y_train, x_val, y_val), the last 10% held out."""
+    images = read_idx(find(folder, "train-images-idx3-ubyte"))
+    labels = read_idx(find(folder, "train-labels-idx1-ubyte"))
+    x = torch.from_numpy(images.astype(np.float32) / 255.0).unsqueeze(1)
+    y = torch.from_numpy(labels.astype(np.int64))
+    split = int(len(x) * 0.9)
+    return x[:split], y[:split], x[split:], y[split:]
+
+
 def keras_convnet():
     """models/mnist-cnn.toml's network (its RandomTranslation is `translate`)."""
     return nn.Sequential(
@@ -72,13 +83,8 @@ def main():
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
 
-    images = read_idx(find(args.data, "train-images-idx3-ubyte"))
-    labels = read_idx(find(args.data, "train-labels-idx1-ubyte"))
-    # NCHW for PyTorch's convolutions; Keras's validation_split takes the last 10%.
-    x = torch.from_numpy(images.astype(np.float32) / 255.0).unsqueeze(1)
-    y = torch.from_numpy(labels.astype(np.int64))
-    split = int(len(x) * 0.9)
-    x_train, y_train, x_val, y_val = x[:split], y[:split], x[split:], y[split:]
+    x_train, y_train, x_val, y_val = load_split(args.data)
+    split = len(x_train)
 
     model = keras_convnet()
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3, eps=1e-7)

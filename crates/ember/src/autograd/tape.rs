@@ -240,15 +240,7 @@ impl Tape {
                 "per-example gradients need at least one sample",
             ));
         }
-        if self.value(loss).len() != 1 {
-            return Err(Error::shape(
-                "backward_per_example",
-                format!(
-                    "the loss must be a scalar, got shape {:?}",
-                    self.value(loss).shape()
-                ),
-            ));
-        }
+        self.check_scalar(loss, "backward_per_example")?;
         for node in &self.nodes[self.num_params..self.len] {
             for v in ops::per_example_unsupported(&node.op) {
                 if v.0 < self.num_params && self.nodes[v.0].requires_grad {
@@ -282,15 +274,23 @@ impl Tape {
 
     /// Back-propagates from a scalar `loss`: afterwards [`Tape::grad`] holds d loss / d v.
     pub fn backward(&mut self, loss: Var) -> Result<()> {
-        let shape = self.value(loss).shape();
-        if self.value(loss).len() != 1 {
-            return Err(Error::shape(
-                "backward",
-                format!("the loss must be a scalar, got shape {shape:?}"),
-            ));
-        }
+        self.check_scalar(loss, "backward")?;
         let seed = Tensor::full(self.value(loss).shape(), 1.0);
         self.backward_from(loss, &seed)
+    }
+
+    /// An error naming `op` unless `loss` is a scalar.
+    fn check_scalar(&self, loss: Var, op: &'static str) -> Result<()> {
+        match self.value(loss).len() {
+            1 => Ok(()),
+            _ => Err(Error::shape(
+                op,
+                format!(
+                    "the loss must be a scalar, got shape {:?}",
+                    self.value(loss).shape()
+                ),
+            )),
+        }
     }
 
     /// Back-propagates from `output` with `seed` as its gradient (a vector-Jacobian product).
@@ -327,15 +327,7 @@ impl Tape {
         loss: Var,
         ready: &mut dyn FnMut(&Tape, &[Var]) -> Result<()>,
     ) -> Result<()> {
-        if self.value(loss).len() != 1 {
-            return Err(Error::shape(
-                "backward",
-                format!(
-                    "the loss must be a scalar, got shape {:?}",
-                    self.value(loss).shape()
-                ),
-            ));
-        }
+        self.check_scalar(loss, "backward")?;
         // Each trainable weight's first use: the last node backward reaches that reads it.
         let n = self.num_params;
         let mut first_use = vec![usize::MAX; n];
