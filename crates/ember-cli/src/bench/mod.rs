@@ -136,7 +136,7 @@ pub struct BenchArgs {
     ratings: Option<PathBuf>,
 }
 
-/// The flags each workload reads (every one reads --threads).
+/// The flags each workload reads (every one but distributed also reads --threads).
 fn flags_read(workload: &Workload) -> &'static [&'static str] {
     match workload {
         Workload::Mlp => &["data", "epochs", "seed"],
@@ -170,7 +170,9 @@ fn refuse_unused(args: &BenchArgs, matches: Option<&clap::ArgMatches>) -> ember:
     let unused: Vec<String> = command
         .get_arguments()
         .map(|arg| arg.get_id().as_str())
-        .filter(|id| !["workload", "threads"].contains(id) && !read.contains(id))
+        // Every workload reads --threads but distributed, which times its own thread counts.
+        .filter(|id| *id != "workload" && !read.contains(id))
+        .filter(|id| *id != "threads" || matches!(args.workload, Workload::Distributed))
         .filter(|id| matches.value_source(id) == Some(clap::parser::ValueSource::CommandLine))
         .map(|id| format!("--{}", id.replace('_', "-")))
         .collect();
