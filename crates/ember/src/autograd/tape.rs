@@ -60,6 +60,9 @@ pub(crate) struct Scratch {
     pub first: Vec<f32>,
     /// `Some(batch)` during [`Tape::backward_per_example`].
     pub per_example: Option<usize>,
+    /// Whether rules may run fused, leaving the gradients of some intermediate values
+    /// unkept: a convolution's output read only by a pooling (see [`Tape::backward`]).
+    pub fuse: bool,
 }
 
 impl Tape {
@@ -272,11 +275,18 @@ impl Tape {
         result
     }
 
-    /// Back-propagates from a scalar `loss`: afterwards [`Tape::grad`] holds d loss / d v.
+    /// Back-propagates from a scalar `loss`: afterwards [`Tape::grad`] holds d loss / d v for
+    /// every weight and input. To save memory traffic, a convolution whose output only a
+    /// pooling reads back-propagates with that pooling as one rule, so the convolution's
+    /// output keeps no gradient ([`Tape::grad`] gives None for it); [`Tape::backward_from`]
+    /// keeps every intermediate gradient.
     pub fn backward(&mut self, loss: Var) -> Result<()> {
         self.check_scalar(loss, "backward")?;
         let seed = Tensor::full(self.value(loss).shape(), 1.0);
-        self.backward_from(loss, &seed)
+        self.scratch.fuse = true;
+        let result = self.backward_from(loss, &seed);
+        self.scratch.fuse = false;
+        result
     }
 
     /// An error naming `op` unless `loss` is a scalar.
@@ -317,8 +327,9 @@ impl Tape {
         self.propagate(output, &mut |_, _| Ok(()))
     }
 
-    /// Back-propagates a scalar `loss` as [`Tape::backward`] does, and as soon as backward
-    /// has passed the first use of trainable weights — their gradients are then final —
+    /// Back-propagates a scalar `loss` as [`Tape::backward`] does (fused alike), and as soon
+    /// as backward has passed the first use of trainable weights — their gradients are then
+    /// final —
     /// calls `ready` with them (in the order they become final); it is also called, with
     /// none, after every other node, so that the caller may let its communication progress.
     /// What a data-parallel step all-reduces while the rest of backward runs.
@@ -354,7 +365,8 @@ impl Tape {
         let mut next = order.iter().take_while(|&&p| first_use[p] > loss.0).count();
         let unused: Vec<Var> = order[..next].iter().map(|&p| Var(p)).collect();
         ready(self, &unused)?;
-        self.propagate(loss, &mut |tape, i| {
+        self.scratch.fuse = true;
+        let result = self.propagate(loss, &mut |tape, i| {
             let done = order[next..]
                 .iter()
                 .take_while(|&&p| first_use[p] >= i)
@@ -362,7 +374,9 @@ impl Tape {
             let vars: Vec<Var> = order[next..next + done].iter().map(|&p| Var(p)).collect();
             next += done;
             ready(tape, &vars)
-        })
+        });
+        self.scratch.fuse = false;
+        result
     }
 
     /// Runs the backward rules from `output` down, calling `after(tape, i)` once node i is

@@ -132,6 +132,34 @@ impl Activation {
     }
 }
 
+impl Activation {
+    /// [`Activation::backward`] in place: `grad` holds the output's gradient on entry and the
+    /// input's on return.
+    pub fn backward_in_place(self, y: &[f32], grad: &mut [f32], row_len: usize) {
+        let each = |grad: &mut [f32], f: fn(f32, f32) -> f32| {
+            for (g, &y) in grad.iter_mut().zip(y) {
+                *g = f(y, *g);
+            }
+        };
+        match self {
+            Activation::Linear => {}
+            Activation::Relu => each(grad, |y, g| if y > 0.0 { g } else { 0.0 }),
+            Activation::Sigmoid => each(grad, |y, g| g * y * (1.0 - y)),
+            Activation::Tanh => each(grad, |y, g| g * (1.0 - y * y)),
+            Activation::Softmax => {
+                let n = row_len.max(1);
+                for (y, g) in y.chunks(n).zip(grad.chunks_mut(n)) {
+                    let dot: f32 = y.iter().zip(g.iter()).map(|(a, b)| a * b).sum();
+                    g.iter_mut().zip(y).for_each(|(g, &y)| *g = y * (*g - dot));
+                }
+            }
+            Activation::Gelu => {
+                unreachable!("GELU's gradient needs its input: backward_from_input")
+            }
+        }
+    }
+}
+
 fn zip3(a: &[f32], b: &[f32], out: &mut [f32], f: impl Fn(f32, f32, &mut f32)) {
     for ((&a, &b), o) in a.iter().zip(b).zip(out.iter_mut()) {
         f(a, b, o);

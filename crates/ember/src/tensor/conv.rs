@@ -389,33 +389,45 @@ fn for_each_window(g: &Window, mut f: impl FnMut(usize, &[(usize, usize)])) {
     }
 }
 
-/// Max pooling: each window's maximum per channel into `out` (positions, channels).
-/// Channels are the inner loop, so every window tap is a contiguous, vectorised `max`.
-pub fn max_pool(x: &[f32], g: &Window, out: &mut [f32]) {
+/// Max pooling: each window's maximum per channel into `out` (positions, channels), and,
+/// when given, into `argmax` which of the window's taps (its place among the taps inside the
+/// input, as an exact small integer) holds it: the first, on ties. Channels are the inner
+/// loop, so every window tap is a contiguous, vectorised `max`.
+pub fn max_pool(x: &[f32], g: &Window, out: &mut [f32], mut argmax: Option<&mut [f32]>) {
     let c = g.channels;
     for_each_window(g, |row, taps| {
         let best = &mut out[row * c..(row + 1) * c];
         best.fill(f32::NEG_INFINITY);
-        for &(_, t) in taps {
-            // `if v > b` rather than f32::max: no NaN bookkeeping, vectorises.
-            for (b, &v) in best.iter_mut().zip(&x[t..t + c]) {
-                *b = if v > *b { v } else { *b };
+        match argmax.as_deref_mut() {
+            None => {
+                for &(_, t) in taps {
+                    // `if v > b` rather than f32::max: no NaN bookkeeping, vectorises.
+                    for (b, &v) in best.iter_mut().zip(&x[t..t + c]) {
+                        *b = if v > *b { v } else { *b };
+                    }
+                }
+            }
+            Some(argmax) => {
+                let which = &mut argmax[row * c..(row + 1) * c];
+                which.fill(0.0);
+                for (j, &(_, t)) in taps.iter().enumerate() {
+                    let j = (j as f32).to_bits();
+                    for ((b, w), &v) in best.iter_mut().zip(which.iter_mut()).zip(&x[t..t + c]) {
+                        // Blends on the bits (all ones where v is greater): written as
+                        // selects, the compiler branches per value instead of vectorising.
+                        let greater = 0u32.wrapping_sub(u32::from(v > *b));
+                        *b = f32::from_bits(v.to_bits() & greater | b.to_bits() & !greater);
+                        *w = f32::from_bits(j & greater | w.to_bits() & !greater);
+                    }
+                }
             }
         }
     });
 }
 
-/// The gradient of [`max_pool`]: each output's gradient goes to the first input of its window
-/// that equals the maximum (recomputed here rather than stored, which keeps the forward pass a
-/// plain vectorised max).
-pub fn max_pool_backward(
-    x: &[f32],
-    y: &[f32],
-    dy: &[f32],
-    g: &Window,
-    dx: &mut [f32],
-    accumulate: bool,
-) {
+/// The gradient of [`max_pool`]: each output's gradient `dy` goes to the tap its `argmax`
+/// names; nothing is read from the input.
+pub fn max_pool_backward(dy: &[f32], argmax: &[f32], g: &Window, dx: &mut [f32], accumulate: bool) {
     let c = g.channels;
     // When the windows tile the input exactly, every input position gets exactly one value
     // below, so `dx` is written rather than cleared and added to.
@@ -423,18 +435,14 @@ pub fn max_pool_backward(
     if !accumulate && !assign {
         dx.fill(0.0);
     }
-    // The gradient not yet routed, per channel: it goes to the first tap holding the
-    // maximum, then drops to zero. Written with selects, not branches, so it vectorises.
-    let mut pending = vec![0.0f32; c];
     for_each_window(g, |row, taps| {
-        let best = &y[row * c..(row + 1) * c];
-        pending.copy_from_slice(&dy[row * c..(row + 1) * c]);
-        for &(_, t) in taps {
-            let (xs, ds) = (&x[t..t + c], &mut dx[t..t + c]);
-            for (((d, &v), &b), p) in ds.iter_mut().zip(xs).zip(best).zip(pending.iter_mut()) {
-                let routed = if v == b { *p } else { 0.0 };
+        let (grad, which) = (&dy[row * c..(row + 1) * c], &argmax[row * c..(row + 1) * c]);
+        for (j, &(_, t)) in taps.iter().enumerate() {
+            let j = j as f32;
+            // Selects, not branches, so it vectorises.
+            for ((d, &w), &g) in dx[t..t + c].iter_mut().zip(which).zip(grad) {
+                let routed = if w == j { g } else { 0.0 };
                 *d = if assign { routed } else { *d + routed };
-                *p -= routed;
             }
         }
     });
@@ -601,13 +609,23 @@ mod tests {
             .map(|i| if i % 2 == 0 { i as f32 } else { -(i as f32) })
             .collect();
         let g = Window::new(&[1, 4, 4, 2], (2, 2), (2, 2), false).unwrap();
-        let mut out = vec![0.0; 8];
-        max_pool(&x, &g, &mut out);
+        let (mut out, mut argmax) = (vec![0.0; 8], vec![0.0; 8]);
+        max_pool(&x, &g, &mut out, Some(&mut argmax));
         // Channel 0 holds 0, 2, 4, … (max at the bottom-right of each window); channel 1
         // holds negatives (max at the top-left).
         assert_eq!(out, vec![10., -1., 14., -5., 26., -17., 30., -21.]);
+        assert_eq!(argmax, vec![3., 0., 3., 0., 3., 0., 3., 0.]);
+        let mut plain = vec![0.0; 8];
+        max_pool(&x, &g, &mut plain, None);
+        assert_eq!(plain, out);
         let mut dx = vec![0.0; 32];
-        max_pool_backward(&x, &out, &[1.0; 8], &g, &mut dx, false);
+        max_pool_backward(&[1.0; 8], &argmax, &g, &mut dx, false);
         assert_eq!((dx[10], dx[1], dx.iter().sum::<f32>()), (1.0, 1.0, 8.0));
+        // Ties go to the first tap; a window with padding counts only the taps inside.
+        let g = Window::new(&[1, 3, 3, 1], (2, 2), (2, 2), true).unwrap();
+        let x = [5.0, 5.0, 1.0, 5.0, 0.0, 7.0, 2.0, 3.0, 7.0];
+        let (mut out, mut argmax) = (vec![0.0; 4], vec![0.0; 4]);
+        max_pool(&x, &g, &mut out, Some(&mut argmax));
+        assert_eq!((out, argmax), (vec![5., 7., 3., 7.], vec![0., 1., 1., 0.]));
     }
 }

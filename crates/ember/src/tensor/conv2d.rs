@@ -150,7 +150,49 @@ fn add_bias_and_activate(
     activation.apply(out, filters);
 }
 
-/// The gradients of [`conv2d`], from its output `y` and the output's gradient `dy`; each one
+/// The gradient reaching a convolution's output.
+#[derive(Clone, Copy, Debug)]
+pub enum OutputGrad<'a> {
+    /// One value per output.
+    Dense(&'a [f32]),
+    /// The output is read only by a pooling (max, or average with `average`) over `window`,
+    /// whose output is `pooled`, its gradient `grad` and (max) its `argmax`: the
+    /// convolution's own gradient is routed back through the pooling run by run, in cache,
+    /// and never held whole.
+    Pooled {
+        window: &'a Window,
+        average: bool,
+        pooled: &'a [f32],
+        grad: &'a [f32],
+        argmax: &'a [f32],
+    },
+}
+
+impl<'a> OutputGrad<'a> {
+    /// The gradient of the convolution's output `y`, one value per output.
+    pub fn dense(self, y: &[f32]) -> std::borrow::Cow<'a, [f32]> {
+        match self {
+            OutputGrad::Dense(dy) => dy.into(),
+            OutputGrad::Pooled {
+                window,
+                average,
+                grad,
+                argmax,
+                ..
+            } => {
+                let mut dy = Tensor::zeros(&[y.len()]);
+                let dx = GradBuf {
+                    buf: &mut dy,
+                    accumulate: false,
+                };
+                pool2d_backward(grad, argmax, window, average, dx);
+                dy.into_data().into()
+            }
+        }
+    }
+}
+
+/// The gradients of [`conv2d`], from its output `y` and the output's gradient; each one
 /// only when wanted. The bias gradient is always added to (pass it zeroed to overwrite).
 #[allow(clippy::too_many_arguments)]
 pub fn conv2d_backward(
@@ -159,7 +201,7 @@ pub fn conv2d_backward(
     kernel: &[f32],
     filters: usize,
     activation: Activation,
-    (y, dy): (&[f32], &[f32]),
+    (y, grad): (&[f32], OutputGrad),
     kernel_grad: Option<GradBuf>,
     bias_grad: Option<&mut Tensor>,
     input_grad: Option<GradBuf>,
@@ -183,9 +225,32 @@ pub fn conv2d_backward(
             .collect(),
         None => (0..jobs_count).map(|_| None).collect(),
     };
+    // Each job's share of the output's gradient: its rows, or its pooled rows.
+    let job_grads: Vec<JobGrad> = match grad {
+        OutputGrad::Dense(dy) => dy.chunks(chunk_out).map(JobGrad::Dense).collect(),
+        OutputGrad::Pooled {
+            window: pool,
+            average,
+            pooled,
+            grad,
+            argmax,
+        } => {
+            let chunk = per * pool.positions_per_sample() * pool.channels;
+            let argmax: Vec<&[f32]> = match average {
+                true => vec![&[]; pooled.len().div_ceil(chunk.max(1))],
+                false => argmax.chunks(chunk).collect(),
+            };
+            pooled
+                .chunks(chunk)
+                .zip(grad.chunks(chunk))
+                .zip(argmax)
+                .map(|((p, dp), a)| JobGrad::Pooled(pool, average, p, dp, a))
+                .collect()
+        }
+    };
     let jobs: Vec<_> = y
         .chunks(chunk_out)
-        .zip(dy.chunks(chunk_out))
+        .zip(job_grads)
         .zip(x.chunks(per * window.input_len()))
         .zip(dx_chunks.iter_mut().map(Option::take))
         .collect();
@@ -199,11 +264,36 @@ pub fn conv2d_backward(
             ConvAlgorithm::Direct => 0,
         };
         with_buffers(patches_len, y.len(), |patches, dz_buf| {
-            let dz: &[f32] = if activation == Activation::Linear {
-                dy
-            } else {
-                activation.backward(y, dy, dz_buf, filters, false);
-                dz_buf
+            let dz: &[f32] = match dy {
+                JobGrad::Dense(dy) if activation == Activation::Linear => dy,
+                JobGrad::Dense(dy) => {
+                    activation.backward(y, dy, dz_buf, filters, false);
+                    dz_buf
+                }
+                JobGrad::Pooled(pool, average, p, dp, argmax) => {
+                    let g = pool.with_batch(x.len() / window.input_len());
+                    // Windows that overlap add up the gradients of an input: scaling each
+                    // before the sum would round differently from scaling the sum.
+                    let overlap = pool.strides.0 < pool.kernel.0 || pool.strides.1 < pool.kernel.1;
+                    if average || overlap || activation == Activation::Softmax {
+                        if average {
+                            avg_pool_backward(dp, &g, dz_buf, false);
+                        } else {
+                            max_pool_backward(dp, argmax, &g, dz_buf, false);
+                        }
+                        activation.backward_in_place(y, dz_buf, filters);
+                    } else {
+                        // An elementwise activation's derivative at a window's maximum is
+                        // its derivative at the pooled value (the same number): scale the
+                        // pooled gradient first and route it, without reading `y` (each
+                        // input has at most one window's gradient).
+                        with_pooled_grad(dp, |scaled| {
+                            activation.backward(p, dp, scaled, filters, false);
+                            max_pool_backward(scaled, argmax, &g, dz_buf, false);
+                        });
+                    }
+                    dz_buf
+                }
             };
             let dz_mat = MatRef::new(dz, positions, filters);
             let partial = want_kernel.then(|| {
@@ -266,6 +356,27 @@ pub fn conv2d_backward(
     }
 }
 
+/// One job's share of an [`OutputGrad`].
+enum JobGrad<'a> {
+    Dense(&'a [f32]),
+    /// The pooling's window, whether it averages, and its output, gradient and argmax.
+    Pooled(&'a Window, bool, &'a [f32], &'a [f32], &'a [f32]),
+}
+
+/// Runs `f` on a scratch buffer as long as `dp` (a run's pooled gradient, scaled).
+fn with_pooled_grad(dp: &[f32], f: impl FnOnce(&mut [f32])) {
+    thread_local! {
+        static SCALED: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
+    }
+    SCALED.with(|buf| {
+        let mut buf = buf.borrow_mut();
+        if buf.len() < dp.len() {
+            buf.resize(dp.len(), 0.0);
+        }
+        f(&mut buf[..dp.len()])
+    })
+}
+
 /// Each sample's own kernel and bias gradients (per-example gradients): sample i adds its
 /// patchesᵀ · dz to its (patch, filters) block of `kernel_grads` and its dz's column sums to
 /// its block of `bias_grads`; `(y, dy)` are the op's output and its gradient.
@@ -314,45 +425,60 @@ pub fn conv2d_per_sample_grads(
     });
 }
 
-/// Max pooling (or, with `average`, average pooling) of the whole batch of `window`.
-pub fn pool2d(x: &[f32], window: &Window, average: bool, out: &mut Tensor) {
-    let kernel = if average { avg_pool } else { max_pool };
+/// Max pooling (or, with `average`, average pooling) of the whole batch of `window`; for max
+/// pooling, `argmax` (when given, shaped like `out`) receives which tap of each window held
+/// the maximum (see [`max_pool`]), what its gradient needs.
+pub fn pool2d(
+    x: &[f32],
+    window: &Window,
+    average: bool,
+    out: &mut Tensor,
+    argmax: Option<&mut [f32]>,
+) {
     let per = SAMPLES_PER_JOB;
+    let outputs = per * window.positions_per_sample() * window.channels;
+    let out = out.data_mut();
+    let mut argmax: Vec<Option<&mut [f32]>> = match argmax {
+        Some(a) => a.chunks_mut(outputs).map(Some).collect(),
+        None => (0..out.len().div_ceil(outputs.max(1)))
+            .map(|_| None)
+            .collect(),
+    };
     let jobs: Vec<_> = x
         .chunks(per * window.input_len())
-        .zip(
-            out.data_mut()
-                .chunks_mut(per * window.positions_per_sample() * window.channels),
-        )
+        .zip(out.chunks_mut(outputs))
+        .zip(argmax.iter_mut().map(Option::take))
         .collect();
-    run_jobs(jobs, |(x, out)| {
-        kernel(x, &window.with_batch(x.len() / window.input_len()), out)
+    run_jobs(jobs, |((x, out), argmax)| {
+        let g = window.with_batch(x.len() / window.input_len());
+        if average {
+            avg_pool(x, &g, out);
+        } else {
+            max_pool(x, &g, out, argmax);
+        }
     });
 }
 
-/// The gradient of [`pool2d`] from its input `x`, output `y` and the output's gradient `dy`.
-pub fn pool2d_backward(
-    x: &[f32],
-    (y, dy): (&[f32], &[f32]),
-    window: &Window,
-    average: bool,
-    dx: GradBuf,
-) {
+/// The gradient of [`pool2d`] from its output's gradient `dy` (and, for max pooling, the
+/// `argmax` the forward pass kept).
+pub fn pool2d_backward(dy: &[f32], argmax: &[f32], window: &Window, average: bool, dx: GradBuf) {
     let accumulate = dx.accumulate;
     let per = SAMPLES_PER_JOB;
     let outputs = per * window.positions_per_sample() * window.channels;
-    let jobs: Vec<_> = x
-        .chunks(per * window.input_len())
-        .zip(dx.buf.data_mut().chunks_mut(per * window.input_len()))
-        .zip(y.chunks(outputs))
+    let jobs: Vec<_> = dx
+        .buf
+        .data_mut()
+        .chunks_mut(per * window.input_len())
         .zip(dy.chunks(outputs))
+        .enumerate()
         .collect();
-    run_jobs(jobs, |(((x, dx), y), dy)| {
-        let g = window.with_batch(x.len() / window.input_len());
+    run_jobs(jobs, |(n, (dx, dy))| {
+        let g = window.with_batch(dx.len() / window.input_len());
         if average {
             avg_pool_backward(dy, &g, dx, accumulate);
         } else {
-            max_pool_backward(x, y, dy, &g, dx, accumulate);
+            let argmax = &argmax[n * outputs..n * outputs + dy.len()];
+            max_pool_backward(dy, argmax, &g, dx, accumulate);
         }
     });
 }

@@ -101,7 +101,7 @@ fn pooling(x: &Tensor, window: Window, average: bool) -> Result<Tensor> {
         window.channels,
     ];
     let mut out = Tensor::zeros(&shape);
-    pool2d(x.data(), &window, average, &mut out);
+    pool2d(x.data(), &window, average, &mut out, None);
     Ok(out)
 }
 

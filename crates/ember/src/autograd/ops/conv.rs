@@ -1,6 +1,7 @@
 //! Convolution (fused with bias and activation) and pooling as recorded ops, channels last
 //! (NHWC); the kernels are in `tensor::conv2d`.
 
+use super::Op;
 use crate::autograd::tape::{GradOut, Node, Tape, Var};
 use crate::error::Result;
 use crate::tensor::activation::Activation;
@@ -8,6 +9,7 @@ use crate::tensor::conv::Window;
 pub use crate::tensor::conv::{force_conv_algorithm, ConvAlgorithm};
 use crate::tensor::conv2d::{
     conv2d, conv2d_backward, conv2d_per_sample_grads, conv2d_window, pool2d, pool2d_backward,
+    OutputGrad,
 };
 
 impl Tape {
@@ -103,41 +105,78 @@ impl Tape {
         };
         let i = self.push(op, &shape, self.requires_grad(x));
         let (before, out) = self.split(i);
-        pool2d(before[x.0].value.data(), &window, average, &mut out.value);
+        // Max pooling keeps which tap held each maximum, for its gradient.
+        let argmax_len = if average { 0 } else { out.value.len() };
+        out.aux.resize(argmax_len, 0.0);
+        let argmax = (!average).then_some(&mut out.aux[..]);
+        pool2d(
+            before[x.0].value.data(),
+            &window,
+            average,
+            &mut out.value,
+            argmax,
+        );
         Ok(Var(i))
     }
 }
 
-/// The gradient of a pooling op.
+/// The gradient of a pooling op. With `fuse`, when the pooled tensor is the output of the
+/// convolution recorded just before and nothing else has sent it a gradient, the two
+/// backward rules run as one (the convolution's is then skipped, its output's gradient never
+/// held whole): the pooling's gradient is routed back inside each run of samples of the
+/// convolution's backward pass, in cache, instead of through memory.
 pub(crate) fn backward_pool(
     x: Var,
     window: &Window,
     average: bool,
     out: &Node,
     nodes: &mut [Node],
+    fuse: bool,
 ) {
+    let pooled = OutputGrad::Pooled {
+        window,
+        average,
+        pooled: out.value.data(),
+        grad: out.grad.data(),
+        argmax: &out.aux,
+    };
+    if fuse && x.0 + 1 == nodes.len() && !nodes[x.0].has_grad {
+        if let Op::Conv2d {
+            x: input,
+            kernel,
+            bias,
+            activation,
+            window: conv_window,
+        } = nodes[x.0].op
+        {
+            let (before, conv) = nodes.split_at_mut(x.0);
+            let y = conv[0].value.data();
+            return backward_conv2d(
+                (input, kernel, bias, activation, &conv_window),
+                (y, pooled),
+                before,
+                None,
+            );
+        }
+    }
     let Some(mut grad) = GradOut::take(nodes, x) else {
         return;
     };
-    let outputs = (out.value.data(), out.grad.data());
     let dx = super::grad_buf(&mut grad);
-    pool2d_backward(nodes[x.0].value.data(), outputs, window, average, dx);
+    pool2d_backward(out.grad.data(), &out.aux, window, average, dx);
     grad.accumulate = true;
     grad.put(nodes);
 }
 
-#[allow(clippy::too_many_arguments)]
+/// The gradients of a convolution `(x, kernel, bias, activation, window)` from its output
+/// `y` and the output's gradient.
 pub(crate) fn backward_conv2d(
-    x: Var,
-    kernel: Var,
-    bias: Option<Var>,
-    activation: Activation,
-    window: &Window,
-    out: &Node,
+    (x, kernel, bias, activation, window): (Var, Var, Option<Var>, Activation, &Window),
+    (y, grad): (&[f32], OutputGrad),
     nodes: &mut [Node],
     per_example: Option<usize>,
 ) {
-    let filters = *out.value.shape().last().expect("conv output is 4-D");
+    let filters = window_filters(y, window);
     // Per-example weights (see `Tape::backward_per_example`) keep each sample's terms
     // apart; the input and any other weight take the batch's sums as usual.
     let kernel_batch = super::per_example_weight(nodes, kernel, per_example);
@@ -156,7 +195,7 @@ pub(crate) fn backward_conv2d(
         nodes[kernel.0].value.data(),
         filters,
         activation,
-        (out.value.data(), out.grad.data()),
+        (y, grad),
         kernel_grad.as_mut().map(super::grad_buf),
         bias_grad.as_mut().map(|g| &mut g.buf),
         input_grad.as_mut().map(super::grad_buf),
@@ -176,7 +215,7 @@ pub(crate) fn backward_conv2d(
             window,
             filters,
             activation,
-            (out.value.data(), out.grad.data()),
+            (y, &grad.dense(y)),
             kernel_grad.as_mut().map(|g| &mut g.buf),
             bias_grad.as_mut().map(|g| &mut g.buf),
         );
@@ -184,6 +223,11 @@ pub(crate) fn backward_conv2d(
             grad.put(nodes);
         }
     }
+}
+
+/// A convolution's number of filters, from its output's length and its window.
+fn window_filters(y: &[f32], window: &Window) -> usize {
+    y.len() / window.positions().max(1)
 }
 
 #[cfg(test)]
@@ -275,6 +319,88 @@ mod tests {
             let per = tape.value(p).len();
             assert_eq!(tape.value(p).data(), &batch.data()[n * per..(n + 1) * per]);
         }
+    }
+
+    #[test]
+    fn a_convolution_and_the_pooling_after_it_back_propagate_as_one() {
+        // `backward` runs a convolution read only by a pooling as one rule; `backward_from`
+        // (gradient-checked above and below) runs them apart. Same gradients, to the bit,
+        // for every activation, both poolings, padding, strides, ties (relu's zeros) and a
+        // batch that splits into uneven runs of samples (9 = 4 + 4 + 1).
+        let values = |n: usize, s: f32| (0..n).map(|i| (i as f32 * s).sin()).collect::<Vec<_>>();
+        for act in [
+            Activation::Relu,
+            Activation::Linear,
+            Activation::Tanh,
+            Activation::Sigmoid,
+            Activation::Softmax,
+        ] {
+            for (average, pool, strides, same) in [
+                (false, (2, 2), (2, 2), false),
+                (false, (3, 3), (2, 2), true),
+                (true, (2, 2), (2, 2), false),
+                (true, (3, 2), (1, 2), true),
+            ] {
+                let run = |fused: bool| {
+                    let mut tape = Tape::new();
+                    let k = tape.param(Tensor::new(&[3, 3, 2, 3], values(54, 0.91)).unwrap());
+                    let b = tape.param(Tensor::new(&[3], vec![0.1, -0.2, 0.3]).unwrap());
+                    let x = tape.param(Tensor::new(&[9, 7, 6, 2], values(756, 0.37)).unwrap());
+                    let y = tape.conv2d(x, k, Some(b), (1, 1), true, act).unwrap();
+                    let p = match average {
+                        true => tape.avg_pool2d(y, pool, strides, same),
+                        false => tape.max_pool2d(y, pool, strides, same),
+                    }
+                    .unwrap();
+                    let w = tape.constant(
+                        &Tensor::new(tape.value(p).shape(), values(tape.value(p).len(), 1.3))
+                            .unwrap(),
+                    );
+                    let weighted = tape.mul(p, w).unwrap();
+                    let loss = tape.sum(weighted).unwrap();
+                    if fused {
+                        tape.backward(loss).unwrap();
+                        assert!(
+                            tape.grad(y).is_none(),
+                            "the convolution's output keeps none"
+                        );
+                    } else {
+                        let seed = Tensor::full(&[], 1.0);
+                        tape.backward_from(loss, &seed).unwrap();
+                        assert!(tape.grad(y).is_some());
+                    }
+                    [x, k, b].map(|v| tape.grad(v).unwrap().data().to_vec())
+                };
+                assert_eq!(run(true), run(false), "{act:?} average {average} {pool:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_convolution_read_by_more_than_its_pooling_is_not_fused() {
+        // y feeds the pooling and, recorded after it, a sum: its gradient has two parts.
+        let mut tape = Tape::new();
+        let k = tape.param(
+            Tensor::new(
+                &[2, 2, 1, 2],
+                vec![0.5, -0.3, 0.2, 0.8, -0.1, 0.4, 0.7, -0.6],
+            )
+            .unwrap(),
+        );
+        let x = tape
+            .param(Tensor::new(&[1, 4, 4, 1], (0..16).map(|i| i as f32 * 0.1).collect()).unwrap());
+        let y = tape
+            .conv2d(x, k, None, (1, 1), true, Activation::Relu)
+            .unwrap();
+        let p = tape.max_pool2d(y, (2, 2), (2, 2), false).unwrap();
+        let (sp, sy) = (tape.sum(p).unwrap(), tape.sum(y).unwrap());
+        let loss = tape.add(sp, sy).unwrap();
+        tape.backward(loss).unwrap();
+        let fused = tape.grad(k).unwrap().clone();
+        let seed = Tensor::full(&[], 1.0);
+        tape.backward_from(loss, &seed).unwrap();
+        assert_eq!(&fused, tape.grad(k).unwrap());
+        assert!(tape.grad(y).is_some());
     }
 
     #[test]

@@ -19,6 +19,7 @@ pub(crate) mod warp;
 use super::tape::{GradOut, Node, Scratch, Var};
 use crate::tensor::activation::Activation;
 use crate::tensor::conv::Window;
+use crate::tensor::conv2d::OutputGrad;
 use crate::tensor::decoder::Rope;
 use crate::tensor::GradBuf;
 use elementwise::{BinaryOp, UnaryOp};
@@ -159,17 +160,17 @@ pub(crate) fn backward(out: &Node, before: &mut [Node], scratch: &mut Scratch) {
             activation,
             window,
         } => conv::backward_conv2d(
-            x,
-            kernel,
-            bias,
-            activation,
-            &window,
-            out,
+            (x, kernel, bias, activation, &window),
+            (out.value.data(), OutputGrad::Dense(out.grad.data())),
             before,
             scratch.per_example,
         ),
-        Op::MaxPool2d { x, window } => conv::backward_pool(x, &window, false, out, before),
-        Op::AvgPool2d { x, window } => conv::backward_pool(x, &window, true, out, before),
+        Op::MaxPool2d { x, window } => {
+            conv::backward_pool(x, &window, false, out, before, scratch.fuse)
+        }
+        Op::AvgPool2d { x, window } => {
+            conv::backward_pool(x, &window, true, out, before, scratch.fuse)
+        }
         Op::BatchNorm {
             x,
             gamma,
