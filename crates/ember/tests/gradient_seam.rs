@@ -1,7 +1,8 @@
 //! The training step's seam between gradients and updates, on MNIST digits: gradient
 //! transforms run before the optimizer (a doubling transform is SGD at twice the rate; Keras's
-//! `global_clipnorm` formula), and per-example gradients from one backward pass equal the
-//! gradients of each sample alone.
+//! `global_clipnorm` formula), per-example gradients from one backward pass equal the
+//! gradients of each sample alone, and a convolution and the pooling after it, run in one
+//! pass, predict what the layers run apart do.
 
 use std::path::PathBuf;
 
@@ -200,4 +201,18 @@ fn per_example_gradients_refuse_a_trained_layer_without_a_rule() {
     let (_, grads) = model.per_example_gradients(&[&x], &[&y]).unwrap();
     assert_eq!(grads.last().unwrap().shape(), &[8, 10]);
     let _ = GlobalNormClip::new(1.0).unwrap();
+}
+
+#[test]
+fn a_pooling_computed_with_its_convolution_changes_no_prediction() {
+    // The model runs Conv2D and the max pooling after it in one pass (the pooling alone
+    // reads the convolution); its layers one by one run them apart. Same numbers, to the bit.
+    let model = convnet(5);
+    let (x, _) = digits(37);
+    let predicted = model.predict(&x, 16).unwrap();
+    let mut apart = x.clone();
+    for (_, layer) in model.layers() {
+        apart = layer.forward(&apart).unwrap();
+    }
+    assert_eq!(predicted, apart);
 }

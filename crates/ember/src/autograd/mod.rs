@@ -6,7 +6,7 @@ pub(crate) mod ops;
 mod pass;
 mod tape;
 
-pub use ops::conv::{force_conv_algorithm, ConvAlgorithm};
+pub use ops::conv::{force_conv_algorithm, ConvAlgorithm, Pooling};
 pub use ops::elementwise::{BinaryOp, UnaryOp};
 pub use ops::loss::LossOp;
 pub use ops::normalization::NormStats;

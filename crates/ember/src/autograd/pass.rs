@@ -29,11 +29,14 @@
 
 use std::borrow::Cow;
 
+use super::ops::conv::Pooling;
 use super::ops::normalization::NormStats;
 use super::ops::warp::{Affine, FillMode};
 use super::{BinaryOp, Tape, Var};
 use crate::error::{Error, Result};
 use crate::tensor::activation::Activation;
+use crate::tensor::conv::Window;
+use crate::tensor::conv2d::conv2d_window;
 use crate::tensor::decoder::{LayerCache, Rope};
 use crate::tensor::quant::QMatrix;
 use crate::tensor::{forward, normalization, Tensor};
@@ -132,6 +135,10 @@ pub struct Pass<'t> {
     logits: bool,
     /// Buffers an eager pass reuses from op to op.
     scratch: forward::Scratch,
+    /// The pooling that alone reads the call at hand's output (see [`Pass::pool_next`]),
+    /// and the pooled value a convolution computed with its own.
+    pool_next: Option<Pooling>,
+    pooled: Option<Value<'static>>,
 }
 
 impl Pass<'static> {
@@ -145,6 +152,8 @@ impl Pass<'static> {
             training: false,
             logits: false,
             scratch: forward::Scratch::default(),
+            pool_next: None,
+            pooled: None,
         }
     }
 }
@@ -162,6 +171,8 @@ impl<'t> Pass<'t> {
             training,
             logits: false,
             scratch: forward::Scratch::default(),
+            pool_next: None,
+            pooled: None,
         }
     }
 
@@ -191,6 +202,20 @@ impl<'t> Pass<'t> {
         self.offset = 0;
         self.logits = logits;
         std::mem::replace(&mut self.training, training)
+    }
+
+    /// Tells the call about to run that `pooling` alone reads its output: a convolution then
+    /// pools its output as it computes it (in cache) and leaves the pooled value for
+    /// [`Pass::take_pooled`]. Only the next call sees it.
+    pub(crate) fn pool_next(&mut self, pooling: Option<Pooling>) {
+        self.pool_next = pooling;
+        self.pooled = None;
+    }
+
+    /// The pooled value the last call computed (see [`Pass::pool_next`]), if it did.
+    pub(crate) fn take_pooled(&mut self) -> Option<Value<'static>> {
+        self.pool_next = None;
+        self.pooled.take()
     }
 
     /// Whether layer `layer` has weights on the tape.
@@ -332,6 +357,9 @@ impl<'t> Pass<'t> {
         (strides, same): ((usize, usize), bool),
         activation: Activation,
     ) -> Result<Value<'static>> {
+        if let Some(pooling) = self.pool_next.take() {
+            return self.conv2d_pooled(x, kernel, bias, (strides, same), activation, pooling);
+        }
         match &mut self.tape {
             None => Ok(forward::conv2d(
                 x.tensor()?,
@@ -352,6 +380,63 @@ impl<'t> Pass<'t> {
                     activation,
                 )?
                 .into()),
+        }
+    }
+
+    /// [`Pass::conv2d`] whose output `pooling` alone reads: both computed in one pass, the
+    /// pooled value kept for [`Pass::take_pooled`].
+    fn conv2d_pooled(
+        &mut self,
+        x: &Value,
+        kernel: &Value,
+        bias: Option<&Value>,
+        (strides, same): ((usize, usize), bool),
+        activation: Activation,
+        pooling: Pooling,
+    ) -> Result<Value<'static>> {
+        let Pooling {
+            size,
+            strides: pool_strides,
+            same: pool_same,
+            average,
+        } = pooling;
+        match &mut self.tape {
+            None => {
+                let x = x.tensor()?;
+                let kernel = kernel.tensor()?;
+                let bias = tensor_of(bias)?;
+                let shapes = (x.shape(), kernel.shape(), bias.map(Tensor::shape));
+                let (window, filters) = conv2d_window(shapes.0, shapes.1, shapes.2, strides, same)?;
+                let out = [window.batch, window.out_height, window.out_width, filters];
+                let pool_window = Window::new(&out, size, pool_strides, pool_same);
+                let (false, Ok(pool_window)) = (activation.needs_input(), pool_window) else {
+                    return Ok(forward::conv2d(x, kernel, bias, strides, same, activation)?.into());
+                };
+                let (out, pooled) = forward::conv2d_pooled(
+                    x,
+                    (&window, filters),
+                    kernel,
+                    bias,
+                    activation,
+                    &pool_window,
+                    average,
+                );
+                self.pooled = Some(pooled.into());
+                Ok(out.into())
+            }
+            Some(tape) => {
+                let (out, pooled) = tape.conv2d_pooled(
+                    x.var()?,
+                    kernel.var()?,
+                    var_of(bias)?,
+                    strides,
+                    same,
+                    activation,
+                    pooling,
+                )?;
+                self.pooled = pooled.map(Value::from);
+                Ok(out.into())
+            }
         }
     }
 

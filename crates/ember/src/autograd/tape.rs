@@ -329,8 +329,7 @@ impl Tape {
 
     /// Back-propagates a scalar `loss` as [`Tape::backward`] does (fused alike), and as soon
     /// as backward has passed the first use of trainable weights — their gradients are then
-    /// final —
-    /// calls `ready` with them (in the order they become final); it is also called, with
+    /// final — calls `ready` with them (in the order they become final); it is also called, with
     /// none, after every other node, so that the caller may let its communication progress.
     /// What a data-parallel step all-reduces while the rest of backward runs.
     pub fn backward_overlapped(
@@ -409,6 +408,13 @@ impl Tape {
         node.requires_grad = requires_grad;
         self.len += 1;
         i
+    }
+
+    /// Nodes before `i` (read-only inputs), and nodes `i` and `i + 1` (two outputs computed
+    /// together).
+    pub(crate) fn split_pair(&mut self, i: usize) -> (&[Node], &mut [Node]) {
+        let (before, rest) = self.nodes.split_at_mut(i);
+        (before, &mut rest[..2])
     }
 
     /// Nodes before `i` (read-only inputs) and node `i` itself (the output being computed).

@@ -3,7 +3,7 @@
 //! recording on a tape in training and for gradients.
 
 use super::functional::{Call, Entry, Model, Operation, Source, StepWeights};
-use crate::autograd::{Pass, Tape, Value, Var};
+use crate::autograd::{Pass, Pooling, Tape, Value, Var};
 use crate::error::{Error, Result};
 use crate::nn;
 use crate::tensor::activation::Activation;
@@ -53,6 +53,8 @@ pub(crate) fn run(
         false => Vec::new(),
     };
     let recording = pass.is_recording();
+    // Poolings that a convolution computed with its own output, by call.
+    let mut pooled_ahead: Vec<Option<Value<'static>>> = vec![None; calls.len()];
     let mut values: Vec<Option<Value<'static>>> = vec![None; calls.len()];
     let mut activations = vec![Activation::Linear; calls.len()];
     for (c, call) in calls.iter().enumerate() {
@@ -63,6 +65,8 @@ pub(crate) fn run(
         let fuse = fused.contains(&c);
         let trains = training && (entry.trainable || !pass.has_weights(call.layer));
         let previous = pass.enter(call.layer, trains, fuse);
+        let pooled_by = pooled_by(layers, calls, &needed, &uses, c);
+        pass.pool_next(pooled_by.map(|(_, pooling)| pooling));
         let out = match (&entry.op, call.inputs.as_slice()) {
             (Operation::Layer(layer), &[source]) => {
                 if fuse {
@@ -79,7 +83,10 @@ pub(crate) fn run(
                         }
                     }
                 };
-                layer.call(pass, x, None)
+                match pooled_ahead[c].take() {
+                    Some(pooled) => Ok(pooled),
+                    None => layer.call(pass, x, None),
+                }
             }
             (op, sources) => {
                 let xs = sources
@@ -101,6 +108,9 @@ pub(crate) fn run(
             }
         };
         pass.leave(previous);
+        if let (Some((d, _)), Some(pooled)) = (pooled_by, pass.take_pooled()) {
+            pooled_ahead[d] = Some(pooled);
+        }
         let out = out?;
         if call.inputs.len() > 1 {
             for &s in &call.inputs {
@@ -129,6 +139,27 @@ pub(crate) fn run(
         });
     }
     Ok(Run { outputs, values })
+}
+
+/// When call `c` is a convolution whose output only a pooling reads: that call, and the
+/// pooling, for the convolution to compute with its own output (in cache, run by run).
+fn pooled_by(
+    layers: &[Entry],
+    calls: &[Call],
+    needed: &[bool],
+    uses: &[usize],
+    c: usize,
+) -> Option<(usize, Pooling)> {
+    let is_conv = matches!(&layers[calls[c].layer].op, Operation::Layer(l) if l.kind() == "Conv2D");
+    if !is_conv || uses[c] != 1 {
+        return None;
+    }
+    let d =
+        (c + 1..calls.len()).find(|&d| needed[d] && calls[d].inputs.contains(&Source::Call(c)))?;
+    match (&layers[calls[d].layer].op, calls[d].inputs.as_slice()) {
+        (Operation::Layer(layer), [_]) => Some((d, layer.pooling()?)),
+        _ => None,
+    }
 }
 
 fn freed() -> Error {

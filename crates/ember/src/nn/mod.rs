@@ -118,6 +118,12 @@ pub trait Layer: Send + Sync {
     /// The configuration that rebuilds this layer (for model files).
     fn config(&self) -> LayerConfig;
 
+    /// The 2-D pooling this layer is (max or average), so that a convolution whose output it
+    /// alone reads may compute it in the same pass; None for every other layer.
+    fn pooling(&self) -> Option<crate::autograd::Pooling> {
+        None
+    }
+
     /// Whether the layer takes a padding mask as a second input (Keras's `padding_mask`,
     /// `attention_mask`): see [`takes_mask`].
     fn takes_mask(&self) -> bool {

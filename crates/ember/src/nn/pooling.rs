@@ -4,7 +4,7 @@ use serde::{Deserialize, Serialize};
 
 use super::conv2d::{Padding, Size2};
 use super::{Layer, LayerConfig};
-use crate::autograd::{Pass, Value};
+use crate::autograd::{Pass, Pooling, Value};
 use crate::error::{Error, Result};
 use crate::tensor::conv::Window;
 use crate::tensor::random::Rng;
@@ -48,6 +48,15 @@ impl PoolingConfig {
         };
         let g = Window::new(&[1, h, w, c], self.pool(), self.strides(), self.same())?;
         Ok((vec![g.out_height, g.out_width, c], 0))
+    }
+
+    fn pooling(&self, average: bool) -> Option<Pooling> {
+        Some(Pooling {
+            size: self.pool(),
+            strides: self.strides(),
+            same: self.same(),
+            average,
+        })
     }
 
     fn pool(&self) -> (usize, usize) {
@@ -133,6 +142,10 @@ impl Layer for MaxPooling2D {
         pass.pool2d(&x, c.pool(), c.strides(), c.same(), false)
     }
 
+    fn pooling(&self) -> Option<Pooling> {
+        self.config.pooling(false)
+    }
+
     fn config(&self) -> LayerConfig {
         LayerConfig::MaxPooling2d(self.config.clone())
     }
@@ -150,6 +163,10 @@ impl Layer for AveragePooling2D {
     fn call(&self, pass: &mut Pass, x: Value, _mask: Option<Value>) -> Result<Value<'static>> {
         let c = &self.config;
         pass.pool2d(&x, c.pool(), c.strides(), c.same(), true)
+    }
+
+    fn pooling(&self) -> Option<Pooling> {
+        self.config.pooling(true)
     }
 
     fn config(&self) -> LayerConfig {

@@ -84,8 +84,22 @@ pub fn conv2d_window(
     Ok((window, filters))
 }
 
+/// A pooling of a convolution's output computed with it (see [`conv2d`]): `out` and, for
+/// max pooling, `argmax` as [`pool2d`] fills them.
+pub struct PoolInto<'a> {
+    pub window: &'a Window,
+    pub average: bool,
+    pub out: &'a mut Tensor,
+    pub argmax: Option<&'a mut [f32]>,
+}
+
+/// One run of samples' share of a [`PoolInto`]: its pooled outputs and argmax.
+type RunPooled<'a> = (&'a mut [f32], Option<&'a mut [f32]>);
+
 /// `out = activation(conv2d(x, kernel) + bias)` over the whole batch of `window`; out is
-/// (batch, out_height, out_width, filters).
+/// (batch, out_height, out_width, filters). With `pool`, that pooling of `out` is computed
+/// too, each run of samples pooled as soon as it is convolved, while it is in cache.
+#[allow(clippy::too_many_arguments)]
 pub fn conv2d(
     x: &[f32],
     window: &Window,
@@ -94,6 +108,7 @@ pub fn conv2d(
     filters: usize,
     activation: Activation,
     out: &mut Tensor,
+    pool: Option<PoolInto>,
 ) {
     let out = out.data_mut();
     // Each job takes a run of samples: im2col, one product, bias and activation. The
@@ -102,13 +117,43 @@ pub fn conv2d(
     let (k, per) = (window.patch_len(), SAMPLES_PER_JOB);
     let rows = window.positions_per_sample();
     let kernel = MatRef::new(kernel, k, filters);
+    let chunk_out = per * rows * filters;
+    let runs = out.len().div_ceil(chunk_out.max(1));
+    let (pool_window, average) = match &pool {
+        Some(p) => (Some(p.window), p.average),
+        None => (None, false),
+    };
+    // Each run's share of the pooling's output and argmax.
+    let mut pooled: Vec<Option<RunPooled>> = match pool {
+        Some(PoolInto {
+            window: pw,
+            out: pooled,
+            argmax,
+            ..
+        }) => {
+            let chunk = per * pw.positions_per_sample() * pw.channels;
+            let mut argmax: Vec<Option<&mut [f32]>> = match argmax {
+                Some(a) => a.chunks_mut(chunk).map(Some).collect(),
+                None => (0..runs).map(|_| None).collect(),
+            };
+            pooled
+                .data_mut()
+                .chunks_mut(chunk)
+                .zip(argmax.iter_mut().map(Option::take))
+                .map(Some)
+                .collect()
+        }
+        None => (0..runs).map(|_| None).collect(),
+    };
     let jobs: Vec<_> = x
         .chunks(per * window.input_len())
-        .zip(out.chunks_mut(per * rows * filters))
+        .zip(out.chunks_mut(chunk_out))
+        .zip(pooled.iter_mut().map(Option::take))
         .collect();
     let algorithm = conv_algorithm();
-    run_jobs(jobs, |(x, out)| {
-        let g = window.with_batch(x.len() / window.input_len());
+    run_jobs(jobs, |((x, out), pooled)| {
+        let samples = x.len() / window.input_len();
+        let g = window.with_batch(samples);
         match algorithm {
             ConvAlgorithm::Direct => direct_conv(x, &g, kernel.data, filters, out),
             ConvAlgorithm::Im2col => with_patches(g.positions() * k, |cols| {
@@ -121,6 +166,13 @@ pub fn conv2d(
             }),
         }
         add_bias_and_activate(out, bias, activation, filters);
+        if let (Some((pooled, argmax)), Some(pw)) = (pooled, pool_window) {
+            let g = pw.with_batch(samples);
+            match average {
+                true => avg_pool(out, &g, pooled),
+                false => max_pool(out, &g, pooled, argmax),
+            }
+        }
     });
 }
 

@@ -8,7 +8,7 @@ use super::attention::{
 };
 use super::broadcast::broadcast_shape;
 use super::conv::Window;
-use super::conv2d::{conv2d as conv2d_kernel, conv2d_window, pool2d};
+use super::conv2d::{conv2d as conv2d_kernel, conv2d_window, pool2d, PoolInto};
 use super::decoder::{
     self, cached_attention_head_dim, rms_norm_features, rope_check, swiglu_check, LayerCache, Rope,
 };
@@ -69,8 +69,49 @@ pub fn conv2d(
         filters,
         fused(activation),
         &mut out,
+        None,
     );
     Ok(apply_unfused(activation, out))
+}
+
+/// [`conv2d`] and then a pooling of its output over `pool_window` (max, or average with
+/// `average`), computed in one pass (each run of samples pooled while it is in cache); the
+/// convolution's window must be checked already (see [`conv2d_window`]) and its activation
+/// one the kernel applies (not GELU).
+#[allow(clippy::too_many_arguments)]
+pub fn conv2d_pooled(
+    x: &Tensor,
+    (window, filters): (&Window, usize),
+    kernel: &Tensor,
+    bias: Option<&Tensor>,
+    activation: Activation,
+    pool_window: &Window,
+    average: bool,
+) -> (Tensor, Tensor) {
+    let mut out = Tensor::zeros(&[window.batch, window.out_height, window.out_width, filters]);
+    let mut pooled = Tensor::zeros(&[
+        pool_window.batch,
+        pool_window.out_height,
+        pool_window.out_width,
+        pool_window.channels,
+    ]);
+    let into = PoolInto {
+        window: pool_window,
+        average,
+        out: &mut pooled,
+        argmax: None,
+    };
+    conv2d_kernel(
+        x.data(),
+        window,
+        kernel.data(),
+        bias.map(Tensor::data),
+        filters,
+        activation,
+        &mut out,
+        Some(into),
+    );
+    (out, pooled)
 }
 
 /// Max pooling of (batch, height, width, channels) over `pool`-sized windows.

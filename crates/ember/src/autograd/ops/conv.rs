@@ -9,8 +9,18 @@ use crate::tensor::conv::Window;
 pub use crate::tensor::conv::{force_conv_algorithm, ConvAlgorithm};
 use crate::tensor::conv2d::{
     conv2d, conv2d_backward, conv2d_per_sample_grads, conv2d_window, pool2d, pool2d_backward,
-    OutputGrad,
+    OutputGrad, PoolInto,
 };
+
+/// A pooling layer's settings: window `size`, `strides`, "same" padding, and whether it
+/// averages (otherwise it takes the maximum).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Pooling {
+    pub size: (usize, usize),
+    pub strides: (usize, usize),
+    pub same: bool,
+    pub average: bool,
+}
 
 impl Tape {
     /// `activation(conv2d(x, kernel) + bias)`. x: (batch, height, width, channels);
@@ -57,8 +67,92 @@ impl Tape {
             filters,
             activation,
             &mut out.value,
+            None,
         );
         Ok(Var(i))
+    }
+
+    /// [`Tape::conv2d`] followed by `pooling` of its output, recorded as the two ops but
+    /// computed in one pass (each run of samples pooled while it is in cache): the
+    /// convolution's output and the pooling's. Without a pooled output when the activation
+    /// is recorded apart (GELU) or the pooling does not fit the output; the caller then
+    /// pools as usual, which reports any error.
+    #[allow(clippy::too_many_arguments)]
+    pub fn conv2d_pooled(
+        &mut self,
+        x: Var,
+        kernel: Var,
+        bias: Option<Var>,
+        strides: (usize, usize),
+        same: bool,
+        activation: Activation,
+        pooling: Pooling,
+    ) -> Result<(Var, Option<Var>)> {
+        let (window, filters) = conv2d_window(
+            self.value(x).shape(),
+            self.value(kernel).shape(),
+            bias.map(|b| self.value(b).shape()),
+            strides,
+            same,
+        )?;
+        let shape = [window.batch, window.out_height, window.out_width, filters];
+        let pool_window = Window::new(&shape, pooling.size, pooling.strides, pooling.same);
+        let (false, Ok(pool_window)) = (activation.needs_input(), pool_window) else {
+            return Ok((
+                self.conv2d(x, kernel, bias, strides, same, activation)?,
+                None,
+            ));
+        };
+        let requires_grad = self.requires_grad(x)
+            || self.requires_grad(kernel)
+            || bias.is_some_and(|b| self.requires_grad(b));
+        let op = Op::Conv2d {
+            x,
+            kernel,
+            bias,
+            activation,
+            window,
+        };
+        let i = self.push(op, &shape, requires_grad);
+        let pooled_shape = [
+            pool_window.batch,
+            pool_window.out_height,
+            pool_window.out_width,
+            pool_window.channels,
+        ];
+        let op = match pooling.average {
+            true => Op::AvgPool2d {
+                x: Var(i),
+                window: pool_window,
+            },
+            false => Op::MaxPool2d {
+                x: Var(i),
+                window: pool_window,
+            },
+        };
+        let j = self.push(op, &pooled_shape, requires_grad);
+        let (before, rest) = self.split_pair(i);
+        let (conv, pool) = rest.split_at_mut(1);
+        let (conv, pool) = (&mut conv[0], &mut pool[0]);
+        pool.aux
+            .resize(if pooling.average { 0 } else { pool.value.len() }, 0.0);
+        let into = PoolInto {
+            window: &pool_window,
+            average: pooling.average,
+            out: &mut pool.value,
+            argmax: (!pooling.average).then_some(&mut pool.aux[..]),
+        };
+        conv2d(
+            before[x.0].value.data(),
+            &window,
+            before[kernel.0].value.data(),
+            bias.map(|b| before[b.0].value.data()),
+            filters,
+            activation,
+            &mut conv.value,
+            Some(into),
+        );
+        Ok((Var(i), Some(Var(j))))
     }
 
     /// Max pooling of (batch, height, width, channels) over `pool`-sized windows.
@@ -232,6 +326,7 @@ fn window_filters(y: &[f32], window: &Window) -> usize {
 
 #[cfg(test)]
 mod tests {
+    use super::{conv2d_window, Window};
     use crate::autograd::gradcheck::check_gradients;
     use crate::tensor::activation::Activation;
     use crate::{Tape, Tensor};
@@ -374,6 +469,94 @@ mod tests {
                 assert_eq!(run(true), run(false), "{act:?} average {average} {pool:?}");
             }
         }
+    }
+
+    #[test]
+    fn conv2d_pooled_computes_what_conv2d_then_pooling_computes() {
+        use super::Pooling;
+        use crate::tensor::forward;
+        let values = |n: usize, s: f32| (0..n).map(|i| (i as f32 * s).sin()).collect::<Vec<_>>();
+        let (xv, kv, bv) = (
+            Tensor::new(&[9, 7, 6, 2], values(756, 0.37)).unwrap(),
+            Tensor::new(&[3, 3, 2, 3], values(54, 0.91)).unwrap(),
+            Tensor::new(&[3], vec![0.1, -0.2, 0.3]).unwrap(),
+        );
+        for act in [
+            Activation::Relu,
+            Activation::Tanh,
+            Activation::Gelu,
+            Activation::Softmax,
+        ] {
+            for (average, size, strides, same) in [
+                (false, (2, 2), (2, 2), false),
+                (false, (3, 3), (2, 2), true),
+                (true, (2, 3), (1, 2), true),
+            ] {
+                let pooling = Pooling {
+                    size,
+                    strides,
+                    same,
+                    average,
+                };
+                let run = |together: bool| {
+                    let mut tape = Tape::new();
+                    let (k, b, x) = (
+                        tape.param(kv.clone()),
+                        tape.param(bv.clone()),
+                        tape.param(xv.clone()),
+                    );
+                    let (y, p) = match together {
+                        true => tape
+                            .conv2d_pooled(x, k, Some(b), (1, 1), true, act, pooling)
+                            .unwrap(),
+                        false => (tape.conv2d(x, k, Some(b), (1, 1), true, act).unwrap(), None),
+                    };
+                    // GELU's activation is recorded apart: nothing pooled ahead.
+                    assert_eq!(p.is_some(), together && act != Activation::Gelu);
+                    let p = p.unwrap_or_else(|| match average {
+                        true => tape.avg_pool2d(y, size, strides, same).unwrap(),
+                        false => tape.max_pool2d(y, size, strides, same).unwrap(),
+                    });
+                    let loss = tape.sum(p).unwrap();
+                    tape.backward(loss).unwrap();
+                    let grads = [x, k, b].map(|v| tape.grad(v).unwrap().clone());
+                    (tape.value(y).clone(), tape.value(p).clone(), grads)
+                };
+                let (apart, together) = (run(false), run(true));
+                assert_eq!(apart, together, "{act:?} {pooling:?}");
+                // The eager kernel too, for the activations it fuses.
+                if act != Activation::Gelu {
+                    let (window, filters) =
+                        conv2d_window(xv.shape(), kv.shape(), Some(bv.shape()), (1, 1), true)
+                            .unwrap();
+                    let pool_window = Window::new(apart.0.shape(), size, strides, same).unwrap();
+                    let (y, p) = forward::conv2d_pooled(
+                        &xv,
+                        (&window, filters),
+                        &kv,
+                        Some(&bv),
+                        act,
+                        &pool_window,
+                        average,
+                    );
+                    assert_eq!((y, p), (apart.0, apart.1));
+                }
+            }
+        }
+        // A pooling that does not fit the output pools nothing ahead; pooling then says why.
+        let mut tape = Tape::new();
+        let (k, x) = (tape.constant(&kv), tape.constant(&xv));
+        let too_big = Pooling {
+            size: (9, 9),
+            strides: (9, 9),
+            same: false,
+            average: false,
+        };
+        let (y, p) = tape
+            .conv2d_pooled(x, k, None, (1, 1), false, Activation::Relu, too_big)
+            .unwrap();
+        assert!(p.is_none());
+        assert!(tape.max_pool2d(y, (9, 9), (9, 9), false).is_err());
     }
 
     #[test]
