@@ -35,8 +35,6 @@ use super::ops::warp::{Affine, FillMode};
 use super::{BinaryOp, Tape, Var};
 use crate::error::{Error, Result};
 use crate::tensor::activation::Activation;
-use crate::tensor::conv::Window;
-use crate::tensor::conv2d::conv2d_window;
 use crate::tensor::decoder::{LayerCache, Rope};
 use crate::tensor::quant::QMatrix;
 use crate::tensor::{forward, normalization, Tensor};
@@ -348,96 +346,34 @@ impl<'t> Pass<'t> {
         }
     }
 
-    /// `activation(conv(x, kernel) + bias)`, channels last.
+    /// `activation(conv(x, kernel) + bias)`, channels last. When the call was told that a
+    /// pooling alone reads its output ([`Pass::pool_next`]), that pooling is computed in the
+    /// same pass and kept for [`Pass::take_pooled`].
     pub fn conv2d(
         &mut self,
         x: &Value,
         kernel: &Value,
         bias: Option<&Value>,
-        (strides, same): ((usize, usize), bool),
+        window: ((usize, usize), bool),
         activation: Activation,
     ) -> Result<Value<'static>> {
-        if let Some(pooling) = self.pool_next.take() {
-            return self.conv2d_pooled(x, kernel, bias, (strides, same), activation, pooling);
-        }
-        match &mut self.tape {
-            None => Ok(forward::conv2d(
-                x.tensor()?,
-                kernel.tensor()?,
-                tensor_of(bias)?,
-                strides,
-                same,
-                activation,
-            )?
-            .into()),
-            Some(tape) => Ok(tape
-                .conv2d(
-                    x.var()?,
-                    kernel.var()?,
-                    var_of(bias)?,
-                    strides,
-                    same,
-                    activation,
-                )?
-                .into()),
-        }
-    }
-
-    /// [`Pass::conv2d`] whose output `pooling` alone reads: both computed in one pass, the
-    /// pooled value kept for [`Pass::take_pooled`].
-    fn conv2d_pooled(
-        &mut self,
-        x: &Value,
-        kernel: &Value,
-        bias: Option<&Value>,
-        (strides, same): ((usize, usize), bool),
-        activation: Activation,
-        pooling: Pooling,
-    ) -> Result<Value<'static>> {
-        let Pooling {
-            size,
-            strides: pool_strides,
-            same: pool_same,
-            average,
-        } = pooling;
-        match &mut self.tape {
+        let pooling = self.pool_next.take();
+        let (out, pooled): (Value, Option<Value>) = match &mut self.tape {
             None => {
-                let x = x.tensor()?;
-                let kernel = kernel.tensor()?;
-                let bias = tensor_of(bias)?;
-                let shapes = (x.shape(), kernel.shape(), bias.map(Tensor::shape));
-                let (window, filters) = conv2d_window(shapes.0, shapes.1, shapes.2, strides, same)?;
-                let out = [window.batch, window.out_height, window.out_width, filters];
-                let pool_window = Window::new(&out, size, pool_strides, pool_same);
-                let (false, Ok(pool_window)) = (activation.needs_input(), pool_window) else {
-                    return Ok(forward::conv2d(x, kernel, bias, strides, same, activation)?.into());
-                };
-                let (out, pooled) = forward::conv2d_pooled(
-                    x,
-                    (&window, filters),
-                    kernel,
-                    bias,
-                    activation,
-                    &pool_window,
-                    average,
-                );
-                self.pooled = Some(pooled.into());
-                Ok(out.into())
+                let (x, kernel, bias) = (x.tensor()?, kernel.tensor()?, tensor_of(bias)?);
+                let (out, pooled) =
+                    forward::conv2d_pooled(x, kernel, bias, window, activation, pooling)?;
+                (out.into(), pooled.map(Value::from))
             }
             Some(tape) => {
-                let (out, pooled) = tape.conv2d_pooled(
-                    x.var()?,
-                    kernel.var()?,
-                    var_of(bias)?,
-                    strides,
-                    same,
-                    activation,
-                    pooling,
-                )?;
-                self.pooled = pooled.map(Value::from);
-                Ok(out.into())
+                let (x, kernel, bias) = (x.var()?, kernel.var()?, var_of(bias)?);
+                let (out, pooled) =
+                    tape.conv2d_pooled(x, kernel, bias, window, activation, pooling)?;
+                (out.into(), pooled.map(Value::from))
             }
-        }
+        };
+        self.pooled = pooled;
+        Ok(out)
     }
 
     /// Max pooling (or, with `average`, average pooling), channels last.

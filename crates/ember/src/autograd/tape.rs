@@ -410,11 +410,11 @@ impl Tape {
         i
     }
 
-    /// Nodes before `i` (read-only inputs), and nodes `i` and `i + 1` (two outputs computed
-    /// together).
-    pub(crate) fn split_pair(&mut self, i: usize) -> (&[Node], &mut [Node]) {
-        let (before, rest) = self.nodes.split_at_mut(i);
-        (before, &mut rest[..2])
+    /// Nodes before `i` (read-only inputs), and the step's nodes from `i` on (outputs
+    /// computed together).
+    pub(crate) fn split_outputs(&mut self, i: usize) -> (&[Node], &mut [Node]) {
+        let (before, rest) = self.nodes[..self.len].split_at_mut(i);
+        (before, rest)
     }
 
     /// Nodes before `i` (read-only inputs) and node `i` itself (the output being computed).

@@ -148,6 +148,23 @@ impl Window {
     }
 }
 
+/// A pooling layer's settings: window `size`, `strides`, "same" padding, and whether it
+/// averages (otherwise it takes the maximum).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Pooling {
+    pub size: (usize, usize),
+    pub strides: (usize, usize),
+    pub same: bool,
+    pub average: bool,
+}
+
+impl Pooling {
+    /// Its window over `input` (batch, height, width, channels).
+    pub fn window(&self, input: &[usize]) -> Result<Window> {
+        Window::new(input, self.size, self.strides, self.same)
+    }
+}
+
 /// Lays every input patch out as a row: `cols` becomes (positions, kh·kw·channels).
 ///
 /// Every element of `cols` (of length positions · patch length) is written, zeros only where

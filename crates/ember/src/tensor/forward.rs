@@ -7,7 +7,7 @@ use super::attention::{
     attention_dims, attention_inference, batch_matmul as batch_matmul_kernel, batch_matmul_dims,
 };
 use super::broadcast::broadcast_shape;
-use super::conv::Window;
+use super::conv::{Pooling, Window};
 use super::conv2d::{conv2d as conv2d_kernel, conv2d_window, pool2d, PoolInto};
 use super::decoder::{
     self, cached_attention_head_dim, rms_norm_features, rope_check, swiglu_check, LayerCache, Rope,
@@ -53,6 +53,21 @@ pub fn conv2d(
     same: bool,
     activation: Activation,
 ) -> Result<Tensor> {
+    Ok(conv2d_pooled(x, kernel, bias, (strides, same), activation, None)?.0)
+}
+
+/// [`conv2d`], and with `pooling` that pooling of its output too, computed in the same pass
+/// (each run of samples pooled while it is in cache). No pooled output when the activation
+/// is applied apart (GELU) or the pooling does not fit the output: the caller then pools as
+/// usual, which reports any error.
+pub fn conv2d_pooled(
+    x: &Tensor,
+    kernel: &Tensor,
+    bias: Option<&Tensor>,
+    (strides, same): ((usize, usize), bool),
+    activation: Activation,
+    pooling: Option<Pooling>,
+) -> Result<(Tensor, Option<Tensor>)> {
     let (window, filters) = conv2d_window(
         x.shape(),
         kernel.shape(),
@@ -60,7 +75,23 @@ pub fn conv2d(
         strides,
         same,
     )?;
-    let mut out = Tensor::zeros(&[window.batch, window.out_height, window.out_width, filters]);
+    let shape = [window.batch, window.out_height, window.out_width, filters];
+    let mut out = Tensor::zeros(&shape);
+    let pool = pooling
+        .filter(|_| !activation.needs_input())
+        .and_then(|p| Some((p.window(&shape).ok()?, p.average)));
+    let mut pooled = pool
+        .as_ref()
+        .map(|(w, _)| Tensor::zeros(&[w.batch, w.out_height, w.out_width, w.channels]));
+    let into = pool
+        .as_ref()
+        .zip(pooled.as_mut())
+        .map(|((w, average), out)| PoolInto {
+            window: w,
+            average: *average,
+            out,
+            argmax: None,
+        });
     conv2d_kernel(
         x.data(),
         &window,
@@ -69,49 +100,9 @@ pub fn conv2d(
         filters,
         fused(activation),
         &mut out,
-        None,
+        into,
     );
-    Ok(apply_unfused(activation, out))
-}
-
-/// [`conv2d`] and then a pooling of its output over `pool_window` (max, or average with
-/// `average`), computed in one pass (each run of samples pooled while it is in cache); the
-/// convolution's window must be checked already (see [`conv2d_window`]) and its activation
-/// one the kernel applies (not GELU).
-#[allow(clippy::too_many_arguments)]
-pub fn conv2d_pooled(
-    x: &Tensor,
-    (window, filters): (&Window, usize),
-    kernel: &Tensor,
-    bias: Option<&Tensor>,
-    activation: Activation,
-    pool_window: &Window,
-    average: bool,
-) -> (Tensor, Tensor) {
-    let mut out = Tensor::zeros(&[window.batch, window.out_height, window.out_width, filters]);
-    let mut pooled = Tensor::zeros(&[
-        pool_window.batch,
-        pool_window.out_height,
-        pool_window.out_width,
-        pool_window.channels,
-    ]);
-    let into = PoolInto {
-        window: pool_window,
-        average,
-        out: &mut pooled,
-        argmax: None,
-    };
-    conv2d_kernel(
-        x.data(),
-        window,
-        kernel.data(),
-        bias.map(Tensor::data),
-        filters,
-        activation,
-        &mut out,
-        Some(into),
-    );
-    (out, pooled)
+    Ok((apply_unfused(activation, out), pooled))
 }
 
 /// Max pooling of (batch, height, width, channels) over `pool`-sized windows.

@@ -6,21 +6,11 @@ use crate::autograd::tape::{GradOut, Node, Tape, Var};
 use crate::error::Result;
 use crate::tensor::activation::Activation;
 use crate::tensor::conv::Window;
-pub use crate::tensor::conv::{force_conv_algorithm, ConvAlgorithm};
+pub use crate::tensor::conv::{force_conv_algorithm, ConvAlgorithm, Pooling};
 use crate::tensor::conv2d::{
     conv2d, conv2d_backward, conv2d_per_sample_grads, conv2d_window, pool2d, pool2d_backward,
     OutputGrad, PoolInto,
 };
-
-/// A pooling layer's settings: window `size`, `strides`, "same" padding, and whether it
-/// averages (otherwise it takes the maximum).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Pooling {
-    pub size: (usize, usize),
-    pub strides: (usize, usize),
-    pub same: bool,
-    pub average: bool,
-}
 
 impl Tape {
     /// `activation(conv2d(x, kernel) + bias)`. x: (batch, height, width, channels);
@@ -34,10 +24,28 @@ impl Tape {
         same: bool,
         activation: Activation,
     ) -> Result<Var> {
+        Ok(self
+            .conv2d_pooled(x, kernel, bias, (strides, same), activation, None)?
+            .0)
+    }
+
+    /// [`Tape::conv2d`], and with `pooling` that pooling of its output too, recorded as the
+    /// two ops but computed in one pass (each run of samples pooled while it is in cache).
+    /// No pooled output when the activation is recorded apart (GELU) or the pooling does not
+    /// fit the output: the caller then pools as usual, which reports any error.
+    pub fn conv2d_pooled(
+        &mut self,
+        x: Var,
+        kernel: Var,
+        bias: Option<Var>,
+        (strides, same): ((usize, usize), bool),
+        activation: Activation,
+        pooling: Option<Pooling>,
+    ) -> Result<(Var, Option<Var>)> {
         if activation.needs_input() {
             // Its gradient needs the pre-activation values: record them as their own node.
             let z = self.conv2d(x, kernel, bias, strides, same, Activation::Linear)?;
-            return self.activation(activation, z);
+            return Ok((self.activation(activation, z)?, None));
         }
         let (window, filters) = conv2d_window(
             self.value(x).shape(),
@@ -50,62 +58,6 @@ impl Tape {
             || self.requires_grad(kernel)
             || bias.is_some_and(|b| self.requires_grad(b));
         let shape = [window.batch, window.out_height, window.out_width, filters];
-        let op = super::Op::Conv2d {
-            x,
-            kernel,
-            bias,
-            activation,
-            window,
-        };
-        let i = self.push(op, &shape, requires_grad);
-        let (before, out) = self.split(i);
-        conv2d(
-            before[x.0].value.data(),
-            &window,
-            before[kernel.0].value.data(),
-            bias.map(|b| before[b.0].value.data()),
-            filters,
-            activation,
-            &mut out.value,
-            None,
-        );
-        Ok(Var(i))
-    }
-
-    /// [`Tape::conv2d`] followed by `pooling` of its output, recorded as the two ops but
-    /// computed in one pass (each run of samples pooled while it is in cache): the
-    /// convolution's output and the pooling's. Without a pooled output when the activation
-    /// is recorded apart (GELU) or the pooling does not fit the output; the caller then
-    /// pools as usual, which reports any error.
-    #[allow(clippy::too_many_arguments)]
-    pub fn conv2d_pooled(
-        &mut self,
-        x: Var,
-        kernel: Var,
-        bias: Option<Var>,
-        strides: (usize, usize),
-        same: bool,
-        activation: Activation,
-        pooling: Pooling,
-    ) -> Result<(Var, Option<Var>)> {
-        let (window, filters) = conv2d_window(
-            self.value(x).shape(),
-            self.value(kernel).shape(),
-            bias.map(|b| self.value(b).shape()),
-            strides,
-            same,
-        )?;
-        let shape = [window.batch, window.out_height, window.out_width, filters];
-        let pool_window = Window::new(&shape, pooling.size, pooling.strides, pooling.same);
-        let (false, Ok(pool_window)) = (activation.needs_input(), pool_window) else {
-            return Ok((
-                self.conv2d(x, kernel, bias, strides, same, activation)?,
-                None,
-            ));
-        };
-        let requires_grad = self.requires_grad(x)
-            || self.requires_grad(kernel)
-            || bias.is_some_and(|b| self.requires_grad(b));
         let op = Op::Conv2d {
             x,
             kernel,
@@ -114,34 +66,32 @@ impl Tape {
             window,
         };
         let i = self.push(op, &shape, requires_grad);
-        let pooled_shape = [
-            pool_window.batch,
-            pool_window.out_height,
-            pool_window.out_width,
-            pool_window.channels,
-        ];
-        let op = match pooling.average {
-            true => Op::AvgPool2d {
-                x: Var(i),
-                window: pool_window,
-            },
-            false => Op::MaxPool2d {
-                x: Var(i),
-                window: pool_window,
-            },
-        };
-        let j = self.push(op, &pooled_shape, requires_grad);
-        let (before, rest) = self.split_pair(i);
-        let (conv, pool) = rest.split_at_mut(1);
-        let (conv, pool) = (&mut conv[0], &mut pool[0]);
-        pool.aux
-            .resize(if pooling.average { 0 } else { pool.value.len() }, 0.0);
-        let into = PoolInto {
-            window: &pool_window,
-            average: pooling.average,
-            out: &mut pool.value,
-            argmax: (!pooling.average).then_some(&mut pool.aux[..]),
-        };
+        let pool = pooling.and_then(|p| Some((p.window(&shape).ok()?, p.average)));
+        // The pooling's node right after the convolution's (what the fused backward needs).
+        let pooled = pool.map(|(w, average)| {
+            let x = Var(i);
+            let op = match average {
+                true => Op::AvgPool2d { x, window: w },
+                false => Op::MaxPool2d { x, window: w },
+            };
+            let shape = [w.batch, w.out_height, w.out_width, w.channels];
+            Var(self.push(op, &shape, requires_grad))
+        });
+        let (before, outputs) = self.split_outputs(i);
+        let (conv, rest) = outputs.split_at_mut(1);
+        let into = pool
+            .as_ref()
+            .zip(rest.first_mut())
+            .map(|((w, average), node)| {
+                node.aux
+                    .resize(if *average { 0 } else { node.value.len() }, 0.0);
+                PoolInto {
+                    window: w,
+                    average: *average,
+                    out: &mut node.value,
+                    argmax: (!average).then_some(&mut node.aux[..]),
+                }
+            });
         conv2d(
             before[x.0].value.data(),
             &window,
@@ -149,10 +99,10 @@ impl Tape {
             bias.map(|b| before[b.0].value.data()),
             filters,
             activation,
-            &mut conv.value,
-            Some(into),
+            &mut conv[0].value,
+            into,
         );
-        Ok((Var(i), Some(Var(j))))
+        Ok((Var(i), pooled))
     }
 
     /// Max pooling of (batch, height, width, channels) over `pool`-sized windows.
@@ -326,7 +276,6 @@ fn window_filters(y: &[f32], window: &Window) -> usize {
 
 #[cfg(test)]
 mod tests {
-    use super::{conv2d_window, Window};
     use crate::autograd::gradcheck::check_gradients;
     use crate::tensor::activation::Activation;
     use crate::{Tape, Tensor};
@@ -505,12 +454,10 @@ mod tests {
                         tape.param(bv.clone()),
                         tape.param(xv.clone()),
                     );
-                    let (y, p) = match together {
-                        true => tape
-                            .conv2d_pooled(x, k, Some(b), (1, 1), true, act, pooling)
-                            .unwrap(),
-                        false => (tape.conv2d(x, k, Some(b), (1, 1), true, act).unwrap(), None),
-                    };
+                    let (pooling, window) = (together.then_some(pooling), ((1, 1), true));
+                    let (y, p) = tape
+                        .conv2d_pooled(x, k, Some(b), window, act, pooling)
+                        .unwrap();
                     // GELU's activation is recorded apart: nothing pooled ahead.
                     assert_eq!(p.is_some(), together && act != Activation::Gelu);
                     let p = p.unwrap_or_else(|| match average {
@@ -524,23 +471,12 @@ mod tests {
                 };
                 let (apart, together) = (run(false), run(true));
                 assert_eq!(apart, together, "{act:?} {pooling:?}");
-                // The eager kernel too, for the activations it fuses.
-                if act != Activation::Gelu {
-                    let (window, filters) =
-                        conv2d_window(xv.shape(), kv.shape(), Some(bv.shape()), (1, 1), true)
-                            .unwrap();
-                    let pool_window = Window::new(apart.0.shape(), size, strides, same).unwrap();
-                    let (y, p) = forward::conv2d_pooled(
-                        &xv,
-                        (&window, filters),
-                        &kv,
-                        Some(&bv),
-                        act,
-                        &pool_window,
-                        average,
-                    );
-                    assert_eq!((y, p), (apart.0, apart.1));
-                }
+                // The eager kernel too (GELU, applied apart, pools nothing ahead).
+                let (y, p) =
+                    forward::conv2d_pooled(&xv, &kv, Some(&bv), ((1, 1), true), act, Some(pooling))
+                        .unwrap();
+                assert_eq!(y, apart.0);
+                assert_eq!(p, (act != Activation::Gelu).then(|| apart.1.clone()));
             }
         }
         // A pooling that does not fit the output pools nothing ahead; pooling then says why.
@@ -552,11 +488,14 @@ mod tests {
             same: false,
             average: false,
         };
+        let window = ((1, 1), false);
         let (y, p) = tape
-            .conv2d_pooled(x, k, None, (1, 1), false, Activation::Relu, too_big)
+            .conv2d_pooled(x, k, None, window, Activation::Relu, Some(too_big))
             .unwrap();
         assert!(p.is_none());
         assert!(tape.max_pool2d(y, (9, 9), (9, 9), false).is_err());
+        let eager = forward::conv2d_pooled(&xv, &kv, None, window, Activation::Relu, Some(too_big));
+        assert!(eager.unwrap().1.is_none());
     }
 
     #[test]
