@@ -33,6 +33,7 @@ pub mod model;
 pub mod nn;
 pub mod optim;
 pub mod prediction;
+pub mod privacy;
 pub mod progress;
 pub mod read;
 pub mod recommend;
