@@ -3,7 +3,8 @@ reference Ember's accountants (crates/ember/src/privacy/) are tested against.
 
 Each case is a sampling rate q, a noise multiplier σ, a number of steps and a δ (steps =
 int(epochs / q), as Opacus's make_private_with_epsilon plans them), with the ε of Opacus's RDP
-accountant (its default orders). The first three are the settings of Opacus's MNIST example.
+accountant (its default orders) and of its PRV accountant (its defaults: eps_error 0.01,
+delta_error δ/1000; the upper bound it reports). The first three are the settings of Opacus's MNIST example.
 Run with the benchmark venv (bench/README.md; `pip install opacus==1.6.0`):
 
     /tmp/bench-venv/bin/python bench/privacy_accountant_fixture.py
@@ -14,7 +15,7 @@ import pathlib
 import warnings
 
 import opacus
-from opacus.accountants import RDPAccountant
+from opacus.accountants import PRVAccountant, RDPAccountant
 
 OUT = pathlib.Path(__file__).resolve().parent.parent / "crates/ember/src/privacy/opacus_epsilon.json"
 
@@ -51,12 +52,24 @@ def main():
         steps = int(epochs / q)
         rdp = RDPAccountant()
         rdp.history = [(sigma, q, steps)]
+        prv = PRVAccountant()
+        prv.history = [(sigma, q, steps)]
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             epsilon = rdp.get_epsilon(delta)
+            prv_epsilon = prv.get_epsilon(delta)
         cases.append(
-            {"q": q, "sigma": sigma, "epochs": epochs, "steps": steps, "delta": delta, "rdp": epsilon}
+            {
+                "q": q,
+                "sigma": sigma,
+                "epochs": epochs,
+                "steps": steps,
+                "delta": delta,
+                "rdp": epsilon,
+                "prv": prv_epsilon,
+            }
         )
+        print(cases[-1], flush=True)
     OUT.write_text(json.dumps({"opacus": opacus.__version__, "cases": cases}, indent=1) + "\n")
     print(f"wrote {len(cases)} cases to {OUT}")
 

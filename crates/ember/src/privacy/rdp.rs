@@ -4,8 +4,8 @@
 //! over the steps, then turned into (ε, δ) by the conversion of Balle et al. 2020 (Theorem 21)
 //! at the best order — Opacus's RDP accountant, order grid included.
 
-use super::check_rate;
-use crate::error::{Error, Result};
+use super::{check_noise_and_delta, check_rate};
+use crate::error::Result;
 
 /// Opacus's default orders: 1.1, 1.2, …, 10.9, then 12, 13, …, 63.
 pub const RDP_ORDERS: [f64; 151] = {
@@ -27,16 +27,7 @@ pub const RDP_ORDERS: [f64; 151] = {
 /// without steps.
 pub fn rdp_epsilon(q: f64, sigma: f64, steps: u64, delta: f64) -> Result<f64> {
     check_rate(q)?;
-    if !(sigma.is_finite() && sigma >= 0.0) {
-        return Err(Error::invalid(format!(
-            "the noise multiplier must be a finite number ≥ 0, got {sigma}"
-        )));
-    }
-    if !(delta > 0.0 && delta < 1.0) {
-        return Err(Error::invalid(format!(
-            "delta must lie in (0, 1), got {delta}"
-        )));
-    }
+    check_noise_and_delta(sigma, delta)?;
     if steps == 0 {
         // No step has read the data (the conversion alone would still charge a little).
         return Ok(0.0);
@@ -167,31 +158,11 @@ fn log_erfc(x: f64) -> f64 {
 mod tests {
     use super::*;
     use crate::privacy::planned_steps;
-    use serde::Deserialize;
-
-    #[derive(Deserialize)]
-    struct Fixture {
-        opacus: String,
-        cases: Vec<Case>,
-    }
-
-    #[derive(Deserialize)]
-    struct Case {
-        q: f64,
-        sigma: f64,
-        epochs: f64,
-        steps: u64,
-        delta: f64,
-        rdp: f64,
-    }
+    use crate::privacy::tests::fixture;
 
     #[test]
     fn rdp_epsilon_equals_opacus_on_its_fixture() {
-        // bench/privacy_accountant_fixture.py: Opacus 1.6.0's RDP accountant on 22 settings.
-        let fixture: Fixture = serde_json::from_str(include_str!("opacus_epsilon.json")).unwrap();
-        assert_eq!(fixture.opacus, "1.6.0");
-        assert!(fixture.cases.len() >= 20);
-        for c in &fixture.cases {
+        for c in fixture().cases {
             assert_eq!(planned_steps(c.q, c.epochs).unwrap(), c.steps);
             let eps = rdp_epsilon(c.q, c.sigma, c.steps, c.delta).unwrap();
             let relative = (eps - c.rdp).abs() / c.rdp;
