@@ -52,6 +52,9 @@ enum Command {
     Chat(Box<commands::generate::ChatArgs>),
     /// Recommenders from ratings: train, evaluate, top-k, similar items, cross-validation, splits.
     Recommend(commands::recommend::RecommendArgs),
+    /// Differential privacy: the ε that DP-SGD's settings guarantee (RDP or PRV accountant).
+    #[command(subcommand)]
+    Privacy(commands::privacy::PrivacyCommand),
     /// Serve saved models over HTTP: KServe v2, REST, OpenAI embeddings, a web playground.
     Serve(Box<commands::serve::ServeArgs>),
     /// Time workloads against baselines measured in the same run (mlp, cnn, conv, embed, search, predict, tune, recommend, serve, generate, distributed).
@@ -117,6 +120,7 @@ fn main() -> ExitCode {
             Command::Generate(args) => commands::generate::run_generate(*args),
             Command::Chat(args) => commands::generate::run_chat(*args),
             Command::Recommend(args) => commands::recommend::run(args),
+            Command::Privacy(args) => commands::privacy::run(args),
             Command::Serve(args) => commands::serve::run(*args),
             Command::Bench(args) => bench::run(args, matches.subcommand_matches("bench")),
             Command::Completions { shell } => {

@@ -66,6 +66,7 @@ pages! {
     serving => "docs/serving.md",
     speed => "docs/speed.md",
     distributed => "docs/distributed.md",
+    privacy => "docs/privacy.md",
     layout => "docs/layout.md",
 }
 

@@ -18,9 +18,8 @@ pub struct CvArgs {
     seed: Option<u64>,
     #[command(flatten)]
     table: super::table::TableArgs,
-    /// Threads for the numeric kernels.
-    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=1024))]
-    threads: Option<u64>,
+    #[command(flatten)]
+    threads: super::Threads,
 }
 
 pub fn run(args: CvArgs) -> ember::Result<()> {

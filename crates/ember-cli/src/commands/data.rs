@@ -43,9 +43,8 @@ struct InspectArgs {
     /// Print JSON instead of a table.
     #[arg(long)]
     json: bool,
-    /// Threads for the numeric kernels (default: EMBER_NUM_THREADS, else all cores).
-    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=1024))]
-    threads: Option<u64>,
+    #[command(flatten)]
+    threads: super::Threads,
 }
 
 pub fn run(args: DataArgs) -> ember::Result<()> {

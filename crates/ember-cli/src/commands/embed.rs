@@ -23,9 +23,8 @@ pub struct EmbedArgs {
     /// longest).
     #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u64).range(1..=65_536))]
     batch_size: u64,
-    /// Threads for the numeric kernels (default: EMBER_NUM_THREADS, else all cores).
-    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=1024))]
-    threads: Option<u64>,
+    #[command(flatten)]
+    threads: super::Threads,
     /// Print JSON ([{"text", "embedding"}]) instead of one line of numbers per text.
     #[arg(long)]
     json: bool,

@@ -33,16 +33,16 @@ pub struct EvaluateArgs {
     /// delimiter and header detected, no lines skipped).
     #[command(flatten)]
     csv_options: super::table::CsvArgs,
-    /// Threads for the numeric kernels.
-    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=1024))]
-    threads: Option<u64>,
+    #[command(flatten)]
+    threads: super::Threads,
 }
 
 pub fn run(args: EvaluateArgs) -> ember::Result<()> {
     super::set_threads(args.threads)?;
-    if let Some(dir) = &args.report {
-        ember::atomic::check_output_dir(dir)?;
-    }
+    args.report
+        .as_deref()
+        .map(ember::atomic::check_output_dir)
+        .transpose()?;
     let saved = SavedModel::load(&args.model)?;
     let options = EvaluateOptions {
         model: args.model.clone(),

@@ -69,9 +69,8 @@ pub struct ExplainArgs {
     /// Default: accuracy, or r2 for a regression.
     #[arg(long, value_name = "NAME")]
     scoring: Option<String>,
-    /// Threads for the numeric kernels (default: EMBER_NUM_THREADS, else all cores).
-    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=1024))]
-    threads: Option<u64>,
+    #[command(flatten)]
+    threads: super::Threads,
     /// For a table model: how to read the CSV inputs and --csv, whatever the training file
     /// needed (default: delimiter and header detected, no lines skipped).
     #[command(flatten)]
@@ -81,9 +80,10 @@ pub struct ExplainArgs {
 pub fn run(args: ExplainArgs) -> ember::Result<()> {
     super::set_threads(args.threads)?;
     let options = args.options()?;
-    if let Some(dir) = &args.output {
-        ember::atomic::check_output_dir(dir)?;
-    }
+    args.output
+        .as_deref()
+        .map(ember::atomic::check_output_dir)
+        .transpose()?;
     print!("{}", explain(&SavedModel::load(&args.model)?, &options)?);
     Ok(())
 }

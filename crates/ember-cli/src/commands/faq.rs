@@ -21,9 +21,8 @@ pub struct IndexArgs {
     question_column: String,
     #[arg(long, default_value = "answer")]
     answer_column: String,
-    /// Threads for the numeric kernels (default: EMBER_NUM_THREADS, else all cores).
-    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=1024))]
-    threads: Option<u64>,
+    #[command(flatten)]
+    threads: super::Threads,
 }
 
 #[derive(Args)]
@@ -61,9 +60,8 @@ pub struct AskArgs {
     /// Random seed of the reply's sampling (with --llm; default 0).
     #[arg(long)]
     seed: Option<u64>,
-    /// Threads for the numeric kernels (default: EMBER_NUM_THREADS, else all cores).
-    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=1024))]
-    threads: Option<u64>,
+    #[command(flatten)]
+    threads: super::Threads,
 }
 
 pub fn index(args: IndexArgs) -> ember::Result<()> {

@@ -84,9 +84,8 @@ pub struct GenerateArgs {
     prompt: String,
     #[command(flatten)]
     sampling: SamplingArgs,
-    /// Threads for the numeric kernels (default: EMBER_NUM_THREADS, else all cores).
-    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=1024))]
-    threads: Option<u64>,
+    #[command(flatten)]
+    threads: super::Threads,
 }
 
 #[derive(Args)]
@@ -99,9 +98,8 @@ pub struct ChatArgs {
     system: Option<String>,
     #[command(flatten)]
     sampling: SamplingArgs,
-    /// Threads for the numeric kernels (default: EMBER_NUM_THREADS, else all cores).
-    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=1024))]
-    threads: Option<u64>,
+    #[command(flatten)]
+    threads: super::Threads,
 }
 
 /// Loads a model, saying so on stderr.

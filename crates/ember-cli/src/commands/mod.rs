@@ -8,6 +8,7 @@ pub mod explain;
 pub mod faq;
 pub mod generate;
 pub mod predict;
+pub mod privacy;
 pub mod recommend;
 pub mod serve;
 pub mod summary;
@@ -21,8 +22,16 @@ use std::path::Path;
 use ember::spec::{DataSpec, ModelSpec};
 use ember::Error;
 
+/// `--threads N`, which every command that computes takes.
+#[derive(clap::Args, Clone, Copy)]
+pub struct Threads {
+    /// Threads for the numeric kernels (default: EMBER_NUM_THREADS, else all cores).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=1024))]
+    pub threads: Option<u64>,
+}
+
 /// Applies `--threads` (or leaves `EMBER_NUM_THREADS` / all cores in charge).
-pub fn set_threads(threads: Option<u64>) -> ember::Result<()> {
+pub fn set_threads(Threads { threads }: Threads) -> ember::Result<()> {
     // A bad EMBER_NUM_THREADS is an error even when --threads overrides it.
     let from_env = ember::tensor::threads::threads_from_env()?;
     match threads.or(from_env.map(|n| n as u64)) {

@@ -32,9 +32,8 @@ pub struct PredictArgs {
     /// of standard output.
     #[arg(long, short, value_name = "FILE")]
     output: Option<PathBuf>,
-    /// Threads for the numeric kernels (default: EMBER_NUM_THREADS, else all cores).
-    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=1024))]
-    threads: Option<u64>,
+    #[command(flatten)]
+    threads: super::Threads,
     /// Also explain each prediction, as `ember explain --method METHOD` does (default
     /// integrated-gradients); with --json the output is {"predictions", "explanations"}.
     #[arg(long, value_name = "METHOD", num_args = 0..=1, default_missing_value = "integrated-gradients")]

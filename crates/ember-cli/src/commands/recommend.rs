@@ -72,11 +72,7 @@ impl ReadArgs {
     fn options(&self) -> InteractionOptions {
         InteractionOptions {
             delimiter: self.delimiter,
-            header: match (self.header, self.no_header) {
-                (true, _) => Some(true),
-                (_, true) => Some(false),
-                _ => None,
-            },
+            header: (self.header || self.no_header).then_some(self.header),
             user: self.user_column.clone(),
             item: self.item_column.clone(),
             rating: self.rating_column.clone(),
@@ -148,9 +144,8 @@ struct ModelArgs {
     /// An item table (.item): titles, and the two-tower model's item features.
     #[arg(long, value_name = "FILE")]
     items: Option<PathBuf>,
-    /// Threads for the numeric kernels.
-    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=1024))]
-    threads: Option<u64>,
+    #[command(flatten)]
+    threads: super::Threads,
 }
 
 impl ModelArgs {

@@ -55,9 +55,8 @@ pub struct ServeArgs {
     /// the playground page excepted).
     #[arg(long, env = "EMBER_API_KEY", hide_env_values = true)]
     api_key: Option<String>,
-    /// Threads for the numeric kernels (default: EMBER_NUM_THREADS, else all cores).
-    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=1024))]
-    threads: Option<u64>,
+    #[command(flatten)]
+    threads: super::Threads,
 }
 
 pub fn run(args: ServeArgs) -> ember::Result<()> {

@@ -8,9 +8,8 @@ use clap::Args;
 pub struct SummaryArgs {
     /// A model file, saved model, FAQ index, recommender, encoder or GGUF (models/mnist-mlp.toml).
     model: Option<PathBuf>,
-    /// Threads for the numeric kernels (default: EMBER_NUM_THREADS, else all cores).
-    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=1024))]
-    threads: Option<u64>,
+    #[command(flatten)]
+    threads: super::Threads,
 }
 
 pub fn run(args: SummaryArgs) -> ember::Result<()> {

@@ -34,15 +34,14 @@ pub struct CsvArgs {
 impl CsvArgs {
     /// The CSV flags given, by name.
     pub fn given(&self) -> Vec<&'static str> {
-        let flags = [
+        ember::jobs::checks::given(&[
             ("--delimiter", self.delimiter.is_some()),
             ("--header", self.header),
             ("--no-header", self.no_header),
             ("--skip-rows", self.skip_rows.is_some()),
             ("--missing", self.missing.is_some()),
             ("--drop-bad-rows", self.drop_bad_rows),
-        ];
-        ember::jobs::checks::given(&flags)
+        ])
     }
 
     /// The given options, or None (a model's training options) when no flag was given.
@@ -54,13 +53,7 @@ impl CsvArgs {
         let defaults = CsvOptions::default();
         CsvOptions {
             delimiter: self.delimiter,
-            header: if self.header {
-                Some(true)
-            } else if self.no_header {
-                Some(false)
-            } else {
-                None
-            },
+            header: (self.header || self.no_header).then_some(self.header),
             skip_rows: self.skip_rows.unwrap_or(0),
             missing: self.missing.as_ref().map_or(defaults.missing, |m| {
                 m.split(',').map(|t| t.trim().to_string()).collect()
@@ -77,7 +70,7 @@ pub struct TableArgs {
     #[arg(long, value_name = "COLUMN")]
     pub target: Option<String>,
     /// binary, multiclass or regression (default: inferred from the target).
-    #[arg(long, value_parser = parse_task)]
+    #[arg(long, value_parser = Task::parse)]
     pub task: Option<Task>,
     /// Train a regression on log(target); errors are then reported on the log scale.
     #[arg(long)]
@@ -99,21 +92,10 @@ pub struct TableArgs {
     pub csv: CsvArgs,
 }
 
-fn parse_task(value: &str) -> Result<Task, String> {
-    match value {
-        "binary" => Ok(Task::Binary),
-        "multiclass" => Ok(Task::Multiclass),
-        "regression" => Ok(Task::Regression),
-        _ => Err(format!(
-            "'{value}' is not a task: binary, multiclass or regression"
-        )),
-    }
-}
-
 impl TableArgs {
     /// The table-model flags given, by name, the CSV flags apart.
     pub fn given(&self) -> Vec<&'static str> {
-        let flags = [
+        ember::jobs::checks::given(&[
             ("--target", self.target.is_some()),
             ("--task", self.task.is_some()),
             ("--log-target", self.log_target),
@@ -121,8 +103,7 @@ impl TableArgs {
             ("--missing-indicators", self.missing_indicators),
             ("--class-weight", self.class_weight.is_some()),
             ("--options", self.options.is_some()),
-        ];
-        ember::jobs::checks::given(&flags)
+        ])
     }
 
     /// The options for training: the `--options` file (or the defaults) with the flags on

@@ -59,7 +59,7 @@ pub struct TextArgs {
 impl TextArgs {
     /// The text-classifier flags given, by name (for refusing them where they do nothing).
     pub fn given(&self) -> Vec<&'static str> {
-        let flags = [
+        ember::jobs::checks::given(&[
             ("--class", !self.classes.is_empty()),
             ("--email", self.email),
             ("--encoder", self.encoder.is_some()),
@@ -68,8 +68,7 @@ impl TextArgs {
             ("--max-features", self.max_features.is_some()),
             ("--hidden", self.hidden.is_some()),
             ("--l2", self.l2.is_some()),
-        ];
-        ember::jobs::checks::given(&flags)
+        ])
     }
 }
 

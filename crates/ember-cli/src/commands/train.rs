@@ -25,9 +25,8 @@ pub struct TrainArgs {
     /// Seed for weight initialisation and shuffling, instead of the model file's.
     #[arg(long)]
     seed: Option<u64>,
-    /// Threads for the numeric kernels (default: EMBER_NUM_THREADS, else all cores).
-    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=1024))]
-    threads: Option<u64>,
+    #[command(flatten)]
+    threads: super::Threads,
     /// Save the trained model to this file (.safetensors).
     #[arg(long, short, value_name = "FILE")]
     output: Option<PathBuf>,
@@ -219,7 +218,7 @@ fn refuse_unused(args: &TrainArgs) -> ember::Result<()> {
             ("--report", args.report.is_some()),
             ("--verbose", args.verbose.is_some()),
             ("--quiet", args.quiet),
-            ("--threads", args.threads.is_some()),
+            ("--threads", args.threads.threads.is_some()),
         ];
         let says =
             "does nothing with --print-model-file: it prints the model file and trains nothing";
@@ -250,27 +249,16 @@ fn refuse_unused(args: &TrainArgs) -> ember::Result<()> {
     if text_csv {
         unused.extend(args.text.given().into_iter().filter(|&f| f == "--class"));
     }
-    if !model_file && args.optimizer.is_some() {
-        unused.push("--optimizer");
-    }
-    if !model_file && args.metrics.is_some() {
-        unused.push("--metrics");
-    }
-    if model_file && args.test_size.is_some() {
-        unused.push("--test-size");
-    }
-    if (text_csv || text_dir) && args.batch_size.is_some() {
-        unused.push("--batch-size");
-    }
-    if (text_csv || text_dir) && args.validation_split.is_some() {
-        unused.push("--validation-split");
-    }
-    if (text_csv || text_dir) && args.report.is_some() {
-        unused.push("--report");
-    }
-    if (text_csv || text_dir) && args.verbose.is_some() {
-        unused.push("--verbose");
-    }
+    let (text, split) = (text_csv || text_dir, args.validation_split.is_some());
+    unused.extend(ember::jobs::checks::given(&[
+        ("--optimizer", !model_file && args.optimizer.is_some()),
+        ("--metrics", !model_file && args.metrics.is_some()),
+        ("--test-size", model_file && args.test_size.is_some()),
+        ("--batch-size", text && args.batch_size.is_some()),
+        ("--validation-split", text && split),
+        ("--report", text && args.report.is_some()),
+        ("--verbose", text && args.verbose.is_some()),
+    ]));
     ember::jobs::checks::unused_flags(mode, &unused)
 }
 

@@ -48,7 +48,9 @@ pub struct TuneArgs {
 }
 
 pub fn run(args: TuneArgs) -> ember::Result<()> {
-    super::set_threads(args.threads)?;
+    super::set_threads(super::Threads {
+        threads: args.threads,
+    })?;
     if args.csv.is_none() {
         let mut flags = args.table.given();
         flags.extend(args.table.csv.given());

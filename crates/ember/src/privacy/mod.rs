@@ -12,6 +12,19 @@ pub use rdp::{rdp_epsilon, RDP_ORDERS};
 
 use crate::error::{Error, Result};
 
+/// ε after `epochs` epochs of DP-SGD at sampling rate `q` and noise multiplier `sigma`, for
+/// `delta`, by the accountant named `accountant`: "rdp" or "prv" (`ember privacy epsilon`).
+pub fn epsilon(accountant: &str, q: f64, sigma: f64, epochs: f64, delta: f64) -> Result<f64> {
+    let steps = planned_steps(q, epochs)?;
+    match accountant {
+        "rdp" => rdp_epsilon(q, sigma, steps, delta),
+        "prv" => prv_epsilon(q, sigma, steps, delta),
+        other => Err(Error::invalid(format!(
+            "unknown accountant '{other}': rdp or prv"
+        ))),
+    }
+}
+
 /// The planned steps of `epochs` epochs at sampling rate `q`: `⌊epochs / q⌋`, as Opacus plans
 /// them (one epoch is 1/q batches on average).
 pub fn planned_steps(q: f64, epochs: f64) -> Result<u64> {

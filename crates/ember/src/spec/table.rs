@@ -21,6 +21,20 @@ pub enum Task {
     Regression,
 }
 
+impl Task {
+    /// The task named `value` (binary, multiclass or regression), or why not (`--task`).
+    pub fn parse(value: &str) -> std::result::Result<Task, String> {
+        match value {
+            "binary" => Ok(Task::Binary),
+            "multiclass" => Ok(Task::Multiclass),
+            "regression" => Ok(Task::Regression),
+            _ => Err(format!(
+                "'{value}' is not a task: binary, multiclass or regression"
+            )),
+        }
+    }
+}
+
 /// Everything that decides how a table becomes a trained model. Defaults: a 64-32 ReLU MLP
 /// without dropout or L2, Adam 0.001, batch 32, up to 500 epochs with early stopping
 /// (patience 20, best weights restored) on the last 20% of the shuffled training rows.
