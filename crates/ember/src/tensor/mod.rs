@@ -27,6 +27,7 @@ pub mod loss;
 pub mod matmul;
 pub mod mt19937;
 pub mod normalization;
+pub mod privacy;
 pub mod quant;
 pub mod random;
 pub mod reduce;
