@@ -1,7 +1,32 @@
-//! Splits: stratified train / test splits and k-fold cross-validation, seeded.
+//! Splits: stratified train / test splits, k-fold cross-validation and the Poisson-sampled
+//! batches of private training, seeded.
 
 use crate::error::{Error, Result};
 use crate::tensor::random::Rng;
+
+/// One epoch of Poisson-sampled batches over rows `0..rows` at sampling rate `q`, as Opacus's
+/// DPDataLoader draws them (the sampling DP-SGD's accountants assume): ⌊1 / q⌋ batches, each
+/// row in each batch independently with probability q, so a batch's size varies (about
+/// q · rows; it may be empty) and a row may be in several batches of an epoch or in none.
+pub fn poisson_batches(rows: usize, q: f64, rng: &mut Rng) -> Result<Vec<Vec<usize>>> {
+    if !(q > 0.0 && q <= 1.0) {
+        return Err(Error::invalid(format!(
+            "the sampling rate must lie in (0, 1], got {q}"
+        )));
+    }
+    // ⌊1 / q⌋ batches of `rows` draws each: bounded so that an absurd rate is an error, not
+    // an epoch of billions of draws.
+    let batches = (1.0 / q).floor() as usize;
+    if batches.saturating_mul(rows) > 1 << 36 {
+        return Err(Error::invalid(format!(
+            "sampling rate {q} over {rows} rows is {batches} batches of {rows} draws an epoch: \
+             too many"
+        )));
+    }
+    Ok((0..batches)
+        .map(|_| (0..rows).filter(|_| rng.uniform_f64() < q).collect())
+        .collect())
+}
 
 /// Splits `0..n` into shuffled (train, test) indices with `test_fraction` of each class in
 /// the test part (of all samples, when `classes` is None).
@@ -126,5 +151,45 @@ mod tests {
             assert!((4..=5).contains(&validation.len()));
         }
         assert!(k_fold(3, 5, None, 1).is_err());
+    }
+
+    #[test]
+    fn poisson_batches_draw_each_row_with_the_sampling_rate() {
+        let (rows, q) = (1000, 0.01);
+        let mut rng = Rng::seed(5);
+        let epochs: Vec<Vec<Vec<usize>>> = (0..20)
+            .map(|_| poisson_batches(rows, q, &mut rng).unwrap())
+            .collect();
+        // ⌊1/q⌋ batches an epoch, rows in order, each drawn with probability q: over 20
+        // epochs × 100 batches the mean size is q · rows = 10 (standard error 0.07).
+        assert!(epochs.iter().all(|e| e.len() == 100));
+        let sizes: Vec<usize> = epochs.iter().flatten().map(Vec::len).collect();
+        let mean = sizes.iter().sum::<usize>() as f64 / sizes.len() as f64;
+        assert!((mean - 10.0).abs() < 0.3, "mean batch {mean}");
+        // Sizes vary as a binomial's (variance ≈ 9.9), not fixed.
+        let var = sizes
+            .iter()
+            .map(|&s| (s as f64 - mean).powi(2))
+            .sum::<f64>()
+            / sizes.len() as f64;
+        assert!((var - 9.9).abs() < 1.5, "variance {var}");
+        for b in epochs.iter().flatten() {
+            assert!(b.windows(2).all(|w| w[0] < w[1]) && b.iter().all(|&r| r < rows));
+        }
+        // The same seed, the same batches.
+        let again = poisson_batches(rows, q, &mut Rng::seed(5)).unwrap();
+        assert_eq!(again, epochs[0]);
+        // A rate of 1: one batch of every row.
+        assert_eq!(
+            poisson_batches(3, 1.0, &mut rng).unwrap(),
+            vec![vec![0, 1, 2]]
+        );
+        // Tiny rates give empty batches; bad rates are errors.
+        let sparse = poisson_batches(10, 0.001, &mut rng).unwrap();
+        assert!(sparse.iter().any(Vec::is_empty));
+        for q in [0.0, -0.5, 1.5, f64::NAN] {
+            assert!(poisson_batches(10, q, &mut rng).is_err(), "{q}");
+        }
+        assert!(poisson_batches(1 << 30, 1e-9, &mut rng).is_err());
     }
 }
