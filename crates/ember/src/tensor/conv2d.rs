@@ -459,21 +459,34 @@ pub fn conv2d_per_sample_grads(
         .zip(k_blocks.iter_mut().map(Option::take))
         .zip(b_blocks.iter_mut().map(Option::take))
         .collect();
+    let positions = one.positions();
+    // Long patches: the sample's patches written out and multiplied (a product, much faster
+    // than a walk of the windows); short ones (k ≤ SHORT_K) are summed window by window.
+    let patches_len = match k > SHORT_K {
+        true => positions * k,
+        false => 0,
+    };
     run_jobs(jobs, |(((x, (y, dy)), kernel), bias)| {
-        let mut dz_buf = Vec::new();
-        let dz: &[f32] = if activation == Activation::Linear {
-            dy
-        } else {
-            dz_buf.resize(y.len(), 0.0);
-            activation.backward(y, dy, &mut dz_buf, filters, false);
-            &dz_buf
-        };
-        if let Some(kernel) = kernel {
-            direct_conv_kernel_grad(x, &one, dz, filters, kernel);
-        }
-        if let Some(bias) = bias {
-            add_column_sums(dz, filters, bias);
-        }
+        with_buffers(patches_len, y.len(), |patches, dz_buf| {
+            let dz: &[f32] = if activation == Activation::Linear {
+                dy
+            } else {
+                activation.backward(y, dy, dz_buf, filters, false);
+                dz_buf
+            };
+            if let Some(kernel) = kernel {
+                if k > SHORT_K {
+                    im2col(x, &one, patches);
+                    let patches = MatRef::new(patches, positions, k).t();
+                    matmul_serial(kernel, patches, MatRef::new(dz, positions, filters), true);
+                } else {
+                    direct_conv_kernel_grad(x, &one, dz, filters, kernel);
+                }
+            }
+            if let Some(bias) = bias {
+                add_column_sums(dz, filters, bias);
+            }
+        })
     });
 }
 

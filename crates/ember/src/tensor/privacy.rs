@@ -4,6 +4,7 @@
 //! expected batch size.
 
 use super::random::Rng;
+use super::threads::run_jobs;
 
 /// Opacus's guard against a zero norm: the clip factor is C / (‖g‖ + 1e-6), at most 1.
 const NORM_GUARD: f64 = 1e-6;
@@ -31,34 +32,80 @@ pub fn clip_and_noise(
     out: &mut [&mut [f32]],
 ) -> Clipped {
     debug_assert_eq!(grads.len(), out.len());
-    // Each example's squared norm, over every weight, in double precision.
-    let mut squares = vec![0.0f64; batch];
-    for g in grads {
-        let row = g.len().checked_div(batch).unwrap_or(0);
-        for (s, r) in squares.iter_mut().zip(g.chunks_exact(row.max(1))) {
-            *s += r.iter().map(|&v| f64::from(v) * f64::from(v)).sum::<f64>();
-        }
-    }
-    let norms: Vec<f64> = squares.iter().map(|s| s.sqrt()).collect();
+    // Each example's norm over every weight, in double precision; examples in parallel.
+    let examples: Vec<usize> = (0..batch).collect();
+    let norms: Vec<f64> = run_jobs(examples.chunks(EXAMPLES_PER_JOB).collect(), |chunk| {
+        chunk
+            .iter()
+            .map(|&i| {
+                grads
+                    .iter()
+                    .map(|g| {
+                        let row = g.len() / batch;
+                        sum_of_squares(&g[i * row..(i + 1) * row])
+                    })
+                    .sum::<f64>()
+                    .sqrt()
+            })
+            .collect::<Vec<f64>>()
+    })
+    .concat();
     let factors: Vec<f32> = norms
         .iter()
         .map(|&n| (f64::from(max_norm) / (n + NORM_GUARD)).min(1.0) as f32)
         .collect();
     let clipped = factors.iter().filter(|&&f| f < 1.0).count();
+    // The clipped sum, in parallel over blocks of coordinates (each summed over the
+    // examples in order: the same result for any thread count).
+    let mut jobs = Vec::new();
+    for (g, o) in grads.iter().zip(out.iter_mut()) {
+        let len = o.len();
+        for (block, o) in o.chunks_mut(COORDINATES_PER_JOB).enumerate() {
+            jobs.push((*g, len, block * COORDINATES_PER_JOB, o));
+        }
+    }
+    run_jobs(jobs, |(g, len, start, o)| {
+        o.fill(0.0);
+        if batch == 0 || g.is_empty() {
+            return;
+        }
+        for (r, &f) in g.chunks_exact(len).zip(&factors) {
+            let r = &r[start..start + o.len()];
+            o.iter_mut().zip(r).for_each(|(o, &v)| *o += f * v);
+        }
+    });
+    // The noise, drawn in order (weight by weight) from the one generator.
     let std = noise_multiplier * max_norm;
     let scale = 1.0 / expected_batch;
-    for (g, o) in grads.iter().zip(out.iter_mut()) {
-        o.fill(0.0);
-        if batch > 0 {
-            for (r, &f) in g.chunks_exact(o.len().max(1)).zip(&factors) {
-                o.iter_mut().zip(r).for_each(|(o, &v)| *o += f * v);
-            }
-        }
+    for o in out.iter_mut() {
         for o in o.iter_mut() {
             *o = (*o + rng.normal(std)) * scale;
         }
     }
     Clipped { norms, clipped }
+}
+
+/// Examples whose norms one job computes.
+const EXAMPLES_PER_JOB: usize = 32;
+
+/// Coordinates of a weight whose clipped sum one job computes.
+const COORDINATES_PER_JOB: usize = 4096;
+
+/// Σ x², in double precision, with 8 partial sums (so the loop vectorises).
+fn sum_of_squares(x: &[f32]) -> f64 {
+    let mut sums = [0.0f64; 8];
+    let mut chunks = x.chunks_exact(8);
+    for c in &mut chunks {
+        for (s, &v) in sums.iter_mut().zip(c) {
+            *s += f64::from(v) * f64::from(v);
+        }
+    }
+    let tail: f64 = chunks
+        .remainder()
+        .iter()
+        .map(|&v| f64::from(v).powi(2))
+        .sum();
+    sums.iter().sum::<f64>() + tail
 }
 
 #[cfg(test)]
