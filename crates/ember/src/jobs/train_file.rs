@@ -147,6 +147,19 @@ pub struct TrainedFile {
     pub assessment: Assessment,
 }
 
+impl TrainedFile {
+    /// What `ember train` ends with: the test set's assessment, then a private model's
+    /// guarantee, `Privacy: epsilon = X, delta = D`.
+    pub fn closing_text(&self) -> Result<String> {
+        let mut text = crate::report::assessment_text(&self.assessment, &[], false);
+        if let Some(privacy) = self.model.privacy() {
+            text += &privacy.guarantee_line()?;
+            text.push('\n');
+        }
+        Ok(text)
+    }
+}
+
 /// Trains as `job` says; `on_event` hears of each step as it happens.
 pub fn train_file(
     job: TrainFileOptions,

@@ -13,6 +13,7 @@ use crate::autograd::Tape;
 use crate::distributed;
 use crate::error::{Error, Result};
 use crate::metrics::RunningMetrics;
+use crate::privacy::Sampling;
 use crate::tensor::denormal::FlushDenormals;
 use crate::tensor::random::Rng;
 use crate::tensor::Tensor;
@@ -216,7 +217,8 @@ impl Model {
         // Each epoch shuffles the previous epoch's order. A run resumed after k epochs replays
         // the first k shuffles (milliseconds), so it sees exactly the batches of an
         // uninterrupted run.
-        let mut shuffler = Rng::seed(options.seed.unwrap_or_else(|| self.rng.next_u64()));
+        let seed = options.seed.unwrap_or_else(|| self.rng.next_u64());
+        let mut shuffler = Rng::seed(seed);
         let mut order: Vec<usize> = (0..n_train).collect();
         // Nothing left to train (a model saved with as many epochs done, or a forged count
         // in a saved file): replaying its shuffles would take forever.
@@ -229,7 +231,12 @@ impl Model {
                 shuffler.shuffle(&mut order);
             }
         }
-        let steps = n_train.div_ceil(options.batch_size);
+        // Private training (`Model::make_private`): DP-SGD steps, on Poisson-sampled batches.
+        let private = self.start_private_run(n_train, options.batch_size, options.epochs)?;
+        let steps = match &private {
+            Some(run) => run.steps(n_train),
+            None => n_train.div_ceil(options.batch_size),
+        };
         // Data-parallel: every process starts from rank 0's weights; only rank 0 prints.
         self.broadcast_weights()?;
         let mut progress = Progress::new(match distributed::is_root() {
@@ -253,19 +260,40 @@ impl Model {
             }
             progress.start_epoch(epoch, options.epochs, steps);
             let mut running = RunningMetrics::default();
-            let batches: Vec<&[usize]> = order.chunks(options.batch_size).collect();
+            let sampled = match private.filter(|r| r.sampling == Sampling::Poisson) {
+                Some(run) => run.poisson_batches(n_train, seed, epoch)?,
+                None => Vec::new(),
+            };
+            let batches: Vec<&[usize]> = match private.map(|r| r.sampling) {
+                Some(Sampling::Poisson) => sampled.iter().map(Vec::as_slice).collect(),
+                _ => order.chunks(options.batch_size).collect(),
+            };
+            let mut noise = private.map(|run| run.noise(seed, epoch));
             for (step, &rows) in batches.iter().enumerate() {
-                let loss = self.train_step(
-                    &mut tape,
-                    &graph,
-                    &data,
-                    Batch {
+                let class_weight = options.class_weight.as_deref();
+                let loss = match (&private, noise.as_mut()) {
+                    (Some(run), Some(noise)) => self.private_step(
+                        &mut tape,
+                        &graph,
+                        &data,
                         rows,
-                        next: batches.get(step + 1).copied(),
-                    },
-                    options.class_weight.as_deref(),
-                    &mut running,
-                )?;
+                        class_weight,
+                        &mut running,
+                        run,
+                        noise,
+                    )?,
+                    _ => self.train_step(
+                        &mut tape,
+                        &graph,
+                        &data,
+                        Batch {
+                            rows,
+                            next: batches.get(step + 1).copied(),
+                        },
+                        class_weight,
+                        &mut running,
+                    )?,
+                };
                 let mut stop = false;
                 for cb in callbacks.iter_mut() {
                     stop |= cb.on_batch_end(self, step + 1, loss)? == Control::Stop;

@@ -81,6 +81,8 @@ pub(crate) struct Compiled {
     /// What a step's gradients go through before the update, after the caller's own
     /// (all-reduce, privacy noise): the optimizer's Keras clipping comes last.
     pub transforms: Vec<Box<dyn GradientTransform>>,
+    /// Differentially private training's settings and ledger (`Model::make_private`).
+    pub privacy: Option<crate::privacy::Privacy>,
 }
 
 /// A model: layers called on inputs and on each other's outputs, from `inputs` to `outputs`
@@ -131,6 +133,7 @@ impl Model {
             loss,
             accuracy,
             transforms: Vec::new(),
+            privacy: None,
         });
         Ok(())
     }

@@ -12,6 +12,7 @@ mod gradients;
 mod graph;
 mod history;
 mod interpreter;
+mod private;
 mod progress;
 mod sequential;
 mod softmax_regression;

@@ -24,7 +24,7 @@ pub(super) struct Batch<'a> {
 /// Each sample's weight from its class, as Keras finds it: a one-hot (or probability) row's
 /// argmax, or a single target value rounded half to even — a class index (n,) or (n, 1), or
 /// 0 / 1 for one sigmoid output.
-fn sample_weights(y: &Tensor, class_weight: &[f32]) -> Result<Tensor> {
+pub(super) fn sample_weights(y: &Tensor, class_weight: &[f32]) -> Result<Tensor> {
     let width = y.row_len().max(1);
     let weights = y
         .data()
@@ -58,7 +58,7 @@ fn sample_weights(y: &Tensor, class_weight: &[f32]) -> Result<Tensor> {
 
 /// The training loss of a recorded pass: the sum of every output's loss (each sample's term
 /// weighted by `weights` when given), and the first output's activation.
-fn summed_loss(
+pub(super) fn summed_loss(
     loss: Loss,
     tape: &mut Tape,
     outputs: Vec<(Var, Activation)>,

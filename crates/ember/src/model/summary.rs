@@ -75,6 +75,7 @@ impl Model {
             trainable: self.count_trainable_params(),
         }
         .render()
+            + &self.privacy().map_or(String::new(), |p| p.description())
     }
 }
 

@@ -4,11 +4,13 @@
 //! subsampled Gaussian mechanism composed over the steps and converted to (ε, δ), and [`prv`],
 //! the numerical composition of its privacy loss distribution (tighter).
 
+pub mod dp_sgd;
 pub mod prv;
 pub mod rdp;
 
+pub use dp_sgd::{Accountant, Privacy, Sampling, Stretch};
 pub use prv::prv_epsilon;
-pub use rdp::{rdp_epsilon, RDP_ORDERS};
+pub use rdp::{rdp_epsilon, rdp_epsilon_composed, RDP_ORDERS};
 
 use crate::error::{Error, Result};
 

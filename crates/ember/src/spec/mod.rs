@@ -47,6 +47,7 @@ use crate::metrics::Metric;
 use crate::model::{FitOptions, Model, MAX_BATCH_SIZE, MAX_EPOCHS};
 use crate::nn::LayerConfig;
 use crate::optim::Optimizer;
+use crate::privacy::Privacy;
 use table::{TabularOptions, Task};
 
 /// A whole model file.
@@ -68,6 +69,10 @@ pub struct ModelSpec {
     /// For text classifiers: the classes and how documents become features.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub text: Option<TextSpec>,
+    /// `[privacy]`: train with DP-SGD (see [`crate::privacy::Privacy`]); a trained model
+    /// keeps it with the steps spent, from which its guarantee is stated.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub privacy: Option<Privacy>,
     /// `[tune]`: a hyperparameter search over this file, read by `ember tune`
     /// (`crate::tune`); training ignores it, and a trained model does not keep it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -269,6 +274,9 @@ impl ModelSpec {
                 format!("must be in [0, 1), got {}", self.fit.validation_split),
             ));
         }
+        if let Some(privacy) = &self.privacy {
+            privacy.validate()?;
+        }
         let logged = self.logged_metrics();
         for (i, callback) in self.callbacks.iter().enumerate() {
             callback
@@ -306,6 +314,9 @@ impl ModelSpec {
             self.compile.loss,
             &self.compile.metrics,
         )?;
+        if let Some(privacy) = &self.privacy {
+            model.make_private(privacy.clone())?;
+        }
         Ok(model)
     }
 
@@ -335,6 +346,7 @@ impl ModelSpec {
             callbacks: Vec::new(),
             table: None,
             text: None,
+            privacy: compiled.privacy,
             tune: None,
         })
     }
