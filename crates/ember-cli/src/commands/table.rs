@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use clap::Args;
 use ember::data::table::CsvOptions;
 use ember::jobs::table::{TableData, TableSettings};
+use ember::privacy::Privacy;
 use ember::report::rejected_text;
 use ember::tabular::{TabularOptions, Task};
 
@@ -88,6 +89,15 @@ pub struct TableArgs {
     /// learning_rate, epochs, batch_size, patience, validation_split, [preprocess] …
     #[arg(long, value_name = "FILE")]
     pub options: Option<PathBuf>,
+    /// Train privately (DP-SGD), with σ found for this ε at the last epoch.
+    #[arg(long, value_name = "E")]
+    pub dp_epsilon: Option<f64>,
+    /// With --dp-epsilon: δ of the (ε, δ) guarantee (default 1e-5).
+    #[arg(long, value_name = "D", requires = "dp_epsilon")]
+    pub dp_delta: Option<f64>,
+    /// With --dp-epsilon: each example's gradient is clipped to this norm (default 1).
+    #[arg(long, value_name = "C", requires = "dp_epsilon")]
+    pub dp_max_grad_norm: Option<f32>,
     #[command(flatten)]
     pub csv: CsvArgs,
 }
@@ -103,6 +113,7 @@ impl TableArgs {
             ("--missing-indicators", self.missing_indicators),
             ("--class-weight", self.class_weight.is_some()),
             ("--options", self.options.is_some()),
+            ("--dp-epsilon", self.dp_epsilon.is_some()),
         ])
     }
 
@@ -123,6 +134,10 @@ impl TableArgs {
             options_file: self.options.clone(),
             csv: self.csv.given_options(),
             seed,
+            privacy: self.dp_epsilon.map(|e| {
+                let (c, d) = (self.dp_max_grad_norm, self.dp_delta);
+                Privacy::with_target_epsilon(c.unwrap_or(1.0), e, d.unwrap_or(1e-5))
+            }),
         };
         settings.options(file)
     }

@@ -32,6 +32,8 @@ pub struct TableSettings {
     pub csv: Option<CsvOptions>,
     /// Instead of the options file's.
     pub seed: Option<u64>,
+    /// Private training (DP-SGD), instead of the options file's.
+    pub privacy: Option<crate::privacy::Privacy>,
 }
 
 impl TableSettings {
@@ -52,6 +54,7 @@ impl TableSettings {
             log_target: self.log_target || base.log_target,
             seed: self.seed.unwrap_or(base.seed),
             csv: self.csv.clone().unwrap_or_else(|| base.csv.clone()),
+            privacy: self.privacy.clone().or(base.privacy.clone()),
             ..base
         };
         options.preprocess.missing_indicators |= self.missing_indicators;

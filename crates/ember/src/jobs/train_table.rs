@@ -110,6 +110,19 @@ pub struct TrainedTable {
     pub scores: TabularScores,
 }
 
+impl TrainedTable {
+    /// What `ember train --csv` ends with: the test rows' scores, then a private model's
+    /// guarantee, `Privacy: epsilon = X, delta = D`.
+    pub fn closing_text(&self) -> Result<String> {
+        let mut text = crate::report::scores_text(&self.scores, "Test");
+        if let Some(privacy) = self.model.model.privacy() {
+            text += &privacy.guarantee_line()?;
+            text.push('\n');
+        }
+        Ok(text)
+    }
+}
+
 /// Trains a table model as `job` says; `on_event` hears of each step as it ends. The
 /// settings and the files to write are checked before the table is read.
 pub fn train_table(

@@ -62,6 +62,11 @@ pub struct TabularOptions {
     /// "balanced": n / (classes · count)), for imbalanced targets.
     pub balanced_class_weights: bool,
     pub seed: u64,
+    /// Train with DP-SGD (`[privacy]` in the options file, or `ember train --csv … --dp-epsilon
+    /// E`): σ is planned for `epochs`, so give the epochs the run needs (early stopping may
+    /// end it sooner, at a smaller ε).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub privacy: Option<crate::privacy::Privacy>,
 }
 
 impl Default for TabularOptions {
@@ -82,6 +87,7 @@ impl Default for TabularOptions {
             validation_split: 0.2,
             balanced_class_weights: false,
             seed: 1,
+            privacy: None,
         }
     }
 }
@@ -118,6 +124,14 @@ impl TabularOptions {
                     "hidden sizes must be positive and batch_size 1 to {}",
                     crate::model::MAX_BATCH_SIZE
                 ),
+            });
+        }
+        if let Some(Err((field, message))) = options.privacy.as_ref().map(|p| p.validate()) {
+            return Err(Error::Spec {
+                path: path.to_path_buf(),
+                line: None,
+                field,
+                message,
             });
         }
         Ok(options)

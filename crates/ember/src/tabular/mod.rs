@@ -339,6 +339,9 @@ impl TabularModel {
             &[]
         };
         model.compile(Adam::new(options.learning_rate), loss, metrics)?;
+        if let Some(privacy) = &options.privacy {
+            model.make_private(privacy.clone())?;
+        }
         let mut early = EarlyStopping::new("val_loss", options.patience).restore_best_weights(true);
         let class_weight = (options.balanced_class_weights && classification).then(|| {
             let classes = preprocessor.outputs().max(2);
