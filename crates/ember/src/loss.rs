@@ -100,6 +100,18 @@ impl Loss {
         }
     }
 
+    /// Each sample's loss from the model's `outputs` (after its activation) and `targets`
+    /// (Keras's `reduction="none"`): what a membership-inference audit ranks.
+    pub fn per_sample(self, outputs: &Tensor, targets: &Tensor) -> Result<Vec<f32>> {
+        let (op, _) = self.op(Activation::Linear);
+        (0..outputs.rows())
+            .map(|i| {
+                let (o, t) = (outputs.slice_rows(i, i + 1)?, targets.slice_rows(i, i + 1)?);
+                forward::loss(op, &o, &t, None)
+            })
+            .collect()
+    }
+
     /// Which accuracy "accuracy" means with this loss (Keras's rule): sparse for the sparse
     /// cross-entropy, binary for binary cross-entropy or a single output, else categorical.
     pub fn accuracy_kind(self, outputs: usize) -> AccuracyKind {
@@ -115,6 +127,26 @@ impl Loss {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn each_sample_s_loss_averages_to_the_batch_s() {
+        let p = Tensor::new(&[3, 3], vec![0.7, 0.2, 0.1, 0.1, 0.1, 0.8, 0.3, 0.3, 0.4]).unwrap();
+        let y = Tensor::new(&[3, 3], vec![1., 0., 0., 0., 1., 0., 0., 0., 1.]).unwrap();
+        let each = Loss::CategoricalCrossentropy.per_sample(&p, &y).unwrap();
+        for (got, want) in each.iter().zip([0.7f32, 0.1, 0.4]) {
+            assert!((got + want.ln()).abs() < 1e-6, "{each:?}");
+        }
+        let sparse = Tensor::new(&[3], vec![0., 1., 2.]).unwrap();
+        let same = Loss::SparseCategoricalCrossentropy
+            .per_sample(&p, &sparse)
+            .unwrap();
+        assert!(each.iter().zip(&same).all(|(a, b)| (a - b).abs() < 1e-6));
+        let mse = Loss::MeanSquaredError.per_sample(&p, &y).unwrap();
+        assert!(
+            (mse[0] - (0.09 + 0.04 + 0.01) / 3.0).abs() < 1e-6,
+            "{mse:?}"
+        );
+    }
 
     #[test]
     fn fused_and_unfused_paths_agree() {

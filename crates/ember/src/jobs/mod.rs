@@ -2,6 +2,7 @@
 //! package alike. Each job takes a plain options struct, reports its progress through a
 //! callback and returns a plain result; printing and HTTP stay with the callers.
 
+pub mod audit;
 pub mod checks;
 pub mod cv;
 pub mod data;
