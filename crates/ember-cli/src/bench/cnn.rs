@@ -29,8 +29,8 @@ pub fn run(args: &BenchArgs) -> ember::Result<()> {
     let mut spec = ModelSpec::from_file(&file)?;
     spec.fit.epochs = epochs;
     spec.fit.seed = args.seed;
-    let data_spec = crate::commands::data_spec(&spec, &file)?;
-    let data = data_spec.load_from(&args.data)?;
+    let (data_spec, dir) = ember::jobs::train_file::data_section(&spec, &file, Some(&args.data))?;
+    let data = data_spec.load_from(&dir)?;
     let mut model = spec.build()?;
     println!(
         "{}: {epochs} epochs each side, batch {}, {} thread(s), seed {}",

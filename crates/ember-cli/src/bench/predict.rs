@@ -236,8 +236,9 @@ pub fn run(args: &BenchArgs) -> ember::Result<()> {
 /// under `temp` and loaded back, as a server would), and the model file's data.
 fn prepare(workload: &Workload, args: &BenchArgs, temp: &Path) -> ember::Result<(Model, Dataset)> {
     let mut spec = ModelSpec::from_file(workload.file)?;
-    let data =
-        crate::commands::data_spec(&spec, Path::new(workload.file))?.load_from(&args.data)?;
+    let file = Path::new(workload.file);
+    let (data_spec, dir) = ember::jobs::train_file::data_section(&spec, file, Some(&args.data))?;
+    let data = data_spec.load_from(&dir)?;
     let path = match &workload.saved {
         Some(path) => {
             println!("{}: {}", workload.name, path.display());

@@ -17,11 +17,6 @@ pub mod text;
 pub mod train;
 pub mod tune;
 
-use std::path::Path;
-
-use ember::spec::{DataSpec, ModelSpec};
-use ember::Error;
-
 /// `--threads N`, which every command that computes takes.
 #[derive(clap::Args, Clone, Copy)]
 pub struct Threads {
@@ -38,14 +33,4 @@ pub fn set_threads(Threads { threads }: Threads) -> ember::Result<()> {
         Some(n) => ember::set_num_threads(usize::try_from(n).unwrap_or(usize::MAX)),
         None => Ok(()),
     }
-}
-
-/// The data section of a model file, or an error naming the file.
-pub fn data_spec(spec: &ModelSpec, file: &Path) -> ember::Result<DataSpec> {
-    spec.data.clone().ok_or_else(|| Error::Spec {
-        path: file.to_path_buf(),
-        line: None,
-        field: "data".into(),
-        message: "there is no [data] section; pass --data DIR with a data set".into(),
-    })
 }

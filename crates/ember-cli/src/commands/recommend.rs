@@ -61,8 +61,8 @@ struct ReadArgs {
     #[arg(long, value_name = "MIN,MAX", value_parser = interactions::parse_range)]
     rating_range: Option<(f32, f32)>,
     /// A repeated (user, item) pair: error, or keep the first or last and count the rest.
-    #[arg(long, default_value = "error", value_parser = ["error", "first", "last"])]
-    duplicates: String,
+    #[arg(long, default_value = "error", value_parser = Duplicates::parse)]
+    duplicates: Duplicates,
     /// Drop rows with a bad rating or too few fields (counted) instead of failing.
     #[arg(long)]
     drop_bad_rows: bool,
@@ -79,11 +79,7 @@ impl ReadArgs {
             timestamp: self.timestamp_column.clone(),
             implicit: self.implicit,
             rating_range: self.rating_range,
-            duplicates: match self.duplicates.as_str() {
-                "first" => Duplicates::First,
-                "last" => Duplicates::Last,
-                _ => Duplicates::Error,
-            },
+            duplicates: self.duplicates,
             drop_bad_rows: self.drop_bad_rows,
         }
     }

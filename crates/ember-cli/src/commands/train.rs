@@ -7,7 +7,7 @@ use clap::Args;
 use ember::jobs::outputs::OutputFiles;
 use ember::jobs::train_file::{train_file, Start, TrainFileEvent, TrainFileOptions};
 use ember::jobs::train_text::TextSource;
-use ember::report::{assessment_text, per_class_assessment_text, scores_text};
+use ember::report::per_class_assessment_text;
 
 #[derive(Args)]
 pub struct TrainArgs {
@@ -67,14 +67,8 @@ pub struct TrainArgs {
     optimizer: Option<OptimizerName>,
     /// The metrics to log each epoch besides the loss, comma-separated, instead of the model
     /// file's: accuracy, or none.
-    #[arg(
-        long,
-        value_enum,
-        value_delimiter = ',',
-        value_name = "accuracy|none",
-        conflicts_with = "resume"
-    )]
-    metrics: Option<Vec<MetricName>>,
+    #[arg(long, value_delimiter = ',', value_parser = ["accuracy", "none"], conflicts_with = "resume")]
+    metrics: Option<Vec<String>>,
     /// Train a convnet on a folder of images, one subfolder of PNG / JPEG files per class,
     /// without a model file: the classes, image size and colour mode are read from the
     /// images (a train/ and a test/ folder of that form are the training and test images).
@@ -107,14 +101,6 @@ impl OptimizerName {
             OptimizerName::Rmsprop => ember::Optimizer::Rmsprop(ember::RmsProp::default()),
         }
     }
-}
-
-/// Keras's metric names that a model file can log.
-#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-enum MetricName {
-    Accuracy,
-    /// No metric besides the loss.
-    None,
 }
 
 pub fn run(args: TrainArgs) -> ember::Result<()> {
@@ -161,18 +147,6 @@ pub fn run(args: TrainArgs) -> ember::Result<()> {
     let source = match &start {
         Start::Resume(path) | Start::File { path, .. } => path.clone(),
     };
-    let metrics = match &args.metrics {
-        Some(metrics) if metrics.len() > 1 && metrics.contains(&MetricName::None) => {
-            return Err(ember::Error::invalid(
-                "--metrics none means no metric: it cannot be listed with others",
-            ))
-        }
-        Some(metrics) => Some(match metrics.contains(&MetricName::Accuracy) {
-            true => vec![ember::Metric::Accuracy],
-            false => Vec::new(),
-        }),
-        None => None,
-    };
     let job = TrainFileOptions {
         start,
         data: args.data.clone(),
@@ -181,7 +155,11 @@ pub fn run(args: TrainArgs) -> ember::Result<()> {
         seed: args.seed,
         validation_split: args.validation_split,
         optimizer: args.optimizer.map(OptimizerName::optimizer),
-        metrics,
+        metrics: args
+            .metrics
+            .as_deref()
+            .map(ember::jobs::checks::metrics)
+            .transpose()?,
         learning_rate: args.learning_rate,
         verbose: ember::Verbosity::from_flags(args.quiet, args.verbose)?,
         outputs: outputs(&args),
@@ -190,7 +168,7 @@ pub fn run(args: TrainArgs) -> ember::Result<()> {
         TrainFileEvent::Skipped(_) => eprint!("{}", event.text(&source)),
         _ => print!("{}", event.text(&source)),
     })?;
-    print!("{}", assessment_text(&trained.assessment, &[], false));
+    print!("{}", trained.closing_text()?);
     Ok(())
 }
 
@@ -280,7 +258,7 @@ fn run_table(file: &Path, args: &TrainArgs) -> ember::Result<()> {
         report: args.report.clone(),
     };
     let trained = train_table(&job, |event| print!("{}", event.text(&job)))?;
-    print!("{}", scores_text(&trained.scores, "Test"));
+    print!("{}", trained.closing_text()?);
     Ok(())
 }
 

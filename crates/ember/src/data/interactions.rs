@@ -24,6 +24,16 @@ pub enum Duplicates {
 }
 
 impl Duplicates {
+    /// The policy named `name`: error, first or last (`--duplicates`).
+    pub fn parse(name: &str) -> std::result::Result<Duplicates, String> {
+        match name {
+            "error" => Ok(Duplicates::Error),
+            "first" => Ok(Duplicates::First),
+            "last" => Ok(Duplicates::Last),
+            other => Err(format!("'{other}' is not error, first or last")),
+        }
+    }
+
     /// The policy's name: error, first or last.
     pub fn name(self) -> &'static str {
         match self {

@@ -43,6 +43,21 @@ pub fn does_nothing(here: &str, why: &str, unused: &[&str]) -> Result<()> {
     }
 }
 
+/// The metrics `--metrics` names (comma-separated: accuracy, or none for no metric besides
+/// the loss); `none` listed with another is an error.
+pub fn metrics(names: &[String]) -> Result<Vec<crate::Metric>> {
+    let none = names.iter().any(|n| n == "none");
+    if none && names.len() > 1 {
+        return Err(Error::invalid(
+            "--metrics none means no metric: it cannot be listed with others",
+        ));
+    }
+    Ok(match names.iter().any(|n| n == "accuracy") {
+        true => vec![crate::Metric::Accuracy],
+        false => Vec::new(),
+    })
+}
+
 /// Refuses a learning rate that is not a positive number.
 pub fn learning_rate(rate: Option<f32>) -> Result<()> {
     match rate.filter(|r| !(r.is_finite() && *r > 0.0)) {
