@@ -20,6 +20,8 @@
 //! - `distributed`: the convnet's epoch on 2 MPI ranks × 1 thread against 1 process × 1 and
 //!   × 2 threads, the all-reduce's latency and bandwidth, an α–β cost model for 8–64 nodes,
 //!   against PyTorch DistributedDataParallel (bench/ddp_cnn.py, with `--python`);
+//! - `privacy`: a DP-SGD epoch of models/mnist-dp.toml against Opacus on the same network,
+//!   data, batch, clipping and noise (bench/privacy_opacus.py, with `--python`);
 //! - `serve`: `ember serve` under 1, 8 and 64 connections, MNIST MLP and MiniLM, a memory soak,
 //!   against FastAPI + uvicorn + PyTorch (bench/serve_fastapi.py, with `--python`).
 
@@ -31,6 +33,7 @@ mod embed;
 mod generate;
 mod mlp;
 mod predict;
+mod privacy;
 mod recommend;
 mod search;
 mod serve;
@@ -62,6 +65,8 @@ pub enum Workload {
     Serve,
     /// GGUF language model prompt processing and generation against llama.cpp (with --python).
     Generate,
+    /// A DP-SGD epoch of models/mnist-dp.toml against Opacus (with --python).
+    Privacy,
     /// Data-parallel training on 2 MPI ranks against 1 process, all-reduce latency and
     /// bandwidth, against PyTorch DDP (with --python; needs a binary built with --features mpi).
     Distributed,
@@ -75,7 +80,7 @@ pub struct BenchArgs {
     /// MNIST folder (the four IDX files, plain or .gz).
     #[arg(long, value_name = "DIR", default_value = "data/mnist")]
     data: PathBuf,
-    /// Epochs to time for each side (default: 5 for mlp, 3 for cnn, 2 for distributed); generate: timed runs per side (default 3).
+    /// Epochs to time for each side (default: 5 for mlp, 3 for cnn, 2 for distributed and privacy); generate: timed runs per side (default 3).
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
     epochs: Option<u64>,
     /// Threads for the numeric kernels, on both sides.
@@ -91,7 +96,8 @@ pub struct BenchArgs {
     /// embed: the sentence-transformers folder to time (all-MiniLM-L6-v2).
     #[arg(long, value_name = "DIR")]
     encoder: Option<PathBuf>,
-    /// cnn, distributed: the model file to time (default models/mnist-cnn.toml); tune: the model file
+    /// cnn, distributed: the model file to time (default models/mnist-cnn.toml; privacy:
+    /// models/mnist-dp.toml); tune: the model file
     /// whose [tune] section to search (default bench/tune/mnist-tpe.toml); generate: the GGUF
     /// file (default target/models/SmolLM2-135M-Instruct.Q4_1.gguf).
     #[arg(long, value_name = "FILE")]
@@ -157,6 +163,7 @@ fn flags_read(workload: &Workload) -> &'static [&'static str] {
             "spin",
         ],
         Workload::Distributed => &["data", "epochs", "seed", "python", "model", "worker"],
+        Workload::Privacy => &["data", "epochs", "seed", "python", "model"],
     }
 }
 
@@ -197,6 +204,7 @@ pub fn run(args: BenchArgs, matches: Option<&clap::ArgMatches>) -> ember::Result
         Workload::Serve => serve::run(&args),
         Workload::Generate => generate::run(&args),
         Workload::Distributed => distributed::run(&args),
+        Workload::Privacy => privacy::run(&args),
     }
 }
 
