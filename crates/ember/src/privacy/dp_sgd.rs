@@ -287,13 +287,31 @@ impl Privacy {
     }
 
     /// What a private model's summary says of it: its guarantee (or why it cannot be
-    /// computed), and how it was trained.
+    /// computed) and how it was trained; before training, what is planned.
     pub fn description(&self) -> String {
+        let accountant = match self.accountant {
+            Accountant::Rdp => "RDP",
+            Accountant::Prv => "PRV",
+        };
+        let clip = self.max_grad_norm;
+        if self.spent.is_empty() {
+            let noise = match (self.noise_multiplier, self.target_epsilon) {
+                (Some(sigma), _) => format!("noise multiplier {sigma}"),
+                (None, Some(eps)) => {
+                    format!("noise multiplier found for ε = {eps} at the last epoch")
+                }
+                (None, None) => "no noise multiplier".into(),
+            };
+            return format!(
+                "Privacy: DP-SGD, each example's gradient clipped to norm {clip}, {noise}, δ = {:e} ({accountant} accountant); no step taken yet\n",
+                self.delta
+            );
+        }
         let guarantee = self
             .guarantee_line()
             .unwrap_or_else(|e| format!("Privacy: {}", e.detail()));
         let steps: u64 = self.spent.iter().map(|s| s.steps).sum();
-        let rates: Vec<String> = self
+        let stretches: Vec<String> = self
             .spent
             .iter()
             .map(|s| {
@@ -303,17 +321,9 @@ impl Privacy {
                 )
             })
             .collect();
-        let how = match rates.is_empty() {
-            true => "no steps yet".to_string(),
-            false => format!("{steps} steps at {}", rates.join(", then ")),
-        };
-        let accountant = match self.accountant {
-            Accountant::Rdp => "RDP",
-            Accountant::Prv => "PRV",
-        };
         format!(
-            "{guarantee}\nDP-SGD: each example's gradient clipped to norm {}; {how} ({accountant} accountant)\n",
-            self.max_grad_norm
+            "{guarantee}\nDP-SGD: each example's gradient clipped to norm {clip}; {steps} steps at {} ({accountant} accountant)\n",
+            stretches.join(", then ")
         )
     }
 }

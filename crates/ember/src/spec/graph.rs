@@ -1222,6 +1222,7 @@ loss = "sparse_categorical_crossentropy"
             "mnist-mlp.toml",
             "mnist-cnn.toml",
             "mnist-residual.toml",
+            "mnist-dp.toml",
             "digits-folder.toml",
         ] {
             texts.push(std::fs::read_to_string(root.join(name)).unwrap());

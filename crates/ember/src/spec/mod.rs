@@ -302,7 +302,11 @@ impl ModelSpec {
     pub fn summary(&self) -> Result<String> {
         let table = graph::summary(&self.model, &self.layers)
             .map_err(|(field, message)| Error::invalid(format!("{field}: {message}")))?;
-        Ok(table.render())
+        Ok(table.render()
+            + &self
+                .privacy
+                .as_ref()
+                .map_or(String::new(), |p| p.description()))
     }
 
     /// Builds and compiles the model, seeded with `fit.seed`.
