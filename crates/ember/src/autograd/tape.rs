@@ -438,15 +438,10 @@ impl GradOut {
         Self::take_shaped(nodes, v, None)
     }
 
-    /// Takes a weight's gradient buffer for per-sample terms, shaped (batch, …value's shape),
-    /// zeroed when not accumulating.
+    /// Takes a weight's gradient buffer for per-sample terms, shaped (batch, …value's shape):
+    /// not zeroed (the per-sample kernels overwrite it unless `accumulate`).
     pub fn take_per_example(nodes: &mut [Node], v: Var, batch: usize) -> Option<GradOut> {
-        let mut g = Self::take_shaped(nodes, v, Some(batch))?;
-        if !g.accumulate {
-            g.buf.fill(0.0);
-            g.accumulate = true;
-        }
-        Some(g)
+        Self::take_shaped(nodes, v, Some(batch))
     }
 
     /// The buffer of `v`, reshaped (to the value's shape, with a leading `batch` axis when

@@ -429,17 +429,17 @@ fn with_pooled_grad(dp: &[f32], f: impl FnOnce(&mut [f32])) {
     })
 }
 
-/// Each sample's own kernel and bias gradients (per-example gradients): sample i adds its
-/// patchesᵀ · dz to its (patch, filters) block of `kernel_grads` and its dz's column sums to
-/// its block of `bias_grads`; `(y, dy)` are the op's output and its gradient.
+/// Each sample's own kernel and bias gradients (per-example gradients): sample i writes its
+/// patchesᵀ · dz into its (patch, filters) block of `kernel_grads` and its dz's column sums
+/// into its block of `bias_grads` (adds them with `accumulate`); `(y, dy)` are the op's
+/// output and its gradient.
 pub fn conv2d_per_sample_grads(
     x: &[f32],
     window: &Window,
-    filters: usize,
-    activation: Activation,
+    (filters, activation): (usize, Activation),
     (y, dy): (&[f32], &[f32]),
-    kernel_grads: Option<&mut Tensor>,
-    bias_grads: Option<&mut Tensor>,
+    (kernel_grads, bias_grads): (Option<&mut Tensor>, Option<&mut Tensor>),
+    accumulate: bool,
 ) {
     let batch = window.batch;
     let one = window.with_batch(1);
@@ -478,12 +478,19 @@ pub fn conv2d_per_sample_grads(
                 if k > SHORT_K {
                     im2col(x, &one, patches);
                     let patches = MatRef::new(patches, positions, k).t();
-                    matmul_serial(kernel, patches, MatRef::new(dz, positions, filters), true);
+                    let dz = MatRef::new(dz, positions, filters);
+                    matmul_serial(kernel, patches, dz, accumulate);
                 } else {
+                    if !accumulate {
+                        kernel.fill(0.0);
+                    }
                     direct_conv_kernel_grad(x, &one, dz, filters, kernel);
                 }
             }
             if let Some(bias) = bias {
+                if !accumulate {
+                    bias.fill(0.0);
+                }
                 add_column_sums(dz, filters, bias);
             }
         })

@@ -84,15 +84,15 @@ pub fn linear(
 }
 
 /// Each sample's own dense-weight gradients (per-example gradients): sample i owns the
-/// `rows / batch` consecutive rows of `x` (rows, inputs) and `dz` (rows, units), and adds
-/// `x_iᵀ · dz_i` to its (inputs, units) block of `w_grads` and the column sums of `dz_i` to
-/// its block of `b_grads`.
+/// `rows / batch` consecutive rows of `x` (rows, inputs) and `dz` (rows, units), and writes
+/// `x_iᵀ · dz_i` into its (inputs, units) block of `w_grads` and the column sums of `dz_i`
+/// into its block of `b_grads` (adds them with `accumulate`: a weight another op also read).
 pub fn linear_per_sample_grads(
     x: &[f32],
     dz: &[f32],
     (batch, inputs, units): (usize, usize, usize),
-    w_grads: Option<&mut Tensor>,
-    b_grads: Option<&mut Tensor>,
+    (w_grads, b_grads): (Option<&mut Tensor>, Option<&mut Tensor>),
+    accumulate: bool,
 ) {
     let per = x.len() / inputs.max(1) / batch.max(1);
     let mut w_blocks: Vec<Option<&mut [f32]>> = match w_grads {
@@ -113,9 +113,12 @@ pub fn linear_per_sample_grads(
     run_jobs(jobs, |(((x, dz), w), b)| {
         if let Some(w) = w {
             let x = MatRef::new(x, per, inputs);
-            matmul_serial(w, x.t(), MatRef::new(dz, per, units), true);
+            matmul_serial(w, x.t(), MatRef::new(dz, per, units), accumulate);
         }
         if let Some(b) = b {
+            if !accumulate {
+                b.fill(0.0);
+            }
             add_column_sums(dz, units, b);
         }
     });

@@ -254,14 +254,17 @@ pub(crate) fn backward_conv2d(
         let mut bias_grad = bias
             .filter(|_| bias_batch.is_some())
             .and_then(|b| GradOut::take_per_example(nodes, b, batch));
+        let accumulate = super::per_example_accumulate([kernel_grad.as_mut(), bias_grad.as_mut()]);
         conv2d_per_sample_grads(
             nodes[x.0].value.data(),
             window,
-            filters,
-            activation,
+            (filters, activation),
             (y, &grad.dense(y)),
-            kernel_grad.as_mut().map(|g| &mut g.buf),
-            bias_grad.as_mut().map(|g| &mut g.buf),
+            (
+                kernel_grad.as_mut().map(|g| &mut g.buf),
+                bias_grad.as_mut().map(|g| &mut g.buf),
+            ),
+            accumulate,
         );
         for grad in [kernel_grad, bias_grad].into_iter().flatten() {
             grad.put(nodes);

@@ -128,12 +128,16 @@ pub(crate) fn backward_linear(
         let mut b_grad = b
             .filter(|_| b_batch.is_some())
             .and_then(|b| GradOut::take_per_example(nodes, b, batch));
+        let accumulate = super::per_example_accumulate([w_grad.as_mut(), b_grad.as_mut()]);
         linear_per_sample_grads(
             nodes[x.0].value.data(),
             dz,
             (batch, inputs, units),
-            w_grad.as_mut().map(|g| &mut g.buf),
-            b_grad.as_mut().map(|g| &mut g.buf),
+            (
+                w_grad.as_mut().map(|g| &mut g.buf),
+                b_grad.as_mut().map(|g| &mut g.buf),
+            ),
+            accumulate,
         );
         for grad in [w_grad, b_grad].into_iter().flatten() {
             grad.put(nodes);

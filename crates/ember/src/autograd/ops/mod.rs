@@ -301,6 +301,20 @@ pub(crate) fn per_example_weight(
     per_example.filter(|_| matches!(node.op, Op::Leaf) && node.requires_grad)
 }
 
+/// Whether the per-sample kernels add into the buffers of a weight pair (kernel and bias,
+/// taken by [`GradOut::take_per_example`]) or overwrite them: they add when either already
+/// holds this step's terms (a weight read by another op too), the fresh one zeroed first.
+pub(crate) fn per_example_accumulate(grads: [Option<&mut GradOut>; 2]) -> bool {
+    let mut grads: Vec<&mut GradOut> = grads.into_iter().flatten().collect();
+    let accumulate = grads.iter().any(|g| g.accumulate);
+    if accumulate {
+        for g in grads.iter_mut().filter(|g| !g.accumulate) {
+            g.buf.fill(0.0);
+        }
+    }
+    accumulate
+}
+
 /// A gradient buffer taken out of its node, as the kernels fill it.
 pub(crate) fn grad_buf(grad: &mut GradOut) -> GradBuf<'_> {
     GradBuf::new(&mut grad.buf, grad.accumulate)
