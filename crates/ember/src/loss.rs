@@ -100,16 +100,54 @@ impl Loss {
         }
     }
 
-    /// Each sample's loss from the model's `outputs` (after its activation) and `targets`
-    /// (Keras's `reduction="none"`): what a membership-inference audit ranks.
-    pub fn per_sample(self, outputs: &Tensor, targets: &Tensor) -> Result<Vec<f32>> {
-        let (op, _) = self.op(Activation::Linear);
-        (0..outputs.rows())
-            .map(|i| {
-                let (o, t) = (outputs.slice_rows(i, i + 1)?, targets.slice_rows(i, i + 1)?);
-                forward::loss(op, &o, &t, None)
-            })
-            .collect()
+    /// Each sample's loss (Keras's `reduction="none"`) from the `logits` of an output that
+    /// ends in `activation`, against `targets`. A cross-entropy fused with its activation is
+    /// computed in f64 from the logits, exactly even for confident predictions (whose
+    /// probabilities round to 1 and whose batch loss rounds to 0): what a membership-inference
+    /// audit ranks. Other pairs are computed as [`Loss::evaluate`] computes a batch's.
+    pub fn per_sample(
+        self,
+        logits: &Tensor,
+        activation: Activation,
+        targets: &Tensor,
+    ) -> Result<Vec<f32>> {
+        use crate::tensor::loss::{log_softmax_f64, sigmoid_cross_entropy_f64};
+        let (op, fused) = self.op(activation);
+        let rows = logits.rows();
+        let width = logits.row_len().max(1);
+        if fused {
+            crate::tensor::loss::check_loss(op, logits.shape(), targets, None)?;
+        }
+        let z = logits.data().chunks(width);
+        let t = targets.data();
+        Ok(match (self, fused) {
+            (Loss::CategoricalCrossentropy, true) => z
+                .zip(t.chunks(width))
+                .map(|(z, t)| {
+                    let log_p = log_softmax_f64(z);
+                    -t.iter()
+                        .zip(&log_p)
+                        .map(|(&t, &l)| f64::from(t) * l)
+                        .sum::<f64>() as f32
+                })
+                .collect(),
+            (Loss::SparseCategoricalCrossentropy, true) => z
+                .zip(t)
+                .map(|(z, &label)| -log_softmax_f64(z)[label as usize] as f32)
+                .collect(),
+            (Loss::BinaryCrossentropy, true) => logits
+                .data()
+                .iter()
+                .zip(t)
+                .map(|(&z, &t)| sigmoid_cross_entropy_f64(z, t) as f32)
+                .collect(),
+            _ => (0..rows)
+                .map(|i| {
+                    let (z, t) = (logits.slice_rows(i, i + 1)?, targets.slice_rows(i, i + 1)?);
+                    Ok(self.evaluate(z, activation, &t)?.0)
+                })
+                .collect::<Result<Vec<f32>>>()?,
+        })
     }
 
     /// Which accuracy "accuracy" means with this loss (Keras's rule): sparse for the sparse
@@ -129,23 +167,46 @@ mod tests {
     use super::*;
 
     #[test]
-    fn each_sample_s_loss_averages_to_the_batch_s() {
-        let p = Tensor::new(&[3, 3], vec![0.7, 0.2, 0.1, 0.1, 0.1, 0.8, 0.3, 0.3, 0.4]).unwrap();
-        let y = Tensor::new(&[3, 3], vec![1., 0., 0., 0., 1., 0., 0., 0., 1.]).unwrap();
-        let each = Loss::CategoricalCrossentropy.per_sample(&p, &y).unwrap();
-        for (got, want) in each.iter().zip([0.7f32, 0.1, 0.4]) {
-            assert!((got + want.ln()).abs() < 1e-6, "{each:?}");
-        }
-        let sparse = Tensor::new(&[3], vec![0., 1., 2.]).unwrap();
-        let same = Loss::SparseCategoricalCrossentropy
-            .per_sample(&p, &sparse)
+    fn each_sample_s_loss_is_the_batch_s_of_one_and_confident_ones_stay_apart() {
+        let z = Tensor::new(&[3, 3], vec![2.0, 0.5, -1.0, 0.1, 0.1, 3.0, 30.0, 0.0, 0.0]).unwrap();
+        let y = Tensor::new(&[3, 3], vec![1., 0., 0., 0., 1., 0., 1., 0., 0.]).unwrap();
+        let each = Loss::CategoricalCrossentropy
+            .per_sample(&z, Activation::Softmax, &y)
             .unwrap();
-        assert!(each.iter().zip(&same).all(|(a, b)| (a - b).abs() < 1e-6));
-        let mse = Loss::MeanSquaredError.per_sample(&p, &y).unwrap();
+        let (batch, _) = Loss::CategoricalCrossentropy
+            .evaluate(z.clone(), Activation::Softmax, &y)
+            .unwrap();
         assert!(
-            (mse[0] - (0.09 + 0.04 + 0.01) / 3.0).abs() < 1e-6,
-            "{mse:?}"
+            (each.iter().sum::<f32>() / 3.0 - batch).abs() < 1e-6,
+            "{each:?}"
         );
+        // A margin of 30: its probability rounds to 1 in f32, its loss (2e-13) does not vanish.
+        assert!(
+            (each[2] as f64 / (2.0 * (-30f64).exp()) - 1.0).abs() < 1e-5,
+            "{each:?}"
+        );
+        let sparse = Tensor::new(&[3], vec![0., 1., 0.]).unwrap();
+        let same = Loss::SparseCategoricalCrossentropy
+            .per_sample(&z, Activation::Softmax, &sparse)
+            .unwrap();
+        assert_eq!(each, same);
+        let binary = Tensor::new(&[2, 1], vec![40.0, -2.0]).unwrap();
+        let labels = Tensor::new(&[2, 1], vec![1.0, 0.0]).unwrap();
+        let bce = Loss::BinaryCrossentropy
+            .per_sample(&binary, Activation::Sigmoid, &labels)
+            .unwrap();
+        assert!(
+            (bce[0] as f64 / (-40f64).exp() - 1.0).abs() < 1e-5,
+            "{bce:?}"
+        );
+        assert!(
+            (bce[1] as f64 - (1.0 + (-2f64).exp()).ln()).abs() < 1e-6,
+            "{bce:?}"
+        );
+        let mse = Loss::MeanSquaredError
+            .per_sample(&z, Activation::Linear, &y)
+            .unwrap();
+        assert!((mse[0] - (1.0 + 0.25 + 1.0) / 3.0).abs() < 1e-6, "{mse:?}");
     }
 
     #[test]

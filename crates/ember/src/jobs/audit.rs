@@ -73,9 +73,6 @@ pub fn membership_audit(options: &AuditOptions) -> Result<Audit> {
         None => data_spec.load(Path::new("."))?,
     };
     let model = &network.model;
-    let loss = model
-        .loss()
-        .ok_or_else(|| Error::data(path, "the saved network is not compiled: it has no loss"))?;
     let trained = split_point(data.x_train.rows(), network.spec.fit.validation_split)?;
     let rows = trained.min(data.x_test.rows()).min(MAX_AUDIT_ROWS);
     if rows == 0 {
@@ -96,8 +93,7 @@ pub fn membership_audit(options: &AuditOptions) -> Result<Audit> {
     let batch = network.spec.fit.batch_size;
     let losses = |x: &crate::Tensor, y: &crate::Tensor, rows: &[usize]| -> Result<Vec<f32>> {
         let (x, y) = (x.gather_rows(rows)?, y.gather_rows(rows)?);
-        let outputs = model.predict(&x, batch)?;
-        loss.per_sample(&outputs, &y)
+        model.sample_losses(&x, &y, batch)
     };
     let member_losses = losses(&data.x_train, &data.y_train, &members)?;
     let other_losses = losses(&data.x_test, &data.y_test, &non_members)?;

@@ -46,6 +46,37 @@ impl Model {
         Ok(outputs.swap_remove(0))
     }
 
+    /// Each sample's loss against `y` (Keras's `reduction="none"`; the first output's, for a
+    /// model of several), in batches: from the logits where the loss fuses with the output's
+    /// activation, so that confident predictions keep distinct losses. What a
+    /// membership-inference audit ranks.
+    pub fn sample_losses(&self, x: &Tensor, y: &Tensor, batch_size: usize) -> Result<Vec<f32>> {
+        let loss = self.compiled("sample_losses")?.loss;
+        self.check_inputs(&[x], "x")?;
+        if batch_size == 0 || y.rows() != x.rows() {
+            return Err(Error::invalid(format!(
+                "sample_losses needs a batch size ≥ 1 and as many targets as samples, got {batch_size} and {} targets for {} samples",
+                y.rows(),
+                x.rows()
+            )));
+        }
+        let _flush = FlushDenormals::new();
+        let mut losses = Vec::with_capacity(x.rows());
+        let mut start = 0;
+        while start < x.rows() {
+            let end = start.saturating_add(batch_size).min(x.rows());
+            let (xb, yb) = (x.slice_rows(start, end)?, y.slice_rows(start, end)?);
+            let (logits, activation) = self
+                .infer(&[&xb], true)?
+                .into_iter()
+                .next()
+                .ok_or_else(|| Error::invalid("the model has no outputs"))?;
+            losses.extend(loss.per_sample(&logits, activation, &yb)?);
+            start = end;
+        }
+        Ok(losses)
+    }
+
     /// Every output of the model for one batch tensor per input, in batches.
     pub fn predict_many(&self, xs: &[&Tensor], batch_size: usize) -> Result<Vec<Tensor>> {
         let all: Vec<usize> = (0..self.output_names().len()).collect();

@@ -301,6 +301,30 @@ pub fn softmax_cross_entropy_f64(z: &mut [f64], label: usize) -> f64 {
     loss
 }
 
+/// log softmax(`logits`) in f64, exact for confident rows: the largest logit's
+/// log-probability is −log1p(Σ others' e^(z − max)), so a margin of 40 gives −4e-18, not the 0
+/// that log Σ e^(z − max) rounds to.
+pub fn log_softmax_f64(logits: &[f32]) -> Vec<f64> {
+    let top = super::argmax(logits);
+    let max = logits[top] as f64;
+    let rest: f64 = logits
+        .iter()
+        .enumerate()
+        .filter(|&(j, _)| j != top)
+        .map(|(_, &v)| (v as f64 - max).exp())
+        .sum();
+    let log_total = rest.ln_1p();
+    logits.iter().map(|&v| v as f64 - max - log_total).collect()
+}
+
+/// Binary cross-entropy of a sigmoid output from its logit `z` against target `t`, in f64:
+/// t · softplus(−z) + (1 − t) · softplus(z), exact for confident predictions.
+pub fn sigmoid_cross_entropy_f64(z: f32, t: f32) -> f64 {
+    let softplus = |x: f64| x.max(0.0) + (-x.abs()).exp().ln_1p();
+    let (z, t) = (z as f64, t as f64);
+    t * softplus(-z) + (1.0 - t) * softplus(z)
+}
+
 /// −log softmax(`logits`)[`label`] in f64: a language model's next-token loss, summed for
 /// perplexity.
 pub fn logits_nll_f64(logits: &[f32], label: usize) -> f64 {
