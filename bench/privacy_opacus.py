@@ -11,10 +11,7 @@ Prints one JSON object: {"epoch_seconds": [...], "test_accuracy": ..., "epsilon"
 """
 
 import argparse
-import gzip
 import json
-import os
-import struct
 import time
 import warnings
 
@@ -24,21 +21,7 @@ import torch
 from opacus import PrivacyEngine
 from torch import nn
 
-
-def read_idx(path):
-    opener = gzip.open if path.endswith(".gz") else open
-    with opener(path, "rb") as f:
-        data = f.read()
-    dims = data[3]
-    shape = struct.unpack(">" + "I" * dims, data[4 : 4 + 4 * dims])
-    return np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * dims).reshape(shape)
-
-
-def find(folder, stem):
-    for name in (stem, stem + ".gz"):
-        if os.path.exists(os.path.join(folder, name)):
-            return os.path.join(folder, name)
-    raise SystemExit(f"{stem} not found in {folder}")
+from mnist_cnn import find, read_idx
 
 
 def load(folder, split):

@@ -4,34 +4,11 @@
 //! gradients of each sample alone, and a convolution and the pooling after it, run in one
 //! pass, predict what the layers run apart do.
 
-use std::path::PathBuf;
-
 use ember::optim::{GlobalNormClip, Scale};
 use ember::prelude::*;
 
-fn repo_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-/// The first `n` training digits as (n, 28, 28, 1) in [0, 1], and their one-hot labels.
-fn digits(n: usize) -> (Tensor, Tensor) {
-    let mnist =
-        Mnist::load(repo_root().join("data/mnist")).expect("data/mnist ships with the repository");
-    let rows: Vec<usize> = (0..n).collect();
-    let mut x = mnist
-        .train_images
-        .clone()
-        .reshape(&[mnist.train_images.shape()[0], 784])
-        .unwrap()
-        .gather_rows(&rows)
-        .unwrap();
-    x.scale_in_place(1.0 / 255.0);
-    let labels = Tensor::new(&[n], mnist.train_labels.data()[..n].to_vec()).unwrap();
-    (
-        x.reshape(&[n, 28, 28, 1]).unwrap(),
-        to_categorical(&labels, Some(10)).unwrap(),
-    )
-}
+mod common;
+use common::digits;
 
 /// Conv2D → max pooling → Flatten → Dense: both kinds of weight a per-example rule covers.
 fn convnet(seed: u64) -> Model {

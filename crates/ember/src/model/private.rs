@@ -8,10 +8,10 @@
 use super::fit::Data;
 use super::functional::{Model, Operation};
 use super::interpreter::GraphView;
-use super::step::{sample_weights, summed_loss};
+use super::step::RecordedBatch;
 use crate::autograd::{Tape, Var};
 use crate::error::{Error, Result};
-use crate::metrics::{accuracy_counts, RunningMetrics};
+use crate::metrics::RunningMetrics;
 use crate::privacy::{Privacy, Sampling};
 use crate::tensor::privacy::clip_and_noise;
 use crate::tensor::random::Rng;
@@ -165,36 +165,18 @@ impl Model {
             let n = rows.len();
             let mut value = 0.0;
             if n > 0 {
-                let xs = data
-                    .x
-                    .iter()
-                    .map(|x| tape.constant_rows(x, rows))
-                    .collect::<Result<Vec<Var>>>()?;
-                let ys = data
-                    .y
-                    .iter()
-                    .map(|y| tape.constant_rows(y, rows))
-                    .collect::<Result<Vec<Var>>>()?;
-                let weights_of_samples = match class_weight {
-                    Some(w) => {
-                        let w = sample_weights(tape.value(ys[0]), w)?;
-                        Some(tape.constant(&w))
-                    }
-                    None => None,
-                };
-                let (outputs, _) = Model::record(layers, graph, tape, &weights, &xs, true, true)?;
-                let (total, first_output) =
-                    summed_loss(compiled.loss, tape, outputs, &ys, weights_of_samples)?;
-                value = tape.value(total).item()?;
-                tape.backward_per_example(total, n)?;
-                running.add_loss(value, n);
-                if let Some(kind) = compiled.accuracy {
-                    running.add_accuracy(accuracy_counts(
-                        kind,
-                        tape.value(first_output),
-                        tape.value(ys[0]),
-                    )?);
-                }
+                let batch = RecordedBatch::record(
+                    (layers, graph, &weights),
+                    tape,
+                    data,
+                    rows,
+                    None,
+                    compiled.loss,
+                    class_weight,
+                )?;
+                value = tape.value(batch.loss).item()?;
+                tape.backward_per_example(batch.loss, n)?;
+                batch.count(tape, (value, n), compiled.accuracy, running)?;
             }
             // Each trained weight's per-example gradients (none: the loss did not reach it,
             // or the batch is empty), clipped, summed and noised into one gradient.

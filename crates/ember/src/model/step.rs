@@ -3,13 +3,13 @@
 
 use super::data_parallel::GradientExchange;
 use super::fit::Data;
-use super::functional::{Compiled, Model};
+use super::functional::{Compiled, Entry, Model, StepWeights};
 use super::interpreter::GraphView;
 use crate::autograd::{Tape, Var};
 use crate::distributed::{self, Shard};
 use crate::error::{Error, Result};
 use crate::loss::Loss;
-use crate::metrics::{accuracy_counts, RunningMetrics};
+use crate::metrics::{accuracy_counts, AccuracyKind, RunningMetrics};
 use crate::tensor::activation::Activation;
 use crate::tensor::Tensor;
 
@@ -24,7 +24,7 @@ pub(super) struct Batch<'a> {
 /// Each sample's weight from its class, as Keras finds it: a one-hot (or probability) row's
 /// argmax, or a single target value rounded half to even — a class index (n,) or (n, 1), or
 /// 0 / 1 for one sigmoid output.
-pub(super) fn sample_weights(y: &Tensor, class_weight: &[f32]) -> Result<Tensor> {
+fn sample_weights(y: &Tensor, class_weight: &[f32]) -> Result<Tensor> {
     let width = y.row_len().max(1);
     let weights = y
         .data()
@@ -58,7 +58,7 @@ pub(super) fn sample_weights(y: &Tensor, class_weight: &[f32]) -> Result<Tensor>
 
 /// The training loss of a recorded pass: the sum of every output's loss (each sample's term
 /// weighted by `weights` when given), and the first output's activation.
-pub(super) fn summed_loss(
+fn summed_loss(
     loss: Loss,
     tape: &mut Tape,
     outputs: Vec<(Var, Activation)>,
@@ -74,6 +74,76 @@ pub(super) fn summed_loss(
         });
     }
     total.ok_or_else(|| Error::invalid("the model has no outputs"))
+}
+
+/// A training batch recorded on a tape: its summed loss, the first output and the first
+/// target.
+pub(super) struct RecordedBatch {
+    pub loss: Var,
+    pub first_output: Var,
+    pub first_target: Var,
+}
+
+impl RecordedBatch {
+    /// Records `rows` of `data` through the layers in training mode, and their loss (each
+    /// sample weighted by its class's `class_weight` when given); the rows of `next` start
+    /// loading into the caches meanwhile.
+    pub(super) fn record(
+        (layers, graph, weights): (&[Entry], &GraphView, &StepWeights),
+        tape: &mut Tape,
+        data: &Data,
+        rows: &[usize],
+        next: Option<&[usize]>,
+        loss: Loss,
+        class_weight: Option<&[f32]>,
+    ) -> Result<RecordedBatch> {
+        let xs = data
+            .x
+            .iter()
+            .map(|x| tape.constant_rows(x, rows))
+            .collect::<Result<Vec<Var>>>()?;
+        let ys = data
+            .y
+            .iter()
+            .map(|y| tape.constant_rows(y, rows))
+            .collect::<Result<Vec<Var>>>()?;
+        if let Some(next) = next {
+            data.x.iter().for_each(|x| x.prefetch_rows(next));
+        }
+        let weights_of_samples = match class_weight {
+            Some(w) => {
+                let w = sample_weights(tape.value(ys[0]), w)?;
+                Some(tape.constant(&w))
+            }
+            None => None,
+        };
+        let (outputs, _) = Model::record(layers, graph, tape, weights, &xs, true, true)?;
+        let (loss, first_output) = summed_loss(loss, tape, outputs, &ys, weights_of_samples)?;
+        Ok(RecordedBatch {
+            loss,
+            first_output,
+            first_target: ys[0],
+        })
+    }
+
+    /// Adds the batch's loss `value` (of `rows` samples) and accuracy to `running`.
+    pub(super) fn count(
+        &self,
+        tape: &Tape,
+        (value, rows): (f32, usize),
+        accuracy: Option<AccuracyKind>,
+        running: &mut RunningMetrics,
+    ) -> Result<()> {
+        running.add_loss(value, rows);
+        if let Some(kind) = accuracy {
+            running.add_accuracy(accuracy_counts(
+                kind,
+                tape.value(self.first_output),
+                tape.value(self.first_target),
+            )?);
+        }
+        Ok(())
+    }
 }
 
 impl Model {
@@ -207,31 +277,16 @@ impl Model {
             let mut exchange = None;
             // A share may be empty (a last batch smaller than the number of processes).
             if !rows.is_empty() {
-                let xs = data
-                    .x
-                    .iter()
-                    .map(|x| tape.constant_rows(x, rows))
-                    .collect::<Result<Vec<Var>>>()?;
-                let ys = data
-                    .y
-                    .iter()
-                    .map(|y| tape.constant_rows(y, rows))
-                    .collect::<Result<Vec<Var>>>()?;
-                // The next batch's rows load while this step computes.
-                if let Some(next) = batch.next {
-                    data.x.iter().for_each(|x| x.prefetch_rows(next));
-                }
-                let sample_weights = match class_weight {
-                    Some(w) => {
-                        let w = sample_weights(tape.value(ys[0]), w)?;
-                        Some(tape.constant(&w))
-                    }
-                    None => None,
-                };
-                let (outputs, _) = Model::record(layers, graph, tape, &weights, &xs, true, true)?;
-                let (total, first_output) =
-                    summed_loss(compiled.loss, tape, outputs, &ys, sample_weights)?;
-                let loss = Model::with_penalties(layers, tape, &weights, total)?;
+                let batch = RecordedBatch::record(
+                    (layers, graph, &weights),
+                    tape,
+                    data,
+                    rows,
+                    batch.next,
+                    compiled.loss,
+                    class_weight,
+                )?;
+                let loss = Model::with_penalties(layers, tape, &weights, batch.loss)?;
                 value = tape.value(loss).item()?;
                 if shared {
                     let mut sums = GradientExchange::start(tape, weight, value)?;
@@ -240,14 +295,7 @@ impl Model {
                 } else {
                     tape.backward(loss)?;
                 }
-                running.add_loss(value, rows.len());
-                if let Some(kind) = compiled.accuracy {
-                    running.add_accuracy(accuracy_counts(
-                        kind,
-                        tape.value(first_output),
-                        tape.value(ys[0]),
-                    )?);
-                }
+                batch.count(tape, (value, rows.len()), compiled.accuracy, running)?;
             } else if shared {
                 // No samples here: the random layers' draws move on as the others' do.
                 Model::skip_training_step(layers, graph);
