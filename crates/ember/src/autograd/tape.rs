@@ -28,6 +28,10 @@ pub(crate) struct Node {
     pub op: Op,
     /// Values an op saves for its backward pass (softmax probabilities, im2col patches, …).
     pub aux: Vec<f32>,
+    /// A weight's per-example gradient buffer, set aside while `grad` holds the step's
+    /// aggregate (private training: see [`Tape::set_grad`]), for the next per-example pass
+    /// to reuse instead of growing `grad` again, which would clear it.
+    pub spare: Tensor,
 }
 
 /// Records operations and computes gradients by reverse accumulation.
@@ -185,7 +189,8 @@ impl Tape {
     }
 
     /// Replaces a trainable weight's gradient with `values` (its length), or leaves it with
-    /// none (None): how gradients summed across processes come back to the step.
+    /// none (None): how gradients summed across processes, or private training's aggregate
+    /// of per-example gradients, come back to the step.
     pub fn set_grad(&mut self, v: Var, values: Option<&[f32]>) -> Result<()> {
         let node = &mut self.nodes[v.0];
         if v.0 >= self.num_params || !node.requires_grad {
@@ -193,6 +198,10 @@ impl Tape {
         }
         match values {
             Some(values) if values.len() == node.value.len() => {
+                // A per-example gradient (larger) is kept aside for the next per-example pass.
+                if node.grad.len() > node.value.len() {
+                    std::mem::swap(&mut node.grad, &mut node.spare);
+                }
                 node.grad.reset_to_shape(node.value.shape());
                 node.grad.copy_from_slice(values);
                 node.has_grad = true;
@@ -451,8 +460,12 @@ impl GradOut {
         if !node.requires_grad {
             return None;
         }
-        let mut buf = mem::take(&mut node.grad);
         let accumulate = node.has_grad;
+        if batch.is_some() && !accumulate && node.spare.len() > node.grad.len() {
+            // The buffer the last per-example pass set aside (see `Tape::set_grad`).
+            mem::swap(&mut node.grad, &mut node.spare);
+        }
+        let mut buf = mem::take(&mut node.grad);
         match (accumulate, batch) {
             (true, _) => {}
             (false, None) => buf.reset_to_shape(node.value.shape()),

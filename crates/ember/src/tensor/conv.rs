@@ -170,41 +170,52 @@ impl Pooling {
 /// Every element of `cols` (of length positions · patch length) is written, zeros only where
 /// the window hangs over the edge, so the buffer need not be cleared first.
 pub fn im2col(x: &[f32], g: &Window, cols: &mut [f32]) {
+    debug_assert_eq!(cols.len(), g.positions() * g.patch_len());
+    if g.input_len() == 0 || g.patch_len() == 0 {
+        cols.fill(0.0);
+        return;
+    }
+    // Rows in (sample, output row, output column) order, walked without divisions.
+    let mut rows = cols.chunks_exact_mut(g.patch_len());
+    for image in x.chunks_exact(g.input_len()).take(g.batch) {
+        for oy in 0..g.out_height {
+            for ox in 0..g.out_width {
+                let Some(dst) = rows.next() else { return };
+                patch_row(image, g, (oy, ox), dst);
+            }
+        }
+    }
+}
+
+/// One output position's patch: its window's taps, kernel row by kernel row, zeros outside.
+#[inline(always)]
+fn patch_row(image: &[f32], g: &Window, (oy, ox): (usize, usize), dst: &mut [f32]) {
     let c = g.channels;
     let (kh, kw) = g.kernel;
-    debug_assert_eq!(cols.len(), g.positions() * g.patch_len());
-    for (row, dst) in cols.chunks_exact_mut(g.patch_len()).enumerate() {
-        let n = row / g.positions_per_sample();
-        let (oy, ox) = (
-            row % g.positions_per_sample() / g.out_width,
-            row % g.out_width,
-        );
-        let image = &x[n * g.input_len()..(n + 1) * g.input_len()];
-        // The taps of one kernel row are neighbouring pixels: contiguous in NHWC, so a row
-        // wholly inside the input is one copy of kw · channels values.
-        let left = (ox * g.strides.1).checked_sub(g.pad.1);
-        let row_inside = left.is_some_and(|x0| x0 + kw <= g.width);
-        for ky in 0..kh {
-            let taps = &mut dst[ky * kw * c..(ky + 1) * kw * c];
-            let y = (oy * g.strides.0 + ky)
-                .checked_sub(g.pad.0)
-                .filter(|&y| y < g.height);
-            match (y, left) {
-                (None, _) => taps.fill(0.0),
-                (Some(y), Some(x0)) if row_inside => {
-                    let at = (y * g.width + x0) * c;
-                    copy(taps, &image[at..at + kw * c]);
-                }
-                (Some(_), _) => {
-                    for kx in 0..kw {
-                        let tap = &mut taps[kx * c..(kx + 1) * c];
-                        match g.source(oy, ox, ky, kx) {
-                            Some((y, x)) => {
-                                let at = (y * g.width + x) * c;
-                                copy(tap, &image[at..at + c]);
-                            }
-                            None => tap.fill(0.0),
+    // The taps of one kernel row are neighbouring pixels: contiguous in NHWC, so a row
+    // wholly inside the input is one copy of kw · channels values.
+    let left = (ox * g.strides.1).checked_sub(g.pad.1);
+    let row_inside = left.is_some_and(|x0| x0 + kw <= g.width);
+    for ky in 0..kh {
+        let taps = &mut dst[ky * kw * c..(ky + 1) * kw * c];
+        let y = (oy * g.strides.0 + ky)
+            .checked_sub(g.pad.0)
+            .filter(|&y| y < g.height);
+        match (y, left) {
+            (None, _) => taps.fill(0.0),
+            (Some(y), Some(x0)) if row_inside => {
+                let at = (y * g.width + x0) * c;
+                copy(taps, &image[at..at + kw * c]);
+            }
+            (Some(_), _) => {
+                for kx in 0..kw {
+                    let tap = &mut taps[kx * c..(kx + 1) * c];
+                    match g.source(oy, ox, ky, kx) {
+                        Some((y, x)) => {
+                            let at = (y * g.width + x) * c;
+                            copy(tap, &image[at..at + c]);
                         }
+                        None => tap.fill(0.0),
                     }
                 }
             }
@@ -212,13 +223,20 @@ pub fn im2col(x: &[f32], g: &Window, cols: &mut [f32]) {
     }
 }
 
-/// `dst.copy_from_slice(src)`, without a library call for the few values of a kernel row
-/// over one or three channels (a call per row would cost more than the copy).
+/// Copies `src` into `dst` (the same length): short rows (a kernel row of few channels) by
+/// register moves of 8 values, not a call to `memcpy` for each.
 #[inline(always)]
 fn copy(dst: &mut [f32], src: &[f32]) {
+    debug_assert_eq!(dst.len(), src.len());
     match (dst, src) {
         ([d0], [s0]) => *d0 = *s0,
         ([d0, d1, d2], [s0, s1, s2]) => (*d0, *d1, *d2) = (*s0, *s1, *s2),
+        (dst, src) if dst.len() % 8 == 0 && dst.len() <= 64 => {
+            for (d, s) in dst.chunks_exact_mut(8).zip(src.chunks_exact(8)) {
+                let values: [f32; 8] = s.try_into().expect("chunks of 8");
+                d.copy_from_slice(&values);
+            }
+        }
         (dst, src) => dst.copy_from_slice(src),
     }
 }
