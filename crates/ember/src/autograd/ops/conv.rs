@@ -233,17 +233,21 @@ pub(crate) fn backward_conv2d(
     let mut bias_grad = bias
         .filter(|_| bias_batch.is_none())
         .and_then(|b| GradOut::take_zeroed(nodes, b));
-    conv2d_backward(
-        nodes[x.0].value.data(),
-        window,
-        nodes[kernel.0].value.data(),
-        filters,
-        activation,
-        (y, grad),
-        kernel_grad.as_mut().map(super::grad_buf),
-        bias_grad.as_mut().map(|g| &mut g.buf),
-        input_grad.as_mut().map(super::grad_buf),
-    );
+    // Nothing wanted of the batch's sums (a first convolution whose weights are all kept
+    // per example): no pass over the batch for them.
+    if kernel_grad.is_some() || bias_grad.is_some() || input_grad.is_some() {
+        conv2d_backward(
+            nodes[x.0].value.data(),
+            window,
+            nodes[kernel.0].value.data(),
+            filters,
+            activation,
+            (y, grad),
+            kernel_grad.as_mut().map(super::grad_buf),
+            bias_grad.as_mut().map(|g| &mut g.buf),
+            input_grad.as_mut().map(super::grad_buf),
+        );
+    }
     for mut grad in [kernel_grad, bias_grad, input_grad].into_iter().flatten() {
         grad.accumulate = true;
         grad.put(nodes);
